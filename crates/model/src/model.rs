@@ -1,0 +1,64 @@
+//! Models (typed templates of a kind of equipment) and instances (a model bound to the
+//! addresses of one asset's sources).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::{AssetPath, DataType, Deadband, Transform, Unit};
+
+/// A typed template for a kind of equipment, e.g. `Filler`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Model {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub attributes: Vec<Attribute>,
+}
+
+/// One typed attribute of a model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Attribute {
+    pub name: String,
+    #[serde(rename = "type", serialize_with = "serialize_display")]
+    pub data_type: DataType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Unit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Engineering range `[min, max]`; the base of percent deadbands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
+    /// For string attributes that name states: the allowed labels.
+    #[serde(rename = "enum", skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
+}
+
+fn serialize_display<S: serde::Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(t)
+}
+
+impl Model {
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+}
+
+/// A model bound to one asset: where each attribute's value comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instance {
+    pub asset: AssetPath,
+    pub model: Arc<Model>,
+    pub bindings: Vec<Binding>,
+}
+
+/// One attribute of an instance bound to one address of one source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    pub attribute: String,
+    pub source: String,
+    pub address: String,
+    /// Applied in order to the raw reading; ends with a cast to the attribute type.
+    pub transforms: Vec<Transform>,
+    pub deadband: Option<Deadband>,
+}

@@ -1,0 +1,88 @@
+//! UTC timestamps with nanosecond resolution.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Serialize, Serializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Nanoseconds since the Unix epoch, UTC. Covers the years 1678 to 2262.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub const fn from_unix_nanos(nanos: i64) -> Timestamp {
+        Timestamp(nanos)
+    }
+
+    pub const fn unix_nanos(self) -> i64 {
+        self.0
+    }
+
+    pub fn from_unix_millis(millis: i64) -> Timestamp {
+        Timestamp(millis.saturating_mul(1_000_000))
+    }
+
+    pub fn now() -> Timestamp {
+        let nanos = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            // A clock set before 1970 is a misconfigured box, not a reason to stop.
+            Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+        };
+        Timestamp(nanos)
+    }
+
+    /// Adds a (possibly negative) number of nanoseconds, saturating at the ends of the range.
+    pub fn add_nanos(self, nanos: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(nanos))
+    }
+
+    /// Parses an RFC 3339 timestamp with any offset; the result is UTC.
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let dt = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        i64::try_from(dt.unix_timestamp_nanos()).ok().map(Timestamp)
+    }
+
+    /// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-27T10:00:00.123456789Z`.
+    pub fn to_rfc3339(self) -> String {
+        match OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
+            .ok()
+            .and_then(|dt| dt.format(&Rfc3339).ok())
+        {
+            Some(text) => text,
+            None => format!("@{}ns", self.0),
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_with_nanoseconds() {
+        let t = Timestamp::from_unix_nanos(1_795_000_000_123_456_789);
+        assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
+        assert!(t.to_rfc3339().ends_with('Z'));
+    }
+
+    #[test]
+    fn offsets_are_normalized_to_utc() {
+        let a = Timestamp::parse_rfc3339("2026-01-01T01:00:00+01:00").unwrap();
+        let b = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(a, b);
+    }
+}
