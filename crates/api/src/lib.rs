@@ -1,1 +1,189 @@
-//! stub
+//! Backplane's HTTP API: how IT applications, the web UI and monitoring read the unified
+//! model, set production context and follow live changes, without ever talking to a PLC.
+//!
+//! Everything is served from one [`router`] over a running engine's
+//! [`EngineHandle`](backplane_engine::EngineHandle); [`serve`] runs it with graceful
+//! shutdown. Every route is listed once, in [`endpoints`], which both builds the router and
+//! is checked against the hand-written OpenAPI document in tests.
+//!
+//! Layout:
+//! - `error.rs`: [`ApiError`](error::ApiError), the single JSON error shape, and the
+//!   fallbacks for unknown routes and methods.
+//! - `auth.rs`: bearer-token check for mutating calls.
+//! - `assets.rs`: the asset tree, one asset with its attributes, latest values by prefix.
+//! - `context.rs`: reading, setting and clearing production context.
+//! - `lineage.rs`: where a value came from.
+//! - `stream.rs`: live changes over WebSocket and Server-Sent Events.
+//! - `ops.rs`: health, metrics and the index of links.
+//! - `openapi.rs` + `openapi.json`: the OpenAPI 3.1 document, written by hand.
+//!
+//! The API's contract for people is `docs/api.md`; for machines, `/api/v1/openapi.json`.
+
+mod assets;
+mod auth;
+mod context;
+mod error;
+mod lineage;
+mod openapi;
+mod ops;
+mod stream;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use backplane_engine::EngineHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+/// How the API is exposed.
+#[derive(Clone)]
+pub struct ApiOptions {
+    /// The resolved bearer token. When set, mutating calls (PUT, DELETE) require
+    /// `Authorization: Bearer <token>`; reads stay open.
+    pub token: Option<String>,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiOptions {
+    fn default() -> ApiOptions {
+        ApiOptions { token: None, max_body_bytes: 64 * 1024 }
+    }
+}
+
+// Hand-written so the token never ends up in a log line.
+impl fmt::Debug for ApiOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+/// What every handler gets.
+#[derive(Clone, Debug)]
+pub(crate) struct AppState {
+    pub engine: EngineHandle,
+    pub token: Option<Arc<str>>,
+}
+
+/// The HTTP methods the API uses; one place maps them to axum and to OpenAPI names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Get,
+    Put,
+    Delete,
+}
+
+impl Verb {
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Put => MethodFilter::PUT,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Put => "PUT",
+            Verb::Delete => "DELETE",
+        }
+    }
+}
+
+/// One route: method, axum path and handler.
+pub(crate) struct Endpoint {
+    pub verb: Verb,
+    pub path: &'static str,
+    pub handler: MethodRouter<AppState>,
+}
+
+impl Endpoint {
+    /// The path as OpenAPI writes it: axum's wildcard `{*path}` becomes `{path}`.
+    pub fn openapi_path(&self) -> String {
+        self.path.replace("{*", "{")
+    }
+}
+
+fn endpoint<H, T>(verb: Verb, path: &'static str, handler: H) -> Endpoint
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Endpoint { verb, path, handler: on(verb.filter(), handler) }
+}
+
+/// Every route of the API. The router is built from this list and the OpenAPI test checks
+/// the document against it, so the two cannot drift apart.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    use Verb::{Delete, Get, Put};
+    vec![
+        endpoint(Get, "/api/v1", ops::index),
+        endpoint(Get, "/api/v1/assets", assets::tree),
+        endpoint(Get, "/api/v1/assets/{*path}", assets::asset),
+        endpoint(Get, "/api/v1/values", assets::values),
+        endpoint(Get, "/api/v1/context/{*path}", context::get),
+        endpoint(Put, "/api/v1/context/{*path}", context::put),
+        endpoint(Delete, "/api/v1/context/{*path}", context::delete),
+        endpoint(Get, "/api/v1/lineage/{*tagpath}", lineage::get),
+        endpoint(Get, "/api/v1/stream/ws", stream::websocket),
+        endpoint(Get, "/api/v1/stream/sse", stream::sse),
+        endpoint(Get, "/api/v1/health", ops::health),
+        endpoint(Get, "/api/v1/openapi.json", openapi::document),
+        endpoint(Get, "/metrics", ops::metrics),
+    ]
+}
+
+/// The API over a running engine.
+pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
+    let state = AppState { engine, token: options.token.map(Into::into) };
+    let mut router = Router::new();
+    for e in endpoints() {
+        router = router.route(e.path, e.handler);
+    }
+    router
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .method_not_allowed_fallback(error::wrong_method)
+        .fallback(error::no_route)
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serializes `value` straight into a JSON response. Going through `serde_json::Value`
+/// would sort object keys and lose the model order of attributes.
+pub(crate) fn json_response<T: serde::Serialize + ?Sized>(value: &T) -> Result<Response, error::ApiError> {
+    let body = serde_json::to_vec(value).map_err(|e| error::ApiError::internal(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+}
+
+/// Tells long-lived streams that the server is shutting down, so they close and the
+/// graceful shutdown is not held open by a dashboard that never disconnects.
+#[derive(Clone, Debug)]
+pub(crate) struct StreamShutdown(pub CancellationToken);
+
+/// Serves until `shutdown` resolves (graceful: in-flight requests finish; open streams are
+/// closed).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = CancellationToken::new();
+    let router = router.layer(axum::Extension(StreamShutdown(token.clone())));
+    let signal = async move {
+        shutdown.await;
+        token.cancel();
+    };
+    axum::serve(listener, router).with_graceful_shutdown(signal).await
+}

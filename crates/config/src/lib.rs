@@ -1,1 +1,42 @@
-//! stub
+//! Backplane's configuration: one TOML file (plus included files) read into a validated
+//! [`Plan`], or into every error it contains at once, each with file:line:column, the key
+//! and a hint, like a compiler.
+//!
+//! Layout:
+//! - [`reader`]: a spanned TOML walker ([`Table`], [`Item`]) that records which keys were
+//!   read, so unknown keys are errors, and collects [`Diagnostic`]s instead of stopping.
+//! - [`catalog`]: the [`KindSpec`] trait through which the engine's source and sink kinds
+//!   read their own keys and check addresses.
+//! - [`secret`]: secrets by reference (`env:NAME`, `file:PATH`).
+//! - `loader`: the main file and its includes, and the top-level sections; `models`,
+//!   `components` (sources and sinks) and `assets` (the tree and its bindings) read one
+//!   section each and do the cross-checks between them.
+//! - [`plan`]: the validated result the engine runs.
+
+mod assets;
+pub mod catalog;
+mod components;
+mod loader;
+mod models;
+pub mod plan;
+pub mod reader;
+pub mod secret;
+
+use std::path::Path;
+
+pub use catalog::{AddressError, Catalog, KindSpec};
+pub use plan::{ApiSettings, AssetSpec, ComponentSpec, Gateway, Namespace, Plan, Settings};
+pub use reader::{Diagnostic, Item, KeyRef, Location, Table, parse_duration};
+pub use secret::{Secret, SecretError};
+
+/// Reads the configuration file at `path` and every file it includes. On failure returns
+/// every problem found in every file, sorted by file (in load order) and position.
+pub fn load(path: &Path, catalog: &Catalog) -> Result<Plan, Vec<Diagnostic>> {
+    loader::load(path, catalog)
+}
+
+/// Like [`load`], for a configuration given as text. `origin` names the text in
+/// diagnostics, and its directory is the base for includes and `gateway.data_dir`.
+pub fn load_str(text: &str, origin: &Path, catalog: &Catalog) -> Result<Plan, Vec<Diagnostic>> {
+    loader::load_str(text, origin, catalog)
+}

@@ -1,1 +1,44 @@
-//! stub
+//! Backplane's engine: runs sources and sinks and the pipeline between them.
+//!
+//! Data path: sources emit [`RawBatch`]es into one bounded queue; the [`Pipeline`] turns
+//! each into samples (normalize: transform chain, quality, range check, deadband;
+//! contextualize: the effective [`Context`](backplane_model::Context) of the asset),
+//! records them in the [`LatestValues`] cache and the [`Router`] hands the shared batch
+//! to every sink queue and to live-stream subscribers.
+//!
+//! Layout:
+//! - [`component`]: the [`Source`] and [`Sink`] traits, their I/O handles, the kind
+//!   [`Registry`].
+//! - [`topology`]: the plan compiled into dense tables (assets, tags, routes).
+//! - [`pipeline`]: normalize → contextualize → route; the backpressure policy.
+//! - [`context`]: own and effective context per asset.
+//! - [`cache`]: latest value, raw reading and error per tag.
+//! - [`supervisor`]: restart with capped exponential backoff and jitter.
+//! - [`health`], [`metrics`]: what operators see.
+//! - [`payload`]: the JSON form of samples and events; [`lineage`]: where a value came from.
+//! - [`runtime`]: [`Engine`] (start, shutdown) and [`EngineHandle`] (used by the API).
+//! - [`builtin`]: the `simulator` source and `jsonl` sink kinds.
+
+pub mod builtin;
+pub mod cache;
+pub mod component;
+pub mod context;
+pub mod health;
+pub mod lineage;
+pub mod metrics;
+pub mod payload;
+pub mod pipeline;
+pub mod runtime;
+pub mod supervisor;
+pub mod topology;
+
+pub use cache::{Latest, LatestValues};
+pub use component::{
+    ComponentError, PipelineInput, RawBatch, RawReading, Registry, Sink, SinkContext, SinkIo, SinkKind, Source,
+    SourceContext, SourceIo, SourceKind,
+};
+pub use health::{ComponentHealth, ComponentState};
+pub use lineage::Lineage;
+pub use pipeline::{Batch, Pipeline, Router};
+pub use runtime::{Engine, EngineHandle, EngineOptions, EngineStopped, HealthReport};
+pub use topology::{AssetNode, TagInfo, Topology};

@@ -129,6 +129,9 @@ impl Context {
     }
 }
 
+/// One field that changed: the field, its old and its new value.
+pub type FieldChange = (ContextField, Option<Arc<str>>, Option<Arc<str>>);
+
 /// A change to an asset's own context: each listed field is set (`Some`) or cleared (`None`);
 /// fields not listed are left as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -148,7 +151,7 @@ impl ContextPatch {
     }
 
     /// Applies the patch, returning the fields that actually changed with old and new value.
-    pub fn apply(&self, own: &mut Context) -> Vec<(ContextField, Option<Arc<str>>, Option<Arc<str>>)> {
+    pub fn apply(&self, own: &mut Context) -> Vec<FieldChange> {
         let mut changed = Vec::new();
         for (field, value) in &self.changes {
             let old = own.get(*field).cloned();

@@ -22,7 +22,8 @@ impl TagId {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
     pub tag: TagId,
-    pub value: Value,
+    /// `None` only when the quality is bad and no value has been read yet (JSON `null`).
+    pub value: Option<Value>,
     pub quality: Quality,
     /// When the device says the value was measured, if it says.
     pub source_time: Option<Timestamp>,

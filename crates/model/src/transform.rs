@@ -264,7 +264,8 @@ impl Deadband {
             Deadband::Percent { percent, span } => percent / 100.0 * span,
         };
         // NaN never compares greater: a change to or from NaN is always reported.
-        !((next - last).abs() <= threshold)
+        let delta = (next - last).abs();
+        delta.is_nan() || delta > threshold
     }
 }
 

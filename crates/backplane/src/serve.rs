@@ -1,0 +1,111 @@
+//! Running a plan: the engine, the HTTP API, and shutdown on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use backplane_api::ApiOptions;
+use backplane_config::Plan;
+use backplane_engine::{Engine, EngineOptions, Registry};
+
+/// Printed once the API listens, with the base URL the demo user should open.
+pub type Banner = fn(&str);
+
+pub fn run_blocking(plan: Plan, registry: Registry, listen: Option<SocketAddr>, banner: Option<Banner>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(plan, registry, listen, banner)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(plan: Plan, registry: Registry, listen: Option<SocketAddr>, banner: Option<Banner>) -> Result<(), String> {
+    let token = match &plan.api.token {
+        Some(secret) => Some(secret.resolve().map_err(|e| format!("[api] token: {e}"))?),
+        None => None,
+    };
+    let address = listen.unwrap_or(plan.api.listen);
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        format!("cannot listen on {address}: {e} (pass --listen with another address, or port 0 for any free port)")
+    })?;
+    let bound = listener.local_addr().map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let options = ApiOptions { token, max_body_bytes: plan.api.max_body_bytes };
+    let engine = Engine::start(plan, &registry, EngineOptions::default()).map_err(|e| e.to_string())?;
+    let router = backplane_api::router(engine.handle(), options);
+
+    let base = format!("http://{bound}");
+    // The one line on stdout that scripts (and the end-to-end test) read.
+    println!("API listening on {base}");
+    if let Some(banner) = banner {
+        banner(&base);
+    }
+    tracing::info!(%base, "started");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let api = tokio::spawn(backplane_api::serve(listener, router, async {
+        let _ = stop_rx.await;
+    }));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(());
+    match api.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "the API stopped with an error"),
+        Err(e) => tracing::warn!(error = %e, "the API task failed"),
+    }
+    engine.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+pub fn demo_banner(base: &str) {
+    let filler = "acme-dairy/plant-a/packaging/line-1/filler";
+    println!(
+        "
+Backplane demo: the simulated Acme Dairy, plant A, is running.
+
+  Asset tree        curl {base}/api/v1/assets
+  Filler, line 1    curl {base}/api/v1/assets/{filler}
+  Filler, line 2    curl {base}/api/v1/assets/acme-dairy/plant-a/packaging/line-2/filler
+  All values        curl '{base}/api/v1/values?prefix=acme-dairy/plant-a/packaging'
+  Start a work order on line 1:
+    curl -X PUT -H 'content-type: application/json' \\
+         -d '{{\"work_order\": \"WO-1001\", \"product\": \"milk-1l\", \"batch\": \"B-77\"}}' \\
+         {base}/api/v1/context/acme-dairy/plant-a/packaging/line-1
+  Where a value came from
+                    curl {base}/api/v1/lineage/{filler}/product_temperature
+  Live changes      curl -N '{base}/api/v1/stream/sse?prefix=acme-dairy/plant-a/packaging/line-1'
+  Health, metrics   curl {base}/api/v1/health    curl {base}/metrics
+  API description   {base}/api/v1/openapi.json
+
+Samples are also written to data/samples.jsonl. Press Ctrl-C to stop."
+    );
+}

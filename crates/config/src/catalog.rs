@@ -1,0 +1,75 @@
+//! The kinds of sources and sinks the configuration may name, and how each reads its own
+//! keys. The engine registers its kinds here; the config crate knows none of them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::plan::Settings;
+use crate::reader::Table;
+
+/// How one kind of source or sink reads and checks its configuration, without connecting
+/// to anything.
+pub trait KindSpec: Send + Sync {
+    /// One line saying what the kind is, for `backplane check` hints.
+    fn describe(&self) -> &'static str;
+
+    /// Reads the kind's own keys from one `[[sources]]` / `[[sinks]]` table (the common
+    /// keys `name`, `kind` and `enabled` are already read). Problems are reported through
+    /// `table` and the method returns `None` if the settings are unusable. Keys left unread
+    /// are reported as unknown by the caller.
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings>;
+
+    /// Sources: checks one address that a binding reads from this source.
+    fn check_address(&self, _settings: &Settings, _address: &str) -> Result<(), AddressError> {
+        Ok(())
+    }
+}
+
+/// Why an address is not valid for a source, with a hint for the engineer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Registered source and sink kinds, by name.
+#[derive(Default, Clone)]
+pub struct Catalog {
+    sources: BTreeMap<String, Arc<dyn KindSpec>>,
+    sinks: BTreeMap<String, Arc<dyn KindSpec>>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("sources", &self.sources.keys().collect::<Vec<_>>())
+            .field("sinks", &self.sinks.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Catalog {
+    pub fn add_source(&mut self, kind: &str, spec: Arc<dyn KindSpec>) {
+        self.sources.insert(kind.to_owned(), spec);
+    }
+
+    pub fn add_sink(&mut self, kind: &str, spec: Arc<dyn KindSpec>) {
+        self.sinks.insert(kind.to_owned(), spec);
+    }
+
+    pub fn source(&self, kind: &str) -> Option<&Arc<dyn KindSpec>> {
+        self.sources.get(kind)
+    }
+
+    pub fn sink(&self, kind: &str) -> Option<&Arc<dyn KindSpec>> {
+        self.sinks.get(kind)
+    }
+
+    pub fn source_kinds(&self) -> impl Iterator<Item = &str> {
+        self.sources.keys().map(String::as_str)
+    }
+
+    pub fn sink_kinds(&self) -> impl Iterator<Item = &str> {
+        self.sinks.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,110 @@
+//! `[[sources]]` and `[[sinks]]`: the common keys, then the kind's own through its
+//! [`KindSpec`].
+
+use std::sync::Arc;
+
+use backplane_model::asset::validate_slug;
+
+use crate::plan::{ComponentSpec, Settings};
+use crate::reader::{Location, Table, suggest};
+use crate::{Catalog, KindSpec};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Source,
+    Sink,
+}
+
+impl Role {
+    fn noun(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Sink => "sink",
+        }
+    }
+}
+
+/// A named source or sink as far as it could be read. Entries whose kind or settings
+/// failed are kept, so bindings naming them get no second error.
+pub(crate) struct Registered {
+    pub name: String,
+    pub spec: Option<Arc<dyn KindSpec>>,
+    pub settings: Option<Settings>,
+    pub location: Location,
+}
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered").field("name", &self.name).field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Components {
+    /// Every valid entry, for the plan.
+    pub specs: Vec<ComponentSpec>,
+    /// Every named entry, valid or not, in configuration order.
+    pub registry: Vec<Registered>,
+}
+
+pub(crate) fn read_components(tables: Vec<Table<'_>>, catalog: &Catalog, role: Role) -> Components {
+    let mut out = Components::default();
+    let noun = role.noun();
+    for mut t in tables {
+        let name_item = t.required_item("name");
+        let name = name_item.as_ref().and_then(|item| item.expect_str());
+        let mut name_ok = name.is_some();
+        if let (Some(name), Some(item)) = (name, &name_item) {
+            if let Err(e) = validate_slug(name) {
+                item.error(format!("invalid {noun} name: {e}"), None);
+                name_ok = false;
+            }
+            if let Some(first) = out.registry.iter().find(|r| r.name == name) {
+                let at = &first.location;
+                item.error(
+                    format!("duplicate {noun} name `{name}`"),
+                    Some(format!("first defined at {}:{}:{}; {noun} names must be unique", at.file.display(), at.line, at.column)),
+                );
+                name_ok = false;
+            }
+        }
+        let kind = t.required_str("kind");
+        let spec = kind.and_then(|kind| {
+            let spec = match role {
+                Role::Source => catalog.source(kind),
+                Role::Sink => catalog.sink(kind),
+            };
+            if spec.is_none() {
+                let kinds: Vec<&str> = match role {
+                    Role::Source => catalog.source_kinds().collect(),
+                    Role::Sink => catalog.sink_kinds().collect(),
+                };
+                let hint = suggest(kind, kinds.iter().copied(), &format!("known {noun} kinds"))
+                    .or_else(|| Some(format!("no {noun} kinds are registered")));
+                t.error("kind", format!("unknown {noun} kind `{kind}`"), hint);
+            }
+            spec.cloned()
+        });
+        let enabled = t.optional_bool("enabled").unwrap_or(true);
+        let settings = spec.as_ref().and_then(|spec| {
+            let settings = spec.parse(&mut t);
+            t.finish();
+            settings
+        });
+        // Without a kind its keys are unknowable, so they are not reported one by one.
+        if let (Some(name), Some(item)) = (name, &name_item)
+            && !out.registry.iter().any(|r| r.name == name)
+        {
+            out.registry.push(Registered {
+                name: name.to_owned(),
+                spec: spec.clone(),
+                settings: settings.clone(),
+                location: item.location(),
+            });
+        }
+        if let (true, Some(name), Some(kind), Some(settings)) = (name_ok, name, kind, settings) {
+            out.specs.push(ComponentSpec { name: name.to_owned(), kind: kind.to_owned(), enabled, settings });
+        }
+    }
+    out
+}

@@ -1,0 +1,310 @@
+//! Reading the main file and its includes, then the top-level sections of every file into
+//! one [`Plan`].
+//!
+//! Loading runs in two passes. The first reads every file, following `include` depth
+//! first, so the set of texts is fixed before anything borrows from it; the second parses
+//! them again and walks their sections with [`Table`]s that borrow the parsed documents.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use backplane_model::asset::validate_slug;
+use sha2::{Digest, Sha256};
+
+use crate::assets::{self, Env};
+use crate::components;
+use crate::models;
+use crate::plan::{ApiSettings, Gateway, Namespace, Plan};
+use crate::reader::{Ctx, Diagnostic, Item, Location, Sink, SourceFile, Table, parse_document, with_article};
+use crate::Catalog;
+
+/// Sections only the main file may contain.
+const MAIN_ONLY: [&str; 3] = ["gateway", "api", "namespace"];
+
+pub(crate) fn load(path: &Path, catalog: &Catalog) -> Result<Plan, Vec<Diagnostic>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_source(SourceFile::new(path.to_owned(), text), catalog),
+        Err(e) => Err(vec![Diagnostic {
+            location: Location { file: path.to_owned(), line: 1, column: 1 },
+            key: String::new(),
+            message: format!("cannot read configuration file: {e}"),
+            hint: None,
+        }]),
+    }
+}
+
+pub(crate) fn load_str(text: &str, origin: &Path, catalog: &Catalog) -> Result<Plan, Vec<Diagnostic>> {
+    load_source(SourceFile::new(origin.to_owned(), text.to_owned()), catalog)
+}
+
+fn load_source(main: SourceFile, catalog: &Catalog) -> Result<Plan, Vec<Diagnostic>> {
+    let sink = Sink::default();
+    let mut files = Files { sink: &sink, files: Vec::new(), stack: Vec::new(), seen: Vec::new() };
+    let canonical = canonical(&main.path);
+    files.visit(main, canonical);
+    let files = files.files;
+    let plan = build(&files, catalog, &sink);
+    let mut diagnostics = sink.into_inner();
+    match plan {
+        Some(plan) if diagnostics.is_empty() => Ok(plan),
+        _ => {
+            if diagnostics.is_empty() {
+                // Every path that yields no plan reports why; this guards against a gap.
+                diagnostics.push(Diagnostic {
+                    location: Location { file: files.first().map(|f| f.path.clone()).unwrap_or_default(), line: 1, column: 1 },
+                    key: String::new(),
+                    message: "configuration could not be loaded".to_owned(),
+                    hint: None,
+                });
+            }
+            let order = |d: &Diagnostic| files.iter().position(|f| f.path == d.location.file).unwrap_or(usize::MAX);
+            diagnostics.sort_by_key(|d| (order(d), d.location.line, d.location.column));
+            Err(diagnostics)
+        }
+    }
+}
+
+/// The identity of a file for cycle detection; falls back to the path as given for texts
+/// that do not exist on disk (`load_str`).
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).or_else(|_| std::path::absolute(path)).unwrap_or_else(|_| path.to_owned())
+}
+
+/// The first pass: every file's text, main first, includes depth first in order.
+struct Files<'s> {
+    sink: &'s Sink,
+    files: Vec<SourceFile>,
+    /// Canonical paths of the files being included, outermost first, for cycles.
+    stack: Vec<PathBuf>,
+    /// Canonical paths of every file read.
+    seen: Vec<PathBuf>,
+}
+
+/// One entry of an `include` array.
+struct Include {
+    text: String,
+    location: Location,
+    key: String,
+}
+
+impl Files<'_> {
+    fn visit(&mut self, file: SourceFile, canonical: PathBuf) {
+        let includes = self.includes(&file);
+        let dir = file.dir().to_owned();
+        self.files.push(file);
+        self.seen.push(canonical.clone());
+        self.stack.push(canonical);
+        for include in includes {
+            let path = dir.join(&include.text);
+            let report = |message: String, hint: Option<String>| {
+                self.sink.push(Diagnostic { location: include.location.clone(), key: include.key.clone(), message, hint })
+            };
+            let target = match std::fs::canonicalize(&path) {
+                Ok(target) => target,
+                Err(e) => {
+                    report(format!("cannot read included file `{}`: {e}", path.display()), None);
+                    continue;
+                }
+            };
+            if let Some(start) = self.stack.iter().position(|p| *p == target) {
+                let chain: Vec<String> = self.stack[start..]
+                    .iter()
+                    .chain(std::iter::once(&target))
+                    .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+                    .collect();
+                report(
+                    format!("include cycle: {}", chain.join(" → ")),
+                    Some("remove this include; a file cannot include itself, directly or through others".to_owned()),
+                );
+                continue;
+            }
+            if self.seen.contains(&target) {
+                report(
+                    format!("`{}` is included more than once", include.text),
+                    Some("include each file once; its sections would be loaded twice".to_owned()),
+                );
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(text) => self.visit(SourceFile::new(path, text), target),
+                Err(e) => report(format!("cannot read included file `{}`: {e}", path.display()), None),
+            }
+        }
+        self.stack.pop();
+    }
+
+    /// Parses `file` for its `include` entries; a syntax error is reported here, once.
+    fn includes(&self, file: &SourceFile) -> Vec<Include> {
+        let doc = match parse_document(file) {
+            Ok(doc) => doc,
+            Err(diagnostic) => {
+                self.sink.push(diagnostic);
+                return Vec::new();
+            }
+        };
+        let mut root = Table::root(Ctx { file, sink: self.sink }, &doc);
+        let Some(items) = root.optional_item("include").and_then(|item| item.expect_array()) else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| {
+                let text = item.expect_str()?;
+                Some(Include { text: text.to_owned(), location: item.location(), key: item.key_path().to_owned() })
+            })
+            .collect()
+    }
+}
+
+/// The second pass: every section of every file, cross-checked, into a plan. Returns
+/// `None` when something needed is missing; the reason is always in `sink`.
+fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
+    // Syntax errors were reported by the first pass; files with one are skipped here.
+    let docs: Vec<_> = files.iter().map(|f| parse_document(f).ok()).collect();
+    let main = files.first()?;
+    let mut gateway = None;
+    let mut api = None;
+    let mut namespace = None;
+    let mut model_entries = Vec::new();
+    let mut asset_tables = Vec::new();
+    let mut source_tables = Vec::new();
+    let mut sink_tables = Vec::new();
+    for (i, (file, doc)) in files.iter().zip(&docs).enumerate() {
+        let Some(doc) = doc else { continue };
+        let mut root = Table::root(Ctx { file, sink }, doc);
+        root.skip("include");
+        if i == 0 {
+            gateway = Some(read_gateway(root.optional_table("gateway"), file.dir()));
+            api = Some(read_api(root.optional_table("api")));
+            namespace = root.required_table("namespace").and_then(read_namespace);
+        } else {
+            for key in MAIN_ONLY {
+                if let Some(item) = root.optional_item(key) {
+                    item.error(
+                        format!("`{key}` is only allowed in the main file"),
+                        Some(format!("move it to {}", main.path.display())),
+                    );
+                }
+            }
+        }
+        if let Some(mut models) = root.optional_table("models") {
+            model_entries.extend(models.take_remaining());
+            models.finish();
+        }
+        asset_tables.extend(array_of_tables(&mut root, "assets"));
+        source_tables.extend(array_of_tables(&mut root, "sources"));
+        sink_tables.extend(array_of_tables(&mut root, "sinks"));
+        root.finish();
+    }
+
+    let models = models::read_models(model_entries);
+    let sources = components::read_components(source_tables, catalog, components::Role::Source);
+    let sinks = components::read_components(sink_tables, catalog, components::Role::Sink);
+    let env = Env { models: &models, sources: &sources.registry };
+    let declared = assets::read_assets(asset_tables, &env);
+    let namespace = namespace?;
+    let assets = assets::arrange(declared, &namespace);
+    if !sink.is_empty() {
+        return None;
+    }
+
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(file.text.as_bytes());
+    }
+    let version = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Some(Plan {
+        version,
+        files: files.iter().map(|f| f.path.clone()).collect(),
+        gateway: gateway?,
+        api: api?,
+        namespace,
+        models: models.into_iter().map(|m| m.model).collect(),
+        assets: assets?,
+        sources: sources.specs,
+        sinks: sinks.specs,
+    })
+}
+
+/// The tables of a `[[key]]` array.
+fn array_of_tables<'a>(root: &mut Table<'a>, key: &str) -> Vec<Table<'a>> {
+    let Some(item) = root.optional_item(key) else { return Vec::new() };
+    let Some(items) = item.as_array() else {
+        item.error(
+            format!("expected an array of tables, found {}", with_article(item.type_name())),
+            Some(format!("write each entry as `[[{key}]]`, with two brackets")),
+        );
+        return Vec::new();
+    };
+    items.iter().filter_map(Item::expect_table).collect()
+}
+
+fn read_gateway(table: Option<Table<'_>>, dir: &Path) -> Gateway {
+    let mut gateway = Gateway { name: "backplane".to_owned(), data_dir: dir.join("data") };
+    let Some(mut t) = table else { return gateway };
+    if let Some(name) = t.optional_str("name") {
+        match validate_slug(name) {
+            Ok(()) => gateway.name = name.to_owned(),
+            Err(e) => t.error("name", format!("invalid gateway name: {e}"), None),
+        }
+    }
+    if let Some(data_dir) = t.optional_str("data_dir") {
+        if data_dir.is_empty() {
+            t.error("data_dir", "`data_dir` is empty", Some("write a directory, e.g. \"data\"".to_owned()));
+        } else {
+            // `join` keeps an absolute `data_dir` as it is.
+            gateway.data_dir = dir.join(data_dir);
+        }
+    }
+    t.finish();
+    gateway
+}
+
+/// The smallest `max_body_bytes` accepted: below this even a small config apply fails.
+const MIN_BODY_BYTES: u64 = 1024;
+
+fn read_api(table: Option<Table<'_>>) -> ApiSettings {
+    let mut api = ApiSettings::default();
+    let Some(mut t) = table else { return api };
+    if let Some(listen) = t.optional_str("listen") {
+        match listen.parse::<SocketAddr>() {
+            Ok(addr) => api.listen = addr,
+            Err(_) => t.error(
+                "listen",
+                format!("invalid listen address `{listen}`"),
+                Some("write an IP address and a port, e.g. \"127.0.0.1:8080\", \"0.0.0.0:8080\" or \"[::1]:8080\"".to_owned()),
+            ),
+        }
+    }
+    if let Some(max) = t.optional_u64("max_body_bytes") {
+        match usize::try_from(max) {
+            Ok(max) if max as u64 >= MIN_BODY_BYTES => api.max_body_bytes = max,
+            _ => t.error(
+                "max_body_bytes",
+                format!("`max_body_bytes` must be at least {MIN_BODY_BYTES}, found {max}"),
+                None,
+            ),
+        }
+    }
+    api.token = t.optional_secret("token");
+    t.finish();
+    api
+}
+
+fn read_namespace(mut t: Table<'_>) -> Option<Namespace> {
+    let enterprise = required_slug(&mut t, "enterprise");
+    let site = required_slug(&mut t, "site");
+    t.finish();
+    Some(Namespace { enterprise: enterprise?, site: site? })
+}
+
+fn required_slug(t: &mut Table<'_>, key: &str) -> Option<String> {
+    let value = t.required_str(key)?;
+    match validate_slug(value) {
+        Ok(()) => Some(value.to_owned()),
+        Err(e) => {
+            t.error(key, format!("invalid {key} name: {e}"), None);
+            None
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! `[models.NAME]`: typed templates of equipment and their attributes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use backplane_model::asset::{MAX_NAME_LEN, validate_attribute_name};
+use backplane_model::{Attribute, DataType, Model, ScalarType, Unit};
+
+use crate::reader::{Item, KeyRef, Location, Table, suggest};
+
+/// A model as read, with what later checks need to avoid follow-on errors.
+#[derive(Debug)]
+pub(crate) struct ModelEntry {
+    pub model: Arc<Model>,
+    /// Attributes that had errors and were left out: bindings to them are not reported
+    /// again as unknown.
+    pub broken: HashSet<String>,
+}
+
+pub(crate) fn read_models(entries: Vec<(KeyRef<'_>, Item<'_>)>) -> Vec<ModelEntry> {
+    let mut models: Vec<ModelEntry> = Vec::new();
+    let mut first_seen: Vec<(String, Location)> = Vec::new();
+    for (key, item) in entries {
+        if let Some((_, first)) = first_seen.iter().find(|(n, _)| n == key.name) {
+            key.error(
+                format!("model `{}` is defined twice", key.name),
+                Some(format!("first defined at {}:{}:{}", first.file.display(), first.line, first.column)),
+            );
+            continue;
+        }
+        first_seen.push((key.name.to_owned(), key.location()));
+        if !is_pascal_case(key.name) {
+            key.error(
+                format!("model name `{}` is not PascalCase", key.name),
+                Some("start with an upper-case letter and use only letters and digits, e.g. `Filler`".to_owned()),
+            );
+        }
+        // A model with errors is still registered, so assets naming it get no second error.
+        let Some(table) = item.expect_table() else {
+            let model = Model { name: key.name.to_owned(), description: None, attributes: Vec::new() };
+            models.push(ModelEntry { model: Arc::new(model), broken: HashSet::new() });
+            continue;
+        };
+        models.push(read_model(key.name, table));
+    }
+    models
+}
+
+fn is_pascal_case(name: &str) -> bool {
+    name.len() <= MAX_NAME_LEN
+        && name.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
+        && name.bytes().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn read_model(name: &str, mut t: Table<'_>) -> ModelEntry {
+    let description = t.optional_str("description").map(str::to_owned);
+    let mut attributes = Vec::new();
+    let mut broken = HashSet::new();
+    if let Some(mut attrs) = t.required_table("attributes") {
+        for (key, item) in attrs.take_remaining() {
+            match read_attribute(&key, &item) {
+                Some(attribute) => attributes.push(attribute),
+                None => {
+                    broken.insert(key.name.to_owned());
+                }
+            }
+        }
+        attrs.finish();
+    }
+    t.finish();
+    ModelEntry { model: Arc::new(Model { name: name.to_owned(), description, attributes }), broken }
+}
+
+const TYPE_HINT: &str =
+    "types: bool, int, uint, float, string, timestamp, or an array of one of them such as `float[]`";
+
+fn read_attribute(key: &KeyRef<'_>, item: &Item<'_>) -> Option<Attribute> {
+    let mut ok = true;
+    if let Err(e) = validate_attribute_name(key.name) {
+        key.error(format!("invalid attribute name: {e}"), None);
+        ok = false;
+    }
+    let mut t = item.expect_table()?;
+    let data_type = match t.required_str("type") {
+        Some(text) => {
+            let parsed = DataType::parse(text);
+            if parsed.is_none() {
+                t.error("type", format!("unknown type `{text}`"), Some(TYPE_HINT.to_owned()));
+            }
+            parsed
+        }
+        None => None,
+    };
+    let numeric = data_type.is_some_and(|d| d.scalar().is_numeric());
+    let type_name = data_type.map_or_else(String::new, |d| d.to_string());
+
+    let mut unit = None;
+    if let Some(text) = t.optional_str("unit") {
+        match parse_unit(text) {
+            Ok(u) => unit = Some(u),
+            Err(hint) => {
+                t.error("unit", format!("unknown unit `{text}`"), hint);
+                ok = false;
+            }
+        }
+        if data_type.is_some() && !numeric {
+            t.error(
+                "unit",
+                format!("a unit is only allowed on numeric attributes, and `{}` is {type_name}", key.name),
+                Some("remove `unit`, or make the type int, uint or float".to_owned()),
+            );
+            ok = false;
+        }
+    }
+
+    let description = t.optional_str("description").map(str::to_owned);
+
+    let mut range = None;
+    if let Some(item) = t.optional_item("range") {
+        range = read_range(&item);
+        ok &= range.is_some();
+        if data_type.is_some() && !numeric {
+            item.error(
+                format!("a range is only allowed on numeric attributes, and `{}` is {type_name}", key.name),
+                None,
+            );
+            ok = false;
+        }
+    }
+
+    let mut allowed = None;
+    if let Some(item) = t.optional_item("enum") {
+        allowed = read_enum(&item);
+        ok &= allowed.is_some();
+        if data_type.is_some() && data_type != Some(DataType::Scalar(ScalarType::String)) {
+            item.error(
+                format!("`enum` is only allowed on string attributes, and `{}` is {type_name}", key.name),
+                Some("make the type \"string\" and map raw codes to labels in the binding with `map`".to_owned()),
+            );
+            ok = false;
+        }
+    }
+    t.finish();
+    let data_type = data_type?;
+    ok.then(|| Attribute { name: key.name.to_owned(), data_type, unit, description, range, allowed })
+}
+
+/// `[min, max]` with min < max.
+fn read_range(item: &Item<'_>) -> Option<[f64; 2]> {
+    let pair = read_pair(item)?;
+    if pair[0] >= pair[1] {
+        item.error(
+            format!("range minimum {} is not below its maximum {}", pair[0], pair[1]),
+            Some("write `range = [min, max]` with min < max".to_owned()),
+        );
+        return None;
+    }
+    Some(pair)
+}
+
+/// Two finite numbers, `[a, b]`.
+pub(crate) fn read_pair(item: &Item<'_>) -> Option<[f64; 2]> {
+    let items = item.expect_array()?;
+    let [a, b] = items.as_slice() else {
+        item.error(format!("expected two numbers `[a, b]`, found {} values", items.len()), None);
+        return None;
+    };
+    Some([a.expect_f64()?, b.expect_f64()?])
+}
+
+fn read_enum(item: &Item<'_>) -> Option<Vec<String>> {
+    let items = item.expect_array()?;
+    if items.is_empty() {
+        item.error("`enum` is empty", Some("list the allowed labels, e.g. [\"stopped\", \"running\"]".to_owned()));
+        return None;
+    }
+    let mut labels: Vec<String> = Vec::new();
+    let mut ok = true;
+    for entry in &items {
+        let Some(label) = entry.expect_str() else {
+            ok = false;
+            continue;
+        };
+        if labels.iter().any(|l| l == label) {
+            entry.error(format!("label `{label}` is listed twice"), None);
+            ok = false;
+        }
+        labels.push(label.to_owned());
+    }
+    ok.then_some(labels)
+}
+
+/// Parses a unit, or explains why not. A lower-case word is a count unit (`bottle`), but
+/// one that matches a known symbol in another case (`degc`, `kpa`) is almost surely a
+/// typo, so it is rejected rather than silently counted.
+pub(crate) fn parse_unit(text: &str) -> Result<Unit, Option<String>> {
+    if !Unit::known_symbols().any(|s| s == text)
+        && let Some(twin) = Unit::known_symbols().find(|s| s.eq_ignore_ascii_case(text))
+    {
+        return Err(Some(format!("did you mean `{twin}`? (symbols are case-sensitive)")));
+    }
+    if let Some(unit) = Unit::parse(text) {
+        return Ok(unit);
+    }
+    Err(suggest(text, Unit::known_symbols(), "known units include").map(|hint| {
+        if hint.starts_with("did you mean") {
+            hint
+        } else {
+            format!(
+                "{hint}; a count is a lower-case word (`bottle`) and a rate a word per time (`bottle/min`); see docs/configuration.md, \"Units\""
+            )
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_in_the_wrong_case_are_rejected_with_the_right_spelling() {
+        assert!(parse_unit("degC").is_ok());
+        assert!(parse_unit("bottle/min").is_ok());
+        assert!(parse_unit("l").is_ok());
+        assert_eq!(parse_unit("degc").unwrap_err().unwrap(), "did you mean `degC`? (symbols are case-sensitive)");
+        assert!(parse_unit("kpa").is_err());
+        assert!(parse_unit("DegC").is_err());
+        assert!(parse_unit("furlong/fortnight").is_err());
+    }
+
+    #[test]
+    fn model_names_are_pascal_case() {
+        assert!(is_pascal_case("Filler"));
+        assert!(is_pascal_case("CIP2"));
+        assert!(!is_pascal_case("filler"));
+        assert!(!is_pascal_case("Bottle_Filler"));
+    }
+}

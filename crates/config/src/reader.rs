@@ -1,0 +1,758 @@
+//! A spanned TOML walker. [`Table`] and [`Item`] hand out values together with their place
+//! in the file, record which keys were read (so [`Table::finish`] can call every other key
+//! unknown) and report problems into one shared list instead of stopping at the first.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::secret::Secret;
+
+/// 1-based position in a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    /// Counted in characters, not bytes.
+    pub column: usize,
+}
+
+/// One problem found in the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub location: Location,
+    /// Dotted key path, e.g. `sources[1].period` or `assets[3].bindings.speed.scale`; empty
+    /// for problems that belong to no key (syntax errors, unreadable files).
+    pub key: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    /// Renders the diagnostic like a compiler, quoting the source line from `source` (the
+    /// text of `location.file`) when given.
+    pub fn render(&self, source: Option<&str>) -> String {
+        let Location { file, line, column } = &self.location;
+        let mut out = format!("{}:{line}:{column}: error: {}\n", file.display(), self.message);
+        if let Some(text) = source.and_then(|s| s.lines().nth(line.saturating_sub(1))) {
+            let gutter = line.to_string().len() + 3;
+            // Keep tabs so the carets line up with the quoted text.
+            let pad: String = text
+                .chars()
+                .take(column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            let width = token_width(text.chars().skip(column.saturating_sub(1)));
+            out.push_str(&format!("{line:>gutter$} | {text}\n"));
+            out.push_str(&format!("{:gutter$} | {pad}{}\n", "", "^".repeat(width)));
+        }
+        if !self.key.is_empty() {
+            out.push_str(&format!("   = key: {}\n", self.key));
+        }
+        if let Some(hint) = &self.hint {
+            out.push_str(&format!("   = hint: {hint}\n"));
+        }
+        out
+    }
+}
+
+/// How many characters the token starting here spans: a quoted string up to its closing
+/// quote, otherwise up to the next space or TOML punctuation; at least one.
+fn token_width(mut chars: impl Iterator<Item = char>) -> usize {
+    let Some(first) = chars.next() else { return 1 };
+    if first == '"' || first == '\'' {
+        let mut escaped = false;
+        let mut n = 1;
+        for c in chars {
+            n += 1;
+            if c == first && !escaped {
+                return n;
+            }
+            escaped = first == '"' && c == '\\' && !escaped;
+        }
+        return n;
+    }
+    if first == '[' {
+        // A table header: underline all of it.
+        return 1 + chars.take_while(|c| !c.is_whitespace() && *c != '#').count();
+    }
+    1 + chars.take_while(|c| !c.is_whitespace() && !matches!(c, '=' | ',' | ']' | '}' | '#')).count()
+}
+
+impl fmt::Display for Diagnostic {
+    /// Quotes the source line when `location.file` can be read; diagnostics are rare and
+    /// printed once, so reading the file here keeps [`Diagnostic`] a plain value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = std::fs::read_to_string(&self.location.file).ok();
+        let text = self.render(source.as_deref());
+        f.write_str(text.trim_end())
+    }
+}
+
+/// One configuration file: its path as given and its text, indexed by line.
+#[derive(Debug)]
+pub(crate) struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+    line_starts: Vec<usize>,
+}
+
+impl SourceFile {
+    pub fn new(path: PathBuf, text: String) -> SourceFile {
+        let line_starts =
+            std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        SourceFile { path, text, line_starts }
+    }
+
+    /// The directory that relative paths in this file are relative to.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new(""))
+    }
+
+    pub fn location(&self, offset: usize) -> Location {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&start| start <= offset).max(1);
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count())
+            + 1;
+        Location { file: self.path.clone(), line, column }
+    }
+}
+
+/// Where diagnostics are collected while reading.
+#[derive(Debug, Default)]
+pub(crate) struct Sink(RefCell<Vec<Diagnostic>>);
+
+impl Sink {
+    pub fn push(&self, diagnostic: Diagnostic) {
+        self.0.borrow_mut().push(diagnostic);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.borrow().is_empty()
+    }
+
+    pub fn into_inner(self) -> Vec<Diagnostic> {
+        self.0.into_inner()
+    }
+}
+
+/// What every [`Table`], [`Item`] and [`KeyRef`] carries: the file it came from and where
+/// to report.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub file: &'a SourceFile,
+    pub sink: &'a Sink,
+}
+
+impl Ctx<'_> {
+    fn report(&self, offset: usize, key: &str, message: String, hint: Option<String>) {
+        self.sink.push(Diagnostic {
+            location: self.file.location(offset),
+            key: key.to_owned(),
+            message,
+            hint,
+        });
+    }
+}
+
+/// Joins a key path and one more key, quoting keys that are not bare TOML keys.
+fn join(path: &str, key: &str) -> String {
+    let bare = !key.is_empty() && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    let key = if bare { key.to_owned() } else { format!("{key:?}") };
+    if path.is_empty() { key } else { format!("{path}.{key}") }
+}
+
+/// "a string", "an integer", ...: the article makes messages read as sentences.
+pub(crate) fn with_article(type_name: &str) -> String {
+    let article = if type_name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {type_name}")
+}
+
+/// A TOML table being read. Records every key asked for, so `finish` can report keys
+/// never read.
+pub struct Table<'a> {
+    ctx: Ctx<'a>,
+    entries: &'a DeTable<'a>,
+    /// Start of the table header (`[name]`, `{`, or the first key of a dotted table).
+    offset: usize,
+    path: String,
+    asked: Vec<String>,
+}
+
+impl fmt::Debug for Table<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table").field("path", &self.path).field("asked", &self.asked).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Table<'a> {
+    pub(crate) fn root(ctx: Ctx<'a>, doc: &'a Spanned<DeTable<'a>>) -> Table<'a> {
+        Table { ctx, entries: doc.get_ref(), offset: doc.span().start, path: String::new(), asked: Vec::new() }
+    }
+
+    /// Dotted key path of this table (empty for the top level).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// Marks `key` as read and returns its value, if present.
+    fn take(&mut self, key: &str) -> Option<Item<'a>> {
+        if !self.asked.iter().any(|k| k == key) {
+            self.asked.push(key.to_owned());
+        }
+        let value = self.entries.get(key)?;
+        Some(Item { ctx: self.ctx, value, path: join(&self.path, key) })
+    }
+
+    /// Marks `key` as read without reading it (for keys handled elsewhere).
+    pub(crate) fn skip(&mut self, key: &str) {
+        self.take(key);
+    }
+
+    fn missing(&self, key: &str) {
+        let message = format!("missing required key `{key}`");
+        self.ctx.report(self.offset, &join(&self.path, key), message, None);
+    }
+
+    pub fn optional_str(&mut self, key: &str) -> Option<&'a str> {
+        self.take(key)?.expect_str()
+    }
+
+    pub fn required_str(&mut self, key: &str) -> Option<&'a str> {
+        self.required(key)?.expect_str()
+    }
+
+    pub fn optional_bool(&mut self, key: &str) -> Option<bool> {
+        let item = self.take(key)?;
+        let value = item.as_bool();
+        if value.is_none() {
+            item.type_error("a boolean (true or false)");
+        }
+        value
+    }
+
+    pub fn optional_i64(&mut self, key: &str) -> Option<i64> {
+        self.take(key)?.expect_i64()
+    }
+
+    pub fn required_i64(&mut self, key: &str) -> Option<i64> {
+        self.required(key)?.expect_i64()
+    }
+
+    /// Negative numbers are reported.
+    pub fn optional_u64(&mut self, key: &str) -> Option<u64> {
+        self.take(key)?.expect_u64()
+    }
+
+    pub fn required_u64(&mut self, key: &str) -> Option<u64> {
+        self.required(key)?.expect_u64()
+    }
+
+    /// Integers are accepted; infinities and NaN are not.
+    pub fn optional_f64(&mut self, key: &str) -> Option<f64> {
+        self.take(key)?.expect_f64()
+    }
+
+    pub fn required_f64(&mut self, key: &str) -> Option<f64> {
+        self.required(key)?.expect_f64()
+    }
+
+    /// A duration written as `"250ms"`, `"5s"`, `"1m30s"`, ... (see [`parse_duration`]).
+    pub fn optional_duration(&mut self, key: &str) -> Option<Duration> {
+        self.take(key)?.expect_duration()
+    }
+
+    pub fn required_duration(&mut self, key: &str) -> Option<Duration> {
+        self.required(key)?.expect_duration()
+    }
+
+    pub fn optional_table(&mut self, key: &str) -> Option<Table<'a>> {
+        self.take(key)?.expect_table()
+    }
+
+    pub fn required_table(&mut self, key: &str) -> Option<Table<'a>> {
+        self.required(key)?.expect_table()
+    }
+
+    /// Any type, for the caller to inspect.
+    pub fn optional_item(&mut self, key: &str) -> Option<Item<'a>> {
+        self.take(key)
+    }
+
+    pub fn required_item(&mut self, key: &str) -> Option<Item<'a>> {
+        self.required(key)
+    }
+
+    fn required(&mut self, key: &str) -> Option<Item<'a>> {
+        let item = self.take(key);
+        if item.is_none() {
+            self.missing(key);
+        }
+        item
+    }
+
+    /// A secret reference, `env:NAME` or `file:PATH`; a relative file path is relative to
+    /// this file's directory.
+    pub fn optional_secret(&mut self, key: &str) -> Option<Secret> {
+        let item = self.take(key)?;
+        let text = item.expect_str()?;
+        match Secret::parse(text, self.ctx.file.dir()) {
+            Ok(secret) => Some(secret),
+            Err(_) => {
+                item.error(
+                    "a secret must be a reference (`env:NAME` or `file:PATH`), not the secret itself",
+                    Some(
+                        "write `env:NAME` to read it from an environment variable, or `file:PATH` to read it from a file"
+                            .to_owned(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// For map-like tables whose keys are user names (signals, attributes, bindings): all
+    /// remaining entries, marked read.
+    pub fn take_remaining(&mut self) -> Vec<(KeyRef<'a>, Item<'a>)> {
+        let mut out = Vec::new();
+        for (key, value) in self.entries.iter() {
+            let name: &'a str = key.get_ref();
+            if self.asked.iter().any(|k| k == name) {
+                continue;
+            }
+            self.asked.push(name.to_owned());
+            let path = join(&self.path, name);
+            out.push((
+                KeyRef { name, ctx: self.ctx, offset: key.span().start, path: path.clone() },
+                Item { ctx: self.ctx, value, path },
+            ));
+        }
+        out
+    }
+
+    /// Reports a problem at `key`'s value (at the table itself when the key is absent).
+    pub fn error(&self, key: &str, message: impl Into<String>, hint: Option<String>) {
+        let offset = self.entries.get(key).map_or(self.offset, |v| v.span().start);
+        self.ctx.report(offset, &join(&self.path, key), message.into(), hint);
+    }
+
+    /// Reports every key never read, with the closest read key as a suggestion.
+    pub fn finish(self) {
+        for (key, _) in self.entries.iter() {
+            let name: &str = key.get_ref();
+            if self.asked.iter().any(|k| k == name) {
+                continue;
+            }
+            let message = if self.path.is_empty() {
+                format!("unknown top-level key `{name}`")
+            } else {
+                format!("unknown key `{name}` in {}", self.path)
+            };
+            let hint = match closest(name, self.asked.iter().map(String::as_str)) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None if self.asked.is_empty() => "this table accepts no keys".to_owned(),
+                None => format!("accepted keys: {}", self.asked.join(", ")),
+            };
+            self.ctx.report(key.span().start, &join(&self.path, name), message, Some(hint));
+        }
+    }
+}
+
+/// One value with its location.
+#[derive(Clone)]
+pub struct Item<'a> {
+    ctx: Ctx<'a>,
+    value: &'a Spanned<DeValue<'a>>,
+    path: String,
+}
+
+impl fmt::Debug for Item<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Item").field("path", &self.path).field("type", &self.type_name()).finish()
+    }
+}
+
+impl<'a> Item<'a> {
+    pub fn key_path(&self) -> &str {
+        &self.path
+    }
+
+    /// "string", "integer", "float", "boolean", "datetime", "array" or "table".
+    pub fn type_name(&self) -> &'static str {
+        self.value.get_ref().type_str()
+    }
+
+    pub fn as_str(&self) -> Option<&'a str> {
+        match self.value.get_ref() {
+            DeValue::String(s) => Some(s.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// `None` for non-integers and integers outside `i64`.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self.value.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+            _ => None,
+        }
+    }
+
+    /// Floats and integers.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self.value.get_ref() {
+            DeValue::Float(f) => f.as_str().parse().ok(),
+            DeValue::Integer(_) => self.as_i64().map(|i| i as f64),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        self.value.get_ref().as_bool()
+    }
+
+    pub fn as_table(&self) -> Option<Table<'a>> {
+        match self.value.get_ref() {
+            DeValue::Table(entries) => Some(Table {
+                ctx: self.ctx,
+                entries,
+                offset: self.value.span().start,
+                path: self.path.clone(),
+                asked: Vec::new(),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<Vec<Item<'a>>> {
+        match self.value.get_ref() {
+            DeValue::Array(items) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, value)| Item { ctx: self.ctx, value, path: format!("{}[{i}]", self.path) })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Reports a problem at this value.
+    pub fn error(&self, message: impl Into<String>, hint: Option<String>) {
+        self.ctx.report(self.value.span().start, &self.path, message.into(), hint);
+    }
+
+    pub(crate) fn location(&self) -> Location {
+        self.ctx.file.location(self.value.span().start)
+    }
+
+    /// Reports "expected `expected`, found a ...".
+    pub(crate) fn type_error(&self, expected: &str) {
+        self.error(format!("expected {expected}, found {}", with_article(self.type_name())), None);
+    }
+
+    pub(crate) fn expect_str(&self) -> Option<&'a str> {
+        let value = self.as_str();
+        if value.is_none() {
+            self.type_error("a string");
+        }
+        value
+    }
+
+    pub(crate) fn expect_table(&self) -> Option<Table<'a>> {
+        let value = self.as_table();
+        if value.is_none() {
+            self.type_error("a table");
+        }
+        value
+    }
+
+    pub(crate) fn expect_array(&self) -> Option<Vec<Item<'a>>> {
+        let value = self.as_array();
+        if value.is_none() {
+            self.type_error("an array");
+        }
+        value
+    }
+
+    pub(crate) fn expect_i64(&self) -> Option<i64> {
+        match self.value.get_ref() {
+            DeValue::Integer(_) => {
+                let value = self.as_i64();
+                if value.is_none() {
+                    self.error("integer out of range (-2^63 ..= 2^63-1)", None);
+                }
+                value
+            }
+            _ => {
+                self.type_error("an integer");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn expect_u64(&self) -> Option<u64> {
+        match self.value.get_ref() {
+            DeValue::Integer(i) => {
+                let value = u64::from_str_radix(i.as_str(), i.radix()).ok();
+                if value.is_none() {
+                    match self.as_i64() {
+                        Some(n) if n < 0 => self.error(format!("expected a non-negative integer, found {n}"), None),
+                        _ => self.error("integer out of range (0 ..= 2^64-1)", None),
+                    }
+                }
+                value
+            }
+            _ => {
+                self.type_error("a non-negative integer");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn expect_f64(&self) -> Option<f64> {
+        let value = self.as_f64();
+        match value {
+            Some(v) if v.is_finite() => Some(v),
+            Some(_) => {
+                self.error("expected a finite number", None);
+                None
+            }
+            None if matches!(self.value.get_ref(), DeValue::Integer(_)) => self.expect_i64().map(|i| i as f64),
+            None => {
+                self.type_error("a number");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn expect_duration(&self) -> Option<Duration> {
+        let hint = Some(DURATION_HINT.to_owned());
+        let Some(text) = self.as_str() else {
+            self.error(
+                format!("expected a duration string, found {}", with_article(self.type_name())),
+                hint,
+            );
+            return None;
+        };
+        match parse_duration(text) {
+            Ok(d) => Some(d),
+            Err(reason) => {
+                self.error(format!("invalid duration `{text}`: {reason}"), hint);
+                None
+            }
+        }
+    }
+}
+
+const DURATION_HINT: &str = "write \"5s\" or \"500ms\"";
+
+/// A key of a map-like table (user-chosen names: attributes, bindings, signals).
+#[derive(Clone)]
+pub struct KeyRef<'a> {
+    pub name: &'a str,
+    ctx: Ctx<'a>,
+    offset: usize,
+    path: String,
+}
+
+impl fmt::Debug for KeyRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRef").field("name", &self.name).field("path", &self.path).finish()
+    }
+}
+
+impl KeyRef<'_> {
+    /// Dotted key path of this key.
+    pub fn key_path(&self) -> &str {
+        &self.path
+    }
+
+    /// Reports a problem at the key itself.
+    pub fn error(&self, message: impl Into<String>, hint: Option<String>) {
+        self.ctx.report(self.offset, &self.path, message.into(), hint);
+    }
+
+    pub(crate) fn location(&self) -> Location {
+        self.ctx.file.location(self.offset)
+    }
+}
+
+/// Parses `"250ms"`, `"5s"`, `"2m"`, `"1h"`, `"1d"` and compounds such as `"1m30s"`.
+/// Zero is accepted; callers check ranges.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text.is_empty() {
+        return Err("empty".to_owned());
+    }
+    if text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        return Err("a bare number has no unit".to_owned());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return Err(format!("expected a number at `{rest}`"));
+        }
+        let (number, tail) = rest.split_at(digits);
+        let letters = tail.len() - tail.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let (unit, tail) = tail.split_at(letters);
+        let millis_per_unit: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => return Err(format!("`{number}` has no unit (ms, s, m, h, d)")),
+            other => return Err(format!("unknown unit `{other}` (use ms, s, m, h or d)")),
+        };
+        let part = number
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(millis_per_unit))
+            .ok_or_else(|| "too large".to_owned())?;
+        total = total.checked_add(Duration::from_millis(part)).ok_or_else(|| "too large".to_owned())?;
+        rest = tail;
+    }
+    Ok(total)
+}
+
+/// Levenshtein distance in characters.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The candidate closest to `word` within edit distance 2 (and closer than the word is
+/// long, so `x` does not suggest `id`).
+pub(crate) fn closest<'s>(word: &str, candidates: impl IntoIterator<Item = &'s str>) -> Option<&'s str> {
+    let len = word.chars().count();
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= 2 && *d < len)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// "did you mean `x`?" when one candidate is close, else "{what}: a, b, c".
+pub(crate) fn suggest<'s>(word: &str, candidates: impl IntoIterator<Item = &'s str>, what: &str) -> Option<String> {
+    let all: Vec<&str> = candidates.into_iter().collect();
+    if let Some(best) = closest(word, all.iter().copied()) {
+        return Some(format!("did you mean `{best}`?"));
+    }
+    if all.is_empty() {
+        return None;
+    }
+    const MAX: usize = 12;
+    let mut list = all.iter().take(MAX).copied().collect::<Vec<_>>().join(", ");
+    if all.len() > MAX {
+        list.push_str(", ...");
+    }
+    Some(format!("{what}: {list}"))
+}
+
+/// Reads `text` as a TOML document and hands its top-level table to `f`; for tests of
+/// [`crate::KindSpec`] implementations. Returns `f`'s result (`None` on a syntax error) and
+/// every diagnostic reported.
+pub fn with_table<R>(text: &str, origin: &Path, f: impl FnOnce(Table<'_>) -> R) -> (Option<R>, Vec<Diagnostic>) {
+    let file = SourceFile::new(origin.to_owned(), text.to_owned());
+    let sink = Sink::default();
+    let result = match parse_document(&file) {
+        Ok(doc) => Some(f(Table::root(Ctx { file: &file, sink: &sink }, &doc))),
+        Err(diagnostic) => {
+            sink.push(diagnostic);
+            None
+        }
+    };
+    (result, sink.into_inner())
+}
+
+/// Parses a whole file; a syntax error becomes one diagnostic at its position.
+pub(crate) fn parse_document(file: &SourceFile) -> Result<Spanned<DeTable<'_>>, Diagnostic> {
+    DeTable::parse(&file.text).map_err(|e| Diagnostic {
+        location: file.location(e.span().map_or(0, |s| s.start)),
+        key: String::new(),
+        message: format!("TOML syntax error: {}", e.message()),
+        hint: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units_and_compounds() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn durations_reject_bare_numbers_and_unknown_units() {
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("1.5s").is_err());
+        assert!(parse_duration("5sec").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn edit_distance_counts_characters() {
+        assert_eq!(edit_distance("perod", "period"), 1);
+        assert_eq!(edit_distance("°C", "C"), 1);
+        assert_eq!(closest("x", ["id"]), None);
+        assert_eq!(closest("adress", ["address", "source"]), Some("address"));
+    }
+
+    #[test]
+    fn locations_count_columns_in_characters() {
+        let file = SourceFile::new("t.toml".into(), "a = 1\nb = \"é\" # x\n".into());
+        assert_eq!(file.location(0), Location { file: "t.toml".into(), line: 1, column: 1 });
+        let hash = file.text.find('#').unwrap();
+        assert_eq!(file.location(hash).line, 2);
+        assert_eq!(file.location(hash).column, 9);
+    }
+
+    #[test]
+    fn render_quotes_the_line_and_underlines_the_token() {
+        let d = Diagnostic {
+            location: Location { file: "b.toml".into(), line: 2, column: 1 },
+            key: "sources[0].perod".into(),
+            message: "unknown key `perod` in sources[0]".into(),
+            hint: Some("did you mean `period`?".into()),
+        };
+        let text = d.render(Some("[[sources]]\nperod = \"1s\"\n"));
+        assert_eq!(
+            text,
+            "b.toml:2:1: error: unknown key `perod` in sources[0]\n   2 | perod = \"1s\"\n     | ^^^^^\n   = key: sources[0].perod\n   = hint: did you mean `period`?\n"
+        );
+    }
+}

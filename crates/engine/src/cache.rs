@@ -1,0 +1,42 @@
+//! The latest-value cache: the last reported sample of every tag, with the raw reading it
+//! came from (for lineage) and the last transform error, if any. The pipeline is the only
+//! writer and takes the lock once per batch; API readers copy out what they need.
+
+use backplane_model::{Sample, TagId, Value};
+use parking_lot::RwLock;
+
+/// What the cache holds for one tag.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Latest {
+    pub sample: Sample,
+    /// The raw reading behind `sample`, before any transform.
+    pub raw: Option<Value>,
+    /// Why the last reading could not be normalized, if it could not.
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct LatestValues {
+    slots: RwLock<Vec<Option<Latest>>>,
+}
+
+impl LatestValues {
+    pub fn new(tags: usize) -> LatestValues {
+        LatestValues { slots: RwLock::new(vec![None; tags]) }
+    }
+
+    pub fn get(&self, tag: TagId) -> Option<Latest> {
+        self.slots.read().get(tag.index()).cloned().flatten()
+    }
+
+    /// Copies out several tags under one lock.
+    pub fn get_many(&self, tags: &[TagId]) -> Vec<Option<Latest>> {
+        let slots = self.slots.read();
+        tags.iter().map(|t| slots.get(t.index()).cloned().flatten()).collect()
+    }
+
+    /// Runs `update` with write access to all slots (one lock per batch).
+    pub(crate) fn update(&self, update: impl FnOnce(&mut [Option<Latest>])) {
+        update(&mut self.slots.write())
+    }
+}

@@ -1,0 +1,230 @@
+//! The [`Source`] and [`Sink`] traits, what the engine hands them ([`SourceIo`],
+//! [`SinkIo`]), and the registry of kinds that builds them from configuration.
+//!
+//! A source owns its connections and emits batches of raw readings addressed by its own
+//! address ids; it never sees assets or sinks. A sink receives shared, immutable batches of
+//! normalized samples and events. Both are run by the supervisor, which builds a fresh
+//! instance after every failure.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use backplane_config::{Catalog, KindSpec, Settings};
+use backplane_model::{Quality, Timestamp, Value};
+use futures::future::BoxFuture;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::Batch;
+use crate::topology::Topology;
+
+/// Why a source or sink stopped. The supervisor logs it, shows it in health and restarts.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ComponentError(pub String);
+
+impl ComponentError {
+    pub fn new(message: impl Into<String>) -> ComponentError {
+        ComponentError(message.into())
+    }
+}
+
+/// One reading of one address, before normalization.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawReading {
+    /// Index into the addresses the source was built with.
+    pub address: u32,
+    /// `None` when the device gave no value (e.g. an exception response).
+    pub value: Option<Value>,
+    pub quality: Quality,
+    pub source_time: Option<Timestamp>,
+}
+
+/// Readings a source took at one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawBatch {
+    pub source: u32,
+    /// When the gateway read the batch.
+    pub gateway_time: Timestamp,
+    pub readings: Vec<RawReading>,
+}
+
+/// What flows into the pipeline.
+#[derive(Debug)]
+pub enum PipelineInput {
+    Readings(RawBatch),
+    /// A source failed or stopped: every tag it feeds turns to this quality.
+    SourceDown { source: u32, quality: Quality, time: Timestamp },
+    /// Events from outside the data path (context changes), routed in order with samples.
+    Events(Vec<backplane_model::Event>),
+}
+
+/// What a source is given to run.
+#[derive(Clone, Debug)]
+pub struct SourceIo {
+    pub(crate) source: u32,
+    pub(crate) tx: mpsc::Sender<PipelineInput>,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl SourceIo {
+    /// Hands a batch to the pipeline. Waits while the pipeline's input queue is full
+    /// (backpressure: a source slows down rather than losing readings). Returns `false`
+    /// once the engine is shutting down.
+    pub async fn emit(&self, gateway_time: Timestamp, readings: Vec<RawReading>) -> bool {
+        let batch = RawBatch { source: self.source, gateway_time, readings };
+        self.tx.send(PipelineInput::Readings(batch)).await.is_ok()
+    }
+
+    /// Resolves when the engine shuts down; sources select on it in their loops.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+/// A running connection to devices that produces raw readings.
+pub trait Source: Send + 'static {
+    /// Runs until cancelled (return `Ok`) or until it fails (return `Err`; the supervisor
+    /// turns the source's values bad and builds a new instance after a backoff).
+    fn run(self: Box<Self>, io: SourceIo) -> BoxFuture<'static, Result<(), ComponentError>>;
+}
+
+/// What a sink is given to run. The input queue outlives sink instances, so a restarted
+/// sink continues where the failed one stopped.
+#[derive(Clone, Debug)]
+pub struct SinkIo {
+    pub(crate) input: Arc<Mutex<mpsc::Receiver<Arc<Batch>>>>,
+    pub(crate) cancel: CancellationToken,
+    pub topology: Arc<Topology>,
+}
+
+impl SinkIo {
+    /// The next batch, or `None` when the engine has shut down and the queue is drained.
+    pub async fn recv(&self) -> Option<Arc<Batch>> {
+        self.input.lock().await.recv().await
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+/// A consumer of normalized samples and events.
+pub trait Sink: Send + 'static {
+    /// Consumes batches until the input closes (return `Ok` after flushing) or fails.
+    fn run(self: Box<Self>, io: SinkIo) -> BoxFuture<'static, Result<(), ComponentError>>;
+}
+
+/// Everything a kind needs to build one source instance.
+#[derive(Debug)]
+pub struct SourceContext<'a> {
+    pub name: &'a str,
+    pub settings: &'a Settings,
+    /// The addresses bindings read from this source; a reading's `address` indexes this.
+    pub addresses: &'a [Arc<str>],
+    pub data_dir: &'a PathBuf,
+}
+
+/// Everything a kind needs to build one sink instance.
+#[derive(Debug)]
+pub struct SinkContext<'a> {
+    pub name: &'a str,
+    pub settings: &'a Settings,
+    pub data_dir: &'a PathBuf,
+}
+
+/// A kind of source: reads its configuration and builds instances.
+pub trait SourceKind: KindSpec {
+    fn build(&self, ctx: &SourceContext<'_>) -> Result<Box<dyn Source>, ComponentError>;
+}
+
+/// A kind of sink: reads its configuration and builds instances.
+pub trait SinkKind: KindSpec {
+    fn build(&self, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ComponentError>;
+}
+
+/// The source and sink kinds this binary knows. Adding a protocol means registering its
+/// kinds here (see [`Registry::with_builtins`]).
+#[derive(Default, Clone)]
+pub struct Registry {
+    sources: BTreeMap<String, Arc<dyn SourceKind>>,
+    sinks: BTreeMap<String, Arc<dyn SinkKind>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("sources", &self.sources.keys().collect::<Vec<_>>())
+            .field("sinks", &self.sinks.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Lets a `SourceKind` stand where the config crate expects a `KindSpec`.
+struct SourceSpec(Arc<dyn SourceKind>);
+struct SinkSpec(Arc<dyn SinkKind>);
+
+impl KindSpec for SourceSpec {
+    fn describe(&self) -> &'static str {
+        self.0.describe()
+    }
+    fn parse(&self, table: &mut backplane_config::Table<'_>) -> Option<Settings> {
+        self.0.parse(table)
+    }
+    fn check_address(&self, settings: &Settings, address: &str) -> Result<(), backplane_config::AddressError> {
+        self.0.check_address(settings, address)
+    }
+}
+
+impl KindSpec for SinkSpec {
+    fn describe(&self) -> &'static str {
+        self.0.describe()
+    }
+    fn parse(&self, table: &mut backplane_config::Table<'_>) -> Option<Settings> {
+        self.0.parse(table)
+    }
+}
+
+impl Registry {
+    /// The kinds built into the engine: `simulator` (source) and `jsonl` (sink).
+    pub fn with_builtins() -> Registry {
+        let mut registry = Registry::default();
+        registry.add_source("simulator", Arc::new(crate::builtin::simulator::SimulatorKind));
+        registry.add_sink("jsonl", Arc::new(crate::builtin::jsonl::JsonlKind));
+        registry
+    }
+
+    pub fn add_source(&mut self, kind: &str, spec: Arc<dyn SourceKind>) {
+        self.sources.insert(kind.to_owned(), spec);
+    }
+
+    pub fn add_sink(&mut self, kind: &str, spec: Arc<dyn SinkKind>) {
+        self.sinks.insert(kind.to_owned(), spec);
+    }
+
+    pub fn source(&self, kind: &str) -> Option<&Arc<dyn SourceKind>> {
+        self.sources.get(kind)
+    }
+
+    pub fn sink(&self, kind: &str) -> Option<&Arc<dyn SinkKind>> {
+        self.sinks.get(kind)
+    }
+
+    /// The catalog the config crate validates against.
+    pub fn catalog(&self) -> Catalog {
+        let mut catalog = Catalog::default();
+        for (name, kind) in &self.sources {
+            catalog.add_source(name, Arc::new(SourceSpec(kind.clone())));
+        }
+        for (name, kind) in &self.sinks {
+            catalog.add_sink(name, Arc::new(SinkSpec(kind.clone())));
+        }
+        catalog
+    }
+}

@@ -1,0 +1,88 @@
+//! The contextualize stage's state: each asset's own context and its effective context
+//! (inherited down the tree). Writers (API, later MES messages and rules) are rare and
+//! serialize on a mutex; the pipeline reads effective contexts lock-free on every batch.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use backplane_model::{Context, ContextPatch, Event, EventKind, Timestamp};
+use parking_lot::Mutex;
+
+use crate::topology::Topology;
+
+#[derive(Debug)]
+pub struct ContextStore {
+    own: Mutex<Vec<Context>>,
+    effective: Vec<ArcSwap<Context>>,
+}
+
+impl ContextStore {
+    pub fn new(topology: &Topology) -> ContextStore {
+        let own: Vec<Context> = topology.assets.iter().map(|a| a.initial_context.clone()).collect();
+        let mut effective: Vec<Arc<Context>> = Vec::with_capacity(own.len());
+        // Parents come before children in the topology.
+        for (i, asset) in topology.assets.iter().enumerate() {
+            let inherited = match asset.parent {
+                Some(p) => Context::inherit(&effective[p], &own[i]),
+                None => own[i].clone(),
+            };
+            effective.push(Arc::new(inherited));
+        }
+        ContextStore {
+            own: Mutex::new(own),
+            effective: effective.into_iter().map(ArcSwap::new).collect(),
+        }
+    }
+
+    /// The context every sample of `asset` is stamped with right now.
+    pub fn effective(&self, asset: usize) -> Arc<Context> {
+        self.effective.get(asset).map(ArcSwap::load_full).unwrap_or_default()
+    }
+
+    /// The fields set on `asset` itself.
+    pub fn own(&self, asset: usize) -> Context {
+        self.own.lock().get(asset).cloned().unwrap_or_default()
+    }
+
+    /// Applies a patch to `asset`'s own context, recomputes the effective context of the
+    /// asset and everything below it, and returns one event per field that changed.
+    pub fn apply(
+        &self,
+        topology: &Topology,
+        asset: usize,
+        patch: &ContextPatch,
+        by: Option<&str>,
+    ) -> Vec<Event> {
+        let mut own = self.own.lock();
+        let Some(slot) = own.get_mut(asset) else {
+            return Vec::new();
+        };
+        let changed = patch.apply(slot);
+        if changed.is_empty() {
+            return Vec::new();
+        }
+        // Depth-first over the subtree; the lock keeps concurrent patches ordered.
+        let mut stack = vec![asset];
+        while let Some(i) = stack.pop() {
+            let parent = topology.assets[i].parent.map(|p| self.effective[p].load_full());
+            let next = match parent {
+                Some(p) => Context::inherit(&p, &own[i]),
+                None => own[i].clone(),
+            };
+            self.effective[i].store(Arc::new(next));
+            stack.extend(topology.assets[i].children.iter().copied());
+        }
+        let context = self.effective[asset].load_full();
+        let time = Timestamp::now();
+        let by: Option<Arc<str>> = by.map(Into::into);
+        changed
+            .into_iter()
+            .map(|(field, old, new)| Event {
+                asset: topology.assets[asset].path.clone(),
+                time,
+                kind: EventKind::ContextChanged { field, old, new, by: by.clone() },
+                context: context.clone(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,72 @@
+//! Health of every source and sink, as shown by `GET /api/v1/health`.
+
+use backplane_model::Timestamp;
+use parking_lot::RwLock;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentState {
+    Starting,
+    Running,
+    /// Failed; the supervisor restarts it after a backoff.
+    Restarting,
+    /// `enabled = false` in the configuration.
+    Disabled,
+    Stopped,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComponentHealth {
+    /// `source` or `sink`.
+    pub component: &'static str,
+    pub name: String,
+    pub kind: String,
+    pub state: ComponentState,
+    /// When the component entered `state`.
+    pub since: Timestamp,
+    pub restarts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the supervisor will retry, while restarting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Timestamp>,
+}
+
+/// The health table; one slot per component, sources first.
+#[derive(Debug)]
+pub struct Health {
+    components: RwLock<Vec<ComponentHealth>>,
+}
+
+impl Health {
+    pub fn new(components: Vec<ComponentHealth>) -> Health {
+        Health { components: RwLock::new(components) }
+    }
+
+    pub fn snapshot(&self) -> Vec<ComponentHealth> {
+        self.components.read().clone()
+    }
+
+    pub(crate) fn set_state(&self, slot: usize, state: ComponentState) {
+        if let Some(c) = self.components.write().get_mut(slot) {
+            if c.state != state {
+                c.state = state;
+                c.since = Timestamp::now();
+            }
+            if state == ComponentState::Running {
+                c.retry_at = None;
+            }
+        }
+    }
+
+    pub(crate) fn record_failure(&self, slot: usize, error: String, retry_at: Timestamp) {
+        if let Some(c) = self.components.write().get_mut(slot) {
+            c.state = ComponentState::Restarting;
+            c.since = Timestamp::now();
+            c.restarts += 1;
+            c.last_error = Some(error);
+            c.retry_at = Some(retry_at);
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The pipeline: normalize → contextualize → route, one batch at a time.
+//!
+//! [`Pipeline::process`] is synchronous and does no I/O: it turns a batch of raw readings
+//! into samples (transform chain, quality, range check, deadband), stamps each with the
+//! effective context of its asset, and records them in the latest-value cache.
+//! [`Router::route`] then hands the resulting shared batch to every sink queue and to live
+//! stream subscribers.
+//!
+//! Backpressure policy: sources wait when the pipeline's input queue is full (they slow
+//! down; nothing they read is lost in the gateway). The pipeline never waits for a sink:
+//! when one sink's queue is full, that sink misses the batch, which is counted in
+//! `backplane_sink_dropped_total` and logged; other sinks are unaffected. (The durable
+//! store-and-forward buffer in front of network sinks replaces this drop with spooling.)
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backplane_model::transform::TransformError;
+use backplane_model::{
+    BadReason, Context, Event, Quality, Sample, TagId, Timestamp, UncertainReason, Value,
+};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::cache::{LatestValues, Latest};
+use crate::component::{PipelineInput, RawBatch};
+use crate::context::ContextStore;
+use crate::metrics::Metrics;
+use crate::topology::Topology;
+
+/// What the pipeline hands to sinks and stream subscribers, shared without copying.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Batch {
+    pub samples: Vec<Sample>,
+    pub events: Vec<Event>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.samples.len() + self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty() && self.events.is_empty()
+    }
+}
+
+/// Per-tag state the normalize stage keeps between readings.
+#[derive(Debug, Default, Clone)]
+struct TagState {
+    last_value: Option<Value>,
+    last_quality: Option<Quality>,
+}
+
+/// The synchronous core of the pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    topology: Arc<Topology>,
+    contexts: Arc<ContextStore>,
+    cache: Arc<LatestValues>,
+    metrics: Arc<Metrics>,
+    state: Vec<TagState>,
+    // Reused per batch so the hot path does not allocate for them.
+    raws: Vec<Option<Value>>,
+    errors: Vec<Option<String>>,
+}
+
+impl Pipeline {
+    pub fn new(
+        topology: Arc<Topology>,
+        contexts: Arc<ContextStore>,
+        cache: Arc<LatestValues>,
+        metrics: Arc<Metrics>,
+    ) -> Pipeline {
+        let state = vec![TagState::default(); topology.tags.len()];
+        Pipeline { topology, contexts, cache, metrics, state, raws: Vec::new(), errors: Vec::new() }
+    }
+
+    /// Processes one input; returns the batch to route, if there is anything to route.
+    pub fn process(&mut self, input: PipelineInput) -> Option<Batch> {
+        let batch = match input {
+            PipelineInput::Readings(raw) => self.normalize(raw),
+            PipelineInput::SourceDown { source, quality, time } => self.source_down(source, quality, time),
+            PipelineInput::Events(events) => {
+                self.metrics.events.inc_by(events.len() as u64);
+                Batch { samples: Vec::new(), events }
+            }
+        };
+        (!batch.is_empty()).then_some(batch)
+    }
+
+    fn normalize(&mut self, raw: RawBatch) -> Batch {
+        let topology = self.topology.clone();
+        let Some(routes) = topology.sources.get(raw.source as usize) else {
+            return Batch::default();
+        };
+        if let Some(m) = self.metrics.sources.get(raw.source as usize) {
+            m.readings.inc_by(raw.readings.len() as u64);
+        }
+        let mut samples = Vec::with_capacity(raw.readings.len());
+        self.raws.clear();
+        self.errors.clear();
+        let mut context_memo: Option<(usize, Arc<Context>)> = None;
+        let mut suppressed = 0u64;
+        let mut failed = 0u64;
+
+        for reading in raw.readings {
+            let Some(tags) = routes.routes.get(reading.address as usize) else { continue };
+            for &tag in tags {
+                let info = &topology.tags[tag.index()];
+                let Some(binding) = &info.binding else { continue };
+                let state = &mut self.state[tag.index()];
+
+                let (value, quality, error) = match (&reading.value, reading.quality) {
+                    (Some(raw_value), q) if !q.is_bad() => {
+                        match backplane_model::transform::apply_chain(&binding.transforms, raw_value) {
+                            Ok(v) => {
+                                let q = range_check(&v, info.attribute.range, q);
+                                (Some(v), q, None)
+                            }
+                            Err(e) => {
+                                failed += 1;
+                                (state.last_value.clone(), Quality::Bad(bad_reason(&e)), Some(e.to_string()))
+                            }
+                        }
+                    }
+                    (None, q) if !q.is_bad() => (state.last_value.clone(), Quality::Bad(BadReason::Unspecified), None),
+                    (_, q) => (state.last_value.clone(), q, None),
+                };
+
+                if let (Some(deadband), Some(next), Some(last)) = (
+                    binding.deadband,
+                    value.as_ref().and_then(Value::as_f64),
+                    state.last_value.as_ref().and_then(Value::as_f64),
+                ) && state.last_quality == Some(quality)
+                    && !deadband.exceeded(last, next)
+                {
+                    suppressed += 1;
+                    continue;
+                }
+
+                let context = match &context_memo {
+                    Some((asset, ctx)) if *asset == info.asset => ctx.clone(),
+                    _ => {
+                        let ctx = self.contexts.effective(info.asset);
+                        context_memo = Some((info.asset, ctx.clone()));
+                        ctx
+                    }
+                };
+                state.last_value.clone_from(&value);
+                state.last_quality = Some(quality);
+                samples.push(Sample {
+                    tag,
+                    value,
+                    quality,
+                    source_time: reading.source_time,
+                    gateway_time: raw.gateway_time,
+                    context,
+                });
+                self.raws.push(reading.value.clone());
+                self.errors.push(error);
+            }
+        }
+        self.metrics.deadband_suppressed.inc_by(suppressed);
+        self.metrics.transform_errors.inc_by(failed);
+        self.remember(&samples);
+        Batch { samples, events: Vec::new() }
+    }
+
+    /// Every tag of a failed source turns to `quality`, keeping its last value.
+    fn source_down(&mut self, source: u32, quality: Quality, time: Timestamp) -> Batch {
+        let topology = self.topology.clone();
+        let Some(routes) = topology.sources.get(source as usize) else {
+            return Batch::default();
+        };
+        self.raws.clear();
+        self.errors.clear();
+        let mut samples = Vec::with_capacity(routes.tags.len());
+        for &tag in &routes.tags {
+            let state = &mut self.state[tag.index()];
+            state.last_quality = Some(quality);
+            samples.push(Sample {
+                tag,
+                value: state.last_value.clone(),
+                quality,
+                source_time: None,
+                gateway_time: time,
+                context: self.contexts.effective(topology.tags[tag.index()].asset),
+            });
+            self.raws.push(None);
+            self.errors.push(None);
+        }
+        // Keep the raw value of the last good reading: lineage still explains the value shown.
+        let previous: Vec<Option<Value>> = routes
+            .tags
+            .iter()
+            .map(|t| self.cache.get(*t).and_then(|l| l.raw))
+            .collect();
+        self.raws = previous;
+        self.remember(&samples);
+        Batch { samples, events: Vec::new() }
+    }
+
+    fn remember(&mut self, samples: &[Sample]) {
+        self.metrics.samples.inc_by(samples.len() as u64);
+        let raws = &mut self.raws;
+        let errors = &mut self.errors;
+        self.cache.update(|slots| {
+            for ((sample, raw), error) in samples.iter().zip(raws.drain(..)).zip(errors.drain(..)) {
+                if let Some(slot) = slots.get_mut(sample.tag.index()) {
+                    *slot = Some(Latest { sample: sample.clone(), raw, error });
+                }
+            }
+        });
+    }
+
+    /// The tags the pipeline knows.
+    pub fn tag_count(&self) -> usize {
+        self.state.len()
+    }
+
+    /// Last reported value of a tag, as the deadband sees it.
+    pub fn last_value(&self, tag: TagId) -> Option<&Value> {
+        self.state.get(tag.index()).and_then(|s| s.last_value.as_ref())
+    }
+}
+
+fn range_check(value: &Value, range: Option<[f64; 2]>, quality: Quality) -> Quality {
+    match (range, value) {
+        (Some([min, max]), Value::Float(x)) if quality.is_good() && !(min..=max).contains(x) => {
+            Quality::Uncertain(UncertainReason::EngineeringUnitsExceeded)
+        }
+        _ => quality,
+    }
+}
+
+fn bad_reason(error: &TransformError) -> BadReason {
+    match error {
+        TransformError::WrongInput { .. } => BadReason::TypeMismatch,
+        TransformError::Unmapped(_) => BadReason::ConfigError,
+        TransformError::Conversion(backplane_model::ConversionError::OutOfRange { .. }) => BadReason::OutOfRange,
+        TransformError::Conversion(_) => BadReason::TypeMismatch,
+    }
+}
+
+/// Hands batches to sink queues and live-stream subscribers.
+#[derive(Debug)]
+pub struct Router {
+    pub(crate) sinks: Vec<Option<mpsc::Sender<Arc<Batch>>>>,
+    pub(crate) stream: broadcast::Sender<Arc<Batch>>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) sink_names: Vec<String>,
+    last_drop_log: Vec<Option<Instant>>,
+}
+
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Router {
+    pub fn new(
+        sinks: Vec<Option<mpsc::Sender<Arc<Batch>>>>,
+        sink_names: Vec<String>,
+        stream: broadcast::Sender<Arc<Batch>>,
+        metrics: Arc<Metrics>,
+    ) -> Router {
+        let last_drop_log = vec![None; sinks.len()];
+        Router { sinks, stream, metrics, sink_names, last_drop_log }
+    }
+
+    pub fn route(&mut self, batch: Batch) {
+        let len = batch.len() as u64;
+        let batch = Arc::new(batch);
+        for (i, sink) in self.sinks.iter().enumerate() {
+            let Some(tx) = sink else { continue };
+            let metrics = &self.metrics.sinks[i];
+            match tx.try_send(batch.clone()) {
+                Ok(()) => {
+                    metrics.records.inc_by(len);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    metrics.dropped.inc_by(len);
+                    let now = Instant::now();
+                    if self.last_drop_log[i].is_none_or(|t| now.duration_since(t) >= DROP_LOG_INTERVAL) {
+                        self.last_drop_log[i] = Some(now);
+                        tracing::warn!(sink = %self.sink_names[i], records = len, "sink queue full; dropping batch (see backplane_sink_dropped_total)");
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        // No subscribers is the normal case; nothing to do then.
+        let _ = self.stream.send(batch);
+    }
+}
+
+/// The pipeline task: runs until it receives [`PipelineInput`]s no more.
+pub(crate) async fn run(mut pipeline: Pipeline, mut router: Router, mut input: mpsc::Receiver<PipelineInput>) {
+    while let Some(item) = input.recv().await {
+        if let Some(batch) = pipeline.process(item) {
+            router.route(batch);
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! Starting and stopping an engine, and the [`EngineHandle`] through which the API (and
+//! tests) read the cache, health and metrics, change context and subscribe to changes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backplane_config::Plan;
+use backplane_model::{BadReason, Context, ContextPatch, Event, Quality, TagId, Timestamp};
+use serde::Serialize;
+use tokio::sync::{Mutex, broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::{Latest, LatestValues};
+use crate::component::{ComponentError, PipelineInput, Registry, SinkContext, SinkIo, SourceContext, SourceIo};
+use crate::context::ContextStore;
+use crate::health::{ComponentHealth, ComponentState, Health};
+use crate::lineage::{self, Lineage};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Batch, Pipeline, Router};
+use crate::supervisor::{self, BackoffPolicy, Supervised};
+use crate::topology::Topology;
+
+/// Queue sizes and restart policy. The defaults suit a gateway; tests shorten the backoff.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Batches waiting for the pipeline; sources wait when it is full.
+    pub input_queue: usize,
+    /// Batches waiting for each sink; the sink misses batches when it is full.
+    pub sink_queue: usize,
+    /// Batches buffered for each live-stream subscriber before it lags.
+    pub stream_queue: usize,
+    pub backoff: BackoffPolicy,
+    /// How long shutdown waits for sinks to flush.
+    pub drain_timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> EngineOptions {
+        EngineOptions {
+            input_queue: 1024,
+            sink_queue: 1024,
+            stream_queue: 1024,
+            backoff: BackoffPolicy::default(),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The engine refuses a request because it is shutting down.
+#[derive(Debug, thiserror::Error)]
+#[error("the engine is shutting down")]
+pub struct EngineStopped;
+
+/// Overall health.
+#[derive(Debug, Serialize)]
+pub struct HealthReport {
+    /// `ok` when every enabled component runs, `degraded` otherwise.
+    pub status: &'static str,
+    pub version: &'static str,
+    pub config_version: String,
+    pub started: Timestamp,
+    pub uptime_seconds: f64,
+    pub components: Vec<ComponentHealth>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    topology: Arc<Topology>,
+    cache: Arc<LatestValues>,
+    contexts: Arc<ContextStore>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    stream: broadcast::Sender<Arc<Batch>>,
+    input: mpsc::WeakSender<PipelineInput>,
+    /// Serializes context changes so their events reach the pipeline in order.
+    context_order: Mutex<()>,
+    started: Timestamp,
+}
+
+/// A cheap, cloneable view of a running engine.
+#[derive(Clone, Debug)]
+pub struct EngineHandle {
+    shared: Arc<Shared>,
+}
+
+/// A running engine: its tasks and the means to stop them.
+#[derive(Debug)]
+pub struct Engine {
+    handle: EngineHandle,
+    input: mpsc::Sender<PipelineInput>,
+    source_cancel: CancellationToken,
+    sink_cancel: CancellationToken,
+    sources: Vec<JoinHandle<()>>,
+    sinks: Vec<JoinHandle<()>>,
+    pipeline: JoinHandle<()>,
+    drain_timeout: Duration,
+}
+
+impl Engine {
+    /// Starts every enabled source and sink of `plan` and the pipeline between them.
+    /// Must be called inside a Tokio runtime.
+    pub fn start(plan: Plan, registry: &Registry, options: EngineOptions) -> Result<Engine, ComponentError> {
+        let topology = Arc::new(Topology::new(plan));
+        let plan = &topology.plan;
+        let source_names: Vec<String> = plan.sources.iter().map(|s| s.name.clone()).collect();
+        let sink_names: Vec<String> = plan.sinks.iter().map(|s| s.name.clone()).collect();
+        let metrics = Arc::new(Metrics::new(&source_names, &sink_names, &plan.version));
+        let now = Timestamp::now();
+        let health_rows = plan
+            .sources
+            .iter()
+            .map(|s| ("source", s))
+            .chain(plan.sinks.iter().map(|s| ("sink", s)))
+            .map(|(component, spec)| ComponentHealth {
+                component,
+                name: spec.name.clone(),
+                kind: spec.kind.clone(),
+                state: if spec.enabled { ComponentState::Starting } else { ComponentState::Disabled },
+                since: now,
+                restarts: 0,
+                last_error: None,
+                retry_at: None,
+            })
+            .collect();
+        let health = Arc::new(Health::new(health_rows));
+        let cache = Arc::new(LatestValues::new(topology.tags.len()));
+        let contexts = Arc::new(ContextStore::new(&topology));
+        let (input_tx, input_rx) = mpsc::channel(options.input_queue.max(1));
+        let (stream, _) = broadcast::channel(options.stream_queue.max(1));
+        let source_cancel = CancellationToken::new();
+        let sink_cancel = CancellationToken::new();
+
+        // Sinks first, so nothing the first readings produce is missed.
+        let mut sink_txs = Vec::new();
+        let mut sink_tasks = Vec::new();
+        for (i, spec) in plan.sinks.iter().enumerate() {
+            if !spec.enabled {
+                sink_txs.push(None);
+                continue;
+            }
+            let kind = registry
+                .sink(&spec.kind)
+                .ok_or_else(|| ComponentError::new(format!("sink `{}`: unknown kind `{}`", spec.name, spec.kind)))?
+                .clone();
+            let (tx, rx) = mpsc::channel(options.sink_queue.max(1));
+            sink_txs.push(Some(tx));
+            let io = SinkIo { input: Arc::new(Mutex::new(rx)), cancel: sink_cancel.clone(), topology: topology.clone() };
+            let spec = spec.clone();
+            let data_dir = plan.gateway.data_dir.clone();
+            let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
+                let sink = kind.build(&SinkContext { name: &spec.name, settings: &spec.settings, data_dir: &data_dir })?;
+                Ok(sink.run(io.clone()))
+            });
+            let supervised = Supervised {
+                component: "sink",
+                name: plan.sinks[i].name.clone(),
+                slot: plan.sources.len() + i,
+                health: health.clone(),
+                restarts: metrics.sinks[i].restarts.clone(),
+                up: metrics.sinks[i].up.clone(),
+                cancel: sink_cancel.clone(),
+                policy: options.backoff,
+                return_is_stop: true,
+            };
+            sink_tasks.push(tokio::spawn(supervisor::supervise(supervised, start, Box::new(|| Box::pin(async {})))));
+        }
+
+        let router = Router::new(sink_txs, sink_names, stream.clone(), metrics.clone());
+        let pipeline = Pipeline::new(topology.clone(), contexts.clone(), cache.clone(), metrics.clone());
+        let pipeline_task = tokio::spawn(pipeline::run(pipeline, router, input_rx));
+
+        let mut source_tasks = Vec::new();
+        for (i, spec) in plan.sources.iter().enumerate() {
+            let routes = &topology.sources[i];
+            if !spec.enabled {
+                continue;
+            }
+            let kind = registry
+                .source(&spec.kind)
+                .ok_or_else(|| ComponentError::new(format!("source `{}`: unknown kind `{}`", spec.name, spec.kind)))?
+                .clone();
+            let io = SourceIo { source: i as u32, tx: input_tx.clone(), cancel: source_cancel.clone() };
+            let addresses = routes.addresses.clone();
+            let spec = spec.clone();
+            let data_dir = plan.gateway.data_dir.clone();
+            let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
+                let source = kind.build(&SourceContext {
+                    name: &spec.name,
+                    settings: &spec.settings,
+                    addresses: &addresses,
+                    data_dir: &data_dir,
+                })?;
+                Ok(source.run(io.clone()))
+            });
+            let down_tx = input_tx.clone();
+            let on_failure: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
+                let tx = down_tx.clone();
+                let down = PipelineInput::SourceDown {
+                    source: i as u32,
+                    quality: Quality::Bad(BadReason::CommFailure),
+                    time: Timestamp::now(),
+                };
+                Box::pin(async move {
+                    let _ = tx.send(down).await;
+                }) as futures::future::BoxFuture<'static, ()>
+            });
+            let supervised = Supervised {
+                component: "source",
+                name: spec_name(plan, i),
+                slot: i,
+                health: health.clone(),
+                restarts: metrics.sources[i].restarts.clone(),
+                up: metrics.sources[i].up.clone(),
+                cancel: source_cancel.clone(),
+                policy: options.backoff,
+                return_is_stop: false,
+            };
+            source_tasks.push(tokio::spawn(supervisor::supervise(supervised, start, on_failure)));
+        }
+
+        let shared = Arc::new(Shared {
+            topology: topology.clone(),
+            cache,
+            contexts,
+            health,
+            metrics,
+            stream,
+            input: input_tx.downgrade(),
+            context_order: Mutex::new(()),
+            started: now,
+        });
+        Ok(Engine {
+            handle: EngineHandle { shared },
+            input: input_tx,
+            source_cancel,
+            sink_cancel,
+            sources: source_tasks,
+            sinks: sink_tasks,
+            pipeline: pipeline_task,
+            drain_timeout: options.drain_timeout,
+        })
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Stops sources, lets the pipeline and sinks drain what was read, then stops them.
+    pub async fn shutdown(self) {
+        self.source_cancel.cancel();
+        for task in self.sources {
+            let _ = task.await;
+        }
+        // Last strong sender: the pipeline ends once the queue is drained, which closes the
+        // sink queues so each sink flushes and returns.
+        drop(self.input);
+        let _ = self.pipeline.await;
+        let drain = async {
+            for task in self.sinks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(self.drain_timeout, drain).await.is_err() {
+            tracing::warn!("sinks did not drain in time; stopping them");
+            self.sink_cancel.cancel();
+        }
+        tracing::info!("engine stopped");
+    }
+}
+
+fn spec_name(plan: &Plan, source: usize) -> String {
+    plan.sources[source].name.clone()
+}
+
+impl EngineHandle {
+    pub fn topology(&self) -> &Arc<Topology> {
+        &self.shared.topology
+    }
+
+    pub fn latest(&self, tag: TagId) -> Option<Latest> {
+        self.shared.cache.get(tag)
+    }
+
+    pub fn latest_many(&self, tags: &[TagId]) -> Vec<Option<Latest>> {
+        self.shared.cache.get_many(tags)
+    }
+
+    /// `(own, effective)` context of an asset (by topology index).
+    pub fn context(&self, asset: usize) -> (Context, Arc<Context>) {
+        (self.shared.contexts.own(asset), self.shared.contexts.effective(asset))
+    }
+
+    /// Changes an asset's own context. Samples read from now on carry it; the returned
+    /// events (one per changed field) are also routed to sinks and the live stream.
+    pub async fn set_context(
+        &self,
+        asset: usize,
+        patch: &ContextPatch,
+        by: Option<&str>,
+    ) -> Result<Vec<Event>, EngineStopped> {
+        let input = self.shared.input.upgrade().ok_or(EngineStopped)?;
+        let _order = self.shared.context_order.lock().await;
+        let events = self.shared.contexts.apply(&self.shared.topology, asset, patch, by);
+        if !events.is_empty() {
+            input.send(PipelineInput::Events(events.clone())).await.map_err(|_| EngineStopped)?;
+        }
+        Ok(events)
+    }
+
+    /// Every batch the pipeline routes from now on. A subscriber that falls more than the
+    /// stream queue behind gets `RecvError::Lagged` and should call [`Self::note_stream_lag`].
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
+        self.shared.stream.subscribe()
+    }
+
+    pub fn note_stream_lag(&self, missed: u64) {
+        self.shared.metrics.stream_lagged.inc_by(missed);
+    }
+
+    pub fn health(&self) -> HealthReport {
+        let components = self.shared.health.snapshot();
+        let ok = components
+            .iter()
+            .all(|c| matches!(c.state, ComponentState::Running | ComponentState::Disabled));
+        let now = Timestamp::now();
+        HealthReport {
+            status: if ok { "ok" } else { "degraded" },
+            version: env!("CARGO_PKG_VERSION"),
+            config_version: self.shared.topology.plan.version.clone(),
+            started: self.shared.started,
+            uptime_seconds: (now.unix_nanos() - self.shared.started.unix_nanos()) as f64 / 1e9,
+            components,
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics.encode()
+    }
+
+    /// Where the current value of a tag came from.
+    pub fn lineage(&self, tag: TagId) -> Option<Lineage> {
+        let info = self.shared.topology.tag(tag)?;
+        Some(lineage::explain(&self.shared.topology, info, self.latest(tag)))
+    }
+}

@@ -1,0 +1,145 @@
+//! Supervision: runs a source or sink, and when it fails (error, unexpected return or
+//! panic) reports it, waits a capped exponential backoff with jitter, and starts a fresh
+//! instance. Each component has its own supervisor task, so a failing one never stops the
+//! others.
+//!
+//! Backoff: the n-th consecutive failure waits `min(cap, base · 2ⁿ)` scaled by a random
+//! factor in [0.5, 1.0] (jitter, so many gateways restarting at once do not retry in step).
+//! A component that ran for at least [`STABLE_AFTER`] counts as recovered: the next failure
+//! starts again from `base`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backplane_model::Timestamp;
+use futures::future::BoxFuture;
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
+use rand::{Rng, SeedableRng};
+use tokio_util::sync::CancellationToken;
+
+use crate::component::ComponentError;
+use crate::health::{ComponentState, Health};
+
+/// Runs this long without failing and the backoff starts over.
+pub const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+/// How long a component may take to stop by itself once cancelled.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Restart delays.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BackoffPolicy {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for BackoffPolicy {
+    fn default() -> BackoffPolicy {
+        BackoffPolicy { base: Duration::from_millis(500), cap: Duration::from_secs(60) }
+    }
+}
+
+impl BackoffPolicy {
+    /// The delay before restart number `attempt` (0-based), with jitter from `rng`.
+    pub fn delay(&self, attempt: u32, rng: &mut impl Rng) -> Duration {
+        let exp = self.base.saturating_mul(2u32.saturating_pow(attempt.min(31)));
+        let capped = exp.min(self.cap);
+        capped.mul_f64(rng.random_range(0.5..=1.0))
+    }
+}
+
+/// What a supervisor needs besides the component itself.
+pub(crate) struct Supervised {
+    pub component: &'static str,
+    pub name: String,
+    pub slot: usize,
+    pub health: Arc<Health>,
+    pub restarts: Counter,
+    pub up: Gauge,
+    pub cancel: CancellationToken,
+    pub policy: BackoffPolicy,
+    /// Sources must run until cancelled; a sink returning means its input closed.
+    pub return_is_stop: bool,
+}
+
+type Start = Box<dyn FnMut() -> Result<BoxFuture<'static, Result<(), ComponentError>>, ComponentError> + Send>;
+type OnFailure = Box<dyn FnMut() -> BoxFuture<'static, ()> + Send>;
+
+pub(crate) async fn supervise(s: Supervised, mut start: Start, mut on_failure: OnFailure) {
+    // Seeded per supervisor so jitter differs between components and gateways.
+    let mut rng = rand::rngs::StdRng::from_rng(&mut rand::rng());
+    let mut attempt = 0u32;
+    while !s.cancel.is_cancelled() {
+        s.health.set_state(s.slot, ComponentState::Starting);
+        let started = Instant::now();
+        let error = match start() {
+            Err(e) => e.0,
+            Ok(future) => {
+                s.health.set_state(s.slot, ComponentState::Running);
+                s.up.set(1);
+                let mut task = tokio::spawn(future);
+                let outcome = tokio::select! {
+                    joined = &mut task => joined,
+                    () = s.cancel.cancelled() => {
+                        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+                            tracing::warn!(component = s.component, name = %s.name, "did not stop in time; aborted");
+                            task.abort();
+                        }
+                        break;
+                    }
+                };
+                match outcome {
+                    Ok(Ok(())) if s.return_is_stop || s.cancel.is_cancelled() => break,
+                    Ok(Ok(())) => "stopped without an error while the engine was running".to_owned(),
+                    Ok(Err(e)) => e.0,
+                    Err(join) if join.is_panic() => format!("panicked: {}", panic_message(join.into_panic())),
+                    Err(join) => format!("task ended: {join}"),
+                }
+            }
+        };
+        s.up.set(0);
+        s.restarts.inc();
+        if started.elapsed() >= STABLE_AFTER {
+            attempt = 0;
+        }
+        let delay = s.policy.delay(attempt, &mut rng);
+        attempt = attempt.saturating_add(1);
+        let retry_at = Timestamp::now().add_nanos(i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX));
+        tracing::warn!(component = s.component, name = %s.name, %error, retry_in_ms = delay.as_millis() as u64, "failed; restarting after backoff");
+        s.health.record_failure(s.slot, error, retry_at);
+        on_failure().await;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = s.cancel.cancelled() => break,
+        }
+    }
+    s.up.set(0);
+    s.health.set_state(s.slot, ComponentState::Stopped);
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter_in_range() {
+        let policy = BackoffPolicy { base: Duration::from_millis(100), cap: Duration::from_secs(2) };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for (attempt, full) in [(0, 100), (1, 200), (2, 400), (4, 1600), (5, 2000), (40, 2000)] {
+            for _ in 0..50 {
+                let d = policy.delay(attempt, &mut rng).as_millis() as u64;
+                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d} ms not in [{}, {full}]", full / 2);
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The plan compiled into dense tables: assets as a tree, tags by [`TagId`], and for every
+//! source the list of addresses it must read and the tags each address feeds. Built once
+//! at start; everything on the hot path is an index into these vectors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use backplane_config::Plan;
+use backplane_model::model::Binding;
+use backplane_model::{AssetPath, Attribute, Context, Level, Model, TagId, TagTable};
+
+/// One asset of the tree.
+#[derive(Debug)]
+pub struct AssetNode {
+    pub path: AssetPath,
+    pub level: Level,
+    pub description: Option<String>,
+    pub model: Option<Arc<Model>>,
+    pub parent: Option<usize>,
+    pub children: Vec<usize>,
+    /// One tag per model attribute, in model order.
+    pub tags: Vec<TagId>,
+    /// Context set on the asset by the configuration.
+    pub initial_context: Context,
+}
+
+/// One attribute of one asset.
+#[derive(Debug)]
+pub struct TagInfo {
+    pub id: TagId,
+    /// `asset/attribute`, the tag's place in the namespace.
+    pub path: Arc<str>,
+    pub asset: usize,
+    pub model: Arc<str>,
+    pub attribute: Attribute,
+    /// Where the value comes from; `None` for an attribute the instance leaves unbound.
+    pub binding: Option<Binding>,
+    /// Index of the source in [`Topology::sources`].
+    pub source: Option<u32>,
+}
+
+/// What the engine knows of one configured source.
+#[derive(Debug)]
+pub struct SourceRoutes {
+    pub name: String,
+    pub kind: String,
+    pub enabled: bool,
+    /// Distinct addresses read, in first-use order; readings index this.
+    pub addresses: Vec<Arc<str>>,
+    /// For each address, the tags it feeds (one address may feed several attributes).
+    pub routes: Vec<Vec<TagId>>,
+    /// Every tag this source feeds.
+    pub tags: Vec<TagId>,
+}
+
+/// The compiled plan.
+#[derive(Debug)]
+pub struct Topology {
+    pub plan: Plan,
+    pub assets: Vec<AssetNode>,
+    pub tags: Vec<TagInfo>,
+    pub sources: Vec<SourceRoutes>,
+    asset_index: HashMap<String, usize>,
+    tag_table: TagTable,
+}
+
+impl Topology {
+    pub fn new(plan: Plan) -> Topology {
+        let mut assets: Vec<AssetNode> = Vec::with_capacity(plan.assets.len());
+        let mut asset_index = HashMap::new();
+        let mut tags = Vec::new();
+        let mut tag_table = TagTable::default();
+        let mut sources: Vec<SourceRoutes> = plan
+            .sources
+            .iter()
+            .map(|s| SourceRoutes {
+                name: s.name.clone(),
+                kind: s.kind.clone(),
+                enabled: s.enabled,
+                addresses: Vec::new(),
+                routes: Vec::new(),
+                tags: Vec::new(),
+            })
+            .collect();
+        let source_index: HashMap<&str, u32> =
+            plan.sources.iter().enumerate().map(|(i, s)| (s.name.as_str(), i as u32)).collect();
+
+        // The plan lists parents before children, so every parent is already indexed.
+        for spec in &plan.assets {
+            let index = assets.len();
+            let parent = spec.path.parent().and_then(|p| asset_index.get(p.as_str()).copied());
+            if let Some(p) = parent {
+                let node: &mut AssetNode = &mut assets[p];
+                node.children.push(index);
+            }
+            let mut node_tags = Vec::new();
+            if let Some(model) = &spec.model {
+                for attribute in &model.attributes {
+                    let id = tag_table.intern(&spec.path, &attribute.name);
+                    let binding = spec.bindings.iter().find(|b| b.attribute == attribute.name).cloned();
+                    let source = binding.as_ref().and_then(|b| source_index.get(b.source.as_str()).copied());
+                    if let (Some(b), Some(s)) = (&binding, source) {
+                        let routes = &mut sources[s as usize];
+                        let address = match routes.addresses.iter().position(|a| **a == *b.address) {
+                            Some(a) => a,
+                            None => {
+                                routes.addresses.push(b.address.as_str().into());
+                                routes.routes.push(Vec::new());
+                                routes.addresses.len() - 1
+                            }
+                        };
+                        routes.routes[address].push(id);
+                        routes.tags.push(id);
+                    }
+                    tags.push(TagInfo {
+                        id,
+                        path: tag_table.path(id).cloned().unwrap_or_else(|| "".into()),
+                        asset: index,
+                        model: model.name.as_str().into(),
+                        attribute: attribute.clone(),
+                        binding,
+                        source,
+                    });
+                    node_tags.push(id);
+                }
+            }
+            asset_index.insert(spec.path.as_str().to_owned(), index);
+            assets.push(AssetNode {
+                path: spec.path.clone(),
+                level: spec.level,
+                description: spec.description.clone(),
+                model: spec.model.clone(),
+                parent,
+                children: Vec::new(),
+                tags: node_tags,
+                initial_context: spec.context.clone(),
+            });
+        }
+        Topology { plan, assets, tags, sources, asset_index, tag_table }
+    }
+
+    pub fn asset_index(&self, path: &str) -> Option<usize> {
+        self.asset_index.get(path.trim_end_matches('/')).copied()
+    }
+
+    pub fn asset(&self, path: &str) -> Option<&AssetNode> {
+        self.asset_index(path).map(|i| &self.assets[i])
+    }
+
+    pub fn tag(&self, id: TagId) -> Option<&TagInfo> {
+        self.tags.get(id.index())
+    }
+
+    /// Looks a tag up by `asset/attribute` path.
+    pub fn tag_by_path(&self, path: &str) -> Option<&TagInfo> {
+        self.tag_table.get(path).and_then(|id| self.tag(id))
+    }
+
+    /// Index of the root asset (the enterprise).
+    pub fn roots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.assets.iter().enumerate().filter(|(_, a)| a.parent.is_none()).map(|(i, _)| i)
+    }
+}
