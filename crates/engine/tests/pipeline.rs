@@ -1,0 +1,138 @@
+//! The pipeline's synchronous core, fed raw batches by hand: deadband, range check,
+//! missing values, failed sources, context stamping.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use backplane_engine::context::ContextStore;
+use backplane_engine::metrics::Metrics;
+use backplane_engine::{LatestValues, Pipeline, PipelineInput, RawBatch, RawReading, Registry, Topology};
+use backplane_model::{
+    BadReason, ContextField, ContextPatch, Quality, Sample, Timestamp, UncertainReason, Value,
+};
+
+const CONFIG: &str = r#"
+[namespace]
+enterprise = "acme"
+site = "plant"
+[models.Tank.attributes]
+level = { type = "float", unit = "%", range = [0, 100] }
+temp = { type = "float", unit = "degC" }
+[[assets]]
+path = "tank"
+model = "Tank"
+source = "plc"
+bindings.level = { address = "lvl", scale = { raw = [0, 1000], eng = [0, 100] }, deadband = { percent = 1 } }
+bindings.temp = { address = "t", unit = "degF", deadband = { absolute = 0.5 } }
+[[sources]]
+name = "plc"
+kind = "simulator"
+signals.lvl = { signal = "constant", value = 0 }
+signals.t = { signal = "constant", value = 0 }
+"#;
+
+struct Fixture {
+    topology: Arc<Topology>,
+    contexts: Arc<ContextStore>,
+    pipeline: Pipeline,
+}
+
+fn fixture() -> Fixture {
+    let registry = Registry::with_builtins();
+    let plan = backplane_config::load_str(CONFIG, Path::new("t.toml"), &registry.catalog()).unwrap();
+    let topology = Arc::new(Topology::new(plan));
+    let contexts = Arc::new(ContextStore::new(&topology));
+    let cache = Arc::new(LatestValues::new(topology.tags.len()));
+    let metrics = Arc::new(Metrics::new(&["plc".into()], &[], "v"));
+    let pipeline = Pipeline::new(topology.clone(), contexts.clone(), cache, metrics);
+    Fixture { topology, contexts, pipeline }
+}
+
+impl Fixture {
+    fn address(&self, name: &str) -> u32 {
+        self.topology.sources[0].addresses.iter().position(|a| &**a == name).unwrap() as u32
+    }
+
+    fn feed(&mut self, readings: &[(&str, Option<Value>, Quality)]) -> Vec<Sample> {
+        let readings = readings
+            .iter()
+            .map(|(a, v, q)| RawReading { address: self.address(a), value: v.clone(), quality: *q, source_time: None })
+            .collect();
+        let batch = RawBatch { source: 0, gateway_time: Timestamp::now(), readings };
+        self.pipeline.process(PipelineInput::Readings(batch)).map(|b| b.samples).unwrap_or_default()
+    }
+}
+
+#[test]
+fn deadband_suppresses_small_changes_but_never_quality_changes() {
+    let mut f = fixture();
+    let good = Quality::Good;
+    assert_eq!(f.feed(&[("lvl", Some(Value::UInt(500)), good)]).len(), 1);
+    // 1 % of a 0..100 range is 1.0; 500 → 505 raw is 0.5 %.
+    assert!(f.feed(&[("lvl", Some(Value::UInt(505)), good)]).is_empty());
+    let moved = f.feed(&[("lvl", Some(Value::UInt(515)), good)]);
+    assert_eq!(moved[0].value, Some(Value::Float(51.5)));
+    // Same value, but quality changes: always reported.
+    let bad = Quality::Bad(BadReason::DeviceFailure);
+    let reported = f.feed(&[("lvl", Some(Value::UInt(515)), bad)]);
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].quality, bad);
+}
+
+#[test]
+fn values_outside_the_range_become_uncertain() {
+    let mut f = fixture();
+    let samples = f.feed(&[("lvl", Some(Value::UInt(1200)), Quality::Good)]);
+    assert_eq!(samples[0].value, Some(Value::Float(120.0)));
+    assert_eq!(samples[0].quality, Quality::Uncertain(UncertainReason::EngineeringUnitsExceeded));
+}
+
+#[test]
+fn unit_conversion_applies_before_the_absolute_deadband() {
+    let mut f = fixture();
+    let first = f.feed(&[("t", Some(Value::Float(212.0)), Quality::Good)]);
+    assert!((first[0].value.as_ref().unwrap().as_f64().unwrap() - 100.0).abs() < 1e-9);
+    // 0.8 °F is 0.44 °C: inside a 0.5 °C deadband.
+    assert!(f.feed(&[("t", Some(Value::Float(212.8)), Quality::Good)]).is_empty());
+}
+
+#[test]
+fn a_reading_without_a_value_is_bad_and_keeps_the_last_value() {
+    let mut f = fixture();
+    f.feed(&[("lvl", Some(Value::UInt(100)), Quality::Good)]);
+    let samples = f.feed(&[("lvl", None, Quality::Good)]);
+    assert_eq!(samples[0].quality, Quality::Bad(BadReason::Unspecified));
+    assert_eq!(samples[0].value, Some(Value::Float(10.0)));
+}
+
+#[test]
+fn a_failed_source_turns_all_its_tags_bad_keeping_values() {
+    let mut f = fixture();
+    f.feed(&[("lvl", Some(Value::UInt(100)), Quality::Good)]);
+    let down = PipelineInput::SourceDown {
+        source: 0,
+        quality: Quality::Bad(BadReason::CommFailure),
+        time: Timestamp::from_unix_nanos(42),
+    };
+    let samples = f.pipeline.process(down).unwrap().samples;
+    assert_eq!(samples.len(), 2, "both tags of the source");
+    assert!(samples.iter().all(|s| s.quality == Quality::Bad(BadReason::CommFailure)));
+    assert!(samples.iter().all(|s| s.gateway_time == Timestamp::from_unix_nanos(42)));
+    let level = samples.iter().find(|s| s.value.is_some()).unwrap();
+    assert_eq!(level.value, Some(Value::Float(10.0)));
+    assert!(samples.iter().any(|s| s.value.is_none()), "a never-read tag has no value");
+}
+
+#[test]
+fn samples_carry_the_context_effective_when_they_are_processed() {
+    let mut f = fixture();
+    let site = f.topology.asset_index("acme/plant").unwrap();
+    let events = f.contexts.apply(&f.topology, site, &ContextPatch::default().set(ContextField::Batch, "B-1"), None);
+    assert_eq!(events.len(), 1);
+    let samples = f.feed(&[("lvl", Some(Value::UInt(100)), Quality::Good)]);
+    assert_eq!(samples[0].context.batch.as_deref(), Some("B-1"));
+    let tank = f.topology.asset_index("acme/plant/tank").unwrap();
+    f.contexts.apply(&f.topology, tank, &ContextPatch::default().set(ContextField::Batch, "B-2"), None);
+    let samples = f.feed(&[("lvl", Some(Value::UInt(900)), Quality::Good)]);
+    assert_eq!(samples[0].context.batch.as_deref(), Some("B-2"), "the asset's own field wins");
+}
