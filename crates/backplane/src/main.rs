@@ -71,7 +71,9 @@ fn main() -> ExitCode {
             None => ExitCode::FAILURE,
         },
         Command::Demo { listen, data_dir } => {
-            let origin = std::env::current_dir().unwrap_or_default().join("examples/dairy.toml");
+            let origin = std::env::current_dir()
+                .unwrap_or_default()
+                .join("examples/dairy.toml");
             match backplane_config::load_str(DAIRY, &origin, &registry.catalog()) {
                 Ok(mut plan) => {
                     plan.gateway.data_dir = data_dir;
@@ -112,8 +114,12 @@ fn check(path: &Path, registry: &Registry) -> ExitCode {
     let Some(plan) = load(path, registry) else {
         return ExitCode::FAILURE;
     };
-    let tags: usize =
-        plan.assets.iter().filter_map(|a| a.model.as_ref()).map(|m| m.attributes.len()).sum();
+    let tags: usize = plan
+        .assets
+        .iter()
+        .filter_map(|a| a.model.as_ref())
+        .map(|m| m.attributes.len())
+        .sum();
     let bound: usize = plan.assets.iter().map(|a| a.bindings.len()).sum();
     println!(
         "{}: ok — {} models, {} assets, {} tags ({} bound), {} sources, {} sinks; config version {}",
@@ -132,7 +138,9 @@ fn check(path: &Path, registry: &Registry) -> ExitCode {
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),

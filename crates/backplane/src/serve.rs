@@ -10,7 +10,12 @@ use backplane_engine::{Engine, EngineOptions, Registry};
 /// Printed once the API listens, with the base URL the demo user should open.
 pub type Banner = fn(&str);
 
-pub fn run_blocking(plan: Plan, registry: Registry, listen: Option<SocketAddr>, banner: Option<Banner>) -> ExitCode {
+pub fn run_blocking(
+    plan: Plan,
+    registry: Registry,
+    listen: Option<SocketAddr>,
+    banner: Option<Banner>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -27,7 +32,12 @@ pub fn run_blocking(plan: Plan, registry: Registry, listen: Option<SocketAddr>, 
     }
 }
 
-async fn run(plan: Plan, registry: Registry, listen: Option<SocketAddr>, banner: Option<Banner>) -> Result<(), String> {
+async fn run(
+    plan: Plan,
+    registry: Registry,
+    listen: Option<SocketAddr>,
+    banner: Option<Banner>,
+) -> Result<(), String> {
     let token = match &plan.api.token {
         Some(secret) => Some(secret.resolve().map_err(|e| format!("[api] token: {e}"))?),
         None => None,
@@ -36,8 +46,13 @@ async fn run(plan: Plan, registry: Registry, listen: Option<SocketAddr>, banner:
     let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
         format!("cannot listen on {address}: {e} (pass --listen with another address, or port 0 for any free port)")
     })?;
-    let bound = listener.local_addr().map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let options = ApiOptions { token, max_body_bytes: plan.api.max_body_bytes };
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let options = ApiOptions {
+        token,
+        max_body_bytes: plan.api.max_body_bytes,
+    };
     let engine = Engine::start(plan, &registry, EngineOptions::default()).map_err(|e| e.to_string())?;
     let router = backplane_api::router(engine.handle(), options);
 

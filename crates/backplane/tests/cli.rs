@@ -1,5 +1,7 @@
 //! The binary as a user runs it: `check`, `demo` (read through the HTTP API), `completions`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,21 +16,33 @@ fn example(name: &str) -> String {
 
 #[test]
 fn check_accepts_the_dairy_example() {
-    let out = Command::new(BIN).args(["check", &example("dairy.toml")]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", &example("dairy.toml")])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("ok — 3 models, 13 assets"), "{stdout}");
 }
 
 #[test]
 fn check_lists_every_error_of_the_broken_example_with_line_and_column() {
-    let out = Command::new(BIN).args(["check", &example("broken.toml")]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", &example("broken.toml")])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let located = stderr
         .lines()
         .filter(|l| {
-            let Some(rest) = l.split("broken.toml:").nth(1) else { return false };
+            let Some(rest) = l.split("broken.toml:").nth(1) else {
+                return false;
+            };
             let mut parts = rest.splitn(3, ':');
             let line = parts.next().and_then(|p| p.parse::<usize>().ok());
             let column = parts.next().and_then(|p| p.parse::<usize>().ok());
@@ -36,8 +50,15 @@ fn check_lists_every_error_of_the_broken_example_with_line_and_column() {
         })
         .count();
     let summary = stderr.lines().last().unwrap_or_default();
-    let total: usize = summary.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
-    assert!(total >= 10, "expected many errors, got summary {summary:?}\n{stderr}");
+    let total: usize = summary
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        total >= 10,
+        "expected many errors, got summary {summary:?}\n{stderr}"
+    );
     assert_eq!(located, total, "every error has file:line:column\n{stderr}");
 }
 
@@ -78,14 +99,24 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
     let mut stdout = BufReader::new(demo.0.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let base = line.trim().strip_prefix("API listening on ").unwrap_or_else(|| panic!("{line}")).to_owned();
+    let base = line
+        .trim()
+        .strip_prefix("API listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
     // Keep reading the banner so the demo never blocks on a full pipe.
     std::thread::spawn(move || for _ in stdout.lines() {});
 
     let client = reqwest::Client::new();
     let tree = get(&client, &format!("{base}/api/v1/assets")).await;
     let text = tree.to_string();
-    for asset in ["reception/silo-1", "reception/silo-2", "processing/pasteurizer", "line-1/filler", "line-2/filler"] {
+    for asset in [
+        "reception/silo-1",
+        "reception/silo-2",
+        "processing/pasteurizer",
+        "line-1/filler",
+        "line-2/filler",
+    ] {
         assert!(text.contains(asset), "tree lacks {asset}: {text}");
     }
 
@@ -95,7 +126,11 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
         let mut asset = Value::Null;
         for _ in 0..200 {
             asset = get(&client, &filler(line)).await;
-            let all_good = asset["attributes"].as_object().unwrap().values().all(|a| a["quality"] == "good");
+            let all_good = asset["attributes"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|a| a["quality"] == "good");
             if all_good {
                 break;
             }
@@ -108,13 +143,28 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
             .as_object()
             .unwrap()
             .iter()
-            .map(|(k, a)| (k.clone(), a["type"].clone(), a["unit"].clone(), a["quality"].clone()))
+            .map(|(k, a)| {
+                (
+                    k.clone(),
+                    a["type"].clone(),
+                    a["unit"].clone(),
+                    a["quality"].clone(),
+                )
+            })
             .collect()
     };
-    assert_eq!(shape(&fillers[0]), shape(&fillers[1]), "both fillers have the same Filler shape");
+    assert_eq!(
+        shape(&fillers[0]),
+        shape(&fillers[1]),
+        "both fillers have the same Filler shape"
+    );
     assert_eq!(fillers[0]["attributes"]["product_temperature"]["unit"], "degC");
     assert_eq!(fillers[0]["attributes"]["speed"]["unit"], "bottle/min");
-    assert!(shape(&fillers[0]).iter().all(|(_, _, _, q)| q == "good"), "{}", fillers[0]);
+    assert!(
+        shape(&fillers[0]).iter().all(|(_, _, _, q)| q == "good"),
+        "{}",
+        fillers[0]
+    );
 
     // Values change over time.
     let first = fillers[0]["attributes"]["good_count"]["value"].clone();
@@ -131,7 +181,9 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
 
     // A work order set on line 1 shows up in its filler's values.
     let response = client
-        .put(format!("{base}/api/v1/context/acme-dairy/plant-a/packaging/line-1"))
+        .put(format!(
+            "{base}/api/v1/context/acme-dairy/plant-a/packaging/line-1"
+        ))
         .json(&serde_json::json!({"work_order": "WO-1001", "product": "milk-1l"}))
         .send()
         .await
@@ -142,7 +194,11 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
         let asset = get(&client, &filler("line-1")).await;
         if asset["attributes"]["speed"]["context"]["work_order"] == "WO-1001"
             || (asset["context"]["work_order"] == "WO-1001"
-                && asset["attributes"].as_object().unwrap().values().any(|a| a["context"]["work_order"] == "WO-1001"))
+                && asset["attributes"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .any(|a| a["context"]["work_order"] == "WO-1001"))
         {
             stamped = true;
             break;
@@ -151,10 +207,16 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
     }
     assert!(stamped, "the work order never reached the filler's values");
     let line2 = get(&client, &filler("line-2")).await;
-    assert_ne!(line2["context"]["work_order"], "WO-1001", "line 2 is not affected");
+    assert_ne!(
+        line2["context"]["work_order"], "WO-1001",
+        "line 2 is not affected"
+    );
 
     // SIGTERM stops it cleanly.
-    let status = Command::new("kill").args(["-TERM", &demo.0.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &demo.0.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let mut exit = None;
     for _ in 0..200 {
@@ -164,6 +226,9 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(exit.is_some_and(|s| s.success()), "demo did not exit cleanly: {exit:?}");
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "demo did not exit cleanly: {exit:?}"
+    );
     assert!(data.path().join("samples.jsonl").metadata().unwrap().len() > 0);
 }

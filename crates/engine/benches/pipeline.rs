@@ -23,8 +23,8 @@ use backplane_engine::{
 };
 use backplane_model::model::Binding;
 use backplane_model::{
-    AssetPath, Attribute, Context, DataType, Deadband, DecodeType, Level, Model, Quality, ScalarType, Timestamp,
-    Transform, Unit, Value, WordOrder,
+    AssetPath, Attribute, Context, DataType, Deadband, DecodeType, Level, Model, Quality, ScalarType,
+    Timestamp, Transform, Unit, Value, WordOrder,
 };
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -57,7 +57,8 @@ fn plan() -> Plan {
     let degf = Unit::parse("degF").unwrap();
     let degc = Unit::parse("degC").unwrap();
     let (gain, offset) = degf.conversion_to(&degc).unwrap();
-    let map: Arc<[(i64, Arc<str>)]> = vec![(0, "stopped".into()), (1, "idle".into()), (2, "running".into())].into();
+    let map: Arc<[(i64, Arc<str>)]> =
+        vec![(0, "stopped".into()), (1, "idle".into()), (2, "running".into())].into();
     let root = AssetPath::parse("acme/plant").unwrap();
     let mut assets = vec![
         AssetSpec {
@@ -74,17 +75,21 @@ fn plan() -> Plan {
             description: None,
             model: None,
             bindings: vec![],
-            context: Context { work_order: Some("WO-1".into()), ..Context::default() },
+            context: Context {
+                work_order: Some("WO-1".into()),
+                ..Context::default()
+            },
         },
     ];
     for i in 0..ASSETS {
-        let binding = |attribute: &str, slot: usize, transforms: Vec<Transform>, deadband: Option<Deadband>| Binding {
-            attribute: attribute.into(),
-            source: "plc".into(),
-            address: format!("{}", i * 4 + slot),
-            transforms,
-            deadband,
-        };
+        let binding =
+            |attribute: &str, slot: usize, transforms: Vec<Transform>, deadband: Option<Deadband>| Binding {
+                attribute: attribute.into(),
+                source: "plc".into(),
+                address: format!("{}", i * 4 + slot),
+                transforms,
+                deadband,
+            };
         assets.push(AssetSpec {
             path: root.child(&format!("filler-{i}")).unwrap(),
             level: Level::Equipment,
@@ -95,8 +100,16 @@ fn plan() -> Plan {
                     "temperature",
                     0,
                     vec![
-                        Transform::Decode { kind: DecodeType::F32, word_order: WordOrder::CDAB },
-                        Transform::Convert { from: degf.clone(), to: degc.clone(), gain, offset },
+                        Transform::Decode {
+                            kind: DecodeType::F32,
+                            word_order: WordOrder::CDAB,
+                        },
+                        Transform::Convert {
+                            from: degf.clone(),
+                            to: degc.clone(),
+                            gain,
+                            offset,
+                        },
                         Transform::Cast { to: float },
                     ],
                     Some(Deadband::Absolute(0.001)),
@@ -104,16 +117,36 @@ fn plan() -> Plan {
                 binding(
                     "speed",
                     1,
-                    vec![Transform::Scale { gain: 0.1, offset: 0.0, raw: None, eng: None }, Transform::Cast { to: float }],
+                    vec![
+                        Transform::Scale {
+                            gain: 0.1,
+                            offset: 0.0,
+                            raw: None,
+                            eng: None,
+                        },
+                        Transform::Cast { to: float },
+                    ],
                     None,
                 ),
                 binding(
                     "state",
                     2,
-                    vec![Transform::Map { entries: map.clone() }, Transform::Cast { to: DataType::Scalar(ScalarType::String) }],
+                    vec![
+                        Transform::Map { entries: map.clone() },
+                        Transform::Cast {
+                            to: DataType::Scalar(ScalarType::String),
+                        },
+                    ],
                     None,
                 ),
-                binding("count", 3, vec![Transform::Cast { to: DataType::Scalar(ScalarType::UInt) }], None),
+                binding(
+                    "count",
+                    3,
+                    vec![Transform::Cast {
+                        to: DataType::Scalar(ScalarType::UInt),
+                    }],
+                    None,
+                ),
             ],
             context: Context::default(),
         });
@@ -121,12 +154,27 @@ fn plan() -> Plan {
     Plan {
         version: "bench".into(),
         files: vec![],
-        gateway: Gateway { name: "bench".into(), data_dir: PathBuf::from("data") },
-        api: ApiSettings { listen: "127.0.0.1:0".parse().unwrap(), max_body_bytes: 65536, token: None },
-        namespace: Namespace { enterprise: "acme".into(), site: "plant".into() },
+        gateway: Gateway {
+            name: "bench".into(),
+            data_dir: PathBuf::from("data"),
+        },
+        api: ApiSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_body_bytes: 65536,
+            token: None,
+        },
+        namespace: Namespace {
+            enterprise: "acme".into(),
+            site: "plant".into(),
+        },
         models: vec![model],
         assets,
-        sources: vec![ComponentSpec { name: "plc".into(), kind: "simulator".into(), enabled: true, settings: Arc::new(()) }],
+        sources: vec![ComponentSpec {
+            name: "plc".into(),
+            kind: "simulator".into(),
+            enabled: true,
+            settings: Arc::new(()),
+        }],
         sinks: vec![],
     }
 }
@@ -147,14 +195,20 @@ fn batches(topology: &Topology, round: u64) -> Vec<RawBatch> {
                     let n = round + a as u64;
                     let value = match a % 4 {
                         0 => {
-                            let words = WordOrder::CDAB.split(u64::from((38.0f32 + (n % 50) as f32 * 0.1).to_bits()), 2);
+                            let words = WordOrder::CDAB
+                                .split(u64::from((38.0f32 + (n % 50) as f32 * 0.1).to_bits()), 2);
                             Value::Array(words.into_iter().map(|w| Value::UInt(u64::from(w))).collect())
                         }
                         1 => Value::UInt(4000 + n % 100),
                         2 => Value::UInt(n % 3),
                         _ => Value::UInt(n),
                     };
-                    RawReading { address: a as u32, value: Some(value), quality: Quality::Good, source_time: Some(now) }
+                    RawReading {
+                        address: a as u32,
+                        value: Some(value),
+                        quality: Quality::Good,
+                        source_time: Some(now),
+                    }
                 })
                 .collect(),
         })

@@ -22,7 +22,9 @@ pub struct LatestValues {
 
 impl LatestValues {
     pub fn new(tags: usize) -> LatestValues {
-        LatestValues { slots: RwLock::new(vec![None; tags]) }
+        LatestValues {
+            slots: RwLock::new(vec![None; tags]),
+        }
     }
 
     pub fn get(&self, tag: TagId) -> Option<Latest> {
@@ -32,7 +34,9 @@ impl LatestValues {
     /// Copies out several tags under one lock.
     pub fn get_many(&self, tags: &[TagId]) -> Vec<Option<Latest>> {
         let slots = self.slots.read();
-        tags.iter().map(|t| slots.get(t.index()).cloned().flatten()).collect()
+        tags.iter()
+            .map(|t| slots.get(t.index()).cloned().flatten())
+            .collect()
     }
 
     /// Runs `update` with write access to all slots (one lock per batch).

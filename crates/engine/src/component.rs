@@ -14,7 +14,7 @@ use std::sync::Arc;
 use backplane_config::{Catalog, KindSpec, Settings};
 use backplane_model::{Quality, Timestamp, Value};
 use futures::future::BoxFuture;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::Batch;
@@ -56,9 +56,24 @@ pub struct RawBatch {
 pub enum PipelineInput {
     Readings(RawBatch),
     /// A source failed or stopped: every tag it feeds turns to this quality.
-    SourceDown { source: u32, quality: Quality, time: Timestamp },
+    SourceDown {
+        source: u32,
+        quality: Quality,
+        time: Timestamp,
+    },
     /// Events from outside the data path (context changes), routed in order with samples.
     Events(Vec<backplane_model::Event>),
+}
+
+/// A request to write one raw value (already in the device's terms) to one address of a
+/// source. The reply carries the value read back after the write, when the source can
+/// read the address, so the caller can confirm it.
+#[derive(Debug)]
+pub struct WriteRequest {
+    /// Index into the addresses the source was built with.
+    pub address: u32,
+    pub value: Value,
+    pub reply: oneshot::Sender<Result<Option<Value>, ComponentError>>,
 }
 
 /// What a source is given to run.
@@ -67,6 +82,8 @@ pub struct SourceIo {
     pub(crate) source: u32,
     pub(crate) tx: mpsc::Sender<PipelineInput>,
     pub(crate) cancel: CancellationToken,
+    /// Outlives source instances, like a sink's input queue.
+    pub(crate) writes: Arc<Mutex<mpsc::Receiver<WriteRequest>>>,
 }
 
 impl SourceIo {
@@ -74,7 +91,11 @@ impl SourceIo {
     /// (backpressure: a source slows down rather than losing readings). Returns `false`
     /// once the engine is shutting down.
     pub async fn emit(&self, gateway_time: Timestamp, readings: Vec<RawReading>) -> bool {
-        let batch = RawBatch { source: self.source, gateway_time, readings };
+        let batch = RawBatch {
+            source: self.source,
+            gateway_time,
+            readings,
+        };
         self.tx.send(PipelineInput::Readings(batch)).await.is_ok()
     }
 
@@ -85,6 +106,13 @@ impl SourceIo {
 
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// The next write request for this source. Stays pending while nobody writes, so a
+    /// source can `select!` on it beside its poll timer; `None` once the engine stops.
+    /// Sources that cannot write answer each request with an error.
+    pub async fn next_write(&self) -> Option<WriteRequest> {
+        self.writes.lock().await.recv().await
     }
 }
 
@@ -177,7 +205,11 @@ impl KindSpec for SourceSpec {
     fn parse(&self, table: &mut backplane_config::Table<'_>) -> Option<Settings> {
         self.0.parse(table)
     }
-    fn check_address(&self, settings: &Settings, address: &str) -> Result<(), backplane_config::AddressError> {
+    fn check_address(
+        &self,
+        settings: &Settings,
+        address: &str,
+    ) -> Result<(), backplane_config::AddressError> {
         self.0.check_address(settings, address)
     }
 }

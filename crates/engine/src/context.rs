@@ -18,7 +18,11 @@ pub struct ContextStore {
 
 impl ContextStore {
     pub fn new(topology: &Topology) -> ContextStore {
-        let own: Vec<Context> = topology.assets.iter().map(|a| a.initial_context.clone()).collect();
+        let own: Vec<Context> = topology
+            .assets
+            .iter()
+            .map(|a| a.initial_context.clone())
+            .collect();
         let mut effective: Vec<Arc<Context>> = Vec::with_capacity(own.len());
         // Parents come before children in the topology.
         for (i, asset) in topology.assets.iter().enumerate() {
@@ -36,7 +40,10 @@ impl ContextStore {
 
     /// The context every sample of `asset` is stamped with right now.
     pub fn effective(&self, asset: usize) -> Arc<Context> {
-        self.effective.get(asset).map(ArcSwap::load_full).unwrap_or_default()
+        self.effective
+            .get(asset)
+            .map(ArcSwap::load_full)
+            .unwrap_or_default()
     }
 
     /// The fields set on `asset` itself.
@@ -80,7 +87,12 @@ impl ContextStore {
             .map(|(field, old, new)| Event {
                 asset: topology.assets[asset].path.clone(),
                 time,
-                kind: EventKind::ContextChanged { field, old, new, by: by.clone() },
+                kind: EventKind::ContextChanged {
+                    field,
+                    old,
+                    new,
+                    by: by.clone(),
+                },
                 context: context.clone(),
             })
             .collect()

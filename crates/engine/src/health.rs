@@ -41,7 +41,9 @@ pub struct Health {
 
 impl Health {
     pub fn new(components: Vec<ComponentHealth>) -> Health {
-        Health { components: RwLock::new(components) }
+        Health {
+            components: RwLock::new(components),
+        }
     }
 
     pub fn snapshot(&self) -> Vec<ComponentHealth> {

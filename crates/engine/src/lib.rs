@@ -34,11 +34,11 @@ pub mod topology;
 
 pub use cache::{Latest, LatestValues};
 pub use component::{
-    ComponentError, PipelineInput, RawBatch, RawReading, Registry, Sink, SinkContext, SinkIo, SinkKind, Source,
-    SourceContext, SourceIo, SourceKind,
+    ComponentError, PipelineInput, RawBatch, RawReading, Registry, Sink, SinkContext, SinkIo, SinkKind,
+    Source, SourceContext, SourceIo, SourceKind, WriteRequest,
 };
 pub use health::{ComponentHealth, ComponentState};
 pub use lineage::Lineage;
 pub use pipeline::{Batch, Pipeline, Router};
-pub use runtime::{Engine, EngineHandle, EngineOptions, EngineStopped, HealthReport};
+pub use runtime::{Engine, EngineHandle, EngineOptions, EngineStopped, HealthReport, WriteError};
 pub use topology::{AssetNode, TagInfo, Topology};

@@ -77,11 +77,19 @@ pub(crate) fn explain(topology: &Topology, tag: &TagInfo, latest: Option<Latest>
             None => (None, None),
         };
         current = output.clone();
-        steps.push(LineageStep { transform: transform.clone(), input, output, error });
+        steps.push(LineageStep {
+            transform: transform.clone(),
+            input,
+            output,
+            error,
+        });
     }
     let sample = latest.as_ref().map(|l| &l.sample);
     let value = sample.and_then(|s| s.value.clone());
-    let quality = sample.map_or(Quality::Bad(backplane_model::BadReason::WaitingForInitialData), |s| s.quality);
+    let quality = sample.map_or(
+        Quality::Bad(backplane_model::BadReason::WaitingForInitialData),
+        |s| s.quality,
+    );
     Lineage {
         path: tag.path.to_string(),
         model: tag.model.to_string(),

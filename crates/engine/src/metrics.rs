@@ -64,21 +64,45 @@ impl Metrics {
         let sink_restarts = Family::<NameLabel, Counter>::default();
         let up = Family::<ComponentLabels, Gauge>::default();
         let build = Family::<BuildLabels, Gauge>::default();
-        registry.register("source_readings", "Raw readings received from each source", readings.clone());
-        registry.register("source_restarts", "Restarts of each source by the supervisor", source_restarts.clone());
-        registry.register("sink_records", "Samples and events queued to each sink", sink_records.clone());
+        registry.register(
+            "source_readings",
+            "Raw readings received from each source",
+            readings.clone(),
+        );
+        registry.register(
+            "source_restarts",
+            "Restarts of each source by the supervisor",
+            source_restarts.clone(),
+        );
+        registry.register(
+            "sink_records",
+            "Samples and events queued to each sink",
+            sink_records.clone(),
+        );
         registry.register(
             "sink_dropped",
             "Samples and events dropped because the sink's queue was full",
             sink_dropped.clone(),
         );
-        registry.register("sink_restarts", "Restarts of each sink by the supervisor", sink_restarts.clone());
-        registry.register("component_up", "1 while the component runs, 0 while it is down", up.clone());
+        registry.register(
+            "sink_restarts",
+            "Restarts of each sink by the supervisor",
+            sink_restarts.clone(),
+        );
+        registry.register(
+            "component_up",
+            "1 while the component runs, 0 while it is down",
+            up.clone(),
+        );
         registry.register("build_info", "Binary and configuration version", build.clone());
 
         let label = |n: &str| NameLabel { name: n.to_owned() };
         let up_of = |component: &str, name: &str| {
-            up.get_or_create(&ComponentLabels { component: component.to_owned(), name: name.to_owned() }).clone()
+            up.get_or_create(&ComponentLabels {
+                component: component.to_owned(),
+                name: name.to_owned(),
+            })
+            .clone()
         };
         let sources = source_names
             .iter()
@@ -109,7 +133,11 @@ impl Metrics {
         let deadband_suppressed = Counter::default();
         let events = Counter::default();
         let stream_lagged = Counter::default();
-        registry.register("pipeline_samples", "Samples produced by the pipeline", samples.clone());
+        registry.register(
+            "pipeline_samples",
+            "Samples produced by the pipeline",
+            samples.clone(),
+        );
         registry.register(
             "pipeline_transform_errors",
             "Readings whose transform chain failed (reported with bad quality)",
@@ -126,7 +154,16 @@ impl Metrics {
             "Batches a slow live-stream subscriber missed",
             stream_lagged.clone(),
         );
-        Metrics { registry, sources, sinks, samples, transform_errors, deadband_suppressed, events, stream_lagged }
+        Metrics {
+            registry,
+            sources,
+            sinks,
+            samples,
+            transform_errors,
+            deadband_suppressed,
+            events,
+            stream_lagged,
+        }
     }
 
     /// The Prometheus text exposition format.

@@ -16,12 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backplane_model::transform::TransformError;
-use backplane_model::{
-    BadReason, Context, Event, Quality, Sample, TagId, Timestamp, UncertainReason, Value,
-};
+use backplane_model::{BadReason, Context, Event, Quality, Sample, TagId, Timestamp, UncertainReason, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::cache::{LatestValues, Latest};
+use crate::cache::{Latest, LatestValues};
 use crate::component::{PipelineInput, RawBatch};
 use crate::context::ContextStore;
 use crate::metrics::Metrics;
@@ -72,17 +70,32 @@ impl Pipeline {
         metrics: Arc<Metrics>,
     ) -> Pipeline {
         let state = vec![TagState::default(); topology.tags.len()];
-        Pipeline { topology, contexts, cache, metrics, state, raws: Vec::new(), errors: Vec::new() }
+        Pipeline {
+            topology,
+            contexts,
+            cache,
+            metrics,
+            state,
+            raws: Vec::new(),
+            errors: Vec::new(),
+        }
     }
 
     /// Processes one input; returns the batch to route, if there is anything to route.
     pub fn process(&mut self, input: PipelineInput) -> Option<Batch> {
         let batch = match input {
             PipelineInput::Readings(raw) => self.normalize(raw),
-            PipelineInput::SourceDown { source, quality, time } => self.source_down(source, quality, time),
+            PipelineInput::SourceDown {
+                source,
+                quality,
+                time,
+            } => self.source_down(source, quality, time),
             PipelineInput::Events(events) => {
                 self.metrics.events.inc_by(events.len() as u64);
-                Batch { samples: Vec::new(), events }
+                Batch {
+                    samples: Vec::new(),
+                    events,
+                }
             }
         };
         (!batch.is_empty()).then_some(batch)
@@ -104,7 +117,9 @@ impl Pipeline {
         let mut failed = 0u64;
 
         for reading in raw.readings {
-            let Some(tags) = routes.routes.get(reading.address as usize) else { continue };
+            let Some(tags) = routes.routes.get(reading.address as usize) else {
+                continue;
+            };
             for &tag in tags {
                 let info = &topology.tags[tag.index()];
                 let Some(binding) = &info.binding else { continue };
@@ -119,11 +134,19 @@ impl Pipeline {
                             }
                             Err(e) => {
                                 failed += 1;
-                                (state.last_value.clone(), Quality::Bad(bad_reason(&e)), Some(e.to_string()))
+                                (
+                                    state.last_value.clone(),
+                                    Quality::Bad(bad_reason(&e)),
+                                    Some(e.to_string()),
+                                )
                             }
                         }
                     }
-                    (None, q) if !q.is_bad() => (state.last_value.clone(), Quality::Bad(BadReason::Unspecified), None),
+                    (None, q) if !q.is_bad() => (
+                        state.last_value.clone(),
+                        Quality::Bad(BadReason::Unspecified),
+                        None,
+                    ),
                     (_, q) => (state.last_value.clone(), q, None),
                 };
 
@@ -163,7 +186,10 @@ impl Pipeline {
         self.metrics.deadband_suppressed.inc_by(suppressed);
         self.metrics.transform_errors.inc_by(failed);
         self.remember(&samples);
-        Batch { samples, events: Vec::new() }
+        Batch {
+            samples,
+            events: Vec::new(),
+        }
     }
 
     /// Every tag of a failed source turns to `quality`, keeping its last value.
@@ -197,7 +223,10 @@ impl Pipeline {
             .collect();
         self.raws = previous;
         self.remember(&samples);
-        Batch { samples, events: Vec::new() }
+        Batch {
+            samples,
+            events: Vec::new(),
+        }
     }
 
     fn remember(&mut self, samples: &[Sample]) {
@@ -207,7 +236,11 @@ impl Pipeline {
         self.cache.update(|slots| {
             for ((sample, raw), error) in samples.iter().zip(raws.drain(..)).zip(errors.drain(..)) {
                 if let Some(slot) = slots.get_mut(sample.tag.index()) {
-                    *slot = Some(Latest { sample: sample.clone(), raw, error });
+                    *slot = Some(Latest {
+                        sample: sample.clone(),
+                        raw,
+                        error,
+                    });
                 }
             }
         });
@@ -237,7 +270,9 @@ fn bad_reason(error: &TransformError) -> BadReason {
     match error {
         TransformError::WrongInput { .. } => BadReason::TypeMismatch,
         TransformError::Unmapped(_) => BadReason::ConfigError,
-        TransformError::Conversion(backplane_model::ConversionError::OutOfRange { .. }) => BadReason::OutOfRange,
+        TransformError::Conversion(backplane_model::ConversionError::OutOfRange { .. }) => {
+            BadReason::OutOfRange
+        }
         TransformError::Conversion(_) => BadReason::TypeMismatch,
     }
 }
@@ -262,7 +297,13 @@ impl Router {
         metrics: Arc<Metrics>,
     ) -> Router {
         let last_drop_log = vec![None; sinks.len()];
-        Router { sinks, stream, metrics, sink_names, last_drop_log }
+        Router {
+            sinks,
+            stream,
+            metrics,
+            sink_names,
+            last_drop_log,
+        }
     }
 
     pub fn route(&mut self, batch: Batch) {
@@ -292,7 +333,11 @@ impl Router {
 }
 
 /// The pipeline task: runs until it receives [`PipelineInput`]s no more.
-pub(crate) async fn run(mut pipeline: Pipeline, mut router: Router, mut input: mpsc::Receiver<PipelineInput>) {
+pub(crate) async fn run(
+    mut pipeline: Pipeline,
+    mut router: Router,
+    mut input: mpsc::Receiver<PipelineInput>,
+) {
     while let Some(item) = input.recv().await {
         if let Some(batch) = pipeline.process(item) {
             router.route(batch);

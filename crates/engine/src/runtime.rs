@@ -5,14 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backplane_config::Plan;
-use backplane_model::{BadReason, Context, ContextPatch, Event, Quality, TagId, Timestamp};
+use backplane_model::{BadReason, Context, ContextPatch, Event, Quality, TagId, Timestamp, Value};
 use serde::Serialize;
-use tokio::sync::{Mutex, broadcast, mpsc};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Latest, LatestValues};
-use crate::component::{ComponentError, PipelineInput, Registry, SinkContext, SinkIo, SourceContext, SourceIo};
+use crate::component::{
+    ComponentError, PipelineInput, Registry, SinkContext, SinkIo, SourceContext, SourceIo, WriteRequest,
+};
 use crate::context::ContextStore;
 use crate::health::{ComponentHealth, ComponentState, Health};
 use crate::lineage::{self, Lineage};
@@ -47,6 +49,27 @@ impl Default for EngineOptions {
     }
 }
 
+/// Write requests waiting per source; a full queue refuses further writes at once.
+const WRITE_QUEUE: usize = 16;
+
+/// How long a write may take, device round trip and read-back included.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a write did not happen or was not confirmed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("tag `{0}` is not bound to a source")]
+    Unbound(String),
+    #[error("source `{0}` is disabled or not running")]
+    SourceUnavailable(String),
+    #[error("source `{0}` has too many writes pending")]
+    Busy(String),
+    #[error("source `{0}` did not answer the write in time")]
+    Timeout(String),
+    #[error("write refused or failed: {0}")]
+    Failed(String),
+}
+
 /// The engine refuses a request because it is shutting down.
 #[derive(Debug, thiserror::Error)]
 #[error("the engine is shutting down")]
@@ -73,6 +96,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     stream: broadcast::Sender<Arc<Batch>>,
     input: mpsc::WeakSender<PipelineInput>,
+    /// Per source: where write requests go (`None` for disabled sources).
+    writes: Vec<Option<mpsc::Sender<WriteRequest>>>,
     /// Serializes context changes so their events reach the pipeline in order.
     context_order: Mutex<()>,
     started: Timestamp,
@@ -116,7 +141,11 @@ impl Engine {
                 component,
                 name: spec.name.clone(),
                 kind: spec.kind.clone(),
-                state: if spec.enabled { ComponentState::Starting } else { ComponentState::Disabled },
+                state: if spec.enabled {
+                    ComponentState::Starting
+                } else {
+                    ComponentState::Disabled
+                },
                 since: now,
                 restarts: 0,
                 last_error: None,
@@ -141,15 +170,25 @@ impl Engine {
             }
             let kind = registry
                 .sink(&spec.kind)
-                .ok_or_else(|| ComponentError::new(format!("sink `{}`: unknown kind `{}`", spec.name, spec.kind)))?
+                .ok_or_else(|| {
+                    ComponentError::new(format!("sink `{}`: unknown kind `{}`", spec.name, spec.kind))
+                })?
                 .clone();
             let (tx, rx) = mpsc::channel(options.sink_queue.max(1));
             sink_txs.push(Some(tx));
-            let io = SinkIo { input: Arc::new(Mutex::new(rx)), cancel: sink_cancel.clone(), topology: topology.clone() };
+            let io = SinkIo {
+                input: Arc::new(Mutex::new(rx)),
+                cancel: sink_cancel.clone(),
+                topology: topology.clone(),
+            };
             let spec = spec.clone();
             let data_dir = plan.gateway.data_dir.clone();
             let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
-                let sink = kind.build(&SinkContext { name: &spec.name, settings: &spec.settings, data_dir: &data_dir })?;
+                let sink = kind.build(&SinkContext {
+                    name: &spec.name,
+                    settings: &spec.settings,
+                    data_dir: &data_dir,
+                })?;
                 Ok(sink.run(io.clone()))
             });
             let supervised = Supervised {
@@ -163,7 +202,11 @@ impl Engine {
                 policy: options.backoff,
                 return_is_stop: true,
             };
-            sink_tasks.push(tokio::spawn(supervisor::supervise(supervised, start, Box::new(|| Box::pin(async {})))));
+            sink_tasks.push(tokio::spawn(supervisor::supervise(
+                supervised,
+                start,
+                Box::new(|| Box::pin(async {})),
+            )));
         }
 
         let router = Router::new(sink_txs, sink_names, stream.clone(), metrics.clone());
@@ -171,6 +214,7 @@ impl Engine {
         let pipeline_task = tokio::spawn(pipeline::run(pipeline, router, input_rx));
 
         let mut source_tasks = Vec::new();
+        let mut write_txs: Vec<Option<mpsc::Sender<WriteRequest>>> = vec![None; plan.sources.len()];
         for (i, spec) in plan.sources.iter().enumerate() {
             let routes = &topology.sources[i];
             if !spec.enabled {
@@ -178,9 +222,18 @@ impl Engine {
             }
             let kind = registry
                 .source(&spec.kind)
-                .ok_or_else(|| ComponentError::new(format!("source `{}`: unknown kind `{}`", spec.name, spec.kind)))?
+                .ok_or_else(|| {
+                    ComponentError::new(format!("source `{}`: unknown kind `{}`", spec.name, spec.kind))
+                })?
                 .clone();
-            let io = SourceIo { source: i as u32, tx: input_tx.clone(), cancel: source_cancel.clone() };
+            let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE);
+            write_txs[i] = Some(write_tx);
+            let io = SourceIo {
+                source: i as u32,
+                tx: input_tx.clone(),
+                cancel: source_cancel.clone(),
+                writes: Arc::new(Mutex::new(write_rx)),
+            };
             let addresses = routes.addresses.clone();
             let spec = spec.clone();
             let data_dir = plan.gateway.data_dir.clone();
@@ -227,6 +280,7 @@ impl Engine {
             metrics,
             stream,
             input: input_tx.downgrade(),
+            writes: write_txs,
             context_order: Mutex::new(()),
             started: now,
         });
@@ -288,7 +342,10 @@ impl EngineHandle {
 
     /// `(own, effective)` context of an asset (by topology index).
     pub fn context(&self, asset: usize) -> (Context, Arc<Context>) {
-        (self.shared.contexts.own(asset), self.shared.contexts.effective(asset))
+        (
+            self.shared.contexts.own(asset),
+            self.shared.contexts.effective(asset),
+        )
     }
 
     /// Changes an asset's own context. Samples read from now on carry it; the returned
@@ -301,9 +358,15 @@ impl EngineHandle {
     ) -> Result<Vec<Event>, EngineStopped> {
         let input = self.shared.input.upgrade().ok_or(EngineStopped)?;
         let _order = self.shared.context_order.lock().await;
-        let events = self.shared.contexts.apply(&self.shared.topology, asset, patch, by);
+        let events = self
+            .shared
+            .contexts
+            .apply(&self.shared.topology, asset, patch, by);
         if !events.is_empty() {
-            input.send(PipelineInput::Events(events.clone())).await.map_err(|_| EngineStopped)?;
+            input
+                .send(PipelineInput::Events(events.clone()))
+                .await
+                .map_err(|_| EngineStopped)?;
         }
         Ok(events)
     }
@@ -337,6 +400,44 @@ impl EngineHandle {
     /// Prometheus text exposition.
     pub fn metrics_text(&self) -> String {
         self.shared.metrics.encode()
+    }
+
+    /// Writes a raw value (in the device's terms, before any transform) to the address a
+    /// tag is bound to, and returns the value read back. This is the raw path under the
+    /// write gate: callers must have checked permissions, limits and interlocks.
+    pub async fn write_raw(&self, tag: TagId, value: Value) -> Result<Option<Value>, WriteError> {
+        let topology = &self.shared.topology;
+        let info = topology
+            .tag(tag)
+            .ok_or_else(|| WriteError::Unbound(format!("#{}", tag.0)))?;
+        let (Some(source), Some(binding)) = (info.source, &info.binding) else {
+            return Err(WriteError::Unbound(info.path.to_string()));
+        };
+        let routes = &topology.sources[source as usize];
+        let name = routes.name.clone();
+        let address = routes
+            .addresses
+            .iter()
+            .position(|a| **a == *binding.address)
+            .ok_or_else(|| WriteError::Unbound(info.path.to_string()))?;
+        let tx = self.shared.writes[source as usize]
+            .as_ref()
+            .ok_or_else(|| WriteError::SourceUnavailable(name.clone()))?;
+        let (reply, answer) = oneshot::channel();
+        tx.try_send(WriteRequest {
+            address: address as u32,
+            value,
+            reply,
+        })
+        .map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => WriteError::Busy(name.clone()),
+            mpsc::error::TrySendError::Closed(_) => WriteError::SourceUnavailable(name.clone()),
+        })?;
+        match tokio::time::timeout(WRITE_TIMEOUT, answer).await {
+            Err(_) => Err(WriteError::Timeout(name)),
+            Ok(Err(_)) => Err(WriteError::SourceUnavailable(name)),
+            Ok(Ok(result)) => result.map_err(|e| WriteError::Failed(e.0)),
+        }
     }
 
     /// Where the current value of a tag came from.

@@ -35,7 +35,10 @@ pub struct BackoffPolicy {
 
 impl Default for BackoffPolicy {
     fn default() -> BackoffPolicy {
-        BackoffPolicy { base: Duration::from_millis(500), cap: Duration::from_secs(60) }
+        BackoffPolicy {
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(60),
+        }
     }
 }
 
@@ -62,7 +65,8 @@ pub(crate) struct Supervised {
     pub return_is_stop: bool,
 }
 
-type Start = Box<dyn FnMut() -> Result<BoxFuture<'static, Result<(), ComponentError>>, ComponentError> + Send>;
+type Start =
+    Box<dyn FnMut() -> Result<BoxFuture<'static, Result<(), ComponentError>>, ComponentError> + Send>;
 type OnFailure = Box<dyn FnMut() -> BoxFuture<'static, ()> + Send>;
 
 pub(crate) async fn supervise(s: Supervised, mut start: Start, mut on_failure: OnFailure) {
@@ -133,12 +137,19 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter_in_range() {
-        let policy = BackoffPolicy { base: Duration::from_millis(100), cap: Duration::from_secs(2) };
+        let policy = BackoffPolicy {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(2),
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for (attempt, full) in [(0, 100), (1, 200), (2, 400), (4, 1600), (5, 2000), (40, 2000)] {
             for _ in 0..50 {
                 let d = policy.delay(attempt, &mut rng).as_millis() as u64;
-                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d} ms not in [{}, {full}]", full / 2);
+                assert!(
+                    d >= full / 2 && d <= full,
+                    "attempt {attempt}: {d} ms not in [{}, {full}]",
+                    full / 2
+                );
             }
         }
     }

@@ -82,13 +82,20 @@ impl Topology {
                 tags: Vec::new(),
             })
             .collect();
-        let source_index: HashMap<&str, u32> =
-            plan.sources.iter().enumerate().map(|(i, s)| (s.name.as_str(), i as u32)).collect();
+        let source_index: HashMap<&str, u32> = plan
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i as u32))
+            .collect();
 
         // The plan lists parents before children, so every parent is already indexed.
         for spec in &plan.assets {
             let index = assets.len();
-            let parent = spec.path.parent().and_then(|p| asset_index.get(p.as_str()).copied());
+            let parent = spec
+                .path
+                .parent()
+                .and_then(|p| asset_index.get(p.as_str()).copied());
             if let Some(p) = parent {
                 let node: &mut AssetNode = &mut assets[p];
                 node.children.push(index);
@@ -97,8 +104,14 @@ impl Topology {
             if let Some(model) = &spec.model {
                 for attribute in &model.attributes {
                     let id = tag_table.intern(&spec.path, &attribute.name);
-                    let binding = spec.bindings.iter().find(|b| b.attribute == attribute.name).cloned();
-                    let source = binding.as_ref().and_then(|b| source_index.get(b.source.as_str()).copied());
+                    let binding = spec
+                        .bindings
+                        .iter()
+                        .find(|b| b.attribute == attribute.name)
+                        .cloned();
+                    let source = binding
+                        .as_ref()
+                        .and_then(|b| source_index.get(b.source.as_str()).copied());
                     if let (Some(b), Some(s)) = (&binding, source) {
                         let routes = &mut sources[s as usize];
                         let address = match routes.addresses.iter().position(|a| **a == *b.address) {
@@ -136,7 +149,14 @@ impl Topology {
                 initial_context: spec.context.clone(),
             });
         }
-        Topology { plan, assets, tags, sources, asset_index, tag_table }
+        Topology {
+            plan,
+            assets,
+            tags,
+            sources,
+            asset_index,
+            tag_table,
+        }
     }
 
     pub fn asset_index(&self, path: &str) -> Option<usize> {
@@ -158,6 +178,10 @@ impl Topology {
 
     /// Index of the root asset (the enterprise).
     pub fn roots(&self) -> impl Iterator<Item = usize> + '_ {
-        self.assets.iter().enumerate().filter(|(_, a)| a.parent.is_none()).map(|(i, _)| i)
+        self.assets
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.parent.is_none())
+            .map(|(i, _)| i)
     }
 }

@@ -1,6 +1,8 @@
 //! The engine end to end on simulated sources: supervision, quality, context stamping,
 //! normalization across vendors, the JSON-lines sink and graceful shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,10 +13,18 @@ use backplane_model::{BadReason, ContextField, ContextPatch, Quality, Value};
 fn start(config: &str, data_dir: &Path) -> Engine {
     let registry = Registry::with_builtins();
     let mut plan = backplane_config::load_str(config, Path::new("test.toml"), &registry.catalog())
-        .unwrap_or_else(|d| panic!("config: {}", d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")));
+        .unwrap_or_else(|d| {
+            panic!(
+                "config: {}",
+                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+            )
+        });
     plan.gateway.data_dir = data_dir.to_path_buf();
     let options = EngineOptions {
-        backoff: BackoffPolicy { base: Duration::from_millis(50), cap: Duration::from_millis(200) },
+        backoff: BackoffPolicy {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(200),
+        },
         ..EngineOptions::default()
     };
     Engine::start(plan, &registry, options).unwrap()
@@ -105,14 +115,19 @@ async fn failed_source_turns_bad_and_restarts_while_others_keep_running() {
 
     let stable_before = latest(&handle, stable).unwrap().sample.gateway_time;
     eventually("the stable source to keep delivering", || {
-        latest(&handle, stable).filter(|l| l.sample.gateway_time > stable_before && l.sample.quality.is_good())
+        latest(&handle, stable)
+            .filter(|l| l.sample.gateway_time > stable_before && l.sample.quality.is_good())
     })
     .await;
     eventually("the supervisor to restart the flaky source", || {
         let health = handle.health();
         let flaky = health.components.iter().find(|c| c.name == "flaky")?;
-        (flaky.restarts >= 1 && flaky.last_error.as_deref().is_some_and(|e| e.contains("simulated failure")))
-            .then_some(())
+        (flaky.restarts >= 1
+            && flaky
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("simulated failure")))
+        .then_some(())
     })
     .await;
     eventually("good values again after the restart", || {
@@ -123,7 +138,11 @@ async fn failed_source_turns_bad_and_restarts_while_others_keep_running() {
     let stable_health = health.components.iter().find(|c| c.name == "stable").unwrap();
     assert_eq!(stable_health.restarts, 0);
     assert_eq!(stable_health.state, ComponentState::Running);
-    assert!(handle.metrics_text().contains("backplane_source_restarts_total{name=\"flaky\"}"));
+    assert!(
+        handle
+            .metrics_text()
+            .contains("backplane_source_restarts_total{name=\"flaky\"}")
+    );
     engine.shutdown().await;
 }
 
@@ -141,7 +160,9 @@ async fn context_set_on_a_line_is_stamped_on_its_equipment_samples() {
     assert_eq!(first.sample.context.shift.as_deref(), Some("A"));
     assert_eq!(first.sample.context.work_order, None);
 
-    let patch = ContextPatch::default().set(ContextField::WorkOrder, "WO-1001").set(ContextField::Batch, "B-77");
+    let patch = ContextPatch::default()
+        .set(ContextField::WorkOrder, "WO-1001")
+        .set(ContextField::Batch, "B-77");
     let events = handle.set_context(line, &patch, Some("tester")).await.unwrap();
     assert_eq!(events.len(), 2);
     let stamped = eventually("a sample stamped with the work order", || {
@@ -152,7 +173,14 @@ async fn context_set_on_a_line_is_stamped_on_its_equipment_samples() {
     assert_eq!(stamped.sample.context.shift.as_deref(), Some("A"));
 
     // Clearing on the line removes it below too.
-    handle.set_context(line, &ContextPatch::default().clear(ContextField::WorkOrder), None).await.unwrap();
+    handle
+        .set_context(
+            line,
+            &ContextPatch::default().clear(ContextField::WorkOrder),
+            None,
+        )
+        .await
+        .unwrap();
     eventually("samples without the work order", || {
         latest(&handle, tag).filter(|l| l.sample.context.work_order.is_none())
     })
@@ -166,26 +194,47 @@ async fn context_set_on_a_line_is_stamped_on_its_equipment_samples() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/dairy.toml")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/dairy.toml")).unwrap();
     // Faster periods; same signals and bindings.
-    let text = text.replace("period = \"500ms\"", "period = \"20ms\"").replace("period = \"1s\"", "period = \"20ms\"");
+    let text = text
+        .replace("period = \"500ms\"", "period = \"20ms\"")
+        .replace("period = \"1s\"", "period = \"20ms\"");
     let engine = start(&text, dir.path());
     let handle = engine.handle();
     let topology = handle.topology().clone();
-    let attributes = ["state", "speed", "good_count", "reject_count", "product_temperature"];
+    let attributes = [
+        "state",
+        "speed",
+        "good_count",
+        "reject_count",
+        "product_temperature",
+    ];
     for line in ["line-1", "line-2"] {
         for attribute in attributes {
             let path = format!("acme-dairy/plant-a/packaging/{line}/filler/{attribute}");
             let l = eventually(&path, || latest(&handle, &path)).await;
-            assert!(l.sample.quality.is_good(), "{path}: {:?} {:?}", l.sample.quality, l.error);
+            assert!(
+                l.sample.quality.is_good(),
+                "{path}: {:?} {:?}",
+                l.sample.quality,
+                l.error
+            );
             let info = topology.tag_by_path(&path).unwrap();
             let value = l.sample.value.unwrap();
             match attribute {
                 "state" => {
-                    let Value::String(s) = &value else { panic!("{path}: {value:?}") };
-                    assert!(["stopped", "idle", "running", "fault"].contains(&&**s), "{path}: {s}");
+                    let Value::String(s) = &value else {
+                        panic!("{path}: {value:?}")
+                    };
+                    assert!(
+                        ["stopped", "idle", "running", "fault"].contains(&&**s),
+                        "{path}: {s}"
+                    );
                 }
-                "good_count" | "reject_count" => assert!(matches!(value, Value::UInt(_)), "{path}: {value:?}"),
+                "good_count" | "reject_count" => {
+                    assert!(matches!(value, Value::UInt(_)), "{path}: {value:?}")
+                }
                 "speed" => {
                     let v = value.as_f64().unwrap();
                     assert!((300.0..=450.0).contains(&v), "{path}: {v} bottle/min");
@@ -208,9 +257,16 @@ async fn jsonl_sink_writes_documented_payloads_and_drains_on_shutdown() {
     let engine = start(TWO_SOURCES, dir.path());
     let handle = engine.handle();
     let line = handle.topology().asset_index("acme/plant/area/line").unwrap();
-    eventually("some samples", || latest(&handle, "acme/plant/area/line/stable/level")).await;
+    eventually("some samples", || {
+        latest(&handle, "acme/plant/area/line/stable/level")
+    })
+    .await;
     handle
-        .set_context(line, &ContextPatch::default().set(ContextField::Lot, "L-9"), Some("tester"))
+        .set_context(
+            line,
+            &ContextPatch::default().set(ContextField::Lot, "L-9"),
+            Some("tester"),
+        )
         .await
         .unwrap();
     engine.shutdown().await;
@@ -218,7 +274,17 @@ async fn jsonl_sink_writes_documented_payloads_and_drains_on_shutdown() {
     let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
     let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let sample = records.iter().find(|r| r["kind"] == "sample").unwrap();
-    for key in ["path", "asset", "attribute", "model", "value", "type", "quality", "gateway_time", "context"] {
+    for key in [
+        "path",
+        "asset",
+        "attribute",
+        "model",
+        "value",
+        "type",
+        "quality",
+        "gateway_time",
+        "context",
+    ] {
         assert!(sample.get(key).is_some(), "sample lacks `{key}`: {sample}");
     }
     assert_eq!(sample["unit"], "%");
@@ -229,7 +295,11 @@ async fn jsonl_sink_writes_documented_payloads_and_drains_on_shutdown() {
     assert_eq!(event["by"], "tester");
     // Samples after the event carry the lot: the event was routed in order with samples.
     let after = records.iter().skip_while(|r| r["kind"] != "event").skip(1);
-    assert!(after.filter(|r| r["kind"] == "sample" && r["asset"].as_str().unwrap().contains("/line/")).all(|r| r["context"]["lot"] == "L-9"));
+    assert!(
+        after
+            .filter(|r| r["kind"] == "sample" && r["asset"].as_str().unwrap().contains("/line/"))
+            .all(|r| r["context"]["lot"] == "L-9")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,10 +329,16 @@ signals.code = { signal = "sequence", values = [1, 7], step = "100ms" }
     })
     .await;
     assert_eq!(bad.sample.quality, Quality::Bad(BadReason::ConfigError));
-    assert_eq!(bad.sample.value, Some(Value::String("idle".into())), "keeps the last good value");
+    assert_eq!(
+        bad.sample.value,
+        Some(Value::String("idle".into())),
+        "keeps the last good value"
+    );
     assert_eq!(bad.raw, Some(Value::UInt(7)));
     assert!(bad.error.as_deref().unwrap().contains("raw value 7 has no entry"));
-    let lineage = handle.lineage(handle.topology().tag_by_path("acme/plant/m/state").unwrap().id).unwrap();
+    let lineage = handle
+        .lineage(handle.topology().tag_by_path("acme/plant/m/state").unwrap().id)
+        .unwrap();
     assert!(lineage.steps[0].error.is_some());
     engine.shutdown().await;
 }

@@ -1,6 +1,8 @@
 //! The pipeline's synchronous core, fed raw batches by hand: deadband, range check,
 //! missing values, failed sources, context stamping.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -45,21 +47,41 @@ fn fixture() -> Fixture {
     let cache = Arc::new(LatestValues::new(topology.tags.len()));
     let metrics = Arc::new(Metrics::new(&["plc".into()], &[], "v"));
     let pipeline = Pipeline::new(topology.clone(), contexts.clone(), cache, metrics);
-    Fixture { topology, contexts, pipeline }
+    Fixture {
+        topology,
+        contexts,
+        pipeline,
+    }
 }
 
 impl Fixture {
     fn address(&self, name: &str) -> u32 {
-        self.topology.sources[0].addresses.iter().position(|a| &**a == name).unwrap() as u32
+        self.topology.sources[0]
+            .addresses
+            .iter()
+            .position(|a| &**a == name)
+            .unwrap() as u32
     }
 
     fn feed(&mut self, readings: &[(&str, Option<Value>, Quality)]) -> Vec<Sample> {
         let readings = readings
             .iter()
-            .map(|(a, v, q)| RawReading { address: self.address(a), value: v.clone(), quality: *q, source_time: None })
+            .map(|(a, v, q)| RawReading {
+                address: self.address(a),
+                value: v.clone(),
+                quality: *q,
+                source_time: None,
+            })
             .collect();
-        let batch = RawBatch { source: 0, gateway_time: Timestamp::now(), readings };
-        self.pipeline.process(PipelineInput::Readings(batch)).map(|b| b.samples).unwrap_or_default()
+        let batch = RawBatch {
+            source: 0,
+            gateway_time: Timestamp::now(),
+            readings,
+        };
+        self.pipeline
+            .process(PipelineInput::Readings(batch))
+            .map(|b| b.samples)
+            .unwrap_or_default()
     }
 }
 
@@ -84,7 +106,10 @@ fn values_outside_the_range_become_uncertain() {
     let mut f = fixture();
     let samples = f.feed(&[("lvl", Some(Value::UInt(1200)), Quality::Good)]);
     assert_eq!(samples[0].value, Some(Value::Float(120.0)));
-    assert_eq!(samples[0].quality, Quality::Uncertain(UncertainReason::EngineeringUnitsExceeded));
+    assert_eq!(
+        samples[0].quality,
+        Quality::Uncertain(UncertainReason::EngineeringUnitsExceeded)
+    );
 }
 
 #[test]
@@ -93,7 +118,10 @@ fn unit_conversion_applies_before_the_absolute_deadband() {
     let first = f.feed(&[("t", Some(Value::Float(212.0)), Quality::Good)]);
     assert!((first[0].value.as_ref().unwrap().as_f64().unwrap() - 100.0).abs() < 1e-9);
     // 0.8 °F is 0.44 °C: inside a 0.5 °C deadband.
-    assert!(f.feed(&[("t", Some(Value::Float(212.8)), Quality::Good)]).is_empty());
+    assert!(
+        f.feed(&[("t", Some(Value::Float(212.8)), Quality::Good)])
+            .is_empty()
+    );
 }
 
 #[test]
@@ -116,23 +144,48 @@ fn a_failed_source_turns_all_its_tags_bad_keeping_values() {
     };
     let samples = f.pipeline.process(down).unwrap().samples;
     assert_eq!(samples.len(), 2, "both tags of the source");
-    assert!(samples.iter().all(|s| s.quality == Quality::Bad(BadReason::CommFailure)));
-    assert!(samples.iter().all(|s| s.gateway_time == Timestamp::from_unix_nanos(42)));
+    assert!(
+        samples
+            .iter()
+            .all(|s| s.quality == Quality::Bad(BadReason::CommFailure))
+    );
+    assert!(
+        samples
+            .iter()
+            .all(|s| s.gateway_time == Timestamp::from_unix_nanos(42))
+    );
     let level = samples.iter().find(|s| s.value.is_some()).unwrap();
     assert_eq!(level.value, Some(Value::Float(10.0)));
-    assert!(samples.iter().any(|s| s.value.is_none()), "a never-read tag has no value");
+    assert!(
+        samples.iter().any(|s| s.value.is_none()),
+        "a never-read tag has no value"
+    );
 }
 
 #[test]
 fn samples_carry_the_context_effective_when_they_are_processed() {
     let mut f = fixture();
     let site = f.topology.asset_index("acme/plant").unwrap();
-    let events = f.contexts.apply(&f.topology, site, &ContextPatch::default().set(ContextField::Batch, "B-1"), None);
+    let events = f.contexts.apply(
+        &f.topology,
+        site,
+        &ContextPatch::default().set(ContextField::Batch, "B-1"),
+        None,
+    );
     assert_eq!(events.len(), 1);
     let samples = f.feed(&[("lvl", Some(Value::UInt(100)), Quality::Good)]);
     assert_eq!(samples[0].context.batch.as_deref(), Some("B-1"));
     let tank = f.topology.asset_index("acme/plant/tank").unwrap();
-    f.contexts.apply(&f.topology, tank, &ContextPatch::default().set(ContextField::Batch, "B-2"), None);
+    f.contexts.apply(
+        &f.topology,
+        tank,
+        &ContextPatch::default().set(ContextField::Batch, "B-2"),
+        None,
+    );
     let samples = f.feed(&[("lvl", Some(Value::UInt(900)), Quality::Good)]);
-    assert_eq!(samples[0].context.batch.as_deref(), Some("B-2"), "the asset's own field wins");
+    assert_eq!(
+        samples[0].context.batch.as_deref(),
+        Some("B-2"),
+        "the asset's own field wins"
+    );
 }

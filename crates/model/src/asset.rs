@@ -59,7 +59,10 @@ impl Level {
     }
 
     pub fn name(self) -> &'static str {
-        LEVEL_NAMES.iter().find(|(l, _)| *l == self).map_or("equipment", |(_, n)| n)
+        LEVEL_NAMES
+            .iter()
+            .find(|(l, _)| *l == self)
+            .map_or("equipment", |(_, n)| n)
     }
 
     /// All spellings accepted in configuration, for hints.
@@ -99,9 +102,13 @@ pub enum NameError {
     Empty,
     #[error("name is longer than {max} characters")]
     TooLong { max: usize },
-    #[error("`{name}` is not a slug: use lower-case letters, digits and `-`, starting and ending with a letter or digit")]
+    #[error(
+        "`{name}` is not a slug: use lower-case letters, digits and `-`, starting and ending with a letter or digit"
+    )]
     NotSlug { name: String },
-    #[error("`{name}` is not an attribute name: use lower-case letters, digits and `_`, starting with a letter")]
+    #[error(
+        "`{name}` is not an attribute name: use lower-case letters, digits and `_`, starting with a letter"
+    )]
     NotAttributeName { name: String },
 }
 
@@ -122,7 +129,9 @@ pub fn validate_slug(name: &str) -> Result<(), NameError> {
     if inner_ok && ends_ok {
         Ok(())
     } else {
-        Err(NameError::NotSlug { name: name.to_owned() })
+        Err(NameError::NotSlug {
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -137,11 +146,15 @@ pub fn validate_attribute_name(name: &str) -> Result<(), NameError> {
     }
     let bytes = name.as_bytes();
     let ok = bytes.first().is_some_and(u8::is_ascii_lowercase)
-        && bytes.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+        && bytes
+            .iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
     if ok {
         Ok(())
     } else {
-        Err(NameError::NotAttributeName { name: name.to_owned() })
+        Err(NameError::NotAttributeName {
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -184,7 +197,9 @@ impl AssetPath {
     }
 
     pub fn parent(&self) -> Option<AssetPath> {
-        self.0.rsplit_once('/').map(|(parent, _)| AssetPath(parent.into()))
+        self.0
+            .rsplit_once('/')
+            .map(|(parent, _)| AssetPath(parent.into()))
     }
 
     /// True if `self` is `other` or below it.

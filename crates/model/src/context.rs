@@ -183,7 +183,9 @@ mod tests {
     #[test]
     fn patches_report_only_real_changes() {
         let mut own = Context::default();
-        let patch = ContextPatch::default().set(ContextField::Batch, "B-77").clear(ContextField::Lot);
+        let patch = ContextPatch::default()
+            .set(ContextField::Batch, "B-77")
+            .clear(ContextField::Lot);
         let changed = patch.apply(&mut own);
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].0, ContextField::Batch);

@@ -64,8 +64,16 @@ pub enum BadReason {
 const UNCERTAIN_CODES: [(UncertainReason, u32, &str); 6] = [
     (UncertainReason::Unspecified, 0x4000_0000, "uncertain"),
     (UncertainReason::LastUsableValue, 0x4090_0000, "last_usable_value"),
-    (UncertainReason::SensorNotAccurate, 0x4093_0000, "sensor_not_accurate"),
-    (UncertainReason::EngineeringUnitsExceeded, 0x4094_0000, "engineering_units_exceeded"),
+    (
+        UncertainReason::SensorNotAccurate,
+        0x4093_0000,
+        "sensor_not_accurate",
+    ),
+    (
+        UncertainReason::EngineeringUnitsExceeded,
+        0x4094_0000,
+        "engineering_units_exceeded",
+    ),
     (UncertainReason::SubNormal, 0x4095_0000, "sub_normal"),
     (UncertainReason::InitialValue, 0x4092_0000, "initial_value"),
 ];
@@ -81,7 +89,11 @@ const BAD_CODES: [(BadReason, u32, &str); 11] = [
     (BadReason::DeviceFailure, 0x808B_0000, "device_failure"),
     (BadReason::SensorFailure, 0x808C_0000, "sensor_failure"),
     (BadReason::OutOfService, 0x808D_0000, "out_of_service"),
-    (BadReason::WaitingForInitialData, 0x8032_0000, "waiting_for_initial_data"),
+    (
+        BadReason::WaitingForInitialData,
+        0x8032_0000,
+        "waiting_for_initial_data",
+    ),
 ];
 
 impl Quality {
@@ -115,7 +127,10 @@ impl Quality {
     pub fn to_status_code(self) -> u32 {
         match self {
             Quality::Good => 0,
-            Quality::Uncertain(r) => UNCERTAIN_CODES.iter().find(|c| c.0 == r).map_or(0x4000_0000, |c| c.1),
+            Quality::Uncertain(r) => UNCERTAIN_CODES
+                .iter()
+                .find(|c| c.0 == r)
+                .map_or(0x4000_0000, |c| c.1),
             Quality::Bad(r) => BAD_CODES.iter().find(|c| c.0 == r).map_or(0x8000_0000, |c| c.1),
         }
     }
@@ -128,9 +143,17 @@ impl Quality {
         match code >> 30 {
             0 => Quality::Good,
             1 => Quality::Uncertain(
-                UNCERTAIN_CODES.iter().find(|c| c.1 == sub).map_or(UncertainReason::Unspecified, |c| c.0),
+                UNCERTAIN_CODES
+                    .iter()
+                    .find(|c| c.1 == sub)
+                    .map_or(UncertainReason::Unspecified, |c| c.0),
             ),
-            _ => Quality::Bad(BAD_CODES.iter().find(|c| c.1 == sub).map_or(BadReason::Unspecified, |c| c.0)),
+            _ => Quality::Bad(
+                BAD_CODES
+                    .iter()
+                    .find(|c| c.1 == sub)
+                    .map_or(BadReason::Unspecified, |c| c.0),
+            ),
         }
     }
 }
@@ -169,7 +192,10 @@ mod tests {
     #[test]
     fn unknown_status_codes_keep_their_severity_class() {
         // BadNodeIdUnknown has no Backplane reason of its own.
-        assert_eq!(Quality::from_status_code(0x8034_0000), Quality::Bad(BadReason::Unspecified));
+        assert_eq!(
+            Quality::from_status_code(0x8034_0000),
+            Quality::Bad(BadReason::Unspecified)
+        );
         // UncertainDataSubNormal with info bits set.
         assert_eq!(
             Quality::from_status_code(0x4095_0400),

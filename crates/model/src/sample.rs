@@ -117,7 +117,12 @@ mod tests {
         let e = Event {
             asset: AssetPath::parse("acme/plant-a").unwrap(),
             time: Timestamp::from_unix_nanos(0),
-            kind: EventKind::ContextChanged { field: ContextField::Batch, old: None, new: Some("B-1".into()), by: None },
+            kind: EventKind::ContextChanged {
+                field: ContextField::Batch,
+                old: None,
+                new: Some("B-1".into()),
+                by: None,
+            },
             context: Arc::new(Context::default()),
         };
         let json = serde_json::to_value(&e).unwrap();

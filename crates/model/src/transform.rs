@@ -56,7 +56,12 @@ pub enum Transform {
         eng: Option<[f64; 2]>,
     },
     /// Unit conversion, compiled into `gain * x + offset`.
-    Convert { from: Unit, to: Unit, gain: f64, offset: f64 },
+    Convert {
+        from: Unit,
+        to: Unit,
+        gain: f64,
+        offset: f64,
+    },
     /// Integer code → label (e.g. a state register into a state name).
     Map { entries: Arc<[(i64, Arc<str>)]> },
     /// Checked conversion into the attribute's declared type.
@@ -84,7 +89,11 @@ pub enum Deadband {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum TransformError {
     #[error("{op}: expected {expected}, got {got}")]
-    WrongInput { op: &'static str, expected: &'static str, got: String },
+    WrongInput {
+        op: &'static str,
+        expected: &'static str,
+        got: String,
+    },
     #[error("map: raw value {0} has no entry")]
     Unmapped(String),
     #[error(transparent)]
@@ -190,7 +199,8 @@ impl Transform {
             Transform::Decode { kind, word_order } => decode(*kind, *word_order, input),
             Transform::Bit { index } => {
                 let raw = input.as_u64().or_else(|| input.as_i64().map(|i| i as u64));
-                raw.map(|bits| Value::Bool((bits >> index) & 1 == 1)).ok_or_else(|| wrong("an integer"))
+                raw.map(|bits| Value::Bool((bits >> index) & 1 == 1))
+                    .ok_or_else(|| wrong("an integer"))
             }
             Transform::Scale { gain, offset, .. } | Transform::Convert { gain, offset, .. } => input
                 .as_f64()
@@ -283,7 +293,10 @@ mod tests {
         let bits = 123.5f32.to_bits();
         for order in [WordOrder::ABCD, WordOrder::CDAB, WordOrder::BADC, WordOrder::DCBA] {
             let words = order.split(u64::from(bits), 2);
-            let t = Transform::Decode { kind: DecodeType::F32, word_order: order };
+            let t = Transform::Decode {
+                kind: DecodeType::F32,
+                word_order: order,
+            };
             assert_eq!(t.apply(&regs(&words)), Ok(Value::Float(123.5)), "{order:?}");
         }
         // ABCD 123.5 = 0x42F7_0000; CDAB serves the low word first.
@@ -293,15 +306,24 @@ mod tests {
 
     #[test]
     fn i16_decode_restores_the_sign() {
-        let t = Transform::Decode { kind: DecodeType::I16, word_order: WordOrder::ABCD };
+        let t = Transform::Decode {
+            kind: DecodeType::I16,
+            word_order: WordOrder::ABCD,
+        };
         assert_eq!(t.apply(&Value::UInt(0xFFFE)), Ok(Value::Int(-2)));
     }
 
     #[test]
     fn decode_rejects_wrong_register_counts_and_oversized_words() {
-        let t = Transform::Decode { kind: DecodeType::U32, word_order: WordOrder::ABCD };
+        let t = Transform::Decode {
+            kind: DecodeType::U32,
+            word_order: WordOrder::ABCD,
+        };
         assert!(t.apply(&regs(&[1])).is_err());
-        assert!(t.apply(&Value::Array(vec![Value::UInt(70_000), Value::UInt(0)].into())).is_err());
+        assert!(
+            t.apply(&Value::Array(vec![Value::UInt(70_000), Value::UInt(0)].into()))
+                .is_err()
+        );
         assert!(t.apply(&Value::String("x".into())).is_err());
     }
 
@@ -309,43 +331,85 @@ mod tests {
     fn i64_decode_handles_four_words_in_cdab() {
         let v: i64 = -1_234_567_890_123;
         let words = WordOrder::CDAB.split(v as u64, 4);
-        let t = Transform::Decode { kind: DecodeType::I64, word_order: WordOrder::CDAB };
+        let t = Transform::Decode {
+            kind: DecodeType::I64,
+            word_order: WordOrder::CDAB,
+        };
         assert_eq!(t.apply(&regs(&words)), Ok(Value::Int(v)));
     }
 
     #[test]
     fn bit_extracts_from_integers() {
-        assert_eq!(Transform::Bit { index: 3 }.apply(&Value::UInt(0b1000)), Ok(Value::Bool(true)));
-        assert_eq!(Transform::Bit { index: 2 }.apply(&Value::UInt(0b1000)), Ok(Value::Bool(false)));
+        assert_eq!(
+            Transform::Bit { index: 3 }.apply(&Value::UInt(0b1000)),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            Transform::Bit { index: 2 }.apply(&Value::UInt(0b1000)),
+            Ok(Value::Bool(false))
+        );
         assert!(Transform::Bit { index: 0 }.apply(&Value::Float(1.5)).is_err());
     }
 
     #[test]
     fn chain_scales_converts_and_casts() {
-        let (gain, offset) =
-            Unit::parse("degF").unwrap().conversion_to(&Unit::parse("degC").unwrap()).unwrap();
+        let (gain, offset) = Unit::parse("degF")
+            .unwrap()
+            .conversion_to(&Unit::parse("degC").unwrap())
+            .unwrap();
         let chain = [
-            Transform::Scale { gain: 0.1, offset: 0.0, raw: None, eng: None },
-            Transform::Convert { from: Unit::parse("degF").unwrap(), to: Unit::parse("degC").unwrap(), gain, offset },
-            Transform::Cast { to: DataType::Scalar(ScalarType::Float) },
+            Transform::Scale {
+                gain: 0.1,
+                offset: 0.0,
+                raw: None,
+                eng: None,
+            },
+            Transform::Convert {
+                from: Unit::parse("degF").unwrap(),
+                to: Unit::parse("degC").unwrap(),
+                gain,
+                offset,
+            },
+            Transform::Cast {
+                to: DataType::Scalar(ScalarType::Float),
+            },
         ];
-        let Value::Float(c) = apply_chain(&chain, &Value::UInt(2120)).unwrap() else { panic!() };
+        let Value::Float(c) = apply_chain(&chain, &Value::UInt(2120)).unwrap() else {
+            panic!()
+        };
         assert!((c - 100.0).abs() < 1e-9);
     }
 
     #[test]
     fn map_names_codes_and_rejects_unknown_ones() {
-        let t = Transform::Map { entries: vec![(1, "idle".into()), (2, "running".into())].into() };
+        let t = Transform::Map {
+            entries: vec![(1, "idle".into()), (2, "running".into())].into(),
+        };
         assert_eq!(t.apply(&Value::UInt(2)), Ok(Value::String("running".into())));
-        assert_eq!(t.apply(&Value::UInt(9)), Err(TransformError::Unmapped("9".into())));
+        assert_eq!(
+            t.apply(&Value::UInt(9)),
+            Err(TransformError::Unmapped("9".into()))
+        );
     }
 
     #[test]
     fn deadband_compares_against_the_threshold() {
         assert!(!Deadband::Absolute(0.5).exceeded(10.0, 10.4));
         assert!(Deadband::Absolute(0.5).exceeded(10.0, 10.6));
-        assert!(!Deadband::Percent { percent: 1.0, span: 200.0 }.exceeded(0.0, 1.9));
-        assert!(Deadband::Percent { percent: 1.0, span: 200.0 }.exceeded(0.0, 2.1));
+        assert!(
+            !Deadband::Percent {
+                percent: 1.0,
+                span: 200.0
+            }
+            .exceeded(0.0, 1.9)
+        );
+        assert!(
+            Deadband::Percent {
+                percent: 1.0,
+                span: 200.0
+            }
+            .exceeded(0.0, 2.1)
+        );
         assert!(Deadband::Absolute(0.5).exceeded(10.0, f64::NAN));
     }
 }

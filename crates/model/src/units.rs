@@ -131,8 +131,7 @@ impl Unit {
     /// Looks a unit up by symbol, or reads it as a count (`bottle`) or count rate
     /// (`bottle/min`). Returns `None` for anything else.
     pub fn parse(symbol: &str) -> Option<Unit> {
-        if let Some((symbols, dimension, factor, offset)) =
-            table().iter().find(|row| row.0.contains(&symbol))
+        if let Some((symbols, dimension, factor, offset)) = table().iter().find(|row| row.0.contains(&symbol))
         {
             return Some(Unit {
                 symbol: symbols[0].into(),
@@ -203,7 +202,10 @@ mod tests {
     use super::*;
 
     fn convert(x: f64, from: &str, to: &str) -> f64 {
-        let (gain, offset) = Unit::parse(from).unwrap().conversion_to(&Unit::parse(to).unwrap()).unwrap();
+        let (gain, offset) = Unit::parse(from)
+            .unwrap()
+            .conversion_to(&Unit::parse(to).unwrap())
+            .unwrap();
         gain * x + offset
     }
 
@@ -226,7 +228,11 @@ mod tests {
     fn counts_convert_only_to_the_same_item() {
         assert!((convert(120.0, "bottle/min", "bottle/h") - 7200.0).abs() < 1e-9);
         let bottles = Unit::parse("bottle/min").unwrap();
-        assert!(bottles.conversion_to(&Unit::parse("pallet/min").unwrap()).is_none());
+        assert!(
+            bottles
+                .conversion_to(&Unit::parse("pallet/min").unwrap())
+                .is_none()
+        );
         assert!(bottles.conversion_to(&Unit::parse("degC").unwrap()).is_none());
     }
 

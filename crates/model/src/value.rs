@@ -44,7 +44,10 @@ pub enum ConversionError {
     #[error("{value} does not fit in {target}")]
     OutOfRange { value: String, target: &'static str },
     #[error("cannot convert {from} to {target}")]
-    Incompatible { from: &'static str, target: &'static str },
+    Incompatible {
+        from: &'static str,
+        target: &'static str,
+    },
     #[error("cannot parse {text:?} as {target}")]
     Unparsable { text: String, target: &'static str },
 }
@@ -83,7 +86,11 @@ impl DataType {
             None => (text, false),
         };
         let scalar = ScalarType::ALL.into_iter().find(|s| s.name() == base)?;
-        Some(if array { DataType::Array(scalar) } else { DataType::Scalar(scalar) })
+        Some(if array {
+            DataType::Array(scalar)
+        } else {
+            DataType::Scalar(scalar)
+        })
     }
 
     pub fn scalar(self) -> ScalarType {
@@ -313,7 +320,10 @@ mod tests {
     #[test]
     fn strings_parse_into_numbers_or_fail_with_the_text() {
         let float = DataType::Scalar(ScalarType::Float);
-        assert_eq!(Value::String(" 4.5 ".into()).convert(float), Ok(Value::Float(4.5)));
+        assert_eq!(
+            Value::String(" 4.5 ".into()).convert(float),
+            Ok(Value::Float(4.5))
+        );
         let err = Value::String("abc".into()).convert(float).unwrap_err();
         assert!(err.to_string().contains("abc"));
     }
@@ -336,7 +346,10 @@ mod tests {
 
     #[test]
     fn data_type_parses_config_spelling() {
-        assert_eq!(DataType::parse("float[]"), Some(DataType::Array(ScalarType::Float)));
+        assert_eq!(
+            DataType::parse("float[]"),
+            Some(DataType::Array(ScalarType::Float))
+        );
         assert_eq!(DataType::parse("uint"), Some(DataType::Scalar(ScalarType::UInt)));
         assert_eq!(DataType::parse("double"), None);
     }

@@ -1,6 +1,8 @@
 //! Properties of the transforms over arbitrary input: no panics, and register encodings
 //! round-trip in every word order.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
 use backplane_model::transform::apply_chain;
 use backplane_model::{DataType, DecodeType, ScalarType, Transform, Value, WordOrder};
 use proptest::prelude::*;
@@ -23,7 +25,12 @@ fn value() -> impl Strategy<Value = Value> {
 }
 
 fn order() -> impl Strategy<Value = WordOrder> {
-    prop_oneof![Just(WordOrder::ABCD), Just(WordOrder::CDAB), Just(WordOrder::BADC), Just(WordOrder::DCBA)]
+    prop_oneof![
+        Just(WordOrder::ABCD),
+        Just(WordOrder::CDAB),
+        Just(WordOrder::BADC),
+        Just(WordOrder::DCBA)
+    ]
 }
 
 fn decode_type() -> impl Strategy<Value = DecodeType> {
@@ -48,7 +55,13 @@ fn data_type() -> impl Strategy<Value = DataType> {
         Just(ScalarType::String),
         Just(ScalarType::Timestamp),
     ];
-    (scalar, any::<bool>()).prop_map(|(s, array)| if array { DataType::Array(s) } else { DataType::Scalar(s) })
+    (scalar, any::<bool>()).prop_map(|(s, array)| {
+        if array {
+            DataType::Array(s)
+        } else {
+            DataType::Scalar(s)
+        }
+    })
 }
 
 proptest! {

@@ -50,7 +50,11 @@ impl backplane_config::KindSpec for JsonlKind {
         let target = match path {
             "-" => Target::Stdout,
             "" => {
-                table.error("path", "`path` is empty", Some("a file name, or \"-\" for stdout".into()));
+                table.error(
+                    "path",
+                    "`path` is empty",
+                    Some("a file name, or \"-\" for stdout".into()),
+                );
                 return None;
             }
             p => Target::File(PathBuf::from(p)),
@@ -72,7 +76,10 @@ impl SinkKind for JsonlKind {
             Target::Stdout => Target::Stdout,
             Target::File(p) => Target::File(ctx.data_dir.join(p)),
         };
-        Ok(Box::new(JsonlSink { target, max_bytes: settings.max_bytes }))
+        Ok(Box::new(JsonlSink {
+            target,
+            max_bytes: settings.max_bytes,
+        }))
     }
 }
 
@@ -125,22 +132,28 @@ impl Sink for JsonlSink {
                         .map_err(|e| ComponentError::new(format!("jsonl: encoding an event: {e}")))?;
                     buf.push(b'\n');
                 }
-                out.write_all(&buf).await.map_err(|e| ComponentError::new(format!("jsonl: write failed: {e}")))?;
-                out.flush().await.map_err(|e| ComponentError::new(format!("jsonl: flush failed: {e}")))?;
+                out.write_all(&buf)
+                    .await
+                    .map_err(|e| ComponentError::new(format!("jsonl: write failed: {e}")))?;
+                out.flush()
+                    .await
+                    .map_err(|e| ComponentError::new(format!("jsonl: flush failed: {e}")))?;
                 written += buf.len() as u64;
                 if let (Target::File(path), Some(max)) = (&self.target, self.max_bytes)
                     && written >= max
                 {
                     let rotated = PathBuf::from(format!("{}.1", path.display()));
-                    tokio::fs::rename(path, &rotated)
-                        .await
-                        .map_err(|e| ComponentError::new(format!("jsonl: rotating {}: {e}", path.display())))?;
+                    tokio::fs::rename(path, &rotated).await.map_err(|e| {
+                        ComponentError::new(format!("jsonl: rotating {}: {e}", path.display()))
+                    })?;
                     let (file, len) = open(path).await?;
                     out = Box::new(file);
                     written = len;
                 }
             }
-            out.flush().await.map_err(|e| ComponentError::new(format!("jsonl: flush failed: {e}")))?;
+            out.flush()
+                .await
+                .map_err(|e| ComponentError::new(format!("jsonl: flush failed: {e}")))?;
             Ok(())
         }
         .boxed()

@@ -24,15 +24,37 @@ use crate::component::{ComponentError, RawReading, Source, SourceContext, Source
 pub enum Shape {
     Constant(Value),
     /// `offset + amplitude · sin(2π (t + phase) / period)`.
-    Sine { amplitude: f64, offset: f64, period: f64, phase: f64 },
+    Sine {
+        amplitude: f64,
+        offset: f64,
+        period: f64,
+        phase: f64,
+    },
     /// Sawtooth from `from` to `to` over `period`, then again.
-    Ramp { from: f64, to: f64, period: f64 },
+    Ramp {
+        from: f64,
+        to: f64,
+        period: f64,
+    },
     /// Starts at `start`, moves by a uniform step in `[-step, step]` per tick, clamped.
-    RandomWalk { start: f64, step: f64, min: f64, max: f64 },
+    RandomWalk {
+        start: f64,
+        step: f64,
+        min: f64,
+        max: f64,
+    },
     /// Adds `increment` every `every` ticks, wrapping to 0 at `rollover` (exclusive).
-    Counter { start: u64, increment: u64, every: u64, rollover: Option<u64> },
+    Counter {
+        start: u64,
+        increment: u64,
+        every: u64,
+        rollover: Option<u64>,
+    },
     /// Steps through `values`, `step` seconds each, then starts over (e.g. machine states).
-    Sequence { values: Vec<Value>, step: f64 },
+    Sequence {
+        values: Vec<Value>,
+        step: f64,
+    },
 }
 
 /// How a signal's value is served.
@@ -77,7 +99,13 @@ impl SignalGenerator {
             Shape::RandomWalk { start, .. } => start,
             _ => 0.0,
         };
-        SignalGenerator { spec, period: period.as_secs_f64(), rng: Pcg32::seed_from_u64(seed ^ fnv1a(address)), walk, tick: 0 }
+        SignalGenerator {
+            spec,
+            period: period.as_secs_f64(),
+            rng: Pcg32::seed_from_u64(seed ^ fnv1a(address)),
+            walk,
+            tick: 0,
+        }
     }
 
     /// The value at the current tick; advances to the next.
@@ -87,9 +115,12 @@ impl SignalGenerator {
         let t = tick as f64 * self.period;
         let raw = match &self.spec.shape {
             Shape::Constant(v) => v.clone(),
-            Shape::Sine { amplitude, offset, period, phase } => {
-                Value::Float(offset + amplitude * (std::f64::consts::TAU * (t + phase) / period).sin())
-            }
+            Shape::Sine {
+                amplitude,
+                offset,
+                period,
+                phase,
+            } => Value::Float(offset + amplitude * (std::f64::consts::TAU * (t + phase) / period).sin()),
             Shape::Ramp { from, to, period } => Value::Float(from + (to - from) * ((t % period) / period)),
             Shape::RandomWalk { step, min, max, .. } => {
                 if tick > 0 {
@@ -98,7 +129,12 @@ impl SignalGenerator {
                 }
                 Value::Float(self.walk)
             }
-            Shape::Counter { start, increment, every, rollover } => {
+            Shape::Counter {
+                start,
+                increment,
+                every,
+                rollover,
+            } => {
                 let n = start.wrapping_add(increment.wrapping_mul(tick / (*every).max(1)));
                 Value::UInt(match rollover {
                     Some(r) if *r > 0 => n % r,
@@ -117,14 +153,18 @@ impl SignalGenerator {
 fn encode(value: Value, encoding: Encoding) -> Value {
     match encoding {
         Encoding::Native => value,
-        Encoding::Typed(t) => value.convert(backplane_model::DataType::Scalar(t)).unwrap_or(value),
+        Encoding::Typed(t) => value
+            .convert(backplane_model::DataType::Scalar(t))
+            .unwrap_or(value),
         Encoding::Registers(kind, order) => {
             let x = value.as_f64().unwrap_or(0.0);
             let bits: u64 = match kind {
                 DecodeType::U16 => x.round().clamp(0.0, 65535.0) as u64,
                 DecodeType::I16 => u64::from(x.round().clamp(-32768.0, 32767.0) as i16 as u16),
                 DecodeType::U32 => x.round().clamp(0.0, 4_294_967_295.0) as u64,
-                DecodeType::I32 => u64::from(x.round().clamp(-2_147_483_648.0, 2_147_483_647.0) as i32 as u32),
+                DecodeType::I32 => {
+                    u64::from(x.round().clamp(-2_147_483_648.0, 2_147_483_647.0) as i32 as u32)
+                }
                 DecodeType::U64 => value.as_u64().unwrap_or(x.max(0.0) as u64),
                 DecodeType::I64 => value.as_i64().unwrap_or(x as i64) as u64,
                 DecodeType::F32 => u64::from((x as f32).to_bits()),
@@ -141,7 +181,9 @@ fn encode(value: Value, encoding: Encoding) -> Value {
 
 /// FNV-1a, to derive a stable per-address seed (std's hasher is not stable across runs).
 fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The kind registered as `simulator`.
@@ -155,9 +197,15 @@ impl backplane_config::KindSpec for SimulatorKind {
 
     fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
         let seed = table.optional_u64("seed").unwrap_or(0);
-        let period = table.optional_duration("period").unwrap_or(Duration::from_secs(1));
+        let period = table
+            .optional_duration("period")
+            .unwrap_or(Duration::from_secs(1));
         if period < Duration::from_millis(10) {
-            table.error("period", "period must be at least 10ms", Some("write e.g. \"500ms\" or \"1s\"".into()));
+            table.error(
+                "period",
+                "period must be at least 10ms",
+                Some("write e.g. \"500ms\" or \"1s\"".into()),
+            );
         }
         let fail_after = table.optional_duration("fail_after");
         let mut signals = BTreeMap::new();
@@ -184,7 +232,10 @@ impl backplane_config::KindSpec for SimulatorKind {
                         None => {
                             item.error(
                                 format!("expected a signal table, found {}", item.type_name()),
-                                Some("write e.g. { signal = \"sine\", amplitude = 1, period = \"60s\" }".into()),
+                                Some(
+                                    "write e.g. { signal = \"sine\", amplitude = 1, period = \"60s\" }"
+                                        .into(),
+                                ),
                             );
                             ok = false;
                         }
@@ -192,14 +243,28 @@ impl backplane_config::KindSpec for SimulatorKind {
                 }
                 signal_table.finish();
             }
-            None => table.error("signals", "a simulator needs a `signals` table", Some("[sources.signals] \"addr\" = { signal = \"constant\", value = 1 }".into())),
+            None => table.error(
+                "signals",
+                "a simulator needs a `signals` table",
+                Some("[sources.signals] \"addr\" = { signal = \"constant\", value = 1 }".into()),
+            ),
         }
-        ok.then(|| Arc::new(SimulatorSettings { seed, period, fail_after, signals }) as Settings)
+        ok.then(|| {
+            Arc::new(SimulatorSettings {
+                seed,
+                period,
+                fail_after,
+                signals,
+            }) as Settings
+        })
     }
 
     fn check_address(&self, settings: &Settings, address: &str) -> Result<(), AddressError> {
         let Some(s) = settings.downcast_ref::<SimulatorSettings>() else {
-            return Err(AddressError { message: "simulator settings unavailable".into(), hint: None });
+            return Err(AddressError {
+                message: "simulator settings unavailable".into(),
+                hint: None,
+            });
         };
         if s.signals.contains_key(address) {
             return Ok(());
@@ -251,7 +316,12 @@ fn parse_signal(t: &mut Table<'_>) -> Option<SignalSpec> {
                 t.error("min", "`min` is greater than `max`", None);
                 return None;
             }
-            Shape::RandomWalk { start: start.clamp(min, max), step, min, max }
+            Shape::RandomWalk {
+                start: start.clamp(min, max),
+                step,
+                min,
+                max,
+            }
         }
         "counter" => {
             let start = t.optional_u64("start").unwrap_or(0);
@@ -264,7 +334,12 @@ fn parse_signal(t: &mut Table<'_>) -> Option<SignalSpec> {
             if rollover == Some(0) {
                 t.error("rollover", "`rollover` must be at least 1", None);
             }
-            Shape::Counter { start, increment, every: every.max(1), rollover }
+            Shape::Counter {
+                start,
+                increment,
+                every: every.max(1),
+                rollover,
+            }
         }
         "sequence" => {
             let items = t.required_item("values")?;
@@ -273,7 +348,10 @@ fn parse_signal(t: &mut Table<'_>) -> Option<SignalSpec> {
                 return None;
             };
             let values: Option<Vec<Value>> = array.iter().map(toml_scalar).collect();
-            Shape::Sequence { values: values?, step: period_secs(t, "step").unwrap_or(10.0) }
+            Shape::Sequence {
+                values: values?,
+                step: period_secs(t, "step").unwrap_or(10.0),
+            }
         }
         other => {
             t.error(
@@ -294,23 +372,38 @@ fn parse_signal(t: &mut Table<'_>) -> Option<SignalSpec> {
         }
         (Some(r), None) => {
             let Some(kind) = DecodeType::parse(r) else {
-                t.error("registers", format!("unknown register type `{r}`"), Some("one of: u16, i16, u32, i32, u64, i64, f32, f64".into()));
+                t.error(
+                    "registers",
+                    format!("unknown register type `{r}`"),
+                    Some("one of: u16, i16, u32, i32, u64, i64, f32, f64".into()),
+                );
                 return None;
             };
             let order = match word_order.map(|w| (w, WordOrder::parse(w))) {
                 None => WordOrder::ABCD,
                 Some((_, Some(o))) => o,
                 Some((w, None)) => {
-                    t.error("word_order", format!("unknown word order `{w}`"), Some("one of: ABCD, CDAB, BADC, DCBA".into()));
+                    t.error(
+                        "word_order",
+                        format!("unknown word order `{w}`"),
+                        Some("one of: ABCD, CDAB, BADC, DCBA".into()),
+                    );
                     return None;
                 }
             };
             Encoding::Registers(kind, order)
         }
-        (None, Some(ty)) => match ScalarType::ALL.into_iter().find(|s| s.name() == ty && *s != ScalarType::Timestamp) {
+        (None, Some(ty)) => match ScalarType::ALL
+            .into_iter()
+            .find(|s| s.name() == ty && *s != ScalarType::Timestamp)
+        {
             Some(s) => Encoding::Typed(s),
             None => {
-                t.error("type", format!("unknown type `{ty}`"), Some("one of: bool, int, uint, float, string".into()));
+                t.error(
+                    "type",
+                    format!("unknown type `{ty}`"),
+                    Some("one of: bool, int, uint, float, string".into()),
+                );
                 return None;
             }
         },
@@ -326,13 +419,20 @@ fn toml_scalar(item: &backplane_config::Item<'_>) -> Option<Value> {
     if let Some(b) = item.as_bool() {
         Some(Value::Bool(b))
     } else if let Some(i) = item.as_i64() {
-        Some(if i >= 0 { Value::UInt(i as u64) } else { Value::Int(i) })
+        Some(if i >= 0 {
+            Value::UInt(i as u64)
+        } else {
+            Value::Int(i)
+        })
     } else if let Some(f) = item.as_f64() {
         Some(Value::Float(f))
     } else if let Some(s) = item.as_str() {
         Some(Value::String(s.into()))
     } else {
-        item.error(format!("expected a number, boolean or string, found {}", item.type_name()), None);
+        item.error(
+            format!("expected a number, boolean or string, found {}", item.type_name()),
+            None,
+        );
         None
     }
 }
@@ -351,10 +451,16 @@ impl SourceKind for SimulatorKind {
                     .signals
                     .get(&**address)
                     .map(|spec| SignalGenerator::new(spec.clone(), settings.seed, address, settings.period))
-                    .ok_or_else(|| ComponentError::new(format!("simulator `{}`: no signal `{address}`", ctx.name)))
+                    .ok_or_else(|| {
+                        ComponentError::new(format!("simulator `{}`: no signal `{address}`", ctx.name))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Box::new(Simulator { generators, period: settings.period, fail_after: settings.fail_after }))
+        Ok(Box::new(Simulator {
+            generators,
+            period: settings.period,
+            fail_after: settings.fail_after,
+        }))
     }
 }
 
@@ -374,6 +480,10 @@ impl Source for Simulator {
                 tokio::select! {
                     _ = ticker.tick() => {}
                     () = io.cancelled() => return Ok(()),
+                    Some(write) = io.next_write() => {
+                        let _ = write.reply.send(Err(ComponentError::new("the simulator does not accept writes")));
+                        continue;
+                    }
                 }
                 if let Some(limit) = self.fail_after
                     && started.elapsed() >= limit
@@ -406,7 +516,12 @@ mod tests {
     use super::*;
 
     fn generator(shape: Shape, encoding: Encoding, seed: u64) -> SignalGenerator {
-        SignalGenerator::new(SignalSpec { shape, encoding }, seed, "addr", Duration::from_secs(1))
+        SignalGenerator::new(
+            SignalSpec { shape, encoding },
+            seed,
+            "addr",
+            Duration::from_secs(1),
+        )
     }
 
     fn take(g: &mut SignalGenerator, n: usize) -> Vec<Value> {
@@ -415,7 +530,12 @@ mod tests {
 
     #[test]
     fn random_walks_repeat_for_the_same_seed_and_differ_for_another() {
-        let shape = Shape::RandomWalk { start: 10.0, step: 1.0, min: 0.0, max: 20.0 };
+        let shape = Shape::RandomWalk {
+            start: 10.0,
+            step: 1.0,
+            min: 0.0,
+            max: 20.0,
+        };
         let a = take(&mut generator(shape.clone(), Encoding::Native, 1), 100);
         let b = take(&mut generator(shape.clone(), Encoding::Native, 1), 100);
         let c = take(&mut generator(shape, Encoding::Native, 2), 100);
@@ -426,24 +546,41 @@ mod tests {
 
     #[test]
     fn counters_roll_over_at_the_configured_value() {
-        let shape = Shape::Counter { start: 65534, increment: 1, every: 1, rollover: Some(65536) };
+        let shape = Shape::Counter {
+            start: 65534,
+            increment: 1,
+            every: 1,
+            rollover: Some(65536),
+        };
         let values = take(&mut generator(shape, Encoding::Native, 0), 4);
         assert_eq!(values, [65534, 65535, 0, 1].map(Value::UInt));
     }
 
     #[test]
     fn sequences_hold_each_value_for_its_step() {
-        let shape = Shape::Sequence { values: vec![Value::UInt(1), Value::UInt(2)], step: 2.0 };
+        let shape = Shape::Sequence {
+            values: vec![Value::UInt(1), Value::UInt(2)],
+            step: 2.0,
+        };
         let values = take(&mut generator(shape, Encoding::Native, 0), 5);
         assert_eq!(values, [1, 1, 2, 2, 1].map(Value::UInt));
     }
 
     #[test]
     fn sine_and_ramp_follow_their_formulas() {
-        let sine = Shape::Sine { amplitude: 2.0, offset: 10.0, period: 4.0, phase: 0.0 };
+        let sine = Shape::Sine {
+            amplitude: 2.0,
+            offset: 10.0,
+            period: 4.0,
+            phase: 0.0,
+        };
         let v = take(&mut generator(sine, Encoding::Native, 0), 2);
         assert!((v[1].as_f64().unwrap() - 12.0).abs() < 1e-9);
-        let ramp = Shape::Ramp { from: 0.0, to: 10.0, period: 5.0 };
+        let ramp = Shape::Ramp {
+            from: 0.0,
+            to: 10.0,
+            period: 5.0,
+        };
         let v = take(&mut generator(ramp, Encoding::Native, 0), 6);
         assert_eq!(v[1], Value::Float(2.0));
         assert_eq!(v[5], Value::Float(0.0));
@@ -454,9 +591,16 @@ mod tests {
         let shape = Shape::Constant(Value::Float(-12.5));
         let mut g = generator(shape, Encoding::Registers(DecodeType::F32, WordOrder::CDAB), 0);
         let regs = g.next_value();
-        let decode = backplane_model::Transform::Decode { kind: DecodeType::F32, word_order: WordOrder::CDAB };
+        let decode = backplane_model::Transform::Decode {
+            kind: DecodeType::F32,
+            word_order: WordOrder::CDAB,
+        };
         assert_eq!(decode.apply(&regs), Ok(Value::Float(-12.5)));
-        let mut g = generator(Shape::Constant(Value::Int(-5)), Encoding::Registers(DecodeType::I16, WordOrder::ABCD), 0);
+        let mut g = generator(
+            Shape::Constant(Value::Int(-5)),
+            Encoding::Registers(DecodeType::I16, WordOrder::ABCD),
+            0,
+        );
         assert_eq!(g.next_value(), Value::UInt(0xFFFB));
     }
 }
