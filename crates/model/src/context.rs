@@ -170,11 +170,15 @@ mod tests {
 
     #[test]
     fn child_fields_override_parent_fields_one_by_one() {
-        let mut line = Context::default();
-        line.work_order = Some("WO-1".into());
-        line.shift = Some("A".into());
-        let mut filler = Context::default();
-        filler.work_order = Some("WO-2".into());
+        let line = Context {
+            work_order: Some("WO-1".into()),
+            shift: Some("A".into()),
+            ..Context::default()
+        };
+        let filler = Context {
+            work_order: Some("WO-2".into()),
+            ..Context::default()
+        };
         let effective = Context::inherit(&line, &filler);
         assert_eq!(effective.work_order.as_deref(), Some("WO-2"));
         assert_eq!(effective.shift.as_deref(), Some("A"));
