@@ -26,7 +26,7 @@ fn check_accepts_the_dairy_example() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("ok — 3 models, 13 assets"), "{stdout}");
+    assert!(stdout.contains("ok — 3 models, 12 assets"), "{stdout}");
 }
 
 #[test]

@@ -8,8 +8,8 @@ use backplane_model::asset::validate_slug;
 use backplane_model::context::MAX_CONTEXT_VALUE_LEN;
 use backplane_model::model::Binding;
 use backplane_model::{
-    AssetPath, Attribute, Context, ContextField, DataType, Deadband, DecodeType, Level, Model, ScalarType, Transform,
-    WordOrder,
+    AssetPath, Attribute, Context, ContextField, DataType, Deadband, DecodeType, Level, Model, ScalarType,
+    Transform, WordOrder,
 };
 
 use crate::components::Registered;
@@ -35,8 +35,12 @@ impl Env<'_> {
 
     /// Reports an unknown source name at `item`.
     fn unknown_source(&self, item: &Item<'_>, name: &str) {
-        let hint = suggest(name, self.sources.iter().map(|s| s.name.as_str()), "defined sources")
-            .or_else(|| Some("no sources are defined; add a [[sources]] entry".to_owned()));
+        let hint = suggest(
+            name,
+            self.sources.iter().map(|s| s.name.as_str()),
+            "defined sources",
+        )
+        .or_else(|| Some("no sources are defined; add a [[sources]] entry".to_owned()));
         item.error(format!("unknown source `{name}`"), hint);
     }
 }
@@ -73,12 +77,21 @@ fn read_asset<'a>(mut t: Table<'a>, env: &Env<'_>) -> Option<Declared<'a>> {
         let text = item.expect_str()?;
         let problem = if text.is_empty() {
             Some("asset path is empty".to_owned())
+        } else if text.split('/').any(str::is_empty) {
+            Some(format!(
+                "asset path `{text}` has an empty segment: no leading, trailing or double `/`"
+            ))
         } else {
-            text.split('/').find_map(|segment| validate_slug(segment).err()).map(|e| format!("invalid asset path `{text}`: {e}"))
+            text.split('/')
+                .find_map(|segment| validate_slug(segment).err())
+                .map(|e| format!("invalid asset path `{text}`: {e}"))
         };
         match problem {
             Some(message) => {
-                item.error(message, Some("write the path below the site, e.g. \"packaging/line-1/filler\"".to_owned()));
+                item.error(
+                    message,
+                    Some("write the path below the site, e.g. \"packaging/line-1/filler\"".to_owned()),
+                );
                 None
             }
             None => Some(text.to_owned()),
@@ -90,8 +103,12 @@ fn read_asset<'a>(mut t: Table<'a>, env: &Env<'_>) -> Option<Declared<'a>> {
         let name = item.expect_str()?;
         let found = env.model(name);
         if found.is_none() {
-            let hint = suggest(name, env.models.iter().map(|m| m.model.name.as_str()), "defined models")
-                .or_else(|| Some("no models are defined; add a [models.NAME] section".to_owned()));
+            let hint = suggest(
+                name,
+                env.models.iter().map(|m| m.model.name.as_str()),
+                "defined models",
+            )
+            .or_else(|| Some("no models are defined; add a [models.NAME] section".to_owned()));
             item.error(format!("unknown model `{name}`"), hint);
         }
         found
@@ -168,13 +185,20 @@ fn read_context(mut t: Table<'_>) -> Context {
     let mut context = Context::default();
     for (key, item) in t.take_remaining() {
         let Some(field) = ContextField::parse(key.name) else {
-            let hint = suggest(key.name, ContextField::ALL.iter().map(|f| f.name()), "context fields");
+            let hint = suggest(
+                key.name,
+                ContextField::ALL.iter().map(|f| f.name()),
+                "context fields",
+            );
             key.error(format!("unknown context field `{}`", key.name), hint);
             continue;
         };
         let Some(value) = item.expect_str() else { continue };
         if value.chars().count() > MAX_CONTEXT_VALUE_LEN {
-            item.error(format!("context value is longer than {MAX_CONTEXT_VALUE_LEN} characters"), None);
+            item.error(
+                format!("context value is longer than {MAX_CONTEXT_VALUE_LEN} characters"),
+                None,
+            );
             continue;
         }
         context.set(field, Some(value.into()));
@@ -183,7 +207,12 @@ fn read_context(mut t: Table<'_>) -> Context {
     context
 }
 
-fn read_bindings(mut t: Table<'_>, entry: &ModelEntry, default_source: &DefaultSource<'_>, env: &Env<'_>) -> Vec<Binding> {
+fn read_bindings(
+    mut t: Table<'_>,
+    entry: &ModelEntry,
+    default_source: &DefaultSource<'_>,
+    env: &Env<'_>,
+) -> Vec<Binding> {
     let model = &entry.model;
     let mut bindings = Vec::new();
     for (key, item) in t.take_remaining() {
@@ -196,7 +225,10 @@ fn read_bindings(mut t: Table<'_>, entry: &ModelEntry, default_source: &DefaultS
                 model.attributes.iter().map(|a| a.name.as_str()),
                 &format!("attributes of `{}`", model.name),
             );
-            key.error(format!("unknown attribute `{}` of model `{}`", key.name, model.name), hint);
+            key.error(
+                format!("unknown attribute `{}` of model `{}`", key.name, model.name),
+                hint,
+            );
             continue;
         };
         if let Some(table) = item.expect_table() {
@@ -209,7 +241,10 @@ fn read_bindings(mut t: Table<'_>, entry: &ModelEntry, default_source: &DefaultS
 
 fn mismatch(item: &Item<'_>, what: &str, attribute: &Attribute) {
     item.error(
-        format!("type mismatch: {what}, but attribute `{}` is {}", attribute.name, attribute.data_type),
+        format!(
+            "type mismatch: {what}, but attribute `{}` is {}",
+            attribute.name, attribute.data_type
+        ),
         None,
     );
 }
@@ -291,7 +326,10 @@ fn read_binding(
             ok = false;
         }
         if !t.has("decode") {
-            item.error("`word_order` applies only with `decode`", Some("add `decode = \"u32\"` (or another multi-register type)".to_owned()));
+            item.error(
+                "`word_order` applies only with `decode`",
+                Some("add `decode = \"u32\"` (or another multi-register type)".to_owned()),
+            );
             ok = false;
         }
     }
@@ -309,7 +347,10 @@ fn read_binding(
                 transforms.push(Transform::Bit { index: index as u8 });
             }
             Some(index) => {
-                item.error(format!("bit index {index} is out of range"), Some("bits are numbered 0 (least significant) to 63".to_owned()));
+                item.error(
+                    format!("bit index {index} is out of range"),
+                    Some("bits are numbered 0 (least significant) to 63".to_owned()),
+                );
                 ok = false;
             }
             None => ok = false,
@@ -337,14 +378,25 @@ fn read_binding(
                 Ok(from) => match &attribute.unit {
                     None => {
                         item.error(
-                            format!("unit mismatch: raw unit is `{from}`, but attribute `{}` has no unit", attribute.name),
-                            Some(format!("give `{}` a unit in model `{model_name}`, or remove `unit` here", attribute.name)),
+                            format!(
+                                "unit mismatch: raw unit is `{from}`, but attribute `{}` has no unit",
+                                attribute.name
+                            ),
+                            Some(format!(
+                                "give `{}` a unit in model `{model_name}`, or remove `unit` here",
+                                attribute.name
+                            )),
                         );
                         ok = false;
                     }
                     Some(to) => match from.conversion_to(to) {
                         Some((gain, offset)) if numeric => {
-                            transforms.push(Transform::Convert { from, to: to.clone(), gain, offset });
+                            transforms.push(Transform::Convert {
+                                from,
+                                to: to.clone(),
+                                gain,
+                                offset,
+                            });
                         }
                         Some(_) => {
                             mismatch(&item, "a unit conversion needs a number", attribute);
@@ -385,7 +437,9 @@ fn read_binding(
             mismatch(&item, "a deadband needs a number", attribute);
             ok = false;
         }
-        deadband = item.expect_table().and_then(|table| read_deadband(table, attribute, model_name));
+        deadband = item
+            .expect_table()
+            .and_then(|table| read_deadband(table, attribute, model_name));
         ok &= deadband.is_some();
     }
 
@@ -419,7 +473,9 @@ fn read_scale(mut t: Table<'_>) -> Option<Transform> {
         return None;
     }
     let scale = if ranges {
-        let raw = t.required_item("raw").and_then(|item| read_pair(&item).map(|p| (p, item)));
+        let raw = t
+            .required_item("raw")
+            .and_then(|item| read_pair(&item).map(|p| (p, item)));
         let eng = t.required_item("eng").and_then(|item| read_pair(&item));
         match (raw, eng) {
             (Some(([a, b], item)), Some([c, d])) => {
@@ -428,7 +484,12 @@ fn read_scale(mut t: Table<'_>) -> Option<Transform> {
                     None
                 } else {
                     let gain = (d - c) / (b - a);
-                    Some(Transform::Scale { gain, offset: c - gain * a, raw: Some([a, b]), eng: Some([c, d]) })
+                    Some(Transform::Scale {
+                        gain,
+                        offset: c - gain * a,
+                        raw: Some([a, b]),
+                        eng: Some([c, d]),
+                    })
                 }
             }
             _ => None,
@@ -441,7 +502,12 @@ fn read_scale(mut t: Table<'_>) -> Option<Transform> {
             t.error("gain", "`gain` is 0: every reading would become the offset", None);
             None
         } else {
-            (!bad).then(|| Transform::Scale { gain: gain.unwrap_or(1.0), offset: offset.unwrap_or(0.0), raw: None, eng: None })
+            (!bad).then(|| Transform::Scale {
+                gain: gain.unwrap_or(1.0),
+                offset: offset.unwrap_or(0.0),
+                raw: None,
+                eng: None,
+            })
         }
     };
     t.finish();
@@ -465,7 +531,10 @@ fn read_map(mut t: Table<'_>, attribute: &Attribute) -> Option<Transform> {
             && !allowed.iter().any(|a| a == label)
         {
             let hint = suggest(label, allowed.iter().map(String::as_str), "allowed labels");
-            item.error(format!("unknown label `{label}` for attribute `{}`", attribute.name), hint);
+            item.error(
+                format!("unknown label `{label}` for attribute `{}`", attribute.name),
+                hint,
+            );
             ok = false;
         }
         match (code, label) {
@@ -474,7 +543,9 @@ fn read_map(mut t: Table<'_>, attribute: &Attribute) -> Option<Transform> {
         }
     }
     t.finish();
-    ok.then(|| Transform::Map { entries: entries.into() })
+    ok.then(|| Transform::Map {
+        entries: entries.into(),
+    })
 }
 
 /// `{ absolute = x }` or `{ percent = p }` (of the attribute's range).
@@ -483,7 +554,11 @@ fn read_deadband(mut t: Table<'_>, attribute: &Attribute, model_name: &str) -> O
     let percent = t.optional_f64("percent");
     let deadband = match (t.has("absolute"), t.has("percent")) {
         (true, true) => {
-            t.error("percent", "a deadband is either `absolute` or `percent`, not both", None);
+            t.error(
+                "percent",
+                "a deadband is either `absolute` or `percent`, not both",
+                None,
+            );
             None
         }
         (false, false) => {
@@ -497,20 +572,31 @@ fn read_deadband(mut t: Table<'_>, attribute: &Attribute, model_name: &str) -> O
         (true, false) => match absolute {
             Some(d) if d > 0.0 => Some(Deadband::Absolute(d)),
             Some(d) => {
-                t.error("absolute", format!("deadband `absolute` must be greater than 0, found {d}"), None);
+                t.error(
+                    "absolute",
+                    format!("deadband `absolute` must be greater than 0, found {d}"),
+                    None,
+                );
                 None
             }
             None => None,
         },
         (false, true) => match (percent, attribute.range) {
             (Some(p), _) if !(p > 0.0 && p <= 100.0) => {
-                t.error("percent", format!("deadband `percent` must be in (0, 100], found {p}"), None);
+                t.error(
+                    "percent",
+                    format!("deadband `percent` must be in (0, 100], found {p}"),
+                    None,
+                );
                 None
             }
             (Some(_), None) => {
                 t.error(
                     "percent",
-                    format!("deadband `percent` needs a `range` on attribute `{}`", attribute.name),
+                    format!(
+                        "deadband `percent` needs a `range` on attribute `{}`",
+                        attribute.name
+                    ),
                     Some(format!(
                         "add `range = [min, max]` to `{}` in model `{model_name}`, or use `absolute`",
                         attribute.name
@@ -518,7 +604,10 @@ fn read_deadband(mut t: Table<'_>, attribute: &Attribute, model_name: &str) -> O
                 );
                 None
             }
-            (Some(percent), Some([min, max])) => Some(Deadband::Percent { percent, span: max - min }),
+            (Some(percent), Some([min, max])) => Some(Deadband::Percent {
+                percent,
+                span: max - min,
+            }),
             (None, _) => None,
         },
     };
@@ -527,9 +616,9 @@ fn read_deadband(mut t: Table<'_>, attribute: &Attribute, model_name: &str) -> O
 }
 
 /// The checks across entries (duplicates, parents, level order), then the asset list with
-/// the enterprise and site first and every parent before its children. `None` when a
-/// full path could not be built (reported).
-pub(crate) fn arrange(declared: Vec<Declared<'_>>, namespace: &Namespace) -> Option<Vec<AssetSpec>> {
+/// the enterprise and site first and every parent before its children. `None` without a
+/// valid namespace (reported elsewhere).
+pub(crate) fn arrange(declared: Vec<Declared<'_>>, namespace: Option<&Namespace>) -> Option<Vec<AssetSpec>> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut keep = vec![true; declared.len()];
     for (i, asset) in declared.iter().enumerate() {
@@ -551,7 +640,7 @@ pub(crate) fn arrange(declared: Vec<Declared<'_>>, namespace: &Namespace) -> Opt
             continue;
         }
         let (parent_level, parent_name) = match asset.rel.rsplit_once('/') {
-            None => (Level::Site, namespace.site.as_str()),
+            None => (Level::Site, namespace.map_or("the site", |n| n.site.as_str())),
             Some((parent, _)) => match index.get(parent) {
                 Some(&p) => {
                     parents[i] = Some(p);
@@ -596,17 +685,36 @@ pub(crate) fn arrange(declared: Vec<Declared<'_>>, namespace: &Namespace) -> Opt
         }
     }
 
+    let namespace = namespace?;
     let enterprise = AssetPath::parse(&namespace.enterprise).ok()?;
     let site = enterprise.child(&namespace.site).ok()?;
     let mut out = vec![
-        AssetSpec { path: enterprise, level: Level::Enterprise, description: None, model: None, bindings: Vec::new(), context: Context::default() },
-        AssetSpec { path: site.clone(), level: Level::Site, description: None, model: None, bindings: Vec::new(), context: Context::default() },
+        AssetSpec {
+            path: enterprise,
+            level: Level::Enterprise,
+            description: None,
+            model: None,
+            bindings: Vec::new(),
+            context: Context::default(),
+        },
+        AssetSpec {
+            path: site.clone(),
+            level: Level::Site,
+            description: None,
+            model: None,
+            bindings: Vec::new(),
+            context: Context::default(),
+        },
     ];
     let mut slots: Vec<Option<Declared<'_>>> = declared.into_iter().map(Some).collect();
     for i in order {
-        let Some(asset) = slots.get_mut(i).and_then(Option::take) else { continue };
+        let Some(asset) = slots.get_mut(i).and_then(Option::take) else {
+            continue;
+        };
         let Ok(path) = AssetPath::parse(&format!("{site}/{}", asset.rel)) else {
-            asset.path_item.error(format!("invalid asset path `{}`", asset.rel), None);
+            asset
+                .path_item
+                .error(format!("invalid asset path `{}`", asset.rel), None);
             return None;
         };
         out.push(AssetSpec {

@@ -35,7 +35,10 @@ pub(crate) struct Registered {
 
 impl std::fmt::Debug for Registered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registered").field("name", &self.name).field("location", &self.location).finish_non_exhaustive()
+        f.debug_struct("Registered")
+            .field("name", &self.name)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,7 +66,12 @@ pub(crate) fn read_components(tables: Vec<Table<'_>>, catalog: &Catalog, role: R
                 let at = &first.location;
                 item.error(
                     format!("duplicate {noun} name `{name}`"),
-                    Some(format!("first defined at {}:{}:{}; {noun} names must be unique", at.file.display(), at.line, at.column)),
+                    Some(format!(
+                        "first defined at {}:{}:{}; {noun} names must be unique",
+                        at.file.display(),
+                        at.line,
+                        at.column
+                    )),
                 );
                 name_ok = false;
             }
@@ -86,11 +94,23 @@ pub(crate) fn read_components(tables: Vec<Table<'_>>, catalog: &Catalog, role: R
             spec.cloned()
         });
         let enabled = t.optional_bool("enabled").unwrap_or(true);
-        let settings = spec.as_ref().and_then(|spec| {
-            let settings = spec.parse(&mut t);
-            t.finish();
-            settings
-        });
+        let settings = match (kind, &spec) {
+            (Some(kind), Some(spec)) => {
+                let before = t.reported();
+                let settings = spec.parse(&mut t);
+                if settings.is_none() && t.reported() == before {
+                    // A kind must say why it failed; without a word the entry would vanish.
+                    t.error(
+                        "kind",
+                        format!("the `{kind}` settings of this {noun} are invalid"),
+                        None,
+                    );
+                }
+                t.finish();
+                settings
+            }
+            _ => None,
+        };
         // Without a kind its keys are unknowable, so they are not reported one by one.
         if let (Some(name), Some(item)) = (name, &name_item)
             && !out.registry.iter().any(|r| r.name == name)
@@ -103,7 +123,12 @@ pub(crate) fn read_components(tables: Vec<Table<'_>>, catalog: &Catalog, role: R
             });
         }
         if let (true, Some(name), Some(kind), Some(settings)) = (name_ok, name, kind, settings) {
-            out.specs.push(ComponentSpec { name: name.to_owned(), kind: kind.to_owned(), enabled, settings });
+            out.specs.push(ComponentSpec {
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+                enabled,
+                settings,
+            });
         }
     }
     out

@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use backplane_model::asset::validate_slug;
 use sha2::{Digest, Sha256};
 
+use crate::Catalog;
 use crate::assets::{self, Env};
 use crate::components;
 use crate::models;
 use crate::plan::{ApiSettings, Gateway, Namespace, Plan};
 use crate::reader::{Ctx, Diagnostic, Item, Location, Sink, SourceFile, Table, parse_document, with_article};
-use crate::Catalog;
 
 /// Sections only the main file may contain.
 const MAIN_ONLY: [&str; 3] = ["gateway", "api", "namespace"];
@@ -25,7 +25,11 @@ pub(crate) fn load(path: &Path, catalog: &Catalog) -> Result<Plan, Vec<Diagnosti
     match std::fs::read_to_string(path) {
         Ok(text) => load_source(SourceFile::new(path.to_owned(), text), catalog),
         Err(e) => Err(vec![Diagnostic {
-            location: Location { file: path.to_owned(), line: 1, column: 1 },
+            location: Location {
+                file: path.to_owned(),
+                line: 1,
+                column: 1,
+            },
             key: String::new(),
             message: format!("cannot read configuration file: {e}"),
             hint: None,
@@ -39,7 +43,12 @@ pub(crate) fn load_str(text: &str, origin: &Path, catalog: &Catalog) -> Result<P
 
 fn load_source(main: SourceFile, catalog: &Catalog) -> Result<Plan, Vec<Diagnostic>> {
     let sink = Sink::default();
-    let mut files = Files { sink: &sink, files: Vec::new(), stack: Vec::new(), seen: Vec::new() };
+    let mut files = Files {
+        sink: &sink,
+        files: Vec::new(),
+        stack: Vec::new(),
+        seen: Vec::new(),
+    };
     let canonical = canonical(&main.path);
     files.visit(main, canonical);
     let files = files.files;
@@ -51,13 +60,22 @@ fn load_source(main: SourceFile, catalog: &Catalog) -> Result<Plan, Vec<Diagnost
             if diagnostics.is_empty() {
                 // Every path that yields no plan reports why; this guards against a gap.
                 diagnostics.push(Diagnostic {
-                    location: Location { file: files.first().map(|f| f.path.clone()).unwrap_or_default(), line: 1, column: 1 },
+                    location: Location {
+                        file: files.first().map(|f| f.path.clone()).unwrap_or_default(),
+                        line: 1,
+                        column: 1,
+                    },
                     key: String::new(),
                     message: "configuration could not be loaded".to_owned(),
                     hint: None,
                 });
             }
-            let order = |d: &Diagnostic| files.iter().position(|f| f.path == d.location.file).unwrap_or(usize::MAX);
+            let order = |d: &Diagnostic| {
+                files
+                    .iter()
+                    .position(|f| f.path == d.location.file)
+                    .unwrap_or(usize::MAX)
+            };
             diagnostics.sort_by_key(|d| (order(d), d.location.line, d.location.column));
             Err(diagnostics)
         }
@@ -67,7 +85,9 @@ fn load_source(main: SourceFile, catalog: &Catalog) -> Result<Plan, Vec<Diagnost
 /// The identity of a file for cycle detection; falls back to the path as given for texts
 /// that do not exist on disk (`load_str`).
 fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).or_else(|_| std::path::absolute(path)).unwrap_or_else(|_| path.to_owned())
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_owned())
 }
 
 /// The first pass: every file's text, main first, includes depth first in order.
@@ -97,12 +117,20 @@ impl Files<'_> {
         for include in includes {
             let path = dir.join(&include.text);
             let report = |message: String, hint: Option<String>| {
-                self.sink.push(Diagnostic { location: include.location.clone(), key: include.key.clone(), message, hint })
+                self.sink.push(Diagnostic {
+                    location: include.location.clone(),
+                    key: include.key.clone(),
+                    message,
+                    hint,
+                })
             };
             let target = match std::fs::canonicalize(&path) {
                 Ok(target) => target,
                 Err(e) => {
-                    report(format!("cannot read included file `{}`: {e}", path.display()), None);
+                    report(
+                        format!("cannot read included file `{}`: {e}", path.display()),
+                        None,
+                    );
                     continue;
                 }
             };
@@ -110,11 +138,17 @@ impl Files<'_> {
                 let chain: Vec<String> = self.stack[start..]
                     .iter()
                     .chain(std::iter::once(&target))
-                    .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+                    .map(|p| {
+                        p.file_name()
+                            .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+                    })
                     .collect();
                 report(
                     format!("include cycle: {}", chain.join(" → ")),
-                    Some("remove this include; a file cannot include itself, directly or through others".to_owned()),
+                    Some(
+                        "remove this include; a file cannot include itself, directly or through others"
+                            .to_owned(),
+                    ),
                 );
                 continue;
             }
@@ -127,7 +161,10 @@ impl Files<'_> {
             }
             match std::fs::read_to_string(&path) {
                 Ok(text) => self.visit(SourceFile::new(path, text), target),
-                Err(e) => report(format!("cannot read included file `{}`: {e}", path.display()), None),
+                Err(e) => report(
+                    format!("cannot read included file `{}`: {e}", path.display()),
+                    None,
+                ),
             }
         }
         self.stack.pop();
@@ -142,7 +179,13 @@ impl Files<'_> {
                 return Vec::new();
             }
         };
-        let mut root = Table::root(Ctx { file, sink: self.sink }, &doc);
+        let mut root = Table::root(
+            Ctx {
+                file,
+                sink: self.sink,
+            },
+            &doc,
+        );
         let Some(items) = root.optional_item("include").and_then(|item| item.expect_array()) else {
             return Vec::new();
         };
@@ -150,7 +193,11 @@ impl Files<'_> {
             .iter()
             .filter_map(|item| {
                 let text = item.expect_str()?;
-                Some(Include { text: text.to_owned(), location: item.location(), key: item.key_path().to_owned() })
+                Some(Include {
+                    text: text.to_owned(),
+                    location: item.location(),
+                    key: item.key_path().to_owned(),
+                })
             })
             .collect()
     }
@@ -200,10 +247,13 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
     let models = models::read_models(model_entries);
     let sources = components::read_components(source_tables, catalog, components::Role::Source);
     let sinks = components::read_components(sink_tables, catalog, components::Role::Sink);
-    let env = Env { models: &models, sources: &sources.registry };
+    let env = Env {
+        models: &models,
+        sources: &sources.registry,
+    };
     let declared = assets::read_assets(asset_tables, &env);
-    let namespace = namespace?;
-    let assets = assets::arrange(declared, &namespace);
+    // The checks across assets run even without a namespace, to report everything at once.
+    let assets = assets::arrange(declared, namespace.as_ref());
     if !sink.is_empty() {
         return None;
     }
@@ -218,7 +268,7 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
         files: files.iter().map(|f| f.path.clone()).collect(),
         gateway: gateway?,
         api: api?,
-        namespace,
+        namespace: namespace?,
         models: models.into_iter().map(|m| m.model).collect(),
         assets: assets?,
         sources: sources.specs,
@@ -228,10 +278,15 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
 
 /// The tables of a `[[key]]` array.
 fn array_of_tables<'a>(root: &mut Table<'a>, key: &str) -> Vec<Table<'a>> {
-    let Some(item) = root.optional_item(key) else { return Vec::new() };
+    let Some(item) = root.optional_item(key) else {
+        return Vec::new();
+    };
     let Some(items) = item.as_array() else {
         item.error(
-            format!("expected an array of tables, found {}", with_article(item.type_name())),
+            format!(
+                "expected an array of tables, found {}",
+                with_article(item.type_name())
+            ),
             Some(format!("write each entry as `[[{key}]]`, with two brackets")),
         );
         return Vec::new();
@@ -240,7 +295,10 @@ fn array_of_tables<'a>(root: &mut Table<'a>, key: &str) -> Vec<Table<'a>> {
 }
 
 fn read_gateway(table: Option<Table<'_>>, dir: &Path) -> Gateway {
-    let mut gateway = Gateway { name: "backplane".to_owned(), data_dir: dir.join("data") };
+    let mut gateway = Gateway {
+        name: "backplane".to_owned(),
+        data_dir: dir.join("data"),
+    };
     let Some(mut t) = table else { return gateway };
     if let Some(name) = t.optional_str("name") {
         match validate_slug(name) {
@@ -250,7 +308,11 @@ fn read_gateway(table: Option<Table<'_>>, dir: &Path) -> Gateway {
     }
     if let Some(data_dir) = t.optional_str("data_dir") {
         if data_dir.is_empty() {
-            t.error("data_dir", "`data_dir` is empty", Some("write a directory, e.g. \"data\"".to_owned()));
+            t.error(
+                "data_dir",
+                "`data_dir` is empty",
+                Some("write a directory, e.g. \"data\"".to_owned()),
+            );
         } else {
             // `join` keeps an absolute `data_dir` as it is.
             gateway.data_dir = dir.join(data_dir);
@@ -295,7 +357,10 @@ fn read_namespace(mut t: Table<'_>) -> Option<Namespace> {
     let enterprise = required_slug(&mut t, "enterprise");
     let site = required_slug(&mut t, "site");
     t.finish();
-    Some(Namespace { enterprise: enterprise?, site: site? })
+    Some(Namespace {
+        enterprise: enterprise?,
+        site: site?,
+    })
 }
 
 fn required_slug(t: &mut Table<'_>, key: &str) -> Option<String> {

@@ -24,7 +24,12 @@ pub(crate) fn read_models(entries: Vec<(KeyRef<'_>, Item<'_>)>) -> Vec<ModelEntr
         if let Some((_, first)) = first_seen.iter().find(|(n, _)| n == key.name) {
             key.error(
                 format!("model `{}` is defined twice", key.name),
-                Some(format!("first defined at {}:{}:{}", first.file.display(), first.line, first.column)),
+                Some(format!(
+                    "first defined at {}:{}:{}",
+                    first.file.display(),
+                    first.line,
+                    first.column
+                )),
             );
             continue;
         }
@@ -32,13 +37,23 @@ pub(crate) fn read_models(entries: Vec<(KeyRef<'_>, Item<'_>)>) -> Vec<ModelEntr
         if !is_pascal_case(key.name) {
             key.error(
                 format!("model name `{}` is not PascalCase", key.name),
-                Some("start with an upper-case letter and use only letters and digits, e.g. `Filler`".to_owned()),
+                Some(
+                    "start with an upper-case letter and use only letters and digits, e.g. `Filler`"
+                        .to_owned(),
+                ),
             );
         }
         // A model with errors is still registered, so assets naming it get no second error.
         let Some(table) = item.expect_table() else {
-            let model = Model { name: key.name.to_owned(), description: None, attributes: Vec::new() };
-            models.push(ModelEntry { model: Arc::new(model), broken: HashSet::new() });
+            let model = Model {
+                name: key.name.to_owned(),
+                description: None,
+                attributes: Vec::new(),
+            };
+            models.push(ModelEntry {
+                model: Arc::new(model),
+                broken: HashSet::new(),
+            });
             continue;
         };
         models.push(read_model(key.name, table));
@@ -57,7 +72,11 @@ fn read_model(name: &str, mut t: Table<'_>) -> ModelEntry {
     let mut attributes = Vec::new();
     let mut broken = HashSet::new();
     if let Some(mut attrs) = t.required_table("attributes") {
-        for (key, item) in attrs.take_remaining() {
+        let entries = attrs.take_remaining();
+        if entries.is_empty() {
+            t.error("attributes", format!("model `{name}` has no attributes"), None);
+        }
+        for (key, item) in entries {
             match read_attribute(&key, &item) {
                 Some(attribute) => attributes.push(attribute),
                 None => {
@@ -68,7 +87,14 @@ fn read_model(name: &str, mut t: Table<'_>) -> ModelEntry {
         attrs.finish();
     }
     t.finish();
-    ModelEntry { model: Arc::new(Model { name: name.to_owned(), description, attributes }), broken }
+    ModelEntry {
+        model: Arc::new(Model {
+            name: name.to_owned(),
+            description,
+            attributes,
+        }),
+        broken,
+    }
 }
 
 const TYPE_HINT: &str =
@@ -85,7 +111,11 @@ fn read_attribute(key: &KeyRef<'_>, item: &Item<'_>) -> Option<Attribute> {
         Some(text) => {
             let parsed = DataType::parse(text);
             if parsed.is_none() {
-                t.error("type", format!("unknown type `{text}`"), Some(TYPE_HINT.to_owned()));
+                t.error(
+                    "type",
+                    format!("unknown type `{text}`"),
+                    Some(TYPE_HINT.to_owned()),
+                );
             }
             parsed
         }
@@ -106,7 +136,10 @@ fn read_attribute(key: &KeyRef<'_>, item: &Item<'_>) -> Option<Attribute> {
         if data_type.is_some() && !numeric {
             t.error(
                 "unit",
-                format!("a unit is only allowed on numeric attributes, and `{}` is {type_name}", key.name),
+                format!(
+                    "a unit is only allowed on numeric attributes, and `{}` is {type_name}",
+                    key.name
+                ),
                 Some("remove `unit`, or make the type int, uint or float".to_owned()),
             );
             ok = false;
@@ -121,7 +154,10 @@ fn read_attribute(key: &KeyRef<'_>, item: &Item<'_>) -> Option<Attribute> {
         ok &= range.is_some();
         if data_type.is_some() && !numeric {
             item.error(
-                format!("a range is only allowed on numeric attributes, and `{}` is {type_name}", key.name),
+                format!(
+                    "a range is only allowed on numeric attributes, and `{}` is {type_name}",
+                    key.name
+                ),
                 None,
             );
             ok = false;
@@ -134,15 +170,28 @@ fn read_attribute(key: &KeyRef<'_>, item: &Item<'_>) -> Option<Attribute> {
         ok &= allowed.is_some();
         if data_type.is_some() && data_type != Some(DataType::Scalar(ScalarType::String)) {
             item.error(
-                format!("`enum` is only allowed on string attributes, and `{}` is {type_name}", key.name),
-                Some("make the type \"string\" and map raw codes to labels in the binding with `map`".to_owned()),
+                format!(
+                    "`enum` is only allowed on string attributes, and `{}` is {type_name}",
+                    key.name
+                ),
+                Some(
+                    "make the type \"string\" and map raw codes to labels in the binding with `map`"
+                        .to_owned(),
+                ),
             );
             ok = false;
         }
     }
     t.finish();
     let data_type = data_type?;
-    ok.then(|| Attribute { name: key.name.to_owned(), data_type, unit, description, range, allowed })
+    ok.then(|| Attribute {
+        name: key.name.to_owned(),
+        data_type,
+        unit,
+        description,
+        range,
+        allowed,
+    })
 }
 
 /// `[min, max]` with min < max.
@@ -162,7 +211,10 @@ fn read_range(item: &Item<'_>) -> Option<[f64; 2]> {
 pub(crate) fn read_pair(item: &Item<'_>) -> Option<[f64; 2]> {
     let items = item.expect_array()?;
     let [a, b] = items.as_slice() else {
-        item.error(format!("expected two numbers `[a, b]`, found {} values", items.len()), None);
+        item.error(
+            format!("expected two numbers `[a, b]`, found {} values", items.len()),
+            None,
+        );
         return None;
     };
     Some([a.expect_f64()?, b.expect_f64()?])
@@ -171,7 +223,10 @@ pub(crate) fn read_pair(item: &Item<'_>) -> Option<[f64; 2]> {
 fn read_enum(item: &Item<'_>) -> Option<Vec<String>> {
     let items = item.expect_array()?;
     if items.is_empty() {
-        item.error("`enum` is empty", Some("list the allowed labels, e.g. [\"stopped\", \"running\"]".to_owned()));
+        item.error(
+            "`enum` is empty",
+            Some("list the allowed labels, e.g. [\"stopped\", \"running\"]".to_owned()),
+        );
         return None;
     }
     let mut labels: Vec<String> = Vec::new();
@@ -197,7 +252,9 @@ pub(crate) fn parse_unit(text: &str) -> Result<Unit, Option<String>> {
     if !Unit::known_symbols().any(|s| s == text)
         && let Some(twin) = Unit::known_symbols().find(|s| s.eq_ignore_ascii_case(text))
     {
-        return Err(Some(format!("did you mean `{twin}`? (symbols are case-sensitive)")));
+        return Err(Some(format!(
+            "did you mean `{twin}`? (symbols are case-sensitive)"
+        )));
     }
     if let Some(unit) = Unit::parse(text) {
         return Ok(unit);
@@ -222,7 +279,10 @@ mod tests {
         assert!(parse_unit("degC").is_ok());
         assert!(parse_unit("bottle/min").is_ok());
         assert!(parse_unit("l").is_ok());
-        assert_eq!(parse_unit("degc").unwrap_err().unwrap(), "did you mean `degC`? (symbols are case-sensitive)");
+        assert_eq!(
+            parse_unit("degc").unwrap_err().unwrap(),
+            "did you mean `degC`? (symbols are case-sensitive)"
+        );
         assert!(parse_unit("kpa").is_err());
         assert!(parse_unit("DegC").is_err());
         assert!(parse_unit("furlong/fortnight").is_err());

@@ -26,8 +26,8 @@ pub struct Plan {
     pub namespace: Namespace,
     /// Models by name, in configuration order.
     pub models: Vec<Arc<Model>>,
-    /// Every asset, parents before children, including the enterprise and site and any
-    /// intermediate asset implied by a declared path.
+    /// Every asset, parents before children: the enterprise, the site, then every declared
+    /// asset (each parent must be declared; none is implied).
     pub assets: Vec<AssetSpec>,
     pub sources: Vec<ComponentSpec>,
     pub sinks: Vec<ComponentSpec>,

@@ -61,26 +61,47 @@ impl Diagnostic {
 }
 
 /// How many characters the token starting here spans: a quoted string up to its closing
-/// quote, otherwise up to the next space or TOML punctuation; at least one.
-fn token_width(mut chars: impl Iterator<Item = char>) -> usize {
-    let Some(first) = chars.next() else { return 1 };
-    if first == '"' || first == '\'' {
-        let mut escaped = false;
-        let mut n = 1;
-        for c in chars {
-            n += 1;
-            if c == first && !escaped {
-                return n;
+/// quote, an array, inline table or table header up to its closing bracket (or the end of
+/// the line), otherwise up to the next space or TOML punctuation; at least one.
+fn token_width(chars: impl Iterator<Item = char>) -> usize {
+    let chars: Vec<char> = chars.collect();
+    if chars.is_empty() {
+        return 1;
+    }
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, &c) in chars.iter().enumerate() {
+        match quote {
+            Some(q) => {
+                if c == q && !escaped {
+                    quote = None;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                escaped = q == '"' && c == '\\' && !escaped;
             }
-            escaped = first == '"' && c == '\\' && !escaped;
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '[' | '{' => depth += 1,
+                ']' | '}' if depth > 0 => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                _ if depth == 0
+                    && i > 0
+                    && (c.is_whitespace() || matches!(c, '=' | ',' | ']' | '}' | '#')) =>
+                {
+                    return i;
+                }
+                _ => {}
+            },
         }
-        return n;
     }
-    if first == '[' {
-        // A table header: underline all of it.
-        return 1 + chars.take_while(|c| !c.is_whitespace() && *c != '#').count();
-    }
-    1 + chars.take_while(|c| !c.is_whitespace() && !matches!(c, '=' | ',' | ']' | '}' | '#')).count()
+    chars.len().max(1)
 }
 
 impl fmt::Display for Diagnostic {
@@ -103,9 +124,14 @@ pub(crate) struct SourceFile {
 
 impl SourceFile {
     pub fn new(path: PathBuf, text: String) -> SourceFile {
-        let line_starts =
-            std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        SourceFile { path, text, line_starts }
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        SourceFile {
+            path,
+            text,
+            line_starts,
+        }
     }
 
     /// The directory that relative paths in this file are relative to.
@@ -122,7 +148,11 @@ impl SourceFile {
             .get(start..offset)
             .map_or(offset - start, |s| s.chars().count())
             + 1;
-        Location { file: self.path.clone(), line, column }
+        Location {
+            file: self.path.clone(),
+            line,
+            column,
+        }
     }
 }
 
@@ -137,6 +167,10 @@ impl Sink {
 
     pub fn is_empty(&self) -> bool {
         self.0.borrow().is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
     }
 
     pub fn into_inner(self) -> Vec<Diagnostic> {
@@ -165,14 +199,25 @@ impl Ctx<'_> {
 
 /// Joins a key path and one more key, quoting keys that are not bare TOML keys.
 fn join(path: &str, key: &str) -> String {
-    let bare = !key.is_empty() && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
     let key = if bare { key.to_owned() } else { format!("{key:?}") };
-    if path.is_empty() { key } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// "a string", "an integer", ...: the article makes messages read as sentences.
 pub(crate) fn with_article(type_name: &str) -> String {
-    let article = if type_name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    let article = if type_name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
     format!("{article} {type_name}")
 }
 
@@ -189,13 +234,22 @@ pub struct Table<'a> {
 
 impl fmt::Debug for Table<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Table").field("path", &self.path).field("asked", &self.asked).finish_non_exhaustive()
+        f.debug_struct("Table")
+            .field("path", &self.path)
+            .field("asked", &self.asked)
+            .finish_non_exhaustive()
     }
 }
 
 impl<'a> Table<'a> {
     pub(crate) fn root(ctx: Ctx<'a>, doc: &'a Spanned<DeTable<'a>>) -> Table<'a> {
-        Table { ctx, entries: doc.get_ref(), offset: doc.span().start, path: String::new(), asked: Vec::new() }
+        Table {
+            ctx,
+            entries: doc.get_ref(),
+            offset: doc.span().start,
+            path: String::new(),
+            asked: Vec::new(),
+        }
     }
 
     /// Dotted key path of this table (empty for the top level).
@@ -213,7 +267,11 @@ impl<'a> Table<'a> {
             self.asked.push(key.to_owned());
         }
         let value = self.entries.get(key)?;
-        Some(Item { ctx: self.ctx, value, path: join(&self.path, key) })
+        Some(Item {
+            ctx: self.ctx,
+            value,
+            path: join(&self.path, key),
+        })
     }
 
     /// Marks `key` as read without reading it (for keys handled elsewhere).
@@ -221,9 +279,15 @@ impl<'a> Table<'a> {
         self.take(key);
     }
 
+    /// How many diagnostics have been reported so far, by any table.
+    pub(crate) fn reported(&self) -> usize {
+        self.ctx.sink.len()
+    }
+
     fn missing(&self, key: &str) {
         let message = format!("missing required key `{key}`");
-        self.ctx.report(self.offset, &join(&self.path, key), message, None);
+        self.ctx
+            .report(self.offset, &join(&self.path, key), message, None);
     }
 
     pub fn optional_str(&mut self, key: &str) -> Option<&'a str> {
@@ -335,8 +399,17 @@ impl<'a> Table<'a> {
             self.asked.push(name.to_owned());
             let path = join(&self.path, name);
             out.push((
-                KeyRef { name, ctx: self.ctx, offset: key.span().start, path: path.clone() },
-                Item { ctx: self.ctx, value, path },
+                KeyRef {
+                    name,
+                    ctx: self.ctx,
+                    offset: key.span().start,
+                    path: path.clone(),
+                },
+                Item {
+                    ctx: self.ctx,
+                    value,
+                    path,
+                },
             ));
         }
         out
@@ -345,7 +418,8 @@ impl<'a> Table<'a> {
     /// Reports a problem at `key`'s value (at the table itself when the key is absent).
     pub fn error(&self, key: &str, message: impl Into<String>, hint: Option<String>) {
         let offset = self.entries.get(key).map_or(self.offset, |v| v.span().start);
-        self.ctx.report(offset, &join(&self.path, key), message.into(), hint);
+        self.ctx
+            .report(offset, &join(&self.path, key), message.into(), hint);
     }
 
     /// Reports every key never read, with the closest read key as a suggestion.
@@ -365,7 +439,8 @@ impl<'a> Table<'a> {
                 None if self.asked.is_empty() => "this table accepts no keys".to_owned(),
                 None => format!("accepted keys: {}", self.asked.join(", ")),
             };
-            self.ctx.report(key.span().start, &join(&self.path, name), message, Some(hint));
+            self.ctx
+                .report(key.span().start, &join(&self.path, name), message, Some(hint));
         }
     }
 }
@@ -380,7 +455,10 @@ pub struct Item<'a> {
 
 impl fmt::Debug for Item<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Item").field("path", &self.path).field("type", &self.type_name()).finish()
+        f.debug_struct("Item")
+            .field("path", &self.path)
+            .field("type", &self.type_name())
+            .finish()
     }
 }
 
@@ -441,7 +519,11 @@ impl<'a> Item<'a> {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, value)| Item { ctx: self.ctx, value, path: format!("{}[{i}]", self.path) })
+                    .map(|(i, value)| Item {
+                        ctx: self.ctx,
+                        value,
+                        path: format!("{}[{i}]", self.path),
+                    })
                     .collect(),
             ),
             _ => None,
@@ -450,7 +532,8 @@ impl<'a> Item<'a> {
 
     /// Reports a problem at this value.
     pub fn error(&self, message: impl Into<String>, hint: Option<String>) {
-        self.ctx.report(self.value.span().start, &self.path, message.into(), hint);
+        self.ctx
+            .report(self.value.span().start, &self.path, message.into(), hint);
     }
 
     pub(crate) fn location(&self) -> Location {
@@ -459,7 +542,10 @@ impl<'a> Item<'a> {
 
     /// Reports "expected `expected`, found a ...".
     pub(crate) fn type_error(&self, expected: &str) {
-        self.error(format!("expected {expected}, found {}", with_article(self.type_name())), None);
+        self.error(
+            format!("expected {expected}, found {}", with_article(self.type_name())),
+            None,
+        );
     }
 
     pub(crate) fn expect_str(&self) -> Option<&'a str> {
@@ -508,7 +594,9 @@ impl<'a> Item<'a> {
                 let value = u64::from_str_radix(i.as_str(), i.radix()).ok();
                 if value.is_none() {
                     match self.as_i64() {
-                        Some(n) if n < 0 => self.error(format!("expected a non-negative integer, found {n}"), None),
+                        Some(n) if n < 0 => {
+                            self.error(format!("expected a non-negative integer, found {n}"), None)
+                        }
                         _ => self.error("integer out of range (0 ..= 2^64-1)", None),
                     }
                 }
@@ -529,7 +617,9 @@ impl<'a> Item<'a> {
                 self.error("expected a finite number", None);
                 None
             }
-            None if matches!(self.value.get_ref(), DeValue::Integer(_)) => self.expect_i64().map(|i| i as f64),
+            None if matches!(self.value.get_ref(), DeValue::Integer(_)) => {
+                self.expect_i64().map(|i| i as f64)
+            }
             None => {
                 self.type_error("a number");
                 None
@@ -541,7 +631,10 @@ impl<'a> Item<'a> {
         let hint = Some(DURATION_HINT.to_owned());
         let Some(text) = self.as_str() else {
             self.error(
-                format!("expected a duration string, found {}", with_article(self.type_name())),
+                format!(
+                    "expected a duration string, found {}",
+                    with_article(self.type_name())
+                ),
                 hint,
             );
             return None;
@@ -569,7 +662,10 @@ pub struct KeyRef<'a> {
 
 impl fmt::Debug for KeyRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyRef").field("name", &self.name).field("path", &self.path).finish()
+        f.debug_struct("KeyRef")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -622,7 +718,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .ok()
             .and_then(|n| n.checked_mul(millis_per_unit))
             .ok_or_else(|| "too large".to_owned())?;
-        total = total.checked_add(Duration::from_millis(part)).ok_or_else(|| "too large".to_owned())?;
+        total = total
+            .checked_add(Duration::from_millis(part))
+            .ok_or_else(|| "too large".to_owned())?;
         rest = tail;
     }
     Ok(total)
@@ -657,7 +755,11 @@ pub(crate) fn closest<'s>(word: &str, candidates: impl IntoIterator<Item = &'s s
 }
 
 /// "did you mean `x`?" when one candidate is close, else "{what}: a, b, c".
-pub(crate) fn suggest<'s>(word: &str, candidates: impl IntoIterator<Item = &'s str>, what: &str) -> Option<String> {
+pub(crate) fn suggest<'s>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'s str>,
+    what: &str,
+) -> Option<String> {
     let all: Vec<&str> = candidates.into_iter().collect();
     if let Some(best) = closest(word, all.iter().copied()) {
         return Some(format!("did you mean `{best}`?"));
@@ -676,11 +778,21 @@ pub(crate) fn suggest<'s>(word: &str, candidates: impl IntoIterator<Item = &'s s
 /// Reads `text` as a TOML document and hands its top-level table to `f`; for tests of
 /// [`crate::KindSpec`] implementations. Returns `f`'s result (`None` on a syntax error) and
 /// every diagnostic reported.
-pub fn with_table<R>(text: &str, origin: &Path, f: impl FnOnce(Table<'_>) -> R) -> (Option<R>, Vec<Diagnostic>) {
+pub fn with_table<R>(
+    text: &str,
+    origin: &Path,
+    f: impl FnOnce(Table<'_>) -> R,
+) -> (Option<R>, Vec<Diagnostic>) {
     let file = SourceFile::new(origin.to_owned(), text.to_owned());
     let sink = Sink::default();
     let result = match parse_document(&file) {
-        Ok(doc) => Some(f(Table::root(Ctx { file: &file, sink: &sink }, &doc))),
+        Ok(doc) => Some(f(Table::root(
+            Ctx {
+                file: &file,
+                sink: &sink,
+            },
+            &doc,
+        ))),
         Err(diagnostic) => {
             sink.push(diagnostic);
             None
@@ -735,16 +847,39 @@ mod tests {
     #[test]
     fn locations_count_columns_in_characters() {
         let file = SourceFile::new("t.toml".into(), "a = 1\nb = \"é\" # x\n".into());
-        assert_eq!(file.location(0), Location { file: "t.toml".into(), line: 1, column: 1 });
+        assert_eq!(
+            file.location(0),
+            Location {
+                file: "t.toml".into(),
+                line: 1,
+                column: 1
+            }
+        );
         let hash = file.text.find('#').unwrap();
         assert_eq!(file.location(hash).line, 2);
         assert_eq!(file.location(hash).column, 9);
     }
 
     #[test]
+    fn carets_cover_strings_brackets_and_bare_keys() {
+        let width = |s: &str| token_width(s.chars());
+        assert_eq!(width("perod = 1"), 5);
+        assert_eq!(width("\"a \\\" b\" # x"), 8);
+        assert_eq!(width("[[assets]] # x"), 10);
+        assert_eq!(width("{ 0 = \"}\" }, x"), 11);
+        assert_eq!(width("[20, 0]"), 7);
+        assert_eq!(width("{ a = 1"), 7);
+        assert_eq!(width(""), 1);
+    }
+
+    #[test]
     fn render_quotes_the_line_and_underlines_the_token() {
         let d = Diagnostic {
-            location: Location { file: "b.toml".into(), line: 2, column: 1 },
+            location: Location {
+                file: "b.toml".into(),
+                line: 2,
+                column: 1,
+            },
             key: "sources[0].perod".into(),
             message: "unknown key `perod` in sources[0]".into(),
             hint: Some("did you mean `period`?".into()),

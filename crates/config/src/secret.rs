@@ -57,7 +57,10 @@ impl Secret {
         } else {
             return Err(SecretError::InvalidReference);
         };
-        Ok(Secret { reference: reference.to_owned(), location })
+        Ok(Secret {
+            reference: reference.to_owned(),
+            location,
+        })
     }
 
     /// The reference as written, e.g. `env:API_TOKEN`.
@@ -73,8 +76,11 @@ impl Secret {
                 std::env::VarError::NotUnicode(_) => SecretError::EnvNotUnicode { name: name.clone() },
             })?,
             SecretLocation::File(path) => {
-                let mut text = std::fs::read_to_string(path)
-                    .map_err(|source| SecretError::FileUnreadable { path: path.clone(), source })?;
+                let mut text =
+                    std::fs::read_to_string(path).map_err(|source| SecretError::FileUnreadable {
+                        path: path.clone(),
+                        source,
+                    })?;
                 if text.ends_with('\n') {
                     text.pop();
                     if text.ends_with('\r') {
@@ -85,7 +91,9 @@ impl Secret {
             }
         };
         if value.is_empty() {
-            return Err(SecretError::Empty { reference: self.reference.clone() });
+            return Err(SecretError::Empty {
+                reference: self.reference.clone(),
+            });
         }
         Ok(value)
     }
@@ -112,10 +120,22 @@ mod tests {
         let base = Path::new("/etc/backplane");
         assert!(Secret::parse("env:API_TOKEN", base).is_ok());
         assert!(Secret::parse("file:token.txt", base).is_ok());
-        assert!(matches!(Secret::parse("hunter2", base), Err(SecretError::InvalidReference)));
-        assert!(matches!(Secret::parse("env:", base), Err(SecretError::InvalidReference)));
-        assert!(matches!(Secret::parse("env:A-B", base), Err(SecretError::InvalidReference)));
-        assert!(matches!(Secret::parse("file:", base), Err(SecretError::InvalidReference)));
+        assert!(matches!(
+            Secret::parse("hunter2", base),
+            Err(SecretError::InvalidReference)
+        ));
+        assert!(matches!(
+            Secret::parse("env:", base),
+            Err(SecretError::InvalidReference)
+        ));
+        assert!(matches!(
+            Secret::parse("env:A-B", base),
+            Err(SecretError::InvalidReference)
+        ));
+        assert!(matches!(
+            Secret::parse("file:", base),
+            Err(SecretError::InvalidReference)
+        ));
     }
 
     #[test]
