@@ -130,6 +130,8 @@ pub struct SinkIo {
     pub(crate) input: Arc<Mutex<mpsc::Receiver<Arc<Batch>>>>,
     pub(crate) cancel: CancellationToken,
     pub topology: Arc<Topology>,
+    /// For sinks that accept commands from their consumers (e.g. Sparkplug DCMD).
+    pub writes: crate::writes::WritePath,
 }
 
 impl SinkIo {

@@ -17,6 +17,7 @@
 //! - [`health`], [`metrics`]: what operators see.
 //! - [`payload`]: the JSON form of samples and events; [`lineage`]: where a value came from.
 //! - [`runtime`]: [`Engine`] (start, shutdown) and [`EngineHandle`] (used by the API).
+//! - [`writes`]: the raw write path from IT to a source's address.
 //! - [`builtin`]: the `simulator` source and `jsonl` sink kinds.
 
 pub mod builtin;
@@ -31,6 +32,7 @@ pub mod pipeline;
 pub mod runtime;
 pub mod supervisor;
 pub mod topology;
+pub mod writes;
 
 pub use cache::{Latest, LatestValues};
 pub use component::{
@@ -40,5 +42,6 @@ pub use component::{
 pub use health::{ComponentHealth, ComponentState};
 pub use lineage::Lineage;
 pub use pipeline::{Batch, Pipeline, Router};
-pub use runtime::{Engine, EngineHandle, EngineOptions, EngineStopped, HealthReport, WriteError};
+pub use runtime::{Engine, EngineHandle, EngineOptions, EngineStopped, HealthReport};
 pub use topology::{AssetNode, TagInfo, Topology};
+pub use writes::{WriteError, WritePath};

@@ -7,13 +7,13 @@ use std::time::Duration;
 use backplane_config::Plan;
 use backplane_model::{BadReason, Context, ContextPatch, Event, Quality, TagId, Timestamp, Value};
 use serde::Serialize;
-use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
+use tokio::sync::{Mutex, broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Latest, LatestValues};
 use crate::component::{
-    ComponentError, PipelineInput, Registry, SinkContext, SinkIo, SourceContext, SourceIo, WriteRequest,
+    ComponentError, PipelineInput, Registry, SinkContext, SinkIo, SourceContext, SourceIo,
 };
 use crate::context::ContextStore;
 use crate::health::{ComponentHealth, ComponentState, Health};
@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{self, Batch, Pipeline, Router};
 use crate::supervisor::{self, BackoffPolicy, Supervised};
 use crate::topology::Topology;
+use crate::writes::{WriteError, WritePath};
 
 /// Queue sizes and restart policy. The defaults suit a gateway; tests shorten the backoff.
 #[derive(Clone, Debug)]
@@ -47,27 +48,6 @@ impl Default for EngineOptions {
             drain_timeout: Duration::from_secs(10),
         }
     }
-}
-
-/// Write requests waiting per source; a full queue refuses further writes at once.
-const WRITE_QUEUE: usize = 16;
-
-/// How long a write may take, device round trip and read-back included.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Why a write did not happen or was not confirmed.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("tag `{0}` is not bound to a source")]
-    Unbound(String),
-    #[error("source `{0}` is disabled or not running")]
-    SourceUnavailable(String),
-    #[error("source `{0}` has too many writes pending")]
-    Busy(String),
-    #[error("source `{0}` did not answer the write in time")]
-    Timeout(String),
-    #[error("write refused or failed: {0}")]
-    Failed(String),
 }
 
 /// The engine refuses a request because it is shutting down.
@@ -96,8 +76,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     stream: broadcast::Sender<Arc<Batch>>,
     input: mpsc::WeakSender<PipelineInput>,
-    /// Per source: where write requests go (`None` for disabled sources).
-    writes: Vec<Option<mpsc::Sender<WriteRequest>>>,
+    writes: WritePath,
     /// Serializes context changes so their events reach the pipeline in order.
     context_order: Mutex<()>,
     started: Timestamp,
@@ -160,6 +139,8 @@ impl Engine {
         let source_cancel = CancellationToken::new();
         let sink_cancel = CancellationToken::new();
 
+        let (writes, mut write_rxs) = WritePath::new(&topology);
+
         // Sinks first, so nothing the first readings produce is missed.
         let mut sink_txs = Vec::new();
         let mut sink_tasks = Vec::new();
@@ -180,6 +161,7 @@ impl Engine {
                 input: Arc::new(Mutex::new(rx)),
                 cancel: sink_cancel.clone(),
                 topology: topology.clone(),
+                writes: writes.clone(),
             };
             let spec = spec.clone();
             let data_dir = plan.gateway.data_dir.clone();
@@ -214,7 +196,6 @@ impl Engine {
         let pipeline_task = tokio::spawn(pipeline::run(pipeline, router, input_rx));
 
         let mut source_tasks = Vec::new();
-        let mut write_txs: Vec<Option<mpsc::Sender<WriteRequest>>> = vec![None; plan.sources.len()];
         for (i, spec) in plan.sources.iter().enumerate() {
             let routes = &topology.sources[i];
             if !spec.enabled {
@@ -226,8 +207,9 @@ impl Engine {
                     ComponentError::new(format!("source `{}`: unknown kind `{}`", spec.name, spec.kind))
                 })?
                 .clone();
-            let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE);
-            write_txs[i] = Some(write_tx);
+            let write_rx = write_rxs[i]
+                .take()
+                .ok_or_else(|| ComponentError::new("write queue missing"))?;
             let io = SourceIo {
                 source: i as u32,
                 tx: input_tx.clone(),
@@ -280,7 +262,7 @@ impl Engine {
             metrics,
             stream,
             input: input_tx.downgrade(),
-            writes: write_txs,
+            writes,
             context_order: Mutex::new(()),
             started: now,
         });
@@ -402,42 +384,9 @@ impl EngineHandle {
         self.shared.metrics.encode()
     }
 
-    /// Writes a raw value (in the device's terms, before any transform) to the address a
-    /// tag is bound to, and returns the value read back. This is the raw path under the
-    /// write gate: callers must have checked permissions, limits and interlocks.
+    /// Writes a raw value to the address a tag is bound to; see [`WritePath::write_raw`].
     pub async fn write_raw(&self, tag: TagId, value: Value) -> Result<Option<Value>, WriteError> {
-        let topology = &self.shared.topology;
-        let info = topology
-            .tag(tag)
-            .ok_or_else(|| WriteError::Unbound(format!("#{}", tag.0)))?;
-        let (Some(source), Some(binding)) = (info.source, &info.binding) else {
-            return Err(WriteError::Unbound(info.path.to_string()));
-        };
-        let routes = &topology.sources[source as usize];
-        let name = routes.name.clone();
-        let address = routes
-            .addresses
-            .iter()
-            .position(|a| **a == *binding.address)
-            .ok_or_else(|| WriteError::Unbound(info.path.to_string()))?;
-        let tx = self.shared.writes[source as usize]
-            .as_ref()
-            .ok_or_else(|| WriteError::SourceUnavailable(name.clone()))?;
-        let (reply, answer) = oneshot::channel();
-        tx.try_send(WriteRequest {
-            address: address as u32,
-            value,
-            reply,
-        })
-        .map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => WriteError::Busy(name.clone()),
-            mpsc::error::TrySendError::Closed(_) => WriteError::SourceUnavailable(name.clone()),
-        })?;
-        match tokio::time::timeout(WRITE_TIMEOUT, answer).await {
-            Err(_) => Err(WriteError::Timeout(name)),
-            Ok(Err(_)) => Err(WriteError::SourceUnavailable(name)),
-            Ok(Ok(result)) => result.map_err(|e| WriteError::Failed(e.0)),
-        }
+        self.shared.writes.write_raw(tag, value).await
     }
 
     /// Where the current value of a tag came from.

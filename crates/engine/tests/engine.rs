@@ -342,3 +342,21 @@ signals.code = { signal = "sequence", values = [1, 7], step = "100ms" }
     assert!(lineage.steps[0].error.is_some());
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_reach_the_owning_source_and_its_answer_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(TWO_SOURCES, dir.path());
+    let handle = engine.handle();
+    let tag = handle
+        .topology()
+        .tag_by_path("acme/plant/area/line/stable/level")
+        .unwrap()
+        .id;
+    let err = handle.write_raw(tag, Value::Float(1.0)).await.unwrap_err();
+    assert!(
+        matches!(&err, backplane_engine::WriteError::Failed(m) if m.contains("does not accept writes")),
+        "{err}"
+    );
+    engine.shutdown().await;
+}
