@@ -9,15 +9,15 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::response::Response;
 use backplane_engine::payload::SamplePayload;
 use backplane_engine::{AssetNode, EngineHandle, Latest, Topology};
 use backplane_model::{AssetPath, BadReason, Context, Level, Quality, Sample, TagId, Timestamp, Unit, Value};
-use axum::response::Response;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::{AppState, json_response};
 use crate::error::ApiError;
+use crate::{AppState, json_response};
 
 /// `?prefix=` of the values and stream endpoints.
 #[derive(Debug, Deserialize)]
@@ -28,12 +28,16 @@ pub(crate) struct PrefixQuery {
 /// Checks a `prefix` parameter: absent or empty means everything; otherwise it must be a
 /// valid asset path (400) naming a configured asset (404), so a typo is an error rather
 /// than a silently empty result.
-pub(crate) fn resolve_prefix(topology: &Topology, prefix: Option<&str>) -> Result<Option<AssetPath>, ApiError> {
+pub(crate) fn resolve_prefix(
+    topology: &Topology,
+    prefix: Option<&str>,
+) -> Result<Option<AssetPath>, ApiError> {
     let Some(prefix) = prefix.map(|p| p.trim_end_matches('/')).filter(|p| !p.is_empty()) else {
         return Ok(None);
     };
     let path = AssetPath::parse(prefix).map_err(|e| {
-        ApiError::bad_request("invalid_prefix", format!("`{prefix}` is not an asset path: {e}")).with_field("prefix")
+        ApiError::bad_request("invalid_prefix", format!("`{prefix}` is not an asset path: {e}"))
+            .with_field("prefix")
     })?;
     if topology.asset(path.as_str()).is_none() {
         return Err(ApiError::unknown_asset(path.as_str()).with_field("prefix"));
@@ -41,8 +45,12 @@ pub(crate) fn resolve_prefix(topology: &Topology, prefix: Option<&str>) -> Resul
     Ok(Some(path))
 }
 
-pub(crate) fn prefix_param(query: Result<Query<PrefixQuery>, QueryRejection>) -> Result<Option<String>, ApiError> {
-    query.map(|Query(q)| q.prefix).map_err(|r| ApiError::from_query_rejection(&r))
+pub(crate) fn prefix_param(
+    query: Result<Query<PrefixQuery>, QueryRejection>,
+) -> Result<Option<String>, ApiError> {
+    query
+        .map(|Query(q)| q.prefix)
+        .map_err(|r| ApiError::from_query_rejection(&r))
 }
 
 /// The captured wildcard path of a route, without a trailing slash.
@@ -80,7 +88,11 @@ fn tree_node(topology: &Topology, index: usize) -> Option<TreeNode<'_>> {
         level: node.level,
         description: node.description.as_deref(),
         model: node.model.as_ref().map(|m| m.name.as_str()),
-        children: node.children.iter().filter_map(|&c| tree_node(topology, c)).collect(),
+        children: node
+            .children
+            .iter()
+            .filter_map(|&c| tree_node(topology, c))
+            .collect(),
     })
 }
 
@@ -135,6 +147,10 @@ struct AttributeView<'a> {
     source_time: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     gateway_time: Option<Timestamp>,
+    /// The context the value was stamped with when it was read (it can differ from the
+    /// asset's current context until the next reading).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<Arc<Context>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
 }
@@ -168,6 +184,7 @@ pub(crate) async fn asset(
                 quality_reason: quality.reason(),
                 source_time: sample.as_ref().and_then(|s| s.source_time),
                 gateway_time: sample.as_ref().map(|s| s.gateway_time),
+                context: sample.as_ref().map(|s| s.context.clone()),
                 description: info.attribute.description.as_deref(),
             };
             Some((info.attribute.name.as_str(), view))
@@ -179,8 +196,16 @@ pub(crate) async fn asset(
         level: node.level,
         description: node.description.as_deref(),
         model: node.model.as_ref().map(|m| m.name.as_str()),
-        parent: node.parent.and_then(|p| topology.assets.get(p)).map(|p| p.path.as_str()),
-        children: node.children.iter().filter_map(|&c| topology.assets.get(c)).map(|c| c.path.as_str()).collect(),
+        parent: node
+            .parent
+            .and_then(|p| topology.assets.get(p))
+            .map(|p| p.path.as_str()),
+        children: node
+            .children
+            .iter()
+            .filter_map(|&c| topology.assets.get(c))
+            .map(|c| c.path.as_str())
+            .collect(),
         context: state.engine.context(index).1,
         attributes: Attributes(attributes),
     };
@@ -201,7 +226,10 @@ pub(crate) fn latest_samples(engine: &EngineHandle, tags: &[TagId], now: Timesta
                 quality: NOT_READ_YET,
                 source_time: None,
                 gateway_time: now,
-                context: topology.tag(tag).map(|t| engine.context(t.asset).1).unwrap_or_default(),
+                context: topology
+                    .tag(tag)
+                    .map(|t| engine.context(t.asset).1)
+                    .unwrap_or_default(),
             },
         })
         .collect()
@@ -222,6 +250,9 @@ pub(crate) async fn values(
         .flat_map(|a| a.tags.iter().copied())
         .collect();
     let samples = latest_samples(&state.engine, &tags, Timestamp::now());
-    let payloads: Vec<SamplePayload<'_>> = samples.iter().filter_map(|s| SamplePayload::new(topology, s)).collect();
+    let payloads: Vec<SamplePayload<'_>> = samples
+        .iter()
+        .filter_map(|s| SamplePayload::new(topology, s))
+        .collect();
     json_response(&payloads)
 }

@@ -23,10 +23,15 @@ pub(crate) async fn require_token(State(state): State<AppState>, request: Reques
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        // The scheme name is case-insensitive (RFC 9110, 11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, credentials)| credentials.trim());
     match presented {
-        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => next.run(request).await,
+        // An empty token never matches, so an empty configured token locks rather than opens.
+        Some(p) if !p.is_empty() && constant_time_eq(p.as_bytes(), token.as_bytes()) => {
+            next.run(request).await
+        }
         Some(_) => ApiError::unauthorized("the bearer token is not valid").into_response(),
         None => ApiError::unauthorized("this call changes state and needs `Authorization: Bearer <token>`")
             .into_response(),

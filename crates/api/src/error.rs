@@ -34,7 +34,12 @@ struct Inner<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), field: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
@@ -59,17 +64,25 @@ impl ApiError {
     }
 
     pub fn engine_stopped() -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_stopped", "the engine is shutting down")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine_stopped",
+            "the engine is shutting down",
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
-    /// A body that could not be read: too large (413) or cut off.
-    pub fn from_body_rejection(rejection: &BytesRejection) -> ApiError {
+    /// A body that could not be read: larger than `limit` (413) or cut off.
+    pub fn from_body_rejection(rejection: &BytesRejection, limit: usize) -> ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", rejection.body_text())
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than the limit of {limit} bytes (`api.max_body_bytes`)"),
+            )
         } else {
             ApiError::new(rejection.status(), "invalid_body", rejection.body_text())
         }
@@ -87,13 +100,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
-            error: Inner { code: self.code, message: &self.message, field: self.field.as_deref() },
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"backplane\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"backplane\""),
+            );
         }
         response
     }
@@ -101,7 +119,10 @@ impl IntoResponse for ApiError {
 
 /// Fallback for paths no route matches.
 pub(crate) async fn no_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no endpoint {method} {}; see /api/v1/openapi.json", uri.path()))
+    ApiError::not_found(format!(
+        "no endpoint {method} {}; see /api/v1/openapi.json",
+        uri.path()
+    ))
 }
 
 /// Fallback for a known path called with a method it does not support.
@@ -109,7 +130,10 @@ pub(crate) async fn wrong_method(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} does not support {method}; see /api/v1/openapi.json", uri.path()),
+        format!(
+            "{} does not support {method}; see /api/v1/openapi.json",
+            uri.path()
+        ),
     )
 }
 
@@ -119,7 +143,9 @@ mod tests {
 
     #[tokio::test]
     async fn errors_render_code_message_and_field() {
-        let response = ApiError::bad_request("unknown_field", "no such field").with_field("wrk_order").into_response();
+        let response = ApiError::bad_request("unknown_field", "no such field")
+            .with_field("wrk_order")
+            .into_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
@@ -132,7 +158,12 @@ mod tests {
     #[test]
     fn unauthorized_responses_ask_for_a_bearer_token() {
         let response = ApiError::unauthorized("token required").into_response();
-        let challenge = response.headers().get(header::WWW_AUTHENTICATE).unwrap().to_str().unwrap();
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .unwrap()
+            .to_str()
+            .unwrap();
         assert!(challenge.starts_with("Bearer"));
     }
 }

@@ -1,13 +1,13 @@
 //! Backplane's HTTP API: how IT applications, the web UI and monitoring read the unified
 //! model, set production context and follow live changes, without ever talking to a PLC.
 //!
-//! Everything is served from one [`router`] over a running engine's
-//! [`EngineHandle`](backplane_engine::EngineHandle); [`serve`] runs it with graceful
-//! shutdown. Every route is listed once, in [`endpoints`], which both builds the router and
-//! is checked against the hand-written OpenAPI document in tests.
+//! Everything is served from one [`router`] over a running engine's [`EngineHandle`];
+//! [`serve`] runs it with graceful shutdown. Every route is listed once, in `endpoints()`,
+//! which both builds the router and is checked against the hand-written OpenAPI document
+//! in tests.
 //!
 //! Layout:
-//! - `error.rs`: [`ApiError`](error::ApiError), the single JSON error shape, and the
+//! - `error.rs`: `ApiError`, the single JSON error shape, and the
 //!   fallbacks for unknown routes and methods.
 //! - `auth.rs`: bearer-token check for mutating calls.
 //! - `assets.rs`: the asset tree, one asset with its attributes, latest values by prefix.
@@ -54,7 +54,10 @@ pub struct ApiOptions {
 
 impl Default for ApiOptions {
     fn default() -> ApiOptions {
-        ApiOptions { token: None, max_body_bytes: 64 * 1024 }
+        ApiOptions {
+            token: None,
+            max_body_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -73,6 +76,8 @@ impl fmt::Debug for ApiOptions {
 pub(crate) struct AppState {
     pub engine: EngineHandle,
     pub token: Option<Arc<str>>,
+    /// For error messages; the limit itself is enforced by `DefaultBodyLimit`.
+    pub max_body_bytes: usize,
 }
 
 /// The HTTP methods the API uses; one place maps them to axum and to OpenAPI names.
@@ -120,7 +125,11 @@ where
     H: Handler<T, AppState>,
     T: 'static,
 {
-    Endpoint { verb, path, handler: on(verb.filter(), handler) }
+    Endpoint {
+        verb,
+        path,
+        handler: on(verb.filter(), handler),
+    }
 }
 
 /// Every route of the API. The router is built from this list and the OpenAPI test checks
@@ -146,13 +155,20 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
 
 /// The API over a running engine.
 pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
-    let state = AppState { engine, token: options.token.map(Into::into) };
+    let state = AppState {
+        engine,
+        token: options.token.map(Into::into),
+        max_body_bytes: options.max_body_bytes,
+    };
     let mut router = Router::new();
     for e in endpoints() {
         router = router.route(e.path, e.handler);
     }
     router
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .method_not_allowed_fallback(error::wrong_method)
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
@@ -164,7 +180,11 @@ pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
 /// would sort object keys and lose the model order of attributes.
 pub(crate) fn json_response<T: serde::Serialize + ?Sized>(value: &T) -> Result<Response, error::ApiError> {
     let body = serde_json::to_vec(value).map_err(|e| error::ApiError::internal(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response())
 }
 
 /// Tells long-lived streams that the server is shutting down, so they close and the

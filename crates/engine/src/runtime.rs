@@ -340,15 +340,15 @@ impl EngineHandle {
     ) -> Result<Vec<Event>, EngineStopped> {
         let input = self.shared.input.upgrade().ok_or(EngineStopped)?;
         let _order = self.shared.context_order.lock().await;
+        // Reserve the queue slot first: once the patch is applied its events must be routed,
+        // so a stopping engine refuses the change instead of applying it silently.
+        let permit = input.reserve().await.map_err(|_| EngineStopped)?;
         let events = self
             .shared
             .contexts
             .apply(&self.shared.topology, asset, patch, by);
         if !events.is_empty() {
-            input
-                .send(PipelineInput::Events(events.clone()))
-                .await
-                .map_err(|_| EngineStopped)?;
+            permit.send(PipelineInput::Events(events.clone()));
         }
         Ok(events)
     }

@@ -1,0 +1,60 @@
+//! What operators and monitoring read: health, metrics, and the index of links.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::{AppState, endpoints, json_response};
+
+/// The content type of the OpenMetrics text format, which Prometheus negotiates.
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `GET /api/v1/health`. Always 200: `status` says `ok` or `degraded` for people and
+/// monitoring. It is not a liveness signal: answering 503 when one PLC is switched off would
+/// make an orchestrator restart the whole gateway and cut every other machine's data too.
+pub(crate) async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    json_response(&state.engine.health())
+}
+
+/// `GET /metrics`: Prometheus / OpenMetrics text.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS))],
+        state.engine.metrics_text(),
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct Index {
+    name: &'static str,
+    version: &'static str,
+    openapi: &'static str,
+    docs: &'static str,
+    endpoints: Vec<Link>,
+}
+
+#[derive(Serialize)]
+struct Link {
+    method: &'static str,
+    path: String,
+}
+
+/// `GET /api/v1`: what is here, for a person exploring with curl.
+pub(crate) async fn index() -> Result<Response, ApiError> {
+    json_response(&Index {
+        name: "backplane",
+        version: env!("CARGO_PKG_VERSION"),
+        openapi: "/api/v1/openapi.json",
+        docs: "docs/api.md",
+        endpoints: endpoints()
+            .iter()
+            .map(|e| Link {
+                method: e.verb.name(),
+                path: e.openapi_path(),
+            })
+            .collect(),
+    })
+}
