@@ -227,6 +227,12 @@ pub fn apply_chain(chain: &[Transform], raw: &Value) -> Result<Value, TransformE
     };
     let mut value = first.apply(raw)?;
     for step in chain {
+        // Most chains end with a cast to the type the previous step already produced.
+        if let Transform::Cast { to } = step
+            && value.is_of(*to)
+        {
+            continue;
+        }
         value = step.apply(&value)?;
     }
     Ok(value)

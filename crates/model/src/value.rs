@@ -126,6 +126,20 @@ impl Value {
         }
     }
 
+    /// True if the value already has type `t` (arrays: checks every element).
+    pub fn is_of(&self, t: DataType) -> bool {
+        match (self, t) {
+            (Value::Array(items), DataType::Array(s)) => items.iter().all(|v| v.is_of(DataType::Scalar(s))),
+            (Value::Bool(_), DataType::Scalar(ScalarType::Bool))
+            | (Value::Int(_), DataType::Scalar(ScalarType::Int))
+            | (Value::UInt(_), DataType::Scalar(ScalarType::UInt))
+            | (Value::Float(_), DataType::Scalar(ScalarType::Float))
+            | (Value::String(_), DataType::Scalar(ScalarType::String))
+            | (Value::Timestamp(_), DataType::Scalar(ScalarType::Timestamp)) => true,
+            _ => false,
+        }
+    }
+
     /// The value as a float, for numeric and boolean values.
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
@@ -342,6 +356,14 @@ mod tests {
             arr.convert(DataType::Array(ScalarType::Float)),
             Ok(Value::Array(vec![Value::Float(1.0), Value::Float(2.0)].into()))
         );
+    }
+
+    #[test]
+    fn is_of_matches_only_the_exact_type() {
+        assert!(Value::Float(1.0).is_of(DataType::Scalar(ScalarType::Float)));
+        assert!(!Value::Int(1).is_of(DataType::Scalar(ScalarType::Float)));
+        let arr = Value::Array(vec![Value::Int(1), Value::UInt(2)].into());
+        assert!(!arr.is_of(DataType::Array(ScalarType::Int)));
     }
 
     #[test]
