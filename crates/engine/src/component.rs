@@ -76,6 +76,39 @@ pub struct WriteRequest {
     pub reply: oneshot::Sender<Result<Option<Value>, ComponentError>>,
 }
 
+/// Lets a running component report on itself: degraded health and its own counters.
+#[derive(Clone, Debug)]
+pub struct ComponentStatus {
+    pub(crate) component: &'static str,
+    pub(crate) name: String,
+    pub(crate) slot: usize,
+    pub(crate) health: Arc<crate::health::Health>,
+    pub(crate) events: prometheus_client::metrics::family::Family<
+        crate::metrics::EventLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+}
+
+impl ComponentStatus {
+    /// Shows the component as degraded in health (e.g. "broker unreachable: ..."), or as
+    /// running again with `None`.
+    pub fn set_degraded(&self, reason: Option<String>) {
+        self.health.set_degraded(self.slot, reason);
+    }
+
+    /// A counter exported as `backplane_component_events_total{component, name, event}`.
+    /// Get it once and keep it; incrementing is one atomic add.
+    pub fn counter(&self, event: &str) -> prometheus_client::metrics::counter::Counter {
+        self.events
+            .get_or_create(&crate::metrics::EventLabels {
+                component: self.component.to_owned(),
+                name: self.name.clone(),
+                event: event.to_owned(),
+            })
+            .clone()
+    }
+}
+
 /// What a source is given to run.
 #[derive(Clone, Debug)]
 pub struct SourceIo {
@@ -84,6 +117,7 @@ pub struct SourceIo {
     pub(crate) cancel: CancellationToken,
     /// Outlives source instances, like a sink's input queue.
     pub(crate) writes: Arc<Mutex<mpsc::Receiver<WriteRequest>>>,
+    pub status: ComponentStatus,
 }
 
 impl SourceIo {
@@ -132,6 +166,7 @@ pub struct SinkIo {
     pub topology: Arc<Topology>,
     /// For sinks that accept commands from their consumers (e.g. Sparkplug DCMD).
     pub writes: crate::writes::WritePath,
+    pub status: ComponentStatus,
 }
 
 impl SinkIo {
@@ -154,6 +189,8 @@ pub trait Sink: Send + 'static {
 /// Everything a kind needs to build one source instance.
 #[derive(Debug)]
 pub struct SourceContext<'a> {
+    /// The gateway's name (`[gateway] name`), e.g. for deterministic client ids.
+    pub gateway: &'a str,
     pub name: &'a str,
     pub settings: &'a Settings,
     /// The addresses bindings read from this source; a reading's `address` indexes this.
@@ -164,6 +201,8 @@ pub struct SourceContext<'a> {
 /// Everything a kind needs to build one sink instance.
 #[derive(Debug)]
 pub struct SinkContext<'a> {
+    /// The gateway's name (`[gateway] name`), e.g. for deterministic client ids.
+    pub gateway: &'a str,
     pub name: &'a str,
     pub settings: &'a Settings,
     pub data_dir: &'a PathBuf,

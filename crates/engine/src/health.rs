@@ -9,6 +9,9 @@ use serde::Serialize;
 pub enum ComponentState {
     Starting,
     Running,
+    /// Running, but not doing its job fully, e.g. a sink reconnecting to its broker while it
+    /// keeps its state; `last_error` says why.
+    Degraded,
     /// Failed; the supervisor restarts it after a backoff.
     Restarting,
     /// `enabled = false` in the configuration.
@@ -58,6 +61,24 @@ impl Health {
             }
             if state == ComponentState::Running {
                 c.retry_at = None;
+            }
+        }
+    }
+
+    /// Marks a running component degraded (with the reason) or running again (`None`).
+    pub(crate) fn set_degraded(&self, slot: usize, reason: Option<String>) {
+        if let Some(c) = self.components.write().get_mut(slot) {
+            let next = match (&reason, c.state) {
+                (Some(_), ComponentState::Running | ComponentState::Degraded) => ComponentState::Degraded,
+                (None, ComponentState::Degraded) => ComponentState::Running,
+                (_, other) => other,
+            };
+            if next != c.state {
+                c.state = next;
+                c.since = Timestamp::now();
+            }
+            if reason.is_some() {
+                c.last_error = reason;
             }
         }
     }

@@ -36,8 +36,8 @@ pub mod writes;
 
 pub use cache::{Latest, LatestValues};
 pub use component::{
-    ComponentError, PipelineInput, RawBatch, RawReading, Registry, Sink, SinkContext, SinkIo, SinkKind,
-    Source, SourceContext, SourceIo, SourceKind, WriteRequest,
+    ComponentError, ComponentStatus, PipelineInput, RawBatch, RawReading, Registry, Sink, SinkContext,
+    SinkIo, SinkKind, Source, SourceContext, SourceIo, SourceKind, WriteRequest,
 };
 pub use health::{ComponentHealth, ComponentState};
 pub use lineage::Lineage;

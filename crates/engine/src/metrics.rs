@@ -18,6 +18,14 @@ struct ComponentLabels {
     name: String,
 }
 
+/// Labels of the counters components keep themselves.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub component: String,
+    pub name: String,
+    pub event: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
@@ -52,6 +60,8 @@ pub struct Metrics {
     pub deadband_suppressed: Counter,
     pub events: Counter,
     pub stream_lagged: Counter,
+    /// Counters that sources and sinks keep about themselves (see `ComponentStatus::counter`).
+    pub component_events: Family<EventLabels, Counter>,
 }
 
 impl Metrics {
@@ -154,6 +164,12 @@ impl Metrics {
             "Batches a slow live-stream subscriber missed",
             stream_lagged.clone(),
         );
+        let component_events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "component_events",
+            "Events sources and sinks count about themselves, e.g. messages_lost or dcmd_refused",
+            component_events.clone(),
+        );
         Metrics {
             registry,
             sources,
@@ -163,6 +179,7 @@ impl Metrics {
             deadband_suppressed,
             events,
             stream_lagged,
+            component_events,
         }
     }
 

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Latest, LatestValues};
 use crate::component::{
-    ComponentError, PipelineInput, Registry, SinkContext, SinkIo, SourceContext, SourceIo,
+    ComponentError, ComponentStatus, PipelineInput, Registry, SinkContext, SinkIo, SourceContext, SourceIo,
 };
 use crate::context::ContextStore;
 use crate::health::{ComponentHealth, ComponentState, Health};
@@ -162,11 +162,20 @@ impl Engine {
                 cancel: sink_cancel.clone(),
                 topology: topology.clone(),
                 writes: writes.clone(),
+                status: ComponentStatus {
+                    component: "sink",
+                    name: spec.name.clone(),
+                    slot: plan.sources.len() + i,
+                    health: health.clone(),
+                    events: metrics.component_events.clone(),
+                },
             };
             let spec = spec.clone();
             let data_dir = plan.gateway.data_dir.clone();
+            let gateway = plan.gateway.name.clone();
             let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
                 let sink = kind.build(&SinkContext {
+                    gateway: &gateway,
                     name: &spec.name,
                     settings: &spec.settings,
                     data_dir: &data_dir,
@@ -215,12 +224,21 @@ impl Engine {
                 tx: input_tx.clone(),
                 cancel: source_cancel.clone(),
                 writes: Arc::new(Mutex::new(write_rx)),
+                status: ComponentStatus {
+                    component: "source",
+                    name: spec.name.clone(),
+                    slot: i,
+                    health: health.clone(),
+                    events: metrics.component_events.clone(),
+                },
             };
             let addresses = routes.addresses.clone();
             let spec = spec.clone();
             let data_dir = plan.gateway.data_dir.clone();
+            let gateway = plan.gateway.name.clone();
             let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
                 let source = kind.build(&SourceContext {
+                    gateway: &gateway,
                     name: &spec.name,
                     settings: &spec.settings,
                     addresses: &addresses,
