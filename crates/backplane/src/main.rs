@@ -2,7 +2,8 @@
 //! anything, run the `demo` plant on embedded defaults, or print shell `completions`.
 //!
 //! Layout: this file holds the CLI definition and the commands; [`serve`] starts an engine
-//! and the HTTP API together and stops both on SIGINT/SIGTERM.
+//! and the HTTP API together and stops both on SIGINT/SIGTERM; the library side
+//! (`lib.rs`) says which kinds this build registers.
 
 mod serve;
 
@@ -10,12 +11,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use backplane::{DAIRY, DAIRY_FILLER_URL, registry};
 use backplane_config::{Diagnostic, Plan};
 use backplane_engine::Registry;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-
-/// The demo configuration, embedded so `backplane demo` works from any directory.
-const DAIRY: &str = include_str!("../../../examples/dairy.toml");
 
 #[derive(Parser, Debug)]
 #[command(name = "backplane", version, about = "Backplane: the industrial data backbone", long_about = None)]
@@ -34,6 +33,12 @@ struct Cli {
 enum LogFormat {
     Human,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SimulatedDevice {
+    /// Filler line 1, vendor A, Modbus TCP (register map in docs/connectors/modbus.md).
+    ModbusFiller,
 }
 
 #[derive(Subcommand, Debug)]
@@ -56,6 +61,18 @@ enum Command {
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
     },
+    /// Scan a device to map its addresses, e.g.
+    /// `backplane browse modbus://192.168.1.20:502 --unit 1 --range hr:0-999`.
+    Browse(backplane_modbus::BrowseArgs),
+    /// Run a simulated device, e.g. the vendor-A filler that examples/dairy.toml reads over
+    /// Modbus TCP (`backplane demo` starts it by itself).
+    Simulate {
+        #[arg(value_enum)]
+        device: SimulatedDevice,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:5020")]
+        listen: SocketAddr,
+    },
     /// Print a shell completion script, e.g. `backplane completions bash > /etc/bash_completion.d/backplane`.
     Completions { shell: clap_complete::Shell },
 }
@@ -63,28 +80,52 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
-    let registry = Registry::with_builtins();
+    let registry = registry();
     match cli.command {
         Command::Check { config } => check(&config, &registry),
         Command::Run { config, listen } => match load(&config, &registry) {
-            Some(plan) => serve::run_blocking(plan, registry, listen, None),
+            Some(plan) => {
+                serve::run_blocking(|| async move { serve::run(plan, registry, listen, None).await })
+            }
             None => ExitCode::FAILURE,
         },
-        Command::Demo { listen, data_dir } => {
+        Command::Demo { listen, data_dir } => serve::run_blocking(|| async move {
+            // The vendor-A filler (line 1) is a real Modbus TCP device on a free loopback port.
+            let (address, simulator) =
+                backplane_modbus::spawn_filler_simulator(SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .await
+                    .map_err(|e| format!("cannot start the Modbus filler simulator: {e}"))?;
+            let text = DAIRY.replace(DAIRY_FILLER_URL, &format!("tcp://{address}"));
             let origin = std::env::current_dir()
                 .unwrap_or_default()
                 .join("examples/dairy.toml");
-            match backplane_config::load_str(DAIRY, &origin, &registry.catalog()) {
-                Ok(mut plan) => {
-                    plan.gateway.data_dir = data_dir;
-                    serve::run_blocking(plan, registry, listen, Some(serve::demo_banner))
-                }
-                Err(diagnostics) => {
-                    report(&diagnostics);
-                    ExitCode::FAILURE
-                }
-            }
-        }
+            let mut plan = backplane_config::load_str(&text, &origin, &registry.catalog()).map_err(|d| {
+                report(&d);
+                "the embedded demo configuration is invalid".to_owned()
+            })?;
+            plan.gateway.data_dir = data_dir;
+            tracing::info!(%address, "Modbus filler simulator (line 1, vendor A) started");
+            let result = serve::run(plan, registry, listen, Some(serve::demo_banner)).await;
+            simulator.abort();
+            result
+        }),
+        Command::Browse(args) => serve::run_blocking(|| async move {
+            let report = args.run().await.map_err(|e| e.to_string())?;
+            println!("{report}");
+            Ok(())
+        }),
+        Command::Simulate {
+            device: SimulatedDevice::ModbusFiller,
+            listen,
+        } => serve::run_blocking(|| async move {
+            let (address, simulator) = backplane_modbus::spawn_filler_simulator(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            println!("Modbus filler simulator (vendor A) listening on tcp://{address}; Ctrl-C stops it");
+            serve::shutdown_signal().await;
+            simulator.abort();
+            Ok(())
+        }),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "backplane", &mut std::io::stdout());
             ExitCode::SUCCESS
@@ -121,17 +162,24 @@ fn check(path: &Path, registry: &Registry) -> ExitCode {
         .map(|m| m.attributes.len())
         .sum();
     let bound: usize = plan.assets.iter().map(|a| a.bindings.len()).sum();
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     println!(
-        "{}: ok — {} models, {} assets, {} tags ({} bound), {} sources, {} sinks; config version {}",
+        "{}: ok — {}, {}, {} ({} bound), {}, {}; config version {}",
         path.display(),
-        plan.models.len(),
-        plan.assets.len(),
-        tags,
+        count(plan.models.len(), "model"),
+        count(plan.assets.len(), "asset"),
+        count(tags, "tag"),
         bound,
-        plan.sources.len(),
-        plan.sinks.len(),
+        count(plan.sources.len(), "source"),
+        count(plan.sinks.len(), "sink"),
         &plan.version[..plan.version.len().min(12)],
     );
+    for summary in backplane_modbus::plan_summaries(&plan) {
+        match summary {
+            Ok(summary) => println!("  {summary}"),
+            Err(e) => println!("  {e}"),
+        }
+    }
     ExitCode::SUCCESS
 }
 

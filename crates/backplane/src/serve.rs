@@ -10,12 +10,12 @@ use backplane_engine::{Engine, EngineOptions, Registry};
 /// Printed once the API listens, with the base URL the demo user should open.
 pub type Banner = fn(&str);
 
-pub fn run_blocking(
-    plan: Plan,
-    registry: Registry,
-    listen: Option<SocketAddr>,
-    banner: Option<Banner>,
-) -> ExitCode {
+/// Runs `main` on a multi-threaded runtime; an error message becomes exit code 1.
+pub fn run_blocking<F, Fut>(main: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -23,7 +23,7 @@ pub fn run_blocking(
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(plan, registry, listen, banner)) {
+    match runtime.block_on(main()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -32,7 +32,8 @@ pub fn run_blocking(
     }
 }
 
-async fn run(
+/// Starts the engine and the API for `plan` and runs until SIGINT/SIGTERM.
+pub async fn run(
     plan: Plan,
     registry: Registry,
     listen: Option<SocketAddr>,
@@ -80,7 +81,8 @@ async fn run(
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use backplane_config::Plan;
-use backplane_model::{
-    Context, DataType, Deadband, DecodeType, Level, ScalarType, Transform, Unit, WordOrder,
-};
+use backplane_model::{Context, DataType, Deadband, Level, ScalarType, Transform, Unit};
 use common::{JsonlSettings, SimulatorSettings, catalog};
 
 fn example(name: &str) -> PathBuf {
@@ -115,17 +113,14 @@ fn dairy_models_keep_their_attributes_in_order() {
 }
 
 #[test]
-fn dairy_line_1_temperature_decodes_scales_converts_and_casts() {
+fn dairy_line_1_temperature_scales_converts_and_casts() {
+    // The Modbus source decodes `hr:106:i16` itself; the binding scales and converts.
     let plan = dairy();
     let chain = chain(&plan, "packaging/line-1/filler", "product_temperature");
     let (gain, offset) = unit("degF").conversion_to(&unit("degC")).unwrap();
     assert_eq!(
         chain,
         [
-            Transform::Decode {
-                kind: DecodeType::I16,
-                word_order: WordOrder::ABCD
-            },
             Transform::Scale {
                 gain: 0.1,
                 offset: 0.0,
@@ -148,13 +143,7 @@ fn dairy_chains_follow_the_fixed_transform_order() {
     let plan = dairy();
     assert_eq!(
         chain(&plan, "packaging/line-1/filler", "good_count"),
-        [
-            Transform::Decode {
-                kind: DecodeType::U32,
-                word_order: WordOrder::CDAB
-            },
-            cast(ScalarType::UInt)
-        ]
+        [cast(ScalarType::UInt)]
     );
     let state = chain(&plan, "packaging/line-1/filler", "state");
     let Transform::Map { entries } = &state[0] else {
@@ -239,19 +228,28 @@ fn dairy_sources_and_sinks_carry_their_kind_settings() {
         [
             ("reception-plc", "simulator", true),
             ("processing-plc", "simulator", true),
-            ("line1-plc", "simulator", true),
+            ("line1-plc", "modbus", true),
             ("line2-controller", "simulator", true),
         ]
     );
-    let line1 = plan.sources[2]
+    let line2 = plan.sources[3]
         .settings
         .downcast_ref::<SimulatorSettings>()
         .unwrap();
     assert_eq!(
-        (line1.seed, line1.period, line1.fail_after),
-        (21, Duration::from_millis(500), None)
+        (line2.seed, line2.period, line2.fail_after),
+        (22, Duration::from_millis(500), None)
     );
-    assert_eq!(line1.signals, ["hr:100", "hr:101", "hr:102", "hr:104", "hr:106"]);
+    assert_eq!(
+        line2.signals,
+        [
+            "Filler2.Status",
+            "Filler2.Speed",
+            "Filler2.GoodCount",
+            "Filler2.RejectCount",
+            "Filler2.ProductTemp"
+        ]
+    );
     let sink = plan.sinks[0].settings.downcast_ref::<JsonlSettings>().unwrap();
     assert_eq!(
         (sink.path.as_str(), sink.max_bytes),

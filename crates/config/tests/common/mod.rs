@@ -1,4 +1,4 @@
-//! Test kinds standing in for the engine's `simulator` source and `jsonl` sink, and
+//! Test kinds standing in for the engine's `simulator` source, `jsonl` sink and the Modbus source, and
 //! helpers to load configuration text.
 
 // Each test binary uses a different subset of these helpers, and helpers outside
@@ -95,9 +95,30 @@ impl KindSpec for Jsonl {
     }
 }
 
+/// Stands in for the Modbus connector in examples: reads its common keys and accepts any
+/// address (the real kind checks them in crates/modbus).
+#[derive(Debug)]
+pub struct Modbus;
+
+impl KindSpec for Modbus {
+    fn describe(&self) -> &'static str {
+        "Modbus device (test)"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+        table.required_str("url")?;
+        table.optional_u64("unit");
+        table.optional_u64("address_base");
+        table.optional_str("word_order");
+        table.optional_duration("period");
+        Some(Arc::new(()))
+    }
+}
+
 pub fn catalog() -> Catalog {
     let mut catalog = Catalog::default();
     catalog.add_source("simulator", Arc::new(Simulator));
+    catalog.add_source("modbus", Arc::new(Modbus));
     catalog.add_sink("jsonl", Arc::new(Jsonl));
     catalog
 }

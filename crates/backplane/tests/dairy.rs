@@ -1,0 +1,113 @@
+//! The demo plant (examples/dairy.toml) through the engine with every kind this build
+//! registers: both fillers, from two vendors and two kinds of source, normalize to the same
+//! Filler shape and units.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+use std::path::Path;
+use std::time::Duration;
+
+use backplane_engine::supervisor::BackoffPolicy;
+use backplane_engine::{Engine, EngineHandle, EngineOptions};
+use backplane_model::Value;
+
+fn start(config: &str, data_dir: &Path) -> Engine {
+    let registry = backplane::registry();
+    let mut plan = backplane_config::load_str(config, Path::new("dairy.toml"), &registry.catalog())
+        .unwrap_or_else(|d| {
+            panic!(
+                "config: {}",
+                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+            )
+        });
+    plan.gateway.data_dir = data_dir.to_path_buf();
+    let options = EngineOptions {
+        backoff: BackoffPolicy {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(200),
+        },
+        ..EngineOptions::default()
+    };
+    Engine::start(plan, &registry, options).unwrap()
+}
+
+/// Polls `check` every 10 ms, up to 10 s; the bound is a safety net, not a timing assertion.
+async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..1000 {
+        if let Some(v) = check() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting for {what}");
+}
+
+fn latest(handle: &EngineHandle, path: &str) -> Option<backplane_engine::Latest> {
+    let tag = handle.topology().tag_by_path(path)?;
+    handle.latest(tag.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
+    let dir = tempfile::tempdir().unwrap();
+    // Line 1 reads the vendor-A filler over real Modbus TCP, as in the demo.
+    let (address, simulator) = backplane_modbus::spawn_filler_simulator("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // Faster periods; same devices, signals and bindings.
+    let text = backplane::DAIRY
+        .replace(backplane::DAIRY_FILLER_URL, &format!("tcp://{address}"))
+        .replace("period = \"500ms\"", "period = \"20ms\"")
+        .replace("period = \"1s\"", "period = \"20ms\"");
+    let engine = start(&text, dir.path());
+    let handle = engine.handle();
+    let topology = handle.topology().clone();
+    let attributes = [
+        "state",
+        "speed",
+        "good_count",
+        "reject_count",
+        "product_temperature",
+    ];
+    for line in ["line-1", "line-2"] {
+        for attribute in attributes {
+            let path = format!("acme-dairy/plant-a/packaging/{line}/filler/{attribute}");
+            let l = eventually(&path, || latest(&handle, &path)).await;
+            assert!(
+                l.sample.quality.is_good(),
+                "{path}: {:?} {:?}",
+                l.sample.quality,
+                l.error
+            );
+            let info = topology.tag_by_path(&path).unwrap();
+            let value = l.sample.value.unwrap();
+            match attribute {
+                "state" => {
+                    let Value::String(s) = &value else {
+                        panic!("{path}: {value:?}")
+                    };
+                    assert!(
+                        ["stopped", "idle", "running", "fault"].contains(&&**s),
+                        "{path}: {s}"
+                    );
+                }
+                "good_count" | "reject_count" => {
+                    assert!(matches!(value, Value::UInt(_)), "{path}: {value:?}")
+                }
+                "speed" => {
+                    let v = value.as_f64().unwrap();
+                    // Within the model range (a stopped filler reports 0).
+                    assert!((0.0..=600.0).contains(&v), "{path}: {v} bottle/min");
+                }
+                _ => {
+                    // Line 1 serves tenths of °F (~39.5 °F), line 2 °C: both ~4 °C after normalization.
+                    let v = value.as_f64().unwrap();
+                    assert!((2.0..=7.0).contains(&v), "{path}: {v} degC");
+                }
+            }
+            assert_eq!(info.model.as_ref(), "Filler");
+        }
+    }
+    engine.shutdown().await;
+    simulator.abort();
+}

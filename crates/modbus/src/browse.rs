@@ -1,0 +1,479 @@
+//! Discovery: scan an address range of an unknown device and show every answering
+//! address in the ways its value could be meant (u16, i16, and 32-bit u32/i32/f32 in the
+//! four word orders), then emit TOML for the addresses an engineer picks.
+//!
+//! The range is read in protocol-sized chunks; a chunk that raises an exception (or gets
+//! no answer) is halved until the failing addresses are isolated, so one hole in a map
+//! costs a few extra requests, not one request per register.
+
+use std::fmt::{self, Write as _};
+use std::io;
+use std::time::Duration;
+
+use backplane_model::{Value, WordOrder};
+
+use crate::address::{Address, Area, StringOrder};
+use crate::client::{CallError, Connection};
+use crate::config::Endpoint;
+use crate::frame::{Data, MAX_READ_BITS, MAX_READ_REGISTERS, Request};
+use crate::source::{exception_name, preview};
+
+/// What to scan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrowseOptions {
+    pub endpoint: Endpoint,
+    pub unit: u8,
+    pub area: Area,
+    /// First and last protocol address, inclusive.
+    pub first: u16,
+    pub last: u16,
+    /// How addresses are printed and emitted (0 or 1).
+    pub address_base: u16,
+    pub timeout: Duration,
+    pub retries: u32,
+    /// Largest read; the protocol's limit when `None`.
+    pub max_count: Option<u16>,
+    /// Addresses (in the `address_base` convention) to emit TOML for.
+    pub emit: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrowseError {
+    #[error("{0}")]
+    Options(String),
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect { endpoint: String, source: io::Error },
+    #[error("connection to {endpoint} lost: {source}")]
+    Lost { endpoint: String, source: io::Error },
+    #[error(
+        "unit {unit} at {endpoint} does not answer (3 reads without any answer); check the unit id and the line settings"
+    )]
+    NoAnswer { endpoint: String, unit: u8 },
+}
+
+/// One answering address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    Word(u16),
+    Bit(bool),
+}
+
+/// What a scan found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrowseReport {
+    pub options: BrowseOptions,
+    /// Answering addresses (protocol addresses), ascending.
+    pub values: Vec<(u16, Cell)>,
+    /// Ranges that raised an exception or got no answer: (first, last, why).
+    pub refused: Vec<(u16, u16, String)>,
+    pub requests: usize,
+}
+
+/// Scans the range; see the module docs.
+pub async fn browse(options: BrowseOptions) -> Result<BrowseReport, BrowseError> {
+    if options.first > options.last {
+        return Err(BrowseError::Options(
+            "the range's first address is after its last".into(),
+        ));
+    }
+    let endpoint = options.endpoint.to_string();
+    let inter_frame = match &options.endpoint {
+        Endpoint::Rtu(line) => line.silent_interval(),
+        _ => Duration::ZERO,
+    };
+    let mut conn = Connection::open(&options.endpoint, options.timeout, inter_frame)
+        .await
+        .map_err(|source| BrowseError::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        })?;
+    let limit = if options.area.is_bits() {
+        MAX_READ_BITS
+    } else {
+        MAX_READ_REGISTERS
+    };
+    let chunk = options.max_count.unwrap_or(limit).clamp(1, limit);
+    let mut work: Vec<(u16, u16)> = Vec::new();
+    let mut start = u32::from(options.first);
+    while start <= u32::from(options.last) {
+        let count = (u32::from(options.last) - start + 1).min(u32::from(chunk));
+        work.push((start as u16, count as u16));
+        start += count;
+    }
+    work.reverse();
+    let mut report = BrowseReport {
+        options: options.clone(),
+        values: Vec::new(),
+        refused: Vec::new(),
+        requests: 0,
+    };
+    let mut silent = 0;
+    while let Some((start, count)) = work.pop() {
+        let request = Request::Read {
+            area: options.area,
+            start,
+            count,
+        };
+        report.requests += 1;
+        let why = match conn
+            .call_with_retries(options.unit, &request, options.retries)
+            .await
+        {
+            Ok(Ok(data)) => {
+                silent = 0;
+                match data {
+                    Data::Registers(words) => report.values.extend(
+                        words
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, w)| (start + i as u16, Cell::Word(w))),
+                    ),
+                    Data::Bits(bits) => report.values.extend(
+                        bits.into_iter()
+                            .enumerate()
+                            .map(|(i, b)| (start + i as u16, Cell::Bit(b))),
+                    ),
+                    Data::Written => {}
+                }
+                continue;
+            }
+            Ok(Err(exception)) => {
+                silent = 0;
+                exception_name(exception)
+            }
+            Err(CallError::Timeout(t)) => {
+                silent += 1;
+                if silent >= 3 && report.values.is_empty() {
+                    return Err(BrowseError::NoAnswer {
+                        endpoint,
+                        unit: options.unit,
+                    });
+                }
+                format!("no answer within {t:?}")
+            }
+            Err(CallError::Frame(e)) => e.to_string(),
+            Err(CallError::Io(source)) => return Err(BrowseError::Lost { endpoint, source }),
+        };
+        // Halve until the refusing addresses are isolated (timeouts stop at 8: each costs
+        // a whole timeout).
+        let floor = if why.starts_with("no answer") { 8 } else { 1 };
+        if count > floor {
+            let half = count / 2;
+            work.push((start + half, count - half));
+            work.push((start, half));
+        } else {
+            let last = start + (count - 1);
+            match report.refused.last_mut() {
+                Some((_, end, previous)) if u32::from(*end) + 1 == u32::from(start) && *previous == why => {
+                    *end = last
+                }
+                _ => report.refused.push((start, last, why)),
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn fmt_f32(x: f32) -> String {
+    if x == 0.0 || (x.is_finite() && (1e-4..1e7).contains(&x.abs())) {
+        let text = format!("{x}");
+        if text.len() > 12 { format!("{x:.6}") } else { text }
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+impl BrowseReport {
+    fn label(&self, address: u16) -> String {
+        format!(
+            "{}:{}",
+            self.options.area.prefix(),
+            u32::from(address) + u32::from(self.options.address_base)
+        )
+    }
+
+    fn word(&self, address: u16) -> Option<u16> {
+        let i = self.values.binary_search_by_key(&address, |(a, _)| *a).ok()?;
+        match self.values.get(i)?.1 {
+            Cell::Word(w) => Some(w),
+            Cell::Bit(_) => None,
+        }
+    }
+
+    /// TOML for a source reading this device and one binding per address in
+    /// `options.emit`, each with its value now as a comment.
+    pub fn toml(&self) -> Result<String, BrowseError> {
+        let o = &self.options;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# From `backplane browse` of {} unit {}.",
+            o.endpoint, o.unit
+        );
+        let _ = writeln!(out, "[[sources]]");
+        let _ = writeln!(out, "name = \"device\"   # choose a name");
+        let _ = writeln!(out, "kind = \"modbus\"");
+        let _ = writeln!(out, "url = \"{}\"", o.endpoint);
+        let _ = writeln!(out, "unit = {}", o.unit);
+        let _ = writeln!(out, "address_base = {}", o.address_base);
+        let _ = writeln!(out, "period = \"1s\"\n");
+        let _ = writeln!(
+            out,
+            "# In the asset that reads it: source = \"device\", then rename the attributes."
+        );
+        for text in &o.emit {
+            let address = Address::parse(text)
+                .map_err(|e| BrowseError::Options(format!("--emit-toml {text}: {}", e.message)))?;
+            let start = address
+                .protocol_start(o.address_base)
+                .map_err(|e| BrowseError::Options(format!("--emit-toml {text}: {}", e.message)))?;
+            let name: String = text
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let now = if address.area == o.area {
+                let words: Option<Vec<u16>> = (0..address.count())
+                    .map(|i| self.word(start.wrapping_add(i)))
+                    .collect();
+                let bit = self.values.iter().find(|(a, _)| *a == start).map(|(_, c)| *c);
+                match (words, bit) {
+                    (_, Some(Cell::Bit(b))) => Some(Value::Bool(b)),
+                    (Some(words), _) => preview(
+                        &address,
+                        start,
+                        (WordOrder::ABCD, StringOrder::AB),
+                        &Data::Registers(words),
+                        start,
+                    ),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let comment = now.map_or_else(|| "not scanned".to_owned(), |v| format!("now {v}"));
+            let _ = writeln!(
+                out,
+                "bindings.{name} = {{ address = \"{address}\" }}   # {comment}"
+            );
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Display for BrowseReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.options;
+        writeln!(
+            f,
+            "{} unit {}: {}s {}..={} (address_base = {}): {} answered, {} requests",
+            o.endpoint,
+            o.unit,
+            o.area.name(),
+            self.label(o.first),
+            self.label(o.last),
+            o.address_base,
+            self.values.len(),
+            self.requests
+        )?;
+        for (first, last, why) in &self.refused {
+            writeln!(
+                f,
+                "  refused {}..={}: {why}",
+                self.label(*first),
+                self.label(*last)
+            )?;
+        }
+        if o.area.is_bits() {
+            for (address, cell) in &self.values {
+                if let Cell::Bit(b) = cell {
+                    writeln!(f, "{:<10} {b}", self.label(*address))?;
+                }
+            }
+            return Ok(());
+        }
+        write!(f, "{:<10} {:>6} {:>6} {:>6}", "address", "hex", "u16", "i16")?;
+        for order in ["ABCD", "CDAB", "BADC", "DCBA"] {
+            write!(f, " | {order} {:>10} {:>11} {:>12}", "u32", "i32", "f32")?;
+        }
+        writeln!(f)?;
+        for (address, cell) in &self.values {
+            let Cell::Word(w) = cell else { continue };
+            write!(
+                f,
+                "{:<10} 0x{w:04X} {w:>6} {:>6}",
+                self.label(*address),
+                *w as i16
+            )?;
+            if let Some(next) = address.checked_add(1).and_then(|a| self.word(a)) {
+                for order in [WordOrder::ABCD, WordOrder::CDAB, WordOrder::BADC, WordOrder::DCBA] {
+                    let bits = order.assemble(&[*w, next]) as u32;
+                    write!(
+                        f,
+                        " |      {bits:>10} {:>11} {:>12}",
+                        bits as i32,
+                        fmt_f32(f32::from_bits(bits))
+                    )?;
+                }
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    backplane_config::parse_duration(text)
+}
+
+/// `backplane browse` arguments; the binary flattens these into its subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BrowseArgs {
+    /// The device: modbus://HOST:PORT (= tcp://), rtu+tcp://HOST:PORT, or
+    /// rtu:///dev/ttyUSB0?baud=19200&parity=E&data_bits=8&stop_bits=1
+    pub url: String,
+    /// Unit id (slave id) to scan.
+    #[arg(long, default_value_t = 1)]
+    pub unit: u8,
+    /// Area and inclusive range: hr:0-999, ir:0-99, coil:0-63, di:0-63.
+    #[arg(long, default_value = "hr:0-99")]
+    pub range: String,
+    /// Whether the range and printed addresses count from 0 (as on the wire) or 1 (as in
+    /// most vendor manuals).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1))]
+    pub address_base: u16,
+    /// How long to wait for each answer.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+    /// Further attempts after a timeout.
+    #[arg(long, default_value_t = 1)]
+    pub retries: u32,
+    /// Largest read, for devices that refuse full-size ones.
+    #[arg(long)]
+    pub max_count: Option<u16>,
+    /// Also print a TOML source and bindings for these addresses, e.g.
+    /// hr:100,hr:102:u32:CDAB,hr:106:i16.
+    #[arg(long, value_delimiter = ',')]
+    pub emit_toml: Vec<String>,
+}
+
+impl BrowseArgs {
+    /// Checks the arguments and turns them into [`BrowseOptions`].
+    pub fn options(&self) -> Result<BrowseOptions, BrowseError> {
+        let endpoint =
+            Endpoint::parse(&self.url).map_err(|(m, h)| BrowseError::Options(format!("{m} ({h})")))?;
+        let bad_range = || {
+            BrowseError::Options(format!(
+                "--range {}: write AREA:FIRST-LAST, e.g. hr:0-999 (areas: hr, ir, coil, di)",
+                self.range
+            ))
+        };
+        let (area, span) = self.range.split_once(':').ok_or_else(bad_range)?;
+        let area = Area::parse(area).ok_or_else(bad_range)?;
+        let (first, last) = span.split_once('-').unwrap_or((span, span));
+        let (first, last): (u32, u32) = (
+            first.parse().map_err(|_| bad_range())?,
+            last.parse().map_err(|_| bad_range())?,
+        );
+        let base = u32::from(self.address_base);
+        if first < base || last < first || last - base > 65_535 {
+            return Err(BrowseError::Options(format!(
+                "--range {}: addresses run from {base} to {} with --address-base {base}, first before last",
+                self.range,
+                65_535 + base
+            )));
+        }
+        for text in &self.emit_toml {
+            Address::parse(text).map_err(|e| {
+                BrowseError::Options(format!(
+                    "--emit-toml {text}: {}{}",
+                    e.message,
+                    e.hint.map(|h| format!(" ({h})")).unwrap_or_default()
+                ))
+            })?;
+        }
+        Ok(BrowseOptions {
+            endpoint,
+            unit: self.unit,
+            area,
+            first: (first - base) as u16,
+            last: (last - base) as u16,
+            address_base: self.address_base,
+            timeout: self.timeout,
+            retries: self.retries,
+            max_count: self.max_count,
+            emit: self.emit_toml.clone(),
+        })
+    }
+
+    /// Scans and returns what to print: the table, then the TOML if asked for.
+    pub async fn run(&self) -> Result<String, BrowseError> {
+        let report = browse(self.options()?).await?;
+        let mut out = report.to_string();
+        if !self.emit_toml.is_empty() {
+            out.push('\n');
+            out.push_str(&report.toml()?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BrowseArgs,
+    }
+
+    #[test]
+    fn arguments_parse_like_the_documented_command_line() {
+        let cli = Cli::try_parse_from([
+            "browse",
+            "modbus://127.0.0.1:5020",
+            "--unit",
+            "3",
+            "--range",
+            "hr:1-1000",
+            "--address-base",
+            "1",
+            "--emit-toml",
+            "hr:101,hr:103:u32:CDAB",
+        ])
+        .unwrap();
+        let o = cli.args.options().unwrap();
+        assert_eq!(
+            (o.unit, o.area, o.first, o.last),
+            (3, Area::HoldingRegister, 0, 999)
+        );
+        assert_eq!(o.emit, ["hr:101", "hr:103:u32:CDAB"]);
+        let bad = |range: &str| {
+            Cli::try_parse_from(["browse", "tcp://h", "--range", range, "--address-base", "1"])
+                .unwrap()
+                .args
+                .options()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("hr:0-10").contains("addresses run from 1"));
+        assert!(bad("holding:1-10").contains("AREA:FIRST-LAST"));
+        assert!(Cli::try_parse_from(["browse", "tcp://h", "--address-base", "2"]).is_err());
+    }
+
+    #[test]
+    fn floats_print_compactly() {
+        assert_eq!(fmt_f32(123.5), "123.5");
+        assert_eq!(fmt_f32(0.0), "0");
+        assert_eq!(fmt_f32(1e-30), "1.000e-30");
+        assert_eq!(fmt_f32(f32::NAN), "NaN");
+    }
+}

@@ -1,0 +1,982 @@
+//! The `modbus` source: poll groups on one device connection (or a few), writes with
+//! read-back, and the failure rules of docs/connectors/modbus.md.
+//!
+//! [`Poller`] does one group's poll cycle and returns readings; it knows nothing of the
+//! engine's I/O, so the benchmark drives exactly the code the source runs. [`ModbusSource`]
+//! wraps it in the engine's [`Source`] loop.
+//!
+//! Failure rules:
+//! - a device exception turns the readings of that request bad (illegal function, address
+//!   or value: `config_error`; everything else: `device_failure`) and is logged by name
+//!   when it starts and when it clears;
+//! - a read spanning several tags that gets "illegal data address/value" is split into
+//!   one read per tag, once, so one missing register does not take its neighbours down;
+//! - a timeout (after `retries`) turns that request's readings `timeout`; on a connection
+//!   polling several units, a unit whose every request timed out (or got a gateway's
+//!   "target failed to respond") is skipped for a growing while (2 s doubling, up to 30 s)
+//!   so it does not slow the others on the same line;
+//! - a lost connection, or a whole cycle without any answer on TCP, ends `run` with an
+//!   error: the engine's supervisor turns every value of the source bad
+//!   (`comm_failure`, with the time) and reconnects with capped exponential backoff and
+//!   jitter. Each device is its own source, so a dead device never delays another.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backplane_engine::{
+    ComponentError, RawReading, Source, SourceContext, SourceIo, SourceKind, WriteRequest,
+};
+use backplane_model::{BadReason, DecodeType, Quality, Timestamp, Value, WordOrder};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+use tokio_modbus::ExceptionCode;
+
+use crate::address::{Area, StringOrder, ValueKind};
+use crate::client::{CallError, Connection};
+use crate::config::{ModbusSettings, settings_of};
+use crate::frame::{Data, Reply, Request};
+use crate::plan::{self, PollSummary, Span, plan_reads};
+
+/// How a tag's registers become a value, with the source's defaults applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decode {
+    Bit,
+    Register,
+    RegisterBit(u8),
+    Number(DecodeType, WordOrder),
+    Ascii(StringOrder),
+}
+
+#[derive(Clone, Debug)]
+struct Tag {
+    text: Arc<str>,
+    span: Span,
+    decode: Decode,
+}
+
+#[derive(Debug)]
+struct Block {
+    span: Span,
+    members: Vec<u32>,
+    /// Already split after an exception: never split again.
+    split: bool,
+    last_error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Group {
+    name: String,
+    period: Duration,
+    blocks: Vec<Block>,
+}
+
+#[derive(Debug, Default)]
+struct UnitHealth {
+    failures: u32,
+    skip_until: Option<Instant>,
+}
+
+/// One device's poll plan and state.
+#[derive(Debug)]
+pub struct Poller {
+    source: String,
+    settings: Arc<ModbusSettings>,
+    tags: Vec<Tag>,
+    groups: Vec<Group>,
+    summary: PollSummary,
+    units: HashMap<u8, UnitHealth>,
+    multi_unit: bool,
+}
+
+/// Tags of an answered request turn into these, unless they fail.
+fn number(kind: DecodeType, bits: u64) -> Value {
+    match kind {
+        DecodeType::U16 | DecodeType::U32 | DecodeType::U64 => Value::UInt(bits),
+        DecodeType::I16 => Value::Int(i64::from(bits as u16 as i16)),
+        DecodeType::I32 => Value::Int(i64::from(bits as u32 as i32)),
+        DecodeType::I64 => Value::Int(bits as i64),
+        DecodeType::F32 => Value::Float(f64::from(f32::from_bits(bits as u32))),
+        DecodeType::F64 => Value::Float(f64::from_bits(bits)),
+    }
+}
+
+fn ascii(words: &[u16], order: StringOrder) -> Value {
+    let mut bytes = Vec::with_capacity(words.len() * 2);
+    for w in words {
+        let [hi, lo] = w.to_be_bytes();
+        match order {
+            StringOrder::AB => bytes.extend_from_slice(&[hi, lo]),
+            StringOrder::BA => bytes.extend_from_slice(&[lo, hi]),
+        }
+    }
+    // Devices pad with NULs or spaces.
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    let text = String::from_utf8_lossy(&bytes[..end]);
+    Value::String(text.trim_end().into())
+}
+
+fn decode(tag: &Tag, block_start: u16, data: &Data) -> Option<Value> {
+    let offset = usize::from(tag.span.start.checked_sub(block_start)?);
+    let count = usize::from(tag.span.count);
+    match (tag.decode, data) {
+        (Decode::Bit, Data::Bits(bits)) => bits.get(offset).map(|b| Value::Bool(*b)),
+        (Decode::Register, Data::Registers(w)) => w.get(offset).map(|w| Value::UInt(u64::from(*w))),
+        (Decode::RegisterBit(bit), Data::Registers(w)) => {
+            w.get(offset).map(|w| Value::Bool((w >> bit) & 1 == 1))
+        }
+        (Decode::Number(kind, order), Data::Registers(w)) => w
+            .get(offset..offset + count)
+            .map(|words| number(kind, order.assemble(words))),
+        (Decode::Ascii(order), Data::Registers(w)) => {
+            w.get(offset..offset + count).map(|words| ascii(words, order))
+        }
+        _ => None,
+    }
+}
+
+/// Decodes `address` (whose first register is at `start`) from data read from
+/// `data_start` on, with the given defaults; for previews (browse).
+pub(crate) fn preview(
+    address: &crate::address::Address,
+    start: u16,
+    defaults: (WordOrder, StringOrder),
+    data: &Data,
+    data_start: u16,
+) -> Option<Value> {
+    let tag = Tag {
+        text: Arc::from(""),
+        span: Span {
+            unit: 0,
+            area: address.area,
+            start,
+            count: address.count(),
+        },
+        decode: resolve_kind(address.kind, defaults),
+    };
+    decode(&tag, data_start, data)
+}
+
+fn resolve_kind(kind: ValueKind, (word_order, string_order): (WordOrder, StringOrder)) -> Decode {
+    match kind {
+        ValueKind::Bit => Decode::Bit,
+        ValueKind::Register => Decode::Register,
+        ValueKind::RegisterBit(b) => Decode::RegisterBit(b),
+        ValueKind::Number(t, order) => Decode::Number(t, order.unwrap_or(word_order)),
+        ValueKind::Ascii { order, .. } => Decode::Ascii(order.unwrap_or(string_order)),
+    }
+}
+
+/// The quality a device exception gives the readings it affects.
+pub fn exception_quality(exception: ExceptionCode) -> Quality {
+    Quality::Bad(match exception {
+        ExceptionCode::IllegalFunction
+        | ExceptionCode::IllegalDataAddress
+        | ExceptionCode::IllegalDataValue => BadReason::ConfigError,
+        ExceptionCode::GatewayPathUnavailable | ExceptionCode::GatewayTargetDevice => BadReason::CommFailure,
+        _ => BadReason::DeviceFailure,
+    })
+}
+
+/// "illegal data address (exception 2)".
+pub fn exception_name(exception: ExceptionCode) -> String {
+    let code = u8::from(exception);
+    let name = match exception {
+        ExceptionCode::IllegalFunction => "illegal function",
+        ExceptionCode::IllegalDataAddress => "illegal data address",
+        ExceptionCode::IllegalDataValue => "illegal data value",
+        ExceptionCode::ServerDeviceFailure => "server device failure",
+        ExceptionCode::Acknowledge => "acknowledge",
+        ExceptionCode::ServerDeviceBusy => "server device busy",
+        ExceptionCode::MemoryParityError => "memory parity error",
+        ExceptionCode::GatewayPathUnavailable => "gateway path unavailable",
+        ExceptionCode::GatewayTargetDevice => "gateway target device failed to respond",
+        ExceptionCode::Custom(_) => "non-standard exception",
+    };
+    format!("{name} (exception {code})")
+}
+
+fn describe(span: &Span) -> String {
+    let end = u32::from(span.start) + u32::from(span.count) - 1;
+    format!(
+        "unit {} {} {}..={} (FC {})",
+        span.unit,
+        span.area.prefix(),
+        span.start,
+        end,
+        span.area.read_function()
+    )
+}
+
+fn read_request(span: &Span) -> Request {
+    Request::Read {
+        area: span.area,
+        start: span.start,
+        count: span.count,
+    }
+}
+
+/// Splits a block into one block per distinct tag span.
+fn split(block: &Block, tags: &[Tag]) -> Vec<Block> {
+    let mut out: Vec<Block> = Vec::new();
+    for &m in &block.members {
+        let Some(tag) = tags.get(m as usize) else { continue };
+        match out.iter_mut().find(|b| b.span == tag.span) {
+            Some(b) => b.members.push(m),
+            None => out.push(Block {
+                span: tag.span,
+                members: vec![m],
+                split: true,
+                last_error: None,
+            }),
+        }
+    }
+    out
+}
+
+impl Poller {
+    /// Plans the reads for `addresses` (the source's addresses; a reading's `address` is
+    /// an index into them).
+    pub fn new(
+        source: &str,
+        settings: Arc<ModbusSettings>,
+        addresses: &[Arc<str>],
+    ) -> Result<Poller, String> {
+        let planned = plan::resolve(&settings, addresses)?;
+        let tags: Vec<Tag> = planned
+            .iter()
+            .map(|p| Tag {
+                text: addresses
+                    .get(p.index as usize)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from("")),
+                span: p.span,
+                decode: resolve_kind(p.address.kind, (settings.word_order, settings.string_order)),
+            })
+            .collect();
+        let limits = plan::limits(&settings);
+        let groups = plan::groups(&settings)
+            .into_iter()
+            .map(|(name, period)| {
+                let members: Vec<&plan::PlannedTag> = planned
+                    .iter()
+                    .filter(|t| t.address.group.as_deref().unwrap_or("default") == name)
+                    .collect();
+                let spans: Vec<Span> = members.iter().map(|t| t.span).collect();
+                let blocks = plan_reads(&spans, limits)
+                    .into_iter()
+                    .map(|b| Block {
+                        span: Span {
+                            unit: b.unit,
+                            area: b.area,
+                            start: b.start,
+                            count: b.count,
+                        },
+                        members: b
+                            .members
+                            .iter()
+                            .filter_map(|&i| members.get(i).map(|t| t.index))
+                            .collect(),
+                        split: false,
+                        last_error: None,
+                    })
+                    .collect();
+                Group { name, period, blocks }
+            })
+            .filter(|g: &Group| !g.blocks.is_empty())
+            .collect();
+        let mut units: Vec<u8> = tags.iter().map(|t| t.span.unit).collect();
+        units.sort_unstable();
+        units.dedup();
+        Ok(Poller {
+            summary: plan::summarize(source, &settings, &planned),
+            source: source.to_owned(),
+            multi_unit: units.len() > 1,
+            settings,
+            tags,
+            groups,
+            units: HashMap::new(),
+        })
+    }
+
+    pub fn summary(&self) -> &PollSummary {
+        &self.summary
+    }
+
+    /// Groups that have tags, in the order [`Poller::poll`] takes them.
+    pub fn groups(&self) -> Vec<(String, Duration)> {
+        self.groups.iter().map(|g| (g.name.clone(), g.period)).collect()
+    }
+
+    /// Requests the next cycle of `group` sends (it grows when a read had to be split).
+    pub fn requests(&self, group: usize) -> usize {
+        self.groups.get(group).map_or(0, |g| g.blocks.len())
+    }
+
+    /// Opens `concurrency` connections to the device.
+    pub async fn connect(&self) -> io::Result<Vec<Connection>> {
+        let s = &self.settings;
+        let opens =
+            (0..s.concurrency.max(1)).map(|_| Connection::open(&s.endpoint, s.timeout, s.inter_frame_delay));
+        futures::future::try_join_all(opens).await
+    }
+
+    /// Runs one poll cycle of `group` over `pool` and returns its readings. `Err` means the
+    /// connection is lost (or, on TCP, nothing answered at all): reconnect.
+    pub async fn poll(&mut self, group: usize, pool: &mut [Connection]) -> io::Result<Vec<RawReading>> {
+        let now = Instant::now();
+        let Some(g) = self.groups.get(group) else {
+            return Ok(Vec::new());
+        };
+        let send: Vec<usize> = (0..g.blocks.len())
+            .filter(|&i| {
+                let unit = g.blocks[i].span.unit;
+                self.units
+                    .get(&unit)
+                    .and_then(|u| u.skip_until)
+                    .is_none_or(|until| until <= now)
+            })
+            .collect();
+        let jobs: Vec<(u8, Request)> = send
+            .iter()
+            .map(|&i| (g.blocks[i].span.unit, read_request(&g.blocks[i].span)))
+            .collect();
+        let results = run_all(pool, &jobs, self.settings.retries).await;
+        let mut readings = Vec::with_capacity(g.blocks.iter().map(|b| b.members.len()).sum());
+        let mut to_split = Vec::new();
+        let mut answered = 0usize;
+        let mut unit_answers: HashMap<u8, (usize, usize)> = HashMap::new();
+        for (&block_index, result) in send.iter().zip(results) {
+            let result = match result {
+                Err(CallError::Io(e)) => return Err(e),
+                other => other,
+            };
+            let tally = |answers: &mut HashMap<u8, (usize, usize)>, unit: u8, ok: bool| {
+                let e = answers.entry(unit).or_default();
+                e.0 += 1;
+                if ok {
+                    e.1 += 1;
+                }
+            };
+            let Some(block) = self
+                .groups
+                .get_mut(group)
+                .and_then(|g| g.blocks.get_mut(block_index))
+            else {
+                continue;
+            };
+            let timed_out = matches!(result, Err(CallError::Timeout(_)));
+            // A gateway saying the device behind it is gone counts like a timeout.
+            let unreachable = timed_out
+                || matches!(
+                    result,
+                    Ok(Err(
+                        ExceptionCode::GatewayPathUnavailable | ExceptionCode::GatewayTargetDevice
+                    ))
+                );
+            tally(&mut unit_answers, block.span.unit, !unreachable);
+            if !timed_out {
+                answered += 1;
+            }
+            if let Ok(Err(exception)) = &result
+                && !block.split
+                && block.members.len() > 1
+                && matches!(
+                    exception,
+                    ExceptionCode::IllegalDataAddress | ExceptionCode::IllegalDataValue
+                )
+            {
+                tracing::warn!(
+                    source = %self.source,
+                    "{} answered {}; reading its {} tags one by one from now on",
+                    describe(&block.span),
+                    exception_name(*exception),
+                    block.members.len()
+                );
+                to_split.push(block_index);
+                continue;
+            }
+            collect(&self.source, &self.tags, block, result, &mut readings);
+        }
+        // Split reads are replaced by one read per tag, and those are read right away.
+        if !to_split.is_empty()
+            && let Some(g) = self.groups.get_mut(group)
+        {
+            let mut fresh = Vec::new();
+            for &i in to_split.iter().rev() {
+                let block = g.blocks.remove(i);
+                fresh.extend(split(&block, &self.tags));
+            }
+            let jobs: Vec<(u8, Request)> = fresh
+                .iter()
+                .map(|b| (b.span.unit, read_request(&b.span)))
+                .collect();
+            let results = run_all(pool, &jobs, self.settings.retries).await;
+            for (block, result) in fresh.iter_mut().zip(results) {
+                if let Err(CallError::Io(e)) = result {
+                    return Err(e);
+                }
+                collect(&self.source, &self.tags, block, result, &mut readings);
+            }
+            g.blocks.extend(fresh);
+            g.blocks.sort_by_key(|b| (b.span.unit, b.span.area, b.span.start));
+        }
+        if !jobs.is_empty() && answered == 0 && !self.settings.endpoint.is_serial() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no answer to any of {} requests within {:?} (retries = {}); reconnecting",
+                    jobs.len(),
+                    self.settings.timeout,
+                    self.settings.retries
+                ),
+            ));
+        }
+        if self.multi_unit {
+            let now = Instant::now();
+            for (unit, (sent, ok)) in unit_answers {
+                let health = self.units.entry(unit).or_default();
+                if ok == 0 && sent > 0 {
+                    health.failures = health.failures.saturating_add(1);
+                    let wait = Duration::from_secs(1)
+                        .saturating_mul(1 << health.failures.min(5))
+                        .min(Duration::from_secs(30));
+                    health.skip_until = Some(now + wait);
+                    tracing::warn!(source = %self.source, unit, "unit does not answer; next try in {wait:?}");
+                } else {
+                    *health = UnitHealth::default();
+                }
+            }
+        }
+        Ok(readings)
+    }
+
+    /// Carries out one write request and returns the value read back. `Err` with an
+    /// `io::Error` inside means the connection is lost.
+    pub async fn write(
+        &mut self,
+        pool: &mut [Connection],
+        address: u32,
+        value: &Value,
+    ) -> Result<(Option<Value>, Vec<RawReading>), (String, Option<io::Error>)> {
+        let refuse = |m: String| Err((m, None));
+        let Some(tag) = self.tags.get(address as usize).cloned() else {
+            return refuse(format!(
+                "address #{address} is not read by modbus source `{}`",
+                self.source
+            ));
+        };
+        if !self.settings.writes {
+            return refuse(format!(
+                "writes are disabled on modbus source `{}`: set `writes = true` in its [[sources]] table",
+                self.source
+            ));
+        }
+        let request = match encode_write(&tag, value, self.settings.write_multiple) {
+            Ok(r) => r,
+            Err(m) => return refuse(format!("cannot write {value} to {}: {m}", tag.text)),
+        };
+        let Some(conn) = pool.first_mut() else {
+            return refuse("no connection".into());
+        };
+        match conn
+            .call_with_retries(tag.span.unit, &request, self.settings.retries)
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(exception)) => {
+                return refuse(format!(
+                    "{} refused the write: {}",
+                    tag.text,
+                    exception_name(exception)
+                ));
+            }
+            Err(CallError::Io(e)) => {
+                return Err((format!("write to {}: connection lost: {e}", tag.text), Some(e)));
+            }
+            Err(e) => return refuse(format!("write to {}: {e}", tag.text)),
+        }
+        tracing::info!(source = %self.source, address = %tag.text, %value, "wrote to the device");
+        // Read back what the device now holds.
+        let read = conn
+            .call_with_retries(tag.span.unit, &read_request(&tag.span), self.settings.retries)
+            .await;
+        match read {
+            Ok(Ok(data)) => {
+                let value = decode(&tag, tag.span.start, &data);
+                let reading = RawReading {
+                    address,
+                    value: value.clone(),
+                    quality: if value.is_some() {
+                        Quality::Good
+                    } else {
+                        Quality::Bad(BadReason::Unspecified)
+                    },
+                    source_time: None,
+                };
+                Ok((value, vec![reading]))
+            }
+            Ok(Err(exception)) => {
+                tracing::warn!(source = %self.source, address = %tag.text, "read-back after write: {}", exception_name(exception));
+                Ok((None, Vec::new()))
+            }
+            Err(CallError::Io(e)) => Err((
+                format!("read-back of {}: connection lost: {e}", tag.text),
+                Some(e),
+            )),
+            Err(e) => {
+                tracing::warn!(source = %self.source, address = %tag.text, "read-back after write: {e}");
+                Ok((None, Vec::new()))
+            }
+        }
+    }
+}
+
+/// Readings of one answered (or failed) request, logging the first error and recovery.
+fn collect(
+    source: &str,
+    tags: &[Tag],
+    block: &mut Block,
+    result: Result<Reply, CallError>,
+    readings: &mut Vec<RawReading>,
+) {
+    let (data, quality, error) = match result {
+        Ok(Ok(data)) => (Some(data), Quality::Good, None),
+        Ok(Err(exception)) => (
+            None,
+            exception_quality(exception),
+            Some(exception_name(exception)),
+        ),
+        Err(CallError::Timeout(t)) => (
+            None,
+            Quality::Bad(BadReason::Timeout),
+            Some(format!("no answer within {t:?}")),
+        ),
+        Err(e) => (None, Quality::Bad(BadReason::CommFailure), Some(e.to_string())),
+    };
+    match (&error, &block.last_error) {
+        (Some(e), last) if last.as_ref() != Some(e) => {
+            let addresses: Vec<&str> = block
+                .members
+                .iter()
+                .filter_map(|&m| tags.get(m as usize).map(|t| &*t.text))
+                .collect();
+            tracing::warn!(
+                source,
+                "{}: {e}; bad: {}",
+                describe(&block.span),
+                addresses.join(", ")
+            );
+        }
+        (None, Some(last)) => {
+            tracing::info!(source, "{}: answers again after: {last}", describe(&block.span))
+        }
+        _ => {}
+    }
+    block.last_error = error;
+    for &m in &block.members {
+        let Some(tag) = tags.get(m as usize) else { continue };
+        let value = data.as_ref().and_then(|d| decode(tag, block.span.start, d));
+        let quality = match (&data, &value) {
+            (Some(_), None) => Quality::Bad(BadReason::Unspecified),
+            _ => quality,
+        };
+        readings.push(RawReading {
+            address: m,
+            value,
+            quality,
+            source_time: None,
+        });
+    }
+}
+
+/// Runs `jobs` over the pool, round-robin, each connection one request at a time.
+async fn run_all(
+    pool: &mut [Connection],
+    jobs: &[(u8, Request)],
+    retries: u32,
+) -> Vec<Result<Reply, CallError>> {
+    let n = pool.len().max(1);
+    let lanes = pool.iter_mut().enumerate().map(|(lane, conn)| async move {
+        let mut out = Vec::new();
+        for (j, (unit, request)) in jobs.iter().enumerate().skip(lane).step_by(n) {
+            out.push((j, conn.call_with_retries(*unit, request, retries).await));
+        }
+        out
+    });
+    let mut results: Vec<Option<Result<Reply, CallError>>> = (0..jobs.len()).map(|_| None).collect();
+    for lane in futures::future::join_all(lanes).await {
+        for (j, r) in lane {
+            if let Some(slot) = results.get_mut(j) {
+                *slot = Some(r);
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(CallError::Io(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "no connection",
+                )))
+            })
+        })
+        .collect()
+}
+
+/// The request that writes `value` (in the address's own terms) to `tag`.
+fn encode_write(tag: &Tag, value: &Value, multiple: bool) -> Result<Request, String> {
+    let start = tag.span.start;
+    let registers = |values: Vec<u16>| match values.as_slice() {
+        [one] if !multiple => Request::WriteRegister {
+            address: start,
+            value: *one,
+        },
+        _ => Request::WriteRegisters {
+            address: start,
+            values,
+        },
+    };
+    match (tag.span.area, tag.decode) {
+        (Area::InputRegister | Area::DiscreteInput, _) => {
+            Err(format!("{}s are read-only in Modbus", tag.span.area.name()))
+        }
+        (Area::Coil, _) => {
+            let bit = match value {
+                Value::Bool(b) => *b,
+                other => match other.as_u64() {
+                    Some(0) => false,
+                    Some(1) => true,
+                    _ => return Err("a coil takes true or false (or 0 or 1)".into()),
+                },
+            };
+            Ok(if multiple {
+                Request::WriteCoils {
+                    address: start,
+                    values: vec![bit],
+                }
+            } else {
+                Request::WriteCoil {
+                    address: start,
+                    value: bit,
+                }
+            })
+        }
+        (_, Decode::Register) => {
+            let word = value.as_u64().and_then(|v| u16::try_from(v).ok()).ok_or(
+                "a raw register takes 0 to 65535; use a typed address (e.g. :i16) for other numbers",
+            )?;
+            Ok(registers(vec![word]))
+        }
+        (_, Decode::RegisterBit(_)) => Err(
+            "one bit of a holding register would need a read-modify-write that can race the PLC's own \
+             writes; write the whole register instead"
+                .into(),
+        ),
+        (_, Decode::Number(kind, order)) => {
+            let bits = number_bits(kind, value)?;
+            Ok(registers(order.split(bits, kind.words())))
+        }
+        (_, Decode::Ascii(order)) => {
+            let Value::String(text) = value else {
+                return Err("a string address takes a string".into());
+            };
+            let max = usize::from(tag.span.count) * 2;
+            if !text.is_ascii() || text.len() > max {
+                return Err(format!("the text must be ASCII of at most {max} characters"));
+            }
+            let mut bytes = text.as_bytes().to_vec();
+            bytes.resize(max, 0);
+            let words = bytes
+                .chunks_exact(2)
+                .map(|p| match order {
+                    StringOrder::AB => u16::from_be_bytes([p[0], p[1]]),
+                    StringOrder::BA => u16::from_le_bytes([p[0], p[1]]),
+                })
+                .collect();
+            Ok(Request::WriteRegisters {
+                address: start,
+                values: words,
+            })
+        }
+        (_, Decode::Bit) => Err("not a register".into()),
+    }
+}
+
+/// The big-endian bit pattern of `value` as `kind`, range-checked.
+fn number_bits(kind: DecodeType, value: &Value) -> Result<u64, String> {
+    let out_of_range = || format!("{value} does not fit {}", crate::address::decode_name(kind));
+    let int = |min: i64, max: i64| -> Result<i64, String> {
+        value
+            .as_i64()
+            .filter(|v| (min..=max).contains(v))
+            .ok_or_else(out_of_range)
+    };
+    Ok(match kind {
+        DecodeType::U16 => int(0, 0xFFFF)? as u64,
+        DecodeType::I16 => u64::from(int(-0x8000, 0x7FFF)? as i16 as u16),
+        DecodeType::U32 => int(0, 0xFFFF_FFFF)? as u64,
+        DecodeType::I32 => u64::from(int(-0x8000_0000, 0x7FFF_FFFF)? as i32 as u32),
+        DecodeType::U64 => value.as_u64().ok_or_else(out_of_range)?,
+        DecodeType::I64 => value.as_i64().ok_or_else(out_of_range)? as u64,
+        DecodeType::F32 => {
+            let x = value.as_f64().ok_or_else(out_of_range)?;
+            if x.is_finite() && x.abs() > f64::from(f32::MAX) {
+                return Err(out_of_range());
+            }
+            u64::from((x as f32).to_bits())
+        }
+        DecodeType::F64 => value.as_f64().ok_or_else(out_of_range)?.to_bits(),
+    })
+}
+
+/// The kind registered as `modbus`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ModbusKind;
+
+impl backplane_config::KindSpec for ModbusKind {
+    fn describe(&self) -> &'static str {
+        "Modbus TCP, RTU and RTU-over-TCP devices (coils, discrete inputs, input and holding registers)"
+    }
+
+    fn parse(&self, table: &mut backplane_config::Table<'_>) -> Option<backplane_config::Settings> {
+        crate::config::parse_settings(table).map(|s| Arc::new(s) as backplane_config::Settings)
+    }
+
+    fn check_address(
+        &self,
+        settings: &backplane_config::Settings,
+        address: &str,
+    ) -> Result<(), backplane_config::AddressError> {
+        let Some(settings) = settings_of(settings) else {
+            return Err(backplane_config::AddressError {
+                message: "modbus settings unavailable".into(),
+                hint: None,
+            });
+        };
+        let parsed = crate::address::Address::parse(address)?;
+        settings.check(&parsed)
+    }
+}
+
+impl SourceKind for ModbusKind {
+    fn build(&self, ctx: &SourceContext<'_>) -> Result<Box<dyn Source>, ComponentError> {
+        let settings = settings_of(ctx.settings).ok_or_else(|| {
+            ComponentError::new(format!("modbus source `{}`: settings of another kind", ctx.name))
+        })?;
+        let poller = Poller::new(ctx.name, settings, ctx.addresses)
+            .map_err(|e| ComponentError::new(format!("modbus source `{}`: {e}", ctx.name)))?;
+        Ok(Box::new(ModbusSource { poller }))
+    }
+}
+
+/// A running `modbus` source.
+#[derive(Debug)]
+pub struct ModbusSource {
+    poller: Poller,
+}
+
+impl ModbusSource {
+    async fn run_inner(mut self, io: SourceIo) -> Result<(), ComponentError> {
+        let poller = &mut self.poller;
+        let name = poller.source.clone();
+        let endpoint = poller.settings.endpoint.to_string();
+        // The message shows in health as the source's last error.
+        let fail = |what: &str, e: io::Error| ComponentError::new(format!("{what} {endpoint}: {e}"));
+        let mut pool = tokio::select! {
+            () = io.cancelled() => return Ok(()),
+            pool = poller.connect() => pool.map_err(|e| ComponentError::new(format!("connect to {endpoint}: {e}")))?,
+        };
+        tracing::info!(source = %name, %endpoint, "{}", poller.summary());
+        let groups = poller.groups();
+        let start = Instant::now();
+        let mut due: Vec<Instant> = vec![start; groups.len()];
+        loop {
+            let next = due
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, d)| **d)
+                .map(|(i, d)| (i, *d));
+            tokio::select! {
+                biased;
+                () = io.cancelled() => return Ok(()),
+                Some(write) = io.next_write() => {
+                    let WriteRequest { address, value, reply } = write;
+                    match poller.write(&mut pool, address, &value).await {
+                        Ok((read_back, readings)) => {
+                            let _ = reply.send(Ok(read_back));
+                            if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
+                                return Ok(());
+                            }
+                        }
+                        Err((message, lost)) => {
+                            let _ = reply.send(Err(ComponentError::new(message.clone())));
+                            if let Some(e) = lost {
+                                return Err(fail("writing to", e));
+                            }
+                        }
+                    }
+                }
+                () = sleep_until_opt(next.map(|(_, d)| d)) => {
+                    let Some((group, at)) = next else { continue };
+                    let period = groups.get(group).map_or(Duration::from_secs(1), |g| g.1);
+                    let readings = tokio::select! {
+                        () = io.cancelled() => return Ok(()),
+                        r = poller.poll(group, &mut pool) => r.map_err(|e| fail("polling", e))?,
+                    };
+                    if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
+                        return Ok(());
+                    }
+                    // Skip missed ticks rather than bursting to catch up.
+                    let now = Instant::now();
+                    let mut next_due = at + period;
+                    while next_due <= now {
+                        next_due += period;
+                    }
+                    if let Some(d) = due.get_mut(group) {
+                        *d = next_due;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => futures::future::pending().await,
+    }
+}
+
+impl Source for ModbusSource {
+    fn run(self: Box<Self>, io: SourceIo) -> BoxFuture<'static, Result<(), ComponentError>> {
+        self.run_inner(io).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn tag(text: &str, base: u16) -> Tag {
+        let a = crate::address::Address::parse(text).unwrap();
+        Tag {
+            text: Arc::from(text),
+            span: Span {
+                unit: 1,
+                area: a.area,
+                start: a.protocol_start(base).unwrap(),
+                count: a.count(),
+            },
+            decode: resolve_kind(a.kind, (WordOrder::ABCD, StringOrder::AB)),
+        }
+    }
+
+    #[test]
+    fn registers_decode_by_the_address_type_and_order() {
+        let data = Data::Registers(vec![0x0000, 0x42F7, 0xFFFE, 0x4142, 0x4300, 0x0020]);
+        assert_eq!(
+            decode(&tag("hr:10:f32:CDAB", 0), 10, &data),
+            Some(Value::Float(123.5))
+        );
+        assert_eq!(decode(&tag("hr:12:i16", 0), 10, &data), Some(Value::Int(-2)));
+        assert_eq!(decode(&tag("hr:12", 0), 10, &data), Some(Value::UInt(0xFFFE)));
+        assert_eq!(decode(&tag("hr:12.0", 0), 10, &data), Some(Value::Bool(false)));
+        assert_eq!(decode(&tag("hr:12.15", 0), 10, &data), Some(Value::Bool(true)));
+        assert_eq!(
+            decode(&tag("hr:13:str:3", 0), 10, &data),
+            Some(Value::String("ABC".into()))
+        );
+        assert_eq!(
+            decode(&tag("hr:13:str:1:BA", 0), 10, &data),
+            Some(Value::String("BA".into()))
+        );
+        // A tag reaching past the answer is not a panic.
+        assert_eq!(decode(&tag("hr:14:u64", 0), 10, &data), None);
+    }
+
+    #[test]
+    fn writes_encode_to_the_function_the_address_needs() {
+        assert_eq!(
+            encode_write(&tag("hr:5", 0), &Value::UInt(7), false),
+            Ok(Request::WriteRegister { address: 5, value: 7 })
+        );
+        assert_eq!(
+            encode_write(&tag("hr:5", 0), &Value::UInt(7), true),
+            Ok(Request::WriteRegisters {
+                address: 5,
+                values: vec![7]
+            })
+        );
+        assert_eq!(
+            encode_write(&tag("hr:5:f32:CDAB", 0), &Value::Float(123.5), false),
+            Ok(Request::WriteRegisters {
+                address: 5,
+                values: vec![0x0000, 0x42F7]
+            })
+        );
+        assert_eq!(
+            encode_write(&tag("hr:1:i16", 1), &Value::Int(-2), false),
+            Ok(Request::WriteRegister {
+                address: 0,
+                value: 0xFFFE
+            })
+        );
+        assert_eq!(
+            encode_write(&tag("coil:3", 0), &Value::Bool(true), true),
+            Ok(Request::WriteCoils {
+                address: 3,
+                values: vec![true]
+            })
+        );
+        assert_eq!(
+            encode_write(&tag("hr:0:str:2", 0), &Value::String("AB".into()), false),
+            Ok(Request::WriteRegisters {
+                address: 0,
+                values: vec![0x4142, 0]
+            })
+        );
+        assert!(
+            encode_write(&tag("ir:5", 0), &Value::UInt(1), false)
+                .unwrap_err()
+                .contains("read-only")
+        );
+        assert!(
+            encode_write(&tag("hr:5.1", 0), &Value::Bool(true), false)
+                .unwrap_err()
+                .contains("race")
+        );
+        assert!(
+            encode_write(&tag("hr:5:u16", 0), &Value::Int(-1), false)
+                .unwrap_err()
+                .contains("does not fit")
+        );
+        assert!(encode_write(&tag("hr:5:f32", 0), &Value::Float(1e39), false).is_err());
+        assert!(encode_write(&tag("hr:0:str:1", 0), &Value::String("ABC".into()), false).is_err());
+    }
+
+    #[test]
+    fn exceptions_map_to_qualities_and_names() {
+        assert_eq!(
+            exception_quality(ExceptionCode::IllegalDataAddress),
+            Quality::Bad(BadReason::ConfigError)
+        );
+        assert_eq!(
+            exception_quality(ExceptionCode::ServerDeviceFailure),
+            Quality::Bad(BadReason::DeviceFailure)
+        );
+        assert_eq!(
+            exception_quality(ExceptionCode::GatewayTargetDevice),
+            Quality::Bad(BadReason::CommFailure)
+        );
+        assert_eq!(
+            exception_name(ExceptionCode::IllegalDataAddress),
+            "illegal data address (exception 2)"
+        );
+    }
+}

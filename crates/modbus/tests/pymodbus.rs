@@ -1,0 +1,497 @@
+//! The `modbus` source against pymodbus, a server nobody on this team wrote, through the
+//! real pipeline (config → engine → transforms → latest-value cache): every type and word
+//! order, exceptions, writes with read-back, and a server that stops and comes back.
+//!
+//! The server script (tests/peers/modbus_server.py) encodes its values with Python's
+//! `struct`, independently of our decoder. The interpreter comes from `BACKPLANE_PYTHON`,
+//! else from `scripts/install-peers` (which creates the venv once).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Duration;
+
+use backplane_engine::supervisor::BackoffPolicy;
+use backplane_engine::{Engine, EngineHandle, EngineOptions, Latest, Registry};
+use backplane_modbus::ModbusKind;
+use backplane_model::{BadReason, Quality, Value};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        if let Some(p) = std::env::var_os("BACKPLANE_PYTHON").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let out = Command::new("bash")
+            .arg(workspace_root().join("scripts/install-peers"))
+            .current_dir(workspace_root())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/install-peers");
+        assert!(out.status.success(), "scripts/install-peers failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        PathBuf::from(
+            text.lines()
+                .last()
+                .expect("install-peers prints the python path")
+                .trim(),
+        )
+    })
+}
+
+/// A pymodbus server process; killed on drop.
+struct Peer {
+    child: Child,
+    port: u16,
+}
+
+impl Peer {
+    /// Starts the server on `port` (0: any free port) and waits until it listens.
+    fn start(port: u16) -> Peer {
+        Peer::start_framed(port, "tcp")
+    }
+
+    /// `framing`: `tcp` (MBAP) or `rtu` (RTU frames with CRC over the TCP socket).
+    fn start_framed(port: u16, framing: &str) -> Peer {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/modbus_server.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(port.to_string())
+            .args((framing == "rtu").then_some("rtu"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the pymodbus server");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut peer = Peer { child, port: 0 };
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the pymodbus server prints its port");
+        peer.port = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from the server: {line}"));
+        peer
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn start_engine(config: &str, dir: &Path) -> Engine {
+    let mut registry = Registry::with_builtins();
+    registry.add_source("modbus", Arc::new(ModbusKind));
+    let mut plan = backplane_config::load_str(config, Path::new("t.toml"), &registry.catalog())
+        .unwrap_or_else(|d| {
+            panic!(
+                "config: {}",
+                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+            )
+        });
+    plan.gateway.data_dir = dir.to_path_buf();
+    let options = EngineOptions {
+        backoff: BackoffPolicy {
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(500),
+        },
+        ..EngineOptions::default()
+    };
+    Engine::start(plan, &registry, options).unwrap()
+}
+
+fn latest(handle: &EngineHandle, attribute: &str) -> Option<Latest> {
+    let tag = handle
+        .topology()
+        .tag_by_path(&format!("acme/lab/area/line/probe/{attribute}"))?;
+    handle.latest(tag.id)
+}
+
+/// Polls every 20 ms for up to 20 s; the bound is a safety net, not a timing assertion.
+async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..1000 {
+        if let Some(v) = check() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("gave up waiting for {what}");
+}
+
+const ORDERS: [&str; 4] = ["ABCD", "CDAB", "BADC", "DCBA"];
+
+/// A probe asset bound to every register of the server map.
+fn config(port: u16, writes: bool) -> String {
+    let mut attributes = String::from(
+        r#"
+u16 = { type = "uint" }
+i16 = { type = "int" }
+i16_raw = { type = "int" }
+u64 = { type = "uint" }
+i64 = { type = "int" }
+bit0 = { type = "bool" }
+bit1 = { type = "bool" }
+bit15 = { type = "bool" }
+text = { type = "string" }
+text_ba = { type = "string" }
+temperature = { type = "float", unit = "degC" }
+speed = { type = "float", unit = "bottle/min" }
+hole_left = { type = "uint" }
+hole = { type = "uint" }
+hole_right = { type = "uint" }
+failing = { type = "uint" }
+missing = { type = "uint" }
+coil0 = { type = "bool" }
+coil1 = { type = "bool" }
+coil5 = { type = "bool" }
+di7 = { type = "bool" }
+ir0 = { type = "uint" }
+ir_f32 = { type = "float" }
+unit2 = { type = "uint" }
+w_raw = { type = "uint" }
+w_f32 = { type = "float" }
+w_coil = { type = "bool" }
+w_text = { type = "string" }
+"#,
+    );
+    let mut bindings = String::from(
+        r#"
+bindings.u16 = { address = "hr:0" }
+bindings.i16 = { address = "hr:1:i16" }
+bindings.i16_raw = { address = "hr:1", decode = "i16" }
+bindings.u64 = { address = "hr:42:u64" }
+bindings.i64 = { address = "hr:46:i64:CDAB" }
+bindings.bit0 = { address = "hr:50.0" }
+bindings.bit1 = { address = "hr:50.1" }
+bindings.bit15 = { address = "hr:50.15" }
+bindings.text = { address = "hr:51:str:5" }
+bindings.text_ba = { address = "hr:56:str:3:BA" }
+bindings.temperature = { address = "hr:60:i16", scale = { gain = 0.1 }, unit = "degF" }
+bindings.speed = { address = "hr:61", scale = { gain = 0.1 } }
+bindings.hole_left = { address = "hr:70" }
+bindings.hole = { address = "hr:72" }
+bindings.hole_right = { address = "hr:74" }
+bindings.failing = { address = "hr:100" }
+bindings.missing = { address = "hr:500" }
+bindings.coil0 = { address = "coil:0" }
+bindings.coil1 = { address = "coil:1" }
+bindings.coil5 = { address = "coil:5" }
+bindings.di7 = { address = "di:7" }
+bindings.ir0 = { address = "ir:0" }
+bindings.ir_f32 = { address = "ir:1:f32" }
+bindings.unit2 = { address = "unit=2;hr:0@slow" }
+bindings.w_raw = { address = "hr:120" }
+bindings.w_f32 = { address = "hr:121:f32:CDAB" }
+bindings.w_coil = { address = "coil:8" }
+bindings.w_text = { address = "hr:124:str:3" }
+"#,
+    );
+    for (i, order) in ORDERS.iter().enumerate() {
+        let o = order.to_lowercase();
+        attributes.push_str(&format!(
+            "u32_{o} = {{ type = \"uint\" }}\ni32_{o} = {{ type = \"int\" }}\nf32_{o} = {{ type = \"float\" }}\nf64_{o} = {{ type = \"float\" }}\n"
+        ));
+        bindings.push_str(&format!(
+            "bindings.u32_{o} = {{ address = \"hr:{}:u32:{order}\" }}\nbindings.i32_{o} = {{ address = \"hr:{}:i32:{order}\" }}\nbindings.f32_{o} = {{ address = \"hr:{}:f32:{order}\" }}\nbindings.f64_{o} = {{ address = \"hr:{}:f64:{order}\" }}\n",
+            2 + 2 * i,
+            10 + 2 * i,
+            18 + 2 * i,
+            26 + 4 * i
+        ));
+    }
+    format!(
+        r#"
+[namespace]
+enterprise = "acme"
+site = "lab"
+
+[models.Probe.attributes]
+{attributes}
+
+[[assets]]
+path = "area"
+level = "area"
+
+[[assets]]
+path = "area/line"
+level = "line"
+
+[[assets]]
+path = "area/line/probe"
+model = "Probe"
+source = "peer"
+{bindings}
+
+[[sources]]
+name = "peer"
+kind = "modbus"
+url = "tcp://127.0.0.1:{port}"
+unit = 1
+address_base = 0
+period = "100ms"
+timeout = "300ms"
+retries = 0
+writes = {writes}
+[sources.poll.slow]
+period = "300ms"
+"#
+    )
+}
+
+fn good(handle: &EngineHandle, attribute: &str) -> Option<Value> {
+    latest(handle, attribute)
+        .filter(|l| l.sample.quality.is_good())
+        .and_then(|l| l.sample.value)
+}
+
+fn float(handle: &EngineHandle, attribute: &str) -> f64 {
+    match good(handle, attribute) {
+        Some(Value::Float(x)) => x,
+        other => panic!("{attribute}: expected a good float, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_and_word_order_decodes_to_its_engineering_value() {
+    let peer = Peer::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start_engine(&config(peer.port, false), dir.path());
+    let handle = engine.handle();
+    eventually("every good attribute to have a value", || {
+        [
+            "u16",
+            "f64_dcba",
+            "unit2",
+            "hole_right",
+            "di7",
+            "ir_f32",
+            "text_ba",
+        ]
+        .iter()
+        .all(|a| good(&handle, a).is_some())
+        .then_some(())
+    })
+    .await;
+
+    assert_eq!(good(&handle, "u16"), Some(Value::UInt(54321)));
+    assert_eq!(good(&handle, "i16"), Some(Value::Int(-1234)));
+    assert_eq!(good(&handle, "i16_raw"), Some(Value::Int(-1234)));
+    for order in ORDERS {
+        let o = order.to_lowercase();
+        assert_eq!(
+            good(&handle, &format!("u32_{o}")),
+            Some(Value::UInt(3_000_000_000)),
+            "{order}"
+        );
+        assert_eq!(
+            good(&handle, &format!("i32_{o}")),
+            Some(Value::Int(-123_456_789)),
+            "{order}"
+        );
+        assert_eq!(
+            good(&handle, &format!("f32_{o}")),
+            Some(Value::Float(-1234.5)),
+            "{order}"
+        );
+        assert_eq!(
+            good(&handle, &format!("f64_{o}")),
+            Some(Value::Float(6.02214076e23)),
+            "{order}"
+        );
+    }
+    assert_eq!(
+        good(&handle, "u64"),
+        Some(Value::UInt(12_345_678_901_234_567_890))
+    );
+    assert_eq!(good(&handle, "i64"), Some(Value::Int(-1_234_567_890_123_456)));
+    assert_eq!(good(&handle, "bit0"), Some(Value::Bool(true)));
+    assert_eq!(good(&handle, "bit1"), Some(Value::Bool(false)));
+    assert_eq!(good(&handle, "bit15"), Some(Value::Bool(true)));
+    assert_eq!(good(&handle, "text"), Some(Value::String("PUMP-7".into())));
+    assert_eq!(good(&handle, "text_ba"), Some(Value::String("ABCDE".into())));
+    // 39.5 °F in tenths → °C after scale and unit conversion.
+    assert!((float(&handle, "temperature") - (39.5 - 32.0) * 5.0 / 9.0).abs() < 1e-9);
+    assert!((float(&handle, "speed") - 400.0).abs() < 1e-9);
+    assert_eq!(good(&handle, "coil0"), Some(Value::Bool(true)));
+    assert_eq!(good(&handle, "coil1"), Some(Value::Bool(false)));
+    assert_eq!(good(&handle, "coil5"), Some(Value::Bool(true)));
+    assert_eq!(good(&handle, "di7"), Some(Value::Bool(true)));
+    assert_eq!(good(&handle, "ir0"), Some(Value::UInt(777)));
+    assert_eq!(good(&handle, "ir_f32"), Some(Value::Float(3.25)));
+    assert_eq!(good(&handle, "unit2"), Some(Value::UInt(222)));
+
+    // hr:70..74 is one coalesced read; hr:72 does not exist, so it is split and only
+    // hr:72 is bad, for a configuration reason.
+    assert_eq!(good(&handle, "hole_left"), Some(Value::UInt(70)));
+    assert_eq!(good(&handle, "hole_right"), Some(Value::UInt(74)));
+    let hole = eventually("hr:72 to be bad", || latest(&handle, "hole")).await;
+    assert_eq!(hole.sample.quality, Quality::Bad(BadReason::ConfigError));
+    let missing = eventually("hr:500 to be read", || latest(&handle, "missing")).await;
+    assert_eq!(missing.sample.quality, Quality::Bad(BadReason::ConfigError));
+    // A server device failure exception is the device's fault.
+    let failing = eventually("hr:100 to be read", || latest(&handle, "failing")).await;
+    assert_eq!(failing.sample.quality, Quality::Bad(BadReason::DeviceFailure));
+    assert_eq!(failing.sample.value, None);
+    engine.shutdown().await;
+}
+
+async fn write(handle: &EngineHandle, attribute: &str, value: Value) -> Result<Option<Value>, String> {
+    let tag = handle
+        .topology()
+        .tag_by_path(&format!("acme/lab/area/line/probe/{attribute}"))
+        .unwrap();
+    handle.write_raw(tag.id, value).await.map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_use_fc_5_6_15_16_and_return_the_value_read_back() {
+    let peer = Peer::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start_engine(&config(peer.port, true), dir.path());
+    let handle = engine.handle();
+    eventually("a first reading", || good(&handle, "w_raw")).await;
+
+    // FC 6, FC 16 (two registers, word-swapped), FC 5, FC 16 (a string).
+    assert_eq!(
+        write(&handle, "w_raw", Value::UInt(4242)).await,
+        Ok(Some(Value::UInt(4242)))
+    );
+    assert_eq!(
+        write(&handle, "w_f32", Value::Float(-7.25)).await,
+        Ok(Some(Value::Float(-7.25)))
+    );
+    assert_eq!(
+        write(&handle, "w_coil", Value::Bool(true)).await,
+        Ok(Some(Value::Bool(true)))
+    );
+    assert_eq!(
+        write(&handle, "w_text", Value::String("OK-1".into())).await,
+        Ok(Some(Value::String("OK-1".into())))
+    );
+    // The read-back is also the attribute's new value, after its transforms.
+    eventually("the written value in the cache", || {
+        (good(&handle, "w_f32") == Some(Value::Float(-7.25))).then_some(())
+    })
+    .await;
+    // Refused locally, with the reason: read-only area, value out of range.
+    let e = write(&handle, "ir0", Value::UInt(1)).await.unwrap_err();
+    assert!(e.contains("read-only"), "{e}");
+    let e = write(&handle, "w_raw", Value::Int(-1)).await.unwrap_err();
+    assert!(e.contains("0 to 65535"), "{e}");
+    // Refused by the device, with the exception named.
+    let e = write(&handle, "missing", Value::UInt(1)).await.unwrap_err();
+    assert!(
+        e.contains("refused the write: illegal data address (exception 2)"),
+        "{e}"
+    );
+    engine.shutdown().await;
+
+    // FC 15 and FC 16 for single values, for devices without FC 5 / 6.
+    let text =
+        config(peer.port, true).replace("writes = true", "writes = true\nwrite_functions = \"multiple\"");
+    let engine = start_engine(&text, dir.path());
+    let handle = engine.handle();
+    eventually("a first reading", || good(&handle, "w_coil")).await;
+    assert_eq!(
+        write(&handle, "w_coil", Value::Bool(false)).await,
+        Ok(Some(Value::Bool(false)))
+    );
+    assert_eq!(
+        write(&handle, "w_raw", Value::UInt(7)).await,
+        Ok(Some(Value::UInt(7)))
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_refused_unless_the_source_enables_them() {
+    let peer = Peer::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start_engine(&config(peer.port, false), dir.path());
+    let handle = engine.handle();
+    eventually("a first reading", || good(&handle, "w_raw")).await;
+    let e = write(&handle, "w_raw", Value::UInt(1)).await.unwrap_err();
+    assert!(e.contains("writes = true"), "{e}");
+    assert_eq!(good(&handle, "w_raw"), Some(Value::UInt(0)));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_go_bad_when_the_server_stops_and_good_when_it_returns() {
+    let mut peer = Peer::start(0);
+    let port = peer.port;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start_engine(&config(port, false), dir.path());
+    let handle = engine.handle();
+    eventually("a good value", || good(&handle, "u16")).await;
+
+    peer.stop();
+    let bad = eventually("values to turn bad", || {
+        latest(&handle, "u16").filter(|l| l.sample.quality == Quality::Bad(BadReason::CommFailure))
+    })
+    .await;
+    // The last value is kept, marked bad.
+    assert_eq!(bad.sample.value, Some(Value::UInt(54321)));
+    let since = bad.sample.gateway_time;
+
+    let _peer = Peer::start(port);
+    let back = eventually("good values again", || {
+        latest(&handle, "u16").filter(|l| l.sample.quality.is_good() && l.sample.gateway_time > since)
+    })
+    .await;
+    assert_eq!(back.sample.value, Some(Value::UInt(54321)));
+    assert!(good(&handle, "f32_cdab").is_some());
+    let health = handle.health();
+    let source = health.components.iter().find(|c| c.name == "peer").unwrap();
+    assert!(source.restarts >= 1, "the supervisor reconnected the source");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtu_frames_over_tcp_decode_the_same_values() {
+    let peer = Peer::start_framed(0, "rtu");
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(peer.port, true).replace("url = \"tcp://", "url = \"rtu+tcp://");
+    let engine = start_engine(&text, dir.path());
+    let handle = engine.handle();
+    eventually("values over RTU framing", || {
+        ["u16", "f64_cdab", "unit2", "coil5", "text"]
+            .iter()
+            .all(|a| good(&handle, a).is_some())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(good(&handle, "u16"), Some(Value::UInt(54321)));
+    assert_eq!(good(&handle, "f32_badc"), Some(Value::Float(-1234.5)));
+    assert_eq!(good(&handle, "f64_cdab"), Some(Value::Float(6.02214076e23)));
+    assert_eq!(good(&handle, "unit2"), Some(Value::UInt(222)));
+    assert_eq!(good(&handle, "coil5"), Some(Value::Bool(true)));
+    assert_eq!(good(&handle, "text"), Some(Value::String("PUMP-7".into())));
+    let missing = eventually("hr:500 to be read", || latest(&handle, "missing")).await;
+    assert_eq!(missing.sample.quality, Quality::Bad(BadReason::ConfigError));
+    assert_eq!(
+        write(&handle, "w_f32", Value::Float(2.5)).await,
+        Ok(Some(Value::Float(2.5)))
+    );
+    engine.shutdown().await;
+}
