@@ -1,0 +1,38 @@
+//! Backplane's MQTT connector.
+//!
+//! Kinds (registered by the binary):
+//! - [`MqttSinkKind`] (`mqtt` sink): the unified namespace, JSON per attribute and per
+//!   instance, retained, with a gateway status topic and Last Will ([`uns`]).
+//! - [`MqttSourceKind`] (`mqtt` source): subscribes to topic filters and turns JSON or plain
+//!   payloads into readings ([`source`]).
+//! - [`SparkplugSinkKind`] (`sparkplug` sink): Backplane as a Sparkplug B Edge Node
+//!   ([`sparkplug::edge`] is the protocol state machine, [`sparkplug::sink`] its driver).
+//! - [`SparkplugSourceKind`] (`sparkplug` source): a Sparkplug B host that decodes births
+//!   and data ([`sparkplug::host`], [`sparkplug::source`]).
+//!
+//! Shared machinery: [`settings`] (broker, credentials, TLS), [`link`] (one MQTT session
+//! on rumqttc, 3.1.1 or 5), [`delivery`] (which publishes the broker acknowledged),
+//! [`backoff`], [`topic`] (filters and matching). Protocol logic never does I/O, so it is
+//! tested without a network; the drivers are tested against Mosquitto.
+
+pub mod backoff;
+pub mod delivery;
+pub mod link;
+pub mod settings;
+pub mod source;
+pub mod sparkplug;
+pub mod topic;
+pub mod uns;
+
+pub use source::MqttSourceKind;
+pub use sparkplug::{SparkplugSinkKind, SparkplugSourceKind};
+pub use uns::MqttSinkKind;
+
+/// Registers the four kinds of this crate (`mqtt` and `sparkplug`, as source and sink).
+pub fn register(registry: &mut backplane_engine::Registry) {
+    use std::sync::Arc;
+    registry.add_sink("mqtt", Arc::new(MqttSinkKind));
+    registry.add_source("mqtt", Arc::new(MqttSourceKind));
+    registry.add_sink("sparkplug", Arc::new(SparkplugSinkKind));
+    registry.add_source("sparkplug", Arc::new(SparkplugSourceKind));
+}

@@ -1,0 +1,447 @@
+//! One MQTT session over rumqttc, for MQTT 3.1.1 or 5, with delivery confirmation.
+//!
+//! A [`Link`] connects once (clean session), and ends for good at the first connection
+//! error: its owner decides when to open the next one (with [`crate::backoff::Backoff`]) and
+//! what to publish again. Keeping one session per link is what makes delivery tracking
+//! sound: rumqttc would otherwise silently drop or replay queued publishes when it
+//! reconnects on its own, and the tracker could no longer tell them apart.
+//!
+//! The rumqttc event loop runs in a task of its own and is never cancelled mid-poll; it
+//! feeds the [`DeliveryTracker`] and forwards [`LinkEvent`]s to the owner.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::delivery::{Delivery, DeliveryTracker};
+use crate::settings::{Protocol, Qos, ResolvedConnection};
+
+/// A message the broker publishes if the session ends without a DISCONNECT.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Will {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: Qos,
+    pub retain: bool,
+}
+
+/// What a link needs beyond the connection settings.
+#[derive(Clone, Debug)]
+pub struct LinkOptions {
+    pub client_id: String,
+    pub will: Option<Will>,
+    /// Most publishes waiting for an acknowledgement at once (rumqttc's in-flight window).
+    pub inflight: u16,
+}
+
+/// What happens on a link, in order.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// CONNACK received: the session is up.
+    Connected,
+    /// A message on a subscribed topic.
+    Message { topic: String, payload: Bytes },
+    /// What became of one publish.
+    Delivered(Delivery),
+    /// The session ended (the text says why). Every unconfirmed publish was reported
+    /// [`Delivery::Lost`] just before; the link delivers nothing more.
+    Disconnected(String),
+}
+
+/// The link's session has ended; nothing more can be sent on it.
+#[derive(Debug, thiserror::Error)]
+#[error("the MQTT session has ended")]
+pub struct LinkClosed;
+
+enum Client {
+    V4(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+/// One MQTT session. Dropping it drops the connection without DISCONNECT (the broker
+/// then publishes the will); [`Link::close`] ends it cleanly.
+pub struct Link {
+    client: Client,
+    events: mpsc::Receiver<LinkEvent>,
+    tracker: Arc<Mutex<DeliveryTracker>>,
+    task: JoinHandle<()>,
+    next_token: u64,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("outstanding", &self.outstanding())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Events waiting for the owner. When full, the event loop waits: the owner's pace bounds
+/// what is read from the broker.
+const EVENT_QUEUE: usize = 1024;
+
+fn lock(tracker: &Mutex<DeliveryTracker>) -> MutexGuard<'_, DeliveryTracker> {
+    // The tracker holds plain data; a panic elsewhere cannot leave it half-updated.
+    tracker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn v4_qos(q: Qos) -> rumqttc::QoS {
+    match q {
+        Qos::AtMostOnce => rumqttc::QoS::AtMostOnce,
+        Qos::AtLeastOnce => rumqttc::QoS::AtLeastOnce,
+        Qos::ExactlyOnce => rumqttc::QoS::ExactlyOnce,
+    }
+}
+
+fn v5_qos(q: Qos) -> rumqttc::v5::mqttbytes::QoS {
+    match q {
+        Qos::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+        Qos::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        Qos::ExactlyOnce => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
+    }
+}
+
+impl Link {
+    /// Starts connecting. Must be called inside a Tokio runtime. The first event is
+    /// [`LinkEvent::Connected`] or [`LinkEvent::Disconnected`].
+    pub fn open(conn: &ResolvedConnection, options: &LinkOptions) -> Link {
+        let s = &conn.settings;
+        let inflight = options.inflight.max(1);
+        // Requests queued in rumqttc: the window plus room for subscribes and DISCONNECT,
+        // so a publish inside the window never waits for the channel.
+        let capacity = usize::from(inflight) + 16;
+        let tracker = Arc::new(Mutex::new(DeliveryTracker::new()));
+        let (tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (client, task) = match s.protocol {
+            Protocol::V311 => {
+                let mut o = rumqttc::MqttOptions::new(options.client_id.clone(), s.host.clone(), s.port);
+                o.set_keep_alive(s.keep_alive.max(Duration::from_secs(1)))
+                    .set_clean_session(true)
+                    .set_max_packet_size(s.max_packet_bytes, s.max_packet_bytes)
+                    .set_inflight(inflight)
+                    .set_request_channel_capacity(capacity);
+                if let Some(user) = &s.username {
+                    o.set_credentials(user.clone(), conn.password.clone().unwrap_or_default());
+                }
+                if let Some(w) = &options.will {
+                    o.set_last_will(rumqttc::LastWill {
+                        topic: w.topic.clone(),
+                        message: w.payload.clone(),
+                        qos: v4_qos(w.qos),
+                        retain: w.retain,
+                    });
+                }
+                if let Some(tls) = &conn.tls {
+                    o.set_transport(rumqttc::Transport::tls_with_config(
+                        rumqttc::TlsConfiguration::Rustls(tls.clone()),
+                    ));
+                }
+                let (client, eventloop) = rumqttc::AsyncClient::new(o, capacity);
+                let task = tokio::spawn(run_v4(eventloop, tracker.clone(), tx));
+                (Client::V4(client), task)
+            }
+            Protocol::V5 => {
+                let mut o = rumqttc::v5::MqttOptions::new(options.client_id.clone(), s.host.clone(), s.port);
+                o.set_keep_alive(s.keep_alive.max(Duration::from_secs(1)))
+                    .set_clean_start(true)
+                    .set_max_packet_size(Some(u32::try_from(s.max_packet_bytes).unwrap_or(u32::MAX)))
+                    .set_outgoing_inflight_upper_limit(inflight)
+                    .set_request_channel_capacity(capacity);
+                if let Some(user) = &s.username {
+                    o.set_credentials(user.clone(), conn.password.clone().unwrap_or_default());
+                }
+                if let Some(w) = &options.will {
+                    o.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill {
+                        topic: Bytes::copy_from_slice(w.topic.as_bytes()),
+                        message: w.payload.clone(),
+                        qos: v5_qos(w.qos),
+                        retain: w.retain,
+                        properties: None,
+                    });
+                }
+                if let Some(tls) = &conn.tls {
+                    o.set_transport(rumqttc::Transport::tls_with_config(
+                        rumqttc::TlsConfiguration::Rustls(tls.clone()),
+                    ));
+                }
+                let (client, eventloop) = rumqttc::v5::AsyncClient::new(o, capacity);
+                let task = tokio::spawn(run_v5(eventloop, tracker.clone(), tx));
+                (Client::V5(client), task)
+            }
+        };
+        Link {
+            client,
+            events,
+            tracker,
+            task,
+            next_token: 1,
+        }
+    }
+
+    /// The next event; [`LinkEvent::Disconnected`] once the session has ended (repeatedly).
+    pub async fn next(&mut self) -> LinkEvent {
+        match self.events.recv().await {
+            Some(event) => event,
+            None => LinkEvent::Disconnected("the MQTT event loop stopped".into()),
+        }
+    }
+
+    /// Queues a publish and returns its token, by which [`LinkEvent::Delivered`] reports
+    /// it. Tokens increase with every publish. Does not wait while fewer than the in-flight
+    /// window are outstanding.
+    pub async fn publish(
+        &mut self,
+        topic: &str,
+        qos: Qos,
+        retain: bool,
+        payload: Bytes,
+    ) -> Result<u64, LinkClosed> {
+        let token = self.next_token;
+        self.next_token += 1;
+        // Registered before it is handed over, so the event loop always finds it.
+        lock(&self.tracker).submitted(token, qos);
+        let sent = match &self.client {
+            Client::V4(c) => c.publish_bytes(topic, v4_qos(qos), retain, payload).await.is_ok(),
+            Client::V5(c) => c.publish_bytes(topic, v5_qos(qos), retain, payload).await.is_ok(),
+        };
+        if sent {
+            Ok(token)
+        } else {
+            lock(&self.tracker).withdraw(token);
+            Err(LinkClosed)
+        }
+    }
+
+    /// Subscribes to topic filters.
+    pub async fn subscribe(&self, filters: &[String], qos: Qos) -> Result<(), LinkClosed> {
+        if filters.is_empty() {
+            return Ok(());
+        }
+        let result = match &self.client {
+            Client::V4(c) => c
+                .subscribe_many(
+                    filters
+                        .iter()
+                        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), v4_qos(qos))),
+                )
+                .await
+                .is_ok(),
+            Client::V5(c) => c
+                .subscribe_many(
+                    filters
+                        .iter()
+                        .map(|f| rumqttc::v5::mqttbytes::v5::Filter::new(f.clone(), v5_qos(qos))),
+                )
+                .await
+                .is_ok(),
+        };
+        if result { Ok(()) } else { Err(LinkClosed) }
+    }
+
+    /// Publishes not yet confirmed, rejected or lost.
+    pub fn outstanding(&self) -> usize {
+        lock(&self.tracker).outstanding()
+    }
+
+    /// Waits (up to `timeout`) until every publish is confirmed, collecting what happens
+    /// meanwhile; then sends DISCONNECT, so the broker discards the will.
+    pub async fn close(mut self, timeout: Duration) -> Vec<LinkEvent> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.outstanding() > 0 {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(event)) => {
+                    let end = matches!(event, LinkEvent::Disconnected(_));
+                    seen.push(event);
+                    if end {
+                        return seen;
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let _ = match &self.client {
+            Client::V4(c) => c.try_disconnect().is_ok(),
+            Client::V5(c) => c.try_disconnect().is_ok(),
+        };
+        // Let the event loop write the DISCONNECT before the task is dropped.
+        let _ = tokio::time::timeout(Duration::from_millis(500), &mut self.task).await;
+        while let Ok(event) = self.events.try_recv() {
+            seen.push(event);
+        }
+        seen
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Sends deliveries; `false` once the owner is gone.
+async fn deliver(tx: &mpsc::Sender<LinkEvent>, delivery: Option<Delivery>) -> bool {
+    match delivery {
+        Some(d) => tx.send(LinkEvent::Delivered(d)).await.is_ok(),
+        None => true,
+    }
+}
+
+async fn end(tx: &mpsc::Sender<LinkEvent>, tracker: &Mutex<DeliveryTracker>, why: String) {
+    let lost = lock(tracker).on_session_end();
+    for d in lost {
+        if tx.send(LinkEvent::Delivered(d)).await.is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(LinkEvent::Disconnected(why)).await;
+}
+
+async fn run_v4(
+    mut eventloop: rumqttc::EventLoop,
+    tracker: Arc<Mutex<DeliveryTracker>>,
+    tx: mpsc::Sender<LinkEvent>,
+) {
+    use rumqttc::{Event, Outgoing, Packet};
+    let mut disconnecting = false;
+    loop {
+        let event = match eventloop.poll().await {
+            Ok(event) => event,
+            Err(e) => {
+                let why = if disconnecting {
+                    "closed by the gateway".to_owned()
+                } else {
+                    connection_error_text(&e.to_string())
+                };
+                end(&tx, &tracker, why).await;
+                return;
+            }
+        };
+        let ok = match event {
+            Event::Incoming(Packet::ConnAck(_)) => tx.send(LinkEvent::Connected).await.is_ok(),
+            Event::Incoming(Packet::Publish(p)) => tx
+                .send(LinkEvent::Message {
+                    topic: p.topic,
+                    payload: p.payload,
+                })
+                .await
+                .is_ok(),
+            Event::Incoming(Packet::PubAck(a)) => {
+                let d = lock(&tracker).on_puback(a.pkid, None);
+                deliver(&tx, d).await
+            }
+            Event::Incoming(Packet::PubComp(c)) => {
+                let d = lock(&tracker).on_pubcomp(c.pkid);
+                deliver(&tx, d).await
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                let d = lock(&tracker).on_outgoing_publish(pkid);
+                deliver(&tx, d).await
+            }
+            Event::Outgoing(Outgoing::AwaitAck(pkid)) => {
+                lock(&tracker).on_await_ack(pkid);
+                true
+            }
+            Event::Outgoing(Outgoing::Disconnect) => {
+                disconnecting = true;
+                true
+            }
+            _ => true,
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+async fn run_v5(
+    mut eventloop: rumqttc::v5::EventLoop,
+    tracker: Arc<Mutex<DeliveryTracker>>,
+    tx: mpsc::Sender<LinkEvent>,
+) {
+    use rumqttc::Outgoing;
+    use rumqttc::v5::Event;
+    use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, PubRecReason};
+    let mut disconnecting = false;
+    loop {
+        let event = match eventloop.poll().await {
+            Ok(event) => event,
+            Err(e) => {
+                let why = if disconnecting {
+                    "closed by the gateway".to_owned()
+                } else {
+                    connection_error_text(&e.to_string())
+                };
+                end(&tx, &tracker, why).await;
+                return;
+            }
+        };
+        let ok = match event {
+            Event::Incoming(Packet::ConnAck(_)) => tx.send(LinkEvent::Connected).await.is_ok(),
+            Event::Incoming(Packet::Publish(p)) => {
+                // Topics arrive as bytes in MQTT 5; a non-UTF-8 topic is a broker bug.
+                match String::from_utf8(p.topic.to_vec()) {
+                    Ok(topic) => tx
+                        .send(LinkEvent::Message {
+                            topic,
+                            payload: p.payload,
+                        })
+                        .await
+                        .is_ok(),
+                    Err(_) => true,
+                }
+            }
+            Event::Incoming(Packet::PubAck(a)) => {
+                let failure = match a.reason {
+                    PubAckReason::Success | PubAckReason::NoMatchingSubscribers => None,
+                    other => Some(format!("{other:?}")),
+                };
+                let d = lock(&tracker).on_puback(a.pkid, failure);
+                deliver(&tx, d).await
+            }
+            Event::Incoming(Packet::PubRec(r)) => {
+                let failure = match r.reason {
+                    PubRecReason::Success | PubRecReason::NoMatchingSubscribers => None,
+                    other => Some(format!("{other:?}")),
+                };
+                let d = lock(&tracker).on_pubrec(r.pkid, failure);
+                deliver(&tx, d).await
+            }
+            Event::Incoming(Packet::PubComp(c)) => {
+                let d = lock(&tracker).on_pubcomp(c.pkid);
+                deliver(&tx, d).await
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                let d = lock(&tracker).on_outgoing_publish(pkid);
+                deliver(&tx, d).await
+            }
+            Event::Outgoing(Outgoing::AwaitAck(pkid)) => {
+                lock(&tracker).on_await_ack(pkid);
+                true
+            }
+            Event::Outgoing(Outgoing::Disconnect) => {
+                disconnecting = true;
+                true
+            }
+            _ => true,
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// rumqttc's errors name Rust types; say what an engineer needs to know.
+fn connection_error_text(raw: &str) -> String {
+    if raw.contains("Connection refused") || raw.contains("ConnectionRefused") {
+        if raw.contains("BadUserNamePassword") || raw.contains("NotAuthorized") || raw.contains("BadUserName")
+        {
+            return format!("the broker refused the login (check username and password): {raw}");
+        }
+        return format!("the broker refused the connection: {raw}");
+    }
+    raw.to_owned()
+}

@@ -1,0 +1,628 @@
+//! Source kind `mqtt`: subscribes to topic filters and turns messages into readings.
+//!
+//! An address names a topic filter and, optionally, what to take from the message:
+//!
+//! ```text
+//! dairy/reception/silo-1/level            the whole payload: a number, true/false, text, or a JSON scalar
+//! dairy/reception/silo-1/telemetry#$.level     a field of a JSON payload ($.a.b, $.a[0], $['a b'])
+//! dairy/+/+/status#$topic[2]              a level of the topic the message came on (0-based)
+//! dairy/reception/##$.level               a filter ending in the `#` wildcard, then the selector
+//! ```
+//!
+//! The selector starts at the first `#$`. The source subscribes to every address's filter
+//! (plus any `subscribe` filters). A message feeds every address whose filter matches its
+//! topic and whose field is present; the device timestamp comes from `timestamp_path`
+//! when the payload has it. The connection is the source's: when it is lost the source
+//! fails, its values turn bad, and the supervisor reconnects with backoff.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use backplane_config::{AddressError, Settings, Table};
+use backplane_engine::{ComponentError, RawReading, Source, SourceContext, SourceIo, SourceKind};
+use backplane_model::{BadReason, Quality, Timestamp, Value};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use crate::link::{Link, LinkEvent, LinkOptions};
+use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
+use crate::topic::{matches, validate_filter};
+use crate::uns::parse_qos;
+
+/// One step of a JSON field path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+/// What an address takes from a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// The whole payload.
+    Payload,
+    /// A field of a JSON payload.
+    Json(Vec<PathStep>),
+    /// One level of the topic.
+    TopicLevel(usize),
+}
+
+/// A parsed source address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    pub filter: String,
+    pub selector: Selector,
+}
+
+impl Address {
+    /// Parses `FILTER[#SELECTOR]` (see the module documentation).
+    pub fn parse(text: &str) -> Result<Address, String> {
+        let (filter, selector) = match text.find("#$") {
+            Some(i) => (&text[..i], Some(&text[i + 1..])),
+            None => (text, None),
+        };
+        validate_filter(filter)?;
+        let selector = match selector {
+            None | Some("$") => Selector::Payload,
+            Some(s) if s.starts_with("$topic[") => {
+                let n = s
+                    .strip_prefix("$topic[")
+                    .and_then(|r| r.strip_suffix(']'))
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(|| format!("`{s}`: write the topic level as `$topic[N]`, N from 0"))?;
+                Selector::TopicLevel(n)
+            }
+            Some(s) => Selector::Json(parse_json_path(s)?),
+        };
+        Ok(Address {
+            filter: filter.to_owned(),
+            selector,
+        })
+    }
+}
+
+/// Parses `$.a.b[0]['c d']`.
+pub fn parse_json_path(text: &str) -> Result<Vec<PathStep>, String> {
+    let mut rest = text
+        .strip_prefix('$')
+        .ok_or_else(|| format!("a field path starts with `$`, found `{text}`"))?;
+    let mut steps = Vec::new();
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            let key = &r[..end];
+            if key.is_empty() {
+                return Err(format!("`{text}`: empty field name"));
+            }
+            steps.push(PathStep::Key(key.to_owned()));
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix("['") {
+            let end = r.find("']").ok_or_else(|| format!("`{text}`: unclosed `['`"))?;
+            steps.push(PathStep::Key(r[..end].to_owned()));
+            rest = &r[end + 2..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']').ok_or_else(|| format!("`{text}`: unclosed `[`"))?;
+            let index = r[..end]
+                .parse::<usize>()
+                .map_err(|_| format!("`{text}`: `[{}]` is not an array index", &r[..end]))?;
+            steps.push(PathStep::Index(index));
+            rest = &r[end + 1..];
+        } else {
+            return Err(format!(
+                "`{text}`: expected `.name`, `[N]` or `['name']` at `{rest}`"
+            ));
+        }
+        if steps.len() > 32 {
+            return Err(format!("`{text}`: more than 32 steps"));
+        }
+    }
+    Ok(steps)
+}
+
+fn lookup<'v>(value: &'v serde_json::Value, path: &[PathStep]) -> Option<&'v serde_json::Value> {
+    path.iter().try_fold(value, |v, step| match step {
+        PathStep::Key(k) => v.get(k.as_str()),
+        PathStep::Index(i) => v.get(*i),
+    })
+}
+
+/// A JSON value as a reading's value: scalars and arrays of scalars.
+pub fn json_value(v: &serde_json::Value) -> Option<Value> {
+    match v {
+        serde_json::Value::Bool(b) => Some(Value::Bool(*b)),
+        serde_json::Value::Number(n) => Some(if let Some(u) = n.as_u64() {
+            Value::UInt(u)
+        } else if let Some(i) = n.as_i64() {
+            Value::Int(i)
+        } else {
+            Value::Float(n.as_f64()?)
+        }),
+        serde_json::Value::String(s) => Some(Value::String(s.as_str().into())),
+        serde_json::Value::Array(items) => {
+            let values: Option<Vec<Value>> = items
+                .iter()
+                .map(|i| if i.is_array() { None } else { json_value(i) })
+                .collect();
+            values.map(|v| Value::Array(v.into()))
+        }
+        serde_json::Value::Null | serde_json::Value::Object(_) => None,
+    }
+}
+
+/// A plain (non-JSON) payload: `true`/`false`, an integer, a float, else the text.
+pub fn plain_value(payload: &[u8]) -> Option<Value> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let t = text.trim();
+    Some(match t {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => {
+            if let Ok(u) = t.parse::<u64>() {
+                Value::UInt(u)
+            } else if let Ok(i) = t.parse::<i64>() {
+                Value::Int(i)
+            } else if let Some(f) = t.parse::<f64>().ok().filter(|f| f.is_finite()) {
+                Value::Float(f)
+            } else {
+                Value::String(text.into())
+            }
+        }
+    })
+}
+
+/// How numbers in `timestamp_path` count time since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpochUnit {
+    Seconds,
+    Millis,
+    Micros,
+    Nanos,
+}
+
+/// Settings of one `mqtt` source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MqttSourceSettings {
+    pub connection: ConnectionSettings,
+    pub qos: Qos,
+    /// Filters subscribed besides those of the addresses.
+    pub subscribe: Vec<String>,
+    /// Where a JSON payload carries the device time; `None` to never look.
+    pub timestamp_path: Option<Vec<PathStep>>,
+    pub timestamp_unit: EpochUnit,
+    /// Larger messages are refused (counted as bad readings of their addresses).
+    pub max_payload_bytes: usize,
+}
+
+/// The kind registered as `mqtt` (source).
+#[derive(Debug)]
+pub struct MqttSourceKind;
+
+impl backplane_config::KindSpec for MqttSourceKind {
+    fn describe(&self) -> &'static str {
+        "MQTT subscriber: JSON fields, plain values or topic levels as readings"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+        let connection = ConnectionSettings::parse(table);
+        let qos = parse_qos(table, "qos", Qos::AtLeastOnce);
+        let mut subscribe = Vec::new();
+        if let Some(item) = table.optional_item("subscribe") {
+            match item.as_array() {
+                Some(items) => {
+                    for i in items {
+                        match i.as_str() {
+                            Some(f) => match validate_filter(f) {
+                                Ok(()) => subscribe.push(f.to_owned()),
+                                Err(e) => i.error(e, None),
+                            },
+                            None => i.error("expected a topic filter string", None),
+                        }
+                    }
+                }
+                None => item.error(
+                    "`subscribe` must be an array of topic filters",
+                    Some("subscribe = [\"dairy/+/level\"]".into()),
+                ),
+            }
+        }
+        let timestamp_path = match table.optional_str("timestamp_path") {
+            None => Some(vec![PathStep::Key("timestamp".into())]),
+            Some("") => None,
+            Some(p) => match parse_json_path(p) {
+                Ok(path) => Some(path),
+                Err(e) => {
+                    table.error(
+                        "timestamp_path",
+                        e,
+                        Some("write e.g. \"$.ts\", or \"\" to ignore".into()),
+                    );
+                    None
+                }
+            },
+        };
+        let timestamp_unit = match table.optional_str("timestamp_unit") {
+            None | Some("ms") => EpochUnit::Millis,
+            Some("s") => EpochUnit::Seconds,
+            Some("us") => EpochUnit::Micros,
+            Some("ns") => EpochUnit::Nanos,
+            Some(other) => {
+                table.error(
+                    "timestamp_unit",
+                    format!("unknown unit `{other}`"),
+                    Some("one of: s, ms, us, ns".into()),
+                );
+                EpochUnit::Millis
+            }
+        };
+        let max_payload_bytes = table.optional_u64("max_payload_bytes").unwrap_or(256 * 1024);
+        if !(16..=16 * 1024 * 1024).contains(&max_payload_bytes) {
+            table.error(
+                "max_payload_bytes",
+                "`max_payload_bytes` must be between 16 and 16777216",
+                None,
+            );
+        }
+        Some(Arc::new(MqttSourceSettings {
+            connection: connection?,
+            qos,
+            subscribe,
+            timestamp_path,
+            timestamp_unit,
+            max_payload_bytes: max_payload_bytes as usize,
+        }))
+    }
+
+    fn check_address(&self, _settings: &Settings, address: &str) -> Result<(), AddressError> {
+        Address::parse(address)
+            .map(|_| ())
+            .map_err(|message| AddressError {
+                message,
+                hint: Some("write TOPIC_FILTER, TOPIC_FILTER#$.json.field or TOPIC_FILTER#$topic[N]".into()),
+            })
+    }
+}
+
+/// Routes messages to addresses and extracts readings. No I/O.
+#[derive(Debug)]
+pub struct Router {
+    addresses: Vec<Address>,
+    /// Addresses whose filter is a plain topic, by topic.
+    exact: HashMap<String, Vec<u32>>,
+    /// Addresses whose filter has wildcards.
+    wildcard: Vec<u32>,
+    timestamp_path: Option<Vec<PathStep>>,
+    timestamp_unit: EpochUnit,
+    max_payload_bytes: usize,
+}
+
+impl Router {
+    pub fn new(addresses: &[Arc<str>], settings: &MqttSourceSettings) -> Result<Router, String> {
+        let parsed = addresses
+            .iter()
+            .map(|a| Address::parse(a).map_err(|e| format!("address `{a}`: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut exact: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut wildcard = Vec::new();
+        for (i, a) in parsed.iter().enumerate() {
+            if a.filter.contains(['+', '#']) {
+                wildcard.push(i as u32);
+            } else {
+                exact.entry(a.filter.clone()).or_default().push(i as u32);
+            }
+        }
+        Ok(Router {
+            addresses: parsed,
+            exact,
+            wildcard,
+            timestamp_path: settings.timestamp_path.clone(),
+            timestamp_unit: settings.timestamp_unit,
+            max_payload_bytes: settings.max_payload_bytes,
+        })
+    }
+
+    /// The distinct filters to subscribe to.
+    pub fn filters(&self, extra: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = self.addresses.iter().map(|a| a.filter.clone()).collect();
+        out.extend(extra.iter().cloned());
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The readings one message yields (none if no address matches or has its field).
+    pub fn readings(&self, topic: &str, payload: &[u8]) -> Vec<RawReading> {
+        let mut targets: Vec<u32> = self.exact.get(topic).cloned().unwrap_or_default();
+        targets.extend(
+            self.wildcard
+                .iter()
+                .copied()
+                .filter(|i| matches(&self.addresses[*i as usize].filter, topic)),
+        );
+        if targets.is_empty() {
+            return Vec::new();
+        }
+        if payload.len() > self.max_payload_bytes {
+            return targets
+                .into_iter()
+                .map(|address| bad(address, BadReason::OutOfRange, None))
+                .collect();
+        }
+        let json: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
+        let source_time = match (&json, &self.timestamp_path) {
+            (Some(j), Some(path)) => lookup(j, path).and_then(|t| self.timestamp(t)),
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(targets.len());
+        for address in targets {
+            let reading = match &self.addresses[address as usize].selector {
+                Selector::Payload => match &json {
+                    Some(serde_json::Value::Object(_) | serde_json::Value::Null) => {
+                        Some(bad(address, BadReason::TypeMismatch, source_time))
+                    }
+                    Some(j) => Some(good(address, json_value(j), source_time)),
+                    None => Some(good(address, plain_value(payload), source_time)),
+                },
+                Selector::Json(path) => match &json {
+                    // A message without the field is about something else: no reading.
+                    Some(j) => lookup(j, path).map(|v| match json_value(v) {
+                        Some(value) => good(address, Some(value), source_time),
+                        None => bad(address, BadReason::TypeMismatch, source_time),
+                    }),
+                    None => Some(bad(address, BadReason::TypeMismatch, source_time)),
+                },
+                Selector::TopicLevel(n) => topic
+                    .split('/')
+                    .nth(*n)
+                    .map(|level| good(address, Some(Value::String(level.into())), source_time)),
+            };
+            out.extend(reading);
+        }
+        out
+    }
+
+    fn timestamp(&self, v: &serde_json::Value) -> Option<Timestamp> {
+        if let Some(text) = v.as_str() {
+            return Timestamp::parse_rfc3339(text);
+        }
+        let n = v.as_f64()?;
+        let nanos_per = match self.timestamp_unit {
+            EpochUnit::Seconds => 1e9,
+            EpochUnit::Millis => 1e6,
+            EpochUnit::Micros => 1e3,
+            EpochUnit::Nanos => 1.0,
+        };
+        let nanos = n * nanos_per;
+        (nanos.is_finite() && nanos.abs() < 9.2e18).then(|| Timestamp::from_unix_nanos(nanos as i64))
+    }
+}
+
+fn good(address: u32, value: Option<Value>, source_time: Option<Timestamp>) -> RawReading {
+    match value {
+        Some(value) => RawReading {
+            address,
+            value: Some(value),
+            quality: Quality::Good,
+            source_time,
+        },
+        None => bad(address, BadReason::TypeMismatch, source_time),
+    }
+}
+
+fn bad(address: u32, reason: BadReason, source_time: Option<Timestamp>) -> RawReading {
+    RawReading {
+        address,
+        value: None,
+        quality: Quality::Bad(reason),
+        source_time,
+    }
+}
+
+impl SourceKind for MqttSourceKind {
+    fn build(&self, ctx: &SourceContext<'_>) -> Result<Box<dyn Source>, ComponentError> {
+        let settings = ctx
+            .settings
+            .downcast_ref::<MqttSourceSettings>()
+            .ok_or_else(|| ComponentError::new("mqtt: settings of another kind"))?;
+        let router = Router::new(ctx.addresses, settings)
+            .map_err(|e| ComponentError::new(format!("mqtt source `{}`: {e}", ctx.name)))?;
+        let connection = settings
+            .connection
+            .resolve()
+            .map_err(|e| ComponentError::new(format!("mqtt source `{}`: {e}", ctx.name)))?;
+        Ok(Box::new(MqttSource {
+            name: ctx.name.to_owned(),
+            settings: settings.clone(),
+            connection,
+            router,
+        }))
+    }
+}
+
+struct MqttSource {
+    name: String,
+    settings: MqttSourceSettings,
+    connection: ResolvedConnection,
+    router: Router,
+}
+
+/// A per-process suffix so two gateways with the same source name do not take over each
+/// other's session.
+pub(crate) fn unique_suffix() -> String {
+    format!("{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+impl Source for MqttSource {
+    fn run(self: Box<Self>, io: SourceIo) -> BoxFuture<'static, Result<(), ComponentError>> {
+        async move {
+            let options = LinkOptions {
+                client_id: self
+                    .settings
+                    .connection
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| format!("backplane-{}-{}", self.name, unique_suffix())),
+                will: None,
+                inflight: 16,
+            };
+            let mut link = Link::open(&self.connection, &options);
+            let filters = self.router.filters(&self.settings.subscribe);
+            loop {
+                let event = tokio::select! {
+                    event = link.next() => event,
+                    () = io.cancelled() => {
+                        link.close(std::time::Duration::from_millis(500)).await;
+                        return Ok(());
+                    }
+                    Some(write) = io.next_write() => {
+                        let _ = write.reply.send(Err(ComponentError::new(
+                            "the mqtt source does not accept writes",
+                        )));
+                        continue;
+                    }
+                };
+                match event {
+                    LinkEvent::Connected => {
+                        tracing::info!(source = %self.name, filters = ?filters, "mqtt: connected, subscribing");
+                        link.subscribe(&filters, self.settings.qos)
+                            .await
+                            .map_err(|e| ComponentError::new(format!("mqtt source `{}`: {e}", self.name)))?;
+                    }
+                    LinkEvent::Message { topic, payload } => {
+                        let readings = self.router.readings(&topic, &payload);
+                        if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
+                            return Ok(());
+                        }
+                    }
+                    LinkEvent::Delivered(_) => {}
+                    LinkEvent::Disconnected(why) => {
+                        return Err(ComponentError::new(format!(
+                            "mqtt source `{}`: {}:{}: {why}",
+                            self.name, self.settings.connection.host, self.settings.connection.port
+                        )));
+                    }
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> MqttSourceSettings {
+        MqttSourceSettings {
+            connection: ConnectionSettings {
+                host: "h".into(),
+                port: 1883,
+                protocol: crate::settings::Protocol::V311,
+                client_id: None,
+                keep_alive: std::time::Duration::from_secs(30),
+                username: None,
+                password: None,
+                tls: None,
+                max_packet_bytes: 1 << 20,
+                reconnect_min: std::time::Duration::from_millis(500),
+                reconnect_max: std::time::Duration::from_secs(30),
+            },
+            qos: Qos::AtLeastOnce,
+            subscribe: vec![],
+            timestamp_path: Some(vec![PathStep::Key("ts".into())]),
+            timestamp_unit: EpochUnit::Millis,
+            max_payload_bytes: 1024,
+        }
+    }
+
+    fn router(addresses: &[&str]) -> Router {
+        let addresses: Vec<Arc<str>> = addresses.iter().map(|a| Arc::from(*a)).collect();
+        Router::new(&addresses, &settings()).unwrap()
+    }
+
+    #[test]
+    fn addresses_split_filter_and_selector_at_the_first_hash_dollar() {
+        assert_eq!(
+            Address::parse("a/b#$.x[1]['y z']").unwrap(),
+            Address {
+                filter: "a/b".into(),
+                selector: Selector::Json(vec![
+                    PathStep::Key("x".into()),
+                    PathStep::Index(1),
+                    PathStep::Key("y z".into())
+                ])
+            }
+        );
+        assert_eq!(Address::parse("a/##$.v").unwrap().filter, "a/#");
+        assert_eq!(Address::parse("a/#").unwrap().selector, Selector::Payload);
+        assert_eq!(
+            Address::parse("a/+/c#$topic[1]").unwrap().selector,
+            Selector::TopicLevel(1)
+        );
+        assert!(Address::parse("a/#/b").is_err());
+        assert!(Address::parse("a#$.").is_err());
+        assert!(Address::parse("a#$topic[x]").is_err());
+        assert!(Address::parse("a#$.x[").is_err());
+    }
+
+    #[test]
+    fn json_fields_feed_their_addresses_with_the_payload_timestamp() {
+        let r = router(&["silo/1#$.level", "silo/1#$.temp", "silo/+#$.level"]);
+        let readings = r.readings("silo/1", br#"{"level": 61.5, "ts": 1700000000000}"#);
+        assert_eq!(readings.len(), 2, "temp is absent: no reading");
+        assert!(readings.iter().all(|r| r.value == Some(Value::Float(61.5))));
+        assert_eq!(
+            readings[0].source_time,
+            Some(Timestamp::from_unix_millis(1_700_000_000_000))
+        );
+        assert!(r.readings("other", b"1").is_empty());
+    }
+
+    #[test]
+    fn plain_payloads_parse_as_bool_number_or_text() {
+        let r = router(&["t"]);
+        let v = |p: &[u8]| r.readings("t", p)[0].value.clone();
+        assert_eq!(v(b"true"), Some(Value::Bool(true)));
+        assert_eq!(v(b" 42 "), Some(Value::UInt(42)));
+        assert_eq!(v(b"-3"), Some(Value::Int(-3)));
+        assert_eq!(v(b"2.5"), Some(Value::Float(2.5)));
+        assert_eq!(v(b"\"quoted\""), Some(Value::String("quoted".into())));
+        assert_eq!(v(b"running"), Some(Value::String("running".into())));
+        let readings = r.readings("t", &[0xff, 0xfe]);
+        assert_eq!(readings[0].quality, Quality::Bad(BadReason::TypeMismatch));
+    }
+
+    #[test]
+    fn objects_where_a_value_is_expected_and_oversized_payloads_read_bad() {
+        let r = router(&["t", "t#$.o"]);
+        let readings = r.readings("t", br#"{"o": {"x": 1}}"#);
+        assert!(
+            readings
+                .iter()
+                .all(|r| r.quality == Quality::Bad(BadReason::TypeMismatch))
+        );
+        let big = vec![b'1'; 2000];
+        let readings = r.readings("t", &big);
+        assert!(
+            readings
+                .iter()
+                .all(|r| r.quality == Quality::Bad(BadReason::OutOfRange))
+        );
+    }
+
+    #[test]
+    fn topic_levels_become_string_values() {
+        let r = router(&["plant/+/state#$topic[1]"]);
+        let readings = r.readings("plant/filler-2/state", b"x");
+        assert_eq!(readings[0].value, Some(Value::String("filler-2".into())));
+    }
+
+    #[test]
+    fn rfc3339_timestamps_are_read_too() {
+        let r = router(&["t#$.v"]);
+        let readings = r.readings("t", br#"{"v": 1, "ts": "2026-01-01T00:00:00Z"}"#);
+        assert_eq!(
+            readings[0].source_time,
+            Timestamp::parse_rfc3339("2026-01-01T00:00:00Z")
+        );
+    }
+}

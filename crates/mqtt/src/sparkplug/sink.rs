@@ -1,0 +1,348 @@
+//! Sink kind `sparkplug`: drives the [`EdgeNode`] over one [`Link`] per MQTT session.
+//!
+//! Every session takes the next bdSeq, persisted in `{data_dir}/sparkplug/{sink}.bdseq`
+//! before connecting, so the NDEATH will and the NBIRTH agree and the value keeps
+//! increasing across restarts. Between sessions samples keep flowing into the edge node,
+//! which holds them and replays them as historical data after the next births. DCMD
+//! writes go to the engine's write path in tasks of their own, so a slow device never
+//! stalls publishing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use backplane_config::{Settings, Table};
+use backplane_engine::{Batch, ComponentError, Sink, SinkContext, SinkIo, SinkKind};
+use backplane_model::Timestamp;
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::codec::validate_id;
+use super::edge::{EdgeConfig, EdgeNode, Output, Publish, devices};
+use crate::backoff::Backoff;
+use crate::link::{Link, LinkEvent, LinkOptions, Will};
+use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
+use crate::uns::parse_inflight;
+
+/// Settings of one `sparkplug` sink.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparkplugSinkSettings {
+    pub connection: ConnectionSettings,
+    /// `None`: the namespace's site.
+    pub group_id: Option<String>,
+    /// `None`: the gateway's name.
+    pub edge_node_id: Option<String>,
+    pub primary_host: Option<String>,
+    pub hold_max: usize,
+    pub accept_commands: bool,
+    pub max_inflight: u16,
+}
+
+/// The kind registered as `sparkplug` (sink).
+#[derive(Debug)]
+pub struct SparkplugSinkKind;
+
+impl backplane_config::KindSpec for SparkplugSinkKind {
+    fn describe(&self) -> &'static str {
+        "Sparkplug B edge node: assets with models are devices, attributes are metrics"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+        let connection = ConnectionSettings::parse(table);
+        let id = |table: &mut Table<'_>, key: &str| {
+            let value = table.optional_str(key).map(str::to_owned);
+            if let Some(v) = &value
+                && let Err(e) = validate_id(v)
+            {
+                table.error(key, e, None);
+            }
+            value
+        };
+        let group_id = id(table, "group_id");
+        let edge_node_id = id(table, "edge_node_id");
+        let primary_host = id(table, "primary_host");
+        let hold_max = table.optional_u64("hold_max").unwrap_or(10_000);
+        if hold_max > 10_000_000 {
+            table.error("hold_max", "`hold_max` must be at most 10000000", None);
+        }
+        let accept_commands = table.optional_bool("accept_commands").unwrap_or(false);
+        let max_inflight = parse_inflight(table);
+        Some(Arc::new(SparkplugSinkSettings {
+            connection: connection?,
+            group_id,
+            edge_node_id,
+            primary_host,
+            hold_max: hold_max as usize,
+            accept_commands,
+            max_inflight,
+        }))
+    }
+}
+
+impl SinkKind for SparkplugSinkKind {
+    fn build(&self, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ComponentError> {
+        let settings = ctx
+            .settings
+            .downcast_ref::<SparkplugSinkSettings>()
+            .ok_or_else(|| ComponentError::new("sparkplug: settings of another kind"))?;
+        let connection = settings
+            .connection
+            .resolve()
+            .map_err(|e| ComponentError::new(format!("sparkplug sink `{}`: {e}", ctx.name)))?;
+        Ok(Box::new(SparkplugSink {
+            name: ctx.name.to_owned(),
+            settings: settings.clone(),
+            connection,
+            bd_seq_file: bd_seq_path(ctx.data_dir, ctx.name),
+        }))
+    }
+}
+
+/// Where a sink's bdSeq lives.
+pub fn bd_seq_path(data_dir: &Path, sink: &str) -> PathBuf {
+    data_dir.join("sparkplug").join(format!("{sink}.bdseq"))
+}
+
+/// Takes the next bdSeq (0 the first time, then last + 1, wrapping after 255) and
+/// persists it before it is used, so a crash can never reuse one.
+pub fn next_bd_seq(path: &Path) -> std::io::Result<u8> {
+    let next = match std::fs::read_to_string(path) {
+        Ok(text) => text.trim().parse::<u8>().map_or(0, |last| last.wrapping_add(1)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("bdseq.tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        writeln!(f, "{next}")?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(next)
+}
+
+struct SparkplugSink {
+    name: String,
+    settings: SparkplugSinkSettings,
+    connection: ResolvedConnection,
+    bd_seq_file: PathBuf,
+}
+
+impl Sink for SparkplugSink {
+    fn run(self: Box<Self>, io: SinkIo) -> BoxFuture<'static, Result<(), ComponentError>> {
+        async move { self.run_loop(io).await }.boxed()
+    }
+}
+
+enum Step {
+    Link(LinkEvent),
+    Batch(Option<Arc<Batch>>),
+    Retry,
+}
+
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl SparkplugSink {
+    fn will(p: &Publish) -> Will {
+        Will {
+            topic: p.topic.clone(),
+            payload: Bytes::from(p.payload.clone()),
+            qos: p.qos,
+            retain: p.retain,
+        }
+    }
+
+    async fn open_session(&self, edge: &mut EdgeNode, client_id: &str) -> Result<Link, ComponentError> {
+        let bd = next_bd_seq(&self.bd_seq_file).map_err(|e| {
+            ComponentError::new(format!(
+                "sparkplug sink `{}`: cannot persist bdSeq in {}: {e}",
+                self.name,
+                self.bd_seq_file.display()
+            ))
+        })?;
+        edge.start_session(bd);
+        let options = LinkOptions {
+            client_id: client_id.to_owned(),
+            will: Some(Self::will(&edge.will())),
+            inflight: self.settings.max_inflight,
+        };
+        Ok(Link::open(&self.connection, &options))
+    }
+
+    async fn run_loop(self, io: SinkIo) -> Result<(), ComponentError> {
+        let topology = io.topology.clone();
+        let plan = &topology.plan;
+        let config = EdgeConfig {
+            group: self
+                .settings
+                .group_id
+                .clone()
+                .unwrap_or_else(|| plan.namespace.site.clone()),
+            node: self
+                .settings
+                .edge_node_id
+                .clone()
+                .unwrap_or_else(|| plan.gateway.name.clone()),
+            primary_host: self.settings.primary_host.clone(),
+            hold_max: self.settings.hold_max,
+            accept_commands: self.settings.accept_commands,
+        };
+        for id in [&config.group, &config.node] {
+            validate_id(id)
+                .map_err(|e| ComponentError::new(format!("sparkplug sink `{}`: {e}", self.name)))?;
+        }
+        let client_id = self
+            .settings
+            .connection
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("backplane-{}-{}", config.group, config.node));
+        let mut edge = EdgeNode::new(config, devices(&topology));
+        let refused = io.status.counter("dcmd_refused");
+        let mut backoff = Backoff::new(
+            self.settings.connection.reconnect_min,
+            self.settings.connection.reconnect_max,
+        );
+        let mut link = Some(self.open_session(&mut edge, &client_id).await?);
+        let mut connected = false;
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        loop {
+            let step = tokio::select! {
+                biased;
+                event = async { match link.as_mut() { Some(l) => l.next().await, None => std::future::pending().await } } => Step::Link(event),
+                () = async { match retry_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => Step::Retry,
+                batch = io.recv(), if link.as_ref().is_none_or(|l| l.outstanding() < usize::from(self.settings.max_inflight)) => Step::Batch(batch),
+            };
+            let outputs = match step {
+                Step::Link(LinkEvent::Connected) => {
+                    connected = true;
+                    backoff.reset();
+                    io.status.set_degraded(None);
+                    let Some(l) = link.as_ref() else { continue };
+                    tracing::info!(sink = %self.name, bd_seq = edge.bd_seq(), "sparkplug: connected");
+                    if l.subscribe(&edge.subscriptions(), Qos::AtLeastOnce)
+                        .await
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    edge.on_connected(Timestamp::now())
+                }
+                Step::Link(LinkEvent::Message { topic, payload }) => {
+                    edge.on_message(&topic, &payload, Timestamp::now())
+                }
+                Step::Link(LinkEvent::Delivered(_)) => Vec::new(),
+                Step::Link(LinkEvent::Disconnected(why)) => {
+                    if connected {
+                        tracing::warn!(sink = %self.name, %why, "sparkplug: connection lost; holding data");
+                    } else {
+                        tracing::warn!(sink = %self.name, %why, "sparkplug: cannot connect");
+                    }
+                    io.status
+                        .set_degraded(Some(format!("broker unreachable, holding data: {why}")));
+                    connected = false;
+                    edge.on_disconnected();
+                    link = None;
+                    retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
+                    Vec::new()
+                }
+                Step::Retry => {
+                    retry_at = None;
+                    link = Some(self.open_session(&mut edge, &client_id).await?);
+                    Vec::new()
+                }
+                Step::Batch(Some(batch)) => edge.on_samples(&batch.samples, Timestamp::now()),
+                Step::Batch(None) => {
+                    // Orderly stop: an explicit NDEATH, then DISCONNECT.
+                    if let (true, Some(mut l)) = (connected, link.take()) {
+                        let death = edge.death(Some(Timestamp::now()));
+                        let _ = l
+                            .publish(&death.topic, death.qos, death.retain, death.payload.into())
+                            .await;
+                        l.close(CLOSE_TIMEOUT).await;
+                    }
+                    return Ok(());
+                }
+            };
+            for output in outputs {
+                match output {
+                    Output::Publish(p) => {
+                        if let Some(l) = link.as_mut()
+                            && connected
+                        {
+                            let _ = l.publish(&p.topic, p.qos, p.retain, p.payload.into()).await;
+                        }
+                    }
+                    Output::Write {
+                        tag,
+                        value,
+                        device,
+                        metric,
+                    } => {
+                        let writes = io.writes.clone();
+                        let refused = refused.clone();
+                        let sink = self.name.clone();
+                        tokio::spawn(async move {
+                            match writes.write_raw(tag, value.clone()).await {
+                                Ok(read_back) => {
+                                    tracing::info!(%sink, %device, %metric, %value, ?read_back, "sparkplug: DCMD written")
+                                }
+                                Err(e) => {
+                                    refused.inc();
+                                    tracing::warn!(%sink, %device, %metric, error = %e, "sparkplug: DCMD refused by the write path; counted as component event dcmd_refused");
+                                }
+                            }
+                        });
+                    }
+                    Output::Refused {
+                        device,
+                        metric,
+                        reason,
+                    } => {
+                        refused.inc();
+                        tracing::warn!(sink = %self.name, %device, %metric, %reason, "sparkplug: DCMD refused; counted as component event dcmd_refused");
+                    }
+                    Output::EndSession(why) => {
+                        tracing::info!(sink = %self.name, %why, "sparkplug: ending the session");
+                        if let Some(mut l) = link.take() {
+                            let death = edge.death(Some(Timestamp::now()));
+                            let _ = l
+                                .publish(&death.topic, death.qos, death.retain, death.payload.into())
+                                .await;
+                            l.close(CLOSE_TIMEOUT).await;
+                        }
+                        connected = false;
+                        edge.on_disconnected();
+                        retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
+                    }
+                    Output::Ignored(why) => {
+                        tracing::debug!(sink = %self.name, %why, "sparkplug: message ignored")
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bd_seq_starts_at_zero_persists_and_wraps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = bd_seq_path(dir.path(), "spb");
+        assert_eq!(next_bd_seq(&path).unwrap(), 0);
+        assert_eq!(next_bd_seq(&path).unwrap(), 1);
+        std::fs::write(&path, "255\n").unwrap();
+        assert_eq!(next_bd_seq(&path).unwrap(), 0);
+        std::fs::write(&path, "garbage").unwrap();
+        assert_eq!(next_bd_seq(&path).unwrap(), 0);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "0\n");
+    }
+}

@@ -1,0 +1,213 @@
+//! Source kind `sparkplug`: a Sparkplug B host application that ingests edge nodes'
+//! births and data ([`Host`]), asks nodes for a rebirth when it missed something, and, with
+//! a `host_id`, announces itself on `spBv1.0/STATE/{host_id}` (online while connected,
+//! offline as its will) so edge nodes that name it as primary host publish to it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backplane_config::{AddressError, Settings, Table};
+use backplane_engine::{ComponentError, Source, SourceContext, SourceIo, SourceKind};
+use backplane_model::Timestamp;
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::codec::{self, MessageType, validate_id};
+use super::host::{Host, MetricAddress, rebirth_request, state_payload};
+use crate::link::{Link, LinkEvent, LinkOptions, Will};
+use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
+use crate::source::unique_suffix;
+
+/// Settings of one `sparkplug` source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparkplugSourceSettings {
+    pub connection: ConnectionSettings,
+    /// Announce this host application on `spBv1.0/STATE/{host_id}`.
+    pub host_id: Option<String>,
+    /// Groups subscribed besides those of the addresses.
+    pub groups: Vec<String>,
+    pub max_payload_bytes: usize,
+}
+
+/// The kind registered as `sparkplug` (source).
+#[derive(Debug)]
+pub struct SparkplugSourceKind;
+
+impl backplane_config::KindSpec for SparkplugSourceKind {
+    fn describe(&self) -> &'static str {
+        "Sparkplug B host: metrics of edge nodes and devices as readings"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+        let connection = ConnectionSettings::parse(table);
+        let host_id = table.optional_str("host_id").map(str::to_owned);
+        if let Some(h) = &host_id
+            && let Err(e) = validate_id(h)
+        {
+            table.error("host_id", e, None);
+        }
+        let mut groups = Vec::new();
+        if let Some(item) = table.optional_item("groups") {
+            match item.as_array() {
+                Some(items) => {
+                    for i in items {
+                        match i.as_str().map(|g| (g, validate_id(g))) {
+                            Some((g, Ok(()))) => groups.push(g.to_owned()),
+                            Some((_, Err(e))) => i.error(e, None),
+                            None => i.error("expected a group id string", None),
+                        }
+                    }
+                }
+                None => item.error("`groups` must be an array of group ids", None),
+            }
+        }
+        let max_payload_bytes = table.optional_u64("max_payload_bytes").unwrap_or(1024 * 1024);
+        if !(64..=codec::MAX_PAYLOAD_BYTES as u64).contains(&max_payload_bytes) {
+            table.error(
+                "max_payload_bytes",
+                format!(
+                    "`max_payload_bytes` must be between 64 and {}",
+                    codec::MAX_PAYLOAD_BYTES
+                ),
+                None,
+            );
+        }
+        Some(Arc::new(SparkplugSourceSettings {
+            connection: connection?,
+            host_id,
+            groups,
+            max_payload_bytes: max_payload_bytes as usize,
+        }))
+    }
+
+    fn check_address(&self, _settings: &Settings, address: &str) -> Result<(), AddressError> {
+        MetricAddress::parse(address)
+            .map(|_| ())
+            .map_err(|message| AddressError {
+                message,
+                hint: Some("write GROUP/NODE:METRIC or GROUP/NODE/DEVICE:METRIC".into()),
+            })
+    }
+}
+
+impl SourceKind for SparkplugSourceKind {
+    fn build(&self, ctx: &SourceContext<'_>) -> Result<Box<dyn Source>, ComponentError> {
+        let settings = ctx
+            .settings
+            .downcast_ref::<SparkplugSourceSettings>()
+            .ok_or_else(|| ComponentError::new("sparkplug: settings of another kind"))?;
+        let addresses = ctx
+            .addresses
+            .iter()
+            .map(|a| MetricAddress::parse(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ComponentError::new(format!("sparkplug source `{}`: {e}", ctx.name)))?;
+        let connection = settings
+            .connection
+            .resolve()
+            .map_err(|e| ComponentError::new(format!("sparkplug source `{}`: {e}", ctx.name)))?;
+        Ok(Box::new(SparkplugSource {
+            name: ctx.name.to_owned(),
+            settings: settings.clone(),
+            connection,
+            host: Host::new(&addresses, settings.max_payload_bytes),
+        }))
+    }
+}
+
+struct SparkplugSource {
+    name: String,
+    settings: SparkplugSourceSettings,
+    connection: ResolvedConnection,
+    host: Host,
+}
+
+impl Source for SparkplugSource {
+    fn run(mut self: Box<Self>, io: SourceIo) -> BoxFuture<'static, Result<(), ComponentError>> {
+        async move {
+            let started = Timestamp::now();
+            let state_topic = self
+                .settings
+                .host_id
+                .as_ref()
+                .map(|h| format!("{}/STATE/{h}", codec::NAMESPACE));
+            let options = LinkOptions {
+                client_id: self.settings.connection.client_id.clone().unwrap_or_else(|| {
+                    match &self.settings.host_id {
+                        Some(h) => format!("backplane-host-{h}"),
+                        None => format!("backplane-{}-{}", self.name, unique_suffix()),
+                    }
+                }),
+                // Sparkplug 3.0: the will's timestamp equals the birth's.
+                will: state_topic.as_ref().map(|t| Will {
+                    topic: t.clone(),
+                    payload: Bytes::from(state_payload(false, started)),
+                    qos: Qos::AtLeastOnce,
+                    retain: true,
+                }),
+                inflight: 16,
+            };
+            let mut groups = self.host.groups();
+            groups.extend(self.settings.groups.iter().cloned());
+            groups.sort();
+            groups.dedup();
+            let filters: Vec<String> = groups.iter().map(|g| format!("{}/{g}/#", codec::NAMESPACE)).collect();
+            let mut link = Link::open(&self.connection, &options);
+            loop {
+                let event = tokio::select! {
+                    event = link.next() => event,
+                    () = io.cancelled() => {
+                        if let Some(t) = &state_topic {
+                            let _ = link.publish(t, Qos::AtLeastOnce, true, Bytes::from(state_payload(false, Timestamp::now()))).await;
+                        }
+                        link.close(Duration::from_secs(2)).await;
+                        return Ok(());
+                    }
+                    Some(write) = io.next_write() => {
+                        let _ = write.reply.send(Err(ComponentError::new(
+                            "the sparkplug source does not accept writes",
+                        )));
+                        continue;
+                    }
+                };
+                match event {
+                    LinkEvent::Connected => {
+                        tracing::info!(source = %self.name, ?filters, "sparkplug host: connected");
+                        let closed = |e| ComponentError::new(format!("sparkplug source `{}`: {e}", self.name));
+                        link.subscribe(&filters, Qos::AtLeastOnce).await.map_err(closed)?;
+                        if let Some(t) = &state_topic {
+                            link.publish(t, Qos::AtLeastOnce, true, Bytes::from(state_payload(true, started)))
+                                .await
+                                .map_err(closed)?;
+                        }
+                    }
+                    LinkEvent::Message { topic, payload } => {
+                        let out = self.host.on_message(&topic, &payload, Timestamp::now());
+                        if let Some(note) = &out.note {
+                            tracing::info!(source = %self.name, %note, "sparkplug host");
+                        }
+                        if let Some((group, node)) = &out.rebirth {
+                            let ncmd = codec::topic(group, MessageType::NCmd, node, None);
+                            tracing::info!(source = %self.name, %group, %node, "sparkplug host: requesting a rebirth");
+                            let _ = link
+                                .publish(&ncmd, Qos::AtMostOnce, false, Bytes::from(rebirth_request(Timestamp::now())))
+                                .await;
+                        }
+                        if !out.readings.is_empty() && !io.emit(Timestamp::now(), out.readings).await {
+                            return Ok(());
+                        }
+                    }
+                    LinkEvent::Delivered(_) => {}
+                    LinkEvent::Disconnected(why) => {
+                        return Err(ComponentError::new(format!(
+                            "sparkplug source `{}`: {}:{}: {why}",
+                            self.name, self.settings.connection.host, self.settings.connection.port
+                        )));
+                    }
+                }
+            }
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,333 @@
+//! Shared by the integration tests: engines started from TOML, a Mosquitto of our own on a
+//! free port (killed on drop), a plain rumqttc observer, and the Python peers.
+
+#![allow(dead_code, unreachable_pub)] // each test file uses a different part
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use backplane_engine::supervisor::BackoffPolicy;
+use backplane_engine::{Engine, EngineOptions, Registry};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+pub fn registry() -> Registry {
+    let mut registry = Registry::with_builtins();
+    backplane_mqtt::register(&mut registry);
+    registry
+}
+
+/// Starts an engine on `config`, with its data in `data_dir`.
+pub fn start(config: &str, data_dir: &Path) -> Engine {
+    let registry = registry();
+    let mut plan = backplane_config::load_str(config, Path::new("test.toml"), &registry.catalog())
+        .unwrap_or_else(|d| {
+            panic!(
+                "config: {}",
+                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+            )
+        });
+    plan.gateway.data_dir = data_dir.to_path_buf();
+    let options = EngineOptions {
+        backoff: BackoffPolicy {
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(500),
+        },
+        ..EngineOptions::default()
+    };
+    Engine::start(plan, &registry, options).unwrap()
+}
+
+/// A name no other test run uses, for topic prefixes and Sparkplug groups.
+pub fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{what}-{}-{nanos}", std::process::id())
+}
+
+/// The shared Mosquitto of the development machines and CI.
+pub const SHARED_PORT: u16 = 1883;
+
+/// A Mosquitto of the test's own, for fault tests; killed when dropped.
+pub struct Mosquitto {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Mosquitto {
+            child: None,
+            port,
+            dir,
+        };
+        m.launch();
+        m
+    }
+
+    fn launch(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+                self.port
+            ),
+        )
+        .unwrap();
+        let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("mosquitto is not installed (apt-get install mosquitto)");
+        // The port may linger briefly after a kill: retry until it listens.
+        for _ in 0..50 {
+            let child = Command::new(binary)
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            self.child = Some(child);
+            if wait_for_port(self.port, Duration::from_secs(3)) {
+                return;
+            }
+            self.stop();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("mosquitto did not start on port {}", self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// One message seen by an [`Observer`].
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub topic: String,
+    pub payload: Bytes,
+    pub retain: bool,
+}
+
+impl Seen {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).unwrap_or_else(|e| panic!("{}: not JSON: {e}", self.topic))
+    }
+}
+
+/// A plain rumqttc subscriber that keeps reconnecting and resubscribing.
+pub struct Observer {
+    rx: mpsc::UnboundedReceiver<Seen>,
+    task: tokio::task::JoinHandle<()>,
+    pub seen: Vec<Seen>,
+}
+
+impl Observer {
+    pub async fn start(port: u16, filter: &str) -> Observer {
+        let mut options = rumqttc::MqttOptions::new(unique("observer"), "127.0.0.1", port);
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 100);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+        let filter = filter.to_owned();
+        let task = tokio::spawn(async move {
+            let mut subscribed_tx = Some(subscribed_tx);
+            loop {
+                match eventloop.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                        let _ = client.subscribe(filter.clone(), rumqttc::QoS::AtLeastOnce).await;
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        if let Some(s) = subscribed_tx.take() {
+                            let _ = s.send(());
+                        }
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let _ = tx.send(Seen {
+                            topic: p.topic,
+                            payload: p.payload,
+                            retain: p.retain,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), subscribed_rx)
+            .await
+            .expect("observer subscribed")
+            .unwrap();
+        Observer {
+            rx,
+            task,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (up to 15 s) for a message satisfying `pred` and returns it; everything seen
+    /// meanwhile is kept in `seen`.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Seen) -> bool) -> Seen {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(m)) => {
+                    self.seen.push(m.clone());
+                    if pred(&m) {
+                        return m;
+                    }
+                }
+                _ => {
+                    let mut topics: Vec<&str> = self.seen.iter().map(|s| s.topic.as_str()).collect();
+                    topics.sort_unstable();
+                    topics.dedup();
+                    panic!(
+                        "gave up waiting for {what}; saw {} messages on {topics:?}",
+                        self.seen.len()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Collects for `d` more.
+    pub async fn collect(&mut self, d: Duration) {
+        let deadline = tokio::time::Instant::now() + d;
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            self.seen.push(m);
+        }
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The peers' Python: `BACKPLANE_PYTHON`, else the venv `scripts/install-peers` prepares.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("BACKPLANE_PYTHON")
+        && !p.is_empty()
+    {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("bash")
+        .arg(root.join("scripts/install-peers"))
+        .current_dir(&root)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/install-peers runs");
+    assert!(out.status.success(), "scripts/install-peers failed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    PathBuf::from(
+        text.lines()
+            .last()
+            .expect("install-peers prints the python path")
+            .trim(),
+    )
+}
+
+/// A Python helper script of this crate's tests.
+pub fn peer_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(name)
+}
+
+pub fn schemas_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schemas")
+}
+
+/// Validates `(schema file, payload)` pairs with the `jsonschema` package; panics with every
+/// violation.
+pub fn validate_with_schemas(pairs: &[(&str, serde_json::Value)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("payloads.jsonl");
+    let text: String = pairs
+        .iter()
+        .map(|(schema, payload)| serde_json::json!({"schema": schema, "payload": payload}).to_string() + "\n")
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(python())
+        .arg(peer_script("validate_schemas.py"))
+        .arg(schemas_dir())
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "schema validation failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains(&format!("{} valid", pairs.len())), "{report}");
+}
+
+/// Removes retained messages a test left on a broker.
+pub async fn clear_retained(port: u16, topics: impl IntoIterator<Item = String>) {
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(
+        rumqttc::MqttOptions::new(unique("cleaner"), "127.0.0.1", port),
+        1000,
+    );
+    let topics: Vec<String> = topics.into_iter().collect();
+    let n = topics.len();
+    tokio::spawn(async move {
+        for t in topics {
+            let _ = client
+                .publish(t, rumqttc::QoS::AtLeastOnce, true, Vec::new())
+                .await;
+        }
+    });
+    let mut acked = 0;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while acked < n {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    })
+    .await;
+}

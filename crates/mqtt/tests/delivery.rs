@@ -1,0 +1,307 @@
+//! Delivery confirmation against a scripted fake broker that acknowledges, delays and
+//! drops acknowledgements on purpose (the hard cases a real broker rarely shows).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use backplane_mqtt::delivery::Delivery;
+use backplane_mqtt::link::{Link, LinkEvent, LinkOptions};
+use backplane_mqtt::settings::{ConnectionSettings, Protocol, Qos};
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the broker does with the acknowledgement of the n-th publish it receives.
+#[derive(Clone, Copy, Debug)]
+enum Ack {
+    Now,
+    After(Duration),
+    Never,
+    /// MQTT 5 only: a PUBACK with this failure reason code.
+    Refuse(u8),
+}
+
+async fn read_packet(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let header = s.read_u8().await.ok()?;
+    let mut len = 0usize;
+    for shift in (0..28).step_by(7) {
+        let b = s.read_u8().await.ok()?;
+        len |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).await.ok()?;
+    Some((header, body))
+}
+
+/// Accepts one client and follows `script` for its QoS 1/2 publishes; closes the
+/// connection `close_after` after the last scripted publish arrived.
+async fn fake_broker(listener: TcpListener, v5: bool, script: Vec<Ack>, close_after: Duration) {
+    let (mut s, _) = listener.accept().await.unwrap();
+    let (header, _) = read_packet(&mut s).await.unwrap();
+    assert_eq!(header >> 4, 1, "CONNECT first");
+    let connack: &[u8] = if v5 { &[0x20, 3, 0, 0, 0] } else { &[0x20, 2, 0, 0] };
+    s.write_all(connack).await.unwrap();
+    let (mut read, write) = s.into_split();
+    let write = std::sync::Arc::new(tokio::sync::Mutex::new(write));
+    let mut n = 0usize;
+    loop {
+        let Some((header, body)) = read_packet_half(&mut read).await else {
+            return;
+        };
+        match header >> 4 {
+            3 => {
+                let qos = (header >> 1) & 3;
+                if qos == 0 {
+                    continue;
+                }
+                let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                let pkid = [body[2 + topic_len], body[3 + topic_len]];
+                let action = script.get(n).copied().unwrap_or(Ack::Now);
+                n += 1;
+                let first = if qos == 1 { 0x40 } else { 0x50 };
+                let packet: Vec<u8> = match action {
+                    Ack::Refuse(code) => vec![first, 4, pkid[0], pkid[1], code, 0],
+                    _ if v5 => vec![first, 4, pkid[0], pkid[1], 0, 0],
+                    _ => vec![first, 2, pkid[0], pkid[1]],
+                };
+                let w = write.clone();
+                match action {
+                    Ack::Never => {}
+                    Ack::Now | Ack::Refuse(_) => w.lock().await.write_all(&packet).await.unwrap(),
+                    Ack::After(d) => {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(d).await;
+                            let _ = w.lock().await.write_all(&packet).await;
+                        });
+                    }
+                }
+                if n == script.len() {
+                    let w = write.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(close_after).await;
+                        let _ = w.lock().await.shutdown().await;
+                    });
+                }
+            }
+            // PUBREL → PUBCOMP (QoS 2), unless the script drops it for that id.
+            6 => {
+                let packet: Vec<u8> = if v5 {
+                    vec![0x70, 4, body[0], body[1], 0, 0]
+                } else {
+                    vec![0x70, 2, body[0], body[1]]
+                };
+                write.lock().await.write_all(&packet).await.unwrap();
+            }
+            12 => write.lock().await.write_all(&[0xd0, 0]).await.unwrap(),
+            14 => return,
+            _ => {}
+        }
+    }
+}
+
+async fn read_packet_half(s: &mut tokio::net::tcp::OwnedReadHalf) -> Option<(u8, Vec<u8>)> {
+    let header = s.read_u8().await.ok()?;
+    let mut len = 0usize;
+    for shift in (0..28).step_by(7) {
+        let b = s.read_u8().await.ok()?;
+        len |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).await.ok()?;
+    Some((header, body))
+}
+
+fn connection(port: u16, protocol: Protocol) -> backplane_mqtt::settings::ResolvedConnection {
+    ConnectionSettings {
+        host: "127.0.0.1".into(),
+        port,
+        protocol,
+        client_id: None,
+        keep_alive: Duration::from_secs(30),
+        username: None,
+        password: None,
+        tls: None,
+        max_packet_bytes: 1 << 20,
+        reconnect_min: Duration::from_millis(100),
+        reconnect_max: Duration::from_secs(1),
+    }
+    .resolve()
+    .unwrap()
+}
+
+/// Publishes `count` messages once connected and records, per token, what happened and
+/// when (relative to the first publish), until the session ends.
+async fn run_link(
+    port: u16,
+    protocol: Protocol,
+    qos: Qos,
+    count: usize,
+) -> (BTreeMap<u64, (Delivery, Duration)>, String) {
+    let options = LinkOptions {
+        client_id: "delivery-test".into(),
+        will: None,
+        inflight: 100,
+    };
+    let mut link = Link::open(&connection(port, protocol), &options);
+    let mut outcomes = BTreeMap::new();
+    let mut start = tokio::time::Instant::now();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), link.next())
+            .await
+            .expect("the fake broker ends every session within 10 s");
+        match event {
+            LinkEvent::Connected => {
+                start = tokio::time::Instant::now();
+                for i in 0..count {
+                    let token = link
+                        .publish("t/x", qos, false, Bytes::from(format!("m{i}")))
+                        .await
+                        .unwrap();
+                    assert_eq!(token, i as u64 + 1, "tokens count publishes from 1");
+                }
+            }
+            LinkEvent::Delivered(d) => {
+                outcomes.insert(d.token(), (d, start.elapsed()));
+            }
+            LinkEvent::Message { .. } => {}
+            LinkEvent::Disconnected(why) => return (outcomes, why),
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_acknowledged_publishes_are_confirmed_and_the_rest_are_lost_at_session_end() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = vec![
+        Ack::Now,
+        Ack::Now,
+        Ack::After(Duration::from_millis(400)),
+        Ack::Never,
+        Ack::Now,
+        Ack::Never,
+    ];
+    let broker = tokio::spawn(fake_broker(listener, false, script, Duration::from_millis(900)));
+    let (outcomes, why) = run_link(port, Protocol::V311, Qos::AtLeastOnce, 6).await;
+    broker.await.unwrap();
+    assert!(!why.is_empty());
+    let kinds: Vec<(u64, &str)> = outcomes
+        .iter()
+        .map(|(t, (d, _))| {
+            (
+                *t,
+                match d {
+                    Delivery::Confirmed(_) => "confirmed",
+                    Delivery::Lost(_) => "lost",
+                    Delivery::Rejected { .. } => "rejected",
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (1, "confirmed"),
+            (2, "confirmed"),
+            (3, "confirmed"),
+            (4, "lost"),
+            (5, "confirmed"),
+            (6, "lost")
+        ]
+    );
+    // The delayed acknowledgement was reported when it came, not before.
+    assert!(
+        outcomes[&3].1 >= Duration::from_millis(400),
+        "{:?}",
+        outcomes[&3].1
+    );
+    assert!(
+        outcomes[&5].1 < Duration::from_millis(400),
+        "{:?}",
+        outcomes[&5].1
+    );
+}
+
+#[tokio::test]
+async fn qos2_is_confirmed_by_pubcomp_after_a_delayed_pubrec() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = vec![Ack::After(Duration::from_millis(200)), Ack::Now, Ack::Never];
+    let broker = tokio::spawn(fake_broker(listener, false, script, Duration::from_millis(600)));
+    let (outcomes, _) = run_link(port, Protocol::V311, Qos::ExactlyOnce, 3).await;
+    broker.await.unwrap();
+    assert!(matches!(outcomes[&1].0, Delivery::Confirmed(1)));
+    assert!(outcomes[&1].1 >= Duration::from_millis(200));
+    assert!(matches!(outcomes[&2].0, Delivery::Confirmed(2)));
+    assert!(matches!(outcomes[&3].0, Delivery::Lost(3)));
+}
+
+#[tokio::test]
+async fn mqtt5_negative_acknowledgements_are_rejections() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // 0x87: Not authorized.
+    let script = vec![Ack::Now, Ack::Refuse(0x87), Ack::Now];
+    let broker = tokio::spawn(fake_broker(listener, true, script, Duration::from_millis(300)));
+    let (outcomes, _) = run_link(port, Protocol::V5, Qos::AtLeastOnce, 3).await;
+    broker.await.unwrap();
+    assert!(matches!(outcomes[&1].0, Delivery::Confirmed(1)));
+    match &outcomes[&2].0 {
+        Delivery::Rejected { token: 2, reason } => assert!(reason.contains("NotAuthorized"), "{reason}"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert!(matches!(outcomes[&3].0, Delivery::Confirmed(3)));
+}
+
+#[tokio::test]
+async fn qos0_counts_as_confirmed_once_written() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let broker = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        read_packet(&mut s).await.unwrap();
+        s.write_all(&[0x20, 2, 0, 0]).await.unwrap();
+        let mut seen = 0;
+        while let Some((header, _)) = read_packet(&mut s).await {
+            if header >> 4 == 3 {
+                seen += 1;
+                if seen == 4 {
+                    break;
+                }
+            }
+        }
+        seen
+    });
+    let (outcomes, _) = run_link(port, Protocol::V311, Qos::AtMostOnce, 4).await;
+    assert_eq!(broker.await.unwrap(), 4);
+    assert!(
+        outcomes
+            .values()
+            .all(|(d, _)| matches!(d, Delivery::Confirmed(_)))
+    );
+    assert_eq!(outcomes.len(), 4);
+}
+
+#[tokio::test]
+async fn a_refused_connection_says_so() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        read_packet(&mut s).await.unwrap();
+        // CONNACK: bad user name or password.
+        s.write_all(&[0x20, 2, 0, 4]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+    let (outcomes, why) = run_link(port, Protocol::V311, Qos::AtLeastOnce, 1).await;
+    assert!(outcomes.is_empty());
+    assert!(why.contains("refused the login"), "{why}");
+}
