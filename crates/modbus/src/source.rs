@@ -791,6 +791,9 @@ impl ModbusSource {
             pool = poller.connect() => pool.map_err(|e| ComponentError::new(format!("connect to {endpoint}: {e}")))?,
         };
         tracing::info!(source = %name, %endpoint, "{}", poller.summary());
+        // requests / cycles = requests per poll cycle, as `backplane check` plans it.
+        let cycles = io.status.counter("poll_cycles");
+        let requests = io.status.counter("poll_requests");
         let groups = poller.groups();
         let start = Instant::now();
         let mut due: Vec<Instant> = vec![start; groups.len()];
@@ -823,10 +826,13 @@ impl ModbusSource {
                 () = sleep_until_opt(next.map(|(_, d)| d)) => {
                     let Some((group, at)) = next else { continue };
                     let period = groups.get(group).map_or(Duration::from_secs(1), |g| g.1);
+                    let planned = poller.requests(group) as u64;
                     let readings = tokio::select! {
                         () = io.cancelled() => return Ok(()),
                         r = poller.poll(group, &mut pool) => r.map_err(|e| fail("polling", e))?,
                     };
+                    cycles.inc();
+                    requests.inc_by(planned);
                     if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
                         return Ok(());
                     }

@@ -125,6 +125,24 @@ async fn line_1_reads_the_filler_simulator_through_modbus() {
         "{:?}",
         values[4]
     );
+    // The planned single request per cycle is what the source actually sends.
+    let metrics = handle.metrics_text();
+    let count = |event: &str| -> f64 {
+        let key = format!(
+            "backplane_component_events_total{{component=\"source\",name=\"line1-plc\",event=\"{event}\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {event} in\n{metrics}"))
+    };
+    let (cycles, requests) = (count("poll_cycles"), count("poll_requests"));
+    assert!(cycles >= 1.0);
+    assert!(
+        (cycles - requests).abs() <= 1.0,
+        "{requests} requests in {cycles} cycles"
+    );
     engine.shutdown().await;
     sim.abort();
 }
