@@ -85,7 +85,13 @@ impl Filter {
         let events = batch
             .events
             .iter()
-            .filter(|e| self.prefix.as_ref().is_none_or(|p| e.asset.starts_with(p)))
+            // An event on an ancestor (e.g. a work order set on the line) changes the context
+            // of everything under the prefix too.
+            .filter(|e| {
+                self.prefix
+                    .as_ref()
+                    .is_none_or(|p| e.asset.starts_with(p) || p.starts_with(&e.asset))
+            })
             .filter_map(|e| record("event", &EventPayload::new(e)));
         samples.chain(events).collect()
     }
@@ -275,6 +281,7 @@ period = "10ms"
             engine: engine.handle(),
             token: None,
             max_body_bytes: 1024,
+            history: None,
         };
         let mut subscription = Subscription::new(&state, None, None);
         // Not reading while the source ticks: the one-batch queue overflows.

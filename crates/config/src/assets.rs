@@ -201,6 +201,14 @@ fn read_context(mut t: Table<'_>) -> Context {
             );
             continue;
         }
+        // The same rules as the API: ids, not text blocks.
+        if value.trim().is_empty() || value.chars().any(char::is_control) {
+            item.error(
+                "a context value must be non-empty and contain no control characters (line breaks, tabs)",
+                None,
+            );
+            continue;
+        }
         context.set(field, Some(value.into()));
     }
     t.finish();
@@ -330,6 +338,14 @@ fn read_binding(
                 "`word_order` applies only with `decode`",
                 Some("add `decode = \"u32\"` (or another multi-register type)".to_owned()),
             );
+            ok = false;
+        }
+    }
+    if let (Some(_), Some(item)) = (decode, t.optional_item("decode")) {
+        // A decoded number must end as a number, unless `bit` or `map` turn it into the
+        // attribute's bool or label.
+        if !data_type.is_numeric_scalar() && !t.has("bit") && !t.has("map") {
+            mismatch(&item, "`decode` produces a number", attribute);
             ok = false;
         }
     }
@@ -484,6 +500,13 @@ fn read_scale(mut t: Table<'_>) -> Option<Transform> {
                     None
                 } else {
                     let gain = (d - c) / (b - a);
+                    if gain == 0.0 || !gain.is_finite() || !(c - gain * a).is_finite() {
+                        item.error(
+                            format!("`raw = [{a}, {b}]` to `eng = [{c}, {d}]` gives no usable gain ({gain})"),
+                            Some("`eng` must span a range too, and both ranges must be finite".to_owned()),
+                        );
+                        return None;
+                    }
                     Some(Transform::Scale {
                         gain,
                         offset: c - gain * a,
@@ -538,6 +561,10 @@ fn read_map(mut t: Table<'_>, attribute: &Attribute) -> Option<Transform> {
             ok = false;
         }
         match (code, label) {
+            (Some(code), Some(_)) if entries.iter().any(|(c, _)| *c == code) => {
+                key.error(format!("map code {code} is given twice"), None);
+                ok = false;
+            }
             (Some(code), Some(label)) => entries.push((code, Arc::<str>::from(label))),
             _ => ok = false,
         }
@@ -601,6 +628,17 @@ fn read_deadband(mut t: Table<'_>, attribute: &Attribute, model_name: &str) -> O
                         "add `range = [min, max]` to `{}` in model `{model_name}`, or use `absolute`",
                         attribute.name
                     )),
+                );
+                None
+            }
+            (Some(_), Some([min, max])) if !(max - min).is_finite() => {
+                t.error(
+                    "percent",
+                    format!(
+                        "the range of `{}` is too wide for a percent deadband",
+                        attribute.name
+                    ),
+                    Some("use an `absolute` deadband".to_owned()),
                 );
                 None
             }

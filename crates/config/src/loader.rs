@@ -322,6 +322,9 @@ fn read_gateway(table: Option<Table<'_>>, dir: &Path) -> Gateway {
     gateway
 }
 
+/// The largest `max_body_bytes` accepted: each request may buffer this much.
+const MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
+
 /// The smallest `max_body_bytes` accepted: below this even a small config apply fails.
 const MIN_BODY_BYTES: u64 = 1024;
 
@@ -340,15 +343,29 @@ fn read_api(table: Option<Table<'_>>) -> ApiSettings {
     }
     if let Some(max) = t.optional_u64("max_body_bytes") {
         match usize::try_from(max) {
-            Ok(max) if max as u64 >= MIN_BODY_BYTES => api.max_body_bytes = max,
+            Ok(max) if (MIN_BODY_BYTES..=MAX_BODY_BYTES).contains(&(max as u64)) => api.max_body_bytes = max,
             _ => t.error(
                 "max_body_bytes",
-                format!("`max_body_bytes` must be at least {MIN_BODY_BYTES}, found {max}"),
+                format!("`max_body_bytes` must be from {MIN_BODY_BYTES} to {MAX_BODY_BYTES}, found {max}"),
                 None,
             ),
         }
     }
     api.token = t.optional_secret("token");
+    // The API changes production context (and will write to machines): open only on loopback.
+    if !api.listen.ip().is_loopback() && api.token.is_none() {
+        t.error(
+            "listen",
+            format!(
+                "the API would listen on {} with no `token`: anyone on the network could change context",
+                api.listen
+            ),
+            Some(
+                "set `token = \"env:BACKPLANE_API_TOKEN\"` (or `file:...`), or listen on 127.0.0.1"
+                    .to_owned(),
+            ),
+        );
+    }
     t.finish();
     api
 }

@@ -132,7 +132,7 @@ fn rejects_unknown_source_kind_listing_the_known_ones() {
         "[[sinks]]\nname = \"out\"\nkind = \"csv\"\npath = \"x.csv\"\n",
     ));
     assert_eq!(d.message, "unknown sink kind `csv`");
-    assert_eq!(d.hint.as_deref(), Some("known sink kinds: jsonl"));
+    assert_eq!(d.hint.as_deref(), Some("known sink kinds: historian, jsonl"));
     assert_at(&d, NEXT + 2, 8, "sinks[0].kind");
     let d = one_error(&with_base(
         "[[sources]]\nname = \"plc-2\"\nkind = \"simulater\"\n",
@@ -659,4 +659,64 @@ fn kind_failing_without_a_diagnostic_still_fails_the_load() {
         "the `silent` settings of this sink are invalid"
     );
     assert_at(&diagnostics[0], NEXT + 2, 8, "sinks[0].kind");
+}
+
+#[test]
+fn rejects_decode_into_a_string_attribute_without_map() {
+    let d = one_error(&filler(
+        "bindings.state = { address = \"hr:1\", decode = \"f32\" }",
+    ));
+    assert!(d.message.contains("`decode` produces a number"), "{}", d.message);
+    assert_eq!(d.key, "assets[1].bindings.state.decode");
+}
+
+#[test]
+fn rejects_scale_ranges_that_give_no_usable_gain() {
+    let d = one_error(&filler(
+        "bindings.speed = { address = \"hr:1\", scale = { raw = [0, 100], eng = [5, 5] } }",
+    ));
+    assert!(d.message.contains("no usable gain"), "{}", d.message);
+    assert_eq!(d.key, "assets[1].bindings.speed.scale.raw");
+}
+
+#[test]
+fn rejects_duplicate_map_codes() {
+    let d = one_error(&filler(
+        "bindings.state = { address = \"hr:1\", map = { 1 = \"idle\", 01 = \"running\" } }",
+    ));
+    assert_eq!(d.message, "map code 1 is given twice");
+}
+
+#[test]
+fn rejects_empty_or_multiline_context_values() {
+    for value in ["\"\"", "\"WO-1\\nWO-2\""] {
+        let d = one_error(&with_base(&format!(
+            "[[assets]]\npath = \"line-2\"\ncontext = {{ work_order = {value} }}\n"
+        )));
+        assert!(
+            d.message.contains("no control characters"),
+            "{value}: {}",
+            d.message
+        );
+        assert_eq!(d.key, "assets[1].context.work_order");
+    }
+}
+
+#[test]
+fn rejects_an_api_open_to_the_network_without_a_token() {
+    let d = one_error(&with_base("[api]\nlisten = \"0.0.0.0:8080\"\n"));
+    assert!(d.message.contains("with no `token`"), "{}", d.message);
+    assert_eq!(d.key, "api.listen");
+    assert!(
+        load(&with_base(
+            "[api]\nlisten = \"0.0.0.0:8080\"\ntoken = \"env:BACKPLANE_TEST_TOKEN\"\n"
+        ))
+        .is_ok()
+    );
+}
+
+#[test]
+fn rejects_request_body_limits_above_16_mib() {
+    let d = one_error(&with_base("[api]\nmax_body_bytes = 1000000000\n"));
+    assert!(d.message.contains("must be from"), "{}", d.message);
 }

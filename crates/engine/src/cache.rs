@@ -31,12 +31,16 @@ impl LatestValues {
         self.slots.read().get(tag.index()).cloned().flatten()
     }
 
-    /// Copies out several tags under one lock.
+    /// Copies out several tags. The read lock is taken per chunk of tags, so a large API
+    /// read never holds the pipeline's once-per-batch write up for long.
     pub fn get_many(&self, tags: &[TagId]) -> Vec<Option<Latest>> {
-        let slots = self.slots.read();
-        tags.iter()
-            .map(|t| slots.get(t.index()).cloned().flatten())
-            .collect()
+        const CHUNK: usize = 256;
+        let mut out = Vec::with_capacity(tags.len());
+        for chunk in tags.chunks(CHUNK) {
+            let slots = self.slots.read();
+            out.extend(chunk.iter().map(|t| slots.get(t.index()).cloned().flatten()));
+        }
+        out
     }
 
     /// Runs `update` with write access to all slots (one lock per batch).

@@ -61,8 +61,17 @@ pub enum PipelineInput {
         quality: Quality,
         time: Timestamp,
     },
-    /// Events from outside the data path (context changes), routed in order with samples.
+    /// Events from outside the data path, routed in order with samples.
     Events(Vec<backplane_model::Event>),
+    /// A context change, applied by the pipeline between two batches: samples read before
+    /// it keep the old context, samples after it carry the new one, and its events are
+    /// routed in between. The events (one per changed field) are sent back on `reply`.
+    SetContext {
+        asset: usize,
+        patch: backplane_model::ContextPatch,
+        by: Option<String>,
+        reply: oneshot::Sender<Vec<backplane_model::Event>>,
+    },
 }
 
 /// A request to write one raw value (already in the device's terms) to one address of a
@@ -74,6 +83,8 @@ pub struct WriteRequest {
     pub address: u32,
     pub value: Value,
     pub reply: oneshot::Sender<Result<Option<Value>, ComponentError>>,
+    /// After this the caller has been told the write timed out; it must not happen then.
+    pub deadline: tokio::time::Instant,
 }
 
 /// Lets a running component report on itself: degraded health and its own counters.
@@ -145,8 +156,22 @@ impl SourceIo {
     /// The next write request for this source. Stays pending while nobody writes, so a
     /// source can `select!` on it beside its poll timer; `None` once the engine stops.
     /// Sources that cannot write answer each request with an error.
+    ///
+    /// Requests whose caller gave up (timed out, or went away) are dropped here, so a
+    /// source that was down does not write stale values to a machine when it comes back.
     pub async fn next_write(&self) -> Option<WriteRequest> {
-        self.writes.lock().await.recv().await
+        let mut writes = self.writes.lock().await;
+        loop {
+            let request = writes.recv().await?;
+            if request.reply.is_closed() || tokio::time::Instant::now() >= request.deadline {
+                tracing::warn!(
+                    address = request.address,
+                    "dropping a write whose caller gave up waiting"
+                );
+                continue;
+            }
+            return Some(request);
+        }
     }
 }
 
@@ -299,5 +324,64 @@ impl Registry {
             catalog.add_sink(name, Arc::new(SinkSpec(kind.clone())));
         }
         catalog
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io() -> (SourceIo, mpsc::Sender<WriteRequest>) {
+        let (tx, _rx) = mpsc::channel(4);
+        let (write_tx, write_rx) = mpsc::channel(4);
+        let io = SourceIo {
+            source: 0,
+            tx,
+            cancel: CancellationToken::new(),
+            writes: Arc::new(Mutex::new(write_rx)),
+            status: ComponentStatus {
+                component: "source",
+                name: "test".into(),
+                slot: 0,
+                health: Arc::new(crate::health::Health::new(Vec::new())),
+                events: Default::default(),
+            },
+        };
+        (io, write_tx)
+    }
+
+    fn request(
+        value: i64,
+        deadline: tokio::time::Instant,
+    ) -> (
+        WriteRequest,
+        oneshot::Receiver<Result<Option<Value>, ComponentError>>,
+    ) {
+        let (reply, answer) = oneshot::channel();
+        (
+            WriteRequest {
+                address: 0,
+                value: Value::Int(value),
+                reply,
+                deadline,
+            },
+            answer,
+        )
+    }
+
+    #[tokio::test]
+    async fn writes_whose_caller_gave_up_are_never_handed_to_the_source() {
+        let (io, tx) = io();
+        let now = tokio::time::Instant::now();
+        let later = now + std::time::Duration::from_secs(60);
+        let (expired, _keep) = request(1, now);
+        let (abandoned, answer) = request(2, later);
+        drop(answer);
+        let (live, _answer) = request(3, later);
+        for r in [expired, abandoned, live] {
+            tx.send(r).await.unwrap();
+        }
+        let next = io.next_write().await.unwrap();
+        assert_eq!(next.value, Value::Int(3));
     }
 }

@@ -42,6 +42,14 @@ impl Batch {
     }
 }
 
+/// The raw reading the cache records beside a sample.
+#[derive(Debug)]
+enum RawSlot {
+    New(Option<Value>),
+    /// The sample keeps the previous value: keep the raw reading behind it too.
+    Keep,
+}
+
 /// Per-tag state the normalize stage keeps between readings.
 #[derive(Debug, Default, Clone)]
 struct TagState {
@@ -58,7 +66,7 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     state: Vec<TagState>,
     // Reused per batch so the hot path does not allocate for them.
-    raws: Vec<Option<Value>>,
+    raws: Vec<RawSlot>,
     errors: Vec<Option<String>>,
 }
 
@@ -97,6 +105,21 @@ impl Pipeline {
                     events,
                 }
             }
+            PipelineInput::SetContext {
+                asset,
+                patch,
+                by,
+                reply,
+            } => {
+                let events = self.contexts.apply(&self.topology, asset, &patch, by.as_deref());
+                self.metrics.events.inc_by(events.len() as u64);
+                // The caller may have given up waiting; the change stands either way.
+                let _ = reply.send(events.clone());
+                Batch {
+                    samples: Vec::new(),
+                    events,
+                }
+            }
         };
         (!batch.is_empty()).then_some(batch)
     }
@@ -128,6 +151,20 @@ impl Pipeline {
                 let (value, quality, error) = match (&reading.value, reading.quality) {
                     (Some(raw_value), q) if !q.is_bad() => {
                         match backplane_model::transform::apply_chain(&binding.transforms, raw_value) {
+                            Ok(Value::String(label))
+                                if info
+                                    .attribute
+                                    .allowed
+                                    .as_ref()
+                                    .is_some_and(|allowed| !allowed.iter().any(|a| **a == *label)) =>
+                            {
+                                failed += 1;
+                                (
+                                    state.last_value.clone(),
+                                    Quality::Bad(BadReason::ConfigError),
+                                    Some(format!("{label:?} is not one of the attribute's `enum` labels")),
+                                )
+                            }
                             Ok(v) => {
                                 let q = range_check(&v, info.attribute.range, q);
                                 (Some(v), q, None)
@@ -145,7 +182,7 @@ impl Pipeline {
                     (None, q) if !q.is_bad() => (
                         state.last_value.clone(),
                         Quality::Bad(BadReason::Unspecified),
-                        None,
+                        Some("the source delivered no value".to_owned()),
                     ),
                     (_, q) => (state.last_value.clone(), q, None),
                 };
@@ -169,6 +206,9 @@ impl Pipeline {
                         ctx
                     }
                 };
+                // A kept value keeps the raw reading that produced it, so lineage still
+                // explains it; the new reading's problem is in `error`.
+                let kept = value.is_some() && (quality.is_bad() || error.is_some());
                 state.last_value.clone_from(&value);
                 state.last_quality = Some(quality);
                 samples.push(Sample {
@@ -179,7 +219,11 @@ impl Pipeline {
                     gateway_time: raw.gateway_time,
                     context,
                 });
-                self.raws.push(reading.value.clone());
+                self.raws.push(if kept {
+                    RawSlot::Keep
+                } else {
+                    RawSlot::New(reading.value.clone())
+                });
                 self.errors.push(error);
             }
         }
@@ -212,16 +256,10 @@ impl Pipeline {
                 gateway_time: time,
                 context: self.contexts.effective(topology.tags[tag.index()].asset),
             });
-            self.raws.push(None);
+            // Keep the raw value of the last good reading: lineage still explains the value shown.
+            self.raws.push(RawSlot::Keep);
             self.errors.push(None);
         }
-        // Keep the raw value of the last good reading: lineage still explains the value shown.
-        let previous: Vec<Option<Value>> = routes
-            .tags
-            .iter()
-            .map(|t| self.cache.get(*t).and_then(|l| l.raw))
-            .collect();
-        self.raws = previous;
         self.remember(&samples);
         Batch {
             samples,
@@ -236,6 +274,10 @@ impl Pipeline {
         self.cache.update(|slots| {
             for ((sample, raw), error) in samples.iter().zip(raws.drain(..)).zip(errors.drain(..)) {
                 if let Some(slot) = slots.get_mut(sample.tag.index()) {
+                    let raw = match raw {
+                        RawSlot::New(raw) => raw,
+                        RawSlot::Keep => slot.take().and_then(|l| l.raw),
+                    };
                     *slot = Some(Latest {
                         sample: sample.clone(),
                         raw,
@@ -258,8 +300,12 @@ impl Pipeline {
 }
 
 fn range_check(value: &Value, range: Option<[f64; 2]>, quality: Quality) -> Quality {
-    match (range, value) {
-        (Some([min, max]), Value::Float(x)) if quality.is_good() && !(min..=max).contains(x) => {
+    let number = match value {
+        Value::Int(_) | Value::UInt(_) | Value::Float(_) => value.as_f64(),
+        _ => None,
+    };
+    match (range, number) {
+        (Some([min, max]), Some(x)) if quality.is_good() && !(min..=max).contains(&x) => {
             Quality::Uncertain(UncertainReason::EngineeringUnitsExceeded)
         }
         _ => quality,

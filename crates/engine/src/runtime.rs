@@ -7,7 +7,7 @@ use std::time::Duration;
 use backplane_config::Plan;
 use backplane_model::{BadReason, Context, ContextPatch, Event, Quality, TagId, Timestamp, Value};
 use serde::Serialize;
-use tokio::sync::{Mutex, broadcast, mpsc};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -77,8 +77,6 @@ struct Shared {
     stream: broadcast::Sender<Arc<Batch>>,
     input: mpsc::WeakSender<PipelineInput>,
     writes: WritePath,
-    /// Serializes context changes so their events reach the pipeline in order.
-    context_order: Mutex<()>,
     started: Timestamp,
 }
 
@@ -281,7 +279,6 @@ impl Engine {
             stream,
             input: input_tx.downgrade(),
             writes,
-            context_order: Mutex::new(()),
             started: now,
         });
         Ok(Engine {
@@ -357,17 +354,16 @@ impl EngineHandle {
         by: Option<&str>,
     ) -> Result<Vec<Event>, EngineStopped> {
         let input = self.shared.input.upgrade().ok_or(EngineStopped)?;
-        let _order = self.shared.context_order.lock().await;
-        // Reserve the queue slot first: once the patch is applied its events must be routed,
-        // so a stopping engine refuses the change instead of applying it silently.
-        let permit = input.reserve().await.map_err(|_| EngineStopped)?;
-        let events = self
-            .shared
-            .contexts
-            .apply(&self.shared.topology, asset, patch, by);
-        if !events.is_empty() {
-            permit.send(PipelineInput::Events(events.clone()));
-        }
+        // Applied by the pipeline between batches, so it is ordered exactly with samples.
+        let (reply, answer) = oneshot::channel();
+        let request = PipelineInput::SetContext {
+            asset,
+            patch: patch.clone(),
+            by: by.map(str::to_owned),
+            reply,
+        };
+        input.send(request).await.map_err(|_| EngineStopped)?;
+        let events = answer.await.map_err(|_| EngineStopped)?;
         Ok(events)
     }
 

@@ -91,6 +91,7 @@ impl WritePath {
             address: address as u32,
             value,
             reply,
+            deadline: tokio::time::Instant::now() + WRITE_TIMEOUT,
         })
         .map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => WriteError::Busy(name.clone()),

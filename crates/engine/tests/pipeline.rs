@@ -20,22 +20,29 @@ site = "plant"
 [models.Tank.attributes]
 level = { type = "float", unit = "%", range = [0, 100] }
 temp = { type = "float", unit = "degC" }
+count = { type = "uint", range = [0, 100] }
+mode = { type = "string", enum = ["auto", "manual"] }
 [[assets]]
 path = "tank"
 model = "Tank"
 source = "plc"
 bindings.level = { address = "lvl", scale = { raw = [0, 1000], eng = [0, 100] }, deadband = { percent = 1 } }
 bindings.temp = { address = "t", unit = "degF", deadband = { absolute = 0.5 } }
+bindings.count = { address = "c" }
+bindings.mode = { address = "m" }
 [[sources]]
 name = "plc"
 kind = "simulator"
 signals.lvl = { signal = "constant", value = 0 }
 signals.t = { signal = "constant", value = 0 }
+signals.c = { signal = "constant", value = 0 }
+signals.m = { signal = "constant", value = "auto" }
 "#;
 
 struct Fixture {
     topology: Arc<Topology>,
     contexts: Arc<ContextStore>,
+    cache: Arc<LatestValues>,
     pipeline: Pipeline,
 }
 
@@ -46,10 +53,11 @@ fn fixture() -> Fixture {
     let contexts = Arc::new(ContextStore::new(&topology));
     let cache = Arc::new(LatestValues::new(topology.tags.len()));
     let metrics = Arc::new(Metrics::new(&["plc".into()], &[], "v"));
-    let pipeline = Pipeline::new(topology.clone(), contexts.clone(), cache, metrics);
+    let pipeline = Pipeline::new(topology.clone(), contexts.clone(), cache.clone(), metrics);
     Fixture {
         topology,
         contexts,
+        cache,
         pipeline,
     }
 }
@@ -143,7 +151,7 @@ fn a_failed_source_turns_all_its_tags_bad_keeping_values() {
         time: Timestamp::from_unix_nanos(42),
     };
     let samples = f.pipeline.process(down).unwrap().samples;
-    assert_eq!(samples.len(), 2, "both tags of the source");
+    assert_eq!(samples.len(), 4, "every tag of the source");
     assert!(
         samples
             .iter()
@@ -188,4 +196,69 @@ fn samples_carry_the_context_effective_when_they_are_processed() {
         Some("B-2"),
         "the asset's own field wins"
     );
+}
+
+#[test]
+fn integer_values_outside_the_range_become_uncertain_too() {
+    let mut f = fixture();
+    let samples = f.feed(&[("c", Some(Value::UInt(900)), Quality::Good)]);
+    assert_eq!(
+        samples[0].quality,
+        Quality::Uncertain(UncertainReason::EngineeringUnitsExceeded)
+    );
+    let samples = f.feed(&[("c", Some(Value::UInt(90)), Quality::Good)]);
+    assert_eq!(samples[0].quality, Quality::Good);
+}
+
+#[test]
+fn labels_outside_the_attribute_enum_are_bad_with_the_reason() {
+    let mut f = fixture();
+    f.feed(&[("m", Some(Value::String("auto".into())), Quality::Good)]);
+    let samples = f.feed(&[("m", Some(Value::String("jogging".into())), Quality::Good)]);
+    assert_eq!(samples[0].quality, Quality::Bad(BadReason::ConfigError));
+    assert_eq!(
+        samples[0].value,
+        Some(Value::String("auto".into())),
+        "keeps the last good label"
+    );
+    let tag = f.topology.tag_by_path("acme/plant/tank/mode").unwrap().id;
+    let latest = f.cache.get(tag).unwrap();
+    assert!(latest.error.unwrap().contains("jogging"));
+    assert_eq!(
+        latest.raw,
+        Some(Value::String("auto".into())),
+        "the raw reading behind the kept value"
+    );
+}
+
+#[test]
+fn a_kept_value_keeps_the_raw_reading_that_produced_it() {
+    let mut f = fixture();
+    f.feed(&[("lvl", Some(Value::UInt(100)), Quality::Good)]);
+    f.feed(&[("lvl", None, Quality::Good)]);
+    let tag = f.topology.tag_by_path("acme/plant/tank/level").unwrap().id;
+    let latest = f.cache.get(tag).unwrap();
+    assert_eq!(latest.sample.value, Some(Value::Float(10.0)));
+    assert_eq!(latest.raw, Some(Value::UInt(100)));
+    assert_eq!(latest.error.as_deref(), Some("the source delivered no value"));
+}
+
+#[test]
+fn context_changes_apply_between_batches_in_queue_order() {
+    let mut f = fixture();
+    let site = f.topology.asset_index("acme/plant").unwrap();
+    let before = f.feed(&[("lvl", Some(Value::UInt(100)), Quality::Good)]);
+    let (reply, mut answer) = tokio::sync::oneshot::channel();
+    let change = PipelineInput::SetContext {
+        asset: site,
+        patch: ContextPatch::default().set(ContextField::WorkOrder, "WO-2"),
+        by: Some("mes".into()),
+        reply,
+    };
+    let routed = f.pipeline.process(change).unwrap();
+    assert_eq!(routed.events.len(), 1);
+    assert_eq!(answer.try_recv().unwrap(), routed.events);
+    let after = f.feed(&[("lvl", Some(Value::UInt(900)), Quality::Good)]);
+    assert_eq!(before[0].context.work_order, None);
+    assert_eq!(after[0].context.work_order.as_deref(), Some("WO-2"));
 }

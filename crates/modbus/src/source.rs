@@ -807,7 +807,7 @@ impl ModbusSource {
                 biased;
                 () = io.cancelled() => return Ok(()),
                 Some(write) = io.next_write() => {
-                    let WriteRequest { address, value, reply } = write;
+                    let WriteRequest { address, value, reply, .. } = write;
                     match poller.write(&mut pool, address, &value).await {
                         Ok((read_back, readings)) => {
                             let _ = reply.send(Ok(read_back));

@@ -115,11 +115,28 @@ impl KindSpec for Modbus {
     }
 }
 
+/// Stands in for the historian sink: accepts its keys unread (the real kind checks them in
+/// crates/historian).
+#[derive(Debug)]
+pub struct Historian;
+
+impl KindSpec for Historian {
+    fn describe(&self) -> &'static str {
+        "historian (test)"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+        table.take_remaining();
+        Some(Arc::new(()))
+    }
+}
+
 pub fn catalog() -> Catalog {
     let mut catalog = Catalog::default();
     catalog.add_source("simulator", Arc::new(Simulator));
     catalog.add_source("modbus", Arc::new(Modbus));
     catalog.add_sink("jsonl", Arc::new(Jsonl));
+    catalog.add_sink("historian", Arc::new(Historian));
     catalog
 }
 
