@@ -13,6 +13,8 @@
 //! - `assets.rs`: the asset tree, one asset with its attributes, latest values by prefix.
 //! - `context.rs`: reading, setting and clearing production context.
 //! - `lineage.rs`: where a value came from.
+//! - `history.rs`: queries against the embedded historian (raw, latest, aggregates,
+//!   events) by tag, asset or model attribute and by production context.
 //! - `stream.rs`: live changes over WebSocket and Server-Sent Events.
 //! - `ops.rs`: health, metrics and the index of links.
 //! - `openapi.rs` + `openapi.json`: the OpenAPI 3.1 document, written by hand.
@@ -23,6 +25,7 @@ mod assets;
 mod auth;
 mod context;
 mod error;
+mod history;
 mod lineage;
 mod openapi;
 mod ops;
@@ -39,6 +42,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use backplane_engine::EngineHandle;
+use backplane_historian::Store;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
@@ -50,6 +54,10 @@ pub struct ApiOptions {
     pub token: Option<String>,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// The historian the `/api/v1/history/...` endpoints query (the store of a `historian`
+    /// sink, see `backplane_historian::HistorianKind::open_stores`). Without one they
+    /// answer 404 `historian_not_configured`.
+    pub history: Option<Arc<Store>>,
 }
 
 impl Default for ApiOptions {
@@ -57,6 +65,7 @@ impl Default for ApiOptions {
         ApiOptions {
             token: None,
             max_body_bytes: 64 * 1024,
+            history: None,
         }
     }
 }
@@ -67,6 +76,7 @@ impl fmt::Debug for ApiOptions {
         f.debug_struct("ApiOptions")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("history", &self.history.as_ref().map(|s| s.dir().to_owned()))
             .finish()
     }
 }
@@ -78,6 +88,7 @@ pub(crate) struct AppState {
     pub token: Option<Arc<str>>,
     /// For error messages; the limit itself is enforced by `DefaultBodyLimit`.
     pub max_body_bytes: usize,
+    pub history: Option<Arc<Store>>,
 }
 
 /// The HTTP methods the API uses; one place maps them to axum and to OpenAPI names.
@@ -145,6 +156,11 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(Put, "/api/v1/context/{*path}", context::put),
         endpoint(Delete, "/api/v1/context/{*path}", context::delete),
         endpoint(Get, "/api/v1/lineage/{*tagpath}", lineage::get),
+        endpoint(Get, "/api/v1/history/series", history::series),
+        endpoint(Get, "/api/v1/history/raw", history::raw),
+        endpoint(Get, "/api/v1/history/latest", history::latest),
+        endpoint(Get, "/api/v1/history/aggregate", history::aggregate),
+        endpoint(Get, "/api/v1/history/events", history::events),
         endpoint(Get, "/api/v1/stream/ws", stream::websocket),
         endpoint(Get, "/api/v1/stream/sse", stream::sse),
         endpoint(Get, "/api/v1/health", ops::health),
@@ -159,6 +175,7 @@ pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
         engine,
         token: options.token.map(Into::into),
         max_body_bytes: options.max_body_bytes,
+        history: options.history,
     };
     let mut router = Router::new();
     for e in endpoints() {

@@ -15,8 +15,22 @@ pub const DAIRY_FILLER_URL: &str = "tcp://127.0.0.1:5020";
 /// Every kind this build registers: the engine's built-ins plus each protocol crate's.
 /// Adding a protocol means one line here.
 pub fn registry() -> Registry {
+    kinds().registry
+}
+
+/// The registry, with a handle on the historian kind: the API queries the stores that the
+/// historian sinks write.
+#[derive(Debug)]
+pub struct Kinds {
+    pub registry: Registry,
+    pub historian: Arc<backplane_historian::HistorianKind>,
+}
+
+pub fn kinds() -> Kinds {
     let mut registry = Registry::with_builtins();
     registry.add_source("modbus", Arc::new(backplane_modbus::ModbusKind));
     backplane_mqtt::register(&mut registry);
-    registry
+    let historian = Arc::new(backplane_historian::HistorianKind::new());
+    registry.add_sink("historian", historian.clone());
+    Kinds { registry, historian }
 }

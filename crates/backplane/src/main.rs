@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use backplane::{DAIRY, DAIRY_FILLER_URL, registry};
+use backplane::{DAIRY, DAIRY_FILLER_URL, kinds};
 use backplane_config::{Diagnostic, Plan};
 use backplane_engine::Registry;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -73,6 +73,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:5020")]
         listen: SocketAddr,
     },
+    /// Export a model's history as a wide, AI-ready table (CSV, or Parquet in builds with
+    /// the `parquet` feature).
+    Export(backplane_historian::ExportArgs),
     /// Print a shell completion script, e.g. `backplane completions bash > /etc/bash_completion.d/backplane`.
     Completions { shell: clap_complete::Shell },
 }
@@ -80,13 +83,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
-    let registry = registry();
+    let kinds = kinds();
+    let registry = kinds.registry.clone();
     match cli.command {
         Command::Check { config } => check(&config, &registry),
         Command::Run { config, listen } => match load(&config, &registry) {
-            Some(plan) => {
-                serve::run_blocking(|| async move { serve::run(plan, registry, listen, None).await })
-            }
+            Some(plan) => serve::run_blocking(|| async move { serve::run(plan, kinds, listen, None).await }),
             None => ExitCode::FAILURE,
         },
         Command::Demo { listen, data_dir } => serve::run_blocking(|| async move {
@@ -105,7 +107,7 @@ fn main() -> ExitCode {
             })?;
             plan.gateway.data_dir = data_dir;
             tracing::info!(%address, "Modbus filler simulator (line 1, vendor A) started");
-            let result = serve::run(plan, registry, listen, Some(serve::demo_banner)).await;
+            let result = serve::run(plan, kinds, listen, Some(serve::demo_banner)).await;
             simulator.abort();
             result
         }),
@@ -126,6 +128,30 @@ fn main() -> ExitCode {
             simulator.abort();
             Ok(())
         }),
+        Command::Export(args) => {
+            let plan = match &args.config {
+                Some(path) => match load(path, &registry) {
+                    Some(plan) => Some(plan),
+                    None => return ExitCode::FAILURE,
+                },
+                None => None,
+            };
+            match backplane_historian::export::run(&args, plan.as_ref()) {
+                Ok(summary) => {
+                    eprintln!(
+                        "{} rows, {} assets written to {}",
+                        summary.rows,
+                        summary.assets,
+                        args.output.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "backplane", &mut std::io::stdout());
             ExitCode::SUCCESS

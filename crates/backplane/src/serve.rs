@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use backplane::Kinds;
 use backplane_api::ApiOptions;
 use backplane_config::Plan;
-use backplane_engine::{Engine, EngineOptions, Registry};
+use backplane_engine::{Engine, EngineOptions};
 
 /// Printed once the API listens, with the base URL the demo user should open.
 pub type Banner = fn(&str);
@@ -35,24 +36,36 @@ where
 /// Starts the engine and the API for `plan` and runs until SIGINT/SIGTERM.
 pub async fn run(
     plan: Plan,
-    registry: Registry,
+    kinds: Kinds,
     listen: Option<SocketAddr>,
     banner: Option<Banner>,
 ) -> Result<(), String> {
+    let Kinds { registry, historian } = kinds;
     let token = match &plan.api.token {
         Some(secret) => Some(secret.resolve().map_err(|e| format!("[api] token: {e}"))?),
         None => None,
     };
     let address = listen.unwrap_or(plan.api.listen);
+    if !address.ip().is_loopback() && token.is_none() {
+        return Err(format!(
+            "refusing to serve the API on {address} without a token: anyone on the network could change \
+             context; set [api] token = \"env:NAME\" or listen on 127.0.0.1"
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
         format!("cannot listen on {address}: {e} (pass --listen with another address, or port 0 for any free port)")
     })?;
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    // Opened (and recovered) before the engine starts, so the API and the sink share them.
+    let stores = historian
+        .open_stores(&plan)
+        .map_err(|e| format!("historian: {e}"))?;
     let options = ApiOptions {
         token,
         max_body_bytes: plan.api.max_body_bytes,
+        history: stores.first().map(|(_, store)| store.clone()),
     };
     let engine = Engine::start(plan, &registry, EngineOptions::default()).map_err(|e| e.to_string())?;
     let router = backplane_api::router(engine.handle(), options);
@@ -120,9 +133,12 @@ Backplane demo: the simulated Acme Dairy, plant A, is running.
   Where a value came from
                     curl {base}/api/v1/lineage/{filler}/product_temperature
   Live changes      curl -N '{base}/api/v1/stream/sse?prefix=acme-dairy/plant-a/packaging/line-1'
+  History           curl '{base}/api/v1/history/aggregate?tag={filler}/speed&every=1m&fn=mean'
   Health, metrics   curl {base}/api/v1/health    curl {base}/metrics
   API description   {base}/api/v1/openapi.json
 
-Samples are also written to data/samples.jsonl. Press Ctrl-C to stop."
+Samples are also written to data/samples.jsonl and stored in the historian (data/history);
+export them with `backplane export --config examples/dairy.toml --data-dir data --model Filler
+--from now-1h --to now --output fillers.csv`. Press Ctrl-C to stop."
     );
 }

@@ -221,6 +221,28 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
         "line 2 is not affected"
     );
 
+    // The historian stores the work order with the values (the sink flushes on its own
+    // schedule, so poll).
+    let mut stored = 0;
+    for _ in 0..100 {
+        let raw = get(
+            &client,
+            &format!("{base}/api/v1/history/raw?model=Filler&attribute=speed&work_order=WO-1001&from=now-1h"),
+        )
+        .await;
+        stored = raw["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["points"].as_array().unwrap().len())
+            .sum();
+        if stored > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stored > 0, "no stored speed during WO-1001");
+
     // SIGTERM stops it cleanly.
     let status = Command::new("kill")
         .args(["-TERM", &demo.0.id().to_string()])
@@ -240,4 +262,24 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
         "demo did not exit cleanly: {exit:?}"
     );
     assert!(data.path().join("samples.jsonl").metadata().unwrap().len() > 0);
+
+    // What the demo stored exports as a wide table, one row per filler per interval.
+    let csv = data.path().join("fillers.csv");
+    let out = Command::new(BIN)
+        .args(["export", "--store"])
+        .arg(data.path().join("history"))
+        .args([
+            "--model", "Filler", "--from", "now-1h", "--to", "now", "--every", "1s", "--output",
+        ])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = std::fs::read_to_string(&csv).unwrap();
+    let header = table.lines().next().unwrap();
+    for column in ["speed", "good_count", "product_temperature", "work_order"] {
+        assert!(header.contains(column), "no `{column}` column in {header}");
+    }
+    assert!(table.lines().count() > 2, "{table}");
+    assert!(table.contains("WO-1001"), "the work order is a context column");
 }
