@@ -5,6 +5,9 @@
 
 mod common;
 
+#[path = "../../../tests/support/dairy.rs"]
+mod dairy;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,53 +22,9 @@ use common::*;
 const PASTEURIZER: &str = "acme-dairy/plant-a/processing/pasteurizer";
 const HOLD: &str = "acme-dairy/plant-a/processing/pasteurizer/hold_temperature";
 
-/// The demo's line 1 is a Modbus TCP device; these tests need no device, so the same
-/// registers come from the built-in simulator instead (values as the Modbus source would
-/// decode them: the address suffix gives the type).
-fn simulated_line_1(text: &str) -> String {
-    const LINE_1_SIMULATOR: &str = r#"sources]]
-name = "line1-plc"
-kind = "simulator"
-seed = 21
-period = "20ms"
-[sources.signals]
-"hr:100" = { signal = "sequence", values = [2], step = "1s", type = "uint" }
-"hr:101" = { signal = "random_walk", start = 4000, step = 15, min = 3600, max = 4400, type = "uint" }
-"hr:102:u32" = { signal = "counter", start = 4294960000, increment = 3, rollover = 4294967296, type = "uint" }
-"hr:104" = { signal = "counter", start = 65500, increment = 1, rollover = 65536, every = 5, type = "uint" }
-"hr:106:i16" = { signal = "random_walk", start = 395, step = 2, min = 380, max = 410, type = "int" }
-"#;
-    text.split("\n[[")
-        .enumerate()
-        .map(|(i, table)| {
-            let line_1 = table.starts_with("sources]]") && table.contains("name = \"line1-plc\"");
-            let table = if line_1 && !table.contains("kind = \"simulator\"") {
-                LINE_1_SIMULATOR
-            } else {
-                table
-            };
-            if i == 0 {
-                table.to_owned()
-            } else {
-                format!("\n[[{table}")
-            }
-        })
-        .collect()
-}
-
 fn demo_config() -> String {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/dairy.toml")).unwrap();
-    let mut text = simulated_line_1(&text)
-        .replace("period = \"500ms\"", "period = \"20ms\"")
-        .replace("period = \"1s\"", "period = \"20ms\"")
-        // The hold temperature's sine, so its deadband lets a reading through every few ticks.
-        .replace("period = \"2m\"", "period = \"3s\"");
-    // The demo stores history itself; older copies of it did not.
-    if !text.contains("kind = \"historian\"") {
-        text.push_str("\n[[sinks]]\nname = \"history\"\nkind = \"historian\"\npath = \"history\"\n");
-    }
-    text
+    // The demo with simulated devices; it stores its history itself.
+    dairy::simulated()
 }
 
 fn start_demo(data_dir: &Path) -> (Engine, axum::Router) {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use backplane::{DAIRY, DAIRY_FILLER_URL, kinds};
+use backplane::{DAIRY, DAIRY_FILLER_URL, DAIRY_OPCUA_URL, kinds};
 use backplane_config::{Diagnostic, Plan};
 use backplane_engine::Registry;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -37,8 +37,28 @@ enum LogFormat {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum SimulatedDevice {
-    /// Filler line 1, vendor A, Modbus TCP (register map in docs/connectors/modbus.md).
+    /// Filler line 1, vendor A, Modbus TCP (register map in docs/connectors/modbus.md);
+    /// listens on 127.0.0.1:5020 by default.
     ModbusFiller,
+    /// Filler line 2 (vendor B) and the pasteurizer, an OPC UA server with Basic256Sha256
+    /// (address space in docs/connectors/opcua.md); listens on 127.0.0.1:4841 by default.
+    OpcuaDairy,
+}
+
+/// `backplane browse opc.tcp://...` options.
+#[derive(Parser, Debug)]
+#[command(name = "backplane browse", about = "Browse an OPC UA server's address space")]
+struct OpcUaBrowse {
+    #[command(flatten)]
+    args: backplane_opcua::BrowseArgs,
+}
+
+/// `backplane browse modbus://...` (and tcp://, rtu://, rtu+tcp://) options.
+#[derive(Parser, Debug)]
+#[command(name = "backplane browse", about = "Scan a Modbus device's addresses")]
+struct ModbusBrowse {
+    #[command(flatten)]
+    args: backplane_modbus::BrowseArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,21 +81,33 @@ enum Command {
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
     },
-    /// Scan a device to map its addresses, e.g.
-    /// `backplane browse modbus://192.168.1.20:502 --unit 1 --range hr:0-999`.
-    Browse(backplane_modbus::BrowseArgs),
-    /// Run a simulated device, e.g. the vendor-A filler that examples/dairy.toml reads over
-    /// Modbus TCP (`backplane demo` starts it by itself).
+    /// Scan a device to map its addresses and print bindings to paste, e.g.
+    /// `backplane browse modbus://192.168.1.20:502 --unit 1 --range hr:0-999` or
+    /// `backplane browse opc.tcp://192.168.1.30:4840 --depth 3`;
+    /// `backplane browse URL --help` lists the protocol's options.
+    Browse {
+        /// modbus://, tcp://, rtu://, rtu+tcp:// or opc.tcp://
+        url: String,
+        /// The protocol's options.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        options: Vec<String>,
+    },
+    /// Run a simulated device of the demo plant (`backplane demo` starts them by itself;
+    /// `backplane run examples/dairy.toml` needs them running).
     Simulate {
         #[arg(value_enum)]
         device: SimulatedDevice,
-        /// Where to listen.
-        #[arg(long, default_value = "127.0.0.1:5020")]
-        listen: SocketAddr,
+        /// Where to listen (default: the address examples/dairy.toml expects).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// The gateway's data directory: the OPC UA simulator writes its certificate into
+        /// the gateway's trust list there (examples/dairy.toml uses examples/data).
+        #[arg(long, default_value = "examples/data")]
+        data_dir: PathBuf,
     },
     /// Export a model's history as a wide, AI-ready table (CSV, or Parquet in builds with
     /// the `parquet` feature).
-    Export(backplane_historian::ExportArgs),
+    Export(Box<backplane_historian::ExportArgs>),
     /// Print a shell completion script, e.g. `backplane completions bash > /etc/bash_completion.d/backplane`.
     Completions { shell: clap_complete::Shell },
 }
@@ -92,12 +124,21 @@ fn main() -> ExitCode {
             None => ExitCode::FAILURE,
         },
         Command::Demo { listen, data_dir } => serve::run_blocking(|| async move {
-            // The vendor-A filler (line 1) is a real Modbus TCP device on a free loopback port.
-            let (address, simulator) =
+            // The devices are real protocol servers on free loopback ports: the vendor-A
+            // filler (line 1) over Modbus TCP, and vendor B's OPC UA server (line 2, the
+            // pasteurizer), whose certificate goes into the gateway's trust list.
+            let (modbus, filler) =
                 backplane_modbus::spawn_filler_simulator(SocketAddr::from(([127, 0, 0, 1], 0)))
                     .await
                     .map_err(|e| format!("cannot start the Modbus filler simulator: {e}"))?;
-            let text = DAIRY.replace(DAIRY_FILLER_URL, &format!("tcp://{address}"));
+            let pki = backplane_opcua::pki::default_pki_dir(&data_dir);
+            let (opcua, opcua_server) =
+                backplane_opcua::spawn_dairy_simulator(SocketAddr::from(([127, 0, 0, 1], 0)), &pki)
+                    .await
+                    .map_err(|e| format!("cannot start the OPC UA simulator: {e}"))?;
+            let text = DAIRY
+                .replace(DAIRY_FILLER_URL, &format!("tcp://{modbus}"))
+                .replace(DAIRY_OPCUA_URL, &format!("opc.tcp://{opcua}"));
             let origin = std::env::current_dir()
                 .unwrap_or_default()
                 .join("examples/dairy.toml");
@@ -106,26 +147,59 @@ fn main() -> ExitCode {
                 "the embedded demo configuration is invalid".to_owned()
             })?;
             plan.gateway.data_dir = data_dir;
-            tracing::info!(%address, "Modbus filler simulator (line 1, vendor A) started");
+            tracing::info!(%modbus, %opcua, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer)");
             let result = serve::run(plan, kinds, listen, Some(serve::demo_banner)).await;
-            simulator.abort();
+            filler.abort();
+            opcua_server.stop();
             result
         }),
-        Command::Browse(args) => serve::run_blocking(|| async move {
-            let report = args.run().await.map_err(|e| e.to_string())?;
-            println!("{report}");
-            Ok(())
-        }),
+        Command::Browse { url, options } => {
+            let argv = std::iter::once("backplane browse".to_owned())
+                .chain(std::iter::once(url.clone()))
+                .chain(options);
+            if url.starts_with("opc.tcp://") {
+                let args = OpcUaBrowse::parse_from(argv).args;
+                serve::run_blocking(|| async move {
+                    println!("{}", args.run().await.map_err(|e| e.to_string())?);
+                    Ok(())
+                })
+            } else {
+                let args = ModbusBrowse::parse_from(argv).args;
+                serve::run_blocking(|| async move {
+                    println!("{}", args.run().await.map_err(|e| e.to_string())?);
+                    Ok(())
+                })
+            }
+        }
         Command::Simulate {
-            device: SimulatedDevice::ModbusFiller,
+            device,
             listen,
+            data_dir,
         } => serve::run_blocking(|| async move {
-            let (address, simulator) = backplane_modbus::spawn_filler_simulator(listen)
-                .await
-                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            println!("Modbus filler simulator (vendor A) listening on tcp://{address}; Ctrl-C stops it");
-            serve::shutdown_signal().await;
-            simulator.abort();
+            match device {
+                SimulatedDevice::ModbusFiller => {
+                    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5020)));
+                    let (address, simulator) = backplane_modbus::spawn_filler_simulator(listen)
+                        .await
+                        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                    println!(
+                        "Modbus filler simulator (vendor A) listening on tcp://{address}; Ctrl-C stops it"
+                    );
+                    serve::shutdown_signal().await;
+                    simulator.abort();
+                }
+                SimulatedDevice::OpcuaDairy => {
+                    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4841)));
+                    let pki = backplane_opcua::pki::default_pki_dir(&data_dir);
+                    let (address, server) = backplane_opcua::spawn_dairy_simulator(listen, &pki).await?;
+                    println!(
+                        "OPC UA dairy simulator (line 2, pasteurizer) on opc.tcp://{address}; its certificate is trusted in {}; Ctrl-C stops it",
+                        pki.display()
+                    );
+                    serve::shutdown_signal().await;
+                    server.stop();
+                }
+            }
             Ok(())
         }),
         Command::Export(args) => {

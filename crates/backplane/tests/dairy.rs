@@ -50,13 +50,19 @@ fn latest(handle: &EngineHandle, path: &str) -> Option<backplane_engine::Latest>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
     let dir = tempfile::tempdir().unwrap();
-    // Line 1 reads the vendor-A filler over real Modbus TCP, as in the demo.
+    // Line 1 reads the vendor-A filler over real Modbus TCP, line 2 and the pasteurizer
+    // vendor B's OPC UA server (Basic256Sha256, trusted through the data dir), as in the demo.
     let (address, simulator) = backplane_modbus::spawn_filler_simulator("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let pki = backplane_opcua::pki::default_pki_dir(dir.path());
+    let (opcua, opcua_server) = backplane_opcua::spawn_dairy_simulator("127.0.0.1:0".parse().unwrap(), &pki)
         .await
         .unwrap();
     // Faster periods; same devices, signals and bindings.
     let text = backplane::DAIRY
         .replace(backplane::DAIRY_FILLER_URL, &format!("tcp://{address}"))
+        .replace(backplane::DAIRY_OPCUA_URL, &format!("opc.tcp://{opcua}"))
         .replace("period = \"500ms\"", "period = \"20ms\"")
         .replace("period = \"1s\"", "period = \"20ms\"");
     let engine = start(&text, dir.path());
@@ -110,4 +116,5 @@ async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
     }
     engine.shutdown().await;
     simulator.abort();
+    opcua_server.stop();
 }

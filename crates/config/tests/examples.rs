@@ -207,7 +207,7 @@ fn dairy_deadbands_resolve_percent_against_the_range() {
     );
     assert_eq!(
         (hold.source.as_str(), hold.address.as_str()),
-        ("processing-plc", "htst.hold_temp")
+        ("processing-plc", "ns=2;s=HTST.HoldTemp")
     );
     assert_eq!(
         binding("reception/silo-2", "temperature").deadband,
@@ -227,28 +227,22 @@ fn dairy_sources_and_sinks_carry_their_kind_settings() {
         names,
         [
             ("reception-plc", "simulator", true),
-            ("processing-plc", "simulator", true),
+            ("processing-plc", "opcua", true),
             ("line1-plc", "modbus", true),
-            ("line2-controller", "simulator", true),
+            ("line2-controller", "opcua", true),
         ]
     );
-    let line2 = plan.sources[3]
+    let reception = plan.sources[0]
         .settings
         .downcast_ref::<SimulatorSettings>()
         .unwrap();
     assert_eq!(
-        (line2.seed, line2.period, line2.fail_after),
-        (22, Duration::from_millis(500), None)
+        (reception.seed, reception.period, reception.fail_after),
+        (11, Duration::from_secs(1), None)
     );
     assert_eq!(
-        line2.signals,
-        [
-            "Filler2.Status",
-            "Filler2.Speed",
-            "Filler2.GoodCount",
-            "Filler2.RejectCount",
-            "Filler2.ProductTemp"
-        ]
+        reception.signals,
+        ["silo1.level", "silo1.temp", "silo2.level", "silo2.temp"]
     );
     let sink = plan.sinks[0].settings.downcast_ref::<JsonlSettings>().unwrap();
     assert_eq!(

@@ -4,6 +4,9 @@
 //! export has the documented columns and one row per filler per interval.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../../../tests/support/dairy.rs"]
+mod dairy;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,61 +23,10 @@ use clap::Parser;
 const PASTEURIZER: &str = "acme-dairy/plant-a/processing/pasteurizer";
 const LINE_1: &str = "acme-dairy/plant-a/packaging/line-1";
 
-/// The demo's line 1 is a Modbus TCP device; these tests need no device, so the same
-/// registers come from the built-in simulator instead (values as the Modbus source would
-/// decode them: the address suffix gives the type).
-fn simulated_line_1(text: &str) -> String {
-    const LINE_1_SIMULATOR: &str = r#"sources]]
-name = "line1-plc"
-kind = "simulator"
-seed = 21
-period = "20ms"
-[sources.signals]
-"hr:100" = { signal = "sequence", values = [2], step = "1s", type = "uint" }
-"hr:101" = { signal = "random_walk", start = 4000, step = 15, min = 3600, max = 4400, type = "uint" }
-"hr:102:u32" = { signal = "counter", start = 4294960000, increment = 3, rollover = 4294967296, type = "uint" }
-"hr:104" = { signal = "counter", start = 65500, increment = 1, rollover = 65536, every = 5, type = "uint" }
-"hr:106:i16" = { signal = "random_walk", start = 395, step = 2, min = 380, max = 410, type = "int" }
-"#;
-    text.split("\n[[")
-        .enumerate()
-        .map(|(i, table)| {
-            let line_1 = table.starts_with("sources]]") && table.contains("name = \"line1-plc\"");
-            let table = if line_1 && !table.contains("kind = \"simulator\"") {
-                LINE_1_SIMULATOR
-            } else {
-                table
-            };
-            if i == 0 {
-                table.to_owned()
-            } else {
-                format!("\n[[{table}")
-            }
-        })
-        .collect()
-}
-
 fn demo_config() -> String {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/dairy.toml")).unwrap();
-    // The demo's own historian sink is replaced by the one below (shorter flush interval).
-    let text: String = text
-        .split("\n[[")
-        .enumerate()
-        .filter(|(_, table)| !(table.starts_with("sinks]]") && table.contains("kind = \"historian\"")))
-        .map(|(i, table)| {
-            if i == 0 {
-                table.to_owned()
-            } else {
-                format!("\n[[{table}")
-            }
-        })
-        .collect();
-    let mut text = simulated_line_1(&text)
-        .replace("period = \"500ms\"", "period = \"20ms\"")
-        .replace("period = \"1s\"", "period = \"20ms\"")
-        // The hold temperature's sine, so its deadband lets a reading through every few ticks.
-        .replace("period = \"2m\"", "period = \"3s\"");
+    // The demo with simulated devices, with its historian sink replaced by this one
+    // (shorter flush interval).
+    let mut text = dairy::simulated_without_history();
     text.push_str(
         r#"
 [[sinks]]

@@ -115,6 +115,23 @@ impl KindSpec for Modbus {
     }
 }
 
+/// Stands in for the OPC UA connector in examples: accepts its keys and any address (the
+/// real kind checks them in crates/opcua).
+#[derive(Debug)]
+pub struct OpcUa;
+
+impl KindSpec for OpcUa {
+    fn describe(&self) -> &'static str {
+        "OPC UA server (test)"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+        table.required_str("url")?;
+        table.take_remaining();
+        Some(Arc::new(()))
+    }
+}
+
 /// Stands in for the historian sink: accepts its keys unread (the real kind checks them in
 /// crates/historian).
 #[derive(Debug)]
@@ -135,6 +152,7 @@ pub fn catalog() -> Catalog {
     let mut catalog = Catalog::default();
     catalog.add_source("simulator", Arc::new(Simulator));
     catalog.add_source("modbus", Arc::new(Modbus));
+    catalog.add_source("opcua", Arc::new(OpcUa));
     catalog.add_sink("jsonl", Arc::new(Jsonl));
     catalog.add_sink("historian", Arc::new(Historian));
     catalog

@@ -1,0 +1,32 @@
+//! Backplane's OPC UA connector: the `opcua` source kind (subscriptions or polled reads,
+//! security and trust, recovery), discovery (`browse`) and a dairy simulator server. The
+//! user's guide is docs/connectors/opcua.md.
+//!
+//! Layout:
+//! - [`address`]: the address syntax bindings use (`ns=2;s=Filler2.Speed`, `i=2258`,
+//!   `nsu=URI;s=...`, with `group=NAME;` / `field=NAME;` options before the node id).
+//! - [`config`]: the source's configuration keys ([`OpcUaSettings`]).
+//! - [`pki`]: the application certificate and the trust list (`trusted/`, `rejected/`).
+//! - [`session`]: endpoint discovery and selection, the trust check, user identity, the
+//!   session and its reconnecting event loop.
+//! - [`plan`]: splitting items across subscriptions and calls within operation limits.
+//! - [`value`]: OPC UA values and status codes to Backplane values and quality.
+//! - [`source`]: [`OpcUaKind`] (registered as `opcua`) and the running source.
+//! - [`browse`]: [`browse()`], [`BrowseArgs`] for `backplane browse opc.tcp://...`.
+//! - [`simulator`]: [`spawn_dairy_simulator`], the demo's line 2 filler and pasteurizer.
+
+pub mod address;
+pub mod browse;
+pub mod config;
+pub mod pki;
+pub mod plan;
+pub mod session;
+pub mod simulator;
+pub mod source;
+pub mod value;
+
+pub use address::Address;
+pub use browse::{BrowseArgs, BrowseError, BrowseOptions, BrowseReport, browse};
+pub use config::OpcUaSettings;
+pub use simulator::{DairySimulator, spawn_dairy_simulator, spawn_simulator};
+pub use source::OpcUaKind;

@@ -1,0 +1,181 @@
+//! Shared by the integration tests: the asyncua peer (a process killed on drop), the
+//! engine started from TOML text, and waiting without timing assertions.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Duration;
+
+use backplane_engine::supervisor::BackoffPolicy;
+use backplane_engine::{Engine, EngineHandle, EngineOptions, Latest, Registry};
+use backplane_opcua::OpcUaKind;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The interpreter with asyncua: `BACKPLANE_PYTHON`, else the venv `scripts/install-peers`
+/// creates (once).
+pub fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        if let Some(p) = std::env::var_os("BACKPLANE_PYTHON").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let out = Command::new("bash")
+            .arg(workspace_root().join("scripts/install-peers"))
+            .current_dir(workspace_root())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/install-peers");
+        assert!(out.status.success(), "scripts/install-peers failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        PathBuf::from(
+            text.lines()
+                .last()
+                .expect("install-peers prints the python path")
+                .trim(),
+        )
+    })
+}
+
+/// A free loopback port (asyncua cannot report the port it bound to).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The asyncua server of tests/peers/opcua_server.py; killed on drop.
+pub struct Peer {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    pub port: u16,
+    pub args: Vec<String>,
+}
+
+impl Peer {
+    /// Starts the server with `args` (besides `--port`) and waits until it accepts
+    /// connections (asyncua takes several seconds).
+    pub fn start(port: u16, args: &[String]) -> Peer {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/opcua_server.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg("--port")
+            .arg(port.to_string())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the asyncua server");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let peer = Peer {
+            child,
+            stdin,
+            lines,
+            port,
+            args: args.to_vec(),
+        };
+        let line = peer
+            .lines
+            .recv_timeout(Duration::from_secs(90))
+            .expect("the asyncua server prints READY");
+        assert!(line.starts_with("READY"), "unexpected first line: {line}");
+        peer
+    }
+
+    /// Counters kept by the server script.
+    pub fn stats(&mut self) -> serde_json::Value {
+        writeln!(self.stdin, "stats").unwrap();
+        self.stdin.flush().unwrap();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the server answers stats");
+            if let Some(json) = line.strip_prefix("STATS ") {
+                return serde_json::from_str(json).unwrap();
+            }
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn registry() -> Registry {
+    let mut registry = Registry::with_builtins();
+    registry.add_source("opcua", Arc::new(OpcUaKind));
+    registry
+}
+
+/// Starts an engine on `config` with `dir` as data directory and a short restart backoff.
+pub fn start_engine(config: &str, dir: &Path) -> Engine {
+    let registry = registry();
+    let mut plan = backplane_config::load_str(config, Path::new("t.toml"), &registry.catalog())
+        .unwrap_or_else(|d| {
+            panic!(
+                "config: {}",
+                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+            )
+        });
+    plan.gateway.data_dir = dir.to_path_buf();
+    let options = EngineOptions {
+        backoff: BackoffPolicy {
+            base: Duration::from_millis(200),
+            cap: Duration::from_millis(1000),
+        },
+        ..EngineOptions::default()
+    };
+    Engine::start(plan, &registry, options).unwrap()
+}
+
+pub fn latest(handle: &EngineHandle, path: &str) -> Option<Latest> {
+    let tag = handle.topology().tag_by_path(path)?;
+    handle.latest(tag.id)
+}
+
+/// Polls every 50 ms for up to `secs`; the bound is a safety net, not a timing assertion.
+pub async fn eventually<T>(what: &str, secs: u64, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The health entry of source `name`: (state, last error).
+pub fn source_health(handle: &EngineHandle, name: &str) -> (String, Option<String>) {
+    let report = handle.health();
+    let c = report
+        .components
+        .iter()
+        .find(|c| c.name == name)
+        .expect("the source is in health");
+    (format!("{:?}", c.state), c.last_error.clone())
+}

@@ -1,0 +1,92 @@
+//! examples/dairy.toml for tests that run without the demo's devices: the Modbus and OPC UA
+//! sources are swapped for built-in simulators serving the same addresses with values as
+//! those sources would deliver them (typed by the address), and every period is shortened.
+//! Included by tests with `#[path = "../../../tests/support/dairy.rs"] mod dairy;`.
+
+#![allow(dead_code)]
+
+/// Simulated stand-ins, by source name.
+const STAND_INS: [(&str, &str); 3] = [
+    (
+        "line1-plc",
+        r#"sources]]
+name = "line1-plc"
+kind = "simulator"
+seed = 21
+period = "20ms"
+[sources.signals]
+"hr:100" = { signal = "sequence", values = [2], step = "1s", type = "uint" }
+"hr:101" = { signal = "random_walk", start = 4000, step = 15, min = 3600, max = 4400, type = "uint" }
+"hr:102:u32" = { signal = "counter", start = 4294960000, increment = 3, rollover = 4294967296, type = "uint" }
+"hr:104" = { signal = "counter", start = 65500, increment = 1, rollover = 65536, every = 5, type = "uint" }
+"hr:106:i16" = { signal = "random_walk", start = 395, step = 2, min = 380, max = 410, type = "int" }
+"#,
+    ),
+    (
+        "line2-controller",
+        r#"sources]]
+name = "line2-controller"
+kind = "simulator"
+seed = 22
+period = "20ms"
+[sources.signals]
+"ns=2;s=Filler2.Status" = { signal = "sequence", values = [20], step = "1s", type = "uint" }
+"ns=2;s=Filler2.Speed" = { signal = "random_walk", start = 22800, step = 60, min = 21000, max = 24600 }
+"ns=2;s=Filler2.GoodCount" = { signal = "counter", start = 120000, increment = 3, type = "uint" }
+"ns=2;s=Filler2.RejectCount" = { signal = "counter", start = 310, increment = 1, every = 7, type = "uint" }
+"ns=2;s=Filler2.ProductTemp" = { signal = "random_walk", start = 4.2, step = 0.05, min = 3.0, max = 6.0 }
+"#,
+    ),
+    (
+        "processing-plc",
+        r#"sources]]
+name = "processing-plc"
+kind = "simulator"
+seed = 12
+period = "20ms"
+[sources.signals]
+"ns=2;s=HTST.HoldTemp" = { signal = "sine", offset = 72.6, amplitude = 0.4, period = "3s" }
+"ns=2;s=HTST.Flow" = { signal = "random_walk", start = 18.0, step = 0.05, min = 15.0, max = 21.0 }
+"ns=2;s=HTST.Status" = { signal = "sequence", values = [1, 1, 5, 1], step = "1s", type = "uint" }
+"#,
+    ),
+];
+
+/// The demo configuration with simulated devices and 20 ms periods.
+pub fn simulated() -> String {
+    let text = include_str!("../../examples/dairy.toml");
+    let swapped: String = text
+        .split("\n[[")
+        .enumerate()
+        .map(|(i, table)| {
+            let stand_in = STAND_INS.iter().find(|(name, _)| {
+                table.starts_with("sources]]") && table.contains(&format!("name = \"{name}\""))
+            });
+            let table = stand_in.map_or(table, |(_, block)| *block);
+            if i == 0 {
+                table.to_owned()
+            } else {
+                format!("\n[[{table}")
+            }
+        })
+        .collect();
+    swapped
+        .replace("period = \"500ms\"", "period = \"20ms\"")
+        .replace("period = \"1s\"", "period = \"20ms\"")
+}
+
+/// [`simulated`] without the demo's own historian sink, for tests that configure their own.
+pub fn simulated_without_history() -> String {
+    simulated()
+        .split("\n[[")
+        .enumerate()
+        .filter(|(_, table)| !(table.starts_with("sinks]]") && table.contains("kind = \"historian\"")))
+        .map(|(i, table)| {
+            if i == 0 {
+                table.to_owned()
+            } else {
+                format!("\n[[{table}")
+            }
+        })
+        .collect()
+}
