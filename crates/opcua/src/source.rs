@@ -156,10 +156,51 @@ impl Source for OpcUaSource {
 }
 
 /// Data change notifications, handed from async-opcua's callback to the source's loop.
+///
+/// Bounded: while the loop waits on the pipeline (backpressure), notifications pile up
+/// here; at `cap` the queue is coalesced to the latest value per tag, so memory stays
+/// bounded by the number of tags and the newest state of every tag is kept. Values
+/// replaced that way are counted (`notifications_coalesced`).
 #[derive(Debug, Default)]
 struct Inbox {
     items: Mutex<Vec<(u32, DataValue)>>,
     notify: Notify,
+    cap: usize,
+    coalesced: std::sync::atomic::AtomicU64,
+}
+
+impl Inbox {
+    fn new(tags: usize) -> Inbox {
+        Inbox {
+            cap: (4 * tags).max(4096),
+            ..Inbox::default()
+        }
+    }
+
+    fn push(&self, tag: u32, value: DataValue) {
+        let mut items = lock(&self.items);
+        if items.len() >= self.cap {
+            let before = items.len();
+            coalesce_latest(&mut items);
+            let dropped = (before - items.len()) as u64;
+            self.coalesced
+                .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+        }
+        items.push((tag, value));
+    }
+}
+
+/// Keeps only the last entry per tag, in arrival order of those entries.
+fn coalesce_latest<T>(items: &mut Vec<(u32, T)>) {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let mut kept: Vec<(u32, T)> = Vec::with_capacity(items.len());
+    for (tag, value) in std::mem::take(items).into_iter().rev() {
+        if seen.insert(tag) {
+            kept.push((tag, value));
+        }
+    }
+    kept.reverse();
+    *items = kept;
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -173,7 +214,7 @@ impl OnSubscriptionNotification for Callback {
     fn on_data_value(&mut self, value: DataValue, item: &MonitoredItem) {
         // Client handles are tag index + 1 (0 would let the library pick one).
         if let Some(tag) = item.client_handle().checked_sub(1) {
-            lock(&self.0.items).push((tag, value));
+            self.0.push(tag, value);
             self.0.notify.notify_one();
         }
     }
@@ -193,12 +234,14 @@ async fn run(source: OpcUaSource, io: SourceIo) -> Result<(), ComponentError> {
             return Err(ComponentError::new(message));
         }
     };
+    let inbox = Arc::new(Inbox::new(source.tags.len()));
     let mut runner = Runner {
         notifications: io.status.counter("notifications"),
+        coalesced: io.status.counter("notifications_coalesced"),
         reconnects: io.status.counter("reconnects"),
         source,
         conn: connection,
-        inbox: Arc::new(Inbox::default()),
+        inbox,
         limits: Limits::new([None; 4], Default::default()),
         plan: Plan::default(),
         subscriptions: Vec::new(),
@@ -239,6 +282,7 @@ struct Runner {
     due: Vec<Instant>,
     types: TypeState,
     notifications: Counter,
+    coalesced: Counter,
     reconnects: Counter,
 }
 
@@ -326,6 +370,7 @@ impl Runner {
                 () = inbox.notify.notified() => {
                     let items = std::mem::take(&mut *lock(&inbox.items));
                     self.notifications.inc_by(items.len() as u64);
+                    self.coalesced.inc_by(inbox.coalesced.swap(0, std::sync::atomic::Ordering::Relaxed));
                     items
                         .iter()
                         .filter_map(|(tag, dv)| self.reading(*tag, dv))
@@ -922,5 +967,28 @@ async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => futures::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod inbox_tests {
+    use super::*;
+
+    #[test]
+    fn a_backed_up_inbox_stays_bounded_by_the_number_of_tags() {
+        let inbox = Inbox::new(3);
+        for i in 0..20_000u32 {
+            inbox.push(i % 3, DataValue::default());
+        }
+        let items = lock(&inbox.items);
+        assert!(items.len() <= inbox.cap, "{} queued", items.len());
+        assert!(inbox.coalesced.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn coalescing_keeps_the_latest_value_of_every_tag_in_arrival_order() {
+        let mut items = vec![(1, "a1"), (2, "b1"), (1, "a2"), (3, "c1"), (2, "b2")];
+        coalesce_latest(&mut items);
+        assert_eq!(items, vec![(1, "a2"), (3, "c1"), (2, "b2")]);
     }
 }
