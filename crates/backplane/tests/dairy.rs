@@ -31,9 +31,10 @@ fn start(config: &str, data_dir: &Path) -> Engine {
     Engine::start(plan, &registry, options).unwrap()
 }
 
-/// Polls `check` every 10 ms, up to 10 s; the bound is a safety net, not a timing assertion.
+/// Polls `check` every 10 ms, up to 30 s (secure OPC UA sessions on a loaded 2-core CI
+/// machine); the bound is a safety net, not a timing assertion.
 async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..1000 {
+    for _ in 0..3000 {
         if let Some(v) = check() {
             return v;
         }
@@ -78,7 +79,11 @@ async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
     for line in ["line-1", "line-2"] {
         for attribute in attributes {
             let path = format!("acme-dairy/plant-a/packaging/{line}/filler/{attribute}");
-            let l = eventually(&path, || latest(&handle, &path)).await;
+            // Sessions (and the first run's certificates) take a moment: wait for good data.
+            let l = eventually(&path, || {
+                latest(&handle, &path).filter(|l| l.sample.quality.is_good())
+            })
+            .await;
             assert!(
                 l.sample.quality.is_good(),
                 "{path}: {:?} {:?}",

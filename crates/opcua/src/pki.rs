@@ -62,6 +62,10 @@ pub fn ensure_application_certificate(
     application_uri: &str,
     application_name: &str,
 ) -> Result<OwnCertificate, String> {
+    // Several sources of one gateway share the PKI folder and start together: the first
+    // creates the certificate, the others must find it complete, not half written.
+    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _creating = CREATING.lock().unwrap_or_else(|p| p.into_inner());
     let store = CertificateStore::new(pki_dir);
     store.ensure_pki_path().map_err(|e| {
         format!(
