@@ -131,7 +131,8 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
     let mut fillers = Vec::new();
     for line in ["line-1", "line-2"] {
         let mut asset = Value::Null;
-        for _ in 0..200 {
+        // Up to 30 s: line 2 opens a secure OPC UA session first (a safety net, not a budget).
+        for _ in 0..600 {
             asset = get(&client, &filler(line)).await;
             let all_good = asset["attributes"]
                 .as_object()
