@@ -8,43 +8,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
+#[path = "../../../tests/support/peers.rs"]
+mod peers;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use backplane_engine::supervisor::BackoffPolicy;
 use backplane_engine::{Engine, EngineHandle, EngineOptions, Latest, Registry};
 use backplane_modbus::ModbusKind;
 use backplane_model::{BadReason, Quality, Value};
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        if let Some(p) = std::env::var_os("BACKPLANE_PYTHON").filter(|p| !p.is_empty()) {
-            return PathBuf::from(p);
-        }
-        let out = Command::new("bash")
-            .arg(workspace_root().join("scripts/install-peers"))
-            .current_dir(workspace_root())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/install-peers");
-        assert!(out.status.success(), "scripts/install-peers failed");
-        let text = String::from_utf8(out.stdout).unwrap();
-        PathBuf::from(
-            text.lines()
-                .last()
-                .expect("install-peers prints the python path")
-                .trim(),
-        )
-    })
-}
 
 /// A pymodbus server process; killed on drop.
 struct Peer {
@@ -61,7 +37,7 @@ impl Peer {
     /// `framing`: `tcp` (MBAP) or `rtu` (RTU frames with CRC over the TCP socket).
     fn start_framed(port: u16, framing: &str) -> Peer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/modbus_server.py");
-        let mut child = Command::new(python())
+        let mut child = Command::new(peers::python())
             .arg(script)
             .arg(port.to_string())
             .args((framing == "rtu").then_some("rtu"))

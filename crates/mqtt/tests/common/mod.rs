@@ -3,6 +3,9 @@
 
 #![allow(dead_code, unreachable_pub)] // each test file uses a different part
 
+#[path = "../../../../tests/support/peers.rs"]
+mod peers;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -243,28 +246,9 @@ impl Drop for Observer {
     }
 }
 
-/// The peers' Python: `BACKPLANE_PYTHON`, else the venv `scripts/install-peers` prepares.
+/// The peers' Python (see tests/support/peers.rs).
 pub fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("BACKPLANE_PYTHON")
-        && !p.is_empty()
-    {
-        return PathBuf::from(p);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new("bash")
-        .arg(root.join("scripts/install-peers"))
-        .current_dir(&root)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/install-peers runs");
-    assert!(out.status.success(), "scripts/install-peers failed");
-    let text = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(
-        text.lines()
-            .last()
-            .expect("install-peers prints the python path")
-            .trim(),
-    )
+    peers::python().to_path_buf()
 }
 
 /// A Python helper script of this crate's tests.

@@ -3,10 +3,13 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+#[path = "../../../../tests/support/peers.rs"]
+mod peers;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use backplane_engine::supervisor::BackoffPolicy;
@@ -14,32 +17,12 @@ use backplane_engine::{Engine, EngineHandle, EngineOptions, Latest, Registry};
 use backplane_opcua::OpcUaKind;
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    peers::workspace_root()
 }
 
-/// The interpreter with asyncua: `BACKPLANE_PYTHON`, else the venv `scripts/install-peers`
-/// creates (once).
+/// The interpreter with asyncua (see tests/support/peers.rs).
 pub fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        if let Some(p) = std::env::var_os("BACKPLANE_PYTHON").filter(|p| !p.is_empty()) {
-            return PathBuf::from(p);
-        }
-        let out = Command::new("bash")
-            .arg(workspace_root().join("scripts/install-peers"))
-            .current_dir(workspace_root())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/install-peers");
-        assert!(out.status.success(), "scripts/install-peers failed");
-        let text = String::from_utf8(out.stdout).unwrap();
-        PathBuf::from(
-            text.lines()
-                .last()
-                .expect("install-peers prints the python path")
-                .trim(),
-        )
-    })
+    peers::python()
 }
 
 /// A free loopback port (asyncua cannot report the port it bound to).
