@@ -19,6 +19,12 @@ pub trait KindSpec: Send + Sync {
     /// are reported as unknown by the caller.
     fn parse(&self, table: &mut Table<'_>) -> Option<Settings>;
 
+    /// Sinks: whether the kind sends over a network and so reads through the
+    /// store-and-forward log (and accepts a `buffer` table). Local sinks say no.
+    fn buffered(&self) -> bool {
+        false
+    }
+
     /// Sources: checks one address that a binding reads from this source.
     fn check_address(&self, _settings: &Settings, _address: &str) -> Result<(), AddressError> {
         Ok(())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use backplane_model::asset::validate_slug;
 
-use crate::plan::{ComponentSpec, Settings};
+use crate::plan::{ComponentSpec, Overflow, Settings, SinkBuffer};
 use crate::reader::{Location, Table, suggest};
 use crate::{Catalog, KindSpec};
 
@@ -94,6 +94,18 @@ pub(crate) fn read_components(tables: Vec<Table<'_>>, catalog: &Catalog, role: R
             spec.cloned()
         });
         let enabled = t.optional_bool("enabled").unwrap_or(true);
+        let buffered = role == Role::Sink && spec.as_ref().is_some_and(|s| s.buffered());
+        let buffer = if buffered {
+            Some(read_sink_buffer(t.optional_table("buffer")))
+        } else {
+            if let (Some(kind), true, Some(item)) = (kind, spec.is_some(), t.optional_item("buffer")) {
+                item.error(
+                    format!("a `{kind}` {noun} has no store-and-forward buffer"),
+                    Some("only network sinks (mqtt, sparkplug, ...) read through a buffer".to_owned()),
+                );
+            }
+            None
+        };
         let settings = match (kind, &spec) {
             (Some(kind), Some(spec)) => {
                 let before = t.reported();
@@ -128,8 +140,52 @@ pub(crate) fn read_components(tables: Vec<Table<'_>>, catalog: &Catalog, role: R
                 kind: kind.to_owned(),
                 enabled,
                 settings,
+                buffer,
             });
         }
     }
     out
 }
+
+/// A sink's `buffer = { quota = "2GiB", overflow = "drop-oldest", live_lag = "2s" }`.
+fn read_sink_buffer(table: Option<Table<'_>>) -> SinkBuffer {
+    let mut buffer = SinkBuffer::default();
+    let Some(mut t) = table else { return buffer };
+    if let Some(quota) = t.optional_bytes("quota") {
+        if quota < MIN_QUOTA {
+            t.error(
+                "quota",
+                format!("a quota of {quota} bytes cannot hold even one segment of backlog"),
+                Some("use at least \"1MiB\"; size it as bytes per sample × samples/s × the outage to ride through (docs/reliability.md)".to_owned()),
+            );
+        } else {
+            buffer.quota_bytes = quota;
+        }
+    }
+    if let Some(item) = t.optional_item("overflow") {
+        match item.as_str() {
+            Some("drop-oldest") => buffer.overflow = Overflow::DropOldest,
+            Some("block") => buffer.overflow = Overflow::Block,
+            _ => item.error(
+                "`overflow` must be \"drop-oldest\" or \"block\"",
+                Some("drop-oldest loses this sink's oldest backlog; block holds back the sources".to_owned()),
+            ),
+        }
+    }
+    if let Some(lag) = t.optional_duration("live_lag") {
+        if lag.is_zero() {
+            t.error(
+                "live_lag",
+                "`live_lag` must be above zero",
+                Some("e.g. \"2s\"".to_owned()),
+            );
+        } else {
+            buffer.live_lag = lag;
+        }
+    }
+    t.finish();
+    buffer
+}
+
+/// The smallest quota accepted.
+const MIN_QUOTA: u64 = 1024 * 1024;

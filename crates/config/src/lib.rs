@@ -11,6 +11,8 @@
 //! - `loader`: the main file and its includes, and the top-level sections; `models`,
 //!   `components` (sources and sinks) and `assets` (the tree and its bindings) read one
 //!   section each and do the cross-checks between them.
+//! - [`production`]: the production sections (calendar, downtime reasons, machine states
+//!   and counts per model, operator forms, context rules) as plain spec types.
 //! - [`plan`]: the validated result the engine runs.
 
 mod assets;
@@ -19,14 +21,18 @@ mod components;
 mod loader;
 mod models;
 pub mod plan;
+pub mod production;
 pub mod reader;
 pub mod secret;
 
 use std::path::Path;
 
 pub use catalog::{AddressError, Catalog, KindSpec};
-pub use plan::{ApiSettings, AssetSpec, ComponentSpec, Gateway, Namespace, Plan, Settings};
-pub use reader::{Diagnostic, Item, KeyRef, Location, Table, parse_duration};
+pub use plan::{
+    ApiSettings, AssetSpec, ComponentSpec, Fsync, Gateway, LogSettings, Namespace, Overflow, Plan, Settings,
+    SinkBuffer,
+};
+pub use reader::{Diagnostic, Item, KeyRef, Location, Table, parse_bytes, parse_duration};
 pub use secret::{Secret, SecretError};
 
 /// Reads the configuration file at `path` and every file it includes. On failure returns

@@ -15,7 +15,8 @@ use crate::Catalog;
 use crate::assets::{self, Env};
 use crate::components;
 use crate::models;
-use crate::plan::{ApiSettings, Gateway, Namespace, Plan};
+use crate::plan::{ApiSettings, Fsync, Gateway, LogSettings, Namespace, Plan};
+use crate::production;
 use crate::reader::{Ctx, Diagnostic, Item, Location, Sink, SourceFile, Table, parse_document, with_article};
 
 /// Sections only the main file may contain.
@@ -216,6 +217,7 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
     let mut asset_tables = Vec::new();
     let mut source_tables = Vec::new();
     let mut sink_tables = Vec::new();
+    let mut production_sections = production::Sections::default();
     for (i, (file, doc)) in files.iter().zip(&docs).enumerate() {
         let Some(doc) = doc else { continue };
         let mut root = Table::root(Ctx { file, sink }, doc);
@@ -241,10 +243,11 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
         asset_tables.extend(array_of_tables(&mut root, "assets"));
         source_tables.extend(array_of_tables(&mut root, "sources"));
         sink_tables.extend(array_of_tables(&mut root, "sinks"));
+        production_sections.take(&mut root);
         root.finish();
     }
 
-    let models = models::read_models(model_entries);
+    let models = models::read_models(model_entries, &mut production_sections.models);
     let sources = components::read_components(source_tables, catalog, components::Role::Source);
     let sinks = components::read_components(sink_tables, catalog, components::Role::Sink);
     let env = Env {
@@ -254,6 +257,7 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
     let declared = assets::read_assets(asset_tables, &env);
     // The checks across assets run even without a namespace, to report everything at once.
     let assets = assets::arrange(declared, namespace.as_ref());
+    let production = production::read(production_sections, &models, assets.as_deref());
     if !sink.is_empty() {
         return None;
     }
@@ -273,6 +277,7 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
         assets: assets?,
         sources: sources.specs,
         sinks: sinks.specs,
+        production,
     })
 }
 
@@ -298,8 +303,12 @@ fn read_gateway(table: Option<Table<'_>>, dir: &Path) -> Gateway {
     let mut gateway = Gateway {
         name: "backplane".to_owned(),
         data_dir: dir.join("data"),
+        buffer: LogSettings::default(),
     };
     let Some(mut t) = table else { return gateway };
+    if let Some(buffer) = t.optional_table("buffer") {
+        gateway.buffer = read_log_settings(buffer);
+    }
     if let Some(name) = t.optional_str("name") {
         match validate_slug(name) {
             Ok(()) => gateway.name = name.to_owned(),
@@ -320,6 +329,38 @@ fn read_gateway(table: Option<Table<'_>>, dir: &Path) -> Gateway {
     }
     t.finish();
     gateway
+}
+
+/// `[gateway.buffer]`: `fsync = "always" | "100ms"`, `segment_size = "64MiB"`.
+fn read_log_settings(mut t: Table<'_>) -> LogSettings {
+    let mut settings = LogSettings::default();
+    if let Some(item) = t.optional_item("fsync") {
+        let hint = Some("write \"always\" or an interval such as \"100ms\" (at most \"10s\")".to_owned());
+        match item.as_str() {
+            Some("always") => settings.fsync = Fsync::Always,
+            Some(text) => match crate::reader::parse_duration(text) {
+                Ok(d) if !d.is_zero() && d <= std::time::Duration::from_secs(10) => {
+                    settings.fsync = Fsync::Every(d)
+                }
+                Ok(_) => item.error("the fsync interval must be above zero and at most 10 s", hint),
+                Err(reason) => item.error(format!("invalid fsync setting `{text}`: {reason}"), hint),
+            },
+            None => item.error("`fsync` must be a string", hint),
+        }
+    }
+    if let Some(size) = t.optional_bytes("segment_size") {
+        if (1024 * 1024..=1024 * 1024 * 1024).contains(&size) {
+            settings.segment_bytes = size;
+        } else {
+            t.error(
+                "segment_size",
+                "`segment_size` must be between 1 MiB and 1 GiB",
+                Some("the default, \"64MiB\", suits most gateways".to_owned()),
+            );
+        }
+    }
+    t.finish();
+    settings
 }
 
 /// The largest `max_body_bytes` accepted: each request may buffer this much.

@@ -17,7 +17,12 @@ pub(crate) struct ModelEntry {
     pub broken: HashSet<String>,
 }
 
-pub(crate) fn read_models(entries: Vec<(KeyRef<'_>, Item<'_>)>) -> Vec<ModelEntry> {
+/// `production` collects each model's `production` sub-table, read later with the
+/// production sections (crate::production).
+pub(crate) fn read_models<'a>(
+    entries: Vec<(KeyRef<'a>, Item<'a>)>,
+    production: &mut Vec<(String, Item<'a>)>,
+) -> Vec<ModelEntry> {
     let mut models: Vec<ModelEntry> = Vec::new();
     let mut first_seen: Vec<(String, Location)> = Vec::new();
     for (key, item) in entries {
@@ -56,7 +61,7 @@ pub(crate) fn read_models(entries: Vec<(KeyRef<'_>, Item<'_>)>) -> Vec<ModelEntr
             });
             continue;
         };
-        models.push(read_model(key.name, table));
+        models.push(read_model(key.name, table, production));
     }
     models
 }
@@ -67,8 +72,11 @@ fn is_pascal_case(name: &str) -> bool {
         && name.bytes().all(|c| c.is_ascii_alphanumeric())
 }
 
-fn read_model(name: &str, mut t: Table<'_>) -> ModelEntry {
+fn read_model<'a>(name: &str, mut t: Table<'a>, production: &mut Vec<(String, Item<'a>)>) -> ModelEntry {
     let description = t.optional_str("description").map(str::to_owned);
+    if let Some(item) = t.optional_item("production") {
+        production.push((name.to_owned(), item));
+    }
     let mut attributes = Vec::new();
     let mut broken = HashSet::new();
     if let Some(mut attrs) = t.required_table("attributes") {

@@ -6,10 +6,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use backplane_model::model::Binding;
 use backplane_model::{AssetPath, Context, Level, Model};
 
+use crate::production::ProductionSpec;
 use crate::secret::Secret;
 
 /// A loaded, validated configuration.
@@ -31,6 +33,10 @@ pub struct Plan {
     pub assets: Vec<AssetSpec>,
     pub sources: Vec<ComponentSpec>,
     pub sinks: Vec<ComponentSpec>,
+    /// Shifts, downtime reasons, machine states and counts, forms and context rules
+    /// (`[calendar]`, `[downtime_reasons]`, `[models.NAME.production]`, `[forms.NAME]`,
+    /// `[[context_rules]]`); empty when none are configured.
+    pub production: ProductionSpec,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +45,67 @@ pub struct Gateway {
     pub name: String,
     /// Where durable state lives; relative paths are relative to the main config file.
     pub data_dir: PathBuf,
+    /// The store-and-forward log in front of network sinks (`[gateway.buffer]`).
+    pub buffer: LogSettings,
+}
+
+/// When the store-and-forward log forces its writes to disk (`docs/reliability.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// Before an append returns: nothing accepted is lost on power loss; slowest.
+    Always,
+    /// In the background at this interval: a power loss loses at most this much.
+    Every(Duration),
+}
+
+/// `[gateway.buffer]`: the shared log every buffered sink reads through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Default: every 100 ms.
+    pub fsync: Fsync,
+    /// Size at which a new segment file starts. Default 64 MiB.
+    pub segment_bytes: u64,
+}
+
+impl Default for LogSettings {
+    fn default() -> LogSettings {
+        LogSettings {
+            fsync: Fsync::Every(Duration::from_millis(100)),
+            segment_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What a buffered sink's backlog does when it reaches its quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// The oldest data of this sink is discarded (counted and logged as data loss); the
+    /// machines and every other sink are unaffected. The default.
+    DropOldest,
+    /// Appends wait, which slows the pipeline and the sources: the machines' data is held
+    /// back rather than lost, for every sink.
+    Block,
+}
+
+/// A sink's `buffer = { ... }`: its share of the store-and-forward log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkBuffer {
+    /// Most bytes of backlog kept for this sink. Default 1 GiB.
+    pub quota_bytes: u64,
+    pub overflow: Overflow,
+    /// Data older than this when the sink gets to it is replayed beside live data rather
+    /// than in front of it. Default 2 s.
+    pub live_lag: Duration,
+}
+
+impl Default for SinkBuffer {
+    fn default() -> SinkBuffer {
+        SinkBuffer {
+            quota_bytes: 1024 * 1024 * 1024,
+            overflow: Overflow::DropOldest,
+            live_lag: Duration::from_secs(2),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +162,9 @@ pub struct ComponentSpec {
     /// False when the entry says `enabled = false`: validated, but not started.
     pub enabled: bool,
     pub settings: Settings,
+    /// Sinks of a buffered kind (network sinks): their store-and-forward settings.
+    /// `None` for sources and for sinks that write locally.
+    pub buffer: Option<SinkBuffer>,
 }
 
 impl fmt::Debug for ComponentSpec {
@@ -103,6 +173,7 @@ impl fmt::Debug for ComponentSpec {
             .field("name", &self.name)
             .field("kind", &self.kind)
             .field("enabled", &self.enabled)
+            .field("buffer", &self.buffer)
             .finish_non_exhaustive()
     }
 }

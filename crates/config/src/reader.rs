@@ -342,6 +342,40 @@ impl<'a> Table<'a> {
         self.required(key)?.expect_duration()
     }
 
+    /// A size: a number of bytes, or a string such as `"500MB"` or `"2GiB"` (see
+    /// [`parse_bytes`]); `"unlimited"` is refused here.
+    pub fn optional_bytes(&mut self, key: &str) -> Option<u64> {
+        let item = self.take(key)?;
+        let hint = Some("write a number of bytes or a size such as \"500MB\" or \"2GiB\"".to_owned());
+        match (item.as_i64(), item.as_str()) {
+            (Some(n), _) => match u64::try_from(n) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    item.error("a size cannot be negative", hint);
+                    None
+                }
+            },
+            (None, Some(text)) => match parse_bytes(text) {
+                Ok(Some(n)) => Some(n),
+                Ok(None) => {
+                    item.error("this size cannot be unlimited", hint);
+                    None
+                }
+                Err(reason) => {
+                    item.error(reason, hint);
+                    None
+                }
+            },
+            _ => {
+                item.error(
+                    format!("expected a size, found {}", with_article(item.type_name())),
+                    hint,
+                );
+                None
+            }
+        }
+    }
+
     pub fn optional_table(&mut self, key: &str) -> Option<Table<'a>> {
         self.take(key)?.expect_table()
     }
@@ -724,6 +758,43 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         rest = tail;
     }
     Ok(total)
+}
+
+/// `"500MB"`, `"1.5GiB"`, `"10 GB"` or `"unlimited"`; decimal (kB, MB, GB, TB) and binary
+/// (KiB, MiB, GiB, TiB) units.
+pub fn parse_bytes(text: &str) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text == "unlimited" {
+        return Ok(None);
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: write e.g. \"500MB\" or \"2GiB\""))?;
+    let factor: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "kB" | "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    let bytes = number * factor;
+    if !bytes.is_finite() || bytes >= 1.8e19 {
+        return Err(format!("`{text}` is too large"));
+    }
+    Ok(Some(bytes as u64))
 }
 
 /// Levenshtein distance in characters.

@@ -132,7 +132,10 @@ fn rejects_unknown_source_kind_listing_the_known_ones() {
         "[[sinks]]\nname = \"out\"\nkind = \"csv\"\npath = \"x.csv\"\n",
     ));
     assert_eq!(d.message, "unknown sink kind `csv`");
-    assert_eq!(d.hint.as_deref(), Some("known sink kinds: historian, jsonl"));
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("known sink kinds: historian, jsonl, network")
+    );
     assert_at(&d, NEXT + 2, 8, "sinks[0].kind");
     let d = one_error(&with_base(
         "[[sources]]\nname = \"plc-2\"\nkind = \"simulater\"\n",

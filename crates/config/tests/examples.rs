@@ -74,16 +74,15 @@ fn dairy_loads_every_asset_with_parents_first() {
             ("acme-dairy/plant-a/packaging/line-2/filler", equipment),
         ]
     );
+    // The shift comes from the calendar now, not from the configuration.
     let packaging = plan.asset("acme-dairy/plant-a/packaging").unwrap();
-    assert_eq!(
-        packaging.context,
-        Context {
-            shift: Some("A".into()),
-            ..Context::default()
-        }
-    );
+    assert_eq!(packaging.context, Context::default());
+    assert_eq!(plan.production.calendar.as_ref().map(|c| c.shifts.len()), Some(3));
     let bound: usize = plan.assets.iter().map(|a| a.bindings.len()).sum();
-    assert_eq!(bound, 17);
+    assert_eq!(
+        bound, 20,
+        "17 process values, two silo lot numbers, the batch number"
+    );
 }
 
 #[test]
@@ -242,7 +241,14 @@ fn dairy_sources_and_sinks_carry_their_kind_settings() {
     );
     assert_eq!(
         reception.signals,
-        ["silo1.level", "silo1.temp", "silo2.level", "silo2.temp"]
+        [
+            "silo1.level",
+            "silo1.temp",
+            "silo2.level",
+            "silo2.temp",
+            "silo1.lot",
+            "silo2.lot"
+        ]
     );
     let sink = plan.sinks[0].settings.downcast_ref::<JsonlSettings>().unwrap();
     assert_eq!(

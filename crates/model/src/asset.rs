@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// ISA-95 equipment levels (IEC 62264-1, role-based equipment hierarchy). Levels between
 /// site and equipment may be skipped; a child is always at a deeper level than its parent.
@@ -229,9 +229,34 @@ impl Serialize for AssetPath {
     }
 }
 
+/// Validates like [`AssetPath::parse`]: a stored or received path is checked, not trusted.
+impl<'de> Deserialize<'de> for AssetPath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<AssetPath, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = AssetPath;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an asset path such as \"acme/plant-a/packaging\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<AssetPath, E> {
+                AssetPath::parse(text).map_err(|e| E::custom(format!("invalid asset path `{text}`: {e}")))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deserializing_validates_the_path() {
+        let p: AssetPath = serde_json::from_str("\"acme/plant-a\"").unwrap();
+        assert_eq!(p.as_str(), "acme/plant-a");
+        let err = serde_json::from_str::<AssetPath>("\"acme//Plant\"").unwrap_err();
+        assert!(err.to_string().contains("invalid asset path"), "{err}");
+    }
 
     #[test]
     fn slugs_accept_lowercase_digits_and_inner_hyphens() {

@@ -8,10 +8,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The fields of a context. Values are free text identifiers (ids of the MES/ERP objects).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Context {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub work_order: Option<Arc<str>>,
@@ -30,7 +30,7 @@ pub struct Context {
 }
 
 /// Names one field of a [`Context`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ContextField {
     WorkOrder,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -68,9 +68,45 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Reads what [`Serialize`] writes: RFC 3339 (any offset, normalized to UTC), or the
+/// `@{nanos}ns` form used for instants outside the years RFC 3339 can spell.
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 timestamp such as \"2026-11-27T10:00:00Z\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                if let Some(nanos) = text.strip_prefix('@').and_then(|t| t.strip_suffix("ns"))
+                    && let Ok(nanos) = nanos.parse::<i64>()
+                {
+                    return Ok(Timestamp(nanos));
+                }
+                Timestamp::parse_rfc3339(text)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(text), &self))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_round_trips_and_rejects_garbage() {
+        let t = Timestamp::from_unix_nanos(1_795_000_000_123_456_789);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+        let far = Timestamp::from_unix_nanos(i64::MIN);
+        let json = serde_json::to_string(&far).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), far);
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
+        assert!(serde_json::from_str::<Timestamp>("12").is_err());
+    }
 
     #[test]
     fn rfc3339_round_trips_with_nanoseconds() {

@@ -148,8 +148,28 @@ impl KindSpec for Historian {
     }
 }
 
+/// Stands in for a network sink (e.g. `mqtt`): buffered, its own keys accepted unread.
+#[derive(Debug)]
+pub struct NetworkSink;
+
+impl KindSpec for NetworkSink {
+    fn describe(&self) -> &'static str {
+        "network sink (test)"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+        table.take_remaining();
+        Some(Arc::new(()))
+    }
+
+    fn buffered(&self) -> bool {
+        true
+    }
+}
+
 pub fn catalog() -> Catalog {
     let mut catalog = Catalog::default();
+    catalog.add_sink("network", Arc::new(NetworkSink));
     catalog.add_source("simulator", Arc::new(Simulator));
     catalog.add_source("modbus", Arc::new(Modbus));
     catalog.add_source("opcua", Arc::new(OpcUa));
