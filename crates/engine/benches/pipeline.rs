@@ -1,7 +1,9 @@
 //! Pipeline throughput: normalize + contextualize + route, in samples per second on one
 //! core. DESIGN.md budget: ≥ 5 million samples/s per core.
 //!
-//! Run: `cargo bench -p backplane-engine --bench pipeline`. The figure to read is the
+//! Run: `cargo bench -p backplane-engine --bench pipeline`.
+//! The `store_and_forward` group measures what network sinks add: encoding each batch into
+//! the durable log and reading it back. The figure to read is the
 //! `thrpt` line (elements = samples).
 //!
 //! The workload is a plant of 2 500 filler-like assets (10 000 tags) fed by one source in
@@ -157,6 +159,7 @@ fn plan() -> Plan {
         gateway: Gateway {
             name: "bench".into(),
             data_dir: PathBuf::from("data"),
+            buffer: Default::default(),
         },
         api: ApiSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -174,8 +177,10 @@ fn plan() -> Plan {
             kind: "simulator".into(),
             enabled: true,
             settings: Arc::new(()),
+            buffer: None,
         }],
         sinks: vec![],
+        production: Default::default(),
     }
 }
 
@@ -251,5 +256,62 @@ fn bench_pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_pipeline);
+/// Store-and-forward as the engine does it: each pipeline batch of 1 000 samples encoded
+/// (`durable::encode`) and appended to the log (fsync every 100 ms), and decoded again as a
+/// buffered sink does when it reads.
+/// DESIGN.md budget: append ≥ 1 million samples/s; drain ≥ 10× the live rate.
+fn bench_store_and_forward(c: &mut Criterion) {
+    use backplane_buffer::{Log, LogOptions, ReaderOptions};
+    use backplane_engine::durable;
+
+    let topology = Arc::new(Topology::new(plan()));
+    let metrics = Arc::new(Metrics::new(&["plc".to_owned()], &[], "bench"));
+    let contexts = Arc::new(ContextStore::new(&topology));
+    let cache = Arc::new(LatestValues::new(topology.tags.len()));
+    let mut pipeline = Pipeline::new(topology.clone(), contexts, cache, metrics);
+    let outputs: Vec<_> = batches(&topology, 3)
+        .into_iter()
+        .filter_map(|b| pipeline.process(PipelineInput::Readings(b)))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut readers, _) = Log::open(
+        dir.path(),
+        LogOptions::default(),
+        &[("bench", ReaderOptions::default())],
+    )
+    .unwrap();
+    let _reader = readers.pop().unwrap();
+    let mut bytes = Vec::new();
+    let mut i = 0usize;
+
+    let mut group = c.benchmark_group("store_and_forward");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("encode_append", |b| {
+        b.iter(|| {
+            i += 1;
+            let batch = &outputs[i % outputs.len()];
+            durable::encode(batch, &topology, &mut bytes);
+            log.append(batch.len() as u32, black_box(&bytes)).unwrap();
+        })
+    });
+    // Reading the log itself is measured in crates/buffer (`cargo bench -p backplane-buffer`).
+    let encoded: Vec<Vec<u8>> = outputs
+        .iter()
+        .map(|batch| {
+            let mut bytes = Vec::new();
+            durable::encode(batch, &topology, &mut bytes);
+            bytes
+        })
+        .collect();
+    group.bench_function("decode", |b| {
+        b.iter(|| {
+            i += 1;
+            let decoded = durable::decode(&encoded[i % encoded.len()], 0, &topology).unwrap();
+            black_box(decoded.batch.samples.len());
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_pipeline, bench_store_and_forward);
 criterion_main!(benches);

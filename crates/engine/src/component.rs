@@ -72,6 +72,11 @@ pub enum PipelineInput {
         by: Option<String>,
         reply: oneshot::Sender<Vec<backplane_model::Event>>,
     },
+    /// Time passes for the derive stage (periods close, shifts change); about every second.
+    Tick(Timestamp),
+    /// A production command (work orders, lots, reasons, forms), run between two batches;
+    /// its events are routed in between.
+    Production(crate::production::ProductionCommand),
 }
 
 /// A request to write one raw value (already in the device's terms) to one address of a
@@ -182,22 +187,137 @@ pub trait Source: Send + 'static {
     fn run(self: Box<Self>, io: SourceIo) -> BoxFuture<'static, Result<(), ComponentError>>;
 }
 
-/// What a sink is given to run. The input queue outlives sink instances, so a restarted
-/// sink continues where the failed one stopped.
+/// What a sink is given to run. The input outlives sink instances, so a restarted sink
+/// continues where the failed one stopped.
 #[derive(Clone, Debug)]
 pub struct SinkIo {
-    pub(crate) input: Arc<Mutex<mpsc::Receiver<Arc<Batch>>>>,
+    pub(crate) input: SinkInput,
     pub(crate) cancel: CancellationToken,
+    /// Cancelled once the pipeline has stopped (shutdown).
+    pub(crate) input_closed: CancellationToken,
     pub topology: Arc<Topology>,
     /// For sinks that accept commands from their consumers (e.g. Sparkplug DCMD).
     pub writes: crate::writes::WritePath,
+    /// For sinks that accept production commands (e.g. the MQTT command topic).
+    pub commands: crate::production::CommandPath,
     pub status: ComponentStatus,
 }
 
+/// Where a sink's batches come from.
+#[derive(Clone, Debug)]
+pub(crate) enum SinkInput {
+    /// Local sinks: a bounded in-memory queue (the sink misses batches when it is full).
+    Queue(Arc<Mutex<mpsc::Receiver<Arc<Batch>>>>),
+    /// Buffered (network) sinks: their reader of the store-and-forward log.
+    Buffer {
+        input: Arc<Mutex<crate::durable::BufferedInput>>,
+        commands: mpsc::UnboundedSender<crate::durable::ReaderCommand>,
+    },
+}
+
+/// A batch handed to a sink, with what it needs to acknowledge it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub batch: Arc<Batch>,
+    /// Buffered sinks: the log record to [`SinkIo::ack`] once the destination confirmed
+    /// every message made from this batch.
+    pub record: Option<u64>,
+    /// Buffered sinks: the sequence number of each sample, then each event, of the batch.
+    pub seqs: Option<Arc<[u64]>>,
+    /// Sent before, but not confirmed before the sink lost its destination: a consumer may
+    /// have seen it already, and live data has moved on (publish it as history).
+    pub replay: bool,
+}
+
+impl Delivery {
+    /// The stream sequence number of `batch.samples[i]`, for buffered sinks.
+    pub fn sample_seq(&self, i: usize) -> Option<u64> {
+        self.seqs.as_ref()?.get(i).copied()
+    }
+
+    /// The stream sequence number of `batch.events[j]`, for buffered sinks.
+    pub fn event_seq(&self, j: usize) -> Option<u64> {
+        self.seqs.as_ref()?.get(self.batch.samples.len() + j).copied()
+    }
+}
+
 impl SinkIo {
-    /// The next batch, or `None` when the engine has shut down and the queue is drained.
+    /// The next batch, or `None` when the engine has shut down and the input is drained.
+    /// A buffered sink that uses this instead of [`next`](Self::next) acknowledges each
+    /// batch as it receives it (at-most-once from there on).
     pub async fn recv(&self) -> Option<Arc<Batch>> {
-        self.input.lock().await.recv().await
+        let delivery = self.next().await?;
+        if let Some(record) = delivery.record {
+            self.ack(record);
+        }
+        Some(delivery.batch)
+    }
+
+    /// The next delivery, or `None` when the engine has shut down and what is ready has
+    /// been handed out (a buffered sink's remaining backlog waits in the log for the next
+    /// start). Cancel-safe.
+    pub async fn next(&self) -> Option<Delivery> {
+        match &self.input {
+            SinkInput::Queue(queue) => {
+                let batch = queue.lock().await.recv().await?;
+                Some(Delivery {
+                    batch,
+                    record: None,
+                    seqs: None,
+                    replay: false,
+                })
+            }
+            SinkInput::Buffer { input, .. } => {
+                let delivered = input.lock().await.next().await?;
+                Some(Delivery {
+                    batch: Arc::new(delivered.decoded.batch),
+                    record: Some(delivered.record),
+                    seqs: Some(delivered.decoded.seqs.into()),
+                    replay: delivered.replay,
+                })
+            }
+        }
+    }
+
+    /// Resolves once the engine is shutting down and no more input will come. A sink that
+    /// stops reading (e.g. a buffered sink while its destination is away) selects on this
+    /// to stop in time; its backlog stays in the log.
+    pub async fn input_closed(&self) {
+        self.input_closed.cancelled().await
+    }
+
+    /// Whether this sink reads through the store-and-forward log and must acknowledge.
+    pub fn is_buffered(&self) -> bool {
+        matches!(self.input, SinkInput::Buffer { .. })
+    }
+
+    /// The destination confirmed everything made from this delivery's batch: the log may
+    /// forget it for this sink. Acks may come in any order.
+    pub fn ack(&self, record: u64) {
+        self.command(crate::durable::ReaderCommand::Ack(record));
+    }
+
+    /// The sink lost its destination: everything delivered but not acknowledged comes
+    /// again (marked `replay`), behind live data. The engine also does this before it
+    /// starts a new sink instance after a failure.
+    pub fn rewind(&self) {
+        self.command(crate::durable::ReaderCommand::Rewind);
+    }
+
+    /// Applied at once when no `next` is pending (e.g. acks that arrive after the input
+    /// ended at shutdown), else queued for the pending `next`, in order either way.
+    fn command(&self, command: crate::durable::ReaderCommand) {
+        if let SinkInput::Buffer { input, commands } = &self.input {
+            match input.try_lock() {
+                Ok(mut input) => {
+                    input.apply_pending();
+                    input.apply(command);
+                }
+                Err(_) => {
+                    let _ = commands.send(command);
+                }
+            }
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -283,6 +403,9 @@ impl KindSpec for SourceSpec {
 impl KindSpec for SinkSpec {
     fn describe(&self) -> &'static str {
         self.0.describe()
+    }
+    fn buffered(&self) -> bool {
+        self.0.buffered()
     }
     fn parse(&self, table: &mut backplane_config::Table<'_>) -> Option<Settings> {
         self.0.parse(table)

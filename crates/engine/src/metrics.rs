@@ -49,12 +49,31 @@ pub struct SinkMetrics {
     pub up: Gauge,
 }
 
+/// Figures of one buffered sink's store-and-forward backlog, refreshed when scraped.
+#[derive(Clone, Debug, Default)]
+pub struct BufferMetrics {
+    pub backlog_samples: Gauge,
+    pub backlog_bytes: Gauge,
+    pub oldest_age_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub drain_rate: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub delivered: Counter,
+    pub acked: Counter,
+    pub dropped: Counter,
+    pub unreadable: Counter,
+    pub unknown_tags: Counter,
+}
+
 /// Every metric of one engine.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     pub sources: Vec<SourceMetrics>,
     pub sinks: Vec<SinkMetrics>,
+    buffers: BufferFamilies,
+    /// Records lost by recovery: checksum failures and torn tails, since start.
+    pub buffer_corrupted: Counter,
+    /// Batches that could not be written to the log (disk full, I/O error).
+    pub buffer_append_errors: Counter,
     pub samples: Counter,
     pub transform_errors: Counter,
     pub deadband_suppressed: Counter,
@@ -131,6 +150,19 @@ impl Metrics {
                 up: up_of("sink", n),
             })
             .collect();
+        let buffers = BufferFamilies::register(&mut registry);
+        let buffer_corrupted = Counter::default();
+        let buffer_append_errors = Counter::default();
+        registry.register(
+            "buffer_corrupted_records",
+            "Damaged records the store-and-forward log skipped when it was opened (counted, never silent)",
+            buffer_corrupted.clone(),
+        );
+        registry.register(
+            "buffer_append_errors",
+            "Batches that could not be written to the store-and-forward log (lost for buffered sinks)",
+            buffer_append_errors.clone(),
+        );
         build
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -174,6 +206,9 @@ impl Metrics {
             registry,
             sources,
             sinks,
+            buffers,
+            buffer_corrupted,
+            buffer_append_errors,
             samples,
             transform_errors,
             deadband_suppressed,
@@ -183,11 +218,136 @@ impl Metrics {
         }
     }
 
+    /// The backlog metrics of a buffered sink (created on first use, so local sinks have
+    /// none).
+    pub fn buffer(&self, sink: &str) -> BufferMetrics {
+        self.buffers.get(sink)
+    }
+
+    /// Copies a buffered sink's reader figures into its metrics.
+    pub fn update_buffer(&self, sink: &str, stats: &backplane_buffer::ReaderStats, drain_rate: f64) {
+        let m = self.buffer(sink);
+        m.backlog_samples
+            .set(i64::try_from(stats.backlog_seqs).unwrap_or(i64::MAX));
+        m.backlog_bytes
+            .set(i64::try_from(stats.backlog_bytes).unwrap_or(i64::MAX));
+        m.oldest_age_seconds
+            .set(stats.oldest_unacked_age.map_or(0.0, |d| d.as_secs_f64()));
+        m.drain_rate.set(drain_rate);
+        let catch_up = |c: &Counter, total: u64| {
+            c.inc_by(total.saturating_sub(c.get()));
+        };
+        catch_up(&m.delivered, stats.delivered_seqs);
+        catch_up(&m.acked, stats.acked_seqs);
+        catch_up(&m.dropped, stats.dropped_seqs);
+    }
+
     /// The Prometheus text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The label families behind [`BufferMetrics`].
+#[derive(Debug, Default)]
+struct BufferFamilies {
+    backlog_samples: Family<NameLabel, Gauge>,
+    backlog_bytes: Family<NameLabel, Gauge>,
+    oldest: Family<NameLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    drain_rate: Family<NameLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    delivered: Family<NameLabel, Counter>,
+    acked: Family<NameLabel, Counter>,
+    dropped: Family<NameLabel, Counter>,
+    unreadable: Family<NameLabel, Counter>,
+    unknown_tags: Family<NameLabel, Counter>,
+}
+
+impl BufferFamilies {
+    fn register(registry: &mut Registry) -> BufferFamilies {
+        let backlog_samples = Family::<NameLabel, Gauge>::default();
+        let backlog_bytes = Family::<NameLabel, Gauge>::default();
+        let oldest = Family::<NameLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let drain_rate = Family::<NameLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let delivered = Family::<NameLabel, Counter>::default();
+        let acked = Family::<NameLabel, Counter>::default();
+        let dropped = Family::<NameLabel, Counter>::default();
+        let unreadable = Family::<NameLabel, Counter>::default();
+        let unknown_tags = Family::<NameLabel, Counter>::default();
+        registry.register(
+            "buffer_backlog_samples",
+            "Samples and events in a buffered sink's backlog (appended, not yet acknowledged)",
+            backlog_samples.clone(),
+        );
+        registry.register(
+            "buffer_backlog_bytes",
+            "Bytes of log a buffered sink still needs",
+            backlog_bytes.clone(),
+        );
+        registry.register(
+            "buffer_oldest_age_seconds",
+            "Age of the oldest unacknowledged record of a buffered sink",
+            oldest.clone(),
+        );
+        registry.register(
+            "buffer_drain_rate",
+            "Samples and events per second a buffered sink's destination acknowledged (10 s average)",
+            drain_rate.clone(),
+        );
+        registry.register(
+            "buffer_delivered",
+            "Samples and events handed to a buffered sink, replays included",
+            delivered.clone(),
+        );
+        registry.register(
+            "buffer_acked",
+            "Samples and events a buffered sink's destination confirmed",
+            acked.clone(),
+        );
+        registry.register(
+        "buffer_dropped",
+        "Samples and events lost because a buffered sink's backlog exceeded its quota (overflow = drop-oldest)",
+        dropped.clone(),
+    );
+        registry.register(
+            "buffer_unreadable",
+            "Samples and events in log records this version could not decode (skipped)",
+            unreadable.clone(),
+        );
+        registry.register(
+            "buffer_unknown_tags",
+            "Buffered samples skipped because their tag is no longer configured",
+            unknown_tags.clone(),
+        );
+        BufferFamilies {
+            backlog_samples,
+            backlog_bytes,
+            oldest,
+            drain_rate,
+            delivered,
+            acked,
+            dropped,
+            unreadable,
+            unknown_tags,
+        }
+    }
+
+    fn get(&self, sink: &str) -> BufferMetrics {
+        let l = NameLabel {
+            name: sink.to_owned(),
+        };
+        BufferMetrics {
+            backlog_samples: self.backlog_samples.get_or_create(&l).clone(),
+            backlog_bytes: self.backlog_bytes.get_or_create(&l).clone(),
+            oldest_age_seconds: self.oldest.get_or_create(&l).clone(),
+            drain_rate: self.drain_rate.get_or_create(&l).clone(),
+            delivered: self.delivered.get_or_create(&l).clone(),
+            acked: self.acked.get_or_create(&l).clone(),
+            dropped: self.dropped.get_or_create(&l).clone(),
+            unreadable: self.unreadable.get_or_create(&l).clone(),
+            unknown_tags: self.unknown_tags.get_or_create(&l).clone(),
+        }
     }
 }

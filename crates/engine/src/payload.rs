@@ -29,6 +29,13 @@ pub struct SamplePayload<'a> {
     pub source_time: Option<Timestamp>,
     pub gateway_time: Timestamp,
     pub context: &'a Context,
+    /// Buffered sinks: the sample's number in the gateway's stream to this sink, one more
+    /// than the previous sample or event; gaps mean loss, repeats mean redelivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Sent late, after live data: a redelivery or backlog from an outage.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replay: bool,
 }
 
 /// One event: `{"kind": "event", "event": "<what>", ...fields of the event}`.
@@ -38,6 +45,11 @@ pub struct EventPayload<'a> {
     pub kind: &'static str,
     #[serde(flatten)]
     pub event: &'a Event,
+    /// As for samples: the event's number in the stream to a buffered sink.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replay: bool,
 }
 
 fn display<S: serde::Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {
@@ -64,12 +76,32 @@ impl<'a> SamplePayload<'a> {
             source_time: sample.source_time,
             gateway_time: sample.gateway_time,
             context: &sample.context,
+            seq: None,
+            replay: false,
         })
+    }
+
+    /// The payload as a buffered sink sends it: with its stream number.
+    pub fn with_seq(mut self, seq: Option<u64>, replay: bool) -> SamplePayload<'a> {
+        self.seq = seq;
+        self.replay = replay;
+        self
     }
 }
 
 impl<'a> EventPayload<'a> {
     pub fn new(event: &'a Event) -> EventPayload<'a> {
-        EventPayload { kind: "event", event }
+        EventPayload {
+            kind: "event",
+            event,
+            seq: None,
+            replay: false,
+        }
+    }
+
+    pub fn with_seq(mut self, seq: Option<u64>, replay: bool) -> EventPayload<'a> {
+        self.seq = seq;
+        self.replay = replay;
+        self
     }
 }

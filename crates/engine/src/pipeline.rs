@@ -68,6 +68,8 @@ pub struct Pipeline {
     // Reused per batch so the hot path does not allocate for them.
     raws: Vec<RawSlot>,
     errors: Vec<Option<String>>,
+    /// The derive stage: states, counters, OEE, context rules (see [`crate::production`]).
+    production: Option<crate::production::ProductionStage>,
 }
 
 impl Pipeline {
@@ -86,12 +88,18 @@ impl Pipeline {
             state,
             raws: Vec::new(),
             errors: Vec::new(),
+            production: None,
         }
+    }
+
+    /// Adds the derive stage.
+    pub(crate) fn set_production(&mut self, stage: crate::production::ProductionStage) {
+        self.production = Some(stage);
     }
 
     /// Processes one input; returns the batch to route, if there is anything to route.
     pub fn process(&mut self, input: PipelineInput) -> Option<Batch> {
-        let batch = match input {
+        let mut batch = match input {
             PipelineInput::Readings(raw) => self.normalize(raw),
             PipelineInput::SourceDown {
                 source,
@@ -120,7 +128,25 @@ impl Pipeline {
                     events,
                 }
             }
+            PipelineInput::Tick(now) => {
+                if let Some(p) = &mut self.production {
+                    p.tick(now);
+                }
+                Batch::default()
+            }
+            PipelineInput::Production(command) => {
+                if let Some(p) = &mut self.production {
+                    p.run(command, Timestamp::now());
+                }
+                Batch::default()
+            }
         };
+        if let Some(p) = &mut self.production {
+            p.observe(&batch.samples);
+            let before = batch.events.len();
+            p.apply(&self.topology, &self.contexts, &mut batch.events);
+            self.metrics.events.inc_by((batch.events.len() - before) as u64);
+        }
         (!batch.is_empty()).then_some(batch)
     }
 
@@ -331,6 +357,8 @@ pub struct Router {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) sink_names: Vec<String>,
     last_drop_log: Vec<Option<Instant>>,
+    /// The store-and-forward log buffered sinks read from, when there are any.
+    pub(crate) durable: Option<crate::durable::LogWriter>,
 }
 
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -349,10 +377,13 @@ impl Router {
             metrics,
             sink_names,
             last_drop_log,
+            durable: None,
         }
     }
 
-    pub fn route(&mut self, batch: Batch) {
+    /// Hands a batch to every queued sink and to live-stream subscribers (buffered sinks
+    /// get it from the log, see [`run`]).
+    pub fn route(&mut self, batch: Batch) -> Arc<Batch> {
         let len = batch.len() as u64;
         let batch = Arc::new(batch);
         for (i, sink) in self.sinks.iter().enumerate() {
@@ -374,7 +405,8 @@ impl Router {
             }
         }
         // No subscribers is the normal case; nothing to do then.
-        let _ = self.stream.send(batch);
+        let _ = self.stream.send(batch.clone());
+        batch
     }
 }
 
@@ -386,7 +418,10 @@ pub(crate) async fn run(
 ) {
     while let Some(item) = input.recv().await {
         if let Some(batch) = pipeline.process(item) {
-            router.route(batch);
+            let batch = router.route(batch);
+            if let Some(log) = router.durable.as_mut() {
+                log.append(&batch).await;
+            }
         }
     }
 }

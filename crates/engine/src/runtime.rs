@@ -2,9 +2,13 @@
 //! tests) read the cache, health and metrics, change context and subscribe to changes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use backplane_config::Plan;
+use backplane_buffer::{
+    FsyncPolicy, Log, LogOptions, Overflow as BufferOverflow, Reader, ReaderMonitor, ReaderOptions,
+};
+use backplane_config::{Fsync, Overflow, Plan};
 use backplane_model::{BadReason, Context, ContextPatch, Event, Quality, TagId, Timestamp, Value};
 use serde::Serialize;
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
@@ -13,16 +17,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Latest, LatestValues};
 use crate::component::{
-    ComponentError, ComponentStatus, PipelineInput, Registry, SinkContext, SinkIo, SourceContext, SourceIo,
+    ComponentError, ComponentStatus, PipelineInput, Registry, SinkContext, SinkInput, SinkIo, SourceContext,
+    SourceIo,
 };
 use crate::context::ContextStore;
+use crate::durable::{BufferedInput, LogWriter};
 use crate::health::{ComponentHealth, ComponentState, Health};
 use crate::lineage::{self, Lineage};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Batch, Pipeline, Router};
+use crate::production::{CommandFailed, CommandPath, ProductionCommand, ProductionStage};
 use crate::supervisor::{self, BackoffPolicy, Supervised};
 use crate::topology::Topology;
 use crate::writes::{WriteError, WritePath};
+use backplane_production::{Outcome, Production};
 
 /// Queue sizes and restart policy. The defaults suit a gateway; tests shorten the backoff.
 #[derive(Clone, Debug)]
@@ -65,6 +73,162 @@ pub struct HealthReport {
     pub started: Timestamp,
     pub uptime_seconds: f64,
     pub components: Vec<ComponentHealth>,
+    /// The store-and-forward backlog of each buffered sink.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub buffers: Vec<BufferHealth>,
+}
+
+/// One buffered sink's backlog, as health shows it.
+#[derive(Debug, Serialize)]
+pub struct BufferHealth {
+    pub sink: String,
+    /// Samples and events appended but not yet confirmed by the destination.
+    pub backlog_samples: u64,
+    pub backlog_bytes: u64,
+    /// Age of the oldest unconfirmed record; absent when the backlog is empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_age_seconds: Option<f64>,
+    /// Samples and events confirmed per second (10 s average).
+    pub drain_rate: f64,
+    /// Lost to the quota (overflow = "drop-oldest") since start.
+    pub dropped: u64,
+    /// Data the sink could not deliver live is being sent again beside live data.
+    pub replaying: bool,
+}
+
+/// A buffered sink's reader figures and its measured drain rate.
+#[derive(Debug)]
+struct BufferStatus {
+    sink: String,
+    monitor: ReaderMonitor,
+    /// f64 bits: samples per second acknowledged, averaged.
+    drain_rate: Arc<AtomicU64>,
+}
+
+/// Opens the store-and-forward log when any enabled sink is buffered: one reader per such
+/// sink, by name.
+#[allow(clippy::type_complexity)]
+fn open_log(
+    plan: &Plan,
+    metrics: &Metrics,
+) -> Result<(Option<Log>, std::collections::HashMap<String, Reader>), ComponentError> {
+    let readers: Vec<(&str, ReaderOptions)> = plan
+        .sinks
+        .iter()
+        .filter(|s| s.enabled)
+        .filter_map(|s| {
+            let b = s.buffer?;
+            Some((
+                s.name.as_str(),
+                ReaderOptions {
+                    quota_bytes: b.quota_bytes,
+                    overflow: match b.overflow {
+                        Overflow::DropOldest => BufferOverflow::DropOldest,
+                        Overflow::Block => BufferOverflow::Block,
+                    },
+                    live_lag: b.live_lag,
+                },
+            ))
+        })
+        .collect();
+    if readers.is_empty() {
+        return Ok((None, Default::default()));
+    }
+    let dir = plan.gateway.data_dir.join("buffer");
+    let settings = plan.gateway.buffer;
+    let options = LogOptions {
+        segment_bytes: settings.segment_bytes,
+        fsync: match settings.fsync {
+            Fsync::Always => FsyncPolicy::Always,
+            Fsync::Every(d) => FsyncPolicy::Interval(d),
+        },
+    };
+    let (log, opened, recovery) = Log::open(&dir, options, &readers).map_err(|e| {
+        ComponentError::new(format!(
+            "cannot open the store-and-forward log in {}: {e}",
+            dir.display()
+        ))
+    })?;
+    if recovery.corrupted_records > 0
+        || recovery.truncated_bytes > 0
+        || !recovery.damaged_positions.is_empty()
+    {
+        tracing::warn!(
+            dir = %dir.display(),
+            corrupted_records = recovery.corrupted_records,
+            corrupted_bytes = recovery.corrupted_bytes,
+            truncated_bytes = recovery.truncated_bytes,
+            damaged_positions = ?recovery.damaged_positions,
+            "store-and-forward log recovered from damage (see docs/reliability.md)"
+        );
+    }
+    metrics.buffer_corrupted.inc_by(recovery.corrupted_records);
+    let by_name = opened
+        .into_iter()
+        .map(|reader| (reader.name().to_owned(), reader))
+        .collect();
+    Ok((Some(log), by_name))
+}
+
+/// How often time advances for the derive stage, and how often its state is saved.
+const PRODUCTION_TICK: Duration = Duration::from_secs(1);
+const PRODUCTION_SAVE_EVERY: u32 = 10;
+
+/// Ticks the derive stage every second (through the pipeline, in order with data) and
+/// saves its state every ten. Ends when the pipeline's input closes.
+async fn production_clock(
+    input: mpsc::WeakSender<PipelineInput>,
+    production: Arc<parking_lot::Mutex<Production>>,
+    data_dir: std::path::PathBuf,
+) {
+    let mut ticker = tokio::time::interval(PRODUCTION_TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n = 0u32;
+    loop {
+        ticker.tick().await;
+        let Some(tx) = input.upgrade() else { return };
+        // A full queue means the pipeline is busy; the next tick catches up.
+        let _ = tx.try_send(PipelineInput::Tick(Timestamp::now()));
+        drop(tx);
+        n += 1;
+        if n.is_multiple_of(PRODUCTION_SAVE_EVERY) {
+            let production = production.clone();
+            let dir = data_dir.clone();
+            match tokio::task::spawn_blocking(move || crate::production::save(&production, &dir)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "production: cannot save the state"),
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// How often buffer figures are refreshed, and the averaging window of the drain rate.
+const BUFFER_TICK: Duration = Duration::from_secs(1);
+const DRAIN_RATE_WINDOW_SECS: f64 = 10.0;
+
+/// Measures each buffered sink's drain rate and refreshes its metrics every second.
+async fn watch_buffers(buffers: Arc<Vec<BufferStatus>>, metrics: Arc<Metrics>) {
+    let mut last: Vec<u64> = buffers.iter().map(|b| b.monitor.stats().acked_seqs).collect();
+    let mut at = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval(BUFFER_TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = tokio::time::Instant::now();
+        let dt = now.duration_since(at).as_secs_f64().max(1e-3);
+        at = now;
+        for (b, last) in buffers.iter().zip(&mut last) {
+            let stats = b.monitor.stats();
+            let instant = stats.acked_seqs.saturating_sub(*last) as f64 / dt;
+            *last = stats.acked_seqs;
+            let old = f64::from_bits(b.drain_rate.load(Ordering::Relaxed));
+            let alpha = 1.0 - (-dt / DRAIN_RATE_WINDOW_SECS).exp();
+            let rate = old + (instant - old) * alpha;
+            b.drain_rate.store(rate.to_bits(), Ordering::Relaxed);
+            metrics.update_buffer(&b.sink, &stats, rate);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -78,6 +242,8 @@ struct Shared {
     input: mpsc::WeakSender<PipelineInput>,
     writes: WritePath,
     started: Timestamp,
+    buffers: Arc<Vec<BufferStatus>>,
+    production: Arc<parking_lot::Mutex<Production>>,
 }
 
 /// A cheap, cloneable view of a running engine.
@@ -96,6 +262,10 @@ pub struct Engine {
     sources: Vec<JoinHandle<()>>,
     sinks: Vec<JoinHandle<()>>,
     pipeline: JoinHandle<()>,
+    buffer_task: Option<JoinHandle<()>>,
+    clock_task: JoinHandle<()>,
+    production: Arc<parking_lot::Mutex<Production>>,
+    data_dir: std::path::PathBuf,
     drain_timeout: Duration,
 }
 
@@ -139,6 +309,10 @@ impl Engine {
 
         let (writes, mut write_rxs) = WritePath::new(&topology);
 
+        let input_closed = CancellationToken::new();
+        let (log, mut readers) = open_log(plan, &metrics)?;
+        let mut buffers = Vec::new();
+
         // Sinks first, so nothing the first readings produce is missed.
         let mut sink_txs = Vec::new();
         let mut sink_tasks = Vec::new();
@@ -153,11 +327,41 @@ impl Engine {
                     ComponentError::new(format!("sink `{}`: unknown kind `{}`", spec.name, spec.kind))
                 })?
                 .clone();
-            let (tx, rx) = mpsc::channel(options.sink_queue.max(1));
-            sink_txs.push(Some(tx));
+            let input = match readers.remove(&spec.name) {
+                Some(reader) => {
+                    sink_txs.push(None);
+                    let buffer_metrics = metrics.buffer(&spec.name);
+                    buffers.push(BufferStatus {
+                        sink: spec.name.clone(),
+                        monitor: reader.monitor(),
+                        drain_rate: Arc::new(AtomicU64::new(0f64.to_bits())),
+                    });
+                    let (commands, command_rx) = mpsc::unbounded_channel();
+                    SinkInput::Buffer {
+                        input: Arc::new(Mutex::new(BufferedInput {
+                            reader,
+                            commands: command_rx,
+                            topology: topology.clone(),
+                            closed: input_closed.clone(),
+                            unreadable: buffer_metrics.unreadable,
+                            unknown_tags: buffer_metrics.unknown_tags,
+                        })),
+                        commands,
+                    }
+                }
+                None => {
+                    let (tx, rx) = mpsc::channel(options.sink_queue.max(1));
+                    sink_txs.push(Some(tx));
+                    SinkInput::Queue(Arc::new(Mutex::new(rx)))
+                }
+            };
             let io = SinkIo {
-                input: Arc::new(Mutex::new(rx)),
+                commands: CommandPath {
+                    input: input_tx.downgrade(),
+                },
+                input,
                 cancel: sink_cancel.clone(),
+                input_closed: input_closed.clone(),
                 topology: topology.clone(),
                 writes: writes.clone(),
                 status: ComponentStatus {
@@ -172,6 +376,8 @@ impl Engine {
             let data_dir = plan.gateway.data_dir.clone();
             let gateway = plan.gateway.name.clone();
             let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
+                // What the previous instance sent but never saw confirmed goes again.
+                io.rewind();
                 let sink = kind.build(&SinkContext {
                     gateway: &gateway,
                     name: &spec.name,
@@ -198,9 +404,26 @@ impl Engine {
             )));
         }
 
-        let router = Router::new(sink_txs, sink_names, stream.clone(), metrics.clone());
-        let pipeline = Pipeline::new(topology.clone(), contexts.clone(), cache.clone(), metrics.clone());
-        let pipeline_task = tokio::spawn(pipeline::run(pipeline, router, input_rx));
+        let mut router = Router::new(sink_txs, sink_names, stream.clone(), metrics.clone());
+        router.durable =
+            log.map(|log| LogWriter::new(log, topology.clone(), metrics.buffer_append_errors.clone()));
+        let mut pipeline = Pipeline::new(topology.clone(), contexts.clone(), cache.clone(), metrics.clone());
+        let production = Arc::new(parking_lot::Mutex::new(crate::production::restore(plan)));
+        pipeline.set_production(ProductionStage::new(production.clone(), &topology));
+        let closed = input_closed.clone();
+        let pipeline_task = tokio::spawn(async move {
+            pipeline::run(pipeline, router, input_rx).await;
+            // Buffered sinks hand out what is ready, then stop; the rest stays in the log.
+            closed.cancel();
+        });
+        let buffers = Arc::new(buffers);
+        let buffer_task =
+            (!buffers.is_empty()).then(|| tokio::spawn(watch_buffers(buffers.clone(), metrics.clone())));
+        let clock_task = tokio::spawn(production_clock(
+            input_tx.downgrade(),
+            production.clone(),
+            plan.gateway.data_dir.clone(),
+        ));
 
         let mut source_tasks = Vec::new();
         for (i, spec) in plan.sources.iter().enumerate() {
@@ -280,6 +503,8 @@ impl Engine {
             input: input_tx.downgrade(),
             writes,
             started: now,
+            buffers,
+            production: production.clone(),
         });
         Ok(Engine {
             handle: EngineHandle { shared },
@@ -289,6 +514,10 @@ impl Engine {
             sources: source_tasks,
             sinks: sink_tasks,
             pipeline: pipeline_task,
+            buffer_task,
+            clock_task,
+            production,
+            data_dir: plan.gateway.data_dir.clone(),
             drain_timeout: options.drain_timeout,
         })
     }
@@ -307,6 +536,14 @@ impl Engine {
         // sink queues so each sink flushes and returns.
         drop(self.input);
         let _ = self.pipeline.await;
+        self.clock_task.abort();
+        let production = self.production.clone();
+        let data_dir = self.data_dir.clone();
+        match tokio::task::spawn_blocking(move || crate::production::save(&production, &data_dir)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "production: cannot save the state at shutdown"),
+            Err(e) => tracing::error!(error = %e, "production: saving the state failed"),
+        }
         let drain = async {
             for task in self.sinks {
                 let _ = task.await;
@@ -315,6 +552,9 @@ impl Engine {
         if tokio::time::timeout(self.drain_timeout, drain).await.is_err() {
             tracing::warn!("sinks did not drain in time; stopping them");
             self.sink_cancel.cancel();
+        }
+        if let Some(task) = self.buffer_task {
+            task.abort();
         }
         tracing::info!("engine stopped");
     }
@@ -367,6 +607,44 @@ impl EngineHandle {
         Ok(events)
     }
 
+    /// Runs a production command (work orders, lots, genealogy, reasons, forms) between two
+    /// batches, so its context changes apply exactly from there, and returns its result.
+    /// The events it produced are routed to sinks and the live stream.
+    pub async fn production<T: Send + 'static>(
+        &self,
+        command: impl FnOnce(&mut Production, Timestamp, &mut Outcome) -> T + Send + 'static,
+    ) -> Result<T, EngineStopped> {
+        let input = self.shared.input.upgrade().ok_or(EngineStopped)?;
+        let (reply, answer) = oneshot::channel();
+        let command = ProductionCommand(Box::new(move |p, now, out| {
+            let _ = reply.send(command(p, now, out));
+        }));
+        input
+            .send(PipelineInput::Production(command))
+            .await
+            .map_err(|_| EngineStopped)?;
+        answer.await.map_err(|_| EngineStopped)
+    }
+
+    /// Runs a production command given as a message (the HTTP API and the MQTT command
+    /// topic share this vocabulary, see `backplane_production::Command`).
+    pub async fn execute(
+        &self,
+        command: backplane_production::Command,
+        by: Option<String>,
+    ) -> Result<serde_json::Value, CommandFailed> {
+        CommandPath {
+            input: self.shared.input.clone(),
+        }
+        .execute(command, by)
+        .await
+    }
+
+    /// Reads the production state (queries: work orders, lots, traces, OEE, ...).
+    pub fn production_view<R>(&self, read: impl FnOnce(&Production) -> R) -> R {
+        read(&self.shared.production.lock())
+    }
+
     /// Every batch the pipeline routes from now on. A subscriber that falls more than the
     /// stream queue behind gets `RecvError::Lagged` and should call [`Self::note_stream_lag`].
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
@@ -390,6 +668,23 @@ impl EngineHandle {
             started: self.shared.started,
             uptime_seconds: (now.unix_nanos() - self.shared.started.unix_nanos()) as f64 / 1e9,
             components,
+            buffers: self
+                .shared
+                .buffers
+                .iter()
+                .map(|b| {
+                    let stats = b.monitor.stats();
+                    BufferHealth {
+                        sink: b.sink.clone(),
+                        backlog_samples: stats.backlog_seqs,
+                        backlog_bytes: stats.backlog_bytes,
+                        oldest_age_seconds: stats.oldest_unacked_age.map(|d| d.as_secs_f64()),
+                        drain_rate: f64::from_bits(b.drain_rate.load(Ordering::Relaxed)),
+                        dropped: stats.dropped_seqs,
+                        replaying: stats.replaying,
+                    }
+                })
+                .collect(),
         }
     }
 

@@ -136,42 +136,7 @@ pub fn historian_stores(plan: &Plan) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// `"500MB"`, `"1.5GiB"`, `"10 GB"` or `"unlimited"`; decimal (kB, MB, GB, TB) and binary
-/// (KiB, MiB, GiB, TiB) units.
-pub fn parse_bytes(text: &str) -> Result<Option<u64>, String> {
-    let text = text.trim();
-    if text == "unlimited" {
-        return Ok(None);
-    }
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size: write e.g. \"500MB\" or \"2GiB\""))?;
-    let factor: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "kB" | "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}` (use B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            ));
-        }
-    };
-    let bytes = number * factor;
-    if !bytes.is_finite() || bytes >= 1.8e19 {
-        return Err(format!("`{text}` is too large"));
-    }
-    Ok(Some(bytes as u64))
-}
+pub use backplane_config::parse_bytes;
 
 fn check_duration(table: &Table<'_>, key: &str, d: Duration, min: Duration, max: Duration) -> bool {
     if d < min || d > max {

@@ -1,0 +1,712 @@
+//! Store-and-forward for network sinks: the pipeline's batches go into one shared
+//! [`Log`](backplane_buffer::Log) and every buffered sink reads them back through its own
+//! [`Reader`], acknowledging only what its destination confirmed.
+//!
+//! - [`encode`] / [`decode`]: a batch as one log record. Samples name their tag by path
+//!   (not by [`TagId`](backplane_model::TagId)), so a backlog written under one
+//!   configuration is still read correctly after the tags were renumbered by another;
+//!   samples of tags that no longer exist are skipped and counted.
+//! - [`LogWriter`]: the pipeline side (append; wait for space under `overflow = "block"`).
+//! - [`BufferedInput`]: the sink side behind [`SinkIo`](crate::SinkIo).
+//!
+//! Sequence numbers: a record holding `n` samples and events covers `n` consecutive
+//! sequence numbers of the log, samples first; each sample and event carries its own to
+//! the sink (`seq` in `docs/payloads.md`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backplane_buffer::{AppendError, Log, Reader, Record};
+use backplane_model::{Context, Event, Quality, Sample, Timestamp, Value};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::Batch;
+use crate::topology::Topology;
+
+/// The format of records written by this version.
+const FORMAT: u8 = 1;
+
+/// A record that cannot be read back as a batch.
+#[derive(Debug, thiserror::Error)]
+#[error("buffer record: {0}")]
+pub struct DecodeError(&'static str);
+
+/// Appends `batch` to `out` as one record body.
+pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
+    out.clear();
+    out.push(FORMAT);
+    // Contexts are shared by many samples: write each distinct one once.
+    let mut contexts: Vec<&Arc<Context>> = Vec::new();
+    let mut context_of = Vec::with_capacity(batch.samples.len());
+    for sample in &batch.samples {
+        let i = match contexts.iter().position(|c| Arc::ptr_eq(c, &sample.context)) {
+            Some(i) => i,
+            None => {
+                contexts.push(&sample.context);
+                contexts.len() - 1
+            }
+        };
+        context_of.push(i);
+    }
+    put_varint(out, contexts.len() as u64);
+    for context in &contexts {
+        put_context(out, context);
+    }
+    put_varint(out, batch.samples.len() as u64);
+    for (sample, context) in batch.samples.iter().zip(context_of) {
+        let path = topology.tag(sample.tag).map(|t| &*t.path).unwrap_or("");
+        put_str(out, path);
+        put_optional_value(out, sample.value.as_ref());
+        out.extend_from_slice(&sample.quality.to_status_code().to_le_bytes());
+        match sample.source_time {
+            Some(t) => {
+                out.push(1);
+                out.extend_from_slice(&t.unix_nanos().to_le_bytes());
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(&sample.gateway_time.unix_nanos().to_le_bytes());
+        put_varint(out, context as u64);
+    }
+    put_varint(out, batch.events.len() as u64);
+    for event in &batch.events {
+        // Events are rare beside samples; their JSON form is their stable form.
+        let json = serde_json::to_vec(event).unwrap_or_default();
+        put_bytes(out, &json);
+    }
+}
+
+/// A decoded record: the batch, and the sequence number of each sample and event in it
+/// (samples first). Samples of unknown tags are left out and counted in `unknown_tags`.
+#[derive(Debug)]
+pub struct Decoded {
+    pub batch: Batch,
+    pub seqs: Vec<u64>,
+    pub unknown_tags: u64,
+}
+
+pub fn decode(bytes: &[u8], first_seq: u64, topology: &Topology) -> Result<Decoded, DecodeError> {
+    let mut r = Cursor { bytes, at: 0 };
+    if r.u8()? != FORMAT {
+        return Err(DecodeError("unknown record format"));
+    }
+    let n = r.len()?;
+    let mut contexts = Vec::with_capacity(n);
+    for _ in 0..n {
+        contexts.push(Arc::new(r.context()?));
+    }
+    let n = r.len()?;
+    let mut samples = Vec::with_capacity(n);
+    let mut seqs = Vec::with_capacity(n);
+    let mut unknown_tags = 0;
+    for i in 0..n {
+        let path = r.str()?;
+        let value = r.optional_value()?;
+        let quality = Quality::from_status_code(r.u32()?);
+        let source_time = match r.u8()? {
+            0 => None,
+            1 => Some(Timestamp::from_unix_nanos(r.i64()?)),
+            _ => return Err(DecodeError("bad source time flag")),
+        };
+        let gateway_time = Timestamp::from_unix_nanos(r.i64()?);
+        let context = usize::try_from(r.varint()?)
+            .ok()
+            .and_then(|i| contexts.get(i))
+            .cloned()
+            .ok_or(DecodeError("context index out of range"))?;
+        let Some(tag) = topology.tag_by_path(path) else {
+            unknown_tags += 1;
+            continue;
+        };
+        samples.push(Sample {
+            tag: tag.id,
+            value,
+            quality,
+            source_time,
+            gateway_time,
+            context,
+        });
+        seqs.push(first_seq + i as u64);
+    }
+    let sample_count = n as u64;
+    let n = r.len()?;
+    let mut events = Vec::with_capacity(n);
+    for j in 0..n {
+        let json = r.bytes()?;
+        let event: Event = serde_json::from_slice(json).map_err(|_| DecodeError("bad event"))?;
+        events.push(event);
+        seqs.push(first_seq + sample_count + j as u64);
+    }
+    if r.at != bytes.len() {
+        return Err(DecodeError("trailing bytes"));
+    }
+    Ok(Decoded {
+        batch: Batch { samples, events },
+        seqs,
+        unknown_tags,
+    })
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_bytes(out, s.as_bytes());
+}
+
+fn put_context(out: &mut Vec<u8>, c: &Context) {
+    let fields = context_fields(c);
+    let mut mask = 0u8;
+    for (i, f) in fields.iter().enumerate() {
+        if f.is_some() {
+            mask |= 1 << i;
+        }
+    }
+    out.push(mask);
+    for f in fields.into_iter().flatten() {
+        put_str(out, f);
+    }
+}
+
+fn context_fields(c: &Context) -> [Option<&Arc<str>>; 7] {
+    [
+        c.work_order.as_ref(),
+        c.product.as_ref(),
+        c.batch.as_ref(),
+        c.lot.as_ref(),
+        c.shift.as_ref(),
+        c.operator.as_ref(),
+        c.machine_state.as_ref(),
+    ]
+}
+
+fn put_optional_value(out: &mut Vec<u8>, value: Option<&Value>) {
+    match value {
+        None => out.push(0),
+        Some(v) => put_value(out, v),
+    }
+}
+
+fn put_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Bool(b) => out.extend_from_slice(&[1, u8::from(*b)]),
+        Value::Int(i) => {
+            out.push(2);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::UInt(u) => {
+            out.push(3);
+            out.extend_from_slice(&u.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.push(4);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Value::String(s) => {
+            out.push(5);
+            put_str(out, s);
+        }
+        Value::Timestamp(t) => {
+            out.push(6);
+            out.extend_from_slice(&t.unix_nanos().to_le_bytes());
+        }
+        Value::Array(items) => {
+            out.push(7);
+            put_varint(out, items.len() as u64);
+            for item in items.iter() {
+                put_value(out, item);
+            }
+        }
+    }
+}
+
+/// Reads what the `put_*` functions wrote; every length is checked against the input.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+/// Deepest array nesting accepted: arrays of arrays are rare, and this bounds recursion.
+const MAX_DEPTH: u32 = 8;
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.at.checked_add(n).ok_or(DecodeError("length overflow"))?;
+        let slice = self.bytes.get(self.at..end).ok_or(DecodeError("truncated"))?;
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            n |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(n);
+            }
+        }
+        Err(DecodeError("varint too long"))
+    }
+
+    /// A count of items that follow; each takes at least one byte, which bounds it.
+    fn len(&mut self) -> Result<usize, DecodeError> {
+        let n = self.varint()?;
+        if n > (self.bytes.len() - self.at) as u64 {
+            return Err(DecodeError("count larger than the record"));
+        }
+        Ok(n as usize)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.len()?;
+        self.take(n)
+    }
+
+    fn str(&mut self) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| DecodeError("invalid UTF-8"))
+    }
+
+    fn context(&mut self) -> Result<Context, DecodeError> {
+        let mask = self.u8()?;
+        let mut fields: [Option<Arc<str>>; 7] = Default::default();
+        for (i, field) in fields.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                *field = Some(Arc::from(self.str()?));
+            }
+        }
+        let [work_order, product, batch, lot, shift, operator, machine_state] = fields;
+        Ok(Context {
+            work_order,
+            product,
+            batch,
+            lot,
+            shift,
+            operator,
+            machine_state,
+        })
+    }
+
+    fn optional_value(&mut self) -> Result<Option<Value>, DecodeError> {
+        if self.bytes.get(self.at) == Some(&0) {
+            self.at += 1;
+            return Ok(None);
+        }
+        self.value(0).map(Some)
+    }
+
+    fn value(&mut self, depth: u32) -> Result<Value, DecodeError> {
+        Ok(match self.u8()? {
+            1 => Value::Bool(self.u8()? != 0),
+            2 => Value::Int(self.i64()?),
+            3 => Value::UInt(u64::from_le_bytes(self.array()?)),
+            4 => Value::Float(f64::from_le_bytes(self.array()?)),
+            5 => Value::String(Arc::from(self.str()?)),
+            6 => Value::Timestamp(Timestamp::from_unix_nanos(self.i64()?)),
+            7 if depth < MAX_DEPTH => {
+                let n = self.len()?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.value(depth + 1)?);
+                }
+                Value::Array(items.into())
+            }
+            7 => return Err(DecodeError("arrays nested too deep")),
+            _ => return Err(DecodeError("unknown value type")),
+        })
+    }
+}
+
+/// The pipeline's side of the log.
+#[derive(Debug)]
+pub(crate) struct LogWriter {
+    pub(crate) log: Log,
+    topology: Arc<Topology>,
+    scratch: Vec<u8>,
+    /// Batches that could not be written (disk full, I/O error): lost for buffered sinks.
+    pub(crate) append_errors: Counter,
+    last_warning: Option<Instant>,
+}
+
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+impl LogWriter {
+    pub(crate) fn new(log: Log, topology: Arc<Topology>, append_errors: Counter) -> LogWriter {
+        LogWriter {
+            log,
+            topology,
+            scratch: Vec::with_capacity(64 * 1024),
+            append_errors,
+            last_warning: None,
+        }
+    }
+
+    /// Appends a batch for every buffered sink. Under `overflow = "block"` this waits for
+    /// the full sink to catch up, which holds back the pipeline and so the sources.
+    pub(crate) async fn append(&mut self, batch: &Batch) {
+        let count = batch.len();
+        if count == 0 {
+            return;
+        }
+        let Ok(count) = u32::try_from(count) else {
+            // Batches are bounded by a source's read size, far below this.
+            self.append_errors.inc();
+            return;
+        };
+        encode(batch, &self.topology, &mut self.scratch);
+        loop {
+            match self.log.append(count, &self.scratch) {
+                Ok(_) => return,
+                Err(AppendError::Full { reader }) => {
+                    if self.should_warn() {
+                        tracing::warn!(sink = %reader, "store-and-forward quota reached with overflow = \"block\": holding back the sources until the sink catches up");
+                    }
+                    self.log.space().await;
+                }
+                Err(AppendError::Buffer(e)) => {
+                    self.append_errors.inc();
+                    if self.should_warn() {
+                        tracing::error!(error = %e, "cannot write to the store-and-forward log; data for buffered sinks is being lost (see backplane_buffer_append_errors_total)");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn should_warn(&mut self) -> bool {
+        let now = Instant::now();
+        let due = self
+            .last_warning
+            .is_none_or(|t| now.duration_since(t) >= WARN_INTERVAL);
+        if due {
+            self.last_warning = Some(now);
+        }
+        due
+    }
+}
+
+/// What a sink asks of its reader between deliveries.
+#[derive(Debug)]
+pub(crate) enum ReaderCommand {
+    Ack(u64),
+    Rewind,
+}
+
+/// A buffered sink's input: its reader of the log, and the commands (acks, rewinds) the
+/// sink sent since the last delivery. Acks go through a channel because the sink may ack
+/// while a `next` of its own is pending in a `select!`.
+#[derive(Debug)]
+pub(crate) struct BufferedInput {
+    pub(crate) reader: Reader,
+    pub(crate) commands: mpsc::UnboundedReceiver<ReaderCommand>,
+    pub(crate) topology: Arc<Topology>,
+    /// Cancelled once the pipeline has stopped: nothing more will be appended.
+    pub(crate) closed: CancellationToken,
+    pub(crate) unreadable: Counter,
+    pub(crate) unknown_tags: Counter,
+}
+
+/// One record handed to a buffered sink.
+#[derive(Debug)]
+pub(crate) struct Delivered {
+    pub(crate) record: u64,
+    pub(crate) decoded: Decoded,
+    pub(crate) replay: bool,
+}
+
+impl BufferedInput {
+    pub(crate) fn apply(&mut self, command: ReaderCommand) {
+        match command {
+            ReaderCommand::Ack(seq) => self.reader.ack(seq),
+            ReaderCommand::Rewind => self.reader.rewind(),
+        }
+    }
+
+    pub(crate) fn apply_pending(&mut self) {
+        while let Ok(command) = self.commands.try_recv() {
+            self.apply(command);
+        }
+    }
+
+    /// The next decodable record; `None` once the pipeline has stopped and nothing more
+    /// is ready (the rest stays in the log for the next start).
+    pub(crate) async fn next(&mut self) -> Option<Delivered> {
+        loop {
+            self.apply_pending();
+            let record = if self.closed.is_cancelled() {
+                match self.reader.try_next() {
+                    Ok(Some(record)) => record,
+                    Ok(None) => {
+                        self.finish();
+                        return None;
+                    }
+                    Err(e) => {
+                        tracing::error!(reader = %self.reader.name(), error = %e, "store-and-forward: cannot read the log");
+                        self.finish();
+                        return None;
+                    }
+                }
+            } else {
+                let closed = self.closed.clone();
+                tokio::select! {
+                    record = self.reader.next() => match record {
+                        Ok(record) => record,
+                        Err(e) => {
+                            // An I/O error reading our own files: wait a little rather than spin.
+                            tracing::error!(reader = %self.reader.name(), error = %e, "store-and-forward: cannot read the log");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    },
+                    Some(command) = self.commands.recv() => {
+                        self.apply(command);
+                        continue;
+                    }
+                    () = closed.cancelled() => continue,
+                }
+            };
+            if let Some(delivered) = self.decode(record) {
+                return Some(delivered);
+            }
+        }
+    }
+
+    fn decode(&mut self, record: Record) -> Option<Delivered> {
+        match decode(&record.payload, record.seq, &self.topology) {
+            Ok(decoded) => {
+                if decoded.unknown_tags > 0 {
+                    self.unknown_tags.inc_by(decoded.unknown_tags);
+                    tracing::warn!(reader = %self.reader.name(), samples = decoded.unknown_tags, "store-and-forward: skipping buffered samples of tags the configuration no longer has");
+                }
+                if decoded.batch.is_empty() {
+                    self.reader.ack(record.seq);
+                    return None;
+                }
+                Some(Delivered {
+                    record: record.seq,
+                    decoded,
+                    replay: record.replay,
+                })
+            }
+            Err(e) => {
+                // Checksummed, so written like this: by another version, or a bug. Skip it,
+                // counted, rather than block the sink behind it forever.
+                self.unreadable.inc_by(u64::from(record.count));
+                tracing::error!(reader = %self.reader.name(), seq = record.seq, error = %e, "store-and-forward: skipping a record this version cannot read");
+                self.reader.ack(record.seq);
+                None
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.apply_pending();
+        if let Err(e) = self.reader.persist() {
+            tracing::warn!(reader = %self.reader.name(), error = %e, "store-and-forward: cannot save the read position; some records will be sent again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use backplane_model::{AssetPath, BadReason, ContextField, EventKind};
+
+    const CONFIG: &str = r#"
+[namespace]
+enterprise = "acme"
+site = "plant"
+[models.Tank.attributes]
+level = { type = "float", unit = "%" }
+name = { type = "string" }
+[[assets]]
+path = "area"
+level = "area"
+[[assets]]
+path = "area/tank-1"
+model = "Tank"
+source = "sim"
+bindings.level = { address = "l" }
+bindings.name = { address = "n" }
+[[sources]]
+name = "sim"
+kind = "simulator"
+signals.l = { signal = "constant", value = 1.0 }
+signals.n = { signal = "constant", value = 1.0 }
+"#;
+
+    fn topology(config: &str) -> Topology {
+        let registry = crate::Registry::with_builtins();
+        let plan =
+            backplane_config::load_str(config, std::path::Path::new("t.toml"), &registry.catalog()).unwrap();
+        Topology::new(plan)
+    }
+
+    fn batch(topology: &Topology) -> Batch {
+        let context = Arc::new(Context {
+            work_order: Some("WO-1".into()),
+            batch: Some("B-7".into()),
+            ..Context::default()
+        });
+        let level = topology.tag_by_path("acme/plant/area/tank-1/level").unwrap().id;
+        let name = topology.tag_by_path("acme/plant/area/tank-1/name").unwrap().id;
+        Batch {
+            samples: vec![
+                Sample {
+                    tag: level,
+                    value: Some(Value::Float(42.5)),
+                    quality: Quality::Good,
+                    source_time: Some(Timestamp::from_unix_nanos(5)),
+                    gateway_time: Timestamp::from_unix_nanos(7),
+                    context: context.clone(),
+                },
+                Sample {
+                    tag: name,
+                    value: Some(Value::Array(
+                        vec![Value::String("a".into()), Value::Int(-3), Value::UInt(9)].into(),
+                    )),
+                    quality: Quality::Uncertain(backplane_model::UncertainReason::LastUsableValue),
+                    source_time: None,
+                    gateway_time: Timestamp::from_unix_nanos(8),
+                    context: context.clone(),
+                },
+                Sample {
+                    tag: level,
+                    value: None,
+                    quality: Quality::Bad(BadReason::CommFailure),
+                    source_time: None,
+                    gateway_time: Timestamp::from_unix_nanos(9),
+                    context: Arc::new(Context::default()),
+                },
+            ],
+            events: vec![Event {
+                asset: AssetPath::parse("acme/plant/area/tank-1").unwrap(),
+                time: Timestamp::from_unix_nanos(10),
+                kind: EventKind::ContextChanged {
+                    field: ContextField::Batch,
+                    old: None,
+                    new: Some("B-7".into()),
+                    by: Some("api".into()),
+                },
+                context: context.clone(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_batch_survives_the_round_trip_with_one_sequence_number_per_record_item() {
+        let topology = topology(CONFIG);
+        let batch = batch(&topology);
+        let mut bytes = Vec::new();
+        encode(&batch, &topology, &mut bytes);
+        let decoded = decode(&bytes, 100, &topology).unwrap();
+        assert_eq!(decoded.batch.samples, batch.samples);
+        assert_eq!(decoded.batch.events, batch.events);
+        assert_eq!(decoded.seqs, [100, 101, 102, 103]);
+        assert_eq!(decoded.unknown_tags, 0);
+        // Samples sharing a context share it again after decoding.
+        assert!(Arc::ptr_eq(
+            &decoded.batch.samples[0].context,
+            &decoded.batch.samples[1].context
+        ));
+    }
+
+    #[test]
+    fn large_batches_of_many_samples_and_contexts_round_trip() {
+        let topology = topology(CONFIG);
+        let mut batch = batch(&topology);
+        let template = batch.samples[0].clone();
+        // Ten assets' contexts: the last sample refers to the tenth, with fewer bytes
+        // after it than its index.
+        let contexts: Vec<Arc<Context>> = (0..10)
+            .map(|i| {
+                Arc::new(Context {
+                    lot: Some(format!("L{i}").into()),
+                    ..Context::default()
+                })
+            })
+            .collect();
+        batch.events.clear();
+        batch.samples = (0..300)
+            .map(|i| Sample {
+                context: contexts[(i % 10) as usize].clone(),
+                value: Some(Value::Float(f64::from(i) * 0.37)),
+                gateway_time: Timestamp::from_unix_nanos(1_764_000_000_000_000_000 + i64::from(i)),
+                ..template.clone()
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        encode(&batch, &topology, &mut bytes);
+        let decoded = decode(&bytes, 0, &topology).unwrap();
+        assert_eq!(decoded.batch.samples, batch.samples);
+    }
+
+    #[test]
+    fn samples_of_tags_removed_from_the_configuration_are_skipped_and_keep_their_numbers() {
+        let old = topology(CONFIG);
+        let mut bytes = Vec::new();
+        encode(&batch(&old), &old, &mut bytes);
+        let new = topology(
+            &CONFIG
+                .replace("name = { type = \"string\" }", "")
+                .replace("bindings.name = { address = \"n\" }", ""),
+        );
+        let decoded = decode(&bytes, 0, &new).unwrap();
+        assert_eq!(decoded.unknown_tags, 1);
+        assert_eq!(decoded.batch.samples.len(), 2);
+        // The level samples were the first and third: their numbers are kept.
+        assert_eq!(decoded.seqs, [0, 2, 3]);
+        let level = new.tag_by_path("acme/plant/area/tank-1/level").unwrap().id;
+        assert!(decoded.batch.samples.iter().all(|s| s.tag == level));
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_of_a_record_is_an_error_or_a_batch_never_a_panic() {
+        let topology = topology(CONFIG);
+        let mut bytes = Vec::new();
+        encode(&batch(&topology), &topology, &mut bytes);
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len], 0, &topology).is_err(), "truncated to {len}");
+        }
+        for i in 0..bytes.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[i] ^= flip;
+                let _ = decode(&damaged, 0, &topology);
+            }
+        }
+    }
+}
