@@ -2,7 +2,8 @@
 //!
 //! Kinds (registered by the binary):
 //! - [`MqttSinkKind`] (`mqtt` sink): the unified namespace, JSON per attribute and per
-//!   instance, retained, with a gateway status topic and Last Will ([`uns`]).
+//!   instance, retained, with a gateway status topic and Last Will ([`uns`]); optionally
+//!   a production command topic for an MES or ERP ([`commands`] reads and answers it).
 //! - [`MqttSourceKind`] (`mqtt` source): subscribes to topic filters and turns JSON or plain
 //!   payloads into readings ([`source`]).
 //! - [`SparkplugSinkKind`] (`sparkplug` sink): Backplane as a Sparkplug B Edge Node
@@ -16,6 +17,7 @@
 //! tested without a network; the drivers are tested against Mosquitto.
 
 pub mod backoff;
+pub mod commands;
 pub mod delivery;
 pub mod link;
 pub mod settings;

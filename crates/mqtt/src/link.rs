@@ -42,8 +42,13 @@ pub struct LinkOptions {
 pub enum LinkEvent {
     /// CONNACK received: the session is up.
     Connected,
-    /// A message on a subscribed topic.
-    Message { topic: String, payload: Bytes },
+    /// A message on a subscribed topic. `retain`: the broker sent it because it was
+    /// retained when the subscription was made, not because it was just published.
+    Message {
+        topic: String,
+        payload: Bytes,
+        retain: bool,
+    },
     /// What became of one publish.
     Delivered(Delivery),
     /// The session ended (the text says why). Every unconfirmed publish was reported
@@ -326,6 +331,7 @@ async fn run_v4(
                 .send(LinkEvent::Message {
                     topic: p.topic,
                     payload: p.payload,
+                    retain: p.retain,
                 })
                 .await
                 .is_ok(),
@@ -388,6 +394,7 @@ async fn run_v5(
                         .send(LinkEvent::Message {
                             topic,
                             payload: p.payload,
+                            retain: p.retain,
                         })
                         .await
                         .is_ok(),

@@ -487,7 +487,7 @@ impl Source for MqttSource {
                             .await
                             .map_err(|e| ComponentError::new(format!("mqtt source `{}`: {e}", self.name)))?;
                     }
-                    LinkEvent::Message { topic, payload } => {
+                    LinkEvent::Message { topic, payload, .. } => {
                         let readings = self.router.readings(&topic, &payload);
                         if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
                             return Ok(());

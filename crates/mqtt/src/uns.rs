@@ -4,10 +4,14 @@
 //! engine's sample payload (`docs/payloads.md`, the same JSON as the JSON-lines sink and the
 //! API). Optionally each asset's whole instance is published to `{asset path}/_instance`,
 //! events to `{asset path}/_events`, and the gateway's status to a status topic whose
-//! "offline" form is the MQTT Last Will. `docs/connectors/mqtt.md` is the reference.
+//! "offline" form is the MQTT Last Will. With `commands`, the sink also subscribes to a
+//! command topic and runs the production commands an MES publishes there, replying on
+//! `{topic}/reply`. `docs/connectors/mqtt.md` is the reference.
 //!
 //! Layout: [`Namespace`] turns batches into messages and does no I/O (it also coalesces
-//! samples when batching is on); [`UnsSink`] drives one [`Link`] after another.
+//! samples when batching is on); [`UnsSink`] drives one [`Link`] after another;
+//! `CommandChannel` feeds the command topic's messages to one worker task that runs them
+//! in arrival order ([`crate::commands`] reads and answers them, without I/O).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -15,7 +19,10 @@ use std::time::Duration;
 
 use backplane_config::{Settings, Table};
 use backplane_engine::payload::{EventPayload, SamplePayload};
-use backplane_engine::{Batch, ComponentError, Sink, SinkContext, SinkIo, SinkKind, Topology};
+use backplane_engine::{
+    Batch, CommandFailed, CommandPath, ComponentError, Delivery, Sink, SinkContext, SinkIo, SinkKind,
+    Topology,
+};
 use backplane_model::{Context, DataType, Quality, Sample, TagId, Timestamp, Unit, Value};
 use bytes::Bytes;
 use futures::FutureExt;
@@ -24,7 +31,8 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use crate::backoff::Backoff;
-use crate::delivery::Delivery;
+use crate::commands::{Reply, Request};
+use crate::delivery::Delivery as Confirmation;
 use crate::link::{Link, LinkEvent, LinkOptions, Will};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
 use crate::topic::validate_topic;
@@ -51,6 +59,71 @@ pub struct MqttSinkSettings {
     pub linger: Duration,
     /// Most publishes waiting for the broker's acknowledgement at once.
     pub max_inflight: u16,
+    /// The production command topic (`commands`); off unless configured.
+    pub commands: CommandTopic,
+}
+
+/// Whether the sink takes production commands, and on which topic (`commands`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CommandTopic {
+    /// `commands = false` or absent: the sink subscribes to nothing.
+    #[default]
+    Off,
+    /// `commands = true` (or a table without `topic`): `[{prefix}/]backplane/{gateway}/commands`.
+    Default,
+    /// `commands = { topic = "..." }`: this topic, as written (no prefix).
+    Topic(String),
+}
+
+impl CommandTopic {
+    /// Reads `commands`: `true`, `false`, or `{ topic = "..." }`.
+    fn parse(table: &mut Table<'_>) -> CommandTopic {
+        let Some(item) = table.optional_item("commands") else {
+            return CommandTopic::Off;
+        };
+        let hint = Some("write `commands = true`, or `commands = { topic = \"mes/line-1/commands\" }` for a topic of your own".to_owned());
+        if let Some(on) = item.as_bool() {
+            return if on {
+                CommandTopic::Default
+            } else {
+                CommandTopic::Off
+            };
+        }
+        let Some(mut t) = item.as_table() else {
+            let found = item.type_name();
+            let article = if found.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            item.error(
+                format!("`commands` must be true, false or a table with a `topic`, found {article} {found}"),
+                hint,
+            );
+            return CommandTopic::Off;
+        };
+        let topic = t.optional_str("topic");
+        let checked = match topic {
+            None => CommandTopic::Default,
+            Some(topic) => match validate_topic(topic) {
+                Err(e) => {
+                    t.error("topic", format!("invalid command `topic`: {e}"), hint);
+                    CommandTopic::Off
+                }
+                Ok(()) if topic.starts_with('$') => {
+                    t.error(
+                        "topic",
+                        format!("invalid command `topic`: `{topic}` starts with `$`, which is reserved for the broker"),
+                        hint,
+                    );
+                    CommandTopic::Off
+                }
+                Ok(()) => CommandTopic::Topic(topic.to_owned()),
+            },
+        };
+        t.finish();
+        checked
+    }
 }
 
 /// The kind registered as `mqtt` (sink).
@@ -60,6 +133,10 @@ pub struct MqttSinkKind;
 impl backplane_config::KindSpec for MqttSinkKind {
     fn describe(&self) -> &'static str {
         "unified namespace over MQTT: JSON per attribute and per instance, retained, with a status topic"
+    }
+
+    fn buffered(&self) -> bool {
+        true
     }
 
     fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
@@ -105,6 +182,7 @@ impl backplane_config::KindSpec for MqttSinkKind {
             table.error("batch_linger", "`batch_linger` must be at most 60s", None);
         }
         let max_inflight = parse_inflight(table);
+        let commands = CommandTopic::parse(table);
         Some(Arc::new(MqttSinkSettings {
             connection: connection?,
             topic_prefix,
@@ -116,6 +194,7 @@ impl backplane_config::KindSpec for MqttSinkKind {
             status_topic,
             linger,
             max_inflight,
+            commands,
         }))
     }
 }
@@ -174,6 +253,9 @@ pub struct Message {
     pub payload: Bytes,
     pub retain: bool,
     pub kind: MessageKind,
+    /// The acknowledgement group the message belongs to (see [`Groups`]); `None` for
+    /// messages made from no log record (status, snapshots).
+    pub group: Option<u64>,
 }
 
 /// The namespace's topics and payloads, and the latest sample of every tag. No I/O.
@@ -186,6 +268,8 @@ pub struct Namespace {
     events: bool,
     retain: bool,
     latest: Vec<Option<Sample>>,
+    /// The stream number of each tag's latest sample.
+    latest_seq: Vec<Option<u64>>,
     dirty: Vec<bool>,
     dirty_tags: Vec<TagId>,
     dirty_assets: Vec<usize>,
@@ -209,6 +293,7 @@ impl Namespace {
             events: settings.events,
             retain: settings.retain,
             latest: vec![None; tags],
+            latest_seq: vec![None; tags],
             dirty: vec![false; tags],
             dirty_tags: Vec::new(),
             dirty_assets: Vec::new(),
@@ -239,36 +324,81 @@ impl Namespace {
         format!("{}backplane/{gateway}/status", self.prefix)
     }
 
+    /// The default command topic for a gateway (`commands = true`).
+    pub fn default_commands_topic(&self, gateway: &str) -> String {
+        format!("{}backplane/{gateway}/commands", self.prefix)
+    }
+
     /// Records a batch: events become messages at once, samples mark their tags for the
     /// next [`flush`](Self::flush) (several samples of one tag collapse into the latest).
     pub fn apply(&mut self, batch: &Batch, out: &mut VecDeque<Message>) {
+        let delivery = Delivery {
+            batch: Arc::new(batch.clone()),
+            record: None,
+            seqs: None,
+            replay: false,
+        };
+        self.apply_delivery(&delivery, true, None, out);
+    }
+
+    /// Records a delivery from the engine. Events always become messages at once. With
+    /// `coalesce` (batching on), live samples mark their tags for the next flush; without
+    /// it, and for replays, every sample becomes its own attribute message, so every
+    /// stream number reaches the broker. A sample newer than its tag's latest becomes the
+    /// latest (retained); an older one (a replay behind live data) is sent unretained, so
+    /// the retained state never goes back in time.
+    pub fn apply_delivery(
+        &mut self,
+        delivery: &Delivery,
+        coalesce: bool,
+        group: Option<u64>,
+        out: &mut VecDeque<Message>,
+    ) {
+        let batch = &delivery.batch;
         if self.events {
-            for event in &batch.events {
-                if let Ok(payload) = serde_json::to_vec(&EventPayload::new(event)) {
+            for (j, event) in batch.events.iter().enumerate() {
+                let payload = EventPayload::new(event).with_seq(delivery.event_seq(j), delivery.replay);
+                if let Ok(payload) = serde_json::to_vec(&payload) {
                     out.push_back(Message {
                         topic: self.events_topic(event.asset.as_str()),
                         payload: payload.into(),
                         retain: false,
                         kind: MessageKind::Event,
+                        group,
                     });
                 }
             }
         }
-        for sample in &batch.samples {
+        let coalesce = coalesce && !delivery.replay;
+        for (k, sample) in batch.samples.iter().enumerate() {
             let i = sample.tag.index();
+            let seq = delivery.sample_seq(k);
             let Some(slot) = self.latest.get_mut(i) else {
                 continue;
             };
-            *slot = Some(sample.clone());
-            if !self.dirty[i] {
-                self.dirty[i] = true;
-                self.dirty_tags.push(sample.tag);
+            let newest = slot
+                .as_ref()
+                .is_none_or(|l| sample.gateway_time >= l.gateway_time);
+            if newest {
+                *slot = Some(sample.clone());
+                self.latest_seq[i] = seq;
+                if let Some(asset) = self.topology.tag(sample.tag).map(|t| t.asset)
+                    && !self.asset_dirty[asset]
+                {
+                    self.asset_dirty[asset] = true;
+                    self.dirty_assets.push(asset);
+                }
             }
-            if let Some(asset) = self.topology.tag(sample.tag).map(|t| t.asset)
-                && !self.asset_dirty[asset]
+            if coalesce {
+                if !self.dirty[i] {
+                    self.dirty[i] = true;
+                    self.dirty_tags.push(sample.tag);
+                }
+            } else if self.attributes
+                && let Some(m) =
+                    self.sample_message(sample, seq, delivery.replay, newest && self.retain, group)
             {
-                self.asset_dirty[asset] = true;
-                self.dirty_assets.push(asset);
+                out.push_back(m);
             }
         }
     }
@@ -280,12 +410,18 @@ impl Namespace {
 
     /// Messages for every tag and asset changed since the last flush.
     pub fn flush(&mut self, out: &mut VecDeque<Message>) {
+        self.flush_group(None, out);
+    }
+
+    /// [`flush`](Self::flush), the messages belonging to acknowledgement `group`.
+    pub fn flush_group(&mut self, group: Option<u64>, out: &mut VecDeque<Message>) {
         let tags = std::mem::take(&mut self.dirty_tags);
         for tag in &tags {
             self.dirty[tag.index()] = false;
             if self.attributes
-                && let Some(m) = self.attribute_message(*tag)
+                && let Some(mut m) = self.attribute_message(*tag)
             {
+                m.group = group;
                 out.push_back(m);
             }
         }
@@ -295,8 +431,9 @@ impl Namespace {
         for asset in &assets {
             self.asset_dirty[*asset] = false;
             if self.instances
-                && let Some(m) = self.instance_message(*asset)
+                && let Some(mut m) = self.instance_message(*asset)
             {
+                m.group = group;
                 out.push_back(m);
             }
         }
@@ -331,13 +468,26 @@ impl Namespace {
 
     fn attribute_message(&self, tag: TagId) -> Option<Message> {
         let sample = self.latest.get(tag.index())?.as_ref()?;
-        let payload = SamplePayload::new(&self.topology, sample)?;
+        let seq = self.latest_seq.get(tag.index()).copied().flatten();
+        self.sample_message(sample, seq, false, self.retain, None)
+    }
+
+    fn sample_message(
+        &self,
+        sample: &Sample,
+        seq: Option<u64>,
+        replay: bool,
+        retain: bool,
+        group: Option<u64>,
+    ) -> Option<Message> {
+        let payload = SamplePayload::new(&self.topology, sample)?.with_seq(seq, replay);
         let bytes = serde_json::to_vec(&payload).ok()?;
         Some(Message {
-            topic: self.attribute_topic(tag)?,
+            topic: self.attribute_topic(sample.tag)?,
             payload: bytes.into(),
-            retain: self.retain,
+            retain,
             kind: MessageKind::State,
+            group,
         })
     }
 
@@ -384,6 +534,7 @@ impl Namespace {
             payload: bytes.into(),
             retain: self.retain,
             kind: MessageKind::State,
+            group: None,
         })
     }
 }
@@ -480,11 +631,90 @@ struct UnsSink {
     connection: ResolvedConnection,
 }
 
-/// Events kept for publishing while the broker is away; the oldest go first when full.
-const HELD_EVENTS: usize = 10_000;
-
 /// How long shutdown waits for the last messages to be acknowledged.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most messages made and not yet handed to the client before the sink reads more input.
+const PENDING_MAX: usize = 4096;
+
+/// Which log records a set of messages came from, and how many of those messages the
+/// broker has yet to acknowledge. A record is acknowledged to the log once every message
+/// made from it is confirmed; with batching, one flush covers many records. No I/O.
+#[derive(Debug, Default)]
+pub struct Groups {
+    next: u64,
+    /// The group receiving records and messages now, until it is closed.
+    open: Option<u64>,
+    groups: HashMap<u64, Group>,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    records: Vec<u64>,
+    outstanding: usize,
+    closed: bool,
+}
+
+impl Groups {
+    /// The open group, opened if needed.
+    pub fn current(&mut self) -> u64 {
+        if let Some(g) = self.open {
+            return g;
+        }
+        let g = self.next;
+        self.next += 1;
+        self.groups.insert(g, Group::default());
+        self.open = Some(g);
+        g
+    }
+
+    pub fn add_record(&mut self, group: u64, record: u64) {
+        if let Some(g) = self.groups.get_mut(&group) {
+            g.records.push(record);
+        }
+    }
+
+    pub fn add_messages(&mut self, group: u64, n: usize) {
+        if let Some(g) = self.groups.get_mut(&group) {
+            g.outstanding += n;
+        }
+    }
+
+    /// No more messages join the open group. Returns its records if all are confirmed.
+    pub fn close(&mut self) -> Vec<u64> {
+        let Some(g) = self.open.take() else {
+            return Vec::new();
+        };
+        if let Some(group) = self.groups.get_mut(&g) {
+            group.closed = true;
+        }
+        self.settle(g)
+    }
+
+    /// One message of `group` was confirmed (or refused for good). Returns the group's
+    /// records once it is closed and complete.
+    pub fn done(&mut self, group: u64) -> Vec<u64> {
+        if let Some(g) = self.groups.get_mut(&group) {
+            g.outstanding = g.outstanding.saturating_sub(1);
+        }
+        self.settle(group)
+    }
+
+    fn settle(&mut self, group: u64) -> Vec<u64> {
+        match self.groups.get(&group) {
+            Some(g) if g.closed && g.outstanding == 0 => {
+                self.groups.remove(&group).map(|g| g.records).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The connection was lost: nothing outstanding will be confirmed now.
+    pub fn clear(&mut self) {
+        self.groups.clear();
+        self.open = None;
+    }
+}
 
 impl Sink for UnsSink {
     fn run(self: Box<Self>, io: SinkIo) -> BoxFuture<'static, Result<(), ComponentError>> {
@@ -494,9 +724,147 @@ impl Sink for UnsSink {
 
 enum Step {
     Link(LinkEvent),
-    Batch(Option<Arc<Batch>>),
+    Input(Option<Delivery>),
     Linger,
     Retry,
+    /// A reply of the command worker; `None` if the worker has stopped.
+    Reply(Option<Bytes>),
+}
+
+/// Commands read from the command topic and not yet run; more are refused as busy.
+const COMMAND_QUEUE: usize = 256;
+
+/// Replies waiting for the broker connection; more are dropped (and logged).
+const REPLIES_MAX: usize = 1024;
+
+/// The command topic of a running sink: the queue of the worker that runs the commands in
+/// arrival order, and the replies it made, waiting to be published.
+struct CommandChannel {
+    topic: String,
+    reply_topic: String,
+    queue: tokio::sync::mpsc::Sender<Bytes>,
+    replies: Option<tokio::sync::mpsc::UnboundedReceiver<Bytes>>,
+    waiting: VecDeque<Bytes>,
+}
+
+impl CommandChannel {
+    /// Starts the worker. `accepted` and `refused` count its outcomes.
+    fn start(
+        sink: &str,
+        topic: String,
+        path: CommandPath,
+        accepted: impl Fn() + Send + Sync + 'static,
+        refused: impl Fn() + Send + Sync + 'static,
+    ) -> CommandChannel {
+        let (queue, commands) = tokio::sync::mpsc::channel(COMMAND_QUEUE);
+        let (reply_tx, replies) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(run_commands(
+            sink.to_owned(),
+            path,
+            commands,
+            reply_tx,
+            accepted,
+            refused,
+        ));
+        CommandChannel {
+            reply_topic: format!("{topic}/reply"),
+            topic,
+            queue,
+            replies: Some(replies),
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// A message on the command topic: queued for the worker, or refused at once (a
+    /// replayed retained message, a full queue). Empty messages (how MQTT clears a
+    /// retained message) are ignored.
+    fn receive(&mut self, sink: &str, payload: Bytes, retain: bool, refused: &dyn Fn()) {
+        if payload.is_empty() {
+            return;
+        }
+        let why = if retain {
+            "a retained message is never run as a command (it would run again at every reconnect): publish commands with retain off, and clear the retained message with an empty one"
+                .to_owned()
+        } else {
+            match self.queue.try_send(payload.clone()) {
+                Ok(()) => return,
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                    format!(
+                        "{COMMAND_QUEUE} commands are waiting to run; the command was not run: send it again later"
+                    )
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                    "the gateway is not running commands now; the command was not run".to_owned()
+                }
+            }
+        };
+        refused();
+        let (request_id, command) = crate::commands::envelope_of(&payload);
+        tracing::warn!(sink = %sink, request_id = ?request_id, command = ?command, error = %why, "mqtt: command refused");
+        let reply = Reply::unavailable(request_id.as_deref(), command.as_deref(), why).to_bytes();
+        self.reply(sink, reply.into());
+    }
+
+    fn reply(&mut self, sink: &str, reply: Bytes) {
+        if self.waiting.len() >= REPLIES_MAX {
+            tracing::warn!(sink = %sink, "mqtt: {REPLIES_MAX} command replies are waiting for the broker; dropping one");
+            return;
+        }
+        self.waiting.push_back(reply);
+    }
+}
+
+/// Runs the commands of one sink's command topic, one after another in arrival order, and
+/// sends back each reply.
+async fn run_commands(
+    sink: String,
+    path: CommandPath,
+    mut commands: tokio::sync::mpsc::Receiver<Bytes>,
+    replies: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    accepted: impl Fn() + Send + Sync + 'static,
+    refused: impl Fn() + Send + Sync + 'static,
+) {
+    while let Some(payload) = commands.recv().await {
+        let reply = match crate::commands::parse(&payload) {
+            Err(rejected) => {
+                refused();
+                tracing::warn!(sink = %sink, request_id = ?rejected.request_id, command = ?rejected.command, error = %rejected.refusal.message(), "mqtt: command refused");
+                rejected.reply().to_bytes()
+            }
+            Ok(Request {
+                request_id,
+                by,
+                command,
+            }) => {
+                let name = command.name();
+                match path.execute(command, Some(by.clone())).await {
+                    Ok(result) => {
+                        accepted();
+                        tracing::info!(sink = %sink, request_id = ?request_id, command = name, by = %by, "mqtt: command carried out");
+                        Reply::ok(request_id.as_deref(), name, &result).to_bytes()
+                    }
+                    Err(CommandFailed::Refused(refusal)) => {
+                        refused();
+                        tracing::warn!(sink = %sink, request_id = ?request_id, command = name, by = %by, error = %refusal.message(), "mqtt: command refused");
+                        Reply::refused(request_id.as_deref(), Some(name), &refusal).to_bytes()
+                    }
+                    Err(CommandFailed::Stopped) => {
+                        refused();
+                        tracing::warn!(sink = %sink, request_id = ?request_id, command = name, "mqtt: command not run: the engine is stopping");
+                        Reply::unavailable(
+                            request_id.as_deref(),
+                            Some(name),
+                            "the gateway is shutting down; the command was not run".to_owned(),
+                        )
+                        .to_bytes()
+                    }
+                }
+            }
+        };
+        if replies.send(reply.into()).is_err() {
+            return;
+        }
+    }
 }
 
 impl UnsSink {
@@ -524,28 +892,59 @@ impl UnsSink {
             inflight: s.max_inflight,
         };
         let mut backoff = Backoff::new(s.connection.reconnect_min, s.connection.reconnect_max);
-        // Unconfirmed messages at a disconnect: state is re-sent by the snapshot, events again.
+        // Unconfirmed messages at a disconnect; their records are sent again (replayed).
         let lost = io.status.counter("messages_unconfirmed_at_disconnect");
         let rejected_counter = io.status.counter("messages_rejected");
         let mut pending: VecDeque<Message> = VecDeque::new();
-        let mut unconfirmed: HashMap<u64, Message> = HashMap::new();
+        let mut unconfirmed: HashMap<u64, Option<u64>> = HashMap::new();
+        let mut groups = Groups::default();
         let mut link: Option<Link> = Some(Link::open(&self.connection, &options));
         let mut connected = false;
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut input_open = true;
         let mut linger_until: Option<tokio::time::Instant> = None;
         let mut rejected = 0u64;
+        let mut commands = None;
+        let mut commands_refused = None;
+        let command_topic = match &s.commands {
+            CommandTopic::Off => None,
+            CommandTopic::Default => Some(ns.default_commands_topic(&gateway)),
+            CommandTopic::Topic(topic) => Some(topic.clone()),
+        };
+        if let Some(topic) = command_topic {
+            let accepted = io.status.counter("commands_accepted");
+            let refused = io.status.counter("commands_refused");
+            commands_refused = Some(refused.clone());
+            commands = Some(CommandChannel::start(
+                &self.name,
+                topic,
+                io.commands.clone(),
+                move || {
+                    accepted.inc();
+                },
+                move || {
+                    refused.inc();
+                },
+            ));
+        }
+        let count_refused = move || {
+            if let Some(c) = &commands_refused {
+                c.inc();
+            }
+        };
 
         loop {
-            // Read more input only when what the last batch produced has gone out (or
-            // cannot go out now: then samples only update the latest values).
-            let want_input = input_open && (pending.is_empty() || !connected);
+            // Read input only while connected: while the broker is away the backlog
+            // waits in the store-and-forward log, not in memory.
+            let want_input = input_open && connected && pending.len() < PENDING_MAX;
             let step = tokio::select! {
                 biased;
                 event = async { match link.as_mut() { Some(l) => l.next().await, None => std::future::pending().await } } => Step::Link(event),
                 () = async { match retry_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => Step::Retry,
                 () = async { match linger_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => Step::Linger,
-                batch = io.recv(), if want_input => Step::Batch(batch),
+                reply = async { match commands.as_mut().and_then(|c| c.replies.as_mut()) { Some(r) => r.recv().await, None => std::future::pending().await } } => Step::Reply(reply),
+                delivery = io.next(), if want_input => Step::Input(delivery),
+                () = io.input_closed(), if input_open && !connected => Step::Input(None),
             };
             match step {
                 Step::Link(LinkEvent::Connected) => {
@@ -553,55 +952,84 @@ impl UnsSink {
                     backoff.reset();
                     io.status.set_degraded(None);
                     tracing::info!(sink = %self.name, broker = %s.connection.host, "mqtt: connected");
-                    let mut fresh = VecDeque::new();
-                    fresh.push_back(Message {
+                    pending.push_back(Message {
                         topic: status_topic.clone(),
                         payload: status(&gateway, true, None, Some(Timestamp::now())),
                         retain: true,
                         kind: MessageKind::State,
+                        group: None,
                     });
-                    ns.snapshot(&mut fresh);
-                    // Events held while away follow the snapshot.
-                    fresh.extend(pending.drain(..).filter(|m| m.kind == MessageKind::Event));
-                    pending = fresh;
-                    linger_until = None;
-                }
-                Step::Link(LinkEvent::Delivered(d)) => match d {
-                    Delivery::Confirmed(token) => {
-                        unconfirmed.remove(&token);
+                    // The broker may have lost its retained messages: repeat the state.
+                    ns.snapshot(&mut pending);
+                    // Clean session: subscribe again at every connection. A failure means
+                    // the link has ended; its Disconnected event follows.
+                    if let (Some(c), Some(l)) = (commands.as_ref(), link.as_ref())
+                        && l.subscribe(std::slice::from_ref(&c.topic), Qos::AtLeastOnce)
+                            .await
+                            .is_ok()
+                    {
+                        tracing::info!(sink = %self.name, topic = %c.topic, "mqtt: taking production commands");
                     }
-                    Delivery::Rejected { token, reason } => {
+                }
+                Step::Link(LinkEvent::Delivered(d)) => {
+                    let token = d.token();
+                    if let Confirmation::Rejected { reason, .. } = &d {
+                        // Refused for good (e.g. not authorized): resending would not help.
                         rejected += 1;
                         rejected_counter.inc();
-                        if let Some(m) = unconfirmed.remove(&token) {
-                            tracing::warn!(sink = %self.name, topic = %m.topic, %reason, rejected, "mqtt: the broker refused a message");
-                        }
+                        tracing::warn!(sink = %self.name, %reason, rejected, "mqtt: the broker refused a message");
                     }
-                    Delivery::Lost(token) => {
-                        // Events go again; state messages are covered by the snapshot
-                        // published after the next connect.
-                        if let Some(m) = unconfirmed.remove(&token)
-                            && m.kind == MessageKind::Event
-                        {
-                            pending.push_front(m);
+                    match d {
+                        Confirmation::Confirmed(_) | Confirmation::Rejected { .. } => {
+                            if let Some(Some(group)) = unconfirmed.remove(&token) {
+                                for record in groups.done(group) {
+                                    io.ack(record);
+                                }
+                            }
                         }
+                        // Counted at the disconnect that follows.
+                        Confirmation::Lost(_) => {}
                     }
-                },
-                Step::Link(LinkEvent::Message { .. }) => {}
+                }
+                Step::Link(LinkEvent::Message {
+                    topic,
+                    payload,
+                    retain,
+                }) => {
+                    if let Some(c) = commands.as_mut()
+                        && topic == c.topic
+                    {
+                        c.receive(&self.name, payload, retain, &count_refused);
+                    }
+                }
+                Step::Reply(Some(reply)) => {
+                    if let Some(c) = commands.as_mut() {
+                        c.reply(&self.name, reply);
+                    }
+                }
+                Step::Reply(None) => {
+                    tracing::error!(sink = %self.name, "mqtt: the command worker stopped; commands are no longer run");
+                    if let Some(c) = commands.as_mut() {
+                        c.replies = None;
+                    }
+                }
                 Step::Link(LinkEvent::Disconnected(why)) => {
                     if connected {
-                        tracing::warn!(sink = %self.name, %why, "mqtt: connection lost; holding latest values");
+                        tracing::warn!(sink = %self.name, %why, "mqtt: connection lost; buffering on disk");
                     } else {
                         tracing::warn!(sink = %self.name, %why, "mqtt: cannot connect");
                     }
                     io.status
-                        .set_degraded(Some(format!("broker unreachable, holding latest values: {why}")));
+                        .set_degraded(Some(format!("broker unreachable, buffering on disk: {why}")));
                     lost.inc_by(unconfirmed.len() as u64);
                     connected = false;
                     link = None;
                     unconfirmed.clear();
-                    pending.retain(|m| m.kind == MessageKind::Event);
-                    trim_events(&mut pending);
+                    // Everything made from records is sent again from the log, marked replay.
+                    pending.clear();
+                    groups.clear();
+                    linger_until = None;
+                    io.rewind();
                     if !input_open {
                         return Ok(());
                     }
@@ -611,37 +1039,72 @@ impl UnsSink {
                     retry_at = None;
                     link = Some(Link::open(&self.connection, &options));
                 }
-                Step::Batch(Some(batch)) => {
-                    ns.apply(&batch, &mut pending);
-                    if s.linger.is_zero() {
-                        ns.flush(&mut pending);
-                    } else if linger_until.is_none() && ns.has_dirty() {
+                Step::Input(Some(delivery)) => {
+                    let group = groups.current();
+                    if let Some(record) = delivery.record {
+                        groups.add_record(group, record);
+                    }
+                    let before = pending.len();
+                    let coalesce = !s.linger.is_zero();
+                    ns.apply_delivery(&delivery, coalesce, Some(group), &mut pending);
+                    if !coalesce {
+                        ns.flush_group(Some(group), &mut pending);
+                    }
+                    groups.add_messages(group, pending.len() - before);
+                    if !coalesce {
+                        for record in groups.close() {
+                            io.ack(record);
+                        }
+                    } else if linger_until.is_none() {
                         linger_until = Some(tokio::time::Instant::now() + s.linger);
                     }
-                    if !connected {
-                        pending.retain(|m| m.kind == MessageKind::Event);
-                        trim_events(&mut pending);
-                    }
                 }
-                Step::Batch(None) => {
+                Step::Input(None) => {
                     input_open = false;
-                    ns.flush(&mut pending);
+                    if let Some(group) = groups.open {
+                        let before = pending.len();
+                        ns.flush_group(Some(group), &mut pending);
+                        groups.add_messages(group, pending.len() - before);
+                    }
+                    for record in groups.close() {
+                        io.ack(record);
+                    }
                     if !connected {
-                        tracing::warn!(sink = %self.name, "mqtt: stopping while disconnected; latest values not published");
+                        tracing::warn!(sink = %self.name, "mqtt: stopping while disconnected; the backlog stays buffered on disk");
                         return Ok(());
                     }
                 }
                 Step::Linger => {
                     linger_until = None;
-                    ns.flush(&mut pending);
+                    if let Some(group) = groups.open {
+                        let before = pending.len();
+                        ns.flush_group(Some(group), &mut pending);
+                        groups.add_messages(group, pending.len() - before);
+                    }
+                    for record in groups.close() {
+                        io.ack(record);
+                    }
                 }
             }
             if connected && let Some(l) = link.as_mut() {
+                // Command replies first: they are few, and someone is waiting for them.
+                if let Some(c) = commands.as_mut() {
+                    while l.outstanding() < usize::from(s.max_inflight) {
+                        let Some(reply) = c.waiting.pop_front() else { break };
+                        if l.publish(&c.reply_topic, Qos::AtLeastOnce, false, reply.clone())
+                            .await
+                            .is_err()
+                        {
+                            c.waiting.push_front(reply);
+                            break;
+                        }
+                    }
+                }
                 while l.outstanding() < usize::from(s.max_inflight) {
                     let Some(m) = pending.pop_front() else { break };
                     match l.publish(&m.topic, s.qos, m.retain, m.payload.clone()).await {
                         Ok(token) => {
-                            unconfirmed.insert(token, m);
+                            unconfirmed.insert(token, m.group);
                         }
                         Err(_) => {
                             pending.push_front(m);
@@ -649,7 +1112,7 @@ impl UnsSink {
                         }
                     }
                 }
-                if !input_open && pending.is_empty() {
+                if !input_open && pending.is_empty() && unconfirmed.is_empty() {
                     // Orderly stop: say so on the status topic, wait for the broker, then
                     // DISCONNECT (which discards the will).
                     let _ = l
@@ -667,17 +1130,6 @@ impl UnsSink {
                 }
             }
         }
-    }
-}
-
-fn trim_events(pending: &mut VecDeque<Message>) {
-    let excess = pending.len().saturating_sub(HELD_EVENTS);
-    if excess > 0 {
-        pending.drain(..excess);
-        tracing::warn!(
-            dropped = excess,
-            "mqtt: too many events held while disconnected; dropped the oldest"
-        );
     }
 }
 
@@ -793,6 +1245,80 @@ payload = "both"
     }
 
     #[test]
+    fn every_sample_of_a_delivery_is_published_with_its_number_and_replays_never_regress_retained_state() {
+        let (topology, settings) = topology();
+        let mut ns = Namespace::new(topology.clone(), &settings);
+        let level = "acme/plant/area/tank-1/level";
+        let live = Delivery {
+            batch: Arc::new(Batch {
+                samples: vec![
+                    sample(&topology, level, 5.0, 50),
+                    sample(&topology, level, 6.0, 60),
+                ],
+                events: vec![],
+            }),
+            record: Some(10),
+            seqs: Some(vec![10, 11].into()),
+            replay: false,
+        };
+        let mut out = VecDeque::new();
+        ns.apply_delivery(&live, false, Some(7), &mut out);
+        let levels: Vec<_> = out.iter().filter(|m| m.topic.ends_with("/level")).collect();
+        assert_eq!(levels.len(), 2, "no coalescing: every number reaches the broker");
+        let json: serde_json::Value = serde_json::from_slice(&levels[1].payload).unwrap();
+        assert_eq!(json["seq"], 11);
+        assert!(json.get("replay").is_none());
+        assert!(levels.iter().all(|m| m.retain && m.group == Some(7)));
+
+        // A replay older than the live value: sent, flagged, not retained.
+        let old = Delivery {
+            batch: Arc::new(Batch {
+                samples: vec![sample(&topology, level, 1.0, 10)],
+                events: vec![],
+            }),
+            record: Some(3),
+            seqs: Some(vec![3].into()),
+            replay: true,
+        };
+        out.clear();
+        ns.apply_delivery(&old, false, Some(8), &mut out);
+        assert_eq!(out.len(), 1);
+        let json: serde_json::Value = serde_json::from_slice(&out[0].payload).unwrap();
+        assert_eq!(
+            (json["seq"].as_u64(), json["replay"].as_bool()),
+            (Some(3), Some(true))
+        );
+        assert!(!out[0].retain);
+        out.clear();
+        ns.snapshot(&mut out);
+        let json: serde_json::Value = serde_json::from_slice(&out[0].payload).unwrap();
+        assert_eq!(json["value"], 6.0, "the snapshot keeps the live value");
+    }
+
+    #[test]
+    fn a_record_is_acknowledged_once_every_message_made_from_it_is_confirmed() {
+        let mut groups = Groups::default();
+        let g = groups.current();
+        groups.add_record(g, 100);
+        groups.add_record(g, 105);
+        groups.add_messages(g, 2);
+        assert!(groups.close().is_empty());
+        assert!(groups.done(g).is_empty());
+        assert_eq!(groups.done(g), [100, 105]);
+        // A group that made no message is done when closed.
+        let g = groups.current();
+        groups.add_record(g, 110);
+        assert_eq!(groups.close(), [110]);
+        // After a disconnect nothing outstanding is acknowledged.
+        let g = groups.current();
+        groups.add_record(g, 120);
+        groups.add_messages(g, 1);
+        groups.close();
+        groups.clear();
+        assert!(groups.done(g).is_empty());
+    }
+
+    #[test]
     fn a_snapshot_repeats_every_known_value() {
         let (topology, settings) = topology();
         let mut ns = Namespace::new(topology.clone(), &settings);
@@ -809,6 +1335,79 @@ payload = "both"
         out.clear();
         ns.snapshot(&mut out);
         assert_eq!(out.len(), 3, "two attributes and one instance");
+    }
+
+    fn commands_setting(line: &str) -> Result<CommandTopic, Vec<String>> {
+        let mut registry = Registry::with_builtins();
+        registry.add_sink("mqtt", Arc::new(MqttSinkKind));
+        let config = format!("{CONFIG}{line}\n");
+        match backplane_config::load_str(&config, Path::new("t.toml"), &registry.catalog()) {
+            Ok(plan) => Ok(plan.sinks[0]
+                .settings
+                .downcast_ref::<MqttSinkSettings>()
+                .unwrap()
+                .commands
+                .clone()),
+            Err(diagnostics) => Err(diagnostics
+                .iter()
+                .map(|d| format!("{}: {}", d.key, d.message))
+                .collect()),
+        }
+    }
+
+    #[test]
+    fn the_commands_key_turns_the_command_topic_on_with_the_default_or_its_own_topic() {
+        assert_eq!(commands_setting(""), Ok(CommandTopic::Off));
+        assert_eq!(commands_setting("commands = false"), Ok(CommandTopic::Off));
+        assert_eq!(commands_setting("commands = true"), Ok(CommandTopic::Default));
+        assert_eq!(commands_setting("commands = {}"), Ok(CommandTopic::Default));
+        assert_eq!(
+            commands_setting("commands = { topic = \"mes/line-1/commands\" }"),
+            Ok(CommandTopic::Topic("mes/line-1/commands".into()))
+        );
+        let (topology, settings) = topology();
+        let ns = Namespace::new(topology, &settings);
+        assert_eq!(ns.default_commands_topic("gw"), "v1/backplane/gw/commands");
+    }
+
+    #[test]
+    fn bad_commands_values_are_diagnosed_naming_the_key() {
+        for (line, key, says) in [
+            (
+                "commands = \"yes\"",
+                "sinks[0].commands",
+                "must be true, false or a table",
+            ),
+            ("commands = 1", "sinks[0].commands", "found an integer"),
+            (
+                "commands = { topic = \"mes/+/commands\" }",
+                "sinks[0].commands.topic",
+                "wildcard",
+            ),
+            (
+                "commands = { topic = \"\" }",
+                "sinks[0].commands.topic",
+                "cannot be empty",
+            ),
+            (
+                "commands = { topic = \"$SYS/commands\" }",
+                "sinks[0].commands.topic",
+                "reserved",
+            ),
+            (
+                "commands = { topc = \"a/b\" }",
+                "sinks[0].commands.topc",
+                "unknown key",
+            ),
+        ] {
+            let errors = commands_setting(line).expect_err(line);
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with(&format!("{key}: ")) && e.contains(says)),
+                "{line}: {errors:?}"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | `ns=2;s=HTST.HoldTemp`  | Double | holding tube temperature, °C, about 72.6                    |
 //! | `ns=2;s=HTST.Flow`      | Double | product flow, m³/h, 16.5 to 19.5                            |
 //! | `ns=2;s=HTST.Status`    | UInt16 | status word: bit 0 running, bit 2 divert valve (20 s steps) |
+//! | `ns=2;s=HTST.BatchNumber` | UInt32 | the batch being pasteurized: 4711, then one more every 2 min |
 //!
 //! [`spawn_simulator`] can add a load bank for benchmarks: `ns=2;s=Load.NNNNN` (UInt32),
 //! each `N + tick`, so every variable changes every 100 ms.
@@ -54,6 +55,9 @@ const APPLICATION_URI: &str = "urn:backplane:dairy-simulator";
 const STATES: [u16; 11] = [10, 20, 20, 20, 20, 20, 90, 10, 20, 20, 0];
 const STATE_STEP: f64 = 15.0;
 const STATUS_WORDS: [u16; 6] = [1, 1, 1, 5, 1, 1];
+/// The pasteurizer's first batch number, and how long each batch runs (seconds).
+const FIRST_BATCH: u32 = 4711;
+const BATCH_STEP: f64 = 120.0;
 const STATUS_STEP: f64 = 20.0;
 const TICK: Duration = Duration::from_millis(100);
 
@@ -117,6 +121,7 @@ struct Snapshot {
     hold_temp: f64,
     flow: f64,
     status_word: u16,
+    batch: u32,
 }
 
 impl Dairy {
@@ -159,6 +164,7 @@ impl Dairy {
             hold_temp: 72.6 + 0.4 * (TAU * t / 120.0).sin(),
             flow: 18.0 + 1.5 * (TAU * t / 90.0).sin(),
             status_word: STATUS_WORDS[(t / STATUS_STEP) as usize % STATUS_WORDS.len()],
+            batch: FIRST_BATCH + (t / BATCH_STEP) as u32,
         }
     }
 }
@@ -243,6 +249,13 @@ fn specs() -> Vec<(&'static str, &'static str, Vec<Spec>)> {
                     "Status",
                     DataTypeId::UInt16,
                     Variant::UInt16(1),
+                    None,
+                ),
+                (
+                    "HTST.BatchNumber",
+                    "BatchNumber",
+                    DataTypeId::UInt32,
+                    Variant::UInt32(FIRST_BATCH),
                     None,
                 ),
             ],
@@ -338,7 +351,7 @@ fn publish_load(manager: &SimpleNodeManager, subscriptions: &SubscriptionCache, 
 
 fn publish(manager: &SimpleNodeManager, subscriptions: &SubscriptionCache, s: &Snapshot) {
     let now = DateTime::now();
-    let values: [(NodeId, Variant); 8] = [
+    let values: [(NodeId, Variant); 9] = [
         (node("Filler2.Status"), Variant::UInt16(s.status)),
         (node("Filler2.Speed"), Variant::Float(s.speed)),
         (node("Filler2.GoodCount"), Variant::UInt32(s.good)),
@@ -347,6 +360,7 @@ fn publish(manager: &SimpleNodeManager, subscriptions: &SubscriptionCache, s: &S
         (node("HTST.HoldTemp"), Variant::Double(s.hold_temp)),
         (node("HTST.Flow"), Variant::Double(s.flow)),
         (node("HTST.Status"), Variant::UInt16(s.status_word)),
+        (node("HTST.BatchNumber"), Variant::UInt32(s.batch)),
     ];
     let result = manager.set_values(
         subscriptions,

@@ -432,6 +432,24 @@ impl EdgeNode {
 
     /// New samples: DDATA with what changed, DDEATH / DBIRTH when a device goes down or
     /// comes back; held instead while not born.
+    /// Samples delivered late (a store-and-forward replay behind live data): sent as DDATA
+    /// with every metric flagged historical, without touching what report by exception
+    /// compares live data against. Nothing while not born (they stay in the log).
+    pub fn on_replay(&mut self, samples: &[backplane_model::Sample], now: Timestamp) -> Vec<Output> {
+        if self.phase != Phase::Born {
+            return Vec::new();
+        }
+        for s in samples {
+            self.held.push_back(Held {
+                tag: s.tag,
+                value: s.value.clone(),
+                quality: s.quality,
+                time: s.source_time.unwrap_or(s.gateway_time),
+            });
+        }
+        self.replay(now)
+    }
+
     pub fn on_samples(&mut self, samples: &[backplane_model::Sample], now: Timestamp) -> Vec<Output> {
         let mut changed: Vec<Vec<Metric>> = vec![Vec::new(); self.devices.len()];
         let mut touched: Vec<usize> = Vec::new();

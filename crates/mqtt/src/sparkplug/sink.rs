@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backplane_config::{Settings, Table};
-use backplane_engine::{Batch, ComponentError, Sink, SinkContext, SinkIo, SinkKind};
+use backplane_engine::{ComponentError, Delivery, Sink, SinkContext, SinkIo, SinkKind};
 use backplane_model::Timestamp;
 use bytes::Bytes;
 use futures::FutureExt;
@@ -21,9 +21,10 @@ use futures::future::BoxFuture;
 use super::codec::validate_id;
 use super::edge::{EdgeConfig, EdgeNode, Output, Publish, devices};
 use crate::backoff::Backoff;
+use crate::delivery::Delivery as Confirmation;
 use crate::link::{Link, LinkEvent, LinkOptions, Will};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
-use crate::uns::parse_inflight;
+use crate::uns::{Groups, parse_inflight};
 
 /// Settings of one `sparkplug` sink.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,7 +35,6 @@ pub struct SparkplugSinkSettings {
     /// `None`: the gateway's name.
     pub edge_node_id: Option<String>,
     pub primary_host: Option<String>,
-    pub hold_max: usize,
     pub accept_commands: bool,
     pub max_inflight: u16,
 }
@@ -46,6 +46,10 @@ pub struct SparkplugSinkKind;
 impl backplane_config::KindSpec for SparkplugSinkKind {
     fn describe(&self) -> &'static str {
         "Sparkplug B edge node: assets with models are devices, attributes are metrics"
+    }
+
+    fn buffered(&self) -> bool {
+        true
     }
 
     fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
@@ -62,9 +66,13 @@ impl backplane_config::KindSpec for SparkplugSinkKind {
         let group_id = id(table, "group_id");
         let edge_node_id = id(table, "edge_node_id");
         let primary_host = id(table, "primary_host");
-        let hold_max = table.optional_u64("hold_max").unwrap_or(10_000);
-        if hold_max > 10_000_000 {
-            table.error("hold_max", "`hold_max` must be at most 10000000", None);
+        if table.has("hold_max") {
+            let _ = table.optional_item("hold_max");
+            table.error(
+                "hold_max",
+                "`hold_max` is no longer used: data waits in the store-and-forward log while the node is not born",
+                Some("remove it; size the backlog with `buffer = { quota = \"1GiB\" }` (docs/reliability.md)".to_owned()),
+            );
         }
         let accept_commands = table.optional_bool("accept_commands").unwrap_or(false);
         let max_inflight = parse_inflight(table);
@@ -73,7 +81,6 @@ impl backplane_config::KindSpec for SparkplugSinkKind {
             group_id,
             edge_node_id,
             primary_host,
-            hold_max: hold_max as usize,
             accept_commands,
             max_inflight,
         }))
@@ -141,7 +148,7 @@ impl Sink for SparkplugSink {
 
 enum Step {
     Link(LinkEvent),
-    Batch(Option<Arc<Batch>>),
+    Input(Option<Delivery>),
     Retry,
 }
 
@@ -189,7 +196,9 @@ impl SparkplugSink {
                 .clone()
                 .unwrap_or_else(|| plan.gateway.name.clone()),
             primary_host: self.settings.primary_host.clone(),
-            hold_max: self.settings.hold_max,
+            // Nothing is read from the log while the node is not born, so the state
+            // machine's own hold only ever carries a replay.
+            hold_max: 0,
             accept_commands: self.settings.accept_commands,
         };
         for id in [&config.group, &config.node] {
@@ -211,13 +220,27 @@ impl SparkplugSink {
         let mut link = Some(self.open_session(&mut edge, &client_id).await?);
         let mut connected = false;
         let mut retry_at: Option<tokio::time::Instant> = None;
+        // Log records behind the DDATA in flight: acknowledged once written (QoS 0, as
+        // Sparkplug requires) or confirmed (QoS 1).
+        let mut groups = Groups::default();
+        let mut unconfirmed: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
         loop {
+            // Input is read only while born: until then the backlog waits in the log, and
+            // what was not delivered live comes back as replay, flagged historical.
+            let want_input = connected
+                && edge.is_born()
+                && link
+                    .as_ref()
+                    .is_some_and(|l| l.outstanding() < usize::from(self.settings.max_inflight));
             let step = tokio::select! {
                 biased;
                 event = async { match link.as_mut() { Some(l) => l.next().await, None => std::future::pending().await } } => Step::Link(event),
                 () = async { match retry_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => Step::Retry,
-                batch = io.recv(), if link.as_ref().is_none_or(|l| l.outstanding() < usize::from(self.settings.max_inflight)) => Step::Batch(batch),
+                delivery = io.next(), if want_input => Step::Input(delivery),
+                () = io.input_closed(), if !want_input => Step::Input(None),
             };
+            let mut group = None;
+            let was_born = edge.is_born();
             let outputs = match step {
                 Step::Link(LinkEvent::Connected) => {
                     connected = true;
@@ -233,10 +256,19 @@ impl SparkplugSink {
                     }
                     edge.on_connected(Timestamp::now())
                 }
-                Step::Link(LinkEvent::Message { topic, payload }) => {
+                Step::Link(LinkEvent::Message { topic, payload, .. }) => {
                     edge.on_message(&topic, &payload, Timestamp::now())
                 }
-                Step::Link(LinkEvent::Delivered(_)) => Vec::new(),
+                Step::Link(LinkEvent::Delivered(d)) => {
+                    if !matches!(d, Confirmation::Lost(_))
+                        && let Some(g) = unconfirmed.remove(&d.token())
+                    {
+                        for record in groups.done(g) {
+                            io.ack(record);
+                        }
+                    }
+                    Vec::new()
+                }
                 Step::Link(LinkEvent::Disconnected(why)) => {
                     if connected {
                         tracing::warn!(sink = %self.name, %why, "sparkplug: connection lost; holding data");
@@ -248,6 +280,9 @@ impl SparkplugSink {
                     connected = false;
                     edge.on_disconnected();
                     link = None;
+                    unconfirmed.clear();
+                    groups.clear();
+                    io.rewind();
                     retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
                     Vec::new()
                 }
@@ -256,8 +291,19 @@ impl SparkplugSink {
                     link = Some(self.open_session(&mut edge, &client_id).await?);
                     Vec::new()
                 }
-                Step::Batch(Some(batch)) => edge.on_samples(&batch.samples, Timestamp::now()),
-                Step::Batch(None) => {
+                Step::Input(Some(delivery)) => {
+                    let g = groups.current();
+                    if let Some(record) = delivery.record {
+                        groups.add_record(g, record);
+                    }
+                    group = Some(g);
+                    if delivery.replay {
+                        edge.on_replay(&delivery.batch.samples, Timestamp::now())
+                    } else {
+                        edge.on_samples(&delivery.batch.samples, Timestamp::now())
+                    }
+                }
+                Step::Input(None) => {
                     // Orderly stop: an explicit NDEATH, then DISCONNECT.
                     if let (true, Some(mut l)) = (connected, link.take()) {
                         let death = edge.death(Some(Timestamp::now()));
@@ -269,13 +315,21 @@ impl SparkplugSink {
                     return Ok(());
                 }
             };
+            if !was_born && edge.is_born() {
+                // A new birth: whatever waited in the log meanwhile is history to the host
+                // now, sent after the births flagged historical; live data flows at once.
+                io.rewind();
+            }
             for output in outputs {
                 match output {
                     Output::Publish(p) => {
                         if let Some(l) = link.as_mut()
                             && connected
+                            && let Ok(token) = l.publish(&p.topic, p.qos, p.retain, p.payload.into()).await
+                            && let Some(g) = group
                         {
-                            let _ = l.publish(&p.topic, p.qos, p.retain, p.payload.into()).await;
+                            groups.add_messages(g, 1);
+                            unconfirmed.insert(token, g);
                         }
                     }
                     Output::Write {
@@ -318,11 +372,20 @@ impl SparkplugSink {
                         }
                         connected = false;
                         edge.on_disconnected();
+                        unconfirmed.clear();
+                        groups.clear();
+                        io.rewind();
                         retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
                     }
                     Output::Ignored(why) => {
                         tracing::debug!(sink = %self.name, %why, "sparkplug: message ignored")
                     }
+                }
+            }
+            if group.is_some() {
+                // Records whose samples made no message (nothing changed) are done now.
+                for record in groups.close() {
+                    io.ack(record);
                 }
             }
         }

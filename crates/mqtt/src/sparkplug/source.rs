@@ -182,7 +182,7 @@ impl Source for SparkplugSource {
                                 .map_err(closed)?;
                         }
                     }
-                    LinkEvent::Message { topic, payload } => {
+                    LinkEvent::Message { topic, payload, .. } => {
                         let out = self.host.on_message(&topic, &payload, Timestamp::now());
                         if let Some(note) = &out.note {
                             tracing::info!(source = %self.name, %note, "sparkplug host");

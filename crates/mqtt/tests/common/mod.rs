@@ -60,10 +60,22 @@ pub struct Mosquitto {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Keep sessions and queued messages across a graceful stop (SIGTERM).
+    persistent: bool,
 }
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
+        Mosquitto::launch_new(false)
+    }
+
+    /// A broker that saves sessions and queued QoS 1 messages when stopped gracefully, so
+    /// a persistent subscriber misses nothing across [`Mosquitto::stop_gracefully`].
+    pub fn start_persistent() -> Mosquitto {
+        Mosquitto::launch_new(true)
+    }
+
+    fn launch_new(persistent: bool) -> Mosquitto {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -74,6 +86,7 @@ impl Mosquitto {
             child: None,
             port,
             dir,
+            persistent,
         };
         m.launch();
         m
@@ -81,10 +94,18 @@ impl Mosquitto {
 
     fn launch(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
+        let persistence = if self.persistent {
+            format!(
+                "persistence true\npersistence_location {}/\nmax_queued_messages 0\nmax_queued_bytes 0\n",
+                self.dir.path().display()
+            )
+        } else {
+            "persistence false\n".to_owned()
+        };
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+                "listener {} 127.0.0.1\nallow_anonymous true\n{persistence}",
                 self.port
             ),
         )
@@ -117,6 +138,30 @@ impl Mosquitto {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGTERM, as a service manager stops it: a persistent broker saves its state.
+    pub fn stop_gracefully(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // The shell's built-in `kill`: no procps needed.
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("kill -TERM {}", c.id()))
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn launch_again(&mut self) {
+        self.launch();
     }
 
     pub fn restart(&mut self) {
