@@ -1,7 +1,7 @@
 //! Bearer-token authentication for mutating calls.
 //!
 //! Reads stay open so dashboards and monitoring need no secret; anything that changes
-//! state (PUT, DELETE) needs the configured token. Without a configured token the API is
+//! state (POST, PUT, DELETE) needs the configured token. Without a configured token the API is
 //! open, which is only acceptable on loopback (the demo); `docs/api.md` says so.
 
 use axum::extract::{Request, State};

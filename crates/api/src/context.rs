@@ -119,7 +119,7 @@ async fn apply(
 }
 
 /// The `X-Backplane-User` header, or `api`.
-fn user(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn user(headers: &HeaderMap) -> Result<String, ApiError> {
     let Some(value) = headers.get(USER_HEADER) else {
         return Ok(DEFAULT_USER.to_owned());
     };

@@ -1,4 +1,6 @@
-//! The one error shape of the API: `{"error": {"code", "message", "field"?}}`.
+//! The one error shape of the API: `{"error": {"code", "message", "field"?}}`, and for a
+//! request with several bad fields at once (an operator entry) also `"errors": [{"field",
+//! "message"}, ...]` beside it, naming every one.
 //!
 //! Every failure, including axum's own rejections (bad JSON, oversized bodies, unknown
 //! routes), is turned into an [`ApiError`] here, so clients parse one shape and can show
@@ -17,11 +19,22 @@ pub(crate) struct ApiError {
     pub message: String,
     /// The request field (body key, query parameter, header) the error is about.
     pub field: Option<String>,
+    /// Every bad field, when a request has several (operator entries); empty otherwise.
+    pub errors: Vec<FieldProblem>,
+}
+
+/// One bad field of a request that has several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct FieldProblem {
+    pub field: String,
+    pub message: String,
 }
 
 #[derive(Serialize)]
 struct Body<'a> {
     error: Inner<'a>,
+    #[serde(skip_serializing_if = "<[FieldProblem]>::is_empty")]
+    errors: &'a [FieldProblem],
 }
 
 #[derive(Serialize)]
@@ -39,7 +52,14 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            errors: Vec::new(),
         }
+    }
+
+    /// The same error listing every bad field of the request.
+    pub fn with_errors(mut self, errors: Vec<FieldProblem>) -> ApiError {
+        self.errors = errors;
+        self
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
@@ -111,6 +131,7 @@ impl IntoResponse for ApiError {
                 message: &self.message,
                 field: self.field.as_deref(),
             },
+            errors: &self.errors,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -158,6 +179,29 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"error": {"code": "unknown_field", "message": "no such field", "field": "wrk_order"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn errors_with_several_bad_fields_list_each_beside_the_error() {
+        let problem = |field: &str, message: &str| FieldProblem {
+            field: field.into(),
+            message: message.into(),
+        };
+        let response = ApiError::bad_request("invalid_entry", "2 fields are wrong")
+            .with_errors(vec![problem("fat", "required"), problem("colour", "unknown")])
+            .into_response();
+        let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "error": {"code": "invalid_entry", "message": "2 fields are wrong"},
+                "errors": [
+                    {"field": "fat", "message": "required"},
+                    {"field": "colour", "message": "unknown"}
+                ]
+            })
         );
     }
 

@@ -53,7 +53,7 @@ fn not_configured() -> ApiError {
     .with_code("historian_not_configured")
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_parameter", message).with_field(field)
 }
 
@@ -69,12 +69,12 @@ fn store_error(e: StoreError) -> ApiError {
 }
 
 /// The query string as name/value pairs, every name checked against `allowed`.
-struct Params {
+pub(crate) struct Params {
     pairs: Vec<(String, String)>,
 }
 
 impl Params {
-    fn parse(raw: Option<String>, allowed: &[&[&str]]) -> Result<Params, ApiError> {
+    pub(crate) fn parse(raw: Option<String>, allowed: &[&[&str]]) -> Result<Params, ApiError> {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).map_err(|e| {
                 ApiError::bad_request("invalid_query", format!("the query string does not decode: {e}"))
@@ -98,14 +98,14 @@ impl Params {
         Ok(Params { pairs })
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    fn time(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
+    pub(crate) fn time(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
         self.get(name)
             .map(|text| parse_time(text).map_err(|e| invalid(name, e)))
             .transpose()

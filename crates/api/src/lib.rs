@@ -12,6 +12,9 @@
 //! - `auth.rs`: bearer-token check for mutating calls.
 //! - `assets.rs`: the asset tree, one asset with its attributes, latest values by prefix.
 //! - `context.rs`: reading, setting and clearing production context.
+//! - `production.rs`: work orders, lots and genealogy, downtime reasons, machine states,
+//!   OEE, operators and operator forms; every change is a `backplane_production::Command`
+//!   run by the engine between two batches, every query reads the shared state.
 //! - `lineage.rs`: where a value came from.
 //! - `history.rs`: queries against the embedded historian (raw, latest, aggregates,
 //!   events) by tag, asset or model attribute and by production context.
@@ -29,6 +32,7 @@ mod history;
 mod lineage;
 mod openapi;
 mod ops;
+mod production;
 mod stream;
 
 use std::fmt;
@@ -49,7 +53,7 @@ use tower_http::trace::TraceLayer;
 /// How the API is exposed.
 #[derive(Clone)]
 pub struct ApiOptions {
-    /// The resolved bearer token. When set, mutating calls (PUT, DELETE) require
+    /// The resolved bearer token. When set, mutating calls (POST, PUT, DELETE) require
     /// `Authorization: Bearer <token>`; reads stay open.
     pub token: Option<String>,
     /// Largest request body accepted; larger ones get 413.
@@ -95,6 +99,7 @@ pub(crate) struct AppState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verb {
     Get,
+    Post,
     Put,
     Delete,
 }
@@ -103,6 +108,7 @@ impl Verb {
     fn filter(self) -> MethodFilter {
         match self {
             Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
             Verb::Put => MethodFilter::PUT,
             Verb::Delete => MethodFilter::DELETE,
         }
@@ -111,6 +117,7 @@ impl Verb {
     pub fn name(self) -> &'static str {
         match self {
             Verb::Get => "GET",
+            Verb::Post => "POST",
             Verb::Put => "PUT",
             Verb::Delete => "DELETE",
         }
@@ -146,7 +153,7 @@ where
 /// Every route of the API. The router is built from this list and the OpenAPI test checks
 /// the document against it, so the two cannot drift apart.
 pub(crate) fn endpoints() -> Vec<Endpoint> {
-    use Verb::{Delete, Get, Put};
+    use Verb::{Delete, Get, Post, Put};
     vec![
         endpoint(Get, "/api/v1", ops::index),
         endpoint(Get, "/api/v1/assets", assets::tree),
@@ -161,6 +168,48 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(Get, "/api/v1/history/latest", history::latest),
         endpoint(Get, "/api/v1/history/aggregate", history::aggregate),
         endpoint(Get, "/api/v1/history/events", history::events),
+        endpoint(Get, "/api/v1/production/work-orders", production::work_orders),
+        endpoint(
+            Post,
+            "/api/v1/production/work-orders",
+            production::create_work_order,
+        ),
+        endpoint(Get, "/api/v1/production/work-orders/{id}", production::work_order),
+        endpoint(
+            Post,
+            "/api/v1/production/work-orders/{id}/{action}",
+            production::work_order_action,
+        ),
+        endpoint(Get, "/api/v1/production/lots", production::lots),
+        endpoint(Post, "/api/v1/production/lots", production::create_lot),
+        endpoint(Get, "/api/v1/production/lots/{id}", production::lot),
+        endpoint(
+            Post,
+            "/api/v1/production/lots/{id}/status",
+            production::lot_status,
+        ),
+        endpoint(Get, "/api/v1/production/lots/{id}/trace", production::trace),
+        endpoint(Post, "/api/v1/production/genealogy", production::genealogy),
+        endpoint(Get, "/api/v1/production/downtimes", production::downtimes),
+        endpoint(
+            Post,
+            "/api/v1/production/downtimes/{id}/reason",
+            production::assign_reason,
+        ),
+        endpoint(Get, "/api/v1/production/reasons", production::reasons),
+        endpoint(Get, "/api/v1/production/states", production::states),
+        endpoint(Get, "/api/v1/production/oee", production::oee),
+        endpoint(Get, "/api/v1/production/operators", production::operators),
+        endpoint(Post, "/api/v1/production/operators/sign-in", production::sign_in),
+        endpoint(
+            Post,
+            "/api/v1/production/operators/sign-out",
+            production::sign_out,
+        ),
+        endpoint(Get, "/api/v1/forms", production::forms),
+        endpoint(Get, "/api/v1/forms/{name}", production::form),
+        endpoint(Get, "/api/v1/forms/{name}/entries", production::entries),
+        endpoint(Post, "/api/v1/forms/{name}/entries", production::submit_entry),
         endpoint(Get, "/api/v1/stream/ws", stream::websocket),
         endpoint(Get, "/api/v1/stream/sse", stream::sse),
         endpoint(Get, "/api/v1/health", ops::health),

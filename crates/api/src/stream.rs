@@ -267,7 +267,11 @@ period = "10ms"
     #[tokio::test]
     async fn a_lagging_subscriber_is_told_how_much_it_missed_and_the_stream_goes_on() {
         let registry = Registry::with_builtins();
-        let plan = backplane_config::load_str(CONFIG, Path::new("test.toml"), &registry.catalog()).unwrap();
+        let mut plan =
+            backplane_config::load_str(CONFIG, Path::new("test.toml"), &registry.catalog()).unwrap();
+        // The engine saves its production state there at shutdown.
+        let data = tempfile::tempdir().unwrap();
+        plan.gateway.data_dir = data.path().to_path_buf();
         let engine = Engine::start(
             plan,
             &registry,
@@ -312,7 +316,10 @@ period = "10ms"
     async fn records_keep_only_assets_under_the_prefix_on_segment_boundaries() {
         let config = CONFIG.replace("path = \"tank\"", "path = \"tank-10\"");
         let registry = Registry::with_builtins();
-        let plan = backplane_config::load_str(&config, Path::new("test.toml"), &registry.catalog()).unwrap();
+        let mut plan =
+            backplane_config::load_str(&config, Path::new("test.toml"), &registry.catalog()).unwrap();
+        let data = tempfile::tempdir().unwrap();
+        plan.gateway.data_dir = data.path().to_path_buf();
         let engine = Engine::start(plan, &registry, EngineOptions::default()).unwrap();
         let handle = engine.handle();
         let mut rx = handle.subscribe();

@@ -129,6 +129,9 @@ pub struct Running {
     pub handle: EngineHandle,
     pub router: Router,
     pub config_version: String,
+    /// The engine's data directory (production state, buffers), removed when dropped, so
+    /// no test sees what an earlier run saved.
+    pub data: tempfile::TempDir,
 }
 
 impl Running {
@@ -139,10 +142,12 @@ impl Running {
 
 pub fn start_with(config: &str, options: ApiOptions) -> Running {
     let registry = Registry::with_builtins();
-    let plan = match backplane_config::load_str(config, Path::new("test.toml"), &registry.catalog()) {
+    let mut plan = match backplane_config::load_str(config, Path::new("test.toml"), &registry.catalog()) {
         Ok(plan) => plan,
         Err(diagnostics) => panic!("test config does not load: {diagnostics:#?}"),
     };
+    let data = tempfile::tempdir().unwrap();
+    plan.gateway.data_dir = data.path().to_path_buf();
     let config_version = plan.version.clone();
     let engine_options = EngineOptions {
         backoff: BackoffPolicy {
@@ -159,6 +164,7 @@ pub fn start_with(config: &str, options: ApiOptions) -> Running {
         handle,
         router,
         config_version,
+        data,
     }
 }
 
@@ -208,6 +214,13 @@ pub async fn call(router: &Router, request: Request<Body>) -> Reply {
 
 pub async fn get(router: &Router, uri: &str) -> Reply {
     call(router, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+pub fn post_json(uri: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
 }
 
 pub fn put_json(uri: &str, body: &str) -> Request<Body> {
