@@ -48,6 +48,7 @@ period = "20ms"
 "ns=2;s=HTST.HoldTemp" = { signal = "sine", offset = 72.6, amplitude = 0.4, period = "3s" }
 "ns=2;s=HTST.Flow" = { signal = "random_walk", start = 18.0, step = 0.05, min = 15.0, max = 21.0 }
 "ns=2;s=HTST.Status" = { signal = "sequence", values = [1, 1, 5, 1], step = "1s", type = "uint" }
+"ns=2;s=HTST.BatchNumber" = { signal = "constant", value = 4711, type = "uint" }
 "#,
     ),
 ];

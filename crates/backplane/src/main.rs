@@ -5,6 +5,7 @@
 //! and the HTTP API together and stops both on SIGINT/SIGTERM; the library side
 //! (`lib.rs`) says which kinds this build registers.
 
+mod demo;
 mod serve;
 
 use std::net::SocketAddr;
@@ -120,7 +121,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config, &registry),
         Command::Run { config, listen } => match load(&config, &registry) {
-            Some(plan) => serve::run_blocking(|| async move { serve::run(plan, kinds, listen, None).await }),
+            Some(plan) => {
+                serve::run_blocking(|| async move { serve::run(plan, kinds, listen, None, None).await })
+            }
             None => ExitCode::FAILURE,
         },
         Command::Demo { listen, data_dir } => serve::run_blocking(|| async move {
@@ -148,7 +151,7 @@ fn main() -> ExitCode {
             })?;
             plan.gateway.data_dir = data_dir;
             tracing::info!(%modbus, %opcua, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer)");
-            let result = serve::run(plan, kinds, listen, Some(serve::demo_banner)).await;
+            let result = serve::run(plan, kinds, listen, Some(serve::demo_banner), Some(demo::script)).await;
             filler.abort();
             opcua_server.stop();
             result

@@ -6,10 +6,13 @@ use std::process::ExitCode;
 use backplane::Kinds;
 use backplane_api::ApiOptions;
 use backplane_config::Plan;
-use backplane_engine::{Engine, EngineOptions};
+use backplane_engine::{Engine, EngineHandle, EngineOptions};
 
 /// Printed once the API listens, with the base URL the demo user should open.
 pub type Banner = fn(&str);
+
+/// Runs beside the engine once it started (the demo's MES); stopped at shutdown.
+pub type Script = fn(EngineHandle) -> futures::future::BoxFuture<'static, ()>;
 
 /// Runs `main` on a multi-threaded runtime; an error message becomes exit code 1.
 pub fn run_blocking<F, Fut>(main: F) -> ExitCode
@@ -39,6 +42,7 @@ pub async fn run(
     kinds: Kinds,
     listen: Option<SocketAddr>,
     banner: Option<Banner>,
+    script: Option<Script>,
 ) -> Result<(), String> {
     let Kinds { registry, historian } = kinds;
     let token = match &plan.api.token {
@@ -77,6 +81,7 @@ pub async fn run(
         banner(&base);
     }
     tracing::info!(%base, "started");
+    let script = script.map(|s| tokio::spawn(s(engine.handle())));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn(backplane_api::serve(listener, router, async {
@@ -89,6 +94,9 @@ pub async fn run(
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "the API stopped with an error"),
         Err(e) => tracing::warn!(error = %e, "the API task failed"),
+    }
+    if let Some(script) = script {
+        script.abort();
     }
     engine.shutdown().await;
     Ok(())
@@ -126,12 +134,18 @@ Backplane demo: the simulated Acme Dairy, plant A, is running.
   Filler, line 1    curl {base}/api/v1/assets/{filler}
   Filler, line 2    curl {base}/api/v1/assets/acme-dairy/plant-a/packaging/line-2/filler
   All values        curl '{base}/api/v1/values?prefix=acme-dairy/plant-a/packaging'
-  Start a work order on line 1:
-    curl -X PUT -H 'content-type: application/json' \\
-         -d '{{\"work_order\": \"WO-1001\", \"product\": \"milk-1l\", \"batch\": \"B-77\"}}' \\
-         {base}/api/v1/context/acme-dairy/plant-a/packaging/line-1
+  Work orders       curl {base}/api/v1/production/work-orders
+  Machine states    curl {base}/api/v1/production/states
+  OEE, line 1       curl '{base}/api/v1/production/oee?asset={filler}&period=hour'
+  Downtimes         curl {base}/api/v1/production/downtimes
+  Lots, genealogy   curl {base}/api/v1/production/lots
+                    curl '{base}/api/v1/production/lots/PAL-F1-B4711/trace?direction=backward'
+  Lab check (form)  curl -X POST -H 'content-type: application/json' \\
+         -d '{{\"asset\": \"reception/silo-1\", \"values\": {{\"tanker\": \"AB-123\", \"fat\": 4.1, \"protein\": 3.4, \"temperature\": 3.9, \"antibiotics\": \"pass\"}}}}' \\
+         {base}/api/v1/forms/milk-lab/entries
   Where a value came from
                     curl {base}/api/v1/lineage/{filler}/product_temperature
+  Context of line 1 curl {base}/api/v1/context/acme-dairy/plant-a/packaging/line-1
   Live changes      curl -N '{base}/api/v1/stream/sse?prefix=acme-dairy/plant-a/packaging/line-1'
   History           curl '{base}/api/v1/history/aggregate?tag={filler}/speed&every=1m&fn=mean'
   Health, metrics   curl {base}/api/v1/health    curl {base}/metrics
