@@ -11,10 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backplane_config::{KindSpec, Settings, Table};
-use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{
-    ComponentError, Engine, EngineOptions, Registry, Sink, SinkContext, SinkIo, SinkKind,
-};
+use backplane_engine::{ComponentError, Engine, Registry, Sink, SinkContext, SinkIo, SinkKind};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -106,29 +103,17 @@ name = "rec"
 kind = "recorder"
 "#;
 
+#[path = "../../../tests/support/engine.rs"]
+mod support;
+
 fn start(record: &Arc<Record>, data_dir: &Path) -> Engine {
     let mut registry = Registry::with_builtins();
     registry.add_sink("recorder", Arc::new(Recorder(record.clone())));
-    let mut plan = backplane_config::load_str(CONFIG, Path::new("test.toml"), &registry.catalog()).unwrap();
-    plan.gateway.data_dir = data_dir.to_path_buf();
-    let options = EngineOptions {
-        backoff: BackoffPolicy {
-            base: Duration::from_millis(20),
-            cap: Duration::from_millis(50),
-        },
-        ..EngineOptions::default()
-    };
-    Engine::start(plan, &registry, options).unwrap()
+    support::start(CONFIG, data_dir, &registry)
 }
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting for {what}");
+    support::eventually(what, Duration::from_secs(10), || check().then_some(())).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

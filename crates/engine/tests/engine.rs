@@ -6,39 +6,19 @@
 use std::path::Path;
 use std::time::Duration;
 
-use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{ComponentState, Engine, EngineHandle, EngineOptions, Registry};
+use backplane_engine::{ComponentState, Engine, EngineHandle, Registry};
 use backplane_model::{BadReason, ContextField, ContextPatch, Quality, Value};
 
+#[path = "../../../tests/support/engine.rs"]
+mod support;
+
 fn start(config: &str, data_dir: &Path) -> Engine {
-    let registry = Registry::with_builtins();
-    let mut plan = backplane_config::load_str(config, Path::new("test.toml"), &registry.catalog())
-        .unwrap_or_else(|d| {
-            panic!(
-                "config: {}",
-                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
-            )
-        });
-    plan.gateway.data_dir = data_dir.to_path_buf();
-    let options = EngineOptions {
-        backoff: BackoffPolicy {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(200),
-        },
-        ..EngineOptions::default()
-    };
-    Engine::start(plan, &registry, options).unwrap()
+    support::start(config, data_dir, &Registry::with_builtins())
 }
 
-/// Polls `check` every 10 ms, up to 10 s; the bound is a safety net, not a timing assertion.
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..1000 {
-        if let Some(v) = check() {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting for {what}");
+/// Up to 10 s; the bound is a safety net, not a timing assertion.
+async fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    support::eventually(what, Duration::from_secs(10), check).await
 }
 
 fn latest(handle: &EngineHandle, path: &str) -> Option<backplane_engine::Latest> {

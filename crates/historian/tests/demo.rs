@@ -11,8 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{Engine, EngineHandle, EngineOptions, Registry};
+use backplane_engine::{Engine, EngineHandle, Registry};
 use backplane_historian::export::{self, ExportArgs, TableSpec};
 use backplane_historian::{
     ContextFilter, EventQuery, ExportFormat, HistorianKind, Selector, SeriesInfo, Store,
@@ -50,25 +49,11 @@ fn start(data_dir: &Path) -> Demo {
     let kind = Arc::new(HistorianKind::new());
     let mut registry = Registry::with_builtins();
     registry.add_sink("historian", kind.clone());
-    let mut plan = backplane_config::load_str(&demo_config(), Path::new("dairy.toml"), &registry.catalog())
-        .unwrap_or_else(|d| {
-            panic!(
-                "{}",
-                d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
-            )
-        });
-    plan.gateway.data_dir = data_dir.to_path_buf();
+    let plan = support::plan(&demo_config(), data_dir, &registry);
     let stores = kind.open_stores(&plan).unwrap();
     assert_eq!(stores.len(), 1);
     let store = stores[0].1.clone();
-    let options = EngineOptions {
-        backoff: BackoffPolicy {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(200),
-        },
-        ..EngineOptions::default()
-    };
-    let engine = Engine::start(plan, &registry, options).unwrap();
+    let engine = Engine::start(plan, &registry, support::options()).unwrap();
     let handle = engine.handle();
     Demo {
         engine,
@@ -78,15 +63,12 @@ fn start(data_dir: &Path) -> Demo {
     }
 }
 
-/// Polls every 10 ms, up to 20 s; the bound only turns a hang into a failure.
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..2000 {
-        if let Some(v) = check() {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting for {what}");
+#[path = "../../../tests/support/engine.rs"]
+mod support;
+
+/// Up to 20 s; the bound only turns a hang into a failure.
+async fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    support::eventually(what, Duration::from_secs(20), check).await
 }
 
 fn hold_temperatures(store: &Store) -> Vec<Arc<SeriesInfo>> {
