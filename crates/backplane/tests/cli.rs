@@ -244,6 +244,57 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
     }
     assert!(stored > 0, "no stored speed during WO-1001");
 
+    // The demo plays the MES: a work order runs on each line, both fillers' machine states
+    // are tracked, and once the pasteurizer reported a batch, a pallet traces back through
+    // a filler lot and that batch to the silos' milk (bounded waits, not timing checks).
+    let running = get(
+        &client,
+        &format!("{base}/api/v1/production/work-orders?status=running"),
+    )
+    .await;
+    let ids: Vec<&str> = running
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"WO-1001") && ids.contains(&"WO-1002"), "{running}");
+    let states = get(&client, &format!("{base}/api/v1/production/states")).await;
+    assert_eq!(states.as_array().unwrap().len(), 2, "{states}");
+    let mut pallet = None;
+    for _ in 0..600 {
+        let lots = get(&client, &format!("{base}/api/v1/production/lots")).await;
+        pallet = lots
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l["id"].as_str())
+            .find(|id| id.starts_with("PAL-"))
+            .map(str::to_owned);
+        if pallet.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pallet = pallet.expect("the demo never made a pallet");
+    let trace = get(
+        &client,
+        &format!("{base}/api/v1/production/lots/{pallet}/trace?direction=backward"),
+    )
+    .await;
+    let upstream: Vec<&str> = trace["backward"]["lots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["lot"].as_str())
+        .collect();
+    for prefix in ["F1-B", "B", "S1-", "S2-"] {
+        assert!(
+            upstream.iter().any(|l| l.starts_with(prefix)),
+            "no {prefix}… lot upstream of {pallet}: {trace}"
+        );
+    }
+
     // SIGTERM stops it cleanly.
     let status = Command::new("kill")
         .args(["-TERM", &demo.0.id().to_string()])
