@@ -13,7 +13,7 @@ use backplane_model::{
 };
 
 use crate::components::Registered;
-use crate::models::{ModelEntry, parse_unit, read_pair};
+use crate::models::{ModelEntry, parse_unit, read_pair, unknown_attribute};
 use crate::plan::{AssetSpec, Namespace};
 use crate::reader::{Item, Table, suggest};
 
@@ -228,15 +228,8 @@ fn read_bindings(
             continue;
         }
         let Some(attribute) = model.attribute(key.name) else {
-            let hint = suggest(
-                key.name,
-                model.attributes.iter().map(|a| a.name.as_str()),
-                &format!("attributes of `{}`", model.name),
-            );
-            key.error(
-                format!("unknown attribute `{}` of model `{}`", key.name, model.name),
-                hint,
-            );
+            let (message, hint) = unknown_attribute(key.name, model);
+            key.error(message, hint);
             continue;
         };
         if let Some(table) = item.expect_table() {

@@ -216,6 +216,20 @@ fn read_range(item: &Item<'_>) -> Option<[f64; 2]> {
 }
 
 /// Two finite numbers, `[a, b]`.
+/// The diagnostic for `name` when it is not an attribute of `model`: the message, and a
+/// hint naming the closest attribute or listing them.
+pub(crate) fn unknown_attribute(name: &str, model: &Model) -> (String, Option<String>) {
+    let hint = suggest(
+        name,
+        model.attributes.iter().map(|a| a.name.as_str()),
+        &format!("attributes of `{}`", model.name),
+    );
+    (
+        format!("unknown attribute `{name}` of model `{}`", model.name),
+        hint,
+    )
+}
+
 pub(crate) fn read_pair(item: &Item<'_>) -> Option<[f64; 2]> {
     let items = item.expect_array()?;
     let [a, b] = items.as_slice() else {

@@ -14,7 +14,7 @@ use backplane_model::context::MAX_CONTEXT_VALUE_LEN;
 use backplane_model::{AssetPath, Attribute, ContextField, DataType, Level, ScalarType, Unit};
 use serde::Serialize;
 
-use crate::models::{ModelEntry, parse_unit, read_pair};
+use crate::models::{ModelEntry, parse_unit, read_pair, unknown_attribute};
 use crate::plan::AssetSpec;
 use crate::reader::{Item, KeyRef, Table, suggest, with_article};
 
@@ -937,15 +937,8 @@ impl<'m> Attributes<'m> {
             return None;
         }
         let Some(attribute) = model.attribute(name) else {
-            let hint = suggest(
-                name,
-                model.attributes.iter().map(|a| a.name.as_str()),
-                &format!("attributes of `{}`", model.name),
-            );
-            item.error(
-                format!("unknown attribute `{name}` of model `{}`", model.name),
-                hint,
-            );
+            let (message, hint) = unknown_attribute(name, model);
+            item.error(message, hint);
             return None;
         };
         if !accepts(attribute.data_type) {
@@ -1569,15 +1562,8 @@ fn read_rule<'a>(mut t: Table<'a>, env: &Env<'_>) -> Option<ReadRule<'a>> {
             return None;
         };
         let Some(attribute) = model.attribute(name) else {
-            let hint = suggest(
-                name,
-                model.attributes.iter().map(|a| a.name.as_str()),
-                &format!("attributes of `{}`", model.name),
-            );
-            attr_item.error(
-                format!("unknown attribute `{name}` of model `{}`", model.name),
-                hint,
-            );
+            let (message, hint) = unknown_attribute(name, model);
+            attr_item.error(message, hint);
             return None;
         };
         if matches!(attribute.data_type, DataType::Array(_)) {

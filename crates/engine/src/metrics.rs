@@ -49,7 +49,7 @@ pub struct SinkMetrics {
     pub up: Gauge,
 }
 
-/// Figures of one buffered sink's store-and-forward backlog, refreshed when scraped.
+/// Figures of one buffered sink's store-and-forward backlog, refreshed every second.
 #[derive(Clone, Debug, Default)]
 pub struct BufferMetrics {
     pub backlog_samples: Gauge,

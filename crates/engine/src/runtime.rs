@@ -26,11 +26,11 @@ use crate::health::{ComponentHealth, ComponentState, Health};
 use crate::lineage::{self, Lineage};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Batch, Pipeline, Router};
-use crate::production::{CommandFailed, CommandPath, ProductionCommand, ProductionStage};
+use crate::production::{CommandFailed, CommandPath, ProductionStage};
 use crate::supervisor::{self, BackoffPolicy, Supervised};
 use crate::topology::Topology;
 use crate::writes::{WriteError, WritePath};
-use backplane_production::{Outcome, Production};
+use backplane_production::Production;
 
 /// Queue sizes and restart policy. The defaults suit a gateway; tests shorten the backoff.
 #[derive(Clone, Debug)]
@@ -605,25 +605,6 @@ impl EngineHandle {
         input.send(request).await.map_err(|_| EngineStopped)?;
         let events = answer.await.map_err(|_| EngineStopped)?;
         Ok(events)
-    }
-
-    /// Runs a production command (work orders, lots, genealogy, reasons, forms) between two
-    /// batches, so its context changes apply exactly from there, and returns its result.
-    /// The events it produced are routed to sinks and the live stream.
-    pub async fn production<T: Send + 'static>(
-        &self,
-        command: impl FnOnce(&mut Production, Timestamp, &mut Outcome) -> T + Send + 'static,
-    ) -> Result<T, EngineStopped> {
-        let input = self.shared.input.upgrade().ok_or(EngineStopped)?;
-        let (reply, answer) = oneshot::channel();
-        let command = ProductionCommand(Box::new(move |p, now, out| {
-            let _ = reply.send(command(p, now, out));
-        }));
-        input
-            .send(PipelineInput::Production(command))
-            .await
-            .map_err(|_| EngineStopped)?;
-        answer.await.map_err(|_| EngineStopped)
     }
 
     /// Runs a production command given as a message (the HTTP API and the MQTT command

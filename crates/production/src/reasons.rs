@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use backplane_config::production::ReasonSpec;
+use backplane_config::reader::edit_distance;
 
 /// Reason lookups by code.
 #[derive(Clone, Debug, Default)]
@@ -45,23 +46,9 @@ impl ReasonTree {
 
     /// The closest code to `code`, for "did you mean" hints.
     pub(crate) fn closest(&self, code: &str) -> Option<&str> {
-        let distance = |a: &str, b: &str| {
-            let b: Vec<char> = b.chars().collect();
-            let mut row: Vec<usize> = (0..=b.len()).collect();
-            for (i, ca) in a.chars().enumerate() {
-                let mut diagonal = row[0];
-                row[0] = i + 1;
-                for (j, cb) in b.iter().enumerate() {
-                    let above = row[j + 1];
-                    row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
-                    diagonal = above;
-                }
-            }
-            row[b.len()]
-        };
         self.reasons
             .iter()
-            .map(|r| (distance(code, &r.code), r.code.as_str()))
+            .map(|r| (edit_distance(code, &r.code), r.code.as_str()))
             .filter(|(d, _)| *d <= 3)
             .min_by_key(|(d, _)| *d)
             .map(|(_, c)| c)

@@ -466,7 +466,8 @@ impl EdgeNode {
             };
             self.latest[i] = Some(last.clone());
             if self.phase != Phase::Born {
-                if self.held.len() >= self.config.hold_max {
+                // A hold of zero holds nothing, and so drops nothing either.
+                if self.config.hold_max > 0 && self.held.len() >= self.config.hold_max {
                     self.held.pop_front();
                     self.held_dropped += 1;
                 }
