@@ -28,7 +28,10 @@
 //! - [`commands`]: commands as JSON messages (MQTT command topic, HTTP API) and
 //!   [`Production::execute`].
 //! - [`error`]: why a command was refused.
-//! - `facade`: [`Production`], which owns all of the above.
+//! - `facade`: [`Production`], which owns all of the above, with one `impl` block per
+//!   concern in a file of its own: samples and time, OEE periods, context rules, downtime
+//!   reasons, work orders, lots and genealogy, operators, operator entries, snapshots and
+//!   queries.
 //!
 //! The configuration (`[calendar]`, `[downtime_reasons]`, `[models.NAME.production]`,
 //! `[forms.NAME]`, `[[context_rules]]`) is read by `backplane-config` into
