@@ -18,6 +18,7 @@
 
 pub mod backoff;
 pub mod commands;
+pub mod common;
 pub mod delivery;
 pub mod link;
 pub mod settings;

@@ -32,6 +32,7 @@ use serde::ser::SerializeMap;
 
 use crate::backoff::Backoff;
 use crate::commands::{Reply, Request};
+use crate::common::{CLOSE_TIMEOUT, Groups, next_event, parse_inflight, parse_qos, sleep_until};
 use crate::delivery::Delivery as Confirmation;
 use crate::link::{Link, LinkEvent, LinkOptions, Will};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
@@ -196,27 +197,6 @@ impl backplane_config::KindSpec for MqttSinkKind {
             max_inflight,
             commands,
         }))
-    }
-}
-
-pub(crate) fn parse_qos(table: &mut Table<'_>, key: &str, default: Qos) -> Qos {
-    match table.optional_u64(key) {
-        None => default,
-        Some(level) => Qos::from_level(level).unwrap_or_else(|| {
-            table.error(key, format!("`{key}` must be 0, 1 or 2"), None);
-            default
-        }),
-    }
-}
-
-pub(crate) fn parse_inflight(table: &mut Table<'_>) -> u16 {
-    match table.optional_u64("max_inflight") {
-        None => 256,
-        Some(n) if (1..=65535).contains(&n) => n as u16,
-        Some(_) => {
-            table.error("max_inflight", "`max_inflight` must be between 1 and 65535", None);
-            256
-        }
     }
 }
 
@@ -631,90 +611,8 @@ struct UnsSink {
     connection: ResolvedConnection,
 }
 
-/// How long shutdown waits for the last messages to be acknowledged.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Most messages made and not yet handed to the client before the sink reads more input.
 const PENDING_MAX: usize = 4096;
-
-/// Which log records a set of messages came from, and how many of those messages the
-/// broker has yet to acknowledge. A record is acknowledged to the log once every message
-/// made from it is confirmed; with batching, one flush covers many records. No I/O.
-#[derive(Debug, Default)]
-pub struct Groups {
-    next: u64,
-    /// The group receiving records and messages now, until it is closed.
-    open: Option<u64>,
-    groups: HashMap<u64, Group>,
-}
-
-#[derive(Debug, Default)]
-struct Group {
-    records: Vec<u64>,
-    outstanding: usize,
-    closed: bool,
-}
-
-impl Groups {
-    /// The open group, opened if needed.
-    pub fn current(&mut self) -> u64 {
-        if let Some(g) = self.open {
-            return g;
-        }
-        let g = self.next;
-        self.next += 1;
-        self.groups.insert(g, Group::default());
-        self.open = Some(g);
-        g
-    }
-
-    pub fn add_record(&mut self, group: u64, record: u64) {
-        if let Some(g) = self.groups.get_mut(&group) {
-            g.records.push(record);
-        }
-    }
-
-    pub fn add_messages(&mut self, group: u64, n: usize) {
-        if let Some(g) = self.groups.get_mut(&group) {
-            g.outstanding += n;
-        }
-    }
-
-    /// No more messages join the open group. Returns its records if all are confirmed.
-    pub fn close(&mut self) -> Vec<u64> {
-        let Some(g) = self.open.take() else {
-            return Vec::new();
-        };
-        if let Some(group) = self.groups.get_mut(&g) {
-            group.closed = true;
-        }
-        self.settle(g)
-    }
-
-    /// One message of `group` was confirmed (or refused for good). Returns the group's
-    /// records once it is closed and complete.
-    pub fn done(&mut self, group: u64) -> Vec<u64> {
-        if let Some(g) = self.groups.get_mut(&group) {
-            g.outstanding = g.outstanding.saturating_sub(1);
-        }
-        self.settle(group)
-    }
-
-    fn settle(&mut self, group: u64) -> Vec<u64> {
-        match self.groups.get(&group) {
-            Some(g) if g.closed && g.outstanding == 0 => {
-                self.groups.remove(&group).map(|g| g.records).unwrap_or_default()
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    /// The connection was lost: nothing outstanding will be confirmed now.
-    pub fn clear(&mut self) {
-        self.groups.clear();
-        self.open = None;
-    }
-}
 
 impl Sink for UnsSink {
     fn run(self: Box<Self>, io: SinkIo) -> BoxFuture<'static, Result<(), ComponentError>> {
@@ -939,9 +837,9 @@ impl UnsSink {
             let want_input = input_open && connected && pending.len() < PENDING_MAX;
             let step = tokio::select! {
                 biased;
-                event = async { match link.as_mut() { Some(l) => l.next().await, None => std::future::pending().await } } => Step::Link(event),
-                () = async { match retry_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => Step::Retry,
-                () = async { match linger_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => Step::Linger,
+                event = next_event(&mut link) => Step::Link(event),
+                () = sleep_until(retry_at) => Step::Retry,
+                () = sleep_until(linger_until) => Step::Linger,
                 reply = async { match commands.as_mut().and_then(|c| c.replies.as_mut()) { Some(r) => r.recv().await, None => std::future::pending().await } } => Step::Reply(reply),
                 delivery = io.next(), if want_input => Step::Input(delivery),
                 () = io.input_closed(), if input_open && !connected => Step::Input(None),
@@ -1061,7 +959,7 @@ impl UnsSink {
                 }
                 Step::Input(None) => {
                     input_open = false;
-                    if let Some(group) = groups.open {
+                    if let Some(group) = groups.open() {
                         let before = pending.len();
                         ns.flush_group(Some(group), &mut pending);
                         groups.add_messages(group, pending.len() - before);
@@ -1076,7 +974,7 @@ impl UnsSink {
                 }
                 Step::Linger => {
                     linger_until = None;
-                    if let Some(group) = groups.open {
+                    if let Some(group) = groups.open() {
                         let before = pending.len();
                         ns.flush_group(Some(group), &mut pending);
                         groups.add_messages(group, pending.len() - before);
@@ -1293,29 +1191,6 @@ payload = "both"
         ns.snapshot(&mut out);
         let json: serde_json::Value = serde_json::from_slice(&out[0].payload).unwrap();
         assert_eq!(json["value"], 6.0, "the snapshot keeps the live value");
-    }
-
-    #[test]
-    fn a_record_is_acknowledged_once_every_message_made_from_it_is_confirmed() {
-        let mut groups = Groups::default();
-        let g = groups.current();
-        groups.add_record(g, 100);
-        groups.add_record(g, 105);
-        groups.add_messages(g, 2);
-        assert!(groups.close().is_empty());
-        assert!(groups.done(g).is_empty());
-        assert_eq!(groups.done(g), [100, 105]);
-        // A group that made no message is done when closed.
-        let g = groups.current();
-        groups.add_record(g, 110);
-        assert_eq!(groups.close(), [110]);
-        // After a disconnect nothing outstanding is acknowledged.
-        let g = groups.current();
-        groups.add_record(g, 120);
-        groups.add_messages(g, 1);
-        groups.close();
-        groups.clear();
-        assert!(groups.done(g).is_empty());
     }
 
     #[test]
