@@ -8,19 +8,26 @@
 //! command topic and runs the production commands an MES publishes there, replying on
 //! `{topic}/reply`. `docs/connectors/mqtt.md` is the reference.
 //!
-//! Layout: [`config`] reads the kind's settings; [`namespace`] turns batches into messages
-//! and does no I/O (it also coalesces samples when batching is on); [`sink`] drives one
-//! [`Link`](crate::link::Link) after another; [`command_channel`] feeds the command topic's
-//! messages to one worker task that runs them in arrival order ([`crate::commands`] reads
-//! and answers them, without I/O).
+//! Layout:
+//! - [`config`]: the kind's settings, read from its TOML table.
+//! - [`namespace`]: topics and payload forms (attribute, instance, event, status). No I/O.
+//! - [`session`]: the publishing session as a state machine, without I/O: connection
+//!   state, the latest value of every tag (what is retained, and whether a replay may be),
+//!   batching, the in-flight window, and when a log record may be acknowledged.
+//! - `sink`: the running sink; drives the session with one [`Link`](crate::link::Link)
+//!   after another and the engine's sink I/O.
+//! - `command_channel`: feeds the command topic's messages to one worker task that runs
+//!   them in arrival order ([`crate::commands`] reads and answers them, without I/O).
 
-pub mod command_channel;
+mod command_channel;
 pub mod config;
 pub mod namespace;
-pub mod sink;
+pub mod session;
+mod sink;
 
 #[cfg(test)]
 mod fixture;
 
 pub use config::{CommandTopic, MqttSinkKind, MqttSinkSettings};
 pub use namespace::{Message, MessageKind, Namespace, StatusPayload};
+pub use session::{Latest, Session};

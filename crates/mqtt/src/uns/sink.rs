@@ -1,8 +1,8 @@
-//! The running `mqtt` sink: drives one [`Link`] after another, publishing what the
-//! [`Namespace`] makes of the engine's deliveries, and acknowledging log records once the
-//! broker confirmed them.
-
-use std::collections::{HashMap, VecDeque};
+//! The running `mqtt` sink: drives the [`Session`] state machine with one [`Link`] after
+//! another (reconnecting with backoff), the engine's [`SinkIo`] and the command topic's
+//! [`CommandChannel`]. What to publish and when, when to read input and which log records
+//! are delivered are the session's decisions (command replies go first, within its
+//! in-flight window); this file only does the I/O.
 
 use backplane_engine::{ComponentError, Delivery, Sink, SinkContext, SinkIo, SinkKind};
 use backplane_model::Timestamp;
@@ -12,11 +12,11 @@ use futures::future::BoxFuture;
 
 use super::command_channel::CommandChannel;
 use super::config::{CommandTopic, MqttSinkKind, MqttSinkSettings};
-use super::namespace::{Message, MessageKind, Namespace, status};
+use super::namespace::Namespace;
+use super::session::{Action, Session};
 use crate::backoff::Backoff;
-use crate::common::{CLOSE_TIMEOUT, Groups, next_event, sleep_until};
-use crate::delivery::Delivery as Confirmation;
-use crate::link::{Link, LinkEvent, LinkOptions, Will};
+use crate::common::{CLOSE_TIMEOUT, next_event, sleep_until};
+use crate::link::{Link, LinkEvent, LinkOptions};
 use crate::settings::{Qos, ResolvedConnection};
 
 impl SinkKind for MqttSinkKind {
@@ -43,9 +43,6 @@ struct UnsSink {
     connection: ResolvedConnection,
 }
 
-/// Most messages made and not yet handed to the client before the sink reads more input.
-const PENDING_MAX: usize = 4096;
-
 impl Sink for UnsSink {
     fn run(self: Box<Self>, io: SinkIo) -> BoxFuture<'static, Result<(), ComponentError>> {
         async move { self.run_loop(io).await }.boxed()
@@ -65,11 +62,7 @@ impl UnsSink {
     async fn run_loop(self, io: SinkIo) -> Result<(), ComponentError> {
         let s = &self.settings;
         let gateway = io.topology.plan.gateway.name.clone();
-        let mut ns = Namespace::new(io.topology.clone(), s);
-        let status_topic = s
-            .status_topic
-            .clone()
-            .unwrap_or_else(|| ns.default_status_topic(&gateway));
+        let mut session = Session::new(Namespace::new(io.topology.clone(), s), s, &gateway);
         let client_id = s
             .connection
             .client_id
@@ -77,32 +70,20 @@ impl UnsSink {
             .unwrap_or_else(|| format!("backplane-{gateway}-{}", self.name));
         let options = LinkOptions {
             client_id,
-            will: Some(Will {
-                topic: status_topic.clone(),
-                payload: status(&gateway, false, Some("connection_lost"), None),
-                qos: Qos::AtLeastOnce,
-                retain: true,
-            }),
+            will: Some(session.will()),
             inflight: s.max_inflight,
         };
         let mut backoff = Backoff::new(s.connection.reconnect_min, s.connection.reconnect_max);
         // Unconfirmed messages at a disconnect; their records are sent again (replayed).
         let lost = io.status.counter("messages_unconfirmed_at_disconnect");
         let rejected_counter = io.status.counter("messages_rejected");
-        let mut pending: VecDeque<Message> = VecDeque::new();
-        let mut unconfirmed: HashMap<u64, Option<u64>> = HashMap::new();
-        let mut groups = Groups::default();
         let mut link: Option<Link> = Some(Link::open(&self.connection, &options));
-        let mut connected = false;
         let mut retry_at: Option<tokio::time::Instant> = None;
-        let mut input_open = true;
-        let mut linger_until: Option<tokio::time::Instant> = None;
-        let mut rejected = 0u64;
         let mut commands = None;
         let mut commands_refused = None;
         let command_topic = match &s.commands {
             CommandTopic::Off => None,
-            CommandTopic::Default => Some(ns.default_commands_topic(&gateway)),
+            CommandTopic::Default => Some(session.namespace().default_commands_topic(&gateway)),
             CommandTopic::Topic(topic) => Some(topic.clone()),
         };
         if let Some(topic) = command_topic {
@@ -126,11 +107,21 @@ impl UnsSink {
                 c.inc();
             }
         };
+        let act = |actions: Vec<Action>| {
+            for action in actions {
+                match action {
+                    Action::Ack(record) => io.ack(record),
+                    Action::Rejected { reason, total } => {
+                        rejected_counter.inc();
+                        tracing::warn!(sink = %self.name, %reason, rejected = total, "mqtt: the broker refused a message");
+                    }
+                }
+            }
+        };
 
         loop {
-            // Read input only while connected: while the broker is away the backlog
-            // waits in the store-and-forward log, not in memory.
-            let want_input = input_open && connected && pending.len() < PENDING_MAX;
+            let want_input = session.wants_input();
+            let linger_until = session.deadline().map(tokio::time::Instant::from_std);
             let step = tokio::select! {
                 biased;
                 event = next_event(&mut link) => Step::Link(event),
@@ -138,23 +129,14 @@ impl UnsSink {
                 () = sleep_until(linger_until) => Step::Linger,
                 reply = async { match commands.as_mut().and_then(|c| c.replies.as_mut()) { Some(r) => r.recv().await, None => std::future::pending().await } } => Step::Reply(reply),
                 delivery = io.next(), if want_input => Step::Input(delivery),
-                () = io.input_closed(), if input_open && !connected => Step::Input(None),
+                () = io.input_closed(), if session.is_input_open() && !session.is_connected() => Step::Input(None),
             };
             match step {
                 Step::Link(LinkEvent::Connected) => {
-                    connected = true;
                     backoff.reset();
                     io.status.set_degraded(None);
                     tracing::info!(sink = %self.name, broker = %s.connection.host, "mqtt: connected");
-                    pending.push_back(Message {
-                        topic: status_topic.clone(),
-                        payload: status(&gateway, true, None, Some(Timestamp::now())),
-                        retain: true,
-                        kind: MessageKind::State,
-                        group: None,
-                    });
-                    // The broker may have lost its retained messages: repeat the state.
-                    ns.snapshot(&mut pending);
+                    session.on_connected(Timestamp::now());
                     // Clean session: subscribe again at every connection. A failure means
                     // the link has ended; its Disconnected event follows.
                     if let (Some(c), Some(l)) = (commands.as_ref(), link.as_ref())
@@ -165,26 +147,7 @@ impl UnsSink {
                         tracing::info!(sink = %self.name, topic = %c.topic, "mqtt: taking production commands");
                     }
                 }
-                Step::Link(LinkEvent::Delivered(d)) => {
-                    let token = d.token();
-                    if let Confirmation::Rejected { reason, .. } = &d {
-                        // Refused for good (e.g. not authorized): resending would not help.
-                        rejected += 1;
-                        rejected_counter.inc();
-                        tracing::warn!(sink = %self.name, %reason, rejected, "mqtt: the broker refused a message");
-                    }
-                    match d {
-                        Confirmation::Confirmed(_) | Confirmation::Rejected { .. } => {
-                            if let Some(Some(group)) = unconfirmed.remove(&token) {
-                                for record in groups.done(group) {
-                                    io.ack(record);
-                                }
-                            }
-                        }
-                        // Counted at the disconnect that follows.
-                        Confirmation::Lost(_) => {}
-                    }
-                }
+                Step::Link(LinkEvent::Delivered(d)) => act(session.on_confirmation(d)),
                 Step::Link(LinkEvent::Message {
                     topic,
                     payload,
@@ -208,23 +171,17 @@ impl UnsSink {
                     }
                 }
                 Step::Link(LinkEvent::Disconnected(why)) => {
-                    if connected {
+                    if session.is_connected() {
                         tracing::warn!(sink = %self.name, %why, "mqtt: connection lost; buffering on disk");
                     } else {
                         tracing::warn!(sink = %self.name, %why, "mqtt: cannot connect");
                     }
                     io.status
                         .set_degraded(Some(format!("broker unreachable, buffering on disk: {why}")));
-                    lost.inc_by(unconfirmed.len() as u64);
-                    connected = false;
+                    lost.inc_by(session.on_disconnected());
                     link = None;
-                    unconfirmed.clear();
-                    // Everything made from records is sent again from the log, marked replay.
-                    pending.clear();
-                    groups.clear();
-                    linger_until = None;
                     io.rewind();
-                    if !input_open {
+                    if !session.is_input_open() {
                         return Ok(());
                     }
                     retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
@@ -234,56 +191,23 @@ impl UnsSink {
                     link = Some(Link::open(&self.connection, &options));
                 }
                 Step::Input(Some(delivery)) => {
-                    let group = groups.current();
-                    if let Some(record) = delivery.record {
-                        groups.add_record(group, record);
-                    }
-                    let before = pending.len();
-                    let coalesce = !s.linger.is_zero();
-                    ns.apply_delivery(&delivery, coalesce, Some(group), &mut pending);
-                    if !coalesce {
-                        ns.flush_group(Some(group), &mut pending);
-                    }
-                    groups.add_messages(group, pending.len() - before);
-                    if !coalesce {
-                        for record in groups.close() {
-                            io.ack(record);
-                        }
-                    } else if linger_until.is_none() {
-                        linger_until = Some(tokio::time::Instant::now() + s.linger);
-                    }
+                    act(session.on_delivery(&delivery, tokio::time::Instant::now().into_std()));
                 }
                 Step::Input(None) => {
-                    input_open = false;
-                    if let Some(group) = groups.open() {
-                        let before = pending.len();
-                        ns.flush_group(Some(group), &mut pending);
-                        groups.add_messages(group, pending.len() - before);
-                    }
-                    for record in groups.close() {
-                        io.ack(record);
-                    }
-                    if !connected {
+                    act(session.on_input_closed());
+                    if !session.is_connected() {
                         tracing::warn!(sink = %self.name, "mqtt: stopping while disconnected; the backlog stays buffered on disk");
                         return Ok(());
                     }
                 }
-                Step::Linger => {
-                    linger_until = None;
-                    if let Some(group) = groups.open() {
-                        let before = pending.len();
-                        ns.flush_group(Some(group), &mut pending);
-                        groups.add_messages(group, pending.len() - before);
-                    }
-                    for record in groups.close() {
-                        io.ack(record);
-                    }
-                }
+                Step::Linger => act(session.on_timer(tokio::time::Instant::now().into_std())),
             }
-            if connected && let Some(l) = link.as_mut() {
+            if session.is_connected()
+                && let Some(l) = link.as_mut()
+            {
                 // Command replies first: they are few, and someone is waiting for them.
                 if let Some(c) = commands.as_mut() {
-                    while l.outstanding() < usize::from(s.max_inflight) {
+                    while session.has_room(l.outstanding()) {
                         let Some(reply) = c.waiting.pop_front() else { break };
                         if l.publish(&c.reply_topic, Qos::AtLeastOnce, false, reply.clone())
                             .await
@@ -294,29 +218,18 @@ impl UnsSink {
                         }
                     }
                 }
-                while l.outstanding() < usize::from(s.max_inflight) {
-                    let Some(m) = pending.pop_front() else { break };
-                    match l.publish(&m.topic, s.qos, m.retain, m.payload.clone()).await {
-                        Ok(token) => {
-                            unconfirmed.insert(token, m.group);
-                        }
-                        Err(_) => {
-                            pending.push_front(m);
-                            break;
-                        }
+                while let Some(p) = session.next_publish(l.outstanding()) {
+                    match l.publish(p.topic, p.qos, p.retain, p.payload).await {
+                        Ok(token) => session.published(token),
+                        // The link has ended; the message stays next.
+                        Err(_) => break,
                     }
                 }
-                if !input_open && pending.is_empty() && unconfirmed.is_empty() {
+                if session.is_drained() {
                     // Orderly stop: say so on the status topic, wait for the broker, then
                     // DISCONNECT (which discards the will).
-                    let _ = l
-                        .publish(
-                            &status_topic,
-                            Qos::AtLeastOnce,
-                            true,
-                            status(&gateway, false, Some("shutdown"), Some(Timestamp::now())),
-                        )
-                        .await;
+                    let bye = session.goodbye(Timestamp::now());
+                    let _ = l.publish(bye.topic, bye.qos, bye.retain, bye.payload).await;
                     if let Some(l) = link.take() {
                         l.close(CLOSE_TIMEOUT).await;
                     }
