@@ -20,7 +20,7 @@ use backplane_engine::{Batch, Registry, Topology};
 use backplane_model::{Context, Quality, Sample, TagId, Timestamp, Value};
 use backplane_mqtt::link::{Link, LinkEvent, LinkOptions};
 use backplane_mqtt::settings::Qos;
-use backplane_mqtt::uns::{MqttSinkSettings, Namespace};
+use backplane_mqtt::uns::{Latest, MqttSinkSettings, Namespace};
 
 const ASSETS: usize = 100;
 const ATTRIBUTES: usize = 10;
@@ -72,7 +72,8 @@ async fn run(
         LinkEvent::Connected => {}
         other => panic!("cannot connect to the broker: {other:?}"),
     }
-    let mut ns = Namespace::new(topology.clone(), settings);
+    let ns = Namespace::new(topology.clone(), settings);
+    let mut latest = Latest::new(&topology);
     let tags = topology.tags.len();
     let context = Arc::new(Context::default());
     let mut pending = VecDeque::new();
@@ -96,7 +97,8 @@ async fn run(
             .collect();
         n += tags;
         round += 1;
-        ns.apply(
+        latest.apply(
+            &ns,
             &Batch {
                 samples,
                 events: vec![],
@@ -104,7 +106,7 @@ async fn run(
             &mut pending,
         );
         if round.is_multiple_of(coalesce) || n >= SAMPLES {
-            ns.flush(&mut pending);
+            latest.flush(&ns, &mut pending);
         }
         while let Some(m) = pending.pop_front() {
             while link.outstanding() >= usize::from(WINDOW) {

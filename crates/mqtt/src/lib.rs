@@ -11,13 +11,22 @@
 //! - [`SparkplugSourceKind`] (`sparkplug` source): a Sparkplug B host that decodes births
 //!   and data ([`sparkplug::host`], [`sparkplug::source`]).
 //!
-//! Shared machinery: [`settings`] (broker, credentials, TLS), [`link`] (one MQTT session
-//! on rumqttc, 3.1.1 or 5), [`delivery`] (which publishes the broker acknowledged),
-//! [`backoff`], [`topic`] (filters and matching). Protocol logic never does I/O, so it is
-//! tested without a network; the drivers are tested against Mosquitto.
+//! Layout: each sink is a protocol state machine that does no I/O and a driver that feeds
+//! it link events, the engine's deliveries and the time: [`uns::session`] and the `uns`
+//! sink ([`uns::config`] reads its settings, [`uns::namespace`] makes its topics and
+//! payloads), [`sparkplug::edge`] and [`sparkplug::sink`]. The sources keep their protocol
+//! logic in [`source::Router`] and [`sparkplug::host`].
+//!
+//! Shared machinery: [`settings`] (broker, credentials, TLS), [`common`] (what the kinds
+//! read and do alike: the `qos` and `max_inflight` keys, client ids, which log records a
+//! sink may acknowledge), [`link`] (one MQTT session on rumqttc, 3.1.1 or 5), [`delivery`]
+//! (which publishes the broker acknowledged), [`backoff`], [`topic`] (filters and
+//! matching). Protocol logic never does I/O, so it is tested without a network; the
+//! drivers are tested against Mosquitto.
 
 pub mod backoff;
 pub mod commands;
+pub mod common;
 pub mod delivery;
 pub mod link;
 pub mod settings;

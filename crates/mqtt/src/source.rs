@@ -24,10 +24,10 @@ use backplane_model::{BadReason, Quality, Timestamp, Value};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+use crate::common::{parse_qos, unique_suffix};
 use crate::link::{Link, LinkEvent, LinkOptions};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
 use crate::topic::{matches, validate_filter};
-use crate::uns::parse_qos;
 
 /// One step of a JSON field path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -443,12 +443,6 @@ struct MqttSource {
     settings: MqttSourceSettings,
     connection: ResolvedConnection,
     router: Router,
-}
-
-/// A per-process suffix so two gateways with the same source name do not take over each
-/// other's session.
-pub(crate) fn unique_suffix() -> String {
-    format!("{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
 impl Source for MqttSource {

@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use backplane_config::{Settings, Table};
 use backplane_engine::{ComponentError, Delivery, Sink, SinkContext, SinkIo, SinkKind};
@@ -21,10 +20,10 @@ use futures::future::BoxFuture;
 use super::codec::validate_id;
 use super::edge::{EdgeConfig, EdgeNode, Output, Publish, devices};
 use crate::backoff::Backoff;
+use crate::common::{CLOSE_TIMEOUT, Groups, next_event, parse_inflight, sleep_until};
 use crate::delivery::Delivery as Confirmation;
 use crate::link::{Link, LinkEvent, LinkOptions, Will};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
-use crate::uns::{Groups, parse_inflight};
 
 /// Settings of one `sparkplug` sink.
 #[derive(Clone, Debug, PartialEq)]
@@ -152,8 +151,6 @@ enum Step {
     Retry,
 }
 
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
 impl SparkplugSink {
     fn will(p: &Publish) -> Will {
         Will {
@@ -234,8 +231,8 @@ impl SparkplugSink {
                     .is_some_and(|l| l.outstanding() < usize::from(self.settings.max_inflight));
             let step = tokio::select! {
                 biased;
-                event = async { match link.as_mut() { Some(l) => l.next().await, None => std::future::pending().await } } => Step::Link(event),
-                () = async { match retry_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => Step::Retry,
+                event = next_event(&mut link) => Step::Link(event),
+                () = sleep_until(retry_at) => Step::Retry,
                 delivery = io.next(), if want_input => Step::Input(delivery),
                 () = io.input_closed(), if !want_input => Step::Input(None),
             };

@@ -15,9 +15,9 @@ use futures::future::BoxFuture;
 
 use super::codec::{self, MessageType, validate_id};
 use super::host::{Host, MetricAddress, rebirth_request, state_payload};
+use crate::common::unique_suffix;
 use crate::link::{Link, LinkEvent, LinkOptions, Will};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
-use crate::source::unique_suffix;
 
 /// Settings of one `sparkplug` source.
 #[derive(Clone, Debug, PartialEq)]

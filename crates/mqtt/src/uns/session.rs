@@ -1,0 +1,881 @@
+//! The UNS publishing session as a state machine. It does no I/O: the driver
+//! (`sink.rs`) feeds it connection events, the engine's deliveries, the broker's
+//! confirmations and the time, publishes what it hands out and carries out its
+//! [`Action`]s. Everything here is tested without a broker.
+//!
+//! - Connection: input is read only while connected, so while the broker is away the
+//!   backlog waits in the store-and-forward log, not in memory. Every connection starts
+//!   with the online status and a snapshot of every known value (the broker may have lost
+//!   its retained messages).
+//! - In flight: messages are handed out while fewer than `max_inflight` publishes are
+//!   unconfirmed. A log record is acknowledged once every message made from it is
+//!   confirmed or refused for good ([`Groups`]). At a disconnect whatever was not
+//!   confirmed is dropped; the engine sends those records again, marked replay.
+//! - Retain: a sample newer than its tag's latest becomes the latest and is retained; an
+//!   older one (a replay behind live data) is sent unretained, so the retained state never
+//!   goes back in time ([`Latest`]).
+//! - Batching (`batch_linger`): live samples only mark their tags, and the flush at the
+//!   end of the linger publishes the latest of each. Without it, and for replays, every
+//!   sample is its own message, so every stream number reaches the broker.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backplane_engine::{Batch, Delivery, Topology};
+use backplane_model::{Sample, TagId, Timestamp};
+use bytes::Bytes;
+
+use super::config::MqttSinkSettings;
+use super::namespace::{Message, MessageKind, Namespace, status};
+use crate::common::Groups;
+use crate::delivery::Delivery as Confirmation;
+use crate::link::Will;
+use crate::settings::Qos;
+
+/// Most messages made and not yet handed to the client before the sink reads more input.
+const PENDING_MAX: usize = 4096;
+
+/// The latest sample of every tag (what the namespace's state topics hold, or will once
+/// published) and the tags and assets changed since the last flush. No I/O.
+#[derive(Debug)]
+pub struct Latest {
+    latest: Vec<Option<Sample>>,
+    /// The stream number of each tag's latest sample.
+    latest_seq: Vec<Option<u64>>,
+    dirty: Vec<bool>,
+    dirty_tags: Vec<TagId>,
+    dirty_assets: Vec<usize>,
+    asset_dirty: Vec<bool>,
+}
+
+impl Latest {
+    pub fn new(topology: &Topology) -> Latest {
+        let tags = topology.tags.len();
+        Latest {
+            latest: vec![None; tags],
+            latest_seq: vec![None; tags],
+            dirty: vec![false; tags],
+            dirty_tags: Vec::new(),
+            dirty_assets: Vec::new(),
+            asset_dirty: vec![false; topology.assets.len()],
+        }
+    }
+
+    /// Records a batch: events become messages at once, samples mark their tags for the
+    /// next [`flush`](Self::flush) (several samples of one tag collapse into the latest).
+    pub fn apply(&mut self, ns: &Namespace, batch: &Batch, out: &mut VecDeque<Message>) {
+        let delivery = Delivery {
+            batch: Arc::new(batch.clone()),
+            record: None,
+            seqs: None,
+            replay: false,
+        };
+        self.apply_delivery(ns, &delivery, true, None, out);
+    }
+
+    /// Records a delivery from the engine. Events always become messages at once. With
+    /// `coalesce` (batching on), live samples mark their tags for the next flush; without
+    /// it, and for replays, every sample becomes its own attribute message, so every
+    /// stream number reaches the broker. A sample newer than its tag's latest becomes the
+    /// latest (retained); an older one (a replay behind live data) is sent unretained, so
+    /// the retained state never goes back in time.
+    pub fn apply_delivery(
+        &mut self,
+        ns: &Namespace,
+        delivery: &Delivery,
+        coalesce: bool,
+        group: Option<u64>,
+        out: &mut VecDeque<Message>,
+    ) {
+        ns.event_messages(delivery, group, out);
+        let coalesce = coalesce && !delivery.replay;
+        for (k, sample) in delivery.batch.samples.iter().enumerate() {
+            let i = sample.tag.index();
+            let seq = delivery.sample_seq(k);
+            let Some(slot) = self.latest.get_mut(i) else {
+                continue;
+            };
+            let newest = slot
+                .as_ref()
+                .is_none_or(|l| sample.gateway_time >= l.gateway_time);
+            if newest {
+                *slot = Some(sample.clone());
+                self.latest_seq[i] = seq;
+                if let Some(asset) = ns.topology().tag(sample.tag).map(|t| t.asset)
+                    && !self.asset_dirty[asset]
+                {
+                    self.asset_dirty[asset] = true;
+                    self.dirty_assets.push(asset);
+                }
+            }
+            if coalesce {
+                if !self.dirty[i] {
+                    self.dirty[i] = true;
+                    self.dirty_tags.push(sample.tag);
+                }
+            } else if let Some(m) =
+                ns.attribute_message(sample, seq, delivery.replay, newest && ns.retain(), group)
+            {
+                out.push_back(m);
+            }
+        }
+    }
+
+    /// Whether samples are waiting for a flush.
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty_tags.is_empty()
+    }
+
+    /// Messages for every tag and asset changed since the last flush.
+    pub fn flush(&mut self, ns: &Namespace, out: &mut VecDeque<Message>) {
+        self.flush_group(ns, None, out);
+    }
+
+    /// [`flush`](Self::flush), the messages belonging to acknowledgement `group`.
+    pub fn flush_group(&mut self, ns: &Namespace, group: Option<u64>, out: &mut VecDeque<Message>) {
+        let tags = std::mem::take(&mut self.dirty_tags);
+        for tag in &tags {
+            self.dirty[tag.index()] = false;
+            if let Some(mut m) = self.attribute_message(ns, *tag) {
+                m.group = group;
+                out.push_back(m);
+            }
+        }
+        self.dirty_tags = tags;
+        self.dirty_tags.clear();
+        let assets = std::mem::take(&mut self.dirty_assets);
+        for asset in &assets {
+            self.asset_dirty[*asset] = false;
+            if let Some(mut m) = ns.instance_message(*asset, &self.latest) {
+                m.group = group;
+                out.push_back(m);
+            }
+        }
+        self.dirty_assets = assets;
+        self.dirty_assets.clear();
+    }
+
+    /// Messages for every tag and asset with a known value: what a consumer needs after
+    /// the broker lost its retained messages, or after the gateway was away.
+    pub fn snapshot(&mut self, ns: &Namespace, out: &mut VecDeque<Message>) {
+        for tag in &mut self.dirty_tags.drain(..) {
+            self.dirty[tag.index()] = false;
+        }
+        for asset in self.dirty_assets.drain(..) {
+            self.asset_dirty[asset] = false;
+        }
+        for i in 0..self.latest.len() {
+            if let Some(m) = self.attribute_message(ns, TagId(i as u32)) {
+                out.push_back(m);
+            }
+        }
+        for asset in 0..ns.topology().assets.len() {
+            if let Some(m) = ns.instance_message(asset, &self.latest) {
+                out.push_back(m);
+            }
+        }
+    }
+
+    /// A tag's latest value as its (live, retained if configured) attribute message.
+    fn attribute_message(&self, ns: &Namespace, tag: TagId) -> Option<Message> {
+        let sample = self.latest.get(tag.index())?.as_ref()?;
+        let seq = self.latest_seq.get(tag.index()).copied().flatten();
+        ns.attribute_message(sample, seq, false, ns.retain(), None)
+    }
+}
+
+/// What the driver must do besides publishing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Every message made from this log record is confirmed: acknowledge it to the engine.
+    Ack(u64),
+    /// The broker refused a message for good (resending would not help); `total` counts
+    /// the refusals of this sink so far.
+    Rejected { reason: String, total: u64 },
+}
+
+/// A message to publish now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Publish<'a> {
+    pub topic: &'a str,
+    pub payload: Bytes,
+    pub qos: Qos,
+    pub retain: bool,
+}
+
+/// One `mqtt` sink's publishing state across its MQTT sessions (see the module
+/// documentation).
+#[derive(Debug)]
+pub struct Session {
+    ns: Namespace,
+    latest: Latest,
+    gateway: String,
+    status_topic: String,
+    qos: Qos,
+    linger: Duration,
+    max_inflight: usize,
+    connected: bool,
+    /// The engine may still deliver; once closed the session drains and stops.
+    input_open: bool,
+    /// Made and not yet handed to the client.
+    pending: VecDeque<Message>,
+    /// Handed to the client and not yet confirmed: publish token → acknowledgement group.
+    unconfirmed: HashMap<u64, Option<u64>>,
+    groups: Groups,
+    /// When the open batch is flushed (batching on, samples waiting).
+    linger_until: Option<Instant>,
+    rejected: u64,
+}
+
+impl Session {
+    pub fn new(ns: Namespace, settings: &MqttSinkSettings, gateway: &str) -> Session {
+        Session {
+            latest: Latest::new(ns.topology()),
+            status_topic: settings
+                .status_topic
+                .clone()
+                .unwrap_or_else(|| ns.default_status_topic(gateway)),
+            ns,
+            gateway: gateway.to_owned(),
+            qos: settings.qos,
+            linger: settings.linger,
+            max_inflight: usize::from(settings.max_inflight),
+            connected: false,
+            input_open: true,
+            pending: VecDeque::new(),
+            unconfirmed: HashMap::new(),
+            groups: Groups::default(),
+            linger_until: None,
+            rejected: 0,
+        }
+    }
+
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    pub fn status_topic(&self) -> &str {
+        &self.status_topic
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Whether the engine may still deliver (its input has not closed).
+    pub fn is_input_open(&self) -> bool {
+        self.input_open
+    }
+
+    /// Whether to read the next delivery now: only while connected, and while the
+    /// messages not yet handed out are few.
+    pub fn wants_input(&self) -> bool {
+        self.input_open && self.connected && self.pending.len() < PENDING_MAX
+    }
+
+    /// When [`on_timer`](Self::on_timer) has work: the end of the open batch's linger.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.linger_until
+    }
+
+    /// The Last Will of every connection: retained "offline" status, `connection_lost`.
+    pub fn will(&self) -> Will {
+        Will {
+            topic: self.status_topic.clone(),
+            payload: status(&self.gateway, false, Some("connection_lost"), None),
+            qos: Qos::AtLeastOnce,
+            retain: true,
+        }
+    }
+
+    /// The last message of an orderly stop: retained "offline" status, `shutdown`.
+    pub fn goodbye(&self, now: Timestamp) -> Publish<'_> {
+        Publish {
+            topic: &self.status_topic,
+            payload: status(&self.gateway, false, Some("shutdown"), Some(now)),
+            qos: Qos::AtLeastOnce,
+            retain: true,
+        }
+    }
+
+    /// The broker accepted the connection: the online status, then a snapshot.
+    pub fn on_connected(&mut self, now: Timestamp) {
+        self.connected = true;
+        self.pending.push_back(Message {
+            topic: self.status_topic.clone(),
+            payload: status(&self.gateway, true, None, Some(now)),
+            retain: true,
+            kind: MessageKind::State,
+            group: None,
+        });
+        // The broker may have lost its retained messages: repeat the state.
+        self.latest.snapshot(&self.ns, &mut self.pending);
+    }
+
+    /// The connection ended. Everything made from records is sent again from the log,
+    /// marked replay, so nothing unsent or unconfirmed is kept. Returns how many messages
+    /// were unconfirmed.
+    pub fn on_disconnected(&mut self) -> u64 {
+        let lost = self.unconfirmed.len() as u64;
+        self.connected = false;
+        self.unconfirmed.clear();
+        self.pending.clear();
+        self.groups.clear();
+        self.linger_until = None;
+        lost
+    }
+
+    /// What became of a publish.
+    pub fn on_confirmation(&mut self, confirmation: Confirmation) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let token = confirmation.token();
+        match confirmation {
+            Confirmation::Confirmed(_) => {}
+            Confirmation::Rejected { reason, .. } => {
+                self.rejected += 1;
+                actions.push(Action::Rejected {
+                    reason,
+                    total: self.rejected,
+                });
+            }
+            // Counted at the disconnect that follows.
+            Confirmation::Lost(_) => return actions,
+        }
+        if let Some(Some(group)) = self.unconfirmed.remove(&token) {
+            actions.extend(self.groups.done(group).into_iter().map(Action::Ack));
+        }
+        actions
+    }
+
+    /// A delivery from the engine, at `now`. Without batching its messages are made at
+    /// once; with batching its samples wait for the end of the linger, which starts now
+    /// unless a batch is already open.
+    pub fn on_delivery(&mut self, delivery: &Delivery, now: Instant) -> Vec<Action> {
+        let group = self.groups.current();
+        if let Some(record) = delivery.record {
+            self.groups.add_record(group, record);
+        }
+        let before = self.pending.len();
+        let coalesce = !self.linger.is_zero();
+        self.latest
+            .apply_delivery(&self.ns, delivery, coalesce, Some(group), &mut self.pending);
+        if !coalesce {
+            self.latest.flush_group(&self.ns, Some(group), &mut self.pending);
+        }
+        self.groups.add_messages(group, self.pending.len() - before);
+        if !coalesce {
+            return self.close_group();
+        }
+        if self.linger_until.is_none() {
+            self.linger_until = Some(now + self.linger);
+        }
+        Vec::new()
+    }
+
+    /// The time is `now`: flushes the open batch if its linger is over.
+    pub fn on_timer(&mut self, now: Instant) -> Vec<Action> {
+        match self.linger_until {
+            Some(at) if at <= now => {
+                self.linger_until = None;
+                self.flush_open_group()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The engine's input closed: the open batch is flushed; the session then drains (see
+    /// [`is_drained`](Self::is_drained)).
+    pub fn on_input_closed(&mut self) -> Vec<Action> {
+        self.input_open = false;
+        self.flush_open_group()
+    }
+
+    fn flush_open_group(&mut self) -> Vec<Action> {
+        if let Some(group) = self.groups.open() {
+            let before = self.pending.len();
+            self.latest.flush_group(&self.ns, Some(group), &mut self.pending);
+            self.groups.add_messages(group, self.pending.len() - before);
+        }
+        self.close_group()
+    }
+
+    /// Records whose messages are all confirmed already (or that made none) are done.
+    fn close_group(&mut self) -> Vec<Action> {
+        self.groups.close().into_iter().map(Action::Ack).collect()
+    }
+
+    /// Whether the in-flight window has room with `outstanding` publishes unconfirmed.
+    pub fn has_room(&self, outstanding: usize) -> bool {
+        outstanding < self.max_inflight
+    }
+
+    /// The next message to publish, if connected and the window has room; once the client
+    /// took it, report its token with [`published`](Self::published). If the client did
+    /// not take it (the link has ended), it stays next.
+    pub fn next_publish(&self, outstanding: usize) -> Option<Publish<'_>> {
+        if !self.connected || !self.has_room(outstanding) {
+            return None;
+        }
+        self.pending.front().map(|m| Publish {
+            topic: &m.topic,
+            payload: m.payload.clone(),
+            qos: self.qos,
+            retain: m.retain,
+        })
+    }
+
+    /// The client took the message [`next_publish`](Self::next_publish) returned, as
+    /// publish `token`.
+    pub fn published(&mut self, token: u64) {
+        if let Some(m) = self.pending.pop_front() {
+            self.unconfirmed.insert(token, m.group);
+        }
+    }
+
+    /// Whether the orderly stop may go ahead: connected, the input closed, and every
+    /// message made was handed out and confirmed.
+    pub fn is_drained(&self) -> bool {
+        self.connected && !self.input_open && self.pending.is_empty() && self.unconfirmed.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::uns::fixture::{sample, topology};
+
+    const LEVEL: &str = "acme/plant/area/tank-1/level";
+    const LEVEL_TOPIC: &str = "v1/acme/plant/area/tank-1/level";
+
+    #[test]
+    fn samples_become_retained_attribute_and_instance_messages_under_the_prefix() {
+        let (topology, settings) = topology();
+        let ns = Namespace::new(topology.clone(), &settings);
+        let mut latest = Latest::new(&topology);
+        let batch = Batch {
+            samples: vec![sample(&topology, "acme/plant/area/tank-1/level", 42.0, 1)],
+            events: vec![],
+        };
+        let mut out = VecDeque::new();
+        latest.apply(&ns, &batch, &mut out);
+        latest.flush(&ns, &mut out);
+        let topics: Vec<&str> = out.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                "v1/acme/plant/area/tank-1/level",
+                "v1/acme/plant/area/tank-1/_instance"
+            ]
+        );
+        assert!(out.iter().all(|m| m.retain));
+        let json: serde_json::Value = serde_json::from_slice(&out[0].payload).unwrap();
+        assert_eq!(json["kind"], "sample");
+        assert_eq!(json["value"], 42.0);
+        assert_eq!(json["unit"], "%");
+        let json: serde_json::Value = serde_json::from_slice(&out[1].payload).unwrap();
+        assert_eq!(json["kind"], "instance");
+        assert_eq!(json["model"], "Tank");
+        assert_eq!(json["attributes"]["level"]["value"], 42.0);
+        // Never read: absent from the instance rather than null.
+        assert!(json["attributes"].get("temperature").is_none());
+    }
+
+    #[test]
+    fn batching_publishes_only_the_latest_sample_per_tag() {
+        let (topology, settings) = topology();
+        let ns = Namespace::new(topology.clone(), &settings);
+        let mut latest = Latest::new(&topology);
+        let mut out = VecDeque::new();
+        for (i, v) in [1.0, 2.0, 3.0].into_iter().enumerate() {
+            let batch = Batch {
+                samples: vec![sample(&topology, "acme/plant/area/tank-1/level", v, i as i64)],
+                events: vec![],
+            };
+            latest.apply(&ns, &batch, &mut out);
+        }
+        assert!(out.is_empty());
+        latest.flush(&ns, &mut out);
+        let level: Vec<_> = out.iter().filter(|m| m.topic.ends_with("/level")).collect();
+        assert_eq!(level.len(), 1);
+        let json: serde_json::Value = serde_json::from_slice(&level[0].payload).unwrap();
+        assert_eq!(json["value"], 3.0);
+        assert!(!latest.has_dirty());
+    }
+
+    #[test]
+    fn every_sample_of_a_delivery_is_published_with_its_number_and_replays_never_regress_retained_state() {
+        let (topology, settings) = topology();
+        let ns = Namespace::new(topology.clone(), &settings);
+        let mut latest = Latest::new(&topology);
+        let level = "acme/plant/area/tank-1/level";
+        let live = Delivery {
+            batch: Arc::new(Batch {
+                samples: vec![
+                    sample(&topology, level, 5.0, 50),
+                    sample(&topology, level, 6.0, 60),
+                ],
+                events: vec![],
+            }),
+            record: Some(10),
+            seqs: Some(vec![10, 11].into()),
+            replay: false,
+        };
+        let mut out = VecDeque::new();
+        latest.apply_delivery(&ns, &live, false, Some(7), &mut out);
+        let levels: Vec<_> = out.iter().filter(|m| m.topic.ends_with("/level")).collect();
+        assert_eq!(levels.len(), 2, "no coalescing: every number reaches the broker");
+        let json: serde_json::Value = serde_json::from_slice(&levels[1].payload).unwrap();
+        assert_eq!(json["seq"], 11);
+        assert!(json.get("replay").is_none());
+        assert!(levels.iter().all(|m| m.retain && m.group == Some(7)));
+
+        // A replay older than the live value: sent, flagged, not retained.
+        let old = Delivery {
+            batch: Arc::new(Batch {
+                samples: vec![sample(&topology, level, 1.0, 10)],
+                events: vec![],
+            }),
+            record: Some(3),
+            seqs: Some(vec![3].into()),
+            replay: true,
+        };
+        out.clear();
+        latest.apply_delivery(&ns, &old, false, Some(8), &mut out);
+        assert_eq!(out.len(), 1);
+        let json: serde_json::Value = serde_json::from_slice(&out[0].payload).unwrap();
+        assert_eq!(
+            (json["seq"].as_u64(), json["replay"].as_bool()),
+            (Some(3), Some(true))
+        );
+        assert!(!out[0].retain);
+        out.clear();
+        latest.snapshot(&ns, &mut out);
+        let json: serde_json::Value = serde_json::from_slice(&out[0].payload).unwrap();
+        assert_eq!(json["value"], 6.0, "the snapshot keeps the live value");
+    }
+
+    #[test]
+    fn a_snapshot_repeats_every_known_value() {
+        let (topology, settings) = topology();
+        let ns = Namespace::new(topology.clone(), &settings);
+        let mut latest = Latest::new(&topology);
+        let mut out = VecDeque::new();
+        let batch = Batch {
+            samples: vec![
+                sample(&topology, "acme/plant/area/tank-1/level", 1.0, 1),
+                sample(&topology, "acme/plant/area/tank-1/temperature", 4.0, 2),
+            ],
+            events: vec![],
+        };
+        latest.apply(&ns, &batch, &mut out);
+        latest.flush(&ns, &mut out);
+        out.clear();
+        latest.snapshot(&ns, &mut out);
+        assert_eq!(out.len(), 3, "two attributes and one instance");
+    }
+
+    // The session's transitions.
+
+    /// A session of the fixture's sink (prefix `v1`, attribute and instance forms,
+    /// retained, QoS 1), `settings` adjusted by `adjust`.
+    fn session(adjust: impl FnOnce(&mut MqttSinkSettings)) -> (Session, Arc<Topology>) {
+        let (topology, mut settings) = topology();
+        adjust(&mut settings);
+        let ns = Namespace::new(topology.clone(), &settings);
+        (Session::new(ns, &settings, "gw"), topology)
+    }
+
+    /// One sample of the tank's level, `value` at `at` ns, from log record `record`.
+    fn level(topology: &Topology, record: u64, value: f64, at: i64, replay: bool) -> Delivery {
+        Delivery {
+            batch: Arc::new(Batch {
+                samples: vec![sample(topology, LEVEL, value, at)],
+                events: vec![],
+            }),
+            record: Some(record),
+            seqs: Some(vec![record].into()),
+            replay,
+        }
+    }
+
+    /// What the driver does after each step: hands out everything the window takes, with
+    /// `outstanding` publishes unconfirmed before. Returns (token, topic, retain, payload).
+    fn pump(s: &mut Session, tokens: &mut u64, outstanding: usize) -> Vec<(u64, String, bool, Bytes)> {
+        let mut sent = Vec::new();
+        while let Some(p) = s.next_publish(outstanding + sent.len()) {
+            *tokens += 1;
+            sent.push((*tokens, p.topic.to_owned(), p.retain, p.payload));
+            s.published(*tokens);
+        }
+        sent
+    }
+
+    fn topics(sent: &[(u64, String, bool, Bytes)]) -> Vec<&str> {
+        sent.iter().map(|(_, t, _, _)| t.as_str()).collect()
+    }
+
+    fn confirm(s: &mut Session, sent: &[(u64, String, bool, Bytes)]) -> Vec<Action> {
+        sent.iter()
+            .flat_map(|(token, ..)| s.on_confirmation(Confirmation::Confirmed(*token)))
+            .collect()
+    }
+
+    #[test]
+    fn input_is_read_only_while_connected() {
+        let (mut s, _) = session(|_| {});
+        assert!(!s.wants_input(), "before the first connection");
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        assert!(s.wants_input());
+        s.on_disconnected();
+        assert!(
+            !s.wants_input(),
+            "the backlog waits in the log while the broker is away"
+        );
+        s.on_connected(Timestamp::from_unix_nanos(1));
+        s.on_input_closed();
+        assert!(!s.wants_input(), "after the input closed");
+    }
+
+    #[test]
+    fn input_pauses_while_too_many_messages_wait_for_the_window() {
+        let (mut s, topology) = session(|_| {});
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        let now = Instant::now();
+        let mut record = 0;
+        while s.wants_input() {
+            record += 1;
+            s.on_delivery(&level(&topology, record, 1.0, record as i64, false), now);
+        }
+        // The status, then an attribute and an instance message per delivery.
+        assert_eq!(record, PENDING_MAX as u64 / 2);
+        let mut tokens = 0;
+        pump(&mut s, &mut tokens, 0);
+        assert!(s.wants_input(), "the window took some");
+    }
+
+    #[test]
+    fn each_connection_starts_with_the_online_status_and_a_snapshot_of_every_known_value() {
+        let (mut s, topology) = session(|_| {});
+        let mut tokens = 0;
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        let sent = pump(&mut s, &mut tokens, 0);
+        assert_eq!(topics(&sent), ["v1/backplane/gw/status"], "nothing known yet");
+        let online: serde_json::Value = serde_json::from_slice(&sent[0].3).unwrap();
+        assert_eq!(online["status"], "online");
+        assert!(sent[0].2, "retained");
+        s.on_delivery(&level(&topology, 1, 42.0, 10, false), Instant::now());
+        pump(&mut s, &mut tokens, 0);
+
+        s.on_disconnected();
+        s.on_connected(Timestamp::from_unix_nanos(20));
+        let sent = pump(&mut s, &mut tokens, 0);
+        assert_eq!(
+            topics(&sent),
+            [
+                "v1/backplane/gw/status",
+                "v1/acme/plant/area/tank-1/level",
+                "v1/acme/plant/area/tank-1/_instance"
+            ]
+        );
+        assert!(sent.iter().all(|(_, _, retain, _)| *retain));
+    }
+
+    #[test]
+    fn a_record_is_acknowledged_once_the_broker_confirmed_every_message_made_from_it() {
+        let (mut s, topology) = session(|_| {});
+        let mut tokens = 0;
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        let status = pump(&mut s, &mut tokens, 0);
+        assert!(confirm(&mut s, &status).is_empty(), "the status is no record");
+        assert!(
+            s.on_delivery(&level(&topology, 10, 1.0, 1, false), Instant::now())
+                .is_empty()
+        );
+        let sent = pump(&mut s, &mut tokens, 0);
+        assert_eq!(sent.len(), 2, "attribute and instance");
+        assert!(confirm(&mut s, &sent[..1]).is_empty());
+        assert!(s.on_confirmation(Confirmation::Lost(sent[1].0)).is_empty());
+        assert_eq!(confirm(&mut s, &sent[1..]), [Action::Ack(10)]);
+    }
+
+    #[test]
+    fn a_message_the_broker_refuses_for_good_completes_its_record_and_is_counted() {
+        let (mut s, topology) = session(|_| {});
+        let mut tokens = 0;
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        pump(&mut s, &mut tokens, 0);
+        s.on_delivery(&level(&topology, 10, 1.0, 1, false), Instant::now());
+        let sent = pump(&mut s, &mut tokens, 0);
+        let refused = s.on_confirmation(Confirmation::Rejected {
+            token: sent[0].0,
+            reason: "NotAuthorized".into(),
+        });
+        assert_eq!(
+            refused,
+            [Action::Rejected {
+                reason: "NotAuthorized".into(),
+                total: 1
+            }]
+        );
+        assert_eq!(confirm(&mut s, &sent[1..]), [Action::Ack(10)]);
+    }
+
+    #[test]
+    fn a_disconnect_drops_what_was_not_confirmed_and_never_acknowledges_it() {
+        let (mut s, topology) = session(|_| {});
+        let mut tokens = 0;
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        let status = pump(&mut s, &mut tokens, 0);
+        s.on_delivery(&level(&topology, 10, 1.0, 1, false), Instant::now());
+        let sent = pump(&mut s, &mut tokens, 0);
+        s.on_delivery(&level(&topology, 11, 2.0, 2, false), Instant::now());
+        confirm(&mut s, &status);
+        confirm(&mut s, &sent[..1]);
+        assert_eq!(s.on_disconnected(), 1, "one message was unconfirmed");
+        assert!(s.next_publish(0).is_none(), "nothing is published while away");
+        assert!(
+            confirm(&mut s, &sent[1..]).is_empty(),
+            "record 10 comes back as replay"
+        );
+        // Record 11 was never handed out: after the reconnect only the status and the
+        // snapshot go out, and the replay brings the records back.
+        s.on_connected(Timestamp::from_unix_nanos(3));
+        assert_eq!(pump(&mut s, &mut tokens, 0).len(), 3);
+    }
+
+    #[test]
+    fn publishing_pauses_at_the_in_flight_window() {
+        let (mut s, topology) = session(|s| s.max_inflight = 2);
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        s.on_delivery(&level(&topology, 10, 1.0, 1, false), Instant::now());
+        assert!(s.next_publish(2).is_none());
+        let mut tokens = 0;
+        let sent = pump(&mut s, &mut tokens, 0);
+        assert_eq!(topics(&sent), ["v1/backplane/gw/status", LEVEL_TOPIC]);
+        confirm(&mut s, &sent[..1]);
+        let sent = pump(&mut s, &mut tokens, 1);
+        assert_eq!(topics(&sent), ["v1/acme/plant/area/tank-1/_instance"]);
+    }
+
+    #[test]
+    fn with_batching_the_latest_sample_is_published_when_the_linger_ends() {
+        let (mut s, topology) = session(|s| s.linger = Duration::from_millis(100));
+        let mut tokens = 0;
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        pump(&mut s, &mut tokens, 0);
+        let t0 = Instant::now();
+        for (i, ms) in [0u64, 10, 20].into_iter().enumerate() {
+            let d = level(&topology, 10 + i as u64, i as f64, ms as i64, false);
+            assert!(s.on_delivery(&d, t0 + Duration::from_millis(ms)).is_empty());
+        }
+        assert_eq!(
+            s.deadline(),
+            Some(t0 + Duration::from_millis(100)),
+            "the first delivery starts the linger"
+        );
+        assert!(pump(&mut s, &mut tokens, 0).is_empty());
+        assert!(s.on_timer(t0 + Duration::from_millis(99)).is_empty());
+        assert!(pump(&mut s, &mut tokens, 0).is_empty(), "not yet");
+        assert!(s.on_timer(t0 + Duration::from_millis(100)).is_empty());
+        assert_eq!(s.deadline(), None);
+        let sent = pump(&mut s, &mut tokens, 0);
+        assert_eq!(
+            topics(&sent),
+            [LEVEL_TOPIC, "v1/acme/plant/area/tank-1/_instance"]
+        );
+        let json: serde_json::Value = serde_json::from_slice(&sent[0].3).unwrap();
+        assert_eq!(json["value"], 2.0);
+        assert_eq!(
+            confirm(&mut s, &sent),
+            [Action::Ack(10), Action::Ack(11), Action::Ack(12)]
+        );
+    }
+
+    #[test]
+    fn a_delivery_that_makes_no_message_is_acknowledged_at_once() {
+        let (mut s, _) = session(|_| {});
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        let empty = Delivery {
+            batch: Arc::new(Batch::default()),
+            record: Some(5),
+            seqs: None,
+            replay: false,
+        };
+        assert_eq!(s.on_delivery(&empty, Instant::now()), [Action::Ack(5)]);
+    }
+
+    #[test]
+    fn a_replay_is_retained_only_if_it_is_newer_than_what_the_topic_holds() {
+        let (mut s, topology) = session(|_| {});
+        let mut tokens = 0;
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        pump(&mut s, &mut tokens, 0);
+        let mut level_retained = |s: &mut Session, d: Delivery| {
+            s.on_delivery(&d, Instant::now());
+            let sent = pump(s, &mut tokens, 0);
+            sent.iter()
+                .find(|(_, t, _, _)| t == LEVEL_TOPIC)
+                .map(|(_, _, retain, _)| *retain)
+        };
+        assert_eq!(
+            level_retained(&mut s, level(&topology, 1, 6.0, 60, false)),
+            Some(true)
+        );
+        assert_eq!(
+            level_retained(&mut s, level(&topology, 2, 1.0, 10, true)),
+            Some(false),
+            "older than the live value"
+        );
+        assert_eq!(
+            level_retained(&mut s, level(&topology, 3, 7.0, 70, true)),
+            Some(true),
+            "newer"
+        );
+    }
+
+    #[test]
+    fn stopping_flushes_the_open_batch_and_drains_before_the_goodbye() {
+        let (mut s, topology) = session(|s| s.linger = Duration::from_secs(10));
+        let mut tokens = 0;
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        let status = pump(&mut s, &mut tokens, 0);
+        s.on_delivery(&level(&topology, 10, 1.0, 1, false), Instant::now());
+        assert!(s.on_input_closed().is_empty());
+        assert!(!s.is_drained());
+        let sent = pump(&mut s, &mut tokens, 0);
+        assert_eq!(
+            sent.len(),
+            2,
+            "the batch was flushed without waiting for the linger"
+        );
+        confirm(&mut s, &status);
+        assert!(!s.is_drained(), "messages are unconfirmed");
+        assert_eq!(confirm(&mut s, &sent), [Action::Ack(10)]);
+        assert!(s.is_drained());
+        let bye = s.goodbye(Timestamp::from_unix_nanos(0));
+        assert_eq!(
+            (bye.topic, bye.qos, bye.retain),
+            ("v1/backplane/gw/status", Qos::AtLeastOnce, true)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&bye.payload).unwrap();
+        assert_eq!(
+            (json["status"].as_str(), json["reason"].as_str()),
+            (Some("offline"), Some("shutdown"))
+        );
+        s.on_disconnected();
+        assert!(!s.is_drained(), "the goodbye needs a connection");
+    }
+
+    #[test]
+    fn the_will_says_offline_because_the_connection_was_lost() {
+        let (s, _) = session(|s| s.status_topic = Some("site/gw/state".into()));
+        let will = s.will();
+        assert_eq!(
+            (will.topic.as_str(), will.qos, will.retain),
+            ("site/gw/state", Qos::AtLeastOnce, true)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&will.payload).unwrap();
+        assert_eq!(json["reason"], "connection_lost");
+    }
+}
