@@ -5,6 +5,11 @@
 //! Query parameters are checked strictly: an unknown name is a 400 naming it, because a
 //! misspelt filter (`bach=B-77`) silently ignored would return every batch's data.
 //!
+//! Every historian sink's store is queried by the sink's name: `historian=NAME` on every
+//! endpoint, optional while the gateway has one historian. With several and none named
+//! the answer is a 400 listing their names (a guess would mix up two histories); an unknown
+//! name is a 404 listing them.
+//!
 //! Without a historian the endpoints answer 404 `historian_not_configured`: the history
 //! does not exist on this gateway, and a 503 would tell clients to retry when only a
 //! configuration change helps.
@@ -36,6 +41,8 @@ const MAX_EVENT_LIMIT: usize = 100_000;
 const DEFAULT_SPAN_NANOS: i64 = 3_600_000_000_000;
 
 const SELECTOR: [&str; 4] = ["tag", "asset", "model", "attribute"];
+/// Which historian sink to query; every endpoint takes it.
+const HISTORIAN: [&str; 1] = ["historian"];
 const CONTEXT: [&str; 7] = [
     "work_order",
     "product",
@@ -294,8 +301,50 @@ fn unknown_tag(store: &Store, tag: &str) -> ApiError {
     ApiError::not_found(message).with_field("tag")
 }
 
-fn store(state: &AppState) -> Result<Arc<Store>, ApiError> {
-    state.history.clone().ok_or_else(not_configured)
+/// The store the request names (`historian=NAME`, or the only one) and the request's
+/// parameters, checked against `allowed` and `historian`.
+fn store(
+    state: &AppState,
+    raw: Option<String>,
+    allowed: &[&[&str]],
+) -> Result<(Arc<Store>, Params), ApiError> {
+    // No historian at all says so before anything about the parameters.
+    if state.histories.is_empty() {
+        return Err(not_configured());
+    }
+    let mut allowed = allowed.to_vec();
+    allowed.push(&HISTORIAN);
+    let params = Params::parse(raw, &allowed)?;
+    let names = || {
+        state
+            .histories
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let store = match (params.get("historian"), &*state.histories) {
+        (None, [(_, store)]) => store.clone(),
+        (None, _) => {
+            return Err(ApiError::bad_request(
+                "missing_parameter",
+                format!(
+                    "this gateway has several historians ({}); say which with `historian=NAME`",
+                    names()
+                ),
+            )
+            .with_field("historian"));
+        }
+        (Some(name), histories) => histories
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, store)| store.clone())
+            .ok_or_else(|| {
+                ApiError::not_found(format!("no historian `{name}`; the historians are: {}", names()))
+                    .with_field("historian")
+            })?,
+    };
+    Ok((store, params))
 }
 
 /// Runs a store query off the async threads (it reads files).
@@ -362,8 +411,7 @@ pub(crate) async fn series(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let store = store(&state)?;
-    let params = Params::parse(raw, &[&SELECTOR])?;
+    let (store, params) = store(&state, raw, &[&SELECTOR])?;
     let selector = params.selector(&store)?.unwrap_or(Selector::All);
     let views = blocking(move || {
         let selected = store.select(&selector);
@@ -407,8 +455,7 @@ pub(crate) async fn raw(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let store = store(&state)?;
-    let params = Params::parse(raw, &[&SELECTOR, &CONTEXT, &["from", "to", "limit"]])?;
+    let (store, params) = store(&state, raw, &[&SELECTOR, &CONTEXT, &["from", "to", "limit"]])?;
     let selector = params.required_selector(&store)?;
     let (from, to) = params.range()?;
     let filter = params.context()?;
@@ -459,8 +506,7 @@ pub(crate) async fn latest(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let store = store(&state)?;
-    let params = Params::parse(raw, &[&SELECTOR, &CONTEXT, &["at"]])?;
+    let (store, params) = store(&state, raw, &[&SELECTOR, &CONTEXT, &["at"]])?;
     let selector = params.required_selector(&store)?;
     let at = params.time("at")?.unwrap_or_else(Timestamp::now);
     let filter = params.context()?;
@@ -602,8 +648,11 @@ pub(crate) async fn aggregate(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let store = store(&state)?;
-    let params = Params::parse(raw, &[&SELECTOR, &CONTEXT, &["from", "to", "every", "fn"]])?;
+    let (store, params) = store(
+        &state,
+        raw,
+        &[&SELECTOR, &CONTEXT, &["from", "to", "every", "fn"]],
+    )?;
     let selector = params.required_selector(&store)?;
     let (from, to) = params.range()?;
     let context = params.context()?;
@@ -693,8 +742,11 @@ pub(crate) async fn events(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let store = store(&state)?;
-    let params = Params::parse(raw, &[&CONTEXT, &["asset", "kind", "from", "to", "limit"]])?;
+    let (store, params) = store(
+        &state,
+        raw,
+        &[&CONTEXT, &["asset", "kind", "from", "to", "limit"]],
+    )?;
     let (from, to) = params.range()?;
     let context = params.context()?;
     let limit = params.limit(DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT)?;

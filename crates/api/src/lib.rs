@@ -13,11 +13,13 @@
 //! - `assets.rs`: the asset tree, one asset with its attributes, latest values by prefix.
 //! - `context.rs`: reading, setting and clearing production context.
 //! - `production.rs`: work orders, lots and genealogy, downtime reasons, machine states,
-//!   OEE, operators and operator forms; every change is a `backplane_production::Command`
-//!   run by the engine between two batches, every query reads the shared state.
+//!   OEE, operators and operator forms, through the production stage's
+//!   `ProductionHandle` service: every change is a `backplane_production::Command` run
+//!   between two batches, every query reads the last published copy of the state.
 //! - `lineage.rs`: where a value came from.
 //! - `history.rs`: queries against the embedded historian (raw, latest, aggregates,
-//!   events) by tag, asset or model attribute and by production context.
+//!   events) by tag, asset or model attribute and by production context; each historian
+//!   sink's store (an engine service named by the sink) is queried by name.
 //! - `stream.rs`: live changes over WebSocket and Server-Sent Events.
 //! - `ops.rs`: health, metrics and the index of links.
 //! - `openapi.rs` + `openapi.json`: the OpenAPI 3.1 document, written by hand.
@@ -47,6 +49,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use backplane_engine::EngineHandle;
 use backplane_historian::Store;
+use backplane_production::ProductionHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
@@ -58,10 +61,6 @@ pub struct ApiOptions {
     pub token: Option<String>,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
-    /// The historian the `/api/v1/history/...` endpoints query (the store of a `historian`
-    /// sink, see `backplane_historian::HistorianKind::open_stores`). Without one they
-    /// answer 404 `historian_not_configured`.
-    pub history: Option<Arc<Store>>,
 }
 
 impl Default for ApiOptions {
@@ -69,7 +68,6 @@ impl Default for ApiOptions {
         ApiOptions {
             token: None,
             max_body_bytes: 64 * 1024,
-            history: None,
         }
     }
 }
@@ -80,7 +78,6 @@ impl fmt::Debug for ApiOptions {
         f.debug_struct("ApiOptions")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("max_body_bytes", &self.max_body_bytes)
-            .field("history", &self.history.as_ref().map(|s| s.dir().to_owned()))
             .finish()
     }
 }
@@ -92,7 +89,12 @@ pub(crate) struct AppState {
     pub token: Option<Arc<str>>,
     /// For error messages; the limit itself is enforced by `DefaultBodyLimit`.
     pub max_body_bytes: usize,
-    pub history: Option<Arc<Store>>,
+    /// Every historian sink's store, by sink name (in name order): the engine's `Store`
+    /// services. None: the history endpoints answer 404 `historian_not_configured`.
+    pub histories: Arc<[(String, Arc<Store>)]>,
+    /// The production stage's service. None: the production endpoints answer 404
+    /// `production_not_configured`.
+    pub production: Option<Arc<ProductionHandle>>,
 }
 
 /// The HTTP methods the API uses; one place maps them to axum and to OpenAPI names.
@@ -218,13 +220,22 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// The API over a running engine.
+/// The API over a running engine. The history and production endpoints use the engine's
+/// services: every historian store (by sink name) and the production handle.
 pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
+    let services = engine.services();
+    let histories = services
+        .all::<Store>()
+        .into_iter()
+        .map(|(name, store)| (name.to_owned(), store))
+        .collect();
+    let production = services.get::<ProductionHandle>();
     let state = AppState {
-        engine,
         token: options.token.map(Into::into),
         max_body_bytes: options.max_body_bytes,
-        history: options.history,
+        histories,
+        production,
+        engine,
     };
     let mut router = Router::new();
     for e in endpoints() {

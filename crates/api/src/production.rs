@@ -1,12 +1,17 @@
 //! `/api/v1/production/...` and `/api/v1/forms/...`: work orders, lots and genealogy,
 //! downtime reasons, machine states, OEE, operators and operator forms.
 //!
-//! Every change is one `backplane_production::Command` handed to
-//! [`EngineHandle::execute`](backplane_engine::EngineHandle::execute): the pipeline runs it
-//! between two batches, so a work order started here is on every sample read after it and
-//! on none before, and the events it makes go to every sink like any other. The MQTT
-//! command topic uses the same vocabulary. Queries read the shared production state
-//! ([`EngineHandle::production_view`](backplane_engine::EngineHandle::production_view)).
+//! Both go through the production stage's service,
+//! [`ProductionHandle`](backplane_production::ProductionHandle); without the stage the
+//! endpoints answer 404 `production_not_configured`. Every change is one
+//! `backplane_production::Command` handed to
+//! [`ProductionHandle::execute`](backplane_production::ProductionHandle::execute): the
+//! pipeline runs it between two batches, so a work order started here is on every sample
+//! read after it and on none before, and the events it makes go to every sink like any
+//! other. The MQTT command topic uses the same vocabulary. Queries serialize from the
+//! published copy of the production state
+//! ([`ProductionHandle::view`](backplane_production::ProductionHandle::view)), so a
+//! request never holds the lock the pipeline needs.
 //!
 //! Request bodies are read into typed structs that refuse unknown fields; an error names
 //! the field at fault (`consumed[1].quantity`). A refused command keeps the production
@@ -21,11 +26,12 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use backplane_engine::{CommandFailed, Topology};
+use backplane_engine::Topology;
 use backplane_model::sample::{ConsumedLot, LotStatus, Oee, OeePeriod, WorkOrderStatus};
 use backplane_model::{AssetPath, Timestamp};
 use backplane_production::{
-    Category, Command, CommandError, ErrorKind, NewLot, NewWorkOrder, Production, Refusal, Trace, WorkOrder,
+    Category, Command, CommandError, CommandFailed, ErrorKind, NewLot, NewWorkOrder, Production,
+    ProductionHandle, Refusal, Trace, WorkOrder,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -47,10 +53,33 @@ const WORK_ORDER_ACTIONS: [&str; 5] = ["release", "start", "hold", "complete", "
 
 // ── Running commands ─────────────────────────────────────────────────────────────────
 
+/// The production stage's handle, or 404 when this gateway runs without it.
+fn handle(state: &AppState) -> Result<&ProductionHandle, ApiError> {
+    state.production.as_deref().ok_or_else(|| {
+        ApiError::not_found(
+            "production is not running on this gateway: the `production` stage is not registered",
+        )
+        .with_code("production_not_configured")
+    })
+}
+
+/// The production state after everything queued before this request (a published
+/// copy: serializing it holds no lock the pipeline needs).
+async fn view(state: &AppState) -> Result<Arc<Production>, ApiError> {
+    Ok(handle(state)?.current().await)
+}
+
+/// Runs `read` over a copy of the production state.
+fn with_view<T>(
+    view: &Arc<Production>,
+    read: impl FnOnce(&Production) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    read(view)
+}
+
 /// Runs `command` for `by` in the pipeline; the object it created or changed, as JSON.
 async fn execute(state: &AppState, command: Command, by: String) -> Result<Value, ApiError> {
-    state
-        .engine
+    handle(state)?
         .execute(command, Some(by))
         .await
         .map_err(|e| match e {
@@ -293,7 +322,7 @@ pub(crate) async fn work_orders(
     let params = Params::parse(raw, &[&["status", "asset"]])?;
     let status = names_param(&params, "status", &WorkOrderStatus::ALL, WorkOrderStatus::name)?;
     let asset = asset_param(&state, &params)?;
-    state.engine.production_view(|p| {
+    with_view(&view(&state).await?, |p| {
         let orders: Vec<&WorkOrder> = p
             .work_orders()
             .filter(|o| status.as_ref().is_none_or(|s| s.contains(&o.status)))
@@ -341,7 +370,7 @@ pub(crate) async fn work_order(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_one(path)?;
-    state.engine.production_view(|p| {
+    with_view(&view(&state).await?, |p| {
         let order = p.work_order(&id).ok_or_else(|| no_work_order(&id))?;
         let oee = p
             .work_order_oee(&id)
@@ -393,7 +422,7 @@ pub(crate) async fn lots(
     let status = names_param(&params, "status", &LotStatus::ALL, LotStatus::name)?;
     let material = params.get("material").map(str::to_owned);
     let asset = asset_param(&state, &params)?;
-    state.engine.production_view(|p| {
+    with_view(&view(&state).await?, |p| {
         let lots: Vec<_> = p
             .lots()
             .filter(|l| status.as_ref().is_none_or(|s| s.contains(&l.status)))
@@ -426,9 +455,9 @@ pub(crate) async fn lot(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_one(path)?;
-    state
-        .engine
-        .production_view(|p| json_response(p.lot(&id).ok_or_else(|| no_lot(&id))?))
+    with_view(&view(&state).await?, |p| {
+        json_response(p.lot(&id).ok_or_else(|| no_lot(&id))?)
+    })
 }
 
 #[derive(Deserialize)]
@@ -522,7 +551,7 @@ pub(crate) async fn trace(
         }
     };
     let depth = number_param(&params, "depth", DEFAULT_TRACE_DEPTH, 1, MAX_TRACE_DEPTH)?;
-    state.engine.production_view(|p| {
+    with_view(&view(&state).await?, |p| {
         if p.lot(&id).is_none() {
             return Err(no_lot(&id));
         }
@@ -561,9 +590,9 @@ pub(crate) async fn downtimes(
             format!("`from` ({from}) must be before `to` ({to})"),
         ));
     }
-    state
-        .engine
-        .production_view(|p| json_response(&p.downtimes(asset.as_ref(), from, to)))
+    with_view(&view(&state).await?, |p| {
+        json_response(&p.downtimes(asset.as_ref(), from, to))
+    })
 }
 
 #[derive(Deserialize)]
@@ -620,9 +649,7 @@ fn reason_nodes<'a>(p: &'a Production, parent: Option<&str>) -> Vec<ReasonNode<'
 
 /// `GET /api/v1/production/reasons`: the reason tree of `[downtime_reasons]`.
 pub(crate) async fn reasons(State(state): State<AppState>) -> Result<Response, ApiError> {
-    state
-        .engine
-        .production_view(|p| json_response(&reason_nodes(p, None)))
+    with_view(&view(&state).await?, |p| json_response(&reason_nodes(p, None)))
 }
 
 // ── States and OEE ───────────────────────────────────────────────────────────────────
@@ -651,7 +678,7 @@ pub(crate) async fn states(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(raw, &[&["asset"]])?;
     let asset = asset_param(&state, &params)?;
-    state.engine.production_view(|p| {
+    with_view(&view(&state).await?, |p| {
         let entries: Vec<StateEntry> = p
             .machines()
             .filter(|m| below(m, asset.as_ref()))
@@ -689,7 +716,7 @@ pub(crate) async fn oee(
     let asset = asset_param(&state, &params)?;
     let periods = names_param(&params, "period", &OeePeriod::ALL, OeePeriod::name)?
         .unwrap_or_else(|| OeePeriod::ALL.to_vec());
-    state.engine.production_view(|p| {
+    with_view(&view(&state).await?, |p| {
         let reports: Vec<_> = p
             .machines()
             .filter(|m| below(m, asset.as_ref()))
@@ -703,7 +730,7 @@ pub(crate) async fn oee(
 
 /// `GET /api/v1/production/operators`: who is signed in where.
 pub(crate) async fn operators(State(state): State<AppState>) -> Result<Response, ApiError> {
-    state.engine.production_view(|p| json_response(p.operators()))
+    with_view(&view(&state).await?, |p| json_response(p.operators()))
 }
 
 #[derive(Deserialize)]
@@ -774,7 +801,7 @@ fn no_form(p: &Production, name: &str) -> ApiError {
 
 /// `GET /api/v1/forms`: every form, with what a user interface needs to render it.
 pub(crate) async fn forms(State(state): State<AppState>) -> Result<Response, ApiError> {
-    state.engine.production_view(|p| json_response(p.forms()))
+    with_view(&view(&state).await?, |p| json_response(p.forms()))
 }
 
 /// `GET /api/v1/forms/{name}`.
@@ -783,9 +810,9 @@ pub(crate) async fn form(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let name = path_one(path)?;
-    state
-        .engine
-        .production_view(|p| json_response(p.form(&name).ok_or_else(|| no_form(p, &name))?))
+    with_view(&view(&state).await?, |p| {
+        json_response(p.form(&name).ok_or_else(|| no_form(p, &name))?)
+    })
 }
 
 /// `GET /api/v1/forms/{name}/entries[?asset=&limit=]`: recent entries, newest first.
@@ -798,7 +825,7 @@ pub(crate) async fn entries(
     let params = Params::parse(raw, &[&["asset", "limit"]])?;
     let asset = asset_param(&state, &params)?;
     let limit = number_param(&params, "limit", DEFAULT_ENTRY_LIMIT, 1, MAX_ENTRY_LIMIT)?;
-    state.engine.production_view(|p| {
+    with_view(&view(&state).await?, |p| {
         if p.form(&name).is_none() {
             return Err(no_form(p, &name));
         }
@@ -832,9 +859,9 @@ pub(crate) async fn submit_entry(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let name = path_one(path)?;
-    state
-        .engine
-        .production_view(|p| p.form(&name).map(|_| ()).ok_or_else(|| no_form(p, &name)))?;
+    with_view(&view(&state).await?, |p| {
+        p.form(&name).map(|_| ()).ok_or_else(|| no_form(p, &name))
+    })?;
     let body = body_bytes(&state, body)?;
     let by = user(&headers)?;
     let EntryBody { asset, values } = parse_body(&body)?;

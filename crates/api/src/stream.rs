@@ -238,7 +238,7 @@ async fn run_websocket(mut socket: WebSocket, mut subscription: Subscription) {
 mod tests {
     use std::path::Path;
 
-    use backplane_engine::{Engine, EngineOptions, Registry};
+    use backplane_engine::{Engine, EngineOptions};
 
     use super::*;
 
@@ -266,7 +266,7 @@ period = "10ms"
 
     #[tokio::test]
     async fn a_lagging_subscriber_is_told_how_much_it_missed_and_the_stream_goes_on() {
-        let registry = Registry::with_builtins();
+        let registry = backplane_engine::builtins();
         let mut plan =
             backplane_config::load_str(CONFIG, Path::new("test.toml"), &registry.catalog()).unwrap();
         // The engine saves its production state there at shutdown.
@@ -285,7 +285,8 @@ period = "10ms"
             engine: engine.handle(),
             token: None,
             max_body_bytes: 1024,
-            history: None,
+            histories: Arc::from([]),
+            production: None,
         };
         let mut subscription = Subscription::new(&state, None, None);
         // Not reading while the source ticks: the one-batch queue overflows.
@@ -315,7 +316,7 @@ period = "10ms"
     #[tokio::test]
     async fn records_keep_only_assets_under_the_prefix_on_segment_boundaries() {
         let config = CONFIG.replace("path = \"tank\"", "path = \"tank-10\"");
-        let registry = Registry::with_builtins();
+        let registry = backplane_engine::builtins();
         let mut plan =
             backplane_config::load_str(&config, Path::new("test.toml"), &registry.catalog()).unwrap();
         let data = tempfile::tempdir().unwrap();

@@ -9,12 +9,11 @@ mod common;
 mod dairy;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use backplane_api::{ApiOptions, router};
 use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{Engine, EngineOptions, Registry};
+use backplane_engine::{Engine, EngineOptions};
 use backplane_historian::HistorianKind;
 use backplane_model::{ContextField, ContextPatch, Timestamp};
 use common::*;
@@ -28,13 +27,15 @@ fn demo_config() -> String {
 }
 
 fn start_demo(data_dir: &Path) -> (Engine, axum::Router) {
-    let kind = Arc::new(HistorianKind::new());
-    let mut registry = Registry::with_builtins();
-    registry.add_sink("historian", kind.clone());
-    let mut plan = backplane_config::load_str(&demo_config(), Path::new("dairy.toml"), &registry.catalog())
+    start_config(&demo_config(), data_dir)
+}
+
+fn start_config(config: &str, data_dir: &Path) -> (Engine, axum::Router) {
+    let mut registry = common::registry();
+    registry.add_sink("historian", HistorianKind::new());
+    let mut plan = backplane_config::load_str(config, Path::new("dairy.toml"), &registry.catalog())
         .unwrap_or_else(|d| panic!("{d:#?}"));
     plan.gateway.data_dir = data_dir.to_path_buf();
-    let history = kind.open_stores(&plan).unwrap().pop().map(|(_, store)| store);
     let options = EngineOptions {
         backoff: BackoffPolicy {
             base: Duration::from_millis(50),
@@ -42,14 +43,10 @@ fn start_demo(data_dir: &Path) -> (Engine, axum::Router) {
         },
         ..EngineOptions::default()
     };
+    // The engine opens every historian sink's store before it starts; the API finds them
+    // among its services, by sink name.
     let engine = Engine::start(plan, &registry, options).unwrap();
-    let router = router(
-        engine.handle(),
-        ApiOptions {
-            history,
-            ..ApiOptions::default()
-        },
-    );
+    let router = router(engine.handle(), ApiOptions::default());
     (engine, router)
 }
 
@@ -368,4 +365,67 @@ async fn without_a_historian_the_history_endpoints_say_so_with_404() {
         assert!(reply.text.contains("kind = \\\"historian\\\""), "{}", reply.text);
     }
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_historians_are_queried_by_name_and_an_unnamed_request_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // The demo's own historian (`history`, in data/history) and a second one (`archive`)
+    // in another directory, so the two stores are distinct.
+    let config = format!(
+        "{}\n[[sinks]]\nname = \"archive\"\nkind = \"historian\"\npath = \"archive\"\n",
+        demo_config()
+    );
+    let (engine, app) = start_config(&config, dir.path());
+
+    // Each answers by name, from its own directory.
+    for name in ["history", "archive"] {
+        let reply = get(
+            &app,
+            &format!("/api/v1/history/series?historian={name}&model=Pasteurizer"),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{name}: {}", reply.text);
+        assert_eq!(reply.json()["series"].as_array().unwrap().len(), 4, "{name}");
+        let query = format!("historian={name}&tag={HOLD}&from=now-1h");
+        eventually("hold temperatures in each historian", || async {
+            (raw_count(&app, &query).await >= 3).then_some(())
+        })
+        .await;
+    }
+    assert!(dir.path().join("history").is_dir());
+    assert!(dir.path().join("archive").is_dir());
+
+    // Without a name the gateway cannot choose: 400 naming both, on every endpoint.
+    for endpoint in [
+        "series",
+        &format!("raw?tag={HOLD}"),
+        &format!("latest?tag={HOLD}"),
+        &format!("aggregate?tag={HOLD}"),
+        "events",
+    ] {
+        let reply = get(&app, &format!("/api/v1/history/{endpoint}")).await;
+        assert_eq!(reply.status, 400, "{endpoint}: {}", reply.text);
+        assert_eq!(
+            reply.error(),
+            ("missing_parameter".into(), Some("historian".into())),
+            "{endpoint}"
+        );
+        assert!(
+            reply.text.contains("archive") && reply.text.contains("history"),
+            "{endpoint}: {}",
+            reply.text
+        );
+    }
+
+    // An unknown name is a 404 listing the names.
+    let reply = get(&app, "/api/v1/history/series?historian=histroy").await;
+    assert_eq!(reply.status, 404, "{}", reply.text);
+    assert_eq!(reply.error(), ("not_found".into(), Some("historian".into())));
+    assert!(
+        reply.text.contains("histroy") && reply.text.contains("archive, history"),
+        "{}",
+        reply.text
+    );
+    engine.shutdown().await;
 }

@@ -1,21 +1,29 @@
 //! The `backplane` binary: `run` a configuration, `check` one without connecting to
-//! anything, run the `demo` plant on embedded defaults, or print shell `completions`.
+//! anything, run the `demo` plant on embedded defaults, `browse` a device, `simulate` one,
+//! `export` history, or print shell `completions`.
 //!
-//! Layout: this file holds the CLI definition and the commands; [`serve`] starts an engine
-//! and the HTTP API together and stops both on SIGINT/SIGTERM; the library side
-//! (`lib.rs`) says which kinds this build registers.
+//! Layout: this file holds the CLI definition and the small commands. It names no
+//! protocol: what the build knows comes from the kind registry (`backplane::kinds`), and
+//! the registry's hooks fill in the CLI (`browse` schemes and options, `simulate` devices,
+//! the kinds listed in `--help`). [`serve`] starts an engine and the HTTP API together and
+//! stops both on SIGINT/SIGTERM; [`demo`] runs the dairy plant; [`browse`], [`simulate`]
+//! and [`export`] are those commands.
 
+mod browse;
 mod demo;
+mod export;
 mod serve;
+mod simulate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use backplane::{DAIRY, DAIRY_FILLER_URL, DAIRY_OPCUA_URL, kinds};
 use backplane_config::{Diagnostic, Plan};
+use backplane_connector::kind::AnyKind;
 use backplane_engine::Registry;
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser};
+use clap::{FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(name = "backplane", version, about = "Backplane: the industrial data backbone", long_about = None)]
@@ -34,32 +42,6 @@ struct Cli {
 enum LogFormat {
     Human,
     Json,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum SimulatedDevice {
-    /// Filler line 1, vendor A, Modbus TCP (register map in docs/connectors/modbus.md);
-    /// listens on 127.0.0.1:5020 by default.
-    ModbusFiller,
-    /// Filler line 2 (vendor B) and the pasteurizer, an OPC UA server with Basic256Sha256
-    /// (address space in docs/connectors/opcua.md); listens on 127.0.0.1:4841 by default.
-    OpcuaDairy,
-}
-
-/// `backplane browse opc.tcp://...` options.
-#[derive(Parser, Debug)]
-#[command(name = "backplane browse", about = "Browse an OPC UA server's address space")]
-struct OpcUaBrowse {
-    #[command(flatten)]
-    args: backplane_opcua::BrowseArgs,
-}
-
-/// `backplane browse modbus://...` (and tcp://, rtu://, rtu+tcp://) options.
-#[derive(Parser, Debug)]
-#[command(name = "backplane browse", about = "Scan a Modbus device's addresses")]
-struct ModbusBrowse {
-    #[command(flatten)]
-    args: backplane_modbus::BrowseArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,12 +64,15 @@ enum Command {
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
     },
-    /// Scan a device to map its addresses and print bindings to paste, e.g.
-    /// `backplane browse modbus://192.168.1.20:502 --unit 1 --range hr:0-999` or
-    /// `backplane browse opc.tcp://192.168.1.30:4840 --depth 3`;
-    /// `backplane browse URL --help` lists the protocol's options.
+    /// Scan a device to map its addresses and print bindings to paste; the URL's scheme
+    /// picks the protocol (the schemes are listed below), and `backplane browse URL --help`
+    /// lists the protocol's options.
+    // `--help` after the URL is the protocol's (`browse::run`); alone, this command's
+    // (`browse_help`).
+    #[command(disable_help_flag = true)]
     Browse {
-        /// modbus://, tcp://, rtu://, rtu+tcp:// or opc.tcp://
+        /// The device's URL (the schemes are listed below).
+        #[arg(allow_hyphen_values = true)]
         url: String,
         /// The protocol's options.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -96,115 +81,74 @@ enum Command {
     /// Run a simulated device of the demo plant (`backplane demo` starts them by itself;
     /// `backplane run examples/dairy.toml` needs them running).
     Simulate {
-        #[arg(value_enum)]
-        device: SimulatedDevice,
+        /// The simulated device (the simulators are listed below).
+        device: String,
         /// Where to listen (default: the address examples/dairy.toml expects).
         #[arg(long)]
         listen: Option<SocketAddr>,
-        /// The gateway's data directory: the OPC UA simulator writes its certificate into
-        /// the gateway's trust list there (examples/dairy.toml uses examples/data).
+        /// The gateway's data directory, for simulators that write into it (e.g. their
+        /// certificate into the gateway's trust list; examples/dairy.toml uses
+        /// examples/data).
         #[arg(long, default_value = "examples/data")]
         data_dir: PathBuf,
     },
     /// Export a model's history as a wide, AI-ready table (CSV, or Parquet in builds with
     /// the `parquet` feature).
-    Export(Box<backplane_historian::ExportArgs>),
+    Export(Box<export::ExportArgs>),
     /// Print a shell completion script, e.g. `backplane completions bash > /etc/bash_completion.d/backplane`.
     Completions { shell: clap_complete::Shell },
 }
 
+/// The command line, completed from the registry: the simulators `simulate` accepts and
+/// the kinds, browse schemes and simulators listed after the help.
+fn command(registry: &Registry) -> clap::Command {
+    use clap::CommandFactory;
+    let simulators = backplane::kinds::simulators(registry);
+    let devices = PossibleValuesParser::new(simulators.iter().map(|s| {
+        PossibleValue::new(s.name).help(format!("{}; listens on {} by default", s.about, s.default_listen))
+    }));
+    Cli::command()
+        .after_help(backplane::kinds::overview(registry))
+        .mut_subcommand("simulate", |c| c.mut_arg("device", |a| a.value_parser(devices)))
+        .mut_subcommand("browse", |c| c.after_help(browse::schemes(registry)))
+}
+
+/// `backplane browse --help`: the command's own help, since `--help` after a URL is the
+/// protocol's.
+fn browse_help(registry: &Registry) -> ExitCode {
+    let mut command = command(registry).bin_name("backplane");
+    // Builds the subcommands' names (`backplane browse`) for their usage lines.
+    command.build();
+    let printed = command
+        .find_subcommand_mut("browse")
+        .map(|browse| browse.print_long_help());
+    match printed {
+        Some(Ok(())) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let registry = backplane::registry();
+    let matches = command(&registry).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.log_format, &cli.log);
-    let kinds = kinds();
-    let registry = kinds.registry.clone();
     match cli.command {
         Command::Check { config } => check(&config, &registry),
         Command::Run { config, listen } => match load(&config, &registry) {
             Some(plan) => {
-                serve::run_blocking(|| async move { serve::run(plan, kinds, listen, None, None).await })
+                serve::run_blocking(|| async move { serve::run(plan, &registry, listen, None, None).await })
             }
             None => ExitCode::FAILURE,
         },
-        Command::Demo { listen, data_dir } => serve::run_blocking(|| async move {
-            // The devices are real protocol servers on free loopback ports: the vendor-A
-            // filler (line 1) over Modbus TCP, and vendor B's OPC UA server (line 2, the
-            // pasteurizer), whose certificate goes into the gateway's trust list.
-            let (modbus, filler) =
-                backplane_modbus::spawn_filler_simulator(SocketAddr::from(([127, 0, 0, 1], 0)))
-                    .await
-                    .map_err(|e| format!("cannot start the Modbus filler simulator: {e}"))?;
-            let pki = backplane_opcua::pki::default_pki_dir(&data_dir);
-            let (opcua, opcua_server) =
-                backplane_opcua::spawn_dairy_simulator(SocketAddr::from(([127, 0, 0, 1], 0)), &pki)
-                    .await
-                    .map_err(|e| format!("cannot start the OPC UA simulator: {e}"))?;
-            let text = DAIRY
-                .replace(DAIRY_FILLER_URL, &format!("tcp://{modbus}"))
-                .replace(DAIRY_OPCUA_URL, &format!("opc.tcp://{opcua}"));
-            let origin = std::env::current_dir()
-                .unwrap_or_default()
-                .join("examples/dairy.toml");
-            let mut plan = backplane_config::load_str(&text, &origin, &registry.catalog()).map_err(|d| {
-                report(&d);
-                "the embedded demo configuration is invalid".to_owned()
-            })?;
-            plan.gateway.data_dir = data_dir;
-            tracing::info!(%modbus, %opcua, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer)");
-            let result = serve::run(plan, kinds, listen, Some(serve::demo_banner), Some(demo::script)).await;
-            filler.abort();
-            opcua_server.stop();
-            result
-        }),
-        Command::Browse { url, options } => {
-            let argv = std::iter::once("backplane browse".to_owned())
-                .chain(std::iter::once(url.clone()))
-                .chain(options);
-            if url.starts_with("opc.tcp://") {
-                let args = OpcUaBrowse::parse_from(argv).args;
-                serve::run_blocking(|| async move {
-                    println!("{}", args.run().await.map_err(|e| e.to_string())?);
-                    Ok(())
-                })
-            } else {
-                let args = ModbusBrowse::parse_from(argv).args;
-                serve::run_blocking(|| async move {
-                    println!("{}", args.run().await.map_err(|e| e.to_string())?);
-                    Ok(())
-                })
-            }
-        }
+        Command::Demo { listen, data_dir } => serve::run_blocking(|| demo::run(registry, listen, data_dir)),
+        Command::Browse { url, .. } if url == "--help" || url == "-h" => browse_help(&registry),
+        Command::Browse { url, options } => browse::run(&registry, url, options),
         Command::Simulate {
             device,
             listen,
             data_dir,
-        } => serve::run_blocking(|| async move {
-            match device {
-                SimulatedDevice::ModbusFiller => {
-                    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5020)));
-                    let (address, simulator) = backplane_modbus::spawn_filler_simulator(listen)
-                        .await
-                        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-                    println!(
-                        "Modbus filler simulator (vendor A) listening on tcp://{address}; Ctrl-C stops it"
-                    );
-                    serve::shutdown_signal().await;
-                    simulator.abort();
-                }
-                SimulatedDevice::OpcuaDairy => {
-                    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4841)));
-                    let pki = backplane_opcua::pki::default_pki_dir(&data_dir);
-                    let (address, server) = backplane_opcua::spawn_dairy_simulator(listen, &pki).await?;
-                    println!(
-                        "OPC UA dairy simulator (line 2, pasteurizer) on opc.tcp://{address}; its certificate is trusted in {}; Ctrl-C stops it",
-                        pki.display()
-                    );
-                    serve::shutdown_signal().await;
-                    server.stop();
-                }
-            }
-            Ok(())
-        }),
+        } => simulate::run(&registry, &device, listen, data_dir),
         Command::Export(args) => {
             let plan = match &args.config {
                 Some(path) => match load(path, &registry) {
@@ -213,7 +157,7 @@ fn main() -> ExitCode {
                 },
                 None => None,
             };
-            match backplane_historian::export::run(&args, plan.as_ref()) {
+            match backplane_historian::export::run(&args.options(), plan.as_ref()) {
                 Ok(summary) => {
                     eprintln!(
                         "{} rows, {} assets written to {}",
@@ -230,7 +174,12 @@ fn main() -> ExitCode {
             }
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "backplane", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut command(&registry),
+                "backplane",
+                &mut std::io::stdout(),
+            );
             ExitCode::SUCCESS
         }
     }
@@ -277,10 +226,21 @@ fn check(path: &Path, registry: &Registry) -> ExitCode {
         count(plan.sinks.len(), "sink"),
         &plan.version[..plan.version.len().min(12)],
     );
-    for summary in backplane_modbus::plan_summaries(&plan) {
-        match summary {
-            Ok(summary) => println!("  {summary}"),
-            Err(e) => println!("  {e}"),
+    // What each kind has to say about its enabled instances (e.g. a request plan).
+    let sources = plan
+        .sources
+        .iter()
+        .map(|s| (s, registry.source(&s.kind).map(|k| &**k as &dyn AnyKind)));
+    let sinks = plan
+        .sinks
+        .iter()
+        .map(|s| (s, registry.sink(&s.kind).map(|k| &**k as &dyn AnyKind)));
+    for (spec, kind) in sources.chain(sinks).filter(|(spec, _)| spec.enabled) {
+        for line in kind
+            .map(|k| k.summarize(&plan, &spec.name, &spec.settings))
+            .unwrap_or_default()
+        {
+            println!("  {line}");
         }
     }
     ExitCode::SUCCESS

@@ -3,10 +3,9 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use backplane::Kinds;
 use backplane_api::ApiOptions;
 use backplane_config::Plan;
-use backplane_engine::{Engine, EngineHandle, EngineOptions};
+use backplane_engine::{Engine, EngineHandle, EngineOptions, Registry};
 
 /// Printed once the API listens, with the base URL the demo user should open.
 pub type Banner = fn(&str);
@@ -39,12 +38,11 @@ where
 /// Starts the engine and the API for `plan` and runs until SIGINT/SIGTERM.
 pub async fn run(
     plan: Plan,
-    kinds: Kinds,
+    registry: &Registry,
     listen: Option<SocketAddr>,
     banner: Option<Banner>,
     script: Option<Script>,
 ) -> Result<(), String> {
-    let Kinds { registry, historian } = kinds;
     let token = match &plan.api.token {
         Some(secret) => Some(secret.resolve().map_err(|e| format!("[api] token: {e}"))?),
         None => None,
@@ -62,16 +60,13 @@ pub async fn run(
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    // Opened (and recovered) before the engine starts, so the API and the sink share them.
-    let stores = historian
-        .open_stores(&plan)
-        .map_err(|e| format!("historian: {e}"))?;
     let options = ApiOptions {
         token,
         max_body_bytes: plan.api.max_body_bytes,
-        history: stores.first().map(|(_, store)| store.clone()),
     };
-    let engine = Engine::start(plan, &registry, EngineOptions::default()).map_err(|e| e.to_string())?;
+    // The engine opens what the kinds prepare (e.g. each historian sink's store, recovered)
+    // before anything runs; the API finds those services on the engine.
+    let engine = Engine::start(plan, registry, EngineOptions::default()).map_err(|e| e.to_string())?;
     let router = backplane_api::router(engine.handle(), options);
 
     let base = format!("http://{bound}");

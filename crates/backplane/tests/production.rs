@@ -211,11 +211,11 @@ async fn a_valid_operator_entry_appears_in_the_api_on_the_uns_and_in_history() {
     let prefix = format!("bp-test/{}", unique("production"));
     let gateway = unique("e2e");
     let data = tempfile::tempdir().unwrap();
-    let kinds = backplane::kinds();
+    let registry = backplane::registry();
     let mut plan = backplane_config::load_str(
         &config(&gateway, &prefix),
         Path::new("production.toml"),
-        &kinds.registry.catalog(),
+        &registry.catalog(),
     )
     .unwrap_or_else(|d| {
         panic!(
@@ -228,14 +228,6 @@ async fn a_valid_operator_entry_appears_in_the_api_on_the_uns_and_in_history() {
     // Subscribed before anything is published: events are not retained.
     let mut uns = Subscriber::start(&format!("{prefix}/+/+/+/+/_events")).await;
 
-    // As `backplane run` does: the stores open first, then the engine, then the API.
-    let history = kinds
-        .historian
-        .open_stores(&plan)
-        .unwrap()
-        .first()
-        .map(|(_, store)| store.clone());
-    assert!(history.is_some(), "the historian sink has a store");
     let options = EngineOptions {
         backoff: BackoffPolicy {
             base: Duration::from_millis(50),
@@ -243,14 +235,15 @@ async fn a_valid_operator_entry_appears_in_the_api_on_the_uns_and_in_history() {
         },
         ..EngineOptions::default()
     };
-    let engine = Engine::start(plan, &kinds.registry, options).unwrap();
-    let router = backplane_api::router(
-        engine.handle(),
-        ApiOptions {
-            history,
-            ..ApiOptions::default()
-        },
-    );
+    // As `backplane run` does: the engine opens the stores before it starts anything, then
+    // the API finds them among the engine's services.
+    let engine = Engine::start(plan, &registry, options).unwrap();
+    let history = engine
+        .handle()
+        .services()
+        .named::<backplane_historian::Store>("history");
+    assert!(history.is_some(), "the historian sink has a store");
+    let router = backplane_api::router(engine.handle(), ApiOptions::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -31,8 +31,10 @@ pub trait KindSpec: Send + Sync {
     }
 }
 
-/// Why an address is not valid for a source, with a hint for the engineer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why an address is not valid for a source, with a hint for the engineer. Shown as the
+/// message alone; the hint goes beside it in a diagnostic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct AddressError {
     pub message: String,
     pub hint: Option<String>,

@@ -32,7 +32,7 @@ pub use plan::{
     ApiSettings, AssetSpec, ComponentSpec, Fsync, Gateway, LogSettings, Namespace, Overflow, Plan, Settings,
     SinkBuffer,
 };
-pub use reader::{Diagnostic, Item, KeyRef, Location, Table, parse_bytes, parse_duration};
+pub use reader::{Diagnostic, DurationError, Item, KeyRef, Location, Table, parse_bytes, parse_duration};
 pub use secret::{Secret, SecretError};
 
 /// Reads the configuration file at `path` and every file it includes. On failure returns

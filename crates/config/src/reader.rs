@@ -719,21 +719,44 @@ impl KeyRef<'_> {
     }
 }
 
+/// Why a duration such as `"5s"` could not be read (see [`parse_duration`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing was written.
+    #[error("empty")]
+    Empty,
+    /// Digits (and dots) only, such as `"5"`: the unit is missing.
+    #[error("a bare number has no unit")]
+    BareNumber,
+    /// Something other than digits where a number must start; `at` is the rest of the text.
+    #[error("expected a number at `{at}`")]
+    ExpectedNumber { at: String },
+    /// A number inside a compound (`"1m30"`) without a unit.
+    #[error("`{number}` has no unit (ms, s, m, h, d)")]
+    NoUnit { number: String },
+    /// A unit other than ms, s, m, h and d.
+    #[error("unknown unit `{unit}` (use ms, s, m, h or d)")]
+    UnknownUnit { unit: String },
+    /// More milliseconds than a `u64` holds.
+    #[error("too large")]
+    TooLarge,
+}
+
 /// Parses `"250ms"`, `"5s"`, `"2m"`, `"1h"`, `"1d"` and compounds such as `"1m30s"`.
 /// Zero is accepted; callers check ranges.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     if text.is_empty() {
-        return Err("empty".to_owned());
+        return Err(DurationError::Empty);
     }
     if text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
-        return Err("a bare number has no unit".to_owned());
+        return Err(DurationError::BareNumber);
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
         let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         if digits == 0 {
-            return Err(format!("expected a number at `{rest}`"));
+            return Err(DurationError::ExpectedNumber { at: rest.to_owned() });
         }
         let (number, tail) = rest.split_at(digits);
         let letters = tail.len() - tail.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
@@ -744,17 +767,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            "" => return Err(format!("`{number}` has no unit (ms, s, m, h, d)")),
-            other => return Err(format!("unknown unit `{other}` (use ms, s, m, h or d)")),
+            "" => {
+                return Err(DurationError::NoUnit {
+                    number: number.to_owned(),
+                });
+            }
+            other => {
+                return Err(DurationError::UnknownUnit {
+                    unit: other.to_owned(),
+                });
+            }
         };
         let part = number
             .parse::<u64>()
             .ok()
             .and_then(|n| n.checked_mul(millis_per_unit))
-            .ok_or_else(|| "too large".to_owned())?;
+            .ok_or(DurationError::TooLarge)?;
         total = total
             .checked_add(Duration::from_millis(part))
-            .ok_or_else(|| "too large".to_owned())?;
+            .ok_or(DurationError::TooLarge)?;
         rest = tail;
     }
     Ok(total)

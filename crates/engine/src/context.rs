@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 use backplane_model::{Context, ContextPatch, Event, EventKind, Timestamp};
 use parking_lot::Mutex;
 
-use crate::topology::Topology;
+use backplane_connector::Topology;
 
 #[derive(Debug)]
 pub struct ContextStore {

@@ -22,8 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::Batch;
-use crate::topology::Topology;
+use backplane_connector::{Batch, Topology};
 
 /// The format of records written by this version.
 const FORMAT: u8 = 1;
@@ -569,7 +568,7 @@ signals.n = { signal = "constant", value = 1.0 }
 "#;
 
     fn topology(config: &str) -> Topology {
-        let registry = crate::Registry::with_builtins();
+        let registry = crate::builtins();
         let plan =
             backplane_config::load_str(config, std::path::Path::new("t.toml"), &registry.catalog()).unwrap();
         Topology::new(plan)

@@ -14,6 +14,9 @@ pub enum ComponentState {
     Degraded,
     /// Failed; the supervisor restarts it after a backoff.
     Restarting,
+    /// Stopped after a failure that retrying cannot fix (a configuration or permanent
+    /// error); `last_error` and `error_kind` say why. Fix the cause and restart.
+    Failed,
     /// `enabled = false` in the configuration.
     Disabled,
     Stopped,
@@ -31,6 +34,10 @@ pub struct ComponentHealth {
     pub restarts: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The kind of the last failure: `config`, `connect`, `io`, `protocol`, `permanent`
+    /// or `panic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<&'static str>,
     /// When the supervisor will retry, while restarting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<Timestamp>,
@@ -83,13 +90,26 @@ impl Health {
         }
     }
 
-    pub(crate) fn record_failure(&self, slot: usize, error: String, retry_at: Timestamp) {
+    /// A failure; `retry_at` is `None` when it will not be retried (the component stays
+    /// `failed`).
+    pub(crate) fn record_failure(
+        &self,
+        slot: usize,
+        error: String,
+        kind: &'static str,
+        retry_at: Option<Timestamp>,
+    ) {
         if let Some(c) = self.components.write().get_mut(slot) {
-            c.state = ComponentState::Restarting;
+            c.state = if retry_at.is_some() {
+                ComponentState::Restarting
+            } else {
+                ComponentState::Failed
+            };
             c.since = Timestamp::now();
-            c.restarts += 1;
+            c.restarts += u64::from(retry_at.is_some());
             c.last_error = Some(error);
-            c.retry_at = Some(retry_at);
+            c.error_kind = Some(kind);
+            c.retry_at = retry_at;
         }
     }
 }

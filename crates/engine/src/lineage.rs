@@ -7,7 +7,7 @@ use backplane_model::{Deadband, Quality, Timestamp, Value};
 use serde::Serialize;
 
 use crate::cache::Latest;
-use crate::topology::{TagInfo, Topology};
+use backplane_connector::{TagInfo, Topology};
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Lineage {

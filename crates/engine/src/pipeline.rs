@@ -15,32 +15,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backplane_connector::{Batch, Derived, PipelineInput, RawBatch, Stage, Topology};
 use backplane_model::transform::TransformError;
 use backplane_model::{BadReason, Context, Event, Quality, Sample, TagId, Timestamp, UncertainReason, Value};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::cache::{Latest, LatestValues};
-use crate::component::{PipelineInput, RawBatch};
 use crate::context::ContextStore;
 use crate::metrics::Metrics;
-use crate::topology::Topology;
-
-/// What the pipeline hands to sinks and stream subscribers, shared without copying.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Batch {
-    pub samples: Vec<Sample>,
-    pub events: Vec<Event>,
-}
-
-impl Batch {
-    pub fn len(&self) -> usize {
-        self.samples.len() + self.events.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty() && self.events.is_empty()
-    }
-}
 
 /// The raw reading the cache records beside a sample.
 #[derive(Debug)]
@@ -68,8 +50,10 @@ pub struct Pipeline {
     // Reused per batch so the hot path does not allocate for them.
     raws: Vec<RawSlot>,
     errors: Vec<Option<String>>,
-    /// The derive stage: states, counters, OEE, context rules (see [`crate::production`]).
-    production: Option<crate::production::ProductionStage>,
+    /// The derive stages (e.g. production: states, counters, OEE, lots), in order.
+    stages: Vec<Box<dyn Stage>>,
+    /// What the stages derived from the current input; reused.
+    derived: Derived,
 }
 
 impl Pipeline {
@@ -88,13 +72,21 @@ impl Pipeline {
             state,
             raws: Vec::new(),
             errors: Vec::new(),
-            production: None,
+            stages: Vec::new(),
+            derived: Derived::default(),
         }
     }
 
-    /// Adds the derive stage.
-    pub(crate) fn set_production(&mut self, stage: crate::production::ProductionStage) {
-        self.production = Some(stage);
+    /// Adds a derive stage after those already added.
+    pub fn add_stage(&mut self, stage: Box<dyn Stage>) {
+        self.stages.push(stage);
+    }
+
+    /// Lets every stage persist what must survive a restart (the pipeline has stopped).
+    pub fn stop_stages(&mut self) {
+        for stage in &mut self.stages {
+            stage.stop();
+        }
     }
 
     /// Processes one input; returns the batch to route, if there is anything to route.
@@ -129,25 +121,55 @@ impl Pipeline {
                 }
             }
             PipelineInput::Tick(now) => {
-                if let Some(p) = &mut self.production {
-                    p.tick(now);
+                for stage in &mut self.stages {
+                    stage.tick(now, &mut self.derived);
                 }
                 Batch::default()
             }
-            PipelineInput::Production(command) => {
-                if let Some(p) = &mut self.production {
-                    p.run(command, Timestamp::now());
-                }
+            PipelineInput::Call(call) => {
+                (call.0)(Timestamp::now(), &mut self.derived);
                 Batch::default()
             }
         };
-        if let Some(p) = &mut self.production {
-            p.observe(&batch.samples);
+        if !batch.samples.is_empty() {
+            for stage in &mut self.stages {
+                stage.observe(&batch.samples, &mut self.derived);
+            }
+        }
+        if !self.derived.is_empty() {
             let before = batch.events.len();
-            p.apply(&self.topology, &self.contexts, &mut batch.events);
+            self.apply_derived(&mut batch.events);
             self.metrics.events.inc_by((batch.events.len() - before) as u64);
         }
         (!batch.is_empty()).then_some(batch)
+    }
+
+    /// Applies what the stages derived: context patches first (samples of the next batch
+    /// carry them), then the events, stamped with their asset's context after the patches.
+    fn apply_derived(&mut self, events: &mut Vec<Event>) {
+        /// Who context changes made by stages are attributed to.
+        const BY: &str = "production";
+        for (asset, patch) in self.derived.context.drain(..) {
+            match self.topology.asset_index(asset.as_str()) {
+                Some(i) => events.extend(self.contexts.apply(&self.topology, i, &patch, Some(BY))),
+                None => {
+                    tracing::warn!(asset = %asset, "derive stage: context for an asset the configuration does not have")
+                }
+            }
+        }
+        for (asset, time, kind) in self.derived.events.drain(..) {
+            let context = self
+                .topology
+                .asset_index(asset.as_str())
+                .map(|i| self.contexts.effective(i))
+                .unwrap_or_default();
+            events.push(Event {
+                asset,
+                time,
+                kind,
+                context,
+            });
+        }
     }
 
     fn normalize(&mut self, raw: RawBatch) -> Batch {
@@ -410,12 +432,13 @@ impl Router {
     }
 }
 
-/// The pipeline task: runs until it receives [`PipelineInput`]s no more.
+/// The pipeline task: runs until it receives [`PipelineInput`]s no more, then hands the
+/// pipeline back (its stages save their state).
 pub(crate) async fn run(
     mut pipeline: Pipeline,
     mut router: Router,
     mut input: mpsc::Receiver<PipelineInput>,
-) {
+) -> Pipeline {
     while let Some(item) = input.recv().await {
         if let Some(batch) = pipeline.process(item) {
             let batch = router.route(batch);
@@ -424,4 +447,5 @@ pub(crate) async fn run(
             }
         }
     }
+    pipeline
 }

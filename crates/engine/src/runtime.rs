@@ -15,22 +15,22 @@ use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{Latest, LatestValues};
-use crate::component::{
-    ComponentError, ComponentStatus, PipelineInput, Registry, SinkContext, SinkInput, SinkIo, SourceContext,
-    SourceIo,
+use backplane_connector::{
+    Batch, CommandPath, ComponentError, ComponentStatus, PipelineInput, Registry, Services, SinkContext,
+    SinkFeed, SinkIo, SinkIoParts, SourceContext, SourceIo, Stage, StageContext, Topology, WriteError,
+    WritePath, WriteRequest,
 };
+
+use crate::cache::{Latest, LatestValues};
 use crate::context::ContextStore;
 use crate::durable::{BufferedInput, LogWriter};
+use crate::feed::{BufferFeed, QueueFeed};
 use crate::health::{ComponentHealth, ComponentState, Health};
 use crate::lineage::{self, Lineage};
 use crate::metrics::Metrics;
-use crate::pipeline::{self, Batch, Pipeline, Router};
-use crate::production::{CommandFailed, CommandPath, ProductionStage};
+use crate::pipeline::{self, Pipeline, Router};
+use crate::report::EngineReport;
 use crate::supervisor::{self, BackoffPolicy, Supervised};
-use crate::topology::Topology;
-use crate::writes::{WriteError, WritePath};
-use backplane_production::Production;
 
 /// Queue sizes and restart policy. The defaults suit a gateway; tests shorten the backoff.
 #[derive(Clone, Debug)]
@@ -144,7 +144,7 @@ fn open_log(
         },
     };
     let (log, opened, recovery) = Log::open(&dir, options, &readers).map_err(|e| {
-        ComponentError::new(format!(
+        ComponentError::io(format!(
             "cannot open the store-and-forward log in {}: {e}",
             dir.display()
         ))
@@ -170,36 +170,19 @@ fn open_log(
     Ok((Some(log), by_name))
 }
 
-/// How often time advances for the derive stage, and how often its state is saved.
-const PRODUCTION_TICK: Duration = Duration::from_secs(1);
-const PRODUCTION_SAVE_EVERY: u32 = 10;
+/// How often time advances for the derive stages.
+const STAGE_TICK: Duration = Duration::from_secs(1);
 
-/// Ticks the derive stage every second (through the pipeline, in order with data) and
-/// saves its state every ten. Ends when the pipeline's input closes.
-async fn production_clock(
-    input: mpsc::WeakSender<PipelineInput>,
-    production: Arc<parking_lot::Mutex<Production>>,
-    data_dir: std::path::PathBuf,
-) {
-    let mut ticker = tokio::time::interval(PRODUCTION_TICK);
+/// Ticks the derive stages every second, through the pipeline (in order with data). Ends
+/// when the pipeline's input closes.
+async fn stage_clock(input: mpsc::WeakSender<PipelineInput>) {
+    let mut ticker = tokio::time::interval(STAGE_TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut n = 0u32;
     loop {
         ticker.tick().await;
         let Some(tx) = input.upgrade() else { return };
         // A full queue means the pipeline is busy; the next tick catches up.
         let _ = tx.try_send(PipelineInput::Tick(Timestamp::now()));
-        drop(tx);
-        n += 1;
-        if n.is_multiple_of(PRODUCTION_SAVE_EVERY) {
-            let production = production.clone();
-            let dir = data_dir.clone();
-            match tokio::task::spawn_blocking(move || crate::production::save(&production, &dir)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "production: cannot save the state"),
-                Err(_) => {}
-            }
-        }
     }
 }
 
@@ -243,7 +226,7 @@ struct Shared {
     writes: WritePath,
     started: Timestamp,
     buffers: Arc<Vec<BufferStatus>>,
-    production: Arc<parking_lot::Mutex<Production>>,
+    services: Services,
 }
 
 /// A cheap, cloneable view of a running engine.
@@ -261,264 +244,112 @@ pub struct Engine {
     sink_cancel: CancellationToken,
     sources: Vec<JoinHandle<()>>,
     sinks: Vec<JoinHandle<()>>,
-    pipeline: JoinHandle<()>,
+    pipeline: JoinHandle<Pipeline>,
     buffer_task: Option<JoinHandle<()>>,
-    clock_task: JoinHandle<()>,
-    production: Arc<parking_lot::Mutex<Production>>,
-    data_dir: std::path::PathBuf,
+    clock_task: Option<JoinHandle<()>>,
     drain_timeout: Duration,
 }
 
+/// What every part of a starting engine shares.
+struct Core {
+    topology: Arc<Topology>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    input_tx: mpsc::Sender<PipelineInput>,
+    writes: WritePath,
+    services: Services,
+    /// Cancelled once the pipeline has stopped.
+    input_closed: CancellationToken,
+    options: EngineOptions,
+}
+
 impl Engine {
-    /// Starts every enabled source and sink of `plan` and the pipeline between them.
-    /// Must be called inside a Tokio runtime.
+    /// Starts every enabled source and sink of `plan`, the registry's stages, and the
+    /// pipeline between them. Must be called inside a Tokio runtime.
     pub fn start(plan: Plan, registry: &Registry, options: EngineOptions) -> Result<Engine, ComponentError> {
+        // Services the kinds open before anything runs (e.g. the historian's stores).
+        let services = registry.prepare(&plan)?;
         let topology = Arc::new(Topology::new(plan));
         let plan = &topology.plan;
-        let source_names: Vec<String> = plan.sources.iter().map(|s| s.name.clone()).collect();
-        let sink_names: Vec<String> = plan.sinks.iter().map(|s| s.name.clone()).collect();
-        let metrics = Arc::new(Metrics::new(&source_names, &sink_names, &plan.version));
+        let metrics = Arc::new(Metrics::new(
+            &plan.sources.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+            &plan.sinks.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+            &plan.version,
+        ));
         let now = Timestamp::now();
-        let health_rows = plan
-            .sources
-            .iter()
-            .map(|s| ("source", s))
-            .chain(plan.sinks.iter().map(|s| ("sink", s)))
-            .map(|(component, spec)| ComponentHealth {
-                component,
-                name: spec.name.clone(),
-                kind: spec.kind.clone(),
-                state: if spec.enabled {
-                    ComponentState::Starting
-                } else {
-                    ComponentState::Disabled
-                },
-                since: now,
-                restarts: 0,
-                last_error: None,
-                retry_at: None,
-            })
-            .collect();
-        let health = Arc::new(Health::new(health_rows));
+        let health = Arc::new(Health::new(health_rows(plan, now)));
+        let (input_tx, input_rx) = mpsc::channel(options.input_queue.max(1));
+        let (writes, write_rxs) = WritePath::new(&topology);
+        let mut core = Core {
+            topology: topology.clone(),
+            metrics,
+            health,
+            input_tx,
+            writes,
+            services,
+            input_closed: CancellationToken::new(),
+            options,
+        };
+        let stages = build_stages(registry, &mut core)?;
+        // Sinks first, so nothing the first readings produce is missed.
+        let sinks = start_sinks(registry, &core)?;
+        let (stream, _) = broadcast::channel(core.options.stream_queue.max(1));
         let cache = Arc::new(LatestValues::new(topology.tags.len()));
         let contexts = Arc::new(ContextStore::new(&topology));
-        let (input_tx, input_rx) = mpsc::channel(options.input_queue.max(1));
-        let (stream, _) = broadcast::channel(options.stream_queue.max(1));
-        let source_cancel = CancellationToken::new();
-        let sink_cancel = CancellationToken::new();
-
-        let (writes, mut write_rxs) = WritePath::new(&topology);
-
-        let input_closed = CancellationToken::new();
-        let (log, mut readers) = open_log(plan, &metrics)?;
-        let mut buffers = Vec::new();
-
-        // Sinks first, so nothing the first readings produce is missed.
-        let mut sink_txs = Vec::new();
-        let mut sink_tasks = Vec::new();
-        for (i, spec) in plan.sinks.iter().enumerate() {
-            if !spec.enabled {
-                sink_txs.push(None);
-                continue;
-            }
-            let kind = registry
-                .sink(&spec.kind)
-                .ok_or_else(|| {
-                    ComponentError::new(format!("sink `{}`: unknown kind `{}`", spec.name, spec.kind))
-                })?
-                .clone();
-            let input = match readers.remove(&spec.name) {
-                Some(reader) => {
-                    sink_txs.push(None);
-                    let buffer_metrics = metrics.buffer(&spec.name);
-                    buffers.push(BufferStatus {
-                        sink: spec.name.clone(),
-                        monitor: reader.monitor(),
-                        drain_rate: Arc::new(AtomicU64::new(0f64.to_bits())),
-                    });
-                    let (commands, command_rx) = mpsc::unbounded_channel();
-                    SinkInput::Buffer {
-                        input: Arc::new(Mutex::new(BufferedInput {
-                            reader,
-                            commands: command_rx,
-                            topology: topology.clone(),
-                            closed: input_closed.clone(),
-                            unreadable: buffer_metrics.unreadable,
-                            unknown_tags: buffer_metrics.unknown_tags,
-                        })),
-                        commands,
-                    }
-                }
-                None => {
-                    let (tx, rx) = mpsc::channel(options.sink_queue.max(1));
-                    sink_txs.push(Some(tx));
-                    SinkInput::Queue(Arc::new(Mutex::new(rx)))
-                }
-            };
-            let io = SinkIo {
-                commands: CommandPath {
-                    input: input_tx.downgrade(),
-                },
-                input,
-                cancel: sink_cancel.clone(),
-                input_closed: input_closed.clone(),
-                topology: topology.clone(),
-                writes: writes.clone(),
-                status: ComponentStatus {
-                    component: "sink",
-                    name: spec.name.clone(),
-                    slot: plan.sources.len() + i,
-                    health: health.clone(),
-                    events: metrics.component_events.clone(),
-                },
-            };
-            let spec = spec.clone();
-            let data_dir = plan.gateway.data_dir.clone();
-            let gateway = plan.gateway.name.clone();
-            let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
-                // What the previous instance sent but never saw confirmed goes again.
-                io.rewind();
-                let sink = kind.build(&SinkContext {
-                    gateway: &gateway,
-                    name: &spec.name,
-                    settings: &spec.settings,
-                    data_dir: &data_dir,
-                })?;
-                Ok(sink.run(io.clone()))
-            });
-            let supervised = Supervised {
-                component: "sink",
-                name: plan.sinks[i].name.clone(),
-                slot: plan.sources.len() + i,
-                health: health.clone(),
-                restarts: metrics.sinks[i].restarts.clone(),
-                up: metrics.sinks[i].up.clone(),
-                cancel: sink_cancel.clone(),
-                policy: options.backoff,
-                return_is_stop: true,
-            };
-            sink_tasks.push(tokio::spawn(supervisor::supervise(
-                supervised,
-                start,
-                Box::new(|| Box::pin(async {})),
-            )));
+        let mut router = Router::new(
+            sinks.queues,
+            plan.sinks.iter().map(|s| s.name.clone()).collect(),
+            stream.clone(),
+            core.metrics.clone(),
+        );
+        router.durable = sinks.log;
+        let mut pipeline = Pipeline::new(
+            topology.clone(),
+            contexts.clone(),
+            cache.clone(),
+            core.metrics.clone(),
+        );
+        let has_stages = !stages.is_empty();
+        for stage in stages {
+            pipeline.add_stage(stage);
         }
-
-        let mut router = Router::new(sink_txs, sink_names, stream.clone(), metrics.clone());
-        router.durable =
-            log.map(|log| LogWriter::new(log, topology.clone(), metrics.buffer_append_errors.clone()));
-        let mut pipeline = Pipeline::new(topology.clone(), contexts.clone(), cache.clone(), metrics.clone());
-        let production = Arc::new(parking_lot::Mutex::new(crate::production::restore(plan)));
-        pipeline.set_production(ProductionStage::new(production.clone(), &topology));
-        let closed = input_closed.clone();
+        let closed = core.input_closed.clone();
         let pipeline_task = tokio::spawn(async move {
-            pipeline::run(pipeline, router, input_rx).await;
+            let pipeline = pipeline::run(pipeline, router, input_rx).await;
             // Buffered sinks hand out what is ready, then stop; the rest stays in the log.
             closed.cancel();
+            pipeline
         });
-        let buffers = Arc::new(buffers);
+        let buffers = Arc::new(sinks.buffers);
         let buffer_task =
-            (!buffers.is_empty()).then(|| tokio::spawn(watch_buffers(buffers.clone(), metrics.clone())));
-        let clock_task = tokio::spawn(production_clock(
-            input_tx.downgrade(),
-            production.clone(),
-            plan.gateway.data_dir.clone(),
-        ));
-
-        let mut source_tasks = Vec::new();
-        for (i, spec) in plan.sources.iter().enumerate() {
-            let routes = &topology.sources[i];
-            if !spec.enabled {
-                continue;
-            }
-            let kind = registry
-                .source(&spec.kind)
-                .ok_or_else(|| {
-                    ComponentError::new(format!("source `{}`: unknown kind `{}`", spec.name, spec.kind))
-                })?
-                .clone();
-            let write_rx = write_rxs[i]
-                .take()
-                .ok_or_else(|| ComponentError::new("write queue missing"))?;
-            let io = SourceIo {
-                source: i as u32,
-                tx: input_tx.clone(),
-                cancel: source_cancel.clone(),
-                writes: Arc::new(Mutex::new(write_rx)),
-                status: ComponentStatus {
-                    component: "source",
-                    name: spec.name.clone(),
-                    slot: i,
-                    health: health.clone(),
-                    events: metrics.component_events.clone(),
-                },
-            };
-            let addresses = routes.addresses.clone();
-            let spec = spec.clone();
-            let data_dir = plan.gateway.data_dir.clone();
-            let gateway = plan.gateway.name.clone();
-            let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
-                let source = kind.build(&SourceContext {
-                    gateway: &gateway,
-                    name: &spec.name,
-                    settings: &spec.settings,
-                    addresses: &addresses,
-                    data_dir: &data_dir,
-                })?;
-                Ok(source.run(io.clone()))
-            });
-            let down_tx = input_tx.clone();
-            let on_failure: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
-                let tx = down_tx.clone();
-                let down = PipelineInput::SourceDown {
-                    source: i as u32,
-                    quality: Quality::Bad(BadReason::CommFailure),
-                    time: Timestamp::now(),
-                };
-                Box::pin(async move {
-                    let _ = tx.send(down).await;
-                }) as futures::future::BoxFuture<'static, ()>
-            });
-            let supervised = Supervised {
-                component: "source",
-                name: spec_name(plan, i),
-                slot: i,
-                health: health.clone(),
-                restarts: metrics.sources[i].restarts.clone(),
-                up: metrics.sources[i].up.clone(),
-                cancel: source_cancel.clone(),
-                policy: options.backoff,
-                return_is_stop: false,
-            };
-            source_tasks.push(tokio::spawn(supervisor::supervise(supervised, start, on_failure)));
-        }
+            (!buffers.is_empty()).then(|| tokio::spawn(watch_buffers(buffers.clone(), core.metrics.clone())));
+        let clock_task = has_stages.then(|| tokio::spawn(stage_clock(core.input_tx.downgrade())));
+        let (source_cancel, source_tasks) = start_sources(registry, &core, write_rxs)?;
 
         let shared = Arc::new(Shared {
             topology: topology.clone(),
             cache,
             contexts,
-            health,
-            metrics,
+            health: core.health.clone(),
+            metrics: core.metrics.clone(),
             stream,
-            input: input_tx.downgrade(),
-            writes,
+            input: core.input_tx.downgrade(),
+            writes: core.writes.clone(),
             started: now,
             buffers,
-            production: production.clone(),
+            services: core.services.clone(),
         });
         Ok(Engine {
             handle: EngineHandle { shared },
-            input: input_tx,
+            input: core.input_tx,
             source_cancel,
-            sink_cancel,
+            sink_cancel: sinks.cancel,
             sources: source_tasks,
-            sinks: sink_tasks,
+            sinks: sinks.tasks,
             pipeline: pipeline_task,
             buffer_task,
             clock_task,
-            production,
-            data_dir: plan.gateway.data_dir.clone(),
-            drain_timeout: options.drain_timeout,
+            drain_timeout: core.options.drain_timeout,
         })
     }
 
@@ -535,14 +366,17 @@ impl Engine {
         // Last strong sender: the pipeline ends once the queue is drained, which closes the
         // sink queues so each sink flushes and returns.
         drop(self.input);
-        let _ = self.pipeline.await;
-        self.clock_task.abort();
-        let production = self.production.clone();
-        let data_dir = self.data_dir.clone();
-        match tokio::task::spawn_blocking(move || crate::production::save(&production, &data_dir)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "production: cannot save the state at shutdown"),
-            Err(e) => tracing::error!(error = %e, "production: saving the state failed"),
+        if let Some(clock) = &self.clock_task {
+            clock.abort();
+        }
+        match self.pipeline.await {
+            Ok(mut pipeline) => {
+                // Stages save their state (e.g. production), off the async workers.
+                if let Err(e) = tokio::task::spawn_blocking(move || pipeline.stop_stages()).await {
+                    tracing::error!(error = %e, "a derive stage failed while stopping");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the pipeline task failed"),
         }
         let drain = async {
             for task in self.sinks {
@@ -560,8 +394,244 @@ impl Engine {
     }
 }
 
-fn spec_name(plan: &Plan, source: usize) -> String {
-    plan.sources[source].name.clone()
+/// One health row per configured component, sources first.
+fn health_rows(plan: &Plan, now: Timestamp) -> Vec<ComponentHealth> {
+    plan.sources
+        .iter()
+        .map(|s| ("source", s))
+        .chain(plan.sinks.iter().map(|s| ("sink", s)))
+        .map(|(component, spec)| ComponentHealth {
+            component,
+            name: spec.name.clone(),
+            kind: spec.kind.clone(),
+            state: if spec.enabled {
+                ComponentState::Starting
+            } else {
+                ComponentState::Disabled
+            },
+            since: now,
+            restarts: 0,
+            last_error: None,
+            error_kind: None,
+            retry_at: None,
+        })
+        .collect()
+}
+
+/// Builds the registry's derive stages, in order, and adds the services they offer.
+fn build_stages(registry: &Registry, core: &mut Core) -> Result<Vec<Box<dyn Stage>>, ComponentError> {
+    let mut stages = Vec::new();
+    for (name, kind) in registry.stages() {
+        let built = kind
+            .build(&StageContext {
+                topology: &core.topology,
+                data_dir: &core.topology.plan.gateway.data_dir,
+                commands: CommandPath::new(core.input_tx.downgrade()),
+            })
+            .map_err(|e| ComponentError::config(format!("stage `{name}`: {}", e.chain())))?;
+        core.services.extend(&built.services);
+        stages.push(built.stage);
+    }
+    Ok(stages)
+}
+
+/// How a component reports on itself: its slot in health and its events counters.
+fn status(core: &Core, component: &'static str, name: &str, slot: usize) -> ComponentStatus {
+    ComponentStatus::new(Arc::new(EngineReport {
+        component,
+        name: name.to_owned(),
+        slot,
+        health: core.health.clone(),
+        events: core.metrics.component_events.clone(),
+    }))
+}
+
+/// The started sinks and the log writer for the router.
+struct Sinks {
+    queues: Vec<Option<mpsc::Sender<Arc<Batch>>>>,
+    log: Option<LogWriter>,
+    tasks: Vec<JoinHandle<()>>,
+    buffers: Vec<BufferStatus>,
+    cancel: CancellationToken,
+}
+
+/// Opens the store-and-forward log for buffered sinks and starts one supervisor per
+/// enabled sink, each reading its queue or its reader of the log.
+fn start_sinks(registry: &Registry, core: &Core) -> Result<Sinks, ComponentError> {
+    let plan = &core.topology.plan;
+    let (log, mut readers) = open_log(plan, &core.metrics)?;
+    let cancel = CancellationToken::new();
+    let mut queues = Vec::new();
+    let mut tasks = Vec::new();
+    let mut buffers = Vec::new();
+    for (i, spec) in plan.sinks.iter().enumerate() {
+        if !spec.enabled {
+            queues.push(None);
+            continue;
+        }
+        let kind = registry
+            .sink(&spec.kind)
+            .ok_or_else(|| {
+                ComponentError::config(format!("sink `{}`: unknown kind `{}`", spec.name, spec.kind))
+            })?
+            .clone();
+        let feed: Arc<dyn SinkFeed> = match readers.remove(&spec.name) {
+            Some(reader) => {
+                queues.push(None);
+                let buffer_metrics = core.metrics.buffer(&spec.name);
+                buffers.push(BufferStatus {
+                    sink: spec.name.clone(),
+                    monitor: reader.monitor(),
+                    drain_rate: Arc::new(AtomicU64::new(0f64.to_bits())),
+                });
+                let (commands, command_rx) = mpsc::unbounded_channel();
+                Arc::new(BufferFeed {
+                    input: Mutex::new(BufferedInput {
+                        reader,
+                        commands: command_rx,
+                        topology: core.topology.clone(),
+                        closed: core.input_closed.clone(),
+                        unreadable: buffer_metrics.unreadable,
+                        unknown_tags: buffer_metrics.unknown_tags,
+                    }),
+                    commands,
+                })
+            }
+            None => {
+                let (tx, rx) = mpsc::channel(core.options.sink_queue.max(1));
+                queues.push(Some(tx));
+                Arc::new(QueueFeed(Mutex::new(rx)))
+            }
+        };
+        let slot = plan.sources.len() + i;
+        let io = SinkIo::new(SinkIoParts {
+            feed,
+            cancel: cancel.clone(),
+            input_closed: core.input_closed.clone(),
+            topology: core.topology.clone(),
+            writes: core.writes.clone(),
+            commands: CommandPath::new(core.input_tx.downgrade()),
+            services: core.services.clone(),
+            status: status(core, "sink", &spec.name, slot),
+        });
+        let spec = spec.clone();
+        let data_dir = plan.gateway.data_dir.clone();
+        let gateway = plan.gateway.name.clone();
+        let services = core.services.clone();
+        let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
+            // What the previous instance sent but never saw confirmed goes again.
+            io.rewind();
+            let sink = kind.build(&SinkContext {
+                gateway: &gateway,
+                name: &spec.name,
+                settings: &spec.settings,
+                data_dir: &data_dir,
+                services: &services,
+            })?;
+            Ok(sink.run(io.clone()))
+        });
+        let supervised = Supervised {
+            component: "sink",
+            name: plan.sinks[i].name.clone(),
+            slot,
+            health: core.health.clone(),
+            restarts: core.metrics.sinks[i].restarts.clone(),
+            up: core.metrics.sinks[i].up.clone(),
+            cancel: cancel.clone(),
+            policy: core.options.backoff,
+            return_is_stop: true,
+        };
+        tasks.push(tokio::spawn(supervisor::supervise(
+            supervised,
+            start,
+            Box::new(|| Box::pin(async {})),
+        )));
+    }
+    let log = log.map(|log| {
+        LogWriter::new(
+            log,
+            core.topology.clone(),
+            core.metrics.buffer_append_errors.clone(),
+        )
+    });
+    Ok(Sinks {
+        queues,
+        log,
+        tasks,
+        buffers,
+        cancel,
+    })
+}
+
+/// Starts one supervisor per enabled source; a failed source turns its tags bad.
+fn start_sources(
+    registry: &Registry,
+    core: &Core,
+    mut write_rxs: Vec<Option<mpsc::Receiver<WriteRequest>>>,
+) -> Result<(CancellationToken, Vec<JoinHandle<()>>), ComponentError> {
+    let plan = &core.topology.plan;
+    let cancel = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for (i, spec) in plan.sources.iter().enumerate() {
+        if !spec.enabled {
+            continue;
+        }
+        let kind = registry
+            .source(&spec.kind)
+            .ok_or_else(|| {
+                ComponentError::config(format!("source `{}`: unknown kind `{}`", spec.name, spec.kind))
+            })?
+            .clone();
+        let write_rx = write_rxs[i]
+            .take()
+            .ok_or_else(|| ComponentError::config(format!("source `{}`: write queue missing", spec.name)))?;
+        let io = SourceIo::new(
+            i as u32,
+            core.input_tx.clone(),
+            cancel.clone(),
+            write_rx,
+            status(core, "source", &spec.name, i),
+        );
+        let addresses = core.topology.sources[i].addresses.clone();
+        let spec = spec.clone();
+        let data_dir = plan.gateway.data_dir.clone();
+        let gateway = plan.gateway.name.clone();
+        let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
+            let source = kind.build(&SourceContext {
+                gateway: &gateway,
+                name: &spec.name,
+                settings: &spec.settings,
+                addresses: &addresses,
+                data_dir: &data_dir,
+            })?;
+            Ok(source.run(io.clone()))
+        });
+        let down_tx = core.input_tx.clone();
+        let on_failure: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
+            let tx = down_tx.clone();
+            let down = PipelineInput::SourceDown {
+                source: i as u32,
+                quality: Quality::Bad(BadReason::CommFailure),
+                time: Timestamp::now(),
+            };
+            Box::pin(async move {
+                let _ = tx.send(down).await;
+            }) as futures::future::BoxFuture<'static, ()>
+        });
+        let supervised = Supervised {
+            component: "source",
+            name: plan.sources[i].name.clone(),
+            slot: i,
+            health: core.health.clone(),
+            restarts: core.metrics.sources[i].restarts.clone(),
+            up: core.metrics.sources[i].up.clone(),
+            cancel: cancel.clone(),
+            policy: core.options.backoff,
+            return_is_stop: false,
+        };
+        tasks.push(tokio::spawn(supervisor::supervise(supervised, start, on_failure)));
+    }
+    Ok((cancel, tasks))
 }
 
 impl EngineHandle {
@@ -607,23 +677,15 @@ impl EngineHandle {
         Ok(events)
     }
 
-    /// Runs a production command given as a message (the HTTP API and the MQTT command
-    /// topic share this vocabulary, see `backplane_production::Command`).
-    pub async fn execute(
-        &self,
-        command: backplane_production::Command,
-        by: Option<String>,
-    ) -> Result<serde_json::Value, CommandFailed> {
-        CommandPath {
-            input: self.shared.input.clone(),
-        }
-        .execute(command, by)
-        .await
+    /// What the stages and kinds offer (e.g. the production commands and views, each
+    /// historian's store), by type and name.
+    pub fn services(&self) -> &Services {
+        &self.shared.services
     }
 
-    /// Reads the production state (queries: work orders, lots, traces, OEE, ...).
-    pub fn production_view<R>(&self, read: impl FnOnce(&Production) -> R) -> R {
-        read(&self.shared.production.lock())
+    /// Hands calls to the pipeline's stages, run between two batches.
+    pub fn commands(&self) -> CommandPath {
+        CommandPath::new(self.shared.input.clone())
     }
 
     /// Every batch the pipeline routes from now on. A subscriber that falls more than the

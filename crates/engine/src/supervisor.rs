@@ -3,10 +3,13 @@
 //! instance. Each component has its own supervisor task, so a failing one never stops the
 //! others.
 //!
-//! Backoff: the n-th consecutive failure waits `min(cap, base · 2ⁿ)` scaled by a random
-//! factor in [0.5, 1.0] (jitter, so many gateways restarting at once do not retry in step).
-//! A component that ran for at least [`STABLE_AFTER`] counts as recovered: the next failure
-//! starts again from `base`.
+//! Backoff: [`BackoffPolicy`] (the n-th consecutive failure waits `min(cap, base · 2ⁿ)`
+//! scaled by a random factor in [0.5, 1.0]). A component that ran for at least
+//! [`STABLE_AFTER`] counts as recovered: the next failure starts again from `base`.
+//!
+//! A failure that retrying cannot fix ([`ComponentError::is_retryable`] is false: a
+//! configuration or permanent error) is not retried: the component stays `failed` in
+//! health with the error and its kind, instead of failing the same way every minute.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,10 +17,12 @@ use std::time::{Duration, Instant};
 use backplane_model::Timestamp;
 use futures::future::BoxFuture;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 
-use crate::component::ComponentError;
+pub use backplane_connector::BackoffPolicy;
+use backplane_connector::ComponentError;
+
 use crate::health::{ComponentState, Health};
 
 /// Runs this long without failing and the backoff starts over.
@@ -25,31 +30,6 @@ pub const STABLE_AFTER: Duration = Duration::from_secs(60);
 
 /// How long a component may take to stop by itself once cancelled.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// Restart delays.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BackoffPolicy {
-    pub base: Duration,
-    pub cap: Duration,
-}
-
-impl Default for BackoffPolicy {
-    fn default() -> BackoffPolicy {
-        BackoffPolicy {
-            base: Duration::from_millis(500),
-            cap: Duration::from_secs(60),
-        }
-    }
-}
-
-impl BackoffPolicy {
-    /// The delay before restart number `attempt` (0-based), with jitter from `rng`.
-    pub fn delay(&self, attempt: u32, rng: &mut impl Rng) -> Duration {
-        let exp = self.base.saturating_mul(2u32.saturating_pow(attempt.min(31)));
-        let capped = exp.min(self.cap);
-        capped.mul_f64(rng.random_range(0.5..=1.0))
-    }
-}
 
 /// What a supervisor needs besides the component itself.
 pub(crate) struct Supervised {
@@ -77,7 +57,7 @@ pub(crate) async fn supervise(s: Supervised, mut start: Start, mut on_failure: O
         s.health.set_state(s.slot, ComponentState::Starting);
         let started = Instant::now();
         let error = match start() {
-            Err(e) => e.0,
+            Err(e) => Failure::Error(e),
             Ok(future) => {
                 s.health.set_state(s.slot, ComponentState::Running);
                 s.up.set(1);
@@ -94,14 +74,22 @@ pub(crate) async fn supervise(s: Supervised, mut start: Start, mut on_failure: O
                 };
                 match outcome {
                     Ok(Ok(())) if s.return_is_stop || s.cancel.is_cancelled() => break,
-                    Ok(Ok(())) => "stopped without an error while the engine was running".to_owned(),
-                    Ok(Err(e)) => e.0,
-                    Err(join) if join.is_panic() => format!("panicked: {}", panic_message(join.into_panic())),
-                    Err(join) => format!("task ended: {join}"),
+                    Ok(Ok(())) => Failure::Stopped,
+                    Ok(Err(e)) => Failure::Error(e),
+                    Err(join) if join.is_panic() => Failure::Panic(panic_message(join.into_panic())),
+                    Err(join) => Failure::Ended(join.to_string()),
                 }
             }
         };
         s.up.set(0);
+        let (kind, message) = error.describe();
+        if !error.is_retryable() {
+            tracing::error!(component = s.component, name = %s.name, error = %message, kind, "failed; not retrying (fix the cause and restart the gateway)");
+            s.health.record_failure(s.slot, message, kind, None);
+            on_failure().await;
+            s.cancel.cancelled().await;
+            return;
+        }
         s.restarts.inc();
         if started.elapsed() >= STABLE_AFTER {
             attempt = 0;
@@ -109,8 +97,8 @@ pub(crate) async fn supervise(s: Supervised, mut start: Start, mut on_failure: O
         let delay = s.policy.delay(attempt, &mut rng);
         attempt = attempt.saturating_add(1);
         let retry_at = Timestamp::now().add_nanos(i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX));
-        tracing::warn!(component = s.component, name = %s.name, %error, retry_in_ms = delay.as_millis() as u64, "failed; restarting after backoff");
-        s.health.record_failure(s.slot, error, retry_at);
+        tracing::warn!(component = s.component, name = %s.name, error = %message, kind, retry_in_ms = delay.as_millis() as u64, "failed; restarting after backoff");
+        s.health.record_failure(s.slot, message, kind, Some(retry_at));
         on_failure().await;
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
@@ -119,6 +107,38 @@ pub(crate) async fn supervise(s: Supervised, mut start: Start, mut on_failure: O
     }
     s.up.set(0);
     s.health.set_state(s.slot, ComponentState::Stopped);
+}
+
+/// Why a run ended, as the supervisor sees it.
+enum Failure {
+    Error(ComponentError),
+    /// A source returned `Ok` while the engine was running.
+    Stopped,
+    Panic(String),
+    /// The task was aborted from elsewhere.
+    Ended(String),
+}
+
+impl Failure {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Failure::Error(e) => e.is_retryable(),
+            Failure::Stopped | Failure::Panic(_) | Failure::Ended(_) => true,
+        }
+    }
+
+    /// The kind health shows, and the message.
+    fn describe(&self) -> (&'static str, String) {
+        match self {
+            Failure::Error(e) => (e.kind(), e.chain()),
+            Failure::Stopped => (
+                "io",
+                "stopped without an error while the engine was running".to_owned(),
+            ),
+            Failure::Panic(m) => ("panic", format!("panicked: {m}")),
+            Failure::Ended(m) => ("io", format!("task ended: {m}")),
+        }
+    }
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use backplane_config::{KindSpec, Settings, Table};
-use backplane_engine::{ComponentError, Engine, Registry, Sink, SinkContext, SinkIo, SinkKind};
+use backplane_config::Table;
+use backplane_engine::{ComponentError, Engine, Kind, Sink, SinkContext, SinkIo, SinkKind};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -29,20 +29,21 @@ struct Record {
 #[derive(Clone)]
 struct Recorder(Arc<Record>);
 
-impl KindSpec for Recorder {
+impl Kind for Recorder {
+    type Settings = ();
     fn describe(&self) -> &'static str {
         "recording sink (test)"
     }
-    fn parse(&self, _table: &mut Table<'_>) -> Option<Settings> {
-        Some(Arc::new(()))
-    }
-    fn buffered(&self) -> bool {
-        true
+    fn parse(&self, _table: &mut Table<'_>) -> Option<()> {
+        Some(())
     }
 }
 
 impl SinkKind for Recorder {
-    fn build(&self, _ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ComponentError> {
+    fn buffered(&self) -> bool {
+        true
+    }
+    fn build(&self, _ctx: &SinkContext<'_, ()>) -> Result<Box<dyn Sink>, ComponentError> {
         Ok(Box::new(self.clone()))
     }
 }
@@ -64,7 +65,7 @@ impl Sink for Recorder {
                 deliveries += 1;
                 let fail_after = self.0.fail_after.swap(0, Ordering::SeqCst);
                 if fail_after != 0 && deliveries >= fail_after {
-                    return Err(ComponentError::new("recorder told to fail"));
+                    return Err(ComponentError::io("recorder told to fail"));
                 }
                 self.0.fail_after.store(fail_after, Ordering::SeqCst);
             }
@@ -107,8 +108,8 @@ kind = "recorder"
 mod support;
 
 fn start(record: &Arc<Record>, data_dir: &Path) -> Engine {
-    let mut registry = Registry::with_builtins();
-    registry.add_sink("recorder", Arc::new(Recorder(record.clone())));
+    let mut registry = backplane_engine::builtins();
+    registry.add_sink("recorder", Recorder(record.clone()));
     support::start(CONFIG, data_dir, &registry)
 }
 

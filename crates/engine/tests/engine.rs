@@ -6,14 +6,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use backplane_engine::{ComponentState, Engine, EngineHandle, Registry};
+use backplane_engine::{ComponentState, Engine, EngineHandle};
 use backplane_model::{BadReason, ContextField, ContextPatch, Quality, Value};
 
 #[path = "../../../tests/support/engine.rs"]
 mod support;
 
 fn start(config: &str, data_dir: &Path) -> Engine {
-    support::start(config, data_dir, &Registry::with_builtins())
+    support::start(config, data_dir, &backplane_engine::builtins())
 }
 
 /// Up to 10 s; the bound is a safety net, not a timing assertion.
@@ -284,4 +284,115 @@ async fn writes_reach_the_owning_source_and_its_answer_comes_back() {
         "{err}"
     );
     engine.shutdown().await;
+}
+
+/// A source kind whose every instance fails to build with the error `make` returns.
+struct Failing(fn() -> backplane_engine::ComponentError);
+
+impl backplane_engine::Kind for Failing {
+    type Settings = ();
+    fn describe(&self) -> &'static str {
+        "a source that cannot start (test)"
+    }
+    fn parse(&self, _table: &mut backplane_config::Table<'_>) -> Option<()> {
+        Some(())
+    }
+}
+
+impl backplane_engine::SourceKind for Failing {
+    fn build(
+        &self,
+        _ctx: &backplane_engine::SourceContext<'_, ()>,
+    ) -> Result<Box<dyn backplane_engine::Source>, backplane_engine::ComponentError> {
+        Err((self.0)())
+    }
+}
+
+const ONE_BROKEN_SOURCE: &str = r#"
+[namespace]
+enterprise = "acme"
+site = "plant"
+
+[models.Tank.attributes]
+level = { type = "float" }
+
+[[assets]]
+path = "area"
+level = "area"
+
+[[assets]]
+path = "area/tank"
+model = "Tank"
+source = "broken"
+bindings.level = { address = "l" }
+
+[[sources]]
+name = "broken"
+kind = "failing"
+"#;
+
+/// Starts ONE_BROKEN_SOURCE with `make` as the source's build error; returns its health
+/// row once it has failed at least `failures` times, and the tank's latest value.
+async fn broken_source(
+    make: fn() -> backplane_engine::ComponentError,
+    failures: u64,
+) -> (
+    backplane_engine::ComponentHealth,
+    Option<backplane_engine::Latest>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = backplane_engine::builtins();
+    registry.add_source("failing", Failing(make));
+    let engine = support::start(ONE_BROKEN_SOURCE, dir.path(), &registry);
+    let handle = engine.handle();
+    let row = eventually("the broken source to fail", || {
+        let row = handle
+            .health()
+            .components
+            .into_iter()
+            .find(|c| c.name == "broken")?;
+        (row.last_error.is_some() && row.restarts >= failures).then_some(row)
+    })
+    .await;
+    let level = eventually("the tank's value to turn bad", || {
+        latest(&handle, "acme/plant/area/tank/level").filter(|l| l.sample.quality.is_bad())
+    })
+    .await;
+    engine.shutdown().await;
+    (row, Some(level))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_error_is_not_retried_and_health_names_its_kind() {
+    let (row, level) = broken_source(
+        || backplane_engine::ComponentError::config("certificate file /etc/missing.pem not found"),
+        0,
+    )
+    .await;
+    assert_eq!(row.state, ComponentState::Failed);
+    assert_eq!(row.error_kind, Some("config"));
+    assert_eq!(row.retry_at, None);
+    assert!(row.last_error.unwrap().contains("missing.pem"));
+    // Failed once and left alone: the test backoff would have restarted it many times by
+    // the time its tag turned bad.
+    assert_eq!(row.restarts, 0);
+    assert_eq!(
+        level.unwrap().sample.quality,
+        Quality::Bad(BadReason::CommFailure)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_error_is_retried_with_backoff() {
+    let (row, _) = broken_source(
+        || backplane_engine::ComponentError::connect("connection refused"),
+        3,
+    )
+    .await;
+    assert!(matches!(
+        row.state,
+        ComponentState::Restarting | ComponentState::Starting
+    ));
+    assert_eq!(row.error_kind, Some("connect"));
+    assert!(row.restarts >= 3);
 }

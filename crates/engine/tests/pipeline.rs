@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use backplane_engine::context::ContextStore;
 use backplane_engine::metrics::Metrics;
-use backplane_engine::{LatestValues, Pipeline, PipelineInput, RawBatch, RawReading, Registry, Topology};
+use backplane_engine::{LatestValues, Pipeline, PipelineInput, RawBatch, RawReading, Topology};
 use backplane_model::{
     BadReason, ContextField, ContextPatch, Quality, Sample, Timestamp, UncertainReason, Value,
 };
@@ -47,7 +47,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let registry = Registry::with_builtins();
+    let registry = backplane_engine::builtins();
     let plan = backplane_config::load_str(CONFIG, Path::new("t.toml"), &registry.catalog()).unwrap();
     let topology = Arc::new(Topology::new(plan));
     let contexts = Arc::new(ContextStore::new(&topology));

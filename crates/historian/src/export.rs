@@ -35,7 +35,7 @@ use crate::store::Store;
 pub const MAX_INTERVALS: u64 = 100_000_000;
 
 /// Output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExportFormat {
     /// Comma-separated values with a header line (RFC 4180 quoting).
     Csv,
@@ -43,62 +43,39 @@ pub enum ExportFormat {
     Parquet,
 }
 
-/// `backplane export` arguments.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ExportArgs {
-    /// Configuration file whose historian sink holds the data.
-    #[arg(
-        long,
-        value_name = "FILE",
-        required_unless_present = "store",
-        conflicts_with = "store"
-    )]
-    pub config: Option<PathBuf>,
-    /// Historian store directory, instead of --config.
-    #[arg(long, value_name = "DIR")]
+/// What `backplane export` was asked for (the binary reads it from the command line).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportOptions {
+    /// The historian store directory; when `None`, that of the historian sink of the plan
+    /// given to [`run`].
     pub store: Option<PathBuf>,
-    /// With --config: the gateway's data directory, when it is not the configured one
+    /// With a plan: the gateway's data directory, when it is not the configured one
     /// (e.g. `data` for `backplane demo`, which writes to ./data).
-    #[arg(long, value_name = "DIR", requires = "config")]
     pub data_dir: Option<PathBuf>,
-    /// The historian sink to read, when the configuration has several.
-    #[arg(long, value_name = "NAME")]
+    /// The historian sink to read, when the plan has several.
     pub sink: Option<String>,
     /// Model whose instances become the rows, e.g. Filler.
-    #[arg(long)]
     pub model: String,
-    /// Start (RFC 3339, e.g. 2026-11-27T06:00:00Z, or now-8h).
-    #[arg(long, value_parser = parse_time)]
     pub from: Timestamp,
-    /// End, exclusive (RFC 3339 or now).
-    #[arg(long, value_parser = parse_time)]
+    /// End, exclusive.
     pub to: Timestamp,
-    /// Interval of one row, e.g. 1s, 1m, 15m.
-    #[arg(long, default_value = "1s", value_parser = parse_every)]
+    /// Interval of one row.
     pub every: Duration,
-    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
     pub format: ExportFormat,
     /// Output file; `-` writes to stdout.
-    #[arg(long, short = 'o', value_name = "FILE")]
     pub output: PathBuf,
     /// Only assets at or below this path.
-    #[arg(long, value_name = "PREFIX")]
     pub asset: Option<String>,
     /// Only rows whose context has this work order.
-    #[arg(long, value_name = "ID")]
     pub work_order: Option<String>,
     /// Only rows whose context has this batch.
-    #[arg(long, value_name = "ID")]
     pub batch: Option<String>,
     /// Only rows whose context has this lot.
-    #[arg(long, value_name = "ID")]
     pub lot: Option<String>,
     /// Only rows whose context has this product.
-    #[arg(long, value_name = "ID")]
     pub product: Option<String>,
-    /// No progress bar on stderr.
-    #[arg(long)]
-    pub no_progress: bool,
+    /// Draw a progress bar on stderr (when it is a terminal).
+    pub progress: bool,
 }
 
 /// RFC 3339, `now`, or `now-<duration>` (e.g. `now-8h`).
@@ -170,7 +147,7 @@ pub struct TableSpec {
     pub context: ContextFilter,
 }
 
-impl ExportArgs {
+impl ExportOptions {
     pub fn table(&self) -> TableSpec {
         let mut context = ContextFilter::default();
         for (field, value) in [
@@ -193,7 +170,7 @@ impl ExportArgs {
         }
     }
 
-    /// The store directory: `--store`, or the historian sink of the loaded `plan`
+    /// The store directory: `store`, or the historian sink of the loaded `plan`
     /// (`--config`; the caller loads it with its full kind registry).
     pub fn store_dir(&self, plan: Option<&Plan>) -> Result<PathBuf, ExportError> {
         if let Some(dir) = &self.store {
@@ -239,15 +216,15 @@ impl ExportArgs {
 }
 
 /// Runs an export as `backplane export` does: opens the store read-only, writes the
-/// table to `--output` with a progress bar on stderr (when it is a terminal).
-pub fn run(args: &ExportArgs, plan: Option<&Plan>) -> Result<ExportSummary, ExportError> {
+/// table to `output` with a progress bar on stderr (when it is a terminal).
+pub fn run(args: &ExportOptions, plan: Option<&Plan>) -> Result<ExportSummary, ExportError> {
     if args.format == ExportFormat::Parquet && !cfg!(feature = "parquet") {
         return Err(ExportError::ParquetUnavailable);
     }
     let dir = args.store_dir(plan)?;
     let store = Store::open_read_only(&dir)?;
     let spec = args.table();
-    let mut progress = Progress::new(!args.no_progress && std::io::stderr().is_terminal());
+    let mut progress = Progress::new(args.progress && std::io::stderr().is_terminal());
     let mut report = |done: u64, total: u64, rows: u64| progress.update(done, total, rows);
     let summary = if args.output.as_os_str() == "-" {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());

@@ -12,7 +12,7 @@
 //! - [`store`]: [`Store`]: open and recover, append, flush, merge, retention.
 //! - [`query`]: selectors, raw, latest, aggregates, events.
 //! - [`sink`]: the `historian` sink kind ([`HistorianKind`]).
-//! - [`export`]: the wide-table export behind `backplane export` ([`ExportArgs`]).
+//! - [`export`]: the wide-table export behind `backplane export` ([`ExportOptions`]).
 //!
 //! Storage format, guarantees and figures: `docs/historian.md`.
 
@@ -29,7 +29,7 @@ pub mod store;
 mod wal;
 
 pub use error::StoreError;
-pub use export::{ExportArgs, ExportError, ExportFormat, ExportSummary};
+pub use export::{ExportError, ExportFormat, ExportOptions, ExportSummary};
 pub use point::{ContextId, Point, SeriesId, SeriesInfo, SeriesSpec, StoredEvent};
 pub use query::{
     AggregateQuery, Bucket, ContextFilter, EventQuery, Function, Selector, SeriesBuckets, SeriesPoints,

@@ -13,9 +13,10 @@
 //! max_bytes = "1GB"          # drop the oldest partitions above this (default 1 GB; "unlimited")
 //! ```
 //!
-//! The kind keeps the stores it opened, by sink name, so the binary can hand the same
-//! [`Store`] to the API ([`HistorianKind::open_stores`] before the engine starts, or
-//! [`HistorianKind::store`]) and a restarted sink continues on the store already open.
+//! The kind opens each enabled historian sink's store before the engine starts
+//! ([`Kind::prepare`]) and offers it as a service named by the sink, so the API queries by
+//! sink name the same [`Store`] the sink writes, and a restarted sink continues on the store
+//! already open.
 //!
 //! Batches waiting in the sink's queue are appended together (one WAL write and one fsync
 //! for all of them), so the fsync cost is shared when data arrives fast.
@@ -25,7 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_config::{ComponentSpec, Plan, Settings, Table};
+use backplane_config::{ComponentSpec, Plan, Table};
+use backplane_connector::kind::settings_of;
+use backplane_connector::{Kind, Services};
 use backplane_engine::{Batch, ComponentError, Sink, SinkContext, SinkIo, SinkKind, Topology};
 use backplane_model::{Context, Event, Timestamp};
 use futures::FutureExt;
@@ -48,12 +51,12 @@ pub struct HistorianSettings {
     pub options: StoreOptions,
 }
 
-/// The kind registered as `historian`. Register one instance and keep an `Arc` to it to
-/// reach its stores.
+/// The kind registered as `historian`.
 #[derive(Debug, Default)]
 pub struct HistorianKind {
+    /// Every store opened, by directory: two sinks on one directory share a store, and a
+    /// restarted engine continues on the store already open.
     by_dir: Mutex<HashMap<PathBuf, Arc<Store>>>,
-    by_sink: Mutex<HashMap<String, Arc<Store>>>,
 }
 
 impl HistorianKind {
@@ -61,30 +64,7 @@ impl HistorianKind {
         HistorianKind::default()
     }
 
-    /// The store of the historian sink `sink`, once it is open (by
-    /// [`HistorianKind::open_stores`] or by the sink starting).
-    pub fn store(&self, sink: &str) -> Option<Arc<Store>> {
-        self.by_sink.lock().get(sink).cloned()
-    }
-
-    /// Opens the store of every enabled historian sink of `plan` now, so the API can query
-    /// them from the first request and a broken store is reported before anything starts.
-    /// Every configured tag is registered, so queries know it before its first value.
-    /// The sinks use these same stores when the engine builds them.
-    pub fn open_stores(&self, plan: &Plan) -> Result<Vec<(String, Arc<Store>)>, StoreError> {
-        let mut out = Vec::new();
-        for spec in plan.sinks.iter().filter(|s| s.enabled) {
-            if let Some(settings) = spec.settings.downcast_ref::<HistorianSettings>() {
-                let dir = plan.gateway.data_dir.join(&settings.path);
-                let store = self.open_store(&spec.name, &dir, &settings.options)?;
-                register_plan(&store, plan)?;
-                out.push((spec.name.clone(), store));
-            }
-        }
-        Ok(out)
-    }
-
-    fn open_store(&self, sink: &str, dir: &Path, options: &StoreOptions) -> Result<Arc<Store>, StoreError> {
+    fn open_store(&self, dir: &Path, options: &StoreOptions) -> Result<Arc<Store>, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
             path: dir.to_owned(),
             source: e,
@@ -99,7 +79,6 @@ impl HistorianKind {
                 store
             }
         };
-        self.by_sink.lock().insert(sink.to_owned(), store.clone());
         Ok(store)
     }
 }
@@ -130,7 +109,7 @@ pub fn historian_stores(plan: &Plan) -> Vec<(String, PathBuf)> {
     plan.sinks
         .iter()
         .filter_map(|spec: &ComponentSpec| {
-            let settings = spec.settings.downcast_ref::<HistorianSettings>()?;
+            let settings = settings_of::<HistorianKind>(spec)?;
             Some((spec.name.clone(), plan.gateway.data_dir.join(&settings.path)))
         })
         .collect()
@@ -161,12 +140,14 @@ fn show(d: Duration) -> String {
     }
 }
 
-impl backplane_config::KindSpec for HistorianKind {
+impl Kind for HistorianKind {
+    type Settings = HistorianSettings;
+
     fn describe(&self) -> &'static str {
         "embedded historian: compressed history of every sample and event, queried by the API"
     }
 
-    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+    fn parse(&self, table: &mut Table<'_>) -> Option<HistorianSettings> {
         let mut ok = true;
         let path = table.optional_str("path").unwrap_or("history");
         if path.trim().is_empty() {
@@ -274,25 +255,43 @@ impl backplane_config::KindSpec for HistorianKind {
                 }
             }
         }
-        ok.then(|| {
-            Arc::new(HistorianSettings {
-                path: PathBuf::from(path),
-                options,
-            }) as Settings
+        ok.then(|| HistorianSettings {
+            path: PathBuf::from(path),
+            options,
         })
+    }
+
+    /// Opens the store of every enabled historian sink now, so the API can query them
+    /// from the first request and a broken store is reported before anything starts.
+    /// Every configured tag is registered, so queries know it before its first value.
+    /// The sinks write to these same stores.
+    fn prepare(
+        &self,
+        plan: &Plan,
+        instances: &[(&str, &HistorianSettings)],
+    ) -> Result<Services, ComponentError> {
+        let mut services = Services::default();
+        for (name, settings) in instances {
+            let dir = plan.gateway.data_dir.join(&settings.path);
+            let store = self
+                .open_store(&dir, &settings.options)
+                .map_err(|e| cannot_open(name, e))?;
+            register_plan(&store, plan).map_err(|e| component_error(name, e))?;
+            services.insert(name, store);
+        }
+        Ok(services)
     }
 }
 
 impl SinkKind for HistorianKind {
-    fn build(&self, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ComponentError> {
-        let settings = ctx
-            .settings
-            .downcast_ref::<HistorianSettings>()
-            .ok_or_else(|| ComponentError::new("historian: settings of another kind"))?;
-        let dir = ctx.data_dir.join(&settings.path);
-        let store = self
-            .open_store(ctx.name, &dir, &settings.options)
-            .map_err(|e| ComponentError::new(format!("historian: cannot open the store: {e}")))?;
+    fn build(&self, ctx: &SinkContext<'_, HistorianSettings>) -> Result<Box<dyn Sink>, ComponentError> {
+        let store = match ctx.services.named::<Store>(ctx.name) {
+            Some(store) => store,
+            // Not prepared (an engine started without `Registry::prepare`): open it now.
+            None => self
+                .open_store(&ctx.data_dir.join(&ctx.settings.path), &ctx.settings.options)
+                .map_err(|e| cannot_open(ctx.name, e))?,
+        };
         Ok(Box::new(HistorianSink {
             name: ctx.name.to_owned(),
             store,
@@ -444,8 +443,16 @@ impl Drop for Maintainer {
     }
 }
 
-fn component_error(name: &str, e: impl std::fmt::Display) -> ComponentError {
-    ComponentError::new(format!("historian `{name}`: {e}"))
+/// The store is local disk: its failures are I/O, retried with backoff.
+fn component_error(name: &str, cause: impl std::error::Error + Send + Sync + 'static) -> ComponentError {
+    ComponentError::io_because(format!("historian `{name}`: {cause}"), cause)
+}
+
+fn cannot_open(name: &str, cause: StoreError) -> ComponentError {
+    ComponentError::io_because(
+        format!("historian `{name}`: cannot open the store: {cause}"),
+        cause,
+    )
 }
 
 impl Sink for HistorianSink {
@@ -482,7 +489,7 @@ impl Sink for HistorianSink {
                     maintainer.nudge.notify_one();
                 }
                 if let Some(e) = maintainer.error.lock().take() {
-                    return Err(component_error(&name, e));
+                    return Err(ComponentError::io(format!("historian `{name}`: {e}")));
                 }
             }
             drop(maintainer);
@@ -501,7 +508,6 @@ impl Sink for HistorianSink {
 mod tests {
     use std::path::Path;
 
-    use backplane_config::KindSpec;
     use backplane_config::reader::with_table;
 
     use super::*;
@@ -512,9 +518,7 @@ mod tests {
             t.finish();
             settings
         });
-        let settings = settings
-            .flatten()
-            .and_then(|s| s.downcast_ref::<HistorianSettings>().cloned());
+        let settings = settings.flatten();
         (settings, diagnostics.iter().map(|d| d.to_string()).collect())
     }
 

@@ -11,13 +11,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_engine::{Engine, EngineHandle, Registry};
-use backplane_historian::export::{self, ExportArgs, TableSpec};
+use backplane_engine::{Engine, EngineHandle};
+use backplane_historian::export::{self, ExportOptions, TableSpec};
 use backplane_historian::{
     ContextFilter, EventQuery, ExportFormat, HistorianKind, Selector, SeriesInfo, Store,
 };
 use backplane_model::{ContextField, ContextPatch, Timestamp};
-use clap::Parser;
 
 const PASTEURIZER: &str = "acme-dairy/plant-a/processing/pasteurizer";
 const LINE_1: &str = "acme-dairy/plant-a/packaging/line-1";
@@ -42,15 +41,16 @@ struct Demo {
     engine: Engine,
     handle: EngineHandle,
     store: Arc<Store>,
-    kind: Arc<HistorianKind>,
 }
 
 fn start(data_dir: &Path) -> Demo {
-    let kind = Arc::new(HistorianKind::new());
-    let mut registry = Registry::with_builtins();
-    registry.add_sink("historian", kind.clone());
+    let mut registry = backplane_engine::builtins();
+    registry.add_sink("historian", HistorianKind::new());
+    // Production sets the shift and the batch (the calendar, the batch-number rule).
+    registry.add_stage("production", Arc::new(backplane_production::ProductionStageKind));
     let plan = support::plan(&demo_config(), data_dir, &registry);
-    let stores = kind.open_stores(&plan).unwrap();
+    let services = registry.prepare(&plan).unwrap();
+    let stores = services.all::<Store>();
     assert_eq!(stores.len(), 1);
     let store = stores[0].1.clone();
     let engine = Engine::start(plan, &registry, support::options()).unwrap();
@@ -59,7 +59,6 @@ fn start(data_dir: &Path) -> Demo {
         engine,
         handle,
         store,
-        kind,
     }
 }
 
@@ -97,7 +96,10 @@ fn count(store: &Store, series: &[Arc<SeriesInfo>], from: Timestamp, filter: &Co
 async fn hold_temperatures_during_a_batch_are_found_by_its_context() {
     let dir = tempfile::tempdir().unwrap();
     let demo = start(dir.path());
-    assert!(Arc::ptr_eq(&demo.kind.store("history").unwrap(), &demo.store));
+    assert!(Arc::ptr_eq(
+        &demo.handle.services().named::<Store>("history").unwrap(),
+        &demo.store
+    ));
     let start = Timestamp::now();
     let series = hold_temperatures(&demo.store);
     assert_eq!(series.len(), 1);
@@ -212,12 +214,6 @@ async fn hold_temperatures_during_a_batch_are_found_by_its_context() {
     assert!(stats.stored_points > 0);
 }
 
-#[derive(Parser, Debug)]
-struct Cli {
-    #[command(flatten)]
-    export: ExportArgs,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filler_export_has_one_row_per_filler_per_interval_with_quality_and_context() {
     let dir = tempfile::tempdir().unwrap();
@@ -255,26 +251,26 @@ async fn filler_export_has_one_row_per_filler_per_interval_with_quality_and_cont
     demo.engine.shutdown().await;
 
     let output = dir.path().join("filler.csv");
-    let cli = Cli::try_parse_from([
-        "export",
-        "--store",
-        dir.path().join("history").to_str().unwrap(),
-        "--model",
-        "Filler",
-        "--from",
-        &from.to_rfc3339(),
-        "--to",
-        &to.to_rfc3339(),
-        "--every",
-        "500ms",
-        "--format",
-        "csv",
-        "--output",
-        output.to_str().unwrap(),
-        "--no-progress",
-    ])
-    .unwrap();
-    let summary = export::run(&cli.export, None).unwrap();
+    // What `backplane export --store DIR --model Filler --from .. --to .. --every 500ms
+    // --format csv --output FILE --no-progress` asks for.
+    let options = ExportOptions {
+        store: Some(dir.path().join("history")),
+        data_dir: None,
+        sink: None,
+        model: "Filler".into(),
+        from,
+        to,
+        every: Duration::from_millis(500),
+        format: ExportFormat::Csv,
+        output: output.clone(),
+        asset: None,
+        work_order: None,
+        batch: None,
+        lot: None,
+        product: None,
+        progress: false,
+    };
+    let summary = export::run(&options, None).unwrap();
     let text = std::fs::read_to_string(&output).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
@@ -312,7 +308,7 @@ async fn filler_export_has_one_row_per_filler_per_interval_with_quality_and_cont
     // A context option keeps only the rows of that work order: line 1's.
     let spec = TableSpec {
         context: ContextFilter::default().with(ContextField::WorkOrder, "WO-1001"),
-        ..cli.export.table()
+        ..options.table()
     };
     let mut csv = Vec::new();
     let summary = export::write_table(
@@ -330,13 +326,13 @@ async fn filler_export_has_one_row_per_filler_per_interval_with_quality_and_cont
 
     // Parquet is a clear error in a build without the feature.
     if !cfg!(feature = "parquet") {
-        let mut args = cli.export.clone();
+        let mut args = options.clone();
         args.format = ExportFormat::Parquet;
         let err = export::run(&args, None).unwrap_err();
         assert!(err.to_string().contains("--features parquet"), "{err}");
     }
     // An unknown model names the ones stored.
-    let mut args = cli.export.clone();
+    let mut args = options.clone();
     args.model = "Filer".into();
     let err = export::run(&args, None).unwrap_err().to_string();
     assert!(err.contains("Filer") && err.contains("Filler"), "{err}");

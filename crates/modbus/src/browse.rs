@@ -10,6 +10,7 @@ use std::fmt::{self, Write as _};
 use std::io;
 use std::time::Duration;
 
+use backplane_connector::hooks::{OptionSpec, Options};
 use backplane_model::{Value, WordOrder};
 
 use crate::address::{Address, Area, StringOrder};
@@ -327,42 +328,84 @@ impl fmt::Display for BrowseReport {
     }
 }
 
-fn parse_duration_arg(text: &str) -> Result<Duration, String> {
-    backplane_config::parse_duration(text)
-}
+/// The options of `backplane browse modbus://...`, as the binary shows and parses them.
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::value("unit", "ID", "Unit id (slave id) to scan").default("1"),
+    OptionSpec::value(
+        "range",
+        "AREA:FIRST-LAST",
+        "Area and inclusive range: hr:0-999, ir:0-99, coil:0-63, di:0-63",
+    )
+    .default("hr:0-99"),
+    OptionSpec::value(
+        "address-base",
+        "0|1",
+        "Whether the range and printed addresses count from 0 (as on the wire) or 1 (as in most vendor manuals)",
+    )
+    .default("0"),
+    OptionSpec::value("timeout", "DURATION", "How long to wait for each answer").default("1s"),
+    OptionSpec::value("retries", "N", "Further attempts after a timeout").default("1"),
+    OptionSpec::value("max-count", "N", "Largest read, for devices that refuse full-size ones"),
+    OptionSpec::value(
+        "emit-toml",
+        "ADDRESSES",
+        "Also print a TOML source and bindings for these addresses, e.g. hr:100,hr:102:u32:CDAB,hr:106:i16",
+    )
+    .repeated(),
+];
 
-/// `backplane browse` arguments; the binary flattens these into its subcommand.
-#[derive(Debug, Clone, clap::Args)]
+/// What `backplane browse` was asked for (see [`OPTIONS`]).
+#[derive(Debug, Clone)]
 pub struct BrowseArgs {
     /// The device: modbus://HOST:PORT (= tcp://), rtu+tcp://HOST:PORT, or
     /// rtu:///dev/ttyUSB0?baud=19200&parity=E&data_bits=8&stop_bits=1
     pub url: String,
-    /// Unit id (slave id) to scan.
-    #[arg(long, default_value_t = 1)]
     pub unit: u8,
-    /// Area and inclusive range: hr:0-999, ir:0-99, coil:0-63, di:0-63.
-    #[arg(long, default_value = "hr:0-99")]
     pub range: String,
-    /// Whether the range and printed addresses count from 0 (as on the wire) or 1 (as in
-    /// most vendor manuals).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1))]
     pub address_base: u16,
-    /// How long to wait for each answer.
-    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
     pub timeout: Duration,
-    /// Further attempts after a timeout.
-    #[arg(long, default_value_t = 1)]
     pub retries: u32,
-    /// Largest read, for devices that refuse full-size ones.
-    #[arg(long)]
     pub max_count: Option<u16>,
-    /// Also print a TOML source and bindings for these addresses, e.g.
-    /// hr:100,hr:102:u32:CDAB,hr:106:i16.
-    #[arg(long, value_delimiter = ',')]
     pub emit_toml: Vec<String>,
 }
 
 impl BrowseArgs {
+    /// Reads the command-line options (names as in [`OPTIONS`]); defaults where absent.
+    pub fn from_options(url: &str, o: &Options) -> Result<BrowseArgs, BrowseError> {
+        let address_base: u16 = o.parse_or("address-base", 0).map_err(BrowseError::Options)?;
+        if address_base > 1 {
+            return Err(BrowseError::Options(format!(
+                "--address-base {address_base}: 0 or 1"
+            )));
+        }
+        let timeout = match o.get("timeout") {
+            None => Duration::from_secs(1),
+            Some(text) => backplane_config::parse_duration(text)
+                .map_err(|e| BrowseError::Options(format!("--timeout {text:?}: {e}")))?,
+        };
+        let max_count = match o.get("max-count") {
+            None => None,
+            Some(_) => Some(o.parse_or("max-count", 0u16).map_err(BrowseError::Options)?),
+        };
+        Ok(BrowseArgs {
+            url: url.to_owned(),
+            unit: o.parse_or("unit", 1).map_err(BrowseError::Options)?,
+            range: o.get("range").unwrap_or("hr:0-99").to_owned(),
+            address_base,
+            timeout,
+            retries: o.parse_or("retries", 1).map_err(BrowseError::Options)?,
+            max_count,
+            emit_toml: o
+                .all("emit-toml")
+                .iter()
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+
     /// Checks the arguments and turns them into [`BrowseOptions`].
     pub fn options(&self) -> Result<BrowseOptions, BrowseError> {
         let endpoint =
@@ -427,46 +470,49 @@ impl BrowseArgs {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: BrowseArgs,
+    fn args(url: &str, pairs: &[(&str, &str)]) -> Result<BrowseArgs, BrowseError> {
+        let mut o = Options::default();
+        for (name, value) in pairs {
+            o.push(name, *value);
+        }
+        BrowseArgs::from_options(url, &o)
     }
 
     #[test]
     fn arguments_parse_like_the_documented_command_line() {
-        let cli = Cli::try_parse_from([
-            "browse",
+        let cli = args(
             "modbus://127.0.0.1:5020",
-            "--unit",
-            "3",
-            "--range",
-            "hr:1-1000",
-            "--address-base",
-            "1",
-            "--emit-toml",
-            "hr:101,hr:103:u32:CDAB",
-        ])
+            &[
+                ("unit", "3"),
+                ("range", "hr:1-1000"),
+                ("address-base", "1"),
+                ("emit-toml", "hr:101,hr:103:u32:CDAB"),
+            ],
+        )
         .unwrap();
-        let o = cli.args.options().unwrap();
+        let o = cli.options().unwrap();
         assert_eq!(
             (o.unit, o.area, o.first, o.last),
             (3, Area::HoldingRegister, 0, 999)
         );
         assert_eq!(o.emit, ["hr:101", "hr:103:u32:CDAB"]);
         let bad = |range: &str| {
-            Cli::try_parse_from(["browse", "tcp://h", "--range", range, "--address-base", "1"])
+            args("tcp://h", &[("range", range), ("address-base", "1")])
                 .unwrap()
-                .args
                 .options()
                 .unwrap_err()
                 .to_string()
         };
         assert!(bad("hr:0-10").contains("addresses run from 1"));
         assert!(bad("holding:1-10").contains("AREA:FIRST-LAST"));
-        assert!(Cli::try_parse_from(["browse", "tcp://h", "--address-base", "2"]).is_err());
+        assert!(args("tcp://h", &[("address-base", "2")]).is_err());
+        assert!(
+            args("tcp://h", &[("unit", "x")])
+                .unwrap_err()
+                .to_string()
+                .contains("--unit")
+        );
     }
 
     #[test]

@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_config::{AddressError, Settings, Table};
+use backplane_config::{AddressError, Table};
 use backplane_model::WordOrder;
 
 use crate::address::{Address, StringOrder, ValueKind};
@@ -500,11 +499,6 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<ModbusSettings> {
         writes,
         write_multiple,
     })
-}
-
-/// The settings of a `modbus` source, from the plan's type-erased [`Settings`].
-pub fn settings_of(settings: &Settings) -> Option<Arc<ModbusSettings>> {
-    settings.clone().downcast::<ModbusSettings>().ok()
 }
 
 #[cfg(test)]

@@ -10,10 +10,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_config::Settings;
+use backplane_config::AddressError;
 
 use crate::address::{Address, Area};
-use crate::config::{ModbusSettings, settings_of};
+use crate::config::ModbusSettings;
 
 /// One tag's footprint on the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,19 +175,31 @@ pub(crate) struct PlannedTag {
     pub span: Span,
 }
 
+/// An address a source cannot poll: malformed, or not valid for the source's settings.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("address `{address}`: {source}")]
+pub struct PlanError {
+    pub address: String,
+    #[source]
+    pub source: AddressError,
+}
+
 /// Parses and resolves every address; the first error is returned with its address.
-pub(crate) fn resolve(settings: &ModbusSettings, addresses: &[Arc<str>]) -> Result<Vec<PlannedTag>, String> {
+pub(crate) fn resolve(
+    settings: &ModbusSettings,
+    addresses: &[Arc<str>],
+) -> Result<Vec<PlannedTag>, PlanError> {
     addresses
         .iter()
         .enumerate()
         .map(|(i, text)| {
-            let address = Address::parse(text).map_err(|e| format!("address `{text}`: {}", e.message))?;
-            settings
-                .check(&address)
-                .map_err(|e| format!("address `{text}`: {}", e.message))?;
-            let start = address
-                .protocol_start(settings.address_base)
-                .map_err(|e| format!("address `{text}`: {}", e.message))?;
+            let rejected = |source| PlanError {
+                address: text.to_string(),
+                source,
+            };
+            let address = Address::parse(text).map_err(rejected)?;
+            settings.check(&address).map_err(rejected)?;
+            let start = address.protocol_start(settings.address_base).map_err(rejected)?;
             Ok(PlannedTag {
                 index: i as u32,
                 span: Span {
@@ -218,35 +230,35 @@ pub(crate) fn limits(settings: &ModbusSettings) -> Limits {
 }
 
 /// How many requests a `modbus` source sends per poll cycle for the addresses its bindings
-/// read, without connecting. `settings` are the source's plan settings.
-pub fn poll_summary(source: &str, settings: &Settings, addresses: &[&str]) -> Result<PollSummary, String> {
-    let settings =
-        settings_of(settings).ok_or_else(|| format!("source `{source}` is not a modbus source"))?;
+/// read, without connecting.
+pub fn poll_summary(
+    source: &str,
+    settings: &ModbusSettings,
+    addresses: &[&str],
+) -> Result<PollSummary, PlanError> {
     let mut unique: Vec<&str> = addresses.to_vec();
     unique.sort_unstable();
     unique.dedup();
     let owned: Vec<Arc<str>> = unique.iter().map(|a| Arc::from(*a)).collect();
-    let tags = resolve(&settings, &owned)?;
-    Ok(summarize(source, &settings, &tags))
+    let tags = resolve(settings, &owned)?;
+    Ok(summarize(source, settings, &tags))
 }
 
-/// [`poll_summary`] of every `modbus` source in a loaded plan, from the addresses its
-/// bindings read; what `backplane check` prints.
-pub fn plan_summaries(plan: &backplane_config::Plan) -> Vec<Result<PollSummary, String>> {
-    plan.sources
+/// [`poll_summary`] of the `modbus` source `source` of a loaded plan, from the addresses
+/// its bindings read; what `backplane check` prints.
+pub fn plan_summary(
+    plan: &backplane_config::Plan,
+    source: &str,
+    settings: &ModbusSettings,
+) -> Result<PollSummary, PlanError> {
+    let addresses: Vec<&str> = plan
+        .assets
         .iter()
-        .filter(|s| s.kind == "modbus")
-        .map(|source| {
-            let addresses: Vec<&str> = plan
-                .assets
-                .iter()
-                .flat_map(|a| a.bindings.iter())
-                .filter(|b| b.source == source.name)
-                .map(|b| b.address.as_str())
-                .collect();
-            poll_summary(&source.name, &source.settings, &addresses)
-        })
-        .collect()
+        .flat_map(|a| a.bindings.iter())
+        .filter(|b| b.source == source)
+        .map(|b| b.address.as_str())
+        .collect();
+    poll_summary(source, settings, &addresses)
 }
 
 pub(crate) fn summarize(source: &str, settings: &ModbusSettings, tags: &[PlannedTag]) -> PollSummary {

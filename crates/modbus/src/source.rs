@@ -25,9 +25,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_engine::{
-    ComponentError, RawReading, Source, SourceContext, SourceIo, SourceKind, WriteRequest,
-};
+use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteRequest};
 use backplane_model::{BadReason, DecodeType, Quality, Timestamp, Value, WordOrder};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -36,9 +34,9 @@ use tokio_modbus::ExceptionCode;
 
 use crate::address::{Area, StringOrder, ValueKind};
 use crate::client::{CallError, Connection};
-use crate::config::{ModbusSettings, settings_of};
+use crate::config::ModbusSettings;
 use crate::frame::{Data, Reply, Request};
-use crate::plan::{self, PollSummary, Span, plan_reads};
+use crate::plan::{self, PlanError, PollSummary, Span, plan_reads};
 
 /// How a tag's registers become a value, with the source's defaults applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,7 +241,7 @@ impl Poller {
         source: &str,
         settings: Arc<ModbusSettings>,
         addresses: &[Arc<str>],
-    ) -> Result<Poller, String> {
+    ) -> Result<Poller, PlanError> {
         let planned = plan::resolve(&settings, addresses)?;
         let tags: Vec<Tag> = planned
             .iter()
@@ -627,8 +625,40 @@ async fn run_all(
         .collect()
 }
 
+/// Why a value cannot be written to an address; nothing was sent.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+enum WriteError {
+    /// Input registers and discrete inputs.
+    #[error("{}s are read-only in Modbus", .0.name())]
+    ReadOnly(Area),
+    /// A coil given something other than a boolean, 0 or 1.
+    #[error("a coil takes true or false (or 0 or 1)")]
+    NotABit,
+    /// An untyped register given something other than 0 to 65535.
+    #[error("a raw register takes 0 to 65535; use a typed address (e.g. :i16) for other numbers")]
+    NotAWord,
+    /// A bit of a holding register (`hr:5.1`).
+    #[error(
+        "one bit of a holding register would need a read-modify-write that can race the PLC's own \
+         writes; write the whole register instead"
+    )]
+    RegisterBit,
+    /// A number outside the address's type, or not a number.
+    #[error("{value} does not fit {}", crate::address::decode_name(*.kind))]
+    DoesNotFit { value: Value, kind: DecodeType },
+    /// A string address given something other than text.
+    #[error("a string address takes a string")]
+    NotAString,
+    /// Not ASCII, or longer than the address's registers hold.
+    #[error("the text must be ASCII of at most {max} characters")]
+    Text { max: usize },
+    /// A holding register address whose value is a single bit rather than registers.
+    #[error("not a register")]
+    NotARegister,
+}
+
 /// The request that writes `value` (in the address's own terms) to `tag`.
-fn encode_write(tag: &Tag, value: &Value, multiple: bool) -> Result<Request, String> {
+fn encode_write(tag: &Tag, value: &Value, multiple: bool) -> Result<Request, WriteError> {
     let start = tag.span.start;
     let registers = |values: Vec<u16>| match values.as_slice() {
         [one] if !multiple => Request::WriteRegister {
@@ -641,16 +671,14 @@ fn encode_write(tag: &Tag, value: &Value, multiple: bool) -> Result<Request, Str
         },
     };
     match (tag.span.area, tag.decode) {
-        (Area::InputRegister | Area::DiscreteInput, _) => {
-            Err(format!("{}s are read-only in Modbus", tag.span.area.name()))
-        }
+        (Area::InputRegister | Area::DiscreteInput, _) => Err(WriteError::ReadOnly(tag.span.area)),
         (Area::Coil, _) => {
             let bit = match value {
                 Value::Bool(b) => *b,
                 other => match other.as_u64() {
                     Some(0) => false,
                     Some(1) => true,
-                    _ => return Err("a coil takes true or false (or 0 or 1)".into()),
+                    _ => return Err(WriteError::NotABit),
                 },
             };
             Ok(if multiple {
@@ -666,27 +694,24 @@ fn encode_write(tag: &Tag, value: &Value, multiple: bool) -> Result<Request, Str
             })
         }
         (_, Decode::Register) => {
-            let word = value.as_u64().and_then(|v| u16::try_from(v).ok()).ok_or(
-                "a raw register takes 0 to 65535; use a typed address (e.g. :i16) for other numbers",
-            )?;
+            let word = value
+                .as_u64()
+                .and_then(|v| u16::try_from(v).ok())
+                .ok_or(WriteError::NotAWord)?;
             Ok(registers(vec![word]))
         }
-        (_, Decode::RegisterBit(_)) => Err(
-            "one bit of a holding register would need a read-modify-write that can race the PLC's own \
-             writes; write the whole register instead"
-                .into(),
-        ),
+        (_, Decode::RegisterBit(_)) => Err(WriteError::RegisterBit),
         (_, Decode::Number(kind, order)) => {
             let bits = number_bits(kind, value)?;
             Ok(registers(order.split(bits, kind.words())))
         }
         (_, Decode::Ascii(order)) => {
             let Value::String(text) = value else {
-                return Err("a string address takes a string".into());
+                return Err(WriteError::NotAString);
             };
             let max = usize::from(tag.span.count) * 2;
             if !text.is_ascii() || text.len() > max {
-                return Err(format!("the text must be ASCII of at most {max} characters"));
+                return Err(WriteError::Text { max });
             }
             let mut bytes = text.as_bytes().to_vec();
             bytes.resize(max, 0);
@@ -702,14 +727,17 @@ fn encode_write(tag: &Tag, value: &Value, multiple: bool) -> Result<Request, Str
                 values: words,
             })
         }
-        (_, Decode::Bit) => Err("not a register".into()),
+        (_, Decode::Bit) => Err(WriteError::NotARegister),
     }
 }
 
 /// The big-endian bit pattern of `value` as `kind`, range-checked.
-fn number_bits(kind: DecodeType, value: &Value) -> Result<u64, String> {
-    let out_of_range = || format!("{value} does not fit {}", crate::address::decode_name(kind));
-    let int = |min: i64, max: i64| -> Result<i64, String> {
+fn number_bits(kind: DecodeType, value: &Value) -> Result<u64, WriteError> {
+    let out_of_range = || WriteError::DoesNotFit {
+        value: value.clone(),
+        kind,
+    };
+    let int = |min: i64, max: i64| -> Result<i64, WriteError> {
         value
             .as_i64()
             .filter(|v| (min..=max).contains(v))
@@ -733,50 +761,10 @@ fn number_bits(kind: DecodeType, value: &Value) -> Result<u64, String> {
     })
 }
 
-/// The kind registered as `modbus`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ModbusKind;
-
-impl backplane_config::KindSpec for ModbusKind {
-    fn describe(&self) -> &'static str {
-        "Modbus TCP, RTU and RTU-over-TCP devices (coils, discrete inputs, input and holding registers)"
-    }
-
-    fn parse(&self, table: &mut backplane_config::Table<'_>) -> Option<backplane_config::Settings> {
-        crate::config::parse_settings(table).map(|s| Arc::new(s) as backplane_config::Settings)
-    }
-
-    fn check_address(
-        &self,
-        settings: &backplane_config::Settings,
-        address: &str,
-    ) -> Result<(), backplane_config::AddressError> {
-        let Some(settings) = settings_of(settings) else {
-            return Err(backplane_config::AddressError {
-                message: "modbus settings unavailable".into(),
-                hint: None,
-            });
-        };
-        let parsed = crate::address::Address::parse(address)?;
-        settings.check(&parsed)
-    }
-}
-
-impl SourceKind for ModbusKind {
-    fn build(&self, ctx: &SourceContext<'_>) -> Result<Box<dyn Source>, ComponentError> {
-        let settings = settings_of(ctx.settings).ok_or_else(|| {
-            ComponentError::new(format!("modbus source `{}`: settings of another kind", ctx.name))
-        })?;
-        let poller = Poller::new(ctx.name, settings, ctx.addresses)
-            .map_err(|e| ComponentError::new(format!("modbus source `{}`: {e}", ctx.name)))?;
-        Ok(Box::new(ModbusSource { poller }))
-    }
-}
-
 /// A running `modbus` source.
 #[derive(Debug)]
 pub struct ModbusSource {
-    poller: Poller,
+    pub(crate) poller: Poller,
 }
 
 impl ModbusSource {
@@ -785,10 +773,11 @@ impl ModbusSource {
         let name = poller.source.clone();
         let endpoint = poller.settings.endpoint.to_string();
         // The message shows in health as the source's last error.
-        let fail = |what: &str, e: io::Error| ComponentError::new(format!("{what} {endpoint}: {e}"));
+        let fail =
+            |what: &str, e: io::Error| ComponentError::io_because(format!("{what} {endpoint}: {e}"), e);
         let mut pool = tokio::select! {
             () = io.cancelled() => return Ok(()),
-            pool = poller.connect() => pool.map_err(|e| ComponentError::new(format!("connect to {endpoint}: {e}")))?,
+            pool = poller.connect() => pool.map_err(|e| ComponentError::connect_because(format!("connect to {endpoint}: {e}"), e))?,
         };
         tracing::info!(source = %name, %endpoint, "{}", poller.summary());
         // requests / cycles = requests per poll cycle, as `backplane check` plans it.
@@ -816,7 +805,7 @@ impl ModbusSource {
                             }
                         }
                         Err((message, lost)) => {
-                            let _ = reply.send(Err(ComponentError::new(message.clone())));
+                            let _ = reply.send(Err(ComponentError::protocol(message.clone())));
                             if let Some(e) = lost {
                                 return Err(fail("writing to", e));
                             }
@@ -950,16 +939,19 @@ mod tests {
         assert!(
             encode_write(&tag("ir:5", 0), &Value::UInt(1), false)
                 .unwrap_err()
+                .to_string()
                 .contains("read-only")
         );
         assert!(
             encode_write(&tag("hr:5.1", 0), &Value::Bool(true), false)
                 .unwrap_err()
+                .to_string()
                 .contains("race")
         );
         assert!(
             encode_write(&tag("hr:5:u16", 0), &Value::Int(-1), false)
                 .unwrap_err()
+                .to_string()
                 .contains("does not fit")
         );
         assert!(encode_write(&tag("hr:5:f32", 0), &Value::Float(1e39), false).is_err());

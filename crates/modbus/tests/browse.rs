@@ -4,17 +4,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use std::path::Path;
-use std::sync::Arc;
 
-use backplane_engine::Registry;
+use backplane_connector::Kind;
+use backplane_connector::hooks::Options;
 use backplane_modbus::browse::Cell;
 use backplane_modbus::{BrowseArgs, ModbusKind, browse, spawn_filler_simulator};
-use clap::Parser;
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: BrowseArgs,
+/// The options as `backplane browse URL --name value ...` hands them to the hook.
+fn options(pairs: &[(&str, &str)]) -> Options {
+    let mut o = Options::default();
+    for (name, value) in pairs {
+        o.push(name, *value);
+    }
+    o
 }
 
 #[tokio::test]
@@ -23,18 +25,16 @@ async fn browse_shows_answering_registers_and_isolates_refused_ones() {
         .await
         .unwrap();
     let url = format!("modbus://{addr}");
-    let cli = Cli::try_parse_from([
-        "browse",
+    let args = BrowseArgs::from_options(
         &url,
-        "--range",
-        "hr:101-210",
-        "--address-base",
-        "1",
-        "--emit-toml",
-        "hr:101,hr:103:u32:CDAB,hr:107:i16",
-    ])
+        &options(&[
+            ("range", "hr:101-210"),
+            ("address-base", "1"),
+            ("emit-toml", "hr:101,hr:103:u32:CDAB,hr:107:i16"),
+        ]),
+    )
     .unwrap();
-    let report = browse(cli.args.options().unwrap()).await.unwrap();
+    let report = browse(args.options().unwrap()).await.unwrap();
     // hr:101..=200 (1-based) exist: protocol 100..=199.
     assert_eq!(report.values.len(), 100);
     assert_eq!(report.values[0].0, 100);
@@ -70,8 +70,8 @@ async fn browse_shows_answering_registers_and_isolates_refused_ones() {
         bindings.join("\n"),
         sources.join("\n")
     );
-    let mut registry = Registry::with_builtins();
-    registry.add_source("modbus", Arc::new(ModbusKind));
+    let mut registry = backplane_engine::builtins();
+    registry.add_source("modbus", ModbusKind);
     if let Err(d) = backplane_config::load_str(&text, Path::new("t.toml"), &registry.catalog()) {
         panic!(
             "{text}\n{}",
@@ -87,7 +87,11 @@ async fn browse_reports_a_device_that_is_not_there() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let cli = Cli::try_parse_from(["browse", &format!("tcp://127.0.0.1:{port}")]).unwrap();
-    let e = cli.args.run().await.unwrap_err().to_string();
+    // Through the kind's browse hook, as `backplane browse` runs it.
+    let browser = ModbusKind.browser().unwrap();
+    assert!(browser.schemes.contains(&"tcp"));
+    let e = (browser.run)(format!("tcp://127.0.0.1:{port}"), Options::default())
+        .await
+        .unwrap_err();
     assert!(e.contains("cannot connect to tcp://127.0.0.1"), "{e}");
 }

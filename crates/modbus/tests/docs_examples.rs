@@ -3,11 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
+use backplane_modbus::ModbusKind;
 use std::path::Path;
-use std::sync::Arc;
-
-use backplane_engine::Registry;
-use backplane_modbus::{ModbusKind, plan_summaries};
 
 /// What the page's fragments take from the rest of a configuration.
 const NAMESPACE: &str = r#"
@@ -47,8 +44,8 @@ fn block(needle: &str) -> String {
 }
 
 fn summaries(text: &str) -> Vec<String> {
-    let mut registry = Registry::with_builtins();
-    registry.add_source("modbus", Arc::new(ModbusKind));
+    let mut registry = backplane_engine::builtins();
+    registry.add_source("modbus", ModbusKind);
     let plan =
         backplane_config::load_str(text, Path::new("modbus.md"), &registry.catalog()).unwrap_or_else(|d| {
             panic!(
@@ -56,9 +53,12 @@ fn summaries(text: &str) -> Vec<String> {
                 d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
             )
         });
-    plan_summaries(&plan)
-        .into_iter()
-        .map(|s| s.unwrap().to_string())
+    // What `backplane check` prints: each modbus source's summary from its kind.
+    let kind = registry.source("modbus").unwrap();
+    plan.sources
+        .iter()
+        .filter(|s| s.kind == "modbus")
+        .flat_map(|s| kind.summarize(&plan, &s.name, &s.settings))
         .collect()
 }
 

@@ -4,10 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_engine::{Engine, EngineOptions, Registry};
+use backplane_engine::{Engine, EngineOptions};
 use backplane_modbus::{ModbusKind, spawn_filler_simulator};
 use backplane_model::Value;
 
@@ -60,8 +59,8 @@ async fn line_1_reads_the_filler_simulator_through_modbus() {
         .await
         .unwrap();
     let text = LINE_1.replace("PORT", &addr.port().to_string());
-    let mut registry = Registry::with_builtins();
-    registry.add_source("modbus", Arc::new(ModbusKind));
+    let mut registry = backplane_engine::builtins();
+    registry.add_source("modbus", ModbusKind);
     let catalog = registry.catalog();
     let mut plan = backplane_config::load_str(&text, Path::new("dairy.toml"), &catalog).unwrap_or_else(|d| {
         panic!(
@@ -72,7 +71,8 @@ async fn line_1_reads_the_filler_simulator_through_modbus() {
     // What `backplane check` prints for the source: one read for the five tags.
     let source = plan.sources.iter().find(|s| s.name == "line1-plc").unwrap();
     let addresses = ["hr:100", "hr:101", "hr:102:u32", "hr:104", "hr:106:i16"];
-    let summary = backplane_modbus::poll_summary("line1-plc", &source.settings, &addresses).unwrap();
+    let settings = backplane_connector::kind::settings_of::<ModbusKind>(source).unwrap();
+    let summary = backplane_modbus::poll_summary("line1-plc", settings, &addresses).unwrap();
     assert_eq!((summary.tags(), summary.requests()), (5, 1));
 
     let dir = tempfile::tempdir().unwrap();

@@ -14,11 +14,11 @@ mod peers;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{Engine, EngineHandle, EngineOptions, Latest, Registry};
+use backplane_engine::{Engine, EngineHandle, EngineOptions, Latest};
 use backplane_modbus::ModbusKind;
 use backplane_model::{BadReason, Quality, Value};
 
@@ -76,8 +76,8 @@ impl Drop for Peer {
 }
 
 fn start_engine(config: &str, dir: &Path) -> Engine {
-    let mut registry = Registry::with_builtins();
-    registry.add_source("modbus", Arc::new(ModbusKind));
+    let mut registry = backplane_engine::builtins();
+    registry.add_source("modbus", ModbusKind);
     let mut plan = backplane_config::load_str(config, Path::new("t.toml"), &registry.catalog())
         .unwrap_or_else(|d| {
             panic!(

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backplane_engine::{Batch, Registry, Topology};
+use backplane_engine::{Batch, Topology};
 use backplane_model::{Context, Quality, Sample, TagId, Timestamp, Value};
 use backplane_mqtt::link::{Link, LinkEvent, LinkOptions};
 use backplane_mqtt::settings::Qos;
@@ -148,7 +148,7 @@ fn main() {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(1883);
-    let mut registry = Registry::with_builtins();
+    let mut registry = backplane_engine::builtins();
     backplane_mqtt::register(&mut registry);
     let prefix = format!("bench-{}", std::process::id());
     let plan = backplane_config::load_str(

@@ -97,7 +97,7 @@ pub fn parse(payload: &[u8]) -> Result<Request, Rejected> {
     let request_id = match object.remove("request_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) => {
-            Some(envelope_text("request_id", id).map_err(|m| rejected("request_id", m))?)
+            Some(envelope_text("request_id", id).map_err(|e| rejected("request_id", e.to_string()))?)
         }
         Some(other) => {
             return Err(rejected(
@@ -113,7 +113,7 @@ pub fn parse(payload: &[u8]) -> Result<Request, Rejected> {
     };
     let by = match object.remove("by") {
         None | Some(Value::Null) => DEFAULT_BY.to_owned(),
-        Some(Value::String(by)) => envelope_text("by", by).map_err(|m| rejected("by", m))?,
+        Some(Value::String(by)) => envelope_text("by", by).map_err(|e| rejected("by", e.to_string()))?,
         Some(other) => {
             return Err(rejected(
                 "by",
@@ -151,19 +151,29 @@ pub fn parse(payload: &[u8]) -> Result<Request, Rejected> {
     }
 }
 
+/// Why a `request_id` or `by` is refused; each names the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum EnvelopeError {
+    /// Empty or only whitespace.
+    #[error("`{0}` is empty")]
+    Empty(&'static str),
+    /// Line breaks, tabs or other control characters.
+    #[error("`{0}` contains control characters (line breaks, tabs)")]
+    ControlCharacters(&'static str),
+    /// Over [`MAX_ENVELOPE_CHARS`] characters.
+    #[error("`{0}` is longer than {MAX_ENVELOPE_CHARS} characters")]
+    TooLong(&'static str),
+}
+
 /// The request id or `by` as given, if it is a non-empty single line of at most
 /// [`MAX_ENVELOPE_CHARS`] characters.
-fn envelope_text(field: &str, text: String) -> Result<String, String> {
+fn envelope_text(field: &'static str, text: String) -> Result<String, EnvelopeError> {
     if text.trim().is_empty() {
-        Err(format!("`{field}` is empty"))
+        Err(EnvelopeError::Empty(field))
     } else if text.chars().any(char::is_control) {
-        Err(format!(
-            "`{field}` contains control characters (line breaks, tabs)"
-        ))
+        Err(EnvelopeError::ControlCharacters(field))
     } else if text.chars().count() > MAX_ENVELOPE_CHARS {
-        Err(format!(
-            "`{field}` is longer than {MAX_ENVELOPE_CHARS} characters"
-        ))
+        Err(EnvelopeError::TooLong(field))
     } else {
         Ok(text)
     }

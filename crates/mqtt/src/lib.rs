@@ -20,11 +20,10 @@
 //! Shared machinery: [`settings`] (broker, credentials, TLS), [`common`] (what the kinds
 //! read and do alike: the `qos` and `max_inflight` keys, client ids, which log records a
 //! sink may acknowledge), [`link`] (one MQTT session on rumqttc, 3.1.1 or 5), [`delivery`]
-//! (which publishes the broker acknowledged), [`backoff`], [`topic`] (filters and
+//! (which publishes the broker acknowledged), [`topic`] (filters and
 //! matching). Protocol logic never does I/O, so it is tested without a network; the
 //! drivers are tested against Mosquitto.
 
-pub mod backoff;
 pub mod commands;
 pub mod common;
 pub mod delivery;
@@ -40,10 +39,9 @@ pub use sparkplug::{SparkplugSinkKind, SparkplugSourceKind};
 pub use uns::MqttSinkKind;
 
 /// Registers the four kinds of this crate (`mqtt` and `sparkplug`, as source and sink).
-pub fn register(registry: &mut backplane_engine::Registry) {
-    use std::sync::Arc;
-    registry.add_sink("mqtt", Arc::new(MqttSinkKind));
-    registry.add_source("mqtt", Arc::new(MqttSourceKind));
-    registry.add_sink("sparkplug", Arc::new(SparkplugSinkKind));
-    registry.add_source("sparkplug", Arc::new(SparkplugSourceKind));
+pub fn register(registry: &mut backplane_connector::Registry) {
+    registry.add_sink("mqtt", MqttSinkKind);
+    registry.add_source("mqtt", MqttSourceKind);
+    registry.add_sink("sparkplug", SparkplugSinkKind);
+    registry.add_source("sparkplug", SparkplugSourceKind);
 }

@@ -1,7 +1,7 @@
 //! One MQTT session over rumqttc, for MQTT 3.1.1 or 5, with delivery confirmation.
 //!
 //! A [`Link`] connects once (clean session), and ends for good at the first connection
-//! error: its owner decides when to open the next one (with [`crate::backoff::Backoff`]) and
+//! error: its owner decides when to open the next one (with [`backplane_connector::Backoff`]) and
 //! what to publish again. Keeping one session per link is what makes delivery tracking
 //! sound: rumqttc would otherwise silently drop or replay queued publishes when it
 //! reconnects on its own, and the tracker could no longer tell them apart.

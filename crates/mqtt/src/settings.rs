@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_config::{Secret, Table};
-use rustls::pki_types::pem::PemObject;
+use backplane_config::{Secret, SecretError, Table};
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// MQTT protocol version spoken to the broker.
@@ -155,7 +155,7 @@ impl ConnectionSettings {
         }
 
         let (tls_scheme, host, port) = parse_broker(broker?)
-            .map_err(|e| table.error("broker", e, Some(BROKER_HINT.into())))
+            .map_err(|e| table.error("broker", e.to_string(), Some(BROKER_HINT.into())))
             .ok()?;
         if tls_scheme && tls.is_none() {
             tls = Some(TlsSettings {
@@ -180,9 +180,9 @@ impl ConnectionSettings {
     }
 
     /// Reads the password and certificates. Errors name the reference, never the secret.
-    pub fn resolve(&self) -> Result<ResolvedConnection, String> {
+    pub fn resolve(&self) -> Result<ResolvedConnection, ResolveError> {
         let password = match &self.password {
-            Some(secret) => Some(secret.resolve().map_err(|e| format!("password: {e}"))?),
+            Some(secret) => Some(secret.resolve().map_err(ResolveError::Password)?),
             None => None,
         };
         let tls = match &self.tls {
@@ -199,9 +199,30 @@ impl ConnectionSettings {
 
 const BROKER_HINT: &str = "write e.g. \"mqtt://127.0.0.1:1883\" or \"mqtts://broker.example:8883\"";
 
+/// Why a broker URL is not `mqtt[s]://host[:port]`; each names the URL.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerUrlError {
+    /// A scheme other than `mqtt://`, `mqtts://`, `tcp://` and `ssl://`.
+    #[error("`{url}` is not an MQTT broker URL")]
+    Scheme { url: String },
+    /// An IPv6 host without its closing `]`.
+    #[error("`{url}`: unclosed `[` in the host")]
+    UnclosedBracket { url: String },
+    /// Something other than `:port` after a bracketed IPv6 host.
+    #[error("`{url}`: unexpected `{tail}` after the host")]
+    AfterHost { url: String, tail: String },
+    /// An empty host, or one with a path.
+    #[error("`{url}` has no valid host")]
+    Host { url: String },
+    /// A port that is not a number from 1 to 65535.
+    #[error("`{url}`: port `{port}` is not a number from 1 to 65535")]
+    Port { url: String, port: String },
+}
+
 /// `mqtt://host[:port]` or `mqtts://host[:port]` (also `tcp://`, `ssl://`); returns whether
 /// the scheme asks for TLS.
-pub fn parse_broker(text: &str) -> Result<(bool, String, u16), String> {
+pub fn parse_broker(text: &str) -> Result<(bool, String, u16), BrokerUrlError> {
+    let url = || text.to_owned();
     let (tls, rest) = if let Some(r) = text
         .strip_prefix("mqtt://")
         .or_else(|| text.strip_prefix("tcp://"))
@@ -213,7 +234,7 @@ pub fn parse_broker(text: &str) -> Result<(bool, String, u16), String> {
     {
         (true, r)
     } else {
-        return Err(format!("`{text}` is not an MQTT broker URL"));
+        return Err(BrokerUrlError::Scheme { url: url() });
     };
     let rest = rest.trim_end_matches('/');
     let default_port = if tls { 8883 } else { 1883 };
@@ -221,11 +242,16 @@ pub fn parse_broker(text: &str) -> Result<(bool, String, u16), String> {
     let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
         let (host, tail) = v6
             .split_once(']')
-            .ok_or_else(|| format!("`{text}`: unclosed `[` in the host"))?;
+            .ok_or_else(|| BrokerUrlError::UnclosedBracket { url: url() })?;
         match tail.strip_prefix(':') {
             Some(p) => (host, Some(p)),
             None if tail.is_empty() => (host, None),
-            None => return Err(format!("`{text}`: unexpected `{tail}` after the host")),
+            None => {
+                return Err(BrokerUrlError::AfterHost {
+                    url: url(),
+                    tail: tail.to_owned(),
+                });
+            }
         }
     } else {
         match rest.rsplit_once(':') {
@@ -234,37 +260,95 @@ pub fn parse_broker(text: &str) -> Result<(bool, String, u16), String> {
         }
     };
     if host.is_empty() || host.contains('/') {
-        return Err(format!("`{text}` has no valid host"));
+        return Err(BrokerUrlError::Host { url: url() });
     }
     let port = match port {
         Some(p) => p
             .parse::<u16>()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| format!("`{text}`: port `{p}` is not a number from 1 to 65535"))?,
+            .ok_or_else(|| BrokerUrlError::Port {
+                url: url(),
+                port: p.to_owned(),
+            })?,
         None => default_port,
     };
     Ok((tls, host.to_owned(), port))
 }
 
+/// Why the password or a TLS certificate or key could not be read. Each names the
+/// setting and, where one is at fault, the reference (`file:...`), never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The password secret could not be read.
+    #[error("password: {0}")]
+    Password(#[source] SecretError),
+    /// The `tls.ca` secret could not be read.
+    #[error("tls.ca: {0}")]
+    CaSecret(#[source] SecretError),
+    /// A PEM block of the CA file that cannot be read.
+    #[error("tls.ca `{reference}`: {source}")]
+    CaPem { reference: String, source: pem::Error },
+    /// A CA certificate rustls does not accept as a trust anchor.
+    #[error("tls.ca `{reference}`: {source}")]
+    CaCertificate {
+        reference: String,
+        source: rustls::Error,
+    },
+    /// The `tls.ca` text has no `BEGIN CERTIFICATE` block.
+    #[error("tls.ca `{reference}` holds no PEM certificate")]
+    NoCaCertificate { reference: String },
+    /// No `tls.ca`, and the system has no CA certificates either.
+    #[error("tls: no system CA certificates found; set `tls.ca`")]
+    NoSystemRoots,
+    /// The crypto provider supports none of the safe protocol versions.
+    #[error("tls: {0}")]
+    Protocols(#[source] rustls::Error),
+    /// The `tls.cert` secret could not be read.
+    #[error("tls.cert: {0}")]
+    CertSecret(#[source] SecretError),
+    /// A PEM block of the client certificate chain that cannot be read.
+    #[error("tls.cert `{reference}`: {source}")]
+    CertPem { reference: String, source: pem::Error },
+    /// The `tls.cert` text has no `BEGIN CERTIFICATE` block.
+    #[error("tls.cert `{reference}` holds no PEM certificate")]
+    NoCertificate { reference: String },
+    /// The `tls.key` secret could not be read.
+    #[error("tls.key: {0}")]
+    KeySecret(#[source] SecretError),
+    /// The `tls.key` text holds no private key PEM can read.
+    #[error("tls.key `{reference}`: {source}")]
+    KeyPem { reference: String, source: pem::Error },
+    /// The client certificate and key do not go together, or rustls refuses them.
+    #[error("tls client certificate: {0}")]
+    ClientAuth(#[source] rustls::Error),
+}
+
 /// A rustls client configuration on the ring provider (no process-wide default provider
 /// is assumed, so this works whatever else the binary links).
-fn tls_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, String> {
+fn tls_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, ResolveError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     match &tls.ca {
         Some(ca) => {
-            let pem = ca.resolve().map_err(|e| format!("tls.ca: {e}"))?;
+            let pem = ca.resolve().map_err(ResolveError::CaSecret)?;
+            let reference = || ca.reference().to_string();
             let mut added = 0;
             for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|e| format!("tls.ca `{}`: {e}", ca.reference()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("tls.ca `{}`: {e}", ca.reference()))?;
+                let cert = cert.map_err(|source| ResolveError::CaPem {
+                    reference: reference(),
+                    source,
+                })?;
+                roots.add(cert).map_err(|source| ResolveError::CaCertificate {
+                    reference: reference(),
+                    source,
+                })?;
                 added += 1;
             }
             if added == 0 {
-                return Err(format!("tls.ca `{}` holds no PEM certificate", ca.reference()));
+                return Err(ResolveError::NoCaCertificate {
+                    reference: reference(),
+                });
             }
         }
         None => {
@@ -274,32 +358,37 @@ fn tls_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, String> {
                 let _ = roots.add(cert);
             }
             if roots.is_empty() {
-                return Err("tls: no system CA certificates found; set `tls.ca`".into());
+                return Err(ResolveError::NoSystemRoots);
             }
         }
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls: {e}"))?
+        .map_err(ResolveError::Protocols)?
         .with_root_certificates(roots);
     match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
-            let chain_pem = cert.resolve().map_err(|e| format!("tls.cert: {e}"))?;
+            let chain_pem = cert.resolve().map_err(ResolveError::CertSecret)?;
             let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("tls.cert `{}`: {e}", cert.reference()))?;
+                .map_err(|source| ResolveError::CertPem {
+                    reference: cert.reference().to_string(),
+                    source,
+                })?;
             if chain.is_empty() {
-                return Err(format!(
-                    "tls.cert `{}` holds no PEM certificate",
-                    cert.reference()
-                ));
+                return Err(ResolveError::NoCertificate {
+                    reference: cert.reference().to_string(),
+                });
             }
-            let key_pem = key.resolve().map_err(|e| format!("tls.key: {e}"))?;
-            let key_der = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-                .map_err(|e| format!("tls.key `{}`: {e}", key.reference()))?;
+            let key_pem = key.resolve().map_err(ResolveError::KeySecret)?;
+            let key_der =
+                PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|source| ResolveError::KeyPem {
+                    reference: key.reference().to_string(),
+                    source,
+                })?;
             builder
                 .with_client_auth_cert(chain, key_der)
-                .map_err(|e| format!("tls client certificate: {e}"))
+                .map_err(ResolveError::ClientAuth)
         }
         _ => Ok(builder.with_no_client_auth()),
     }
@@ -335,7 +424,7 @@ mod tests {
             cert: None,
             key: None,
         };
-        let err = tls_config(&tls).unwrap_err();
+        let err = tls_config(&tls).unwrap_err().to_string();
         assert!(err.contains("file:ca.pem"), "{err}");
     }
 }

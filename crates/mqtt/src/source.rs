@@ -18,8 +18,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use backplane_config::{AddressError, Settings, Table};
-use backplane_engine::{ComponentError, RawReading, Source, SourceContext, SourceIo, SourceKind};
+use backplane_config::{AddressError, Table};
+use backplane_connector::{ComponentError, RawReading, Source, SourceContext, SourceIo, SourceKind};
 use backplane_model::{BadReason, Quality, Timestamp, Value};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -27,7 +27,7 @@ use futures::future::BoxFuture;
 use crate::common::{parse_qos, unique_suffix};
 use crate::link::{Link, LinkEvent, LinkOptions};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
-use crate::topic::{matches, validate_filter};
+use crate::topic::{TopicError, matches, validate_filter};
 
 /// One step of a JSON field path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub struct Address {
 
 impl Address {
     /// Parses `FILTER[#SELECTOR]` (see the module documentation).
-    pub fn parse(text: &str) -> Result<Address, String> {
+    pub fn parse(text: &str) -> Result<Address, AddressSyntaxError> {
         let (filter, selector) = match text.find("#$") {
             Some(i) => (&text[..i], Some(&text[i + 1..])),
             None => (text, None),
@@ -69,7 +69,9 @@ impl Address {
                     .strip_prefix("$topic[")
                     .and_then(|r| r.strip_suffix(']'))
                     .and_then(|n| n.parse::<usize>().ok())
-                    .ok_or_else(|| format!("`{s}`: write the topic level as `$topic[N]`, N from 0"))?;
+                    .ok_or_else(|| AddressSyntaxError::TopicLevel {
+                        selector: s.to_owned(),
+                    })?;
                 Selector::TopicLevel(n)
             }
             Some(s) => Selector::Json(parse_json_path(s)?),
@@ -81,39 +83,85 @@ impl Address {
     }
 }
 
+/// Why an address is not `FILTER[#SELECTOR]`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddressSyntaxError {
+    /// The part before `#$` is not a topic filter.
+    #[error(transparent)]
+    Filter(#[from] TopicError),
+    /// `$topic[...]` without a level number.
+    #[error("`{selector}`: write the topic level as `$topic[N]`, N from 0")]
+    TopicLevel { selector: String },
+    /// A malformed JSON field path.
+    #[error(transparent)]
+    Path(#[from] JsonPathError),
+}
+
+/// Why a JSON field path such as `$.a.b[0]` is malformed; each names the whole path.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JsonPathError {
+    /// The path does not start at the root, `$`.
+    #[error("a field path starts with `$`, found `{path}`")]
+    NoDollar { path: String },
+    /// `.` followed by nothing, `.` or `[`.
+    #[error("`{path}`: empty field name")]
+    EmptyName { path: String },
+    /// `['` or `[` without its closing `']` or `]`.
+    #[error("`{path}`: unclosed `{opening}`")]
+    Unclosed { path: String, opening: &'static str },
+    /// Something other than a non-negative integer inside `[` `]`.
+    #[error("`{path}`: `[{index}]` is not an array index")]
+    NotAnIndex { path: String, index: String },
+    /// Something other than a step; `at` is the rest of the path.
+    #[error("`{path}`: expected `.name`, `[N]` or `['name']` at `{at}`")]
+    Unexpected { path: String, at: String },
+    /// More than 32 steps, the limit that bounds a lookup's work.
+    #[error("`{path}`: more than 32 steps")]
+    TooLong { path: String },
+}
+
 /// Parses `$.a.b[0]['c d']`.
-pub fn parse_json_path(text: &str) -> Result<Vec<PathStep>, String> {
+pub fn parse_json_path(text: &str) -> Result<Vec<PathStep>, JsonPathError> {
+    let path = || text.to_owned();
     let mut rest = text
         .strip_prefix('$')
-        .ok_or_else(|| format!("a field path starts with `$`, found `{text}`"))?;
+        .ok_or_else(|| JsonPathError::NoDollar { path: path() })?;
     let mut steps = Vec::new();
     while !rest.is_empty() {
         if let Some(r) = rest.strip_prefix('.') {
             let end = r.find(['.', '[']).unwrap_or(r.len());
             let key = &r[..end];
             if key.is_empty() {
-                return Err(format!("`{text}`: empty field name"));
+                return Err(JsonPathError::EmptyName { path: path() });
             }
             steps.push(PathStep::Key(key.to_owned()));
             rest = &r[end..];
         } else if let Some(r) = rest.strip_prefix("['") {
-            let end = r.find("']").ok_or_else(|| format!("`{text}`: unclosed `['`"))?;
+            let end = r.find("']").ok_or_else(|| JsonPathError::Unclosed {
+                path: path(),
+                opening: "['",
+            })?;
             steps.push(PathStep::Key(r[..end].to_owned()));
             rest = &r[end + 2..];
         } else if let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']').ok_or_else(|| format!("`{text}`: unclosed `[`"))?;
-            let index = r[..end]
-                .parse::<usize>()
-                .map_err(|_| format!("`{text}`: `[{}]` is not an array index", &r[..end]))?;
+            let end = r.find(']').ok_or_else(|| JsonPathError::Unclosed {
+                path: path(),
+                opening: "[",
+            })?;
+            let index = r[..end].parse::<usize>().map_err(|_| JsonPathError::NotAnIndex {
+                path: path(),
+                index: r[..end].to_owned(),
+            })?;
             steps.push(PathStep::Index(index));
             rest = &r[end + 1..];
         } else {
-            return Err(format!(
-                "`{text}`: expected `.name`, `[N]` or `['name']` at `{rest}`"
-            ));
+            return Err(JsonPathError::Unexpected {
+                path: path(),
+                at: rest.to_owned(),
+            });
         }
         if steps.len() > 32 {
-            return Err(format!("`{text}`: more than 32 steps"));
+            return Err(JsonPathError::TooLong { path: path() });
         }
     }
     Ok(steps)
@@ -197,12 +245,14 @@ pub struct MqttSourceSettings {
 #[derive(Debug)]
 pub struct MqttSourceKind;
 
-impl backplane_config::KindSpec for MqttSourceKind {
+impl backplane_connector::Kind for MqttSourceKind {
+    type Settings = MqttSourceSettings;
+
     fn describe(&self) -> &'static str {
         "MQTT subscriber: JSON fields, plain values or topic levels as readings"
     }
 
-    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+    fn parse(&self, table: &mut Table<'_>) -> Option<MqttSourceSettings> {
         let connection = ConnectionSettings::parse(table);
         let qos = parse_qos(table, "qos", Qos::AtLeastOnce);
         let mut subscribe = Vec::new();
@@ -213,7 +263,7 @@ impl backplane_config::KindSpec for MqttSourceKind {
                         match i.as_str() {
                             Some(f) => match validate_filter(f) {
                                 Ok(()) => subscribe.push(f.to_owned()),
-                                Err(e) => i.error(e, None),
+                                Err(e) => i.error(e.to_string(), None),
                             },
                             None => i.error("expected a topic filter string", None),
                         }
@@ -233,7 +283,7 @@ impl backplane_config::KindSpec for MqttSourceKind {
                 Err(e) => {
                     table.error(
                         "timestamp_path",
-                        e,
+                        e.to_string(),
                         Some("write e.g. \"$.ts\", or \"\" to ignore".into()),
                     );
                     None
@@ -262,24 +312,31 @@ impl backplane_config::KindSpec for MqttSourceKind {
                 None,
             );
         }
-        Some(Arc::new(MqttSourceSettings {
+        Some(MqttSourceSettings {
             connection: connection?,
             qos,
             subscribe,
             timestamp_path,
             timestamp_unit,
             max_payload_bytes: max_payload_bytes as usize,
-        }))
+        })
     }
 
-    fn check_address(&self, _settings: &Settings, address: &str) -> Result<(), AddressError> {
-        Address::parse(address)
-            .map(|_| ())
-            .map_err(|message| AddressError {
-                message,
-                hint: Some("write TOPIC_FILTER, TOPIC_FILTER#$.json.field or TOPIC_FILTER#$topic[N]".into()),
-            })
+    fn check_address(&self, _settings: &MqttSourceSettings, address: &str) -> Result<(), AddressError> {
+        Address::parse(address).map(|_| ()).map_err(|e| AddressError {
+            message: e.to_string(),
+            hint: Some("write TOPIC_FILTER, TOPIC_FILTER#$.json.field or TOPIC_FILTER#$topic[N]".into()),
+        })
     }
+}
+
+/// An address of the source that [`Router::new`] could not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("address `{address}`: {source}")]
+pub struct RouterError {
+    pub address: String,
+    #[source]
+    pub source: AddressSyntaxError,
 }
 
 /// Routes messages to addresses and extracts readings. No I/O.
@@ -296,10 +353,15 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(addresses: &[Arc<str>], settings: &MqttSourceSettings) -> Result<Router, String> {
+    pub fn new(addresses: &[Arc<str>], settings: &MqttSourceSettings) -> Result<Router, RouterError> {
         let parsed = addresses
             .iter()
-            .map(|a| Address::parse(a).map_err(|e| format!("address `{a}`: {e}")))
+            .map(|a| {
+                Address::parse(a).map_err(|source| RouterError {
+                    address: a.to_string(),
+                    source,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut exact: HashMap<String, Vec<u32>> = HashMap::new();
         let mut wildcard = Vec::new();
@@ -418,17 +480,14 @@ fn bad(address: u32, reason: BadReason, source_time: Option<Timestamp>) -> RawRe
 }
 
 impl SourceKind for MqttSourceKind {
-    fn build(&self, ctx: &SourceContext<'_>) -> Result<Box<dyn Source>, ComponentError> {
-        let settings = ctx
-            .settings
-            .downcast_ref::<MqttSourceSettings>()
-            .ok_or_else(|| ComponentError::new("mqtt: settings of another kind"))?;
+    fn build(&self, ctx: &SourceContext<'_, MqttSourceSettings>) -> Result<Box<dyn Source>, ComponentError> {
+        let settings = ctx.settings;
         let router = Router::new(ctx.addresses, settings)
-            .map_err(|e| ComponentError::new(format!("mqtt source `{}`: {e}", ctx.name)))?;
+            .map_err(|e| ComponentError::config_because(format!("mqtt source `{}`: {e}", ctx.name), e))?;
         let connection = settings
             .connection
             .resolve()
-            .map_err(|e| ComponentError::new(format!("mqtt source `{}`: {e}", ctx.name)))?;
+            .map_err(|e| ComponentError::config_because(format!("mqtt source `{}`: {e}", ctx.name), e))?;
         Ok(Box::new(MqttSource {
             name: ctx.name.to_owned(),
             settings: settings.clone(),
@@ -468,7 +527,7 @@ impl Source for MqttSource {
                         return Ok(());
                     }
                     Some(write) = io.next_write() => {
-                        let _ = write.reply.send(Err(ComponentError::new(
+                        let _ = write.reply.send(Err(ComponentError::config(
                             "the mqtt source does not accept writes",
                         )));
                         continue;
@@ -479,7 +538,7 @@ impl Source for MqttSource {
                         tracing::info!(source = %self.name, filters = ?filters, "mqtt: connected, subscribing");
                         link.subscribe(&filters, self.settings.qos)
                             .await
-                            .map_err(|e| ComponentError::new(format!("mqtt source `{}`: {e}", self.name)))?;
+                            .map_err(|e| ComponentError::io(format!("mqtt source `{}`: {e}", self.name)))?;
                     }
                     LinkEvent::Message { topic, payload, .. } => {
                         let readings = self.router.readings(&topic, &payload);
@@ -489,7 +548,7 @@ impl Source for MqttSource {
                     }
                     LinkEvent::Delivered(_) => {}
                     LinkEvent::Disconnected(why) => {
-                        return Err(ComponentError::new(format!(
+                        return Err(ComponentError::connect(format!(
                             "mqtt source `{}`: {}:{}: {why}",
                             self.name, self.settings.connection.host, self.settings.connection.port
                         )));

@@ -1,30 +1,56 @@
 //! MQTT topic names and filters: validation and matching (MQTT 3.1.1 §4.7, 5.0 §4.7).
 
+/// Why a topic name or filter is malformed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    /// An empty topic or filter.
+    #[error("a topic filter cannot be empty")]
+    Empty,
+    /// Over 65535 bytes, or a NUL character.
+    #[error("a topic filter must be under 64 KiB and contain no NUL")]
+    TooLongOrNul,
+    /// `#` somewhere other than as the whole last level.
+    #[error("`#` must be the whole last level of `{filter}`")]
+    MisplacedHash { filter: String },
+    /// `+` sharing a level with other characters.
+    #[error("`+` must be a whole level of `{filter}`")]
+    MisplacedPlus { filter: String },
+    /// A wildcard in a topic name, where only filters may have them.
+    #[error("`{topic}` contains a wildcard (`+` or `#`)")]
+    Wildcard { topic: String },
+}
+
 /// Checks a topic filter: non-empty, `#` only as the whole last level, `+` only as a whole
 /// level, no NUL, at most 65535 bytes.
-pub fn validate_filter(filter: &str) -> Result<(), String> {
+pub fn validate_filter(filter: &str) -> Result<(), TopicError> {
     if filter.is_empty() {
-        return Err("a topic filter cannot be empty".into());
+        return Err(TopicError::Empty);
     }
     if filter.len() > 65535 || filter.contains('\0') {
-        return Err("a topic filter must be under 64 KiB and contain no NUL".into());
+        return Err(TopicError::TooLongOrNul);
     }
     let levels: Vec<&str> = filter.split('/').collect();
     for (i, level) in levels.iter().enumerate() {
         if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
-            return Err(format!("`#` must be the whole last level of `{filter}`"));
+            return Err(TopicError::MisplacedHash {
+                filter: filter.to_owned(),
+            });
         }
         if level.contains('+') && *level != "+" {
-            return Err(format!("`+` must be a whole level of `{filter}`"));
+            return Err(TopicError::MisplacedPlus {
+                filter: filter.to_owned(),
+            });
         }
     }
     Ok(())
 }
 
 /// Checks a topic name (what is published to): a filter without wildcards.
-pub fn validate_topic(topic: &str) -> Result<(), String> {
+pub fn validate_topic(topic: &str) -> Result<(), TopicError> {
     if topic.contains(['+', '#']) {
-        return Err(format!("`{topic}` contains a wildcard (`+` or `#`)"));
+        return Err(TopicError::Wildcard {
+            topic: topic.to_owned(),
+        });
     }
     validate_filter(topic)
 }

@@ -355,7 +355,7 @@ async fn invalid_commands_are_refused_naming_the_problem_and_change_nothing() {
         "{reply}"
     );
 
-    let orders = engine.handle().production_view(|p| p.work_orders().count());
+    let orders = common::production_view(&engine.handle(), |p| p.work_orders().count());
     assert_eq!(orders, 0, "nothing was created");
     let metrics = engine.handle().metrics_text();
     assert_eq!(sink_counter(&metrics, "commands_refused"), 7.0, "{metrics}");
@@ -419,9 +419,7 @@ async fn commands_run_in_arrival_order_on_a_topic_of_its_own() {
             .any(|m| m.topic == format!("{DEFAULT_TOPIC}/reply")),
         "nothing on the default topic"
     );
-    let status = engine
-        .handle()
-        .production_view(|p| p.work_order("WO-7").map(|o| o.status));
+    let status = common::production_view(&engine.handle(), |p| p.work_order("WO-7").map(|o| o.status));
     assert_eq!(
         status.map(|s| serde_json::to_value(s).unwrap()),
         Some(json!("completed"))
@@ -453,7 +451,10 @@ async fn a_sink_without_commands_does_not_subscribe() {
             .any(|m| m.topic.ends_with("/_events") && m.json()["event"] == "work_order"),
         "a work order event"
     );
-    assert_eq!(engine.handle().production_view(|p| p.work_orders().count()), 0);
+    assert_eq!(
+        common::production_view(&engine.handle(), |p| p.work_orders().count()),
+        0
+    );
     engine.shutdown().await;
 }
 
@@ -484,7 +485,10 @@ async fn a_retained_command_is_never_run_when_the_broker_replays_it() {
         reply["error"]["message"].as_str().unwrap().contains("retained"),
         "{reply}"
     );
-    assert_eq!(engine.handle().production_view(|p| p.work_orders().count()), 0);
+    assert_eq!(
+        common::production_view(&engine.handle(), |p| p.work_orders().count()),
+        0
+    );
 
     // Cleared with an empty retained message, which is no command and gets no reply.
     mes.publish(DEFAULT_TOPIC, Vec::new(), true).await;

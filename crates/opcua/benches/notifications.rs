@@ -15,10 +15,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backplane_engine::{Engine, EngineOptions, Registry};
+use backplane_engine::{Engine, EngineOptions};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -117,8 +116,8 @@ fn main() {
          security_policy = \"Basic256Sha256\"\nsecurity_mode = \"sign-and-encrypt\"\nperiod = \"100ms\"\n\
          queue_size = 1\n"
     ));
-    let mut registry = Registry::with_builtins();
-    registry.add_source("opcua", Arc::new(backplane_opcua::OpcUaKind));
+    let mut registry = backplane_engine::builtins();
+    registry.add_source("opcua", backplane_opcua::OpcUaKind);
     let mut plan = backplane_config::load_str(&config, Path::new("bench.toml"), &registry.catalog())
         .unwrap_or_else(|d| {
             panic!(

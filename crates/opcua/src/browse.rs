@@ -11,15 +11,16 @@ use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use backplane_connector::hooks::{OptionSpec, Options};
 use opcua::client::Session;
 use opcua::types::{
     AttributeId, BrowseDescription, BrowseDirection, BrowseResult, ByteString, DataTypeId, DataValue,
-    NodeClass, NodeId, ObjectId, ReadValueId, ReferenceTypeId, TimestampsToReturn, Variant,
+    NodeClass, NodeId, ObjectId, ReadValueId, ReferenceTypeId, StatusCode, TimestampsToReturn, Variant,
 };
 
 use crate::address::{Address, node_id_text};
 use crate::config::{Identity, Mode, Policy, Security, check_url};
-use crate::session::{self, ConnectOptions, Connection, SessionEvent};
+use crate::session::{self, ConnectOptions, Connection, SessionError, SessionEvent};
 use crate::value;
 
 /// Where browsing starts.
@@ -53,10 +54,35 @@ pub struct BrowseOptions {
 pub enum BrowseError {
     #[error("{0}")]
     Options(String),
+    /// No session could be started.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The session started but never connected; the text says how it ended.
     #[error("{0}")]
     Connect(String),
-    #[error("browsing {url} failed: {message}")]
-    Browse { url: String, message: String },
+    /// Browsing stopped part way.
+    #[error("browsing {url} failed: {source}")]
+    Browse { url: String, source: WalkError },
+}
+
+/// Why browsing stopped part way.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    /// The Browse or BrowseNext service failed.
+    #[error(transparent)]
+    Service(#[from] opcua::types::Error),
+    /// The server would not browse this node.
+    #[error("{node}: {status}")]
+    Node { node: String, status: StatusCode },
+    /// The start node's namespace URI needed the namespace array.
+    #[error(transparent)]
+    Namespaces(#[from] SessionError),
+    /// The start node's namespace URI is not in the server's namespace array.
+    #[error("the server has no namespace for `{address}`")]
+    NoNamespace { address: String },
+    /// A name of the start path that no child has (as browse or display name).
+    #[error("no node `{name}` below {parent}")]
+    NoNode { name: String, parent: String },
 }
 
 /// One node found.
@@ -443,7 +469,7 @@ async fn wait_connected(conn: &mut Connection, options: &ConnectOptions) -> Resu
 async fn children(
     session: &Session,
     node: &NodeId,
-) -> Result<Vec<opcua::types::ReferenceDescription>, String> {
+) -> Result<Vec<opcua::types::ReferenceDescription>, WalkError> {
     let description = BrowseDescription {
         node_id: node.clone(),
         browse_direction: BrowseDirection::Forward,
@@ -453,30 +479,27 @@ async fn children(
         result_mask: 0x3F,
     };
     let mut out = Vec::new();
-    let mut results: Vec<BrowseResult> = session
-        .browse(&[description], 1000, None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut results: Vec<BrowseResult> = session.browse(&[description], 1000, None).await?;
     while let Some(result) = results.pop() {
         if result.status_code.is_bad() {
-            return Err(format!("{}: {}", node_id_text(node), result.status_code));
+            return Err(WalkError::Node {
+                node: node_id_text(node),
+                status: result.status_code,
+            });
         }
         out.extend(result.references.unwrap_or_default());
         let point: ByteString = result.continuation_point;
         if point.is_null_or_empty() {
             break;
         }
-        results = session
-            .browse_next(false, &[point])
-            .await
-            .map_err(|e| e.to_string())?;
+        results = session.browse_next(false, &[point]).await?;
     }
     let property: NodeId = ReferenceTypeId::HasProperty.into();
     out.retain(|r| r.reference_type_id != property && r.node_id.server_index == 0);
     Ok(out)
 }
 
-async fn resolve_start(session: &Session, start: &Start) -> Result<(NodeId, String), String> {
+async fn resolve_start(session: &Session, start: &Start) -> Result<(NodeId, String), WalkError> {
     match start {
         Start::Objects => Ok((ObjectId::ObjectsFolder.into(), "Objects".to_owned())),
         Start::Node(address) => {
@@ -486,7 +509,9 @@ async fn resolve_start(session: &Session, start: &Start) -> Result<(NodeId, Stri
             };
             let node = address
                 .node_id(|uri| namespaces.as_ref().and_then(|n| n.get_index(uri)))
-                .ok_or_else(|| format!("the server has no namespace for `{address}`"))?;
+                .ok_or_else(|| WalkError::NoNamespace {
+                    address: address.to_string(),
+                })?;
             Ok((node, address.node_text()))
         }
         Start::Path(names) => {
@@ -497,7 +522,10 @@ async fn resolve_start(session: &Session, start: &Start) -> Result<(NodeId, Stri
                     .into_iter()
                     .find(|r| r.browse_name.name.as_ref() == name || r.display_name.text.as_ref() == name);
                 let Some(found) = found else {
-                    return Err(format!("no node `{name}` below {}", node_id_text(&node)));
+                    return Err(WalkError::NoNode {
+                        name: name.clone(),
+                        parent: node_id_text(&node),
+                    });
                 };
                 node = found.node_id.node_id;
             }
@@ -552,13 +580,13 @@ async fn describe_variables(session: &Session, nodes: &mut [Found]) {
 
 /// Connects, browses and closes the session.
 pub async fn browse(options: BrowseOptions) -> Result<BrowseReport, BrowseError> {
-    let mut conn = options.connect.connect().await.map_err(BrowseError::Connect)?;
+    let mut conn = options.connect.connect().await?;
     let result = async {
         wait_connected(&mut conn, &options.connect).await?;
         let session = conn.session.clone();
-        let failed = |message: String| BrowseError::Browse {
+        let failed = |source: WalkError| BrowseError::Browse {
             url: options.connect.url.clone(),
-            message,
+            source,
         };
         let (root, start) = resolve_start(&session, &options.start).await.map_err(failed)?;
         let server: NodeId = ObjectId::Server.into();
@@ -637,57 +665,93 @@ pub async fn browse(options: BrowseOptions) -> Result<BrowseReport, BrowseError>
     result
 }
 
-fn parse_duration_arg(text: &str) -> Result<Duration, String> {
-    backplane_config::parse_duration(text)
-}
+/// The options of `backplane browse opc.tcp://...`, as the binary shows and parses them.
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::value(
+        "node",
+        "NODE",
+        "Where to start: a node id (ns=2;s=Line2, i=85) or a browse path from the Objects folder (/Objects/Filler2 or Filler2). Default: the Objects folder",
+    ),
+    OptionSpec::value("depth", "N", "Levels to show below the start node").default("3"),
+    OptionSpec::value(
+        "security-policy",
+        "POLICY",
+        "Basic256Sha256, Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss, or None (no security, only when asked for). Default: the strongest the server offers",
+    ),
+    OptionSpec::value(
+        "security-mode",
+        "MODE",
+        "none, sign or sign-and-encrypt. Default: sign-and-encrypt if offered, else sign",
+    ),
+    OptionSpec::value("user", "NAME", "Log in as this user; the password is read from --password-env"),
+    OptionSpec::value("password-env", "VAR", "The environment variable holding the password").default("OPCUA_PASSWORD"),
+    OptionSpec::value(
+        "select",
+        "PATTERNS",
+        "Variables to emit TOML for, by browse path below the start node, `*` matching any part of a name and `**` any levels, e.g. 'Filler2/*' or '**/Speed'. Default: every variable shown",
+    )
+    .repeated(),
+    OptionSpec::value(
+        "pki-dir",
+        "DIR",
+        "The gateway's OPC UA PKI directory (its certificate; trusted/ and rejected/ server certificates): DATA_DIR/opcua/pki of the gateway that will read the server",
+    )
+    .default("data/opcua/pki"),
+    OptionSpec::value("gateway", "NAME", "The gateway's name ([gateway] name): its certificate's application URI").default("backplane"),
+    OptionSpec::value("name", "SOURCE", "The source name in the emitted TOML").default("device"),
+    OptionSpec::value("timeout", "DURATION", "How long to wait for each answer").default("10s"),
+];
 
-/// `backplane browse` arguments for OPC UA servers; the binary flattens these into its
-/// subcommand.
-#[derive(Debug, Clone, clap::Args)]
+/// What `backplane browse opc.tcp://...` was asked for (see [`OPTIONS`]).
+#[derive(Debug, Clone)]
 pub struct BrowseArgs {
     /// The server: opc.tcp://HOST:PORT
     pub url: String,
-    /// Where to start: a node id (ns=2;s=Line2, i=85) or a browse path from the Objects
-    /// folder (/Objects/Filler2 or Filler2). Default: the Objects folder.
-    #[arg(long)]
     pub node: Option<String>,
-    /// Levels to show below the start node.
-    #[arg(long, default_value_t = 3)]
     pub depth: usize,
-    /// Basic256Sha256, Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss, or None (no security,
-    /// only when asked for). Default: the strongest the server offers.
-    #[arg(long)]
     pub security_policy: Option<String>,
-    /// none, sign or sign-and-encrypt. Default: sign-and-encrypt if offered, else sign.
-    #[arg(long)]
     pub security_mode: Option<String>,
-    /// Log in as this user; the password is read from --password-env.
-    #[arg(long)]
     pub user: Option<String>,
-    /// The environment variable holding the password.
-    #[arg(long, default_value = "OPCUA_PASSWORD")]
     pub password_env: String,
-    /// Variables to emit TOML for, by browse path below the start node, `*` matching any
-    /// part of a name and `**` any levels, e.g. 'Filler2/*' or '**/Speed'. Default: every
-    /// variable shown.
-    #[arg(long, value_delimiter = ',')]
     pub select: Vec<String>,
-    /// The gateway's OPC UA PKI directory (its certificate; trusted/ and rejected/ server
-    /// certificates): DATA_DIR/opcua/pki of the gateway that will read the server.
-    #[arg(long, default_value = "data/opcua/pki")]
     pub pki_dir: PathBuf,
-    /// The gateway's name ([gateway] name): its certificate's application URI.
-    #[arg(long, default_value = "backplane")]
     pub gateway: String,
-    /// The source name in the emitted TOML.
-    #[arg(long, default_value = "device")]
     pub name: String,
-    /// How long to wait for each answer.
-    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
     pub timeout: Duration,
 }
 
 impl BrowseArgs {
+    /// Reads the command-line options (names as in [`OPTIONS`]); defaults where absent.
+    pub fn from_options(url: &str, o: &Options) -> Result<BrowseArgs, BrowseError> {
+        let timeout = match o.get("timeout") {
+            None => Duration::from_secs(10),
+            Some(text) => backplane_config::parse_duration(text)
+                .map_err(|e| BrowseError::Options(format!("--timeout {text:?}: {e}")))?,
+        };
+        let text = |name: &str, default: &str| o.get(name).unwrap_or(default).to_owned();
+        Ok(BrowseArgs {
+            url: url.to_owned(),
+            node: o.get("node").map(str::to_owned),
+            depth: o.parse_or("depth", 3).map_err(BrowseError::Options)?,
+            security_policy: o.get("security-policy").map(str::to_owned),
+            security_mode: o.get("security-mode").map(str::to_owned),
+            user: o.get("user").map(str::to_owned),
+            password_env: text("password-env", "OPCUA_PASSWORD"),
+            select: o
+                .all("select")
+                .iter()
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            pki_dir: PathBuf::from(text("pki-dir", "data/opcua/pki")),
+            gateway: text("gateway", "backplane"),
+            name: text("name", "device"),
+            timeout,
+        })
+    }
+
     /// Checks the arguments and turns them into [`BrowseOptions`].
     pub fn options(&self) -> Result<BrowseOptions, BrowseError> {
         check_url(&self.url).map_err(|(m, h)| BrowseError::Options(format!("{m} ({h})")))?;
@@ -802,18 +866,15 @@ impl BrowseArgs {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: BrowseArgs,
-    }
-
+    /// `args` as on the command line after `backplane browse`: the URL, then
+    /// `--name value` pairs.
     fn options(args: &[&str]) -> Result<BrowseOptions, BrowseError> {
-        let mut all = vec!["browse"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap().args.options()
+        let mut o = Options::default();
+        for pair in args[1..].chunks(2) {
+            o.push(pair[0].trim_start_matches("--"), pair[1]);
+        }
+        BrowseArgs::from_options(args[0], &o)?.options()
     }
 
     #[test]

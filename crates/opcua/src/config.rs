@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_config::{AddressError, Secret, Settings, Table};
+use backplane_config::{AddressError, Secret, Table};
 use opcua::crypto::SecurityPolicy;
 use opcua::types::MessageSecurityMode;
 
@@ -594,11 +593,6 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<OpcUaSettings> {
         groups,
         limits,
     })
-}
-
-/// The settings of an `opcua` source, from the plan's type-erased [`Settings`].
-pub fn settings_of(settings: &Settings) -> Option<Arc<OpcUaSettings>> {
-    settings.clone().downcast::<OpcUaSettings>().ok()
 }
 
 #[cfg(test)]

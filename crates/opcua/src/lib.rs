@@ -11,13 +11,16 @@
 //!   session and its reconnecting event loop.
 //! - [`plan`]: splitting items across subscriptions and calls within operation limits.
 //! - [`value`]: OPC UA values and status codes to Backplane values and quality.
-//! - [`source`]: [`OpcUaKind`] (registered as `opcua`) and the running source.
-//! - [`browse`]: [`browse()`], [`BrowseArgs`] for `backplane browse opc.tcp://...`.
+//! - [`kind`]: [`OpcUaKind`] (registered as `opcua`) and its hooks: the address-space walk
+//!   for `backplane browse opc.tcp://...` and the dairy simulator.
+//! - [`source`]: the running source.
+//! - [`browse`]: [`browse()`], [`BrowseArgs`] and its command-line [`browse::OPTIONS`].
 //! - [`simulator`]: [`spawn_dairy_simulator`], the demo's line 2 filler and pasteurizer.
 
 pub mod address;
 pub mod browse;
 pub mod config;
+pub mod kind;
 pub mod pki;
 pub mod plan;
 pub mod session;
@@ -28,5 +31,5 @@ pub mod value;
 pub use address::Address;
 pub use browse::{BrowseArgs, BrowseError, BrowseOptions, BrowseReport, browse};
 pub use config::OpcUaSettings;
-pub use simulator::{DairySimulator, spawn_dairy_simulator, spawn_simulator};
-pub use source::OpcUaKind;
+pub use kind::OpcUaKind;
+pub use simulator::{DairySimulator, SimulatorError, spawn_dairy_simulator, spawn_simulator};

@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use opcua::crypto::{CertificateStore, SecurityPolicy, X509, X509Data};
+use opcua::crypto::{CertificateStore, SecurityPolicy, X509, X509Data, X509Error};
 use opcua::types::{ByteString, StatusCode};
 
 /// `DATA_DIR/opcua/pki`.
@@ -55,23 +55,60 @@ pub enum OwnCertificate {
     Mismatch(PathBuf, String),
 }
 
+/// Why a certificate or key could not be made, read or stored. async-opcua reports some
+/// failures as text only; those variants carry its text.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// `own/`, `private/`, `trusted/` or `rejected/` could not be created.
+    #[error("cannot create the OPC UA PKI folders in {}: {message}", dir.display())]
+    Folders { dir: PathBuf, message: String },
+    /// Like [`PkiError::Folders`], when trusting a certificate.
+    #[error("cannot create {}: {message}", dir.display())]
+    TrustFolders { dir: PathBuf, message: String },
+    /// One of the pair is there but unreadable: it is never overwritten.
+    #[error(
+        "the OPC UA certificate {} or its key {} exists but cannot be read; fix or delete both \
+         to create a new pair",
+        cert.display(),
+        key.display()
+    )]
+    Unreadable { cert: PathBuf, key: PathBuf },
+    /// Generating or storing the application certificate and key failed.
+    #[error("cannot create the OPC UA application certificate: {0}")]
+    Create(String),
+    /// A self-signed pair could not be generated.
+    #[error("{0}")]
+    Generate(String),
+    /// A generated certificate could not be encoded as DER.
+    #[error("encode certificate: {0}")]
+    EncodeCertificate(#[source] X509Error),
+    /// A generated key could not be encoded as PKCS#8 DER (the `pkcs8` error, which
+    /// this crate cannot name).
+    #[error("encode key: {0}")]
+    EncodeKey(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Not a certificate in DER encoding.
+    #[error("not a DER certificate: {0}")]
+    NotDer(#[source] X509Error),
+    /// A folder or file could not be written.
+    #[error("{}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
 /// Creates the PKI folders and the application instance certificate when they are
 /// missing. Never overwrites an existing certificate (servers trust it by its thumbprint).
 pub fn ensure_application_certificate(
     pki_dir: &Path,
     application_uri: &str,
     application_name: &str,
-) -> Result<OwnCertificate, String> {
+) -> Result<OwnCertificate, PkiError> {
     // Several sources of one gateway share the PKI folder and start together: the first
     // creates the certificate, the others must find it complete, not half written.
     static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _creating = CREATING.lock().unwrap_or_else(|p| p.into_inner());
     let store = CertificateStore::new(pki_dir);
-    store.ensure_pki_path().map_err(|e| {
-        format!(
-            "cannot create the OPC UA PKI folders in {}: {e}",
-            pki_dir.display()
-        )
+    store.ensure_pki_path().map_err(|message| PkiError::Folders {
+        dir: pki_dir.to_owned(),
+        message,
     })?;
     let cert_path = store.own_certificate_path();
     let key_path = store.own_private_key_path();
@@ -92,16 +129,14 @@ pub fn ensure_application_certificate(
         return Ok(OwnCertificate::Existing(cert_path));
     }
     if cert_path.exists() || key_path.exists() {
-        return Err(format!(
-            "the OPC UA certificate {} or its key {} exists but cannot be read; fix or delete both \
-             to create a new pair",
-            cert_path.display(),
-            key_path.display()
-        ));
+        return Err(PkiError::Unreadable {
+            cert: cert_path,
+            key: key_path,
+        });
     }
     let data = certificate_data(application_uri, application_name, None);
     CertificateStore::create_certificate_and_key(&data, false, &cert_path, &key_path)
-        .map_err(|e| format!("cannot create the OPC UA application certificate: {e}"))?;
+        .map_err(PkiError::Create)?;
     Ok(OwnCertificate::Created(cert_path))
 }
 
@@ -113,68 +148,67 @@ pub fn write_self_signed(
     application_uri: &str,
     common_name: &str,
     hosts: &[&str],
-) -> Result<(), String> {
+) -> Result<(), PkiError> {
     let hosts = hosts.iter().map(|h| (*h).to_owned()).collect();
     let data = certificate_data(application_uri, common_name, Some(hosts));
-    let (cert, key) = X509::cert_and_pkey(&data)?;
-    let der = cert.to_der().map_err(|e| format!("encode certificate: {e}"))?;
-    let key = key.to_der().map_err(|e| format!("encode key: {e}"))?;
+    let (cert, key) = X509::cert_and_pkey(&data).map_err(PkiError::Generate)?;
+    let der = cert.to_der().map_err(PkiError::EncodeCertificate)?;
+    let key = key.to_der().map_err(|e| PkiError::EncodeKey(Box::new(e)))?;
     for (path, bytes) in [(cert_path, der.as_slice()), (key_path, key.as_bytes())] {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| PkiError::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
         }
-        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, bytes).map_err(|source| PkiError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
     }
     Ok(())
 }
 
 /// Copies a certificate file (DER) into a PKI directory's `trusted/` folder, under the
 /// name the trust list looks for.
-pub fn trust_certificate(pki_dir: &Path, der: &[u8]) -> Result<PathBuf, String> {
-    let cert = X509::from_der(der).map_err(|e| format!("not a DER certificate: {e}"))?;
+pub fn trust_certificate(pki_dir: &Path, der: &[u8]) -> Result<PathBuf, PkiError> {
+    let cert = X509::from_der(der).map_err(PkiError::NotDer)?;
     let store = CertificateStore::new(pki_dir);
     store
         .ensure_pki_path()
-        .map_err(|e| format!("cannot create {}: {e}", pki_dir.display()))?;
+        .map_err(|message| PkiError::TrustFolders {
+            dir: pki_dir.to_owned(),
+            message,
+        })?;
     let name = CertificateStore::cert_file_name(&cert);
     let path = store.trusted_certs_dir().join(&name);
-    std::fs::write(&path, der).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Err(source) = std::fs::write(&path, der) {
+        return Err(PkiError::Write { path, source });
+    }
     // Trusting it undoes an earlier rejection (the trust list checks rejected/ first).
     let _ = std::fs::remove_file(store.rejected_certs_dir().join(&name));
     Ok(path)
 }
 
 /// Why a server certificate is not accepted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TrustError {
     /// Unknown or explicitly rejected: the file is in `rejected/`.
+    #[error(
+        "the server's certificate is not trusted; it was saved as {}. If this is the server \
+         you expect (its certificate thumbprint is {thumbprint}), trust it by moving that file \
+         into {} — Backplane retries on its own",
+        file.display(),
+        trusted_dir.display()
+    )]
     Untrusted {
         file: PathBuf,
         trusted_dir: PathBuf,
         thumbprint: String,
     },
     /// Trusted, but fails a check (dates, host name, URI, key length) or cannot be read.
+    #[error("the server's certificate is refused: {0}")]
     Invalid(String),
-}
-
-impl std::fmt::Display for TrustError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TrustError::Untrusted {
-                file,
-                trusted_dir,
-                thumbprint,
-            } => write!(
-                f,
-                "the server's certificate is not trusted; it was saved as {}. If this is the server \
-                 you expect (its certificate thumbprint is {thumbprint}), trust it by moving that file \
-                 into {} — Backplane retries on its own",
-                file.display(),
-                trusted_dir.display()
-            ),
-            TrustError::Invalid(m) => write!(f, "the server's certificate is refused: {m}"),
-        }
-    }
 }
 
 /// Checks a server certificate against the trust list before any session is created;

@@ -8,14 +8,15 @@
 //! a server restart), so a server never sees more than one session from a connection.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use backplane_config::SecretError;
 use futures::StreamExt;
 use opcua::client::{Client, ClientBuilder, IdentityToken, Session, SessionConnectMode, SessionPollResult};
 use opcua::core::comms::url::{hostname_from_url, url_with_replaced_hostname};
-use opcua::crypto::{PrivateKey, X509};
+use opcua::crypto::{PrivateKey, X509, X509Error};
 use opcua::types::{
     DataValue, EndpointDescription, MessageSecurityMode, NamespaceMap, NodeId, ReadValueId, StatusCode,
     TimestampsToReturn, UserTokenType, VariableId,
@@ -24,8 +25,50 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{Identity, Mode, Policy, Security};
-use crate::pki;
+use crate::pki::{self, PkiError, TrustError};
 use crate::plan::ServerLimits;
+
+/// Why a session could not be started (or its namespace array read).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The blocking task that creates the application certificate did not finish.
+    #[error("creating the application certificate: {0}")]
+    CertificateTask(#[source] tokio::task::JoinError),
+    /// The application certificate could not be created or read.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// async-opcua refused the client configuration; its reasons, as it words them.
+    #[error("OPC UA client configuration: {}", .0.join("; "))]
+    Client(Vec<String>),
+    /// GetEndpoints failed (server unreachable, or it refused).
+    #[error("cannot get the endpoints of {url}: {source}")]
+    Endpoints {
+        url: String,
+        source: opcua::types::Error,
+    },
+    /// No endpoint fits the configured security and login.
+    #[error(transparent)]
+    NoEndpoint(#[from] NoEndpoint),
+    /// The URL cannot be parsed or has no host. async-opcua's error type implements
+    /// neither `Error` nor `Debug`, so its text is kept.
+    #[error("{url}: {message}")]
+    Hostname { url: String, message: String },
+    /// The server's certificate is not trusted (yet), or fails a check.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// The user's password, certificate or key could not be read.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// async-opcua could not set the session up for the endpoint.
+    #[error("cannot open a session to {url}: {source}")]
+    Open {
+        url: String,
+        source: opcua::types::Error,
+    },
+    /// The Read of the server's namespace array failed.
+    #[error("reading the namespace array: {0}")]
+    Namespaces(#[source] opcua::types::Error),
+}
 
 /// Everything needed to open a session, independent of the source's configuration format
 /// (`browse` builds one from its command line).
@@ -129,13 +172,27 @@ pub fn describe_endpoints(endpoints: &[EndpointDescription]) -> String {
     out
 }
 
+/// No endpoint of the server fits the configured security and login.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no endpoint offers {asked} with {login} login; the server offers: {offered}{hint}")]
+pub struct NoEndpoint {
+    /// The policy and mode asked for, in words.
+    pub asked: String,
+    /// The token type the identity needs (`anonymous`, `username`, `certificate`).
+    pub login: &'static str,
+    /// Every endpoint offered (see [`describe_endpoints`]).
+    pub offered: String,
+    /// Advice when the server offers no security at all; else empty.
+    pub hint: &'static str,
+}
+
 /// Picks the endpoint to use: the configured policy and mode, or else the strongest
 /// secure one (never policy None unless asked for), offering the identity's token type.
 pub fn select_endpoint(
     endpoints: &[EndpointDescription],
     security: &Security,
     identity: &Identity,
-) -> Result<EndpointDescription, String> {
+) -> Result<EndpointDescription, NoEndpoint> {
     let wanted = token_type(identity);
     let rank = |e: &EndpointDescription| -> Option<(u8, usize, u8)> {
         let policy = Policy::from_uri(e.security_policy_uri.as_ref())?;
@@ -183,7 +240,7 @@ pub fn select_endpoint(
                     m.map_or("sign or sign-and-encrypt", Mode::name)
                 ),
             };
-            let none_hint = if security.policy.is_none()
+            let hint = if security.policy.is_none()
                 && endpoints
                     .iter()
                     .all(|e| Policy::from_uri(e.security_policy_uri.as_ref()) == Some(Policy::None))
@@ -193,23 +250,45 @@ pub fn select_endpoint(
             } else {
                 ""
             };
-            format!(
-                "no endpoint offers {asked} with {} login; the server offers: {}{none_hint}",
-                token_name(wanted),
-                describe_endpoints(endpoints)
-            )
+            NoEndpoint {
+                asked,
+                login: token_name(wanted),
+                offered: describe_endpoints(endpoints),
+                hint,
+            }
         })
+}
+
+/// Why the user identity's secrets or certificate could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The password secret could not be read.
+    #[error("password of OPC UA user `{user}`: {source}")]
+    Password { user: String, source: SecretError },
+    /// The certificate file (relative to the data directory) could not be read.
+    #[error("user certificate {}: {source}", path.display())]
+    CertificateUnreadable { path: PathBuf, source: std::io::Error },
+    /// The file holds neither a DER nor a PEM certificate.
+    #[error("user certificate {}: not a DER or PEM certificate ({source})", path.display())]
+    NotACertificate { path: PathBuf, source: X509Error },
+    /// The private key secret could not be read.
+    #[error("user private key: {0}")]
+    KeySecret(#[source] SecretError),
+    /// async-opcua's key error says nothing beyond its name, so it is not kept.
+    #[error("user private key: not a PEM RSA private key")]
+    NotAKey,
 }
 
 /// The identity token, with secrets read now. Relative certificate paths are relative to
 /// `base_dir` (the gateway's data directory).
-pub fn identity_token(identity: &Identity, base_dir: &Path) -> Result<IdentityToken, String> {
+pub fn identity_token(identity: &Identity, base_dir: &Path) -> Result<IdentityToken, IdentityError> {
     match identity {
         Identity::Anonymous => Ok(IdentityToken::Anonymous),
         Identity::UserName { user, password } => {
-            let password = password
-                .resolve()
-                .map_err(|e| format!("password of OPC UA user `{user}`: {e}"))?;
+            let password = password.resolve().map_err(|source| IdentityError::Password {
+                user: user.clone(),
+                source,
+            })?;
             Ok(IdentityToken::new_user_name(user.clone(), password))
         }
         Identity::Certificate {
@@ -217,21 +296,16 @@ pub fn identity_token(identity: &Identity, base_dir: &Path) -> Result<IdentityTo
             private_key,
         } => {
             let path = base_dir.join(certificate);
-            let bytes =
-                std::fs::read(&path).map_err(|e| format!("user certificate {}: {e}", path.display()))?;
-            let cert = X509::from_der(&bytes)
-                .or_else(|_| X509::from_pem(&bytes))
-                .map_err(|e| {
-                    format!(
-                        "user certificate {}: not a DER or PEM certificate ({e})",
-                        path.display()
-                    )
-                })?;
-            let key = private_key
-                .resolve()
-                .map_err(|e| format!("user private key: {e}"))?;
-            let key = PrivateKey::from_pem(key.as_bytes())
-                .map_err(|_| "user private key: not a PEM RSA private key".to_owned())?;
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(source) => return Err(IdentityError::CertificateUnreadable { path, source }),
+            };
+            let cert = match X509::from_der(&bytes).or_else(|_| X509::from_pem(&bytes)) {
+                Ok(cert) => cert,
+                Err(source) => return Err(IdentityError::NotACertificate { path, source }),
+            };
+            let key = private_key.resolve().map_err(IdentityError::KeySecret)?;
+            let key = PrivateKey::from_pem(key.as_bytes()).map_err(|_| IdentityError::NotAKey)?;
             Ok(IdentityToken::new_x509(cert, key))
         }
     }
@@ -290,7 +364,7 @@ pub fn fatal_hint(status: StatusCode, options: &ConnectOptions) -> Option<String
 }
 
 impl ConnectOptions {
-    fn client(&self) -> Result<Client, String> {
+    fn client(&self) -> Result<Client, SessionError> {
         ClientBuilder::new()
             .application_name(self.application_name.clone())
             .application_uri(self.application_uri.clone())
@@ -311,13 +385,13 @@ impl ConnectOptions {
             // Subscriptions are restored by the source itself, within the server's limits.
             .recreate_subscriptions(false)
             .client()
-            .map_err(|e| format!("OPC UA client configuration: {}", e.join("; ")))
+            .map_err(SessionError::Client)
     }
 
     /// Discovers the endpoints, picks one, checks the server certificate against the trust
     /// list and starts the session's event loop. The first connection attempt happens on
     /// that loop: wait for [`SessionEvent::Connected`].
-    pub async fn connect(&self) -> Result<Connection, String> {
+    pub async fn connect(&self) -> Result<Connection, SessionError> {
         let (dir, uri, name) = (
             self.pki_dir.clone(),
             self.application_uri.clone(),
@@ -326,7 +400,7 @@ impl ConnectOptions {
         // Creating an RSA key takes a moment: not on the runtime's threads.
         let own = tokio::task::spawn_blocking(move || pki::ensure_application_certificate(&dir, &uri, &name))
             .await
-            .map_err(|e| format!("creating the application certificate: {e}"))??;
+            .map_err(SessionError::CertificateTask)??;
         match own {
             pki::OwnCertificate::Created(path) => tracing::info!(
                 "created the OPC UA application certificate {} for {}; servers that check clients must trust it",
@@ -340,10 +414,16 @@ impl ConnectOptions {
         let endpoints = client
             .get_server_endpoints_from_url(self.url.as_str())
             .await
-            .map_err(|e| format!("cannot get the endpoints of {}: {e}", self.url))?;
+            .map_err(|source| SessionError::Endpoints {
+                url: self.url.clone(),
+                source,
+            })?;
         let mut endpoint = select_endpoint(&endpoints, &self.security, &self.identity)?;
         // Servers often advertise a host name the gateway cannot resolve: keep ours.
-        let hostname = hostname_from_url(&self.url).map_err(|e| format!("{}: {e}", self.url))?;
+        let hostname = hostname_from_url(&self.url).map_err(|e| SessionError::Hostname {
+            url: self.url.clone(),
+            message: e.to_string(),
+        })?;
         if let Ok(url) = url_with_replaced_hostname(endpoint.endpoint_url.as_ref(), &hostname) {
             endpoint.endpoint_url = url.into();
         }
@@ -356,13 +436,15 @@ impl ConnectOptions {
                 policy.to_opcua(),
                 &hostname,
                 endpoint.server.application_uri.as_ref(),
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
         }
         let identity = identity_token(&self.identity, &self.base_dir)?;
         let (session, event_loop) = client
             .connect_to_endpoint_directly(endpoint.clone(), identity)
-            .map_err(|e| format!("cannot open a session to {}: {e}", self.url))?;
+            .map_err(|source| SessionError::Open {
+                url: self.url.clone(),
+                source,
+            })?;
         let (tx, events) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             let stream = event_loop.enter();
@@ -419,11 +501,11 @@ impl Connection {
 }
 
 /// The server's namespace array (index of every URI).
-pub async fn read_namespaces(session: &Session) -> Result<NamespaceMap, String> {
+pub async fn read_namespaces(session: &Session) -> Result<NamespaceMap, SessionError> {
     session
         .read_namespace_array()
         .await
-        .map_err(|e| format!("reading the namespace array: {e}"))
+        .map_err(SessionError::Namespaces)
 }
 
 /// The server's operation limits; absent or unreadable ones are `None`.
@@ -514,7 +596,7 @@ mod tests {
         policy: Option<Policy>,
         mode: Option<Mode>,
         identity: &Identity,
-    ) -> Result<(Policy, Mode), String> {
+    ) -> Result<(Policy, Mode), NoEndpoint> {
         select_endpoint(&offered(), &Security { policy, mode }, identity).map(|e| {
             (
                 Policy::from_uri(e.security_policy_uri.as_ref()).unwrap(),
@@ -545,13 +627,15 @@ mod tests {
             certificate: "u.der".into(),
             private_key: backplane_config::Secret::parse("env:K", Path::new(".")).unwrap(),
         };
-        let e = pick(None, None, &cert).unwrap_err();
+        let e = pick(None, None, &cert).unwrap_err().to_string();
         assert!(e.contains("certificate login"), "{e}");
         assert!(
             e.contains("Basic256Sha256/sign-and-encrypt (anonymous, username)"),
             "{e}"
         );
-        let e = pick(Some(Policy::Aes128Sha256RsaOaep), None, &Identity::Anonymous).unwrap_err();
+        let e = pick(Some(Policy::Aes128Sha256RsaOaep), None, &Identity::Anonymous)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Aes128_Sha256_RsaOaep"), "{e}");
     }
 
@@ -571,7 +655,8 @@ mod tests {
             },
             &Identity::Anonymous,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("write security_policy = \"None\" explicitly"), "{e}");
     }
 }

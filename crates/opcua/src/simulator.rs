@@ -391,6 +391,38 @@ fn endpoints() -> Vec<(String, ServerEndpoint)> {
     out
 }
 
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulatorError {
+    /// The address is taken or not local.
+    #[error("dairy simulator: cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The bound socket's address could not be read.
+    #[error("dairy simulator: {0}")]
+    LocalAddress(#[source] std::io::Error),
+    /// The blocking task that creates the simulator's key pair did not finish.
+    #[error("dairy simulator: {0}")]
+    CertificateTask(#[source] tokio::task::JoinError),
+    /// Its key pair, or trusting its certificate in the gateway's PKI directory.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    /// async-opcua refused the server configuration; its reason, as it words it.
+    #[error("dairy simulator: {0}")]
+    Server(String),
+    /// Its certificate could not be read back to trust it.
+    #[error("dairy simulator: its certificate: {0}")]
+    Certificate(#[source] std::io::Error),
+    /// The server was built without its node manager (a bug).
+    #[error("dairy simulator: no node manager")]
+    NoNodeManager,
+    /// The addresses in the docs and tests assume the namespace's index (a bug).
+    #[error("dairy simulator: namespace {NAMESPACE_URI} is not at index {NAMESPACE_INDEX}")]
+    NamespaceIndex,
+}
+
 /// Starts the simulator on `addr` (port 0: any free port) and returns the address it
 /// listens on. `pki_dir` is the gateway's OPC UA PKI directory (`DATA_DIR/opcua/pki`): the
 /// simulator keeps its own key pair in `pki_dir/simulator/` and puts its certificate into
@@ -398,7 +430,7 @@ fn endpoints() -> Vec<(String, ServerEndpoint)> {
 pub async fn spawn_dairy_simulator(
     addr: SocketAddr,
     pki_dir: &Path,
-) -> Result<(SocketAddr, DairySimulator), String> {
+) -> Result<(SocketAddr, DairySimulator), SimulatorError> {
     spawn_simulator(addr, pki_dir, 0).await
 }
 
@@ -408,13 +440,11 @@ pub async fn spawn_simulator(
     addr: SocketAddr,
     pki_dir: &Path,
     load: usize,
-) -> Result<(SocketAddr, DairySimulator), String> {
+) -> Result<(SocketAddr, DairySimulator), SimulatorError> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("dairy simulator: cannot listen on {addr}: {e}"))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| format!("dairy simulator: {e}"))?;
+        .map_err(|source| SimulatorError::Listen { addr, source })?;
+    let bound = listener.local_addr().map_err(SimulatorError::LocalAddress)?;
     let own_pki = pki_dir.join("simulator");
     // Creating the key pair takes a moment: not on the runtime's threads.
     let dir = own_pki.clone();
@@ -422,7 +452,7 @@ pub async fn spawn_simulator(
         crate::pki::ensure_application_certificate(&dir, APPLICATION_URI, "Backplane dairy simulator")
     })
     .await
-    .map_err(|e| format!("dairy simulator: {e}"))??;
+    .map_err(SimulatorError::CertificateTask)??;
     let mut builder = ServerBuilder::new()
         .application_name("Backplane dairy simulator (line 2 filler, pasteurizer)")
         .application_uri(APPLICATION_URI)
@@ -444,18 +474,15 @@ pub async fn spawn_simulator(
     for (id, endpoint) in endpoints() {
         builder = builder.add_endpoint(id, endpoint);
     }
-    let (server, handle) = builder.build().map_err(|e| format!("dairy simulator: {e}"))?;
-    let cert = std::fs::read(own_pki.join("own").join("cert.der"))
-        .map_err(|e| format!("dairy simulator: its certificate: {e}"))?;
+    let (server, handle) = builder.build().map_err(SimulatorError::Server)?;
+    let cert = std::fs::read(own_pki.join("own").join("cert.der")).map_err(SimulatorError::Certificate)?;
     crate::pki::trust_certificate(pki_dir, &cert)?;
     let manager = handle
         .node_managers()
         .get_of_type::<SimpleNodeManager>()
-        .ok_or("dairy simulator: no node manager")?;
+        .ok_or(SimulatorError::NoNodeManager)?;
     if handle.get_namespace_index(NAMESPACE_URI) != Some(NAMESPACE_INDEX) {
-        return Err(format!(
-            "dairy simulator: namespace {NAMESPACE_URI} is not at index {NAMESPACE_INDEX}"
-        ));
+        return Err(SimulatorError::NamespaceIndex);
     }
     build_address_space(&manager);
     build_load_bank(&manager, load);

@@ -19,7 +19,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use backplane_engine::{ComponentError, RawReading, Source, SourceContext, SourceIo, SourceKind};
+use backplane_connector::{ComponentError, RawReading, Source, SourceContext, SourceIo};
 use backplane_model::{BadReason, Quality, Timestamp};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -35,96 +35,65 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::address::{Address, Namespace, node_id_text};
-use crate::config::{Acquisition, Deadband, Group, OpcUaSettings, settings_of};
+use crate::config::{Acquisition, Deadband, Group, OpcUaSettings};
 use crate::plan::{self, Limits, Plan, SubscriptionPlan};
 use crate::session::{self, ConnectOptions, Connection, SessionEvent};
 use crate::value::{ValueError, reading_parts};
 
-/// The kind registered as `opcua`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OpcUaKind;
-
-impl backplane_config::KindSpec for OpcUaKind {
-    fn describe(&self) -> &'static str {
-        "OPC UA servers (subscriptions or polled reads of variables by node id)"
-    }
-
-    fn parse(&self, table: &mut backplane_config::Table<'_>) -> Option<backplane_config::Settings> {
-        crate::config::parse_settings(table).map(|s| Arc::new(s) as backplane_config::Settings)
-    }
-
-    fn check_address(
-        &self,
-        settings: &backplane_config::Settings,
-        address: &str,
-    ) -> Result<(), backplane_config::AddressError> {
-        let Some(settings) = settings_of(settings) else {
-            return Err(backplane_config::AddressError {
-                message: "opcua settings unavailable".into(),
-                hint: None,
-            });
-        };
-        settings.check(&Address::parse(address)?)
-    }
-}
-
-impl SourceKind for OpcUaKind {
-    fn build(&self, ctx: &SourceContext<'_>) -> Result<Box<dyn Source>, ComponentError> {
-        let settings = settings_of(ctx.settings).ok_or_else(|| {
-            ComponentError::new(format!("opcua source `{}`: settings of another kind", ctx.name))
+/// Builds an `opcua` source (see [`OpcUaKind`](crate::OpcUaKind)).
+pub(crate) fn build(ctx: &SourceContext<'_, OpcUaSettings>) -> Result<Box<dyn Source>, ComponentError> {
+    let settings = Arc::new(ctx.settings.clone());
+    let mut groups = vec![settings.default_group.clone()];
+    groups.extend(settings.groups.values().cloned());
+    let names: Vec<&String> = settings.groups.keys().collect();
+    let mut tags = Vec::with_capacity(ctx.addresses.len());
+    for text in ctx.addresses {
+        let address = Address::parse(text).map_err(|e| {
+            ComponentError::config(format!("opcua source `{}`: `{text}`: {}", ctx.name, e.message))
         })?;
-        let mut groups = vec![settings.default_group.clone()];
-        groups.extend(settings.groups.values().cloned());
-        let names: Vec<&String> = settings.groups.keys().collect();
-        let mut tags = Vec::with_capacity(ctx.addresses.len());
-        for text in ctx.addresses {
-            let address = Address::parse(text).map_err(|e| {
-                ComponentError::new(format!("opcua source `{}`: `{text}`: {}", ctx.name, e.message))
-            })?;
-            let group = match &address.group {
-                None => 0,
-                Some(g) => names.iter().position(|n| *n == g).map(|i| i + 1).ok_or_else(|| {
-                    ComponentError::new(format!("opcua source `{}`: `{text}`: no group `{g}`", ctx.name))
-                })?,
-            };
-            tags.push(Tag {
-                text: text.clone(),
-                address,
-                group,
-                node: None,
-                problem: None,
-            });
-        }
-        let pki_dir = match &settings.pki_dir {
-            Some(dir) => ctx.data_dir.join(dir),
-            None => crate::pki::default_pki_dir(ctx.data_dir),
+        let group = match &address.group {
+            None => 0,
+            Some(g) => names.iter().position(|n| *n == g).map(|i| i + 1).ok_or_else(|| {
+                ComponentError::config(format!("opcua source `{}`: `{text}`: no group `{g}`", ctx.name))
+            })?,
         };
-        // Sources started together do not all retry in step.
-        let jitter = rand::rng().random_range(0.5..1.0);
-        let options = ConnectOptions {
-            url: settings.url.clone(),
-            security: settings.security,
-            identity: settings.identity.clone(),
-            pki_dir,
-            application_uri: crate::pki::application_uri(ctx.gateway),
-            application_name: format!("Backplane {}", ctx.gateway),
-            session_name: format!("Backplane {} {}", ctx.gateway, ctx.name),
-            verify_server_certificate: settings.verify_server_certificate,
-            base_dir: ctx.data_dir.clone(),
-            request_timeout: settings.request_timeout,
-            session_timeout: settings.session_timeout,
-            keep_alive: settings.keep_alive,
-            reconnect_initial: Duration::from_millis(500).mul_f64(jitter),
-            reconnect_max: settings.reconnect_max,
-        };
-        Ok(Box::new(OpcUaSource {
-            name: ctx.name.to_owned(),
-            settings,
-            options,
-            tags,
-            groups,
-        }))
+        tags.push(Tag {
+            text: text.clone(),
+            address,
+            group,
+            node: None,
+            problem: None,
+        });
     }
+    let pki_dir = match &settings.pki_dir {
+        Some(dir) => ctx.data_dir.join(dir),
+        None => crate::pki::default_pki_dir(ctx.data_dir),
+    };
+    // Sources started together do not all retry in step.
+    let jitter = rand::rng().random_range(0.5..1.0);
+    let options = ConnectOptions {
+        url: settings.url.clone(),
+        security: settings.security,
+        identity: settings.identity.clone(),
+        pki_dir,
+        application_uri: crate::pki::application_uri(ctx.gateway),
+        application_name: format!("Backplane {}", ctx.gateway),
+        session_name: format!("Backplane {} {}", ctx.gateway, ctx.name),
+        verify_server_certificate: settings.verify_server_certificate,
+        base_dir: ctx.data_dir.clone(),
+        request_timeout: settings.request_timeout,
+        session_timeout: settings.session_timeout,
+        keep_alive: settings.keep_alive,
+        reconnect_initial: Duration::from_millis(500).mul_f64(jitter),
+        reconnect_max: settings.reconnect_max,
+    };
+    Ok(Box::new(OpcUaSource {
+        name: ctx.name.to_owned(),
+        settings,
+        options,
+        tags,
+        groups,
+    }))
 }
 
 #[derive(Debug)]
@@ -228,10 +197,11 @@ async fn run(source: OpcUaSource, io: SourceIo) -> Result<(), ComponentError> {
     };
     let connection = match connection {
         Ok(c) => c,
-        Err(message) => {
+        Err(e) => {
+            let message = e.to_string();
             tracing::error!(source = %source.name, %url, "{message}");
             io.status.set_degraded(Some(message.clone()));
-            return Err(ComponentError::new(message));
+            return Err(ComponentError::connect_because(message, e));
         }
     };
     let inbox = Arc::new(Inbox::new(source.tags.len()));
@@ -363,7 +333,7 @@ impl Runner {
                 () = io.cancelled() => return Ok(()),
                 event = self.conn.events.recv() => {
                     let Some(event) = event else {
-                        return Err(ComponentError::new("the OPC UA session's event loop stopped"));
+                        return Err(ComponentError::io("the OPC UA session's event loop stopped"));
                     };
                     self.on_event(io, event).await?
                 }
@@ -381,7 +351,7 @@ impl Runner {
                     self.poll(index, at).await
                 }
                 Some(write) = io.next_write() => {
-                    let _ = write.reply.send(Err(ComponentError::new(format!(
+                    let _ = write.reply.send(Err(ComponentError::config(format!(
                         "opcua source `{}` does not write to the server (read-only)",
                         self.source.name
                     ))));
@@ -429,7 +399,7 @@ impl Runner {
             }
             SessionEvent::Failed(status) => {
                 if let Some(hint) = session::fatal_hint(status, &self.source.options) {
-                    return Err(ComponentError::new(format!("{url}: {hint}")));
+                    return Err(ComponentError::connect(format!("{url}: {hint}")));
                 }
                 let message = if self.established {
                     format!("reconnecting to {url}: {status}")
@@ -440,7 +410,7 @@ impl Runner {
                 io.status.set_degraded(Some(message));
                 Ok(Vec::new())
             }
-            SessionEvent::Ended(status) => Err(ComponentError::new(format!(
+            SessionEvent::Ended(status) => Err(ComponentError::io(format!(
                 "the session to {url} ended{}",
                 status.map(|s| format!(": {s}")).unwrap_or_default()
             ))),

@@ -8,20 +8,17 @@ mod common;
 
 use std::path::Path;
 
+use backplane_connector::hooks::Options;
 use backplane_opcua::BrowseArgs;
-use clap::Parser;
 use common::{Peer, free_port};
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: BrowseArgs,
-}
-
+/// As on the command line after `backplane browse`: the URL, then `--name value` pairs.
 fn args(list: &[&str]) -> BrowseArgs {
-    let mut all = vec!["browse"];
-    all.extend_from_slice(list);
-    Cli::try_parse_from(all).unwrap().args
+    let mut o = Options::default();
+    for pair in list[1..].chunks(2) {
+        o.push(pair[0].trim_start_matches("--"), pair[1]);
+    }
+    BrowseArgs::from_options(list[0], &o).unwrap()
 }
 
 /// What `backplane check` does with a file: every key, type and address checked.

@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use backplane_engine::payload::SamplePayload;
 use backplane_engine::{Engine, EngineHandle, EngineOptions};
@@ -154,7 +153,7 @@ async fn line_2_and_the_pasteurizer_read_the_dairy_simulator_and_match_line_1() 
         .replace("OPCUA_PORT", &opcua_addr.port().to_string())
         .replace("MODBUS_PORT", &modbus_addr.port().to_string());
     let mut registry = common::registry();
-    registry.add_source("modbus", Arc::new(backplane_modbus::ModbusKind));
+    registry.add_source("modbus", backplane_modbus::ModbusKind);
     let mut plan = backplane_config::load_str(&text, Path::new("dairy.toml"), &registry.catalog())
         .unwrap_or_else(|d| {
             panic!(

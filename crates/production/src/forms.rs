@@ -62,25 +62,54 @@ fn expected(field: &FieldSpec) -> String {
     }
 }
 
-/// Checks one present value; the normalized value or the message.
-fn check(field: &FieldSpec, value: &Value) -> Result<Value, String> {
-    let wrong = || {
-        format!(
-            "`{}` must be {}, found {}",
-            field.name,
-            expected(field),
-            json_type(value)
-        )
+/// What is wrong with one present value; each names the field.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+enum ValueProblem {
+    /// `expected` as [`expected`] words it, `found` as [`json_type`] does.
+    #[error("`{field}` must be {expected}, found {found}")]
+    WrongType {
+        field: String,
+        expected: String,
+        found: &'static str,
+    },
+    /// `value` and `max` with the field's unit (see [`with_unit`]).
+    #[error("`{field}` is {value}, outside the range {min} to {max}")]
+    OutOfRange {
+        field: String,
+        value: String,
+        min: f64,
+        max: String,
+    },
+    /// A number with a fraction, or too large to be exact, in an `int` field.
+    #[error("`{field}` must be a whole number, found {found}")]
+    NotWhole { field: String, found: f64 },
+    /// Text over [`MAX_TEXT_LEN`] characters.
+    #[error("`{field}` is longer than {MAX_TEXT_LEN} characters")]
+    TooLong { field: String },
+    /// Text that is not one of a `choice` field's choices.
+    #[error("`{field}` must be one of {}, found \"{found}\"", choices.join(", "))]
+    NotAChoice {
+        field: String,
+        choices: Vec<String>,
+        found: String,
+    },
+}
+
+/// Checks one present value; the normalized value or what is wrong with it.
+fn check(field: &FieldSpec, value: &Value) -> Result<Value, ValueProblem> {
+    let wrong = || ValueProblem::WrongType {
+        field: field.name.clone(),
+        expected: expected(field),
+        found: json_type(value),
     };
-    let in_range = |x: f64| -> Result<(), String> {
+    let in_range = |x: f64| -> Result<(), ValueProblem> {
         match field.range {
-            Some([min, max]) if x < min || x > max => Err(format!(
-                "`{}` is {}, outside the range {} to {}",
-                field.name,
-                with_unit(x, field),
+            Some([min, max]) if x < min || x > max => Err(ValueProblem::OutOfRange {
+                field: field.name.clone(),
+                value: with_unit(x, field),
                 min,
-                with_unit(max, field)
-            )),
+                max: with_unit(max, field),
+            }),
             _ => Ok(()),
         }
     };
@@ -98,7 +127,10 @@ fn check(field: &FieldSpec, value: &Value) -> Result<Value, String> {
                 .as_i64()
                 .or_else(|| (x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64));
             let Some(i) = whole else {
-                return Err(format!("`{}` must be a whole number, found {x}", field.name));
+                return Err(ValueProblem::NotWhole {
+                    field: field.name.clone(),
+                    found: x,
+                });
             };
             in_range(i as f64)?;
             Ok(Value::from(i))
@@ -107,20 +139,19 @@ fn check(field: &FieldSpec, value: &Value) -> Result<Value, String> {
         FieldType::String => {
             let text = value.as_str().ok_or_else(wrong)?;
             if text.chars().count() > MAX_TEXT_LEN {
-                return Err(format!(
-                    "`{}` is longer than {MAX_TEXT_LEN} characters",
-                    field.name
-                ));
+                return Err(ValueProblem::TooLong {
+                    field: field.name.clone(),
+                });
             }
             Ok(value.clone())
         }
         FieldType::Choice => match value.as_str() {
             Some(text) if field.choices.iter().any(|c| c == text) => Ok(value.clone()),
-            Some(text) => Err(format!(
-                "`{}` must be one of {}, found \"{text}\"",
-                field.name,
-                field.choices.join(", ")
-            )),
+            Some(text) => Err(ValueProblem::NotAChoice {
+                field: field.name.clone(),
+                choices: field.choices.clone(),
+                found: text.to_owned(),
+            }),
             None => Err(wrong()),
         },
     }
@@ -147,7 +178,7 @@ pub fn validate(form: &FormSpec, values: &Map<String, Value>) -> Result<Map<Stri
                 Ok(value) => {
                     out.insert(field.name.clone(), value);
                 }
-                Err(message) => errors.push(FieldError::new(&field.name, message)),
+                Err(problem) => errors.push(FieldError::new(&field.name, problem.to_string())),
             },
         }
     }

@@ -3,11 +3,12 @@
 //! work order, work orders and lots, lot genealogy, operators, operator forms and context
 //! derived from tags.
 //!
-//! Everything here is pure logic, like a protocol state machine: time is always passed in
-//! as a [`Timestamp`](backplane_model::Timestamp), nothing does I/O, nothing spawns. The
-//! engine feeds [`Production`] with samples ([`Production::observe`]), time
-//! ([`Production::tick`]) and commands (from the HTTP API and the MQTT command topic), and
-//! routes what comes back in an [`Outcome`]: events to publish and store like any other,
+//! The core is pure logic, like a protocol state machine: time is always passed in as a
+//! [`Timestamp`](backplane_model::Timestamp), nothing does I/O, nothing spawns. The
+//! [`stage`] feeds [`Production`] from the pipeline with samples
+//! ([`Production::observe`]), time ([`Production::tick`]) and commands (from the HTTP API
+//! and the MQTT command topic, through [`ProductionHandle`]), and the pipeline routes what
+//! comes back in an [`Outcome`]: events to publish and store like any other,
 //! and context patches to apply to assets (a started work order sets `work_order` and
 //! `product` on its line; a state change sets `machine_state`; a shift boundary sets
 //! `shift` on the site; a context rule sets `batch`). [`Production::snapshot`] and
@@ -32,6 +33,8 @@
 //!   concern in a file of its own: samples and time, OEE periods, context rules, downtime
 //!   reasons, work orders, lots and genealogy, operators, operator entries, snapshots and
 //!   queries.
+//! - [`stage`]: the pipeline's derive stage over [`Production`] and the
+//!   [`ProductionHandle`] service (commands, views); [`persist`]: the saved state.
 //!
 //! The configuration (`[calendar]`, `[downtime_reasons]`, `[models.NAME.production]`,
 //! `[forms.NAME]`, `[[context_rules]]`) is read by `backplane-config` into
@@ -48,7 +51,9 @@ pub mod forms;
 pub mod genealogy;
 pub mod oee;
 pub mod orders;
+pub mod persist;
 pub mod reasons;
+pub mod stage;
 pub mod states;
 
 pub use commands::{Command, Refusal};
@@ -58,4 +63,5 @@ pub use facade::{EntryRecord, OeeReport, Outcome, Production, Snapshot, StateVie
 pub use forms::FieldError;
 pub use genealogy::{Direction, Trace};
 pub use orders::{Lot, NewLot, NewWorkOrder, SignIn, WorkOrder};
+pub use stage::{CommandFailed, ProductionHandle, ProductionStageKind};
 pub use states::Category;

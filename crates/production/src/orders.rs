@@ -1,6 +1,7 @@
 //! ISA-95 production objects: work orders (with their status life cycle), material lots
 //! and batches, and operators signed in at an asset.
 
+use std::fmt;
 use std::sync::Arc;
 
 use backplane_model::sample::{LotChange, LotStatus, WorkOrderChange, WorkOrderStatus};
@@ -83,8 +84,55 @@ impl WorkOrder {
     }
 }
 
-/// Checks a status change: `Ok` if allowed, else why not, in words for the person who
+/// A work order status change that is not allowed, with what to do instead.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("work order `{id}` cannot go from {from} to {to}: {advice}")]
+pub struct TransitionError {
+    pub id: String,
+    pub from: WorkOrderStatus,
+    pub to: WorkOrderStatus,
+    pub advice: TransitionAdvice,
+}
+
+/// What to do instead of a refused work order status change, in words for the person who
 /// asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransitionAdvice {
+    /// The work order already has the status.
+    Already(WorkOrderStatus),
+    /// Completed and cancelled work orders never change.
+    Final(WorkOrderStatus),
+    /// A created work order must be released before it runs.
+    ReleaseFirst,
+    /// Only a running work order can be held.
+    HoldWhenRunning,
+    /// A work order that never ran cannot complete.
+    CancelInstead,
+    /// Any other refusal: the statuses it can go to from `from`.
+    Allowed {
+        from: WorkOrderStatus,
+        to: &'static [WorkOrderStatus],
+    },
+}
+
+impl fmt::Display for TransitionAdvice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransitionAdvice::Already(status) => write!(f, "it is already {status}"),
+            TransitionAdvice::Final(status) => write!(f, "it is {status}, which is final"),
+            TransitionAdvice::ReleaseFirst => f.write_str("release it first"),
+            TransitionAdvice::HoldWhenRunning => f.write_str("only a running work order can be held"),
+            TransitionAdvice::CancelInstead => f.write_str("it never ran; cancel it instead"),
+            TransitionAdvice::Allowed { from, to } => write!(
+                f,
+                "from {from} it can go to {}",
+                to.iter().map(|s| s.name()).collect::<Vec<_>>().join(" or ")
+            ),
+        }
+    }
+}
+
+/// Checks a status change: `Ok` if allowed, else why not and what to do instead.
 ///
 /// ```text
 /// created  → released, cancelled
@@ -93,10 +141,10 @@ impl WorkOrder {
 /// held     → running, completed, cancelled
 /// completed, cancelled: final
 /// ```
-pub fn check_transition(id: &str, from: WorkOrderStatus, to: WorkOrderStatus) -> Result<(), String> {
+pub fn check_transition(id: &str, from: WorkOrderStatus, to: WorkOrderStatus) -> Result<(), TransitionError> {
     use WorkOrderStatus::*;
-    let allowed = match from {
-        Created => &[Released, Cancelled][..],
+    let allowed: &'static [WorkOrderStatus] = match from {
+        Created => &[Released, Cancelled],
         Released => &[Running, Cancelled],
         Running => &[Held, Completed, Cancelled],
         Held => &[Running, Completed, Cancelled],
@@ -106,19 +154,19 @@ pub fn check_transition(id: &str, from: WorkOrderStatus, to: WorkOrderStatus) ->
         return Ok(());
     }
     let advice = match (from, to) {
-        (_, _) if from == to => format!("it is already {from}"),
-        (Completed | Cancelled, _) => format!("it is {from}, which is final"),
-        (Created, Running) => "release it first".to_owned(),
-        (Created, Held) | (Released, Held) => "only a running work order can be held".to_owned(),
-        (Created, Completed) | (Released, Completed) => "it never ran; cancel it instead".to_owned(),
-        _ => format!(
-            "from {from} it can go to {}",
-            allowed.iter().map(|s| s.name()).collect::<Vec<_>>().join(" or ")
-        ),
+        (_, _) if from == to => TransitionAdvice::Already(from),
+        (Completed | Cancelled, _) => TransitionAdvice::Final(from),
+        (Created, Running) => TransitionAdvice::ReleaseFirst,
+        (Created, Held) | (Released, Held) => TransitionAdvice::HoldWhenRunning,
+        (Created, Completed) | (Released, Completed) => TransitionAdvice::CancelInstead,
+        _ => TransitionAdvice::Allowed { from, to: allowed },
     };
-    Err(format!(
-        "work order `{id}` cannot go from {from} to {to}: {advice}"
-    ))
+    Err(TransitionError {
+        id: id.to_owned(),
+        from,
+        to,
+        advice,
+    })
 }
 
 /// A material lot or batch.
@@ -171,12 +219,26 @@ impl Lot {
     }
 }
 
+/// A lot status change that is not allowed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LotTransitionError {
+    /// The lot already has the status.
+    #[error("lot `{id}` is already {status}")]
+    Already { id: String, status: LotStatus },
+    /// A scrapped lot never changes.
+    #[error("lot `{id}` is scrapped, which is final")]
+    Scrapped { id: String },
+}
+
 /// Checks a lot status change: anything but leaving `scrapped` or staying put.
-pub fn check_lot_transition(id: &str, from: LotStatus, to: LotStatus) -> Result<(), String> {
+pub fn check_lot_transition(id: &str, from: LotStatus, to: LotStatus) -> Result<(), LotTransitionError> {
     if from == to {
-        Err(format!("lot `{id}` is already {from}"))
+        Err(LotTransitionError::Already {
+            id: id.to_owned(),
+            status: from,
+        })
     } else if from == LotStatus::Scrapped {
-        Err(format!("lot `{id}` is scrapped, which is final"))
+        Err(LotTransitionError::Scrapped { id: id.to_owned() })
     } else {
         Ok(())
     }
@@ -224,16 +286,24 @@ mod tests {
 
     #[test]
     fn refusals_say_what_to_do_instead() {
-        let e = check_transition("WO-1", Created, Running).unwrap_err();
+        let e = check_transition("WO-1", Created, Running)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "work order `WO-1` cannot go from created to running: release it first"
         );
-        let e = check_transition("WO-1", Completed, Running).unwrap_err();
+        let e = check_transition("WO-1", Completed, Running)
+            .unwrap_err()
+            .to_string();
         assert!(e.ends_with("it is completed, which is final"), "{e}");
-        let e = check_transition("WO-1", Running, Running).unwrap_err();
+        let e = check_transition("WO-1", Running, Running)
+            .unwrap_err()
+            .to_string();
         assert!(e.ends_with("it is already running"), "{e}");
-        let e = check_transition("WO-1", Running, Released).unwrap_err();
+        let e = check_transition("WO-1", Running, Released)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.ends_with("from running it can go to held or completed or cancelled"),
             "{e}"

@@ -140,8 +140,18 @@ impl Running {
     }
 }
 
+/// The engine's built-in kinds and the production stage, as the binary registers them.
+pub fn registry() -> Registry {
+    let mut registry = backplane_engine::builtins();
+    registry.add_stage(
+        "production",
+        std::sync::Arc::new(backplane_production::ProductionStageKind),
+    );
+    registry
+}
+
 pub fn start_with(config: &str, options: ApiOptions) -> Running {
-    let registry = Registry::with_builtins();
+    let registry = registry();
     let mut plan = match backplane_config::load_str(config, Path::new("test.toml"), &registry.catalog()) {
         Ok(plan) => plan,
         Err(diagnostics) => panic!("test config does not load: {diagnostics:#?}"),

@@ -37,7 +37,7 @@ pub use calendar::{CalendarSpec, Days, Window};
 pub use context_rules::ContextRuleSpec;
 pub use counters::{CounterSpec, CountsSpec};
 pub use forms::{FieldSpec, FieldType, FormSpec};
-pub use model::{ModelProduction, Rate, RawKey};
+pub use model::{ModelProduction, Rate, RateError, RawKey};
 pub use reasons::{ReasonCodesSpec, ReasonSpec};
 pub use states::{StateModel, StateSpec};
 

@@ -66,27 +66,51 @@ impl Rate {
     }
 
     /// `"600/min"`, `"10/s"`, `"36000/h"`, optionally naming the item: `"600 bottle/min"`.
-    pub fn parse(text: &str) -> Result<Rate, String> {
+    pub fn parse(text: &str) -> Result<Rate, RateError> {
+        let not_a_rate = || RateError::NotARate {
+            text: text.to_owned(),
+        };
         let Some((amount, per)) = text.trim().rsplit_once('/') else {
-            return Err(format!("`{text}` is not a rate"));
+            return Err(not_a_rate());
         };
         let mut words = amount.split_whitespace();
         let number = words.next().unwrap_or("");
         let item = words.next();
         if words.next().is_some() || item.is_some_and(|w| !w.bytes().all(|c| c.is_ascii_lowercase())) {
-            return Err(format!("`{text}` is not a rate"));
+            return Err(not_a_rate());
         }
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("`{number}` is not a number"))?;
+        let value: f64 = number.parse().map_err(|_| RateError::NotANumber {
+            number: number.to_owned(),
+        })?;
         let per_minute = match per.trim() {
             "s" => value * 60.0,
             "min" => value,
             "h" => value / 60.0,
-            other => return Err(format!("unknown time unit `{other}` (use s, min or h)")),
+            other => {
+                return Err(RateError::UnknownUnit {
+                    unit: other.to_owned(),
+                });
+            }
         };
-        Rate::per_minute(per_minute).ok_or_else(|| "a rate must be above zero".to_owned())
+        Rate::per_minute(per_minute).ok_or(RateError::NotPositive)
     }
+}
+
+/// Why a rate such as `"600/min"` could not be read (see [`Rate::parse`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    /// Not `AMOUNT[ ITEM]/UNIT`.
+    #[error("`{text}` is not a rate")]
+    NotARate { text: String },
+    /// The amount before the item and `/`.
+    #[error("`{number}` is not a number")]
+    NotANumber { number: String },
+    /// A time unit other than s, min and h.
+    #[error("unknown time unit `{unit}` (use s, min or h)")]
+    UnknownUnit { unit: String },
+    /// Zero, negative or not finite.
+    #[error("a rate must be above zero")]
+    NotPositive,
 }
 
 impl fmt::Display for Rate {

@@ -8,15 +8,14 @@
 //! holds more than about twice `max_bytes` on disk.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use backplane_config::{Settings, Table};
+use backplane_config::Table;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::component::{ComponentError, Sink, SinkContext, SinkIo, SinkKind};
-use crate::payload::{EventPayload, SamplePayload};
+use backplane_connector::payload::{EventPayload, SamplePayload};
+use backplane_connector::{ComponentError, Kind, Sink, SinkContext, SinkIo, SinkKind};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
@@ -35,12 +34,14 @@ pub struct JsonlSettings {
 #[derive(Debug)]
 pub struct JsonlKind;
 
-impl backplane_config::KindSpec for JsonlKind {
+impl Kind for JsonlKind {
+    type Settings = JsonlSettings;
+
     fn describe(&self) -> &'static str {
         "JSON lines to a file or stdout"
     }
 
-    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+    fn parse(&self, table: &mut Table<'_>) -> Option<JsonlSettings> {
         let path = table.required_str("path")?;
         let max_bytes = table.optional_u64("max_bytes");
         if max_bytes.is_some_and(|m| m < 4096) {
@@ -62,16 +63,13 @@ impl backplane_config::KindSpec for JsonlKind {
         if target == Target::Stdout && max_bytes.is_some() {
             table.error("max_bytes", "`max_bytes` needs a file `path`", None);
         }
-        Some(Arc::new(JsonlSettings { target, max_bytes }))
+        Some(JsonlSettings { target, max_bytes })
     }
 }
 
 impl SinkKind for JsonlKind {
-    fn build(&self, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ComponentError> {
-        let settings = ctx
-            .settings
-            .downcast_ref::<JsonlSettings>()
-            .ok_or_else(|| ComponentError::new("jsonl: settings of another kind"))?;
+    fn build(&self, ctx: &SinkContext<'_, JsonlSettings>) -> Result<Box<dyn Sink>, ComponentError> {
+        let settings = ctx.settings;
         let target = match &settings.target {
             Target::Stdout => Target::Stdout,
             Target::File(p) => Target::File(ctx.data_dir.join(p)),
@@ -92,14 +90,14 @@ async fn open(path: &PathBuf) -> Result<(tokio::fs::File, u64), ComponentError> 
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir)
             .await
-            .map_err(|e| ComponentError::new(format!("jsonl: cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| ComponentError::io(format!("jsonl: cannot create {}: {e}", dir.display())))?;
     }
     let file = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .await
-        .map_err(|e| ComponentError::new(format!("jsonl: cannot open {}: {e}", path.display())))?;
+        .map_err(|e| ComponentError::io(format!("jsonl: cannot open {}: {e}", path.display())))?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     Ok((file, len))
 }
@@ -122,29 +120,30 @@ impl Sink for JsonlSink {
                 buf.clear();
                 for sample in &batch.samples {
                     if let Some(payload) = SamplePayload::new(&topology, sample) {
-                        serde_json::to_writer(&mut buf, &payload)
-                            .map_err(|e| ComponentError::new(format!("jsonl: encoding a sample: {e}")))?;
+                        serde_json::to_writer(&mut buf, &payload).map_err(|e| {
+                            ComponentError::protocol(format!("jsonl: encoding a sample: {e}"))
+                        })?;
                         buf.push(b'\n');
                     }
                 }
                 for event in &batch.events {
                     serde_json::to_writer(&mut buf, &EventPayload::new(event))
-                        .map_err(|e| ComponentError::new(format!("jsonl: encoding an event: {e}")))?;
+                        .map_err(|e| ComponentError::protocol(format!("jsonl: encoding an event: {e}")))?;
                     buf.push(b'\n');
                 }
                 out.write_all(&buf)
                     .await
-                    .map_err(|e| ComponentError::new(format!("jsonl: write failed: {e}")))?;
+                    .map_err(|e| ComponentError::io(format!("jsonl: write failed: {e}")))?;
                 out.flush()
                     .await
-                    .map_err(|e| ComponentError::new(format!("jsonl: flush failed: {e}")))?;
+                    .map_err(|e| ComponentError::io(format!("jsonl: flush failed: {e}")))?;
                 written += buf.len() as u64;
                 if let (Target::File(path), Some(max)) = (&self.target, self.max_bytes)
                     && written >= max
                 {
                     let rotated = PathBuf::from(format!("{}.1", path.display()));
                     tokio::fs::rename(path, &rotated).await.map_err(|e| {
-                        ComponentError::new(format!("jsonl: rotating {}: {e}", path.display()))
+                        ComponentError::io(format!("jsonl: rotating {}: {e}", path.display()))
                     })?;
                     let (file, len) = open(path).await?;
                     out = Box::new(file);
@@ -153,7 +152,7 @@ impl Sink for JsonlSink {
             }
             out.flush()
                 .await
-                .map_err(|e| ComponentError::new(format!("jsonl: flush failed: {e}")))?;
+                .map_err(|e| ComponentError::io(format!("jsonl: flush failed: {e}")))?;
             Ok(())
         }
         .boxed()

@@ -7,17 +7,16 @@
 //! order), the way a PLC would serve them, so the pipeline's decode step is exercised.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_config::{AddressError, Settings, Table};
+use backplane_config::{AddressError, Table};
 use backplane_model::{DecodeType, Quality, ScalarType, Timestamp, Value, WordOrder};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg32;
 
-use crate::component::{ComponentError, RawReading, Source, SourceContext, SourceIo, SourceKind};
+use backplane_connector::{ComponentError, Kind, RawReading, Source, SourceContext, SourceIo, SourceKind};
 
 /// The shape of one signal.
 #[derive(Clone, Debug, PartialEq)]
@@ -190,12 +189,14 @@ fn fnv1a(text: &str) -> u64 {
 #[derive(Debug)]
 pub struct SimulatorKind;
 
-impl backplane_config::KindSpec for SimulatorKind {
+impl Kind for SimulatorKind {
+    type Settings = SimulatorSettings;
+
     fn describe(&self) -> &'static str {
         "deterministic simulated signals (sine, ramp, random walk, counter, sequence, constant)"
     }
 
-    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+    fn parse(&self, table: &mut Table<'_>) -> Option<SimulatorSettings> {
         let seed = table.optional_u64("seed").unwrap_or(0);
         let period = table
             .optional_duration("period")
@@ -249,23 +250,15 @@ impl backplane_config::KindSpec for SimulatorKind {
                 Some("[sources.signals] \"addr\" = { signal = \"constant\", value = 1 }".into()),
             ),
         }
-        ok.then(|| {
-            Arc::new(SimulatorSettings {
-                seed,
-                period,
-                fail_after,
-                signals,
-            }) as Settings
+        ok.then_some(SimulatorSettings {
+            seed,
+            period,
+            fail_after,
+            signals,
         })
     }
 
-    fn check_address(&self, settings: &Settings, address: &str) -> Result<(), AddressError> {
-        let Some(s) = settings.downcast_ref::<SimulatorSettings>() else {
-            return Err(AddressError {
-                message: "simulator settings unavailable".into(),
-                hint: None,
-            });
-        };
+    fn check_address(&self, s: &SimulatorSettings, address: &str) -> Result<(), AddressError> {
         if s.signals.contains_key(address) {
             return Ok(());
         }
@@ -438,11 +431,8 @@ fn toml_scalar(item: &backplane_config::Item<'_>) -> Option<Value> {
 }
 
 impl SourceKind for SimulatorKind {
-    fn build(&self, ctx: &SourceContext<'_>) -> Result<Box<dyn Source>, ComponentError> {
-        let settings = ctx
-            .settings
-            .downcast_ref::<SimulatorSettings>()
-            .ok_or_else(|| ComponentError::new("simulator: settings of another kind"))?;
+    fn build(&self, ctx: &SourceContext<'_, SimulatorSettings>) -> Result<Box<dyn Source>, ComponentError> {
+        let settings = ctx.settings;
         let generators = ctx
             .addresses
             .iter()
@@ -452,7 +442,7 @@ impl SourceKind for SimulatorKind {
                     .get(&**address)
                     .map(|spec| SignalGenerator::new(spec.clone(), settings.seed, address, settings.period))
                     .ok_or_else(|| {
-                        ComponentError::new(format!("simulator `{}`: no signal `{address}`", ctx.name))
+                        ComponentError::config(format!("simulator `{}`: no signal `{address}`", ctx.name))
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -481,14 +471,14 @@ impl Source for Simulator {
                     _ = ticker.tick() => {}
                     () = io.cancelled() => return Ok(()),
                     Some(write) = io.next_write() => {
-                        let _ = write.reply.send(Err(ComponentError::new("the simulator does not accept writes")));
+                        let _ = write.reply.send(Err(ComponentError::config("the simulator does not accept writes")));
                         continue;
                     }
                 }
                 if let Some(limit) = self.fail_after
                     && started.elapsed() >= limit
                 {
-                    return Err(ComponentError::new(format!("simulated failure after {limit:?} (fail_after)")));
+                    return Err(ComponentError::io(format!("simulated failure after {limit:?} (fail_after)")));
                 }
                 let now = Timestamp::now();
                 let readings = self

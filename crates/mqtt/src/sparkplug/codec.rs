@@ -144,13 +144,24 @@ pub fn topic(group: &str, kind: MessageType, node: &str, device: Option<&str>) -
     }
 }
 
+/// Why a group, node or device id cannot be used in a topic.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Empty, or longer than 256 bytes.
+    #[error("a Sparkplug id must be 1 to 256 characters")]
+    Length,
+    /// A topic separator or wildcard.
+    #[error("Sparkplug id `{id}` contains `/`, `+` or `#`")]
+    Reserved { id: String },
+}
+
 /// Checks a group, node or device id: non-empty, no `/`, `+` or `#`.
-pub fn validate_id(id: &str) -> Result<(), String> {
+pub fn validate_id(id: &str) -> Result<(), IdError> {
     if id.is_empty() || id.len() > 256 {
-        return Err("a Sparkplug id must be 1 to 256 characters".into());
+        return Err(IdError::Length);
     }
     if id.contains(['/', '+', '#']) {
-        return Err(format!("Sparkplug id `{id}` contains `/`, `+` or `#`"));
+        return Err(IdError::Reserved { id: id.to_owned() });
     }
     Ok(())
 }
@@ -259,9 +270,17 @@ pub fn encode_value(value: &Value, datatype: SpType) -> Option<metric::Value> {
     })
 }
 
+/// A metric whose value is not of its datatype (an unknown datatype never matches).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("metric value does not match its datatype {datatype}")]
+pub struct DatatypeMismatch {
+    /// The datatype's name in the specification (`Int32`, `Unknown`).
+    pub datatype: &'static str,
+}
+
 /// Decodes a metric's value given its datatype (from the metric or its birth). `Ok(None)`
 /// for a null metric.
-pub fn decode_value(m: &Metric, datatype: u32) -> Result<Option<Value>, String> {
+pub fn decode_value(m: &Metric, datatype: u32) -> Result<Option<Value>, DatatypeMismatch> {
     use metric::Value as V;
     if m.is_null == Some(true) {
         return Ok(None);
@@ -270,7 +289,9 @@ pub fn decode_value(m: &Metric, datatype: u32) -> Result<Option<Value>, String> 
         return Ok(None);
     };
     let t = SpType::try_from(datatype as i32).unwrap_or(SpType::Unknown);
-    let mismatch = || format!("metric value does not match its datatype {}", t.as_str_name());
+    let mismatch = || DatatypeMismatch {
+        datatype: t.as_str_name(),
+    };
     let v = match (t, raw) {
         (SpType::Int8, V::IntValue(i)) => Value::Int(i64::from(*i as i8)),
         (SpType::Int16, V::IntValue(i)) => Value::Int(i64::from(*i as i16)),

@@ -81,7 +81,7 @@ pub fn device_id(asset_path: &str) -> String {
 }
 
 /// The devices of a topology: every asset with a model and at least one attribute.
-pub fn devices(topology: &backplane_engine::Topology) -> Vec<DeviceDef> {
+pub fn devices(topology: &backplane_connector::Topology) -> Vec<DeviceDef> {
     topology
         .assets
         .iter()
@@ -632,7 +632,7 @@ impl EdgeNode {
                     metric: metric.name.clone(),
                 }),
                 Ok(None) => out.push(refuse("the command carries no value".into())),
-                Err(e) => out.push(refuse(e)),
+                Err(e) => out.push(refuse(e.to_string())),
             }
         }
         out

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use backplane_engine::RawReading;
+use backplane_connector::RawReading;
 use backplane_model::{BadReason, Quality, Timestamp};
 
 use super::codec::{self, MessageType, Topic, decode_payload, decode_value, metric_quality};
@@ -35,23 +35,37 @@ pub struct MetricAddress {
     pub metric: String,
 }
 
+/// Why a host address is not `GROUP/NODE[/DEVICE]:METRIC`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetricAddressError {
+    /// No `:` before the metric name.
+    #[error("`{address}`: write GROUP/NODE[/DEVICE]:METRIC")]
+    NoMetric { address: String },
+    /// Nothing after the `:`.
+    #[error("`{address}`: the metric name is empty")]
+    EmptyMetric { address: String },
+    /// Fewer than two or more than three ids before the `:`.
+    #[error("`{address}`: expected GROUP/NODE or GROUP/NODE/DEVICE before `:`")]
+    Ids { address: String },
+    /// A group, node or device id that cannot be in a topic.
+    #[error(transparent)]
+    Id(#[from] codec::IdError),
+}
+
 impl MetricAddress {
-    pub fn parse(text: &str) -> Result<MetricAddress, String> {
+    pub fn parse(text: &str) -> Result<MetricAddress, MetricAddressError> {
+        let address = || text.to_owned();
         let (path, metric) = text
             .split_once(':')
-            .ok_or_else(|| format!("`{text}`: write GROUP/NODE[/DEVICE]:METRIC"))?;
+            .ok_or_else(|| MetricAddressError::NoMetric { address: address() })?;
         if metric.is_empty() {
-            return Err(format!("`{text}`: the metric name is empty"));
+            return Err(MetricAddressError::EmptyMetric { address: address() });
         }
         let ids: Vec<&str> = path.split('/').collect();
         let (group, node, device) = match ids[..] {
             [g, n] => (g, n, None),
             [g, n, d] => (g, n, Some(d)),
-            _ => {
-                return Err(format!(
-                    "`{text}`: expected GROUP/NODE or GROUP/NODE/DEVICE before `:`"
-                ));
-            }
+            _ => return Err(MetricAddressError::Ids { address: address() }),
         };
         for id in [Some(group), Some(node), device].into_iter().flatten() {
             codec::validate_id(id)?;

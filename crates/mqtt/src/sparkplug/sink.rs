@@ -8,10 +8,9 @@
 //! stalls publishing.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use backplane_config::{Settings, Table};
-use backplane_engine::{ComponentError, Delivery, Sink, SinkContext, SinkIo, SinkKind};
+use backplane_config::Table;
+use backplane_connector::{ComponentError, Delivery, Sink, SinkContext, SinkIo, SinkKind};
 use backplane_model::Timestamp;
 use bytes::Bytes;
 use futures::FutureExt;
@@ -19,11 +18,11 @@ use futures::future::BoxFuture;
 
 use super::codec::validate_id;
 use super::edge::{EdgeConfig, EdgeNode, Output, Publish, devices};
-use crate::backoff::Backoff;
 use crate::common::{CLOSE_TIMEOUT, Groups, next_event, parse_inflight, sleep_until};
 use crate::delivery::Delivery as Confirmation;
 use crate::link::{Link, LinkEvent, LinkOptions, Will};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
+use backplane_connector::Backoff;
 
 /// Settings of one `sparkplug` sink.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,23 +41,21 @@ pub struct SparkplugSinkSettings {
 #[derive(Debug)]
 pub struct SparkplugSinkKind;
 
-impl backplane_config::KindSpec for SparkplugSinkKind {
+impl backplane_connector::Kind for SparkplugSinkKind {
+    type Settings = SparkplugSinkSettings;
+
     fn describe(&self) -> &'static str {
         "Sparkplug B edge node: assets with models are devices, attributes are metrics"
     }
 
-    fn buffered(&self) -> bool {
-        true
-    }
-
-    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+    fn parse(&self, table: &mut Table<'_>) -> Option<SparkplugSinkSettings> {
         let connection = ConnectionSettings::parse(table);
         let id = |table: &mut Table<'_>, key: &str| {
             let value = table.optional_str(key).map(str::to_owned);
             if let Some(v) = &value
                 && let Err(e) = validate_id(v)
             {
-                table.error(key, e, None);
+                table.error(key, e.to_string(), None);
             }
             value
         };
@@ -75,27 +72,28 @@ impl backplane_config::KindSpec for SparkplugSinkKind {
         }
         let accept_commands = table.optional_bool("accept_commands").unwrap_or(false);
         let max_inflight = parse_inflight(table);
-        Some(Arc::new(SparkplugSinkSettings {
+        Some(SparkplugSinkSettings {
             connection: connection?,
             group_id,
             edge_node_id,
             primary_host,
             accept_commands,
             max_inflight,
-        }))
+        })
     }
 }
 
 impl SinkKind for SparkplugSinkKind {
-    fn build(&self, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ComponentError> {
-        let settings = ctx
-            .settings
-            .downcast_ref::<SparkplugSinkSettings>()
-            .ok_or_else(|| ComponentError::new("sparkplug: settings of another kind"))?;
+    fn buffered(&self) -> bool {
+        true
+    }
+
+    fn build(&self, ctx: &SinkContext<'_, SparkplugSinkSettings>) -> Result<Box<dyn Sink>, ComponentError> {
+        let settings = ctx.settings;
         let connection = settings
             .connection
             .resolve()
-            .map_err(|e| ComponentError::new(format!("sparkplug sink `{}`: {e}", ctx.name)))?;
+            .map_err(|e| ComponentError::config_because(format!("sparkplug sink `{}`: {e}", ctx.name), e))?;
         Ok(Box::new(SparkplugSink {
             name: ctx.name.to_owned(),
             settings: settings.clone(),
@@ -163,7 +161,7 @@ impl SparkplugSink {
 
     async fn open_session(&self, edge: &mut EdgeNode, client_id: &str) -> Result<Link, ComponentError> {
         let bd = next_bd_seq(&self.bd_seq_file).map_err(|e| {
-            ComponentError::new(format!(
+            ComponentError::io(format!(
                 "sparkplug sink `{}`: cannot persist bdSeq in {}: {e}",
                 self.name,
                 self.bd_seq_file.display()
@@ -199,8 +197,9 @@ impl SparkplugSink {
             accept_commands: self.settings.accept_commands,
         };
         for id in [&config.group, &config.node] {
-            validate_id(id)
-                .map_err(|e| ComponentError::new(format!("sparkplug sink `{}`: {e}", self.name)))?;
+            validate_id(id).map_err(|e| {
+                ComponentError::config_because(format!("sparkplug sink `{}`: {e}", self.name), e)
+            })?;
         }
         let client_id = self
             .settings

@@ -3,11 +3,10 @@
 //! a `host_id`, announces itself on `spBv1.0/STATE/{host_id}` (online while connected,
 //! offline as its will) so edge nodes that name it as primary host publish to it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_config::{AddressError, Settings, Table};
-use backplane_engine::{ComponentError, Source, SourceContext, SourceIo, SourceKind};
+use backplane_config::{AddressError, Table};
+use backplane_connector::{ComponentError, Source, SourceContext, SourceIo, SourceKind};
 use backplane_model::Timestamp;
 use bytes::Bytes;
 use futures::FutureExt;
@@ -34,18 +33,20 @@ pub struct SparkplugSourceSettings {
 #[derive(Debug)]
 pub struct SparkplugSourceKind;
 
-impl backplane_config::KindSpec for SparkplugSourceKind {
+impl backplane_connector::Kind for SparkplugSourceKind {
+    type Settings = SparkplugSourceSettings;
+
     fn describe(&self) -> &'static str {
         "Sparkplug B host: metrics of edge nodes and devices as readings"
     }
 
-    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+    fn parse(&self, table: &mut Table<'_>) -> Option<SparkplugSourceSettings> {
         let connection = ConnectionSettings::parse(table);
         let host_id = table.optional_str("host_id").map(str::to_owned);
         if let Some(h) = &host_id
             && let Err(e) = validate_id(h)
         {
-            table.error("host_id", e, None);
+            table.error("host_id", e.to_string(), None);
         }
         let mut groups = Vec::new();
         if let Some(item) = table.optional_item("groups") {
@@ -54,7 +55,7 @@ impl backplane_config::KindSpec for SparkplugSourceKind {
                     for i in items {
                         match i.as_str().map(|g| (g, validate_id(g))) {
                             Some((g, Ok(()))) => groups.push(g.to_owned()),
-                            Some((_, Err(e))) => i.error(e, None),
+                            Some((_, Err(e))) => i.error(e.to_string(), None),
                             None => i.error("expected a group id string", None),
                         }
                     }
@@ -73,40 +74,41 @@ impl backplane_config::KindSpec for SparkplugSourceKind {
                 None,
             );
         }
-        Some(Arc::new(SparkplugSourceSettings {
+        Some(SparkplugSourceSettings {
             connection: connection?,
             host_id,
             groups,
             max_payload_bytes: max_payload_bytes as usize,
-        }))
+        })
     }
 
-    fn check_address(&self, _settings: &Settings, address: &str) -> Result<(), AddressError> {
+    fn check_address(&self, _settings: &SparkplugSourceSettings, address: &str) -> Result<(), AddressError> {
         MetricAddress::parse(address)
             .map(|_| ())
-            .map_err(|message| AddressError {
-                message,
+            .map_err(|e| AddressError {
+                message: e.to_string(),
                 hint: Some("write GROUP/NODE:METRIC or GROUP/NODE/DEVICE:METRIC".into()),
             })
     }
 }
 
 impl SourceKind for SparkplugSourceKind {
-    fn build(&self, ctx: &SourceContext<'_>) -> Result<Box<dyn Source>, ComponentError> {
-        let settings = ctx
-            .settings
-            .downcast_ref::<SparkplugSourceSettings>()
-            .ok_or_else(|| ComponentError::new("sparkplug: settings of another kind"))?;
+    fn build(
+        &self,
+        ctx: &SourceContext<'_, SparkplugSourceSettings>,
+    ) -> Result<Box<dyn Source>, ComponentError> {
+        let settings = ctx.settings;
         let addresses = ctx
             .addresses
             .iter()
             .map(|a| MetricAddress::parse(a))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ComponentError::new(format!("sparkplug source `{}`: {e}", ctx.name)))?;
-        let connection = settings
-            .connection
-            .resolve()
-            .map_err(|e| ComponentError::new(format!("sparkplug source `{}`: {e}", ctx.name)))?;
+            .map_err(|e| {
+                ComponentError::config_because(format!("sparkplug source `{}`: {e}", ctx.name), e)
+            })?;
+        let connection = settings.connection.resolve().map_err(|e| {
+            ComponentError::config_because(format!("sparkplug source `{}`: {e}", ctx.name), e)
+        })?;
         Ok(Box::new(SparkplugSource {
             name: ctx.name.to_owned(),
             settings: settings.clone(),
@@ -165,7 +167,7 @@ impl Source for SparkplugSource {
                         return Ok(());
                     }
                     Some(write) = io.next_write() => {
-                        let _ = write.reply.send(Err(ComponentError::new(
+                        let _ = write.reply.send(Err(ComponentError::config(
                             "the sparkplug source does not accept writes",
                         )));
                         continue;
@@ -174,7 +176,7 @@ impl Source for SparkplugSource {
                 match event {
                     LinkEvent::Connected => {
                         tracing::info!(source = %self.name, ?filters, "sparkplug host: connected");
-                        let closed = |e| ComponentError::new(format!("sparkplug source `{}`: {e}", self.name));
+                        let closed = |e| ComponentError::io(format!("sparkplug source `{}`: {e}", self.name));
                         link.subscribe(&filters, Qos::AtLeastOnce).await.map_err(closed)?;
                         if let Some(t) = &state_topic {
                             link.publish(t, Qos::AtLeastOnce, true, Bytes::from(state_payload(true, started)))
@@ -200,7 +202,7 @@ impl Source for SparkplugSource {
                     }
                     LinkEvent::Delivered(_) => {}
                     LinkEvent::Disconnected(why) => {
-                        return Err(ComponentError::new(format!(
+                        return Err(ComponentError::connect(format!(
                             "sparkplug source `{}`: {}:{}: {why}",
                             self.name, self.settings.connection.host, self.settings.connection.port
                         )));

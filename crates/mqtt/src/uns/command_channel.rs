@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use backplane_engine::{CommandFailed, CommandPath};
+use backplane_production::{CommandFailed, ProductionHandle};
 use bytes::Bytes;
 
 use crate::commands::{Reply, Request};
@@ -31,7 +31,7 @@ impl CommandChannel {
     pub(super) fn start(
         sink: &str,
         topic: String,
-        path: CommandPath,
+        path: ProductionHandle,
         accepted: impl Fn() + Send + Sync + 'static,
         refused: impl Fn() + Send + Sync + 'static,
     ) -> CommandChannel {
@@ -97,7 +97,7 @@ impl CommandChannel {
 /// sends back each reply.
 async fn run_commands(
     sink: String,
-    path: CommandPath,
+    path: ProductionHandle,
     mut commands: tokio::sync::mpsc::Receiver<Bytes>,
     replies: tokio::sync::mpsc::UnboundedSender<Bytes>,
     accepted: impl Fn() + Send + Sync + 'static,

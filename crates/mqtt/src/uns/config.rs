@@ -1,10 +1,9 @@
 //! The settings of the `mqtt` sink kind and how they are read from its TOML table
 //! (`docs/connectors/mqtt.md` lists the keys). No I/O.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_config::{Settings, Table};
+use backplane_config::Table;
 
 use crate::common::{parse_inflight, parse_qos};
 use crate::settings::{ConnectionSettings, Qos};
@@ -103,30 +102,27 @@ impl CommandTopic {
 #[derive(Debug)]
 pub struct MqttSinkKind;
 
-impl backplane_config::KindSpec for MqttSinkKind {
+impl backplane_connector::Kind for MqttSinkKind {
+    type Settings = MqttSinkSettings;
+
     fn describe(&self) -> &'static str {
         "unified namespace over MQTT: JSON per attribute and per instance, retained, with a status topic"
     }
 
-    fn buffered(&self) -> bool {
-        true
-    }
-
-    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+    fn parse(&self, table: &mut Table<'_>) -> Option<MqttSinkSettings> {
         let connection = ConnectionSettings::parse(table);
         let topic_prefix = table
             .optional_str("topic_prefix")
             .map(|p| p.trim_end_matches('/').to_owned());
-        if let Some(p) = &topic_prefix
-            && let Err(e) = validate_topic(p).and_then(|()| {
-                if p.starts_with('/') {
-                    Err("a prefix must not start with `/`".into())
-                } else {
-                    Ok(())
-                }
-            })
-        {
-            table.error("topic_prefix", format!("invalid `topic_prefix`: {e}"), None);
+        if let Some(p) = &topic_prefix {
+            let problem = match validate_topic(p) {
+                Err(e) => Some(e.to_string()),
+                Ok(()) if p.starts_with('/') => Some("a prefix must not start with `/`".to_owned()),
+                Ok(()) => None,
+            };
+            if let Some(problem) = problem {
+                table.error("topic_prefix", format!("invalid `topic_prefix`: {problem}"), None);
+            }
         }
         let qos = parse_qos(table, "qos", Qos::AtLeastOnce);
         let retain = table.optional_bool("retain").unwrap_or(true);
@@ -156,7 +152,7 @@ impl backplane_config::KindSpec for MqttSinkKind {
         }
         let max_inflight = parse_inflight(table);
         let commands = CommandTopic::parse(table);
-        Some(Arc::new(MqttSinkSettings {
+        Some(MqttSinkSettings {
             connection: connection?,
             topic_prefix,
             qos,
@@ -168,7 +164,7 @@ impl backplane_config::KindSpec for MqttSinkKind {
             linger,
             max_inflight,
             commands,
-        }))
+        })
     }
 }
 
@@ -177,12 +173,12 @@ mod tests {
     use super::*;
     use crate::uns::Namespace;
     use crate::uns::fixture::{CONFIG, topology};
-    use backplane_engine::Registry;
+
     use std::path::Path;
 
     fn commands_setting(line: &str) -> Result<CommandTopic, Vec<String>> {
-        let mut registry = Registry::with_builtins();
-        registry.add_sink("mqtt", Arc::new(MqttSinkKind));
+        let mut registry = backplane_engine::builtins();
+        registry.add_sink("mqtt", MqttSinkKind);
         let config = format!("{CONFIG}{line}\n");
         match backplane_config::load_str(&config, Path::new("t.toml"), &registry.catalog()) {
             Ok(plan) => Ok(plan.sinks[0]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use backplane_engine::{Registry, Topology};
+use backplane_connector::Topology;
 use backplane_model::{Context, Quality, Sample, Timestamp, Value};
 
 use super::{MqttSinkKind, MqttSinkSettings};
@@ -39,8 +39,8 @@ payload = "both"
 "#;
 
 pub(super) fn topology() -> (Arc<Topology>, MqttSinkSettings) {
-    let mut registry = Registry::with_builtins();
-    registry.add_sink("mqtt", Arc::new(MqttSinkKind));
+    let mut registry = backplane_engine::builtins();
+    registry.add_sink("mqtt", MqttSinkKind);
     let plan = backplane_config::load_str(CONFIG, Path::new("t.toml"), &registry.catalog()).unwrap();
     let settings = plan.sinks[0]
         .settings

@@ -4,8 +4,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use backplane_engine::payload::{EventPayload, SamplePayload};
-use backplane_engine::{Delivery, Topology};
+use backplane_connector::payload::{EventPayload, SamplePayload};
+use backplane_connector::{Delivery, Topology};
 use backplane_model::{Context, DataType, Quality, Sample, TagId, Timestamp, Unit, Value};
 use bytes::Bytes;
 use serde::Serialize;

@@ -22,7 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backplane_engine::{Batch, Delivery, Topology};
+use backplane_connector::{Batch, Delivery, Topology};
 use backplane_model::{Sample, TagId, Timestamp};
 use bytes::Bytes;
 

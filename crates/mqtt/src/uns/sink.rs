@@ -4,7 +4,7 @@
 //! are delivered are the session's decisions (command replies go first, within its
 //! in-flight window); this file only does the I/O.
 
-use backplane_engine::{ComponentError, Delivery, Sink, SinkContext, SinkIo, SinkKind};
+use backplane_connector::{ComponentError, Delivery, Sink, SinkContext, SinkIo, SinkKind};
 use backplane_model::Timestamp;
 use bytes::Bytes;
 use futures::FutureExt;
@@ -14,21 +14,22 @@ use super::command_channel::CommandChannel;
 use super::config::{CommandTopic, MqttSinkKind, MqttSinkSettings};
 use super::namespace::Namespace;
 use super::session::{Action, Session};
-use crate::backoff::Backoff;
 use crate::common::{CLOSE_TIMEOUT, next_event, sleep_until};
 use crate::link::{Link, LinkEvent, LinkOptions};
 use crate::settings::{Qos, ResolvedConnection};
+use backplane_connector::Backoff;
 
 impl SinkKind for MqttSinkKind {
-    fn build(&self, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ComponentError> {
-        let settings = ctx
-            .settings
-            .downcast_ref::<MqttSinkSettings>()
-            .ok_or_else(|| ComponentError::new("mqtt: settings of another kind"))?;
+    fn buffered(&self) -> bool {
+        true
+    }
+
+    fn build(&self, ctx: &SinkContext<'_, MqttSinkSettings>) -> Result<Box<dyn Sink>, ComponentError> {
+        let settings = ctx.settings;
         let connection = settings
             .connection
             .resolve()
-            .map_err(|e| ComponentError::new(format!("mqtt sink `{}`: {e}", ctx.name)))?;
+            .map_err(|e| ComponentError::config_because(format!("mqtt sink `{}`: {e}", ctx.name), e))?;
         Ok(Box::new(UnsSink {
             name: ctx.name.to_owned(),
             settings: settings.clone(),
@@ -87,13 +88,19 @@ impl UnsSink {
             CommandTopic::Topic(topic) => Some(topic.clone()),
         };
         if let Some(topic) = command_topic {
+            let production = io.services.get::<backplane_production::ProductionHandle>().ok_or_else(|| {
+                ComponentError::config(format!(
+                    "mqtt sink `{}`: `commands` needs the production stage, which this gateway does not run",
+                    self.name
+                ))
+            })?;
             let accepted = io.status.counter("commands_accepted");
             let refused = io.status.counter("commands_refused");
             commands_refused = Some(refused.clone());
             commands = Some(CommandChannel::start(
                 &self.name,
                 topic,
-                io.commands.clone(),
+                (*production).clone(),
                 move || {
                     accepted.inc();
                 },

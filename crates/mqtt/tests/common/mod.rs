@@ -17,8 +17,12 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub fn registry() -> Registry {
-    let mut registry = Registry::with_builtins();
+    let mut registry = backplane_engine::builtins();
     backplane_mqtt::register(&mut registry);
+    registry.add_stage(
+        "production",
+        std::sync::Arc::new(backplane_production::ProductionStageKind),
+    );
     registry
 }
 
@@ -359,4 +363,17 @@ pub async fn clear_retained(port: u16, topics: impl IntoIterator<Item = String>)
         }
     })
     .await;
+}
+
+/// Reads the production state the engine's production stage last published.
+#[allow(dead_code)] // not every test binary reads it
+pub fn production_view<R>(
+    engine: &backplane_engine::EngineHandle,
+    read: impl FnOnce(&backplane_production::Production) -> R,
+) -> R {
+    let handle = engine
+        .services()
+        .get::<backplane_production::ProductionHandle>()
+        .expect("the production stage runs");
+    read(&handle.view())
 }

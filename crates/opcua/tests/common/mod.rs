@@ -9,7 +9,7 @@ mod peers;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use backplane_engine::supervisor::BackoffPolicy;
@@ -109,8 +109,8 @@ impl Drop for Peer {
 }
 
 pub fn registry() -> Registry {
-    let mut registry = Registry::with_builtins();
-    registry.add_source("opcua", Arc::new(OpcUaKind));
+    let mut registry = backplane_engine::builtins();
+    registry.add_source("opcua", OpcUaKind);
     registry
 }
 

@@ -67,7 +67,8 @@ impl Production {
         let Some(lot) = self.st.lots.get(id) else {
             return Err(CommandError::not_found("id", format!("no lot `{id}`")));
         };
-        check_lot_transition(id, lot.status, status).map_err(|m| CommandError::invalid("status", m))?;
+        check_lot_transition(id, lot.status, status)
+            .map_err(|e| CommandError::invalid("status", e.to_string()))?;
         if let Some(by) = by {
             check_id("by", by)?;
         }

@@ -89,7 +89,8 @@ impl Production {
         let Some(order) = self.st.work_orders.get(id) else {
             return Err(CommandError::not_found("id", format!("no work order `{id}`")));
         };
-        check_transition(id, order.status, status).map_err(|m| CommandError::invalid("status", m))?;
+        check_transition(id, order.status, status)
+            .map_err(|e| CommandError::invalid("status", e.to_string()))?;
         if let Some(by) = by {
             check_id("by", by)?;
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use backplane_model::{TagId, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::component::WriteRequest;
+use crate::source::WriteRequest;
 use crate::topology::Topology;
 
 /// Write requests waiting per source; a full queue refuses further writes at once.
@@ -42,8 +42,8 @@ pub struct WritePath {
 }
 
 impl WritePath {
-    /// The path and, per source, the receiving end its instances read from.
-    pub(crate) fn new(topology: &Arc<Topology>) -> (WritePath, Vec<Option<mpsc::Receiver<WriteRequest>>>) {
+    /// For the engine: the path and, per source, the receiving end its instances read from.
+    pub fn new(topology: &Arc<Topology>) -> (WritePath, Vec<Option<mpsc::Receiver<WriteRequest>>>) {
         let (senders, receivers): (Vec<_>, Vec<_>) = topology
             .sources
             .iter()
@@ -100,7 +100,7 @@ impl WritePath {
         match tokio::time::timeout(WRITE_TIMEOUT, answer).await {
             Err(_) => Err(WriteError::Timeout(name)),
             Ok(Err(_)) => Err(WriteError::SourceUnavailable(name)),
-            Ok(Ok(result)) => result.map_err(|e| WriteError::Failed(e.0)),
+            Ok(Ok(result)) => result.map_err(|e| WriteError::Failed(e.to_string())),
         }
     }
 }

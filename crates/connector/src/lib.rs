@@ -1,0 +1,49 @@
+//! Backplane's connector interface: what a protocol crate implements and what the engine
+//! runs. It depends on the model and configuration crates only, so a connector compiles
+//! without the engine's runtime, and the engine without any connector or domain.
+//!
+//! Layout:
+//! - [`kind`]: [`Kind`] (typed settings, optional hooks), [`SourceKind`], [`SinkKind`],
+//!   and the [`Registry`] that erases the settings type in one place.
+//! - [`source`]: the [`Source`] trait and [`SourceIo`] (emit readings, receive writes).
+//! - [`sink`]: the [`Sink`] trait, [`SinkIo`] and [`Delivery`] (batches to acknowledge).
+//! - [`stage`]: derive [`Stage`]s the pipeline runs after contextualize, and the
+//!   [`CommandPath`] that runs calls between two batches.
+//! - [`batch`]: raw readings, normalized batches, the pipeline's input.
+//! - [`topology`]: the plan compiled into dense tables (assets, tags, routes).
+//! - [`writes`]: the raw write path from IT to a source's address.
+//! - [`payload`]: the shared JSON form of samples and events.
+//! - [`services`]: what stages and kinds offer to sinks and the API, by type and name.
+//! - [`hooks`]: discovery (browse) and device simulators, as plain data.
+//! - [`status`]: how a component reports degraded health and its own counters.
+//! - [`error`]: [`ComponentError`], typed by what the supervisor should do.
+//! - [`backoff`]: the one retry policy (supervisor restarts, reconnect loops).
+
+pub mod backoff;
+pub mod batch;
+pub mod error;
+pub mod hooks;
+pub mod kind;
+pub mod payload;
+pub mod services;
+pub mod sink;
+pub mod source;
+pub mod stage;
+pub mod status;
+pub mod topology;
+pub mod writes;
+
+pub use backoff::{Backoff, BackoffPolicy};
+pub use batch::{Batch, PipelineInput, RawBatch, RawReading};
+pub use error::ComponentError;
+pub use hooks::{Browser, OptionSpec, Options, RunningSimulator, Simulator, SimulatorStart};
+pub use kind::{Kind, Registry, SinkContext, SinkKind, SourceContext, SourceKind};
+pub use services::Services;
+pub use sink::{Delivery, Sink, SinkFeed, SinkIo, SinkIoParts};
+pub use source::{Source, SourceIo, WriteRequest};
+pub use stage::{
+    BuiltStage, CommandPath, Derived, PipelineStopped, Stage, StageCall, StageContext, StageKind,
+};
+pub use status::{ComponentStatus, Report};
+pub use topology::{AssetNode, SourceRoutes, TagInfo, Topology};
+pub use writes::{WriteError, WritePath};

@@ -1,0 +1,163 @@
+//! The [`Source`] trait and what the engine hands a running source ([`SourceIo`]).
+//!
+//! A source owns its connections and emits batches of raw readings addressed by its own
+//! address ids; it never sees assets or sinks. It is run by the supervisor, which builds a
+//! fresh instance after every failure.
+
+use std::sync::Arc;
+
+use backplane_model::{Timestamp, Value};
+use futures::future::BoxFuture;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{PipelineInput, RawBatch, RawReading};
+use crate::error::ComponentError;
+use crate::status::ComponentStatus;
+
+/// A request to write one raw value (already in the device's terms) to one address of a
+/// source. The reply carries the value read back after the write, when the source can
+/// read the address, so the caller can confirm it.
+#[derive(Debug)]
+pub struct WriteRequest {
+    /// Index into the addresses the source was built with.
+    pub address: u32,
+    pub value: Value,
+    pub reply: oneshot::Sender<Result<Option<Value>, ComponentError>>,
+    /// After this the caller has been told the write timed out; it must not happen then.
+    pub deadline: tokio::time::Instant,
+}
+
+/// What a source is given to run.
+#[derive(Clone, Debug)]
+pub struct SourceIo {
+    source: u32,
+    tx: mpsc::Sender<PipelineInput>,
+    cancel: CancellationToken,
+    /// Outlives source instances, like a sink's input queue.
+    writes: Arc<Mutex<mpsc::Receiver<WriteRequest>>>,
+    pub status: ComponentStatus,
+}
+
+impl SourceIo {
+    /// For the engine: source number `source` feeds `tx`, stops on `cancel` and receives
+    /// the write requests for its addresses on `writes`.
+    pub fn new(
+        source: u32,
+        tx: mpsc::Sender<PipelineInput>,
+        cancel: CancellationToken,
+        writes: mpsc::Receiver<WriteRequest>,
+        status: ComponentStatus,
+    ) -> SourceIo {
+        SourceIo {
+            source,
+            tx,
+            cancel,
+            writes: Arc::new(Mutex::new(writes)),
+            status,
+        }
+    }
+
+    /// Hands a batch to the pipeline. Waits while the pipeline's input queue is full
+    /// (backpressure: a source slows down rather than losing readings). Returns `false`
+    /// once the engine is shutting down.
+    pub async fn emit(&self, gateway_time: Timestamp, readings: Vec<RawReading>) -> bool {
+        let batch = RawBatch {
+            source: self.source,
+            gateway_time,
+            readings,
+        };
+        self.tx.send(PipelineInput::Readings(batch)).await.is_ok()
+    }
+
+    /// Resolves when the engine shuts down; sources select on it in their loops.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// The next write request for this source. Stays pending while nobody writes, so a
+    /// source can `select!` on it beside its poll timer; `None` once the engine stops.
+    /// Sources that cannot write answer each request with an error.
+    ///
+    /// Requests whose caller gave up (timed out, or went away) are dropped here, so a
+    /// source that was down does not write stale values to a machine when it comes back.
+    pub async fn next_write(&self) -> Option<WriteRequest> {
+        let mut writes = self.writes.lock().await;
+        loop {
+            let request = writes.recv().await?;
+            if request.reply.is_closed() || tokio::time::Instant::now() >= request.deadline {
+                tracing::warn!(
+                    address = request.address,
+                    "dropping a write whose caller gave up waiting"
+                );
+                continue;
+            }
+            return Some(request);
+        }
+    }
+}
+
+/// A running connection to devices that produces raw readings.
+pub trait Source: Send + 'static {
+    /// Runs until cancelled (return `Ok`) or until it fails (return `Err`; the supervisor
+    /// turns the source's values bad and builds a new instance after a backoff, unless
+    /// the error says retrying cannot help).
+    fn run(self: Box<Self>, io: SourceIo) -> BoxFuture<'static, Result<(), ComponentError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io() -> (SourceIo, mpsc::Sender<WriteRequest>) {
+        let (tx, _rx) = mpsc::channel(4);
+        let (write_tx, write_rx) = mpsc::channel(4);
+        let io = SourceIo::new(
+            0,
+            tx,
+            CancellationToken::new(),
+            write_rx,
+            ComponentStatus::detached(),
+        );
+        (io, write_tx)
+    }
+
+    fn request(
+        value: i64,
+        deadline: tokio::time::Instant,
+    ) -> (
+        WriteRequest,
+        oneshot::Receiver<Result<Option<Value>, ComponentError>>,
+    ) {
+        let (reply, answer) = oneshot::channel();
+        (
+            WriteRequest {
+                address: 0,
+                value: Value::Int(value),
+                reply,
+                deadline,
+            },
+            answer,
+        )
+    }
+
+    #[tokio::test]
+    async fn writes_whose_caller_gave_up_are_never_handed_to_the_source() {
+        let (io, tx) = io();
+        let now = tokio::time::Instant::now();
+        let later = now + std::time::Duration::from_secs(60);
+        let (expired, _keep) = request(1, now);
+        let (abandoned, answer) = request(2, later);
+        drop(answer);
+        let (live, _answer) = request(3, later);
+        for r in [expired, abandoned, live] {
+            tx.send(r).await.unwrap();
+        }
+        let next = io.next_write().await.unwrap();
+        assert_eq!(next.value, Value::Int(3));
+    }
+}

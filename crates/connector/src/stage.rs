@@ -1,0 +1,116 @@
+//! Derive stages: domain logic the pipeline runs after normalize and contextualize
+//! (production states, counters, OEE, lots, ...), without the engine knowing the domain.
+//!
+//! A [`Stage`] sees every batch's samples and the passing of time, and answers with what it
+//! [`Derived`]: context patches for assets (applied first, so later samples carry them)
+//! and events (stamped with their asset's context after the patches, routed with the
+//! batch). Commands for a stage (start a work order, record genealogy) reach the pipeline
+//! as a [`StageCall`] through the [`CommandPath`] and run between two batches, so a
+//! context change is exactly ordered with the data.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use backplane_model::sample::EventKind;
+use backplane_model::{AssetPath, ContextPatch, Sample, Timestamp};
+use tokio::sync::mpsc;
+
+use crate::batch::PipelineInput;
+use crate::error::ComponentError;
+use crate::services::Services;
+use crate::topology::Topology;
+
+/// What a stage derived from samples, time or a command.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Derived {
+    /// Changes to assets' own context, applied in order before the events are stamped.
+    pub context: Vec<(AssetPath, ContextPatch)>,
+    /// Events; the pipeline stamps each with its asset's effective context.
+    pub events: Vec<(AssetPath, Timestamp, EventKind)>,
+}
+
+impl Derived {
+    pub fn is_empty(&self) -> bool {
+        self.context.is_empty() && self.events.is_empty()
+    }
+}
+
+/// A step of the pipeline after normalize and contextualize. Runs in the pipeline task:
+/// it must not block or do I/O on the hot path.
+pub trait Stage: Send + fmt::Debug + 'static {
+    /// The samples of one batch (normalized, with their context).
+    fn observe(&mut self, samples: &[Sample], out: &mut Derived);
+
+    /// Time passes (about every second): periods close, shifts change, state is saved.
+    fn tick(&mut self, _now: Timestamp, _out: &mut Derived) {}
+
+    /// The pipeline has stopped: persist what must survive a restart. May block.
+    fn stop(&mut self) {}
+}
+
+/// What a stage kind is given to build its stage.
+#[derive(Debug)]
+pub struct StageContext<'a> {
+    pub topology: &'a Arc<Topology>,
+    pub data_dir: &'a PathBuf,
+    /// Where the stage's command handles send their calls.
+    pub commands: CommandPath,
+}
+
+/// A built stage and the services it offers to sinks and the API (e.g. a handle that
+/// runs production commands and serves views of the production state).
+#[derive(Debug)]
+pub struct BuiltStage {
+    pub stage: Box<dyn Stage>,
+    pub services: Services,
+}
+
+/// A kind of stage, listed beside source and sink kinds.
+pub trait StageKind: Send + Sync + 'static {
+    /// One line saying what the stage does.
+    fn describe(&self) -> &'static str;
+    /// Builds the stage for a plan, restoring its saved state from `data_dir`.
+    fn build(&self, ctx: &StageContext<'_>) -> Result<BuiltStage, ComponentError>;
+}
+
+/// The body of a [`StageCall`]: given the time, it does its work and adds what it derived.
+pub type CallFn = dyn FnOnce(Timestamp, &mut Derived) + Send;
+
+/// Work for a stage, run by the pipeline between two batches.
+pub struct StageCall(pub Box<CallFn>);
+
+impl fmt::Debug for StageCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StageCall")
+    }
+}
+
+/// The pipeline stopped; the call did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the engine is shutting down")]
+pub struct PipelineStopped;
+
+/// Hands [`StageCall`]s to the pipeline. Holds no strong reference, so it never keeps a
+/// stopping engine alive.
+#[derive(Clone, Debug)]
+pub struct CommandPath {
+    input: mpsc::WeakSender<PipelineInput>,
+}
+
+impl CommandPath {
+    /// For the engine: calls go into the pipeline's input queue.
+    pub fn new(input: mpsc::WeakSender<PipelineInput>) -> CommandPath {
+        CommandPath { input }
+    }
+
+    /// Queues `call` behind the batches already waiting; it runs between two batches.
+    /// Waits while the pipeline's input queue is full.
+    pub async fn call(&self, call: StageCall) -> Result<(), PipelineStopped> {
+        let input = self.input.upgrade().ok_or(PipelineStopped)?;
+        input
+            .send(PipelineInput::Call(call))
+            .await
+            .map_err(|_| PipelineStopped)
+    }
+}
