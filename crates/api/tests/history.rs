@@ -5,18 +5,14 @@
 
 mod common;
 
-#[path = "../../../tests/support/dairy.rs"]
-mod dairy;
-
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use backplane_api::{ApiOptions, router};
-use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{Engine, EngineOptions, Registry};
+use backplane_engine::{Engine, Registry};
 use backplane_historian::HistorianKind;
 use backplane_model::{ContextField, ContextPatch, Timestamp};
+use backplane_testkit::{dairy, engine as support};
 use common::*;
 
 const PASTEURIZER: &str = "acme-dairy/plant-a/processing/pasteurizer";
@@ -31,18 +27,9 @@ fn start_demo(data_dir: &Path) -> (Engine, axum::Router) {
     let kind = Arc::new(HistorianKind::new());
     let mut registry = Registry::with_builtins();
     registry.add_sink("historian", kind.clone());
-    let mut plan = backplane_config::load_str(&demo_config(), Path::new("dairy.toml"), &registry.catalog())
-        .unwrap_or_else(|d| panic!("{d:#?}"));
-    plan.gateway.data_dir = data_dir.to_path_buf();
+    let plan = support::plan(&demo_config(), data_dir, &registry);
     let history = kind.open_stores(&plan).unwrap().pop().map(|(_, store)| store);
-    let options = EngineOptions {
-        backoff: BackoffPolicy {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(200),
-        },
-        ..EngineOptions::default()
-    };
-    let engine = Engine::start(plan, &registry, options).unwrap();
+    let engine = Engine::start(plan, &registry, support::options()).unwrap();
     let router = router(
         engine.handle(),
         ApiOptions {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use backplane_engine::Registry;
 use backplane_modbus::browse::Cell;
 use backplane_modbus::{BrowseArgs, ModbusKind, browse, spawn_filler_simulator};
+use backplane_testkit::net::free_port;
 use clap::Parser;
 
 #[derive(Parser)]
@@ -84,9 +85,7 @@ async fn browse_shows_answering_registers_and_isolates_refused_ones() {
 
 #[tokio::test]
 async fn browse_reports_a_device_that_is_not_there() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    let port = free_port();
     let cli = Cli::try_parse_from(["browse", &format!("tcp://127.0.0.1:{port}")]).unwrap();
     let e = cli.args.run().await.unwrap_err().to_string();
     assert!(e.contains("cannot connect to tcp://127.0.0.1"), "{e}");

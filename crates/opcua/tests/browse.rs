@@ -9,8 +9,9 @@ mod common;
 use std::path::Path;
 
 use backplane_opcua::BrowseArgs;
+use backplane_testkit::net::free_port;
 use clap::Parser;
-use common::{Peer, free_port};
+use common::Peer;
 
 #[derive(Parser)]
 struct Cli {
