@@ -5,18 +5,13 @@
 
 mod common;
 
-#[path = "../../../tests/support/dairy.rs"]
-mod dairy;
-
-use std::path::Path;
-use std::time::Duration;
-
 use backplane_api::{ApiOptions, router};
-use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{Engine, EngineOptions};
+use backplane_engine::Engine;
 use backplane_historian::HistorianKind;
 use backplane_model::{ContextField, ContextPatch, Timestamp};
+use backplane_testkit::{dairy, engine as support};
 use common::*;
+use std::path::Path;
 
 const PASTEURIZER: &str = "acme-dairy/plant-a/processing/pasteurizer";
 const HOLD: &str = "acme-dairy/plant-a/processing/pasteurizer/hold_temperature";
@@ -33,19 +28,10 @@ fn start_demo(data_dir: &Path) -> (Engine, axum::Router) {
 fn start_config(config: &str, data_dir: &Path) -> (Engine, axum::Router) {
     let mut registry = common::registry();
     registry.add_sink("historian", HistorianKind::new());
-    let mut plan = backplane_config::load_str(config, Path::new("dairy.toml"), &registry.catalog())
-        .unwrap_or_else(|d| panic!("{d:#?}"));
-    plan.gateway.data_dir = data_dir.to_path_buf();
-    let options = EngineOptions {
-        backoff: BackoffPolicy {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(200),
-        },
-        ..EngineOptions::default()
-    };
+    let plan = support::plan(config, data_dir, &registry);
     // The engine opens every historian sink's store before it starts; the API finds them
     // among its services, by sink name.
-    let engine = Engine::start(plan, &registry, options).unwrap();
+    let engine = Engine::start(plan, &registry, support::options()).unwrap();
     let router = router(engine.handle(), ApiOptions::default());
     (engine, router)
 }

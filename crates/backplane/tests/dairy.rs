@@ -7,11 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use backplane_engine::{Engine, EngineHandle};
+use backplane_engine::Engine;
 use backplane_model::Value;
-
-#[path = "../../../tests/support/engine.rs"]
-mod support;
+use backplane_testkit::engine::{self as support, latest};
 
 fn start(config: &str, data_dir: &Path) -> Engine {
     support::start(config, data_dir, &backplane::registry())
@@ -21,11 +19,6 @@ fn start(config: &str, data_dir: &Path) -> Engine {
 /// safety net, not a timing assertion.
 async fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
     support::eventually(what, Duration::from_secs(30), check).await
-}
-
-fn latest(handle: &EngineHandle, path: &str) -> Option<backplane_engine::Latest> {
-    let tag = handle.topology().tag_by_path(path)?;
-    handle.latest(tag.id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

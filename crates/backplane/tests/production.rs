@@ -4,25 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use std::path::Path;
 use std::time::Duration;
 
 use backplane_api::ApiOptions;
-use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{Engine, EngineOptions};
+use backplane_engine::Engine;
+use backplane_testkit::engine as support;
+use backplane_testkit::names::unique;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 const SILO_1: &str = "acme/plant-a/reception/silo-1";
-
-/// A name no other run uses, for the topic prefix and the gateway name.
-fn unique(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{what}-{}-{nanos}", std::process::id())
-}
 
 fn config(gateway: &str, prefix: &str) -> String {
     format!(
@@ -212,29 +203,12 @@ async fn a_valid_operator_entry_appears_in_the_api_on_the_uns_and_in_history() {
     let gateway = unique("e2e");
     let data = tempfile::tempdir().unwrap();
     let registry = backplane::registry();
-    let mut plan = backplane_config::load_str(
-        &config(&gateway, &prefix),
-        Path::new("production.toml"),
-        &registry.catalog(),
-    )
-    .unwrap_or_else(|d| {
-        panic!(
-            "config: {}",
-            d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
-        )
-    });
-    plan.gateway.data_dir = data.path().to_path_buf();
+    let plan = support::plan(&config(&gateway, &prefix), data.path(), &registry);
 
     // Subscribed before anything is published: events are not retained.
     let mut uns = Subscriber::start(&format!("{prefix}/+/+/+/+/_events")).await;
 
-    let options = EngineOptions {
-        backoff: BackoffPolicy {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(500),
-        },
-        ..EngineOptions::default()
-    };
+    let options = support::backoff(Duration::from_millis(50), Duration::from_millis(500));
     // As `backplane run` does: the engine opens the stores before it starts anything, then
     // the API finds them among the engine's services.
     let engine = Engine::start(plan, &registry, options).unwrap();

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use backplane_config::Table;
 use backplane_engine::{ComponentError, Engine, Kind, Sink, SinkContext, SinkIo, SinkKind};
+use backplane_testkit::engine as support;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -103,9 +104,6 @@ signals.l = { signal = "ramp", from = 0, to = 100, period = "1s" }
 name = "rec"
 kind = "recorder"
 "#;
-
-#[path = "../../../tests/support/engine.rs"]
-mod support;
 
 fn start(record: &Arc<Record>, data_dir: &Path) -> Engine {
     let mut registry = backplane_engine::builtins();

@@ -6,11 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use backplane_engine::{ComponentState, Engine, EngineHandle};
+use backplane_engine::{ComponentState, Engine};
 use backplane_model::{BadReason, ContextField, ContextPatch, Quality, Value};
-
-#[path = "../../../tests/support/engine.rs"]
-mod support;
+use backplane_testkit::engine::{self as support, latest};
 
 fn start(config: &str, data_dir: &Path) -> Engine {
     support::start(config, data_dir, &backplane_engine::builtins())
@@ -19,11 +17,6 @@ fn start(config: &str, data_dir: &Path) -> Engine {
 /// Up to 10 s; the bound is a safety net, not a timing assertion.
 async fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
     support::eventually(what, Duration::from_secs(10), check).await
-}
-
-fn latest(handle: &EngineHandle, path: &str) -> Option<backplane_engine::Latest> {
-    let tag = handle.topology().tag_by_path(path)?;
-    handle.latest(tag.id)
 }
 
 const TWO_SOURCES: &str = r#"

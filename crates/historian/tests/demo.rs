@@ -4,9 +4,6 @@
 //! export has the documented columns and one row per filler per interval.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../../tests/support/dairy.rs"]
-mod dairy;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +14,8 @@ use backplane_historian::{
     ContextFilter, EventQuery, ExportFormat, HistorianKind, Selector, SeriesInfo, Store,
 };
 use backplane_model::{ContextField, ContextPatch, Timestamp};
+use backplane_testkit::dairy;
+use backplane_testkit::engine as support;
 
 const PASTEURIZER: &str = "acme-dairy/plant-a/processing/pasteurizer";
 const LINE_1: &str = "acme-dairy/plant-a/packaging/line-1";
@@ -61,9 +60,6 @@ fn start(data_dir: &Path) -> Demo {
         store,
     }
 }
-
-#[path = "../../../tests/support/engine.rs"]
-mod support;
 
 /// Up to 20 s; the bound only turns a hang into a failure.
 async fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {

@@ -9,6 +9,7 @@ use backplane_connector::Kind;
 use backplane_connector::hooks::Options;
 use backplane_modbus::browse::Cell;
 use backplane_modbus::{BrowseArgs, ModbusKind, browse, spawn_filler_simulator};
+use backplane_testkit::net::free_port;
 
 /// The options as `backplane browse URL --name value ...` hands them to the hook.
 fn options(pairs: &[(&str, &str)]) -> Options {
@@ -84,9 +85,7 @@ async fn browse_shows_answering_registers_and_isolates_refused_ones() {
 
 #[tokio::test]
 async fn browse_reports_a_device_that_is_not_there() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    let port = free_port();
     // Through the kind's browse hook, as `backplane browse` runs it.
     let browser = ModbusKind.browser().unwrap();
     assert!(browser.schemes.contains(&"tcp"));

@@ -3,71 +3,29 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use std::path::Path;
 use std::time::Duration;
 
 use backplane_engine::{Engine, EngineOptions};
 use backplane_modbus::{ModbusKind, spawn_filler_simulator};
 use backplane_model::Value;
+use backplane_testkit::engine as support;
+use backplane_testkit::fixtures::{DAIRY_FILLER_MODEL, DAIRY_LINE_1, DAIRY_NAMESPACE};
 
-const LINE_1: &str = r#"
-[namespace]
-enterprise = "acme-dairy"
-site = "plant-a"
-
-[models.Filler]
-description = "Bottle filler, vendor independent"
-[models.Filler.attributes]
-state = { type = "string", enum = ["stopped", "idle", "running", "fault"], description = "Machine state" }
-speed = { type = "float", unit = "bottle/min", range = [0, 600], description = "Filling speed" }
-good_count = { type = "uint", unit = "bottle", description = "Good bottles since counter reset" }
-reject_count = { type = "uint", unit = "bottle", description = "Rejected bottles since counter reset" }
-product_temperature = { type = "float", unit = "degC", range = [0, 20], description = "Product temperature at the filler bowl" }
-
-[[assets]]
-path = "packaging"
-level = "area"
-
-[[assets]]
-path = "packaging/line-1"
-level = "line"
-
-[[assets]]
-path = "packaging/line-1/filler"
-model = "Filler"
-source = "line1-plc"
-bindings.state = { address = "hr:100", map = { 0 = "stopped", 1 = "idle", 2 = "running", 3 = "fault" } }
-bindings.speed = { address = "hr:101", scale = { gain = 0.1 } }
-bindings.good_count = { address = "hr:102:u32" }
-bindings.reject_count = { address = "hr:104" }
-bindings.product_temperature = { address = "hr:106:i16", scale = { gain = 0.1 }, unit = "degF" }
-
-# Vendor A: Modbus TCP (`backplane demo` starts the filler simulator on this port).
-[[sources]]
-name = "line1-plc"
-kind = "modbus"
-url = "tcp://127.0.0.1:PORT"
-unit = 1
-address_base = 0          # the vendor's manual counts from 0
-word_order = "CDAB"       # vendor A sends 32-bit values low word first
-period = "500ms"
-"#;
+/// Line 1 of the demo on its own.
+fn line_1() -> String {
+    format!("{DAIRY_NAMESPACE}{DAIRY_FILLER_MODEL}{DAIRY_LINE_1}")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn line_1_reads_the_filler_simulator_through_modbus() {
     let (addr, sim) = spawn_filler_simulator("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let text = LINE_1.replace("PORT", &addr.port().to_string());
+    let text = line_1().replace("MODBUS_PORT", &addr.port().to_string());
     let mut registry = backplane_engine::builtins();
     registry.add_source("modbus", ModbusKind);
-    let catalog = registry.catalog();
-    let mut plan = backplane_config::load_str(&text, Path::new("dairy.toml"), &catalog).unwrap_or_else(|d| {
-        panic!(
-            "{}",
-            d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
-        )
-    });
+    let dir = tempfile::tempdir().unwrap();
+    let plan = support::plan(&text, dir.path(), &registry);
     // What `backplane check` prints for the source: one read for the five tags.
     let source = plan.sources.iter().find(|s| s.name == "line1-plc").unwrap();
     let addresses = ["hr:100", "hr:101", "hr:102:u32", "hr:104", "hr:106:i16"];
@@ -75,8 +33,6 @@ async fn line_1_reads_the_filler_simulator_through_modbus() {
     let summary = backplane_modbus::poll_summary("line1-plc", settings, &addresses).unwrap();
     assert_eq!((summary.tags(), summary.requests()), (5, 1));
 
-    let dir = tempfile::tempdir().unwrap();
-    plan.gateway.data_dir = dir.path().to_path_buf();
     let engine = Engine::start(plan, &registry, EngineOptions::default()).unwrap();
     let handle = engine.handle();
     let value = |attribute: &str| {

@@ -8,19 +8,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-#[path = "../../../tests/support/peers.rs"]
-mod peers;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{Engine, EngineHandle, EngineOptions, Latest};
+use backplane_engine::{Engine, EngineHandle, Latest};
 use backplane_modbus::ModbusKind;
 use backplane_model::{BadReason, Quality, Value};
+use backplane_testkit::fixtures::LabProbe;
+use backplane_testkit::{engine as support, peers};
 
 /// A pymodbus server process; killed on drop.
 struct Peer {
@@ -78,40 +76,17 @@ impl Drop for Peer {
 fn start_engine(config: &str, dir: &Path) -> Engine {
     let mut registry = backplane_engine::builtins();
     registry.add_source("modbus", ModbusKind);
-    let mut plan = backplane_config::load_str(config, Path::new("t.toml"), &registry.catalog())
-        .unwrap_or_else(|d| {
-            panic!(
-                "config: {}",
-                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
-            )
-        });
-    plan.gateway.data_dir = dir.to_path_buf();
-    let options = EngineOptions {
-        backoff: BackoffPolicy {
-            base: Duration::from_millis(100),
-            cap: Duration::from_millis(500),
-        },
-        ..EngineOptions::default()
-    };
-    Engine::start(plan, &registry, options).unwrap()
+    let options = support::backoff(Duration::from_millis(100), Duration::from_millis(500));
+    support::start_with(config, dir, &registry, options)
 }
 
 fn latest(handle: &EngineHandle, attribute: &str) -> Option<Latest> {
-    let tag = handle
-        .topology()
-        .tag_by_path(&format!("acme/lab/area/line/probe/{attribute}"))?;
-    handle.latest(tag.id)
+    support::latest(handle, &format!("acme/lab/area/line/probe/{attribute}"))
 }
 
 /// Polls every 20 ms for up to 20 s; the bound is a safety net, not a timing assertion.
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..1000 {
-        if let Some(v) = check() {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("gave up waiting for {what}");
+async fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    support::eventually_every(what, Duration::from_secs(20), Duration::from_millis(20), check).await
 }
 
 const ORDERS: [&str; 4] = ["ABCD", "CDAB", "BADC", "DCBA"];
@@ -195,32 +170,12 @@ bindings.w_text = { address = "hr:124:str:3" }
             26 + 4 * i
         ));
     }
-    format!(
-        r#"
-[namespace]
-enterprise = "acme"
-site = "lab"
-
-[models.Probe.attributes]
-{attributes}
-
-[[assets]]
-path = "area"
-level = "area"
-
-[[assets]]
-path = "area/line"
-level = "line"
-
-[[assets]]
-path = "area/line/probe"
-model = "Probe"
-source = "peer"
-{bindings}
-
-[[sources]]
-name = "peer"
-kind = "modbus"
+    LabProbe {
+        attributes: &attributes,
+        bindings: &bindings,
+        source: "peer",
+        settings: &format!(
+            r#"kind = "modbus"
 url = "tcp://127.0.0.1:{port}"
 unit = 1
 address_base = 0
@@ -231,7 +186,9 @@ writes = {writes}
 [sources.poll.slow]
 period = "300ms"
 "#
-    )
+        ),
+    }
+    .toml()
 }
 
 fn good(handle: &EngineHandle, attribute: &str) -> Option<Value> {

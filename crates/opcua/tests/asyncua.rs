@@ -10,89 +10,84 @@ mod common;
 use std::time::Duration;
 
 use backplane_model::{BadReason, Quality, Timestamp, UncertainReason, Value};
-use common::{Peer, eventually, free_port, latest, source_health, start_engine};
+use backplane_testkit::engine::latest;
+use backplane_testkit::fixtures::LabProbe;
+use backplane_testkit::net::free_port;
+use common::{Peer, eventually, source_health, start_engine};
 
 const PREFIX: &str = "acme/lab/area/line";
 
+/// Every built-in type, array, status and structure the peer serves, one attribute each.
+const TYPES_ATTRIBUTES: &str = r#"
+boolean = { type = "bool" }
+sbyte = { type = "int" }
+byte = { type = "uint" }
+int16 = { type = "int" }
+uint16 = { type = "uint" }
+int32 = { type = "int" }
+uint32 = { type = "uint" }
+int64 = { type = "int" }
+uint64 = { type = "uint" }
+float = { type = "float" }
+double = { type = "float" }
+string = { type = "string" }
+datetime = { type = "timestamp" }
+guid = { type = "string" }
+bytes = { type = "uint[]" }
+text = { type = "string" }
+ints = { type = "int[]" }
+doubles = { type = "float[]" }
+strings = { type = "string[]" }
+bools = { type = "bool[]" }
+counter = { type = "uint" }
+polled_counter = { type = "uint" }
+uncertain = { type = "float" }
+failed = { type = "float" }
+motor_current = { type = "float" }
+unknown_structure = { type = "float" }
+missing = { type = "float" }
+by_uri = { type = "float" }
+"#;
+
+/// Where the peer (tests/peers/opcua_server.py) serves them.
+const TYPES_BINDINGS: &str = r#"
+bindings.boolean = { address = "ns=2;s=Types.Boolean" }
+bindings.sbyte = { address = "ns=2;s=Types.SByte" }
+bindings.byte = { address = "ns=2;s=Types.Byte" }
+bindings.int16 = { address = "ns=2;s=Types.Int16" }
+bindings.uint16 = { address = "ns=2;s=Types.UInt16" }
+bindings.int32 = { address = "ns=2;s=Types.Int32" }
+bindings.uint32 = { address = "ns=2;s=Types.UInt32" }
+bindings.int64 = { address = "ns=2;s=Types.Int64" }
+bindings.uint64 = { address = "ns=2;s=Types.UInt64" }
+bindings.float = { address = "ns=2;s=Types.Float" }
+bindings.double = { address = "ns=2;s=Types.Double" }
+bindings.string = { address = "ns=2;s=Types.String" }
+bindings.datetime = { address = "ns=2;s=Types.DateTime" }
+bindings.guid = { address = "ns=2;s=Types.Guid" }
+bindings.bytes = { address = "ns=2;s=Types.ByteString" }
+bindings.text = { address = "ns=2;s=Types.LocalizedText" }
+bindings.ints = { address = "ns=2;s=Arrays.Int32" }
+bindings.doubles = { address = "ns=2;s=Arrays.Double" }
+bindings.strings = { address = "ns=2;s=Arrays.String" }
+bindings.bools = { address = "ns=2;s=Arrays.Boolean" }
+bindings.counter = { address = "ns=2;s=Counter" }
+bindings.polled_counter = { address = "group=slow;ns=2;s=Counter" }
+bindings.uncertain = { address = "ns=2;s=Status.Uncertain" }
+bindings.failed = { address = "ns=2;s=Status.Bad" }
+bindings.motor_current = { address = "field=Current;ns=2;s=Struct.Motor" }
+bindings.unknown_structure = { address = "ns=2;s=Struct.Unknown" }
+bindings.missing = { address = "ns=2;s=No.Such.Node" }
+bindings.by_uri = { address = "nsu=urn:backplane:test;s=Types.Double" }
+"#;
+
 fn types_config(port: u16) -> String {
-    format!(
-        r#"
-[namespace]
-enterprise = "acme"
-site = "lab"
-
-[models.Probe.attributes]
-boolean = {{ type = "bool" }}
-sbyte = {{ type = "int" }}
-byte = {{ type = "uint" }}
-int16 = {{ type = "int" }}
-uint16 = {{ type = "uint" }}
-int32 = {{ type = "int" }}
-uint32 = {{ type = "uint" }}
-int64 = {{ type = "int" }}
-uint64 = {{ type = "uint" }}
-float = {{ type = "float" }}
-double = {{ type = "float" }}
-string = {{ type = "string" }}
-datetime = {{ type = "timestamp" }}
-guid = {{ type = "string" }}
-bytes = {{ type = "uint[]" }}
-text = {{ type = "string" }}
-ints = {{ type = "int[]" }}
-doubles = {{ type = "float[]" }}
-strings = {{ type = "string[]" }}
-bools = {{ type = "bool[]" }}
-counter = {{ type = "uint" }}
-polled_counter = {{ type = "uint" }}
-uncertain = {{ type = "float" }}
-failed = {{ type = "float" }}
-motor_current = {{ type = "float" }}
-unknown_structure = {{ type = "float" }}
-missing = {{ type = "float" }}
-by_uri = {{ type = "float" }}
-
-[[assets]]
-path = "area"
-level = "area"
-[[assets]]
-path = "area/line"
-level = "line"
-[[assets]]
-path = "area/line/probe"
-model = "Probe"
-source = "peer"
-bindings.boolean = {{ address = "ns=2;s=Types.Boolean" }}
-bindings.sbyte = {{ address = "ns=2;s=Types.SByte" }}
-bindings.byte = {{ address = "ns=2;s=Types.Byte" }}
-bindings.int16 = {{ address = "ns=2;s=Types.Int16" }}
-bindings.uint16 = {{ address = "ns=2;s=Types.UInt16" }}
-bindings.int32 = {{ address = "ns=2;s=Types.Int32" }}
-bindings.uint32 = {{ address = "ns=2;s=Types.UInt32" }}
-bindings.int64 = {{ address = "ns=2;s=Types.Int64" }}
-bindings.uint64 = {{ address = "ns=2;s=Types.UInt64" }}
-bindings.float = {{ address = "ns=2;s=Types.Float" }}
-bindings.double = {{ address = "ns=2;s=Types.Double" }}
-bindings.string = {{ address = "ns=2;s=Types.String" }}
-bindings.datetime = {{ address = "ns=2;s=Types.DateTime" }}
-bindings.guid = {{ address = "ns=2;s=Types.Guid" }}
-bindings.bytes = {{ address = "ns=2;s=Types.ByteString" }}
-bindings.text = {{ address = "ns=2;s=Types.LocalizedText" }}
-bindings.ints = {{ address = "ns=2;s=Arrays.Int32" }}
-bindings.doubles = {{ address = "ns=2;s=Arrays.Double" }}
-bindings.strings = {{ address = "ns=2;s=Arrays.String" }}
-bindings.bools = {{ address = "ns=2;s=Arrays.Boolean" }}
-bindings.counter = {{ address = "ns=2;s=Counter" }}
-bindings.polled_counter = {{ address = "group=slow;ns=2;s=Counter" }}
-bindings.uncertain = {{ address = "ns=2;s=Status.Uncertain" }}
-bindings.failed = {{ address = "ns=2;s=Status.Bad" }}
-bindings.motor_current = {{ address = "field=Current;ns=2;s=Struct.Motor" }}
-bindings.unknown_structure = {{ address = "ns=2;s=Struct.Unknown" }}
-bindings.missing = {{ address = "ns=2;s=No.Such.Node" }}
-bindings.by_uri = {{ address = "nsu=urn:backplane:test;s=Types.Double" }}
-
-[[sources]]
-name = "peer"
-kind = "opcua"
+    LabProbe {
+        attributes: TYPES_ATTRIBUTES,
+        bindings: TYPES_BINDINGS,
+        source: "peer",
+        settings: &format!(
+            r#"kind = "opcua"
 url = "opc.tcp://127.0.0.1:{port}"
 security_policy = "None"
 period = "100ms"
@@ -100,7 +95,9 @@ period = "100ms"
 mode = "poll"
 period = "300ms"
 "#
-    )
+        ),
+    }
+    .toml()
 }
 
 fn value(handle: &backplane_engine::EngineHandle, attribute: &str) -> Option<(Option<Value>, Quality)> {

@@ -10,7 +10,8 @@ use std::path::Path;
 
 use backplane_connector::hooks::Options;
 use backplane_opcua::BrowseArgs;
-use common::{Peer, free_port};
+use backplane_testkit::net::free_port;
+use common::Peer;
 
 /// As on the command line after `backplane browse`: the URL, then `--name value` pairs.
 fn args(list: &[&str]) -> BrowseArgs {

@@ -8,29 +8,21 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use backplane_engine::payload::SamplePayload;
 use backplane_engine::{Engine, EngineHandle, EngineOptions};
 use backplane_model::Value;
-use common::{eventually, latest, source_health};
+use backplane_testkit::engine::{self as support, latest};
+use backplane_testkit::fixtures::{DAIRY_FILLER_MODEL, DAIRY_LINE_1, DAIRY_NAMESPACE};
+use common::{eventually, source_health};
 
-const DAIRY: &str = r#"
-[namespace]
-enterprise = "acme-dairy"
-site = "plant-a"
-
+/// The pasteurizer with the bindings proposed for examples/dairy.toml; its source is at
+/// the end of [`LINE_2`].
+const PASTEURIZER: &str = r#"
 [models.Pasteurizer.attributes]
 hold_temperature = { type = "float", unit = "degC", range = [60, 90], description = "Temperature at the end of the holding tube" }
 flow = { type = "float", unit = "L/h", range = [0, 30000], description = "Product flow" }
 divert_valve = { type = "bool", description = "true while the flow diverts back to the balance tank" }
-
-[models.Filler.attributes]
-state = { type = "string", enum = ["stopped", "idle", "running", "fault"], description = "Machine state" }
-speed = { type = "float", unit = "bottle/min", range = [0, 600], description = "Filling speed" }
-good_count = { type = "uint", unit = "bottle", description = "Good bottles since counter reset" }
-reject_count = { type = "uint", unit = "bottle", description = "Rejected bottles since counter reset" }
-product_temperature = { type = "float", unit = "degC", range = [0, 20], description = "Product temperature at the filler bowl" }
 
 [[assets]]
 path = "processing"
@@ -43,25 +35,11 @@ source = "processing-plc"
 bindings.hold_temperature = { address = "ns=2;s=HTST.HoldTemp", deadband = { percent = 0.1 } }
 bindings.flow = { address = "ns=2;s=HTST.Flow", unit = "m3/h" }
 bindings.divert_valve = { address = "ns=2;s=HTST.Status", bit = 2 }
+"#;
 
-[[assets]]
-path = "packaging"
-level = "area"
-
-[[assets]]
-path = "packaging/line-1"
-level = "line"
-
-[[assets]]
-path = "packaging/line-1/filler"
-model = "Filler"
-source = "line1-plc"
-bindings.state = { address = "hr:100", map = { 0 = "stopped", 1 = "idle", 2 = "running", 3 = "fault" } }
-bindings.speed = { address = "hr:101", scale = { gain = 0.1 } }
-bindings.good_count = { address = "hr:102:u32" }
-bindings.reject_count = { address = "hr:104" }
-bindings.product_temperature = { address = "hr:106:i16", scale = { gain = 0.1 }, unit = "degF" }
-
+/// Line 2 (in line 1's packaging area) and the OPC UA sources of line 2 and the
+/// pasteurizer, as proposed for examples/dairy.toml.
+const LINE_2: &str = r#"
 [[assets]]
 path = "packaging/line-2"
 level = "line"
@@ -75,15 +53,6 @@ bindings.speed = { address = "ns=2;s=Filler2.Speed", unit = "bottle/h" }
 bindings.good_count = { address = "ns=2;s=Filler2.GoodCount" }
 bindings.reject_count = { address = "ns=2;s=Filler2.RejectCount" }
 bindings.product_temperature = { address = "ns=2;s=Filler2.ProductTemp" }
-
-[[sources]]
-name = "line1-plc"
-kind = "modbus"
-url = "tcp://127.0.0.1:MODBUS_PORT"
-unit = 1
-address_base = 0
-word_order = "CDAB"
-period = "500ms"
 
 # Vendor B: OPC UA (`backplane demo` starts the dairy simulator on this port).
 [[sources]]
@@ -102,6 +71,12 @@ security_policy = "Basic256Sha256"
 security_mode = "sign-and-encrypt"
 period = "500ms"
 "#;
+
+/// Line 1 (vendor A, Modbus) as in crates/modbus's filler test, line 2 and the pasteurizer
+/// (vendor B, OPC UA); replace `MODBUS_PORT` and `OPCUA_PORT`.
+fn dairy() -> String {
+    format!("{DAIRY_NAMESPACE}{DAIRY_FILLER_MODEL}{PASTEURIZER}{DAIRY_LINE_1}{LINE_2}")
+}
 
 const FILLER: [&str; 5] = [
     "state",
@@ -149,19 +124,12 @@ async fn line_2_and_the_pasteurizer_read_the_dairy_simulator_and_match_line_1() 
     let (modbus_addr, modbus) = backplane_modbus::spawn_filler_simulator("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let text = DAIRY
+    let text = dairy()
         .replace("OPCUA_PORT", &opcua_addr.port().to_string())
         .replace("MODBUS_PORT", &modbus_addr.port().to_string());
     let mut registry = common::registry();
     registry.add_source("modbus", backplane_modbus::ModbusKind);
-    let mut plan = backplane_config::load_str(&text, Path::new("dairy.toml"), &registry.catalog())
-        .unwrap_or_else(|d| {
-            panic!(
-                "{}",
-                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
-            )
-        });
-    plan.gateway.data_dir = dir.path().to_path_buf();
+    let plan = support::plan(&text, dir.path(), &registry);
     let engine = Engine::start(plan, &registry, EngineOptions::default()).unwrap();
     let handle = engine.handle();
 

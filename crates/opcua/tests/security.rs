@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use backplane_model::Value;
-use common::{Peer, eventually, free_port, latest, source_health, start_engine};
+use backplane_testkit::engine::latest;
+use backplane_testkit::fixtures::LabProbe;
+use backplane_testkit::net::free_port;
+use common::{Peer, eventually, source_health, start_engine};
 
 const GATEWAY: &str = "test-gw";
 
@@ -69,29 +72,12 @@ fn setup() -> Setup {
 }
 
 fn config(setup: &Setup, password_file: &str) -> String {
-    format!(
-        r#"
-[gateway]
-name = "{GATEWAY}"
-[namespace]
-enterprise = "acme"
-site = "lab"
-[models.Probe.attributes]
-double = {{ type = "float" }}
-[[assets]]
-path = "area"
-level = "area"
-[[assets]]
-path = "area/line"
-level = "line"
-[[assets]]
-path = "area/line/probe"
-model = "Probe"
-source = "secure"
-bindings.double = {{ address = "ns=2;s=Types.Double" }}
-[[sources]]
-name = "secure"
-kind = "opcua"
+    let probe = LabProbe {
+        attributes: r#"double = { type = "float" }"#,
+        bindings: r#"bindings.double = { address = "ns=2;s=Types.Double" }"#,
+        source: "secure",
+        settings: &format!(
+            r#"kind = "opcua"
 url = "opc.tcp://127.0.0.1:{port}"
 security_policy = "Basic256Sha256"
 security_mode = "sign-and-encrypt"
@@ -99,9 +85,11 @@ username = "operator"
 password = "file:{password}"
 period = "200ms"
 "#,
-        port = setup.port,
-        password = setup.dir.path().join(password_file).display(),
-    )
+            port = setup.port,
+            password = setup.dir.path().join(password_file).display(),
+        ),
+    };
+    format!("\n[gateway]\nname = \"{GATEWAY}\"{}", probe.toml())
 }
 
 fn double(handle: &backplane_engine::EngineHandle) -> Option<Value> {

@@ -2,15 +2,14 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
-use std::path::Path;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use backplane_api::{ApiOptions, router};
-use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{Engine, EngineHandle, EngineOptions, Registry};
+use backplane_engine::{Engine, EngineHandle, Registry};
+use backplane_testkit::engine as support;
 use tower::ServiceExt;
 
 pub const LINE_1: &str = "acme/plant-a/packaging/line-1";
@@ -152,21 +151,10 @@ pub fn registry() -> Registry {
 
 pub fn start_with(config: &str, options: ApiOptions) -> Running {
     let registry = registry();
-    let mut plan = match backplane_config::load_str(config, Path::new("test.toml"), &registry.catalog()) {
-        Ok(plan) => plan,
-        Err(diagnostics) => panic!("test config does not load: {diagnostics:#?}"),
-    };
     let data = tempfile::tempdir().unwrap();
-    plan.gateway.data_dir = data.path().to_path_buf();
+    let plan = support::plan(config, data.path(), &registry);
     let config_version = plan.version.clone();
-    let engine_options = EngineOptions {
-        backoff: BackoffPolicy {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(200),
-        },
-        ..Default::default()
-    };
-    let engine = Engine::start(plan, &registry, engine_options).unwrap();
+    let engine = Engine::start(plan, &registry, support::options()).unwrap();
     let handle = engine.handle();
     let router = router(handle.clone(), options);
     Running {

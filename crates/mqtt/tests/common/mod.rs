@@ -1,18 +1,17 @@
 //! Shared by the integration tests: engines started from TOML, a Mosquitto of our own on a
-//! free port (killed on drop), a plain rumqttc observer, and the Python peers.
+//! free port (killed on drop), a plain rumqttc observer, and the Python peers; what other
+//! crates' tests need too comes from backplane-testkit.
 
 #![allow(dead_code, unreachable_pub)] // each test file uses a different part
 
-#[path = "../../../../tests/support/peers.rs"]
-mod peers;
-
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{Engine, EngineOptions, Registry};
+use backplane_engine::{Engine, Registry};
+use backplane_testkit::engine as support;
+pub use backplane_testkit::names::unique;
+use backplane_testkit::net::{free_port, wait_for_port};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -28,32 +27,8 @@ pub fn registry() -> Registry {
 
 /// Starts an engine on `config`, with its data in `data_dir`.
 pub fn start(config: &str, data_dir: &Path) -> Engine {
-    let registry = registry();
-    let mut plan = backplane_config::load_str(config, Path::new("test.toml"), &registry.catalog())
-        .unwrap_or_else(|d| {
-            panic!(
-                "config: {}",
-                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
-            )
-        });
-    plan.gateway.data_dir = data_dir.to_path_buf();
-    let options = EngineOptions {
-        backoff: BackoffPolicy {
-            base: Duration::from_millis(100),
-            cap: Duration::from_millis(500),
-        },
-        ..EngineOptions::default()
-    };
-    Engine::start(plan, &registry, options).unwrap()
-}
-
-/// A name no other test run uses, for topic prefixes and Sparkplug groups.
-pub fn unique(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{what}-{}-{nanos}", std::process::id())
+    let options = support::backoff(Duration::from_millis(100), Duration::from_millis(500));
+    support::start_with(config, data_dir, &registry(), options)
 }
 
 /// The shared Mosquitto of the development machines and CI.
@@ -80,11 +55,7 @@ impl Mosquitto {
     }
 
     fn launch_new(persistent: bool) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let mut m = Mosquitto {
             child: None,
@@ -178,17 +149,6 @@ impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// One message seen by an [`Observer`].
@@ -295,9 +255,9 @@ impl Drop for Observer {
     }
 }
 
-/// The peers' Python (see tests/support/peers.rs).
+/// The peers' Python (see backplane-testkit's `peers`).
 pub fn python() -> PathBuf {
-    peers::python().to_path_buf()
+    backplane_testkit::peers::python().to_path_buf()
 }
 
 /// A Python helper script of this crate's tests.

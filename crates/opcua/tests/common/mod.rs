@@ -1,38 +1,19 @@
 //! Shared by the integration tests: the asyncua peer (a process killed on drop), the
-//! engine started from TOML text, and waiting without timing assertions.
+//! engine started from TOML text, and waiting without timing assertions; what other crates'
+//! tests need too comes from backplane-testkit.
 
 #![allow(dead_code)] // each test binary uses a different part
 
-#[path = "../../../../tests/support/peers.rs"]
-mod peers;
-
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{Engine, EngineHandle, EngineOptions, Latest, Registry};
+use backplane_engine::{Engine, EngineHandle, Registry};
 use backplane_opcua::OpcUaKind;
-
-pub fn workspace_root() -> PathBuf {
-    peers::workspace_root()
-}
-
-/// The interpreter with asyncua (see tests/support/peers.rs).
-pub fn python() -> &'static Path {
-    peers::python()
-}
-
-/// A free loopback port (asyncua cannot report the port it bound to).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use backplane_testkit::engine as support;
+use backplane_testkit::peers::python;
 
 /// The asyncua server of tests/peers/opcua_server.py; killed on drop.
 pub struct Peer {
@@ -116,40 +97,13 @@ pub fn registry() -> Registry {
 
 /// Starts an engine on `config` with `dir` as data directory and a short restart backoff.
 pub fn start_engine(config: &str, dir: &Path) -> Engine {
-    let registry = registry();
-    let mut plan = backplane_config::load_str(config, Path::new("t.toml"), &registry.catalog())
-        .unwrap_or_else(|d| {
-            panic!(
-                "config: {}",
-                d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
-            )
-        });
-    plan.gateway.data_dir = dir.to_path_buf();
-    let options = EngineOptions {
-        backoff: BackoffPolicy {
-            base: Duration::from_millis(200),
-            cap: Duration::from_millis(1000),
-        },
-        ..EngineOptions::default()
-    };
-    Engine::start(plan, &registry, options).unwrap()
-}
-
-pub fn latest(handle: &EngineHandle, path: &str) -> Option<Latest> {
-    let tag = handle.topology().tag_by_path(path)?;
-    handle.latest(tag.id)
+    let options = support::backoff(Duration::from_millis(200), Duration::from_millis(1000));
+    support::start_with(config, dir, &registry(), options)
 }
 
 /// Polls every 50 ms for up to `secs`; the bound is a safety net, not a timing assertion.
-pub async fn eventually<T>(what: &str, secs: u64, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+pub async fn eventually<T>(what: &str, secs: u64, check: impl FnMut() -> Option<T>) -> T {
+    support::eventually_every(what, Duration::from_secs(secs), Duration::from_millis(50), check).await
 }
 
 /// The health entry of source `name`: (state, last error).

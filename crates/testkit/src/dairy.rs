@@ -1,9 +1,6 @@
 //! examples/dairy.toml for tests that run without the demo's devices: the Modbus and OPC UA
 //! sources are swapped for built-in simulators serving the same addresses with values as
 //! those sources would deliver them (typed by the address), and every period is shortened.
-//! Included by tests with `#[path = "../../../tests/support/dairy.rs"] mod dairy;`.
-
-#![allow(dead_code)]
 
 /// Simulated stand-ins, by source name.
 const STAND_INS: [(&str, &str); 3] = [
@@ -55,7 +52,7 @@ period = "20ms"
 
 /// The demo configuration with simulated devices and 20 ms periods.
 pub fn simulated() -> String {
-    let text = include_str!("../../examples/dairy.toml");
+    let text = include_str!("../../../examples/dairy.toml");
     let swapped: String = text
         .split("\n[[")
         .enumerate()

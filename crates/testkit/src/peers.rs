@@ -1,8 +1,5 @@
-//! The third-party protocol peers' Python interpreter, shared by every crate's tests.
-//! Included with `#[path = "../../../tests/support/peers.rs"] mod peers;` (one more `../`
-//! from a `tests/common/` module).
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! The third-party protocol peers' Python interpreter (pymodbus, asyncua, the Sparkplug
+//! and schema helpers), shared by every crate's tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,7 +25,7 @@ pub fn python() -> &'static Path {
             .output()
             .expect("run scripts/install-peers");
         assert!(out.status.success(), "scripts/install-peers failed");
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = String::from_utf8(out.stdout).expect("install-peers prints UTF-8");
         PathBuf::from(
             text.lines()
                 .last()

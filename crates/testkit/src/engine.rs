@@ -1,16 +1,12 @@
 //! Engines for tests: a plan from TOML text with the data in a test's own directory and a
-//! short restart backoff, and a bounded wait for a condition. Shared by every crate's
-//! integration tests; included with
-//! `#[path = "../../../tests/support/engine.rs"] mod engine;`.
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! short restart backoff, the latest value of a tag, and a bounded wait for a condition.
 
 use std::path::Path;
 use std::time::Duration;
 
 use backplane_config::Plan;
 use backplane_engine::supervisor::BackoffPolicy;
-use backplane_engine::{Engine, EngineOptions, Registry};
+use backplane_engine::{Engine, EngineHandle, EngineOptions, Latest, Registry};
 
 /// Loads `config` against `registry`'s kinds, with `data_dir` as the gateway's data
 /// directory; panics listing every diagnostic.
@@ -28,23 +24,47 @@ pub fn plan(config: &str, data_dir: &Path, registry: &Registry) -> Plan {
 
 /// Restarts after 50–200 ms instead of seconds, so failure tests run quickly.
 pub fn options() -> EngineOptions {
+    backoff(Duration::from_millis(50), Duration::from_millis(200))
+}
+
+/// Default options but for the restart backoff, for tests whose peers need longer to
+/// come back than [`options`] allows.
+pub fn backoff(base: Duration, cap: Duration) -> EngineOptions {
     EngineOptions {
-        backoff: BackoffPolicy {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(200),
-        },
+        backoff: BackoffPolicy { base, cap },
         ..EngineOptions::default()
     }
 }
 
 /// Starts an engine on `config` (see [`plan`] and [`options`]). Needs a Tokio runtime.
 pub fn start(config: &str, data_dir: &Path, registry: &Registry) -> Engine {
-    Engine::start(plan(config, data_dir, registry), registry, options()).unwrap()
+    start_with(config, data_dir, registry, options())
+}
+
+/// [`start`] with other engine options (e.g. a [`backoff`]).
+pub fn start_with(config: &str, data_dir: &Path, registry: &Registry, options: EngineOptions) -> Engine {
+    Engine::start(plan(config, data_dir, registry), registry, options).expect("the engine starts")
+}
+
+/// The latest value of the tag at `path` (`enterprise/site/…/asset/attribute`), if any.
+pub fn latest(handle: &EngineHandle, path: &str) -> Option<Latest> {
+    let tag = handle.topology().tag_by_path(path)?;
+    handle.latest(tag.id)
 }
 
 /// Polls `check` every 10 ms until it gives a value, for at most `limit`; the limit only
 /// turns a hang into a failure naming `what`, it is not a timing assertion.
-pub async fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub async fn eventually<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
+    eventually_every(what, limit, Duration::from_millis(10), check).await
+}
+
+/// [`eventually`], polling every `every` (for checks that cost their peer something).
+pub async fn eventually_every<T>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = check() {
@@ -53,6 +73,6 @@ pub async fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() 
         if tokio::time::Instant::now() >= deadline {
             panic!("gave up waiting for {what} after {limit:?}");
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(every).await;
     }
 }

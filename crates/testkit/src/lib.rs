@@ -1,0 +1,28 @@
+//! Shared setup for Backplane's integration tests; a dev-dependency only (never published).
+//! It moves setup, never assertions: each test still says what it checks.
+//!
+//! Layout:
+//! - [`engine`]: a plan from TOML text with the data in the test's own directory, an
+//!   engine started on it with a short restart backoff, the latest value of a tag, and a
+//!   bounded `eventually` poll.
+//! - [`peers`]: the Python interpreter of the third-party protocol peers (pymodbus,
+//!   asyncua, …): `BACKPLANE_PYTHON`, else the venv `scripts/install-peers` creates.
+//! - [`dairy`]: examples/dairy.toml with its devices swapped for built-in simulators and
+//!   its periods shortened.
+//! - [`fixtures`]: plan texts several crates' tests share (line 1 of the demo, the lab
+//!   probe).
+//! - [`net`]: free loopback ports and waiting for a port to listen.
+//! - [`names`]: unique names for what tests leave on shared services.
+//!
+//! It depends on the engine and config crates (and Tokio) only, never on a protocol crate,
+//! so every protocol crate's tests can use it.
+
+// Test setup: failing loudly, with a message, is what it is for.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod dairy;
+pub mod engine;
+pub mod fixtures;
+pub mod names;
+pub mod net;
+pub mod peers;
