@@ -42,7 +42,7 @@ pub enum DecodeError {
     /// Written by a version of Backplane whose record format this one does not know.
     #[error("buffer record in format {found}: this version reads formats {OLDEST_FORMAT} to {FORMAT}")]
     Format { found: u8 },
-    /// Cut short or damaged.
+    /// Cut short, damaged, or not what the format allows.
     #[error("buffer record: {0}")]
     Wire(#[from] wire::Error),
 }
@@ -79,11 +79,13 @@ pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
     for (sample, context) in batch.samples.iter().zip(context_of) {
         let path = topology.tag(sample.tag).map(|t| &*t.path).unwrap_or("");
         put_str(out, path);
-        let flags = (if sample.source_time.is_some() {
-            HAS_SOURCE_TIME
-        } else {
-            0
-        }) | (if sample.value.is_some() { HAS_VALUE } else { 0 });
+        let mut flags = 0;
+        if sample.source_time.is_some() {
+            flags |= HAS_SOURCE_TIME;
+        }
+        if sample.value.is_some() {
+            flags |= HAS_VALUE;
+        }
         out.push(flags);
         out.extend_from_slice(&sample.quality.to_status_code().to_le_bytes());
         if let Some(t) = sample.source_time {
