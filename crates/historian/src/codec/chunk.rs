@@ -210,7 +210,10 @@ pub fn decode_range(bytes: &[u8], from: i64, to: i64) -> Result<Vec<Point>> {
         if t < from || t >= to {
             continue;
         }
-        let value = value_at.map(|v| column.value(v)).transpose()?;
+        let value = value_at
+            .map(|v| column.value(v))
+            .transpose()
+            .map_err(Error::Invalid)?;
         let quality = match quality_cache {
             Some((code, q)) if code == qualities[i] => q,
             _ => {
@@ -261,8 +264,10 @@ enum Column {
 }
 
 impl Column {
-    fn value(&self, i: usize) -> Result<Value> {
-        let short = Error::Invalid("value column short");
+    /// The `i`th value. Fails with the message for [`Error::Invalid`]: the smaller error
+    /// keeps the result of this per-point call (the query's hot loop) as small as a value.
+    fn value(&self, i: usize) -> std::result::Result<Value, &'static str> {
+        let short = "value column short";
         match self {
             Column::None => Err(short),
             Column::Float(c) => c.get(i).map(|x| Value::Float(*x)).ok_or(short),
@@ -274,7 +279,7 @@ impl Column {
                     K_BOOL => match x {
                         0 => Ok(Value::Bool(false)),
                         1 => Ok(Value::Bool(true)),
-                        _ => Err(Error::Invalid("bool out of range")),
+                        _ => Err("bool out of range"),
                     },
                     _ => Ok(Value::Timestamp(Timestamp::from_unix_nanos(x))),
                 }
@@ -284,7 +289,7 @@ impl Column {
                 usize::try_from(id)
                     .ok()
                     .and_then(|i| entries.get(i).cloned())
-                    .ok_or(Error::Invalid("dictionary id out of range"))
+                    .ok_or("dictionary id out of range")
             }
         }
     }
