@@ -27,8 +27,10 @@
 //!   list of known readers.
 //! - `state.rs`: the in-memory segment index and reader slots behind the log's mutex:
 //!   rolling, retention, overflow.
-//! - `log.rs`: [`Log`]: open and recovery, append, group commit (the background thread),
-//!   quotas.
+//! - `recover.rs`: the steps of opening a log (positions, the recovery scan, the writer,
+//!   reader slots) and [`Recovery`], what they found.
+//! - `log.rs`: [`Log`]: open (running those steps), append, group commit (the background
+//!   thread), quotas.
 //! - `reader.rs`: [`Reader`] (lanes, acknowledgements, positions) and [`ReaderMonitor`].
 //! - `options.rs`: [`LogOptions`], [`ReaderOptions`], [`FsyncPolicy`], [`Overflow`].
 //!
@@ -40,11 +42,13 @@ mod options;
 mod position;
 mod reader;
 mod record;
+mod recover;
 mod segment;
 mod state;
 
 pub use error::{AppendError, BufferError};
-pub use log::{Log, LogStats, Recovery};
+pub use log::{Log, LogStats};
 pub use options::{FsyncPolicy, LogOptions, Overflow, ReaderOptions};
 pub use reader::{Reader, ReaderMonitor, ReaderStats, Record};
 pub use record::{HEADER_LEN, MAX_PAYLOAD};
+pub use recover::Recovery;

@@ -1,7 +1,6 @@
-//! [`Log`]: open and recover, append, group commit, quotas.
+//! [`Log`]: open (the recovery steps are in `recover.rs`), append, group commit, quotas.
 
-use std::collections::{BTreeSet, VecDeque};
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,11 +12,11 @@ use tokio::sync::{Notify, watch};
 
 use crate::error::{AppendError, BufferError, IoContext, Result};
 use crate::options::{FsyncPolicy, LogOptions, ReaderOptions};
-use crate::position::{self, Loaded, Manifest, PositionStore, sync_dir};
+use crate::position;
 use crate::reader::Reader;
-use crate::record::{HEADER_LEN, Header, MAX_PAYLOAD};
-use crate::segment::{self, SegFile, segment_path};
-use crate::state::{Active, Loc, ReaderShared, ReaderSlot, SegmentMeta, State};
+use crate::record::{HEADER_LEN, MAX_PAYLOAD};
+use crate::recover::{self, Recovery};
+use crate::state::{Loc, ReaderShared, State};
 
 /// Figures of the log as a whole.
 #[derive(Clone, Debug, Default)]
@@ -31,25 +30,6 @@ pub struct LogStats {
     /// Records and sequence numbers appended since the log was opened.
     pub appended_records: u64,
     pub appended_seqs: u64,
-}
-
-/// What recovery found on open; the engine logs it and exports counters.
-#[derive(Clone, Debug, Default)]
-pub struct Recovery {
-    /// Bytes cut from the end of the newest segment: a record whose write was interrupted
-    /// (never acknowledged to the appender, so nothing acknowledged is lost).
-    pub truncated_bytes: u64,
-    /// Damaged regions inside the log (bad checksum, garbage length, a shortened older
-    /// segment), each holding at least one lost record, and their bytes. Skipped, logged as
-    /// errors, and reported again on every open until the segment is deleted.
-    pub corrupted_records: u64,
-    pub corrupted_bytes: u64,
-    /// Reader names whose position file was damaged or missing and recovered conservatively
-    /// (to the previous generation, or to the oldest retained data): duplicates, not gaps.
-    pub damaged_positions: Vec<String>,
-    /// Sequence numbers known to be missing: skipped over by damage, or between segments
-    /// (also after a power loss that took data a reader had already acknowledged).
-    pub lost_seqs: u64,
 }
 
 /// A failed fsync round, kept so that `sync()` callers waiting on it get the error.
@@ -254,89 +234,6 @@ pub(crate) fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn validate(options: &LogOptions, readers: &[(&str, ReaderOptions)]) -> Result<()> {
-    if options.segment_bytes == 0 {
-        return Err(BufferError::InvalidOptions(
-            "segment_bytes must be at least 1".into(),
-        ));
-    }
-    if options.fsync == FsyncPolicy::Interval(Duration::ZERO) {
-        return Err(BufferError::InvalidOptions(
-            "the fsync interval must be longer than zero (use FsyncPolicy::Always)".into(),
-        ));
-    }
-    let mut seen = BTreeSet::new();
-    for (name, reader) in readers {
-        let reason = if name.is_empty() {
-            Some("empty")
-        } else if name.len() > 64 {
-            Some("longer than 64 characters")
-        } else if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            Some("only letters, digits, '-' and '_' are allowed")
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            return Err(BufferError::InvalidReaderName {
-                name: (*name).to_owned(),
-                reason,
-            });
-        }
-        if !seen.insert(*name) {
-            return Err(BufferError::DuplicateReader {
-                name: (*name).to_owned(),
-            });
-        }
-        if reader.quota_bytes < options.segment_bytes.saturating_mul(2) {
-            tracing::warn!(
-                reader = name,
-                quota_bytes = reader.quota_bytes,
-                segment_bytes = options.segment_bytes,
-                "quota below two segments: overflow drops or blocks in coarse steps"
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Where a reader starts on open.
-enum Start {
-    New,
-    Oldest,
-    At(u64),
-}
-
-struct Listing {
-    segments: Vec<u64>,
-    position_names: BTreeSet<String>,
-    stray: Vec<PathBuf>,
-}
-
-fn list_dir(dir: &Path) -> Result<Listing> {
-    let mut out = Listing {
-        segments: Vec::new(),
-        position_names: BTreeSet::new(),
-        stray: Vec::new(),
-    };
-    for entry in fs::read_dir(dir).at("list log directory", dir)? {
-        let entry = entry.at("list log directory", dir)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(seq) = segment::parse_segment_file_name(name) {
-            out.segments.push(seq);
-        } else if let Some(reader) = position::parse_pos_file_name(name) {
-            out.position_names.insert(reader.to_owned());
-        } else if position::is_manifest_tmp(name) {
-            out.stray.push(entry.path());
-        }
-    }
-    out.segments.sort_unstable();
-    Ok(out)
-}
-
 impl Log {
     /// Opens (creating if missing) the log in `dir`, recovers it, and returns one Reader per
     /// name (in the given order). Reader names are short slugs (sink names). Position files of
@@ -350,258 +247,18 @@ impl Log {
         options: LogOptions,
         readers: &[(&str, ReaderOptions)],
     ) -> std::result::Result<(Log, Vec<Reader>, Recovery), BufferError> {
-        validate(&options, readers)?;
+        recover::validate(&options, readers)?;
         fs::create_dir_all(dir).at("create log directory", dir)?;
-        let listing = list_dir(dir)?;
+        let listing = recover::list_dir(dir)?;
         let manifest = position::load_manifest(dir)?;
         let mut recovery = Recovery::default();
-
         // Positions first: recovery resolves them while it scans.
-        let mut starts = Vec::with_capacity(readers.len());
-        let mut stores = Vec::with_capacity(readers.len());
-        for (name, _) in readers {
-            let (start, store) = match position::load(dir, name)? {
-                Loaded::Valid {
-                    seq,
-                    generation,
-                    slot,
-                    fell_back,
-                } => {
-                    if fell_back {
-                        tracing::warn!(
-                            reader = name,
-                            seq,
-                            "newest position file damaged: using the previous one (some data is delivered again)"
-                        );
-                        recovery.damaged_positions.push((*name).to_owned());
-                    }
-                    (Start::At(seq), PositionStore::new(dir, name, generation, slot))
-                }
-                loaded => {
-                    let known = match &manifest {
-                        Manifest::Names(names) => names.iter().any(|n| n == name),
-                        // No reliable list: a log with data must have known its readers.
-                        Manifest::Missing | Manifest::Damaged => !listing.segments.is_empty(),
-                    };
-                    let start = if loaded == Loaded::Damaged || known {
-                        tracing::error!(
-                            reader = name,
-                            "position files damaged or missing: the reader restarts from the oldest retained data (duplicates, no gap)"
-                        );
-                        recovery.damaged_positions.push((*name).to_owned());
-                        Start::Oldest
-                    } else {
-                        Start::New
-                    };
-                    (start, PositionStore::new(dir, name, 0, 1))
-                }
-            };
-            starts.push(start);
-            stores.push(store);
-        }
-
-        // Scan every segment, resolving each position to the first record that ends past it.
-        let mut targets: Vec<(u64, usize)> = starts
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s {
-                Start::At(p) => Some((*p, i)),
-                _ => None,
-            })
-            .collect();
-        targets.sort_unstable();
-        let mut resolved: Vec<Option<Loc>> = vec![None; readers.len()];
-        let mut next_target = 0;
-        let mut metas: VecDeque<SegmentMeta> = VecDeque::new();
-        let mut base = 0u64;
-        for (i, &first) in listing.segments.iter().enumerate() {
-            let path = segment_path(dir, first);
-            let mut f = SegFile::open(path.clone(), first)?;
-            let len = f.len()?;
-            let max_end = listing.segments.get(i + 1).copied();
-            let is_last = i + 1 == listing.segments.len();
-            let mut visit = |off: u64, h: &Header| {
-                let end = h.end_seq().unwrap_or(h.seq);
-                while let Some(&(p, r)) = targets.get(next_target) {
-                    if p >= end {
-                        break;
-                    }
-                    if let Some(slot) = resolved.get_mut(r) {
-                        *slot = Some(Loc {
-                            seq: h.seq,
-                            seg: first,
-                            base,
-                            off,
-                        });
-                    }
-                    next_target += 1;
-                }
-            };
-            let scanned = segment::scan(&mut f, len, first, max_end, &mut visit)?;
-            for &(start, end) in &scanned.holes {
-                tracing::error!(segment = %path.display(), offset = start, bytes = end - start, "corrupted record(s) skipped: checksum or length damaged");
-                recovery.corrupted_records += 1;
-                recovery.corrupted_bytes += end - start;
-            }
-            recovery.lost_seqs += scanned.hole_lost_seqs;
-            if scanned.tail > 0 {
-                if is_last {
-                    tracing::warn!(segment = %path.display(), offset = scanned.valid_end, bytes = scanned.tail, "torn tail truncated (a write interrupted by a crash)");
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .at("open segment", &path)?;
-                    file.set_len(scanned.valid_end)
-                        .at("truncate torn tail of", &path)?;
-                    file.sync_all().at("fsync segment", &path)?;
-                    recovery.truncated_bytes += scanned.tail;
-                } else {
-                    tracing::error!(segment = %path.display(), offset = scanned.valid_end, bytes = scanned.tail, "damaged end of an older segment skipped (shortened or overwritten)");
-                    recovery.corrupted_records += 1;
-                    recovery.corrupted_bytes += scanned.tail;
-                }
-            }
-            if let Some(prev) = metas.back()
-                && first > prev.end_seq
-            {
-                tracing::warn!(
-                    from_seq = prev.end_seq,
-                    to_seq = first,
-                    "sequence numbers missing between segments"
-                );
-                recovery.lost_seqs += first - prev.end_seq;
-            }
-            metas.push_back(SegmentMeta {
-                first_seq: first,
-                base,
-                bytes: scanned.valid_end,
-                end_seq: scanned.end_seq,
-                holes: scanned.holes,
-            });
-            base += scanned.valid_end;
-        }
-
-        // The sequence never goes back: not below the data, nor below any reader's position
-        // (after a power loss a position may be ahead of the data that survived).
-        let data_end = metas.back().map_or(0, |s| s.end_seq);
-        let max_position = starts
-            .iter()
-            .filter_map(|s| match s {
-                Start::At(p) => Some(*p),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        let next_seq = data_end.max(max_position);
-        if metas.is_empty() || next_seq > data_end {
-            if !metas.is_empty() {
-                tracing::warn!(
-                    data_end,
-                    next_seq,
-                    "a reader position is ahead of the data: the log continues after it"
-                );
-                recovery.lost_seqs += next_seq - data_end;
-            }
-            let path = segment_path(dir, next_seq);
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .at("create segment", &path)?;
-            sync_dir(dir)?;
-            metas.push_back(SegmentMeta {
-                first_seq: next_seq,
-                base,
-                bytes: 0,
-                end_seq: next_seq,
-                holes: Vec::new(),
-            });
-        }
-        let Some(last_first) = metas.back().map(|s| s.first_seq) else {
-            return Err(BufferError::InvalidOptions("no segment after recovery".into()));
-        };
-        let active_path = segment_path(dir, last_first);
-        let active_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&active_path)
-            .at("open segment", &active_path)?;
-        // What a killed predecessor appended is in the page cache only: make it durable now.
-        active_file.sync_data().at("fsync segment", &active_path)?;
-
-        let mut state = State {
-            dir: dir.to_owned(),
-            segment_bytes: options.segment_bytes,
-            segments: metas,
-            active: Active {
-                file: Arc::new(active_file),
-                path: active_path,
-            },
-            unsynced: Vec::new(),
-            dir_dirty: false,
-            next_seq,
-            write_gen: 0,
-            readers: Vec::with_capacity(readers.len()),
-            appended_records: 0,
-            appended_seqs: 0,
-            scratch: Vec::new(),
-        };
-
-        let head = state.head();
-        let oldest = state.oldest();
-        let mut wrote_new_positions = false;
-        for (i, (((name, reader_options), start), mut store)) in
-            readers.iter().zip(starts).zip(stores).enumerate()
-        {
-            let (floor, persisted) = match start {
-                Start::At(p) => (resolved.get(i).copied().flatten().unwrap_or(head), p),
-                Start::New | Start::Oldest => {
-                    let floor = if matches!(start, Start::New) { head } else { oldest };
-                    // Persist at once: a new reader restarted before its first ack must not
-                    // come back as new and skip what was appended meanwhile.
-                    store.store_durable(floor.seq)?;
-                    wrote_new_positions = true;
-                    (floor, floor.seq)
-                }
-            };
-            state.readers.push(ReaderSlot {
-                shared: Arc::new(ReaderShared {
-                    name: (*name).to_owned(),
-                    ..ReaderShared::default()
-                }),
-                options: reader_options.clone(),
-                floor,
-                persisted_seq: persisted,
-                store,
-            });
-        }
-        if wrote_new_positions {
-            sync_dir(dir)?;
-        }
-        let names: Vec<&str> = readers.iter().map(|(n, _)| *n).collect();
-        if manifest != Manifest::Names(names.iter().map(|n| (*n).to_owned()).collect()) {
-            position::store_manifest(dir, &names)?;
-        }
-        for gone in listing
-            .position_names
-            .iter()
-            .filter(|n| !names.contains(&n.as_str()))
-        {
-            tracing::info!(reader = %gone, "reader no longer configured: its position is deleted");
-            for slot in 0..2 {
-                let path = position::pos_path(dir, gone, slot);
-                match fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).at("delete position file", &path),
-                }
-            }
-        }
-        for stray in &listing.stray {
-            let _ = fs::remove_file(stray);
-        }
+        let positions = recover::load_positions(dir, readers, &manifest, &listing, &mut recovery)?;
+        let scanned = recover::scan_segments(dir, &listing, &positions, &mut recovery)?;
+        let (mut state, resolved) = recover::open_writer(dir, &options, scanned, &positions, &mut recovery)?;
+        recover::reconcile_readers(&mut state, dir, readers, positions, resolved)?;
+        recover::forget_unconfigured(dir, readers, &manifest, &listing)?;
         state.retain();
-
         tracing::info!(
             dir = %dir.display(),
             segments = state.segments.len(),
@@ -610,7 +267,13 @@ impl Log {
             corrupted_records = recovery.corrupted_records,
             "store-and-forward log opened"
         );
+        let (log, readers) = Log::start(dir, options, state)?;
+        Ok((log, readers, recovery))
+    }
 
+    /// Shares the recovered state, starts the background (fsync) thread, and hands out one
+    /// [`Reader`] per reader slot.
+    fn start(dir: &Path, options: LogOptions, state: State) -> Result<(Log, Vec<Reader>)> {
         let reader_starts: Vec<(usize, Arc<ReaderShared>, ReaderOptions, Loc)> = state
             .readers
             .iter()
@@ -646,7 +309,7 @@ impl Log {
                 thread: Mutex::new(Some(thread)),
             }),
         };
-        Ok((log, readers, recovery))
+        Ok((log, readers))
     }
 
     fn inner(&self) -> &LogInner {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backplane_buffer::{AppendError, Log, Reader, Record};
+use backplane_model::wire::{self, Cursor, put_str, put_value, put_varint};
 use backplane_model::{Context, Event, Quality, Sample, Timestamp, Value};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
@@ -24,15 +25,35 @@ use tokio_util::sync::CancellationToken;
 
 use backplane_connector::{Batch, Topology};
 
-/// The format of records written by this version.
-const FORMAT: u8 = 1;
+/// The format of records written by this version: values in the [`wire`] encoding.
+const FORMAT: u8 = 2;
+/// The oldest format still read: 1 (values as a type byte 1–7 and fixed-width little-endian
+/// numbers) was written before version 2; a backlog left by it is delivered after an upgrade.
+const OLDEST_FORMAT: u8 = 1;
+
+/// Flags of a sample in format 2.
+const HAS_SOURCE_TIME: u8 = 1;
+const HAS_VALUE: u8 = 2;
 
 /// A record that cannot be read back as a batch.
 #[derive(Debug, thiserror::Error)]
-#[error("buffer record: {0}")]
-pub struct DecodeError(&'static str);
+pub enum DecodeError {
+    /// Written by a version of Backplane whose record format this one does not know.
+    #[error("buffer record in format {found}: this version reads formats {OLDEST_FORMAT} to {FORMAT}")]
+    Format { found: u8 },
+    /// Cut short, damaged, or not what the format allows.
+    #[error("buffer record: {0}")]
+    Wire(#[from] wire::Error),
+}
 
 /// Appends `batch` to `out` as one record body.
+///
+/// Layout: `format u8 (2), contexts varint, context*, samples varint, sample*, events
+/// varint, event*`. A context is a presence mask u8 of its seven fields, then each present
+/// one as a string; a sample is `tag path (string), flags u8 (1 = source time, 2 = value),
+/// quality status code u32 LE, [source time i64 LE], gateway time i64 LE, context index
+/// varint, [value]`; an event is its JSON as a length-prefixed string. Strings, varints and
+/// values are [`backplane_model::wire`]'s.
 pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
     out.clear();
     out.push(FORMAT);
@@ -57,23 +78,29 @@ pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
     for (sample, context) in batch.samples.iter().zip(context_of) {
         let path = topology.tag(sample.tag).map(|t| &*t.path).unwrap_or("");
         put_str(out, path);
-        put_optional_value(out, sample.value.as_ref());
+        let mut flags = 0;
+        if sample.source_time.is_some() {
+            flags |= HAS_SOURCE_TIME;
+        }
+        if sample.value.is_some() {
+            flags |= HAS_VALUE;
+        }
+        out.push(flags);
         out.extend_from_slice(&sample.quality.to_status_code().to_le_bytes());
-        match sample.source_time {
-            Some(t) => {
-                out.push(1);
-                out.extend_from_slice(&t.unix_nanos().to_le_bytes());
-            }
-            None => out.push(0),
+        if let Some(t) = sample.source_time {
+            out.extend_from_slice(&t.unix_nanos().to_le_bytes());
         }
         out.extend_from_slice(&sample.gateway_time.unix_nanos().to_le_bytes());
         put_varint(out, context as u64);
+        if let Some(value) = &sample.value {
+            put_value(out, value);
+        }
     }
     put_varint(out, batch.events.len() as u64);
     for event in &batch.events {
         // Events are rare beside samples; their JSON form is their stable form.
         let json = serde_json::to_vec(event).unwrap_or_default();
-        put_bytes(out, &json);
+        wire::put_blob(out, &json);
     }
 }
 
@@ -86,60 +113,58 @@ pub struct Decoded {
     pub unknown_tags: u64,
 }
 
+/// Reads a record written by [`encode`], or by a version that wrote an older format.
 pub fn decode(bytes: &[u8], first_seq: u64, topology: &Topology) -> Result<Decoded, DecodeError> {
-    let mut r = Cursor { bytes, at: 0 };
-    if r.u8()? != FORMAT {
-        return Err(DecodeError("unknown record format"));
+    let mut r = Cursor::new(bytes);
+    let format = r.u8()?;
+    if !(OLDEST_FORMAT..=FORMAT).contains(&format) {
+        return Err(DecodeError::Format { found: format });
     }
-    let n = r.len()?;
+    let n = r.count(usize::MAX, 1)?;
     let mut contexts = Vec::with_capacity(n);
     for _ in 0..n {
-        contexts.push(Arc::new(r.context()?));
+        contexts.push(Arc::new(read_context(&mut r)?));
     }
-    let n = r.len()?;
+    let n = r.count(usize::MAX, 1)?;
     let mut samples = Vec::with_capacity(n);
     let mut seqs = Vec::with_capacity(n);
     let mut unknown_tags = 0;
     for i in 0..n {
-        let path = r.str()?;
-        let value = r.optional_value()?;
-        let quality = Quality::from_status_code(r.u32()?);
-        let source_time = match r.u8()? {
-            0 => None,
-            1 => Some(Timestamp::from_unix_nanos(r.i64()?)),
-            _ => return Err(DecodeError("bad source time flag")),
+        let raw = if format == FORMAT {
+            read_sample(&mut r)?
+        } else {
+            format1::read_sample(&mut r)?
         };
-        let gateway_time = Timestamp::from_unix_nanos(r.i64()?);
-        let context = usize::try_from(r.varint()?)
+        let context = usize::try_from(raw.context)
             .ok()
             .and_then(|i| contexts.get(i))
             .cloned()
-            .ok_or(DecodeError("context index out of range"))?;
-        let Some(tag) = topology.tag_by_path(path) else {
+            .ok_or(wire::Error::Invalid("context index out of range"))?;
+        let Some(tag) = topology.tag_by_path(raw.path) else {
             unknown_tags += 1;
             continue;
         };
         samples.push(Sample {
             tag: tag.id,
-            value,
-            quality,
-            source_time,
-            gateway_time,
+            value: raw.value,
+            quality: raw.quality,
+            source_time: raw.source_time,
+            gateway_time: raw.gateway_time,
             context,
         });
         seqs.push(first_seq + i as u64);
     }
     let sample_count = n as u64;
-    let n = r.len()?;
+    let n = r.count(usize::MAX, 1)?;
     let mut events = Vec::with_capacity(n);
     for j in 0..n {
-        let json = r.bytes()?;
-        let event: Event = serde_json::from_slice(json).map_err(|_| DecodeError("bad event"))?;
+        let json = r.blob()?;
+        let event: Event = serde_json::from_slice(json).map_err(|_| wire::Error::Invalid("bad event"))?;
         events.push(event);
         seqs.push(first_seq + sample_count + j as u64);
     }
-    if r.at != bytes.len() {
-        return Err(DecodeError("trailing bytes"));
+    if !r.is_empty() {
+        return Err(wire::Error::Invalid("trailing bytes").into());
     }
     Ok(Decoded {
         batch: Batch { samples, events },
@@ -148,21 +173,43 @@ pub fn decode(bytes: &[u8], first_seq: u64, topology: &Topology) -> Result<Decod
     })
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
+/// One sample as stored, before its tag path and context index are resolved.
+struct RawSample<'a> {
+    path: &'a str,
+    value: Option<Value>,
+    quality: Quality,
+    source_time: Option<Timestamp>,
+    gateway_time: Timestamp,
+    context: u64,
+}
+
+fn read_sample<'a>(r: &mut Cursor<'a>) -> wire::Result<RawSample<'a>> {
+    let path = r.str()?;
+    let flags = r.u8()?;
+    if flags & !(HAS_SOURCE_TIME | HAS_VALUE) != 0 {
+        return Err(wire::Error::Invalid("unknown sample flags"));
     }
-    out.push(n as u8);
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_bytes(out, s.as_bytes());
+    let quality = Quality::from_status_code(r.u32_le()?);
+    let source_time = if flags & HAS_SOURCE_TIME != 0 {
+        Some(Timestamp::from_unix_nanos(r.i64_le()?))
+    } else {
+        None
+    };
+    let gateway_time = Timestamp::from_unix_nanos(r.i64_le()?);
+    let context = r.varint()?;
+    let value = if flags & HAS_VALUE != 0 {
+        Some(r.value()?)
+    } else {
+        None
+    };
+    Ok(RawSample {
+        path,
+        value,
+        quality,
+        source_time,
+        gateway_time,
+        context,
+    })
 }
 
 fn put_context(out: &mut Vec<u8>, c: &Context) {
@@ -191,157 +238,82 @@ fn context_fields(c: &Context) -> [Option<&Arc<str>>; 7] {
     ]
 }
 
-fn put_optional_value(out: &mut Vec<u8>, value: Option<&Value>) {
-    match value {
-        None => out.push(0),
-        Some(v) => put_value(out, v),
+fn read_context(r: &mut Cursor<'_>) -> wire::Result<Context> {
+    let mask = r.u8()?;
+    let mut fields: [Option<Arc<str>>; 7] = Default::default();
+    for (i, field) in fields.iter_mut().enumerate() {
+        if mask & (1 << i) != 0 {
+            *field = Some(Arc::from(r.str()?));
+        }
     }
+    let [work_order, product, batch, lot, shift, operator, machine_state] = fields;
+    Ok(Context {
+        work_order,
+        product,
+        batch,
+        lot,
+        shift,
+        operator,
+        machine_state,
+    })
 }
 
-fn put_value(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::Bool(b) => out.extend_from_slice(&[1, u8::from(*b)]),
-        Value::Int(i) => {
-            out.push(2);
-            out.extend_from_slice(&i.to_le_bytes());
-        }
-        Value::UInt(u) => {
-            out.push(3);
-            out.extend_from_slice(&u.to_le_bytes());
-        }
-        Value::Float(f) => {
-            out.push(4);
-            out.extend_from_slice(&f.to_le_bytes());
-        }
-        Value::String(s) => {
-            out.push(5);
-            put_str(out, s);
-        }
-        Value::Timestamp(t) => {
-            out.push(6);
-            out.extend_from_slice(&t.unix_nanos().to_le_bytes());
-        }
-        Value::Array(items) => {
-            out.push(7);
-            put_varint(out, items.len() as u64);
-            for item in items.iter() {
-                put_value(out, item);
-            }
-        }
-    }
-}
+/// Reading format 1, which only differs in a sample's layout: `tag path, value (type byte 0
+/// = none, 1 bool u8, 2 int i64 LE, 3 uint u64 LE, 4 float f64 LE, 5 string, 6 timestamp
+/// i64 LE, 7 array: varint count then values), quality u32 LE, source time flag u8 and
+/// [i64 LE], gateway time i64 LE, context index varint`.
+mod format1 {
+    use std::sync::Arc;
 
-/// Reads what the `put_*` functions wrote; every length is checked against the input.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
+    use backplane_model::wire::{self, Cursor, Error, MAX_DEPTH};
+    use backplane_model::{Quality, Timestamp, Value};
 
-/// Deepest array nesting accepted: arrays of arrays are rare, and this bounds recursion.
-const MAX_DEPTH: u32 = 8;
+    use super::RawSample;
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.at.checked_add(n).ok_or(DecodeError("length overflow"))?;
-        let slice = self.bytes.get(self.at..end).ok_or(DecodeError("truncated"))?;
-        self.at = end;
-        Ok(slice)
-    }
-
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut out = [0; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(self.array()?))
-    }
-
-    fn i64(&mut self) -> Result<i64, DecodeError> {
-        Ok(i64::from_le_bytes(self.array()?))
-    }
-
-    fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            n |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(n);
-            }
-        }
-        Err(DecodeError("varint too long"))
-    }
-
-    /// A count of items that follow; each takes at least one byte, which bounds it.
-    fn len(&mut self) -> Result<usize, DecodeError> {
-        let n = self.varint()?;
-        if n > (self.bytes.len() - self.at) as u64 {
-            return Err(DecodeError("count larger than the record"));
-        }
-        Ok(n as usize)
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        let n = self.len()?;
-        self.take(n)
-    }
-
-    fn str(&mut self) -> Result<&'a str, DecodeError> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| DecodeError("invalid UTF-8"))
-    }
-
-    fn context(&mut self) -> Result<Context, DecodeError> {
-        let mask = self.u8()?;
-        let mut fields: [Option<Arc<str>>; 7] = Default::default();
-        for (i, field) in fields.iter_mut().enumerate() {
-            if mask & (1 << i) != 0 {
-                *field = Some(Arc::from(self.str()?));
-            }
-        }
-        let [work_order, product, batch, lot, shift, operator, machine_state] = fields;
-        Ok(Context {
-            work_order,
-            product,
-            batch,
-            lot,
-            shift,
-            operator,
-            machine_state,
+    pub(super) fn read_sample<'a>(r: &mut Cursor<'a>) -> wire::Result<RawSample<'a>> {
+        let path = r.str()?;
+        let value = if r.peek() == Some(0) {
+            r.u8()?;
+            None
+        } else {
+            Some(value(r, 0)?)
+        };
+        let quality = Quality::from_status_code(r.u32_le()?);
+        let source_time = match r.u8()? {
+            0 => None,
+            1 => Some(Timestamp::from_unix_nanos(r.i64_le()?)),
+            _ => return Err(Error::Invalid("bad source time flag")),
+        };
+        let gateway_time = Timestamp::from_unix_nanos(r.i64_le()?);
+        let context = r.varint()?;
+        Ok(RawSample {
+            path,
+            value,
+            quality,
+            source_time,
+            gateway_time,
+            context,
         })
     }
 
-    fn optional_value(&mut self) -> Result<Option<Value>, DecodeError> {
-        if self.bytes.get(self.at) == Some(&0) {
-            self.at += 1;
-            return Ok(None);
-        }
-        self.value(0).map(Some)
-    }
-
-    fn value(&mut self, depth: u32) -> Result<Value, DecodeError> {
-        Ok(match self.u8()? {
-            1 => Value::Bool(self.u8()? != 0),
-            2 => Value::Int(self.i64()?),
-            3 => Value::UInt(u64::from_le_bytes(self.array()?)),
-            4 => Value::Float(f64::from_le_bytes(self.array()?)),
-            5 => Value::String(Arc::from(self.str()?)),
-            6 => Value::Timestamp(Timestamp::from_unix_nanos(self.i64()?)),
+    fn value(r: &mut Cursor<'_>, depth: usize) -> wire::Result<Value> {
+        Ok(match r.u8()? {
+            1 => Value::Bool(r.u8()? != 0),
+            2 => Value::Int(r.i64_le()?),
+            3 => Value::UInt(r.u64_le()?),
+            4 => Value::Float(f64::from_bits(r.u64_le()?)),
+            5 => Value::String(Arc::from(r.str()?)),
+            6 => Value::Timestamp(Timestamp::from_unix_nanos(r.i64_le()?)),
             7 if depth < MAX_DEPTH => {
-                let n = self.len()?;
+                let n = r.count(usize::MAX, 1)?;
                 let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
-                    items.push(self.value(depth + 1)?);
+                    items.push(value(r, depth + 1)?);
                 }
                 Value::Array(items.into())
             }
-            7 => return Err(DecodeError("arrays nested too deep")),
-            _ => return Err(DecodeError("unknown value type")),
+            7 => return Err(Error::TooDeep),
+            tag => return Err(Error::UnknownValueType(tag)),
         })
     }
 }
@@ -690,6 +662,74 @@ signals.n = { signal = "constant", value = 1.0 }
         assert_eq!(decoded.seqs, [0, 2, 3]);
         let level = new.tag_by_path("acme/plant/area/tank-1/level").unwrap().id;
         assert!(decoded.batch.samples.iter().all(|s| s.tag == level));
+    }
+
+    /// [`batch`] as the version before format 2 wrote it (hex), taken from that build.
+    const FORMAT_1_RECORD: &[&str] = &[
+        "01020504574f2d3103422d3700031c61636d652f706c616e742f617265612f74616e6b2d312f6c6576656c0400000000",
+        "00404540000000000105000000000000000700000000000000001b61636d652f706c616e742f617265612f74616e6b2d",
+        "312f6e616d65070305016102fdffffffffffffff03090000000000000000009040000800000000000000001c61636d65",
+        "2f706c616e742f617265612f74616e6b2d312f6c6576656c00000005800009000000000000000101c3017b2261737365",
+        "74223a2261636d652f706c616e742f617265612f74616e6b2d31222c2274696d65223a22313937302d30312d30315430",
+        "303a30303a30302e30303030303030315a222c226576656e74223a22636f6e746578745f6368616e676564222c226669",
+        "656c64223a226261746368222c226f6c64223a6e756c6c2c226e6577223a22422d37222c226279223a22617069222c22",
+        "636f6e74657874223a7b22776f726b5f6f72646572223a22574f2d31222c226261746368223a22422d37227d7d",
+    ];
+
+    fn unhex(parts: &[&str]) -> Vec<u8> {
+        let hex: String = parts.concat();
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn records_written_in_format_1_by_the_previous_version_still_decode() {
+        let topology = topology(CONFIG);
+        let batch = batch(&topology);
+        let bytes = unhex(FORMAT_1_RECORD);
+        assert_eq!(bytes[0], 1);
+        let decoded = decode(&bytes, 100, &topology).unwrap();
+        assert_eq!(decoded.batch.samples, batch.samples);
+        assert_eq!(decoded.batch.events, batch.events);
+        assert_eq!(decoded.seqs, [100, 101, 102, 103]);
+        assert!(Arc::ptr_eq(
+            &decoded.batch.samples[0].context,
+            &decoded.batch.samples[1].context
+        ));
+        // This version writes format 2 only.
+        let mut written = Vec::new();
+        encode(&batch, &topology, &mut written);
+        assert_eq!(written[0], FORMAT);
+        assert_ne!(written, bytes);
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len], 0, &topology).is_err(), "truncated to {len}");
+        }
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x80;
+            let _ = decode(&damaged, 0, &topology);
+        }
+    }
+
+    #[test]
+    fn a_record_of_a_newer_format_is_refused_naming_both_versions() {
+        let topology = topology(CONFIG);
+        let mut bytes = Vec::new();
+        encode(&batch(&topology), &topology, &mut bytes);
+        for format in [0, 3, 255] {
+            bytes[0] = format;
+            let e = decode(&bytes, 0, &topology).unwrap_err();
+            assert!(
+                matches!(e, DecodeError::Format { found } if found == format),
+                "{e:?}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("buffer record in format {format}: this version reads formats 1 to 2")
+            );
+        }
     }
 
     #[test]

@@ -11,14 +11,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use backplane_model::wire::{self, Cursor, Error, put_blob, put_varint};
 use backplane_model::{Context, ContextField};
 
-use crate::codec::{Cursor, put_blob, put_varint};
 use crate::error::{IoContext, Result, StoreError, corrupt};
 use crate::frame;
 use crate::point::{ContextId, SeriesId, SeriesInfo, SeriesSpec};
 
-const MAGIC: &[u8; 8] = b"BPHCAT01";
+/// Version 02: CRC32C record checksums (01 had CRC-32).
+const MAGIC: &[u8; 8] = b"BPHCAT02";
 const SERIES: u8 = 1;
 const CONTEXT: u8 = 2;
 
@@ -62,9 +63,7 @@ impl Catalog {
         };
         let mut valid_end = 0;
         if bytes.len() >= MAGIC.len() {
-            if &bytes[..MAGIC.len()] != MAGIC {
-                return Err(corrupt(&path, "not a catalog file"));
-            }
+            frame::check_magic(&path, &bytes, MAGIC, "catalog file")?;
             let (records, end) = frame::scan(&bytes, MAGIC.len());
             for record in records {
                 catalog
@@ -100,22 +99,22 @@ impl Catalog {
         Ok(catalog)
     }
 
-    fn load(&mut self, record: &[u8]) -> std::result::Result<(), &'static str> {
+    fn load(&mut self, record: &[u8]) -> wire::Result<()> {
         let mut cur = Cursor::new(record);
-        let kind = cur.u8().map_err(|e| e.0)?;
-        let id = cur.varint().map_err(|e| e.0)?;
+        let kind = cur.u8()?;
+        let id = cur.varint()?;
         match kind {
             SERIES => {
                 if id != self.series.len() as u64 {
-                    return Err("series ids out of sequence");
+                    return Err(Error::Invalid("series ids out of sequence"));
                 }
-                let asset = cur.str().map_err(|e| e.0)?;
-                let attribute = cur.str().map_err(|e| e.0)?;
-                let model = cur.str().map_err(|e| e.0)?;
-                let data_type = cur.str().map_err(|e| e.0)?;
-                let unit = match cur.u8().map_err(|e| e.0)? {
+                let asset = cur.str()?;
+                let attribute = cur.str()?;
+                let model = cur.str()?;
+                let data_type = cur.str()?;
+                let unit = match cur.u8()? {
                     0 => None,
-                    _ => Some(cur.str().map_err(|e| e.0)?),
+                    _ => Some(cur.str()?),
                 };
                 self.add_series(SeriesSpec {
                     asset,
@@ -127,17 +126,17 @@ impl Catalog {
             }
             CONTEXT => {
                 if id != self.contexts.len() as u64 {
-                    return Err("context ids out of sequence");
+                    return Err(Error::Invalid("context ids out of sequence"));
                 }
                 let mut context = Context::default();
                 for field in ContextField::ALL {
-                    if cur.u8().map_err(|e| e.0)? != 0 {
-                        context.set(field, Some(cur.str().map_err(|e| e.0)?.into()));
+                    if cur.u8()? != 0 {
+                        context.set(field, Some(cur.str()?.into()));
                     }
                 }
                 self.add_context(context);
             }
-            _ => return Err("unknown record type"),
+            _ => return Err(Error::Invalid("unknown record type")),
         }
         Ok(())
     }

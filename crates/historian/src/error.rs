@@ -12,6 +12,18 @@ pub enum StoreError {
     /// A file does not hold what the format says: a checksum or a structure is wrong.
     #[error("{}: corrupt: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },
+    /// A file of the store in a format version this build does not read: written by an
+    /// older or a newer Backplane. Refused rather than misread (see docs/historian.md,
+    /// "Format versions").
+    #[error(
+        "{}: written in format version {found}, but this version of Backplane reads only version {expected} (see \"Format versions\" in docs/historian.md)",
+        path.display()
+    )]
+    Version {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
     /// A write to a store opened for reading only.
     #[error("the store at {} is open read-only", path.display())]
     ReadOnly { path: PathBuf },

@@ -5,7 +5,8 @@
 //! Layout:
 //! - [`codec`]: column codecs (delta-of-delta and bit-packed integers, decimal and
 //!   Gorilla-XOR floats, run-length states, dictionaries) and the chunk format.
-//! - `frame.rs`: checksummed records for the append-only files.
+//! - `frame.rs`: checksummed records for the append-only files, the versioned magic that
+//!   opens every file, atomic replacement.
 //! - `catalog.rs`: series and context ids.
 //! - `wal.rs`: the write-ahead log and its fsync policy ([`Fsync`]).
 //! - `segment.rs`: immutable partition files of chunks with an index.

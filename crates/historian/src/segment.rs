@@ -1,11 +1,11 @@
 //! Segment files: immutable, one time partition each, holding one or more chunks per
 //! series and the partition's events, with an index at the end.
 //!
-//! Layout: `"BPHSEG01"`, chunk bytes…, events block, index, footer
-//! (`index offset u64 LE, index length u32 LE, index CRC-32 u32 LE, "BPHE"`). The index
+//! Layout: `"BPHSEG02"`, chunk bytes…, events block, index, footer
+//! (`index offset u64 LE, index length u32 LE, index CRC32C u32 LE, "BPHE"`). The index
 //! gives the segment's sequence number, its partition, the WAL segment it covers up to
 //! (flushes) or the segments it replaces (merges), and per chunk the series, time range,
-//! point count, byte range, CRC-32 and the distinct context ids (up to 8) so context
+//! point count, byte range, CRC32C and the distinct context ids (up to 8) so context
 //! filters skip chunks without decoding them.
 //!
 //! Files are written as `<seq>.seg.tmp`, fsynced, and renamed into place only when their
@@ -17,12 +17,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use backplane_model::Timestamp;
+use backplane_model::wire::{self, Cursor, Error, put_blob, put_varint, put_varint_i64};
 
-use crate::codec::{self, Cursor, chunk, ints, put_blob, put_varint, put_varint_i64};
+use crate::codec::{chunk, ints};
 use crate::error::{IoContext, Result, StoreError, corrupt};
+use crate::frame::{self, checksum};
 use crate::point::{ContextId, Point, SeriesId, StoredEvent};
 
-const MAGIC: &[u8; 8] = b"BPHSEG01";
+/// Version 02: CRC32C checksums (01 had CRC-32).
+const MAGIC: &[u8; 8] = b"BPHSEG02";
 const FOOTER_MAGIC: &[u8; 4] = b"BPHE";
 const FOOTER: usize = 20;
 const INDEX_FORMAT: u8 = 1;
@@ -106,22 +109,20 @@ impl Segment {
             return Err(corrupt(path, "too short for a segment"));
         }
         let head = read_at(&file, 0, MAGIC.len()).at(path)?;
-        if head != MAGIC {
-            return Err(corrupt(path, "not a segment file"));
-        }
+        frame::check_magic(path, &head, MAGIC, "segment file")?;
         let footer = read_at(&file, size - FOOTER as u64, FOOTER).at(path)?;
         if &footer[16..20] != FOOTER_MAGIC {
             return Err(corrupt(path, "footer missing (incomplete file)"));
         }
         let mut cur = Cursor::new(&footer);
         let (index_offset, index_len, index_crc) =
-            (|| -> codec::Result<(u64, u32, u32)> { Ok((cur.u64_le()?, cur.u32_le()?, cur.u32_le()?)) })()
+            (|| -> wire::Result<(u64, u32, u32)> { Ok((cur.u64_le()?, cur.u32_le()?, cur.u32_le()?)) })()
                 .map_err(|e| corrupt(path, e.to_string()))?;
         if index_offset.checked_add(u64::from(index_len)) != Some(size - FOOTER as u64) {
             return Err(corrupt(path, "index out of place"));
         }
         let index = read_at(&file, index_offset, index_len as usize).at(path)?;
-        if crc32fast::hash(&index) != index_crc {
+        if checksum(&index) != index_crc {
             return Err(corrupt(path, "index checksum mismatch"));
         }
         parse_index(&index, path, size).map_err(|e| corrupt(path, format!("index: {e}")))
@@ -147,7 +148,7 @@ impl Segment {
     /// The chunk's points in `[from, to)`, checksum verified.
     pub fn read_chunk_range(&self, file: &File, meta: &ChunkMeta, from: i64, to: i64) -> Result<Vec<Point>> {
         let bytes = read_at(file, meta.offset, meta.len as usize).at(&self.path)?;
-        if crc32fast::hash(&bytes) != meta.crc {
+        if checksum(&bytes) != meta.crc {
             return Err(corrupt(
                 &self.path,
                 format!("chunk at {} fails its checksum", meta.offset),
@@ -162,21 +163,21 @@ impl Segment {
             return Ok(Vec::new());
         };
         let bytes = read_at(file, meta.offset, meta.len as usize).at(&self.path)?;
-        if crc32fast::hash(&bytes) != meta.crc {
+        if checksum(&bytes) != meta.crc {
             return Err(corrupt(&self.path, "events block fails its checksum"));
         }
         decode_events(&bytes).map_err(|e| corrupt(&self.path, format!("events block: {e}")))
     }
 }
 
-fn parse_index(index: &[u8], path: &Path, size: u64) -> codec::Result<Segment> {
+fn parse_index(index: &[u8], path: &Path, size: u64) -> wire::Result<Segment> {
     let mut cur = Cursor::new(index);
     if cur.u8()? != INDEX_FORMAT {
-        return Err(codec::CodecError("unknown index format"));
+        return Err(Error::Invalid("unknown index format"));
     }
     let seq = cur.varint()?;
     let partition_start = cur.varint_i64()?;
-    let partition_len = i64::try_from(cur.varint()?).map_err(|_| codec::CodecError("partition length"))?;
+    let partition_len = i64::try_from(cur.varint()?).map_err(|_| Error::Invalid("partition length"))?;
     let wal_upto = cur.varint()?;
     let n = cur.count(usize::MAX, 1)?;
     let mut replaces = Vec::with_capacity(n);
@@ -186,12 +187,12 @@ fn parse_index(index: &[u8], path: &Path, size: u64) -> codec::Result<Segment> {
     let n = cur.count(usize::MAX, 12)?;
     let mut chunks = Vec::with_capacity(n);
     for _ in 0..n {
-        let series = u32::try_from(cur.varint()?).map_err(|_| codec::CodecError("series id"))?;
+        let series = u32::try_from(cur.varint()?).map_err(|_| Error::Invalid("series id"))?;
         let min_t = cur.varint_i64()?;
         let max_t = cur.varint_i64()?;
-        let count = u32::try_from(cur.varint()?).map_err(|_| codec::CodecError("count"))?;
+        let count = u32::try_from(cur.varint()?).map_err(|_| Error::Invalid("count"))?;
         let offset = cur.varint()?;
-        let len = u32::try_from(cur.varint()?).map_err(|_| codec::CodecError("length"))?;
+        let len = u32::try_from(cur.varint()?).map_err(|_| Error::Invalid("length"))?;
         let crc = cur.u32_le()?;
         let contexts = match cur.u8()? {
             0 => None,
@@ -199,13 +200,13 @@ fn parse_index(index: &[u8], path: &Path, size: u64) -> codec::Result<Segment> {
                 let k = cur.count(MAX_CONTEXTS, 1)?;
                 let mut ids = Vec::with_capacity(k);
                 for _ in 0..k {
-                    ids.push(u32::try_from(cur.varint()?).map_err(|_| codec::CodecError("context id"))?);
+                    ids.push(u32::try_from(cur.varint()?).map_err(|_| Error::Invalid("context id"))?);
                 }
                 Some(ids)
             }
         };
         if offset.saturating_add(u64::from(len)) > size {
-            return Err(codec::CodecError("chunk past the end of the file"));
+            return Err(Error::Invalid("chunk past the end of the file"));
         }
         chunks.push(ChunkMeta {
             series,
@@ -222,8 +223,8 @@ fn parse_index(index: &[u8], path: &Path, size: u64) -> codec::Result<Segment> {
         0 => None,
         _ => Some(EventsMeta {
             offset: cur.varint()?,
-            len: u32::try_from(cur.varint()?).map_err(|_| codec::CodecError("length"))?,
-            count: u32::try_from(cur.varint()?).map_err(|_| codec::CodecError("count"))?,
+            len: u32::try_from(cur.varint()?).map_err(|_| Error::Invalid("length"))?,
+            count: u32::try_from(cur.varint()?).map_err(|_| Error::Invalid("count"))?,
             min_t: cur.varint_i64()?,
             max_t: cur.varint_i64()?,
             crc: cur.u32_le()?,
@@ -309,7 +310,7 @@ impl SegmentWriter {
             count: points.len() as u32,
             offset: self.offset,
             len: self.scratch.len() as u32,
-            crc: crc32fast::hash(&self.scratch),
+            crc: checksum(&self.scratch),
             contexts: (contexts.len() <= MAX_CONTEXTS).then_some(contexts),
         };
         self.out.write_all(&self.scratch).at(&self.path)?;
@@ -331,7 +332,7 @@ impl SegmentWriter {
             count: events.len() as u32,
             min_t: first.time.unix_nanos(),
             max_t: last.time.unix_nanos(),
-            crc: crc32fast::hash(&self.scratch),
+            crc: checksum(&self.scratch),
         });
         self.out.write_all(&self.scratch).at(&self.path)?;
         self.offset += self.scratch.len() as u64;
@@ -387,7 +388,7 @@ impl SegmentWriter {
         let mut footer = Vec::with_capacity(FOOTER);
         footer.extend_from_slice(&index_offset.to_le_bytes());
         footer.extend_from_slice(&(index.len() as u32).to_le_bytes());
-        footer.extend_from_slice(&crc32fast::hash(&index).to_le_bytes());
+        footer.extend_from_slice(&checksum(&index).to_le_bytes());
         footer.extend_from_slice(FOOTER_MAGIC);
         self.out.write_all(&footer).at(&self.path)?;
         let file = self.out.into_inner().map_err(|e| StoreError::Io {
@@ -451,7 +452,7 @@ fn encode_events(events: &[StoredEvent], out: &mut Vec<u8>) {
     }
 }
 
-fn decode_events(bytes: &[u8]) -> codec::Result<Vec<StoredEvent>> {
+fn decode_events(bytes: &[u8]) -> wire::Result<Vec<StoredEvent>> {
     let mut cur = Cursor::new(bytes);
     let n = cur.count(usize::MAX, 1)?;
     let mut times = Vec::with_capacity(n);
@@ -473,9 +474,9 @@ fn decode_events(bytes: &[u8]) -> codec::Result<Vec<StoredEvent>> {
                     usize::try_from(i)
                         .ok()
                         .and_then(|i| entries.get(i).cloned())
-                        .ok_or(codec::CodecError("dictionary id out of range"))
+                        .ok_or(Error::Invalid("dictionary id out of range"))
                 })
-                .collect::<codec::Result<_>>()?,
+                .collect::<wire::Result<_>>()?,
         );
     }
     let kinds = columns.pop().unwrap_or_default();
@@ -487,13 +488,10 @@ fn decode_events(bytes: &[u8]) -> codec::Result<Vec<StoredEvent>> {
             asset: assets
                 .get(i)
                 .cloned()
-                .ok_or(codec::CodecError("asset column short"))?,
-            kind: kinds
-                .get(i)
-                .cloned()
-                .ok_or(codec::CodecError("kind column short"))?,
+                .ok_or(Error::Invalid("asset column short"))?,
+            kind: kinds.get(i).cloned().ok_or(Error::Invalid("kind column short"))?,
             body: cur.str()?.into(),
-            context: u32::try_from(contexts[i]).map_err(|_| codec::CodecError("context id"))?,
+            context: u32::try_from(contexts[i]).map_err(|_| Error::Invalid("context id"))?,
         });
     }
     Ok(events)

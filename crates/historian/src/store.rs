@@ -36,11 +36,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use backplane_model::wire::Cursor;
 use backplane_model::{Context, Timestamp};
 use parking_lot::{Mutex, RwLock};
 
 use crate::catalog::Catalog;
-use crate::codec::Cursor;
 use crate::error::{IoContext, Result, StoreError, corrupt};
 use crate::frame;
 use crate::point::{ContextId, Point, SeriesId, SeriesInfo, SeriesSpec, StoredEvent};
@@ -51,7 +51,8 @@ use crate::wal::{self, Fsync, Wal};
 pub const CHUNK_POINTS: usize = 1 << 16;
 /// Partitions merged per maintenance pass, so one pass stays short.
 const MERGES_PER_PASS: usize = 4;
-const CHECKPOINT_MAGIC: &[u8; 8] = b"BPHCKP01";
+/// Version 02: a CRC32C checksum (01 had CRC-32).
+const CHECKPOINT_MAGIC: &[u8; 8] = b"BPHCKP02";
 
 /// How a store partitions, flushes, syncs and forgets.
 #[derive(Clone, Debug, PartialEq)]
@@ -213,16 +214,13 @@ fn read_checkpoint(dir: &Path) -> Result<u64> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(StoreError::Io { path, source: e }),
     };
-    let mut cur = Cursor::new(&bytes);
-    let parsed = (|| -> crate::codec::Result<(u64, u32)> {
-        let magic = cur.bytes(8)?;
-        if magic != CHECKPOINT_MAGIC {
-            return Err(crate::codec::CodecError("magic"));
-        }
-        Ok((cur.u64_le()?, cur.u32_le()?))
-    })();
-    match parsed {
-        Ok((upto, crc)) if crc == crc32fast::hash(&bytes[..16]) => Ok(upto),
+    frame::check_magic(&path, &bytes, CHECKPOINT_MAGIC, "checkpoint").map_err(|e| match e {
+        StoreError::Corrupt { .. } => corrupt(&path, "checkpoint is damaged"),
+        other => other,
+    })?;
+    let mut cur = Cursor::new(&bytes[CHECKPOINT_MAGIC.len()..]);
+    match (cur.u64_le(), cur.u32_le()) {
+        (Ok(upto), Ok(crc)) if crc == frame::checksum(&bytes[..16]) => Ok(upto),
         _ => Err(corrupt(&path, "checkpoint is damaged")),
     }
 }
@@ -230,7 +228,7 @@ fn read_checkpoint(dir: &Path) -> Result<u64> {
 fn write_checkpoint(dir: &Path, upto: u64) -> Result<()> {
     let mut bytes = CHECKPOINT_MAGIC.to_vec();
     bytes.extend_from_slice(&upto.to_le_bytes());
-    let crc = crc32fast::hash(&bytes);
+    let crc = frame::checksum(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
     frame::write_atomic(&dir.join("checkpoint"), &bytes)
 }
@@ -854,7 +852,11 @@ fn load_segments(dir: &Path, checkpoint: u64, writable: bool) -> Result<(Vec<Arc
             continue;
         };
         max_seq = max_seq.max(seq);
-        let opened = Segment::open(&path);
+        let opened = match Segment::open(&path) {
+            // Another format version: refuse the store, never delete or move the file.
+            Err(e @ StoreError::Version { .. }) => return Err(e),
+            opened => opened,
+        };
         if tmp {
             match opened {
                 Ok(mut s) if s.wal_upto != 0 && s.wal_upto <= checkpoint => {
@@ -896,4 +898,94 @@ fn load_segments(dir: &Path, checkpoint: u64, writable: bool) -> Result<(Vec<Arc
         frame::sync_dir(dir)?;
     }
     Ok((kept.into_iter().map(Arc::new).collect(), max_seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use backplane_model::{Quality, Value};
+
+    use super::*;
+
+    /// A store with every kind of file: catalog, checkpoint, a WAL segment and a segment file.
+    fn store_with_every_file(dir: &Path) {
+        let store = Store::open(dir, StoreOptions::default()).unwrap();
+        let spec = SeriesSpec {
+            asset: "acme/plant/line-1/filler",
+            attribute: "speed",
+            model: "Filler",
+            data_type: "float",
+            unit: None,
+        };
+        let id = store.series_id(&spec).unwrap();
+        let point = |secs: i64| Point {
+            time: Timestamp::from_unix_nanos(secs * 1_000_000_000),
+            source_time: None,
+            value: Some(Value::Float(secs as f64)),
+            quality: Quality::Good,
+            context: 0,
+        };
+        store.append(vec![(id, point(1))], Vec::new()).unwrap();
+        assert_eq!(store.flush().unwrap(), 1);
+        store.append(vec![(id, point(2))], Vec::new()).unwrap();
+    }
+
+    /// Rewrites the format version in the magic at the start of `path`.
+    fn set_version(path: &Path, version: &[u8; 2]) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[6..8].copy_from_slice(version);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn only_file(dir: &Path, extension: &str) -> PathBuf {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == extension))
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files.remove(0)
+    }
+
+    #[test]
+    fn files_written_in_format_version_1_are_refused_naming_the_file_and_both_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        store_with_every_file(dir.path());
+        let files = [
+            dir.path().join("catalog.log"),
+            dir.path().join("checkpoint"),
+            only_file(&dir.path().join("wal"), "wal"),
+            only_file(&dir.path().join("segments"), "seg"),
+        ];
+        for file in &files {
+            let before = std::fs::read(file).unwrap();
+            assert_eq!(&before[6..8], b"02", "{}", file.display());
+            // What the build before CRC32C wrote: the same layout under magic "...01".
+            set_version(file, b"01");
+            for writable in [true, false] {
+                let e = match Store::open_mode(dir.path(), StoreOptions::default(), writable) {
+                    Ok(_) => panic!("{} in version 1 was accepted", file.display()),
+                    Err(e) => e,
+                };
+                assert!(
+                    matches!(&e, StoreError::Version { path, found: 1, expected: 2 } if path == file),
+                    "{e:?}"
+                );
+                let message = e.to_string();
+                assert!(message.starts_with(&format!("{}: ", file.display())), "{message}");
+                assert!(
+                    message.contains(
+                        "written in format version 1, but this version of Backplane reads only version 2"
+                    ),
+                    "{message}"
+                );
+            }
+            // Nothing was repaired, moved aside or deleted.
+            assert!(file.exists());
+            assert!(!dir.path().join("segments/corrupt").exists());
+            set_version(file, b"02");
+            assert_eq!(std::fs::read(file).unwrap(), before);
+        }
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(store.stats().stored_points + store.stats().head_points as u64, 2);
+    }
 }

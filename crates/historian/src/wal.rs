@@ -3,11 +3,11 @@
 //! fsynced before [`crate::Store::append`] returns. Flushing turns the WAL into chunk
 //! files; the checkpoint then says which segments are covered and they are deleted.
 //!
-//! Segment layout: `"BPHWAL01", seq u64 LE`, then records ([`crate::frame`]). A record's
+//! Segment layout: `"BPHWAL02", seq u64 LE`, then records ([`crate::frame`]). A record's
 //! payload: `points varint, point*, events varint, event*`, where a point is
 //! `series varint, time delta (zigzag varint, from the previous point of the record),
 //! flags u8 (1 = source time, 2 = value), [source - gateway zigzag varint],
-//! quality status code varint, context id varint, [value (tagged, see codec::values)]`
+//! quality status code varint, context id varint, [value ([`backplane_model::wire`])]`
 //! and an event is `time zigzag varint, asset, kind, body (length-prefixed UTF-8),
 //! context id varint`.
 
@@ -17,14 +17,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backplane_model::wire::{self, Cursor, Error, put_blob, put_value, put_varint, put_varint_i64};
 use backplane_model::{Quality, Timestamp};
 
-use crate::codec::{CodecError, Cursor, put_blob, put_varint, put_varint_i64, values};
-use crate::error::{IoContext, Result, StoreError, corrupt};
+use crate::error::{IoContext, Result, StoreError};
 use crate::frame;
 use crate::point::{Point, SeriesId, StoredEvent};
 
-const MAGIC: &[u8; 8] = b"BPHWAL01";
+/// Version 02: CRC32C record checksums (01 had CRC-32).
+const MAGIC: &[u8; 8] = b"BPHWAL02";
 const HEADER: usize = 16;
 
 /// When appended records reach the disk.
@@ -187,9 +188,7 @@ pub(crate) fn replay(path: &Path) -> Result<(Vec<Vec<u8>>, u64, bool)> {
         // Created but the header never reached the disk: nothing was acknowledged in it.
         return Ok((Vec::new(), 0, !bytes.is_empty()));
     }
-    if &bytes[..MAGIC.len()] != MAGIC {
-        return Err(corrupt(path, "not a WAL segment"));
-    }
+    frame::check_magic(path, &bytes, MAGIC, "WAL segment")?;
     let (records, end) = frame::scan(&bytes, HEADER);
     let torn = end < bytes.len();
     Ok((
@@ -216,7 +215,7 @@ pub(crate) fn encode_batch(points: &[(SeriesId, Point)], events: &[StoredEvent],
         put_varint(out, u64::from(p.quality.to_status_code()));
         put_varint(out, u64::from(p.context));
         if let Some(v) = &p.value {
-            values::encode(v, out);
+            put_value(out, v);
         }
     }
     put_varint(out, events.len() as u64);
@@ -231,31 +230,27 @@ pub(crate) fn encode_batch(points: &[(SeriesId, Point)], events: &[StoredEvent],
 
 pub(crate) type DecodedBatch = (Vec<(SeriesId, Point)>, Vec<StoredEvent>);
 
-pub(crate) fn decode_batch(payload: &[u8]) -> std::result::Result<DecodedBatch, CodecError> {
+pub(crate) fn decode_batch(payload: &[u8]) -> wire::Result<DecodedBatch> {
     let mut cur = Cursor::new(payload);
     let n = cur.count(usize::MAX, 5)?;
     let mut points = Vec::with_capacity(n);
     let mut previous = 0i64;
     for _ in 0..n {
-        let series = u32::try_from(cur.varint()?).map_err(|_| CodecError("series id"))?;
+        let series = u32::try_from(cur.varint()?).map_err(|_| Error::Invalid("series id"))?;
         let t = previous.wrapping_add(cur.varint_i64()?);
         previous = t;
         let flags = cur.u8()?;
         if flags > 3 {
-            return Err(CodecError("unknown point flags"));
+            return Err(Error::Invalid("unknown point flags"));
         }
         let source_time = if flags & 1 != 0 {
             Some(Timestamp::from_unix_nanos(t.wrapping_add(cur.varint_i64()?)))
         } else {
             None
         };
-        let code = u32::try_from(cur.varint()?).map_err(|_| CodecError("quality"))?;
-        let context = u32::try_from(cur.varint()?).map_err(|_| CodecError("context id"))?;
-        let value = if flags & 2 != 0 {
-            Some(values::decode(&mut cur)?)
-        } else {
-            None
-        };
+        let code = u32::try_from(cur.varint()?).map_err(|_| Error::Invalid("quality"))?;
+        let context = u32::try_from(cur.varint()?).map_err(|_| Error::Invalid("context id"))?;
+        let value = if flags & 2 != 0 { Some(cur.value()?) } else { None };
         points.push((
             series,
             Point {
@@ -274,7 +269,7 @@ pub(crate) fn decode_batch(payload: &[u8]) -> std::result::Result<DecodedBatch, 
         let asset: Arc<str> = cur.str()?.into();
         let kind: Arc<str> = cur.str()?.into();
         let body: Arc<str> = cur.str()?.into();
-        let context = u32::try_from(cur.varint()?).map_err(|_| CodecError("context id"))?;
+        let context = u32::try_from(cur.varint()?).map_err(|_| Error::Invalid("context id"))?;
         events.push(StoredEvent {
             time,
             asset,
@@ -284,7 +279,7 @@ pub(crate) fn decode_batch(payload: &[u8]) -> std::result::Result<DecodedBatch, 
         });
     }
     if !cur.is_empty() {
-        return Err(CodecError("bytes after the batch"));
+        return Err(Error::Invalid("bytes after the batch"));
     }
     Ok((points, events))
 }

@@ -4,8 +4,9 @@
 //! back sorted by time with duplicates in arrival order, before and after a flush.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use backplane_historian::codec::{Cursor, chunk, floats, ints};
+use backplane_historian::codec::{chunk, floats, ints};
 use backplane_historian::{ContextFilter, Point, Selector, SeriesSpec, Store, StoreOptions};
+use backplane_model::wire::Cursor;
 use backplane_model::{BadReason, Quality, Timestamp, UncertainReason, Value};
 use proptest::prelude::*;
 

@@ -12,6 +12,8 @@
 //! - [`transform`]: the transforms an instance binding applies to a raw reading.
 //! - [`context`]: production [`Context`] (work order, batch, ...) and patches to it.
 //! - [`sample`]: interned [`TagId`]s, [`Sample`]s and [`Event`]s.
+//! - [`wire`]: the binary encoding of Backplane's own files (varints, a bounds-checked
+//!   [`wire::Cursor`], the [`Value`] codec), shared by the engine's buffer and the historian.
 
 pub mod asset;
 pub mod context;
@@ -22,6 +24,7 @@ pub mod timestamp;
 pub mod transform;
 pub mod units;
 pub mod value;
+pub mod wire;
 
 pub use asset::{AssetPath, Level, NameError};
 pub use context::{Context, ContextField, ContextPatch};

@@ -9,7 +9,8 @@
 //! 5. value presence: `0` all / `1` none / `2` some (then a 0/1 column);
 //! 6. the values present, by column kind: floats ([`floats`]), ints, uints, bools and
 //!    timestamps ([`ints`]), or a dictionary (strings, arrays, mixed types): the distinct
-//!    values ([`values`] encoding) then their ids ([`ints`], run-length wins for states).
+//!    values ([`backplane_model::wire`] encoding) then their ids ([`ints`], run-length
+//!    wins for states).
 //!
 //! Points are encoded in the order given; the store sorts them by time first.
 
@@ -17,7 +18,9 @@ use std::collections::HashMap;
 
 use backplane_model::{Quality, Timestamp, Value};
 
-use super::{CodecError, Cursor, Result, floats, ints, put_varint, values};
+use backplane_model::wire::{self, Cursor, Error, put_varint};
+
+use super::{Result, floats, ints};
 use crate::point::Point;
 
 const FORMAT: u8 = 1;
@@ -120,7 +123,8 @@ fn encode_values(present: &[&Value], out: &mut Vec<u8>) {
             let column: Vec<i64> = present
                 .iter()
                 .map(|v| {
-                    let key = values::to_bytes(v);
+                    let mut key = Vec::with_capacity(16);
+                    wire::put_value(&mut key, v);
                     *ids.entry(key).or_insert_with_key(|key| {
                         entries.push(key.clone());
                         entries.len() as i64 - 1
@@ -157,7 +161,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Point>> {
 pub fn decode_range(bytes: &[u8], from: i64, to: i64) -> Result<Vec<Point>> {
     let mut cur = Cursor::new(bytes);
     if cur.u8()? != FORMAT {
-        return Err(CodecError("unknown chunk format"));
+        return Err(Error::Invalid("unknown chunk format"));
     }
     let n = cur.count(MAX_POINTS, 0)?;
     let mut times = Vec::with_capacity(n);
@@ -183,7 +187,7 @@ pub fn decode_range(bytes: &[u8], from: i64, to: i64) -> Result<Vec<Point>> {
         Column::None
     };
     if !cur.is_empty() {
-        return Err(CodecError("bytes after the last column"));
+        return Err(Error::Invalid("bytes after the last column"));
     }
 
     let mut offsets = offsets.into_iter();
@@ -195,7 +199,7 @@ pub fn decode_range(bytes: &[u8], from: i64, to: i64) -> Result<Vec<Point>> {
     for i in 0..n {
         let t = times[i];
         let offset = if source_flags[i] {
-            Some(offsets.next().ok_or(CodecError("source column short"))?)
+            Some(offsets.next().ok_or(Error::Invalid("source column short"))?)
         } else {
             None
         };
@@ -206,17 +210,20 @@ pub fn decode_range(bytes: &[u8], from: i64, to: i64) -> Result<Vec<Point>> {
         if t < from || t >= to {
             continue;
         }
-        let value = value_at.map(|v| column.value(v)).transpose()?;
+        let value = value_at
+            .map(|v| column.value(v))
+            .transpose()
+            .map_err(Error::Invalid)?;
         let quality = match quality_cache {
             Some((code, q)) if code == qualities[i] => q,
             _ => {
-                let code = u32::try_from(qualities[i]).map_err(|_| CodecError("quality out of range"))?;
+                let code = u32::try_from(qualities[i]).map_err(|_| Error::Invalid("quality out of range"))?;
                 let q = Quality::from_status_code(code);
                 quality_cache = Some((qualities[i], q));
                 q
             }
         };
-        let context = u32::try_from(contexts[i]).map_err(|_| CodecError("context id out of range"))?;
+        let context = u32::try_from(contexts[i]).map_err(|_| Error::Invalid("context id out of range"))?;
         points.push(Point {
             time: Timestamp::from_unix_nanos(t),
             source_time: offset.map(|o| Timestamp::from_unix_nanos(t.wrapping_add(o))),
@@ -240,11 +247,11 @@ fn read_presence(cur: &mut Cursor<'_>, n: usize) -> Result<Vec<bool>> {
                 .map(|f| match f {
                     0 => Ok(false),
                     1 => Ok(true),
-                    _ => Err(CodecError("presence flag out of range")),
+                    _ => Err(Error::Invalid("presence flag out of range")),
                 })
                 .collect()
         }
-        _ => Err(CodecError("unknown presence mode")),
+        _ => Err(Error::Invalid("unknown presence mode")),
     }
 }
 
@@ -257,8 +264,10 @@ enum Column {
 }
 
 impl Column {
-    fn value(&self, i: usize) -> Result<Value> {
-        let short = CodecError("value column short");
+    /// The `i`th value. Fails with the message for [`Error::Invalid`]: the smaller error
+    /// keeps the result of this per-point call (the query's hot loop) as small as a value.
+    fn value(&self, i: usize) -> std::result::Result<Value, &'static str> {
+        let short = "value column short";
         match self {
             Column::None => Err(short),
             Column::Float(c) => c.get(i).map(|x| Value::Float(*x)).ok_or(short),
@@ -270,7 +279,7 @@ impl Column {
                     K_BOOL => match x {
                         0 => Ok(Value::Bool(false)),
                         1 => Ok(Value::Bool(true)),
-                        _ => Err(CodecError("bool out of range")),
+                        _ => Err("bool out of range"),
                     },
                     _ => Ok(Value::Timestamp(Timestamp::from_unix_nanos(x))),
                 }
@@ -280,7 +289,7 @@ impl Column {
                 usize::try_from(id)
                     .ok()
                     .and_then(|i| entries.get(i).cloned())
-                    .ok_or(CodecError("dictionary id out of range"))
+                    .ok_or("dictionary id out of range")
             }
         }
     }
@@ -298,7 +307,7 @@ fn decode_values(cur: &mut Cursor<'_>, n: usize) -> Result<Column> {
             let entries_n = cur.count(n, 2)?;
             let mut entries = Vec::with_capacity(entries_n);
             for _ in 0..entries_n {
-                entries.push(values::decode(cur)?);
+                entries.push(cur.value()?);
             }
             let mut ids = Vec::with_capacity(n);
             ints::decode(cur, n, &mut ids)?;
@@ -309,6 +318,6 @@ fn decode_values(cur: &mut Cursor<'_>, n: usize) -> Result<Column> {
             ints::decode(cur, n, &mut column)?;
             Ok(Column::Ints(kind, column))
         }
-        _ => Err(CodecError("unknown value column kind")),
+        _ => Err(Error::Invalid("unknown value column kind")),
     }
 }

@@ -15,7 +15,9 @@
 //!   steps; then the ids through [`super::ints`]. Layout: `2, count varint,
 //!   (bits u64 LE)*, ints`.
 
-use super::{CodecError, Cursor, Result, ints, put_varint};
+use backplane_model::wire::{Cursor, Error, put_varint};
+
+use super::{Result, ints};
 
 const DECIMAL: u8 = 0;
 const XOR: u8 = 1;
@@ -148,17 +150,17 @@ pub fn decode(cur: &mut Cursor<'_>, n: usize, out: &mut Vec<f64>) -> Result<()> 
         DECIMAL => {
             let places = cur.u8()?;
             if places > MAX_PLACES {
-                return Err(CodecError("too many decimal places"));
+                return Err(Error::Invalid("too many decimal places"));
             }
             let scale = POW10[usize::from(places)];
             let count = cur.count(n, 9)?;
             let mut exceptions = Vec::with_capacity(count);
             let mut at = 0usize;
             for _ in 0..count {
-                let delta = usize::try_from(cur.varint()?).map_err(|_| CodecError("position"))?;
-                at = at.checked_add(delta).ok_or(CodecError("position overflow"))?;
+                let delta = usize::try_from(cur.varint()?).map_err(|_| Error::Invalid("position"))?;
+                at = at.checked_add(delta).ok_or(Error::Invalid("position overflow"))?;
                 if at >= n {
-                    return Err(CodecError("exception past the column"));
+                    return Err(Error::Invalid("exception past the column"));
                 }
                 exceptions.push((at, f64::from_bits(cur.u64_le()?)));
             }
@@ -184,12 +186,12 @@ pub fn decode(cur: &mut Cursor<'_>, n: usize, out: &mut Vec<f64>) -> Result<()> 
                 let v = usize::try_from(id)
                     .ok()
                     .and_then(|i| entries.get(i))
-                    .ok_or(CodecError("dictionary id out of range"))?;
+                    .ok_or(Error::Invalid("dictionary id out of range"))?;
                 out.push(*v);
             }
             Ok(())
         }
-        _ => Err(CodecError("unknown float encoding")),
+        _ => Err(Error::Invalid("unknown float encoding")),
     }
 }
 
@@ -238,7 +240,7 @@ impl BitReader<'_> {
             let b = *self
                 .bytes
                 .get(self.pos)
-                .ok_or(CodecError("bit stream ends early"))?;
+                .ok_or(Error::Invalid("bit stream ends early"))?;
             self.pos += 1;
             self.acc |= u128::from(b) << self.bits;
             self.bits += 8;
@@ -308,12 +310,12 @@ fn decode_xor(cur: &mut Cursor<'_>, n: usize, out: &mut Vec<f64>) -> Result<()> 
     for _ in 1..n {
         if r.get(1)? == 1 {
             let (lead, trail) = if r.get(1)? == 0 {
-                window.ok_or(CodecError("XOR window reused before it was set"))?
+                window.ok_or(Error::Invalid("XOR window reused before it was set"))?
             } else {
                 let lead = r.get(5)? as u32;
                 let len = r.get(6)? as u32 + 1;
                 if lead + len > 64 {
-                    return Err(CodecError("XOR window wider than 64 bits"));
+                    return Err(Error::Invalid("XOR window wider than 64 bits"));
                 }
                 let w = (lead, 64 - lead - len);
                 window = Some(w);

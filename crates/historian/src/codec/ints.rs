@@ -9,7 +9,9 @@
 //! - bit-packing (`method` 1): blocks of [`BLOCK`] values, each `min zigzag varint,
 //!   width u8`, then `width` bits per value of `value - min`, least significant bit first.
 
-use super::{CodecError, Cursor, Result, put_varint, unzigzag, varint_len, zigzag};
+use backplane_model::wire::{Cursor, Error, put_varint, unzigzag, varint_len, zigzag};
+
+use super::Result;
 
 pub const BLOCK: usize = 128;
 const RLE: u8 = 0;
@@ -153,7 +155,7 @@ pub fn decode(cur: &mut Cursor<'_>, n: usize, out: &mut Vec<i64>) -> Result<()> 
     let header = cur.u8()?;
     let (method, order) = (header >> 4, header & 0x0f);
     if order > 2 {
-        return Err(CodecError("unknown delta order"));
+        return Err(Error::Invalid("unknown delta order"));
     }
     let start = out.len();
     match method {
@@ -161,10 +163,13 @@ pub fn decode(cur: &mut Cursor<'_>, n: usize, out: &mut Vec<i64>) -> Result<()> 
             let mut left = n;
             while left > 0 {
                 let v = unzigzag(cur.varint()?);
-                let run = cur.varint()?.checked_add(1).ok_or(CodecError("run overflow"))?;
-                let run = usize::try_from(run).map_err(|_| CodecError("run too long"))?;
+                let run = cur
+                    .varint()?
+                    .checked_add(1)
+                    .ok_or(Error::Invalid("run overflow"))?;
+                let run = usize::try_from(run).map_err(|_| Error::Invalid("run too long"))?;
                 if run > left {
-                    return Err(CodecError("run longer than the column"));
+                    return Err(Error::Invalid("run longer than the column"));
                 }
                 out.extend(std::iter::repeat_n(v, run));
                 left -= run;
@@ -177,14 +182,14 @@ pub fn decode(cur: &mut Cursor<'_>, n: usize, out: &mut Vec<i64>) -> Result<()> 
                 let min = unzigzag(cur.varint()?);
                 let w = u32::from(cur.u8()?);
                 if w > 64 {
-                    return Err(CodecError("bit width above 64"));
+                    return Err(Error::Invalid("bit width above 64"));
                 }
                 let bytes = cur.bytes((w as usize * len).div_ceil(8))?;
                 unpack(bytes, w, len, min, out);
                 left -= len;
             }
         }
-        _ => return Err(CodecError("unknown integer method")),
+        _ => return Err(Error::Invalid("unknown integer method")),
     }
     inverse(&mut out[start..], order);
     Ok(())
