@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use backplane_config::{ComponentSpec, Plan, Table};
 use backplane_connector::kind::settings_of;
+use backplane_connector::{Batch, ComponentError, Sink, SinkContext, SinkIo, SinkKind, Topology};
 use backplane_connector::{Kind, Services};
-use backplane_engine::{Batch, ComponentError, Sink, SinkContext, SinkIo, SinkKind, Topology};
 use backplane_model::{Context, Event, Timestamp};
 use futures::FutureExt;
 use futures::future::BoxFuture;
