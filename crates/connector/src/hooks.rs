@@ -81,6 +81,33 @@ impl Options {
         self.values.get(name).map(Vec::as_slice).unwrap_or_default()
     }
 
+    /// Every value of a repeatable list option, whether given as `--name a,b` or as
+    /// `--name a --name b`, trimmed, empty items dropped.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.all(name)
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The value of `name` as a duration such as `500ms` or `10s`, `default` when absent;
+    /// the error names the option.
+    pub fn duration_or(
+        &self,
+        name: &str,
+        default: std::time::Duration,
+    ) -> Result<std::time::Duration, String> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(text) => {
+                backplane_config::parse_duration(text).map_err(|e| format!("--{name} {text:?}: {e}"))
+            }
+        }
+    }
+
     /// Whether the switch `name` was given.
     pub fn flag(&self, name: &str) -> bool {
         self.values.contains_key(name)
@@ -174,4 +201,35 @@ pub struct Simulator {
     /// Where it listens by default (where the example configurations expect it).
     pub default_listen: SocketAddr,
     pub start: StartFn,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn list_options_take_commas_and_repeats_and_durations_name_the_option() {
+        let mut o = Options::default();
+        o.push("select", "a, b");
+        o.push("select", "c,");
+        o.push("timeout", "250ms");
+        o.push("bad", "soon");
+        assert_eq!(o.list("select"), ["a", "b", "c"]);
+        assert!(o.list("absent").is_empty());
+        assert_eq!(
+            o.duration_or("timeout", Duration::ZERO),
+            Ok(Duration::from_millis(250))
+        );
+        assert_eq!(
+            o.duration_or("absent", Duration::from_secs(3)),
+            Ok(Duration::from_secs(3))
+        );
+        assert!(
+            o.duration_or("bad", Duration::ZERO)
+                .unwrap_err()
+                .starts_with("--bad \"soon\"")
+        );
+    }
 }

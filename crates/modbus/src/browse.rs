@@ -378,11 +378,9 @@ impl BrowseArgs {
                 "--address-base {address_base}: 0 or 1"
             )));
         }
-        let timeout = match o.get("timeout") {
-            None => Duration::from_secs(1),
-            Some(text) => backplane_config::parse_duration(text)
-                .map_err(|e| BrowseError::Options(format!("--timeout {text:?}: {e}")))?,
-        };
+        let timeout = o
+            .duration_or("timeout", Duration::from_secs(1))
+            .map_err(BrowseError::Options)?;
         let max_count = match o.get("max-count") {
             None => None,
             Some(_) => Some(o.parse_or("max-count", 0u16).map_err(BrowseError::Options)?),
@@ -395,14 +393,7 @@ impl BrowseArgs {
             timeout,
             retries: o.parse_or("retries", 1).map_err(BrowseError::Options)?,
             max_count,
-            emit_toml: o
-                .all("emit-toml")
-                .iter()
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            emit_toml: o.list("emit-toml"),
         })
     }
 

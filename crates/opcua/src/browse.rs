@@ -723,11 +723,9 @@ pub struct BrowseArgs {
 impl BrowseArgs {
     /// Reads the command-line options (names as in [`OPTIONS`]); defaults where absent.
     pub fn from_options(url: &str, o: &Options) -> Result<BrowseArgs, BrowseError> {
-        let timeout = match o.get("timeout") {
-            None => Duration::from_secs(10),
-            Some(text) => backplane_config::parse_duration(text)
-                .map_err(|e| BrowseError::Options(format!("--timeout {text:?}: {e}")))?,
-        };
+        let timeout = o
+            .duration_or("timeout", Duration::from_secs(10))
+            .map_err(BrowseError::Options)?;
         let text = |name: &str, default: &str| o.get(name).unwrap_or(default).to_owned();
         Ok(BrowseArgs {
             url: url.to_owned(),
@@ -737,14 +735,7 @@ impl BrowseArgs {
             security_mode: o.get("security-mode").map(str::to_owned),
             user: o.get("user").map(str::to_owned),
             password_env: text("password-env", "OPCUA_PASSWORD"),
-            select: o
-                .all("select")
-                .iter()
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            select: o.list("select"),
             pki_dir: PathBuf::from(text("pki-dir", "data/opcua/pki")),
             gateway: text("gateway", "backplane"),
             name: text("name", "device"),
