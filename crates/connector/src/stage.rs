@@ -24,8 +24,9 @@ use crate::topology::Topology;
 /// What a stage derived from samples, time or a command.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Derived {
-    /// Changes to assets' own context, applied in order before the events are stamped.
-    pub context: Vec<(AssetPath, ContextPatch)>,
+    /// Changes to assets' own context, applied in order before the events are stamped,
+    /// each with who made it (the `by` of its `context_changed` events, e.g. `production`).
+    pub context: Vec<(AssetPath, ContextPatch, &'static str)>,
     /// Events; the pipeline stamps each with its asset's effective context.
     pub events: Vec<(AssetPath, Timestamp, EventKind)>,
 }

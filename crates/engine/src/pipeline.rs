@@ -147,11 +147,9 @@ impl Pipeline {
     /// Applies what the stages derived: context patches first (samples of the next batch
     /// carry them), then the events, stamped with their asset's context after the patches.
     fn apply_derived(&mut self, events: &mut Vec<Event>) {
-        /// Who context changes made by stages are attributed to.
-        const BY: &str = "production";
-        for (asset, patch) in self.derived.context.drain(..) {
+        for (asset, patch, by) in self.derived.context.drain(..) {
             match self.topology.asset_index(asset.as_str()) {
-                Some(i) => events.extend(self.contexts.apply(&self.topology, i, &patch, Some(BY))),
+                Some(i) => events.extend(self.contexts.apply(&self.topology, i, &patch, Some(by))),
                 None => {
                     tracing::warn!(asset = %asset, "derive stage: context for an asset the configuration does not have")
                 }

@@ -30,6 +30,9 @@ use parking_lot::Mutex;
 
 use crate::{Command, Outcome, Production, Refusal, Watch, persist};
 
+/// Who the context changes production makes are attributed to (`by` of their events).
+const BY: &str = "production";
+
 /// The most a published view lags behind the state while data flows.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// Ticks (about a second each) between two saves of the state.
@@ -132,7 +135,9 @@ impl ProductionHandle {
                 shared.publish(&production);
                 result
             };
-            derived.context.extend(outcome.context);
+            derived
+                .context
+                .extend(outcome.context.into_iter().map(|(a, p)| (a, p, BY)));
             derived.events.extend(outcome.events);
             let _ = reply.send(result);
         }));
@@ -190,7 +195,8 @@ struct ProductionStage {
 impl ProductionStage {
     /// Moves what production produced into the pipeline's `out`.
     fn drain(&mut self, out: &mut Derived) {
-        out.context.append(&mut self.outcome.context);
+        out.context
+            .extend(self.outcome.context.drain(..).map(|(a, p)| (a, p, BY)));
         out.events.append(&mut self.outcome.events);
     }
 
