@@ -665,14 +665,34 @@ pub(crate) fn arrange(declared: Vec<Declared<'_>>, namespace: Option<&Namespace>
         }
     }
 
+    // A hub's asset paths start with the site they belong to; an edge's are below its site.
+    let hub_sites: Vec<&str> = namespace
+        .filter(|n| n.is_hub())
+        .map(|n| n.all_sites().collect())
+        .unwrap_or_default();
     let mut parents: Vec<Option<usize>> = vec![None; declared.len()];
     for (i, asset) in declared.iter().enumerate() {
         if !keep[i] {
             continue;
         }
-        let (parent_level, parent_name) = match asset.rel.rsplit_once('/') {
+        let parent = asset.rel.rsplit_once('/').map(|(parent, _)| parent);
+        let (parent_level, parent_name) = match parent {
+            None if !hub_sites.is_empty() => {
+                asset.path_item.error(
+                    format!("asset `{}` is not below a site", asset.rel),
+                    Some(format!(
+                        "this gateway is a hub: every asset path starts with one of its sites ({}), e.g. \"{}/{}\"",
+                        hub_sites.join(", "),
+                        hub_sites[0],
+                        asset.rel
+                    )),
+                );
+                keep[i] = false;
+                continue;
+            }
             None => (Level::Site, namespace.map_or("the site", |n| n.site.as_str())),
-            Some((parent, _)) => match index.get(parent) {
+            Some(site) if hub_sites.contains(&site) => (Level::Site, site),
+            Some(parent) => match index.get(parent) {
                 Some(&p) => {
                     parents[i] = Some(p);
                     (declared[p].level, parent)
@@ -719,30 +739,36 @@ pub(crate) fn arrange(declared: Vec<Declared<'_>>, namespace: Option<&Namespace>
     let namespace = namespace?;
     let enterprise = AssetPath::parse(&namespace.enterprise).ok()?;
     let site = enterprise.child(&namespace.site).ok()?;
-    let mut out = vec![
-        AssetSpec {
-            path: enterprise,
-            level: Level::Enterprise,
-            description: None,
-            model: None,
-            bindings: Vec::new(),
-            context: Context::default(),
-        },
-        AssetSpec {
-            path: site.clone(),
+    // Where declared paths hang: below the site on an edge, below the enterprise on a hub.
+    let base = if namespace.is_hub() {
+        enterprise.clone()
+    } else {
+        site.clone()
+    };
+    let mut out = vec![AssetSpec {
+        path: enterprise.clone(),
+        level: Level::Enterprise,
+        description: None,
+        model: None,
+        bindings: Vec::new(),
+        context: Context::default(),
+    }];
+    for name in namespace.all_sites() {
+        out.push(AssetSpec {
+            path: enterprise.child(name).ok()?,
             level: Level::Site,
             description: None,
             model: None,
             bindings: Vec::new(),
             context: Context::default(),
-        },
-    ];
+        });
+    }
     let mut slots: Vec<Option<Declared<'_>>> = declared.into_iter().map(Some).collect();
     for i in order {
         let Some(asset) = slots.get_mut(i).and_then(Option::take) else {
             continue;
         };
-        let Ok(path) = AssetPath::parse(&format!("{site}/{}", asset.rel)) else {
+        let Ok(path) = AssetPath::parse(&format!("{base}/{}", asset.rel)) else {
             asset
                 .path_item
                 .error(format!("invalid asset path `{}`", asset.rel), None);

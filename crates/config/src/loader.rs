@@ -414,10 +414,30 @@ fn read_api(table: Option<Table<'_>>) -> ApiSettings {
 fn read_namespace(mut t: Table<'_>) -> Option<Namespace> {
     let enterprise = required_slug(&mut t, "enterprise");
     let site = required_slug(&mut t, "site");
+    let mut sites = Vec::new();
+    if let Some(items) = t.optional_item("sites").and_then(|item| item.expect_array()) {
+        for item in items {
+            let Some(name) = item.expect_str() else { continue };
+            if let Err(e) = validate_slug(name) {
+                item.error(format!("invalid site name: {e}"), None);
+            } else if Some(name) == site.as_deref() || sites.iter().any(|s| s == name) {
+                item.error(
+                    format!("site `{name}` is listed twice"),
+                    Some(
+                        "`site` is this gateway's own site; `sites` lists the other sites it mirrors"
+                            .to_owned(),
+                    ),
+                );
+            } else {
+                sites.push(name.to_owned());
+            }
+        }
+    }
     t.finish();
     Some(Namespace {
         enterprise: enterprise?,
         site: site?,
+        sites,
     })
 }
 

@@ -131,7 +131,23 @@ impl Default for ApiSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Namespace {
     pub enterprise: String,
+    /// This gateway's own site.
     pub site: String,
+    /// A hub's other sites, whose asset trees it mirrors (`docs/hub.md`); empty on an
+    /// edge. When set, every asset path starts with a site name (`site` or one of these).
+    pub sites: Vec<String>,
+}
+
+impl Namespace {
+    /// Whether this gateway serves several sites (a hub).
+    pub fn is_hub(&self) -> bool {
+        !self.sites.is_empty()
+    }
+
+    /// The own site first, then the mirrored ones.
+    pub fn all_sites(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.site.as_str()).chain(self.sites.iter().map(String::as_str))
+    }
 }
 
 /// One asset of the ISA-95 tree.

@@ -19,6 +19,7 @@ use crate::services::Services;
 use crate::sink::Sink;
 use crate::source::Source;
 use crate::stage::StageKind;
+use crate::topology::Topology;
 
 /// How a kind reads and checks its configuration, without connecting to anything.
 pub trait Kind: Send + Sync + 'static {
@@ -82,6 +83,11 @@ pub struct SourceContext<'a, S = Settings> {
     /// The addresses bindings read from this source; a reading's `address` indexes this.
     pub addresses: &'a [Arc<str>],
     pub data_dir: &'a PathBuf,
+    /// The compiled plan, for sources that mirror another gateway's namespace and need
+    /// the assets and attributes their addresses feed.
+    pub topology: &'a Arc<Topology>,
+    /// What [`Kind::prepare`] of every kind opened.
+    pub services: &'a Services,
 }
 
 /// Everything a kind needs to build one sink instance.
@@ -205,6 +211,8 @@ impl<K: SourceKind> AnySourceKind for Erased<K> {
             settings: self.settings(ctx.settings)?,
             addresses: ctx.addresses,
             data_dir: ctx.data_dir,
+            topology: ctx.topology,
+            services: ctx.services,
         })
     }
 }

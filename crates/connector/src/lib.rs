@@ -10,6 +10,7 @@
 //! - [`stage`]: derive [`Stage`]s the pipeline runs after contextualize, and the
 //!   [`CommandPath`] that runs calls between two batches.
 //! - [`batch`]: raw readings, normalized batches, the pipeline's input.
+//! - [`definitions`]: a gateway's models and assets as published to a hub, and drift.
 //! - [`topology`]: the plan compiled into dense tables (assets, tags, routes).
 //! - [`writes`]: the raw write path from IT to a source's address.
 //! - [`payload`]: the shared JSON form of samples and events.
@@ -21,6 +22,7 @@
 
 pub mod backoff;
 pub mod batch;
+pub mod definitions;
 pub mod error;
 pub mod hooks;
 pub mod kind;
@@ -35,6 +37,7 @@ pub mod writes;
 
 pub use backoff::{Backoff, BackoffPolicy};
 pub use batch::{Batch, PipelineInput, RawBatch, RawReading};
+pub use definitions::{Definitions, ModelDrift, SiteBoard};
 pub use error::ComponentError;
 pub use hooks::{Browser, OptionSpec, Options, RunningSimulator, Simulator, SimulatorStart};
 pub use kind::{Kind, Registry, SinkContext, SinkKind, SourceContext, SourceKind};

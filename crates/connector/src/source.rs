@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use backplane_model::{Timestamp, Value};
+use backplane_model::{ContextPatch, Event, Timestamp, Value};
 use futures::future::BoxFuture;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -68,6 +68,32 @@ impl SourceIo {
             readings,
         };
         self.tx.send(PipelineInput::Readings(batch)).await.is_ok()
+    }
+
+    /// Hands events to the pipeline, routed in order with this source's readings. For
+    /// sources that mirror another gateway (its downtimes, OEE periods, work orders), not
+    /// for events the pipeline derives itself. Returns `false` once the engine stops.
+    pub async fn emit_events(&self, events: Vec<Event>) -> bool {
+        self.tx.send(PipelineInput::Events(events)).await.is_ok()
+    }
+
+    /// Changes the own context of asset `asset` (an index into the topology's assets)
+    /// between two batches: readings emitted before keep the old context, readings after
+    /// carry the new one. `by` names who made the change (e.g. the mirrored gateway).
+    /// Waits until the pipeline applied it, so the next emitted batch sees it; returns
+    /// `false` once the engine stops.
+    pub async fn set_context(&self, asset: usize, patch: ContextPatch, by: Option<String>) -> bool {
+        let (reply, applied) = oneshot::channel();
+        let input = PipelineInput::SetContext {
+            asset,
+            patch,
+            by,
+            reply,
+        };
+        if self.tx.send(input).await.is_err() {
+            return false;
+        }
+        applied.await.is_ok()
     }
 
     /// Resolves when the engine shuts down; sources select on it in their loops.

@@ -169,6 +169,7 @@ fn plan() -> Plan {
         namespace: Namespace {
             enterprise: "acme".into(),
             site: "plant".into(),
+            sites: Vec::new(),
         },
         models: vec![model],
         assets,

@@ -596,6 +596,8 @@ fn start_sources(
         let spec = spec.clone();
         let data_dir = plan.gateway.data_dir.clone();
         let gateway = plan.gateway.name.clone();
+        let topology = core.topology.clone();
+        let services = core.services.clone();
         let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
             let source = kind.build(&SourceContext {
                 gateway: &gateway,
@@ -603,6 +605,8 @@ fn start_sources(
                 settings: &spec.settings,
                 addresses: &addresses,
                 data_dir: &data_dir,
+                topology: &topology,
+                services: &services,
             })?;
             Ok(source.run(io.clone()))
         });
