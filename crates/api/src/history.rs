@@ -64,7 +64,7 @@ pub(crate) fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_parameter", message).with_field(field)
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Invalid(message) => invalid("every", message),
         other => ApiError::new(
@@ -120,10 +120,17 @@ impl Params {
 
     /// `from` and `to`: `to` defaults to now, `from` to an hour before `to`.
     fn range(&self) -> Result<(Timestamp, Timestamp), ApiError> {
+        self.range_spanning(DEFAULT_SPAN_NANOS)
+    }
+
+    /// `from` and `to`: `to` defaults to now, `from` to a day before `to`.
+    pub(crate) fn range_or_day(&self) -> Result<(Timestamp, Timestamp), ApiError> {
+        self.range_spanning(24 * DEFAULT_SPAN_NANOS)
+    }
+
+    fn range_spanning(&self, default_span: i64) -> Result<(Timestamp, Timestamp), ApiError> {
         let to = self.time("to")?.unwrap_or_else(Timestamp::now);
-        let from = self
-            .time("from")?
-            .unwrap_or_else(|| to.add_nanos(-DEFAULT_SPAN_NANOS));
+        let from = self.time("from")?.unwrap_or_else(|| to.add_nanos(-default_span));
         if from >= to {
             return Err(invalid(
                 "from",
@@ -303,7 +310,7 @@ fn unknown_tag(store: &Store, tag: &str) -> ApiError {
 
 /// The store the request names (`historian=NAME`, or the only one) and the request's
 /// parameters, checked against `allowed` and `historian`.
-fn store(
+pub(crate) fn store(
     state: &AppState,
     raw: Option<String>,
     allowed: &[&[&str]],
@@ -348,7 +355,7 @@ fn store(
 }
 
 /// Runs a store query off the async threads (it reads files).
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)

@@ -28,9 +28,11 @@
 
 mod assets;
 mod auth;
+mod benchmark;
 mod context;
 mod error;
 mod history;
+mod hub;
 mod lineage;
 mod openapi;
 mod ops;
@@ -208,6 +210,9 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             "/api/v1/production/operators/sign-out",
             production::sign_out,
         ),
+        endpoint(Get, "/api/v1/benchmark/oee", benchmark::oee),
+        endpoint(Get, "/api/v1/benchmark/downtime", benchmark::downtime),
+        endpoint(Get, "/api/v1/hub/sites", hub::sites),
         endpoint(Get, "/api/v1/forms", production::forms),
         endpoint(Get, "/api/v1/forms/{name}", production::form),
         endpoint(Get, "/api/v1/forms/{name}/entries", production::entries),

@@ -22,6 +22,8 @@ use crate::reader::{Item, Table, suggest};
 pub(crate) struct Env<'m> {
     pub models: &'m [ModelEntry],
     pub sources: &'m [Registered],
+    /// A hub's paths start with their site, which the default levels skip.
+    pub hub: bool,
 }
 
 impl Env<'_> {
@@ -115,7 +117,9 @@ fn read_asset<'a>(mut t: Table<'a>, env: &Env<'_>) -> Option<Declared<'a>> {
     });
 
     let level_item = t.optional_item("level");
-    let depth = rel.as_deref().map_or(1, |r| r.split('/').count());
+    let depth = rel
+        .as_deref()
+        .map_or(1, |r| r.split('/').count() - usize::from(env.hub));
     let mut level = match (model_item.is_some(), depth) {
         (true, _) | (false, 4..) => Level::Equipment,
         (false, 1) => Level::Area,
