@@ -14,8 +14,8 @@ use common::server::PrivateNats;
 use common::{counter, js, names, read_all};
 
 fn config(url: &str, stream: &str, prefix: &str) -> String {
-    let mut text = format!(
-        "[gateway]\nname = \"edge-f\"\n[namespace]\nenterprise = \"acme\"\nsite = \"plant\"\n[models.M.attributes]\n"
+    let mut text = String::from(
+        "[gateway]\nname = \"edge-f\"\n[namespace]\nenterprise = \"acme\"\nsite = \"plant\"\n[models.M.attributes]\n",
     );
     for a in 0..10 {
         text.push_str(&format!("a{a} = {{ type = \"float\" }}\n"));
