@@ -14,6 +14,7 @@ pub fn registry() -> Registry {
     registry.add_source("modbus", backplane_modbus::ModbusKind);
     registry.add_source("opcua", backplane_opcua::OpcUaKind);
     backplane_mqtt::register(&mut registry);
+    backplane_nats::register(&mut registry);
     registry.add_sink("historian", backplane_historian::HistorianKind::new());
     registry.add_stage("production", Arc::new(backplane_production::ProductionStageKind));
     registry

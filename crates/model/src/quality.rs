@@ -123,6 +123,26 @@ impl Quality {
         }
     }
 
+    /// The quality named by its JSON form: the class (`good`, `uncertain`, `bad`) and the
+    /// reason in snake_case as [`reason`](Self::reason) gives it. An unknown or absent
+    /// reason is the class's unspecified one; `None` for an unknown class.
+    pub fn from_names(class: &str, reason: Option<&str>) -> Option<Quality> {
+        match class {
+            "good" => Some(Quality::Good),
+            "uncertain" => Some(Quality::Uncertain(
+                reason
+                    .and_then(|r| UNCERTAIN_CODES.iter().find(|c| c.2 == r))
+                    .map_or(UncertainReason::Unspecified, |c| c.0),
+            )),
+            "bad" => Some(Quality::Bad(
+                reason
+                    .and_then(|r| BAD_CODES.iter().find(|c| c.2 == r))
+                    .map_or(BadReason::Unspecified, |c| c.0),
+            )),
+            _ => None,
+        }
+    }
+
     /// The OPC UA StatusCode (severity and sub-code; info bits zero).
     pub fn to_status_code(self) -> u32 {
         match self {
@@ -187,6 +207,21 @@ mod tests {
         for q in all {
             assert_eq!(Quality::from_status_code(q.to_status_code()), q, "{q}");
         }
+    }
+
+    #[test]
+    fn every_quality_round_trips_through_its_names() {
+        let all = std::iter::once(Quality::Good)
+            .chain(UNCERTAIN_CODES.iter().map(|c| Quality::Uncertain(c.0)))
+            .chain(BAD_CODES.iter().map(|c| Quality::Bad(c.0)));
+        for q in all {
+            assert_eq!(Quality::from_names(q.class(), q.reason()), Some(q), "{q}");
+        }
+        assert_eq!(
+            Quality::from_names("bad", Some("nonsense")),
+            Some(Quality::Bad(BadReason::Unspecified))
+        );
+        assert_eq!(Quality::from_names("fine", None), None);
     }
 
     #[test]
