@@ -15,6 +15,7 @@ pub fn registry() -> Registry {
     registry.add_source("opcua", backplane_opcua::OpcUaKind);
     backplane_mqtt::register(&mut registry);
     registry.add_sink("historian", backplane_historian::HistorianKind::new());
+    registry.add_sink("postgresql", backplane_postgres::PostgresKind);
     registry.add_stage("production", Arc::new(backplane_production::ProductionStageKind));
     registry
 }
