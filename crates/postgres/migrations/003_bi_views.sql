@@ -37,9 +37,9 @@ SELECT site, line, shift, day, periods, planned_time_ms, run_time_ms, planned_st
     availability * performance * quality AS oee
 FROM (
     SELECT site, line, shift, day, count(*) AS periods,
-        sum(planned_time_ms) AS planned_time_ms, sum(run_time_ms) AS run_time_ms,
-        sum(planned_stop_ms) AS planned_stop_ms, sum(downtime_ms) AS downtime_ms,
-        sum(good) AS good, sum(reject) AS reject, sum(total) AS total,
+        sum(planned_time_ms)::bigint AS planned_time_ms, sum(run_time_ms)::bigint AS run_time_ms,
+        sum(planned_stop_ms)::bigint AS planned_stop_ms, sum(downtime_ms)::bigint AS downtime_ms,
+        sum(good)::bigint AS good, sum(reject)::bigint AS reject, sum(total)::bigint AS total,
         sum(run_time_ms)::double precision / NULLIF(sum(planned_time_ms), 0) AS availability,
         sum(ideal_time_ms) / NULLIF(sum(run_time_ms) FILTER (WHERE ideal_time_ms IS NOT NULL), 0) AS performance,
         sum(good)::double precision / NULLIF(sum(total), 0) AS quality
@@ -55,9 +55,9 @@ SELECT work_order, site, line, periods, first_start, last_end, planned_time_ms, 
 FROM (
     SELECT work_order, site, line, count(*) AS periods,
         min(period_start) AS first_start, max(period_end) AS last_end,
-        sum(planned_time_ms) AS planned_time_ms, sum(run_time_ms) AS run_time_ms,
-        sum(planned_stop_ms) AS planned_stop_ms, sum(downtime_ms) AS downtime_ms,
-        sum(good) AS good, sum(reject) AS reject, sum(total) AS total,
+        sum(planned_time_ms)::bigint AS planned_time_ms, sum(run_time_ms)::bigint AS run_time_ms,
+        sum(planned_stop_ms)::bigint AS planned_stop_ms, sum(downtime_ms)::bigint AS downtime_ms,
+        sum(good)::bigint AS good, sum(reject)::bigint AS reject, sum(total)::bigint AS total,
         sum(run_time_ms)::double precision / NULLIF(sum(planned_time_ms), 0) AS availability,
         sum(ideal_time_ms) / NULLIF(sum(run_time_ms) FILTER (WHERE ideal_time_ms IS NOT NULL), 0) AS performance,
         sum(good)::double precision / NULLIF(sum(total), 0) AS quality
@@ -71,7 +71,7 @@ CREATE VIEW downtime_by_reason AS
 SELECT l.site, COALESCE(l.line, d.asset) AS line, d.asset,
     COALESCE(d.reason, 'unassigned') AS reason, d.planned,
     count(*) AS downtimes,
-    sum(d.duration_ms) AS downtime_ms,
+    sum(d.duration_ms)::bigint AS downtime_ms,
     min(d.start_time) AS first_start, max(d.end_time) AS last_end
 FROM downtimes d
 LEFT JOIN asset_lines l ON l.asset = d.asset
@@ -110,9 +110,9 @@ SELECT model, site, line, asset, period, shift, day, work_order, periods,
     reject::double precision / NULLIF(total, 0) AS reject_rate
 FROM (
     SELECT model, site, line, asset, period, shift, day, work_order, count(*) AS periods,
-        sum(planned_time_ms) AS planned_time_ms, sum(run_time_ms) AS run_time_ms,
-        sum(downtime_ms) AS downtime_ms,
-        sum(good) AS good, sum(reject) AS reject, sum(total) AS total,
+        sum(planned_time_ms)::bigint AS planned_time_ms, sum(run_time_ms)::bigint AS run_time_ms,
+        sum(downtime_ms)::bigint AS downtime_ms,
+        sum(good)::bigint AS good, sum(reject)::bigint AS reject, sum(total)::bigint AS total,
         sum(run_time_ms)::double precision / NULLIF(sum(planned_time_ms), 0) AS availability,
         sum(ideal_time_ms) / NULLIF(sum(run_time_ms) FILTER (WHERE ideal_time_ms IS NOT NULL), 0) AS performance,
         sum(good)::double precision / NULLIF(sum(total), 0) AS quality
@@ -123,9 +123,9 @@ FROM (
 CREATE VIEW benchmark_downtime AS
 SELECT l.model, l.site, d.asset, COALESCE(d.reason, 'unassigned') AS reason,
     count(*) AS downtimes,
-    sum(d.duration_ms) AS downtime_ms,
-    sum(d.duration_ms) FILTER (WHERE d.planned) AS planned_ms,
-    sum(d.duration_ms) FILTER (WHERE NOT d.planned) AS unplanned_ms,
+    sum(d.duration_ms)::bigint AS downtime_ms,
+    (sum(d.duration_ms) FILTER (WHERE d.planned))::bigint AS planned_ms,
+    (sum(d.duration_ms) FILTER (WHERE NOT d.planned))::bigint AS unplanned_ms,
     avg(d.duration_ms)::double precision AS mean_ms
 FROM downtimes d
 LEFT JOIN asset_lines l ON l.asset = d.asset
