@@ -16,6 +16,7 @@ pub fn registry() -> Registry {
     backplane_mqtt::register(&mut registry);
     backplane_nats::register(&mut registry);
     registry.add_sink("historian", backplane_historian::HistorianKind::new());
+    registry.add_sink("postgresql", backplane_postgres::PostgresKind);
     registry.add_stage("production", Arc::new(backplane_production::ProductionStageKind));
     registry
 }

@@ -1,0 +1,55 @@
+//! The `postgresql` kind: reads its settings, builds sinks that read through the
+//! store-and-forward log.
+
+use backplane_config::{Plan, Table};
+use backplane_connector::{ComponentError, Kind, Sink, SinkContext, SinkKind};
+
+use crate::config::{self, PostgresSettings, TlsMode};
+use crate::connect::describe;
+use crate::sink::PostgresSink;
+
+/// `kind = "postgresql"`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PostgresKind;
+
+impl Kind for PostgresKind {
+    type Settings = PostgresSettings;
+
+    fn describe(&self) -> &'static str {
+        "PostgreSQL (TimescaleDB when installed): samples, events and context in a partitioned schema with BI views"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<PostgresSettings> {
+        config::parse(table)
+    }
+
+    fn summarize(&self, _plan: &Plan, _name: &str, s: &PostgresSettings) -> Vec<String> {
+        let tls = match &s.tls {
+            TlsMode::Disable => "no TLS".to_owned(),
+            TlsMode::Require => "TLS (certificate not checked)".to_owned(),
+            TlsMode::VerifyFull { ca } => format!("TLS verified against {ca}"),
+        };
+        vec![format!(
+            "{} schema `{}`, {tls}, {:?} in transactions of up to {} rows every {:?}, {} partitions{}",
+            describe(&s.connection),
+            s.schema,
+            s.method,
+            s.batch_rows,
+            s.flush_interval,
+            s.partition.name(),
+            s.retention
+                .map(|r| format!(", retention {}d", r.as_secs() / 86_400))
+                .unwrap_or_default(),
+        )]
+    }
+}
+
+impl SinkKind for PostgresKind {
+    fn buffered(&self) -> bool {
+        true
+    }
+
+    fn build(&self, ctx: &SinkContext<'_, PostgresSettings>) -> Result<Box<dyn Sink>, ComponentError> {
+        Ok(Box::new(PostgresSink::new(ctx.name, ctx.gateway, ctx.settings.clone())))
+    }
+}
