@@ -18,14 +18,34 @@ pub(crate) struct ModelEntry {
 }
 
 /// `production` collects each model's `production` sub-table, read later with the
-/// production sections (crate::production).
+/// production sections (crate::production). A `[models.NAME.production]` table may also
+/// stand alone in another file than the model (a plant's production rules beside a shared
+/// model library): such an entry, with `production` and no `attributes`, extends the model.
 pub(crate) fn read_models<'a>(
     entries: Vec<(KeyRef<'a>, Item<'a>)>,
     production: &mut Vec<(String, Item<'a>)>,
 ) -> Vec<ModelEntry> {
     let mut models: Vec<ModelEntry> = Vec::new();
     let mut first_seen: Vec<(String, Location)> = Vec::new();
+    let is_extension = |item: &Item<'a>| {
+        item.as_table()
+            .is_some_and(|t| t.has("production") && !t.has("attributes"))
+    };
+    let defined: HashSet<&str> = entries
+        .iter()
+        .filter(|(_, item)| !is_extension(item))
+        .map(|(key, _)| key.name)
+        .collect();
     for (key, item) in entries {
+        if is_extension(&item) && defined.contains(key.name) {
+            if let Some(mut table) = item.as_table() {
+                if let Some(p) = table.optional_item("production") {
+                    production.push((key.name.to_owned(), p));
+                }
+                table.finish();
+            }
+            continue;
+        }
         if let Some((_, first)) = first_seen.iter().find(|(n, _)| n == key.name) {
             key.error(
                 format!("model `{}` is defined twice", key.name),

@@ -266,3 +266,37 @@ fn rejects_file_included_twice() {
     assert_eq!(diagnostics[0].location.file, dir.path().join("main.toml"));
     assert_at(&diagnostics[0], 1, 32, "include[1]");
 }
+
+#[test]
+fn a_models_production_rules_may_stand_in_another_file_than_the_model() {
+    let production =
+        "[models.Filler.production]\nstate = { attribute = \"state\", map = { running = \"execute\" } }\n";
+    let models = MODELS.replace(
+        "speed = { type = \"float\", unit = \"bottle/min\" }",
+        "speed = { type = \"float\", unit = \"bottle/min\" }\nstate = { type = \"string\" }",
+    );
+    let dir = tree(&[
+        (
+            "main.toml",
+            &MAIN.replace(
+                "[\"conf/models.toml\"]",
+                "[\"conf/models.toml\", \"production.toml\"]",
+            ),
+        ),
+        ("conf/models.toml", &models),
+        ("conf/sources/plc.toml", PLC),
+        ("production.toml", production),
+    ]);
+    let plan = load(dir.path()).unwrap();
+    assert_eq!(plan.models.len(), 1);
+    assert_eq!(plan.models[0].attributes.len(), 2);
+    assert!(plan.production.model("Filler").is_some());
+
+    // Without the model anywhere, the lone production table is a model without attributes.
+    let dir = tree(&[("main.toml", &format!("{MAIN}\n{production}"))]);
+    let errors = load(dir.path()).unwrap_err();
+    assert!(
+        errors.iter().any(|d| d.message.contains("attributes")),
+        "{errors:?}"
+    );
+}

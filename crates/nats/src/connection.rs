@@ -176,9 +176,12 @@ impl ConnectionSettings {
         })
     }
 
-    /// Reads secrets and certificates and connects once. The client does not reconnect by
-    /// itself: a lost connection ends the component, whose supervisor starts a new one
-    /// with backoff (so nothing unconfirmed is ever sent behind its back).
+    /// Reads secrets and certificates and connects. The sink ends at the first
+    /// `Disconnected` event and drops the client, so its supervisor reconnects with
+    /// backoff and replays whatever JetStream had not acknowledged; the source's fetches
+    /// simply resume after the client's own reconnect (the consumer is durable). The
+    /// client's reconnect limit cannot express "never" (async-nats reads 0 as unlimited),
+    /// so it stays at the default and the components decide.
     pub async fn connect(
         &self,
         default_name: &str,
@@ -187,7 +190,6 @@ impl ConnectionSettings {
         let mut options = async_nats::ConnectOptions::new()
             .name(self.name.clone().unwrap_or_else(|| default_name.to_owned()))
             .connection_timeout(self.connect_timeout)
-            .max_reconnects(Some(0))
             .ignore_discovered_servers();
         options = match &self.auth {
             Auth::None => options,

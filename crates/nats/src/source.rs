@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer};
 use backplane_config::{AddressError, Plan, Table};
 use backplane_connector::{
-    ComponentError, Kind, ModelDrift, RawReading, Services, SiteBoard, Source, SourceContext, SourceIo,
-    SourceKind,
+    Browser, ComponentError, Kind, ModelDrift, Options, RawReading, Services, SiteBoard, Source,
+    SourceContext, SourceIo, SourceKind,
 };
 use backplane_model::Timestamp;
 use futures::future::BoxFuture;
@@ -116,6 +116,15 @@ impl Kind for NatsSourceKind {
             batch: usize::try_from(batch).unwrap_or(500),
             max_ack_pending: i64::try_from(max_ack_pending).unwrap_or(10_000),
             ack_wait,
+        })
+    }
+
+    fn browser(&self) -> Option<Browser> {
+        Some(Browser {
+            schemes: &["nats"],
+            about: "List the sites' assets published on a JetStream stream, as a hub's TOML bindings",
+            options: crate::browse::OPTIONS,
+            run: |url, options: Options| crate::browse::browse(url, options).boxed(),
         })
     }
 

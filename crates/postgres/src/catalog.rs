@@ -91,7 +91,16 @@ pub async fn sync(client: &mut Client, topology: &Topology) -> Result<CatalogIds
          ON CONFLICT (path) DO UPDATE SET enterprise = EXCLUDED.enterprise, site = EXCLUDED.site,
              parent = EXCLUDED.parent, level = EXCLUDED.level, model = EXCLUDED.model,
              description = EXCLUDED.description, gateway_id = EXCLUDED.gateway_id, updated_at = now()",
-        &[&path, &enterprise, &site, &parent, &level, &model, &description, &gateway_id],
+        &[
+            &path,
+            &enterprise,
+            &site,
+            &parent,
+            &level,
+            &model,
+            &description,
+            &gateway_id,
+        ],
     )
     .await?;
 
@@ -124,7 +133,10 @@ pub async fn sync(client: &mut Client, topology: &Topology) -> Result<CatalogIds
 }
 
 /// Drops and creates `model_<name>` for every model of the configuration.
-pub async fn model_views(client: &mut Client, topology: &Topology) -> Result<Vec<String>, tokio_postgres::Error> {
+pub async fn model_views(
+    client: &mut Client,
+    topology: &Topology,
+) -> Result<Vec<String>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     let mut names = Vec::new();
     for model in &topology.plan.models {
@@ -141,7 +153,13 @@ pub async fn model_views(client: &mut Client, topology: &Topology) -> Result<Vec
 pub fn model_view_name(model: &str) -> String {
     let slug: String = model
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(56)
         .collect();
     format!("model_{slug}")
@@ -198,9 +216,18 @@ mod tests {
         };
         let (name, sql) = model_view(&model);
         assert_eq!(name, "model_filler_x");
-        assert!(sql.contains("max(s.value_double) FILTER (WHERE t.attribute = 'speed') AS \"speed\""), "{sql}");
-        assert!(sql.contains("max(s.value_text) FILTER (WHERE t.attribute = 'state') AS \"state\""), "{sql}");
-        assert!(sql.contains("max(s.value_bigint) FILTER (WHERE t.attribute = 'good_count')"), "{sql}");
+        assert!(
+            sql.contains("max(s.value_double) FILTER (WHERE t.attribute = 'speed') AS \"speed\""),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("max(s.value_text) FILTER (WHERE t.attribute = 'state') AS \"state\""),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("max(s.value_bigint) FILTER (WHERE t.attribute = 'good_count')"),
+            "{sql}"
+        );
         assert!(sql.contains("WHERE t.model = 'Filler-X'"), "{sql}");
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");

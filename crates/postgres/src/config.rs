@@ -4,8 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use backplane_config::Table;
 use backplane_config::Secret;
+use backplane_config::Table;
 
 use crate::partition::PartitionBy;
 
@@ -83,7 +83,10 @@ pub fn parse(table: &mut Table<'_>) -> Option<PostgresSettings> {
                         table.error(
                             "url",
                             "the URL contains a password",
-                            Some("remove it and write `password = \"env:NAME\"` or `password = \"file:PATH\"`".into()),
+                            Some(
+                                "remove it and write `password = \"env:NAME\"` or `password = \"file:PATH\"`"
+                                    .into(),
+                            ),
                         );
                         ok = false;
                     }
@@ -190,7 +193,11 @@ pub fn parse(table: &mut Table<'_>) -> Option<PostgresSettings> {
         None => PartitionBy::Day,
         Some(Some(p)) => p,
         Some(None) => {
-            table.error("partition", "`partition` must be \"day\", \"week\" or \"month\"", None);
+            table.error(
+                "partition",
+                "`partition` must be \"day\", \"week\" or \"month\"",
+                None,
+            );
             ok = false;
             PartitionBy::Day
         }
@@ -265,11 +272,7 @@ pub fn is_identifier(name: &str) -> bool {
 
 fn within(table: &Table<'_>, key: &str, d: Duration, min: Duration, max: Duration) -> bool {
     if d < min || d > max {
-        table.error(
-            key,
-            format!("`{key}` must be between {min:?} and {max:?}"),
-            None,
-        );
+        table.error(key, format!("`{key}` must be between {min:?} and {max:?}"), None);
         return false;
     }
     true

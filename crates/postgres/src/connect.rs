@@ -28,20 +28,18 @@ pub async fn connect(settings: &PostgresSettings, application_name: &str) -> Res
     let client = match &settings.tls {
         TlsMode::Disable => {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            let (client, connection) = config
-                .connect(NoTls)
-                .await
-                .map_err(|e| ComponentError::connect_because(format!("cannot connect to {target}: {e}"), e))?;
+            let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+                ComponentError::connect_because(format!("cannot connect to {target}: {e}"), e)
+            })?;
             spawn(connection);
             client
         }
         mode => {
             config.ssl_mode(tokio_postgres::config::SslMode::Require);
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new(rustls_config(mode)?);
-            let (client, connection) = config
-                .connect(tls)
-                .await
-                .map_err(|e| ComponentError::connect_because(format!("cannot connect to {target}: {e}"), e))?;
+            let (client, connection) = config.connect(tls).await.map_err(|e| {
+                ComponentError::connect_because(format!("cannot connect to {target}: {e}"), e)
+            })?;
             spawn(connection);
             client
         }
@@ -103,11 +101,12 @@ fn rustls_config(mode: &TlsMode) -> Result<rustls::ClientConfig, ComponentError>
             let mut roots = rustls::RootCertStore::empty();
             let mut found = 0;
             for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
-                let cert = cert
-                    .map_err(|e| ComponentError::config_because(format!("postgresql tls ca `{ca}`: {e}"), e))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| ComponentError::config_because(format!("postgresql tls ca `{ca}`: {e}"), e))?;
+                let cert = cert.map_err(|e| {
+                    ComponentError::config_because(format!("postgresql tls ca `{ca}`: {e}"), e)
+                })?;
+                roots.add(cert).map_err(|e| {
+                    ComponentError::config_because(format!("postgresql tls ca `{ca}`: {e}"), e)
+                })?;
                 found += 1;
             }
             if found == 0 {

@@ -50,6 +50,10 @@ impl SinkKind for PostgresKind {
     }
 
     fn build(&self, ctx: &SinkContext<'_, PostgresSettings>) -> Result<Box<dyn Sink>, ComponentError> {
-        Ok(Box::new(PostgresSink::new(ctx.name, ctx.gateway, ctx.settings.clone())))
+        Ok(Box::new(PostgresSink::new(
+            ctx.name,
+            ctx.gateway,
+            ctx.settings.clone(),
+        )))
     }
 }

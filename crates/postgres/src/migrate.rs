@@ -100,7 +100,12 @@ pub async fn migrate(
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(schema, version = m.version, description = m.description, "postgresql: schema migrated");
+        tracing::info!(
+            schema,
+            version = m.version,
+            description = m.description,
+            "postgresql: schema migrated"
+        );
         done.push(m.version);
     }
     Ok(done)

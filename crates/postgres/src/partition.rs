@@ -178,7 +178,10 @@ mod tests {
         assert_eq!(p.table_name("samples"), "samples_d20261127");
         assert_eq!(p.from_literal(), "2026-11-27 00:00:00+00");
         assert_eq!(p.to_literal(), "2026-11-28 00:00:00+00");
-        assert_eq!(PartitionBy::Day.of(at("2026-11-28T00:00:00Z")).table_name("s"), "s_d20261128");
+        assert_eq!(
+            PartitionBy::Day.of(at("2026-11-28T00:00:00Z")).table_name("s"),
+            "s_d20261128"
+        );
     }
 
     #[test]
@@ -196,7 +199,10 @@ mod tests {
     fn names_read_back_and_foreign_tables_are_ignored() {
         for by in [PartitionBy::Day, PartitionBy::Week, PartitionBy::Month] {
             let p = by.of(at("2026-02-11T10:00:00Z"));
-            assert_eq!(Partition::from_table_name("samples", &p.table_name("samples")), Some(p));
+            assert_eq!(
+                Partition::from_table_name("samples", &p.table_name("samples")),
+                Some(p)
+            );
         }
         for name in [
             "samples_default",

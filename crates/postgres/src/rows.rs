@@ -111,7 +111,9 @@ mod tests {
         assert!(big.bigint.is_none());
         assert_eq!(ValueColumns::of(Some(&Value::Bool(true))).boolean, Some(true));
         assert_eq!(
-            ValueColumns::of(Some(&Value::String("run".into()))).text.as_deref(),
+            ValueColumns::of(Some(&Value::String("run".into())))
+                .text
+                .as_deref(),
             Some("run")
         );
         let arr = Value::Array(vec![Value::Float(1.0), Value::Float(f64::NAN)].into());

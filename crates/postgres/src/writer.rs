@@ -230,7 +230,11 @@ impl Writer {
 
     /// Drops every partition of `samples` and `events` whose whole range is older than
     /// `retention` at `now` (TimescaleDB: `drop_chunks`). Returns the tables dropped.
-    pub async fn drop_expired(&mut self, now: Timestamp, retention: Duration) -> Result<Vec<String>, tokio_postgres::Error> {
+    pub async fn drop_expired(
+        &mut self,
+        now: Timestamp,
+        retention: Duration,
+    ) -> Result<Vec<String>, tokio_postgres::Error> {
         let schema = self.schema.clone();
         if self.timescale {
             let secs = retention.as_secs_f64();
@@ -284,7 +288,10 @@ impl Writer {
         let new_contexts = context_ids(&tx, &self.contexts, deliveries).await?;
         let context_of = |c: &backplane_model::Context| -> Option<i64> {
             let key = rows::context_key(c)?;
-            self.contexts.get(&key).or_else(|| new_contexts.get(&key)).copied()
+            self.contexts
+                .get(&key)
+                .or_else(|| new_contexts.get(&key))
+                .copied()
         };
 
         // Samples.
@@ -494,12 +501,18 @@ impl EventRow {
 }
 
 /// Binary COPY into the staging table, then the idempotent move; the rows inserted.
-pub async fn copy_samples(tx: &Transaction<'_>, schema: &str, rows: &[SampleRow]) -> Result<u64, tokio_postgres::Error> {
+pub async fn copy_samples(
+    tx: &Transaction<'_>,
+    schema: &str,
+    rows: &[SampleRow],
+) -> Result<u64, tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(0);
     }
     let sink = tx
-        .copy_in(&format!("COPY pg_temp.samples_staging ({SAMPLE_COLUMNS}) FROM STDIN BINARY"))
+        .copy_in(&format!(
+            "COPY pg_temp.samples_staging ({SAMPLE_COLUMNS}) FROM STDIN BINARY"
+        ))
         .await?;
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &SAMPLE_TYPES));
     for row in rows {
@@ -517,7 +530,11 @@ pub async fn copy_samples(tx: &Transaction<'_>, schema: &str, rows: &[SampleRow]
 }
 
 /// One pipelined `INSERT … ON CONFLICT DO NOTHING` per row; the rows inserted.
-pub async fn insert_samples(tx: &Transaction<'_>, schema: &str, rows: &[SampleRow]) -> Result<u64, tokio_postgres::Error> {
+pub async fn insert_samples(
+    tx: &Transaction<'_>,
+    schema: &str,
+    rows: &[SampleRow],
+) -> Result<u64, tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(0);
     }
@@ -535,12 +552,18 @@ pub async fn insert_samples(tx: &Transaction<'_>, schema: &str, rows: &[SampleRo
     Ok(counts.iter().sum())
 }
 
-async fn copy_events(tx: &Transaction<'_>, schema: &str, rows: &[EventRow]) -> Result<u64, tokio_postgres::Error> {
+async fn copy_events(
+    tx: &Transaction<'_>,
+    schema: &str,
+    rows: &[EventRow],
+) -> Result<u64, tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(0);
     }
     let sink = tx
-        .copy_in(&format!("COPY pg_temp.events_staging ({EVENT_COLUMNS}) FROM STDIN BINARY"))
+        .copy_in(&format!(
+            "COPY pg_temp.events_staging ({EVENT_COLUMNS}) FROM STDIN BINARY"
+        ))
         .await?;
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &EVENT_TYPES));
     for row in rows {
@@ -557,7 +580,11 @@ async fn copy_events(tx: &Transaction<'_>, schema: &str, rows: &[EventRow]) -> R
     .await
 }
 
-async fn insert_events(tx: &Transaction<'_>, schema: &str, rows: &[EventRow]) -> Result<u64, tokio_postgres::Error> {
+async fn insert_events(
+    tx: &Transaction<'_>,
+    schema: &str,
+    rows: &[EventRow],
+) -> Result<u64, tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(0);
     }

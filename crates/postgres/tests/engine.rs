@@ -18,13 +18,19 @@ async fn an_engine_writes_samples_and_context_events_with_their_context() {
     let config = common::config(&db.url(), "").replace("period = \"1s\"", "period = \"20ms\"");
     let engine = backplane_testkit::engine::start(&config, dir.path(), &common::registry());
     let handle = engine.handle();
-    let asset = handle.topology().asset_index("acme/plant/line-1/probe-a").unwrap();
+    let asset = handle
+        .topology()
+        .asset_index("acme/plant/line-1/probe-a")
+        .unwrap();
     let c = db.client().await;
     // The sink created the schema; wait for the first rows.
     let mut tries = 0;
     loop {
         let ready = c
-            .query_opt("SELECT 1 FROM pg_tables WHERE schemaname = 'backplane' AND tablename = 'gateways'", &[])
+            .query_opt(
+                "SELECT 1 FROM pg_tables WHERE schemaname = 'backplane' AND tablename = 'gateways'",
+                &[],
+            )
             .await
             .unwrap()
             .is_some();
@@ -36,11 +42,21 @@ async fn an_engine_writes_samples_and_context_events_with_their_context() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     handle
-        .set_context(asset, &ContextPatch::default().set(ContextField::WorkOrder, "WO-7"), Some("test"))
+        .set_context(
+            asset,
+            &ContextPatch::default().set(ContextField::WorkOrder, "WO-7"),
+            Some("test"),
+        )
         .await
         .unwrap();
     let mut tries = 0;
-    while count(&c, "SELECT count(*) FROM samples_with_context WHERE work_order = 'WO-7'").await < 5 {
+    while count(
+        &c,
+        "SELECT count(*) FROM samples_with_context WHERE work_order = 'WO-7'",
+    )
+    .await
+        < 5
+    {
         tries += 1;
         assert!(tries < 2000, "no samples with the new context arrived");
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -59,17 +75,30 @@ async fn an_engine_writes_samples_and_context_events_with_their_context() {
     assert_eq!(event.get::<_, String>(2), "test");
     assert!(event.get::<_, bool>(3));
     let interval = c
-        .query_one("SELECT value FROM context_intervals WHERE field = 'work_order' AND end_time IS NULL", &[])
+        .query_one(
+            "SELECT value FROM context_intervals WHERE field = 'work_order' AND end_time IS NULL",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(interval.get::<_, String>(0), "WO-7");
     // Samples before the change have no work order, those after have it; no seq twice.
-    assert!(count(&c, "SELECT count(*) FROM samples_with_context WHERE work_order IS NULL").await > 0);
+    assert!(
+        count(
+            &c,
+            "SELECT count(*) FROM samples_with_context WHERE work_order IS NULL"
+        )
+        .await
+            > 0
+    );
     assert_eq!(
         count(&c, "SELECT count(*) - count(DISTINCT seq) FROM samples").await,
         0
     );
-    assert_eq!(count(&c, "SELECT count(*) FROM gateways WHERE name = 'gw-test'").await, 1);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM gateways WHERE name = 'gw-test'").await,
+        1
+    );
     drop(c);
     db.drop().await;
 }

@@ -51,7 +51,10 @@ async fn every_seq_is_stored_exactly_once_when_the_session_is_killed_repeatedly_
                         context: context.clone(),
                     })
                     .collect();
-                feed.push(Batch { samples, events: vec![] });
+                feed.push(Batch {
+                    samples,
+                    events: vec![],
+                });
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
@@ -95,17 +98,31 @@ async fn every_seq_is_stored_exactly_once_when_the_session_is_killed_repeatedly_
     .await;
     feed.close();
     let failures = sink.await.unwrap();
-    assert!(failures >= KILLS as u64 / 2, "the kills hit the sink: {failures} failures");
+    assert!(
+        failures >= KILLS as u64 / 2,
+        "the kills hit the sink: {failures} failures"
+    );
     assert!(feed.rewinds() >= failures);
 
     let c = db.client().await;
     assert_eq!(count(&c, "SELECT count(*) FROM samples").await as u64, total);
-    assert_eq!(count(&c, "SELECT count(DISTINCT seq) FROM samples").await as u64, total);
+    assert_eq!(
+        count(&c, "SELECT count(DISTINCT seq) FROM samples").await as u64,
+        total
+    );
     assert_eq!(count(&c, "SELECT min(seq) FROM samples").await, 0);
     assert_eq!(count(&c, "SELECT max(seq) FROM samples").await as u64, total - 1);
-    assert_eq!(counters.get("samples_written"), total, "each row counted written once");
     assert_eq!(
-        count(&c, "SELECT count(*) FROM samples_with_context WHERE batch = 'B-7'").await as u64,
+        counters.get("samples_written"),
+        total,
+        "each row counted written once"
+    );
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM samples_with_context WHERE batch = 'B-7'"
+        )
+        .await as u64,
         total
     );
     println!(

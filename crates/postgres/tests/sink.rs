@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backplane_connector::Batch;
-use backplane_model::sample::{
-    ConsumedLot, Downtime, Genealogy, Oee, OeePeriod, ReasonAssignment,
+use backplane_model::sample::{ConsumedLot, Downtime, Genealogy, Oee, OeePeriod, ReasonAssignment};
+use backplane_model::{
+    AssetPath, Context, ContextField, Event, EventKind, Quality, Sample, TagId, Timestamp, Value,
 };
-use backplane_model::{AssetPath, Context, ContextField, Event, EventKind, Quality, Sample, TagId, Timestamp, Value};
 use backplane_postgres::migrate;
 use common::{Counters, FakeFeed, TestDb, count, load, run_supervised, sink_io};
 
@@ -71,10 +71,16 @@ async fn rows_land_typed_with_their_context_and_a_replay_inserts_nothing_but_cou
     let mut batch = Batch::default();
     for i in 0..25 {
         let t = t0.add_nanos(i * 1_000_000);
-        batch.samples.push(sample(0, Value::Float(20.5 + i as f64), t, &context));
+        batch
+            .samples
+            .push(sample(0, Value::Float(20.5 + i as f64), t, &context));
         batch.samples.push(sample(1, Value::Int(i), t, &context));
-        batch.samples.push(sample(2, Value::Bool(i % 2 == 0), t, &context));
-        batch.samples.push(sample(3, Value::String("run".into()), t, &context));
+        batch
+            .samples
+            .push(sample(2, Value::Bool(i % 2 == 0), t, &context));
+        batch
+            .samples
+            .push(sample(3, Value::String("run".into()), t, &context));
     }
     batch.events.push(Event {
         context: context.clone(),
@@ -128,11 +134,23 @@ async fn rows_land_typed_with_their_context_and_a_replay_inserts_nothing_but_cou
     assert_eq!(row.get::<_, f64>(1), 20.5);
     assert_eq!(row.get::<_, String>(2), "degC");
     assert_eq!(row.get::<_, String>(3), "good");
-    assert_eq!((row.get::<_, String>(4), row.get::<_, String>(5)), ("Probe".into(), "temp".into()));
+    assert_eq!(
+        (row.get::<_, String>(4), row.get::<_, String>(5)),
+        ("Probe".into(), "temp".into())
+    );
     // Typed columns.
-    assert_eq!(count(&c, "SELECT count(*) FROM samples WHERE value_bigint IS NOT NULL").await, 25);
-    assert_eq!(count(&c, "SELECT count(*) FROM samples WHERE value_bool").await, 13);
-    assert_eq!(count(&c, "SELECT count(*) FROM samples WHERE value_text = 'run'").await, 25);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM samples WHERE value_bigint IS NOT NULL").await,
+        25
+    );
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM samples WHERE value_bool").await,
+        13
+    );
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM samples WHERE value_text = 'run'").await,
+        25
+    );
     // The wide model view: one row per asset and time, one column per attribute.
     let wide = c
         .query_one(
@@ -147,9 +165,16 @@ async fn rows_land_typed_with_their_context_and_a_replay_inserts_nothing_but_cou
     assert_eq!(wide.get::<_, Option<String>>(3).as_deref(), Some("run"));
     // The catalog came from the topology.
     assert_eq!(count(&c, "SELECT count(*) FROM tags").await, 8);
-    assert_eq!(count(&c, "SELECT count(*) FROM attributes WHERE model = 'Probe'").await, 4);
     assert_eq!(
-        count(&c, "SELECT count(*) FROM assets WHERE level = 'line' AND site = 'plant'").await,
+        count(&c, "SELECT count(*) FROM attributes WHERE model = 'Probe'").await,
+        4
+    );
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM assets WHERE level = 'line' AND site = 'plant'"
+        )
+        .await,
         1
     );
     drop(c);
@@ -184,7 +209,10 @@ async fn migrating_from_v1_to_latest_works_and_running_again_changes_nothing() {
         .unwrap();
     assert_eq!(rest, (2..=migrate::latest()).collect::<Vec<_>>());
     let applied_at: Vec<String> = c
-        .query("SELECT applied_at::text FROM backplane.schema_migrations ORDER BY version", &[])
+        .query(
+            "SELECT applied_at::text FROM backplane.schema_migrations ORDER BY version",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -196,7 +224,10 @@ async fn migrating_from_v1_to_latest_works_and_running_again_changes_nothing() {
         .unwrap();
     assert!(again.is_empty(), "{again:?}");
     let applied_again: Vec<String> = c
-        .query("SELECT applied_at::text FROM backplane.schema_migrations ORDER BY version", &[])
+        .query(
+            "SELECT applied_at::text FROM backplane.schema_migrations ORDER BY version",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -217,7 +248,9 @@ async fn migrating_from_v1_to_latest_works_and_running_again_changes_nothing() {
         assert_eq!(
             count(
                 &c,
-                &format!("SELECT count(*) FROM pg_views WHERE schemaname = 'backplane' AND viewname = '{view}'")
+                &format!(
+                    "SELECT count(*) FROM pg_views WHERE schemaname = 'backplane' AND viewname = '{view}'"
+                )
             )
             .await,
             1,
@@ -262,7 +295,10 @@ async fn partitions_are_made_for_the_rows_and_retention_drops_whole_old_ones() {
     let c = db.client().await;
     let old_name = backplane_postgres::PartitionBy::Day.of(old).table_name("samples");
     let new_name = backplane_postgres::PartitionBy::Day.of(now).table_name("samples");
-    assert_eq!(partitions(&c, "samples").await, vec![old_name.clone(), new_name.clone()]);
+    assert_eq!(
+        partitions(&c, "samples").await,
+        vec![old_name.clone(), new_name.clone()]
+    );
     assert_eq!(counters.get("partitions_created"), 2);
 
     // The next start checks retention: the old day goes, whole; today stays.
@@ -361,11 +397,23 @@ async fn the_views_answer_the_numbers_of_hand_built_oee_downtime_genealogy_and_c
         async move { run_supervised(&settings, io, feed, Duration::from_millis(50)).await }
     });
 
-    let shift_a = || oee(OeePeriod::Shift, "2026-11-27T06:00:00Z", "2026-11-27T14:00:00Z", Some("A"), None);
+    let shift_a = || {
+        oee(
+            OeePeriod::Shift,
+            "2026-11-27T06:00:00Z",
+            "2026-11-27T14:00:00Z",
+            Some("A"),
+            None,
+        )
+    };
     let t = |s: &str| at(s);
     let events = vec![
         // probe-a, shift A: first figures, then a revision (the latest wins).
-        event(A, t("2026-11-27T14:00:01Z"), EventKind::Oee(figures(shift_a(), 3_600_000, 3_000_000, 900, 100, 2_400_000.0))),
+        event(
+            A,
+            t("2026-11-27T14:00:01Z"),
+            EventKind::Oee(figures(shift_a(), 3_600_000, 3_000_000, 900, 100, 2_400_000.0)),
+        ),
         event(
             A,
             t("2026-11-27T15:00:00Z"),
@@ -375,13 +423,23 @@ async fn the_views_answer_the_numbers_of_hand_built_oee_downtime_genealogy_and_c
             }),
         ),
         // probe-b on the same line, same shift.
-        event(B, t("2026-11-27T14:00:02Z"), EventKind::Oee(figures(shift_a(), 3_600_000, 1_800_000, 500, 0, 900_000.0))),
+        event(
+            B,
+            t("2026-11-27T14:00:02Z"),
+            EventKind::Oee(figures(shift_a(), 3_600_000, 1_800_000, 500, 0, 900_000.0)),
+        ),
         // A work order period.
         event(
             A,
             t("2026-11-27T12:00:00Z"),
             EventKind::Oee(figures(
-                oee(OeePeriod::WorkOrder, "2026-11-27T08:00:00Z", "2026-11-27T12:00:00Z", None, Some("WO-1")),
+                oee(
+                    OeePeriod::WorkOrder,
+                    "2026-11-27T08:00:00Z",
+                    "2026-11-27T12:00:00Z",
+                    None,
+                    Some("WO-1"),
+                ),
                 1_000_000,
                 800_000,
                 300,
@@ -390,11 +448,20 @@ async fn the_views_answer_the_numbers_of_hand_built_oee_downtime_genealogy_and_c
             )),
         ),
         // Downtime 1 opens, closes with a reason, then gets another one assigned.
-        event(A, t("2026-11-27T09:00:00Z"), EventKind::Downtime(downtime(1, "2026-11-27T09:00:00Z", None, None))),
+        event(
+            A,
+            t("2026-11-27T09:00:00Z"),
+            EventKind::Downtime(downtime(1, "2026-11-27T09:00:00Z", None, None)),
+        ),
         event(
             A,
             t("2026-11-27T09:10:00Z"),
-            EventKind::Downtime(downtime(1, "2026-11-27T09:00:00Z", Some("2026-11-27T09:10:00Z"), Some("mechanical/jam"))),
+            EventKind::Downtime(downtime(
+                1,
+                "2026-11-27T09:00:00Z",
+                Some("2026-11-27T09:10:00Z"),
+                Some("mechanical/jam"),
+            )),
         ),
         event(
             A,
@@ -410,7 +477,12 @@ async fn the_views_answer_the_numbers_of_hand_built_oee_downtime_genealogy_and_c
         event(
             B,
             t("2026-11-27T10:05:00Z"),
-            EventKind::Downtime(downtime(2, "2026-11-27T10:00:00Z", Some("2026-11-27T10:05:00Z"), Some("mechanical/jam"))),
+            EventKind::Downtime(downtime(
+                2,
+                "2026-11-27T10:00:00Z",
+                Some("2026-11-27T10:05:00Z"),
+                Some("mechanical/jam"),
+            )),
         ),
         // Genealogy: S-1 + S-2 -> B-1 -> C-1.
         event(
@@ -469,7 +541,10 @@ async fn the_views_answer_the_numbers_of_hand_built_oee_downtime_genealogy_and_c
         ),
     ];
     let n = events.len();
-    feed.push(Batch { samples: vec![], events });
+    feed.push(Batch {
+        samples: vec![],
+        events,
+    });
     wait("the events written", || feed.acked() == 1).await;
     feed.close();
     assert_eq!(task.await.unwrap(), 0);
@@ -496,7 +571,10 @@ async fn the_views_answer_the_numbers_of_hand_built_oee_downtime_genealogy_and_c
     assert!(close(r.get(8), a * p * q), "{}", r.get::<_, f64>(8));
 
     let r = c
-        .query_one("SELECT good, reject, availability, performance FROM oee_by_work_order WHERE work_order = 'WO-1'", &[])
+        .query_one(
+            "SELECT good, reject, availability, performance FROM oee_by_work_order WHERE work_order = 'WO-1'",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!((r.get::<_, i64>(0), r.get::<_, i64>(1)), (300, 100));
@@ -505,10 +583,16 @@ async fn the_views_answer_the_numbers_of_hand_built_oee_downtime_genealogy_and_c
 
     // Downtime by reason: the assigned reason replaced the first one.
     let rows = c
-        .query("SELECT asset, reason, downtimes, downtime_ms FROM downtime_by_reason ORDER BY asset", &[])
+        .query(
+            "SELECT asset, reason, downtimes, downtime_ms FROM downtime_by_reason ORDER BY asset",
+            &[],
+        )
         .await
         .unwrap();
-    let got: Vec<(String, String, i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    let got: Vec<(String, String, i64, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -530,7 +614,11 @@ async fn the_views_answer_the_numbers_of_hand_built_oee_downtime_genealogy_and_c
     assert_eq!((r.get::<_, i64>(1), r.get::<_, i64>(2)), (50, 600_000));
     assert!(close(r.get(3), 3.0 / 3.6));
     assert_eq!(
-        count(&c, "SELECT sum(downtime_ms)::bigint FROM benchmark_downtime WHERE model = 'Probe' AND site = 'plant'").await,
+        count(
+            &c,
+            "SELECT sum(downtime_ms)::bigint FROM benchmark_downtime WHERE model = 'Probe' AND site = 'plant'"
+        )
+        .await,
         900_000
     );
 
@@ -545,7 +633,10 @@ async fn the_views_answer_the_numbers_of_hand_built_oee_downtime_genealogy_and_c
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(backward, vec![("B-1".into(), 1), ("S-1".into(), 2), ("S-2".into(), 2)]);
+    assert_eq!(
+        backward,
+        vec![("B-1".into(), 1), ("S-1".into(), 2), ("S-2".into(), 2)]
+    );
     let forward: Vec<(String, i32)> = c
         .query(
             "SELECT related_lot, depth FROM lot_genealogy WHERE lot = 'S-1' AND direction = 'forward' ORDER BY depth",
@@ -571,7 +662,10 @@ async fn the_views_answer_the_numbers_of_hand_built_oee_downtime_genealogy_and_c
         .collect();
     assert_eq!(
         intervals,
-        vec![("WO-1".into(), Some("2026-11-27 12:00:00+00".into())), ("WO-2".into(), None)]
+        vec![
+            ("WO-1".into(), Some("2026-11-27 12:00:00+00".into())),
+            ("WO-2".into(), None)
+        ]
     );
     drop(c);
     db.drop().await;

@@ -46,8 +46,14 @@ impl TestDb {
     }
 
     pub async fn client(&self) -> Client {
-        let c = connect(&format!("host=127.0.0.1 port=5432 user=postgres dbname={}", self.name)).await;
-        c.batch_execute("SET search_path TO backplane, public").await.unwrap();
+        let c = connect(&format!(
+            "host=127.0.0.1 port=5432 user=postgres dbname={}",
+            self.name
+        ))
+        .await;
+        c.batch_execute("SET search_path TO backplane, public")
+            .await
+            .unwrap();
         c
     }
 
@@ -146,7 +152,12 @@ impl Counters {
 impl Report for Counters {
     fn set_degraded(&self, _reason: Option<String>) {}
     fn counter(&self, event: &str) -> Counter {
-        self.0.lock().unwrap().entry(event.to_owned()).or_default().clone()
+        self.0
+            .lock()
+            .unwrap()
+            .entry(event.to_owned())
+            .or_default()
+            .clone()
     }
 }
 
