@@ -22,6 +22,7 @@
 //!   sink's store (an engine service named by the sink) is queried by name.
 //! - `stream.rs`: live changes over WebSocket and Server-Sent Events.
 //! - `ops.rs`: health, metrics and the index of links.
+//! - `strict.rs`: query parameters the OpenAPI document does not declare are refused.
 //! - `openapi.rs` + `openapi.json`: the OpenAPI 3.1 document, written by hand.
 //!
 //! The API's contract for people is `docs/api.md`; for machines, `/api/v1/openapi.json`.
@@ -38,6 +39,7 @@ mod openapi;
 mod ops;
 mod production;
 mod stream;
+mod strict;
 
 use std::fmt;
 use std::future::Future;
@@ -242,9 +244,14 @@ pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
         production,
         engine,
     };
+    let declared = strict::Declared::from_document(openapi::DOCUMENT);
     let mut router = Router::new();
     for e in endpoints() {
-        router = router.route(e.path, e.handler);
+        let allowed = declared.names(e.verb.name(), &e.openapi_path());
+        let handler = e.handler.layer(axum::middleware::from_fn(move |request, next| {
+            strict::check(allowed.clone(), request, next)
+        }));
+        router = router.route(e.path, handler);
     }
     router
         .route_layer(axum::middleware::from_fn_with_state(

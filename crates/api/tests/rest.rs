@@ -5,6 +5,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use axum::body::Body;
+use axum::http::Request;
 use backplane_model::Value;
 use backplane_model::transform::apply_chain;
 use common::*;
@@ -405,5 +407,73 @@ async fn openapi_document_and_index_are_served() {
             "{path} in the index but not in the document"
         );
     }
+    app.stop().await;
+}
+
+/// Every operation of the OpenAPI document, with path parameters filled in.
+fn operations() -> Vec<(String, String)> {
+    let doc: serde_json::Value = serde_json::from_str(include_str!("../src/openapi.json")).unwrap();
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{path}", LINE_1)
+            .replace("{tagpath}", &format!("{LINE_1_FILLER}/speed"))
+            .replace("{id}", "WO-1")
+            .replace("{action}", "start")
+            .replace("{name}", "milk-lab");
+        for method in item.as_object().unwrap().keys() {
+            if method != "parameters" {
+                out.push((method.to_uppercase(), concrete.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_endpoint_refuses_a_query_parameter_it_does_not_declare() {
+    let app = start();
+    let operations = operations();
+    assert!(operations.len() >= 40, "{operations:?}");
+    for (method, path) in operations {
+        let request = Request::builder()
+            .method(method.as_str())
+            .uri(format!("{path}?prefx=acme"))
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let reply = call(&app.router, request).await;
+        assert_eq!(reply.status, 400, "{method} {path}: {}", reply.text);
+        assert_eq!(
+            reply.error(),
+            ("unknown_parameter".into(), Some("prefx".into())),
+            "{method} {path}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_misspelt_parameter_on_a_context_delete_clears_nothing() {
+    let app = start();
+    let uri = format!("/api/v1/context/{LINE_1}");
+    let reply = call(
+        &app.router,
+        put_json(&uri, r#"{"work_order": "WO-9", "batch": "B-1"}"#),
+    )
+    .await;
+    assert!(reply.status.is_success(), "{}", reply.text);
+    let reply = call(
+        &app.router,
+        Request::delete(format!("{uri}?field=batch"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.error(), ("unknown_parameter".into(), Some("field".into())));
+    let context = get(&app.router, &uri).await.json();
+    assert_eq!(context["own"]["work_order"], "WO-9", "{context}");
+    assert_eq!(context["own"]["batch"], "B-1", "{context}");
     app.stop().await;
 }
