@@ -39,6 +39,7 @@ impl Diagnostic {
         let Location { file, line, column } = &self.location;
         let mut out = format!("{}:{line}:{column}: error: {}\n", file.display(), self.message);
         if let Some(text) = source.and_then(|s| s.lines().nth(line.saturating_sub(1))) {
+            let text = &redact_secrets(text);
             let gutter = line.to_string().len() + 3;
             // Keep tabs so the carets line up with the quoted text.
             let pad: String = text
@@ -58,6 +59,81 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// Keys whose string values are secrets. A diagnostic quoting its line must not print a
+/// secret someone wrote inline by mistake (the error is about exactly that).
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "token",
+    "secret",
+    "credentials",
+    "nkey",
+    "seed",
+    "passphrase",
+    "key",
+    "api_key",
+];
+
+/// `line` with the quoted value of every secret key masked character by character (so the
+/// carets below still line up), unless it is a reference (`env:`, `file:`).
+pub(crate) fn redact_secrets(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = chars.clone();
+    let mut i = 0;
+    while i < chars.len() {
+        let at_word_start = i == 0 || !(chars[i - 1].is_ascii_alphanumeric() || chars[i - 1] == '_');
+        if !(at_word_start && (chars[i].is_ascii_alphabetic() || chars[i] == '"')) {
+            i += 1;
+            continue;
+        }
+        // A bare or quoted key, then `=`, then a quoted value.
+        let quoted = chars[i] == '"';
+        let start = if quoted { i + 1 } else { i };
+        let mut end = start;
+        while end < chars.len()
+            && (chars[end].is_ascii_alphanumeric() || chars[end] == '_' || chars[end] == '-')
+        {
+            end += 1;
+        }
+        let key: String = chars[start..end].iter().collect::<String>().to_ascii_lowercase();
+        let mut j = if quoted && chars.get(end) == Some(&'"') {
+            end + 1
+        } else {
+            end
+        };
+        while chars.get(j).is_some_and(|c| *c == ' ' || *c == '\t') {
+            j += 1;
+        }
+        let is_secret =
+            SECRET_KEYS.contains(&key.as_str()) || key.ends_with("_password") || key.ends_with("_token");
+        if end == start || chars.get(j) != Some(&'=') || !is_secret {
+            i = end.max(i + 1);
+            continue;
+        }
+        j += 1;
+        while chars.get(j).is_some_and(|c| *c == ' ' || *c == '\t') {
+            j += 1;
+        }
+        let Some(&q) = chars.get(j).filter(|c| **c == '"' || **c == '\'') else {
+            i = j;
+            continue;
+        };
+        let value_start = j + 1;
+        let mut k = value_start;
+        while k < chars.len() && chars[k] != q {
+            k += if chars[k] == '\\' && q == '"' { 2 } else { 1 };
+        }
+        let k = k.min(chars.len());
+        let value: String = chars[value_start..k].iter().collect();
+        if !(value.starts_with("env:") || value.starts_with("file:")) {
+            for c in &mut out[value_start..k] {
+                *c = '*';
+            }
+        }
+        i = k + 1;
+    }
+    out.into_iter().collect()
 }
 
 /// How many characters the token starting here spans: a quoted string up to its closing
@@ -916,6 +992,28 @@ pub(crate) fn parse_document(file: &SourceFile) -> Result<Spanned<DeTable<'_>>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_lines_mask_inline_secrets_but_keep_references_and_other_values() {
+        assert_eq!(
+            redact_secrets(r#"password = "hunter2""#),
+            r#"password = "*******""#
+        );
+        assert_eq!(
+            redact_secrets(r#"tls = { key = "file:c.key" }, token = 'abc', name = "x""#),
+            r#"tls = { key = "file:c.key" }, token = '***', name = "x""#
+        );
+        assert_eq!(
+            redact_secrets(r#"mqtt_password="p\"w" # note"#),
+            r#"mqtt_password="****" # note"#
+        );
+        assert_eq!(redact_secrets(r#"monkey = "banana""#), r#"monkey = "banana""#);
+        assert_eq!(
+            redact_secrets(r#"password = "unterminated"#),
+            r#"password = "************"#
+        );
+        assert_eq!(redact_secrets("token ="), "token =");
+    }
 
     #[test]
     fn durations_accept_units_and_compounds() {

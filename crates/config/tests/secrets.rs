@@ -77,3 +77,13 @@ fn rejects_reference_with_unknown_scheme() {
     );
     assert_at(&d, NEXT + 1, 9, "api.token");
 }
+
+#[test]
+fn an_inline_secret_is_never_echoed_in_a_diagnostic() {
+    let text = with_base("[api]\ntoken = \"hunter2-very-secret\"\n");
+    let diagnostics = common::load(&text).unwrap_err();
+    let rendered: String = diagnostics.iter().map(|d| d.render(Some(&text))).collect();
+    assert!(rendered.contains("a secret must be a reference"), "{rendered}");
+    assert!(rendered.contains("token = \"*******************\""), "{rendered}");
+    assert!(!rendered.contains("hunter2"), "{rendered}");
+}
