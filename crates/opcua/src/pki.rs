@@ -112,6 +112,16 @@ pub fn ensure_application_certificate(
     })?;
     let cert_path = store.own_certificate_path();
     let key_path = store.own_private_key_path();
+    // The folder first: the key is never readable by others, not even while it is written.
+    let private_dir = key_path.parent().unwrap_or(pki_dir);
+    std::fs::create_dir_all(private_dir).map_err(|source| PkiError::Write {
+        path: private_dir.to_owned(),
+        source,
+    })?;
+    restrict(private_dir, 0o700)?;
+    if key_path.exists() {
+        restrict(&key_path, 0o600)?;
+    }
     if let (Ok(cert), Ok(_)) = (store.read_own_cert(), store.read_own_pkey()) {
         if cert.is_application_uri_valid(application_uri).is_err() {
             return Ok(OwnCertificate::Mismatch(
@@ -137,7 +147,24 @@ pub fn ensure_application_certificate(
     let data = certificate_data(application_uri, application_name, None);
     CertificateStore::create_certificate_and_key(&data, false, &cert_path, &key_path)
         .map_err(PkiError::Create)?;
+    restrict(&key_path, 0o600)?;
     Ok(OwnCertificate::Created(cert_path))
+}
+
+/// Owner-only permissions on a private key (0600) or its folder (0700); existing
+/// installations are tightened at the next start.
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> Result<(), PkiError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| PkiError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> Result<(), PkiError> {
+    Ok(())
 }
 
 /// Writes a self-signed certificate (DER) and its private key (PKCS#8 DER) for
@@ -166,6 +193,7 @@ pub fn write_self_signed(
             source,
         })?;
     }
+    restrict(key_path, 0o600)?;
     Ok(())
 }
 
@@ -270,7 +298,36 @@ mod tests {
         assert!(matches!(first, OwnCertificate::Created(_)));
         let der = std::fs::read(pki.join("own/cert.der")).unwrap();
         assert!(pki.join("trusted").is_dir() && pki.join("rejected").is_dir());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&pki.join("private")), 0o700);
+            let key = std::fs::read_dir(pki.join("private"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            assert_eq!(mode(&key), 0o600, "{}", key.display());
+            // An older installation's loose key is tightened at the next start.
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::set_permissions(pki.join("private"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let again = ensure_application_certificate(&pki, "urn:backplane:test", "Backplane test").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&pki.join("private")), 0o700);
+            let key = std::fs::read_dir(pki.join("private"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            assert_eq!(mode(&key), 0o600);
+        }
         assert!(matches!(again, OwnCertificate::Existing(_)));
         assert_eq!(std::fs::read(pki.join("own/cert.der")).unwrap(), der);
         let other = ensure_application_certificate(&pki, "urn:backplane:other", "x").unwrap();
