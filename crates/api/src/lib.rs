@@ -2,7 +2,7 @@
 //! model, set production context and follow live changes, without ever talking to a PLC.
 //!
 //! Everything is served from one [`router`] over a running engine's [`EngineHandle`];
-//! [`serve`] runs it with graceful shutdown. Every route is listed once, in `endpoints()`,
+//! [`serve`] runs it with graceful shutdown and bounded connections. Every route is listed once, in `endpoints()`,
 //! which both builds the router and is checked against the hand-written OpenAPI document
 //! in tests.
 //!
@@ -21,6 +21,7 @@
 //!   events) by tag, asset or model attribute and by production context; each historian
 //!   sink's store (an engine service named by the sink) is queried by name.
 //! - `stream.rs`: live changes over WebSocket and Server-Sent Events.
+//! - `server.rs`: the accept loop with a connection cap and a header-read timeout.
 //! - `ops.rs`: health, metrics and the index of links.
 //! - `strict.rs`: query parameters the OpenAPI document does not declare are refused.
 //! - `openapi.rs` + `openapi.json`: the OpenAPI 3.1 document, written by hand.
@@ -38,11 +39,11 @@ mod lineage;
 mod openapi;
 mod ops;
 mod production;
+mod server;
 mod stream;
 mod strict;
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -54,6 +55,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use backplane_engine::EngineHandle;
 use backplane_historian::Store;
 use backplane_production::ProductionHandle;
+pub use server::{ServeLimits, refused_connections, serve};
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
@@ -280,19 +282,3 @@ pub(crate) fn json_response<T: serde::Serialize + ?Sized>(value: &T) -> Result<R
 /// graceful shutdown is not held open by a dashboard that never disconnects.
 #[derive(Clone, Debug)]
 pub(crate) struct StreamShutdown(pub CancellationToken);
-
-/// Serves until `shutdown` resolves (graceful: in-flight requests finish; open streams are
-/// closed).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let token = CancellationToken::new();
-    let router = router.layer(axum::Extension(StreamShutdown(token.clone())));
-    let signal = async move {
-        shutdown.await;
-        token.cancel();
-    };
-    axum::serve(listener, router).with_graceful_shutdown(signal).await
-}

@@ -20,9 +20,19 @@ pub(crate) async fn health(State(state): State<AppState>) -> Result<Response, Ap
 
 /// `GET /metrics`: Prometheus / OpenMetrics text.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = state.engine.metrics_text();
+    // The server's own counter, before the terminating `# EOF`.
+    let end = text.rfind("# EOF").unwrap_or(text.len());
+    text.truncate(end);
+    text.push_str(&format!(
+        "# HELP backplane_api_connections_refused Connections closed at accept because the API's connection cap was reached.\n\
+         # TYPE backplane_api_connections_refused counter\n\
+         backplane_api_connections_refused_total {}\n# EOF\n",
+        crate::refused_connections()
+    ));
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS))],
-        state.engine.metrics_text(),
+        text,
     )
         .into_response()
 }

@@ -29,9 +29,14 @@ async fn serve(app: &Running) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(backplane_api::serve(listener, app.router.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(backplane_api::serve(
+        listener,
+        app.router.clone(),
+        Default::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Server { addr, stop, task }
 }
 

@@ -60,6 +60,7 @@ pub async fn run(
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let limits = (plan.api.max_connections, plan.api.header_read_timeout);
     let options = ApiOptions {
         token,
         max_body_bytes: plan.api.max_body_bytes,
@@ -79,7 +80,11 @@ pub async fn run(
     let script = script.map(|s| tokio::spawn(s(engine.handle())));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let api = tokio::spawn(backplane_api::serve(listener, router, async {
+    let limits = backplane_api::ServeLimits {
+        max_connections: limits.0,
+        header_read_timeout: limits.1,
+    };
+    let api = tokio::spawn(backplane_api::serve(listener, router, limits, async {
         let _ = stop_rx.await;
     }));
     shutdown_signal().await;

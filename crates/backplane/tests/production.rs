@@ -221,9 +221,14 @@ async fn a_valid_operator_entry_appears_in_the_api_on_the_uns_and_in_history() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(backplane_api::serve(listener, router, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(backplane_api::serve(
+        listener,
+        router,
+        Default::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     let client = reqwest::Client::new();
     let values = json!({"fat": 4.1, "protein": 3.3, "antibiotic": "pass", "note": "tanker 7"});

@@ -393,6 +393,27 @@ fn read_api(table: Option<Table<'_>>) -> ApiSettings {
             ),
         }
     }
+    if let Some(max) = t.optional_u64("max_connections") {
+        match usize::try_from(max) {
+            Ok(max) if (1..=65_536).contains(&max) => api.max_connections = max,
+            _ => t.error(
+                "max_connections",
+                format!("`max_connections` must be from 1 to 65536, found {max}"),
+                None,
+            ),
+        }
+    }
+    if let Some(timeout) = t.optional_duration("header_read_timeout") {
+        if (std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(300)).contains(&timeout) {
+            api.header_read_timeout = timeout;
+        } else {
+            t.error(
+                "header_read_timeout",
+                "`header_read_timeout` must be from 100ms to 5m",
+                None,
+            );
+        }
+    }
     api.token = t.optional_secret("token");
     // The API changes production context (and will write to machines): open only on loopback.
     if !api.listen.ip().is_loopback() && api.token.is_none() {

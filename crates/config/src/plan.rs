@@ -116,6 +116,10 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// When set, mutating API calls need `Authorization: Bearer <token>`.
     pub token: Option<Secret>,
+    /// Open connections served at once; more are closed at accept. Default 512.
+    pub max_connections: usize,
+    /// Longest wait for a request's headers (also idle keep-alive). Default 10 s.
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl Default for ApiSettings {
@@ -124,6 +128,8 @@ impl Default for ApiSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 65536,
             token: None,
+            max_connections: 512,
+            header_read_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
