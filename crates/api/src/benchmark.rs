@@ -447,7 +447,7 @@ pub(crate) async fn oee(
     let by = By::parse(params.get("by"))?;
     let (model, found) = selected(&state, params.get("model"), params.get("site"))?;
     let q = query(&state, from, to, &["oee"]);
-    let answer = blocking(move || {
+    let answer = blocking(&state, move || {
         let (events, truncated) = store.events(&q).map_err(crate::history::store_error)?;
         Ok(OeeAnswer {
             rows: compare_oee(&events, &found, by),
@@ -473,7 +473,7 @@ pub(crate) async fn downtime(
     let (from, to) = params.range_or_day()?;
     let (model, found) = selected(&state, params.get("model"), params.get("site"))?;
     let q = query(&state, from, to, &["downtime", "downtime_reason_assigned"]);
-    let answer = blocking(move || {
+    let answer = blocking(&state, move || {
         let (events, truncated) = store.events(&q).map_err(crate::history::store_error)?;
         Ok(DowntimeAnswer {
             rows: compare_downtime(&events, &found),

@@ -34,7 +34,7 @@ use crate::error::ApiError;
 use crate::{AppState, json_response};
 
 const DEFAULT_RAW_LIMIT: usize = 10_000;
-const MAX_RAW_LIMIT: usize = 1_000_000;
+const MAX_RAW_LIMIT: usize = 100_000;
 const DEFAULT_EVENT_LIMIT: usize = 1_000;
 const MAX_EVENT_LIMIT: usize = 100_000;
 /// The range when `from` is absent: the hour before `to`.
@@ -355,13 +355,37 @@ pub(crate) fn store(
 }
 
 /// Runs a store query off the async threads (it reads files).
+/// Runs a historian query on the blocking pool, at most `HEAVY_QUERIES` at once: a queue of
+/// clients waits up to `HEAVY_WAIT`, then gets `503 busy` rather than piling up memory.
 pub(crate) async fn blocking<T: Send + 'static>(
+    state: &AppState,
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
+    let permit = tokio::time::timeout(HEAVY_WAIT, state.heavy.clone().acquire_owned())
         .await
-        .map_err(|e| ApiError::internal(format!("history query failed: {e}")))?
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "{} history queries are already running (the limit); retry in a few seconds",
+                    crate::HEAVY_QUERIES
+                ),
+            )
+        })?;
+    tokio::task::spawn_blocking(move || {
+        let result = f();
+        drop(permit);
+        result
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("history query failed: {e}")))?
 }
+
+/// How long a history query waits for one of the `HEAVY_QUERIES` slots.
+const HEAVY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Context objects by id, looked up once per response.
 struct Contexts<'s> {
@@ -420,7 +444,7 @@ pub(crate) async fn series(
 ) -> Result<Response, ApiError> {
     let (store, params) = store(&state, raw, &[&SELECTOR])?;
     let selector = params.selector(&store)?.unwrap_or(Selector::All);
-    let views = blocking(move || {
+    let views = blocking(&state, move || {
         let selected = store.select(&selector);
         Ok(store
             .summary(&selected)
@@ -467,7 +491,7 @@ pub(crate) async fn raw(
     let (from, to) = params.range()?;
     let filter = params.context()?;
     let limit = params.limit(DEFAULT_RAW_LIMIT, MAX_RAW_LIMIT)?;
-    let view = blocking(move || {
+    let view = blocking(&state, move || {
         let selected = store.select(&selector);
         let result = store
             .raw(&selected, from, to, &filter, limit)
@@ -517,7 +541,7 @@ pub(crate) async fn latest(
     let selector = params.required_selector(&store)?;
     let at = params.time("at")?.unwrap_or_else(Timestamp::now);
     let filter = params.context()?;
-    let view = blocking(move || {
+    let view = blocking(&state, move || {
         let selected = store.select(&selector);
         let result = store.latest(&selected, at, &filter).map_err(store_error)?;
         let mut contexts = Contexts {
@@ -681,7 +705,7 @@ pub(crate) async fn aggregate(
             functions.push(f);
         }
     }
-    let view = blocking(move || {
+    let view = blocking(&state, move || {
         let selected = store.select(&selector);
         let q = AggregateQuery {
             from,
@@ -777,7 +801,7 @@ pub(crate) async fn events(
                 .collect()
         })
         .unwrap_or_default();
-    let view = blocking(move || {
+    let view = blocking(&state, move || {
         let q = EventQuery {
             from,
             to,

@@ -101,7 +101,12 @@ pub(crate) struct AppState {
     /// The production stage's service. None: the production endpoints answer 404
     /// `production_not_configured`.
     pub production: Option<Arc<ProductionHandle>>,
+    /// Slots for history and benchmark queries (memory and CPU heavy): `HEAVY_QUERIES`.
+    pub heavy: Arc<tokio::sync::Semaphore>,
 }
+
+/// History and benchmark queries running at once; more wait briefly, then get 503.
+pub(crate) const HEAVY_QUERIES: usize = 4;
 
 /// The HTTP methods the API uses; one place maps them to axum and to OpenAPI names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,6 +249,7 @@ pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
         max_body_bytes: options.max_body_bytes,
         histories,
         production,
+        heavy: Arc::new(tokio::sync::Semaphore::new(HEAVY_QUERIES)),
         engine,
     };
     let declared = strict::Declared::from_document(openapi::DOCUMENT);

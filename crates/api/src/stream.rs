@@ -287,6 +287,7 @@ period = "10ms"
             max_body_bytes: 1024,
             histories: Arc::from([]),
             production: None,
+            heavy: Arc::new(tokio::sync::Semaphore::new(1)),
         };
         let mut subscription = Subscription::new(&state, None, None);
         // Not reading while the source ticks: the one-batch queue overflows.

@@ -316,6 +316,19 @@ async fn history_errors_name_the_parameter_at_fault() {
             Some("every"),
         ),
         ("events?asset=../x", 400, "invalid_prefix", Some("asset")),
+        // The attack that answered 158 MB: 960 000 buckets of one series.
+        (
+            "aggregate?tag=acme-dairy/plant-a/packaging/line-1/filler/speed&from=now-16m&every=1ms&fn=count,min,max,mean,twa,first,last",
+            400,
+            "invalid_parameter",
+            Some("every"),
+        ),
+        (
+            "raw?model=Filler&limit=1000000",
+            400,
+            "invalid_parameter",
+            Some("limit"),
+        ),
     ];
     for (query, status, code, field) in cases {
         let reply = get(&app, &format!("/api/v1/history/{query}")).await;
@@ -328,6 +341,16 @@ async fn history_errors_name_the_parameter_at_fault() {
             reply.text
         );
     }
+    let reply = get(
+        &app,
+        "/api/v1/history/aggregate?model=Filler&from=now-16m&every=10ms",
+    )
+    .await;
+    assert!(
+        reply.text.contains("50000 buckets"),
+        "{}",
+        &reply.text[..reply.text.len().min(500)]
+    );
     let reply = get(
         &app,
         "/api/v1/history/raw?tag=acme-dairy/plant-a/processing/pasteurizer/temp",

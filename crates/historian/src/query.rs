@@ -23,8 +23,9 @@ use crate::error::{Result, StoreError};
 use crate::point::{ContextId, Point, SeriesId, SeriesInfo, StoredEvent};
 use crate::store::Store;
 
-/// At most this many buckets over all selected series in one aggregate query.
-pub const MAX_BUCKETS: usize = 1_000_000;
+/// At most this many buckets over all selected series in one aggregate query: a trend
+/// needs a few thousand; a million (every=1ms over 16 min) made one answer 158 MB.
+pub const MAX_BUCKETS: usize = 50_000;
 
 /// Which series a query reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
