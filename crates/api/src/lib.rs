@@ -10,6 +10,7 @@
 //! - `error.rs`: `ApiError`, the single JSON error shape, and the
 //!   fallbacks for unknown routes and methods.
 //! - `auth.rs`: bearer-token check for mutating calls.
+//! - `origin.rs`: host names (DNS rebinding), cross-site changes, JSON-only bodies.
 //! - `assets.rs`: the asset tree, one asset with its attributes, latest values by prefix.
 //! - `context.rs`: reading, setting and clearing production context.
 //! - `production.rs`: work orders, lots and genealogy, downtime reasons, machine states,
@@ -38,6 +39,7 @@ mod hub;
 mod lineage;
 mod openapi;
 mod ops;
+mod origin;
 mod production;
 mod server;
 mod stream;
@@ -67,6 +69,8 @@ pub struct ApiOptions {
     pub token: Option<String>,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Host names answered besides IP addresses and `localhost` (see `origin.rs`).
+    pub hosts: Vec<String>,
 }
 
 impl Default for ApiOptions {
@@ -74,6 +78,7 @@ impl Default for ApiOptions {
         ApiOptions {
             token: None,
             max_body_bytes: 64 * 1024,
+            hosts: Vec::new(),
         }
     }
 }
@@ -84,6 +89,7 @@ impl fmt::Debug for ApiOptions {
         f.debug_struct("ApiOptions")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("hosts", &self.hosts)
             .finish()
     }
 }
@@ -244,6 +250,7 @@ pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
         .map(|(name, store)| (name.to_owned(), store))
         .collect();
     let production = services.get::<ProductionHandle>();
+    let hosts = origin::AllowedHosts(options.hosts.into());
     let state = AppState {
         token: options.token.map(Into::into),
         max_body_bytes: options.max_body_bytes,
@@ -268,6 +275,9 @@ pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
         ))
         .method_not_allowed_fallback(error::wrong_method)
         .fallback(error::no_route)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            origin::check(hosts.clone(), request, next)
+        }))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -207,6 +207,7 @@ async fn bodies_over_the_limit_get_413_in_the_error_shape() {
         ApiOptions {
             token: None,
             max_body_bytes: 1024,
+            ..ApiOptions::default()
         },
     );
     let body = format!(r#"{{"work_order": "WO-1", "padding": "{}"}}"#, "x".repeat(4096));
@@ -233,6 +234,7 @@ async fn changes_need_the_bearer_token_when_one_is_configured() {
         ApiOptions {
             token: Some("s3cret-token".into()),
             max_body_bytes: 65536,
+            ..ApiOptions::default()
         },
     );
     let body = r#"{"work_order": "WO-9"}"#;

@@ -477,3 +477,70 @@ async fn a_misspelt_parameter_on_a_context_delete_clears_nothing() {
     assert_eq!(context["own"]["batch"], "B-1", "{context}");
     app.stop().await;
 }
+
+/// A sign-in, as a page on another site would send it.
+fn sign_in(host: &str, origin: Option<&str>, content_type: &str) -> Request<Body> {
+    let mut builder = Request::post("/api/v1/production/operators/sign-in")
+        .header("host", host)
+        .header("content-type", content_type);
+    if let Some(origin) = origin {
+        builder = builder.header("origin", origin);
+    }
+    let body = r#"{"operator": "mallory", "asset": "acme/plant-a/packaging/line-1"}"#;
+    builder
+        .header("content-length", body.len())
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_foreign_page_cannot_change_anything_by_rebinding_cross_site_or_text_plain_posts() {
+    let app = start();
+    // DNS rebinding: the attacker's name resolved to loopback, reads and changes alike.
+    let reply = call(
+        &app.router,
+        Request::get("/api/v1/assets")
+            .header("host", "evil.example:8080")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 403, "{}", reply.text);
+    assert_eq!(reply.error().0, "host_not_allowed");
+    let reply = call(
+        &app.router,
+        sign_in(
+            "evil.example:8080",
+            Some("http://evil.example:8080"),
+            "application/json",
+        ),
+    )
+    .await;
+    assert_eq!(reply.error().0, "host_not_allowed");
+    // A cross-site form post to the real address.
+    let reply = call(
+        &app.router,
+        sign_in("127.0.0.1:8080", Some("http://evil.example"), "text/plain"),
+    )
+    .await;
+    assert_eq!(reply.status, 403, "{}", reply.text);
+    assert_eq!(reply.error().0, "cross_origin");
+    // Without an Origin (a script, not a browser), text/plain is still not JSON.
+    let reply = call(&app.router, sign_in("127.0.0.1:8080", None, "text/plain")).await;
+    assert_eq!(reply.status, 415, "{}", reply.text);
+    assert_eq!(reply.error().0, "unsupported_media_type");
+    // Nobody was signed in by any of them.
+    let operators = get(&app.router, "/api/v1/production/operators").await;
+    assert!(!operators.text.contains("mallory"), "{}", operators.text);
+    // The same-origin page and curl are served.
+    let reply = call(
+        &app.router,
+        Request::get("/api/v1/assets")
+            .header("host", "localhost:8080")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    app.stop().await;
+}

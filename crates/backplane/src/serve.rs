@@ -64,6 +64,7 @@ pub async fn run(
     let options = ApiOptions {
         token,
         max_body_bytes: plan.api.max_body_bytes,
+        hosts: plan.api.hosts.clone(),
     };
     // The engine opens what the kinds prepare (e.g. each historian sink's store, recovered)
     // before anything runs; the API finds those services on the engine.

@@ -414,6 +414,29 @@ fn read_api(table: Option<Table<'_>>) -> ApiSettings {
             );
         }
     }
+    if let Some(item) = t.optional_item("hosts") {
+        match item.as_array() {
+            Some(items) => {
+                for i in items {
+                    match i.as_str() {
+                        Some(h)
+                            if !h.is_empty()
+                                && h.len() <= 253
+                                && h.chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
+                        {
+                            api.hosts.push(h.to_ascii_lowercase());
+                        }
+                        _ => i.error(
+                            "`hosts` lists host names (letters, digits, `.` and `-`), without ports",
+                            Some("hosts = [\"gateway.plant.example\"]".to_owned()),
+                        ),
+                    }
+                }
+            }
+            None => item.error("`hosts` must be a list of host names", None),
+        }
+    }
     api.token = t.optional_secret("token");
     // The API changes production context (and will write to machines): open only on loopback.
     if !api.listen.ip().is_loopback() && api.token.is_none() {

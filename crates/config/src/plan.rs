@@ -120,6 +120,8 @@ pub struct ApiSettings {
     pub max_connections: usize,
     /// Longest wait for a request's headers (also idle keep-alive). Default 10 s.
     pub header_read_timeout: std::time::Duration,
+    /// Host names the API answers to besides IP addresses and `localhost` (DNS rebinding).
+    pub hosts: Vec<String>,
 }
 
 impl Default for ApiSettings {
@@ -130,6 +132,7 @@ impl Default for ApiSettings {
             token: None,
             max_connections: 512,
             header_read_timeout: std::time::Duration::from_secs(10),
+            hosts: Vec::new(),
         }
     }
 }
