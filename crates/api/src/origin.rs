@@ -33,7 +33,7 @@ impl AllowedHosts {
                 .trim_end_matches(']')
                 .parse::<IpAddr>()
                 .is_ok()
-            || self.0.iter().any(|h| *h == host)
+            || self.0.contains(&host)
     }
 }
 
@@ -52,7 +52,7 @@ fn host_of(authority: &str) -> &str {
     })
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
