@@ -163,8 +163,7 @@ fn plan() -> Plan {
         },
         api: ApiSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
-            max_body_bytes: 65536,
-            token: None,
+            ..ApiSettings::default()
         },
         namespace: Namespace {
             enterprise: "acme".into(),
