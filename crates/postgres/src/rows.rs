@@ -1,24 +1,28 @@
-//! Samples as table rows, without I/O: which value column a value goes to, the quality
-//! code, timestamps as PostgreSQL sees them, and a context as the key of its row.
+//! Samples and events as table rows, without I/O: which value column a value goes to,
+//! the quality code, timestamps as PostgreSQL sees them, a context as the key of its row,
+//! and the rows themselves (borrowed for COPY, typed parameters for INSERT).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use backplane_model::{Context, ContextField, Quality, Timestamp, Value};
+use backplane_model::{Context, ContextField, Quality, Sample, Timestamp, Value};
+use tokio_postgres::types::ToSql;
 
 /// A value split over the typed columns of `samples` (at most one is set, except for
 /// unsigned integers above `i64::MAX`, which go to `value_double` and `value_text`).
+/// Strings are borrowed from the value.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct ValueColumns {
+pub struct ValueColumns<'a> {
     pub double: Option<f64>,
     pub bigint: Option<i64>,
     pub boolean: Option<bool>,
-    pub text: Option<String>,
+    pub text: Option<Cow<'a, str>>,
     pub json: Option<serde_json::Value>,
 }
 
-impl ValueColumns {
-    pub fn of(value: Option<&Value>) -> ValueColumns {
+impl<'a> ValueColumns<'a> {
+    pub fn of(value: Option<&'a Value>) -> ValueColumns<'a> {
         let mut c = ValueColumns::default();
         match value {
             None => {}
@@ -28,12 +32,12 @@ impl ValueColumns {
                 Ok(i) => c.bigint = Some(i),
                 Err(_) => {
                     c.double = Some(*u as f64);
-                    c.text = Some(u.to_string());
+                    c.text = Some(Cow::Owned(u.to_string()));
                 }
             },
             Some(Value::Float(f)) => c.double = Some(*f),
-            Some(Value::String(s)) => c.text = Some(s.to_string()),
-            Some(Value::Timestamp(t)) => c.text = Some(t.to_rfc3339()),
+            Some(Value::String(s)) => c.text = Some(Cow::Borrowed(s)),
+            Some(Value::Timestamp(t)) => c.text = Some(Cow::Owned(t.to_rfc3339())),
             Some(Value::Array(items)) => c.json = Some(json_array(items)),
         }
         c
@@ -78,6 +82,13 @@ pub fn system_time(t: Timestamp) -> SystemTime {
     }
 }
 
+/// Microseconds since 2000-01-01 UTC: a `timestamptz` on the wire. The same value as
+/// [`system_time`] sent through tokio-postgres (nanoseconds cut toward zero).
+pub fn pg_micros(t: Timestamp) -> i64 {
+    const UNIX_TO_2000_MICROS: i64 = 946_684_800_000_000;
+    t.unix_nanos() / 1000 - UNIX_TO_2000_MICROS
+}
+
 /// A stream sequence number as `bigint` (the log's numbers stay far below `i64::MAX`).
 pub fn seq(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -92,6 +103,100 @@ pub fn context_key(c: &Context) -> Option<ContextKey> {
         return None;
     }
     Some(ContextField::ALL.map(|f| c.get(f).cloned()))
+}
+
+/// One row of `samples`, borrowing its sample (what the COPY encoder reads).
+#[derive(Clone, Copy, Debug)]
+pub struct SampleRef<'a> {
+    pub sample: &'a Sample,
+    pub tag_id: i32,
+    pub context_id: Option<i64>,
+    pub seq: i64,
+}
+
+/// One row of `samples` as typed parameters (`method = "insert"`).
+#[derive(Debug)]
+pub struct SampleRow<'a> {
+    pub time: SystemTime,
+    pub source_time: Option<SystemTime>,
+    pub tag_id: i32,
+    pub double: Option<f64>,
+    pub bigint: Option<i64>,
+    pub boolean: Option<bool>,
+    pub text: Option<Cow<'a, str>>,
+    pub json: Option<serde_json::Value>,
+    pub quality: i16,
+    pub quality_reason: Option<&'static str>,
+    pub context_id: Option<i64>,
+    pub gateway_id: i32,
+    pub seq: i64,
+}
+
+impl<'a> SampleRow<'a> {
+    pub fn of(row: &SampleRef<'a>, gateway_id: i32) -> SampleRow<'a> {
+        let s = row.sample;
+        let v = ValueColumns::of(s.value.as_ref());
+        SampleRow {
+            time: system_time(s.gateway_time),
+            source_time: s.source_time.map(system_time),
+            tag_id: row.tag_id,
+            double: v.double,
+            bigint: v.bigint,
+            boolean: v.boolean,
+            text: v.text,
+            json: v.json,
+            quality: quality_code(s.quality),
+            quality_reason: s.quality.reason(),
+            context_id: row.context_id,
+            gateway_id,
+            seq: row.seq,
+        }
+    }
+
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 13] {
+        [
+            &self.time,
+            &self.source_time,
+            &self.tag_id,
+            &self.double,
+            &self.bigint,
+            &self.boolean,
+            &self.text,
+            &self.json,
+            &self.quality,
+            &self.quality_reason,
+            &self.context_id,
+            &self.gateway_id,
+            &self.seq,
+        ]
+    }
+}
+
+/// One row of `events`: the event's JSON is the payload.
+#[derive(Debug)]
+pub struct EventRow {
+    pub time: Timestamp,
+    pub asset: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub context_id: Option<i64>,
+    pub gateway_id: i32,
+    pub seq: i64,
+}
+
+impl EventRow {
+    /// The typed parameters; `time` is [`system_time`] of `self.time`, kept by the caller.
+    pub fn params<'a>(&'a self, time: &'a SystemTime) -> [&'a (dyn ToSql + Sync); 7] {
+        [
+            time,
+            &self.asset,
+            &self.kind,
+            &self.payload,
+            &self.context_id,
+            &self.gateway_id,
+            &self.seq,
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +234,11 @@ mod tests {
         assert_eq!(quality_code(Quality::Bad(BadReason::CommFailure)), 2);
         let t = system_time(Timestamp::from_unix_nanos(1_500_999));
         assert_eq!(t.duration_since(UNIX_EPOCH).unwrap(), Duration::from_micros(1500));
+        assert_eq!(pg_micros(Timestamp::from_unix_nanos(946_684_800_000_001_999)), 1);
+        assert_eq!(
+            pg_micros(Timestamp::from_unix_nanos(-1_999)),
+            -946_684_800_000_001
+        );
         assert!(context_key(&Context::default()).is_none());
         let c = Context {
             shift: Some("A".into()),
