@@ -36,7 +36,7 @@ impl<'a> ValueColumns<'a> {
                 }
             },
             Some(Value::Float(f)) => c.double = Some(*f),
-            Some(Value::String(s)) => c.text = Some(Cow::Borrowed(s)),
+            Some(Value::String(s)) => c.text = Some(text(s)),
             Some(Value::Timestamp(t)) => c.text = Some(Cow::Owned(t.to_rfc3339())),
             Some(Value::Array(items)) => c.json = Some(json_array(items)),
         }
@@ -54,12 +54,41 @@ fn json_array(items: &[Value]) -> serde_json::Value {
                 Value::UInt(u) => serde_json::Value::from(*u),
                 Value::Float(f) => serde_json::Number::from_f64(*f)
                     .map_or(serde_json::Value::Null, serde_json::Value::Number),
-                Value::String(s) => serde_json::Value::from(&**s),
+                Value::String(s) => serde_json::Value::from(text(s).into_owned()),
                 Value::Timestamp(t) => serde_json::Value::from(t.to_rfc3339()),
                 Value::Array(inner) => json_array(inner),
             })
             .collect(),
     )
+}
+
+/// `s` as PostgreSQL can store it: `text` and `jsonb` cannot hold U+0000, so each NUL
+/// becomes U+FFFD. Otherwise one such string would fail its flush at every retry and
+/// stop the sink for good.
+pub fn text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// [`text`] for every string and key of a JSON value (event payloads).
+pub fn json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => *s = text(s).into_owned(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(json),
+        serde_json::Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (text(&k).into_owned(), v))
+                    .collect();
+            }
+            map.values_mut().for_each(json);
+        }
+        _ => {}
+    }
 }
 
 /// `samples.quality`: 0 good, 1 uncertain, 2 bad.
@@ -227,6 +256,28 @@ mod tests {
             Some(serde_json::json!([1.0, null]))
         );
         assert_eq!(ValueColumns::of(None), ValueColumns::default());
+    }
+
+    #[test]
+    fn nul_characters_become_replacement_characters() {
+        assert_eq!(
+            ValueColumns::of(Some(&Value::String("a\0b".into())))
+                .text
+                .as_deref(),
+            Some("a\u{FFFD}b")
+        );
+        assert!(matches!(text("plain"), Cow::Borrowed("plain")));
+        let arr = Value::Array(vec![Value::String("\0".into())].into());
+        assert_eq!(
+            ValueColumns::of(Some(&arr)).json,
+            Some(serde_json::json!(["\u{FFFD}"]))
+        );
+        let mut v = serde_json::json!({"a\0": ["x\0", {"k": "\0"}], "n": 1});
+        json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"a\u{FFFD}": ["x\u{FFFD}", {"k": "\u{FFFD}"}], "n": 1})
+        );
     }
 
     #[test]

@@ -373,7 +373,8 @@ impl Writer {
                     written.without_seq += 1;
                     continue;
                 };
-                let payload = serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+                let mut payload = serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+                rows::json(&mut payload);
                 let kind = payload
                     .get("event")
                     .and_then(|k| k.as_str())
@@ -537,7 +538,8 @@ async fn context_ids(
         )
         .await?;
     for key in missing {
-        let fields: Vec<Option<&str>> = key.iter().map(|f| f.as_deref()).collect();
+        let fields: Vec<Option<std::borrow::Cow<'_, str>>> =
+            key.iter().map(|f| f.as_deref().map(rows::text)).collect();
         let params: Vec<&(dyn ToSql + Sync)> = fields.iter().map(|f| f as &(dyn ToSql + Sync)).collect();
         let id: i64 = tx.query_one(&statement, &params).await?.get(0);
         new.insert(key, id);

@@ -142,3 +142,57 @@ async fn held_deliveries_add_nothing_and_partly_held_ones_are_completed_once() {
     drop(c);
     db.drop().await;
 }
+
+#[tokio::test]
+async fn text_with_nul_characters_is_stored_with_replacement_characters_instead_of_failing_forever() {
+    let db = TestDb::create("writer_nul").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (topology, settings) = load(&common::config(&db.url(), ""), dir.path());
+    let client = backplane_postgres::connect::connect(&settings, "writer-test")
+        .await
+        .unwrap();
+    let mut writer = Writer::start(client, &settings, &topology).await.unwrap();
+    let t0 = Timestamp::now();
+    let context = Arc::new(Context {
+        operator: Some("ann\0".into()),
+        ..Context::default()
+    });
+    // Tag 3 is probe-a's `state`, a string.
+    let sample = Sample {
+        tag: TagId(3),
+        value: Some(Value::String("run\0\0".into())),
+        quality: Quality::Good,
+        source_time: None,
+        gateway_time: t0,
+        context,
+    };
+    let (seq, mut e) = event(2, t0);
+    if let EventKind::DowntimeReasonAssigned(r) = &mut e.kind {
+        r.reason = "jam\0".into();
+    }
+    let w = writer
+        .write(&[delivery(&[(1, sample)], vec![(seq, e)])])
+        .await
+        .unwrap();
+    assert_eq!((w.samples_inserted, w.events_inserted), (1, 1));
+    drop(writer);
+
+    let c = db.client().await;
+    let row = c
+        .query_one(
+            "SELECT value_text, operator FROM samples_with_context WHERE attribute = 'state'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "run\u{FFFD}\u{FFFD}");
+    assert_eq!(row.get::<_, String>(1), "ann\u{FFFD}");
+    let reason: String = c
+        .query_one("SELECT payload ->> 'reason' FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reason, "jam\u{FFFD}");
+    drop(c);
+    db.drop().await;
+}
