@@ -159,7 +159,32 @@ impl Writer {
         if !timescale && let Err(e) = writer.load_partitions().await {
             return Err(classify(&writer.client, &e, "listing partitions"));
         }
+        writer.check_partition_width()?;
         Ok(writer)
+    }
+
+    /// Partitions of another width than `partition` would overlap the new ones (every
+    /// flush would fail), so a changed `partition` on a schema that has partitions is
+    /// refused at start, naming both.
+    fn check_partition_width(&self) -> Result<(), ComponentError> {
+        for parent in ["samples", "events"] {
+            let other = self.partitions.iter().find_map(|name| {
+                Partition::from_table_name(parent, name)
+                    .filter(|p| p.by != self.partition)
+                    .map(|p| (name, p.by))
+            });
+            if let Some((name, by)) = other {
+                return Err(ComponentError::config(format!(
+                    "postgresql: schema `{}` is partitioned by {} (e.g. `{name}`), not by {}: \
+                     keep `partition = \"{}\"` or write to a new schema",
+                    self.schema,
+                    by.name(),
+                    self.partition.name(),
+                    by.name()
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn client(&self) -> &Client {

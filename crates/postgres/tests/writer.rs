@@ -196,3 +196,27 @@ async fn text_with_nul_characters_is_stored_with_replacement_characters_instead_
     drop(c);
     db.drop().await;
 }
+
+#[tokio::test]
+async fn a_changed_partition_width_is_refused_at_start_naming_the_existing_one() {
+    let db = TestDb::create("writer_width").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (topology, settings) = load(&common::config(&db.url(), "partition = \"day\""), dir.path());
+    let client = backplane_postgres::connect::connect(&settings, "writer-test")
+        .await
+        .unwrap();
+    let mut writer = Writer::start(client, &settings, &topology).await.unwrap();
+    let rows = samples(1, 1, Timestamp::now());
+    writer.write(&[delivery(&rows, vec![])]).await.unwrap();
+    drop(writer);
+
+    let (topology, settings) = load(&common::config(&db.url(), "partition = \"month\""), dir.path());
+    let client = backplane_postgres::connect::connect(&settings, "writer-test")
+        .await
+        .unwrap();
+    let e = Writer::start(client, &settings, &topology).await.unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("partitioned by day"), "{e}");
+    assert!(e.to_string().contains("samples_d"), "{e}");
+    db.drop().await;
+}
