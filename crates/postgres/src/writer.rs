@@ -313,26 +313,28 @@ impl Writer {
     /// Writes every row of `deliveries` in one transaction. When this returns `Ok` the
     /// transaction has committed: the deliveries may be acknowledged.
     pub async fn write(&mut self, deliveries: &[Delivery]) -> Result<Written, tokio_postgres::Error> {
-        match self.write_routed(deliveries, Route::AsStored).await {
+        let (sample_times, event_times) = times(deliveries);
+        let created = self.ensure_partitions("samples", &sample_times).await?
+            + self.ensure_partitions("events", &event_times).await?;
+        let mut written = match self.write_routed(deliveries, Route::AsStored).await {
             Err(e) if self.method == Method::Copy && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 // Rolled back whole; the idempotent path adds only what is missing.
                 tracing::info!(schema = %self.schema, "postgresql: rows of the flush were stored already; writing it through staging");
                 self.write_routed(deliveries, Route::AllStaged).await
             }
             other => other,
-        }
+        }?;
+        written.partitions_created = created;
+        Ok(written)
     }
 
+    /// One transaction; the partitions exist already.
     async fn write_routed(
         &mut self,
         deliveries: &[Delivery],
         route: Route,
     ) -> Result<Written, tokio_postgres::Error> {
         let mut written = Written::default();
-        let (sample_times, event_times) = times(deliveries);
-        written.partitions_created += self.ensure_partitions("samples", &sample_times).await?;
-        written.partitions_created += self.ensure_partitions("events", &event_times).await?;
-
         let gateway_id = self.ids.gateway_id;
         let schema = &self.schema;
         let tx = self.client.transaction().await?;
