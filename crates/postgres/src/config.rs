@@ -54,7 +54,10 @@ pub struct PostgresSettings {
 }
 
 pub const DEFAULT_SCHEMA: &str = "backplane";
-pub const DEFAULT_BATCH_ROWS: usize = 5000;
+/// Measured with `benches/copy_vs_insert.rs`: 20 000 rows per transaction cost about 15 %
+/// less server and client CPU per row than 5000 (per-flush round trips, the commit's
+/// flush to disk); larger gains little more.
+pub const DEFAULT_BATCH_ROWS: usize = 20_000;
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BATCH_ROWS: u64 = 1_000_000;
@@ -304,7 +307,7 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let s = s.unwrap();
         assert_eq!(s.schema, "backplane");
-        assert_eq!(s.batch_rows, 5000);
+        assert_eq!(s.batch_rows, 20_000);
         assert_eq!(s.flush_interval, Duration::from_secs(1));
         assert_eq!(s.partition, PartitionBy::Day);
         assert_eq!(s.method, Method::Copy);
@@ -323,7 +326,7 @@ password = "env:PG_PASSWORD"
 tls = "verify-full"
 ca = "file:ca.pem"
 schema = "mes"
-batch_rows = 20000
+batch_rows = 50000
 flush_interval = "250ms"
 partition = "month"
 retention = "90d"
@@ -339,7 +342,7 @@ connect_timeout = "3s"
         assert_eq!(s.password.unwrap().reference(), "env:PG_PASSWORD");
         assert!(matches!(&s.tls, TlsMode::VerifyFull { ca } if ca.reference() == "file:ca.pem"));
         assert_eq!(s.schema, "mes");
-        assert_eq!(s.batch_rows, 20_000);
+        assert_eq!(s.batch_rows, 50_000);
         assert_eq!(s.partition, PartitionBy::Month);
         assert_eq!(s.retention, Some(Duration::from_secs(90 * 86_400)));
         assert_eq!(s.method, Method::Insert);

@@ -29,7 +29,7 @@ pub async fn connect(settings: &PostgresSettings, application_name: &str) -> Res
         TlsMode::Disable => {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
             let (client, connection) = config.connect(NoTls).await.map_err(|e| {
-                ComponentError::connect_because(format!("cannot connect to {target}: {e}"), e)
+                ComponentError::connect_because(format!("cannot connect to {target}: {}", chain(&e)), e)
             })?;
             spawn(connection);
             client
@@ -38,7 +38,7 @@ pub async fn connect(settings: &PostgresSettings, application_name: &str) -> Res
             config.ssl_mode(tokio_postgres::config::SslMode::Require);
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new(rustls_config(mode)?);
             let (client, connection) = config.connect(tls).await.map_err(|e| {
-                ComponentError::connect_because(format!("cannot connect to {target}: {e}"), e)
+                ComponentError::connect_because(format!("cannot connect to {target}: {}", chain(&e)), e)
             })?;
             spawn(connection);
             client
@@ -53,6 +53,22 @@ pub async fn connect(settings: &PostgresSettings, application_name: &str) -> Res
         .await
         .map_err(|e| ComponentError::connect_because(format!("{target}: session setup failed: {e}"), e))?;
     Ok(client)
+}
+
+/// An error with its causes, e.g. "error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer" (tokio-postgres shows only the first part).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// `user@host:port/db`, for messages (never the password).

@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "views for BI and MES users",
         sql: include_str!("../migrations/003_bi_views.sql"),
     },
+    Migration {
+        version: 4,
+        description: "one index on samples: the unique key leads with tag and time",
+        sql: include_str!("../migrations/004_one_sample_index.sql"),
+    },
 ];
 
 /// The newest version this build knows.

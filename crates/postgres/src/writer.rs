@@ -2,11 +2,18 @@
 //! views, staging tables), then writes deliveries in one transaction per flush and
 //! reports how many rows were new and how many the database already had.
 //!
-//! Idempotency: every row carries `(gateway_id, seq, time)`, unique in `samples` and
-//! `events`. With `method = "copy"` the rows are binary-COPYed into a temporary staging
-//! table and moved with `INSERT … SELECT … ON CONFLICT DO NOTHING`; with `"insert"` each
-//! row is its own `INSERT … ON CONFLICT DO NOTHING`. Either way a replayed delivery adds
-//! nothing, and `staged − inserted` is the number of duplicates.
+//! Idempotency: every row carries its gateway's stream sequence number, and the unique
+//! keys `samples (tag_id, time, gateway_id, seq)` and `events (gateway_id, seq, time)`
+//! refuse the same row twice. With `method = "copy"` each flush first asks which of its
+//! deliveries the database holds (one statement, one index lookup per delivery): the
+//! others are binary-COPYed straight into the tables (the fast path: no `ON CONFLICT`,
+//! no second pass), the held ones into a temporary staging table and moved with `INSERT
+//! … SELECT … ON CONFLICT DO NOTHING`. Should a straight COPY still meet a stored row
+//! (one written between the check and the COPY, or a delivery held only in part), the
+//! unique key refuses it, the transaction rolls back whole and the flush is written
+//! again through staging. With `"insert"` each row is its own `INSERT … ON CONFLICT DO
+//! NOTHING`. Either way a replayed delivery adds nothing, and `rows − inserted` is the
+//! number of duplicates.
 
 use std::collections::{HashMap, HashSet};
 use std::pin::pin;
@@ -14,21 +21,24 @@ use std::time::{Duration, SystemTime};
 
 use backplane_connector::{ComponentError, Delivery, Topology};
 use backplane_model::Timestamp;
+use bytes::Bytes;
+use futures::SinkExt;
 use futures::future::try_join_all;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Transaction};
 
 use crate::catalog::{self, CatalogIds};
 use crate::config::{Method, PostgresSettings};
 use crate::connect::classify;
+use crate::copy::CopyBuf;
 use crate::migrate;
 use crate::partition::{Partition, PartitionBy};
-use crate::rows::{self, ContextKey, ValueColumns};
+use crate::rows::{self, ContextKey, EventRow, SampleRef, SampleRow};
 
-const SAMPLE_COLUMNS: &str = "time, source_time, tag_id, value_double, value_bigint, value_bool, value_text, \
+pub const SAMPLE_COLUMNS: &str = "time, source_time, tag_id, value_double, value_bigint, value_bool, value_text, \
                               value_json, quality, quality_reason, context_id, gateway_id, seq";
-const SAMPLE_TYPES: [Type; 13] = [
+pub const SAMPLE_TYPES: [Type; 13] = [
     Type::TIMESTAMPTZ,
     Type::TIMESTAMPTZ,
     Type::INT4,
@@ -43,8 +53,8 @@ const SAMPLE_TYPES: [Type; 13] = [
     Type::INT4,
     Type::INT8,
 ];
-const EVENT_COLUMNS: &str = "time, asset, kind, payload, context_id, gateway_id, seq";
-const EVENT_TYPES: [Type; 7] = [
+pub const EVENT_COLUMNS: &str = "time, asset, kind, payload, context_id, gateway_id, seq";
+pub const EVENT_TYPES: [Type; 7] = [
     Type::TIMESTAMPTZ,
     Type::TEXT,
     Type::TEXT,
@@ -149,7 +159,32 @@ impl Writer {
         if !timescale && let Err(e) = writer.load_partitions().await {
             return Err(classify(&writer.client, &e, "listing partitions"));
         }
+        writer.check_partition_width()?;
         Ok(writer)
+    }
+
+    /// Partitions of another width than `partition` would overlap the new ones (every
+    /// flush would fail), so a changed `partition` on a schema that has partitions is
+    /// refused at start, naming both.
+    fn check_partition_width(&self) -> Result<(), ComponentError> {
+        for parent in ["samples", "events"] {
+            let other = self.partitions.iter().find_map(|name| {
+                Partition::from_table_name(parent, name)
+                    .filter(|p| p.by != self.partition)
+                    .map(|p| (name, p.by))
+            });
+            if let Some((name, by)) = other {
+                return Err(ComponentError::config(format!(
+                    "postgresql: schema `{}` is partitioned by {} (e.g. `{name}`), not by {}: \
+                     keep `partition = \"{}\"` or write to a new schema",
+                    self.schema,
+                    by.name(),
+                    self.partition.name(),
+                    by.name()
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn client(&self) -> &Client {
@@ -278,12 +313,30 @@ impl Writer {
     /// Writes every row of `deliveries` in one transaction. When this returns `Ok` the
     /// transaction has committed: the deliveries may be acknowledged.
     pub async fn write(&mut self, deliveries: &[Delivery]) -> Result<Written, tokio_postgres::Error> {
-        let mut written = Written::default();
         let (sample_times, event_times) = times(deliveries);
-        written.partitions_created += self.ensure_partitions("samples", &sample_times).await?;
-        written.partitions_created += self.ensure_partitions("events", &event_times).await?;
+        let created = self.ensure_partitions("samples", &sample_times).await?
+            + self.ensure_partitions("events", &event_times).await?;
+        let mut written = match self.write_routed(deliveries, Route::AsStored).await {
+            Err(e) if self.method == Method::Copy && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                // Rolled back whole; the idempotent path adds only what is missing.
+                tracing::info!(schema = %self.schema, "postgresql: rows of the flush were stored already; writing it through staging");
+                self.write_routed(deliveries, Route::AllStaged).await
+            }
+            other => other,
+        }?;
+        written.partitions_created = created;
+        Ok(written)
+    }
 
+    /// One transaction; the partitions exist already.
+    async fn write_routed(
+        &mut self,
+        deliveries: &[Delivery],
+        route: Route,
+    ) -> Result<Written, tokio_postgres::Error> {
+        let mut written = Written::default();
         let gateway_id = self.ids.gateway_id;
+        let schema = &self.schema;
         let tx = self.client.transaction().await?;
         let new_contexts = context_ids(&tx, &self.contexts, deliveries).await?;
         let context_of = |c: &backplane_model::Context| -> Option<i64> {
@@ -293,10 +346,19 @@ impl Writer {
                 .or_else(|| new_contexts.get(&key))
                 .copied()
         };
+        // Which deliveries may have rows stored already (a replay, or a restart before
+        // the ack): those go through staging and `ON CONFLICT`, the rest straight in.
+        let stored = match (self.method, route) {
+            (Method::Insert, _) | (Method::Copy, Route::AllStaged) => vec![true; deliveries.len()],
+            (Method::Copy, Route::AsStored) => {
+                stored_deliveries(&tx, schema, gateway_id, deliveries, &self.ids.tag_ids).await?
+            }
+        };
 
         // Samples.
-        let mut sample_rows = Vec::new();
-        for d in deliveries {
+        let mut fresh = Vec::new();
+        let mut again = Vec::new();
+        for (d, stored) in deliveries.iter().zip(&stored) {
             for (i, s) in d.batch.samples.iter().enumerate() {
                 let Some(seq) = d.sample_seq(i) else {
                     written.without_seq += 1;
@@ -306,64 +368,138 @@ impl Writer {
                     written.unknown_tags += 1;
                     continue;
                 };
-                let v = ValueColumns::of(s.value.as_ref());
-                sample_rows.push(SampleRow {
-                    time: rows::system_time(s.gateway_time),
-                    source_time: s.source_time.map(rows::system_time),
+                let row = SampleRef {
+                    sample: s,
                     tag_id,
-                    double: v.double,
-                    bigint: v.bigint,
-                    boolean: v.boolean,
-                    text: v.text,
-                    json: v.json,
-                    quality: rows::quality_code(s.quality),
-                    quality_reason: s.quality.reason(),
                     context_id: context_of(&s.context),
-                    gateway_id,
                     seq: rows::seq(seq),
-                });
+                };
+                if *stored { again.push(row) } else { fresh.push(row) }
             }
         }
-        written.samples = sample_rows.len() as u64;
+        written.samples = (fresh.len() + again.len()) as u64;
+        // In key order, each tag's rows of the flush land together in the unique key's
+        // index (fewer pages touched per row).
+        for rows in [&mut fresh, &mut again] {
+            rows.sort_unstable_by_key(|r| (r.tag_id, r.sample.gateway_time, r.seq));
+        }
         written.samples_inserted = match self.method {
-            Method::Copy => copy_samples(&tx, &self.schema, &sample_rows).await?,
-            Method::Insert => insert_samples(&tx, &self.schema, &sample_rows).await?,
+            Method::Copy => {
+                copy_samples(&tx, &format!("{schema}.samples"), &fresh, gateway_id).await?
+                    + copy_samples_staged(&tx, schema, &again, gateway_id).await?
+            }
+            Method::Insert => insert_samples(&tx, schema, &again, gateway_id).await?,
         };
 
         // Events: their JSON is the payload.
-        let mut event_rows = Vec::new();
-        for d in deliveries {
+        let mut fresh = Vec::new();
+        let mut again = Vec::new();
+        for (d, stored) in deliveries.iter().zip(&stored) {
             for (j, e) in d.batch.events.iter().enumerate() {
                 let Some(seq) = d.event_seq(j) else {
                     written.without_seq += 1;
                     continue;
                 };
-                let payload = serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+                let mut payload = serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+                rows::json(&mut payload);
                 let kind = payload
                     .get("event")
                     .and_then(|k| k.as_str())
                     .unwrap_or("unknown")
                     .to_owned();
-                event_rows.push(EventRow {
-                    time: rows::system_time(e.time),
+                let row = EventRow {
+                    time: e.time,
                     asset: e.asset.as_str().to_owned(),
                     kind,
                     payload,
                     context_id: context_of(&e.context),
                     gateway_id,
                     seq: rows::seq(seq),
-                });
+                };
+                if *stored { again.push(row) } else { fresh.push(row) }
             }
         }
-        written.events = event_rows.len() as u64;
+        written.events = (fresh.len() + again.len()) as u64;
         written.events_inserted = match self.method {
-            Method::Copy => copy_events(&tx, &self.schema, &event_rows).await?,
-            Method::Insert => insert_events(&tx, &self.schema, &event_rows).await?,
+            Method::Copy => {
+                copy_events(&tx, &format!("{schema}.events"), &fresh).await?
+                    + copy_events_staged(&tx, schema, &again).await?
+            }
+            Method::Insert => insert_events(&tx, schema, &again).await?,
         };
         tx.commit().await?;
         self.contexts.extend(new_contexts);
         Ok(written)
     }
+}
+
+/// How a flush decides which rows go straight in and which through staging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// Ask the database which deliveries it holds.
+    AsStored,
+    /// Every row through staging (after a straight COPY met a stored row).
+    AllStaged,
+}
+
+/// For each delivery, whether the database holds its rows. A delivery is written whole in
+/// one transaction, so one row tells: its first sample (a point lookup on the unique
+/// key, in the one partition of its time) or, without samples, its first event. Should a
+/// delivery be held only in part (retention dropped some of its partitions), the COPY
+/// meets the rest and the flush falls back to staging.
+async fn stored_deliveries(
+    tx: &Transaction<'_>,
+    schema: &str,
+    gateway_id: i32,
+    deliveries: &[Delivery],
+    tag_ids: &[i32],
+) -> Result<Vec<bool>, tokio_postgres::Error> {
+    let mut tag = Vec::with_capacity(deliveries.len());
+    let mut time = Vec::with_capacity(deliveries.len());
+    let mut seq = Vec::with_capacity(deliveries.len());
+    let mut index = Vec::with_capacity(deliveries.len());
+    for (k, d) in deliveries.iter().enumerate() {
+        let sample = d.batch.samples.iter().enumerate().find_map(|(i, s)| {
+            let tag = tag_ids.get(s.tag.index()).copied().filter(|id| *id >= 0)?;
+            Some((tag, s.gateway_time, d.sample_seq(i)?))
+        });
+        // Events have no tag: -1 marks the probe as one of `events`.
+        let probe = sample.or_else(|| {
+            let e = d.batch.events.first()?;
+            Some((-1, e.time, d.event_seq(0)?))
+        });
+        if let Some((t, at, n)) = probe {
+            tag.push(t);
+            time.push(rows::system_time(at));
+            seq.push(rows::seq(n));
+            index.push(i64::try_from(k).unwrap_or(i64::MAX));
+        }
+    }
+    let mut stored = vec![false; deliveries.len()];
+    if index.is_empty() {
+        return Ok(stored);
+    }
+    let hits = tx
+        .query(
+            &format!(
+                "SELECT r.k FROM unnest($2::int4[], $3::timestamptz[], $4::int8[], $5::int8[]) AS r (tag, at, seq, k)
+                 WHERE CASE WHEN r.tag >= 0
+                     THEN EXISTS (SELECT 1 FROM {schema}.samples s WHERE s.tag_id = r.tag AND s.time = r.at
+                                      AND s.gateway_id = $1 AND s.seq = r.seq)
+                     ELSE EXISTS (SELECT 1 FROM {schema}.events e WHERE e.gateway_id = $1 AND e.seq = r.seq
+                                      AND e.time = r.at)
+                 END"
+            ),
+            &[&gateway_id, &tag, &time, &seq, &index],
+        )
+        .await?;
+    for row in hits {
+        let k: i64 = row.get(0);
+        if let Some(s) = usize::try_from(k).ok().and_then(|k| stored.get_mut(k)) {
+            *s = true;
+        }
+    }
+    Ok(stored)
 }
 
 /// The distinct days (or coarser) of the samples and of the events: enough to find
@@ -429,7 +565,8 @@ async fn context_ids(
         )
         .await?;
     for key in missing {
-        let fields: Vec<Option<&str>> = key.iter().map(|f| f.as_deref()).collect();
+        let fields: Vec<Option<std::borrow::Cow<'_, str>>> =
+            key.iter().map(|f| f.as_deref().map(rows::text)).collect();
         let params: Vec<&(dyn ToSql + Sync)> = fields.iter().map(|f| f as &(dyn ToSql + Sync)).collect();
         let id: i64 = tx.query_one(&statement, &params).await?.get(0);
         new.insert(key, id);
@@ -437,88 +574,58 @@ async fn context_ids(
     Ok(new)
 }
 
-/// One row of `samples`, typed for the wire.
-#[derive(Debug)]
-pub struct SampleRow {
-    pub time: SystemTime,
-    pub source_time: Option<SystemTime>,
-    pub tag_id: i32,
-    pub double: Option<f64>,
-    pub bigint: Option<i64>,
-    pub boolean: Option<bool>,
-    pub text: Option<String>,
-    pub json: Option<serde_json::Value>,
-    pub quality: i16,
-    pub quality_reason: Option<&'static str>,
-    pub context_id: Option<i64>,
-    pub gateway_id: i32,
-    pub seq: i64,
-}
-
-impl SampleRow {
-    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
-        [
-            &self.time,
-            &self.source_time,
-            &self.tag_id,
-            &self.double,
-            &self.bigint,
-            &self.boolean,
-            &self.text,
-            &self.json,
-            &self.quality,
-            &self.quality_reason,
-            &self.context_id,
-            &self.gateway_id,
-            &self.seq,
-        ]
+/// Sends rows as one binary COPY, a chunk at a time while encoding; the rows copied.
+async fn copy_in<T>(
+    tx: &Transaction<'_>,
+    statement: &str,
+    rows: &[T],
+    mut encode: impl FnMut(&mut CopyBuf, &T),
+) -> Result<u64, tokio_postgres::Error> {
+    const CHUNK: usize = 128 * 1024;
+    let sink = tx.copy_in::<_, Bytes>(statement).await?;
+    let mut sink = pin!(sink);
+    let mut buf = CopyBuf::new();
+    for row in rows {
+        encode(&mut buf, row);
+        if buf.len() >= CHUNK {
+            sink.send(buf.take()).await?;
+        }
     }
+    buf.finish();
+    sink.send(buf.take()).await?;
+    sink.finish().await
 }
 
-#[derive(Debug)]
-struct EventRow {
-    time: SystemTime,
-    asset: String,
-    kind: String,
-    payload: serde_json::Value,
-    context_id: Option<i64>,
-    gateway_id: i32,
-    seq: i64,
-}
-
-impl EventRow {
-    fn params(&self) -> [&(dyn ToSql + Sync); 7] {
-        [
-            &self.time,
-            &self.asset,
-            &self.kind,
-            &self.payload,
-            &self.context_id,
-            &self.gateway_id,
-            &self.seq,
-        ]
-    }
-}
-
-/// Binary COPY into the staging table, then the idempotent move; the rows inserted.
+/// Binary COPY straight into `table` (rows known not to be stored); the rows inserted.
 pub async fn copy_samples(
     tx: &Transaction<'_>,
-    schema: &str,
-    rows: &[SampleRow],
+    table: &str,
+    rows: &[SampleRef<'_>],
+    gateway_id: i32,
 ) -> Result<u64, tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(0);
     }
-    let sink = tx
-        .copy_in(&format!(
-            "COPY pg_temp.samples_staging ({SAMPLE_COLUMNS}) FROM STDIN BINARY"
-        ))
-        .await?;
-    let mut writer = pin!(BinaryCopyInWriter::new(sink, &SAMPLE_TYPES));
-    for row in rows {
-        writer.as_mut().write(&row.params()).await?;
+    copy_in(
+        tx,
+        &format!("COPY {table} ({SAMPLE_COLUMNS}) FROM STDIN BINARY"),
+        rows,
+        |buf, row| buf.sample(row, gateway_id),
+    )
+    .await
+}
+
+/// Binary COPY into the staging table, then the idempotent move; the rows inserted.
+pub async fn copy_samples_staged(
+    tx: &Transaction<'_>,
+    schema: &str,
+    rows: &[SampleRef<'_>],
+    gateway_id: i32,
+) -> Result<u64, tokio_postgres::Error> {
+    if rows.is_empty() {
+        return Ok(0);
     }
-    writer.finish().await?;
+    copy_samples(tx, "pg_temp.samples_staging", rows, gateway_id).await?;
     tx.execute(
         &format!(
             "INSERT INTO {schema}.samples ({SAMPLE_COLUMNS}) SELECT {SAMPLE_COLUMNS} FROM pg_temp.samples_staging
@@ -533,7 +640,8 @@ pub async fn copy_samples(
 pub async fn insert_samples(
     tx: &Transaction<'_>,
     schema: &str,
-    rows: &[SampleRow],
+    rows: &[SampleRef<'_>],
+    gateway_id: i32,
 ) -> Result<u64, tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(0);
@@ -547,12 +655,30 @@ pub async fn insert_samples(
             &SAMPLE_TYPES,
         )
         .await?;
-    let params: Vec<_> = rows.iter().map(SampleRow::params).collect();
+    let typed: Vec<_> = rows.iter().map(|r| SampleRow::of(r, gateway_id)).collect();
+    let params: Vec<_> = typed.iter().map(SampleRow::params).collect();
     let counts = try_join_all(params.iter().map(|p| tx.execute(&statement, p))).await?;
     Ok(counts.iter().sum())
 }
 
 async fn copy_events(
+    tx: &Transaction<'_>,
+    table: &str,
+    rows: &[EventRow],
+) -> Result<u64, tokio_postgres::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    copy_in(
+        tx,
+        &format!("COPY {table} ({EVENT_COLUMNS}) FROM STDIN BINARY"),
+        rows,
+        CopyBuf::event,
+    )
+    .await
+}
+
+async fn copy_events_staged(
     tx: &Transaction<'_>,
     schema: &str,
     rows: &[EventRow],
@@ -560,16 +686,7 @@ async fn copy_events(
     if rows.is_empty() {
         return Ok(0);
     }
-    let sink = tx
-        .copy_in(&format!(
-            "COPY pg_temp.events_staging ({EVENT_COLUMNS}) FROM STDIN BINARY"
-        ))
-        .await?;
-    let mut writer = pin!(BinaryCopyInWriter::new(sink, &EVENT_TYPES));
-    for row in rows {
-        writer.as_mut().write(&row.params()).await?;
-    }
-    writer.finish().await?;
+    copy_events(tx, "pg_temp.events_staging", rows).await?;
     tx.execute(
         &format!(
             "INSERT INTO {schema}.events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM pg_temp.events_staging
@@ -597,7 +714,8 @@ async fn insert_events(
             &EVENT_TYPES,
         )
         .await?;
-    let params: Vec<_> = rows.iter().map(EventRow::params).collect();
+    let times: Vec<SystemTime> = rows.iter().map(|r| rows::system_time(r.time)).collect();
+    let params: Vec<_> = rows.iter().zip(&times).map(|(r, t)| r.params(t)).collect();
     let counts = try_join_all(params.iter().map(|p| tx.execute(&statement, p))).await?;
     Ok(counts.iter().sum())
 }

@@ -184,13 +184,23 @@ struct FeedState {
 impl FakeFeed {
     /// Appends a batch as one record; its rows get the next sequence numbers.
     pub fn push(&self, batch: Batch) -> u64 {
+        self.append(batch, false)
+    }
+
+    /// Appends a batch handed out as a replay the first time already: backlog that was
+    /// never stored (the log marks everything older than `live_lag` so).
+    pub fn push_as_replay(&self, batch: Batch) -> u64 {
+        self.append(batch, true)
+    }
+
+    fn append(&self, batch: Batch, replay: bool) -> u64 {
         let mut s = self.state.lock().unwrap();
         let seqs: Arc<[u64]> = (0..batch.len() as u64).map(|i| s.next_seq + i).collect();
         s.next_seq += batch.len() as u64;
         let record = s.next_record;
         s.next_record += 1;
         s.records.insert(record, (Arc::new(batch), seqs));
-        s.queue.push_back((record, false));
+        s.queue.push_back((record, replay));
         drop(s);
         self.notify.notify_one();
         record
