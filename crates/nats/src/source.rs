@@ -1,7 +1,8 @@
 //! The `nats` source: a durable pull consumer on another gateway's stream that mirrors its
-//! namespace into this one (a hub mirroring plants). Each fetched batch is turned into
-//! readings, context changes and events ([`Mirror`]) and handed to the pipeline in order;
-//! its messages are acknowledged only once the pipeline accepted them (at-least-once).
+//! namespace into this one (a hub mirroring plants). Messages come in one continuous pull;
+//! each batch (what has arrived, up to `batch`) is turned into readings, context changes
+//! and events ([`Mirror`]) and handed to the pipeline in order; its messages are
+//! acknowledged only once the pipeline accepted them (at-least-once).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,7 +22,12 @@ use crate::connection::ConnectionSettings;
 use crate::messages::GATEWAY_HEADER;
 use crate::mirror::{Action, Mirror};
 use crate::sink_config::parse_prefix;
-use crate::subjects::validate_filter;
+use crate::subjects::{filter_covers, validate_filter};
+
+/// How long one pull request stays open on the server, and how often the server says it
+/// is alive meanwhile (two missed heartbeats end the source; the supervisor restarts it).
+const PULL_EXPIRES: Duration = Duration::from_secs(30);
+const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// Settings of one `nats` source.
 #[derive(Clone, Debug, PartialEq)]
@@ -209,8 +215,14 @@ impl NatsSource {
             deliver_policy: consumer::DeliverPolicy::All,
             ..Default::default()
         };
-        // Parsing allows one filter (several need NATS 2.10's `filter_subjects`).
-        config.filter_subject = filters.first().cloned().unwrap_or_default();
+        // Parsing allows one filter (several need NATS 2.10's `filter_subjects`). One that
+        // takes in all the stream holds is left out: an unfiltered consumer spares the
+        // server subject matching and the costlier pending counts of a filtered one (2.9).
+        let filter = filters.first().cloned().unwrap_or_default();
+        let subjects = &stream.cached_info().config.subjects;
+        if subjects.is_empty() || !subjects.iter().all(|subject| filter_covers(&filter, subject)) {
+            config.filter_subject = filter;
+        }
         let consumer = stream
             .get_or_create_consumer(&durable, config)
             .await
@@ -224,27 +236,41 @@ impl NatsSource {
         let skipped = io.status.counter("context_events_skipped");
         let mut reported_drift: HashSet<(String, String, &'static str)> = HashSet::new();
         let mut actions = Vec::new();
+        // One continuous pull: the server keeps up to two batches on their way while the
+        // pipeline takes the last one, instead of a request and a round trip per batch.
+        let mut incoming = consumer
+            .stream()
+            .max_messages_per_batch(s.batch)
+            .expires(PULL_EXPIRES)
+            .heartbeat(PULL_HEARTBEAT)
+            .messages()
+            .await
+            .map_err(|e| ComponentError::connect(format!("nats source `{}`: pull: {e}", self.name)))?;
+        let mut messages = Vec::with_capacity(s.batch);
         loop {
-            let batch = tokio::select! {
+            // A batch: the next message, and those already here, up to `batch`.
+            let first = tokio::select! {
                 () = io.cancelled() => return Ok(()),
-                b = consumer.fetch().max_messages(s.batch).expires(Duration::from_secs(1)).messages() => b,
+                m = incoming.next() => m,
             };
-            let mut batch = batch
-                .map_err(|e| ComponentError::connect(format!("nats source `{}`: fetch: {e}", self.name)))?;
-            let mut messages = Vec::with_capacity(s.batch);
-            while let Some(m) = batch.next().await {
-                match m {
-                    Ok(m) => messages.push(m),
-                    Err(e) => {
-                        return Err(ComponentError::connect(format!(
-                            "nats source `{}`: fetch: {e}",
-                            self.name
-                        )));
-                    }
+            messages.clear();
+            let mut failed = None;
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                match item {
+                    Some(Ok(m)) => messages.push(m),
+                    Some(Err(e)) => failed = Some(format!("{e}")),
+                    None => failed = Some("the consumer's message stream ended".into()),
+                }
+                if failed.is_none() && messages.len() < s.batch {
+                    next = incoming.next().now_or_never();
                 }
             }
+            // What arrived before an error is passed on and acknowledged first.
+            let failed =
+                failed.map(|e| ComponentError::connect(format!("nats source `{}`: pull: {e}", self.name)));
             if messages.is_empty() {
-                continue;
+                return Err(failed.unwrap_or_else(|| ComponentError::connect("nats: no message")));
             }
             let mut refused = Vec::with_capacity(messages.len());
             let mut readings: Vec<RawReading> = Vec::new();
@@ -314,6 +340,9 @@ impl NatsSource {
                 m.ack_with(kind)
                     .await
                     .map_err(|e| ComponentError::connect(format!("nats source `{}`: ack: {e}", self.name)))?;
+            }
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
     }

@@ -54,15 +54,16 @@ fn valid_char(c: char) -> bool {
     !c.is_whitespace() && !c.is_control() && c != '.'
 }
 
-/// Whether subject `subject` (no wildcards) matches `filter`.
+/// Whether every subject that `subject` stands for (a literal subject, or a filter with
+/// wildcards, e.g. a stream's subjects) matches `filter`.
 pub fn filter_covers(filter: &str, subject: &str) -> bool {
     let mut f = filter.split('.');
     let mut s = subject.split('.');
     loop {
         match (f.next(), s.next()) {
             (Some(">"), Some(_)) => return true,
-            (Some("*"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
+            (Some("*"), Some(t)) if t != ">" => {}
+            (Some(a), Some(b)) if a == b && a != "*" && a != ">" => {}
             (None, None) => return true,
             _ => return false,
         }
@@ -178,5 +179,13 @@ mod tests {
         assert!(!filter_covers("uns.>", "uns"));
         assert!(filter_covers("uns.*.b", "uns.a.b"));
         assert!(!filter_covers("other.>", "uns.x"));
+        // Filters over filters (a consumer's over a stream's subjects).
+        assert!(filter_covers("uns.>", "uns.>"));
+        assert!(filter_covers(">", "uns.>"));
+        assert!(filter_covers("uns.*", "uns.*"));
+        assert!(filter_covers("uns.>", "uns.*.b"));
+        assert!(!filter_covers("uns.*", "uns.>"));
+        assert!(!filter_covers("uns.a", "uns.*"));
+        assert!(!filter_covers("uns.acme.>", "uns.>"));
     }
 }

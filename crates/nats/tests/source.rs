@@ -13,7 +13,7 @@ use backplane_connector::payload::EventPayload;
 use backplane_model::{
     AssetPath, BadReason, ContextField, ContextPatch, Event, EventKind, Quality, Timestamp, Value,
 };
-use backplane_testkit::engine::{eventually, latest, start};
+use backplane_testkit::engine::{eventually, eventually_every, latest, start};
 use common::harness::registry;
 use common::{SHARED, StreamGuard, counter, js, names};
 
@@ -239,4 +239,129 @@ async fn a_hub_mirrors_an_edge_with_context_events_and_refuses_drift_duplicates_
     .await;
     hub.shutdown().await;
     edge.shutdown().await;
+}
+
+/// A hub mirroring only `plant-b`, from a stream holding other sites too.
+fn filtered_hub(stream: &str, prefix: &str) -> String {
+    format!(
+        r#"
+[gateway]
+name = "hub"
+
+[namespace]
+enterprise = "acme"
+site = "hub"
+sites = ["plant-b"]
+
+[models.Tank.attributes]
+level = {{ type = "float", unit = "%" }}
+
+[[assets]]
+path = "plant-b/area"
+level = "area"
+
+[[assets]]
+path = "plant-b/area/tank-1"
+model = "Tank"
+source = "plants"
+bindings.level = {{ address = "acme/plant-b/area/tank-1/level" }}
+
+[[sources]]
+name = "plants"
+kind = "nats"
+url = "{SHARED}"
+prefix = "{prefix}"
+stream = "{stream}"
+subjects = ["{prefix}.acme.plant-b.>"]
+"#
+    )
+}
+
+/// nats-server 2.9 answered a filtered consumer's `no_wait` fetches with a few messages
+/// each, then waited out the expiry: a backlog's tail trickled at ~50 messages/s. The
+/// deadline only turns such a crawl (many minutes) into a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_twenty_thousand_messages_on_a_filtered_consumer_drains() {
+    const BACKLOG: u64 = 20_000;
+    let (name, prefix) = names("backlog");
+    let _guard = StreamGuard {
+        url: SHARED.into(),
+        name: name.clone(),
+    };
+    let js = js(SHARED).await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("{prefix}.>")],
+        storage: async_nats::jetstream::stream::StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // The backlog: plant B's level 1..=BACKLOG, every tenth message another site's.
+    let mut acks = Vec::new();
+    for seq in 1..=BACKLOG {
+        let mut headers = HeaderMap::new();
+        headers.insert("Backplane-Gateway", "edge-b");
+        let payload = format!(
+            r#"{{"kind":"sample","path":"acme/plant-b/area/tank-1/level","asset":"acme/plant-b/area/tank-1","attribute":"level","model":"Tank","value":{seq}.0,"type":"float","unit":"%","quality":"good","gateway_time":"2026-01-01T00:00:00Z","context":{{}},"seq":{seq}}}"#
+        );
+        let subject = format!("{prefix}.acme.plant-b.area.tank-1.level");
+        acks.push(
+            js.publish_with_headers(subject, headers, payload.into())
+                .await
+                .unwrap(),
+        );
+        if seq % 10 == 0 {
+            let other = format!("{prefix}.acme.plant-c.area.tank-1.level");
+            acks.push(js.publish(other, "{}".into()).await.unwrap());
+        }
+        if acks.len() >= 1000 {
+            for ack in acks.drain(..) {
+                ack.await.unwrap();
+            }
+        }
+    }
+    for ack in acks.drain(..) {
+        ack.await.unwrap();
+    }
+
+    let registry = registry();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = start(&filtered_hub(&name, &prefix), hub_dir.path(), &registry);
+    let h = hub.handle();
+    let started = std::time::Instant::now();
+    eventually_every(
+        "the whole backlog mirrored",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            latest(&h, "acme/plant-b/area/tank-1/level")
+                .filter(|l| l.sample.value == Some(Value::Float(BACKLOG as f64)))
+        },
+    )
+    .await;
+    println!("{BACKLOG} messages drained in {:?}", started.elapsed());
+    let stream = js.get_stream(&name).await.unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer("backplane-hub-plants").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = consumer.info().await.unwrap();
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            assert_eq!(
+                info.config.filter_subject,
+                format!("{prefix}.acme.plant-b.>"),
+                "a filtered consumer"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "messages left unacknowledged: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = h.metrics_text();
+    assert_eq!(counter(&metrics, "plants", "duplicates"), 0);
+    hub.shutdown().await;
 }

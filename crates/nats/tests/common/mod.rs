@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod harness;
 pub mod server;
 
@@ -39,15 +40,27 @@ pub struct Stored {
 /// Every message of `stream` (up to `limit`), in stream order.
 pub async fn read_all(js: &jetstream::Context, name: &str, limit: usize) -> Vec<Stored> {
     let stream = js.get_stream(name).await.expect("the stream exists");
-    let consumer = stream
-        .create_consumer(consumer::pull::Config {
-            ack_policy: consumer::AckPolicy::None,
-            deliver_policy: consumer::DeliverPolicy::All,
-            inactive_threshold: Duration::from_secs(30),
-            ..Default::default()
-        })
-        .await
-        .expect("an ephemeral consumer");
+    // A cluster that just lost a node may time out placing the consumer: try again.
+    let mut tries = 0;
+    let consumer = loop {
+        let created = stream
+            .create_consumer(consumer::pull::Config {
+                ack_policy: consumer::AckPolicy::None,
+                deliver_policy: consumer::DeliverPolicy::All,
+                inactive_threshold: Duration::from_secs(30),
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(consumer) => break consumer,
+            Err(e) if tries < 10 => {
+                tries += 1;
+                eprintln!("creating a consumer to read `{name}` back: {e}; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("an ephemeral consumer: {e}"),
+        }
+    };
     let mut info = stream.clone();
     let total = info.info().await.unwrap().state.messages as usize;
     let total = total.min(limit);
