@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use backplane_connector::Topology;
-use backplane_model::{Context, Sample, Timestamp};
+use backplane_model::{Context, Quality, Sample, Timestamp};
 
 /// The constant JSON around a tag's value.
 #[derive(Debug)]
@@ -109,7 +109,11 @@ impl SampleEncoder {
             return false;
         }
         out.extend_from_slice(&tag.tail);
-        push_json_str(out, sample.quality.class());
+        out.extend_from_slice(match sample.quality {
+            Quality::Good => &b"\"good\""[..],
+            Quality::Uncertain(_) => b"\"uncertain\"",
+            Quality::Bad(_) => b"\"bad\"",
+        });
         if let Some(reason) = sample.quality.reason() {
             out.extend_from_slice(b",\"quality_reason\":");
             push_json_str(out, reason);

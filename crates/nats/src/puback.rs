@@ -59,6 +59,9 @@ impl PubAck {
     }
 
     pub fn parse(payload: &[u8]) -> PubAck {
+        if let Some(ack) = PubAck::common(payload) {
+            return ack;
+        }
         match serde_json::from_slice::<Reply<'_>>(payload) {
             Ok(Reply { error: Some(e), .. }) => PubAck::Refused(format!(
                 "{} (code {}, err_code {})",
@@ -76,6 +79,39 @@ impl PubAck {
             Err(e) => PubAck::Refused(format!("the reply is not a publish ack: {e}")),
         }
     }
+}
+
+impl PubAck {
+    /// The two shapes nearly every answer has, read without a JSON parser:
+    /// `{"stream":"<name>", "seq":<n>}` and the same with `,"duplicate": true` before the
+    /// brace (spaces as nats-server writes them, or none). `None` for anything else
+    /// (escapes, a domain, errors), which goes to serde.
+    fn common(payload: &[u8]) -> Option<PubAck> {
+        let rest = payload.strip_prefix(b"{\"stream\":\"")?;
+        let quote = rest.iter().position(|b| *b == b'"' || *b == b'\\')?;
+        let rest = token(rest.get(quote..)?, b"\",")?;
+        let rest = token(rest, b"\"seq\":")?;
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        // As serde reads it: a u64 (too many digits go to serde, which refuses them).
+        std::str::from_utf8(rest.get(..digits)?)
+            .ok()?
+            .parse::<u64>()
+            .ok()?;
+        let rest = rest.get(digits..)?;
+        if token(rest, b"}").is_some_and(<[u8]>::is_empty) {
+            return Some(PubAck::Stored);
+        }
+        let rest = token(rest, b",")?;
+        let rest = token(rest, b"\"duplicate\":")?;
+        let rest = token(rest, b"true")?;
+        token(rest, b"}")?.is_empty().then_some(PubAck::Duplicate)
+    }
+}
+
+/// `text` after optional spaces and `expected`.
+fn token<'a>(text: &'a [u8], expected: &[u8]) -> Option<&'a [u8]> {
+    let spaces = text.iter().take_while(|b| **b == b' ').count();
+    text.get(spaces..)?.strip_prefix(expected)
 }
 
 #[cfg(test)]
@@ -102,6 +138,35 @@ mod tests {
             why.contains("maximum messages exceeded") && why.contains("10077"),
             "{why}"
         );
+        // The shapes read without serde, and near misses that go to it.
+        assert_eq!(
+            PubAck::common(br#"{"stream":"UNS","seq":12}"#),
+            Some(PubAck::Stored)
+        );
+        assert_eq!(
+            PubAck::common(br#"{"stream":"UNS","seq":12,"duplicate":true}"#),
+            Some(PubAck::Duplicate)
+        );
+        // nats-server 2.9's own spelling.
+        assert_eq!(
+            PubAck::common(br#"{"stream":"UNS", "seq":1}"#),
+            Some(PubAck::Stored)
+        );
+        assert_eq!(
+            PubAck::common(br#"{"stream":"UNS", "seq":2,"duplicate": true}"#),
+            Some(PubAck::Duplicate)
+        );
+        for other in [
+            &br#"{"stream":"UNS","seq":12,"duplicate":false}"#[..],
+            br#"{"stream":"UNS","domain":"hub","seq":12}"#,
+            br#"{"stream":"U\"NS","seq":12}"#,
+            br#"{"stream":"UNS","seq":}"#,
+            br#"{"stream":"UNS","seq":12} "#,
+            br#"{"stream":"UNS""#,
+        ] {
+            assert_eq!(PubAck::common(other), None, "{}", String::from_utf8_lossy(other));
+        }
+        assert_eq!(PubAck::parse(br#"{"stream":"U\"NS","seq":12}"#), PubAck::Stored);
         for garbage in [&b""[..], b"{}", b"[]", b"\xff", br#"{"seq":"x"}"#] {
             assert!(matches!(PubAck::parse(garbage), PubAck::Refused(_)));
         }
