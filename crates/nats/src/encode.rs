@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use backplane_connector::Topology;
 use backplane_model::{Context, Quality, Sample, Timestamp};
+use bytes::{BufMut, BytesMut};
 
 /// The constant JSON around a tag's value.
 #[derive(Debug)]
@@ -35,7 +36,7 @@ struct TimeText {
 }
 
 impl TimeText {
-    fn write(&mut self, t: Timestamp, out: &mut Vec<u8>) {
+    fn write(&mut self, t: Timestamp, out: &mut BytesMut) {
         if self.nanos != Some(t.unix_nanos()) {
             self.json.clear();
             push_json_str(&mut self.json, &t.to_rfc3339());
@@ -98,13 +99,13 @@ impl SampleEncoder {
 
     /// Appends the payload of `sample` with its stream number to `out`; `false` (and `out`
     /// unchanged) if its tag is not in the topology.
-    pub fn write(&mut self, sample: &Sample, seq: Option<u64>, replay: bool, out: &mut Vec<u8>) -> bool {
+    pub fn write(&mut self, sample: &Sample, seq: Option<u64>, replay: bool, out: &mut BytesMut) -> bool {
         let Some(Some(tag)) = self.tags.get(sample.tag.index()) else {
             return false;
         };
         let start = out.len();
         out.extend_from_slice(&tag.head);
-        if serde_json::to_writer(&mut *out, &sample.value).is_err() {
+        if serde_json::to_writer((&mut *out).writer(), &sample.value).is_err() {
             out.truncate(start);
             return false;
         }
@@ -159,20 +160,20 @@ impl SampleEncoder {
         if replay {
             out.extend_from_slice(b",\"replay\":true");
         }
-        out.push(b'}');
+        out.put_u8(b'}');
         true
     }
 }
 
 /// A JSON string as `serde_json` writes it: quoted, with `"`, `\` and control characters
 /// escaped (everything else, non-ASCII included, as it is).
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
+fn push_json_str<B: BufMut>(out: &mut B, s: &str) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else if serde_json::to_writer(&mut *out, s).is_err() {
-        // Writing to a Vec cannot fail; an empty string keeps the JSON well formed.
-        out.extend_from_slice(b"\"\"");
+        out.put_u8(b'"');
+        out.put_slice(s.as_bytes());
+        out.put_u8(b'"');
+    } else if serde_json::to_writer((&mut *out).writer(), s).is_err() {
+        // Writing to memory cannot fail; an empty string keeps the JSON well formed.
+        out.put_slice(b"\"\"");
     }
 }

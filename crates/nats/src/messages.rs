@@ -9,7 +9,7 @@ use async_nats::Subject;
 use async_nats::header::{self, HeaderMap, HeaderName, HeaderValue};
 use backplane_connector::payload::EventPayload;
 use backplane_connector::{Definitions, Delivery, Topology};
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 
 use crate::encode::SampleEncoder;
@@ -43,7 +43,7 @@ pub struct Messages {
     batch_subjects: Vec<Subject>,
     encoder: SampleEncoder,
     /// The payloads of the delivery being built, and each message's part of it.
-    buf: Vec<u8>,
+    buf: BytesMut,
     ranges: Vec<Range<usize>>,
     /// Batch form: samples of the delivery by asset, reused.
     by_asset: Vec<Vec<usize>>,
@@ -85,7 +85,7 @@ impl Messages {
             sample_subjects,
             batch_subjects,
             encoder: SampleEncoder::new(&topology),
-            buf: Vec::with_capacity(1024),
+            buf: BytesMut::with_capacity(64 * 1024),
             ranges: Vec::new(),
             by_asset: vec![Vec::new(); assets],
             topology,
@@ -121,7 +121,6 @@ impl Messages {
         let first = out.len();
         // Where each message's payload lies in `buf`, in the order of `out[first..]`.
         self.ranges.clear();
-        self.buf.clear();
         match self.form {
             PayloadForm::Sample => {
                 for (i, sample) in batch.samples.iter().enumerate() {
@@ -156,14 +155,14 @@ impl Messages {
                 for &asset in &touched {
                     let mut list = std::mem::take(&mut self.by_asset[asset]);
                     let start = self.buf.len();
-                    self.buf.push(b'[');
+                    self.buf.put_u8(b'[');
                     let mut first_seq = None;
                     let mut last_seq = None;
                     for &i in &list {
                         let seq = delivery.sample_seq(i);
                         let before = self.buf.len();
                         if before > start + 1 {
-                            self.buf.push(b',');
+                            self.buf.put_u8(b',');
                         }
                         if !self
                             .encoder
@@ -175,7 +174,7 @@ impl Messages {
                         first_seq = first_seq.or(seq);
                         last_seq = seq.or(last_seq);
                     }
-                    self.buf.push(b']');
+                    self.buf.put_u8(b']');
                     list.clear();
                     self.by_asset[asset] = list;
                     let Some(subject) = self.batch_subjects.get(asset) else {
@@ -198,7 +197,7 @@ impl Messages {
                 let seq = delivery.event_seq(j);
                 let start = self.buf.len();
                 if serde_json::to_writer(
-                    &mut self.buf,
+                    (&mut self.buf).writer(),
                     &EventPayload::new(event).with_seq(seq, delivery.replay),
                 )
                 .is_err()
@@ -221,9 +220,9 @@ impl Messages {
                 });
             }
         }
-        // One allocation for the delivery's payloads; each message holds a slice of it.
-        let capacity = self.buf.capacity();
-        let payloads = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(capacity)));
+        // The delivery's payloads share one allocation, each message a slice of it; once
+        // they are all written out, the next deliveries reuse it.
+        let payloads = self.buf.split().freeze();
         for (message, range) in out[first..].iter_mut().zip(self.ranges.drain(..)) {
             message.payload = payloads.slice(range);
         }

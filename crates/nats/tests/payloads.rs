@@ -14,6 +14,7 @@ use backplane_model::{Context, Quality, Sample, Timestamp, Value};
 use backplane_nats::PayloadForm;
 use backplane_nats::encode::SampleEncoder;
 use backplane_nats::messages::{Messages, Outgoing};
+use bytes::BytesMut;
 use common::harness::Harness;
 use proptest::prelude::*;
 
@@ -181,7 +182,7 @@ proptest! {
         let h = Harness::new(CONFIG);
         let contexts: Vec<Arc<Context>> = contexts.into_iter().map(Arc::new).collect();
         let mut encoder = SampleEncoder::new(&h.topology);
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         for (sample, seq) in samples(&h, &specs, &contexts).iter().zip(&seqs) {
             out.clear();
             prop_assert!(encoder.write(sample, *seq, replay, &mut out));
