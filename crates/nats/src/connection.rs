@@ -181,16 +181,22 @@ impl ConnectionSettings {
     /// backoff and replays whatever JetStream had not acknowledged; the source's fetches
     /// simply resume after the client's own reconnect (the consumer is durable). The
     /// client's reconnect limit cannot express "never" (async-nats reads 0 as unlimited),
-    /// so it stays at the default and the components decide.
+    /// so it stays at the default and the components decide. `subscription_capacity`:
+    /// messages a subscription may hold unread before the client drops them (default
+    /// 65536).
     pub async fn connect(
         &self,
         default_name: &str,
         events: Option<tokio::sync::mpsc::UnboundedSender<async_nats::Event>>,
+        subscription_capacity: Option<usize>,
     ) -> Result<async_nats::Client, ComponentError> {
         let mut options = async_nats::ConnectOptions::new()
             .name(self.name.clone().unwrap_or_else(|| default_name.to_owned()))
             .connection_timeout(self.connect_timeout)
             .ignore_discovered_servers();
+        if let Some(capacity) = subscription_capacity {
+            options = options.subscription_capacity(capacity);
+        }
         options = match &self.auth {
             Auth::None => options,
             Auth::Credentials(secret) => {

@@ -8,14 +8,20 @@
 //!
 //! Layout: [`connection`] (servers, auth, TLS), [`subjects`] (the namespace on subjects),
 //! [`stream`] (stream settings and creation), [`sink_config`], [`messages`] (what a
-//! delivery becomes, no I/O), [`sink`] (the publish loop), [`mirror`] (what a mirrored message means, no
-//! I/O), [`dedup`] (redelivery windows), [`source`] (the consumer loop), [`browse`] (a hub's bindings from the sites' definitions).
+//! delivery becomes, no I/O), [`encode`] (sample payload JSON from precomputed fragments),
+//! [`sink`] (the publish loop), [`acks`] (publishes awaiting their ack, no I/O),
+//! [`puback`] (what JetStream answered), [`mirror`] (what a mirrored message means, no
+//! I/O), [`dedup`] (redelivery windows), [`source`] (the consumer loop), [`browse`] (a
+//! hub's bindings from the sites' definitions).
 
+pub mod acks;
 pub mod browse;
 pub mod connection;
 pub mod dedup;
+pub mod encode;
 pub mod messages;
 pub mod mirror;
+pub mod puback;
 pub mod sink;
 pub mod sink_config;
 pub mod source;

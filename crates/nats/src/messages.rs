@@ -1,16 +1,18 @@
 //! What the sink publishes for one delivery, without I/O: subject, headers (message id,
 //! gateway, seq) and JSON payload of every message, in order. Subjects are computed once
-//! per tag; the serialization buffer is reused.
+//! per tag, sample payloads by [`SampleEncoder`]; a delivery's payloads share one buffer.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use async_nats::Subject;
 use async_nats::header::{self, HeaderMap, HeaderName, HeaderValue};
-use backplane_connector::payload::{EventPayload, SamplePayload};
+use backplane_connector::payload::EventPayload;
 use backplane_connector::{Definitions, Delivery, Topology};
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 
+use crate::encode::SampleEncoder;
 use crate::sink_config::PayloadForm;
 use crate::subjects;
 
@@ -39,7 +41,10 @@ pub struct Messages {
     sample_subjects: Vec<Subject>,
     /// By asset index (`payload = "batch"`).
     batch_subjects: Vec<Subject>,
-    buf: Vec<u8>,
+    encoder: SampleEncoder,
+    /// The payloads of the delivery being built, and each message's part of it.
+    buf: BytesMut,
+    ranges: Vec<Range<usize>>,
     /// Batch form: samples of the delivery by asset, reused.
     by_asset: Vec<Vec<usize>>,
     touched: Vec<usize>,
@@ -72,7 +77,6 @@ impl Messages {
             .collect();
         let assets = topology.assets.len();
         Messages {
-            topology,
             prefix: prefix.to_owned(),
             id_prefix: format!("{gateway}.{sink}."),
             gateway: HeaderValue::from(gateway),
@@ -80,8 +84,11 @@ impl Messages {
             events,
             sample_subjects,
             batch_subjects,
-            buf: Vec::with_capacity(1024),
+            encoder: SampleEncoder::new(&topology),
+            buf: BytesMut::with_capacity(64 * 1024),
+            ranges: Vec::new(),
             by_asset: vec![Vec::new(); assets],
+            topology,
             touched: Vec::new(),
         }
     }
@@ -90,40 +97,46 @@ impl Messages {
         let mut headers = HeaderMap::new();
         headers.insert(GATEWAY_HEADER, self.gateway.clone());
         if let Some((first, last)) = seq {
-            let seq = if first == last {
-                first.to_string()
-            } else {
-                format!("{first}-{last}")
-            };
-            headers.insert(header::NATS_MESSAGE_ID, format!("{}{seq}", self.id_prefix));
+            let mut numbers = itoa::Buffer::new();
+            let mut seq = String::with_capacity(41);
+            seq.push_str(numbers.format(first));
+            if first != last {
+                seq.push('-');
+                seq.push_str(numbers.format(last));
+            }
+            let mut id = String::with_capacity(self.id_prefix.len() + seq.len());
+            id.push_str(&self.id_prefix);
+            id.push_str(&seq);
+            headers.insert(header::NATS_MESSAGE_ID, id);
             headers.insert(SEQ_HEADER, seq);
         }
         headers
     }
 
-    /// Every message of `delivery`, in order (samples, then events), into `out`.
+    /// Every message of `delivery`, in order (samples, then events), into `out`. The
+    /// payloads share one buffer per delivery.
     pub fn build(&mut self, delivery: &Delivery, out: &mut Vec<Outgoing>) {
         let topology = self.topology.clone();
         let batch = &delivery.batch;
+        let first = out.len();
+        // Where each message's payload lies in `buf`, in the order of `out[first..]`.
+        self.ranges.clear();
         match self.form {
             PayloadForm::Sample => {
                 for (i, sample) in batch.samples.iter().enumerate() {
-                    let Some(payload) = SamplePayload::new(&topology, sample) else {
+                    let Some(subject) = self.sample_subjects.get(sample.tag.index()) else {
                         continue;
                     };
                     let seq = delivery.sample_seq(i);
-                    self.buf.clear();
-                    if serde_json::to_writer(&mut self.buf, &payload.with_seq(seq, delivery.replay)).is_err()
-                    {
+                    let start = self.buf.len();
+                    if !self.encoder.write(sample, seq, delivery.replay, &mut self.buf) {
                         continue;
                     }
-                    let Some(subject) = self.sample_subjects.get(sample.tag.index()).cloned() else {
-                        continue;
-                    };
+                    self.ranges.push(start..self.buf.len());
                     out.push(Outgoing {
-                        subject,
+                        subject: subject.clone(),
                         headers: self.headers(seq.map(|s| (s, s))),
-                        payload: Bytes::copy_from_slice(&self.buf),
+                        payload: Bytes::new(),
                     });
                 }
             }
@@ -140,34 +153,39 @@ impl Messages {
                 }
                 let touched = std::mem::take(&mut self.touched);
                 for &asset in &touched {
-                    let list = std::mem::take(&mut self.by_asset[asset]);
-                    self.buf.clear();
-                    self.buf.push(b'[');
+                    let mut list = std::mem::take(&mut self.by_asset[asset]);
+                    let start = self.buf.len();
+                    self.buf.put_u8(b'[');
                     let mut first_seq = None;
                     let mut last_seq = None;
-                    for (n, &i) in list.iter().enumerate() {
-                        let Some(payload) = SamplePayload::new(&topology, &batch.samples[i]) else {
-                            continue;
-                        };
+                    for &i in &list {
                         let seq = delivery.sample_seq(i);
+                        let before = self.buf.len();
+                        if before > start + 1 {
+                            self.buf.put_u8(b',');
+                        }
+                        if !self
+                            .encoder
+                            .write(&batch.samples[i], seq, delivery.replay, &mut self.buf)
+                        {
+                            self.buf.truncate(before);
+                            continue;
+                        }
                         first_seq = first_seq.or(seq);
                         last_seq = seq.or(last_seq);
-                        if n > 0 {
-                            self.buf.push(b',');
-                        }
-                        let _ = serde_json::to_writer(&mut self.buf, &payload.with_seq(seq, delivery.replay));
                     }
-                    self.buf.push(b']');
-                    let mut list = list;
+                    self.buf.put_u8(b']');
                     list.clear();
                     self.by_asset[asset] = list;
-                    let Some(subject) = self.batch_subjects.get(asset).cloned() else {
+                    let Some(subject) = self.batch_subjects.get(asset) else {
+                        self.buf.truncate(start);
                         continue;
                     };
+                    self.ranges.push(start..self.buf.len());
                     out.push(Outgoing {
-                        subject,
+                        subject: subject.clone(),
                         headers: self.headers(first_seq.zip(last_seq)),
-                        payload: Bytes::copy_from_slice(&self.buf),
+                        payload: Bytes::new(),
                     });
                 }
                 self.touched = touched;
@@ -177,18 +195,20 @@ impl Messages {
         if self.events {
             for (j, event) in batch.events.iter().enumerate() {
                 let seq = delivery.event_seq(j);
-                self.buf.clear();
+                let start = self.buf.len();
                 if serde_json::to_writer(
-                    &mut self.buf,
+                    (&mut self.buf).writer(),
                     &EventPayload::new(event).with_seq(seq, delivery.replay),
                 )
                 .is_err()
                 {
+                    self.buf.truncate(start);
                     continue;
                 }
-                let name = serde_json::from_slice::<EventName<'_>>(&self.buf)
+                let name = serde_json::from_slice::<EventName<'_>>(&self.buf[start..])
                     .map(|n| n.event.to_owned())
                     .unwrap_or_else(|_| "event".to_owned());
+                self.ranges.push(start..self.buf.len());
                 out.push(Outgoing {
                     subject: Subject::from(subjects::event_subject(
                         &self.prefix,
@@ -196,9 +216,15 @@ impl Messages {
                         &name,
                     )),
                     headers: self.headers(seq.map(|s| (s, s))),
-                    payload: Bytes::copy_from_slice(&self.buf),
+                    payload: Bytes::new(),
                 });
             }
+        }
+        // The delivery's payloads share one allocation, each message a slice of it; once
+        // they are all written out, the next deliveries reuse it.
+        let payloads = self.buf.split().freeze();
+        for (message, range) in out[first..].iter_mut().zip(self.ranges.drain(..)) {
+            message.payload = payloads.slice(range);
         }
     }
 

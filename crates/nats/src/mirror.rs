@@ -287,13 +287,21 @@ fn json_value(v: &serde_json::Value, t: DataType) -> Option<Value> {
     }
 }
 
+/// As the edge's payloads write them (`docs/payloads.md`): non-finite floats as the strings
+/// `"NaN"`, `"inf"`, `"-inf"`; timestamps as RFC 3339, or `@<nanos>ns` outside its years.
 fn scalar(v: &serde_json::Value, s: ScalarType) -> Option<Value> {
     Some(match s {
         ScalarType::Bool => Value::Bool(v.as_bool()?),
         ScalarType::Int => Value::Int(v.as_i64()?),
         ScalarType::UInt => Value::UInt(v.as_u64()?),
-        ScalarType::Float => Value::Float(v.as_f64()?),
+        ScalarType::Float => Value::Float(match v.as_str() {
+            Some("NaN") => f64::NAN,
+            Some("inf") => f64::INFINITY,
+            Some("-inf") => f64::NEG_INFINITY,
+            Some(_) => return None,
+            None => v.as_f64()?,
+        }),
         ScalarType::String => Value::String(v.as_str()?.into()),
-        ScalarType::Timestamp => Value::Timestamp(Timestamp::parse_rfc3339(v.as_str()?)?),
+        ScalarType::Timestamp => Value::Timestamp(Timestamp::deserialize(v).ok()?),
     })
 }

@@ -190,7 +190,7 @@ impl NatsSource {
         let s = self.settings.clone();
         let client = s
             .connection
-            .connect(&format!("backplane-{}-{}", self.gateway, self.name), None)
+            .connect(&format!("backplane-{}-{}", self.gateway, self.name), None, None)
             .await?;
         let js = jetstream::new(client);
         let stream = js.get_stream(&s.stream).await.map_err(|e| {
