@@ -1,0 +1,15 @@
+//! Who may do what, and the record of what was done.
+//!
+//! - `role.rs`: the four roles, ordered: viewer < operator < engineer < admin.
+//! - `identity.rs`: an authenticated identity (name, role, how it was proven). Whoever
+//!   acts is always one of these, never a name the client sent.
+//! - `audit.rs`: one audit event (who, from where, what, old and new value, outcome) and
+//!   the [`AuditRecorder`] every door that changes something writes to.
+
+mod audit;
+mod identity;
+mod role;
+
+pub use audit::{AuditEvent, AuditRecorder, AuditUnavailable, Outcome};
+pub use identity::{AuthMethod, Identity};
+pub use role::{Role, UnknownRole};
