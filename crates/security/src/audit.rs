@@ -47,3 +47,27 @@ pub trait AuditRecorder: Send + Sync + fmt::Debug {
 #[derive(Debug, thiserror::Error)]
 #[error("the audit trail cannot be written: {0}")]
 pub struct AuditUnavailable(pub String);
+
+/// Keeps events in memory: for tests, and for a gateway run with no data directory.
+#[derive(Debug, Default)]
+pub struct MemoryRecorder {
+    events: std::sync::Mutex<Vec<AuditEvent>>,
+}
+
+impl MemoryRecorder {
+    /// Every event recorded so far, oldest first.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl AuditRecorder for MemoryRecorder {
+    fn record(&self, event: AuditEvent) -> Result<u64, AuditUnavailable> {
+        let mut events = self
+            .events
+            .lock()
+            .map_err(|_| AuditUnavailable("the in-memory trail was poisoned".into()))?;
+        events.push(event);
+        Ok(events.len() as u64)
+    }
+}
