@@ -71,3 +71,13 @@ impl AuditRecorder for MemoryRecorder {
         Ok(events.len() as u64)
     }
 }
+
+/// The gateway's audit trail as an engine service (`Services`, named [`AuditTrail::SERVICE`]),
+/// so the API, the write gate and sinks that take commands all write to the same one.
+#[derive(Clone, Debug)]
+pub struct AuditTrail(pub std::sync::Arc<dyn AuditRecorder>);
+
+impl AuditTrail {
+    /// The name it is registered under.
+    pub const SERVICE: &'static str = "audit";
+}

@@ -10,6 +10,6 @@ mod audit;
 mod identity;
 mod role;
 
-pub use audit::{AuditEvent, AuditRecorder, AuditUnavailable, MemoryRecorder, Outcome};
+pub use audit::{AuditEvent, AuditRecorder, AuditTrail, AuditUnavailable, MemoryRecorder, Outcome};
 pub use identity::{AuthMethod, Identity};
 pub use role::{Role, UnknownRole};
