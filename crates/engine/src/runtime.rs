@@ -44,6 +44,9 @@ pub struct EngineOptions {
     pub backoff: BackoffPolicy,
     /// How long shutdown waits for sinks to flush.
     pub drain_timeout: Duration,
+    /// Services the embedding program offers to stages, sinks and the API besides those the
+    /// kinds prepare (e.g. the audit trail).
+    pub services: Services,
 }
 
 impl Default for EngineOptions {
@@ -54,6 +57,7 @@ impl Default for EngineOptions {
             stream_queue: 1024,
             backoff: BackoffPolicy::default(),
             drain_timeout: Duration::from_secs(10),
+            services: Services::default(),
         }
     }
 }
@@ -268,7 +272,8 @@ impl Engine {
     /// pipeline between them. Must be called inside a Tokio runtime.
     pub fn start(plan: Plan, registry: &Registry, options: EngineOptions) -> Result<Engine, ComponentError> {
         // Services the kinds open before anything runs (e.g. the historian's stores).
-        let services = registry.prepare(&plan)?;
+        let mut services = registry.prepare(&plan)?;
+        services.extend(&options.services);
         let topology = Arc::new(Topology::new(plan));
         let plan = &topology.plan;
         let metrics = Arc::new(Metrics::new(
