@@ -5,11 +5,19 @@
 //!   acts is always one of these, never a name the client sent.
 //! - `audit.rs`: one audit event (who, from where, what, old and new value, outcome) and
 //!   the [`AuditRecorder`] every door that changes something writes to.
+//! - `line.rs`: one record on disk and the hash chain through the records.
+//! - `trail.rs`: [`AuditLog`], the trail in a directory: append, sync, rotate, query.
+//! - `verify.rs`: [`verify`], the check behind `backplane audit verify`.
 
 mod audit;
 mod identity;
+mod line;
 mod role;
+mod trail;
+mod verify;
 
 pub use audit::{AuditEvent, AuditRecorder, AuditTrail, AuditUnavailable, MemoryRecorder, Outcome};
 pub use identity::{AuthMethod, Identity};
 pub use role::{Role, UnknownRole};
+pub use trail::{AuditLog, MAX_QUERY_RECORDS, Page, Query, ROTATE_BYTES};
+pub use verify::{Verification, verify};
