@@ -18,6 +18,7 @@
 //!   `ProductionHandle` service: every change is a `backplane_production::Command` run
 //!   between two batches, every query reads the last published copy of the state.
 //! - `lineage.rs`: where a value came from.
+//! - `audit.rs`: the audit trail, queried and exported.
 //! - `history.rs`: queries against the embedded historian (raw, latest, aggregates,
 //!   events) by tag, asset or model attribute and by production context; each historian
 //!   sink's store (an engine service named by the sink) is queried by name.
@@ -30,6 +31,7 @@
 //! The API's contract for people is `docs/api.md`; for machines, `/api/v1/openapi.json`.
 
 mod assets;
+mod audit;
 mod auth;
 mod benchmark;
 mod context;
@@ -228,6 +230,8 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(Get, "/api/v1/benchmark/oee", benchmark::oee),
         endpoint(Get, "/api/v1/benchmark/downtime", benchmark::downtime),
         endpoint(Get, "/api/v1/hub/sites", hub::sites),
+        endpoint(Get, "/api/v1/audit", audit::query),
+        endpoint(Get, "/api/v1/audit/export", audit::export),
         endpoint(Get, "/api/v1/forms", production::forms),
         endpoint(Get, "/api/v1/forms/{name}", production::form),
         endpoint(Get, "/api/v1/forms/{name}/entries", production::entries),

@@ -1,6 +1,6 @@
 //! The `backplane` binary: `run` a configuration, `check` one without connecting to
 //! anything, run the `demo` plant on embedded defaults, `browse` a device, `simulate` one,
-//! `export` history, or print shell `completions`.
+//! `export` history, `audit verify` the audit trail, or print shell `completions`.
 //!
 //! Layout: this file holds the CLI definition and the small commands. It names no
 //! protocol: what the build knows comes from the kind registry (`backplane::kinds`), and
@@ -9,6 +9,7 @@
 //! stops both on SIGINT/SIGTERM; [`demo`] runs the dairy plant; [`browse`], [`simulate`]
 //! and [`export`] are those commands.
 
+mod audit;
 mod browse;
 mod demo;
 mod export;
@@ -95,8 +96,26 @@ enum Command {
     /// Export a model's history as a wide, AI-ready table (CSV, or Parquet in builds with
     /// the `parquet` feature).
     Export(Box<export::ExportArgs>),
+    /// The audit trail: every machine write, change of context or production state, login
+    /// and refusal, hash-chained (docs/security.md).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print a shell completion script, e.g. `backplane completions bash > /etc/bash_completion.d/backplane`.
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check the trail's hash chain and sequence: exit 0 when intact, 1 when a record was
+    /// changed, removed or inserted (each place is printed), 2 when it cannot be read.
+    Verify {
+        /// A trail directory or one exported file; or give the gateway's configuration.
+        #[arg(required_unless_present = "config")]
+        path: Option<PathBuf>,
+        /// The gateway's configuration: verifies `<data_dir>/audit`.
+        #[arg(long, conflicts_with = "path")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The command line, completed from the registry: the simulators `simulate` accepts and
@@ -149,6 +168,14 @@ fn main() -> ExitCode {
             listen,
             data_dir,
         } => simulate::run(&registry, &device, listen, data_dir),
+        Command::Audit(AuditCommand::Verify { path, config }) => match (path, config) {
+            (Some(path), _) => audit::verify(&path),
+            (None, Some(config)) => match load(&config, &registry) {
+                Some(plan) => audit::verify(&audit::dir(&plan)),
+                None => ExitCode::FAILURE,
+            },
+            (None, None) => ExitCode::FAILURE,
+        },
         Command::Export(args) => {
             let plan = match &args.config {
                 Some(path) => match load(path, &registry) {

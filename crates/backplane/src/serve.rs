@@ -2,10 +2,11 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use backplane_api::ApiOptions;
 use backplane_config::Plan;
-use backplane_engine::{Engine, EngineHandle, EngineOptions, Registry};
+use backplane_engine::{Engine, EngineHandle, EngineOptions, Registry, Services};
 
 /// Printed once the API listens, with the base URL the demo user should open.
 pub type Banner = fn(&str);
@@ -68,7 +69,23 @@ pub async fn run(
     };
     // The engine opens what the kinds prepare (e.g. each historian sink's store, recovered)
     // before anything runs; the API finds those services on the engine.
-    let engine = Engine::start(plan, registry, EngineOptions::default()).map_err(|e| e.to_string())?;
+    // The audit trail, before anything that could change something runs.
+    let audit_dir = crate::audit::dir(&plan);
+    let audit = backplane_security::AuditLog::open(&audit_dir).map_err(|e| format!("audit trail: {e}"))?;
+    let (seq, hash) = audit.head();
+    tracing::info!(dir = %audit_dir.display(), last_record = seq, last_hash = %hash, "audit trail open");
+    // The same log twice: as the recorder every door writes to, and for the API's queries.
+    let audit = Arc::new(audit);
+    let mut services = Services::one(
+        backplane_security::AuditTrail::SERVICE,
+        Arc::new(backplane_security::AuditTrail(audit.clone())),
+    );
+    services.insert(backplane_security::AuditTrail::SERVICE, audit);
+    let engine_options = EngineOptions {
+        services,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::start(plan, registry, engine_options).map_err(|e| e.to_string())?;
     let router = backplane_api::router(engine.handle(), options);
 
     let base = format!("http://{bound}");

@@ -19,5 +19,5 @@ mod verify;
 pub use audit::{AuditEvent, AuditRecorder, AuditTrail, AuditUnavailable, MemoryRecorder, Outcome};
 pub use identity::{AuthMethod, Identity};
 pub use role::{Role, UnknownRole};
-pub use trail::{AuditLog, MAX_QUERY_RECORDS, Page, Query, ROTATE_BYTES};
+pub use trail::{AuditLog, MAX_QUERY_RECORDS, Page, Query, ROTATE_BYTES, trail_files};
 pub use verify::{Verification, verify};

@@ -78,6 +78,11 @@ pub(crate) fn file_name(first_seq: u64) -> String {
     format!("audit-{first_seq:020}.jsonl")
 }
 
+/// The trail's files in `dir`, in order.
+pub fn trail_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    Ok(files(dir)?.into_iter().map(|(_, p)| p).collect())
+}
+
 /// The trail's files in order, with the sequence number each begins at.
 pub(crate) fn files(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
