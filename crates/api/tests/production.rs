@@ -129,12 +129,7 @@ async fn post(app: &Running, uri: &str, body: &str) -> Reply {
 }
 
 async fn post_as(app: &Running, user: &str, uri: &str, body: &str) -> Reply {
-    let request = Request::post(uri)
-        .header("content-type", "application/json")
-        .header("x-backplane-user", user)
-        .body(Body::from(body.to_owned()))
-        .unwrap();
-    call(&app.router, request).await
+    call(&app.router, as_user(post_json(uri, body), user)).await
 }
 
 fn ids(list: &Value, key: &str) -> Vec<String> {
@@ -469,10 +464,11 @@ async fn production_changes_need_the_token_when_one_is_configured() {
     let body = r#"{"id": "L-1", "material": "milk"}"#;
     let reply = post(&app, "/api/v1/production/lots", body).await;
     assert_eq!(reply.status, 401);
-    assert_eq!(
-        get(&app.router, "/api/v1/production/lots").await.json(),
-        json!([])
-    );
+    let list = Request::get("/api/v1/production/lots")
+        .header("authorization", "Bearer s3cret")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app.router, list).await.json(), json!([]));
     let request = Request::post("/api/v1/production/lots")
         .header("authorization", "Bearer s3cret")
         .body(Body::from(body))

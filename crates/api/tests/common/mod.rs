@@ -214,6 +214,19 @@ pub async fn get(router: &Router, uri: &str) -> Reply {
     call(router, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
+/// The request as made by `user`, an identity authenticated before the API saw it (as the
+/// TLS server does for a client certificate): how tests in open mode attribute changes.
+pub fn as_user(mut request: Request<Body>, user: &str) -> Request<Body> {
+    request
+        .extensions_mut()
+        .insert(backplane_security::Identity::new(
+            user,
+            backplane_security::Role::Admin,
+            backplane_security::AuthMethod::ClientCertificate,
+        ));
+    request
+}
+
 pub fn post_json(uri: &str, body: &str) -> Request<Body> {
     Request::post(uri)
         .header("content-type", "application/json")
