@@ -150,11 +150,24 @@ pub fn registry() -> Registry {
 }
 
 pub fn start_with(config: &str, options: ApiOptions) -> Running {
+    start_with_services(config, options, backplane_engine::Services::default())
+}
+
+/// As [`start_with`], with services offered by the embedding program (the audit trail).
+pub fn start_with_services(
+    config: &str,
+    options: ApiOptions,
+    services: backplane_engine::Services,
+) -> Running {
     let registry = registry();
     let data = tempfile::tempdir().unwrap();
     let plan = support::plan(config, data.path(), &registry);
     let config_version = plan.version.clone();
-    let engine = Engine::start(plan, &registry, support::options()).unwrap();
+    let engine_options = backplane_engine::EngineOptions {
+        services,
+        ..support::options()
+    };
+    let engine = Engine::start(plan, &registry, engine_options).unwrap();
     let handle = engine.handle();
     let router = router(handle.clone(), options);
     Running {
