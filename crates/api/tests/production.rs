@@ -1027,3 +1027,34 @@ async fn production_routes_are_in_the_openapi_document_and_the_index() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn production_actions_and_entries_are_audited_with_the_command() {
+    use std::sync::Arc;
+
+    use backplane_security::{AuditTrail, MemoryRecorder, Outcome};
+    let recorder = Arc::new(MemoryRecorder::default());
+    let services =
+        backplane_engine::Services::one(AuditTrail::SERVICE, Arc::new(AuditTrail(recorder.clone())));
+    let app = common::start_with_services(CONFIG, ApiOptions::default(), services);
+    let body = r#"{"id": "L-7", "material": "milk"}"#;
+    assert_eq!(post_as(&app, "anna", "/api/v1/production/lots", body).await.status, 201);
+    let again = post_as(&app, "anna", "/api/v1/production/lots", body).await;
+    assert_eq!(again.status, 409, "{}", again.text);
+
+    let events: Vec<_> = recorder
+        .events()
+        .into_iter()
+        .filter(|e| e.action == "lot.create")
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].who.as_ref().unwrap().name, "anna");
+    assert_eq!(events[0].target, "L-7");
+    assert_eq!(
+        events[0].new,
+        Some(json!({"command": "lot.create", "target": "L-7", "request": {"id": "L-7", "material": "milk"}}))
+    );
+    assert_eq!(events[0].outcome, Outcome::Done);
+    assert!(matches!(&events[1].outcome, Outcome::Refused(r) if r.starts_with("conflict")), "{:?}", events[1].outcome);
+    app.stop().await;
+}
