@@ -9,22 +9,16 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use backplane_engine::payload::EventPayload;
 use backplane_model::context::MAX_CONTEXT_VALUE_LEN;
 use backplane_model::{Context, ContextField, ContextPatch, Event};
 use serde::{Deserialize, Serialize};
 
+use crate::actor::{Actor, outcome};
 use crate::assets::{find_asset, path_param};
 use crate::error::ApiError;
 use crate::{AppState, json_response};
-
-/// Header naming who makes a change; recorded as `by` in the context events.
-pub(crate) const USER_HEADER: &str = "x-backplane-user";
-/// `by` when the header is absent.
-const DEFAULT_USER: &str = "api";
-const MAX_USER_LEN: usize = 64;
 
 #[derive(Serialize)]
 struct ContextView<'a> {
@@ -56,15 +50,14 @@ pub(crate) async fn get(
 pub(crate) async fn put(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let path = path_param(path)?;
     let body = body.map_err(|r| ApiError::from_body_rejection(&r, state.max_body_bytes))?;
     let (index, _) = find_asset(state.engine.topology(), &path)?;
-    let user = user(&headers)?;
     let patch = parse_patch(&body)?;
-    apply(&state, index, &patch, &user).await
+    apply(&state, index, &patch, &actor, "context.set").await
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,13 +69,12 @@ pub(crate) struct ClearQuery {
 pub(crate) async fn delete(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    actor: Actor,
     query: Result<Query<ClearQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let path = path_param(path)?;
     let Query(query) = query.map_err(|r| ApiError::from_query_rejection(&r))?;
     let (index, _) = find_asset(state.engine.topology(), &path)?;
-    let user = user(&headers)?;
     let fields = match query.fields.as_deref() {
         None => ContextField::ALL.to_vec(),
         Some(list) => parse_field_list(list)?,
@@ -90,20 +82,33 @@ pub(crate) async fn delete(
     let patch = fields
         .into_iter()
         .fold(ContextPatch::default(), ContextPatch::clear);
-    apply(&state, index, &patch, &user).await
+    apply(&state, index, &patch, &actor, "context.clear").await
 }
 
+/// Applies `patch` for `actor` and audits it with the asset's own context before and after.
 async fn apply(
     state: &AppState,
     index: usize,
     patch: &ContextPatch,
-    user: &str,
+    actor: &Actor,
+    action: &str,
 ) -> Result<Response, ApiError> {
-    let events: Vec<Event> = state
+    let target = state
         .engine
-        .set_context(index, patch, Some(user))
+        .topology()
+        .assets
+        .get(index)
+        .map(|node| node.path.as_str().to_owned())
+        .unwrap_or_default();
+    let old = serde_json::to_value(state.engine.context(index).0).ok();
+    let result = state
+        .engine
+        .set_context(index, patch, Some(&actor.name()))
         .await
-        .map_err(|_| ApiError::engine_stopped())?;
+        .map_err(|_| ApiError::engine_stopped());
+    let new = serde_json::to_value(state.engine.context(index).0).ok();
+    actor.record(state, action, &target, old, new, outcome(&result));
+    let events: Vec<Event> = result?;
     let topology = state.engine.topology();
     let node = topology
         .assets
@@ -116,30 +121,6 @@ async fn apply(
         effective,
         events: Some(events.iter().map(EventPayload::new).collect()),
     })
-}
-
-/// The `X-Backplane-User` header, or `api`.
-pub(crate) fn user(headers: &HeaderMap) -> Result<String, ApiError> {
-    let Some(value) = headers.get(USER_HEADER) else {
-        return Ok(DEFAULT_USER.to_owned());
-    };
-    let invalid =
-        |why: &str| ApiError::bad_request("invalid_header", why.to_owned()).with_field("X-Backplane-User");
-    let text = value
-        .to_str()
-        .map_err(|_| invalid("X-Backplane-User must be visible ASCII text"))?
-        .trim();
-    if text.is_empty() {
-        return Err(invalid(
-            "X-Backplane-User is empty; leave the header out to record `api`",
-        ));
-    }
-    if text.chars().count() > MAX_USER_LEN {
-        return Err(invalid(&format!(
-            "X-Backplane-User is longer than {MAX_USER_LEN} characters"
-        )));
-    }
-    Ok(text.to_owned())
 }
 
 /// Turns a PUT body into a patch, naming the first field at fault.

@@ -21,6 +21,8 @@ pub(crate) struct ApiError {
     pub field: Option<String>,
     /// Every bad field, when a request has several (operator entries); empty otherwise.
     pub errors: Vec<FieldProblem>,
+    /// Seconds for `Retry-After` (429).
+    pub retry_after: Option<u64>,
 }
 
 /// One bad field of a request that has several.
@@ -53,7 +55,14 @@ impl ApiError {
             message: message.into(),
             field: None,
             errors: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// The same error telling the client how many seconds to wait.
+    pub fn with_retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The same error listing every bad field of the request.
@@ -139,6 +148,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"backplane\""),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

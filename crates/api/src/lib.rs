@@ -9,7 +9,14 @@
 //! Layout:
 //! - `error.rs`: `ApiError`, the single JSON error shape, and the
 //!   fallbacks for unknown routes and methods.
-//! - `auth.rs`: bearer-token check for mutating calls.
+//! - `auth.rs`: authentication (tokens, HTTP Basic, session cookies, TLS identities),
+//!   the role each endpoint needs, CSRF for cookie changes, the per-client rate limit.
+//! - `actor.rs`: the authenticated identity handlers attribute changes to and audit.
+//! - `login.rs` + `sessions.rs`: UI login, logout and the in-memory session table.
+//! - `throttle.rs`: slowing down password guessing; `ratelimit.rs`: per-client token
+//!   buckets.
+//! - `users.rs`: the users file (Argon2id passwords, hashed machine tokens), read by the
+//!   gateway and written by `backplane users`.
 //! - `origin.rs`: host names (DNS rebinding), cross-site changes, JSON-only bodies.
 //! - `assets.rs`: the asset tree, one asset with its attributes, latest values by prefix.
 //! - `context.rs`: reading, setting and clearing production context.
@@ -30,6 +37,7 @@
 //!
 //! The API's contract for people is `docs/api.md`; for machines, `/api/v1/openapi.json`.
 
+mod actor;
 mod assets;
 mod audit;
 mod auth;
@@ -39,13 +47,18 @@ mod error;
 mod history;
 mod hub;
 mod lineage;
+mod login;
 mod openapi;
 mod ops;
 mod origin;
 mod production;
+mod ratelimit;
 mod server;
+mod sessions;
 mod stream;
 mod strict;
+mod throttle;
+pub mod users;
 
 use std::fmt;
 use std::sync::Arc;
@@ -59,16 +72,25 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use backplane_engine::EngineHandle;
 use backplane_historian::Store;
 use backplane_production::ProductionHandle;
+use backplane_security::{AuditTrail, Role};
+pub use login::OverTls;
+pub use ratelimit::RateLimit;
 pub use server::{ServeLimits, refused_connections, serve};
+pub use sessions::SessionSettings;
+use users::Users;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 /// How the API is exposed.
 #[derive(Clone)]
 pub struct ApiOptions {
-    /// The resolved bearer token. When set, mutating calls (POST, PUT, DELETE) require
-    /// `Authorization: Bearer <token>`; reads stay open.
+    /// The resolved `[api] token`: an admin machine token named `token`.
     pub token: Option<String>,
+    /// Users and machine tokens (`[api] users`). With neither a token nor users the API is
+    /// open: everyone is an anonymous admin (loopback only).
+    pub users: Users,
+    pub sessions: SessionSettings,
+    pub rate_limit: RateLimit,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
     /// Host names answered besides IP addresses and `localhost` (see `origin.rs`).
@@ -79,6 +101,9 @@ impl Default for ApiOptions {
     fn default() -> ApiOptions {
         ApiOptions {
             token: None,
+            users: Users::default(),
+            sessions: SessionSettings::default(),
+            rate_limit: RateLimit::default(),
             max_body_bytes: 64 * 1024,
             hosts: Vec::new(),
         }
@@ -90,6 +115,9 @@ impl fmt::Debug for ApiOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiOptions")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("users", &self.users)
+            .field("sessions", &self.sessions)
+            .field("rate_limit", &self.rate_limit)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("hosts", &self.hosts)
             .finish()
@@ -100,7 +128,8 @@ impl fmt::Debug for ApiOptions {
 #[derive(Clone, Debug)]
 pub(crate) struct AppState {
     pub engine: EngineHandle,
-    pub token: Option<Arc<str>>,
+    /// Credentials, sessions, limits and the audit trail.
+    pub auth: Arc<auth::Auth>,
     /// For error messages; the limit itself is enforced by `DefaultBodyLimit`.
     pub max_body_bytes: usize,
     /// Every historian sink's store, by sink name (in name order): the engine's `Store`
@@ -145,10 +174,13 @@ impl Verb {
     }
 }
 
-/// One route: method, axum path and handler.
+/// One route: method, axum path, the role it needs and handler.
 pub(crate) struct Endpoint {
     pub verb: Verb,
     pub path: &'static str,
+    /// The least role allowed; None for the public endpoints (health, login), which need
+    /// no authentication at all.
+    pub role: Option<Role>,
     pub handler: MethodRouter<AppState>,
 }
 
@@ -159,7 +191,7 @@ impl Endpoint {
     }
 }
 
-fn endpoint<H, T>(verb: Verb, path: &'static str, handler: H) -> Endpoint
+fn endpoint<H, T>(verb: Verb, path: &'static str, role: impl Into<Option<Role>>, handler: H) -> Endpoint
 where
     H: Handler<T, AppState>,
     T: 'static,
@@ -167,6 +199,7 @@ where
     Endpoint {
         verb,
         path,
+        role: role.into(),
         handler: on(verb.filter(), handler),
     }
 }
@@ -175,72 +208,100 @@ where
 /// the document against it, so the two cannot drift apart.
 pub(crate) fn endpoints() -> Vec<Endpoint> {
     use Verb::{Delete, Get, Post, Put};
+    // Reads: viewer. Entries and production actions at the line: operator. Context (it
+    // labels every value recorded) and reading the audit trail: engineer. Exporting the
+    // whole trail: admin. `PUBLIC`: no authentication.
+    const PUBLIC: Option<Role> = None;
+    let (viewer, operator, engineer, admin) = (Role::Viewer, Role::Operator, Role::Engineer, Role::Admin);
     vec![
-        endpoint(Get, "/api/v1", ops::index),
-        endpoint(Get, "/api/v1/assets", assets::tree),
-        endpoint(Get, "/api/v1/assets/{*path}", assets::asset),
-        endpoint(Get, "/api/v1/values", assets::values),
-        endpoint(Get, "/api/v1/context/{*path}", context::get),
-        endpoint(Put, "/api/v1/context/{*path}", context::put),
-        endpoint(Delete, "/api/v1/context/{*path}", context::delete),
-        endpoint(Get, "/api/v1/lineage/{*tagpath}", lineage::get),
-        endpoint(Get, "/api/v1/history/series", history::series),
-        endpoint(Get, "/api/v1/history/raw", history::raw),
-        endpoint(Get, "/api/v1/history/latest", history::latest),
-        endpoint(Get, "/api/v1/history/aggregate", history::aggregate),
-        endpoint(Get, "/api/v1/history/events", history::events),
-        endpoint(Get, "/api/v1/production/work-orders", production::work_orders),
+        endpoint(Get, "/api/v1", viewer, ops::index),
+        endpoint(Post, "/api/v1/session", PUBLIC, login::login),
+        endpoint(Get, "/api/v1/session", viewer, login::whoami),
+        endpoint(Delete, "/api/v1/session", viewer, login::logout),
+        endpoint(Get, "/api/v1/assets", viewer, assets::tree),
+        endpoint(Get, "/api/v1/assets/{*path}", viewer, assets::asset),
+        endpoint(Get, "/api/v1/values", viewer, assets::values),
+        endpoint(Get, "/api/v1/context/{*path}", viewer, context::get),
+        endpoint(Put, "/api/v1/context/{*path}", engineer, context::put),
+        endpoint(Delete, "/api/v1/context/{*path}", engineer, context::delete),
+        endpoint(Get, "/api/v1/lineage/{*tagpath}", viewer, lineage::get),
+        endpoint(Get, "/api/v1/history/series", viewer, history::series),
+        endpoint(Get, "/api/v1/history/raw", viewer, history::raw),
+        endpoint(Get, "/api/v1/history/latest", viewer, history::latest),
+        endpoint(Get, "/api/v1/history/aggregate", viewer, history::aggregate),
+        endpoint(Get, "/api/v1/history/events", viewer, history::events),
+        endpoint(Get, "/api/v1/production/work-orders", viewer, production::work_orders),
         endpoint(
             Post,
             "/api/v1/production/work-orders",
+            operator,
             production::create_work_order,
         ),
-        endpoint(Get, "/api/v1/production/work-orders/{id}", production::work_order),
+        endpoint(
+            Get,
+            "/api/v1/production/work-orders/{id}",
+            viewer,
+            production::work_order,
+        ),
         endpoint(
             Post,
             "/api/v1/production/work-orders/{id}/{action}",
+            operator,
             production::work_order_action,
         ),
-        endpoint(Get, "/api/v1/production/lots", production::lots),
-        endpoint(Post, "/api/v1/production/lots", production::create_lot),
-        endpoint(Get, "/api/v1/production/lots/{id}", production::lot),
+        endpoint(Get, "/api/v1/production/lots", viewer, production::lots),
+        endpoint(Post, "/api/v1/production/lots", operator, production::create_lot),
+        endpoint(Get, "/api/v1/production/lots/{id}", viewer, production::lot),
         endpoint(
             Post,
             "/api/v1/production/lots/{id}/status",
+            operator,
             production::lot_status,
         ),
-        endpoint(Get, "/api/v1/production/lots/{id}/trace", production::trace),
-        endpoint(Post, "/api/v1/production/genealogy", production::genealogy),
-        endpoint(Get, "/api/v1/production/downtimes", production::downtimes),
+        endpoint(Get, "/api/v1/production/lots/{id}/trace", viewer, production::trace),
+        endpoint(Post, "/api/v1/production/genealogy", operator, production::genealogy),
+        endpoint(Get, "/api/v1/production/downtimes", viewer, production::downtimes),
         endpoint(
             Post,
             "/api/v1/production/downtimes/{id}/reason",
+            operator,
             production::assign_reason,
         ),
-        endpoint(Get, "/api/v1/production/reasons", production::reasons),
-        endpoint(Get, "/api/v1/production/states", production::states),
-        endpoint(Get, "/api/v1/production/oee", production::oee),
-        endpoint(Get, "/api/v1/production/operators", production::operators),
-        endpoint(Post, "/api/v1/production/operators/sign-in", production::sign_in),
+        endpoint(Get, "/api/v1/production/reasons", viewer, production::reasons),
+        endpoint(Get, "/api/v1/production/states", viewer, production::states),
+        endpoint(Get, "/api/v1/production/oee", viewer, production::oee),
+        endpoint(Get, "/api/v1/production/operators", viewer, production::operators),
+        endpoint(
+            Post,
+            "/api/v1/production/operators/sign-in",
+            operator,
+            production::sign_in,
+        ),
         endpoint(
             Post,
             "/api/v1/production/operators/sign-out",
+            operator,
             production::sign_out,
         ),
-        endpoint(Get, "/api/v1/benchmark/oee", benchmark::oee),
-        endpoint(Get, "/api/v1/benchmark/downtime", benchmark::downtime),
-        endpoint(Get, "/api/v1/hub/sites", hub::sites),
-        endpoint(Get, "/api/v1/audit", audit::query),
-        endpoint(Get, "/api/v1/audit/export", audit::export),
-        endpoint(Get, "/api/v1/forms", production::forms),
-        endpoint(Get, "/api/v1/forms/{name}", production::form),
-        endpoint(Get, "/api/v1/forms/{name}/entries", production::entries),
-        endpoint(Post, "/api/v1/forms/{name}/entries", production::submit_entry),
-        endpoint(Get, "/api/v1/stream/ws", stream::websocket),
-        endpoint(Get, "/api/v1/stream/sse", stream::sse),
-        endpoint(Get, "/api/v1/health", ops::health),
-        endpoint(Get, "/api/v1/openapi.json", openapi::document),
-        endpoint(Get, "/metrics", ops::metrics),
+        endpoint(Get, "/api/v1/benchmark/oee", viewer, benchmark::oee),
+        endpoint(Get, "/api/v1/benchmark/downtime", viewer, benchmark::downtime),
+        endpoint(Get, "/api/v1/hub/sites", viewer, hub::sites),
+        endpoint(Get, "/api/v1/audit", engineer, audit::query),
+        endpoint(Get, "/api/v1/audit/export", admin, audit::export),
+        endpoint(Get, "/api/v1/forms", viewer, production::forms),
+        endpoint(Get, "/api/v1/forms/{name}", viewer, production::form),
+        endpoint(Get, "/api/v1/forms/{name}/entries", viewer, production::entries),
+        endpoint(
+            Post,
+            "/api/v1/forms/{name}/entries",
+            operator,
+            production::submit_entry,
+        ),
+        endpoint(Get, "/api/v1/stream/ws", viewer, stream::websocket),
+        endpoint(Get, "/api/v1/stream/sse", viewer, stream::sse),
+        endpoint(Get, "/api/v1/health", PUBLIC, ops::health),
+        endpoint(Get, "/api/v1/openapi.json", viewer, openapi::document),
+        endpoint(Get, "/metrics", viewer, ops::metrics),
     ]
 }
 
@@ -254,9 +315,16 @@ pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
         .map(|(name, store)| (name.to_owned(), store))
         .collect();
     let production = services.get::<ProductionHandle>();
+    let audit = services.named::<AuditTrail>(AuditTrail::SERVICE);
     let hosts = origin::AllowedHosts(options.hosts.into());
     let state = AppState {
-        token: options.token.map(Into::into),
+        auth: Arc::new(auth::Auth::new(
+            options.token,
+            options.users,
+            options.sessions,
+            options.rate_limit,
+            audit,
+        )),
         max_body_bytes: options.max_body_bytes,
         histories,
         production,
@@ -267,21 +335,29 @@ pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
     let mut router = Router::new();
     for e in endpoints() {
         let allowed = declared.names(e.verb.name(), &e.openapi_path());
-        let handler = e.handler.layer(axum::middleware::from_fn(move |request, next| {
-            strict::check(allowed.clone(), request, next)
-        }));
+        let guarded = state.clone();
+        let role = e.role;
+        let handler = e
+            .handler
+            .layer(axum::middleware::from_fn(move |request, next| {
+                strict::check(allowed.clone(), request, next)
+            }))
+            // Outermost: nothing runs for a caller who may not call the endpoint.
+            .layer(axum::middleware::from_fn(move |request, next| {
+                auth::guard(guarded.clone(), role, request, next)
+            }));
         router = router.route(e.path, handler);
     }
     router
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ))
         .method_not_allowed_fallback(error::wrong_method)
         .fallback(error::no_route)
         .layer(axum::middleware::from_fn(move |request, next| {
             origin::check(hosts.clone(), request, next)
         }))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::rate_limit,
+        ))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

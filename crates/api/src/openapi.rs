@@ -58,6 +58,22 @@ mod tests {
     }
 
     #[test]
+    fn every_operation_names_the_role_the_router_checks() {
+        let doc = document_json();
+        for e in endpoints() {
+            let op = &doc["paths"][e.openapi_path()][e.verb.name().to_lowercase()];
+            let expected = e.role.map_or("none", |r| r.as_str());
+            assert_eq!(
+                op["x-required-role"].as_str(),
+                Some(expected),
+                "{} {}",
+                e.verb.name(),
+                e.path
+            );
+        }
+    }
+
+    #[test]
     fn every_schema_reference_resolves() {
         let doc = document_json();
         let mut refs = Vec::new();

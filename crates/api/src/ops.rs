@@ -27,8 +27,12 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     text.push_str(&format!(
         "# HELP backplane_api_connections_refused Connections closed at accept because the API's connection cap was reached.\n\
          # TYPE backplane_api_connections_refused counter\n\
-         backplane_api_connections_refused_total {}\n# EOF\n",
-        crate::refused_connections()
+         backplane_api_connections_refused_total {}\n\
+         # HELP backplane_api_rate_limited Requests refused with 429 by the per-client rate limit.\n\
+         # TYPE backplane_api_rate_limited counter\n\
+         backplane_api_rate_limited_total {}\n# EOF\n",
+        crate::refused_connections(),
+        state.auth.limiter.refused()
     ));
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS))],

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use backplane_engine::Topology;
 use backplane_model::sample::{ConsumedLot, LotStatus, Oee, OeePeriod, WorkOrderStatus};
@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::context::user;
+use crate::actor::{Actor, outcome};
 use crate::error::{ApiError, FieldProblem};
 use crate::history::{Params, invalid};
 use crate::{AppState, json_response};
@@ -77,15 +77,44 @@ fn with_view<T>(
     read(view)
 }
 
-/// Runs `command` for `by` in the pipeline; the object it created or changed, as JSON.
-async fn execute(state: &AppState, command: Command, by: String) -> Result<Value, ApiError> {
-    handle(state)?
-        .execute(command, Some(by))
-        .await
-        .map_err(|e| match e {
-            CommandFailed::Refused(refusal) => refused(refusal),
-            CommandFailed::Stopped => ApiError::engine_stopped(),
-        })
+/// Runs `command` for `actor` in the pipeline; the object it created or changed, as JSON.
+/// Audited with the request's body (`request`) as the new value.
+async fn execute(state: &AppState, command: Command, actor: &Actor, body: &[u8]) -> Result<Value, ApiError> {
+    let (action, target) = describe(&command);
+    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let result = match handle(state) {
+        Ok(handle) => handle
+            .execute(command, Some(actor.name()))
+            .await
+            .map_err(|e| match e {
+                CommandFailed::Refused(refusal) => refused(refusal),
+                CommandFailed::Stopped => ApiError::engine_stopped(),
+            }),
+        Err(e) => Err(e),
+    };
+    let new = serde_json::json!({"command": action, "target": target, "request": request});
+    actor.record(state, action, &target, None, Some(new), outcome(&result));
+    result
+}
+
+/// The audit action and target of a command.
+fn describe(command: &Command) -> (&'static str, String) {
+    match command {
+        Command::CreateWorkOrder(new) => ("work_order.create", new.id.clone()),
+        Command::ReleaseWorkOrder { id } => ("work_order.release", id.clone()),
+        Command::StartWorkOrder { id } => ("work_order.start", id.clone()),
+        Command::HoldWorkOrder { id } => ("work_order.hold", id.clone()),
+        Command::CompleteWorkOrder { id } => ("work_order.complete", id.clone()),
+        Command::CancelWorkOrder { id } => ("work_order.cancel", id.clone()),
+        Command::SetWorkOrderStatus { id, .. } => ("work_order.status", id.clone()),
+        Command::CreateLot(new) => ("lot.create", new.id.clone()),
+        Command::SetLotStatus { id, .. } => ("lot.status", id.clone()),
+        Command::RecordGenealogy { produced, .. } => ("genealogy.record", produced.clone()),
+        Command::AssignReason { downtime, .. } => ("downtime.reason", downtime.to_string()),
+        Command::SignIn { operator, .. } => ("operator.sign_in", operator.clone()),
+        Command::SignOut { operator } => ("operator.sign_out", operator.clone()),
+        Command::SubmitForm { form, asset, .. } => ("form.entry", format!("{form} {asset}")),
+    }
 }
 
 /// A refused command as an API error: the core's sentence and field, its kind as status.
@@ -335,13 +364,12 @@ pub(crate) async fn work_orders(
 /// `POST /api/v1/production/work-orders`: creates one (status `created`).
 pub(crate) async fn create_work_order(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_bytes(&state, body)?;
-    let by = user(&headers)?;
     let new: NewWorkOrder = parse_body(&body)?;
-    created(&execute(&state, Command::CreateWorkOrder(new), by).await?)
+    created(&execute(&state, Command::CreateWorkOrder(new), &actor, &body).await?)
 }
 
 #[derive(Serialize)]
@@ -386,7 +414,7 @@ pub(crate) async fn work_order(
 pub(crate) async fn work_order_action(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Path((id, action)) = path.map_err(|r| ApiError::from_path_rejection(&r))?;
@@ -406,8 +434,7 @@ pub(crate) async fn work_order_action(
     };
     let body = body_bytes(&state, body)?;
     no_body(&body)?;
-    let by = user(&headers)?;
-    let order = execute(&state, command, by).await.map_err(transition("action"))?;
+    let order = execute(&state, command, &actor, &body).await.map_err(transition("action"))?;
     json_response(&order)
 }
 
@@ -436,13 +463,12 @@ pub(crate) async fn lots(
 /// `POST /api/v1/production/lots`: creates one (default status `active`).
 pub(crate) async fn create_lot(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_bytes(&state, body)?;
-    let by = user(&headers)?;
     let new: NewLot = parse_body(&body)?;
-    created(&execute(&state, Command::CreateLot(new), by).await?)
+    created(&execute(&state, Command::CreateLot(new), &actor, &body).await?)
 }
 
 fn no_lot(id: &str) -> ApiError {
@@ -470,14 +496,13 @@ struct LotStatusBody {
 pub(crate) async fn lot_status(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_one(path)?;
     let body = body_bytes(&state, body)?;
-    let by = user(&headers)?;
     let LotStatusBody { status } = parse_body(&body)?;
-    let lot = execute(&state, Command::SetLotStatus { id, status }, by)
+    let lot = execute(&state, Command::SetLotStatus { id, status }, &actor, &body)
         .await
         .map_err(transition("status"))?;
     json_response(&lot)
@@ -503,11 +528,10 @@ struct ConsumedBody {
 /// `POST /api/v1/production/genealogy`: the `consumed` lots went into `produced`.
 pub(crate) async fn genealogy(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_bytes(&state, body)?;
-    let by = user(&headers)?;
     let GenealogyBody { consumed, produced } = parse_body(&body)?;
     let consumed = consumed
         .into_iter()
@@ -517,7 +541,7 @@ pub(crate) async fn genealogy(
             unit: c.unit.map(Into::into),
         })
         .collect();
-    created(&execute(&state, Command::RecordGenealogy { consumed, produced }, by).await?)
+    created(&execute(&state, Command::RecordGenealogy { consumed, produced }, &actor, &body).await?)
 }
 
 #[derive(Serialize)]
@@ -605,7 +629,7 @@ struct ReasonBody {
 pub(crate) async fn assign_reason(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_one(path)?;
@@ -616,9 +640,8 @@ pub(crate) async fn assign_reason(
         .with_field("id"));
     };
     let body = body_bytes(&state, body)?;
-    let by = user(&headers)?;
     let ReasonBody { reason } = parse_body(&body)?;
-    json_response(&execute(&state, Command::AssignReason { downtime, reason }, by).await?)
+    json_response(&execute(&state, Command::AssignReason { downtime, reason }, &actor, &body).await?)
 }
 
 #[derive(Serialize)]
@@ -745,11 +768,10 @@ struct SignInBody {
 /// `POST /api/v1/production/operators/sign-in`.
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_bytes(&state, body)?;
-    let by = user(&headers)?;
     let SignInBody {
         operator,
         name,
@@ -763,7 +785,8 @@ pub(crate) async fn sign_in(
                 name,
                 asset,
             },
-            by,
+            &actor,
+            &body,
         )
         .await?,
     )
@@ -778,13 +801,12 @@ struct SignOutBody {
 /// `POST /api/v1/production/operators/sign-out`.
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_bytes(&state, body)?;
-    let by = user(&headers)?;
     let SignOutBody { operator } = parse_body(&body)?;
-    json_response(&execute(&state, Command::SignOut { operator }, by).await?)
+    json_response(&execute(&state, Command::SignOut { operator }, &actor, &body).await?)
 }
 
 // ── Operator forms ───────────────────────────────────────────────────────────────────
@@ -855,7 +877,7 @@ struct EntryBody {
 pub(crate) async fn submit_entry(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let name = path_one(path)?;
@@ -863,14 +885,13 @@ pub(crate) async fn submit_entry(
         p.form(&name).map(|_| ()).ok_or_else(|| no_form(p, &name))
     })?;
     let body = body_bytes(&state, body)?;
-    let by = user(&headers)?;
     let EntryBody { asset, values } = parse_body(&body)?;
     let command = Command::SubmitForm {
         form: name,
         asset,
         values,
     };
-    created(&execute(&state, command, by).await?)
+    created(&execute(&state, command, &actor, &body).await?)
 }
 
 #[cfg(test)]

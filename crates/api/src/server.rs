@@ -14,7 +14,6 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -91,7 +90,14 @@ pub async fn serve(
             continue;
         };
         warned = false;
-        let service = TowerToHyperService::new(router.clone());
+        // The peer's address, for per-client limits and the audit trail (`ConnectInfo`).
+        let connection_router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            tower::Service::call(&mut connection_router.clone(), request)
+        });
         let builder = builder.clone();
         let mut stop = stop_rx.clone();
         let first_byte = limits.header_read_timeout;

@@ -283,7 +283,13 @@ period = "10ms"
         .unwrap();
         let state = AppState {
             engine: engine.handle(),
-            token: None,
+            auth: Arc::new(crate::auth::Auth::new(
+                None,
+                crate::users::Users::default(),
+                crate::SessionSettings::default(),
+                crate::RateLimit::default(),
+                None,
+            )),
             max_body_bytes: 1024,
             histories: Arc::from([]),
             production: None,

@@ -19,10 +19,9 @@ async fn context_set_on_a_line_reaches_the_fillers_view_samples_and_event_stream
     let app = start();
     let mut stream = app.handle.subscribe();
     let request = Request::put(context_uri(LINE_1))
-        .header("x-backplane-user", "mes-connector")
         .body(Body::from(r#"{"work_order": "WO-4711", "batch": "B-118"}"#))
         .unwrap();
-    let reply = call(&app.router, request).await;
+    let reply = call(&app.router, as_user(request, "mes-connector")).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let body = reply.json();
     assert_eq!(body["path"], LINE_1);
@@ -114,7 +113,8 @@ async fn delete_clears_listed_fields_or_all_and_reports_real_changes_only() {
     assert_eq!(body["own"], json!({"operator": "jane"}));
     let events = body["events"].as_array().unwrap();
     assert_eq!(events.len(), 2);
-    assert!(events.iter().all(|e| e["new"].is_null() && e["by"] == "api"));
+    // Open mode: the anonymous admin.
+    assert!(events.iter().all(|e| e["new"].is_null() && e["by"] == "anonymous"));
     assert_eq!(
         events.iter().find(|e| e["field"] == "work_order").unwrap()["old"],
         "WO-1"
@@ -183,15 +183,16 @@ async fn invalid_context_requests_name_the_field_at_fault() {
     assert_eq!(reply.status, 400);
     assert_eq!(reply.error(), ("unknown_field".into(), Some("wrk_order".into())));
 
-    let long_user = Request::put(context_uri(LINE_1))
-        .header("x-backplane-user", "u".repeat(65))
+    // Who makes a change comes from authentication, never from a header.
+    let named = Request::put(context_uri(LINE_1))
+        .header("x-backplane-user", "mallory")
         .body(Body::from(r#"{"batch": "B-1"}"#))
         .unwrap();
-    let reply = call(&app.router, long_user).await;
+    let reply = call(&app.router, named).await;
     assert_eq!(reply.status, 400);
     assert_eq!(
         reply.error(),
-        ("invalid_header".into(), Some("X-Backplane-User".into()))
+        ("header_not_accepted".into(), Some("X-Backplane-User".into()))
     );
 
     // Nothing of the rejected requests was applied.
@@ -261,8 +262,12 @@ async fn changes_need_the_bearer_token_when_one_is_configured() {
         .insert("authorization", "Bearer ".parse().unwrap());
     assert_eq!(call(&app.router, empty).await.status, 401);
 
+    let read = Request::get(context_uri(LINE_1))
+        .header("authorization", "Bearer s3cret-token")
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(
-        get(&app.router, &context_uri(LINE_1)).await.json()["own"],
+        call(&app.router, read).await.json()["own"],
         json!({}),
         "nothing applied"
     );
@@ -276,8 +281,18 @@ async fn changes_need_the_bearer_token_when_one_is_configured() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["own"]["work_order"], "WO-9");
 
-    // Reads stay open.
-    assert_eq!(get(&app.router, "/api/v1/assets").await.status, 200);
+    // Reads need it too, and the token is an admin named `token`.
+    assert_eq!(get(&app.router, "/api/v1/assets").await.status, 401);
+    let read = Request::get("/api/v1/assets")
+        .header("authorization", "Bearer s3cret-token")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app.router, read).await.status, 200);
+    assert_eq!(
+        reply.json()["events"][0]["by"],
+        "token",
+        "attributed to the token"
+    );
     app.stop().await;
 }
 

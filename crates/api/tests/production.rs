@@ -129,12 +129,7 @@ async fn post(app: &Running, uri: &str, body: &str) -> Reply {
 }
 
 async fn post_as(app: &Running, user: &str, uri: &str, body: &str) -> Reply {
-    let request = Request::post(uri)
-        .header("content-type", "application/json")
-        .header("x-backplane-user", user)
-        .body(Body::from(body.to_owned()))
-        .unwrap();
-    call(&app.router, request).await
+    call(&app.router, as_user(post_json(uri, body), user)).await
 }
 
 fn ids(list: &Value, key: &str) -> Vec<String> {
@@ -469,10 +464,11 @@ async fn production_changes_need_the_token_when_one_is_configured() {
     let body = r#"{"id": "L-1", "material": "milk"}"#;
     let reply = post(&app, "/api/v1/production/lots", body).await;
     assert_eq!(reply.status, 401);
-    assert_eq!(
-        get(&app.router, "/api/v1/production/lots").await.json(),
-        json!([])
-    );
+    let list = Request::get("/api/v1/production/lots")
+        .header("authorization", "Bearer s3cret")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app.router, list).await.json(), json!([]));
     let request = Request::post("/api/v1/production/lots")
         .header("authorization", "Bearer s3cret")
         .body(Body::from(body))
@@ -1029,5 +1025,36 @@ async fn production_routes_are_in_the_openapi_document_and_the_index() {
             .unwrap()
             .contains(&json!({"method": "POST", "path": "/api/v1/forms/{name}/entries"}))
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn production_actions_and_entries_are_audited_with_the_command() {
+    use std::sync::Arc;
+
+    use backplane_security::{AuditTrail, MemoryRecorder, Outcome};
+    let recorder = Arc::new(MemoryRecorder::default());
+    let services =
+        backplane_engine::Services::one(AuditTrail::SERVICE, Arc::new(AuditTrail(recorder.clone())));
+    let app = common::start_with_services(CONFIG, ApiOptions::default(), services);
+    let body = r#"{"id": "L-7", "material": "milk"}"#;
+    assert_eq!(post_as(&app, "anna", "/api/v1/production/lots", body).await.status, 201);
+    let again = post_as(&app, "anna", "/api/v1/production/lots", body).await;
+    assert_eq!(again.status, 409, "{}", again.text);
+
+    let events: Vec<_> = recorder
+        .events()
+        .into_iter()
+        .filter(|e| e.action == "lot.create")
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].who.as_ref().unwrap().name, "anna");
+    assert_eq!(events[0].target, "L-7");
+    assert_eq!(
+        events[0].new,
+        Some(json!({"command": "lot.create", "target": "L-7", "request": {"id": "L-7", "material": "milk"}}))
+    );
+    assert_eq!(events[0].outcome, Outcome::Done);
+    assert!(matches!(&events[1].outcome, Outcome::Refused(r) if r.starts_with("conflict")), "{:?}", events[1].outcome);
     app.stop().await;
 }

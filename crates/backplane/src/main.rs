@@ -1,6 +1,7 @@
 //! The `backplane` binary: `run` a configuration, `check` one without connecting to
 //! anything, run the `demo` plant on embedded defaults, `browse` a device, `simulate` one,
-//! `export` history, `audit verify` the audit trail, or print shell `completions`.
+//! `export` history, manage the API's `users`, `audit verify` the audit trail, or print
+//! shell `completions`.
 //!
 //! Layout: this file holds the CLI definition and the small commands. It names no
 //! protocol: what the build knows comes from the kind registry (`backplane::kinds`), and
@@ -15,6 +16,7 @@ mod demo;
 mod export;
 mod serve;
 mod simulate;
+mod users;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -100,6 +102,8 @@ enum Command {
     /// and refusal, hash-chained (docs/security.md).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the HTTP API's users and machine tokens (the `[api] users` file).
+    Users(users::UsersArgs),
     /// Print a shell completion script, e.g. `backplane completions bash > /etc/bash_completion.d/backplane`.
     Completions { shell: clap_complete::Shell },
 }
@@ -200,6 +204,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Users(args) => users::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

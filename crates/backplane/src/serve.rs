@@ -48,11 +48,17 @@ pub async fn run(
         Some(secret) => Some(secret.resolve().map_err(|e| format!("[api] token: {e}"))?),
         None => None,
     };
+    // An unreadable or invalid users file stops the start, naming the file and line.
+    let users = match &plan.api.users {
+        Some(path) => backplane_api::users::Users::load(path).map_err(|e| format!("[api] users: {e}"))?,
+        None => backplane_api::users::Users::default(),
+    };
     let address = listen.unwrap_or(plan.api.listen);
-    if !address.ip().is_loopback() && token.is_none() {
+    if !address.ip().is_loopback() && token.is_none() && users.is_empty() {
         return Err(format!(
-            "refusing to serve the API on {address} without a token: anyone on the network could change \
-             context; set [api] token = \"env:NAME\" or listen on 127.0.0.1"
+            "refusing to serve the API on {address} without credentials: anyone on the network could change \
+             context; set [api] users = \"users.toml\" (see `backplane users`) or token = \"env:NAME\", \
+             or listen on 127.0.0.1"
         ));
     }
     let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
@@ -64,6 +70,15 @@ pub async fn run(
     let limits = (plan.api.max_connections, plan.api.header_read_timeout);
     let options = ApiOptions {
         token,
+        users,
+        sessions: backplane_api::SessionSettings {
+            idle: plan.api.session_idle,
+            lifetime: plan.api.session_lifetime,
+        },
+        rate_limit: backplane_api::RateLimit {
+            requests_per_second: plan.api.rate_limit.requests_per_second,
+            burst: plan.api.rate_limit.burst,
+        },
         max_body_bytes: plan.api.max_body_bytes,
         hosts: plan.api.hosts.clone(),
     };

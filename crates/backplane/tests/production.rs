@@ -217,7 +217,16 @@ async fn a_valid_operator_entry_appears_in_the_api_on_the_uns_and_in_history() {
         .services()
         .named::<backplane_historian::Store>("history");
     assert!(history.is_some(), "the historian sink has a store");
-    let router = backplane_api::router(engine.handle(), ApiOptions::default());
+    // Anna signs in with her own token: the entry is hers because she authenticated.
+    let mut users = backplane_api::users::Users::default();
+    let anna = users
+        .add_token("anna", backplane_security::Role::Operator)
+        .unwrap();
+    let options = ApiOptions {
+        users,
+        ..ApiOptions::default()
+    };
+    let router = backplane_api::router(engine.handle(), options);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -230,11 +239,18 @@ async fn a_valid_operator_entry_appears_in_the_api_on_the_uns_and_in_history() {
         },
     ));
 
-    let client = reqwest::Client::new();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {anna}").parse().unwrap(),
+    );
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
     let values = json!({"fat": 4.1, "protein": 3.3, "antibiotic": "pass", "note": "tanker 7"});
     let response = client
         .post(format!("{base}/api/v1/forms/milk-lab/entries"))
-        .header("x-backplane-user", "anna")
         .json(&json!({"asset": "reception/silo-1", "values": values}))
         .send()
         .await

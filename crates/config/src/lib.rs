@@ -29,7 +29,7 @@ use std::path::Path;
 
 pub use catalog::{AddressError, Catalog, KindSpec};
 pub use plan::{
-    ApiSettings, AssetSpec, ComponentSpec, Fsync, Gateway, LogSettings, Namespace, Overflow, Plan, Settings,
+    ApiSettings, AssetSpec, ComponentSpec, Fsync, Gateway, LogSettings, Namespace, Overflow, Plan, RateLimitSettings, Settings,
     SinkBuffer,
 };
 pub use reader::{Diagnostic, DurationError, Item, KeyRef, Location, Table, parse_bytes, parse_duration};

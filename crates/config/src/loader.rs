@@ -224,7 +224,7 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
         root.skip("include");
         if i == 0 {
             gateway = Some(read_gateway(root.optional_table("gateway"), file.dir()));
-            api = Some(read_api(root.optional_table("api")));
+            api = Some(read_api(root.optional_table("api"), file.dir()));
             namespace = root.required_table("namespace").and_then(read_namespace);
         } else {
             for key in MAIN_ONLY {
@@ -370,7 +370,7 @@ const MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 /// The smallest `max_body_bytes` accepted: below this even a small config apply fails.
 const MIN_BODY_BYTES: u64 = 1024;
 
-fn read_api(table: Option<Table<'_>>) -> ApiSettings {
+fn read_api(table: Option<Table<'_>>, dir: &Path) -> ApiSettings {
     let mut api = ApiSettings::default();
     let Some(mut t) = table else { return api };
     if let Some(listen) = t.optional_str("listen") {
@@ -438,16 +438,62 @@ fn read_api(table: Option<Table<'_>>) -> ApiSettings {
         }
     }
     api.token = t.optional_secret("token");
+    if let Some(users) = t.optional_str("users") {
+        if users.trim().is_empty() {
+            t.error(
+                "users",
+                "`users` is empty",
+                Some("name the users file, e.g. \"users.toml\" (made with `backplane users`)".to_owned()),
+            );
+        } else {
+            // `join` keeps an absolute path as it is.
+            api.users = Some(dir.join(users));
+        }
+    }
+    let hour = std::time::Duration::from_secs(3600);
+    let session_range = std::time::Duration::from_secs(60)..=30 * 24 * hour;
+    for (key, slot) in [
+        ("session_idle", &mut api.session_idle),
+        ("session_lifetime", &mut api.session_lifetime),
+    ] {
+        if let Some(d) = t.optional_duration(key) {
+            if session_range.contains(&d) {
+                *slot = d;
+            } else {
+                t.error(key, format!("`{key}` must be from 1m to 30d"), None);
+            }
+        }
+    }
+    if let Some(mut limit) = t.optional_table("rate_limit") {
+        let mut read = |key: &str, slot: &mut u32| {
+            if let Some(n) = limit.optional_u64(key) {
+                match u32::try_from(n) {
+                    Ok(n) if n <= 1_000_000 => *slot = n,
+                    _ => limit.error(key, format!("`{key}` must be from 0 to 1000000"), None),
+                }
+            }
+        };
+        read("requests_per_second", &mut api.rate_limit.requests_per_second);
+        read("burst", &mut api.rate_limit.burst);
+        if api.rate_limit.requests_per_second > 0 && api.rate_limit.burst == 0 {
+            limit.error(
+                "burst",
+                "`burst` must be at least 1 when `requests_per_second` is above 0",
+                Some("`requests_per_second = 0` disables the limit".to_owned()),
+            );
+        }
+        limit.finish();
+    }
     // The API changes production context (and will write to machines): open only on loopback.
-    if !api.listen.ip().is_loopback() && api.token.is_none() {
+    if !api.listen.ip().is_loopback() && api.token.is_none() && api.users.is_none() {
         t.error(
             "listen",
             format!(
-                "the API would listen on {} with no `token`: anyone on the network could change context",
+                "the API would listen on {} with no `token` and no `users`: anyone on the network could change context",
                 api.listen
             ),
             Some(
-                "set `token = \"env:BACKPLANE_API_TOKEN\"` (or `file:...`), or listen on 127.0.0.1"
+                "set `users = \"users.toml\"` (see `backplane users`) or `token = \"env:BACKPLANE_API_TOKEN\"`, or listen on 127.0.0.1"
                     .to_owned(),
             ),
         );

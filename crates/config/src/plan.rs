@@ -114,8 +114,17 @@ pub struct ApiSettings {
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes. Default 65536.
     pub max_body_bytes: usize,
-    /// When set, mutating API calls need `Authorization: Bearer <token>`.
+    /// An admin machine token named `token` (`Authorization: Bearer <token>`).
     pub token: Option<Secret>,
+    /// The users file (people and machine tokens with roles), resolved against the main
+    /// file's directory. With neither `token` nor users the API is open (loopback only).
+    pub users: Option<std::path::PathBuf>,
+    /// A UI session ends after this long without a request. Default 8 h.
+    pub session_idle: std::time::Duration,
+    /// A UI session ends this long after login. Default 12 h.
+    pub session_lifetime: std::time::Duration,
+    /// Per-client request rate limit.
+    pub rate_limit: RateLimitSettings,
     /// Open connections served at once; more are closed at accept. Default 512.
     pub max_connections: usize,
     /// Longest wait for a request's headers (also idle keep-alive). Default 10 s.
@@ -130,9 +139,29 @@ impl Default for ApiSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 65536,
             token: None,
+            users: None,
+            session_idle: std::time::Duration::from_secs(8 * 3600),
+            session_lifetime: std::time::Duration::from_secs(12 * 3600),
+            rate_limit: RateLimitSettings::default(),
             max_connections: 512,
             header_read_timeout: std::time::Duration::from_secs(10),
             hosts: Vec::new(),
+        }
+    }
+}
+
+/// `[api] rate_limit`: a token bucket per client IP; `requests_per_second = 0` disables it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    pub requests_per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            requests_per_second: 50,
+            burst: 200,
         }
     }
 }

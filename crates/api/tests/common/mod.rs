@@ -150,11 +150,24 @@ pub fn registry() -> Registry {
 }
 
 pub fn start_with(config: &str, options: ApiOptions) -> Running {
+    start_with_services(config, options, backplane_engine::Services::default())
+}
+
+/// As [`start_with`], with services offered by the embedding program (the audit trail).
+pub fn start_with_services(
+    config: &str,
+    options: ApiOptions,
+    services: backplane_engine::Services,
+) -> Running {
     let registry = registry();
     let data = tempfile::tempdir().unwrap();
     let plan = support::plan(config, data.path(), &registry);
     let config_version = plan.version.clone();
-    let engine = Engine::start(plan, &registry, support::options()).unwrap();
+    let engine_options = backplane_engine::EngineOptions {
+        services,
+        ..support::options()
+    };
+    let engine = Engine::start(plan, &registry, engine_options).unwrap();
     let handle = engine.handle();
     let router = router(handle.clone(), options);
     Running {
@@ -212,6 +225,19 @@ pub async fn call(router: &Router, request: Request<Body>) -> Reply {
 
 pub async fn get(router: &Router, uri: &str) -> Reply {
     call(router, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+/// The request as made by `user`, an identity authenticated before the API saw it (as the
+/// TLS server does for a client certificate): how tests in open mode attribute changes.
+pub fn as_user(mut request: Request<Body>, user: &str) -> Request<Body> {
+    request
+        .extensions_mut()
+        .insert(backplane_security::Identity::new(
+            user,
+            backplane_security::Role::Admin,
+            backplane_security::AuthMethod::ClientCertificate,
+        ));
+    request
 }
 
 pub fn post_json(uri: &str, body: &str) -> Request<Body> {
