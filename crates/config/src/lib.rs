@@ -29,8 +29,8 @@ use std::path::Path;
 
 pub use catalog::{AddressError, Catalog, KindSpec};
 pub use plan::{
-    ApiSettings, AssetSpec, ComponentSpec, Fsync, Gateway, LogSettings, Namespace, Overflow, Plan, RateLimitSettings, Settings,
-    SinkBuffer,
+    ApiSettings, AssetSpec, ComponentSpec, Fsync, Gateway, LogSettings, Namespace, Overflow, Plan,
+    RateLimitSettings, Settings, SinkBuffer,
 };
 pub use reader::{Diagnostic, DurationError, Item, KeyRef, Location, Table, parse_bytes, parse_duration};
 pub use secret::{Secret, SecretError};

@@ -52,7 +52,9 @@ fn api_users_sessions_and_rate_limit_default_and_can_be_set() {
 fn api_session_and_rate_limit_errors_name_the_key() {
     let d = one_error(&with_base("[api]\nsession_idle = \"1s\"\n"));
     assert_eq!(d.key, "api.session_idle");
-    let d = one_error(&with_base("[api]\nrate_limit = { requests_per_second = 5, burst = 0 }\n"));
+    let d = one_error(&with_base(
+        "[api]\nrate_limit = { requests_per_second = 5, burst = 0 }\n",
+    ));
     assert_eq!(d.key, "api.rate_limit.burst");
     let d = one_error(&with_base("[api]\nrate_limit = { rps = 5 }\n"));
     assert_eq!(d.key, "api.rate_limit.rps");
@@ -62,5 +64,10 @@ fn api_session_and_rate_limit_errors_name_the_key() {
 fn a_users_file_lets_the_api_listen_beyond_loopback() {
     let d = one_error(&with_base("[api]\nlisten = \"0.0.0.0:8080\"\n"));
     assert_eq!(d.key, "api.listen");
-    assert!(load(&with_base("[api]\nlisten = \"0.0.0.0:8080\"\nusers = \"users.toml\"\n")).is_ok());
+    assert!(
+        load(&with_base(
+            "[api]\nlisten = \"0.0.0.0:8080\"\nusers = \"users.toml\"\n"
+        ))
+        .is_ok()
+    );
 }
