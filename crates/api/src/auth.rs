@@ -45,7 +45,7 @@ const PASSWORD_CHECKS: usize = 2;
 pub(crate) struct Auth {
     /// `[api] token`, the admin machine token named `token`.
     token: Option<String>,
-    pub users: Users,
+    pub users: Arc<Users>,
     pub sessions: Sessions,
     pub throttle: LoginThrottle,
     pub limiter: Limiter,
@@ -63,7 +63,7 @@ impl Auth {
     ) -> Auth {
         Auth {
             token,
-            users,
+            users: Arc::new(users),
             sessions: Sessions::new(sessions),
             throttle: LoginThrottle::default(),
             limiter: Limiter::new(rate_limit),
