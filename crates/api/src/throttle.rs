@@ -20,7 +20,10 @@ enum Key {
 
 /// A user key: names longer than any valid one are cut, so a key's size is bounded.
 fn user_key(user: &str) -> Key {
-    let end = user.char_indices().nth(MAX_USER_KEY).map_or(user.len(), |(i, _)| i);
+    let end = user
+        .char_indices()
+        .nth(MAX_USER_KEY)
+        .map_or(user.len(), |(i, _)| i);
     Key::User(user.get(..end).unwrap_or(user).to_owned())
 }
 

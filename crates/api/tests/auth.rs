@@ -447,3 +447,42 @@ async fn a_client_over_its_rate_gets_429_while_health_and_metrics_tell() {
     let _ = stop.send(());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_identity_proven_before_the_api_is_kept_and_its_role_checked() {
+    use backplane_security::{AuthMethod, Identity};
+    let creds = credentials();
+    let app = start_with(CONFIG, creds.options);
+    let uri = format!("/api/v1/context/{LINE_1}");
+    let as_cert = |role: Role| {
+        let mut request = put_json(&uri, r#"{"lot": "L-1"}"#);
+        request.extensions_mut().insert(Identity::new(
+            "CN=line-1-hmi",
+            role,
+            AuthMethod::ClientCertificate,
+        ));
+        request
+    };
+    let reply = call(&app.router, as_cert(Role::Viewer)).await;
+    assert_eq!(reply.status, 403);
+    let reply = call(&app.router, as_cert(Role::Engineer)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()["events"][0]["by"], "CN=line-1-hmi");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_over_tls() {
+    let creds = credentials();
+    let app = start_with(CONFIG, creds.options);
+    let mut login = post_json(
+        "/api/v1/session",
+        &json!({"user": "anna", "password": PASSWORD}).to_string(),
+    );
+    login.extensions_mut().insert(backplane_api::OverTls);
+    let reply = call(&app.router, login).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let cookie = reply.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    app.stop().await;
+}
