@@ -398,7 +398,9 @@ async fn a_client_over_its_rate_gets_429_while_health_and_metrics_tell() {
         },
         ..creds.options
     };
-    let app = start_with(CONFIG, options);
+    let recorder = Arc::new(MemoryRecorder::default());
+    let services = Services::one(AuditTrail::SERVICE, Arc::new(AuditTrail(recorder.clone())));
+    let app = start_with_services(CONFIG, options, services);
     let (address, stop) = serve(&app).await;
     let client = reqwest::Client::new();
     let token = &creds.tokens[&Role::Viewer];
@@ -426,6 +428,23 @@ async fn a_client_over_its_rate_gets_429_while_health_and_metrics_tell() {
         }
     }
     assert_eq!(statuses, [200, 200, 200, 429]);
+    // Refused changes are audited once per episode, not once per request of a flood.
+    for _ in 0..3 {
+        let r = client
+            .put(format!("{base}/api/v1/context/{LINE_1}"))
+            .bearer_auth(token)
+            .json(&json!({"lot": "L-1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 429);
+    }
+    let audited = recorder
+        .events()
+        .into_iter()
+        .filter(|e| e.outcome == Outcome::Refused("rate_limited".into()))
+        .count();
+    assert_eq!(audited, 1);
     // Health is exempt.
     let health = client.get(format!("{base}/api/v1/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -443,7 +462,7 @@ async fn a_client_over_its_rate_gets_429_while_health_and_metrics_tell() {
         .unwrap();
     let text = axum::body::to_bytes(metrics.into_body(), 1 << 20).await.unwrap();
     let text = String::from_utf8(text.to_vec()).unwrap();
-    assert!(text.contains("backplane_api_rate_limited_total 1\n"), "{text}");
+    assert!(text.contains("backplane_api_rate_limited_total 4\n"), "{text}");
     let _ = stop.send(());
     app.stop().await;
 }
