@@ -45,7 +45,7 @@ const PASSWORD_CHECKS: usize = 2;
 pub(crate) struct Auth {
     /// `[api] token`, the admin machine token named `token`.
     token: Option<String>,
-    pub users: Users,
+    pub users: Arc<Users>,
     pub sessions: Sessions,
     pub throttle: LoginThrottle,
     pub limiter: Limiter,
@@ -63,7 +63,7 @@ impl Auth {
     ) -> Auth {
         Auth {
             token,
-            users,
+            users: Arc::new(users),
             sessions: Sessions::new(sessions),
             throttle: LoginThrottle::default(),
             limiter: Limiter::new(rate_limit),
@@ -159,15 +159,16 @@ pub(crate) async fn rate_limit(State(state): State<AppState>, request: Request, 
     if request.uri().path() == "/api/v1/health" {
         return next.run(request).await;
     }
-    match state.auth.limiter.take(ip) {
+    match state.auth.limiter.take(ip, changes(request.method())) {
         Ok(()) => next.run(request).await,
-        Err(wait) => {
+        Err(refusal) => {
             let response = too_many(
                 "rate_limited",
                 format!("too many requests from {ip}; try again in a moment ([api] rate_limit)"),
-                wait,
+                refusal.wait,
             );
-            if changes(request.method()) {
+            // A flood is audited once per episode, not once per request.
+            if refusal.first {
                 state.auth.record(AuditEvent {
                     who: request.extensions().get::<Identity>().cloned(),
                     from: origin(request.extensions()),

@@ -33,6 +33,17 @@ impl Default for RateLimit {
 struct Bucket {
     tokens: f64,
     seen: Instant,
+    /// A change was refused since the last request let through: further refused changes
+    /// are the same episode.
+    reported: bool,
+}
+
+/// A refused request: how long to wait, and whether it is the first refused change of an
+/// episode (the one worth auditing; a flood's every request is not).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Refusal {
+    pub wait: Duration,
+    pub first: bool,
 }
 
 #[derive(Debug)]
@@ -51,8 +62,9 @@ impl Limiter {
         }
     }
 
-    /// Takes one token for `client`; `Err(wait)` when it has none left.
-    pub fn take(&self, client: IpAddr) -> Result<(), Duration> {
+    /// Takes one token for `client`; refused when it has none left. `change`: the request
+    /// would change something (refusals of those are reported once per episode).
+    pub fn take(&self, client: IpAddr, change: bool) -> Result<(), Refusal> {
         if self.limit.requests_per_second == 0 {
             return Ok(());
         }
@@ -68,15 +80,22 @@ impl Limiter {
         let bucket = clients.entry(client).or_insert(Bucket {
             tokens: burst,
             seen: now,
+            reported: false,
         });
         bucket.tokens = (bucket.tokens + now.duration_since(bucket.seen).as_secs_f64() * rate).min(burst);
         bucket.seen = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
+            bucket.reported = false;
             Ok(())
         } else {
             self.refused.fetch_add(1, Ordering::Relaxed);
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+            let first = change && !bucket.reported;
+            bucket.reported |= change;
+            Err(Refusal {
+                wait: Duration::from_secs_f64((1.0 - bucket.tokens) / rate),
+                first,
+            })
         }
     }
 
@@ -116,12 +135,14 @@ mod tests {
             burst: 3,
         });
         for _ in 0..3 {
-            assert!(limiter.take(ip(1)).is_ok());
+            assert!(limiter.take(ip(1), true).is_ok());
         }
-        let wait = limiter.take(ip(1)).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
-        assert_eq!(limiter.refused(), 1);
-        assert!(limiter.take(ip(2)).is_ok());
+        let refusal = limiter.take(ip(1), true).unwrap_err();
+        assert!(refusal.wait > Duration::ZERO && refusal.wait <= Duration::from_secs(1));
+        assert!(refusal.first);
+        assert!(!limiter.take(ip(1), true).unwrap_err().first, "the same episode");
+        assert_eq!(limiter.refused(), 2);
+        assert!(limiter.take(ip(2), true).is_ok());
     }
 
     #[test]
@@ -131,7 +152,7 @@ mod tests {
             burst: 0,
         });
         for _ in 0..1000 {
-            assert!(limiter.take(ip(1)).is_ok());
+            assert!(limiter.take(ip(1), true).is_ok());
         }
     }
 
@@ -142,7 +163,7 @@ mod tests {
             burst: 10,
         });
         for n in 0..(MAX_CLIENTS as u32 + 100) {
-            assert!(limiter.take(ip(n)).is_ok());
+            assert!(limiter.take(ip(n), false).is_ok());
         }
         assert!(limiter.clients.lock().unwrap().len() <= MAX_CLIENTS);
     }

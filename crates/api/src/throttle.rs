@@ -18,6 +18,17 @@ enum Key {
     User(String),
 }
 
+/// A user key: names longer than any valid one are cut, so a key's size is bounded.
+fn user_key(user: &str) -> Key {
+    let end = user
+        .char_indices()
+        .nth(MAX_USER_KEY)
+        .map_or(user.len(), |(i, _)| i);
+    Key::User(user.get(..end).unwrap_or(user).to_owned())
+}
+
+const MAX_USER_KEY: usize = 128;
+
 #[derive(Debug)]
 struct Failures {
     count: u32,
@@ -36,7 +47,7 @@ impl LoginThrottle {
         let Ok(failures) = self.failures.lock() else {
             return Ok(());
         };
-        let wait = [Key::Ip(ip), Key::User(user.to_owned())]
+        let wait = [Key::Ip(ip), user_key(user)]
             .iter()
             .filter_map(|k| failures.get(k))
             .filter(|f| f.count >= MAX_FAILURES)
@@ -62,7 +73,7 @@ impl LoginThrottle {
                 failures.remove(&key);
             }
         }
-        for key in [Key::Ip(ip), Key::User(user.to_owned())] {
+        for key in [Key::Ip(ip), user_key(user)] {
             let entry = failures.entry(key).or_insert(Failures { count: 0, since: now });
             entry.count = entry.count.saturating_add(1);
         }
@@ -72,7 +83,7 @@ impl LoginThrottle {
     /// reset an address guessing at others).
     pub fn succeeded(&self, user: &str) {
         if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&Key::User(user.to_owned()));
+            failures.remove(&user_key(user));
         }
     }
 }

@@ -366,11 +366,11 @@ async fn changes_and_refusals_are_audited_with_the_peer_address() {
     assert_eq!(refused.status(), 403);
 
     let events = recorder.events();
-    let local = format!("http 127.0.0.1:");
+    let local = "http 127.0.0.1:";
     let set = events.iter().find(|e| e.action == "context.set").unwrap();
     assert_eq!(set.who.as_ref().unwrap().name, "engineer");
     assert_eq!(set.target, LINE_1);
-    assert!(set.from.starts_with(&local), "{}", set.from);
+    assert!(set.from.starts_with(local), "{}", set.from);
     assert_eq!(set.old, Some(json!({})));
     assert_eq!(set.new, Some(json!({"work_order": "WO-1"})));
     assert_eq!(set.outcome, Outcome::Done);
@@ -382,7 +382,7 @@ async fn changes_and_refusals_are_audited_with_the_peer_address() {
         .find(|e| matches!(&e.outcome, Outcome::Refused(r) if r.starts_with("forbidden")))
         .unwrap();
     assert_eq!(refusal.who.as_ref().unwrap().name, "viewer");
-    assert!(refusal.from.starts_with(&local));
+    assert!(refusal.from.starts_with(local));
     assert_eq!(refusal.target, format!("PUT /api/v1/context/{LINE_1}"));
     let _ = stop.send(());
     app.stop().await;
@@ -398,7 +398,9 @@ async fn a_client_over_its_rate_gets_429_while_health_and_metrics_tell() {
         },
         ..creds.options
     };
-    let app = start_with(CONFIG, options);
+    let recorder = Arc::new(MemoryRecorder::default());
+    let services = Services::one(AuditTrail::SERVICE, Arc::new(AuditTrail(recorder.clone())));
+    let app = start_with_services(CONFIG, options, services);
     let (address, stop) = serve(&app).await;
     let client = reqwest::Client::new();
     let token = &creds.tokens[&Role::Viewer];
@@ -426,6 +428,23 @@ async fn a_client_over_its_rate_gets_429_while_health_and_metrics_tell() {
         }
     }
     assert_eq!(statuses, [200, 200, 200, 429]);
+    // Refused changes are audited once per episode, not once per request of a flood.
+    for _ in 0..3 {
+        let r = client
+            .put(format!("{base}/api/v1/context/{LINE_1}"))
+            .bearer_auth(token)
+            .json(&json!({"lot": "L-1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 429);
+    }
+    let audited = recorder
+        .events()
+        .into_iter()
+        .filter(|e| e.outcome == Outcome::Refused("rate_limited".into()))
+        .count();
+    assert_eq!(audited, 1);
     // Health is exempt.
     let health = client.get(format!("{base}/api/v1/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -443,7 +462,46 @@ async fn a_client_over_its_rate_gets_429_while_health_and_metrics_tell() {
         .unwrap();
     let text = axum::body::to_bytes(metrics.into_body(), 1 << 20).await.unwrap();
     let text = String::from_utf8(text.to_vec()).unwrap();
-    assert!(text.contains("backplane_api_rate_limited_total 1\n"), "{text}");
+    assert!(text.contains("backplane_api_rate_limited_total 4\n"), "{text}");
     let _ = stop.send(());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_identity_proven_before_the_api_is_kept_and_its_role_checked() {
+    use backplane_security::{AuthMethod, Identity};
+    let creds = credentials();
+    let app = start_with(CONFIG, creds.options);
+    let uri = format!("/api/v1/context/{LINE_1}");
+    let as_cert = |role: Role| {
+        let mut request = put_json(&uri, r#"{"lot": "L-1"}"#);
+        request.extensions_mut().insert(Identity::new(
+            "CN=line-1-hmi",
+            role,
+            AuthMethod::ClientCertificate,
+        ));
+        request
+    };
+    let reply = call(&app.router, as_cert(Role::Viewer)).await;
+    assert_eq!(reply.status, 403);
+    let reply = call(&app.router, as_cert(Role::Engineer)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()["events"][0]["by"], "CN=line-1-hmi");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_over_tls() {
+    let creds = credentials();
+    let app = start_with(CONFIG, creds.options);
+    let mut login = post_json(
+        "/api/v1/session",
+        &json!({"user": "anna", "password": PASSWORD}).to_string(),
+    );
+    login.extensions_mut().insert(backplane_api::OverTls);
+    let reply = call(&app.router, login).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let cookie = reply.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
     app.stop().await;
 }

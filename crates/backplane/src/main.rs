@@ -239,6 +239,13 @@ fn check(path: &Path, registry: &Registry) -> ExitCode {
     let Some(plan) = load(path, registry) else {
         return ExitCode::FAILURE;
     };
+    // The users file is read at start like the configuration: check it with it.
+    if let Some(users) = &plan.api.users
+        && let Err(e) = backplane_api::users::Users::load(users)
+    {
+        eprintln!("error: [api] users: {e}");
+        return ExitCode::FAILURE;
+    }
     let tags: usize = plan
         .assets
         .iter()

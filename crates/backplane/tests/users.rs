@@ -215,7 +215,7 @@ async fn a_gateway_on_the_written_file_lets_its_users_and_tokens_in_and_no_one_e
 }
 
 #[test]
-fn a_broken_users_file_stops_the_start_naming_file_and_line() {
+fn a_broken_users_file_stops_the_start_and_fails_check_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("users.toml"),
@@ -224,12 +224,10 @@ fn a_broken_users_file_stops_the_start_naming_file_and_line() {
     .unwrap();
     let config = dir.path().join("gateway.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "--listen", "127.0.0.1:0"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("users.toml:3:"), "{stderr}");
+    for args in [&["run", "--listen", "127.0.0.1:0"][..], &["check"]] {
+        let out = Command::new(BIN).args(args).arg(&config).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("users.toml:3:"), "{args:?}: {stderr}");
+    }
 }
