@@ -224,7 +224,7 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
         root.skip("include");
         if i == 0 {
             gateway = Some(read_gateway(root.optional_table("gateway"), file.dir()));
-            api = Some(read_api(root.optional_table("api")));
+            api = Some(read_api(root.optional_table("api"), file.dir()));
             namespace = root.required_table("namespace").and_then(read_namespace);
         } else {
             for key in MAIN_ONLY {
@@ -370,7 +370,7 @@ const MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 /// The smallest `max_body_bytes` accepted: below this even a small config apply fails.
 const MIN_BODY_BYTES: u64 = 1024;
 
-fn read_api(table: Option<Table<'_>>) -> ApiSettings {
+fn read_api(table: Option<Table<'_>>, dir: &Path) -> ApiSettings {
     let mut api = ApiSettings::default();
     let Some(mut t) = table else { return api };
     if let Some(listen) = t.optional_str("listen") {
@@ -438,6 +438,9 @@ fn read_api(table: Option<Table<'_>>) -> ApiSettings {
         }
     }
     api.token = t.optional_secret("token");
+    api.tls = t
+        .optional_table("tls")
+        .and_then(|tls| crate::api_tls::read_api_tls(tls, dir));
     // The API changes production context (and will write to machines): open only on loopback.
     if !api.listen.ip().is_loopback() && api.token.is_none() {
         t.error(
