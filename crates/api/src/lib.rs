@@ -44,6 +44,7 @@ mod production;
 mod server;
 mod stream;
 mod strict;
+mod tls;
 
 use std::fmt;
 use std::sync::Arc;
@@ -57,7 +58,8 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use backplane_engine::EngineHandle;
 use backplane_historian::Store;
 use backplane_production::ProductionHandle;
-pub use server::{ServeLimits, refused_connections, serve};
+pub use server::{ServeLimits, refused_connections, serve, serve_tls};
+pub use tls::{CertificateSource, Tls, TlsError, TlsOptions, TlsServer, tls_handshake_failures};
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 

@@ -27,8 +27,12 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     text.push_str(&format!(
         "# HELP backplane_api_connections_refused Connections closed at accept because the API's connection cap was reached.\n\
          # TYPE backplane_api_connections_refused counter\n\
-         backplane_api_connections_refused_total {}\n# EOF\n",
-        crate::refused_connections()
+         backplane_api_connections_refused_total {}\n\
+         # HELP backplane_api_tls_handshake_failures TLS handshakes that failed or timed out (no or a wrong client certificate, an untrusting client, plain HTTP on the HTTPS port).\n\
+         # TYPE backplane_api_tls_handshake_failures counter\n\
+         backplane_api_tls_handshake_failures_total {}\n# EOF\n",
+        crate::refused_connections(),
+        crate::tls_handshake_failures()
     ));
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS))],
