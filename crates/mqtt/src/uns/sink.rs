@@ -179,6 +179,10 @@ impl UnsSink {
                         c.receive(&self.name, payload, retain, &count_refused);
                     }
                 }
+                Step::Link(LinkEvent::Oversized { topic, bytes }) => {
+                    count_refused();
+                    tracing::warn!(sink = %self.name, %topic, bytes, "mqtt: message over max_packet_bytes refused unread");
+                }
                 Step::Reply(Some(reply)) => {
                     if let Some(c) = commands.as_mut() {
                         c.reply(&self.name, reply);
