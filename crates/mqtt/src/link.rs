@@ -470,6 +470,37 @@ async fn run_v5(
 
 /// rumqttc's errors name Rust types; say what an engineer needs to know.
 fn connection_error_text(raw: &str) -> String {
+    // rustls' certificate errors, as they appear in rumqttc's TLS error text.
+    let tls = [
+        (
+            "UnknownIssuer",
+            "the broker's certificate is not signed by a CA in tls.ca (or, without tls.ca, the system's roots)",
+        ),
+        (
+            "NotValidForName",
+            "the broker's certificate is not valid for the host name in `broker`",
+        ),
+        ("Expired", "the broker's certificate has expired"),
+        (
+            "NotValidYet",
+            "the broker's certificate is not valid yet (check the clock)",
+        ),
+        (
+            "CertificateRequired",
+            "the broker requires a client certificate: set tls.cert and tls.key",
+        ),
+        (
+            "alert: BadCertificate",
+            "the broker refused the client certificate (tls.cert)",
+        ),
+        (
+            "alert: UnknownCA",
+            "the broker does not trust the client certificate's CA (tls.cert)",
+        ),
+    ];
+    if let Some((_, meaning)) = tls.iter().find(|(needle, _)| raw.contains(needle)) {
+        return format!("{meaning}: {raw}");
+    }
     if raw.contains("size limit") {
         return format!(
             "the broker sent a packet over the hard ceiling of 16 × max_packet_bytes (at least 16 MiB), which ends the session; under MQTT 3.1.1 its topic cannot be known. Use protocol = \"5\" (the broker then drops it), or clear the message at the broker: {raw}"
