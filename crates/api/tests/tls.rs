@@ -208,6 +208,21 @@ async fn a_certificate_from_files_is_served_and_only_its_ca_is_trusted() {
     let server = start(tls).await;
     let out = curl(server.addr, &["--cacert", path(&plant.path)]).await;
     assert_eq!(body(&out), "tls=true who=anonymous");
+    // HTTP/2 is offered by ALPN and served.
+    let out = curl(
+        server.addr,
+        &[
+            "--cacert",
+            path(&plant.path),
+            "--http2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version}",
+        ],
+    )
+    .await;
+    assert_eq!(body(&out), "2");
     let out = curl(server.addr, &["--cacert", path(&other.path)]).await;
     assert!(
         !out.status.success(),

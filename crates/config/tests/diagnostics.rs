@@ -50,7 +50,9 @@ fn lists_accepted_keys_when_no_key_is_close() {
     let d = one_error(&with_base("[api]\nbody_limit = 100000\n"));
     assert_eq!(
         d.hint.as_deref(),
-        Some("accepted keys: listen, max_body_bytes, max_connections, header_read_timeout, hosts, token, tls")
+        Some(
+            "accepted keys: listen, max_body_bytes, max_connections, header_read_timeout, hosts, token, tls"
+        )
     );
     assert_at(&d, NEXT + 1, 1, "api.body_limit");
 }
