@@ -383,3 +383,47 @@ async fn a_socket_that_never_completes_the_handshake_is_closed() {
     assert!(got.is_empty());
     assert!(backplane_api::tls_handshake_failures() > failures_before);
 }
+
+#[tokio::test]
+async fn a_pending_handshake_holds_one_of_the_capped_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = TlsServer::new(&TlsOptions {
+        certificate: CertificateSource::SelfSigned {
+            dir: dir.path().join("api-tls"),
+            names: vec!["localhost".into()],
+        },
+        client_ca: None,
+        require_client_cert: false,
+        clients: vec![],
+    })
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let limits = ServeLimits {
+        max_connections: 1,
+        header_read_timeout: Duration::from_secs(60),
+    };
+    tokio::spawn(backplane_api::serve_tls(
+        listener,
+        whoami_router(),
+        limits,
+        Some(Arc::new(tls)),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let refused_before = backplane_api::refused_connections();
+    // Holds the only permit: connected, handshake never started.
+    let _holder = TcpStream::connect(addr).await.unwrap();
+    // The next one is closed at accept, without a handshake.
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), second.read_to_end(&mut got))
+        .await
+        .expect("the server closes the connection over the cap")
+        .ok();
+    assert!(got.is_empty());
+    assert!(backplane_api::refused_connections() > refused_before);
+    let _ = stop.send(());
+}
