@@ -386,7 +386,7 @@ pub(crate) fn login_event(
     }
 }
 
-/// Whether the request came over TLS: the TLS server marks it with [`crate::OverTls`].
+/// Whether the request came over TLS: the TLS server marks it with [`crate::Tls`].
 pub(crate) fn over_tls(extensions: &axum::http::Extensions) -> bool {
-    extensions.get::<crate::OverTls>().is_some()
+    extensions.get::<crate::Tls>().is_some()
 }

@@ -20,11 +20,6 @@ use crate::sessions::{COOKIE, cookie};
 use crate::users::MAX_PASSWORD_LEN;
 use crate::{AppState, json_response};
 
-/// Marks a request that came over TLS, so the session cookie gets `Secure`. The TLS
-/// server inserts it into each request's extensions; without it the request was plain.
-#[derive(Clone, Copy, Debug)]
-pub struct OverTls;
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {

@@ -30,9 +30,13 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
          backplane_api_connections_refused_total {}\n\
          # HELP backplane_api_rate_limited Requests refused with 429 by the per-client rate limit.\n\
          # TYPE backplane_api_rate_limited counter\n\
-         backplane_api_rate_limited_total {}\n# EOF\n",
+         backplane_api_rate_limited_total {}\n\
+         # HELP backplane_api_tls_handshake_failures TLS handshakes that failed or timed out (no or a wrong client certificate, an untrusting client, plain HTTP on the HTTPS port).\n\
+         # TYPE backplane_api_tls_handshake_failures counter\n\
+         backplane_api_tls_handshake_failures_total {}\n# EOF\n",
         crate::refused_connections(),
-        state.auth.limiter.refused()
+        state.auth.limiter.refused(),
+        crate::tls_handshake_failures()
     ));
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS))],

@@ -4,20 +4,29 @@
 //! `header_read_timeout` (a half-sent request, an idle keep-alive) is closed. Without
 //! these, 20,000 idle sockets exhausted the process's file descriptors.
 //!
+//! With TLS ([`crate::tls`]) the handshake is part of the connection, under the same
+//! permit and deadline.
+//!
 //! The connections themselves are hyper-util's, as under `axum::serve`.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::Request;
+use backplane_security::Identity;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
+use tower::util::MapRequest;
 
 use crate::StreamShutdown;
+use crate::tls::{Tls, TlsServer};
 
 /// Bounds on what clients can hold open.
 #[derive(Clone, Copy, Debug)]
@@ -43,12 +52,29 @@ pub fn refused_connections() -> u64 {
     REFUSED.load(Ordering::Relaxed)
 }
 
-/// Serves until `shutdown` resolves (graceful: in-flight requests finish; open streams are
-/// closed).
+/// Serves plain HTTP until `shutdown` resolves (graceful: in-flight requests finish; open
+/// streams are closed).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_tls(listener, router, limits, None, shutdown).await
+}
+
+/// Serves HTTPS when `tls` is given, plain HTTP otherwise, until `shutdown` resolves.
+///
+/// The TLS handshake runs in the connection's own task, holding a connection permit and
+/// bounded by `header_read_timeout` like a plain request's headers: a client that opens
+/// sockets and never finishes a handshake holds no more than a plain one could. Requests
+/// over TLS carry the [`Tls`] extension; a verified client certificate listed in
+/// `[api.tls.clients]` makes the request carry its [`Identity`].
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    tls: Option<Arc<TlsServer>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let streams = CancellationToken::new();
@@ -90,45 +116,59 @@ pub async fn serve(
             continue;
         };
         warned = false;
-        // The peer's address, for per-client limits and the audit trail (`ConnectInfo`).
-        let connection_router = router.clone();
-        let service =
-            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-                tower::Service::call(&mut connection_router.clone(), request)
-            });
+        let router = router.clone();
         let builder = builder.clone();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
         let first_byte = limits.header_read_timeout;
+        let tls = tls.clone();
         tokio::spawn(async move {
-            // hyper's timer starts once it reads a request head, but the auto builder first
-            // waits for bytes to tell HTTP/1 from HTTP/2: a socket that sends nothing
-            // would be held forever.
-            let mut probe = [0u8; 1];
-            match tokio::time::timeout(first_byte, stream.peek(&mut probe)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => {
+            let Some(tls) = tls else {
+                // hyper's timer starts once it reads a request head, but the auto builder
+                // first waits for bytes to tell HTTP/1 from HTTP/2: a socket that sends
+                // nothing would be held forever.
+                let mut probe = [0u8; 1];
+                match tokio::time::timeout(first_byte, stream.peek(&mut probe)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => {
+                        drop(permit);
+                        return;
+                    }
+                }
+                let service = with_extensions(router, peer, false, None, None);
+                drive(&builder, TokioIo::new(stream), service, stop, peer, None).await;
+                drop(permit);
+                return;
+            };
+            let deadline = tokio::time::Instant::now() + first_byte;
+            let stream = match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    crate::tls::count_handshake_failure();
+                    tracing::debug!(%peer, error = %e, "API: TLS handshake failed");
                     drop(permit);
                     return;
                 }
-            }
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::trace!(%peer, error = %e, "API connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ = stop.changed(), if !stopping => {
-                        stopping = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
+                Err(_) => {
+                    crate::tls::count_handshake_failure();
+                    tracing::debug!(%peer, "API: TLS handshake timed out");
+                    drop(permit);
+                    return;
                 }
-            }
+            };
+            let identity = tls.identity(stream.get_ref().1.peer_certificates());
+            // After the handshake there is no peek: the first request must arrive by the
+            // same deadline, or the connection is closed.
+            let started = Arc::new(AtomicBool::new(false));
+            let service = with_extensions(router, peer, true, identity, Some(started.clone()));
+            drive(
+                &builder,
+                TokioIo::new(stream),
+                service,
+                stop,
+                peer,
+                Some((deadline, started)),
+            )
+            .await;
             drop(permit);
         });
     }
@@ -139,6 +179,85 @@ pub async fn serve(
     let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(10), permits.acquire_many(all)).await;
     Ok(())
+}
+
+type Service<F> = TowerToHyperService<MapRequest<Router, F>>;
+
+/// The router, with what the connection tells about every request on it: over TLS or not,
+/// and the client certificate's identity. `started` is set at the first request.
+fn with_extensions(
+    router: Router,
+    peer: std::net::SocketAddr,
+    over_tls: bool,
+    identity: Option<Identity>,
+    started: Option<Arc<AtomicBool>>,
+) -> Service<impl Fn(Request<Incoming>) -> Request<Incoming> + Clone + Send + Sync + 'static> {
+    let mark = move |mut request: Request<Incoming>| {
+        if let Some(started) = &started {
+            started.store(true, Ordering::Relaxed);
+        }
+        // The peer's address, for per-client limits and the audit trail.
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        if over_tls {
+            request.extensions_mut().insert(Tls);
+        }
+        if let Some(identity) = &identity {
+            request.extensions_mut().insert(identity.clone());
+        }
+        request
+    };
+    TowerToHyperService::new(MapRequest::new(router, mark))
+}
+
+/// Serves one connection until it ends or the server stops. `first_request`: close the
+/// connection if no request has started by this deadline.
+async fn drive<I, F>(
+    builder: &Builder<TokioExecutor>,
+    io: TokioIo<I>,
+    service: Service<F>,
+    mut stop: watch::Receiver<()>,
+    peer: std::net::SocketAddr,
+    first_request: Option<(tokio::time::Instant, Arc<AtomicBool>)>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Request<Incoming> + Clone + Send + Sync + 'static,
+{
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(connection);
+    let mut stopping = false;
+    let (deadline, started) = match first_request {
+        Some((deadline, started)) => (Some(deadline), Some(started)),
+        None => (None, None),
+    };
+    let mut waiting = deadline.is_some();
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::trace!(%peer, error = %e, "API connection ended with an error");
+                }
+                break;
+            }
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = sleep_until(deadline), if waiting => {
+                waiting = false;
+                if !started.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    tracing::trace!(%peer, "API: no request after the TLS handshake; closing");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn is_connection_error(e: &std::io::Error) -> bool {

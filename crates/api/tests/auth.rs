@@ -498,7 +498,7 @@ async fn the_session_cookie_is_secure_over_tls() {
         "/api/v1/session",
         &json!({"user": "anna", "password": PASSWORD}).to_string(),
     );
-    login.extensions_mut().insert(backplane_api::OverTls);
+    login.extensions_mut().insert(backplane_api::Tls);
     let reply = call(&app.router, login).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let cookie = reply.headers["set-cookie"].to_str().unwrap();

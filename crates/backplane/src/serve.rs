@@ -61,6 +61,16 @@ pub async fn run(
              or listen on 127.0.0.1"
         ));
     }
+    if !address.ip().is_loopback() && plan.api.tls.is_none() {
+        tracing::warn!(%address, "the API serves plain HTTP on a network address: tokens and session cookies cross the network readable; set [api.tls]");
+        eprintln!(
+            "warning: the API serves plain HTTP on {address}: tokens and session cookies cross the network readable; set [api.tls]"
+        );
+    }
+    let tls = match &plan.api.tls {
+        Some(settings) => Some(std::sync::Arc::new(tls_server(&plan, settings, address)?)),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
         format!("cannot listen on {address}: {e} (pass --listen with another address, or port 0 for any free port)")
     })?;
@@ -103,9 +113,19 @@ pub async fn run(
     let engine = Engine::start(plan, registry, engine_options).map_err(|e| e.to_string())?;
     let router = backplane_api::router(engine.handle(), options);
 
-    let base = format!("http://{bound}");
-    // The one line on stdout that scripts (and the end-to-end test) read.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://{bound}");
+    // The first line on stdout, which scripts (and the end-to-end tests) read.
     println!("API listening on {base}");
+    if let Some(tls) = &tls {
+        // What a client compares when it first meets a self-signed certificate.
+        println!("API TLS certificate SHA-256 fingerprint: {}", tls.fingerprint());
+        tracing::info!(
+            fingerprint = tls.fingerprint(),
+            generated = tls.generated(),
+            "API TLS certificate"
+        );
+    }
     if let Some(banner) = banner {
         banner(&base);
     }
@@ -117,7 +137,7 @@ pub async fn run(
         max_connections: limits.0,
         header_read_timeout: limits.1,
     };
-    let api = tokio::spawn(backplane_api::serve(listener, router, limits, async {
+    let api = tokio::spawn(backplane_api::serve_tls(listener, router, limits, tls, async {
         let _ = stop_rx.await;
     }));
     shutdown_signal().await;
@@ -133,6 +153,43 @@ pub async fn run(
     }
     engine.shutdown().await;
     Ok(())
+}
+
+/// The API's TLS side from `[api.tls]`. A self-signed certificate is made for localhost,
+/// the loopback addresses, the gateway's name, `[api] hosts` and a specific listen address.
+fn tls_server(
+    plan: &Plan,
+    settings: &backplane_config::ApiTls,
+    address: SocketAddr,
+) -> Result<backplane_api::TlsServer, String> {
+    use backplane_api::CertificateSource;
+    let certificate = match &settings.certificate {
+        backplane_config::ApiCertificate::Files { cert, key } => CertificateSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        backplane_config::ApiCertificate::SelfSigned => {
+            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+            names.push(plan.gateway.name.clone());
+            names.extend(plan.api.hosts.iter().cloned());
+            if !address.ip().is_unspecified() {
+                names.push(address.ip().to_string());
+            }
+            names.sort();
+            names.dedup();
+            CertificateSource::SelfSigned {
+                dir: plan.gateway.data_dir.join("api-tls"),
+                names,
+            }
+        }
+    };
+    let options = backplane_api::TlsOptions {
+        certificate,
+        client_ca: settings.client_ca.clone(),
+        require_client_cert: settings.client_certs == backplane_config::ClientCerts::Required,
+        clients: settings.clients.clone(),
+    };
+    backplane_api::TlsServer::new(&options).map_err(|e| format!("[api.tls]: {e}"))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -15,6 +15,7 @@
 //!   and counts per model, operator forms, context rules) as plain spec types.
 //! - [`plan`]: the validated result the engine runs.
 
+pub mod api_tls;
 mod assets;
 pub mod catalog;
 mod components;
@@ -27,6 +28,7 @@ pub mod secret;
 
 use std::path::Path;
 
+pub use api_tls::{ApiCertificate, ApiTls, ClientCerts};
 pub use catalog::{AddressError, Catalog, KindSpec};
 pub use plan::{
     ApiSettings, AssetSpec, ComponentSpec, Fsync, Gateway, LogSettings, Namespace, Overflow, Plan,

@@ -484,6 +484,9 @@ fn read_api(table: Option<Table<'_>>, dir: &Path) -> ApiSettings {
         }
         limit.finish();
     }
+    api.tls = t
+        .optional_table("tls")
+        .and_then(|tls| crate::api_tls::read_api_tls(tls, dir));
     // The API changes production context (and will write to machines): open only on loopback.
     if !api.listen.ip().is_loopback() && api.token.is_none() && api.users.is_none() {
         t.error(

@@ -131,6 +131,8 @@ pub struct ApiSettings {
     pub header_read_timeout: std::time::Duration,
     /// Host names the API answers to besides IP addresses and `localhost` (DNS rebinding).
     pub hosts: Vec<String>,
+    /// `[api.tls]`: HTTPS, and client certificates as identities.
+    pub tls: Option<crate::api_tls::ApiTls>,
 }
 
 impl Default for ApiSettings {
@@ -146,6 +148,7 @@ impl Default for ApiSettings {
             max_connections: 512,
             header_read_timeout: std::time::Duration::from_secs(10),
             hosts: Vec::new(),
+            tls: None,
         }
     }
 }

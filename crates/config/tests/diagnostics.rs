@@ -51,7 +51,7 @@ fn lists_accepted_keys_when_no_key_is_close() {
     assert_eq!(
         d.hint.as_deref(),
         Some(
-            "accepted keys: listen, max_body_bytes, max_connections, header_read_timeout, hosts, token, users, session_idle, session_lifetime, rate_limit"
+            "accepted keys: listen, max_body_bytes, max_connections, header_read_timeout, hosts, token, users, session_idle, session_lifetime, rate_limit, tls"
         )
     );
     assert_at(&d, NEXT + 1, 1, "api.body_limit");

@@ -5,7 +5,9 @@
 //! and publishes the replies (`docs/connectors/mqtt.md`, "Commands").
 //!
 //! A message is one command of the production vocabulary ([`Command`], the same JSON the
-//! HTTP API takes) with two optional envelope fields, removed before the command is read:
+//! HTTP API takes) with two optional envelope fields, removed before the command is read.
+//! `by` is only a claim: anyone who can publish can write any name, so commands run as the
+//! sink's own identity and the claim is kept beside it (reply, audit trail).
 //!
 //! ```json
 //! {"request_id": "mes-4711", "by": "mes", "command": "start_work_order", "id": "WO-1001"}
@@ -18,9 +20,6 @@ use serde_json::{Map, Value};
 /// The largest message read as a command; larger ones are refused unread.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// Who a command is attributed to when the message does not say (`by`).
-pub const DEFAULT_BY: &str = "mqtt";
-
 /// Longest `request_id` and `by`, in characters.
 pub const MAX_ENVELOPE_CHARS: usize = 256;
 
@@ -29,9 +28,11 @@ pub const MAX_ENVELOPE_CHARS: usize = 256;
 pub struct Request {
     /// Echoed in the reply, so the sender can match it to its request.
     pub request_id: Option<String>,
-    /// Who sent it (an MES user or system); [`DEFAULT_BY`] when the message does not say.
-    pub by: String,
+    /// Who the message says sent it: unverified, kept as a note, never acted on.
+    pub claimed_by: Option<String>,
     pub command: Command,
+    /// The command as read (envelope removed), for the audit trail.
+    pub json: Value,
 }
 
 /// A message that is not a command that can be run. Nothing was changed.
@@ -111,9 +112,9 @@ pub fn parse(payload: &[u8]) -> Result<Request, Rejected> {
         command: command_name.clone(),
         refusal: Refusal::Command(CommandError::invalid(field, message)),
     };
-    let by = match object.remove("by") {
-        None | Some(Value::Null) => DEFAULT_BY.to_owned(),
-        Some(Value::String(by)) => envelope_text("by", by).map_err(|e| rejected("by", e.to_string()))?,
+    let claimed_by = match object.remove("by") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(by)) => Some(envelope_text("by", by).map_err(|e| rejected("by", e.to_string()))?),
         Some(other) => {
             return Err(rejected(
                 "by",
@@ -137,11 +138,13 @@ pub fn parse(payload: &[u8]) -> Result<Request, Rejected> {
             ));
         }
     }
+    let json = Value::Object(object.clone());
     match serde_json::from_value::<Command>(Value::Object(object)) {
         Ok(command) => Ok(Request {
             request_id,
-            by,
+            claimed_by,
             command,
+            json,
         }),
         Err(e) => {
             let text = e.to_string();
@@ -225,6 +228,12 @@ pub struct Reply<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<&'a str>,
     pub ok: bool,
+    /// The identity the command ran as: the sink's, never the message's `by`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<&'a str>,
+    /// The message's `by`, as claimed (unverified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<&'a str>,
     /// What the command created or changed (the work order, the lot, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<&'a Value>,
@@ -253,6 +262,8 @@ impl<'a> Reply<'a> {
             request_id,
             command: Some(command),
             ok: true,
+            by: None,
+            claimed_by: None,
             result: Some(result),
             error: None,
             errors: &[],
@@ -268,6 +279,8 @@ impl<'a> Reply<'a> {
             request_id,
             command,
             ok: false,
+            by: None,
+            claimed_by: None,
             result: None,
             error: Some(ReplyError {
                 kind: kind_name(refusal.kind()),
@@ -287,6 +300,8 @@ impl<'a> Reply<'a> {
             request_id,
             command,
             ok: false,
+            by: None,
+            claimed_by: None,
             result: None,
             error: Some(ReplyError {
                 kind: "unavailable",
@@ -295,6 +310,13 @@ impl<'a> Reply<'a> {
             }),
             errors: &[],
         }
+    }
+
+    /// Names who the command ran as, and who the message claimed to be.
+    pub fn attributed(mut self, by: &'a str, claimed_by: Option<&'a str>) -> Reply<'a> {
+        self.by = Some(by);
+        self.claimed_by = claimed_by;
+        self
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -346,19 +368,20 @@ mod tests {
         let r = parse(br#"{"request_id": "r-1", "by": "mes", "command": "start_work_order", "id": "WO-1"}"#)
             .unwrap();
         assert_eq!(r.request_id.as_deref(), Some("r-1"));
-        assert_eq!(r.by, "mes");
+        assert_eq!(r.claimed_by.as_deref(), Some("mes"));
         assert_eq!(r.command, Command::StartWorkOrder { id: "WO-1".into() });
+        assert_eq!(r.json, json!({"command": "start_work_order", "id": "WO-1"}));
 
         let r = parse(br#"{"command": "create_work_order", "id": "WO-2", "product": "milk-1l", "asset": "packaging/line-1", "planned_quantity": 1000}"#)
             .unwrap();
         assert_eq!(r.request_id, None);
-        assert_eq!(r.by, DEFAULT_BY);
+        assert_eq!(r.claimed_by, None);
         assert_eq!(r.command.name(), "create_work_order");
 
         // `null` is the same as absent.
         let r =
             parse(br#"{"request_id": null, "by": null, "command": "sign_out", "operator": "jo"}"#).unwrap();
-        assert_eq!((r.request_id, r.by.as_str()), (None, DEFAULT_BY));
+        assert_eq!((r.request_id, r.claimed_by), (None, None));
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub enum LinkEvent {
         payload: Bytes,
         retain: bool,
     },
+    /// A message over `max_packet_bytes` (topic and payload), refused unread; the session
+    /// goes on. Only on MQTT 3.1.1: on MQTT 5 the broker is told the limit (Maximum Packet
+    /// Size) and drops such messages itself.
+    Oversized { topic: String, bytes: usize },
     /// What became of one publish.
     Delivered(Delivery),
     /// The session ended (the text says why). Every unconfirmed publish was reported
@@ -88,6 +92,18 @@ impl std::fmt::Debug for Link {
 /// what is read from the broker.
 const EVENT_QUEUE: usize = 1024;
 
+/// What rumqttc reads of one incoming MQTT 3.1.1 packet at most. MQTT 3.1.1 cannot tell the
+/// broker a limit, and rumqttc ends the connection on a packet over its limit without
+/// saying its topic: a retained one would end every session at subscribe. So rumqttc reads
+/// up to this ceiling (bounded memory) and messages between `max_packet_bytes` and it are
+/// refused one by one ([`LinkEvent::Oversized`]); only a packet beyond it still ends the
+/// session. 16 × `max_packet_bytes`, at least 16 MiB, at most MQTT's 256 MiB.
+pub fn incoming_ceiling(max_packet_bytes: usize) -> usize {
+    max_packet_bytes
+        .saturating_mul(16)
+        .clamp(16 * 1024 * 1024, 268_435_455)
+}
+
 fn lock(tracker: &Mutex<DeliveryTracker>) -> MutexGuard<'_, DeliveryTracker> {
     // The tracker holds plain data; a panic elsewhere cannot leave it half-updated.
     tracker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -125,7 +141,7 @@ impl Link {
                 let mut o = rumqttc::MqttOptions::new(options.client_id.clone(), s.host.clone(), s.port);
                 o.set_keep_alive(s.keep_alive.max(Duration::from_secs(1)))
                     .set_clean_session(true)
-                    .set_max_packet_size(s.max_packet_bytes, s.max_packet_bytes)
+                    .set_max_packet_size(incoming_ceiling(s.max_packet_bytes), s.max_packet_bytes)
                     .set_inflight(inflight)
                     .set_request_channel_capacity(capacity);
                 if let Some(user) = &s.username {
@@ -145,11 +161,13 @@ impl Link {
                     ));
                 }
                 let (client, eventloop) = rumqttc::AsyncClient::new(o, capacity);
-                let task = tokio::spawn(run_v4(eventloop, tracker.clone(), tx));
+                let task = tokio::spawn(run_v4(eventloop, tracker.clone(), tx, s.max_packet_bytes));
                 (Client::V4(client), task)
             }
             Protocol::V5 => {
                 let mut o = rumqttc::v5::MqttOptions::new(options.client_id.clone(), s.host.clone(), s.port);
+                // Sent in CONNECT as Maximum Packet Size: the broker drops larger messages
+                // for this client instead of sending them.
                 o.set_keep_alive(s.keep_alive.max(Duration::from_secs(1)))
                     .set_clean_start(true)
                     .set_max_packet_size(Some(u32::try_from(s.max_packet_bytes).unwrap_or(u32::MAX)))
@@ -309,6 +327,7 @@ async fn run_v4(
     mut eventloop: rumqttc::EventLoop,
     tracker: Arc<Mutex<DeliveryTracker>>,
     tx: mpsc::Sender<LinkEvent>,
+    max_packet_bytes: usize,
 ) {
     use rumqttc::{Event, Outgoing, Packet};
     let mut disconnecting = false;
@@ -327,14 +346,22 @@ async fn run_v4(
         };
         let ok = match event {
             Event::Incoming(Packet::ConnAck(_)) => tx.send(LinkEvent::Connected).await.is_ok(),
-            Event::Incoming(Packet::Publish(p)) => tx
-                .send(LinkEvent::Message {
-                    topic: p.topic,
-                    payload: p.payload,
-                    retain: p.retain,
-                })
-                .await
-                .is_ok(),
+            Event::Incoming(Packet::Publish(p)) => {
+                let bytes = p.topic.len() + p.payload.len();
+                let event = if bytes > max_packet_bytes {
+                    LinkEvent::Oversized {
+                        topic: p.topic,
+                        bytes,
+                    }
+                } else {
+                    LinkEvent::Message {
+                        topic: p.topic,
+                        payload: p.payload,
+                        retain: p.retain,
+                    }
+                };
+                tx.send(event).await.is_ok()
+            }
             Event::Incoming(Packet::PubAck(a)) => {
                 let d = lock(&tracker).on_puback(a.pkid, None);
                 deliver(&tx, d).await
@@ -443,6 +470,42 @@ async fn run_v5(
 
 /// rumqttc's errors name Rust types; say what an engineer needs to know.
 fn connection_error_text(raw: &str) -> String {
+    // rustls' certificate errors, as they appear in rumqttc's TLS error text.
+    let tls = [
+        (
+            "UnknownIssuer",
+            "the broker's certificate is not signed by a CA in tls.ca (or, without tls.ca, the system's roots)",
+        ),
+        (
+            "NotValidForName",
+            "the broker's certificate is not valid for the host name in `broker`",
+        ),
+        ("Expired", "the broker's certificate has expired"),
+        (
+            "NotValidYet",
+            "the broker's certificate is not valid yet (check the clock)",
+        ),
+        (
+            "CertificateRequired",
+            "the broker requires a client certificate: set tls.cert and tls.key",
+        ),
+        (
+            "alert: BadCertificate",
+            "the broker refused the client certificate (tls.cert)",
+        ),
+        (
+            "alert: UnknownCA",
+            "the broker does not trust the client certificate's CA (tls.cert)",
+        ),
+    ];
+    if let Some((_, meaning)) = tls.iter().find(|(needle, _)| raw.contains(needle)) {
+        return format!("{meaning}: {raw}");
+    }
+    if raw.contains("size limit") {
+        return format!(
+            "the broker sent a packet over the hard ceiling of 16 × max_packet_bytes (at least 16 MiB), which ends the session; under MQTT 3.1.1 its topic cannot be known. Use protocol = \"5\" (the broker then drops it), or clear the message at the broker: {raw}"
+        );
+    }
     if raw.contains("Connection refused") || raw.contains("ConnectionRefused") {
         if raw.contains("BadUserNamePassword") || raw.contains("NotAuthorized") || raw.contains("BadUserName")
         {

@@ -391,8 +391,8 @@ impl Router {
         out
     }
 
-    /// The readings one message yields (none if no address matches or has its field).
-    pub fn readings(&self, topic: &str, payload: &[u8]) -> Vec<RawReading> {
+    /// The addresses whose filter matches `topic`.
+    fn targets(&self, topic: &str) -> Vec<u32> {
         let mut targets: Vec<u32> = self.exact.get(topic).cloned().unwrap_or_default();
         targets.extend(
             self.wildcard
@@ -400,6 +400,21 @@ impl Router {
                 .copied()
                 .filter(|i| matches(&self.addresses[*i as usize].filter, topic)),
         );
+        targets
+    }
+
+    /// A message on `topic` that was refused unread (over `max_packet_bytes`): every
+    /// address it would have fed reads bad, as for an oversized payload.
+    pub fn refused(&self, topic: &str) -> Vec<RawReading> {
+        self.targets(topic)
+            .into_iter()
+            .map(|address| bad(address, BadReason::OutOfRange, None))
+            .collect()
+    }
+
+    /// The readings one message yields (none if no address matches or has its field).
+    pub fn readings(&self, topic: &str, payload: &[u8]) -> Vec<RawReading> {
+        let targets = self.targets(topic);
         if targets.is_empty() {
             return Vec::new();
         }
@@ -519,6 +534,10 @@ impl Source for MqttSource {
             };
             let mut link = Link::open(&self.connection, &options);
             let filters = self.router.filters(&self.settings.subscribe);
+            let oversized = io.status.counter("messages_oversized");
+            // Topics already warned about in this session: a retained message comes back at
+            // every subscribe; one warning each is enough (bounded).
+            let mut warned: std::collections::HashSet<String> = std::collections::HashSet::new();
             loop {
                 let event = tokio::select! {
                     event = link.next() => event,
@@ -542,6 +561,22 @@ impl Source for MqttSource {
                     }
                     LinkEvent::Message { topic, payload, .. } => {
                         let readings = self.router.readings(&topic, &payload);
+                        if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
+                            return Ok(());
+                        }
+                    }
+                    LinkEvent::Oversized { topic, bytes } => {
+                        oversized.inc();
+                        if warned.len() < 64 && warned.insert(topic.clone()) {
+                            tracing::warn!(
+                                source = %self.name,
+                                %topic,
+                                bytes,
+                                max_packet_bytes = self.settings.connection.max_packet_bytes,
+                                "mqtt: message over max_packet_bytes refused (counted as messages_oversized; the connection goes on)"
+                            );
+                        }
+                        let readings = self.router.refused(&topic);
                         if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
                             return Ok(());
                         }

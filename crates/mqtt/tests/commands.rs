@@ -225,7 +225,8 @@ async fn a_work_order_started_by_a_message_appears_as_context_on_the_lines_sampl
     assert_eq!(started["result"]["status"], "running");
     let actual_start = time(&started["result"]["actual_start"]);
 
-    // The line's events: the order's status change, by whoever the message said.
+    // The line's events: the order's status change, by the sink's identity (the message's
+    // `by` is only a claim).
     let event = seen_or_next(&mut observer, "the work order event on the line", |m| {
         m.topic == format!("{LINE}/_events")
             && m.json()["event"] == "work_order"
@@ -235,7 +236,7 @@ async fn a_work_order_started_by_a_message_appears_as_context_on_the_lines_sampl
     .json();
     assert_eq!(event["id"], "WO-1001");
     assert_eq!(event["product"], "milk-1l");
-    assert_eq!(event["by"], "mes");
+    assert_eq!(event["by"], "mqtt:uns");
     assert_eq!(event["context"]["work_order"], "WO-1001");
 
     // Every filler sample read after the order started carries it and its product (a
@@ -538,4 +539,77 @@ async fn commands_are_taken_again_after_the_broker_restarts() {
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(reply["result"]["status"], "released");
     engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_claiming_to_be_by_someone_runs_and_is_audited_as_the_sinks_identity() {
+    let broker = Mosquitto::start();
+    let mut observer = Observer::start(broker.port, "#").await;
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = std::sync::Arc::new(backplane_security::MemoryRecorder::default());
+    let mut options =
+        backplane_testkit::engine::backoff(Duration::from_millis(100), Duration::from_millis(500));
+    options.services = backplane_connector::Services::one(
+        backplane_security::AuditTrail::SERVICE,
+        std::sync::Arc::new(backplane_security::AuditTrail(recorder.clone())),
+    );
+    let _engine = backplane_testkit::engine::start_with(
+        &config(
+            broker.port,
+            "commands = true\ncommands_identity = \"mes-gateway\"",
+        ),
+        dir.path(),
+        &common::registry(),
+        options,
+    );
+    online(&mut observer).await;
+    let mes = Mes::connect(broker.port).await;
+
+    let created = mes
+        .ask(
+            &mut observer,
+            DEFAULT_TOPIC,
+            json!({"request_id": "m-1", "by": "mallory", "command": "create_work_order",
+                   "id": "WO-7", "product": "milk-1l", "asset": "packaging/line-1",
+                   "planned_quantity": 10}),
+        )
+        .await;
+    assert_eq!(created["ok"], true, "{created}");
+    assert_eq!(created["by"], "mes-gateway", "{created}");
+    assert_eq!(created["claimed_by"], "mallory", "{created}");
+    let refused = mes
+        .ask(
+            &mut observer,
+            DEFAULT_TOPIC,
+            json!({"request_id": "m-2", "by": "mallory", "command": "start_work_order", "id": "WO-7"}),
+        )
+        .await;
+    assert_eq!(refused["ok"], false, "{refused}");
+
+    let events = recorder.events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    for event in &events {
+        let who = event.who.as_ref().unwrap();
+        assert_eq!(who.name, "mes-gateway");
+        assert_eq!(who.role, backplane_security::Role::Operator);
+        assert_eq!(who.method, backplane_security::AuthMethod::Connection);
+        assert_eq!(event.from, "mqtt sink uns");
+        assert_eq!(event.target, "WO-7");
+        assert_eq!(event.new.as_ref().unwrap()["claimed_by"], "mallory");
+    }
+    assert_eq!(events[0].action, "command.create_work_order");
+    assert_eq!(events[0].outcome, backplane_security::Outcome::Done);
+    assert_eq!(events[1].action, "command.start_work_order");
+    assert!(
+        matches!(&events[1].outcome, backplane_security::Outcome::Refused(why) if why.contains("release")),
+        "{:?}",
+        events[1].outcome
+    );
+    // The work order records the identity, not the claim.
+    let event = seen_or_next(&mut observer, "the work order event", |m| {
+        m.topic == format!("{LINE}/_events") && m.json()["event"] == "work_order" && m.json()["id"] == "WO-7"
+    })
+    .await
+    .json();
+    assert_eq!(event["by"], "mes-gateway", "{event}");
 }

@@ -171,7 +171,7 @@ async fn run_link(
             LinkEvent::Delivered(d) => {
                 outcomes.insert(d.token(), (d, start.elapsed()));
             }
-            LinkEvent::Message { .. } => {}
+            LinkEvent::Message { .. } | LinkEvent::Oversized { .. } => {}
             LinkEvent::Disconnected(why) => return (outcomes, why),
         }
     }

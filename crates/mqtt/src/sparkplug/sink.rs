@@ -255,6 +255,10 @@ impl SparkplugSink {
                 Step::Link(LinkEvent::Message { topic, payload, .. }) => {
                     edge.on_message(&topic, &payload, Timestamp::now())
                 }
+                Step::Link(LinkEvent::Oversized { topic, bytes }) => {
+                    tracing::warn!(sink = %self.name, %topic, bytes, "sparkplug: message over max_packet_bytes refused");
+                    Vec::new()
+                }
                 Step::Link(LinkEvent::Delivered(d)) => {
                     if !matches!(d, Confirmation::Lost(_))
                         && let Some(g) = unconfirmed.remove(&d.token())

@@ -200,6 +200,9 @@ impl Source for SparkplugSource {
                             return Ok(());
                         }
                     }
+                    LinkEvent::Oversized { topic, bytes } => {
+                        tracing::warn!(source = %self.name, %topic, bytes, "sparkplug host: message over max_packet_bytes refused");
+                    }
                     LinkEvent::Delivered(_) => {}
                     LinkEvent::Disconnected(why) => {
                         return Err(ComponentError::connect(format!(

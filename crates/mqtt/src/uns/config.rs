@@ -33,6 +33,9 @@ pub struct MqttSinkSettings {
     pub max_inflight: u16,
     /// The production command topic (`commands`); off unless configured.
     pub commands: CommandTopic,
+    /// Who commands from the command topic run as (`commands_identity`); `mqtt:<sink>`
+    /// when absent. The messages' own `by` is only a claim.
+    pub commands_identity: Option<String>,
 }
 
 /// Whether the sink takes production commands, and on which topic (`commands`).
@@ -152,6 +155,25 @@ impl backplane_connector::Kind for MqttSinkKind {
         }
         let max_inflight = parse_inflight(table);
         let commands = CommandTopic::parse(table);
+        let commands_identity = table.optional_str("commands_identity").map(str::to_owned);
+        if let Some(identity) = &commands_identity {
+            if commands == CommandTopic::Off {
+                table.error(
+                    "commands_identity",
+                    "`commands_identity` names who commands run as, but `commands` is off",
+                    Some("add `commands = true`, or remove `commands_identity`".into()),
+                );
+            } else if identity.trim().is_empty()
+                || identity.chars().count() > 64
+                || identity.chars().any(char::is_control)
+            {
+                table.error(
+                    "commands_identity",
+                    "`commands_identity` must be 1 to 64 characters on one line",
+                    Some("commands_identity = \"mes-line-1\"".into()),
+                );
+            }
+        }
         Some(MqttSinkSettings {
             connection: connection?,
             topic_prefix,
@@ -164,6 +186,7 @@ impl backplane_connector::Kind for MqttSinkKind {
             linger,
             max_inflight,
             commands,
+            commands_identity,
         })
     }
 }

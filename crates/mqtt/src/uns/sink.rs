@@ -97,10 +97,23 @@ impl UnsSink {
             let accepted = io.status.counter("commands_accepted");
             let refused = io.status.counter("commands_refused");
             commands_refused = Some(refused.clone());
+            // Whoever can publish on the topic can write any `by`: commands run as the sink.
+            let identity = backplane_security::Identity::new(
+                s.commands_identity
+                    .clone()
+                    .unwrap_or_else(|| format!("mqtt:{}", self.name)),
+                backplane_security::Role::Operator,
+                backplane_security::AuthMethod::Connection,
+            );
+            let audit = io
+                .services
+                .named::<backplane_security::AuditTrail>(backplane_security::AuditTrail::SERVICE);
             commands = Some(CommandChannel::start(
                 &self.name,
                 topic,
                 (*production).clone(),
+                identity,
+                audit,
                 move || {
                     accepted.inc();
                 },
@@ -165,6 +178,10 @@ impl UnsSink {
                     {
                         c.receive(&self.name, payload, retain, &count_refused);
                     }
+                }
+                Step::Link(LinkEvent::Oversized { topic, bytes }) => {
+                    count_refused();
+                    tracing::warn!(sink = %self.name, %topic, bytes, "mqtt: message over max_packet_bytes refused unread");
                 }
                 Step::Reply(Some(reply)) => {
                     if let Some(c) = commands.as_mut() {

@@ -1,0 +1,250 @@
+//! MQTT over TLS against a Mosquitto of the test's own with a TLS listener that requires
+//! client certificates (issue 18). Certificates are made here with rcgen. One gateway
+//! publishes its namespace through the `mqtt` sink and reads it back through an `mqtt`
+//! source, both over TLS with a client certificate; a source trusting another CA is
+//! refused with an error that says why.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use backplane_model::{Quality, Value};
+use backplane_testkit::engine::{eventually, latest};
+use backplane_testkit::net::{free_port, wait_for_port};
+use common::start;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    path: PathBuf,
+}
+
+fn ca(dir: &Path, name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{name} CA"));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let path = dir.join(format!("{name}-ca.pem"));
+    std::fs::write(&path, issuer.pem()).unwrap();
+    Ca { issuer, path }
+}
+
+fn leaf(
+    dir: &Path,
+    ca: &Ca,
+    name: &str,
+    sans: &[&str],
+    usage: ExtendedKeyUsagePurpose,
+) -> (PathBuf, PathBuf) {
+    let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.extended_key_usages = vec![usage];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    let (cert_path, key_path) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+/// Mosquitto with one TLS listener requiring a client certificate from `ca`; killed on drop.
+struct TlsBroker {
+    child: Child,
+    port: u16,
+}
+
+impl TlsBroker {
+    fn start(dir: &Path, ca: &Ca) -> TlsBroker {
+        let (cert, key) = leaf(
+            dir,
+            ca,
+            "broker",
+            &["127.0.0.1"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let port = free_port();
+        let conf = dir.join("mosquitto.conf");
+        // `user root`: started as root, Mosquitto would switch to its own user, which
+        // cannot read the test's private directory.
+        std::fs::write(
+            &conf,
+            format!(
+                "user root\npersistence false\nlistener {port} 127.0.0.1\nallow_anonymous true\n\
+                 cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+                ca.path.display(),
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed");
+        let broker = TlsBroker { child, port };
+        assert!(
+            wait_for_port(port, Duration::from_secs(5)),
+            "mosquitto did not listen on {port}"
+        );
+        broker
+    }
+}
+
+impl Drop for TlsBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tank fed by the simulator, published by the sink; an echo asset fed by the source
+/// from the sink's own topic.
+fn config(port: u16, tls: &str) -> String {
+    format!(
+        r#"
+[gateway]
+name = "tls-gw"
+
+[namespace]
+enterprise = "acme"
+site = "plant"
+
+[models.Tank.attributes]
+level = {{ type = "float" }}
+
+[models.Echo.attributes]
+level = {{ type = "float" }}
+
+[[assets]]
+path = "tank"
+model = "Tank"
+source = "sim"
+bindings.level = {{ address = "l" }}
+
+[[assets]]
+path = "echo"
+model = "Echo"
+source = "back"
+bindings.level = {{ address = "acme/plant/tank/level#$.value" }}
+
+[[sources]]
+name = "sim"
+kind = "simulator"
+period = "50ms"
+signals.l = {{ signal = "constant", value = 42.5 }}
+
+[[sources]]
+name = "back"
+kind = "mqtt"
+broker = "mqtts://127.0.0.1:{port}"
+reconnect_min = "100ms"
+reconnect_max = "500ms"
+tls = {tls}
+
+[[sinks]]
+name = "uns"
+kind = "mqtt"
+broker = "mqtts://127.0.0.1:{port}"
+reconnect_min = "100ms"
+reconnect_max = "500ms"
+tls = {tls}
+"#
+    )
+}
+
+fn tls(ca: &Path, cert: &Path, key: &Path) -> String {
+    format!(
+        "{{ ca = \"file:{}\", cert = \"file:{}\", key = \"file:{}\" }}",
+        ca.display(),
+        cert.display(),
+        key.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_and_the_source_exchange_data_over_tls_with_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let plant = ca(dir.path(), "plant");
+    let broker = TlsBroker::start(dir.path(), &plant);
+    let (cert, key) = leaf(
+        dir.path(),
+        &plant,
+        "gateway",
+        &[],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let data = tempfile::tempdir().unwrap();
+    let engine = start(&config(broker.port, &tls(&plant.path, &cert, &key)), data.path());
+    let handle = engine.handle();
+    let echo = eventually("the echo of the tank level", Duration::from_secs(15), || {
+        latest(&handle, "acme/plant/echo/level").filter(|l| l.sample.quality == Quality::Good)
+    })
+    .await;
+    assert_eq!(echo.sample.value, Some(Value::Float(42.5)));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_certificate_from_another_ca_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let plant = ca(dir.path(), "plant");
+    let other = ca(dir.path(), "other");
+    let broker = TlsBroker::start(dir.path(), &plant);
+    let (cert, key) = leaf(
+        dir.path(),
+        &plant,
+        "gateway",
+        &[],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let data = tempfile::tempdir().unwrap();
+    let engine = start(&config(broker.port, &tls(&other.path, &cert, &key)), data.path());
+    let handle = engine.handle();
+    let error = eventually("the source's connection error", Duration::from_secs(15), || {
+        handle
+            .health()
+            .components
+            .into_iter()
+            .find(|c| c.name == "back")
+            .and_then(|c| c.last_error)
+    })
+    .await;
+    assert!(error.contains("not signed by a CA in tls.ca"), "{error}");
+    assert!(latest(&handle, "acme/plant/echo/level").is_none_or(|l| l.sample.quality != Quality::Good));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_requiring_client_certificates_refuses_a_gateway_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let plant = ca(dir.path(), "plant");
+    let broker = TlsBroker::start(dir.path(), &plant);
+    let data = tempfile::tempdir().unwrap();
+    let tls = format!("{{ ca = \"file:{}\" }}", plant.path.display());
+    let engine = start(&config(broker.port, &tls), data.path());
+    let handle = engine.handle();
+    let error = eventually("the source's connection error", Duration::from_secs(15), || {
+        handle
+            .health()
+            .components
+            .into_iter()
+            .find(|c| c.name == "back")
+            .and_then(|c| c.last_error)
+    })
+    .await;
+    assert!(error.contains("client certificate"), "{error}");
+    engine.shutdown().await;
+}
