@@ -181,6 +181,7 @@ fn plan() -> Plan {
         }],
         sinks: vec![],
         production: Default::default(),
+        writes: Vec::new(),
     }
 }
 
