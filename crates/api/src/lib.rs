@@ -17,6 +17,7 @@
 //!   OEE, operators and operator forms, through the production stage's
 //!   `ProductionHandle` service: every change is a `backplane_production::Command` run
 //!   between two batches, every query reads the last published copy of the state.
+//! - `writes.rs`: machine writes through the engine's write gate, as the caller's identity.
 //! - `lineage.rs`: where a value came from.
 //! - `history.rs`: queries against the embedded historian (raw, latest, aggregates,
 //!   events) by tag, asset or model attribute and by production context; each historian
@@ -44,6 +45,7 @@ mod production;
 mod server;
 mod stream;
 mod strict;
+mod writes;
 
 use std::fmt;
 use std::sync::Arc;
@@ -232,6 +234,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(Get, "/api/v1/forms/{name}", production::form),
         endpoint(Get, "/api/v1/forms/{name}/entries", production::entries),
         endpoint(Post, "/api/v1/forms/{name}/entries", production::submit_entry),
+        endpoint(Post, "/api/v1/writes", writes::write),
         endpoint(Get, "/api/v1/stream/ws", stream::websocket),
         endpoint(Get, "/api/v1/stream/sse", stream::sse),
         endpoint(Get, "/api/v1/health", ops::health),
