@@ -64,14 +64,14 @@ fn parse(body: &[u8]) -> Result<Request, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}")))?;
     let Json::Object(object) = json else {
         return Err(ApiError::bad_request(
-            "invalid_body",
+            "invalid_json",
             "the body must be an object: {\"tag\": \"asset/attribute\", \"value\": ...}",
         ));
     };
     for key in object.keys() {
         if !["tag", "asset", "attribute", "value", "dry_run"].contains(&key.as_str()) {
             return Err(ApiError::bad_request(
-                "invalid_body",
+                "unknown_field",
                 format!("unknown field `{key}`; fields are tag (or asset and attribute), value, dry_run"),
             )
             .with_field(key.clone()));
@@ -82,7 +82,7 @@ fn parse(body: &[u8]) -> Result<Request, ApiError> {
             None => Ok(None),
             Some(Json::String(s)) if !s.is_empty() => Ok(Some(s.as_str())),
             Some(_) => Err(ApiError::bad_request(
-                "invalid_body",
+                "invalid_value",
                 format!("`{key}` must be a non-empty string"),
             )
             .with_field(key)),
@@ -91,19 +91,26 @@ fn parse(body: &[u8]) -> Result<Request, ApiError> {
     let tag = match (text("tag")?, text("asset")?, text("attribute")?) {
         (Some(tag), None, None) => tag.trim_matches('/').to_owned(),
         (None, Some(asset), Some(attribute)) => format!("{}/{attribute}", asset.trim_matches('/')),
+        (None, None, None) => {
+            return Err(ApiError::bad_request(
+                "missing_field",
+                "name the tag as `tag` (\"asset/attribute\"), or as `asset` and `attribute`",
+            )
+            .with_field("tag"));
+        }
         _ => {
             return Err(ApiError::bad_request(
-                "invalid_body",
+                "invalid_value",
                 "name the tag as `tag` (\"asset/attribute\"), or as `asset` and `attribute`, not both",
             )
             .with_field("tag"));
         }
     };
     let value = match object.get("value") {
-        None => return Err(ApiError::bad_request("invalid_body", "`value` is missing").with_field("value")),
+        None => return Err(ApiError::bad_request("missing_field", "`value` is missing").with_field("value")),
         Some(v) => value(v).ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_body",
+                "invalid_value",
                 format!("`value` must be a number, a bool or a string of at most {MAX_STRING_VALUE} bytes"),
             )
             .with_field("value")
@@ -114,7 +121,7 @@ fn parse(body: &[u8]) -> Result<Request, ApiError> {
         Some(Json::Bool(b)) => *b,
         Some(_) => {
             return Err(
-                ApiError::bad_request("invalid_body", "`dry_run` must be true or false")
+                ApiError::bad_request("invalid_value", "`dry_run` must be true or false")
                     .with_field("dry_run"),
             );
         }

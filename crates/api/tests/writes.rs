@@ -168,7 +168,7 @@ async fn each_outcome_has_its_status_and_report() {
 
     let reply = post(&app, operator(), &format!(r#"{{"tag": "{SPEED}"}}"#)).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.error(), ("invalid_body".into(), Some("value".into())));
+    assert_eq!(reply.error(), ("missing_field".into(), Some("value".into())));
 
     // Every attempt that reached the gate is in the trail, attributed and with its outcome.
     let outcomes: Vec<_> = app
