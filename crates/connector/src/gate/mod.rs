@@ -3,12 +3,16 @@
 //! [`WritePath`]. For each attempt it checks, in this order, and refuses with the rule it
 //! broke:
 //!
-//! 1. the tag exists; 2. the identity is authenticated (never anonymous); 3. the attribute
-//! is allowlisted (`[models.NAME.writes.ATTRIBUTE]`); 4. the identity's role is at least the
-//! rule's; 5. the value has the attribute's type; 6. it is within the attribute's range;
-//! 7. it is at most `max_step` from the latest good value, and 8. `min_interval` has passed
-//! since the last accepted write; 9. every interlock holds on a good, fresh value; 10. the
-//! binding's transforms can be inverted into a raw value.
+//! 1. the tag exists;
+//! 2. the identity is authenticated (never anonymous);
+//! 3. the attribute is allowlisted (`[models.NAME.writes.ATTRIBUTE]`);
+//! 4. the identity's role is at least the rule's;
+//! 5. the value has the attribute's type;
+//! 6. it is within the attribute's range;
+//! 7. it is at most `max_step` from the latest good value;
+//! 8. `min_interval` has passed since the last accepted write;
+//! 9. every interlock holds on a good, fresh value;
+//! 10. the binding's transforms can be inverted into a raw value.
 //!
 //! A dry run stops there and says what raw value would go to which source and address.
 //! Otherwise the acceptance is recorded in the audit trail *before* the write (a trail that
