@@ -36,6 +36,14 @@ model = "Filler"
 source = "sim"
 bindings.speed_setpoint = { address = "s" }
 bindings.stop_request = { address = "r" }
+# The same model, where an engineer narrowed writes away.
+[[assets]]
+path = "line/filler-2"
+model = "Filler"
+source = "sim"
+writes = false
+bindings.speed_setpoint = { address = "s" }
+
 [[sources]]
 name = "sim"
 kind = "simulator"
@@ -141,6 +149,20 @@ async fn each_outcome_has_its_status_and_report() {
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
     assert_eq!(reply.json()["write"]["rule"], "not_allowlisted");
 
+    let reply = post(
+        &app,
+        operator(),
+        r#"{"tag": "acme/plant/line/filler-2/speed_setpoint", "value": 310}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    assert_eq!(reply.json()["write"]["rule"], "not_allowlisted");
+    assert!(
+        reply.error().0 == "write_refused" && reply.text.contains("allows writes to nothing"),
+        "{}",
+        reply.text
+    );
+
     let viewer = Some(Identity::new("vic", Role::Viewer, AuthMethod::Token));
     let reply = post(&app, viewer, &format!(r#"{{"tag": "{SPEED}", "value": 310}}"#)).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
@@ -178,8 +200,8 @@ async fn each_outcome_has_its_status_and_report() {
         .filter(|e| e.action == "write")
         .map(|e| (e.who.map(|w| w.name), e.from, e.outcome))
         .collect();
-    assert_eq!(outcomes.len(), 6, "{outcomes:#?}");
+    assert_eq!(outcomes.len(), 7, "{outcomes:#?}");
     assert_eq!(outcomes[0], (Some("olga".into()), "http".into(), Outcome::DryRun));
-    assert!(matches!(&outcomes[5].2, Outcome::Failed(r) if r.contains("does not accept writes")));
+    assert!(matches!(&outcomes[6].2, Outcome::Failed(r) if r.contains("does not accept writes")));
     app.engine.shutdown().await;
 }

@@ -256,6 +256,7 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
     let env = Env {
         models: &models,
         sources: &sources.registry,
+        writes: &write_rules,
         hub: namespace.as_ref().is_some_and(Namespace::is_hub),
     };
     let declared = assets::read_assets(asset_tables, &env);

@@ -176,6 +176,9 @@ pub struct AssetSpec {
     pub bindings: Vec<Binding>,
     /// Context set on this asset at start (its own fields; children inherit them).
     pub context: Context,
+    /// `writes`: `None`, the model's write allowlist applies; `Some(list)`, only these of its
+    /// allowlisted attributes may be written on this asset (empty: none).
+    pub writes: Option<Vec<String>>,
 }
 
 /// Kind-specific settings parsed by a [`crate::KindSpec`]; the kind downcasts them back.

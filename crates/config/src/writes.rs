@@ -154,6 +154,54 @@ pub(crate) fn read_write_rules(items: Vec<(String, Item<'_>)>, models: &[ModelEn
     rules
 }
 
+/// An asset's `writes`: `false` (nothing on this asset is written) or the list of the
+/// model's allowlisted attributes that may be written here. It narrows, never widens.
+pub(crate) fn read_asset_writes(
+    item: &Item<'_>,
+    model: Option<&Model>,
+    rules: &[WriteRule],
+) -> Option<Vec<String>> {
+    let hint = || {
+        Some("write `writes = false`, or list attributes the model allowlists: `writes = [\"speed_setpoint\"]`".to_owned())
+    };
+    if let Some(b) = item.as_bool() {
+        if b {
+            item.error(
+                "`writes = true` cannot widen the model's allowlist; it is the default",
+                hint(),
+            );
+        }
+        return Some(Vec::new());
+    }
+    let Some(items) = item.as_array() else {
+        item.error("`writes` must be false or a list of attribute names", hint());
+        return None;
+    };
+    let Some(model) = model else {
+        item.error("`writes` needs a `model`", None);
+        return None;
+    };
+    let mut names: Vec<String> = Vec::new();
+    for entry in &items {
+        let Some(name) = entry.expect_str() else { continue };
+        if model.attribute(name).is_none() {
+            let (message, hint) = unknown_attribute(name, model);
+            entry.error(message, hint);
+        } else if !rules.iter().any(|r| r.model == model.name && r.attribute == name) {
+            entry.error(
+                format!("`{name}` is not in the write allowlist of model `{}`", model.name),
+                Some(format!(
+                    "an asset can only narrow its model's allowlist; add [models.{}.writes.{name}] first",
+                    model.name
+                )),
+            );
+        } else if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    Some(names)
+}
+
 fn writable_type(t: DataType) -> bool {
     matches!(t, DataType::Scalar(s) if s != ScalarType::Timestamp)
 }

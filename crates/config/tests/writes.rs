@@ -95,3 +95,35 @@ fn bad_rules_are_reported_at_their_line_and_key() {
     );
     assert_eq!(found.len(), 8, "{found:#?}");
 }
+
+#[test]
+fn an_asset_narrows_its_models_allowlist_and_never_widens_it() {
+    let rules = "[models.Filler.writes.speed]\n[models.Filler.writes.running]\n";
+    let asset = |writes: &str| {
+        format!(
+            "{rules}[[assets]]\npath = \"line-1/filler\"\nmodel = \"Filler\"\nsource = \"plc\"\nwrites = {writes}\n"
+        )
+    };
+    let plan = load(&with_base(&asset("[\"speed\"]"))).unwrap();
+    let filler = plan.asset("acme/plant/line-1/filler").unwrap();
+    assert_eq!(filler.writes.as_deref(), Some(&["speed".to_owned()][..]));
+    let plan = load(&with_base(&asset("false"))).unwrap();
+    assert_eq!(
+        plan.asset("acme/plant/line-1/filler").unwrap().writes.as_deref(),
+        Some(&[][..])
+    );
+    assert_eq!(plan.asset("acme/plant/line-1").unwrap().writes, None);
+
+    let line = NEXT + 6;
+    let d = errors(&with_base(&asset("[\"count\"]")));
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(
+        d[0].message,
+        "`count` is not in the write allowlist of model `Filler`"
+    );
+    assert_eq!(d[0].location.line, line);
+    let d = errors(&with_base(&asset("true")));
+    assert!(d[0].message.contains("cannot widen"), "{d:#?}");
+    let d = errors(&with_base(&asset("[\"sped\"]")));
+    assert_eq!(d[0].hint.as_deref(), Some("did you mean `speed`?"));
+}

@@ -5,7 +5,8 @@
 //!
 //! 1. the tag exists;
 //! 2. the identity is authenticated (never anonymous);
-//! 3. the attribute is allowlisted (`[models.NAME.writes.ATTRIBUTE]`);
+//! 3. the attribute is allowlisted (`[models.NAME.writes.ATTRIBUTE]`), and the asset does
+//!    not narrow it away (`writes` in `[[assets]]`);
 //! 4. the identity's role is at least the rule's;
 //! 5. the value has the attribute's type;
 //! 6. it is within the attribute's range;
@@ -198,6 +199,23 @@ impl WriteGate {
                     ),
                 )
             })?;
+        let asset = &topology.assets[info.asset];
+        if let Some(allowed) = &asset.writes
+            && !allowed.contains(&attribute.name)
+        {
+            return Err((
+                Rule::NotAllowlisted,
+                format!(
+                    "asset `{}` allows writes to {} only (`writes` in its [[assets]] entry)",
+                    asset.path,
+                    if allowed.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ),
+            ));
+        }
         if !request.who.role.allows(rule.role) {
             return Err((
                 Rule::Role,
@@ -212,7 +230,6 @@ impl WriteGate {
         checks::in_range(attribute, &value)?;
         checks::step(rule, latest.map(|(s, _)| s), &value)?;
         checks::interval(rule, self.since_accepted(info.id))?;
-        let asset = &topology.assets[info.asset];
         checks::interlocks(rule, Timestamp::now(), |name| {
             let tag = topology.tag_by_path(&format!("{}/{name}", asset.path))?;
             self.inner.latest.latest(tag.id).map(|(s, _)| s)
