@@ -24,6 +24,7 @@
 //!   OEE, operators and operator forms, through the production stage's
 //!   `ProductionHandle` service: every change is a `backplane_production::Command` run
 //!   between two batches, every query reads the last published copy of the state.
+//! - `writes.rs`: machine writes through the engine's write gate, as the caller's identity.
 //! - `lineage.rs`: where a value came from.
 //! - `audit.rs`: the audit trail, queried and exported.
 //! - `history.rs`: queries against the embedded historian (raw, latest, aggregates,
@@ -60,6 +61,7 @@ mod strict;
 mod throttle;
 mod tls;
 pub mod users;
+mod writes;
 
 use std::fmt;
 use std::sync::Arc;
@@ -313,6 +315,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             operator,
             production::submit_entry,
         ),
+        endpoint(Post, "/api/v1/writes", operator, writes::write),
         endpoint(Get, "/api/v1/stream/ws", viewer, stream::websocket),
         endpoint(Get, "/api/v1/stream/sse", viewer, stream::sse),
         endpoint(Get, "/api/v1/health", PUBLIC, ops::health),

@@ -22,6 +22,8 @@ use crate::reader::{Item, Table, suggest};
 pub(crate) struct Env<'m> {
     pub models: &'m [ModelEntry],
     pub sources: &'m [Registered],
+    /// The models' write allowlists, which an asset's `writes` may narrow.
+    pub writes: &'m [crate::writes::WriteRule],
     /// A hub's paths start with their site, which the default levels skip.
     pub hub: bool,
 }
@@ -59,6 +61,7 @@ pub(crate) struct Declared<'a> {
     model: Option<Arc<Model>>,
     bindings: Vec<Binding>,
     context: Context,
+    writes: Option<Vec<String>>,
 }
 
 /// The asset's default source for its bindings.
@@ -155,6 +158,9 @@ fn read_asset<'a>(mut t: Table<'a>, env: &Env<'_>) -> Option<Declared<'a>> {
     };
 
     let context = t.optional_table("context").map(read_context).unwrap_or_default();
+    let writes = t
+        .optional_item("writes")
+        .and_then(|item| crate::writes::read_asset_writes(&item, model.map(|m| &*m.model), env.writes));
 
     let mut bindings = Vec::new();
     if let Some(item) = t.optional_item("bindings") {
@@ -182,6 +188,7 @@ fn read_asset<'a>(mut t: Table<'a>, env: &Env<'_>) -> Option<Declared<'a>> {
         model: model.map(|m| m.model.clone()),
         bindings,
         context,
+        writes,
     })
 }
 
@@ -756,6 +763,7 @@ pub(crate) fn arrange(declared: Vec<Declared<'_>>, namespace: Option<&Namespace>
         model: None,
         bindings: Vec::new(),
         context: Context::default(),
+        writes: None,
     }];
     for name in namespace.all_sites() {
         out.push(AssetSpec {
@@ -765,6 +773,7 @@ pub(crate) fn arrange(declared: Vec<Declared<'_>>, namespace: Option<&Namespace>
             model: None,
             bindings: Vec::new(),
             context: Context::default(),
+            writes: None,
         });
     }
     let mut slots: Vec<Option<Declared<'_>>> = declared.into_iter().map(Some).collect();
@@ -785,6 +794,7 @@ pub(crate) fn arrange(declared: Vec<Declared<'_>>, namespace: Option<&Namespace>
             model: asset.model,
             bindings: asset.bindings,
             context: asset.context,
+            writes: asset.writes,
         });
     }
     Some(out)

@@ -13,6 +13,8 @@
 //!   section each and do the cross-checks between them.
 //! - [`production`]: the production sections (calendar, downtime reasons, machine states
 //!   and counts per model, operator forms, context rules) as plain spec types.
+//! - [`writes`]: the machine-write allowlist (`[models.NAME.writes.ATTRIBUTE]`) and its
+//!   interlock comparisons.
 //! - [`plan`]: the validated result the engine runs.
 
 pub mod api_tls;
@@ -25,6 +27,7 @@ pub mod plan;
 pub mod production;
 pub mod reader;
 pub mod secret;
+pub mod writes;
 
 use std::path::Path;
 
@@ -36,6 +39,7 @@ pub use plan::{
 };
 pub use reader::{Diagnostic, DurationError, Item, KeyRef, Location, Table, parse_bytes, parse_duration};
 pub use secret::{Secret, SecretError};
+pub use writes::{CompareOp, Interlock, WriteRule};
 
 /// Reads the configuration file at `path` and every file it includes. On failure returns
 /// every problem found in every file, sorted by file (in load order) and position.

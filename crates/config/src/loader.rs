@@ -18,6 +18,7 @@ use crate::models;
 use crate::plan::{ApiSettings, Fsync, Gateway, LogSettings, Namespace, Plan};
 use crate::production;
 use crate::reader::{Ctx, Diagnostic, Item, Location, Sink, SourceFile, Table, parse_document, with_article};
+use crate::writes;
 
 /// Sections only the main file may contain.
 const MAIN_ONLY: [&str; 3] = ["gateway", "api", "namespace"];
@@ -247,12 +248,15 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
         root.finish();
     }
 
-    let models = models::read_models(model_entries, &mut production_sections.models);
+    let mut write_tables = Vec::new();
+    let models = models::read_models(model_entries, &mut production_sections.models, &mut write_tables);
+    let write_rules = writes::read_write_rules(write_tables, &models);
     let sources = components::read_components(source_tables, catalog, components::Role::Source);
     let sinks = components::read_components(sink_tables, catalog, components::Role::Sink);
     let env = Env {
         models: &models,
         sources: &sources.registry,
+        writes: &write_rules,
         hub: namespace.as_ref().is_some_and(Namespace::is_hub),
     };
     let declared = assets::read_assets(asset_tables, &env);
@@ -279,6 +283,7 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
         sources: sources.specs,
         sinks: sinks.specs,
         production,
+        writes: write_rules,
     })
 }
 

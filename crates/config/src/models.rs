@@ -21,15 +21,18 @@ pub(crate) struct ModelEntry {
 /// production sections (crate::production). A `[models.NAME.production]` table may also
 /// stand alone in another file than the model (a plant's production rules beside a shared
 /// model library): such an entry, with `production` and no `attributes`, extends the model.
+/// `writes` likewise collects each model's `writes` sub-table (crate::writes), which may
+/// also stand alone in another file.
 pub(crate) fn read_models<'a>(
     entries: Vec<(KeyRef<'a>, Item<'a>)>,
     production: &mut Vec<(String, Item<'a>)>,
+    writes: &mut Vec<(String, Item<'a>)>,
 ) -> Vec<ModelEntry> {
     let mut models: Vec<ModelEntry> = Vec::new();
     let mut first_seen: Vec<(String, Location)> = Vec::new();
     let is_extension = |item: &Item<'a>| {
         item.as_table()
-            .is_some_and(|t| t.has("production") && !t.has("attributes"))
+            .is_some_and(|t| (t.has("production") || t.has("writes")) && !t.has("attributes"))
     };
     let defined: HashSet<&str> = entries
         .iter()
@@ -41,6 +44,9 @@ pub(crate) fn read_models<'a>(
             if let Some(mut table) = item.as_table() {
                 if let Some(p) = table.optional_item("production") {
                     production.push((key.name.to_owned(), p));
+                }
+                if let Some(w) = table.optional_item("writes") {
+                    writes.push((key.name.to_owned(), w));
                 }
                 table.finish();
             }
@@ -81,7 +87,7 @@ pub(crate) fn read_models<'a>(
             });
             continue;
         };
-        models.push(read_model(key.name, table, production));
+        models.push(read_model(key.name, table, production, writes));
     }
     models
 }
@@ -92,10 +98,18 @@ fn is_pascal_case(name: &str) -> bool {
         && name.bytes().all(|c| c.is_ascii_alphanumeric())
 }
 
-fn read_model<'a>(name: &str, mut t: Table<'a>, production: &mut Vec<(String, Item<'a>)>) -> ModelEntry {
+fn read_model<'a>(
+    name: &str,
+    mut t: Table<'a>,
+    production: &mut Vec<(String, Item<'a>)>,
+    writes: &mut Vec<(String, Item<'a>)>,
+) -> ModelEntry {
     let description = t.optional_str("description").map(str::to_owned);
     if let Some(item) = t.optional_item("production") {
         production.push((name.to_owned(), item));
+    }
+    if let Some(item) = t.optional_item("writes") {
+        writes.push((name.to_owned(), item));
     }
     let mut attributes = Vec::new();
     let mut broken = HashSet::new();

@@ -13,6 +13,7 @@ use backplane_model::{AssetPath, Context, Level, Model};
 
 use crate::production::ProductionSpec;
 use crate::secret::Secret;
+use crate::writes::WriteRule;
 
 /// A loaded, validated configuration.
 #[derive(Debug, Clone)]
@@ -37,6 +38,9 @@ pub struct Plan {
     /// (`[calendar]`, `[downtime_reasons]`, `[models.NAME.production]`, `[forms.NAME]`,
     /// `[[context_rules]]`); empty when none are configured.
     pub production: ProductionSpec,
+    /// The machine-write allowlist (`[models.NAME.writes.ATTRIBUTE]`); empty: nothing is
+    /// ever written to a machine.
+    pub writes: Vec<WriteRule>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +208,9 @@ pub struct AssetSpec {
     pub bindings: Vec<Binding>,
     /// Context set on this asset at start (its own fields; children inherit them).
     pub context: Context,
+    /// `writes`: `None`, the model's write allowlist applies; `Some(list)`, only these of its
+    /// allowlisted attributes may be written on this asset (empty: none).
+    pub writes: Option<Vec<String>>,
 }
 
 /// Kind-specific settings parsed by a [`crate::KindSpec`]; the kind downcasts them back.
@@ -242,5 +249,12 @@ impl Plan {
 
     pub fn model(&self, name: &str) -> Option<&Arc<Model>> {
         self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The write rule of `attribute` of `model`, if it is allowlisted.
+    pub fn write_rule(&self, model: &str, attribute: &str) -> Option<&WriteRule> {
+        self.writes
+            .iter()
+            .find(|r| r.model == model && r.attribute == attribute)
     }
 }

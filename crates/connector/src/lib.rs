@@ -12,7 +12,9 @@
 //! - [`batch`]: raw readings, normalized batches, the pipeline's input.
 //! - [`definitions`]: a gateway's models and assets as published to a hub, and drift.
 //! - [`topology`]: the plan compiled into dense tables (assets, tags, routes).
-//! - [`writes`]: the raw write path from IT to a source's address.
+//! - [`gate`]: the write gate, the one door to machine writes (allowlist, roles, limits,
+//!   interlocks, inverse transforms, read-back, audit).
+//! - [`writes`]: the raw write path from IT to a source's address, under the gate.
 //! - [`payload`]: the shared JSON form of samples and events.
 //! - [`services`]: what stages and kinds offer to sinks and the API, by type and name.
 //! - [`hooks`]: discovery (browse) and device simulators, as plain data.
@@ -24,6 +26,7 @@ pub mod backoff;
 pub mod batch;
 pub mod definitions;
 pub mod error;
+pub mod gate;
 pub mod hooks;
 pub mod kind;
 pub mod payload;
@@ -39,6 +42,7 @@ pub use backoff::{Backoff, BackoffPolicy};
 pub use batch::{Batch, PipelineInput, RawBatch, RawReading};
 pub use definitions::{Definitions, ModelDrift, SiteBoard};
 pub use error::ComponentError;
+pub use gate::{LatestReadings, MachineWrite, NoReadings, WriteGate, WriteReport};
 pub use hooks::{Browser, OptionSpec, Options, RunningSimulator, Simulator, SimulatorStart};
 pub use kind::{Kind, Registry, SinkContext, SinkKind, SourceContext, SourceKind};
 pub use services::Services;

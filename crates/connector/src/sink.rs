@@ -13,11 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::Batch;
 use crate::error::ComponentError;
+use crate::gate::WriteGate;
 use crate::services::Services;
 use crate::stage::CommandPath;
 use crate::status::ComponentStatus;
 use crate::topology::Topology;
-use crate::writes::WritePath;
 
 /// A batch handed to a sink, with what it needs to acknowledge it.
 #[derive(Clone, Debug)]
@@ -67,8 +67,9 @@ pub struct SinkIo {
     /// Cancelled once the pipeline has stopped (shutdown).
     input_closed: CancellationToken,
     pub topology: Arc<Topology>,
-    /// For sinks that accept commands from their consumers (e.g. Sparkplug DCMD).
-    pub writes: WritePath,
+    /// For sinks that accept commands from their consumers (e.g. Sparkplug DCMD): the
+    /// write gate, the only way to a machine.
+    pub gate: WriteGate,
     /// For sinks that hand commands to the pipeline's stages between batches.
     pub commands: CommandPath,
     /// What stages and kinds offer (e.g. the production commands for the MQTT command
@@ -84,7 +85,7 @@ pub struct SinkIoParts {
     pub cancel: CancellationToken,
     pub input_closed: CancellationToken,
     pub topology: Arc<Topology>,
-    pub writes: WritePath,
+    pub gate: WriteGate,
     pub commands: CommandPath,
     pub services: Services,
     pub status: ComponentStatus,
@@ -98,7 +99,7 @@ impl SinkIo {
             cancel: parts.cancel,
             input_closed: parts.input_closed,
             topology: parts.topology,
-            writes: parts.writes,
+            gate: parts.gate,
             commands: parts.commands,
             services: parts.services,
             status: parts.status,

@@ -22,6 +22,8 @@ pub struct AssetNode {
     pub tags: Vec<TagId>,
     /// Context set on the asset by the configuration.
     pub initial_context: Context,
+    /// The asset's narrowing of its model's write allowlist (`writes` in `[[assets]]`).
+    pub writes: Option<Vec<String>>,
 }
 
 /// One attribute of one asset.
@@ -147,6 +149,7 @@ impl Topology {
                 children: Vec::new(),
                 tags: node_tags,
                 initial_context: spec.context.clone(),
+                writes: spec.writes.clone(),
             });
         }
         Topology {

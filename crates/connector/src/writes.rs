@@ -32,8 +32,10 @@ pub enum WriteError {
     Failed(String),
 }
 
-/// Routes write requests to the sources that own the addresses. Shared by the engine
-/// handle (API) and sinks that accept commands (e.g. Sparkplug DCMD).
+/// Routes write requests to the sources that own the addresses. Only the [`WriteGate`]
+/// writes through it; the engine makes one and hands it to the gate.
+///
+/// [`WriteGate`]: crate::gate::WriteGate
 #[derive(Clone, Debug)]
 pub struct WritePath {
     topology: Arc<Topology>,
@@ -67,8 +69,8 @@ impl WritePath {
 
     /// Writes a raw value (in the device's terms, before any transform) to the address a
     /// tag is bound to, and returns the value read back. This is the raw path under the
-    /// write gate: callers must have checked permissions, limits and interlocks.
-    pub async fn write_raw(&self, tag: TagId, value: Value) -> Result<Option<Value>, WriteError> {
+    /// write gate, and only the gate (this crate) may call it.
+    pub(crate) async fn write_raw(&self, tag: TagId, value: Value) -> Result<Option<Value>, WriteError> {
         let topology = &self.topology;
         let info = topology
             .tag(tag)

@@ -70,6 +70,7 @@ fn plan() -> Plan {
             model: None,
             bindings: vec![],
             context: Context::default(),
+            writes: None,
         },
         AssetSpec {
             path: root.clone(),
@@ -81,6 +82,7 @@ fn plan() -> Plan {
                 work_order: Some("WO-1".into()),
                 ..Context::default()
             },
+            writes: None,
         },
     ];
     for i in 0..ASSETS {
@@ -151,6 +153,7 @@ fn plan() -> Plan {
                 ),
             ],
             context: Context::default(),
+            writes: None,
         });
     }
     Plan {
@@ -181,6 +184,7 @@ fn plan() -> Plan {
         }],
         sinks: vec![],
         production: Default::default(),
+        writes: Vec::new(),
     }
 }
 

@@ -48,3 +48,9 @@ impl LatestValues {
         update(&mut self.slots.write())
     }
 }
+
+impl backplane_connector::LatestReadings for LatestValues {
+    fn latest(&self, tag: TagId) -> Option<(backplane_model::Sample, Option<Value>)> {
+        self.get(tag).map(|l| (l.sample, l.raw))
+    }
+}

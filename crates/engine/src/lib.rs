@@ -36,7 +36,10 @@ pub mod report;
 pub mod runtime;
 pub mod supervisor;
 
-pub use backplane_connector::{AssetNode, TagInfo, Topology, WriteError, WritePath};
+pub use backplane_connector::gate::{Failure, Rule, Status as WriteStatus};
+pub use backplane_connector::{
+    AssetNode, LatestReadings, MachineWrite, TagInfo, Topology, WriteError, WriteGate, WritePath, WriteReport,
+};
 pub use backplane_connector::{
     Batch, CommandPath, ComponentError, ComponentStatus, Delivery, Kind, PipelineInput, RawBatch, RawReading,
     Registry, Services, Sink, SinkContext, SinkIo, SinkKind, Source, SourceContext, SourceIo, SourceKind,

@@ -9,17 +9,19 @@ use backplane_buffer::{
     FsyncPolicy, Log, LogOptions, Overflow as BufferOverflow, Reader, ReaderMonitor, ReaderOptions,
 };
 use backplane_config::{Fsync, Overflow, Plan};
-use backplane_model::{BadReason, Context, ContextPatch, Event, Quality, TagId, Timestamp, Value};
+use backplane_model::{BadReason, Context, ContextPatch, Event, Quality, TagId, Timestamp};
 use serde::Serialize;
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use backplane_connector::gate::{MachineWrite, WriteReport};
 use backplane_connector::{
     Batch, CommandPath, ComponentError, ComponentStatus, PipelineInput, Registry, Services, SinkContext,
-    SinkFeed, SinkIo, SinkIoParts, SourceContext, SourceIo, Stage, StageContext, Topology, WriteError,
+    SinkFeed, SinkIo, SinkIoParts, SourceContext, SourceIo, Stage, StageContext, Topology, WriteGate,
     WritePath, WriteRequest,
 };
+use backplane_security::AuditTrail;
 
 use crate::cache::{Latest, LatestValues};
 use crate::context::ContextStore;
@@ -227,7 +229,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     stream: broadcast::Sender<Arc<Batch>>,
     input: mpsc::WeakSender<PipelineInput>,
-    writes: WritePath,
+    gate: WriteGate,
     started: Timestamp,
     buffers: Arc<Vec<BufferStatus>>,
     services: Services,
@@ -260,7 +262,7 @@ struct Core {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     input_tx: mpsc::Sender<PipelineInput>,
-    writes: WritePath,
+    gate: WriteGate,
     services: Services,
     /// Cancelled once the pipeline has stopped.
     input_closed: CancellationToken,
@@ -285,12 +287,18 @@ impl Engine {
         let health = Arc::new(Health::new(health_rows(plan, now)));
         let (input_tx, input_rx) = mpsc::channel(options.input_queue.max(1));
         let (writes, write_rxs) = WritePath::new(&topology);
+        let cache = Arc::new(LatestValues::new(topology.tags.len()));
+        // The one door to the machines: sinks and the API get the gate, never the path.
+        let audit = services
+            .named::<AuditTrail>(AuditTrail::SERVICE)
+            .map(|trail| (*trail).clone());
+        let gate = WriteGate::new(topology.clone(), writes, cache.clone(), audit);
         let mut core = Core {
             topology: topology.clone(),
             metrics,
             health,
             input_tx,
-            writes,
+            gate,
             services,
             input_closed: CancellationToken::new(),
             options,
@@ -299,7 +307,6 @@ impl Engine {
         // Sinks first, so nothing the first readings produce is missed.
         let sinks = start_sinks(registry, &core)?;
         let (stream, _) = broadcast::channel(core.options.stream_queue.max(1));
-        let cache = Arc::new(LatestValues::new(topology.tags.len()));
         let contexts = Arc::new(ContextStore::new(&topology));
         let mut router = Router::new(
             sinks.queues,
@@ -339,7 +346,7 @@ impl Engine {
             metrics: core.metrics.clone(),
             stream,
             input: core.input_tx.downgrade(),
-            writes: core.writes.clone(),
+            gate: core.gate.clone(),
             started: now,
             buffers,
             services: core.services.clone(),
@@ -514,7 +521,7 @@ fn start_sinks(registry: &Registry, core: &Core) -> Result<Sinks, ComponentError
             cancel: cancel.clone(),
             input_closed: core.input_closed.clone(),
             topology: core.topology.clone(),
-            writes: core.writes.clone(),
+            gate: core.gate.clone(),
             commands: CommandPath::new(core.input_tx.downgrade()),
             services: core.services.clone(),
             status: status(core, "sink", &spec.name, slot),
@@ -745,9 +752,15 @@ impl EngineHandle {
         self.shared.metrics.encode()
     }
 
-    /// Writes a raw value to the address a tag is bound to; see [`WritePath::write_raw`].
-    pub async fn write_raw(&self, tag: TagId, value: Value) -> Result<Option<Value>, WriteError> {
-        self.shared.writes.write_raw(tag, value).await
+    /// Writes an engineering value to a machine through the write gate (allowlist, role,
+    /// limits, interlocks, inverse transform, read-back, audit); see `docs/writes.md`.
+    pub async fn write(&self, request: MachineWrite) -> WriteReport {
+        self.shared.gate.write(request).await
+    }
+
+    /// The write gate, for the API.
+    pub fn gate(&self) -> &WriteGate {
+        &self.shared.gate
     }
 
     /// Where the current value of a tag came from.

@@ -262,20 +262,31 @@ signals.code = { signal = "sequence", values = [1, 7], step = "100ms" }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_reach_the_owning_source_and_its_answer_comes_back() {
+async fn gated_writes_reach_the_owning_source_and_its_answer_comes_back() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = start(TWO_SOURCES, dir.path());
+    let config = format!("{TWO_SOURCES}\n[models.Tank.writes.level]\nrole = \"operator\"\n");
+    let engine = start(&config, dir.path());
     let handle = engine.handle();
-    let tag = handle
-        .topology()
-        .tag_by_path("acme/plant/area/line/stable/level")
-        .unwrap()
-        .id;
-    let err = handle.write_raw(tag, Value::Float(1.0)).await.unwrap_err();
+    let report = handle
+        .write(backplane_engine::MachineWrite {
+            tag: "acme/plant/area/line/stable/level".into(),
+            value: Value::Float(1.0),
+            dry_run: false,
+            who: backplane_security::Identity::new(
+                "op",
+                backplane_security::Role::Operator,
+                backplane_security::AuthMethod::Password,
+            ),
+            from: "test".into(),
+        })
+        .await;
+    // Allowlisted and checked, so it reaches the simulator, which refuses: the gate
+    // reports the source's answer as a device failure.
     assert!(
-        matches!(&err, backplane_engine::WriteError::Failed(m) if m.contains("does not accept writes")),
-        "{err}"
+        matches!(&report.status, backplane_engine::WriteStatus::Failed { failure: backplane_engine::Failure::Device, reason } if reason.contains("does not accept writes")),
+        "{report:?}"
     );
+    assert_eq!(report.source.as_deref(), Some("stable"));
     engine.shutdown().await;
 }
 

@@ -8,70 +8,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use backplane_engine::{Engine, EngineHandle, Latest};
+use backplane_engine::{Engine, EngineHandle, Latest, MachineWrite, WriteStatus};
 use backplane_modbus::ModbusKind;
 use backplane_model::{BadReason, Quality, Value};
+use backplane_security::{AuthMethod, Identity, Role};
+use backplane_testkit::engine as support;
 use backplane_testkit::fixtures::LabProbe;
-use backplane_testkit::{engine as support, peers};
-
-/// A pymodbus server process; killed on drop.
-struct Peer {
-    child: Child,
-    port: u16,
-}
-
-impl Peer {
-    /// Starts the server on `port` (0: any free port) and waits until it listens.
-    fn start(port: u16) -> Peer {
-        Peer::start_framed(port, "tcp")
-    }
-
-    /// `framing`: `tcp` (MBAP) or `rtu` (RTU frames with CRC over the TCP socket).
-    fn start_framed(port: u16, framing: &str) -> Peer {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/modbus_server.py");
-        let mut child = Command::new(peers::python())
-            .arg(script)
-            .arg(port.to_string())
-            .args((framing == "rtu").then_some("rtu"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the pymodbus server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut peer = Peer { child, port: 0 };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the pymodbus server prints its port");
-        peer.port = line
-            .strip_prefix("PORT ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the server: {line}"));
-        peer
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use common::Peer;
 
 fn start_engine(config: &str, dir: &Path) -> Engine {
     let mut registry = backplane_engine::builtins();
@@ -185,6 +133,14 @@ retries = 0
 writes = {writes}
 [sources.poll.slow]
 period = "300ms"
+
+[models.Probe.writes]
+w_raw = {{ verify = true }}
+w_f32 = {{}}
+w_coil = {{}}
+w_text = {{}}
+ir0 = {{}}
+missing = {{}}
 "#
         ),
     }
@@ -288,12 +244,24 @@ async fn every_type_and_word_order_decodes_to_its_engineering_value() {
     engine.shutdown().await;
 }
 
+/// Writes through the engine's write gate as an engineer; the read-back in engineering
+/// terms, or why not.
 async fn write(handle: &EngineHandle, attribute: &str, value: Value) -> Result<Option<Value>, String> {
-    let tag = handle
-        .topology()
-        .tag_by_path(&format!("acme/lab/area/line/probe/{attribute}"))
-        .unwrap();
-    handle.write_raw(tag.id, value).await.map_err(|e| e.to_string())
+    let report = handle
+        .write(MachineWrite {
+            tag: format!("acme/lab/area/line/probe/{attribute}"),
+            value,
+            dry_run: false,
+            who: Identity::new("test", Role::Engineer, AuthMethod::Password),
+            from: "test".into(),
+        })
+        .await;
+    match report.status {
+        WriteStatus::Done => Ok(report.read_back),
+        WriteStatus::Refused { rule, reason } => Err(format!("{rule}: {reason}")),
+        WriteStatus::Failed { reason, .. } => Err(reason),
+        WriteStatus::DryRun => Err("dry run".into()),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,7 +298,7 @@ async fn writes_use_fc_5_6_15_16_and_return_the_value_read_back() {
     let e = write(&handle, "ir0", Value::UInt(1)).await.unwrap_err();
     assert!(e.contains("read-only"), "{e}");
     let e = write(&handle, "w_raw", Value::Int(-1)).await.unwrap_err();
-    assert!(e.contains("0 to 65535"), "{e}");
+    assert!(e.contains("type: `w_raw` is uint"), "{e}");
     // Refused by the device, with the exception named.
     let e = write(&handle, "missing", Value::UInt(1)).await.unwrap_err();
     assert!(

@@ -10,6 +10,7 @@
 //! - [`units`]: the documented set of engineering units and conversions between them.
 //! - [`model`]: [`Model`]s (typed templates of equipment) and their [`Attribute`]s.
 //! - [`transform`]: the transforms an instance binding applies to a raw reading.
+//! - [`inverse`]: the inverse of a transform chain, for writes back to a device.
 //! - [`context`]: production [`Context`] (work order, batch, ...) and patches to it.
 //! - [`sample`]: interned [`TagId`]s, [`Sample`]s and [`Event`]s.
 //! - [`wire`]: the binary encoding of Backplane's own files (varints, a bounds-checked
@@ -17,6 +18,7 @@
 
 pub mod asset;
 pub mod context;
+pub mod inverse;
 pub mod model;
 pub mod quality;
 pub mod sample;

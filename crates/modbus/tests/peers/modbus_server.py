@@ -66,7 +66,7 @@ def holding_map():
     put(70, [70, 71])  # 72 left out: a hole inside a coalesced read
     put(73, [73, 74])
     put(100, [100])  # reading it answers "server device failure"
-    put(120, [0] * 10)  # write tests: 120..129
+    put(120, [0] * 10)  # write tests: 120..129 (129 is limited to 1000 when read)
     return regs
 
 
@@ -84,9 +84,13 @@ def blocks(regs):
     return out
 
 
-async def device_failure(function_code, start_address, address, count, registers, values):
+async def device_actions(function_code, start_address, address, count, registers, values):
     if function_code in (3, 6, 16) and address <= 100 < address + count:
         return ExcCodes.DEVICE_FAILURE
+    # hr:129 holds at most 1000, like a PLC limiting a setpoint: a larger write is taken
+    # (and echoed), but the next read finds the limited value.
+    if function_code == 3 and address <= 129 < address + count:
+        registers[129 - start_address] = min(registers[129 - start_address], 1000)
     return None
 
 
@@ -106,7 +110,7 @@ def main():
             blocks(holding_map()),
             [SimData(0, values=[777] + words("f", 3.25, "ABCD"), datatype=DataType.REGISTERS)],
         ),
-        action=device_failure,
+        action=device_actions,
     )
     unit2 = SimDevice(
         id=2,

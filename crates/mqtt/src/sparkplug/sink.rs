@@ -4,14 +4,16 @@
 //! before connecting, so the NDEATH will and the NBIRTH agree and the value keeps
 //! increasing across restarts. Between sessions samples keep flowing into the edge node,
 //! which holds them and replays them as historical data after the next births. DCMD
-//! writes go to the engine's write path in tasks of their own, so a slow device never
-//! stalls publishing.
+//! writes go through the engine's write gate in tasks of their own (at most
+//! [`MAX_COMMANDS_IN_FLIGHT`] at once), so a slow device never stalls publishing. They are
+//! attributed to the identity `sparkplug:<sink>` with the sink's `commands_role`.
 
 use std::path::{Path, PathBuf};
 
 use backplane_config::Table;
-use backplane_connector::{ComponentError, Delivery, Sink, SinkContext, SinkIo, SinkKind};
+use backplane_connector::{ComponentError, Delivery, MachineWrite, Sink, SinkContext, SinkIo, SinkKind};
 use backplane_model::Timestamp;
+use backplane_security::{AuthMethod, Identity, Role};
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -34,8 +36,14 @@ pub struct SparkplugSinkSettings {
     pub edge_node_id: Option<String>,
     pub primary_host: Option<String>,
     pub accept_commands: bool,
+    /// The role DCMD writes are made with (`commands_role`, default viewer: the write
+    /// gate refuses them unless a rule allows viewers).
+    pub commands_role: Role,
     pub max_inflight: u16,
 }
+
+/// DCMD writes waiting for the gate at once; more are refused and counted.
+pub const MAX_COMMANDS_IN_FLIGHT: usize = 16;
 
 /// The kind registered as `sparkplug` (sink).
 #[derive(Debug)]
@@ -71,6 +79,13 @@ impl backplane_connector::Kind for SparkplugSinkKind {
             );
         }
         let accept_commands = table.optional_bool("accept_commands").unwrap_or(false);
+        let mut commands_role = Role::Viewer;
+        if let Some(text) = table.optional_str("commands_role") {
+            match text.parse::<Role>() {
+                Ok(role) => commands_role = role,
+                Err(e) => table.error("commands_role", e.to_string(), None),
+            }
+        }
         let max_inflight = parse_inflight(table);
         Some(SparkplugSinkSettings {
             connection: connection?,
@@ -78,6 +93,7 @@ impl backplane_connector::Kind for SparkplugSinkKind {
             edge_node_id,
             primary_host,
             accept_commands,
+            commands_role,
             max_inflight,
         })
     }
@@ -209,6 +225,12 @@ impl SparkplugSink {
             .unwrap_or_else(|| format!("backplane-{}-{}", config.group, config.node));
         let mut edge = EdgeNode::new(config, devices(&topology));
         let refused = io.status.counter("dcmd_refused");
+        let commander = Identity::new(
+            format!("sparkplug:{}", self.name),
+            self.settings.commands_role,
+            AuthMethod::Connection,
+        );
+        let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_COMMANDS_IN_FLIGHT));
         let mut backoff = Backoff::new(
             self.settings.connection.reconnect_min,
             self.settings.connection.reconnect_max,
@@ -338,18 +360,30 @@ impl SparkplugSink {
                         device,
                         metric,
                     } => {
-                        let writes = io.writes.clone();
+                        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                            refused.inc();
+                            tracing::warn!(sink = %self.name, %device, %metric, "sparkplug: DCMD refused: {MAX_COMMANDS_IN_FLIGHT} commands already wait for the write gate; counted as component event dcmd_refused");
+                            continue;
+                        };
+                        let Some(path) = io.topology.tag(tag).map(|t| t.path.to_string()) else {
+                            continue;
+                        };
+                        let gate = io.gate.clone();
                         let refused = refused.clone();
                         let sink = self.name.clone();
+                        let request = MachineWrite {
+                            tag: path,
+                            value,
+                            dry_run: false,
+                            who: commander.clone(),
+                            from: format!("sparkplug sink {}", self.name),
+                        };
                         tokio::spawn(async move {
-                            match writes.write_raw(tag, value.clone()).await {
-                                Ok(read_back) => {
-                                    tracing::info!(%sink, %device, %metric, %value, ?read_back, "sparkplug: DCMD written")
-                                }
-                                Err(e) => {
-                                    refused.inc();
-                                    tracing::warn!(%sink, %device, %metric, error = %e, "sparkplug: DCMD refused by the write path; counted as component event dcmd_refused");
-                                }
+                            let report = gate.write(request).await;
+                            drop(permit);
+                            if !report.is_done() {
+                                refused.inc();
+                                tracing::warn!(%sink, %device, %metric, status = ?report.status, "sparkplug: DCMD not written by the write gate; counted as component event dcmd_refused");
                             }
                         });
                     }

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use backplane_connector::{
-    Batch, CommandPath, ComponentStatus, Delivery, Registry, Report, Services, Sink, SinkFeed, SinkIo,
-    SinkIoParts, Topology, WritePath,
+    Batch, CommandPath, ComponentStatus, Delivery, NoReadings, Registry, Report, Services, Sink, SinkFeed,
+    SinkIo, SinkIoParts, Topology, WriteGate, WritePath,
 };
 use backplane_model::{Context, Quality, Sample, TagId, Timestamp, Value};
 use futures::FutureExt;
@@ -133,7 +133,12 @@ impl Harness {
             cancel: CancellationToken::new(),
             input_closed: CancellationToken::new(),
             topology: topology.clone(),
-            writes: WritePath::new(&topology).0,
+            gate: WriteGate::new(
+                topology.clone(),
+                WritePath::new(&topology).0,
+                Arc::new(NoReadings),
+                None,
+            ),
             commands: CommandPath::new(tx.downgrade()),
             services: Services::default(),
             status: ComponentStatus::new(counters.clone()),

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use backplane_connector::kind::settings_of;
 use backplane_connector::{
-    Batch, CommandPath, ComponentStatus, Delivery, Report, Services, Sink, SinkFeed, SinkIo, SinkIoParts,
-    SinkKind, Topology, WritePath,
+    Batch, CommandPath, ComponentStatus, Delivery, NoReadings, Report, Services, Sink, SinkFeed, SinkIo,
+    SinkIoParts, SinkKind, Topology, WriteGate, WritePath,
 };
 use backplane_engine::Registry;
 use backplane_postgres::{PostgresKind, PostgresSettings};
@@ -297,7 +297,7 @@ pub fn sink_io(topology: &Arc<Topology>, feed: Arc<FakeFeed>, counters: Arc<Coun
         cancel: CancellationToken::new(),
         input_closed: CancellationToken::new(),
         topology: topology.clone(),
-        writes,
+        gate: WriteGate::new(topology.clone(), writes, Arc::new(NoReadings), None),
         commands: CommandPath::new(tx.downgrade()),
         services: Services::default(),
         status: ComponentStatus::new(counters),

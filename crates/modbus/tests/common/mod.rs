@@ -1,0 +1,65 @@
+//! The pymodbus server (tests/peers/modbus_server.py) as a child process, shared by the
+//! tests that talk to it.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use backplane_testkit::peers;
+
+/// A pymodbus server process; killed on drop.
+pub struct Peer {
+    child: Child,
+    pub port: u16,
+}
+
+impl Peer {
+    /// Starts the server on `port` (0: any free port) and waits until it listens.
+    pub fn start(port: u16) -> Peer {
+        Peer::start_framed(port, "tcp")
+    }
+
+    /// `framing`: `tcp` (MBAP) or `rtu` (RTU frames with CRC over the TCP socket).
+    pub fn start_framed(port: u16, framing: &str) -> Peer {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/modbus_server.py");
+        let mut child = Command::new(peers::python())
+            .arg(script)
+            .arg(port.to_string())
+            .args((framing == "rtu").then_some("rtu"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the pymodbus server");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut peer = Peer { child, port: 0 };
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the pymodbus server prints its port");
+        peer.port = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from the server: {line}"));
+        peer
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
