@@ -163,10 +163,12 @@ async fn each_outcome_has_its_status_and_report() {
         reply.text
     );
 
+    // A viewer never reaches the gate: the endpoint needs an operator at least (the gate's
+    // own role rule is tested against pymodbus in crates/modbus/tests).
     let viewer = Some(Identity::new("vic", Role::Viewer, AuthMethod::Token));
     let reply = post(&app, viewer, &format!(r#"{{"tag": "{SPEED}", "value": 310}}"#)).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
-    assert_eq!(reply.json()["write"]["rule"], "role");
+    assert_eq!(reply.error().0, "forbidden");
 
     let reply = post(
         &app,
@@ -200,8 +202,8 @@ async fn each_outcome_has_its_status_and_report() {
         .filter(|e| e.action == "write")
         .map(|e| (e.who.map(|w| w.name), e.from, e.outcome))
         .collect();
-    assert_eq!(outcomes.len(), 7, "{outcomes:#?}");
+    assert_eq!(outcomes.len(), 6, "{outcomes:#?}");
     assert_eq!(outcomes[0], (Some("olga".into()), "http".into(), Outcome::DryRun));
-    assert!(matches!(&outcomes[6].2, Outcome::Failed(r) if r.contains("does not accept writes")));
+    assert!(matches!(&outcomes[5].2, Outcome::Failed(r) if r.contains("does not accept writes")));
     app.engine.shutdown().await;
 }
