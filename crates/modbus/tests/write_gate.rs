@@ -462,6 +462,20 @@ async fn a_write_whose_audit_record_cannot_be_written_is_refused_and_not_made() 
         matches!(&report.status, WriteStatus::Refused { rule: Rule::Audit, reason } if reason.contains("no space left")),
         "{report:?}"
     );
+    // A dry run answers as the write would.
+    let dry = rig
+        .write(&operator(), "speed_setpoint", Value::Float(20.0), true)
+        .await;
+    assert!(
+        matches!(
+            &dry.status,
+            WriteStatus::Refused {
+                rule: Rule::Audit,
+                ..
+            }
+        ),
+        "{dry:?}"
+    );
     let since = rig.sample_time();
     support::eventually_every(
         "a poll after the refusal",

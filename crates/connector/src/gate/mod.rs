@@ -124,7 +124,8 @@ impl WriteGate {
         let info = inner.topology.tag_by_path(&request.tag);
         let latest = info.and_then(|i| inner.latest.latest(i.id));
         let mut report = WriteReport {
-            tag: request.tag.clone(),
+            // An unknown path is whatever the caller sent: bounded before it is recorded.
+            tag: bounded(&request.tag),
             status: Status::DryRun,
             old: latest.as_ref().and_then(|(s, _)| s.value.clone()),
             new: request.value.clone(),
@@ -179,7 +180,7 @@ impl WriteGate {
         report: &mut WriteReport,
     ) -> Result<Accepted<'t>, checks::Refusal> {
         let topology = &self.inner.topology;
-        let info = info.ok_or_else(|| (Rule::UnknownTag, format!("no tag `{}`", request.tag)))?;
+        let info = info.ok_or_else(|| (Rule::UnknownTag, format!("no tag `{}`", report.tag)))?;
         if request.who.method == AuthMethod::Anonymous {
             return Err((
                 Rule::Anonymous,
@@ -329,7 +330,14 @@ impl WriteGate {
         match self.record(request, "write", report) {
             Ok(seq) => report.audit = seq,
             Err(e) => {
-                tracing::error!(tag = %report.tag, who = %request.who, error = %e, "write gate: the outcome could not be recorded")
+                tracing::error!(tag = %report.tag, who = %request.who, error = %e, "write gate: the outcome could not be recorded");
+                // A dry run answers as the real write would: refused by the audit rule.
+                if report.status == Status::DryRun {
+                    report.status = Status::Refused {
+                        rule: Rule::Audit,
+                        reason: e,
+                    };
+                }
             }
         }
         let who = &request.who;
@@ -372,4 +380,18 @@ impl WriteGate {
         };
         trail.0.record(event).map(Some).map_err(|e| e.to_string())
     }
+}
+
+/// Longest tag text kept in a report and the audit trail; real tag paths are far shorter.
+const MAX_TAG_TEXT: usize = 512;
+
+fn bounded(text: &str) -> String {
+    if text.len() <= MAX_TAG_TEXT {
+        return text.to_owned();
+    }
+    let mut end = MAX_TAG_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
