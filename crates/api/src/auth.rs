@@ -191,12 +191,7 @@ struct Found {
 }
 
 /// Authenticates the request and checks `role` (None: a public endpoint).
-pub(crate) async fn guard(
-    state: AppState,
-    role: Option<Role>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn guard(state: AppState, role: Option<Role>, mut request: Request, next: Next) -> Response {
     if request.headers().contains_key(USER_HEADER) {
         return ApiError::bad_request(
             "header_not_accepted",

@@ -77,9 +77,9 @@ pub use login::OverTls;
 pub use ratelimit::RateLimit;
 pub use server::{ServeLimits, refused_connections, serve};
 pub use sessions::SessionSettings;
-use users::Users;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
+use users::Users;
 
 /// How the API is exposed.
 #[derive(Clone)]
@@ -230,7 +230,12 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(Get, "/api/v1/history/latest", viewer, history::latest),
         endpoint(Get, "/api/v1/history/aggregate", viewer, history::aggregate),
         endpoint(Get, "/api/v1/history/events", viewer, history::events),
-        endpoint(Get, "/api/v1/production/work-orders", viewer, production::work_orders),
+        endpoint(
+            Get,
+            "/api/v1/production/work-orders",
+            viewer,
+            production::work_orders,
+        ),
         endpoint(
             Post,
             "/api/v1/production/work-orders",
@@ -258,8 +263,18 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             operator,
             production::lot_status,
         ),
-        endpoint(Get, "/api/v1/production/lots/{id}/trace", viewer, production::trace),
-        endpoint(Post, "/api/v1/production/genealogy", operator, production::genealogy),
+        endpoint(
+            Get,
+            "/api/v1/production/lots/{id}/trace",
+            viewer,
+            production::trace,
+        ),
+        endpoint(
+            Post,
+            "/api/v1/production/genealogy",
+            operator,
+            production::genealogy,
+        ),
         endpoint(Get, "/api/v1/production/downtimes", viewer, production::downtimes),
         endpoint(
             Post,

@@ -6,8 +6,8 @@
 //! changes. Every login, refused login and logout is audited.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use backplane_security::{AuthMethod, Identity, Outcome, Role};
@@ -81,14 +81,14 @@ pub(crate) async fn login(
     };
     let identity = Identity::new(user.clone(), role, AuthMethod::Session);
     let created = state.auth.sessions.create(identity.clone());
-    state.auth.record(login_event(
-        &extensions,
-        &user,
-        Outcome::Done,
-        Some(identity),
-    ));
+    state
+        .auth
+        .record(login_event(&extensions, &user, Outcome::Done, Some(identity)));
     let secure = if over_tls(&extensions) { "; Secure" } else { "" };
-    let set_cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{secure}", created.id);
+    let set_cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{secure}",
+        created.id
+    );
     let mut response = json_response(&Who {
         user: &user,
         role,

@@ -434,7 +434,9 @@ pub(crate) async fn work_order_action(
     };
     let body = body_bytes(&state, body)?;
     no_body(&body)?;
-    let order = execute(&state, command, &actor, &body).await.map_err(transition("action"))?;
+    let order = execute(&state, command, &actor, &body)
+        .await
+        .map_err(transition("action"))?;
     json_response(&order)
 }
 
@@ -541,7 +543,15 @@ pub(crate) async fn genealogy(
             unit: c.unit.map(Into::into),
         })
         .collect();
-    created(&execute(&state, Command::RecordGenealogy { consumed, produced }, &actor, &body).await?)
+    created(
+        &execute(
+            &state,
+            Command::RecordGenealogy { consumed, produced },
+            &actor,
+            &body,
+        )
+        .await?,
+    )
 }
 
 #[derive(Serialize)]

@@ -92,12 +92,11 @@ pub async fn serve(
         warned = false;
         // The peer's address, for per-client limits and the audit trail (`ConnectInfo`).
         let connection_router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            tower::Service::call(&mut connection_router.clone(), request)
-        });
+        let service =
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                tower::Service::call(&mut connection_router.clone(), request)
+            });
         let builder = builder.clone();
         let mut stop = stop_rx.clone();
         let first_byte = limits.header_read_timeout;

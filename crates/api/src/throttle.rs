@@ -55,7 +55,8 @@ impl LoginThrottle {
         };
         failures.retain(|_, f| now.duration_since(f.since) < WINDOW);
         if failures.len() + 2 > MAX_KEYS {
-            let mut oldest: Vec<(Key, Instant)> = failures.iter().map(|(k, f)| (k.clone(), f.since)).collect();
+            let mut oldest: Vec<(Key, Instant)> =
+                failures.iter().map(|(k, f)| (k.clone(), f.since)).collect();
             oldest.sort_by_key(|(_, since)| *since);
             for (key, _) in oldest.into_iter().take(2) {
                 failures.remove(&key);

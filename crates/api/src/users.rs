@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use backplane_security::Role;
 use rand::RngCore;
 use serde::Deserialize;
@@ -139,12 +139,8 @@ impl Users {
             line: offset.map(|o| line_of(text, o)),
             message,
         };
-        let file: FileDe = toml::from_str(text).map_err(|e| {
-            error(
-                e.span().map(|s| s.start),
-                e.message().trim().to_owned(),
-            )
-        })?;
+        let file: FileDe = toml::from_str(text)
+            .map_err(|e| error(e.span().map(|s| s.start), e.message().trim().to_owned()))?;
         let role = |r: &Spanned<String>| {
             r.get_ref()
                 .parse::<Role>()
@@ -297,10 +293,7 @@ impl Users {
     }
 
     pub fn remove_user(&mut self, name: &str) -> Result<(), Refused> {
-        self.users
-            .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| no_user(name))
+        self.users.remove(name).map(|_| ()).ok_or_else(|| no_user(name))
     }
 
     /// Creates a token named `name`; returns it, the only time it is ever shown.
@@ -465,10 +458,16 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("correct horse") && !text.contains(&token), "{text}");
+        assert!(
+            !text.contains("correct horse") && !text.contains(&token),
+            "{text}"
+        );
         let read = Users::load(&path).unwrap();
         assert_eq!(read, users);
-        assert_eq!(read.verify_password("anna", "correct horse"), Some(Role::Operator));
+        assert_eq!(
+            read.verify_password("anna", "correct horse"),
+            Some(Role::Operator)
+        );
         assert_eq!(read.verify_password("anna", "correct horsf"), None);
         assert_eq!(read.verify_password("bob", "correct horse"), None);
         assert_eq!(read.token(&token), Some(("mes", Role::Engineer)));

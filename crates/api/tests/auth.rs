@@ -128,13 +128,18 @@ async fn refusals_name_the_role_needed_and_the_role_held() {
     let mut put = put;
     put.headers_mut().insert(
         "authorization",
-        format!("Bearer {}", creds.tokens[&Role::Operator]).parse().unwrap(),
+        format!("Bearer {}", creds.tokens[&Role::Operator])
+            .parse()
+            .unwrap(),
     );
     let reply = call(&app.router, put).await;
     assert_eq!(reply.status, 403);
     assert_eq!(reply.error().0, "forbidden");
     let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("`engineer`") && message.contains("`operator`"), "{message}");
+    assert!(
+        message.contains("`engineer`") && message.contains("`operator`"),
+        "{message}"
+    );
 
     let reply = get(&app.router, "/api/v1/assets").await;
     assert_eq!(reply.status, 401);
@@ -158,7 +163,10 @@ async fn open_mode_makes_everyone_an_anonymous_admin() {
 
 fn basic(user: &str, password: &str) -> String {
     use base64ct::{Base64, Encoding};
-    format!("Basic {}", Base64::encode_string(format!("{user}:{password}").as_bytes()))
+    format!(
+        "Basic {}",
+        Base64::encode_string(format!("{user}:{password}").as_bytes())
+    )
 }
 
 #[tokio::test]
@@ -190,18 +198,17 @@ async fn a_change_is_recorded_for_the_authenticated_user_never_for_a_header() {
     assert_eq!(reply.json()["events"][0]["by"], "erik");
 
     let mut wrong = put_json(&uri, r#"{"batch": "B-10"}"#);
-    wrong
-        .headers_mut()
-        .insert("authorization", basic("erik", "not the password").parse().unwrap());
+    wrong.headers_mut().insert(
+        "authorization",
+        basic("erik", "not the password").parse().unwrap(),
+    );
     assert_eq!(call(&app.router, wrong).await.status, 401);
     app.stop().await;
 }
 
 /// `(status, json, headers)` of a request made with `cookie` and optional CSRF token.
 async fn with_cookie(app: &Running, mut request: Request<Body>, cookie: &str, csrf: Option<&str>) -> Reply {
-    request
-        .headers_mut()
-        .insert("cookie", cookie.parse().unwrap());
+    request.headers_mut().insert("cookie", cookie.parse().unwrap());
     if let Some(csrf) = csrf {
         request
             .headers_mut()
@@ -214,7 +221,10 @@ async fn with_cookie(app: &Running, mut request: Request<Body>, cookie: &str, cs
 async fn a_session_cookie_authenticates_and_changes_need_its_csrf_token() {
     let creds = credentials();
     let app = start_with(CONFIG, creds.options);
-    let login = post_json("/api/v1/session", &json!({"user": "erik", "password": PASSWORD}).to_string());
+    let login = post_json(
+        "/api/v1/session",
+        &json!({"user": "erik", "password": PASSWORD}).to_string(),
+    );
     let reply = call(&app.router, login).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let set_cookie = reply.headers["set-cookie"].to_str().unwrap().to_owned();
@@ -224,7 +234,10 @@ async fn a_session_cookie_authenticates_and_changes_need_its_csrf_token() {
     assert!(!set_cookie.contains("Secure"), "plain HTTP: {set_cookie}");
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
     let session = reply.json();
-    assert_eq!((session["user"].as_str(), session["role"].as_str()), (Some("erik"), Some("engineer")));
+    assert_eq!(
+        (session["user"].as_str(), session["role"].as_str()),
+        (Some("erik"), Some("engineer"))
+    );
     let csrf = session["csrf_token"].as_str().unwrap().to_owned();
     assert!(session["expires"].as_str().is_some());
 
@@ -237,7 +250,13 @@ async fn a_session_cookie_authenticates_and_changes_need_its_csrf_token() {
     let reply = with_cookie(&app, put_json(&uri, r#"{"batch": "B-1"}"#), &cookie, None).await;
     assert_eq!(reply.status, 403);
     assert_eq!(reply.error().0, "csrf");
-    let reply = with_cookie(&app, put_json(&uri, r#"{"batch": "B-1"}"#), &cookie, Some("forged")).await;
+    let reply = with_cookie(
+        &app,
+        put_json(&uri, r#"{"batch": "B-1"}"#),
+        &cookie,
+        Some("forged"),
+    )
+    .await;
     assert_eq!(reply.error().0, "csrf");
     let reply = with_cookie(&app, put_json(&uri, r#"{"batch": "B-1"}"#), &cookie, Some(&csrf)).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -288,7 +307,11 @@ async fn repeated_failed_logins_are_held_off_and_audited() {
         .filter(|e| e.action == "login" && e.target == "anna")
         .collect();
     assert_eq!(logins.len(), 6);
-    assert!(logins.iter().all(|e| matches!(e.outcome, Outcome::Refused(_)) && e.who.is_none()));
+    assert!(
+        logins
+            .iter()
+            .all(|e| matches!(e.outcome, Outcome::Refused(_)) && e.who.is_none())
+    );
     app.stop().await;
 }
 
@@ -382,10 +405,22 @@ async fn a_client_over_its_rate_gets_429_while_health_and_metrics_tell() {
     let base = format!("http://{address}");
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let r = client.get(format!("{base}/api/v1/assets")).bearer_auth(token).send().await.unwrap();
+        let r = client
+            .get(format!("{base}/api/v1/assets"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         statuses.push(r.status().as_u16());
         if r.status() == 429 {
-            assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+            assert!(
+                r.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+                    >= 1
+            );
             let body: Value = r.json().await.unwrap();
             assert_eq!(body["error"]["code"], "rate_limited");
         }

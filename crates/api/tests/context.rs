@@ -114,7 +114,11 @@ async fn delete_clears_listed_fields_or_all_and_reports_real_changes_only() {
     let events = body["events"].as_array().unwrap();
     assert_eq!(events.len(), 2);
     // Open mode: the anonymous admin.
-    assert!(events.iter().all(|e| e["new"].is_null() && e["by"] == "anonymous"));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["new"].is_null() && e["by"] == "anonymous")
+    );
     assert_eq!(
         events.iter().find(|e| e["field"] == "work_order").unwrap()["old"],
         "WO-1"

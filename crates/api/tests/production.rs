@@ -1038,7 +1038,12 @@ async fn production_actions_and_entries_are_audited_with_the_command() {
         backplane_engine::Services::one(AuditTrail::SERVICE, Arc::new(AuditTrail(recorder.clone())));
     let app = common::start_with_services(CONFIG, ApiOptions::default(), services);
     let body = r#"{"id": "L-7", "material": "milk"}"#;
-    assert_eq!(post_as(&app, "anna", "/api/v1/production/lots", body).await.status, 201);
+    assert_eq!(
+        post_as(&app, "anna", "/api/v1/production/lots", body)
+            .await
+            .status,
+        201
+    );
     let again = post_as(&app, "anna", "/api/v1/production/lots", body).await;
     assert_eq!(again.status, 409, "{}", again.text);
 
@@ -1055,6 +1060,10 @@ async fn production_actions_and_entries_are_audited_with_the_command() {
         Some(json!({"command": "lot.create", "target": "L-7", "request": {"id": "L-7", "material": "milk"}}))
     );
     assert_eq!(events[0].outcome, Outcome::Done);
-    assert!(matches!(&events[1].outcome, Outcome::Refused(r) if r.starts_with("conflict")), "{:?}", events[1].outcome);
+    assert!(
+        matches!(&events[1].outcome, Outcome::Refused(r) if r.starts_with("conflict")),
+        "{:?}",
+        events[1].outcome
+    );
     app.stop().await;
 }

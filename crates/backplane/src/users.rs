@@ -87,10 +87,7 @@ fn execute(args: UsersArgs) -> Result<(), String> {
             save(&users, path)?;
             eprintln!("added user `{name}` ({role})");
         }
-        Action::Passwd {
-            name,
-            password_stdin,
-        } => {
+        Action::Passwd { name, password_stdin } => {
             // Fail before asking for a password the file has no user for.
             if !users.users().any(|(n, _)| n == name) {
                 return Err(format!("no user `{name}` in {}", path.display()));
@@ -159,9 +156,12 @@ fn password(name: &str, from_stdin: bool) -> Result<String, String> {
         }
         return Ok(password);
     }
-    let first = rpassword::prompt_password(format!("password for {name} (at least {MIN_PASSWORD_LEN} characters): "))
-        .map_err(|e| format!("cannot read the password: {e}"))?;
-    let second = rpassword::prompt_password("again: ").map_err(|e| format!("cannot read the password: {e}"))?;
+    let first = rpassword::prompt_password(format!(
+        "password for {name} (at least {MIN_PASSWORD_LEN} characters): "
+    ))
+    .map_err(|e| format!("cannot read the password: {e}"))?;
+    let second =
+        rpassword::prompt_password("again: ").map_err(|e| format!("cannot read the password: {e}"))?;
     if first != second {
         return Err("the two passwords differ".to_owned());
     }

@@ -49,7 +49,11 @@ fn users_are_added_changed_listed_and_removed_without_storing_secrets() {
     let file = dir.path().join("users.toml");
     let password = format!("{PASSWORD}\n");
 
-    ok(&users(&file, &["add", "anna", "--role", "operator", "--password-stdin"], &password));
+    ok(&users(
+        &file,
+        &["add", "anna", "--role", "operator", "--password-stdin"],
+        &password,
+    ));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -73,9 +77,16 @@ fn users_are_added_changed_listed_and_removed_without_storing_secrets() {
     assert!(text.contains("$argon2id$"), "{text}");
 
     ok(&users(&file, &["role", "anna", "engineer"], ""));
-    ok(&users(&file, &["passwd", "anna", "--password-stdin"], "another long password\n"));
+    ok(&users(
+        &file,
+        &["passwd", "anna", "--password-stdin"],
+        "another long password\n",
+    ));
     let list = ok(&users(&file, &["list"], ""));
-    assert!(list.contains("anna") && list.contains("engineer") && list.contains("mes"), "{list}");
+    assert!(
+        list.contains("anna") && list.contains("engineer") && list.contains("mes"),
+        "{list}"
+    );
     assert!(!list.contains("$argon2") && !list.contains(token), "{list}");
 
     ok(&users(&file, &["remove", "anna"], ""));
@@ -112,7 +123,11 @@ path = "line-1"
 async fn a_gateway_on_the_written_file_lets_its_users_and_tokens_in_and_no_one_else() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("users.toml");
-    ok(&users(&file, &["add", "anna", "--role", "operator", "--password-stdin"], &format!("{PASSWORD}\n")));
+    ok(&users(
+        &file,
+        &["add", "anna", "--role", "operator", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    ));
     let token = ok(&users(&file, &["token-add", "mes", "--role", "engineer"], ""));
     let token = token.trim().to_owned();
     let config = dir.path().join("gateway.toml");
@@ -140,11 +155,23 @@ async fn a_gateway_on_the_written_file_lets_its_users_and_tokens_in_and_no_one_e
     let assets = format!("{base}/api/v1/assets");
     assert_eq!(client.get(&assets).send().await.unwrap().status(), 401);
     assert_eq!(
-        client.get(&assets).bearer_auth(&token).send().await.unwrap().status(),
+        client
+            .get(&assets)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
     assert_eq!(
-        client.get(&assets).bearer_auth("0".repeat(64)).send().await.unwrap().status(),
+        client
+            .get(&assets)
+            .bearer_auth("0".repeat(64))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         401
     );
 
@@ -171,7 +198,10 @@ async fn a_gateway_on_the_written_file_lets_its_users_and_tokens_in_and_no_one_e
         .json()
         .await
         .unwrap();
-    assert_eq!((me["user"].as_str(), me["role"].as_str()), (Some("anna"), Some("operator")));
+    assert_eq!(
+        (me["user"].as_str(), me["role"].as_str()),
+        (Some("anna"), Some("operator"))
+    );
 
     // An operator may not change context.
     let context = client

@@ -230,13 +230,11 @@ pub async fn get(router: &Router, uri: &str) -> Reply {
 /// The request as made by `user`, an identity authenticated before the API saw it (as the
 /// TLS server does for a client certificate): how tests in open mode attribute changes.
 pub fn as_user(mut request: Request<Body>, user: &str) -> Request<Body> {
-    request
-        .extensions_mut()
-        .insert(backplane_security::Identity::new(
-            user,
-            backplane_security::Role::Admin,
-            backplane_security::AuthMethod::ClientCertificate,
-        ));
+    request.extensions_mut().insert(backplane_security::Identity::new(
+        user,
+        backplane_security::Role::Admin,
+        backplane_security::AuthMethod::ClientCertificate,
+    ));
     request
 }
 
