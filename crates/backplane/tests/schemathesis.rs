@@ -149,7 +149,10 @@ fn the_open_demo_answers_as_its_served_openapi_document_says() {
 }
 
 /// A gateway with a token, a historian and production: every endpoint but health and login
-/// refuses requests without the token, and answers as documented with it.
+/// refuses requests without the token, and answers as documented with it. It has no user
+/// with a password, so its served document offers only `bearer`; `ignored_auth` then sends
+/// missing and wrong tokens (which must get 401), never Basic guesses that would trip the
+/// login throttle (429 for 15 minutes, by design).
 const TOKEN_GATEWAY: &str = r#"
 [gateway]
 name = "conformance"
