@@ -75,6 +75,16 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
     }
 }
 
+/// An RFC 3339 time a `Timestamp` cannot hold, as the end of its range on that side.
+fn beyond_range(text: &str) -> Option<Timestamp> {
+    let dt = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    Some(Timestamp::from_unix_nanos(if dt.unix_timestamp_nanos() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
+}
+
 /// The query string as name/value pairs, every name checked against `allowed`.
 pub(crate) struct Params {
     pairs: Vec<(String, String)>,
@@ -112,9 +122,16 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A time parameter: RFC 3339, `now` or `now-<duration>`. An RFC 3339 time beyond the
+    /// years a `Timestamp` holds (1678 to 2262) is the nearest end of that range: nothing
+    /// can be stored before or after it, so the answer is the same.
     pub(crate) fn time(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
         self.get(name)
-            .map(|text| parse_time(text).map_err(|e| invalid(name, e)))
+            .map(|text| {
+                parse_time(text)
+                    .or_else(|e| beyond_range(text).ok_or(e))
+                    .map_err(|e| invalid(name, e))
+            })
             .transpose()
     }
 

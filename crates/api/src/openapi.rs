@@ -2,15 +2,63 @@
 //! next to this file. Hand-written because the document is a contract to read and review,
 //! not a by-product; the tests below keep it in step with the router.
 
+use std::sync::LazyLock;
+
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::AppState;
+
 pub(crate) const DOCUMENT: &str = include_str!("openapi.json");
 
-pub(crate) async fn document() -> Response {
+/// The document an open gateway (no credential configured) serves: without the top-level
+/// `security` requirement, which such a gateway does not enforce, so clients and test tools
+/// are not told to authenticate where nothing checks it.
+static OPEN_DOCUMENT: LazyLock<String> = LazyLock::new(|| with_security(DOCUMENT, None));
+
+/// The document of a gateway with tokens but no user with a password: a bearer token is
+/// the only way in (HTTP Basic and sessions need a password), so only it is offered.
+static TOKEN_ONLY_DOCUMENT: LazyLock<String> =
+    LazyLock::new(|| with_security(DOCUMENT, Some(serde_json::json!([{ "bearer": [] }]))));
+
+/// `document` with its top-level `security` replaced (None: removed) and the description
+/// saying so.
+fn with_security(document: &str, security: Option<serde_json::Value>) -> String {
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(document) else {
+        return document.to_owned();
+    };
+    let note = match &security {
+        None => "This gateway runs open: no credential is configured and nothing is authenticated.",
+        Some(_) => {
+            "This gateway has tokens and no users with a password: only `Authorization: Bearer` authenticates."
+        }
+    };
+    if let Some(root) = doc.as_object_mut() {
+        match security {
+            None => root.remove("security"),
+            Some(security) => root.insert("security".to_owned(), security),
+        };
+    }
+    if let Some(text) = doc.pointer_mut("/info/description")
+        && let Some(description) = text.as_str()
+    {
+        *text = format!("{description} {note}").into();
+    }
+    serde_json::to_string(&doc).unwrap_or_else(|_| document.to_owned())
+}
+
+pub(crate) async fn document(State(state): State<AppState>) -> Response {
+    let body: &'static str = if state.auth.open() {
+        OPEN_DOCUMENT.as_str()
+    } else if state.auth.users.users().next().is_none() {
+        TOKEN_ONLY_DOCUMENT.as_str()
+    } else {
+        DOCUMENT
+    };
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        DOCUMENT,
+        body,
     )
         .into_response()
 }
@@ -31,6 +79,20 @@ mod tests {
         let doc = document_json();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
         assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn served_documents_differ_from_the_written_one_only_in_security() {
+        let doc = document_json();
+        assert_eq!(doc["security"].as_array().unwrap().len(), 3);
+        let open: serde_json::Value = serde_json::from_str(&with_security(DOCUMENT, None)).unwrap();
+        assert!(open.get("security").is_none());
+        let token: serde_json::Value = serde_json::from_str(&TOKEN_ONLY_DOCUMENT).unwrap();
+        assert_eq!(token["security"], serde_json::json!([{ "bearer": [] }]));
+        for served in [open, token] {
+            assert_eq!(served["paths"], doc["paths"]);
+            assert_eq!(served["components"], doc["components"]);
+        }
     }
 
     #[test]

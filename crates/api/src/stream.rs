@@ -19,6 +19,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use backplane_engine::payload::{EventPayload, SamplePayload};
@@ -198,14 +199,25 @@ pub(crate) async fn websocket(
     shutdown: Option<Extension<StreamShutdown>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let upgrade = upgrade.map_err(|r| {
-        ApiError::new(
-            r.status(),
-            "websocket_required",
-            format!("{}; use a WebSocket client", r.body_text()),
-        )
-    })?;
+    // The prefix first: a wrong one is a 400 whether or not the handshake is right.
     let subscription = subscription(&state, query, shutdown)?;
+    // Any request that is not a WebSocket handshake is a 426 naming the protocol (RFC 9110
+    // 15.5.22), whatever part of the handshake is missing.
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(r) => {
+            let mut response = ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "websocket_required",
+                format!("{}; use a WebSocket client", r.body_text()),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            return Ok(response);
+        }
+    };
     Ok(upgrade.on_upgrade(move |socket| run_websocket(socket, subscription)))
 }
 
