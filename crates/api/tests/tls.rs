@@ -1,9 +1,9 @@
 //! HTTPS on the API (issue 18), checked with real clients: `curl` for requests and
-//! `openssl s_client` for the served certificate. Certificates are made here with rcgen.
+//! `openssl s_client` for the served certificate. Certificates are made with rcgen (testkit `pki`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +12,7 @@ use axum::Router;
 use axum::routing::get;
 use backplane_api::{CertificateSource, ServeLimits, Tls, TlsOptions, TlsServer};
 use backplane_security::{Identity, Role};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
+use backplane_testkit::pki::{Ca, Usage as ExtendedKeyUsagePurpose, ca, leaf};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -97,45 +94,6 @@ fn body(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A CA, written as `<name>-ca.pem`, that signs leaf certificates.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    path: PathBuf,
-}
-
-fn ca(dir: &Path, name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("{name} CA"));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let path = dir.join(format!("{name}-ca.pem"));
-    std::fs::write(&path, issuer.pem()).unwrap();
-    Ca { issuer, path }
-}
-
-/// A leaf certificate signed by `ca`, written as `<name>.pem` and `<name>.key`.
-fn leaf(
-    dir: &Path,
-    ca: &Ca,
-    name: &str,
-    sans: &[&str],
-    usage: ExtendedKeyUsagePurpose,
-) -> (PathBuf, PathBuf) {
-    let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.extended_key_usages = vec![usage];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    let cert_path = dir.join(format!("{name}.pem"));
-    let key_path = dir.join(format!("{name}.key"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    (cert_path, key_path)
 }
 
 fn path(p: &Path) -> &str {

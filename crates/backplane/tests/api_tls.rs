@@ -4,48 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+
+use backplane_testkit::process::{Running, start_gateway};
 
 const BIN: &str = env!("CARGO_BIN_EXE_backplane");
 
-/// Kills the process when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the gateway; returns it with its base URL and the fingerprint it printed.
 fn start(config: &Path) -> (Running, String, String) {
-    let child = Command::new(BIN)
-        .arg("run")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
-    let mut stdout = BufReader::new(running.0.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("API listening on ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    let fingerprint = line
-        .trim()
+    let (running, base, lines) = start_gateway(Command::new(BIN).arg("run").arg(config), 1);
+    let fingerprint = lines[0]
         .strip_prefix("API TLS certificate SHA-256 fingerprint: ")
-        .unwrap_or_else(|| panic!("{line}"))
+        .unwrap_or_else(|| panic!("{}", lines[0]))
         .to_owned();
-    std::thread::spawn(move || for _ in stdout.lines() {});
     (running, base, fingerprint)
 }
 

@@ -5,9 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+
+use backplane_testkit::process::{Running, start_gateway};
 
 use serde_json::{Value, json};
 
@@ -50,36 +51,15 @@ period = "100ms"
 "speed" = { signal = "ramp", from = 0, to = 600, period = "60s" }
 "#;
 
-/// Kills the gateway if the test fails before it does.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start(dir: &Path) -> (Running, String) {
-    let child = Command::new(BIN)
-        .arg("run")
-        .arg(dir.join("gateway.toml"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env("BACKPLANE_AUDIT_TEST_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut gateway = Running(child);
-    let mut stdout = BufReader::new(gateway.0.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("API listening on ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
-    std::thread::spawn(move || for _ in stdout.lines() {});
+    let (gateway, base, _) = start_gateway(
+        Command::new(BIN)
+            .arg("run")
+            .arg(dir.join("gateway.toml"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env("BACKPLANE_AUDIT_TEST_TOKEN", TOKEN),
+        0,
+    );
     (gateway, base)
 }
 

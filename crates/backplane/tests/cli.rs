@@ -2,8 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+
+use backplane_testkit::process::start_gateway;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -76,16 +77,6 @@ fn completions_are_generated_for_bash() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("_backplane"));
 }
 
-/// Kills the child if the test fails before it stops it.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn get(client: &reqwest::Client, url: &str) -> Value {
     let response = client.get(url).send().await.unwrap();
     assert!(response.status().is_success(), "{url}: {}", response.status());
@@ -95,24 +86,12 @@ async fn get(client: &reqwest::Client, url: &str) -> Value {
 #[tokio::test]
 async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
     let data = tempfile::tempdir().unwrap();
-    let child = Command::new(BIN)
-        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut demo = Running(child);
-    let mut stdout = BufReader::new(demo.0.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("API listening on ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
-    // Keep reading the banner so the demo never blocks on a full pipe.
-    std::thread::spawn(move || for _ in stdout.lines() {});
+    let (mut demo, base, _) = start_gateway(
+        Command::new(BIN)
+            .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path()),
+        0,
+    );
 
     let client = reqwest::Client::new();
     let tree = get(&client, &format!("{base}/api/v1/assets")).await;

@@ -10,9 +10,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+
+use backplane_testkit::process::{Running, start_gateway};
 
 const BIN: &str = env!("CARGO_BIN_EXE_backplane");
 
@@ -46,16 +47,6 @@ include-name-regex = "^GET /api/v1/stream/ws$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "426", "429", "5xx"]
 "#;
 
-/// Kills the child if the test fails before it stops it.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn python() -> Option<PathBuf> {
     match std::env::var_os("BACKPLANE_PYTHON") {
         Some(p) => Some(PathBuf::from(p)),
@@ -70,25 +61,13 @@ fn python() -> Option<PathBuf> {
 
 /// Starts `backplane ARGS` in `dir` and returns it with the API's base URL.
 fn start(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> (Running, String) {
-    let child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
-    let mut stdout = BufReader::new(running.0.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("API listening on ")
-        .unwrap_or_else(|| panic!("no API line: {line:?}"))
-        .to_owned();
-    // Keep reading the banner so the gateway never blocks on a full pipe.
-    std::thread::spawn(move || for _ in stdout.lines() {});
+    let (running, base, _) = start_gateway(
+        Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .envs(env.iter().copied()),
+        0,
+    );
     (running, base)
 }
 

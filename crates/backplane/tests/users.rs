@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use backplane_testkit::process::start_gateway;
 
 use serde_json::{Value, json};
 
@@ -97,16 +99,6 @@ fn users_are_added_changed_listed_and_removed_without_storing_secrets() {
     assert!(stderr.contains("no user `anna`"), "{stderr}");
 }
 
-/// Kills the gateway if the test fails before it stops it.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const CONFIG: &str = r#"
 [api]
 users = "users.toml"
@@ -133,23 +125,13 @@ async fn a_gateway_on_the_written_file_lets_its_users_and_tokens_in_and_no_one_e
     let config = dir.path().join("gateway.toml");
     std::fs::write(&config, CONFIG).unwrap();
 
-    let child = Command::new(BIN)
-        .args(["run", "--listen", "127.0.0.1:0"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut gateway = Running(child);
-    let mut stdout = BufReader::new(gateway.0.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("API listening on ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let (_gateway, base, _) = start_gateway(
+        Command::new(BIN)
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .arg(&config)
+            .current_dir(dir.path()),
+        0,
+    );
 
     let client = reqwest::Client::new();
     let assets = format!("{base}/api/v1/assets");

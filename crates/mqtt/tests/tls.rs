@@ -1,5 +1,5 @@
 //! MQTT over TLS against a Mosquitto of the test's own with a TLS listener that requires
-//! client certificates (issue 18). Certificates are made here with rcgen. One gateway
+//! client certificates (issue 18). Certificates are made with rcgen (testkit `pki`). One gateway
 //! publishes its namespace through the `mqtt` sink and reads it back through an `mqtt`
 //! source, both over TLS with a client certificate; a source trusting another CA is
 //! refused with an error that says why.
@@ -8,54 +8,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use backplane_model::{Quality, Value};
 use backplane_testkit::engine::{eventually, latest};
 use backplane_testkit::net::{free_port, wait_for_port};
+use backplane_testkit::pki::{Ca, Usage as ExtendedKeyUsagePurpose, ca, leaf};
 use common::start;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
-
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    path: PathBuf,
-}
-
-fn ca(dir: &Path, name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("{name} CA"));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let path = dir.join(format!("{name}-ca.pem"));
-    std::fs::write(&path, issuer.pem()).unwrap();
-    Ca { issuer, path }
-}
-
-fn leaf(
-    dir: &Path,
-    ca: &Ca,
-    name: &str,
-    sans: &[&str],
-    usage: ExtendedKeyUsagePurpose,
-) -> (PathBuf, PathBuf) {
-    let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.extended_key_usages = vec![usage];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    let (cert_path, key_path) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    (cert_path, key_path)
-}
 
 /// Mosquitto with one TLS listener requiring a client certificate from `ca`; killed on drop.
 struct TlsBroker {

@@ -13,8 +13,11 @@
 //!   probe).
 //! - [`net`]: free loopback ports and waiting for a port to listen.
 //! - [`names`]: unique names for what tests leave on shared services.
+//! - [`pki`]: a CA and the leaf certificates it signs, for TLS tests.
+//! - [`process`]: a gateway process started by a test, killed when it ends, and the base
+//!   URL it printed.
 //!
-//! It depends on the engine and config crates (and Tokio) only, never on a protocol crate,
+//! It depends on the engine and config crates (and Tokio, and rcgen for test certificates) only, never on a protocol crate,
 //! so every protocol crate's tests can use it.
 
 // Test setup: failing loudly, with a message, is what it is for.
@@ -26,3 +29,5 @@ pub mod fixtures;
 pub mod names;
 pub mod net;
 pub mod peers;
+pub mod pki;
+pub mod process;
