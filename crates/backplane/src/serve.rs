@@ -238,6 +238,7 @@ Backplane demo: the simulated Acme Dairy, plant A, is running.
   Context of line 1 curl {base}/api/v1/context/acme-dairy/plant-a/packaging/line-1
   Live changes      curl -N '{base}/api/v1/stream/sse?prefix=acme-dairy/plant-a/packaging/line-1'
   History           curl '{base}/api/v1/history/aggregate?tag={filler}/speed&every=1m&fn=mean'
+  Audit trail       curl {base}/api/v1/audit    (who changed what; `backplane audit verify data/audit`)
   Health, metrics   curl {base}/api/v1/health    curl {base}/metrics
   API description   {base}/api/v1/openapi.json
 
