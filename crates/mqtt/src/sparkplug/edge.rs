@@ -32,9 +32,9 @@ use super::proto::Payload;
 use super::proto::payload::{Metric, PropertySet, PropertyValue, property_value};
 use crate::settings::Qos;
 
-/// The node metric that asks for a rebirth.
+/// The node metric that asks for a rebirth. It is addressed by name only: the
+/// specification forbids an alias on it (tck-id-operational-behavior-data-commands-rebirth-name-aliases).
 pub const REBIRTH_METRIC: &str = "Node Control/Rebirth";
-pub const REBIRTH_ALIAS: u64 = 1;
 pub const BDSEQ_METRIC: &str = "bdSeq";
 /// Device metric aliases start here; below are node metrics.
 pub const FIRST_DEVICE_ALIAS: u64 = 16;
@@ -250,7 +250,7 @@ impl EdgeNode {
     pub fn death(&self, now: Option<Timestamp>) -> Publish {
         let payload = Payload {
             timestamp: now.map(millis),
-            metrics: vec![bd_seq_metric(self.bd_seq)],
+            metrics: vec![bd_seq_metric(self.bd_seq, now)],
             ..Payload::default()
         };
         Publish {
@@ -315,10 +315,9 @@ impl EdgeNode {
         let nbirth = Payload {
             timestamp: Some(millis(now)),
             metrics: vec![
-                bd_seq_metric(self.bd_seq),
+                bd_seq_metric(self.bd_seq, Some(now)),
                 Metric {
                     name: Some(REBIRTH_METRIC.into()),
-                    alias: Some(REBIRTH_ALIAS),
                     timestamp: Some(millis(now)),
                     datatype: Some(SpType::Boolean as u32),
                     value: Some(super::proto::payload::metric::Value::BooleanValue(false)),
@@ -572,8 +571,7 @@ impl EdgeNode {
             Err(e) => return vec![Output::Ignored(format!("NCMD: {e}"))],
         };
         let rebirth = payload.metrics.iter().any(|m| {
-            let named = m.name.as_deref() == Some(REBIRTH_METRIC) || m.alias == Some(REBIRTH_ALIAS);
-            named
+            m.name.as_deref() == Some(REBIRTH_METRIC)
                 && matches!(
                     decode_value(m, SpType::Boolean as u32),
                     Ok(Some(Value::Bool(true)))
@@ -639,17 +637,21 @@ impl EdgeNode {
     }
 }
 
-fn bd_seq_metric(bd_seq: u8) -> Metric {
+/// Every metric of a birth carries a timestamp (tck-id-payloads-name-birth-data-requirement);
+/// the will's NDEATH is made before the session starts and has none to give.
+fn bd_seq_metric(bd_seq: u8, now: Option<Timestamp>) -> Metric {
     Metric {
         name: Some(BDSEQ_METRIC.into()),
+        timestamp: now.map(millis),
         datatype: Some(SpType::Int64 as u32),
         value: Some(super::proto::payload::metric::Value::LongValue(u64::from(bd_seq))),
         ..Metric::default()
     }
 }
 
-/// A DDATA metric: alias only (the birth gave the name), the value, and the quality
-/// property when it matters.
+/// A DDATA metric: alias only (the birth gave the name and the datatype, which data
+/// messages should not repeat: tck-id-payloads-metric-datatype-not-req), the value, and the
+/// quality property when it matters.
 fn data_metric(
     m: &MetricDef,
     value: Option<&Value>,
@@ -668,7 +670,6 @@ fn data_metric(
     Metric {
         alias: Some(m.alias),
         timestamp: Some(millis(time)),
-        datatype: Some(m.datatype as u32),
         is_null: encoded.is_none().then_some(true),
         properties,
         value: encoded,
@@ -802,6 +803,60 @@ mod tests {
         assert_eq!(will.metrics[0].value, nbirth.metrics[0].value);
         assert_eq!(will.seq, None);
         assert_eq!(n.will().qos, Qos::AtLeastOnce);
+    }
+
+    /// Every metric of NBIRTH and DBIRTH carries a timestamp, the bdSeq one included.
+    #[test]
+    fn tck_id_payloads_name_birth_data_requirement_every_birth_metric_has_a_timestamp() {
+        let mut n = node(None, false);
+        n.start_session(3);
+        for (topic, birth) in publishes(&n.on_connected(now())) {
+            for m in &birth.metrics {
+                assert!(m.timestamp.is_some(), "{topic}: {:?} has no timestamp", m.name);
+            }
+        }
+    }
+
+    /// `Node Control/Rebirth` is announced without an alias, and an NCMD naming only an
+    /// alias is no rebirth request.
+    #[test]
+    fn tck_id_operational_behavior_data_commands_rebirth_name_aliases_rebirth_has_no_alias() {
+        let mut n = node(None, false);
+        n.start_session(0);
+        let births = publishes(&n.on_connected(now()));
+        let rebirth = births[0]
+            .1
+            .metrics
+            .iter()
+            .find(|m| m.name.as_deref() == Some(REBIRTH_METRIC))
+            .expect("the NBIRTH announces Node Control/Rebirth");
+        assert_eq!(rebirth.alias, None);
+        assert_eq!(rebirth.datatype, Some(SpType::Boolean as u32));
+        let by_alias = Payload {
+            metrics: vec![Metric {
+                alias: Some(1),
+                datatype: Some(SpType::Boolean as u32),
+                value: Some(super::super::proto::payload::metric::Value::BooleanValue(true)),
+                ..Metric::default()
+            }],
+            ..Payload::default()
+        };
+        let out = n.node_command(&encode_payload(&by_alias), now());
+        assert!(matches!(out.as_slice(), [Output::Ignored(_)]), "{out:?}");
+    }
+
+    /// DDATA names metrics by alias and leaves the datatype to the birth.
+    #[test]
+    fn tck_id_payloads_metric_datatype_not_req_ddata_carries_no_datatype() {
+        let mut n = node(None, false);
+        n.start_session(0);
+        n.on_connected(now());
+        let data = publishes(&n.on_samples(&[sample(0, 1.0, Quality::Good, 1)], now()));
+        assert_eq!(data.len(), 1);
+        for m in &data[0].1.metrics {
+            assert_eq!(m.datatype, None, "{m:?}");
+            assert!(m.alias.is_some());
+        }
     }
 
     #[test]
