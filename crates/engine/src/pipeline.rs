@@ -211,6 +211,16 @@ impl Pipeline {
                                     Some(format!("{label:?} is not one of the attribute's `enum` labels")),
                                 )
                             }
+                            // NaN and ±inf are no reading a plant can have (an unset float
+                            // register, a division by zero in a PLC): never good.
+                            Ok(Value::Float(x)) if !x.is_finite() => {
+                                failed += 1;
+                                (
+                                    state.last_value.clone(),
+                                    Quality::Bad(BadReason::OutOfRange),
+                                    Some(format!("the reading decodes to {x}, not a finite number")),
+                                )
+                            }
                             Ok(v) => {
                                 let q = range_check(&v, info.attribute.range, q);
                                 (Some(v), q, None)

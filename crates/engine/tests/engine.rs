@@ -261,6 +261,47 @@ signals.code = { signal = "sequence", values = [1, 7], step = "100ms" }
     engine.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_reading_that_decodes_to_nan_or_infinity_is_bad_never_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[namespace]
+enterprise = "acme"
+site = "plant"
+[models.M.attributes]
+level = { type = "float", unit = "%" }
+[[assets]]
+path = "m"
+model = "M"
+source = "sim"
+bindings.level = { address = "level" }
+[[sources]]
+name = "sim"
+kind = "simulator"
+period = "20ms"
+signals.level = { signal = "sequence", values = [42.5, nan, inf, -inf], step = "100ms" }
+"#;
+    let engine = start(config, dir.path());
+    let handle = engine.handle();
+    for wanted in ["NaN", "inf"] {
+        let bad = eventually(wanted, || {
+            latest(&handle, "acme/plant/m/level").filter(|l| {
+                l.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains(&format!(" {wanted},")))
+            })
+        })
+        .await;
+        assert_eq!(bad.sample.quality, Quality::Bad(BadReason::OutOfRange));
+        assert_eq!(
+            bad.sample.value,
+            Some(Value::Float(42.5)),
+            "keeps the last good value"
+        );
+    }
+    engine.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gated_writes_reach_the_owning_source_and_its_answer_comes_back() {
     let dir = tempfile::tempdir().unwrap();
