@@ -1,24 +1,22 @@
 //! `POST /api/v1/writes`: write one engineering value to a machine through the write gate
-//! (`docs/writes.md`). The caller is the authenticated [`Identity`] the authentication
-//! middleware put into the request's extensions; with none, the caller is anonymous and
-//! the gate refuses. Every attempt, refused or not, is in the audit trail.
+//! (`docs/writes.md`). The caller is the [`Actor`] the authentication guard established
+//! (in open mode the anonymous identity, which the gate refuses). Every attempt, refused or
+//! not, is in the audit trail.
 //!
 //! The body is validated by hand so every error names its field, as in `context.rs`.
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{Extensions, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use backplane_engine::{Failure, MachineWrite, Rule, WriteReport, WriteStatus};
 use backplane_model::Value;
-use backplane_security::{AuthMethod, Identity, Role};
 use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::AppState;
+use crate::actor::Actor;
 use crate::error::ApiError;
 
 /// Longest string value accepted; a device string register is far shorter.
@@ -27,27 +25,19 @@ const MAX_STRING_VALUE: usize = 1024;
 /// `POST /api/v1/writes`.
 pub(crate) async fn write(
     State(state): State<AppState>,
-    extensions: Extensions,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|r| ApiError::from_body_rejection(&r, state.max_body_bytes))?;
     let request = parse(&body)?;
-    let who = extensions
-        .get::<Identity>()
-        .cloned()
-        .unwrap_or_else(|| Identity::new("anonymous", Role::Viewer, AuthMethod::Anonymous));
-    let from = match extensions.get::<ConnectInfo<SocketAddr>>() {
-        Some(ConnectInfo(peer)) => format!("http {peer}"),
-        None => "http".to_owned(),
-    };
     let report = state
         .engine
         .write(MachineWrite {
             tag: request.tag,
             value: request.value,
             dry_run: request.dry_run,
-            who,
-            from,
+            who: actor.identity,
+            from: actor.from,
         })
         .await;
     respond(&report)

@@ -203,7 +203,11 @@ async fn each_outcome_has_its_status_and_report() {
         .map(|e| (e.who.map(|w| w.name), e.from, e.outcome))
         .collect();
     assert_eq!(outcomes.len(), 6, "{outcomes:#?}");
-    assert_eq!(outcomes[0], (Some("olga".into()), "http".into(), Outcome::DryRun));
+    assert_eq!(
+        outcomes[0],
+        (Some("olga".into()), "http unknown".into(), Outcome::DryRun),
+        "in-process calls have no peer address"
+    );
     assert!(matches!(&outcomes[5].2, Outcome::Failed(r) if r.contains("does not accept writes")));
     app.engine.shutdown().await;
 }
