@@ -8,16 +8,19 @@
 //! - `line.rs`: one record on disk and the hash chain through the records.
 //! - `trail.rs`: [`AuditLog`], the trail in a directory: append, sync, rotate, query.
 //! - `verify.rs`: [`verify`], the check behind `backplane audit verify`.
+//! - `private.rs`: owner-only directories and files (the trail, private keys).
 
 mod audit;
 mod identity;
 mod line;
+mod private;
 mod role;
 mod trail;
 mod verify;
 
 pub use audit::{AuditEvent, AuditRecorder, AuditTrail, AuditUnavailable, MemoryRecorder, Outcome};
 pub use identity::{AuthMethod, Identity};
+pub use private::{create_private_dir, open_private, write_private};
 pub use role::{Role, UnknownRole};
 pub use trail::{AuditLog, MAX_QUERY_RECORDS, Page, Query, ROTATE_BYTES, trail_files};
 pub use verify::{Verification, verify};

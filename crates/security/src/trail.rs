@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use backplane_model::Timestamp;
 
 use crate::line::{self, GENESIS, MAX_LINE_BYTES};
-use crate::{AuditEvent, AuditRecorder, AuditUnavailable, Outcome};
+use crate::{AuditEvent, AuditRecorder, AuditUnavailable, Outcome, create_private_dir, open_private};
 
 /// Size at which a new file is started.
 pub const ROTATE_BYTES: u64 = 64 * 1024 * 1024;
@@ -327,15 +327,7 @@ fn highest_seq(reader: &mut impl BufRead, mut seq: u64) -> u64 {
 
 fn new_file(dir: &Path, first_seq: u64, prev: String) -> Result<Active, String> {
     let path = dir.join(file_name(first_seq));
-    let mut options = OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let file = options
-        .open(&path)
+    let file = open_private(OpenOptions::new().create(true).append(true), &path)
         .map_err(|e| format!("cannot create the audit file {}: {e}", path.display()))?;
     // The new name must survive a crash too.
     if let Ok(d) = File::open(dir) {
@@ -349,14 +341,4 @@ fn new_file(dir: &Path, first_seq: u64, prev: String) -> Result<Active, String> 
         seq: first_seq - 1,
         prev,
     })
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
 }
