@@ -20,6 +20,7 @@ mod verify;
 
 pub use audit::{AuditEvent, AuditRecorder, AuditTrail, AuditUnavailable, MemoryRecorder, Outcome};
 pub use identity::{AuthMethod, Identity};
+pub use line::hex;
 pub use private::{create_private_dir, open_private, write_private};
 pub use role::{Role, UnknownRole};
 pub use trail::{AuditLog, MAX_QUERY_RECORDS, Page, Query, ROTATE_BYTES, trail_files};

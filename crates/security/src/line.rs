@@ -117,7 +117,8 @@ pub fn check(line: &[u8], prev: &str) -> Result<Stored, String> {
     Ok(stored)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hexadecimal, as hashes and tokens are written.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()
