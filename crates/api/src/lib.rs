@@ -33,6 +33,7 @@
 //! - `stream.rs`: live changes over WebSocket and Server-Sent Events.
 //! - `server.rs`: the accept loop with a connection cap and a header-read timeout.
 //! - `ops.rs`: health, metrics and the index of links.
+//! - `ui.rs`: the web UI's files (`backplane_ui`) at `/` and `/ui/`.
 //! - `strict.rs`: query parameters the OpenAPI document does not declare are refused.
 //! - `openapi.rs` + `openapi.json`: the OpenAPI 3.1 document, written by hand.
 //!
@@ -60,6 +61,7 @@ mod stream;
 mod strict;
 mod throttle;
 mod tls;
+mod ui;
 pub mod users;
 mod writes;
 
@@ -98,6 +100,8 @@ pub struct ApiOptions {
     pub max_body_bytes: usize,
     /// Host names answered besides IP addresses and `localhost` (see `origin.rs`).
     pub hosts: Vec<String>,
+    /// Where the web UI's files come from: built in, or a directory (UI development).
+    pub ui: backplane_ui::Ui,
 }
 
 impl Default for ApiOptions {
@@ -109,6 +113,7 @@ impl Default for ApiOptions {
             rate_limit: RateLimit::default(),
             max_body_bytes: 64 * 1024,
             hosts: Vec::new(),
+            ui: backplane_ui::Ui::Embedded,
         }
     }
 }
@@ -123,6 +128,7 @@ impl fmt::Debug for ApiOptions {
             .field("rate_limit", &self.rate_limit)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("hosts", &self.hosts)
+            .field("ui", &self.ui)
             .finish()
     }
 }
@@ -143,6 +149,8 @@ pub(crate) struct AppState {
     pub production: Option<Arc<ProductionHandle>>,
     /// Slots for history and benchmark queries (memory and CPU heavy): `HEAVY_QUERIES`.
     pub heavy: Arc<tokio::sync::Semaphore>,
+    /// The web UI's files.
+    pub ui: Arc<backplane_ui::Ui>,
 }
 
 /// History and benchmark queries running at once; more wait briefly, then get 503.
@@ -348,6 +356,7 @@ pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
         histories,
         production,
         heavy: Arc::new(tokio::sync::Semaphore::new(HEAVY_QUERIES)),
+        ui: Arc::new(options.ui),
         engine,
     };
     let declared = strict::Declared::from_document(openapi::DOCUMENT);
@@ -367,6 +376,10 @@ pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
             }));
         router = router.route(e.path, handler);
     }
+    // The UI is not part of the API (nor of its OpenAPI document): public files, no data.
+    router = router
+        .route("/", axum::routing::get(ui::index))
+        .route("/ui/{*path}", axum::routing::get(ui::file));
     router
         .method_not_allowed_fallback(error::wrong_method)
         .fallback(error::no_route)

@@ -91,6 +91,14 @@ pub async fn run(
         },
         max_body_bytes: plan.api.max_body_bytes,
         hosts: plan.api.hosts.clone(),
+        // For working on the UI: serve its files from a directory, so a change shows on reload.
+        ui: match std::env::var_os("BACKPLANE_UI_DIR") {
+            Some(dir) => {
+                tracing::warn!(dir = %std::path::Path::new(&dir).display(), "serving the web UI from a directory (BACKPLANE_UI_DIR), not the built-in files");
+                backplane_ui::Ui::from_dir(dir)
+            }
+            None => backplane_ui::Ui::Embedded,
+        },
     };
     // The engine opens what the kinds prepare (e.g. each historian sink's store, recovered)
     // before anything runs; the API finds those services on the engine.
@@ -219,6 +227,8 @@ pub fn demo_banner(base: &str) {
     println!(
         "
 Backplane demo: the simulated Acme Dairy, plant A, is running.
+
+  Open {base}/ in a browser: the plant, live values, trends, production, forms.
 
   Asset tree        curl {base}/api/v1/assets
   Filler, line 1    curl {base}/api/v1/assets/{filler}

@@ -1,0 +1,49 @@
+// Live samples and events over Server-Sent Events (`/api/v1/stream/sse`). EventSource
+// reconnects by itself after a gateway restart; after every (re)connect and after a
+// `lagged` record the page is told to re-read the latest values, so a gap is never shown
+// as current data.
+
+import { query } from './api.js';
+
+/**
+ * Follows everything at or below `prefix`. Handlers: `sample(payload)`, `event(payload)`,
+ * `resync()` (on open and after lagging: re-read `/api/v1/values`), `state(open)`.
+ * Returns a function that stops following.
+ */
+export function follow(prefix, handlers) {
+  const source = new EventSource(`/api/v1/stream/sse${query({ prefix })}`);
+  const parse = (listener) => (message) => {
+    let record;
+    try {
+      record = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    listener(record);
+  };
+  if (handlers.sample) source.addEventListener('sample', parse(handlers.sample));
+  if (handlers.event) source.addEventListener('event', parse(handlers.event));
+  source.addEventListener('lagged', () => handlers.resync?.());
+  source.addEventListener('open', () => {
+    handlers.state?.(true);
+    handlers.resync?.();
+  });
+  source.addEventListener('error', () => handlers.state?.(false));
+  return () => source.close();
+}
+
+/**
+ * Calls `render()` at most once per animation frame however many updates arrive, so a page
+ * showing many fast values costs one layout per frame, not one per sample.
+ */
+export function coalesce(render) {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      render();
+    });
+  };
+}

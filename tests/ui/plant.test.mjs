@@ -1,0 +1,90 @@
+// The plant tree, the asset page's live values and a value's lineage, in a real browser
+// against the dairy demo.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, launchBrowser, openPage, assertOnlyGateway, screenshot, api, eventually, tempDir, cleanup, TABLET, DESKTOP } from './harness.mjs';
+
+const FILLER_1 = 'acme-dairy/plant-a/packaging/line-1/filler';
+const FILLER_2 = 'acme-dairy/plant-a/packaging/line-2/filler';
+
+let dir, gateway, browser;
+before(async () => {
+  dir = tempDir();
+  gateway = await startGateway({ dataDir: `${dir}/data` });
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await gateway?.stop();
+  cleanup(dir);
+});
+
+test('the tree shows the plant areas, lines and both fillers, and search narrows it', async () => {
+  const { page, requests, errors } = await openPage(browser);
+  await page.goto(`${gateway.base}/`);
+  const tree = page.locator('.tree');
+  await tree.locator(`a[data-path="${FILLER_2}"]`).waitFor();
+  const paths = await tree.locator('a.node').evaluateAll((nodes) => nodes.map((n) => n.dataset.path));
+  const expected = (await api(gateway.base, '/api/v1/assets')).flatMap(function walk(a) {
+    return [a.path, ...(a.children || []).flatMap(walk)];
+  });
+  assert.deepEqual([...paths].sort(), [...expected].sort(), 'every asset of the API is in the tree');
+  for (const p of ['acme-dairy/plant-a/packaging', 'acme-dairy/plant-a/packaging/line-1', 'acme-dairy/plant-a/packaging/line-2', FILLER_1, FILLER_2]) {
+    assert.ok(paths.includes(p), `${p} in the tree`);
+  }
+  // The fillers' machine states from the production stage.
+  await page.locator(`a[data-path="${FILLER_1}"] .state:not([hidden])`).waitFor();
+  await page.locator('input.search').fill('line-2 filler');
+  assert.equal(await tree.locator(`a[data-path="${FILLER_1}"]`).isVisible(), false, 'line 1 filler hidden by the search');
+  assert.equal(await tree.locator(`a[data-path="${FILLER_2}"]`).isVisible(), true, 'line 2 filler still shown');
+  await page.locator('input.search').fill('');
+  await screenshot(page, 'plant-tablet');
+  await page.setViewportSize(DESKTOP);
+  await screenshot(page, 'plant-desktop');
+  assert.deepEqual(errors, []);
+  assertOnlyGateway(requests, gateway.base);
+});
+
+test("a filler's speed changes on screen within 2 s without a reload", async () => {
+  // The demo's fillers start idle (speed 0) and run after a few seconds; then the speed
+  // changes on every poll.
+  await eventually(async () => (await api(gateway.base, `/api/v1/assets/${FILLER_1}`)).attributes.state.value === 'running', 30000, 'filler 1 running');
+  const { page, requests, errors } = await openPage(browser);
+  let loads = 0;
+  page.on('load', () => loads++);
+  await page.goto(`${gateway.base}/#/asset/${FILLER_1}`);
+  const speed = page.locator('tr[data-attribute="speed"] button.value');
+  await page.locator('.live.on').waitFor();
+  const first = await speed.textContent();
+  // A new number without reloading (one load only) within 2 s.
+  await page.waitForFunction((before) => document.querySelector('tr[data-attribute="speed"] button.value').textContent !== before, first, { timeout: 2000 });
+  assert.equal(loads, 1, 'no reload');
+  const unit = await page.locator('tr[data-attribute="speed"] td:nth-child(3)').textContent();
+  assert.equal(unit, 'bottle/min');
+  await screenshot(page, 'asset-tablet');
+  await page.setViewportSize(DESKTOP);
+  await screenshot(page, 'asset-desktop');
+  await page.setViewportSize(TABLET);
+  assert.deepEqual(errors, []);
+  assertOnlyGateway(requests, gateway.base);
+});
+
+test('the lineage panel shows the scale and unit-conversion steps of a converted attribute', async () => {
+  const { page, requests, errors } = await openPage(browser);
+  await page.goto(`${gateway.base}/#/asset/${FILLER_1}`);
+  await page.locator('tr[data-attribute="product_temperature"] button.value').click();
+  const dialog = page.locator('dialog.lineage');
+  await dialog.locator('table.steps tbody tr').first().waitFor();
+  const ops = await dialog.locator('table.steps tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.op));
+  assert.ok(ops.includes('scale'), `a scale step: ${ops}`);
+  assert.ok(ops.includes('convert'), `a convert step: ${ops}`);
+  const convert = await dialog.locator('tr[data-op="convert"] td:nth-child(2)').textContent();
+  assert.match(convert, /degF → degC/);
+  // The panel says what the API says about the same tag.
+  const lineage = await api(gateway.base, `/api/v1/lineage/${FILLER_1}/product_temperature`);
+  assert.match(await dialog.locator('dl.facts').textContent(), new RegExp(lineage.source.address));
+  await screenshot(page, 'lineage-tablet');
+  assert.deepEqual(errors, []);
+  assertOnlyGateway(requests, gateway.base);
+});
