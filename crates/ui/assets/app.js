@@ -82,6 +82,8 @@ async function route() {
     leave = null;
   }
   let target = parse(location.hash);
+  // The page's module loads while the session is asked for.
+  const preload = PAGES.some((p) => p.name === target.name) ? import(`./pages/${target.name}.js`).catch(() => null) : null;
   if (!me && target.name !== 'login') {
     try {
       me = await whoami();
@@ -103,7 +105,7 @@ async function route() {
   document.title = `${page.title || target.name} · Backplane`;
   let module;
   try {
-    module = await import(`./pages/${page.name}.js`);
+    module = (page.name === target.name && (await preload)) || (await import(`./pages/${page.name}.js`));
   } catch (e) {
     replace(view, notice('error', `The page could not be loaded: ${e.message}`));
     return;
