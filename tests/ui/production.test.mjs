@@ -200,3 +200,19 @@ test('the machine-state timeline shows every tracked asset with its current stat
   assert.deepEqual(errors, []);
   assertOnlyGateway(requests, gateway.base);
 });
+
+test('a viewer sees work orders and downtimes but no actions, form or reason buttons', async () => {
+  const { page, requests, errors } = await openPage(browser);
+  // The demo is in open mode (admin): answer "who am I" as a viewer would be answered.
+  await page.route('**/api/v1/session', (route) =>
+    route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ user: 'vera', role: 'viewer', method: 'session', csrf_token: 'x' }) }));
+  await page.goto(`${gateway.base}/#/production?tab=orders`);
+  await page.locator('section.line tr[data-order]').first().waitFor();
+  assert.equal(await page.locator('form.new-order').count(), 0, 'no new-order form');
+  assert.equal(await page.locator('button[data-action]').count(), 0, 'no life-cycle buttons');
+  await page.goto(`${gateway.base}/#/production?tab=downtimes`);
+  await page.locator('table.downtimes tbody tr').first().waitFor();
+  assert.equal(await page.locator('table.downtimes button').count(), 0, 'no reason buttons');
+  assert.deepEqual(errors, []);
+  assertOnlyGateway(requests, gateway.base);
+});

@@ -315,7 +315,7 @@ function oee(env) {
             bar.style.width = `${Math.max(0, Math.min(1, r.oee ?? 0)) * 100}%`;
             return h('div.bar-row', { dataset: { line: r.line, asset: r.asset, rank: r.rank } },
               h('span.rank', `#${r.rank}`),
-              h('span.who', short(r.line || r.asset), h('span.muted.small', by === 'asset' ? r.site : `${r.site} · ${short(r.asset)}`)),
+              h('span.who', env.name(r.line || r.asset), h('span.muted.small', `${r.site} · ${r.asset.split('/').pop()}`)),
               h('span.bar', bar),
               h('span.val', `OEE ${formatPercent(r.oee)}`),
               h('span.apq.muted', `A ${formatPercent(r.availability)} · P ${formatPercent(r.performance)} · Q ${formatPercent(r.quality)} · ${num(r.good)} good, ${num(r.reject)} rejected`));
