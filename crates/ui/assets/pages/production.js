@@ -18,6 +18,7 @@ const TABS = [
   ['genealogy', 'Genealogy'],
 ];
 const API = '/api/v1/production';
+const FINISHED_SHOWN = 10;
 
 /** Allowed actions per status (docs/context.md, work orders), in the order shown. */
 const ACTIONS = {
@@ -92,6 +93,7 @@ function orders(env) {
   const lines = [...env.assets.values()].filter((a) => a.level === 'line').map((a) => a.path);
   const list = h('div.orders');
   let refresh = null;
+  let shown = null;
   replace(env.body, env.operator ? newOrderForm(env, lines, () => refresh()) : null, list);
 
   const act = async (o, action) => {
@@ -130,11 +132,18 @@ function orders(env) {
 
   refresh = async () => {
     const all = await get(`${API}/work-orders`);
+    // Unchanged orders are not redrawn (keeps focus and the place of a finger on a button).
+    const key = JSON.stringify(all);
+    if (key === shown) return;
+    shown = key;
     const groups = new Map(lines.map((l) => [l, []]));
     for (const o of all) (groups.get(o.asset) || groups.set(o.asset, []).get(o.asset)).push(o);
     const rank = (o) => STATUS_ORDER.indexOf(o.status);
     replace(list, [...groups].map(([asset, os]) => {
       os.sort((a, b) => rank(a) - rank(b) || (b.created || '').localeCompare(a.created || ''));
+      // Finished orders: the latest few; the API has them all.
+      const old = os.filter((o) => rank(o) > 3).slice(FINISHED_SHOWN);
+      os = os.slice(0, os.length - old.length);
       const node = env.assets.get(asset);
       const running = os.find((o) => o.status === 'running');
       return h('section.card.line', { dataset: { asset } },
@@ -144,7 +153,8 @@ function orders(env) {
           ? h('div.scroll', h('table.orders-table',
               h('thead', h('tr', ['Work order', 'Product', 'Planned', 'Status', 'Scheduled', 'Started', 'Ended'].map((t, i) => h(i === 2 ? 'th.num' : 'th', t)), env.operator ? h('th', 'Actions') : null)),
               h('tbody', os.map(row))))
-          : h('p.muted', 'No work orders on this line.'));
+          : h('p.muted', 'No work orders on this line.'),
+        old.length ? h('p.muted.small', `${old.length} older finished ${old.length === 1 ? 'order is' : 'orders are'} not shown.`) : null);
     }));
   };
   return poll(env, 5000, refresh);
