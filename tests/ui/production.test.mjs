@@ -183,6 +183,16 @@ test('the genealogy graph of PAL-F1-B4711 backward shows the lots of the trace, 
   await page.locator('g.lot[data-lot="B4711"]').click();
   await page.locator('g.lot.center[data-lot="B4711"]').waitFor();
   assert.match(page.url(), /lot=B4711&dir=backward/);
+  // Both ways from the batch: the silo lots behind it and the filler lots and pallet after it.
+  await page.selectOption('#lot-dir', 'both');
+  await page.waitForURL(/lot=B4711&dir=both/);
+  const both = await api(gateway.base, `${P}/lots/B4711/trace`);
+  await page.locator('svg.genealogy g.lot.center[data-lot="B4711"]').waitFor();
+  const lots = await page.locator('svg.genealogy g.lot').evaluateAll((ns) => ns.map((n) => [n.dataset.lot, Number(n.dataset.depth)]));
+  const expected = [['B4711', 0], ...both.backward.lots.map((l) => [l.lot, -l.depth]), ...both.forward.lots.map((l) => [l.lot, l.depth])];
+  assert.deepEqual(lots.sort(), expected.sort());
+  assert.ok(both.forward.lots.some((l) => l.lot === 'PAL-F1-B4711'), 'the pallet is downstream of the batch');
+  await screenshot(page, 'production-genealogy-both-desktop');
   assert.deepEqual(errors, []);
   assertOnlyGateway(requests, gateway.base);
 });
