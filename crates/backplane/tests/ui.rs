@@ -49,3 +49,8 @@ fn run(file: &str) {
 fn plant_tree_live_values_and_lineage_work_in_a_browser() {
     run("plant.test.mjs");
 }
+
+#[test]
+fn production_actions_and_views_work_in_a_browser() {
+    run("production.test.mjs");
+}
