@@ -54,3 +54,8 @@ fn plant_tree_live_values_and_lineage_work_in_a_browser() {
 fn production_actions_and_views_work_in_a_browser() {
     run("production.test.mjs");
 }
+
+#[test]
+fn login_roles_and_csrf_work_in_a_browser() {
+    run("login.test.mjs");
+}
