@@ -48,3 +48,8 @@ fn run(file: &str) {
 fn plant_tree_live_values_and_lineage_work_in_a_browser() {
     run("plant.test.mjs");
 }
+
+#[test]
+fn trend_chart_draws_what_the_history_api_answers() {
+    run("trends.test.mjs");
+}
