@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { startGateway, launchBrowser, openPage, assertOnlyGateway, screenshot, api, eventually, tempDir, cleanup, DESKTOP } from './harness.mjs';
 
 const LINE_1 = 'acme-dairy/plant-a/packaging/line-1';
@@ -17,8 +17,9 @@ const FLOW = 'acme-dairy/plant-a/processing/pasteurizer/flow';
 let dir, gateway, browser, firstPoint;
 before(async () => {
   dir = tempDir();
-  gateway = await startGateway({ dataDir: `${dir}/data` });
   browser = await launchBrowser();
+  if (process.env.TRENDS_ONLY_FLAKY) return;
+  gateway = await startGateway({ dataDir: `${dir}/data` });
   // The demo's historian needs some seconds of data, and its work orders running.
   await eventually(async () => {
     const { series } = await api(gateway.base, `/api/v1/history/series?tag=${SPEED_1},${SPEED_2},${FLOW}`);
@@ -215,4 +216,91 @@ test('tags are added and removed, and the URL and presets follow', async () => {
   assert.match(decodeURIComponent(await page.evaluate(() => location.hash)), new RegExp(`tags=${FLOW}(&|$)`));
   assert.deepEqual(errors, []);
   assertOnlyGateway(requests, gateway.base);
+});
+
+// A compressor whose source fails every second: each failure is stored as a bad point that
+// keeps the last good value, which the chart must not draw as a value.
+const FLAKY = `
+[gateway]
+name = "flaky-edge"
+data_dir = "data"
+
+[namespace]
+enterprise = "acme"
+site = "plant-a"
+
+[models.Compressor]
+[models.Compressor.attributes]
+pressure = { type = "float", unit = "bar", description = "Outlet pressure" }
+
+[[assets]]
+path = "utilities"
+level = "area"
+
+[[assets]]
+path = "utilities/compressor"
+model = "Compressor"
+source = "flaky-plc"
+bindings.pressure = { address = "p" }
+
+[[sources]]
+name = "flaky-plc"
+kind = "simulator"
+period = "100ms"
+fail_after = "1s"
+[sources.signals]
+"p" = { signal = "sine", amplitude = 2, offset = 6, period = "5s" }
+
+[[sinks]]
+name = "history"
+kind = "historian"
+`;
+
+test('bad points break the line and are marked under the plot, never drawn as values', async () => {
+  const flakyDir = tempDir();
+  writeFileSync(`${flakyDir}/flaky.toml`, FLAKY);
+  const flaky = await startGateway({ args: ['run', 'flaky.toml', '--listen', '127.0.0.1:0'], cwd: flakyDir });
+  try {
+    const PRESSURE = 'acme/plant-a/utilities/compressor/pressure';
+    await eventually(async () => {
+      const { series } = await api(flaky.base, `/api/v1/history/raw?tag=${PRESSURE}&from=now-1m`);
+      return series[0].points.filter((p) => p.quality === 'bad').length >= 3;
+    }, 20000, 'three failures stored');
+    await new Promise((r) => setTimeout(r, 1000));
+    const to = Date.now() - 500;
+    const from = Date.parse((await api(flaky.base, `/api/v1/history/series?tag=${PRESSURE}`)).series[0].first) - 1000;
+    const { page, requests, errors } = await openPage(browser);
+    await page.goto(`${flaky.base}/#/trends?tags=${PRESSURE}&from=${iso(from)}&to=${iso(to)}`);
+    const group = page.locator(`g.series[data-path="${PRESSURE}"]`);
+    await group.waitFor({ state: 'attached' });
+    const answer = await api(flaky.base, lastRequest(requests, '/api/v1/history/raw').path);
+    const points = answer.series[0].points;
+    const bad = points.filter((p) => p.quality === 'bad');
+    assert.ok(bad.length >= 3 && bad.every((p) => typeof p.value === 'number'), `bad points keep the last value: ${JSON.stringify(bad)}`);
+    // One line per run of good points between the bad ones, one vertex per good point.
+    let runs = 0;
+    points.forEach((p, i) => p.quality !== 'bad' && (i === 0 || points[i - 1].quality === 'bad') && runs++);
+    const lines = await group.locator('path.line').evaluateAll((els) => els.map((el) => [...el.getAttribute('d').matchAll(/[ML]/g)].length));
+    const dots = await group.locator('circle.dot').count();
+    assert.equal(lines.length + dots, runs, 'the line breaks at every bad point');
+    assert.equal(lines.reduce((a, b) => a + b, 0) + dots, points.length - bad.length, 'only good points are vertices');
+    assert.equal(await page.locator('g.bad-marks rect.bad').count(), bad.length, 'each bad point is marked');
+    assert.match(await page.locator('g.bad-marks rect.bad title').first().textContent(), /bad \(comm failure\)/);
+    // Hovering just after a failure says there is no value, and why.
+    const box = await plotBox(page);
+    const svg = await page.locator('svg.trend-chart').boundingBox();
+    const failure = Date.parse(bad[1].time);
+    const next = Date.parse(points[points.indexOf(bad[1]) + 1].time);
+    await page.mouse.move(svg.x + box.l + ((failure + (next - failure) / 2 - from) / (to - from)) * box.w, svg.y + box.t + box.h / 2);
+    await page.locator('.trend-tip').waitFor();
+    assert.match(await page.locator('.trend-tip .tip-row b').textContent(), /no value \(bad: comm failure\)/);
+    // The CSV says the same.
+    const rows = await exportCsv(page);
+    assert.equal(rows.filter((r) => r[4] === 'bad').length, bad.length);
+    assert.deepEqual(errors, []);
+    assertOnlyGateway(requests, flaky.base);
+  } finally {
+    await flaky.stop();
+    cleanup(flakyDir);
+  }
 });

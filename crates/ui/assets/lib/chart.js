@@ -148,7 +148,7 @@ export function draw(svg, view, series, bands, lanes) {
   for (let t = Math.ceil((from + off) / tStep) * tStep - off; t <= to; t += tStep) {
     const px = x(t);
     grid.append(s('line', { x1: px, x2: px, y1: f.t, y2: f.b }));
-    xAxis.append(s('text', { x: px, y: f.b + 16, 'text-anchor': 'middle' }, timeLabel(t, tStep)));
+    xAxis.append(s('text', { x: px, y: f.b + 18, 'text-anchor': px > f.r - 30 ? 'end' : 'middle' }, timeLabel(t, tStep)));
   }
   for (const [v] of axes[0]?.ticks || []) grid.append(s('line', { x1: f.l, x2: f.r, y1: axes[0].y(v), y2: axes[0].y(v) }));
   out.push(grid, xAxis);
@@ -179,7 +179,11 @@ export function draw(svg, view, series, bands, lanes) {
       }
       for (const p of sr.points) {
         if (p.q === 'uncertain' && p.v !== null) g.append(s('circle.uncertain', { cx: x(p.t), cy: a.y(p.v), r: 3.5, stroke: sr.color }));
-        if (p.v === null && p.t >= from && p.t <= to) badLayer.append(s('line.bad', { x1: x(p.t), x2: x(p.t), y1: f.b + 2, y2: f.b + 7, stroke: sr.color }, s('title', `${sr.label}: ${p.q}${p.r ? ` (${p.r.replaceAll('_', ' ')})` : ''}`)));
+        // No value from a bad point until the next point: a red strip under the plot.
+        if (p.v === null && p.next >= from && p.t <= to) {
+          const x0 = Math.max(x(p.t), f.l);
+          badLayer.append(s('rect.bad', { x: x0, y: f.b + 1, width: Math.max(Math.min(x(p.next), f.r) - x0, 2), height: 5 }, s('title', `${sr.label}: ${p.q}${p.r ? ` (${p.r.replaceAll('_', ' ')})` : ''}`)));
+        }
       }
     }
     out.push(g);

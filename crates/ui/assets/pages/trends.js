@@ -6,7 +6,7 @@
 // URL: #/trends?tags=a/b/c,d/e/f&range=1h (live) or &from=ISO&to=ISO; &mode=buckets;
 // &historian=NAME when the gateway has several.
 
-import { h, replace, loadCss, notice, formatValue, formatTime, formatDuration } from '../lib/dom.js';
+import { h, s, replace, loadCss, notice, formatValue, formatTime, formatDuration } from '../lib/dom.js';
 import { get, query, ApiError } from '../lib/api.js';
 import { PALETTE, TIME_STEPS, stepAtLeast, durationText, draw, atOrBefore, interact } from '../lib/chart.js';
 
@@ -15,6 +15,7 @@ const UNITS = { s: 1000, m: 60000, h: 3600000, d: 86400000 };
 const NUMERIC = ['float', 'int', 'uint', 'bool'];
 const MAX_SERIES = PALETTE.length;
 const MIN_SPAN = 10000;
+const BANDS_REFRESH_MS = 10000;
 const MAX_SPAN = 400 * UNITS.d;
 const BUCKET_STEPS = TIME_STEPS.slice(0, -1).concat([UNITS.d * 7, UNITS.d * 14, UNITS.d * 30]);
 
@@ -67,10 +68,7 @@ export async function render(root, ctx) {
   const legend = h('ul.legend', { 'aria-label': 'Series' });
   const addInput = h('input.add-series', { type: 'search', list: 'trend-series', placeholder: 'Add a tag: asset/attribute', 'aria-label': 'Add a series' });
   const options = h('datalist', { id: 'trend-series' });
-  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-  svg.setAttribute('class', 'trend-chart');
-  svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', 'Trend chart');
+  const svg = s('svg.trend-chart', { role: 'img', 'aria-label': 'Trend chart' });
   const tip = h('div.trend-tip', { hidden: true, role: 'status' });
   const plot = h('div.trend-plot', svg, tip);
   const info = h('p.trend-info.muted');
@@ -91,9 +89,12 @@ export async function render(root, ctx) {
 
   // ── Series known to the historian ───────────────────────────────────────────────────
   let known = new Map();
-  try {
+  const readSeries = async () => {
     const answer = await get('/api/v1/history/series', { historian });
     known = new Map(answer.series.filter((sr) => NUMERIC.includes(sr.type)).map((sr) => [sr.path, sr]));
+  };
+  try {
+    await readSeries();
   } catch (e) {
     replace(status, notice('error', e.code === 'historian_not_configured' ? 'This gateway keeps no history: add a historian sink to its configuration.' : `The stored series could not be read: ${e.message}`));
     return;
@@ -106,6 +107,8 @@ export async function render(root, ctx) {
   // ── State changes ───────────────────────────────────────────────────────────────────
   let data = []; // per series: {path, label, color, axis, unit, step, mode, points|buckets, data}
   let bands = [];
+  let bandsAt = 0; // when and for which tags the bands were read: live mode re-reads them every 10 s
+  let bandsKey = '';
   let lanes = 0;
   let geometry = null;
   let timer = null;
@@ -113,7 +116,7 @@ export async function render(root, ctx) {
   let generation = 0;
   let stopped = false;
   let hoverT = null;
-  let warnings = dropped.length ? [`Not a stored numeric series, left out: ${dropped.join(', ')}`] : [];
+  const warnings = dropped.length ? [`Not a stored numeric series, left out: ${dropped.join(', ')}`] : [];
 
   const writeUrl = () => {
     const q = { tags: state.tags.join(',') || null, mode: state.mode === 'buckets' ? 'buckets' : null, historian };
@@ -187,7 +190,7 @@ export async function render(root, ctx) {
   // ── Loading ─────────────────────────────────────────────────────────────────────────
   const plotWidth = () => {
     const w = plot.clientWidth || 800;
-    const units = new Set(state.tags.map((t) => known.get(t).unit || t)).size;
+    const units = new Set(state.tags.map((t) => known.get(t)?.unit || t)).size;
     return Math.max(w - 20 - 60 * Math.max(units, 1), 100);
   };
   /** Whether a series' raw points in the range fit 2 per pixel, from its stored rate. */
@@ -213,14 +216,17 @@ export async function render(root, ctx) {
     const width = plotWidth();
     const limit = Math.round(width * 2);
     const every = stepAtLeast(((b - a) / width) * 2, BUCKET_STEPS);
-    const raw = state.mode === 'auto' ? state.tags.filter((t) => fits(known.get(t), a, b, limit)) : [];
-    let buckets = state.tags.filter((t) => !raw.includes(t));
+    // A tag with nothing stored yet cannot be asked for (404): read the list again.
+    if (state.tags.some((t) => !known.get(t)?.points)) await readSeries().catch(() => {});
+    const stored = state.tags.filter((t) => known.get(t)?.points);
+    const raw = state.mode === 'auto' ? stored.filter((t) => fits(known.get(t), a, b, limit)) : [];
+    const buckets = stored.filter((t) => !raw.includes(t));
     const series = new Map();
     const problems = [];
     try {
       const [rawAnswer, bandList] = await Promise.all([
         raw.length ? get('/api/v1/history/raw', { tag: raw.join(','), from: iso(a), to: iso(b), limit, historian }) : null,
-        loadBands(a, b).catch((e) => {
+        (state.live && bandsKey === `${state.tags} ${state.span}` && Date.now() - bandsAt < BANDS_REFRESH_MS ? Promise.resolve(bands) : loadBands(a, b)).catch((e) => {
           problems.push(`Work orders and downtimes could not be read: ${e.message}`);
           return [];
         }),
@@ -236,9 +242,8 @@ export async function render(root, ctx) {
         for (const sr of agg.series) series.set(sr.path, bucketSeries(sr));
       }
       if (mine !== generation || stopped) return;
-      bands = bandList;
+      if (bandList !== bands) [bands, bandsAt, bandsKey] = [bandList, Date.now(), `${state.tags} ${state.span}`];
       data = state.tags.filter((t) => series.has(t)).map((t) => ({ ...series.get(t), color: colors.get(t) }));
-      warnings = warnings.filter((w) => !w.startsWith('Work orders'));
       replace(status, [...warnings, ...problems].map((w) => notice('error', w)));
       info.textContent = data.length
         ? `${data.some((d) => d.mode === 'buckets') ? `Buckets of ${durationText(every)} (min–max band, mean line)` : 'Raw points'}${data.some((d) => d.mode === 'raw') && data.some((d) => d.mode === 'buckets') ? ' and raw points' : ''}. Drag to zoom, shift-drag or swipe to pan, wheel to zoom.`
@@ -270,7 +275,7 @@ export async function render(root, ctx) {
 
   /** Work orders (running spans) and downtimes of the shown series' assets in [a, b). */
   async function loadBands(a, b) {
-    const assets = state.tags.map((t) => known.get(t).asset);
+    const assets = state.tags.map((t) => known.get(t)?.asset).filter(Boolean);
     if (!assets.length) return [];
     const relevant = (asset) => assets.some((x) => covers(asset, x));
     const optional = (promise) => promise.catch((e) => (e.code === 'production_not_configured' || e.status === 404 ? null : Promise.reject(e)));
@@ -321,7 +326,7 @@ export async function render(root, ctx) {
     replace(
       legend,
       state.tags.map((t) => {
-        const sr = known.get(t);
+        const sr = known.get(t) || {};
         const d = shown.find((x) => x.path === t);
         return h(
           'li',
@@ -351,11 +356,7 @@ export async function render(root, ctx) {
       tip.hidden = true;
       return;
     }
-    const x = g.x(t);
-    const ns = 'http://www.w3.org/2000/svg';
-    const line = document.createElementNS(ns, 'line');
-    for (const [k, v] of Object.entries({ class: 'cursor', x1: x, x2: x, y1: g.f.t, y2: g.f.b })) line.setAttribute(k, v);
-    svg.append(line);
+    svg.append(s('line.cursor', { x1: g.x(t), x2: g.x(t), y1: g.f.t, y2: g.f.b }));
     const rows = [];
     for (const d of data) {
       const axis = g.axes.find((ax) => ax.key === d.axis);
@@ -367,11 +368,7 @@ export async function render(root, ctx) {
         text = item.v === null ? `no value (${item.q}${item.r ? `: ${item.r.replaceAll('_', ' ')}` : ''})` : `${fmt(item.value)} ${d.unit}${item.q !== 'good' ? ` (${item.q})` : ''}`;
       } else if (item) text = `${fmt(item.mean)} ${d.unit} (${fmt(item.min)} – ${fmt(item.max)})`;
       const v = item && (d.mode === 'raw' ? item.v : item.mean);
-      if (v !== null && v !== undefined && axis) {
-        const dot = document.createElementNS(ns, 'circle');
-        for (const [k, val] of Object.entries({ class: 'hover-dot', cx: g.x(item.t), cy: axis.y(v), r: 4, fill: d.color })) dot.setAttribute(k, val);
-        svg.append(dot);
-      }
+      if (v !== null && v !== undefined && axis) svg.append(s('circle.hover-dot', { cx: g.x(item.t), cy: axis.y(v), r: 4, fill: d.color }));
       rows.push(h('div.tip-row', { dataset: { path: d.path } }, swatch(d.color), h('span', d.label), h('b', text)));
     }
     const here = bands.filter((b) => b.start <= t && (b.end ?? Infinity) >= t);
