@@ -84,7 +84,7 @@ export function draw(svg, view, series, bands, lanes) {
     let a = axes.find((x) => x.key === sr.axis);
     if (!a) axes.push((a = { key: sr.axis, unit: sr.unit, series: [], values: [] }));
     a.series.push(sr);
-    if (sr.mode === 'buckets') for (const b of sr.buckets) a.values.push(b.min, b.max);
+    if (sr.mode === 'buckets') for (const b of sr.buckets) b.mean !== null && a.values.push(b.min, b.max);
     else for (const p of sr.points) if (p.v !== null && p.t >= from && p.t <= to) a.values.push(p.v);
   }
   axes.forEach((a, i) => (a.side = i % 2 ? 'right' : 'left'));

@@ -155,7 +155,11 @@ export async function render(root, ctx) {
   };
   const preset = (span) => setRange(Date.now() - span, Date.now(), true);
   const setLive = (on) => (on ? preset(state.span) : setRange(state.from, state.to));
-  const shift = (fraction) => setRange(state.from + state.span * fraction, state.to + state.span * fraction);
+  /** Half a range earlier or later; never past now (the future has no history). */
+  const shift = (fraction) => {
+    const d = Math.min(state.span * fraction, Date.now() - state.to);
+    setRange(state.from + d, state.to + d);
+  };
   const zoomAbout = (factor, t) => setRange(t - (t - state.from) * factor, t + (state.to - t) * factor);
   const absolute = () => {
     const a = Date.parse(fromInput.value);
@@ -268,8 +272,9 @@ export async function render(root, ctx) {
       const e0 = Date.parse(bk.end);
       return { t: (s0 + e0) / 2, s: s0, e: e0, start: bk.start, end: bk.end, min: numeric(bk.min), mean: numeric(bk.mean), max: numeric(bk.max), count: bk.count };
     });
-    const drawn = buckets.filter((bk) => bk.mean !== null);
-    return { ...meta(sr), mode: 'buckets', buckets: drawn, data: drawn.map((bk) => [bk.start, bk.min, bk.mean, bk.max]) };
+    // Empty buckets stay (they are the gaps) but are not data.
+    const used = buckets.filter((bk) => bk.mean !== null);
+    return { ...meta(sr), mode: 'buckets', buckets, data: used.map((bk) => [bk.start, bk.min, bk.mean, bk.max]) };
   };
   const meta = (sr) => ({ path: sr.path, label: shortName(sr.path), unit: sr.unit || '', axis: sr.unit ? `u:${sr.unit}` : `s:${sr.path}`, asset: sr.asset });
 
@@ -334,7 +339,7 @@ export async function render(root, ctx) {
           swatch(colors.get(t)),
           h('span.series-name', { title: t }, shortName(t)),
           sr.unit ? h('span.unit', sr.unit) : null,
-          d ? h('span.series-mode', d.mode === 'raw' ? `${d.points.length} points` : `${d.buckets.length} buckets`) : null,
+          d ? h('span.series-mode', `${d.data.length} ${d.mode === 'raw' ? 'points' : 'buckets'}`) : null,
           h('button.remove', { type: 'button', title: `Remove ${t}`, 'aria-label': `Remove ${t}`, onclick: () => remove(t) }, '×'),
         );
       }),
@@ -366,7 +371,8 @@ export async function render(root, ctx) {
       let text = '—';
       if (item && d.mode === 'raw') {
         text = item.v === null ? `no value (${item.q}${item.r ? `: ${item.r.replaceAll('_', ' ')}` : ''})` : `${fmt(item.value)} ${d.unit}${item.q !== 'good' ? ` (${item.q})` : ''}`;
-      } else if (item) text = `${fmt(item.mean)} ${d.unit} (${fmt(item.min)} – ${fmt(item.max)})`;
+      } else if (item?.mean === null) text = 'no usable value';
+      else if (item) text = `${fmt(item.mean)} ${d.unit} (${fmt(item.min)} – ${fmt(item.max)})`;
       const v = item && (d.mode === 'raw' ? item.v : item.mean);
       if (v !== null && v !== undefined && axis) svg.append(s('circle.hover-dot', { cx: g.x(item.t), cy: axis.y(v), r: 4, fill: d.color }));
       rows.push(h('div.tip-row', { dataset: { path: d.path } }, swatch(d.color), h('span', d.label), h('b', text)));
