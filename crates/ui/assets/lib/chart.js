@@ -251,7 +251,8 @@ export function atOrBefore(items, t, at = (x) => x.t) {
  * Pointer handling on `svg`. `geometry()` returns the last draw's geometry. Handlers:
  * `zoom(t0, t1)` after a box is dragged (mouse), `wheel(factor, t)` to zoom about `t`,
  * `pan(dt)` while dragging with shift or a finger (dt in ms, cumulative from the start),
- * `panned()` at the end of a pan, `hover(t, px, py)` (t null when the pointer leaves).
+ * `panned()` at the end of a pan, `hover(t, px, py)` (t null when the pointer leaves; a
+ * tap shows it too).
  * Returns a function that removes the listeners.
  */
 export function interact(svg, geometry, on) {
@@ -265,7 +266,7 @@ export function interact(svg, geometry, on) {
     const g = geometry();
     const p = local(e);
     if (!g || !inside(p, g.f) || e.button > 0) return;
-    drag = { x0: p[0], pan: e.shiftKey || e.pointerType !== 'mouse', g, box: null };
+    drag = { x0: p[0], p, pan: e.shiftKey || e.pointerType !== 'mouse', g, box: null };
     svg.setPointerCapture(e.pointerId);
     e.preventDefault();
   };
@@ -277,8 +278,10 @@ export function interact(svg, geometry, on) {
       return;
     }
     const { f } = drag.g;
+    drag.p = p;
+    drag.moved ||= Math.abs(p[0] - drag.x0) >= 6;
     if (drag.pan) {
-      on.pan(drag.g.t(drag.x0) - drag.g.t(p[0]));
+      if (drag.moved) on.pan(drag.g.t(drag.x0) - drag.g.t(p[0]));
       return;
     }
     const x1 = Math.min(Math.max(p[0], f.l), f.r);
@@ -291,7 +294,9 @@ export function interact(svg, geometry, on) {
     if (!drag) return;
     const d = drag;
     drag = null;
-    if (d.pan) on.panned();
+    // A tap (touch has no hover) shows the values there.
+    if (d.pan && !d.moved) on.hover(d.g.t(d.p[0]), d.p[0], d.p[1]);
+    else if (d.pan) on.panned();
     else if (d.box) {
       d.box.remove();
       if (Math.abs(d.x1 - d.x0) >= 8) on.zoom(d.g.t(Math.min(d.x0, d.x1)), d.g.t(Math.max(d.x0, d.x1)));
@@ -304,7 +309,8 @@ export function interact(svg, geometry, on) {
     e.preventDefault();
     on.wheel(e.deltaY > 0 ? 1.25 : 0.8, g.t(p[0]));
   };
-  const leave = () => !drag && on.hover(null);
+  // A finger leaves after every tap: the values it asked for stay.
+  const leave = (e) => !drag && e.pointerType === 'mouse' && on.hover(null);
   const listeners = [['pointerdown', down], ['pointermove', move], ['pointerup', up], ['pointercancel', up], ['pointerleave', leave], ['wheel', wheel]];
   for (const [name, fn] of listeners) svg.addEventListener(name, fn, name === 'wheel' ? { passive: false } : undefined);
   return () => listeners.forEach(([name, fn]) => svg.removeEventListener(name, fn));

@@ -250,7 +250,7 @@ export async function render(root, ctx) {
       data = state.tags.filter((t) => series.has(t)).map((t) => ({ ...series.get(t), color: colors.get(t) }));
       replace(status, [...warnings, ...problems].map((w) => notice('error', w)));
       info.textContent = data.length
-        ? `${data.some((d) => d.mode === 'buckets') ? `Buckets of ${durationText(every)} (min–max band, mean line)` : 'Raw points'}${data.some((d) => d.mode === 'raw') && data.some((d) => d.mode === 'buckets') ? ' and raw points' : ''}. Drag to zoom, shift-drag or swipe to pan, wheel to zoom.`
+        ? `${data.some((d) => d.mode === 'buckets') ? `Buckets of ${durationText(every)} (min–max band, mean line)` : 'Raw points'}${data.some((d) => d.mode === 'raw') && data.some((d) => d.mode === 'buckets') ? ' and raw points' : ''}. Drag to zoom, shift-drag or swipe to pan, wheel to zoom, point or tap for values.`
         : '';
     } catch (e) {
       if (mine !== generation || stopped) return;
