@@ -44,13 +44,13 @@ export async function render(root, ctx) {
     tags: (p.tags || '').split(',').map((t) => t.trim()).filter(Boolean),
     mode: p.mode === 'buckets' ? 'buckets' : 'auto',
     live: true,
-    span: parseSpan(p.range) || UNITS.h,
+    span: Math.min(parseSpan(p.range) || UNITS.h, MAX_SPAN),
     from: 0,
     to: 0,
   };
   const from = Date.parse(p.from);
   const to = Date.parse(p.to);
-  if (Number.isFinite(from) && Number.isFinite(to) && to > from) Object.assign(state, { live: false, from, to, span: to - from });
+  if (Number.isFinite(from) && Number.isFinite(to) && to > from) Object.assign(state, { live: false, from: Math.max(from, to - MAX_SPAN), to, span: Math.min(to - from, MAX_SPAN) });
   else {
     state.to = Date.now();
     state.from = state.to - state.span;
@@ -192,10 +192,11 @@ export async function render(root, ctx) {
   };
 
   // ── Loading ─────────────────────────────────────────────────────────────────────────
+  /** The plot's width in pixels: the last drawing's, or less when axes were added since. */
   const plotWidth = () => {
-    const w = plot.clientWidth || 800;
     const units = new Set(state.tags.map((t) => known.get(t)?.unit || t)).size;
-    return Math.max(w - 20 - 60 * Math.max(units, 1), 100);
+    const estimate = (plot.clientWidth || 800) - 20 - 70 * Math.max(units, 1);
+    return Math.max(Math.min(estimate, geometry?.axes.length ? geometry.f.r - geometry.f.l : Infinity), 100);
   };
   /** Whether a series' raw points in the range fit 2 per pixel, from its stored rate. */
   const fits = (sr, a, b, limit) => {
