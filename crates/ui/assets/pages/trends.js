@@ -313,7 +313,7 @@ export async function render(root, ctx) {
       const end = d.end ? Date.parse(d.end) : null;
       const why = d.reason_description || d.reason || 'no reason given';
       const long = end ? formatDuration((end - start) / 1000) : 'open';
-      out.push({ kind: 'downtime', planned: d.planned, id: String(d.id), asset: d.asset, start, end, label: `${d.state}: ${why}`, title: `Downtime ${d.id} on ${d.asset}: ${d.state}, ${d.planned ? 'planned' : 'unplanned'}, ${long}\nReason: ${why}\n${formatTime(d.start)} – ${d.end ? formatTime(d.end) : 'now'}` });
+      out.push({ kind: 'downtime', planned: d.planned, id: String(d.id), asset: d.asset, start, end, label: `${d.asset.split('/').slice(-2).join('/')} · ${d.state} · ${why}`, title: `Downtime ${d.id} on ${d.asset}: ${d.state}, ${d.planned ? 'planned' : 'unplanned'}, ${long}\nReason: ${why}\n${formatTime(d.start)} – ${d.end ? formatTime(d.end) : 'now'}` });
     }
     // One label lane per kind and asset, work orders first.
     const laneKeys = [...new Set(out.map((x) => `${x.kind} ${x.asset}`))].sort().reverse();
