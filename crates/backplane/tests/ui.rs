@@ -59,3 +59,8 @@ fn production_actions_and_views_work_in_a_browser() {
 fn login_roles_and_csrf_work_in_a_browser() {
     run("login.test.mjs");
 }
+
+#[test]
+fn trend_chart_draws_what_the_history_api_answers() {
+    run("trends.test.mjs");
+}

@@ -11,6 +11,7 @@ import { whoami, logout, onLink, isReachable } from './lib/api.js';
 /** Every page: `nav` pages are in the menu; `role` is the least role that sees it. */
 const PAGES = [
   { name: 'plant', title: 'Plant', nav: true },
+  { name: 'trends', title: 'Trends', nav: true },
   { name: 'production', title: 'Production', nav: true },
   { name: 'asset' },
   { name: 'login' },
