@@ -48,3 +48,8 @@ fn run(file: &str) {
 fn plant_tree_live_values_and_lineage_work_in_a_browser() {
     run("plant.test.mjs");
 }
+
+#[test]
+fn operator_forms_validate_and_survive_a_gateway_restart() {
+    run("forms.test.mjs");
+}
