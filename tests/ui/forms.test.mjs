@@ -37,6 +37,8 @@ const entries = () => api(gateway.base, `${ENTRIES}?limit=1000`);
 test('the lab form lists only reception assets, shows the gateway field errors at the fields, and records a valid entry once', async () => {
   const { page, requests, errors } = await openPage(browser);
   await page.goto(`${gateway.base}/#/forms`);
+  await page.locator('a.form-card[data-form="filler-startup"]').waitFor();
+  await screenshot(page, 'forms-list-tablet');
   await page.locator('a.form-card[data-form="milk-lab"]').click();
   await page.locator('#field-fat').waitFor();
 
@@ -116,6 +118,7 @@ test('an entry made while the gateway is down waits on the tablet and is recorde
   assert.ok(Date.parse(recorded.time) < restarted, 'not at the restart time');
   assert.equal(recorded.values.tanker, 'OFF-42');
   await eventually(async () => (await waiting.count()) === 0, 10000, 'the outbox emptied');
+  await page.locator(`table.entries tr[data-entry="${recorded.entry}"]`).waitFor(); // and listed below the form
 
   // A retry of the same id (a lost answer, a second tab) records nothing new.
   const retry = await fetch(gateway.base + ENTRIES, {

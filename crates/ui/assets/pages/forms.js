@@ -360,11 +360,12 @@ export async function render(root, ctx) {
   await drawOutbox();
   drawRecent();
   // Entries sent from the outbox show up in the recent list.
-  let count = null;
+  const kept = async () => (await outbox.list().catch(() => [])).length;
+  let count = await kept();
   stops.push(
     outbox.onChange(async () => {
-      const n = (await outbox.list()).length;
-      if (count !== null && n < count && isReachable()) drawRecent();
+      const n = await kept();
+      if (n < count && isReachable()) drawRecent();
       count = n;
     }),
   );
