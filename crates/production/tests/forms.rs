@@ -229,6 +229,25 @@ fn an_entry_with_a_client_id_is_recorded_once_and_a_retry_answers_the_first_reco
     assert!(retry.duplicate);
     assert_eq!(retry.record, first.record);
     assert!(again.is_empty(), "a retry publishes nothing: {again:?}");
+    // A retry long after (the answer was lost, the tablet went offline) is still answered,
+    // though an entry that old could not be recorded new.
+    let week_later = at(7, 0).add_nanos((MAX_ENTRY_AGE_SECS + 3600) * 1_000_000_000);
+    let late = p
+        .submit_entry(
+            &submission(&values, Some(UUID), Some(&made)),
+            week_later,
+            &mut again,
+        )
+        .unwrap();
+    assert!(late.duplicate);
+    let refusal = p
+        .submit_entry(
+            &submission(&values, Some("other"), Some(&made)),
+            week_later,
+            &mut again,
+        )
+        .unwrap_err();
+    assert_eq!(field_errors(refusal)[0].field, "time");
     // A retry without its time is the same entry too.
     let retry = p
         .submit_entry(&submission(&values, Some(UUID), None), at(7, 50), &mut again)

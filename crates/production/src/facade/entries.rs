@@ -87,21 +87,26 @@ fn check_entry_id(id: &str) -> Result<Arc<str>, FieldError> {
     Ok(id.into())
 }
 
-/// An entry's original time: RFC 3339, at most [`MAX_ENTRY_AHEAD_SECS`] ahead of `now`
-/// and at most [`MAX_ENTRY_AGE_SECS`] before it.
-fn check_entry_time(text: &str, now: Timestamp) -> Result<Timestamp, FieldError> {
-    let time = Timestamp::parse_rfc3339(text).ok_or_else(|| {
+/// An entry's original time: RFC 3339.
+fn parse_entry_time(text: &str) -> Result<Timestamp, FieldError> {
+    Timestamp::parse_rfc3339(text).ok_or_else(|| {
         FieldError::new(
             "time",
             format!("`time` must be an RFC 3339 time such as 2026-11-27T06:20:31Z, found \"{text}\""),
         )
-    })?;
+    })
+}
+
+/// A new entry's time is at most [`MAX_ENTRY_AHEAD_SECS`] ahead of `now` and at most
+/// [`MAX_ENTRY_AGE_SECS`] before it. (A retry of an entry recorded before is answered
+/// whatever its age.)
+fn check_entry_time(time: Timestamp, now: Timestamp) -> Result<(), FieldError> {
     let ahead = time.unix_nanos().saturating_sub(now.unix_nanos()) / NANOS_PER_SEC;
     if ahead > MAX_ENTRY_AHEAD_SECS {
         return Err(FieldError::new(
             "time",
             format!(
-                "`time` {text} is {ahead} s ahead of the gateway's clock ({now}); at most {MAX_ENTRY_AHEAD_SECS} s is accepted: check the device's clock"
+                "`time` {time} is {ahead} s ahead of the gateway's clock ({now}); at most {MAX_ENTRY_AHEAD_SECS} s is accepted: check the device's clock"
             ),
         ));
     }
@@ -109,12 +114,12 @@ fn check_entry_time(text: &str, now: Timestamp) -> Result<Timestamp, FieldError>
         return Err(FieldError::new(
             "time",
             format!(
-                "`time` {text} is more than {} days before the gateway's clock ({now}): too old to record",
+                "`time` {time} is more than {} days before the gateway's clock ({now}): too old to record",
                 MAX_ENTRY_AGE_SECS / 86_400
             ),
         ));
     }
-    Ok(time)
+    Ok(())
 }
 
 impl Production {
@@ -176,13 +181,19 @@ impl Production {
                 None
             }
         };
-        let time = match time.map(|t| check_entry_time(t, now)).transpose() {
+        let time = match time.map(parse_entry_time).transpose() {
             Ok(time) => time,
             Err(e) => {
                 errors.push(e);
                 None
             }
         };
+        // Out of bounds only matters for a new entry: a retry of one recorded is answered.
+        let out_of_bounds = time.and_then(|t| check_entry_time(t, now).err());
+        let retry_only = errors.is_empty() && out_of_bounds.is_some();
+        if let Some(e) = out_of_bounds {
+            errors.push(e);
+        }
         let spec = self.cfg.forms.iter().find(|f| f.name == form);
         if spec.is_none() {
             let names: Vec<&str> = self.cfg.forms.iter().map(|f| f.name.as_str()).collect();
@@ -228,8 +239,8 @@ impl Production {
             }
             None => None,
         };
-        let (Some(asset), Some(user), Some(values), true) = (asset, user, validated, errors.is_empty())
-        else {
+        let acceptable = errors.is_empty() || (retry_only && errors.len() == 1);
+        let (Some(asset), Some(user), Some(values), true) = (asset, user, validated, acceptable) else {
             return Err(Refusal::Fields { errors });
         };
         if let Some(id) = &id
@@ -253,6 +264,9 @@ impl Production {
                 record: first.clone(),
                 duplicate: true,
             });
+        }
+        if !errors.is_empty() {
+            return Err(Refusal::Fields { errors });
         }
         let time = time.unwrap_or(now);
         self.seen(now);
