@@ -169,3 +169,23 @@ test('the form renders from what the tablet saw when the API is unreachable at l
   assert.deepEqual(errors, []);
   assertOnlyGateway(requests, gateway.base);
 });
+
+test('an entry with an id is on disk before it is answered: after a hard crash a retry is still not stored twice', async () => {
+  const body = JSON.stringify({
+    asset: SILO_1,
+    values: { tanker: 'CRASH-1', fat: 4.0, protein: 3.3, temperature: 4.1, antibiotics: 'pass' },
+    id: 'crash-test-1',
+    time: new Date().toISOString(),
+  });
+  const post = () => fetch(gateway.base + ENTRIES, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const first = await post();
+  assert.equal(first.status, 201);
+  // Killed at once, well within the periodic save's 10 s: no shutdown save either.
+  const exited = new Promise((resolve) => gateway.process.once('exit', resolve));
+  gateway.process.kill('SIGKILL');
+  await exited;
+  gateway = await startGateway({ dataDir: `${dir}/data`, listen: gateway.address });
+  const retry = await post();
+  assert.equal(retry.status, 200, await retry.text());
+  assert.equal((await entries()).filter((e) => e.id === 'crash-test-1').length, 1, 'stored once');
+});
