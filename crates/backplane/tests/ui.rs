@@ -64,3 +64,8 @@ fn login_roles_and_csrf_work_in_a_browser() {
 fn trend_chart_draws_what_the_history_api_answers() {
     run("trends.test.mjs");
 }
+
+#[test]
+fn operator_forms_validate_and_survive_a_gateway_restart() {
+    run("forms.test.mjs");
+}

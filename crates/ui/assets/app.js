@@ -7,12 +7,14 @@
 
 import { h, replace, notice } from './lib/dom.js';
 import { whoami, logout, onLink, isReachable } from './lib/api.js';
+import { start as startOutbox } from './lib/outbox.js';
 
 /** Every page: `nav` pages are in the menu; `role` is the least role that sees it. */
 const PAGES = [
   { name: 'plant', title: 'Plant', nav: true },
   { name: 'trends', title: 'Trends', nav: true },
   { name: 'production', title: 'Production', nav: true },
+  { name: 'forms', title: 'Forms', nav: true },
   { name: 'asset' },
   { name: 'login' },
 ];
@@ -149,3 +151,5 @@ window.addEventListener('backplane:unauthorized', () => {
 });
 onLink(showLink);
 route();
+// Operator entries kept on this device go out from any page, and right after a load.
+startOutbox();
