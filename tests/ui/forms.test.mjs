@@ -189,3 +189,24 @@ test('an entry with an id is on disk before it is answered: after a hard crash a
   assert.equal(retry.status, 200, await retry.text());
   assert.equal((await entries()).filter((e) => e.id === 'crash-test-1').length, 1, 'stored once');
 });
+
+test('a tablet whose page is reloaded while the gateway is down still opens the form and queues the entry', async () => {
+  const { page, errors } = await openPage(browser, TABLET);
+  await page.goto(`${gateway.base}/#/forms/milk-lab`);
+  await page.locator('#field-fat').waitFor();
+  // The service worker has kept the UI's files on the device.
+  await eventually(() => page.evaluate(async () => (await caches.open('backplane-ui-v1').then((c) => c.keys())).length >= 8), 10000, 'the UI kept on the device');
+  await gateway.stop();
+  await page.reload();
+  await page.locator('#field-fat').waitFor();
+  await fillLab(page, { tanker: 'RELOAD-1', fat: 3.9, protein: 3.3, temperature: 4.0, antibiotics: 'pass' });
+  await page.locator('button.submit').click();
+  const waiting = page.locator('.outbox li.pending-entry');
+  await waiting.waitFor();
+  const id = await waiting.getAttribute('data-id');
+  gateway = await startGateway({ dataDir: `${dir}/data`, listen: gateway.address });
+  await eventually(async () => (await entries()).find((e) => e.id === id), 45000, 'the entry recorded after the restart');
+  // The browser's own messages about the unreachable gateway while it was down are not
+  // page errors of the UI.
+  assert.deepEqual(errors, []);
+});

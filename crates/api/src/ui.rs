@@ -47,6 +47,10 @@ fn serve(state: &AppState, path: &str, request: &HeaderMap) -> Response {
     );
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if path == "sw.js" {
+        // The service worker lives under /ui/ but keeps the copy of `/` too.
+        headers.insert("service-worker-allowed", HeaderValue::from_static("/"));
+    }
     if request.get_all(header::IF_NONE_MATCH).iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.split(',').any(|t| t.trim() == asset.etag))

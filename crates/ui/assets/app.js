@@ -153,3 +153,7 @@ onLink(showLink);
 route();
 // Operator entries kept on this device go out from any page, and right after a load.
 startOutbox();
+// Keeps the UI's files on the device for a reload while the gateway is down (sw.js).
+if ('serviceWorker' in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register('/ui/sw.js', { scope: '/' }).catch((e) => console.warn('no offline copy of the UI:', e.message));
+}
