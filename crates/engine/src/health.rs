@@ -34,6 +34,9 @@ pub struct ComponentHealth {
     pub restarts: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When `last_error` happened (it stays after the component recovers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<Timestamp>,
     /// The kind of the last failure: `config`, `connect`, `io`, `protocol`, `permanent`
     /// or `panic`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,6 +88,9 @@ impl Health {
                 c.since = Timestamp::now();
             }
             if reason.is_some() {
+                if reason != c.last_error || c.last_error_at.is_none() {
+                    c.last_error_at = Some(Timestamp::now());
+                }
                 c.last_error = reason;
             }
         }
@@ -108,6 +114,7 @@ impl Health {
             c.since = Timestamp::now();
             c.restarts += u64::from(retry_at.is_some());
             c.last_error = Some(error);
+            c.last_error_at = Some(Timestamp::now());
             c.error_kind = Some(kind);
             c.retry_at = retry_at;
         }

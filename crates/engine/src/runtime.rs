@@ -424,6 +424,7 @@ fn health_rows(plan: &Plan, now: Timestamp) -> Vec<ComponentHealth> {
             since: now,
             restarts: 0,
             last_error: None,
+            last_error_at: None,
             error_kind: None,
             retry_at: None,
         })
