@@ -48,3 +48,13 @@ fn run(file: &str) {
 fn plant_tree_live_values_and_lineage_work_in_a_browser() {
     run("plant.test.mjs");
 }
+
+#[test]
+fn connections_show_every_source_and_sink_with_state() {
+    run("connections.test.mjs");
+}
+
+#[test]
+fn discover_scans_a_device_and_gives_bindings() {
+    run("discover.test.mjs");
+}

@@ -11,6 +11,8 @@ import { whoami, logout, onLink, isReachable } from './lib/api.js';
 /** Every page: `nav` pages are in the menu; `role` is the least role that sees it. */
 const PAGES = [
   { name: 'plant', title: 'Plant', nav: true },
+  { name: 'connections', title: 'Connections', nav: true },
+  { name: 'discover', title: 'Discover', nav: true, role: 'engineer' },
   { name: 'asset' },
   { name: 'login' },
 ];
