@@ -2,6 +2,9 @@
 //! `(path, bytes, etag)` row per file, sorted by path, so the binary serves the UI with no
 //! files beside it. Cargo re-runs this when anything under `assets/` changes.
 
+// A build script fails the build by panicking, with the message saying what was missing.
+#![allow(clippy::expect_used)]
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs};

@@ -3,6 +3,7 @@
 //! with playwright-core. They need `BACKPLANE_UI_TESTS` (the directory `scripts/install-ui-peers`
 //! prints; `scripts/test` sets it) and `/usr/bin/chromium`; without them they say so and pass,
 //! like the other peer tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
