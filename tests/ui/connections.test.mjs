@@ -79,6 +79,7 @@ test('every source and sink of the health report is shown with its state and cou
   const line1 = page.locator('article.conn[data-component="source"][data-name="line1-plc"]');
   await eventually(async () => /Readings/.test(await line1.locator('dl.metrics').textContent()), 5000, 'readings shown');
   await line1.locator('.rate').first().waitFor({ timeout: 6000 });
+  assert.match(await line1.locator('.last-reading').textContent(), /^Last reading \d+ s ago$/);
   await screenshot(page, 'connections-tablet');
   await page.setViewportSize(DESKTOP);
   await screenshot(page, 'connections-desktop');
@@ -96,6 +97,7 @@ test('a device that cannot be reached is said in plain words, with the detail an
     const plc = page.locator('article.conn[data-name="tank-plc"]');
     await eventually(async () => (await plc.getAttribute('data-state')) === 'restarting', 15000, 'the PLC restarting');
     assert.match(await plc.locator('.last-error').textContent(), /Cannot reach the device or server/);
+    assert.equal(await plc.locator('.last-reading').textContent(), 'No reading received yet');
     const health = await api(broken.base, '/api/v1/health');
     const h = health.components.find((c) => c.name === 'tank-plc');
     assert.equal(h.error_kind, 'connect');

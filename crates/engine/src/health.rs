@@ -41,6 +41,10 @@ pub struct ComponentHealth {
     /// or `panic`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<&'static str>,
+    /// Sources: when the gateway last received readings from it (a source that runs but
+    /// reads nothing shows here first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reading_at: Option<Timestamp>,
     /// When the supervisor will retry, while restarting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<Timestamp>,

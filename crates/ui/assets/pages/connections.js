@@ -143,6 +143,9 @@ export async function render(root) {
         c.restarts ? ` · ${plural(c.restarts, 'restart')}` : '',
         c.retry_at ? ` · next try ${formatTime(c.retry_at, { date: false })}` : '',
       ),
+      c.component === 'source' && c.state !== 'disabled'
+        ? h('p.muted.small.last-reading', c.last_reading_at ? `Last reading ${formatDuration(Math.max(0, now - Date.parse(c.last_reading_at)) / 1000)} ago` : 'No reading received yet')
+        : null,
       error,
       rows.length ? h('dl.metrics', rows) : null,
       backlog,
