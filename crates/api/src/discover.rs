@@ -45,20 +45,27 @@ pub(crate) async fn discover(
         Ok((url, given)) => (url.clone(), given.clone()),
         Err(_) => (String::new(), Value::Null),
     };
-    let result = match parsed {
-        Ok((url, given)) => run(&state, url, &given).await,
-        Err(e) => Err(e),
-    };
-    // Every attempt, refused or not: who made the gateway connect where.
-    actor.record(
-        &state,
-        "discover",
-        &url,
-        None,
-        Some(json!({ "options": given })),
-        outcome(&result),
-    );
-    result.map(Json)
+    // In a task of its own, so a caller who hangs up mid-scan cannot skip the audit record:
+    // the discovery runs to its end (or its timeout) and is recorded either way.
+    let task = tokio::spawn(async move {
+        let result = match parsed {
+            Ok((url, given)) => run(&state, url, &given).await,
+            Err(e) => Err(e),
+        };
+        // Every attempt, refused or not: who made the gateway connect where.
+        actor.record(
+            &state,
+            "discover",
+            &url,
+            None,
+            Some(json!({ "options": given })),
+            outcome(&result),
+        );
+        result
+    });
+    task.await
+        .map_err(|e| ApiError::internal(format!("the discovery task failed: {e}")))?
+        .map(Json)
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {

@@ -138,16 +138,37 @@ async fn engineers_scan_a_modbus_device_and_get_signals_viewers_are_refused_and_
         .unwrap();
     assert_eq!(reply.status(), 400);
 
-    // Each attempt is in the audit trail: who, and which URL.
-    let audit: Value = client
-        .get(format!("{base}/api/v1/audit?action=discover"))
+    // A caller who hangs up mid-scan still leaves a record: a device that accepts the
+    // connection and never answers, and a client that gives up after 100 ms.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("tcp://{}", silent.local_addr().unwrap());
+    let hung_up = client
+        .post(format!("{base}/api/v1/discover"))
         .bearer_auth(&engineer)
+        .timeout(std::time::Duration::from_millis(100))
+        .json(&json!({"url": silent_url, "options": {"range": "hr:0-0", "timeout": "700ms", "retries": "0"}}))
         .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
+    assert!(hung_up.is_err(), "the client gave up: {hung_up:?}");
+
+    // Each attempt is in the audit trail: who, and which URL.
+    let mut audit = Value::Null;
+    for _ in 0..50 {
+        audit = client
+            .get(format!("{base}/api/v1/audit?action=discover"))
+            .bearer_auth(&engineer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if audit["records"].as_array().unwrap().len() == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(silent);
     let records = audit["records"].as_array().unwrap();
     let targets: Vec<(&str, &str)> = records
         .iter()
@@ -164,6 +185,7 @@ async fn engineers_scan_a_modbus_device_and_get_signals_viewers_are_refused_and_
             ("commissioning", url.as_str()),
             ("commissioning", "opc.tcp://127.0.0.1:4840"),
             ("commissioning", "rtu:///dev/ttyS0"),
+            ("commissioning", silent_url.as_str()),
         ],
         "{audit}"
     );
