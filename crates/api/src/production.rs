@@ -113,7 +113,13 @@ fn describe(command: &Command) -> (&'static str, String) {
         Command::AssignReason { downtime, .. } => ("downtime.reason", downtime.to_string()),
         Command::SignIn { operator, .. } => ("operator.sign_in", operator.clone()),
         Command::SignOut { operator } => ("operator.sign_out", operator.clone()),
-        Command::SubmitForm { form, asset, .. } => ("form.entry", format!("{form} {asset}")),
+        Command::SubmitForm { form, asset, id, .. } => (
+            "form.entry",
+            match id {
+                Some(id) => format!("{form} {asset} {id}"),
+                None => format!("{form} {asset}"),
+            },
+        ),
     }
 }
 
@@ -880,10 +886,18 @@ struct EntryBody {
     asset: String,
     #[serde(default)]
     values: Map<String, Value>,
+    /// The client's id for the entry: a retry with it is recognised.
+    #[serde(default)]
+    id: Option<String>,
+    /// When the entry was made (RFC 3339), for one queued while the gateway was away.
+    #[serde(default)]
+    time: Option<String>,
 }
 
-/// `POST /api/v1/forms/{name}/entries` `{"asset": ..., "values": {...}}`: 201 with the
-/// recorded entry, or 400 naming every bad field (nothing recorded).
+/// `POST /api/v1/forms/{name}/entries` `{"asset": ..., "values": {...}, "id"?: ...,
+/// "time"?: ...}`: 201 with the recorded entry, 200 with the entry recorded before when
+/// `id` was (`"duplicate": true`), 409 when that id was recorded with other content, or
+/// 400 naming every bad field (nothing recorded).
 pub(crate) async fn submit_entry(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -895,13 +909,25 @@ pub(crate) async fn submit_entry(
         p.form(&name).map(|_| ()).ok_or_else(|| no_form(p, &name))
     })?;
     let body = body_bytes(&state, body)?;
-    let EntryBody { asset, values } = parse_body(&body)?;
+    let EntryBody {
+        asset,
+        values,
+        id,
+        time,
+    } = parse_body(&body)?;
     let command = Command::SubmitForm {
         form: name,
         asset,
         values,
+        id,
+        time,
     };
-    created(&execute(&state, command, &actor, &body).await?)
+    let answer = execute(&state, command, &actor, &body).await?;
+    if answer.get("duplicate") == Some(&Value::Bool(true)) {
+        json_response(&answer)
+    } else {
+        created(&answer)
+    }
 }
 
 #[cfg(test)]

@@ -820,6 +820,82 @@ async fn a_valid_operator_entry_is_recorded_with_user_asset_and_context_and_list
 }
 
 #[tokio::test]
+async fn an_entry_with_a_client_id_and_time_is_recorded_once_at_its_time_and_a_retry_is_answered_200() {
+    let app = app();
+    let mut stream = app.handle.subscribe();
+    let made = backplane_model::Timestamp::now().add_nanos(-90 * 1_000_000_000);
+    let body = json!({
+        "asset": "reception/silo-1",
+        "values": {"fat": 4.1, "protein": 3.3, "temperature": 4, "antibiotic": "pass"},
+        "id": "0b7f6c1e-4a2d-4f3e-9c8b-1a2b3c4d5e6f",
+        "time": made.to_rfc3339(),
+    })
+    .to_string();
+    let uri = "/api/v1/forms/milk-lab/entries";
+    let first = post_as(&app, "anna", uri, &body).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let recorded = first.json();
+    assert_eq!(recorded["id"], "0b7f6c1e-4a2d-4f3e-9c8b-1a2b3c4d5e6f");
+    assert_eq!(recorded["time"], json!(made));
+    assert_eq!(recorded.get("duplicate"), None);
+
+    // The retry (its answer was lost, say) is the same entry: 200, marked, nothing new.
+    let retry = post_as(&app, "anna", uri, &body).await;
+    assert_eq!(retry.status, 200, "{}", retry.text);
+    let mut answer = retry.json();
+    assert_eq!(answer["duplicate"], true);
+    answer.as_object_mut().unwrap().remove("duplicate");
+    assert_eq!(answer, recorded);
+    let listed = get(&app.router, uri).await.json();
+    assert_eq!(listed, json!([recorded]));
+
+    // The same id with other values is a conflict.
+    let other = body.replace("4.1", "4.4");
+    let reply = post_as(&app, "anna", uri, &other).await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert_eq!(reply.error(), ("conflict".into(), Some("id".into())));
+
+    // The one operator_entry event is at the time the entry was made.
+    let routed = eventually("the entry on the stream", || {
+        let events = drain(&mut stream);
+        async move {
+            let entries: Vec<_> = events
+                .into_iter()
+                .filter(|e| matches!(e.kind, EventKind::OperatorEntry(_)))
+                .collect();
+            (!entries.is_empty()).then_some(entries)
+        }
+    })
+    .await;
+    assert_eq!(routed.len(), 1);
+    assert_eq!(routed[0].time, made);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        drain(&mut stream)
+            .iter()
+            .all(|e| !matches!(e.kind, EventKind::OperatorEntry(_))),
+        "the retry routed no second event"
+    );
+
+    // A bad id and a time ahead of the clock are field errors, listed with the others.
+    let ahead = backplane_model::Timestamp::now().add_nanos(3600 * 1_000_000_000);
+    let bad = json!({
+        "asset": "reception/silo-1",
+        "values": {"fat": 9, "protein": 3.3, "temperature": 4, "antibiotic": "pass"},
+        "id": "not an id!",
+        "time": ahead.to_rfc3339(),
+    })
+    .to_string();
+    let reply = post_as(&app, "anna", uri, &bad).await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(ids(&reply.json()["errors"], "field"), ["id", "time", "fat"]);
+    let reply = post_as(&app, "anna", uri, &bad.replace(&ahead.to_rfc3339(), "monday")).await;
+    assert_eq!(ids(&reply.json()["errors"], "field"), ["id", "time", "fat"]);
+    assert_eq!(get(&app.router, uri).await.json().as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn operators_sign_in_and_out_and_become_the_assets_operator_context() {
     let app = app();
     let context = |asset: &'static str| {

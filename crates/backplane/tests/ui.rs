@@ -51,6 +51,26 @@ fn plant_tree_live_values_and_lineage_work_in_a_browser() {
 }
 
 #[test]
+fn production_actions_and_views_work_in_a_browser() {
+    run("production.test.mjs");
+}
+
+#[test]
+fn login_roles_and_csrf_work_in_a_browser() {
+    run("login.test.mjs");
+}
+
+#[test]
+fn trend_chart_draws_what_the_history_api_answers() {
+    run("trends.test.mjs");
+}
+
+#[test]
+fn operator_forms_validate_and_survive_a_gateway_restart() {
+    run("forms.test.mjs");
+}
+
+#[test]
 fn connections_show_every_source_and_sink_with_state() {
     run("connections.test.mjs");
 }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::error::{CommandError, ErrorKind};
 use crate::forms::FieldError;
 use crate::orders::{NewLot, NewWorkOrder};
-use crate::{Outcome, Production};
+use crate::{Outcome, Production, Submission};
 
 /// One production command.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -68,10 +68,16 @@ pub enum Command {
     SignOut {
         operator: String,
     },
+    /// An operator entry; `id` (the client's, recognised on a retry) and `time` (RFC 3339,
+    /// when it was made) are optional.
     SubmitForm {
         form: String,
         asset: String,
         values: Map<String, Value>,
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(default)]
+        time: Option<String>,
     },
 }
 
@@ -189,12 +195,30 @@ impl Production {
                 asset,
             } => json(&self.sign_in(&operator, name.as_deref(), &asset, time, out)?),
             Command::SignOut { operator } => json(&self.sign_out(&operator, time, out)?),
-            Command::SubmitForm { form, asset, values } => {
-                let user = by.unwrap_or("anonymous");
-                match self.submit_form(&form, &asset, user, &values, time, out) {
-                    Ok(entry) => json(&entry),
-                    Err(errors) => return Err(Refusal::Fields { errors }),
+            Command::SubmitForm {
+                form,
+                asset,
+                values,
+                id,
+                time: made,
+            } => {
+                let submission = Submission {
+                    form: &form,
+                    asset: &asset,
+                    user: by.unwrap_or("anonymous"),
+                    values: &values,
+                    id: id.as_deref(),
+                    time: made.as_deref(),
+                };
+                let done = self.submit_entry(&submission, time, out)?;
+                let mut answer = json(&done.record);
+                // A retry of an id recorded before: the first record, marked.
+                if done.duplicate
+                    && let Value::Object(fields) = &mut answer
+                {
+                    fields.insert("duplicate".into(), Value::Bool(true));
                 }
+                answer
             }
         })
     }

@@ -59,7 +59,10 @@ pub mod states;
 pub use commands::{Command, Refusal};
 pub use downtime::DowntimeRecord;
 pub use error::{CommandError, ErrorKind, SnapshotError};
-pub use facade::{EntryRecord, OeeReport, Outcome, Production, Snapshot, StateView, Watch};
+pub use facade::{
+    EntryRecord, MAX_ENTRY_AGE_SECS, MAX_ENTRY_AHEAD_SECS, MAX_ENTRY_ID_LEN, OeeReport, Outcome, Production,
+    RECENT_ENTRIES, Snapshot, StateView, Submission, Submitted, Watch,
+};
 pub use forms::FieldError;
 pub use genealogy::{Direction, Trace};
 pub use orders::{Lot, NewLot, NewWorkOrder, SignIn, WorkOrder};

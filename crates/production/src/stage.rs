@@ -14,11 +14,14 @@
 //!   right after its first samples) asks for [`ProductionHandle::current`], which
 //!   publishes between two batches when the state changed since the last copy.
 //! - The state is saved every [`SAVE_EVERY_TICKS`] ticks (about 10 s, off the pipeline
-//!   task) and when the pipeline stops.
+//!   task) and when the pipeline stops. An operator entry with a client id is saved
+//!   before it is answered, so the gateway knows the id after a crash too. Saves are
+//!   numbered in the order their snapshots were taken and an older one never overwrites
+//!   a newer one.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -28,7 +31,7 @@ use backplane_connector::{
 use backplane_model::{Sample, Timestamp};
 use parking_lot::Mutex;
 
-use crate::{Command, Outcome, Production, Refusal, Watch, persist};
+use crate::{Command, Outcome, Production, Refusal, Snapshot, Watch, persist};
 
 /// Who the context changes production makes are attributed to (`by` of their events).
 const BY: &str = "production";
@@ -65,6 +68,9 @@ impl StageKind for ProductionStageKind {
             view: ArcSwap::from_pointee(production.clone()),
             production: Mutex::new(production),
             changed: AtomicBool::new(false),
+            data_dir: ctx.data_dir.clone(),
+            saves: AtomicU64::new(0),
+            written: Mutex::new(None),
         });
         let handle = ProductionHandle {
             commands: ctx.commands.clone(),
@@ -75,7 +81,6 @@ impl StageKind for ProductionStageKind {
                 shared,
                 watches,
                 outcome: Outcome::default(),
-                data_dir: ctx.data_dir.clone(),
                 ticks: 0,
                 published: Instant::now(),
             }),
@@ -91,9 +96,35 @@ struct Shared {
     view: ArcSwap<Production>,
     /// The state changed since the copy was published.
     changed: AtomicBool,
+    data_dir: PathBuf,
+    /// The number of the next save.
+    saves: AtomicU64,
+    /// The number of the save on disk.
+    written: Mutex<Option<u64>>,
 }
 
+/// A snapshot to save, numbered in the order snapshots were taken.
+struct PendingSave(u64, Snapshot);
+
 impl Shared {
+    /// A snapshot of `production` (locked by the caller) to save.
+    fn to_save(&self, production: &Production) -> PendingSave {
+        PendingSave(self.saves.fetch_add(1, Ordering::AcqRel), production.snapshot())
+    }
+
+    /// Writes `pending` unless a later snapshot is on disk already (saves run on blocking
+    /// threads and may finish in any order).
+    fn save(&self, pending: PendingSave) -> std::io::Result<()> {
+        let PendingSave(number, snapshot) = pending;
+        let mut written = self.written.lock();
+        if written.is_some_and(|w| w > number) {
+            return Ok(());
+        }
+        persist::save(&snapshot, &self.data_dir)?;
+        *written = Some(number);
+        Ok(())
+    }
+
     fn publish(&self, production: &Production) {
         self.changed.store(false, Ordering::Release);
         self.view.store(Arc::new(production.clone()));
@@ -126,29 +157,42 @@ impl ProductionHandle {
     ) -> Result<serde_json::Value, CommandFailed> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let shared = self.shared.clone();
+        // A new entry with a client id is on disk before it is answered: a retry after a
+        // crash is recognised too.
+        let durable = matches!(&command, Command::SubmitForm { id: Some(_), .. });
         let call = StageCall(Box::new(move |now: Timestamp, derived: &mut Derived| {
             let mut outcome = Outcome::default();
-            let result = {
+            let (result, pending) = {
                 let mut production = shared.production.lock();
                 let result = production.execute(command, by.as_deref(), now, &mut outcome);
                 // The caller's next read sees what its command did.
                 shared.publish(&production);
-                result
+                let recorded = result.as_ref().is_ok_and(|v| v.get("duplicate").is_none());
+                let pending = (durable && recorded).then(|| shared.to_save(&production));
+                (result, pending)
             };
             derived
                 .context
                 .extend(outcome.context.into_iter().map(|(a, p)| (a, p, BY)));
             derived.events.extend(outcome.events);
-            let _ = reply.send(result);
+            let _ = reply.send((result, pending));
         }));
         self.commands
             .call(call)
             .await
             .map_err(|_| CommandFailed::Stopped)?;
-        answer
-            .await
-            .map_err(|_| CommandFailed::Stopped)?
-            .map_err(CommandFailed::Refused)
+        let (result, pending) = answer.await.map_err(|_| CommandFailed::Stopped)?;
+        if let Some(pending) = pending {
+            let shared = self.shared.clone();
+            let saved = tokio::task::spawn_blocking(move || shared.save(pending)).await;
+            // Recorded all the same: only a crash before the next save could forget the id.
+            match saved {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "production: cannot save the state after an entry"),
+                Err(e) => tracing::warn!(error = %e, "production: the save after an entry did not run"),
+            }
+        }
+        result.map_err(CommandFailed::Refused)
     }
 
     /// The production state as last published (work orders, lots, traces, OEE, ...), at
@@ -186,7 +230,6 @@ struct ProductionStage {
     shared: Arc<Shared>,
     watches: Vec<Option<Watch>>,
     outcome: Outcome,
-    data_dir: PathBuf,
     ticks: u32,
     /// When the stage last published a copy by itself.
     published: Instant,
@@ -238,11 +281,11 @@ impl Stage for ProductionStage {
         self.publish_if_due(&production);
         self.ticks = self.ticks.wrapping_add(1);
         if self.ticks.is_multiple_of(SAVE_EVERY_TICKS) {
-            let snapshot = production.snapshot();
-            let dir = self.data_dir.clone();
+            let pending = self.shared.to_save(&production);
+            let shared = self.shared.clone();
             // Serializing and fsyncing stay off the pipeline task.
             let save = move || {
-                if let Err(e) = persist::save(&snapshot, &dir) {
+                if let Err(e) = shared.save(pending) {
                     tracing::warn!(error = %e, "production: cannot save the state");
                 }
             };
@@ -256,9 +299,49 @@ impl Stage for ProductionStage {
     }
 
     fn stop(&mut self) {
-        let snapshot = self.shared.production.lock().snapshot();
-        if let Err(e) = persist::save(&snapshot, &self.data_dir) {
+        let pending = self.shared.to_save(&self.shared.production.lock());
+        if let Err(e) = self.shared.save(pending) {
             tracing::error!(error = %e, "production: cannot save the state at shutdown");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::path::Path;
+
+    use backplane_config::Catalog;
+
+    use super::*;
+
+    #[test]
+    fn a_snapshot_saved_late_never_overwrites_a_newer_one_on_disk() {
+        let plan = backplane_config::load_str(
+            "[namespace]\nenterprise = \"acme\"\nsite = \"plant\"\n",
+            Path::new("test.toml"),
+            &Catalog::default(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut production = Production::new(&plan);
+        let shared = Shared {
+            view: ArcSwap::from_pointee(production.clone()),
+            production: Mutex::new(production.clone()),
+            changed: AtomicBool::new(false),
+            data_dir: dir.path().to_path_buf(),
+            saves: AtomicU64::new(0),
+            written: Mutex::new(None),
+        };
+        production.tick(Timestamp::from_unix_millis(1_000), &mut Outcome::default());
+        let older = shared.to_save(&production);
+        production.tick(Timestamp::from_unix_millis(2_000), &mut Outcome::default());
+        let newer = shared.to_save(&production);
+        // The newer save finishes first; the older one, finishing late, is skipped.
+        shared.save(newer).unwrap();
+        shared.save(older).unwrap();
+        let restored = persist::restore(&plan, dir.path());
+        assert_eq!(restored.snapshot(), production.snapshot());
     }
 }

@@ -7,10 +7,14 @@
 
 import { h, replace, notice } from './lib/dom.js';
 import { whoami, logout, onLink, isReachable } from './lib/api.js';
+import { start as startOutbox } from './lib/outbox.js';
 
 /** Every page: `nav` pages are in the menu; `role` is the least role that sees it. */
 const PAGES = [
   { name: 'plant', title: 'Plant', nav: true },
+  { name: 'trends', title: 'Trends', nav: true },
+  { name: 'production', title: 'Production', nav: true },
+  { name: 'forms', title: 'Forms', nav: true },
   { name: 'connections', title: 'Connections', nav: true },
   { name: 'discover', title: 'Discover', nav: true, role: 'engineer' },
   { name: 'asset' },
@@ -84,6 +88,8 @@ async function route() {
     leave = null;
   }
   let target = parse(location.hash);
+  // The page's module loads while the session is asked for.
+  const preload = PAGES.some((p) => p.name === target.name) ? import(`./pages/${target.name}.js`).catch(() => null) : null;
   if (!me && target.name !== 'login') {
     try {
       me = await whoami();
@@ -105,7 +111,7 @@ async function route() {
   document.title = `${page.title || target.name} · Backplane`;
   let module;
   try {
-    module = await import(`./pages/${page.name}.js`);
+    module = (page.name === target.name && (await preload)) || (await import(`./pages/${page.name}.js`));
   } catch (e) {
     replace(view, notice('error', `The page could not be loaded: ${e.message}`));
     return;
@@ -147,3 +153,5 @@ window.addEventListener('backplane:unauthorized', () => {
 });
 onLink(showLink);
 route();
+// Operator entries kept on this device go out from any page, and right after a load.
+startOutbox();

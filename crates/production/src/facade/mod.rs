@@ -45,7 +45,10 @@ use crate::oee::{Accumulator, Scheme};
 use crate::reasons::ReasonTree;
 use crate::states::{StateMachine, StateTracker};
 
-pub use entries::EntryRecord;
+pub use entries::{
+    EntryRecord, MAX_ENTRY_AGE_SECS, MAX_ENTRY_AHEAD_SECS, MAX_ENTRY_ID_LEN, RECENT_ENTRIES, Submission,
+    Submitted,
+};
 pub use queries::{OeeReport, StateView};
 pub use snapshot::Snapshot;
 

@@ -83,13 +83,15 @@ async function call(method, url, body, { timeout = TIMEOUT_MS, raw = false } = {
   setReachable(true);
   if (response.status === 401) window.dispatchEvent(new CustomEvent('backplane:unauthorized'));
   if (!response.ok) {
-    let error = {};
+    let body = {};
     try {
-      error = (await response.json()).error || {};
+      body = await response.json();
     } catch {
       // Not our JSON (a proxy's page): say the status.
     }
-    throw new ApiError(response.status, error.code || `http_${response.status}`, error.message || response.statusText, error.field, error.errors);
+    // `errors` (invalid_entry) stands beside `error`, not inside it.
+    const error = body.error || {};
+    throw new ApiError(response.status, error.code || `http_${response.status}`, error.message || response.statusText, error.field, body.errors);
   }
   if (raw) return response;
   if (response.status === 204) return null;

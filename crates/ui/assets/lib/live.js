@@ -33,17 +33,25 @@ export function follow(prefix, handlers) {
 }
 
 /**
- * Calls `render()` at most once per animation frame however many updates arrive, so a page
- * showing many fast values costs one layout per frame, not one per sample.
+ * Calls `render()` once for a burst of updates: after the first update it waits `settleMs`
+ * for the rest of the burst (a source's poll arrives as many samples within a few
+ * milliseconds), and never sooner than `minIntervalMs` after the last render; then draws in
+ * the next animation frame. With both 0 it draws once per animation frame. A page showing
+ * many fast values then costs one layout per poll, not one per sample.
  */
-export function coalesce(render) {
+export function coalesce(render, { settleMs = 0, minIntervalMs = 0 } = {}) {
   let pending = false;
+  let last = -Infinity;
+  const run = () => {
+    pending = false;
+    last = performance.now();
+    render();
+  };
   return () => {
     if (pending) return;
     pending = true;
-    requestAnimationFrame(() => {
-      pending = false;
-      render();
-    });
+    const wait = Math.max(settleMs, last + minIntervalMs - performance.now());
+    if (wait > 0) setTimeout(() => requestAnimationFrame(run), wait);
+    else requestAnimationFrame(run);
   };
 }
