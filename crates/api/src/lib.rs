@@ -26,6 +26,7 @@
 //!   between two batches, every query reads the last published copy of the state.
 //! - `writes.rs`: machine writes through the engine's write gate, as the caller's identity.
 //! - `lineage.rs`: where a value came from.
+//! - `discover.rs`: browsing a device (the kinds' discovery) for engineers, bounded and audited.
 //! - `audit.rs`: the audit trail, queried and exported.
 //! - `history.rs`: queries against the embedded historian (raw, latest, aggregates,
 //!   events) by tag, asset or model attribute and by production context; each historian
@@ -45,6 +46,7 @@ mod audit;
 mod auth;
 mod benchmark;
 mod context;
+mod discover;
 mod error;
 mod history;
 mod hub;
@@ -151,6 +153,8 @@ pub(crate) struct AppState {
     pub heavy: Arc<tokio::sync::Semaphore>,
     /// The web UI's files.
     pub ui: Arc<backplane_ui::Ui>,
+    /// One discovery at a time per gateway (`discover.rs`).
+    pub discovering: Arc<tokio::sync::Semaphore>,
 }
 
 /// History and benchmark queries running at once; more wait briefly, then get 503.
@@ -324,6 +328,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             production::submit_entry,
         ),
         endpoint(Post, "/api/v1/writes", operator, writes::write),
+        endpoint(Post, "/api/v1/discover", engineer, discover::discover),
         endpoint(Get, "/api/v1/stream/ws", viewer, stream::websocket),
         endpoint(Get, "/api/v1/stream/sse", viewer, stream::sse),
         endpoint(Get, "/api/v1/health", PUBLIC, ops::health),
@@ -357,6 +362,7 @@ pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
         production,
         heavy: Arc::new(tokio::sync::Semaphore::new(HEAVY_QUERIES)),
         ui: Arc::new(options.ui),
+        discovering: Arc::new(tokio::sync::Semaphore::new(1)),
         engine,
     };
     let declared = strict::Declared::from_document(openapi::DOCUMENT);

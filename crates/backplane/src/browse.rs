@@ -22,7 +22,7 @@ pub fn run(registry: &Registry, url: String, args: Vec<String>) -> ExitCode {
     let url = matches.get_one::<String>("url").cloned().unwrap_or_default();
     let options = options(browser.options, &matches);
     serve::run_blocking(|| async move {
-        println!("{}", (browser.run)(url, options).await?);
+        println!("{}", (browser.run)(url, options).await?.text);
         Ok(())
     })
 }
@@ -108,9 +108,10 @@ mod tests {
     fn browser() -> Browser {
         Browser {
             schemes: &["test"],
+            local_schemes: &[],
             about: "Test browser",
             options: SPECS,
-            run: |_, _| async { Ok(String::new()) }.boxed(),
+            run: |_, _| async { Ok(backplane_connector::BrowseReport::default()) }.boxed(),
         }
     }
 

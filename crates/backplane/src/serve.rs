@@ -114,6 +114,21 @@ pub async fn run(
         Arc::new(backplane_security::AuditTrail(audit.clone())),
     );
     services.insert(backplane_security::AuditTrail::SERVICE, audit);
+    // Discovery from the UI (POST /api/v1/discover): every kind's browser, with this
+    // gateway's own OPC UA PKI directory and name, which callers cannot choose.
+    let mut fixed = backplane_connector::Options::default();
+    fixed.push(
+        "pki-dir",
+        plan.gateway.data_dir.join("opcua").join("pki").to_string_lossy(),
+    );
+    fixed.push("gateway", plan.gateway.name.clone());
+    services.insert(
+        backplane_connector::Discovery::SERVICE,
+        Arc::new(backplane_connector::Discovery {
+            browsers: backplane::kinds::browsers(registry),
+            fixed,
+        }),
+    );
     let engine_options = EngineOptions {
         services,
         ..EngineOptions::default()

@@ -69,3 +69,13 @@ fn trend_chart_draws_what_the_history_api_answers() {
 fn operator_forms_validate_and_survive_a_gateway_restart() {
     run("forms.test.mjs");
 }
+
+#[test]
+fn connections_show_every_source_and_sink_with_state() {
+    run("connections.test.mjs");
+}
+
+#[test]
+fn discover_scans_a_device_and_gives_bindings() {
+    run("discover.test.mjs");
+}

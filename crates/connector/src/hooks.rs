@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use futures::future::BoxFuture;
+use serde::Serialize;
 
 /// One option of a browse command, e.g. `--unit 1`.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +24,9 @@ pub struct OptionSpec {
     pub default: Option<&'static str>,
     /// May be given more than once (values are kept in order).
     pub repeated: bool,
+    /// Names something on the gateway's own machine (a file, an environment variable):
+    /// offered on the command line only, never through the API's discovery.
+    pub local: bool,
 }
 
 impl OptionSpec {
@@ -34,6 +38,7 @@ impl OptionSpec {
             value: Some(placeholder),
             default: None,
             repeated: false,
+            local: false,
         }
     }
 
@@ -45,6 +50,7 @@ impl OptionSpec {
             value: None,
             default: None,
             repeated: false,
+            local: false,
         }
     }
 
@@ -55,6 +61,12 @@ impl OptionSpec {
 
     pub const fn repeated(mut self) -> OptionSpec {
         self.repeated = true;
+        self
+    }
+
+    /// Marks an option that names something on the gateway's machine (see [`OptionSpec::local`]).
+    pub const fn local(mut self) -> OptionSpec {
+        self.local = true;
         self
     }
 }
@@ -126,19 +138,97 @@ impl Options {
     }
 }
 
-/// What `backplane browse` runs: given the URL and options, it returns the report to print
-/// (addresses found, bindings to paste) or an error for the engineer.
-pub type BrowseFn = fn(url: String, options: Options) -> BoxFuture<'static, Result<String, String>>;
+/// What `backplane browse` and the API's discovery run: given the URL and options, it
+/// returns what it found (the report to print, and the same findings as data) or an error
+/// for the engineer.
+pub type BrowseFn = fn(url: String, options: Options) -> BoxFuture<'static, Result<BrowseReport, String>>;
+
+/// What a browser found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BrowseReport {
+    /// The report `backplane browse` prints (addresses found, bindings to paste).
+    pub text: String,
+    /// TOML for a source reading this device, to paste above the chosen bindings; empty
+    /// when the browser has none to offer.
+    pub source: String,
+    /// Every readable address found, each with the ways its value can be read.
+    pub signals: Vec<Signal>,
+}
+
+impl BrowseReport {
+    /// A report with text only (a browser without structured findings).
+    pub fn text(text: String) -> BrowseReport {
+        BrowseReport {
+            text,
+            ..BrowseReport::default()
+        }
+    }
+}
+
+/// One address a browser found: a Modbus register (with its candidate decodings) or an
+/// OPC UA variable (with its one data type).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Signal {
+    /// The address as found, e.g. `hr:100` or `ns=2;s=Filler2.Speed`.
+    pub address: String,
+    /// A valid attribute name to start from, e.g. `hr_100` or `filler2_speed`.
+    pub name: String,
+    /// Where it sits and what it is, for people: a browse path, data type and access.
+    pub description: String,
+    /// The ways to read it, the most likely first.
+    pub decodings: Vec<Decoding>,
+}
+
+/// One way to read a [`Signal`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Decoding {
+    /// Short, for a list: `u16`, `f32 CDAB`, `Double`.
+    pub label: String,
+    /// The model attribute type it gives (`float`, `uint`, `bool`, ...); `None` when
+    /// Backplane has no type for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute_type: Option<String>,
+    /// The value read this way now, as text.
+    pub value: String,
+    /// The binding to paste into an asset, e.g.
+    /// `bindings.hr_100 = { address = "hr:100:f32:CDAB" }`.
+    pub binding: String,
+}
 
 /// Discovery for the URL schemes a kind connects to.
 #[derive(Clone, Copy, Debug)]
 pub struct Browser {
     /// URL schemes without `://`, e.g. `["modbus", "tcp", "rtu", "rtu+tcp"]`.
     pub schemes: &'static [&'static str],
+    /// Those of `schemes` that open a device of the gateway's machine (a serial line)
+    /// rather than a network address: `backplane browse` only, never the API.
+    pub local_schemes: &'static [&'static str],
     /// One line for help, e.g. "Scan a Modbus device's addresses".
     pub about: &'static str,
     pub options: &'static [OptionSpec],
     pub run: BrowseFn,
+}
+
+/// The discovery the API offers: every kind's [`Browser`], and the options the gateway
+/// sets itself (e.g. its OPC UA PKI directory), which callers cannot give. Registered by
+/// the binary as an engine service under [`Discovery::SERVICE`].
+#[derive(Clone, Debug, Default)]
+pub struct Discovery {
+    pub browsers: Vec<Browser>,
+    /// Applied to a browser that has an option of that name, over anything given.
+    pub fixed: Options,
+}
+
+impl Discovery {
+    pub const SERVICE: &'static str = "discovery";
+
+    /// The browser for `url`'s scheme (the text before `://`), case-insensitively.
+    pub fn browser_for(&self, url: &str) -> Option<&Browser> {
+        let (scheme, _) = url.split_once("://")?;
+        self.browsers
+            .iter()
+            .find(|b| b.schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)))
+    }
 }
 
 /// Where a simulator is asked to run.

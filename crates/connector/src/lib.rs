@@ -43,7 +43,10 @@ pub use batch::{Batch, PipelineInput, RawBatch, RawReading};
 pub use definitions::{Definitions, ModelDrift, SiteBoard};
 pub use error::ComponentError;
 pub use gate::{LatestReadings, MachineWrite, NoReadings, WriteGate, WriteReport};
-pub use hooks::{Browser, OptionSpec, Options, RunningSimulator, Simulator, SimulatorStart};
+pub use hooks::{
+    BrowseReport, Browser, Decoding, Discovery, OptionSpec, Options, RunningSimulator, Signal, Simulator,
+    SimulatorStart,
+};
 pub use kind::{Kind, Registry, SinkContext, SinkKind, SourceContext, SourceKind};
 pub use services::Services;
 pub use sink::{Delivery, Sink, SinkFeed, SinkIo, SinkIoParts};

@@ -34,10 +34,17 @@ pub struct ComponentHealth {
     pub restarts: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When `last_error` happened (it stays after the component recovers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<Timestamp>,
     /// The kind of the last failure: `config`, `connect`, `io`, `protocol`, `permanent`
     /// or `panic`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<&'static str>,
+    /// Sources: when the gateway last received readings from it (a source that runs but
+    /// reads nothing shows here first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reading_at: Option<Timestamp>,
     /// When the supervisor will retry, while restarting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<Timestamp>,
@@ -85,6 +92,9 @@ impl Health {
                 c.since = Timestamp::now();
             }
             if reason.is_some() {
+                if reason != c.last_error || c.last_error_at.is_none() {
+                    c.last_error_at = Some(Timestamp::now());
+                }
                 c.last_error = reason;
             }
         }
@@ -108,6 +118,7 @@ impl Health {
             c.since = Timestamp::now();
             c.restarts += u64::from(retry_at.is_some());
             c.last_error = Some(error);
+            c.last_error_at = Some(Timestamp::now());
             c.error_kind = Some(kind);
             c.retry_at = retry_at;
         }

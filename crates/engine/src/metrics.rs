@@ -38,6 +38,9 @@ pub struct SourceMetrics {
     pub readings: Counter,
     pub restarts: Counter,
     pub up: Gauge,
+    /// When the pipeline last received readings from the source (unix nanoseconds; 0:
+    /// never), for health's `last_reading_at`.
+    pub last_reading: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Counters of one sink.
@@ -139,6 +142,7 @@ impl Metrics {
                 readings: readings.get_or_create(&label(n)).clone(),
                 restarts: source_restarts.get_or_create(&label(n)).clone(),
                 up: up_of("source", n),
+                last_reading: Default::default(),
             })
             .collect();
         let sinks = sink_names

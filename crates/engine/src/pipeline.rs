@@ -177,6 +177,12 @@ impl Pipeline {
         };
         if let Some(m) = self.metrics.sources.get(raw.source as usize) {
             m.readings.inc_by(raw.readings.len() as u64);
+            if !raw.readings.is_empty() {
+                m.last_reading.store(
+                    backplane_model::Timestamp::now().unix_nanos(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
         }
         let mut samples = Vec::with_capacity(raw.readings.len());
         self.raws.clear();

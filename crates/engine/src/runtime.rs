@@ -424,6 +424,8 @@ fn health_rows(plan: &Plan, now: Timestamp) -> Vec<ComponentHealth> {
             since: now,
             restarts: 0,
             last_error: None,
+            last_error_at: None,
+            last_reading_at: None,
             error_kind: None,
             retry_at: None,
         })
@@ -715,7 +717,14 @@ impl EngineHandle {
     }
 
     pub fn health(&self) -> HealthReport {
-        let components = self.shared.health.snapshot();
+        let mut components = self.shared.health.snapshot();
+        // Sources come first, in the order of the metrics' sources.
+        for (c, m) in components.iter_mut().zip(&self.shared.metrics.sources) {
+            let at = m.last_reading.load(Ordering::Relaxed);
+            if c.component == "source" && at != 0 {
+                c.last_reading_at = Some(Timestamp::from_unix_nanos(at));
+            }
+        }
         let ok = components
             .iter()
             .all(|c| matches!(c.state, ComponentState::Running | ComponentState::Disabled));

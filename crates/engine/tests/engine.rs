@@ -103,6 +103,17 @@ async fn failed_source_turns_bad_and_restarts_while_others_keep_running() {
         .then_some(())
     })
     .await;
+    // When it failed, and when each source last delivered, for people reading health.
+    let health = handle.health();
+    let flaky_health = health.components.iter().find(|c| c.name == "flaky").unwrap();
+    assert!(flaky_health.last_error_at.is_some(), "{flaky_health:?}");
+    assert!(flaky_health.last_reading_at.is_some());
+    let sink = health.components.iter().find(|c| c.name == "file").unwrap();
+    assert_eq!(
+        (sink.last_error_at, sink.last_reading_at),
+        (None, None),
+        "a sink reads nothing"
+    );
     eventually("good values again after the restart", || {
         latest(&handle, flaky).filter(|l| l.sample.quality.is_good())
     })
@@ -110,6 +121,10 @@ async fn failed_source_turns_bad_and_restarts_while_others_keep_running() {
     let health = handle.health();
     let stable_health = health.components.iter().find(|c| c.name == "stable").unwrap();
     assert_eq!(stable_health.restarts, 0);
+    assert!(
+        stable_health.last_reading_at.is_some_and(|t| t >= stable_before),
+        "the stable source read after {stable_before:?}: {stable_health:?}"
+    );
     assert_eq!(stable_health.state, ComponentState::Running);
     assert!(
         handle

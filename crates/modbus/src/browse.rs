@@ -10,7 +10,7 @@ use std::fmt::{self, Write as _};
 use std::io;
 use std::time::Duration;
 
-use backplane_connector::hooks::{OptionSpec, Options};
+use backplane_connector::hooks::{self, Decoding, OptionSpec, Options, Signal};
 use backplane_model::{Value, WordOrder};
 
 use crate::address::{Address, Area, StringOrder};
@@ -175,6 +175,26 @@ pub async fn browse(options: BrowseOptions) -> Result<BrowseReport, BrowseError>
     Ok(report)
 }
 
+/// How likely a reading is the one meant: a float with few significant digits in a
+/// plausible range (e.g. 23.5) beats the raw register, which beats everything else; a
+/// 32-bit reading of two registers that are both zero or that is negative counts for nothing.
+fn plausible(d: &Decoding) -> u8 {
+    if d.label.starts_with("f32") {
+        let Ok(x) = d.value.parse::<f32>() else { return 0 };
+        let digits = d
+            .value
+            .trim_start_matches('-')
+            .replace('.', "")
+            .trim_matches('0')
+            .len();
+        return u8::from(x != 0.0 && (1e-2..1e6).contains(&x.abs()) && digits <= 4) * 3;
+    }
+    match d.label.as_str() {
+        "u16" => 2,
+        _ => 1,
+    }
+}
+
 fn fmt_f32(x: f32) -> String {
     if x == 0.0 || (x.is_finite() && (1e-4..1e7).contains(&x.abs())) {
         let text = format!("{x}");
@@ -201,9 +221,8 @@ impl BrowseReport {
         }
     }
 
-    /// TOML for a source reading this device and one binding per address in
-    /// `options.emit`, each with its value now as a comment.
-    pub fn toml(&self) -> Result<String, BrowseError> {
+    /// TOML for a source reading this device.
+    pub fn source_toml(&self) -> String {
         let o = &self.options;
         let mut out = String::new();
         let _ = writeln!(
@@ -217,7 +236,83 @@ impl BrowseReport {
         let _ = writeln!(out, "url = \"{}\"", o.endpoint);
         let _ = writeln!(out, "unit = {}", o.unit);
         let _ = writeln!(out, "address_base = {}", o.address_base);
-        let _ = writeln!(out, "period = \"1s\"\n");
+        let _ = writeln!(out, "period = \"1s\"");
+        out
+    }
+
+    /// Every answering address as a signal: a bit as a bool; a register raw (`u16`), as
+    /// `i16`, and with the next register as `u32`, `i32` and `f32` in the four word
+    /// orders. The most plausible reading comes first (see [`plausible`]).
+    pub fn signals(&self) -> Vec<Signal> {
+        let o = &self.options;
+        let prefix = o.area.prefix();
+        self.values
+            .iter()
+            .map(|(address, cell)| {
+                let label = self.label(*address);
+                let name = format!("{prefix}_{}", u32::from(*address) + u32::from(o.address_base));
+                let decoding = |label: &str, suffix: &str, t: &str, value: String| Decoding {
+                    label: label.to_owned(),
+                    attribute_type: Some(t.to_owned()),
+                    value,
+                    binding: format!(
+                        "bindings.{name} = {{ address = \"{}{suffix}\" }}",
+                        self.label(*address)
+                    ),
+                };
+                let decodings = match cell {
+                    Cell::Bit(b) => vec![decoding("bool", "", "bool", b.to_string())],
+                    Cell::Word(w) => {
+                        let mut all = vec![
+                            decoding("u16", "", "uint", w.to_string()),
+                            decoding("i16", ":i16", "int", (*w as i16).to_string()),
+                        ];
+                        if let Some(next) = address.checked_add(1).and_then(|a| self.word(a)) {
+                            for order in [WordOrder::ABCD, WordOrder::CDAB, WordOrder::BADC, WordOrder::DCBA]
+                            {
+                                let bits = order.assemble(&[*w, next]) as u32;
+                                let name = format!("{order:?}");
+                                all.push(decoding(
+                                    &format!("u32 {name}"),
+                                    &format!(":u32:{name}"),
+                                    "uint",
+                                    bits.to_string(),
+                                ));
+                                all.push(decoding(
+                                    &format!("i32 {name}"),
+                                    &format!(":i32:{name}"),
+                                    "int",
+                                    (bits as i32).to_string(),
+                                ));
+                                all.push(decoding(
+                                    &format!("f32 {name}"),
+                                    &format!(":f32:{name}"),
+                                    "float",
+                                    fmt_f32(f32::from_bits(bits)),
+                                ));
+                            }
+                        }
+                        // A stable sort: among equally plausible readings the raw one leads.
+                        all.sort_by_key(|d| std::cmp::Reverse(plausible(d)));
+                        all
+                    }
+                };
+                Signal {
+                    address: label,
+                    name,
+                    description: format!("{} {}", o.area.name(), self.label(*address)),
+                    decodings,
+                }
+            })
+            .collect()
+    }
+
+    /// TOML for a source reading this device and one binding per address in
+    /// `options.emit`, each with its value now as a comment.
+    pub fn toml(&self) -> Result<String, BrowseError> {
+        let o = &self.options;
+        let mut out = self.source_toml();
+        let _ = writeln!(out);
         let _ = writeln!(
             out,
             "# In the asset that reads it: source = \"device\", then rename the attributes."
@@ -445,15 +540,20 @@ impl BrowseArgs {
         })
     }
 
-    /// Scans and returns what to print: the table, then the TOML if asked for.
-    pub async fn run(&self) -> Result<String, BrowseError> {
+    /// Scans and returns what to print (the table, then the TOML if asked for), the
+    /// source's TOML and every answering address as a signal.
+    pub async fn run(&self) -> Result<hooks::BrowseReport, BrowseError> {
         let report = browse(self.options()?).await?;
         let mut out = report.to_string();
         if !self.emit_toml.is_empty() {
             out.push('\n');
             out.push_str(&report.toml()?);
         }
-        Ok(out)
+        Ok(hooks::BrowseReport {
+            text: out,
+            source: report.source_toml(),
+            signals: report.signals(),
+        })
     }
 }
 
@@ -512,5 +612,57 @@ mod tests {
         assert_eq!(fmt_f32(0.0), "0");
         assert_eq!(fmt_f32(1e-30), "1.000e-30");
         assert_eq!(fmt_f32(f32::NAN), "NaN");
+    }
+
+    fn report(values: Vec<(u16, Cell)>) -> BrowseReport {
+        let options = args(
+            "tcp://127.0.0.1:5020",
+            &[("range", "hr:1-10"), ("address-base", "1")],
+        )
+        .unwrap()
+        .options()
+        .unwrap();
+        BrowseReport {
+            options,
+            values,
+            refused: Vec::new(),
+            requests: 1,
+        }
+    }
+
+    #[test]
+    fn each_register_is_a_signal_with_bindings_that_parse_and_a_plausible_float_first() {
+        // 23.5 as f32 is 0x41BC_0000: words 0x41BC, 0x0000 in ABCD order.
+        let report = report(vec![
+            (0, Cell::Word(0x41BC)),
+            (1, Cell::Word(0)),
+            (5, Cell::Word(7)),
+        ]);
+        let signals = report.signals();
+        assert_eq!(signals.len(), 3);
+        let first = &signals[0];
+        assert_eq!((first.address.as_str(), first.name.as_str()), ("hr:1", "hr_1"));
+        assert_eq!(first.decodings.len(), 14, "u16, i16 and 3 types in 4 orders");
+        assert_eq!(first.decodings[0].label, "f32 ABCD");
+        assert_eq!(first.decodings[0].value, "23.5");
+        assert_eq!(
+            first.decodings[0].binding,
+            r#"bindings.hr_1 = { address = "hr:1:f32:ABCD" }"#
+        );
+        // Every binding's address is one the source accepts.
+        for d in signals.iter().flat_map(|s| &s.decodings) {
+            let address = d.binding.split('"').nth(1).unwrap();
+            Address::parse(address).unwrap_or_else(|e| panic!("{address}: {}", e.message));
+        }
+        // A register without a neighbour has its 16-bit readings only, raw first.
+        let lone = &signals[2];
+        assert_eq!(
+            lone.decodings
+                .iter()
+                .map(|d| d.label.as_str())
+                .collect::<Vec<_>>(),
+            ["u16", "i16"]
+        );
+        assert!(report.source_toml().contains("url = \"tcp://127.0.0.1:5020\""));
     }
 }

@@ -45,6 +45,7 @@ impl Kind for ModbusKind {
     fn browser(&self) -> Option<Browser> {
         Some(Browser {
             schemes: &["modbus", "tcp", "rtu", "rtu+tcp"],
+            local_schemes: &["rtu"],
             about: "Scan a Modbus device's addresses",
             options: OPTIONS,
             run: |url, options: Options| {

@@ -20,6 +20,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "the JetStream stream the gateways publish to (required)",
         default: None,
         repeated: false,
+        local: false,
     },
     OptionSpec {
         name: "prefix",
@@ -27,6 +28,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "the gateways' subject prefix",
         default: Some("uns"),
         repeated: false,
+        local: false,
     },
     OptionSpec {
         name: "source",
@@ -34,6 +36,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "the hub's nats source the bindings name",
         default: Some("plants"),
         repeated: false,
+        local: false,
     },
     OptionSpec {
         name: "creds",
@@ -41,6 +44,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "a NATS credentials file",
         default: None,
         repeated: false,
+        local: true,
     },
     OptionSpec {
         name: "timeout",
@@ -48,6 +52,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "how long to wait for the server",
         default: Some("5s"),
         repeated: false,
+        local: false,
     },
 ];
 

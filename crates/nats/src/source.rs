@@ -128,9 +128,14 @@ impl Kind for NatsSourceKind {
     fn browser(&self) -> Option<Browser> {
         Some(Browser {
             schemes: &["nats"],
+            local_schemes: &[],
             about: "List the sites' assets published on a JetStream stream, as a hub's TOML bindings",
             options: crate::browse::OPTIONS,
-            run: |url, options: Options| crate::browse::browse(url, options).boxed(),
+            run: |url, options: Options| {
+                crate::browse::browse(url, options)
+                    .map(|r| r.map(backplane_connector::BrowseReport::text))
+                    .boxed()
+            },
         })
     }
 

@@ -11,7 +11,7 @@ use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use backplane_connector::hooks::{OptionSpec, Options};
+use backplane_connector::hooks::{self, Decoding, OptionSpec, Options, Signal};
 use opcua::client::Session;
 use opcua::types::{
     AttributeId, BrowseDescription, BrowseDirection, BrowseResult, ByteString, DataTypeId, DataValue,
@@ -292,6 +292,54 @@ impl BrowseReport {
             .collect()
     }
 
+    /// TOML for a source reading this server, with the security it was browsed with.
+    pub fn source_toml(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "[[sources]]");
+        let _ = writeln!(out, "name = {}   # choose a name", toml_string(&self.source_name));
+        let _ = writeln!(out, "kind = \"opcua\"");
+        let _ = writeln!(out, "url = {}", toml_string(&self.url));
+        let _ = writeln!(out, "security_policy = \"{}\"", self.policy.name());
+        let _ = writeln!(out, "security_mode = \"{}\"", self.mode.name());
+        if let Some(user) = &self.user {
+            let _ = writeln!(out, "username = {}", toml_string(user));
+            let env = self.password_env.as_deref().unwrap_or("OPCUA_PASSWORD");
+            let _ = writeln!(out, "password = \"env:{env}\"");
+        }
+        let _ = writeln!(out, "period = \"1s\"");
+        out
+    }
+
+    /// Every variable shown that Backplane has a type for, as a signal with one reading.
+    pub fn signals(&self) -> Vec<Signal> {
+        let mut taken = BTreeSet::new();
+        self.nodes
+            .iter()
+            .filter(|n| n.is_variable())
+            .filter_map(|found| {
+                let t = found.attribute_type()?;
+                let name = attribute_name(&found.path, &mut taken);
+                let address = node_id_text(&found.node);
+                let data_type = found.data_type.clone().unwrap_or_default();
+                Some(Signal {
+                    description: format!("{} ({data_type}, {})", found.path, found.access_text()),
+                    decodings: vec![Decoding {
+                        label: if found.is_array() {
+                            format!("{data_type}[]")
+                        } else {
+                            data_type
+                        },
+                        attribute_type: Some(t),
+                        value: found.value.as_ref().map(short).unwrap_or_default(),
+                        binding: format!("bindings.{name} = {{ address = {} }}", toml_string(&address)),
+                    }],
+                    address,
+                    name,
+                })
+            })
+            .collect()
+    }
+
     /// A source, a model and an asset with one binding per selected variable, each with
     /// its type and current value as a comment, ready to paste.
     pub fn toml(&self) -> String {
@@ -304,18 +352,8 @@ impl BrowseReport {
             self.security,
             selected.len()
         );
-        let _ = writeln!(out, "[[sources]]");
-        let _ = writeln!(out, "name = {}   # choose a name", toml_string(&self.source_name));
-        let _ = writeln!(out, "kind = \"opcua\"");
-        let _ = writeln!(out, "url = {}", toml_string(&self.url));
-        let _ = writeln!(out, "security_policy = \"{}\"", self.policy.name());
-        let _ = writeln!(out, "security_mode = \"{}\"", self.mode.name());
-        if let Some(user) = &self.user {
-            let _ = writeln!(out, "username = {}", toml_string(user));
-            let env = self.password_env.as_deref().unwrap_or("OPCUA_PASSWORD");
-            let _ = writeln!(out, "password = \"env:{env}\"");
-        }
-        let _ = writeln!(out, "period = \"1s\"\n");
+        out.push_str(&self.source_toml());
+        let _ = writeln!(out);
         let mut taken = BTreeSet::new();
         let mut attributes = Vec::new();
         let mut skipped = Vec::new();
@@ -683,8 +721,10 @@ pub const OPTIONS: &[OptionSpec] = &[
         "MODE",
         "none, sign or sign-and-encrypt. Default: sign-and-encrypt if offered, else sign",
     ),
-    OptionSpec::value("user", "NAME", "Log in as this user; the password is read from --password-env"),
-    OptionSpec::value("password-env", "VAR", "The environment variable holding the password").default("OPCUA_PASSWORD"),
+    OptionSpec::value("user", "NAME", "Log in as this user; the password is read from --password-env").local(),
+    OptionSpec::value("password-env", "VAR", "The environment variable holding the password")
+        .default("OPCUA_PASSWORD")
+        .local(),
     OptionSpec::value(
         "select",
         "PATTERNS",
@@ -696,8 +736,11 @@ pub const OPTIONS: &[OptionSpec] = &[
         "DIR",
         "The gateway's OPC UA PKI directory (its certificate; trusted/ and rejected/ server certificates): DATA_DIR/opcua/pki of the gateway that will read the server",
     )
-    .default("data/opcua/pki"),
-    OptionSpec::value("gateway", "NAME", "The gateway's name ([gateway] name): its certificate's application URI").default("backplane"),
+    .default("data/opcua/pki")
+    .local(),
+    OptionSpec::value("gateway", "NAME", "The gateway's name ([gateway] name): its certificate's application URI")
+        .default("backplane")
+        .local(),
     OptionSpec::value("name", "SOURCE", "The source name in the emitted TOML").default("device"),
     OptionSpec::value("timeout", "DURATION", "How long to wait for each answer").default("10s"),
 ];
@@ -846,10 +889,15 @@ impl BrowseArgs {
         })
     }
 
-    /// Browses and returns what to print: the tree, then the TOML.
-    pub async fn run(&self) -> Result<String, BrowseError> {
+    /// Browses and returns what to print (the tree, then the TOML), the source's TOML and
+    /// every typed variable as a signal.
+    pub async fn run(&self) -> Result<hooks::BrowseReport, BrowseError> {
         let report = browse(self.options()?).await?;
-        Ok(format!("{report}\n{}", report.toml()))
+        Ok(hooks::BrowseReport {
+            text: format!("{report}\n{}", report.toml()),
+            source: report.source_toml(),
+            signals: report.signals(),
+        })
     }
 }
 

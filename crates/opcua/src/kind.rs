@@ -35,6 +35,7 @@ impl Kind for OpcUaKind {
     fn browser(&self) -> Option<Browser> {
         Some(Browser {
             schemes: &["opc.tcp"],
+            local_schemes: &[],
             about: "Browse an OPC UA server's address space",
             options: OPTIONS,
             run: |url, options: Options| {

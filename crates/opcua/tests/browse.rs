@@ -104,7 +104,26 @@ async fn browse_of_asyncua_prints_the_tree_and_emits_bindings_check_accepts() {
         "--pki-dir",
         pki.to_str().unwrap(),
     ]);
-    let out = by_path.run().await.unwrap();
+    let report = by_path.run().await.unwrap();
+    // The same findings as data, for the API's discovery: a typed variable with its binding.
+    let counter = report
+        .signals
+        .iter()
+        .find(|s| s.address == "ns=2;s=Counter")
+        .unwrap_or_else(|| panic!("{:?}", report.signals));
+    assert_eq!(counter.decodings.len(), 1);
+    assert!(
+        counter.decodings[0]
+            .binding
+            .ends_with("= { address = \"ns=2;s=Counter\" }"),
+        "{counter:?}"
+    );
+    assert!(
+        report.source.contains("security_policy = \"None\""),
+        "{}",
+        report.source
+    );
+    let out = report.text;
     assert!(out.contains("below /Objects/Test"), "{out}");
     assert!(
         out.contains("ns=2;s=Counter") && !out.contains("Many.00000"),
@@ -130,7 +149,8 @@ async fn browse_of_the_dairy_simulator_uses_the_strongest_security_and_the_trust
     ])
     .run()
     .await
-    .unwrap();
+    .unwrap()
+    .text;
     assert!(out.contains("Aes256_Sha256_RsaPss/sign-and-encrypt"), "{out}");
     for node in [
         "Filler2.Status",

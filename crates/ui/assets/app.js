@@ -15,6 +15,8 @@ const PAGES = [
   { name: 'trends', title: 'Trends', nav: true },
   { name: 'production', title: 'Production', nav: true },
   { name: 'forms', title: 'Forms', nav: true },
+  { name: 'connections', title: 'Connections', nav: true },
+  { name: 'discover', title: 'Discover', nav: true, role: 'engineer' },
   { name: 'asset' },
   { name: 'login' },
 ];
