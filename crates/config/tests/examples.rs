@@ -112,8 +112,9 @@ fn dairy_models_keep_their_attributes_in_order() {
 }
 
 #[test]
-fn dairy_line_1_temperature_scales_converts_and_casts() {
-    // The Modbus source decodes `hr:106:i16` itself; the binding scales and converts.
+fn dairy_line_1_temperature_scales_rounds_converts_and_casts() {
+    // The Modbus source decodes `hr:106:i16` itself; the binding scales tenths (rounded
+    // to the 1 decimal a gain of 0.1 implies) and converts.
     let plan = dairy();
     let chain = chain(&plan, "packaging/line-1/filler", "product_temperature");
     let (gain, offset) = unit("degF").conversion_to(&unit("degC")).unwrap();
@@ -126,6 +127,7 @@ fn dairy_line_1_temperature_scales_converts_and_casts() {
                 raw: None,
                 eng: None
             },
+            Transform::Round { decimals: 1 },
             Transform::Convert {
                 from: unit("degF"),
                 to: unit("degC"),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use backplane_config::{AddressError, Plan, Table};
 use backplane_connector::hooks::{Browser, Options, RunningSimulator, Simulator, SimulatorStart};
 use backplane_connector::{ComponentError, Kind, Source, SourceContext, SourceKind};
+use backplane_model::DecodeType;
 use futures::FutureExt;
 
 use crate::browse::{BrowseArgs, OPTIONS};
@@ -32,6 +33,16 @@ impl Kind for ModbusKind {
     fn check_address(&self, settings: &ModbusSettings, address: &str) -> Result<(), AddressError> {
         let parsed = crate::address::Address::parse(address)?;
         settings.check(&parsed)
+    }
+
+    /// Registers served raw (`hr:100`) or decoded as an integer type (`hr:100:i32`).
+    fn reads_integers(&self, _settings: &ModbusSettings, address: &str) -> bool {
+        use crate::address::{Address, ValueKind};
+        match Address::parse(address).map(|a| a.kind) {
+            Ok(ValueKind::Register) => true,
+            Ok(ValueKind::Number(kind, _)) => !matches!(kind, DecodeType::F32 | DecodeType::F64),
+            _ => false,
+        }
     }
 
     /// The requests each poll cycle sends, per group.
