@@ -8,7 +8,6 @@ use std::sync::Arc;
 use backplane_config::{AddressError, Plan, Table};
 use backplane_connector::hooks::{Browser, Options, RunningSimulator, Simulator, SimulatorStart};
 use backplane_connector::{ComponentError, Kind, Source, SourceContext, SourceKind};
-use backplane_model::DecodeType;
 use futures::FutureExt;
 
 use crate::browse::{BrowseArgs, OPTIONS};
@@ -37,12 +36,7 @@ impl Kind for ModbusKind {
 
     /// Registers served raw (`hr:100`) or decoded as an integer type (`hr:100:i32`).
     fn reads_integers(&self, _settings: &ModbusSettings, address: &str) -> bool {
-        use crate::address::{Address, ValueKind};
-        match Address::parse(address).map(|a| a.kind) {
-            Ok(ValueKind::Register) => true,
-            Ok(ValueKind::Number(kind, _)) => !matches!(kind, DecodeType::F32 | DecodeType::F64),
-            _ => false,
-        }
+        crate::address::Address::parse(address).is_ok_and(|a| a.kind.reads_integers())
     }
 
     /// The requests each poll cycle sends, per group.
