@@ -70,7 +70,7 @@ test("a filler's speed changes on screen within 2 s without a reload", async () 
   assertOnlyGateway(requests, gateway.base);
 });
 
-test('the lineage panel shows the scale and unit-conversion steps of a converted attribute', async () => {
+test('the lineage panel shows the scale, unit-conversion and rounding steps of a converted attribute', async () => {
   const { page, requests, errors } = await openPage(browser);
   await page.goto(`${gateway.base}/#/asset/${FILLER_1}`);
   await page.locator('tr[data-attribute="product_temperature"] button.value').click();
@@ -81,6 +81,9 @@ test('the lineage panel shows the scale and unit-conversion steps of a converted
   assert.ok(ops.includes('convert'), `a convert step: ${ops}`);
   const convert = await dialog.locator('tr[data-op="convert"] td:nth-child(2)').textContent();
   assert.match(convert, /degF → degC/);
+  // The model declares 2 decimals: the last step rounds the converted value.
+  assert.equal(ops.at(-1), 'round', `rounded last: ${ops}`);
+  assert.equal(await dialog.locator('tr[data-op="round"] td:nth-child(2)').textContent(), 'round to 2 decimals');
   // The panel says what the API says about the same tag.
   const lineage = await api(gateway.base, `/api/v1/lineage/${FILLER_1}/product_temperature`);
   assert.match(await dialog.locator('dl.facts').textContent(), new RegExp(lineage.source.address));

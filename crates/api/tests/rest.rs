@@ -253,10 +253,9 @@ async fn lineage_of_a_scaled_attribute_reproduces_its_value() {
         .iter()
         .map(|s| s["transform"]["op"].as_str().unwrap())
         .collect();
-    assert!(
-        ops.contains(&"decode") && ops.contains(&"scale") && ops.contains(&"convert"),
-        "{ops:?}"
-    );
+    // Tenths of °F from an i16 register: rounded to the 1 decimal the gain implies.
+    assert_eq!(ops, ["decode", "scale", "round", "convert", "cast"]);
+    assert_eq!(steps[2]["transform"], json!({"op": "round", "decimals": 1}));
 
     let raw = value_from_json(&lineage["raw"]);
     let recomputed = apply_chain(transforms, &raw).unwrap();
@@ -265,6 +264,36 @@ async fn lineage_of_a_scaled_attribute_reproduces_its_value() {
     for pair in steps.windows(2) {
         assert_eq!(pair[0]["output"], pair[1]["input"]);
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn lineage_shows_a_scaled_tenth_rounded_to_its_decimal() {
+    let app = start();
+    let uri = format!("/api/v1/lineage/{LINE_1_FILLER}/speed");
+    let lineage = eventually("lineage with a raw value", || async {
+        let json = get(&app.router, &uri).await.json();
+        (!json["raw"].is_null()).then_some(json)
+    })
+    .await;
+    assert_eq!(lineage["reproduces"], true);
+    let steps = lineage["steps"].as_array().unwrap();
+    let ops: Vec<&str> = steps
+        .iter()
+        .map(|s| s["transform"]["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["scale", "round", "cast"]);
+    let round = &steps[1];
+    assert_eq!(round["transform"], json!({"op": "round", "decimals": 1}));
+    assert_eq!(round["input"], steps[0]["output"]);
+    // The raw reading is whole tenths; the published value is exactly raw / 10 in decimal.
+    let raw = lineage["raw"].as_u64().unwrap();
+    let value = lineage["value"].as_f64().unwrap();
+    assert_eq!(
+        value.to_string(),
+        format!("{}.{}", raw / 10, raw % 10).trim_end_matches(".0")
+    );
+    assert_eq!(round["output"], lineage["value"]);
     app.stop().await;
 }
 

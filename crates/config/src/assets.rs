@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use backplane_model::asset::validate_slug;
 use backplane_model::context::MAX_CONTEXT_VALUE_LEN;
+use backplane_model::decimal;
 use backplane_model::model::Binding;
 use backplane_model::{
     AssetPath, Attribute, Context, ContextField, DataType, Deadband, DecodeType, Level, Model, ScalarType,
@@ -383,7 +384,24 @@ fn read_binding(
             ok = false;
         }
         match item.expect_table().and_then(read_scale) {
-            Some(scale) => transforms.push(scale),
+            Some(scale) => {
+                let integer_input = match decode {
+                    Some(kind) => !matches!(kind, DecodeType::F32 | DecodeType::F64),
+                    None => source.zip(address).is_some_and(|(source, address)| {
+                        source
+                            .spec
+                            .as_ref()
+                            .zip(source.settings.as_ref())
+                            .is_some_and(|(spec, settings)| spec.reads_integers(settings, address))
+                    }),
+                };
+                let implied = implied_decimals(&scale).filter(|_| integer_input);
+                transforms.push(scale);
+                // A declared `decimals` rounds once at the end instead.
+                if let (Some(decimals), None) = (implied, attribute.decimals) {
+                    transforms.push(Transform::Round { decimals });
+                }
+            }
             None => ok = false,
         }
     }
@@ -464,6 +482,9 @@ fn read_binding(
     }
 
     transforms.push(Transform::Cast { to: data_type });
+    if let Some(decimals) = attribute.decimals {
+        transforms.push(Transform::Round { decimals });
+    }
     t.finish();
     let (source, address) = (source?, address?);
     ok.then(|| Binding {
@@ -473,6 +494,23 @@ fn read_binding(
         transforms,
         deadband,
     })
+}
+
+/// The most decimals a gain or offset may have to imply a rounding: longer decimals are
+/// more likely a truncated fraction (`0.3333333`) than a resolution.
+const MAX_IMPLIED_DECIMALS: u8 = 6;
+
+/// The resolution a scale of whole numbers implies: `gain * x + offset` with `x` whole has
+/// no more decimals than `gain` and `offset` together, so rounding to that many removes
+/// only binary noise (`0.1 * 4042` = `404.20000000000005` → `404.2`). `None` when no
+/// rounding is needed (whole gain and offset) or the gain or offset is not a short decimal.
+fn implied_decimals(scale: &Transform) -> Option<u8> {
+    let Transform::Scale { gain, offset, .. } = scale else {
+        return None;
+    };
+    let gain = decimal::places(*gain, MAX_IMPLIED_DECIMALS)?;
+    let offset = decimal::places(*offset, MAX_IMPLIED_DECIMALS)?;
+    Some(gain.max(offset)).filter(|d| *d > 0)
 }
 
 /// `{ gain, offset }` or `{ raw = [a, b], eng = [c, d] }`.

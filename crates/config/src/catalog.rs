@@ -29,6 +29,14 @@ pub trait KindSpec: Send + Sync {
     fn check_address(&self, _settings: &Settings, _address: &str) -> Result<(), AddressError> {
         Ok(())
     }
+
+    /// Sources: whether every reading of a (valid) address is a whole number, known
+    /// without connecting (e.g. a Modbus register served raw or decoded as an integer).
+    /// A scale of such a reading by a short decimal gain is rounded to the resolution the
+    /// gain implies. `false` when unknown.
+    fn reads_integers(&self, _settings: &Settings, _address: &str) -> bool {
+        false
+    }
 }
 
 /// Why an address is not valid for a source, with a hint for the engineer. Shown as the

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use backplane_model::asset::{MAX_NAME_LEN, validate_attribute_name};
+use backplane_model::decimal::MAX_DECIMALS;
 use backplane_model::{Attribute, DataType, Model, ScalarType, Unit};
 
 use crate::reader::{Item, KeyRef, Location, Table, suggest};
@@ -224,6 +225,30 @@ fn read_attribute(key: &KeyRef<'_>, item: &Item<'_>) -> Option<Attribute> {
             ok = false;
         }
     }
+    let mut decimals = None;
+    if let Some(item) = t.optional_item("decimals") {
+        match item.expect_i64() {
+            Some(n) if (0..=i64::from(MAX_DECIMALS)).contains(&n) => decimals = Some(n as u8),
+            Some(n) => {
+                item.error(
+                    format!("`decimals = {n}` is out of range"),
+                    Some(format!("decimals are 0 to {MAX_DECIMALS}")),
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+        if data_type.is_some() && data_type != Some(DataType::Scalar(ScalarType::Float)) {
+            item.error(
+                format!(
+                    "`decimals` is only allowed on float attributes, and `{}` is {type_name}",
+                    key.name
+                ),
+                Some("remove `decimals`: other types are not rounded".to_owned()),
+            );
+            ok = false;
+        }
+    }
     t.finish();
     let data_type = data_type?;
     ok.then(|| Attribute {
@@ -233,6 +258,7 @@ fn read_attribute(key: &KeyRef<'_>, item: &Item<'_>) -> Option<Attribute> {
         description,
         range,
         allowed,
+        decimals,
     })
 }
 

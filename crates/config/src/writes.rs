@@ -356,6 +356,7 @@ mod tests {
             description: None,
             range: None,
             allowed: None,
+            decimals: None,
         };
         Model {
             name: "Filler".into(),

@@ -112,13 +112,15 @@ fn dairy_models_keep_their_attributes_in_order() {
 }
 
 #[test]
-fn dairy_line_1_temperature_scales_converts_and_casts() {
-    // The Modbus source decodes `hr:106:i16` itself; the binding scales and converts.
+fn dairy_line_1_temperature_scales_converts_casts_and_rounds_to_the_declared_decimals() {
+    // The Modbus source decodes `hr:106:i16` itself; the binding scales tenths and
+    // converts; the model's `decimals = 2` rounds once at the end, in place of the
+    // 1 decimal a gain of 0.1 implies.
     let plan = dairy();
-    let chain = chain(&plan, "packaging/line-1/filler", "product_temperature");
+    let temperature = chain(&plan, "packaging/line-1/filler", "product_temperature");
     let (gain, offset) = unit("degF").conversion_to(&unit("degC")).unwrap();
     assert_eq!(
-        chain,
+        temperature,
         [
             Transform::Scale {
                 gain: 0.1,
@@ -133,7 +135,17 @@ fn dairy_line_1_temperature_scales_converts_and_casts() {
                 offset
             },
             cast(ScalarType::Float),
+            Transform::Round { decimals: 2 },
         ]
+    );
+    // Speed in tenths keeps the rounding its gain implies.
+    assert_eq!(
+        chain(&plan, "packaging/line-1/filler", "speed")[1],
+        Transform::Round { decimals: 1 }
+    );
+    assert_eq!(
+        chain(&plan, "packaging/line-2/filler", "product_temperature"),
+        [cast(ScalarType::Float), Transform::Round { decimals: 2 }]
     );
 }
 

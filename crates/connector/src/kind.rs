@@ -40,6 +40,12 @@ pub trait Kind: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Sources: whether every reading of a (valid) address is a whole number, known
+    /// without connecting; see [`KindSpec::reads_integers`]. `false` when unknown.
+    fn reads_integers(&self, _settings: &Self::Settings, _address: &str) -> bool {
+        false
+    }
+
     /// Lines `backplane check` prints for one instance (e.g. Modbus: the request plan).
     fn summarize(&self, _plan: &Plan, _name: &str, _settings: &Self::Settings) -> Vec<String> {
         Vec::new()
@@ -175,6 +181,11 @@ impl<K: Kind> KindSpec for Erased<K> {
             hint: None,
         })?;
         self.kind.check_address(settings, address)
+    }
+
+    fn reads_integers(&self, settings: &Settings, address: &str) -> bool {
+        self.settings(settings)
+            .is_ok_and(|settings| self.kind.reads_integers(settings, address))
     }
 }
 

@@ -41,6 +41,7 @@ fn attribute(name: &str, data_type: DataType, unit: Option<&str>) -> Attribute {
         description: None,
         range: None,
         allowed: None,
+        decimals: None,
     }
 }
 

@@ -132,6 +132,17 @@ pub enum ValueKind {
     },
 }
 
+impl ValueKind {
+    /// Whether every reading is a whole number: a raw register, or an integer type.
+    pub fn reads_integers(self) -> bool {
+        match self {
+            ValueKind::Register => true,
+            ValueKind::Number(kind, _) => !matches!(kind, DecodeType::F32 | DecodeType::F64),
+            ValueKind::Bit | ValueKind::RegisterBit(_) | ValueKind::Ascii { .. } => false,
+        }
+    }
+}
+
 /// A parsed address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Address {
@@ -540,5 +551,23 @@ mod tests {
         assert!(hint("hr:1:u16:ABCD:x").contains("unexpected `:x`"));
         assert!(hint("hr: 1").contains("spaces"));
         assert!(hint("").contains("empty"));
+    }
+
+    #[test]
+    fn raw_and_integer_registers_read_whole_numbers_and_floats_bits_and_text_do_not() {
+        let integers = |text: &str| Address::parse(text).unwrap().kind.reads_integers();
+        for text in ["hr:100", "ir:3", "hr:100:i16", "hr:100:u32:CDAB", "hr:100:i64"] {
+            assert!(integers(text), "{text}");
+        }
+        for text in [
+            "hr:100:f32",
+            "hr:100:f64:DCBA",
+            "hr:100.3",
+            "coil:5",
+            "di:1",
+            "hr:200:str:10",
+        ] {
+            assert!(!integers(text), "{text}");
+        }
     }
 }

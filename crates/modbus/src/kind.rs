@@ -34,6 +34,11 @@ impl Kind for ModbusKind {
         settings.check(&parsed)
     }
 
+    /// Registers served raw (`hr:100`) or decoded as an integer type (`hr:100:i32`).
+    fn reads_integers(&self, _settings: &ModbusSettings, address: &str) -> bool {
+        crate::address::Address::parse(address).is_ok_and(|a| a.kind.reads_integers())
+    }
+
     /// The requests each poll cycle sends, per group.
     fn summarize(&self, plan: &Plan, name: &str, settings: &ModbusSettings) -> Vec<String> {
         vec![match crate::plan::plan_summary(plan, name, settings) {

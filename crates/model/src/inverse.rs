@@ -11,7 +11,8 @@ use crate::transform::{DecodeType, Transform};
 pub struct RawWrite {
     pub raw: Value,
     /// One raw step in engineering units when the device holds whole numbers (a scaled
-    /// integer register); 0 when it holds floats or the value is not a number.
+    /// integer register), or one step of the chain's `round`, whichever is coarser; 0 when
+    /// neither applies (a float register, no rounding) or the value is not a number.
     pub resolution: f64,
 }
 
@@ -37,10 +38,16 @@ pub fn invert_chain(
     let mut value = value.clone();
     let mut gain_product = 1.0f64;
     let mut integral = false;
+    // The read-back value is rounded to this step: a write is done when it matches to it.
+    let mut rounding = 0.0f64;
     for step in chain.iter().rev() {
         match step {
             // The pre-cast value is of a type the source converts from; nothing to undo.
             Transform::Cast { .. } => {}
+            // Rounding has no inverse to apply: the value asked for is written as it is.
+            Transform::Round { decimals } => {
+                rounding = rounding.max(10f64.powi(-i32::from(*decimals)) * gain_product);
+            }
             Transform::Bit { .. } => {
                 return Err(InverseError::NoInverse(
                     "bit",
@@ -88,9 +95,10 @@ pub fn invert_chain(
         integral = true;
     }
     let numeric = value.as_f64().is_some() || matches!(value, Value::Array(_));
+    let step = if integral { gain_product } else { 0.0 };
     Ok(RawWrite {
         raw: value,
-        resolution: if integral && numeric { gain_product } else { 0.0 },
+        resolution: if numeric { step.max(rounding) } else { 0.0 },
     })
 }
 
@@ -189,6 +197,36 @@ mod tests {
         let forward = apply_chain(&chain, &w.raw).unwrap();
         assert!(matches_requested(&Value::Float(400.04), &forward, w.resolution));
         assert!(!matches_requested(&Value::Float(400.2), &forward, w.resolution));
+    }
+
+    #[test]
+    fn a_rounded_float_is_written_as_asked_and_matched_to_its_decimals() {
+        let chain = [
+            Transform::Decode {
+                kind: DecodeType::F32,
+                word_order: WordOrder::ABCD,
+            },
+            Transform::Cast {
+                to: DataType::Scalar(ScalarType::Float),
+            },
+            Transform::Round { decimals: 1 },
+        ];
+        let w = invert_chain(&chain, &Value::Float(12.34), None).unwrap();
+        let bits = u64::from(12.34f32.to_bits());
+        assert_eq!(
+            w.raw,
+            Value::Array(
+                WordOrder::ABCD
+                    .split(bits, 2)
+                    .into_iter()
+                    .map(|r| Value::UInt(u64::from(r)))
+                    .collect()
+            )
+        );
+        let forward = apply_chain(&chain, &w.raw).unwrap();
+        assert_eq!(forward, Value::Float(12.3));
+        assert!(matches_requested(&Value::Float(12.34), &forward, w.resolution));
+        assert!(!matches_requested(&Value::Float(12.4), &forward, w.resolution));
     }
 
     #[test]

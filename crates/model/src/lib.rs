@@ -10,6 +10,7 @@
 //! - [`units`]: the documented set of engineering units and conversions between them.
 //! - [`model`]: [`Model`]s (typed templates of equipment) and their [`Attribute`]s.
 //! - [`transform`]: the transforms an instance binding applies to a raw reading.
+//! - [`decimal`]: decimal rounding of floats (the `round` transform) and decimal places.
 //! - [`inverse`]: the inverse of a transform chain, for writes back to a device.
 //! - [`context`]: production [`Context`] (work order, batch, ...) and patches to it.
 //! - [`sample`]: interned [`TagId`]s, [`Sample`]s and [`Event`]s.
@@ -18,6 +19,7 @@
 
 pub mod asset;
 pub mod context;
+pub mod decimal;
 pub mod inverse;
 pub mod model;
 pub mod quality;

@@ -32,6 +32,9 @@ pub struct Attribute {
     /// For string attributes that name states: the allowed labels.
     #[serde(rename = "enum", skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<String>>,
+    /// For float attributes: the decimals a bound value is rounded to (0..=9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decimals: Option<u8>,
 }
 
 fn serialize_display<S: serde::Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {

@@ -1,6 +1,8 @@
 //! The transforms an instance binding applies to a raw reading, in this fixed order:
-//! decode → bit → scale → convert (unit) → map (enum) → cast (to the attribute type).
-//! A deadband is not a transform but a report filter applied after them.
+//! decode → bit → scale → round → convert (unit) → map (enum) → cast (to the attribute
+//! type) → round. A scale of an integer reading by a short decimal gain is rounded to the
+//! resolution it implies (`0.1 × 4042` is `404.2`, not `404.20000000000005`); an attribute
+//! that declares `decimals` is rounded once, at the end, instead. A deadband is not a transform but a report filter applied after them.
 //!
 //! Each step is a pure function, so the pipeline applies them on the hot path and the
 //! lineage API re-applies them to a stored raw value to show every intermediate result.
@@ -69,6 +71,9 @@ pub enum Transform {
         #[serde(serialize_with = "serialize_display")]
         to: DataType,
     },
+    /// A float rounded to `decimals` places of its decimal text, half away from zero
+    /// ([`crate::decimal::round`]); integers pass through.
+    Round { decimals: u8 },
 }
 
 fn serialize_display<S: serde::Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {
@@ -185,6 +190,7 @@ impl Transform {
             Transform::Convert { .. } => "convert",
             Transform::Map { .. } => "map",
             Transform::Cast { .. } => "cast",
+            Transform::Round { .. } => "round",
         }
     }
 
@@ -215,6 +221,11 @@ impl Transform {
                     .ok_or_else(|| TransformError::Unmapped(code.to_string()))
             }
             Transform::Cast { to } => Ok(input.convert(*to)?),
+            Transform::Round { decimals } => match input {
+                Value::Float(x) => Ok(Value::Float(crate::decimal::round(*x, *decimals))),
+                Value::Int(_) | Value::UInt(_) => Ok(input.clone()),
+                _ => Err(wrong("a number")),
+            },
         }
     }
 }
@@ -384,6 +395,21 @@ mod tests {
             panic!()
         };
         assert!((c - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn round_rounds_floats_passes_integers_and_refuses_other_values() {
+        let t = Transform::Round { decimals: 1 };
+        assert_eq!(t.apply(&Value::Float(0.1 * 4042.0)), Ok(Value::Float(404.2)));
+        assert_eq!(t.apply(&Value::Float(-0.25)), Ok(Value::Float(-0.3)));
+        assert_eq!(t.apply(&Value::Int(-7)), Ok(Value::Int(-7)));
+        assert_eq!(t.apply(&Value::UInt(7)), Ok(Value::UInt(7)));
+        assert!(t.apply(&Value::String("7".into())).is_err());
+        assert!(t.apply(&Value::Bool(true)).is_err());
+        assert_eq!(
+            serde_json::to_value(&t).unwrap(),
+            serde_json::json!({"op": "round", "decimals": 1})
+        );
     }
 
     #[test]

@@ -81,11 +81,22 @@ proptest! {
             vec![Transform::Scale { gain, offset, raw: None, eng: None }],
             vec![Transform::Map { entries: vec![(1, "a".into())].into() }],
             vec![Transform::Cast { to }],
+            vec![Transform::Round { decimals: index % 10 }],
             vec![Transform::Decode { kind, word_order }, Transform::Scale { gain, offset, raw: None, eng: None }, Transform::Cast { to }],
         ];
         for chain in chains {
             let _ = apply_chain(&chain, &input);
         }
+    }
+
+    #[test]
+    fn rounding_a_finite_float_stays_finite_and_within_half_a_step(x in any::<f64>().prop_filter("finite", |x| x.is_finite()), decimals in 0u8..=9) {
+        let r = backplane_model::decimal::round(x, decimals);
+        prop_assert!(r.is_finite());
+        let half = 0.5 * 10f64.powi(-i32::from(decimals));
+        // Half a step, plus the float spacing at x (the decimal text is itself rounded).
+        prop_assert!((r - x).abs() <= half + 4.0 * f64::EPSILON * x.abs(), "{x} → {r}");
+        prop_assert_eq!(backplane_model::decimal::round(r, decimals), r);
     }
 
     #[test]

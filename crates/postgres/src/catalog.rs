@@ -241,6 +241,7 @@ mod tests {
             description: None,
             range: None,
             allowed: None,
+            decimals: None,
         }
     }
 }

@@ -113,6 +113,14 @@ impl KindSpec for Modbus {
         table.optional_duration("period");
         Some(Arc::new(()))
     }
+
+    /// Like the real kind: registers served raw or decoded as integers read whole numbers.
+    fn reads_integers(&self, _settings: &Settings, address: &str) -> bool {
+        let typed = address.split(':').nth(2);
+        address.starts_with("hr:")
+            && !address.contains('.')
+            && typed.is_none_or(|t| !matches!(t, "f32" | "f64" | "str"))
+    }
 }
 
 /// Stands in for the OPC UA connector in examples: accepts its keys and any address (the

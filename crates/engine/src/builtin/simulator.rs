@@ -272,6 +272,17 @@ impl Kind for SimulatorKind {
             }),
         })
     }
+
+    /// Signals typed as integers, or served as one 16-bit register.
+    fn reads_integers(&self, s: &SimulatorSettings, address: &str) -> bool {
+        s.signals
+            .get(address)
+            .is_some_and(|signal| match signal.encoding {
+                Encoding::Typed(t) => matches!(t, ScalarType::Int | ScalarType::UInt),
+                Encoding::Registers(kind, _) => kind.words() == 1,
+                Encoding::Native => false,
+            })
+    }
 }
 
 fn parse_signal(t: &mut Table<'_>) -> Option<SignalSpec> {

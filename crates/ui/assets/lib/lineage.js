@@ -11,7 +11,7 @@ function describe(t) {
     case 'decode':
       return `decode ${t.kind}${t.word_order ? ` (${t.word_order})` : ''}`;
     case 'bit':
-      return `bit ${t.bit}`;
+      return `bit ${t.index}`;
     case 'scale':
       return `scale × ${t.gain}${t.offset ? ` + ${t.offset}` : ''}`;
     case 'convert':
@@ -20,6 +20,8 @@ function describe(t) {
       return 'map';
     case 'cast':
       return `cast to ${t.to}`;
+    case 'round':
+      return `round to ${t.decimals} decimals`;
     default:
       return t.op || JSON.stringify(t);
   }
