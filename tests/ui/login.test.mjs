@@ -81,8 +81,23 @@ test('a gateway with users asks for a login and refuses a wrong password', async
   await logIn(page, 'otto');
   await page.locator('tr[data-attribute="level"]').waitFor();
   assert.match(await page.locator('#who').textContent(), /otto \(operator\)/);
+  // Discover is for engineers: not in an operator's menu, and its address says so.
+  const menu = await page.locator('#nav a').allTextContents();
+  assert.ok(menu.includes('Forms') && !menu.includes('Discover'), `operator menu: ${menu}`);
+  await page.goto(`${gateway.base}/#/discover`);
+  await page.locator('#view .notice.error').waitFor();
+  assert.match(await page.locator('#view .notice.error').textContent(), /engineer/);
   assert.deepEqual(errors, []);
   assertOnlyGateway(requests, gateway.base);
+});
+
+test('an engineer has Discover in the menu', async () => {
+  const { page, errors } = await openPage(browser);
+  await page.goto(`${gateway.base}/#/plant`);
+  await logIn(page, 'erik');
+  await page.locator('#nav a', { hasText: 'Discover' }).waitFor();
+  assert.match(await page.locator('#who').textContent(), /erik \(engineer\)/);
+  assert.deepEqual(errors, []);
 });
 
 test("changes made from the page carry the session's CSRF token; logging out ends the session", async () => {
