@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import { writeFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
-import { startGateway, launchBrowser, openPage, assertOnlyGateway, screenshot, api, eventually, tempDir, cleanup, DESKTOP } from './harness.mjs';
+import { startGateway, openPage, assertOnlyGateway, screenshot, api, eventually, tempDir, cleanup, DESKTOP, startDemo, stopDemo } from './harness.mjs';
 
 // A PLC nobody answers for and a buffered MQTT sink whose broker is down (port 1 is closed).
 const BROKEN = `
@@ -45,16 +45,8 @@ buffer = { quota = "8MiB" }
 `;
 
 let dir, gateway, browser;
-before(async () => {
-  dir = tempDir();
-  gateway = await startGateway({ dataDir: `${dir}/data` });
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await gateway?.stop();
-  cleanup(dir);
-});
+before(async () => ({ dir, gateway, browser } = await startDemo()));
+after(() => stopDemo({ dir, gateway, browser }));
 
 test('every source and sink of the health report is shown with its state and counters', async () => {
   const { page, requests, errors } = await openPage(browser);

@@ -5,23 +5,15 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, launchBrowser, openPage, assertOnlyGateway, screenshot, api, eventually, tempDir, cleanup, TABLET, DESKTOP } from './harness.mjs';
+import { startGateway, openPage, assertOnlyGateway, screenshot, api, eventually, TABLET, DESKTOP, startDemo, stopDemo } from './harness.mjs';
 
 const RECEPTION = 'acme-dairy/plant-a/reception';
 const SILO_1 = `${RECEPTION}/silo-1`;
 const ENTRIES = '/api/v1/forms/milk-lab/entries';
 
 let dir, gateway, browser;
-before(async () => {
-  dir = tempDir();
-  gateway = await startGateway({ dataDir: `${dir}/data` });
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await gateway?.stop();
-  cleanup(dir);
-});
+before(async () => ({ dir, gateway, browser } = await startDemo()));
+after(() => stopDemo({ dir, gateway, browser }));
 
 /** Fills the lab form; `values` by field name (choices by their text). */
 async function fillLab(page, values) {

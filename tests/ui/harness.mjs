@@ -134,3 +134,17 @@ export async function eventually(check, ms = 10000, what = 'the condition') {
 export function cleanup(dir) {
   rmSync(dir, { recursive: true, force: true });
 }
+
+/** The usual start of a test file: a temporary directory, the demo in it, a browser. */
+export async function startDemo() {
+  const dir = tempDir();
+  const gateway = await startGateway({ dataDir: `${dir}/data` });
+  return { dir, gateway, browser: await launchBrowser() };
+}
+
+/** Undoes `startDemo` (whatever gateway the file ended with). */
+export async function stopDemo({ dir, gateway, browser }) {
+  await browser?.close();
+  await gateway?.stop();
+  if (dir) cleanup(dir);
+}

@@ -3,22 +3,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, launchBrowser, openPage, assertOnlyGateway, screenshot, api, eventually, tempDir, cleanup, TABLET, DESKTOP } from './harness.mjs';
+import { openPage, assertOnlyGateway, screenshot, api, eventually, TABLET, DESKTOP, startDemo, stopDemo } from './harness.mjs';
 
 const FILLER_1 = 'acme-dairy/plant-a/packaging/line-1/filler';
 const FILLER_2 = 'acme-dairy/plant-a/packaging/line-2/filler';
 
 let dir, gateway, browser;
-before(async () => {
-  dir = tempDir();
-  gateway = await startGateway({ dataDir: `${dir}/data` });
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await gateway?.stop();
-  cleanup(dir);
-});
+before(async () => ({ dir, gateway, browser } = await startDemo()));
+after(() => stopDemo({ dir, gateway, browser }));
 
 test('the tree shows the plant areas, lines and both fillers, and search narrows it', async () => {
   const { page, requests, errors } = await openPage(browser);

@@ -4,22 +4,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, launchBrowser, openPage, assertOnlyGateway, screenshot, api, eventually, tempDir, cleanup, DESKTOP } from './harness.mjs';
+import { openPage, assertOnlyGateway, screenshot, api, eventually, DESKTOP, startDemo, stopDemo } from './harness.mjs';
 
 const LINE_1 = 'acme-dairy/plant-a/packaging/line-1';
 const P = '/api/v1/production';
 
 let dir, gateway, browser;
-before(async () => {
-  dir = tempDir();
-  gateway = await startGateway({ dataDir: `${dir}/data` });
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await gateway?.stop();
-  cleanup(dir);
-});
+before(async () => ({ dir, gateway, browser } = await startDemo()));
+after(() => stopDemo({ dir, gateway, browser }));
 
 const order = async (id) => api(gateway.base, `${P}/work-orders/${encodeURIComponent(id)}`);
 
