@@ -48,9 +48,14 @@ test("a filler's speed changes on screen within 2 s without a reload", async () 
   await page.goto(`${gateway.base}/#/asset/${FILLER_1}`);
   const speed = page.locator('tr[data-attribute="speed"] button.value');
   await page.locator('.live.on').waitFor();
-  const first = await speed.textContent();
-  // A new number without reloading (one load only) within 2 s.
-  await page.waitForFunction((before) => document.querySelector('tr[data-attribute="speed"] button.value').textContent !== before, first, { timeout: 2000 });
+  // Wait for the gateway to hold a speed other than the one on screen (a poll may repeat a
+  // value), then the screen must show that new number within 2 s, without a reload.
+  const shown = await speed.textContent();
+  const fresh = await eventually(async () => {
+    const value = (await api(gateway.base, `/api/v1/assets/${FILLER_1}`)).attributes.speed.value;
+    return String(value) !== shown && String(value);
+  }, 15000, 'a new speed at the gateway');
+  await page.waitForFunction((want) => document.querySelector('tr[data-attribute="speed"] button.value').textContent === want, fresh, { timeout: 2000 });
   assert.equal(loads, 1, 'no reload');
   const unit = await page.locator('tr[data-attribute="speed"] td:nth-child(3)').textContent();
   assert.equal(unit, 'bottle/min');

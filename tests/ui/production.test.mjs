@@ -191,11 +191,21 @@ test('the genealogy graph of PAL-F1-B4711 backward shows the lots of the trace, 
 
 test('the machine-state timeline shows every tracked asset with its current state', async () => {
   const { page, requests, errors } = await open('tab=states');
-  const states = await api(gateway.base, `${P}/states`);
   await page.locator('section.timeline-card svg.timeline rect.seg').first().waitFor();
-  const cards = await page.locator('section.timeline-card').evaluateAll((cs) => cs.map((c) => c.dataset.asset));
-  assert.deepEqual(cards.sort(), states.map((s) => s.asset).sort());
-  const segs = await page.locator('svg.timeline rect.seg').evaluateAll((rs) => rs.map((r) => [r.dataset.state, r.getAttribute('class')]));
+  // The page re-reads every 5 s; an asset whose first state arrives late (line 2's filler)
+  // appears on the next read, so compare until both sides agree.
+  let cards, states, segs;
+  await eventually(
+    async () => {
+      states = (await api(gateway.base, `${P}/states`)).map((s) => s.asset).sort();
+      cards = (await page.locator('section.timeline-card').evaluateAll((cs) => cs.map((c) => c.dataset.asset))).sort();
+      segs = await page.locator('svg.timeline rect.seg').evaluateAll((rs) => rs.map((r) => [r.dataset.state, r.getAttribute('class')]));
+      return JSON.stringify(cards) === JSON.stringify(states) && segs.some(([s]) => s === 'execute') && segs.some(([s]) => s === 'idle');
+    },
+    15000,
+    'a card per tracked asset with running and idle bars',
+  ).catch(() => {});
+  assert.deepEqual(cards, states);
   assert.ok(segs.some(([s, c]) => s === 'execute' && c.includes('cat-running')), `a running bar: ${JSON.stringify(segs)}`);
   assert.ok(segs.some(([s, c]) => s === 'idle' && c.includes('cat-unplanned')), `an idle (unplanned) bar: ${JSON.stringify(segs)}`);
   await shots(page, 'states');
