@@ -47,13 +47,20 @@ impl Drop for Server {
 }
 
 async fn start(tls: TlsServer) -> Server {
+    start_with(
+        tls,
+        ServeLimits {
+            max_connections: 16,
+            header_read_timeout: Duration::from_millis(500),
+        },
+    )
+    .await
+}
+
+async fn start_with(tls: TlsServer, limits: ServeLimits) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let limits = ServeLimits {
-        max_connections: 16,
-        header_read_timeout: Duration::from_millis(500),
-    };
     tokio::spawn(backplane_api::serve_tls(
         listener,
         whoami_router(),
@@ -355,22 +362,15 @@ async fn a_pending_handshake_holds_one_of_the_capped_connections() {
         clients: vec![],
     })
     .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let limits = ServeLimits {
-        max_connections: 1,
-        header_read_timeout: Duration::from_secs(60),
-    };
-    tokio::spawn(backplane_api::serve_tls(
-        listener,
-        whoami_router(),
-        limits,
-        Some(Arc::new(tls)),
-        async move {
-            let _ = stopped.await;
+    let server = start_with(
+        tls,
+        ServeLimits {
+            max_connections: 1,
+            header_read_timeout: Duration::from_secs(60),
         },
-    ));
+    )
+    .await;
+    let addr = server.addr;
     let refused_before = backplane_api::refused_connections();
     // Holds the only permit: connected, handshake never started.
     let _holder = TcpStream::connect(addr).await.unwrap();
@@ -383,5 +383,4 @@ async fn a_pending_handshake_holds_one_of_the_capped_connections() {
         .ok();
     assert!(got.is_empty());
     assert!(backplane_api::refused_connections() > refused_before);
-    let _ = stop.send(());
 }

@@ -9,66 +9,30 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use backplane_model::{Quality, Value};
 use backplane_testkit::engine::{eventually, latest};
-use backplane_testkit::net::{free_port, wait_for_port};
 use backplane_testkit::pki::{Ca, Usage as ExtendedKeyUsagePurpose, ca, leaf};
-use common::start;
+use common::{Mosquitto, start};
 
-/// Mosquitto with one TLS listener requiring a client certificate from `ca`; killed on drop.
-struct TlsBroker {
-    child: Child,
-    port: u16,
-}
-
-impl TlsBroker {
-    fn start(dir: &Path, ca: &Ca) -> TlsBroker {
-        let (cert, key) = leaf(
-            dir,
-            ca,
-            "broker",
-            &["127.0.0.1"],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        let port = free_port();
-        let conf = dir.join("mosquitto.conf");
-        // `user root`: started as root, Mosquitto would switch to its own user, which
-        // cannot read the test's private directory.
-        std::fs::write(
-            &conf,
-            format!(
-                "user root\npersistence false\nlistener {port} 127.0.0.1\nallow_anonymous true\n\
-                 cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
-                ca.path.display(),
-                cert.display(),
-                key.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto is installed");
-        let broker = TlsBroker { child, port };
-        assert!(
-            wait_for_port(port, Duration::from_secs(5)),
-            "mosquitto did not listen on {port}"
-        );
-        broker
-    }
-}
-
-impl Drop for TlsBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Mosquitto whose listener requires a client certificate from `ca`.
+fn tls_broker(dir: &Path, ca: &Ca) -> Mosquitto {
+    let (cert, key) = leaf(
+        dir,
+        ca,
+        "broker",
+        &["127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    // `user root`: started as root, Mosquitto would switch to its own user, which cannot
+    // read the test's private directory.
+    Mosquitto::start_with(format!(
+        "user root\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+        ca.path.display(),
+        cert.display(),
+        key.display()
+    ))
 }
 
 /// A tank fed by the simulator, published by the sink; an echo asset fed by the source
@@ -139,7 +103,7 @@ fn tls(ca: &Path, cert: &Path, key: &Path) -> String {
 async fn the_sink_and_the_source_exchange_data_over_tls_with_client_certificates() {
     let dir = tempfile::tempdir().unwrap();
     let plant = ca(dir.path(), "plant");
-    let broker = TlsBroker::start(dir.path(), &plant);
+    let broker = tls_broker(dir.path(), &plant);
     let (cert, key) = leaf(
         dir.path(),
         &plant,
@@ -163,7 +127,7 @@ async fn a_broker_certificate_from_another_ca_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let plant = ca(dir.path(), "plant");
     let other = ca(dir.path(), "other");
-    let broker = TlsBroker::start(dir.path(), &plant);
+    let broker = tls_broker(dir.path(), &plant);
     let (cert, key) = leaf(
         dir.path(),
         &plant,
@@ -192,7 +156,7 @@ async fn a_broker_certificate_from_another_ca_is_refused_with_a_clear_error() {
 async fn a_broker_requiring_client_certificates_refuses_a_gateway_without_one() {
     let dir = tempfile::tempdir().unwrap();
     let plant = ca(dir.path(), "plant");
-    let broker = TlsBroker::start(dir.path(), &plant);
+    let broker = tls_broker(dir.path(), &plant);
     let data = tempfile::tempdir().unwrap();
     let tls = format!("{{ ca = \"file:{}\" }}", plant.path.display());
     let engine = start(&config(broker.port, &tls), data.path());

@@ -41,20 +41,27 @@ pub struct Mosquitto {
     dir: tempfile::TempDir,
     /// Keep sessions and queued messages across a graceful stop (SIGTERM).
     persistent: bool,
+    /// More configuration lines, after the listener's (e.g. its TLS settings).
+    extra: String,
 }
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
-        Mosquitto::launch_new(false)
+        Mosquitto::launch_new(false, String::new())
+    }
+
+    /// A broker whose listener also gets `extra` (configuration lines, e.g. TLS).
+    pub fn start_with(extra: String) -> Mosquitto {
+        Mosquitto::launch_new(false, extra)
     }
 
     /// A broker that saves sessions and queued QoS 1 messages when stopped gracefully, so
     /// a persistent subscriber misses nothing across [`Mosquitto::stop_gracefully`].
     pub fn start_persistent() -> Mosquitto {
-        Mosquitto::launch_new(true)
+        Mosquitto::launch_new(true, String::new())
     }
 
-    fn launch_new(persistent: bool) -> Mosquitto {
+    fn launch_new(persistent: bool, extra: String) -> Mosquitto {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let mut m = Mosquitto {
@@ -62,6 +69,7 @@ impl Mosquitto {
             port,
             dir,
             persistent,
+            extra,
         };
         m.launch();
         m
@@ -80,8 +88,8 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\n{persistence}",
-                self.port
+                "listener {} 127.0.0.1\nallow_anonymous true\n{persistence}{}",
+                self.port, self.extra
             ),
         )
         .unwrap();
