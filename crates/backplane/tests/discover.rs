@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use backplane_testkit::peers::{python, workspace_root};
-use backplane_testkit::process::{Running, start_gateway};
+use backplane_testkit::peers::plant_b_filler;
+use backplane_testkit::process::start_gateway;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_backplane");
@@ -38,24 +37,6 @@ fn token(file: &Path, name: &str, role: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// Plant B's pymodbus filler (examples/enterprise/plant_b_filler.py) on a free port:
-/// hr:0 status, hr:1-2 speed as f32 ABCD (21600 bottles/h while running), ...
-fn device() -> (Running, u16) {
-    let mut child = Command::new(python())
-        .arg(workspace_root().join("examples/enterprise/plant_b_filler.py"))
-        .arg("0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
-    (Running(child), port)
-}
-
 #[tokio::test]
 async fn engineers_scan_a_modbus_device_and_get_signals_viewers_are_refused_and_all_is_audited() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,7 +50,7 @@ async fn engineers_scan_a_modbus_device_and_get_signals_viewers_are_refused_and_
             .current_dir(dir.path()),
         0,
     );
-    let (_device, port) = device();
+    let (_device, port) = plant_b_filler();
     let url = format!("tcp://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let discover = |who: &str, body: Value| {

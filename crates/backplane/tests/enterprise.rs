@@ -6,14 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use backplane_testkit::names::unique;
 use backplane_testkit::net::{free_port, wait_for_port};
-use backplane_testkit::peers::{python, workspace_root};
+use backplane_testkit::peers::{plant_b_filler, workspace_root};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_backplane");
@@ -105,23 +104,6 @@ impl Enterprise {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-}
-
-/// Plant B's pymodbus filler on a free port.
-fn plant_b_device() -> (Running, u16) {
-    let mut child = Command::new(python())
-        .arg(workspace_root().join("examples/enterprise/plant_b_filler.py"))
-        .arg("0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
-    (Running(child), port)
 }
 
 /// Polls the async `check` every `every` until it answers, for at most `limit`.
@@ -236,7 +218,7 @@ impl Drop for Cleanup {
 async fn a_sample_read_at_plant_b_reaches_the_hub_and_postgresql_with_its_context_and_both_plants_fillers_are_compared()
  {
     let mut ent = Enterprise::new();
-    let (_device_b, port_b) = plant_b_device();
+    let (_device_b, port_b) = plant_b_filler();
     ent.device_b = port_b;
     ent.write();
     let _cleanup = Cleanup {

@@ -34,3 +34,30 @@ pub fn python() -> &'static Path {
         )
     })
 }
+
+/// Plant B's pymodbus filler (`examples/enterprise/plant_b_filler.py`) on a free port:
+/// hr:0 status, hr:1-2 speed as f32 ABCD (21600 bottles/h while running), …; killed when
+/// the returned process is dropped.
+pub fn plant_b_filler() -> (crate::process::Running, u16) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(python())
+        .arg(workspace_root().join("examples/enterprise/plant_b_filler.py"))
+        .arg("0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the peers' python runs");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let running = crate::process::Running(child);
+    // The script's first line says where it listens: `PORT <n>`.
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the filler says its port");
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("plant_b_filler.py printed {line:?}, not `PORT <n>`"));
+    (running, port)
+}
