@@ -5,6 +5,9 @@
 // A build script fails the build by panicking, with the message saying what was missing.
 #![allow(clippy::expect_used)]
 
+#[path = "src/fnv.rs"]
+mod fnv;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
@@ -23,7 +26,7 @@ fn main() {
             out,
             "    ({name:?}, include_bytes!({:?}), \"\\\"{:016x}\\\"\"),",
             path.display(),
-            fnv1a(&bytes)
+            fnv::fnv1a(&bytes)
         )
         .expect("writing to a String");
     }
@@ -49,11 +52,4 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
             }
         }
     }
-}
-
-/// A content hash for the ETag: changes when the file does; not a security property.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }

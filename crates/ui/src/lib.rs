@@ -11,6 +11,8 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 
+mod fnv;
+
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
 /// One file of the UI, ready to serve.
@@ -56,7 +58,7 @@ impl Ui {
                 }),
             Ui::Dir(dir) => {
                 let bytes = std::fs::read(dir.join(path)).ok()?;
-                let etag = format!("\"{:016x}\"", fnv1a(&bytes));
+                let etag = format!("\"{:016x}\"", fnv::fnv1a(&bytes));
                 Some(Asset {
                     bytes: Cow::Owned(bytes),
                     content_type,
@@ -94,12 +96,6 @@ fn content_type(path: &str) -> &'static str {
         Some("ico") => "image/x-icon",
         _ => "application/octet-stream",
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]
