@@ -59,6 +59,17 @@ export function pathUrl(path) {
   return path.split('/').map(encodeURIComponent).join('/');
 }
 
+/** Every asset of a tree (`GET /api/v1/assets`) in tree order, parents before children. */
+export function flattenAssets(tree) {
+  const out = [];
+  const walk = (n) => {
+    out.push(n);
+    (n.children || []).forEach(walk);
+  };
+  tree.forEach(walk);
+  return out;
+}
+
 async function call(method, url, body, { timeout = TIMEOUT_MS, raw = false } = {}) {
   const headers = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';

@@ -90,6 +90,11 @@ export function formatDuration(seconds) {
   return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
 }
 
+/** An asset path below the site, as people at the plant say it: `packaging/line-1/filler`. */
+export function shortPath(path) {
+  return path.split('/').slice(2).join('/') || path;
+}
+
 /** A fraction 0..1 as a percentage with one decimal. */
 export function formatPercent(fraction) {
   if (fraction === null || fraction === undefined || !Number.isFinite(fraction)) return '—';

@@ -5,8 +5,8 @@
 // and are sent when it returns. Definitions and assets are cached on this device, so the
 // form renders while the gateway is away.
 
-import { h, replace, notice, loadCss, formatValue, formatTime } from '../lib/dom.js';
-import { get, isReachable } from '../lib/api.js';
+import { h, replace, notice, loadCss, formatValue, formatTime, shortPath } from '../lib/dom.js';
+import { get, isReachable, flattenAssets } from '../lib/api.js';
 import * as outbox from '../lib/outbox.js';
 
 const CACHE = 'backplane.forms.';
@@ -32,17 +32,6 @@ async function load(path, key) {
   }
 }
 
-/** Every asset as [path, level], flattened from the tree. */
-function flatten(tree) {
-  const out = [];
-  const walk = (n) => {
-    out.push([n.path, n.level]);
-    (n.children || []).forEach(walk);
-  };
-  tree.forEach(walk);
-  return out;
-}
-
 /** A v4 UUID, also where `crypto.randomUUID` is missing (plain http on a LAN address). */
 function uuid() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -53,7 +42,6 @@ function uuid() {
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
-const short = (path) => path.split('/').slice(2).join('/') || path;
 const unitText = (u) => (u ? ` ${u}` : '');
 const NUMBER = /^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$/;
 
@@ -94,7 +82,7 @@ export async function render(root, ctx) {
           h(
             `li.pending-entry.${e.state}`,
             { dataset: { id: e.id, time: e.time } },
-            h('div.pending-head', h('span.badge', e.state === 'refused' ? 'refused: fix it' : e.state), h('strong', formatTime(e.time)), h('span', e.form), h('span.muted', short(e.asset || ''))),
+            h('div.pending-head', h('span.badge', e.state === 'refused' ? 'refused: fix it' : e.state), h('strong', formatTime(e.time)), h('span', e.form), h('span.muted', shortPath(e.asset || ''))),
             h('div.muted.values-line', Object.entries(e.values).map(([k, v]) => `${k} ${formatValue(v)}`).join(' · ')),
             e.state === 'refused'
               ? [
@@ -130,7 +118,7 @@ export async function render(root, ctx) {
             { href: `#/forms/${encodeURIComponent(f.name)}`, dataset: { form: f.name } },
             h('h2', f.name),
             f.description ? h('p', f.description) : null,
-            h('p.muted', `${f.fields.length} field${f.fields.length === 1 ? '' : 's'}${f.assets.length ? ` · for ${f.assets.map(short).join(', ')}` : ''}`),
+            h('p.muted', `${f.fields.length} field${f.fields.length === 1 ? '' : 's'}${f.assets.length ? ` · for ${f.assets.map((p) => shortPath(p)).join(', ')}` : ''}`),
           ),
         ),
       ),
@@ -142,7 +130,7 @@ export async function render(root, ctx) {
   // ── One form ──
   let assets = [];
   try {
-    assets = flatten((await load('/api/v1/assets', 'assets')).data);
+    assets = flattenAssets((await load('/api/v1/assets', 'assets')).data).map((n) => [n.path, n.level]);
   } catch {
     // No tree at all: the form's own assets are still choices.
   }
@@ -154,7 +142,7 @@ export async function render(root, ctx) {
     'select',
     { id: 'form-asset', name: 'asset' },
     choices.length === 1 ? null : h('option', { value: '' }, 'Choose where…'),
-    choices.map(([p, level]) => h('option', { value: p, selected: p === remembered }, `${short(p)}${level ? ` (${level})` : ''}`)),
+    choices.map(([p, level]) => h('option', { value: p, selected: p === remembered }, `${shortPath(p)}${level ? ` (${level})` : ''}`)),
   );
 
   const fields = new Map(); // name → {spec, read(), write(v), error, hint}
@@ -279,7 +267,7 @@ export async function render(root, ctx) {
             { dataset: { entry: e.entry } },
             h('td.num', e.entry),
             h('td.nowrap', formatTime(e.time)),
-            h('td', short(e.asset)),
+            h('td', shortPath(e.asset)),
             h('td', e.user),
             form.fields.map((f) => h(typeof e.values[f.name] === 'number' ? 'td.num' : 'td', formatValue(e.values[f.name] ?? null))),
           ),
@@ -345,7 +333,7 @@ export async function render(root, ctx) {
         h(
           'aside.card.about',
           h('h2', 'This form'),
-          h('p', form.assets.length ? `For ${form.assets.map(short).join(', ')} and below.` : 'For any asset.'),
+          h('p', form.assets.length ? `For ${form.assets.map((p) => shortPath(p)).join(', ')} and below.` : 'For any asset.'),
           h('p.muted', 'Each entry is recorded with the time Submit was pressed. Without a link to the gateway, entries are kept on this device and sent when it returns.'),
         ),
       ),

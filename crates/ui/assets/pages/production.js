@@ -3,8 +3,8 @@
 // side, and a lot's genealogy. One tab at a time (`#/production?tab=oee`); each tab re-reads
 // what it shows every few seconds while it is open.
 
-import { h, replace, notice, loadCss, formatTime, formatDuration, formatPercent } from '../lib/dom.js';
-import { get, send } from '../lib/api.js';
+import { h, replace, notice, loadCss, formatTime, formatDuration, formatPercent, shortPath } from '../lib/dom.js';
+import { get, send, flattenAssets } from '../lib/api.js';
 import { confirmChange } from '../lib/dialog.js';
 import { pickReason, reasonIndex } from '../lib/reasons.js';
 import { segments, drawTimeline, totals, categorize } from '../lib/timeline.js';
@@ -44,9 +44,7 @@ export async function render(root, ctx) {
     status,
     body,
   );
-  const assets = new Map();
-  const walk = (n) => (assets.set(n.path, n), (n.children || []).forEach(walk));
-  (await get('/api/v1/assets')).forEach(walk);
+  const assets = new Map(flattenAssets(await get('/api/v1/assets')).map((n) => [n.path, n]));
   const env = {
     ctx,
     body,
@@ -54,13 +52,10 @@ export async function render(root, ctx) {
     operator: ctx.can('operator'),
     say: (kind, text) => replace(status, notice(kind, text)),
     clear: () => replace(status),
-    name: (path) => assets.get(path)?.name || short(path),
+    name: (path) => assets.get(path)?.name || shortPath(path),
   };
   return VIEWS[tab](env);
 }
-
-/** A path below the site: `packaging/line-1/filler`. */
-const short = (path) => path.split('/').slice(2).join('/') || path;
 
 const num = (v) => (v === null || v === undefined ? '—' : Number(v).toLocaleString('en-US', { maximumFractionDigits: 1 }));
 
@@ -231,11 +226,11 @@ function states(env) {
       const cat = st.state ? categorize(st.state, known) : 'none';
       return h('section.card.timeline-card', { dataset: { asset: st.asset } },
         h('div.card-head',
-          h('h2', short(st.asset)),
+          h('h2', shortPath(st.asset)),
           h('span.now', h(`span.state.cat-${cat}`, st.state ?? 'unknown'),
             st.since ? ` since ${formatTime(st.since, { date: false })} (${formatDuration((to - Date.parse(st.since)) / 1000)})` : '',
             st.work_order ? [' · ', h('span.muted', 'work order '), h('strong', st.work_order)] : null)),
-        drawTimeline(parts[i], from, to, known, `Machine states of ${short(st.asset)} from ${formatTime(new Date(from).toISOString())}`),
+        drawTimeline(parts[i], from, to, known, `Machine states of ${shortPath(st.asset)} from ${formatTime(new Date(from).toISOString())}`),
         h('p.sums', ['running', 'planned', 'unplanned'].map((c) => h(`span.sum.cat-${c}`, `${c}: ${formatDuration(sum[c])}`))));
     }), list.length ? null : h('p.muted', 'No asset is tracked (no model has a production state).'));
   });
@@ -250,7 +245,7 @@ function downtimes(env) {
   let index = new Map();
   let refresh = null;
   const assign = async (d) => {
-    const code = await pickReason(tree, `Reason for downtime ${d.id} on ${short(d.asset)}`, d.reason);
+    const code = await pickReason(tree, `Reason for downtime ${d.id} on ${shortPath(d.asset)}`, d.reason);
     if (!code) return;
     try {
       await send('POST', `${API}/downtimes/${d.id}/reason`, { reason: code });
@@ -273,7 +268,7 @@ function downtimes(env) {
           h('thead', h('tr', ['Asset', 'Start', 'End', 'Duration', 'State', 'Reason', 'Counts as', 'By'].map((t, i) => h(i === 3 ? 'th.num' : 'th', t)), env.operator ? h('th', '') : null)),
           h('tbody', list.slice(0, 200).map((d) =>
             h(`tr${d.end ? '' : '.open'}`, { dataset: { id: d.id } },
-              h('th', { scope: 'row' }, short(d.asset), h('div.muted.small', `#${d.id}`)),
+              h('th', { scope: 'row' }, shortPath(d.asset), h('div.muted.small', `#${d.id}`)),
               h('td.time', formatTime(d.start)),
               h('td.time', d.end ? formatTime(d.end) : h('span.tag.open', 'open')),
               h('td.num', formatDuration((d.end ? d.duration_ms : now - Date.parse(d.start)) / 1000)),
@@ -340,7 +335,7 @@ function oee(env) {
     for (const r of all) (byAsset.get(r.asset) || byAsset.set(r.asset, []).get(r.asset)).push(r);
     replace(reports, [...byAsset].map(([asset, rs]) =>
       h('section.card.oee-card', { dataset: { asset } },
-        h('h2', short(asset)),
+        h('h2', shortPath(asset)),
         h('div.scroll', h('table.oee-table',
           h('thead', h('tr', ['Period', 'From', 'To', 'Availability', 'Performance', 'Quality', 'OEE', 'Good', 'Reject'].map((t, i) => h(i > 6 ? 'th.num' : 'th', t)))),
           h('tbody', rs.flatMap((r) => [
