@@ -59,6 +59,14 @@ test("a filler's speed changes on screen within 2 s without a reload", async () 
   assert.equal(loads, 1, 'no reload');
   const unit = await page.locator('tr[data-attribute="speed"] td:nth-child(3)').textContent();
   assert.equal(unit, 'bottle/min');
+  // A context change on the line shows in the filler's context card, also without a reload.
+  await fetch(`${gateway.base}/api/v1/context/acme-dairy/plant-a/packaging/line-1`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ batch: 'B-UI-1' }),
+  });
+  await page.locator('.context dd[data-field="batch"]', { hasText: 'B-UI-1' }).waitFor({ timeout: 2000 });
+  assert.equal(loads, 1, 'no reload');
   await screenshot(page, 'asset-tablet');
   await page.setViewportSize(DESKTOP);
   await screenshot(page, 'asset-desktop');

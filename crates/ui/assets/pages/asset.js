@@ -119,8 +119,9 @@ export async function render(root, ctx) {
     );
   }
 
-  // Live: samples of this asset update their row; an event here or above may change the
-  // context, so the asset is re-read (at most once per frame).
+  // Live: samples of this asset update their row; a context change here or above (a work
+  // order started on the line) re-reads the asset for the context in force (at most once
+  // per frame). Other events (counts, OEE) change nothing shown here.
   const dirty = new Set();
   // One draw per poll's burst of samples, at most 4 a second: every poll of a source at
   // 250 ms or slower is shown, for a fraction of the CPU of one draw per sample.
@@ -155,7 +156,7 @@ export async function render(root, ctx) {
       dirty.add(s.attribute);
       redraw();
     },
-    event: () => reread(),
+    event: (e) => e.event === 'context_changed' && reread(),
     resync: () => reread(),
     state: (open) => {
       live.className = open ? 'live on' : 'live off';
