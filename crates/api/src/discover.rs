@@ -17,7 +17,8 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use backplane_connector::{BrowseReport, Browser, Discovery, Options};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::actor::{Actor, outcome};
@@ -72,44 +73,33 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_value", message).with_field(field)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    // Defaults, so a missing `url` is reported like an empty one.
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    options: Option<Map<String, Value>>,
+}
+
 /// The URL and the options object (`{}` when absent).
 fn parse_body(body: &[u8]) -> Result<(String, Value), ApiError> {
-    let json: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}")))?;
-    let Value::Object(mut object) = json else {
-        return Err(ApiError::bad_request(
-            "invalid_json",
-            "the body must be an object: {\"url\": \"tcp://10.0.0.5:502\", \"options\": {...}}",
+    let Body { url, options } = crate::body::parse_body(body)?;
+    let url = url.trim().to_owned();
+    if url.is_empty() {
+        return Err(invalid(
+            "url",
+            "`url` must be the device's URL, e.g. tcp://10.0.0.5:502",
         ));
-    };
-    if let Some(key) = object.keys().find(|k| !["url", "options"].contains(&k.as_str())) {
-        return Err(ApiError::bad_request(
-            "unknown_field",
-            format!("unknown field `{key}`; fields are url and options"),
-        )
-        .with_field(key.clone()));
     }
-    let url = match object.remove("url") {
-        Some(Value::String(url)) if !url.trim().is_empty() => url.trim().to_owned(),
-        _ => {
-            return Err(invalid(
-                "url",
-                "`url` must be the device's URL, e.g. tcp://10.0.0.5:502",
-            ));
-        }
-    };
     if url.len() > MAX_URL || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(invalid(
             "url",
             format!("`url` must be at most {MAX_URL} bytes without spaces or control characters"),
         ));
     }
-    let options = match object.remove("options") {
-        None | Some(Value::Null) => Value::Object(Default::default()),
-        Some(o @ Value::Object(_)) => o,
-        Some(_) => return Err(invalid("options", "`options` must be an object of option names")),
-    };
-    Ok((url, options))
+    Ok((url, Value::Object(options.unwrap_or_default())))
 }
 
 /// The options of `given` for `browser`, checked, then the gateway's fixed ones.

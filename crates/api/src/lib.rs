@@ -17,6 +17,7 @@
 //!   buckets.
 //! - `users.rs`: the users file (Argon2id passwords, hashed machine tokens), read by the
 //!   gateway and written by `backplane users`.
+//! - `body.rs`: JSON request bodies into typed requests, naming the field at fault.
 //! - `origin.rs`: host names (DNS rebinding), cross-site changes, JSON-only bodies.
 //! - `assets.rs`: the asset tree, one asset with its attributes, latest values by prefix.
 //! - `context.rs`: reading, setting and clearing production context.
@@ -45,6 +46,7 @@ mod assets;
 mod audit;
 mod auth;
 mod benchmark;
+mod body;
 mod context;
 mod discover;
 mod error;

@@ -1,0 +1,132 @@
+//! Reading JSON request bodies into typed requests: the body must be a JSON object, and
+//! every problem names the field at fault (`unknown_field`, `missing_field`,
+//! `invalid_value`, also inside arrays: `consumed[1].quantity`).
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// Reads a JSON object body into `T`, naming the field at fault.
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let json: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))?;
+    // Serde would also read a struct from an array of its fields in order; a body is an
+    // object with named fields only.
+    if !json.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object; see docs/api.md",
+        ));
+    }
+    serde_path_to_error::deserialize(json).map_err(|e| body_error(&e))
+}
+
+/// Text between `start` and the next `end` in `text`.
+fn between<'t>(text: &'t str, start: &str, end: &str) -> Option<&'t str> {
+    let rest = &text[text.find(start)? + start.len()..];
+    Some(&rest[..rest.find(end)?])
+}
+
+fn body_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = e.inner();
+    if !inner.is_data() {
+        return ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {inner}"));
+    }
+    let text = inner.to_string();
+    // serde_json appends the position; the field name says more.
+    let message = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m);
+    let path = e.path().to_string();
+    let at_root = path == ".";
+    let child = |name: &str| {
+        if at_root {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    if let Some(name) = between(message, "unknown field `", "`") {
+        // The path may already end at the unknown key.
+        let field = if path.ends_with(name) {
+            path.clone()
+        } else {
+            child(name)
+        };
+        let known = message
+            .split_once(", expected ")
+            .map(|(_, rest)| format!("; expected {rest}"))
+            .unwrap_or_default();
+        return ApiError::bad_request(
+            "unknown_field",
+            format!("`{field}` is not a field of this request{known}"),
+        )
+        .with_field(field);
+    }
+    if let Some(name) = between(message, "missing field `", "`") {
+        let field = child(name);
+        return ApiError::bad_request("missing_field", format!("`{field}` is required")).with_field(field);
+    }
+    if at_root {
+        return ApiError::bad_request(
+            "invalid_json",
+            format!("the body must be a JSON object ({message}); see docs/api.md"),
+        );
+    }
+    ApiError::bad_request("invalid_value", format!("`{path}`: {message}")).with_field(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        id: String,
+        #[serde(default)]
+        items: Vec<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        lot: String,
+        #[serde(default)]
+        quantity: Option<f64>,
+    }
+
+    fn error_of(body: &str) -> (&'static str, Option<String>, String) {
+        let e = parse_body::<Outer>(body.as_bytes()).unwrap_err();
+        (e.code, e.field, e.message)
+    }
+
+    #[test]
+    fn body_errors_name_the_field_at_fault_also_inside_arrays() {
+        let (code, field, message) = error_of(r#"{"id": "a", "colour": 1}"#);
+        assert_eq!((code, field.as_deref()), ("unknown_field", Some("colour")));
+        assert!(message.contains("`id`"), "{message}");
+        let (code, field, _) = error_of(r#"{"id": "a", "items": [{"lot": "x"}, {"lot": "y", "qty": 2}]}"#);
+        assert_eq!((code, field.as_deref()), ("unknown_field", Some("items[1].qty")));
+        let (code, field, _) = error_of(r#"{"id": "a", "items": [{"lot": "x", "quantity": "lots"}]}"#);
+        assert_eq!(
+            (code, field.as_deref()),
+            ("invalid_value", Some("items[0].quantity"))
+        );
+        let (code, field, _) = error_of(r#"{"items": []}"#);
+        assert_eq!((code, field.as_deref()), ("missing_field", Some("id")));
+        let (code, field, _) = error_of(r#"{"id": "a", "items": [{}]}"#);
+        assert_eq!((code, field.as_deref()), ("missing_field", Some("items[0].lot")));
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_objects_are_invalid_json() {
+        assert_eq!(error_of("{").0, "invalid_json");
+        assert_eq!(error_of("[1]").0, "invalid_json");
+        assert_eq!(error_of(r#"{"id": "a"} x"#).0, "invalid_json");
+        assert_eq!(error_of("").0, "invalid_json");
+    }
+}
