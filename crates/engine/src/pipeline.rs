@@ -178,8 +178,9 @@ impl Pipeline {
         if let Some(m) = self.metrics.sources.get(raw.source as usize) {
             m.readings.inc_by(raw.readings.len() as u64);
             if !raw.readings.is_empty() {
+                // When the gateway read them: the batch's own time, no second clock read.
                 m.last_reading.store(
-                    backplane_model::Timestamp::now().unix_nanos(),
+                    raw.gateway_time.unix_nanos(),
                     std::sync::atomic::Ordering::Relaxed,
                 );
             }
