@@ -487,12 +487,18 @@ fn read_binding(
     }
     t.finish();
     let (source, address) = (source?, address?);
+    let period = source
+        .spec
+        .as_ref()
+        .zip(source.settings.as_ref())
+        .and_then(|(spec, settings)| spec.read_period(settings, address));
     ok.then(|| Binding {
         attribute: attribute.name.clone(),
         source: source.name.clone(),
         address: address.to_owned(),
         transforms,
         deadband,
+        stale_after: source.age.limit(period),
     })
 }
 

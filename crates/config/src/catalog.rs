@@ -37,6 +37,15 @@ pub trait KindSpec: Send + Sync {
     fn reads_integers(&self, _settings: &Settings, _address: &str) -> bool {
         false
     }
+
+    /// Sources: how often the source reads a (valid) address when all is well, e.g. its
+    /// poll group's period. A value not read again for `stale_after_polls` of these turns
+    /// uncertain (stale). `None` for sources that report on change (MQTT, OPC UA
+    /// subscriptions), where the age of a value says nothing; only an explicit
+    /// `stale_after` on the source ages their values.
+    fn read_period(&self, _settings: &Settings, _address: &str) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Why an address is not valid for a source, with a hint for the engineer. Shown as the

@@ -31,6 +31,92 @@ pub(crate) struct Registered {
     pub spec: Option<Arc<dyn KindSpec>>,
     pub settings: Option<Settings>,
     pub location: Location,
+    /// Sources: when their values turn stale.
+    pub age: Age,
+}
+
+/// A source's `stale_after` / `stale_after_polls`: when a value not read again turns
+/// uncertain (`last_usable_value`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Age {
+    /// After this many of the address's read periods (kinds that poll); the default.
+    Polls(u32),
+    /// After this long, whatever the kind.
+    After(std::time::Duration),
+    /// `stale_after = "never"`.
+    Never,
+}
+
+/// Three missed polls: one late or lost answer is not yet a stale value.
+pub(crate) const DEFAULT_STALE_POLLS: u32 = 3;
+
+impl Default for Age {
+    fn default() -> Age {
+        Age::Polls(DEFAULT_STALE_POLLS)
+    }
+}
+
+impl Age {
+    /// The age limit of a value read every `period` (`None`: the source reports on change).
+    pub fn limit(self, period: Option<std::time::Duration>) -> Option<std::time::Duration> {
+        match self {
+            Age::Polls(n) => period.map(|p| p.saturating_mul(n)),
+            Age::After(d) => Some(d),
+            Age::Never => None,
+        }
+    }
+}
+
+/// Reads a source's `stale_after` (a duration or `"never"`) and `stale_after_polls`.
+fn read_age(t: &mut Table<'_>) -> Age {
+    let polls = t
+        .optional_item("stale_after_polls")
+        .and_then(|item| match item.expect_u64() {
+            Some(n @ 2..=1000) => Some(n as u32),
+            Some(_) => {
+                item.error(
+                    "`stale_after_polls` must be 2 to 1000",
+                    Some(
+                        "one missed poll is usually a late answer, not a stale value; the default is 3"
+                            .to_owned(),
+                    ),
+                );
+                None
+            }
+            None => None,
+        });
+    let after = t.optional_item("stale_after").and_then(|item| {
+        if item.as_str() == Some("never") {
+            return Some(Age::Never);
+        }
+        match item.expect_duration() {
+            Some(d) if d >= std::time::Duration::from_millis(10) => Some(Age::After(d)),
+            Some(_) => {
+                item.error(
+                    "`stale_after` must be at least 10ms",
+                    Some("or \"never\" to keep values good however old they get".to_owned()),
+                );
+                None
+            }
+            None => None,
+        }
+    });
+    match (after, polls) {
+        (Some(after), Some(_)) => {
+            t.error(
+                "stale_after_polls",
+                "give `stale_after` or `stale_after_polls`, not both",
+                Some(
+                    "`stale_after` is a fixed age; `stale_after_polls` counts each address's poll periods"
+                        .to_owned(),
+                ),
+            );
+            after
+        }
+        (Some(after), None) => after,
+        (None, Some(n)) => Age::Polls(n),
+        (None, None) => Age::default(),
+    }
 }
 
 impl std::fmt::Debug for Registered {
@@ -94,6 +180,10 @@ pub(crate) fn read_components(tables: Vec<Table<'_>>, catalog: &Catalog, role: R
             spec.cloned()
         });
         let enabled = t.optional_bool("enabled").unwrap_or(true);
+        let age = match role {
+            Role::Source => read_age(&mut t),
+            Role::Sink => Age::default(),
+        };
         let buffered = role == Role::Sink && spec.as_ref().is_some_and(|s| s.buffered());
         let buffer = if buffered {
             Some(read_sink_buffer(t.optional_table("buffer")))
@@ -132,6 +222,7 @@ pub(crate) fn read_components(tables: Vec<Table<'_>>, catalog: &Catalog, role: R
                 spec: spec.clone(),
                 settings: settings.clone(),
                 location: item.location(),
+                age,
             });
         }
         if let (true, Some(name), Some(kind), Some(settings)) = (name_ok, name, kind, settings) {

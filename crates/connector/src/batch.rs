@@ -64,6 +64,9 @@ pub enum PipelineInput {
         by: Option<String>,
         reply: oneshot::Sender<Vec<Event>>,
     },
+    /// Time passes for the age of values: a value its source has not read again within
+    /// its binding's `stale_after` turns uncertain (`last_usable_value`).
+    Age(Timestamp),
     /// Time passes for the derive stages (periods close, shifts change); about every second.
     Tick(Timestamp),
     /// A command for a stage (e.g. start a work order), run between two batches; what it

@@ -46,6 +46,12 @@ pub trait Kind: Send + Sync + 'static {
         false
     }
 
+    /// Sources: how often an address is read when all is well (its poll period); see
+    /// [`KindSpec::read_period`]. `None` for sources that report on change.
+    fn read_period(&self, _settings: &Self::Settings, _address: &str) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Lines `backplane check` prints for one instance (e.g. Modbus: the request plan).
     fn summarize(&self, _plan: &Plan, _name: &str, _settings: &Self::Settings) -> Vec<String> {
         Vec::new()
@@ -186,6 +192,12 @@ impl<K: Kind> KindSpec for Erased<K> {
     fn reads_integers(&self, settings: &Settings, address: &str) -> bool {
         self.settings(settings)
             .is_ok_and(|settings| self.kind.reads_integers(settings, address))
+    }
+
+    fn read_period(&self, settings: &Settings, address: &str) -> Option<std::time::Duration> {
+        self.settings(settings)
+            .ok()
+            .and_then(|settings| self.kind.read_period(settings, address))
     }
 }
 

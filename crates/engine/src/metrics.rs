@@ -38,6 +38,8 @@ pub struct SourceMetrics {
     pub readings: Counter,
     pub restarts: Counter,
     pub up: Gauge,
+    /// Values of the source that turned stale: not read again within their `stale_after`.
+    pub stale: Counter,
     /// When the pipeline last received readings from the source (unix nanoseconds; 0:
     /// never), for health's `last_reading_at`.
     pub last_reading: std::sync::Arc<std::sync::atomic::AtomicI64>,
@@ -50,6 +52,8 @@ pub struct SinkMetrics {
     pub dropped: Counter,
     pub restarts: Counter,
     pub up: Gauge,
+    /// Time the pipeline waited for this (local) sink's queue: its backpressure.
+    pub wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
 }
 
 /// Figures of one buffered sink's store-and-forward backlog, refreshed every second.
@@ -91,9 +95,11 @@ impl Metrics {
         let mut registry = Registry::with_prefix("backplane");
         let readings = Family::<NameLabel, Counter>::default();
         let source_restarts = Family::<NameLabel, Counter>::default();
+        let source_stale = Family::<NameLabel, Counter>::default();
         let sink_records = Family::<NameLabel, Counter>::default();
         let sink_dropped = Family::<NameLabel, Counter>::default();
         let sink_restarts = Family::<NameLabel, Counter>::default();
+        let sink_wait = Family::<NameLabel, Counter<f64, std::sync::atomic::AtomicU64>>::default();
         let up = Family::<ComponentLabels, Gauge>::default();
         let build = Family::<BuildLabels, Gauge>::default();
         registry.register(
@@ -107,14 +113,24 @@ impl Metrics {
             source_restarts.clone(),
         );
         registry.register(
+            "source_stale_values",
+            "Values of each source that turned uncertain (last_usable_value): not read again within their stale_after",
+            source_stale.clone(),
+        );
+        registry.register(
             "sink_records",
             "Samples and events queued to each sink",
             sink_records.clone(),
         );
         registry.register(
             "sink_dropped",
-            "Samples and events dropped because the sink's queue was full",
+            "Samples and events not delivered because the sink's input had closed (the engine was stopping)",
             sink_dropped.clone(),
+        );
+        registry.register(
+            "sink_wait_seconds",
+            "Time the pipeline waited for each local sink's full queue (backpressure: sources slow down, nothing is lost)",
+            sink_wait.clone(),
         );
         registry.register(
             "sink_restarts",
@@ -142,6 +158,7 @@ impl Metrics {
                 readings: readings.get_or_create(&label(n)).clone(),
                 restarts: source_restarts.get_or_create(&label(n)).clone(),
                 up: up_of("source", n),
+                stale: source_stale.get_or_create(&label(n)).clone(),
                 last_reading: Default::default(),
             })
             .collect();
@@ -152,6 +169,7 @@ impl Metrics {
                 dropped: sink_dropped.get_or_create(&label(n)).clone(),
                 restarts: sink_restarts.get_or_create(&label(n)).clone(),
                 up: up_of("sink", n),
+                wait_seconds: sink_wait.get_or_create(&label(n)).clone(),
             })
             .collect();
         let buffers = BufferFamilies::register(&mut registry);

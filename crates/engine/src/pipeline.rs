@@ -1,16 +1,17 @@
 //! The pipeline: normalize → contextualize → route, one batch at a time.
 //!
 //! [`Pipeline::process`] is synchronous and does no I/O: it turns a batch of raw readings
-//! into samples (transform chain, quality, range check, deadband), stamps each with the
-//! effective context of its asset, and records them in the latest-value cache.
+//! into samples (transform chain, quality, range check, deadband, age), stamps each with
+//! the effective context of its asset, and records them in the latest-value cache.
 //! [`Router::route`] then hands the resulting shared batch to every sink queue and to live
 //! stream subscribers.
 //!
-//! Backpressure policy: sources wait when the pipeline's input queue is full (they slow
-//! down; nothing they read is lost in the gateway). The pipeline never waits for a sink:
-//! when one sink's queue is full, that sink misses the batch, which is counted in
-//! `backplane_sink_dropped_total` and logged; other sinks are unaffected. (The durable
-//! store-and-forward buffer in front of network sinks replaces this drop with spooling.)
+//! Backpressure policy: nothing read is lost in the gateway. Sources wait when the
+//! pipeline's input queue is full, and the pipeline waits when a local sink's queue is
+//! full (a slow disk slows the gateway down; the wait is counted in
+//! `backplane_sink_wait_seconds_total`). Network sinks read through the durable
+//! store-and-forward log instead, so a slow or absent destination never holds the
+//! pipeline back.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +38,22 @@ enum RawSlot {
 struct TagState {
     last_value: Option<Value>,
     last_quality: Option<Quality>,
+    /// Gateway time of the last reading of the tag, reported or inside its deadband
+    /// (unix nanoseconds; 0: never read), for the age check.
+    read_at: i64,
 }
+
+/// A tag whose values age: its index, source and `stale_after` in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+struct Aging {
+    tag: u32,
+    source: u32,
+    limit: i64,
+}
+
+/// How a stale value is reported: uncertain, the last value kept (OPC UA's
+/// Uncertain_LastUsableValue).
+const STALE: Quality = Quality::Uncertain(UncertainReason::LastUsableValue);
 
 /// The synchronous core of the pipeline.
 #[derive(Debug)]
@@ -54,6 +70,11 @@ pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
     /// What the stages derived from the current input; reused.
     derived: Derived,
+    /// The tags whose values turn stale when not read again in time.
+    aging: Vec<Aging>,
+    /// No value can turn stale before this (unix nanoseconds): the age check skips the
+    /// scan until then. A lower bound, as readings only push deadlines later.
+    next_age_check: i64,
 }
 
 impl Pipeline {
@@ -64,6 +85,18 @@ impl Pipeline {
         metrics: Arc<Metrics>,
     ) -> Pipeline {
         let state = vec![TagState::default(); topology.tags.len()];
+        let aging = topology
+            .tags
+            .iter()
+            .filter_map(|info| {
+                let limit = info.binding.as_ref()?.stale_after?;
+                Some(Aging {
+                    tag: info.id.index() as u32,
+                    source: info.source?,
+                    limit: i64::try_from(limit.as_nanos()).unwrap_or(i64::MAX),
+                })
+            })
+            .collect();
         Pipeline {
             topology,
             contexts,
@@ -74,7 +107,18 @@ impl Pipeline {
             errors: Vec::new(),
             stages: Vec::new(),
             derived: Derived::default(),
+            aging,
+            next_age_check: 0,
         }
+    }
+
+    /// The shortest `stale_after` of any tag, `None` when no value ages: the engine checks
+    /// ages often enough for that one to turn stale promptly.
+    pub fn shortest_stale_after(&self) -> Option<Duration> {
+        self.aging
+            .iter()
+            .map(|a| Duration::from_nanos(a.limit.max(0) as u64))
+            .min()
     }
 
     /// Adds a derive stage after those already added.
@@ -120,6 +164,7 @@ impl Pipeline {
                     events,
                 }
             }
+            PipelineInput::Age(now) => self.age(now),
             PipelineInput::Tick(now) => {
                 for stage in &mut self.stages {
                     stage.tick(now, &mut self.derived);
@@ -200,6 +245,7 @@ impl Pipeline {
                 let info = &topology.tags[tag.index()];
                 let Some(binding) = &info.binding else { continue };
                 let state = &mut self.state[tag.index()];
+                state.read_at = raw.gateway_time.unix_nanos();
 
                 let (value, quality, error) = match (&reading.value, reading.quality) {
                     (Some(raw_value), q) if !q.is_bad() => {
@@ -272,6 +318,10 @@ impl Pipeline {
                 // A kept value keeps the raw reading that produced it, so lineage still
                 // explains it; the new reading's problem is in `error`.
                 let kept = value.is_some() && (quality.is_bad() || error.is_some());
+                if !quality.is_bad() && state.last_quality.is_none_or(|q| q.is_bad() || q == STALE) {
+                    // The tag starts ageing again: its deadline may be the next one.
+                    self.next_age_check = 0;
+                }
                 state.last_value.clone_from(&value);
                 state.last_quality = Some(quality);
                 samples.push(Sample {
@@ -323,6 +373,58 @@ impl Pipeline {
             self.raws.push(RawSlot::Keep);
             self.errors.push(None);
         }
+        self.remember(&samples);
+        Batch {
+            samples,
+            events: Vec::new(),
+        }
+    }
+
+    /// Values not read again within their `stale_after` turn uncertain
+    /// (`last_usable_value`), keeping their value; once each, until read again. Values
+    /// already bad (their source is down) say more than stale and are left alone.
+    fn age(&mut self, now: Timestamp) -> Batch {
+        let topology = self.topology.clone();
+        let now_ns = now.unix_nanos();
+        if now_ns < self.next_age_check {
+            return Batch::default();
+        }
+        self.raws.clear();
+        self.errors.clear();
+        let mut samples = Vec::new();
+        let mut next = i64::MAX;
+        for aging in &self.aging {
+            let state = &mut self.state[aging.tag as usize];
+            if state.read_at == 0 || state.last_quality.is_none_or(|q| q.is_bad() || q == STALE) {
+                continue;
+            }
+            let age = now_ns.saturating_sub(state.read_at);
+            if age <= aging.limit {
+                next = next.min(state.read_at.saturating_add(aging.limit));
+                continue;
+            }
+            state.last_quality = Some(STALE);
+            let info = &topology.tags[aging.tag as usize];
+            if let Some(m) = self.metrics.sources.get(aging.source as usize) {
+                m.stale.inc();
+            }
+            samples.push(Sample {
+                tag: info.id,
+                value: state.last_value.clone(),
+                quality: STALE,
+                source_time: None,
+                gateway_time: now,
+                context: self.contexts.effective(info.asset),
+            });
+            self.raws.push(RawSlot::Keep);
+            self.errors.push(Some(format!(
+                "stale: not read again for {:.1} s (stale after {:.1} s)",
+                age as f64 / 1e9,
+                aging.limit as f64 / 1e9
+            )));
+        }
+        // Tags that are not read yet, bad or stale may start ageing with any reading.
+        self.next_age_check = next;
         self.remember(&samples);
         Batch {
             samples,
@@ -393,12 +495,14 @@ pub struct Router {
     pub(crate) stream: broadcast::Sender<Arc<Batch>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) sink_names: Vec<String>,
-    last_drop_log: Vec<Option<Instant>>,
+    last_wait_log: Vec<Option<Instant>>,
     /// The store-and-forward log buffered sinks read from, when there are any.
     pub(crate) durable: Option<crate::durable::LogWriter>,
 }
 
-const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// A wait for a sink's queue this long is logged (at most every `WAIT_LOG_INTERVAL`).
+const SLOW_SINK_WAIT: Duration = Duration::from_secs(1);
+const WAIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Router {
     pub fn new(
@@ -407,38 +511,55 @@ impl Router {
         stream: broadcast::Sender<Arc<Batch>>,
         metrics: Arc<Metrics>,
     ) -> Router {
-        let last_drop_log = vec![None; sinks.len()];
+        let last_wait_log = vec![None; sinks.len()];
         Router {
             sinks,
             stream,
             metrics,
             sink_names,
-            last_drop_log,
+            last_wait_log,
             durable: None,
         }
     }
 
     /// Hands a batch to every queued sink and to live-stream subscribers (buffered sinks
-    /// get it from the log, see [`run`]).
-    pub fn route(&mut self, batch: Batch) -> Arc<Batch> {
+    /// get it from the log, see [`run`]). A local sink whose queue is full is waited for:
+    /// the pipeline, and through its input queue the sources, slow down to the pace of
+    /// the slowest local sink rather than lose anything it should store (the historian is
+    /// the plant's record). The wait is measured and logged.
+    pub async fn route(&mut self, batch: Batch) -> Arc<Batch> {
         let len = batch.len() as u64;
         let batch = Arc::new(batch);
         for (i, sink) in self.sinks.iter().enumerate() {
             let Some(tx) = sink else { continue };
             let metrics = &self.metrics.sinks[i];
-            match tx.try_send(batch.clone()) {
-                Ok(()) => {
-                    metrics.records.inc_by(len);
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    metrics.dropped.inc_by(len);
-                    let now = Instant::now();
-                    if self.last_drop_log[i].is_none_or(|t| now.duration_since(t) >= DROP_LOG_INTERVAL) {
-                        self.last_drop_log[i] = Some(now);
-                        tracing::warn!(sink = %self.sink_names[i], records = len, "sink queue full; dropping batch (see backplane_sink_dropped_total)");
+            let delivered = match tx.try_send(batch.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(batch)) => {
+                    let started = Instant::now();
+                    let delivered = tx.send(batch).await.is_ok();
+                    let waited = started.elapsed();
+                    metrics.wait_seconds.inc_by(waited.as_secs_f64());
+                    if waited >= SLOW_SINK_WAIT
+                        && self.last_wait_log[i]
+                            .is_none_or(|t| started.duration_since(t) >= WAIT_LOG_INTERVAL)
+                    {
+                        self.last_wait_log[i] = Some(started);
+                        tracing::warn!(
+                            sink = %self.sink_names[i],
+                            waited_ms = waited.as_millis() as u64,
+                            "sink is slower than the data: the pipeline waited for its queue (sources slow down; see backplane_sink_wait_seconds_total)"
+                        );
                     }
+                    delivered
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            };
+            if delivered {
+                metrics.records.inc_by(len);
+            } else {
+                // Only when the sink's input is gone for good (the engine is stopping).
+                metrics.dropped.inc_by(len);
             }
         }
         // No subscribers is the normal case; nothing to do then.
@@ -456,7 +577,7 @@ pub(crate) async fn run(
 ) -> Pipeline {
     while let Some(item) = input.recv().await {
         if let Some(batch) = pipeline.process(item) {
-            let batch = router.route(batch);
+            let batch = router.route(batch).await;
             if let Some(log) = router.durable.as_mut() {
                 log.append(&batch).await;
             }

@@ -179,16 +179,27 @@ fn open_log(
 /// How often time advances for the derive stages.
 const STAGE_TICK: Duration = Duration::from_secs(1);
 
-/// Ticks the derive stages every second, through the pipeline (in order with data). Ends
-/// when the pipeline's input closes.
-async fn stage_clock(input: mpsc::WeakSender<PipelineInput>) {
-    let mut ticker = tokio::time::interval(STAGE_TICK);
+/// How often values' ages are checked: a tenth of the shortest `stale_after`, so a value
+/// turns stale within 10 % of its limit, but not more often than every 25 ms nor less
+/// than every second. (The check itself skips its scan until a value can be due.)
+fn age_tick(shortest_stale_after: Duration) -> Duration {
+    (shortest_stale_after / 10).clamp(Duration::from_millis(25), Duration::from_secs(1))
+}
+
+/// Sends `input(now)` through the pipeline every `period` (in order with data). Ends when
+/// the pipeline's input closes.
+async fn clock(
+    input: mpsc::WeakSender<PipelineInput>,
+    period: Duration,
+    tick: fn(Timestamp) -> PipelineInput,
+) {
+    let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         let Some(tx) = input.upgrade() else { return };
         // A full queue means the pipeline is busy; the next tick catches up.
-        let _ = tx.try_send(PipelineInput::Tick(Timestamp::now()));
+        let _ = tx.try_send(tick(Timestamp::now()));
     }
 }
 
@@ -252,7 +263,7 @@ pub struct Engine {
     sinks: Vec<JoinHandle<()>>,
     pipeline: JoinHandle<Pipeline>,
     buffer_task: Option<JoinHandle<()>>,
-    clock_task: Option<JoinHandle<()>>,
+    clock_tasks: Vec<JoinHandle<()>>,
     drain_timeout: Duration,
 }
 
@@ -322,6 +333,7 @@ impl Engine {
             core.metrics.clone(),
         );
         let has_stages = !stages.is_empty();
+        let age_period = pipeline.shortest_stale_after().map(age_tick);
         for stage in stages {
             pipeline.add_stage(stage);
         }
@@ -335,7 +347,21 @@ impl Engine {
         let buffers = Arc::new(sinks.buffers);
         let buffer_task =
             (!buffers.is_empty()).then(|| tokio::spawn(watch_buffers(buffers.clone(), core.metrics.clone())));
-        let clock_task = has_stages.then(|| tokio::spawn(stage_clock(core.input_tx.downgrade())));
+        let mut clock_tasks = Vec::new();
+        if has_stages {
+            clock_tasks.push(tokio::spawn(clock(
+                core.input_tx.downgrade(),
+                STAGE_TICK,
+                PipelineInput::Tick,
+            )));
+        }
+        if let Some(period) = age_period {
+            clock_tasks.push(tokio::spawn(clock(
+                core.input_tx.downgrade(),
+                period,
+                PipelineInput::Age,
+            )));
+        }
         let (source_cancel, source_tasks) = start_sources(registry, &core, write_rxs)?;
 
         let shared = Arc::new(Shared {
@@ -360,7 +386,7 @@ impl Engine {
             sinks: sinks.tasks,
             pipeline: pipeline_task,
             buffer_task,
-            clock_task,
+            clock_tasks,
             drain_timeout: core.options.drain_timeout,
         })
     }
@@ -378,7 +404,7 @@ impl Engine {
         // Last strong sender: the pipeline ends once the queue is drained, which closes the
         // sink queues so each sink flushes and returns.
         drop(self.input);
-        if let Some(clock) = &self.clock_task {
+        for clock in &self.clock_tasks {
             clock.abort();
         }
         match self.pipeline.await {

@@ -87,7 +87,12 @@ pub(crate) async fn supervise(s: Supervised, mut start: Start, mut on_failure: O
             tracing::error!(component = s.component, name = %s.name, error = %message, kind, "failed; not retrying (fix the cause and restart the gateway)");
             s.health.record_failure(s.slot, message, kind, None);
             on_failure().await;
-            s.cancel.cancelled().await;
+            // A source waits to be stopped. A sink returns at once: what it was given goes
+            // with it, so its queue closes and the pipeline never waits for a sink that
+            // will not run again, and shutdown has nothing of it to drain.
+            if !s.return_is_stop {
+                s.cancel.cancelled().await;
+            }
             return;
         }
         s.restarts.inc();

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use backplane_config::{AddressError, Plan, Table};
 use backplane_connector::hooks::{Browser, Options, RunningSimulator, Simulator, SimulatorStart};
@@ -37,6 +38,15 @@ impl Kind for ModbusKind {
     /// Registers served raw (`hr:100`) or decoded as an integer type (`hr:100:i32`).
     fn reads_integers(&self, _settings: &ModbusSettings, address: &str) -> bool {
         crate::address::Address::parse(address).is_ok_and(|a| a.kind.reads_integers())
+    }
+
+    /// Every address is read once per period of its poll group.
+    fn read_period(&self, settings: &ModbusSettings, address: &str) -> Option<Duration> {
+        let address = crate::address::Address::parse(address).ok()?;
+        match &address.group {
+            None => Some(settings.period),
+            Some(group) => settings.groups.get(group).copied(),
+        }
     }
 
     /// The requests each poll cycle sends, per group.

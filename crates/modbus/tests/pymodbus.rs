@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use backplane_engine::{Engine, EngineHandle, Latest, MachineWrite, WriteStatus};
 use backplane_modbus::ModbusKind;
-use backplane_model::{BadReason, Quality, Value};
+use backplane_model::{BadReason, Quality, UncertainReason, Value};
 use backplane_security::{AuthMethod, Identity, Role};
 use backplane_testkit::engine as support;
 use backplane_testkit::fixtures::LabProbe;
@@ -366,6 +366,63 @@ async fn values_go_bad_when_the_server_stops_and_good_when_it_returns() {
     let source = health.components.iter().find(|c| c.name == "peer").unwrap();
     assert!(source.restarts >= 1, "the supervisor reconnected the source");
     engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_turn_stale_after_three_unanswered_polls_long_before_the_failed_cycle_makes_them_bad() {
+    let peer = Peer::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("samples.jsonl");
+    // Polled every 100 ms, but each request of a cycle waits 1 s before it counts as
+    // failed, one after the other: the cycle takes seconds to fail.
+    let config = config(peer.port, false).replace("timeout = \"300ms\"", "timeout = \"1s\"")
+        + &format!(
+            "\n[[sinks]]\nname = \"file\"\nkind = \"jsonl\"\npath = {:?}\n",
+            file.display().to_string()
+        );
+    assert!(config.contains("timeout = \"1s\""));
+    let engine = start_engine(&config, dir.path());
+    let handle = engine.handle();
+    eventually("a good value", || good(&handle, "u16")).await;
+
+    peer.freeze();
+    let first = eventually("the value to stop being good", || {
+        latest(&handle, "u16").filter(|l| !l.sample.quality.is_good())
+    })
+    .await;
+    assert_eq!(
+        first.sample.quality,
+        Quality::Uncertain(UncertainReason::LastUsableValue),
+        "stale (uncertain) first, not bad: {:?}",
+        first.error
+    );
+    assert_eq!(
+        first.sample.value,
+        Some(Value::UInt(54321)),
+        "the last value is kept"
+    );
+    assert!(
+        first.error.as_deref().is_some_and(|e| e.starts_with("stale:")),
+        "{:?}",
+        first.error
+    );
+    eventually("the failed cycle to make it bad", || {
+        latest(&handle, "u16").filter(|l| l.sample.quality.is_bad())
+    })
+    .await;
+
+    peer.thaw();
+    eventually("good values again", || good(&handle, "u16")).await;
+    engine.shutdown().await;
+    // Outputs carry the stale value like any other (here the jsonl sink).
+    let written = std::fs::read_to_string(&file).unwrap();
+    let stale_line = written
+        .lines()
+        .find(|l| l.contains("/probe/u16") && l.contains("\"quality_reason\":\"last_usable_value\""));
+    assert!(
+        stale_line.is_some_and(|l| l.contains("\"quality\":\"uncertain\"")),
+        "no stale u16 sample in the jsonl output"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,4 +64,7 @@ pub struct Binding {
     /// Applied in order to the raw reading; ends with a cast to the attribute type.
     pub transforms: Vec<Transform>,
     pub deadband: Option<Deadband>,
+    /// A value not read again within this time turns uncertain (`last_usable_value`);
+    /// `None`: no age limit (the source reports on change, or nobody set one).
+    pub stale_after: Option<std::time::Duration>,
 }

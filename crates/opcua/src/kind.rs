@@ -32,6 +32,13 @@ impl Kind for OpcUaKind {
         settings.check(&Address::parse(address)?)
     }
 
+    /// Polled groups read every period; subscribed values come on change (a silent
+    /// subscription is the server's to report, by keep-alives), so they do not age.
+    fn read_period(&self, settings: &OpcUaSettings, address: &str) -> Option<std::time::Duration> {
+        let group = settings.group_of(&Address::parse(address).ok()?)?;
+        (group.acquisition == crate::config::Acquisition::Poll).then_some(group.period)
+    }
+
     fn browser(&self) -> Option<Browser> {
         Some(Browser {
             schemes: &["opc.tcp"],

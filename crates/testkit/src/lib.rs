@@ -7,6 +7,7 @@
 //!   bounded `eventually` poll.
 //! - [`peers`]: the Python interpreter of the third-party protocol peers (pymodbus,
 //!   asyncua, …): `BACKPLANE_PYTHON`, else the venv `scripts/install-peers` creates.
+//! - [`counter`]: a source kind that counts 0, 1, 2, … as fast as the engine takes it.
 //! - [`dairy`]: examples/dairy.toml with its devices swapped for built-in simulators and
 //!   its periods shortened.
 //! - [`fixtures`]: plan texts several crates' tests share (line 1 of the demo, the lab
@@ -17,12 +18,13 @@
 //! - [`process`]: a gateway process started by a test, killed when it ends, and the base
 //!   URL it printed.
 //!
-//! It depends on the engine and config crates (and Tokio, and rcgen for test certificates) only, never on a protocol crate,
+//! It depends on the engine, config and model crates (and Tokio, and rcgen for test certificates) only, never on a protocol crate,
 //! so every protocol crate's tests can use it.
 
 // Test setup: failing loudly, with a message, is what it is for.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod counter;
 pub mod dairy;
 pub mod engine;
 pub mod fixtures;

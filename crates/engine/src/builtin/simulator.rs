@@ -273,6 +273,11 @@ impl Kind for SimulatorKind {
         })
     }
 
+    /// Every signal is read each period.
+    fn read_period(&self, s: &SimulatorSettings, address: &str) -> Option<Duration> {
+        s.signals.contains_key(address).then_some(s.period)
+    }
+
     /// Signals typed as integers, or served as one 16-bit register.
     fn reads_integers(&self, s: &SimulatorSettings, address: &str) -> bool {
         s.signals
