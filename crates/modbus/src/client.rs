@@ -110,6 +110,11 @@ impl Connection {
         }
     }
 
+    /// How long a request waits for its answer.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// True once an I/O error or a framing error made the connection unusable.
     pub fn is_broken(&self) -> bool {
         self.broken

@@ -599,8 +599,20 @@ async fn run_all(
     let n = pool.len().max(1);
     let lanes = pool.iter_mut().enumerate().map(|(lane, conn)| async move {
         let mut out = Vec::new();
+        // Units that let a request time out in this cycle: their other requests would only
+        // wait as long again (a frozen device, one timeout per request, took a cycle of
+        // tens of seconds to fail). They count as timed out without being sent.
+        let mut silent: Vec<u8> = Vec::new();
         for (j, (unit, request)) in jobs.iter().enumerate().skip(lane).step_by(n) {
-            out.push((j, conn.call_with_retries(*unit, request, retries).await));
+            if silent.contains(unit) {
+                out.push((j, Err(CallError::Timeout(conn.timeout()))));
+                continue;
+            }
+            let result = conn.call_with_retries(*unit, request, retries).await;
+            if matches!(result, Err(CallError::Timeout(_))) {
+                silent.push(*unit);
+            }
+            out.push((j, result));
         }
         out
     });
