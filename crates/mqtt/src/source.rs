@@ -13,10 +13,13 @@
 //! (plus any `subscribe` filters). A message feeds every address whose filter matches its
 //! topic and whose field is present; the device timestamp comes from `timestamp_path`
 //! when the payload has it. The connection is the source's: when it is lost the source
-//! fails, its values turn bad, and the supervisor reconnects with backoff.
+//! fails, its values turn bad, and the supervisor reconnects with backoff. At QoS 1 or 2
+//! the broker keeps the source's session (its client id derives from the gateway's name)
+//! so what is published while the gateway is away arrives when it is back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use backplane_config::{AddressError, Table};
 use backplane_connector::{ComponentError, RawReading, Source, SourceContext, SourceIo, SourceKind};
@@ -24,8 +27,9 @@ use backplane_model::{BadReason, Quality, Timestamp, Value};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::common::{parse_qos, unique_suffix};
-use crate::link::{Link, LinkEvent, LinkOptions};
+use crate::client_id::{Component, default_client_id};
+use crate::common::parse_qos;
+use crate::link::{Link, LinkEvent, LinkOptions, SessionMode};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
 use crate::topic::{TopicError, matches, validate_filter};
 
@@ -239,7 +243,16 @@ pub struct MqttSourceSettings {
     pub timestamp_unit: EpochUnit,
     /// Larger messages are refused (counted as bad readings of their addresses).
     pub max_payload_bytes: usize,
+    /// Whether the broker keeps the subscriptions and queues messages while the source is
+    /// away (default: at QoS 1 and 2).
+    pub persistent_session: bool,
+    /// MQTT 5: how long the broker keeps the session after the connection ends.
+    pub session_expiry: Duration,
 }
+
+/// How long an MQTT 5 broker keeps a source's session after it went away: a day covers a
+/// night's outage, and a source removed from the configuration is forgotten by the next.
+pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
 /// The kind registered as `mqtt` (source).
 #[derive(Debug)]
@@ -312,6 +325,21 @@ impl backplane_connector::Kind for MqttSourceKind {
                 None,
             );
         }
+        // At QoS 0 the broker queues nothing for an absent client: a kept session would
+        // only keep the subscriptions.
+        let persistent_session = table
+            .optional_bool("persistent_session")
+            .unwrap_or(qos != Qos::AtMostOnce);
+        let session_expiry = table
+            .optional_duration("session_expiry")
+            .unwrap_or(DEFAULT_SESSION_EXPIRY);
+        if session_expiry < Duration::from_secs(1) || session_expiry.as_secs() > u64::from(u32::MAX) {
+            table.error(
+                "session_expiry",
+                "`session_expiry` must be between 1s and 4294967295s (about 136 years)",
+                Some("e.g. \"1d\"".into()),
+            );
+        }
         Some(MqttSourceSettings {
             connection: connection?,
             qos,
@@ -319,6 +347,8 @@ impl backplane_connector::Kind for MqttSourceKind {
             timestamp_path,
             timestamp_unit,
             max_payload_bytes: max_payload_bytes as usize,
+            persistent_session,
+            session_expiry,
         })
     }
 
@@ -503,11 +533,17 @@ impl SourceKind for MqttSourceKind {
             .connection
             .resolve()
             .map_err(|e| ComponentError::config_because(format!("mqtt source `{}`: {e}", ctx.name), e))?;
+        let client_id = settings
+            .connection
+            .client_id
+            .clone()
+            .unwrap_or_else(|| default_client_id(ctx.gateway, Component::Source, ctx.name));
         Ok(Box::new(MqttSource {
             name: ctx.name.to_owned(),
             settings: settings.clone(),
             connection,
             router,
+            client_id,
         }))
     }
 }
@@ -517,27 +553,30 @@ struct MqttSource {
     settings: MqttSourceSettings,
     connection: ResolvedConnection,
     router: Router,
+    client_id: String,
 }
 
 impl Source for MqttSource {
     fn run(self: Box<Self>, io: SourceIo) -> BoxFuture<'static, Result<(), ComponentError>> {
         async move {
             let options = LinkOptions {
-                client_id: self
-                    .settings
-                    .connection
-                    .client_id
-                    .clone()
-                    .unwrap_or_else(|| format!("backplane-{}-{}", self.name, unique_suffix())),
+                client_id: self.client_id.clone(),
                 will: None,
                 inflight: 16,
+                session: if self.settings.persistent_session {
+                    SessionMode::Persistent {
+                        expiry: self.settings.session_expiry,
+                    }
+                } else {
+                    SessionMode::Clean
+                },
             };
             let mut link = Link::open(&self.connection, &options);
             let filters = self.router.filters(&self.settings.subscribe);
             let oversized = io.status.counter("messages_oversized");
             // Topics already warned about in this session: a retained message comes back at
             // every subscribe; one warning each is enough (bounded).
-            let mut warned: std::collections::HashSet<String> = std::collections::HashSet::new();
+            let mut warned: HashSet<String> = HashSet::new();
             loop {
                 let event = tokio::select! {
                     event = link.next() => event,
@@ -554,7 +593,13 @@ impl Source for MqttSource {
                 };
                 match event {
                     LinkEvent::Connected => {
-                        tracing::info!(source = %self.name, filters = ?filters, "mqtt: connected, subscribing");
+                        tracing::info!(
+                            source = %self.name,
+                            client_id = %self.client_id,
+                            filters = ?filters,
+                            session_resumed = link.session_present(),
+                            "mqtt: connected, subscribing"
+                        );
                         link.subscribe(&filters, self.settings.qos)
                             .await
                             .map_err(|e| ComponentError::io(format!("mqtt source `{}`: {e}", self.name)))?;
@@ -619,6 +664,8 @@ mod tests {
             timestamp_path: Some(vec![PathStep::Key("ts".into())]),
             timestamp_unit: EpochUnit::Millis,
             max_payload_bytes: 1024,
+            persistent_session: true,
+            session_expiry: DEFAULT_SESSION_EXPIRY,
         }
     }
 
