@@ -12,10 +12,12 @@
 //! The selector starts at the first `#$`. The source subscribes to every address's filter
 //! (plus any `subscribe` filters). A message feeds every address whose filter matches its
 //! topic and whose field is present; the device timestamp comes from `timestamp_path`
-//! when the payload has it. The connection is the source's: when it is lost the source
-//! fails, its values turn bad, and the supervisor reconnects with backoff. At QoS 1 or 2
-//! the broker keeps the source's session (its client id derives from the gateway's name)
-//! so what is published while the gateway is away arrives when it is back.
+//! when the payload has it. A time there that cannot be read is replaced by the gateway's,
+//! counted, and makes the readings `uncertain (source_time_invalid)`. The connection is
+//! the source's: when it is lost the source fails, its values turn bad, and the supervisor
+//! reconnects with backoff. At QoS 1 or 2 the broker keeps the source's session (its
+//! client id derives from the gateway's name) so what is published while the gateway is
+//! away arrives when it is back.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use backplane_config::{AddressError, Table};
 use backplane_connector::{ComponentError, RawReading, Source, SourceContext, SourceIo, SourceKind};
-use backplane_model::{BadReason, Quality, Timestamp, Value};
+use backplane_model::{BadReason, Quality, Timestamp, UncertainReason, Value};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
@@ -444,20 +446,35 @@ impl Router {
 
     /// The readings one message yields (none if no address matches or has its field).
     pub fn readings(&self, topic: &str, payload: &[u8]) -> Vec<RawReading> {
+        self.route(topic, payload).readings
+    }
+
+    /// What one message yields: its readings, and whether its time was invalid.
+    pub fn route(&self, topic: &str, payload: &[u8]) -> Routed {
         let targets = self.targets(topic);
         if targets.is_empty() {
-            return Vec::new();
+            return Routed::default();
         }
         if payload.len() > self.max_payload_bytes {
-            return targets
-                .into_iter()
-                .map(|address| bad(address, BadReason::OutOfRange, None))
-                .collect();
+            return Routed {
+                readings: targets
+                    .into_iter()
+                    .map(|address| bad(address, BadReason::OutOfRange, None))
+                    .collect(),
+                invalid_time: None,
+            };
         }
         let json: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
-        let source_time = match (&json, &self.timestamp_path) {
-            (Some(j), Some(path)) => lookup(j, path).and_then(|t| self.timestamp(t)),
+        let time = match (&json, &self.timestamp_path) {
+            (Some(j), Some(path)) => lookup(j, path).filter(|t| !t.is_null()),
             _ => None,
+        };
+        let (source_time, invalid_time) = match time {
+            None => (None, None),
+            Some(t) => match self.timestamp(t) {
+                Some(ts) => (Some(ts), None),
+                None => (None, Some(excerpt(t))),
+            },
         };
         let mut out = Vec::with_capacity(targets.len());
         for address in targets {
@@ -484,22 +501,59 @@ impl Router {
             };
             out.extend(reading);
         }
-        out
+        if invalid_time.is_some() {
+            // The value is as the device sent it; its time is the gateway's, not the
+            // device's: say so to every consumer of the sample.
+            for r in &mut out {
+                if r.quality.is_good() {
+                    r.quality = Quality::Uncertain(UncertainReason::SourceTimeInvalid);
+                }
+            }
+        }
+        Routed {
+            readings: out,
+            invalid_time,
+        }
     }
 
+    /// The time at `timestamp_path`: RFC 3339 text, or a number of `timestamp_unit` since
+    /// the epoch. `None` when it is neither, or outside what a timestamp holds (the years
+    /// 1677 to 2262).
     fn timestamp(&self, v: &serde_json::Value) -> Option<Timestamp> {
         if let Some(text) = v.as_str() {
             return Timestamp::parse_rfc3339(text);
         }
-        let n = v.as_f64()?;
-        let nanos_per = match self.timestamp_unit {
-            EpochUnit::Seconds => 1e9,
-            EpochUnit::Millis => 1e6,
-            EpochUnit::Micros => 1e3,
-            EpochUnit::Nanos => 1.0,
+        let nanos_per: i64 = match self.timestamp_unit {
+            EpochUnit::Seconds => 1_000_000_000,
+            EpochUnit::Millis => 1_000_000,
+            EpochUnit::Micros => 1_000,
+            EpochUnit::Nanos => 1,
         };
-        let nanos = n * nanos_per;
+        if let Some(n) = v.as_i64() {
+            // Integers exactly: a float would round nanoseconds off.
+            return n.checked_mul(nanos_per).map(Timestamp::from_unix_nanos);
+        }
+        let nanos = v.as_f64()? * nanos_per as f64;
         (nanos.is_finite() && nanos.abs() < 9.2e18).then(|| Timestamp::from_unix_nanos(nanos as i64))
+    }
+}
+
+/// What [`Router::route`] made of one message.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Routed {
+    pub readings: Vec<RawReading>,
+    /// The payload's time at `timestamp_path` (as JSON, cut to 64 characters) when it was
+    /// there but invalid: the readings carry no source time, so the gateway's stands in,
+    /// and the good ones are `uncertain (source_time_invalid)`.
+    pub invalid_time: Option<String>,
+}
+
+/// A JSON value as text for a log line, at most 64 characters.
+fn excerpt(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 
@@ -574,9 +628,11 @@ impl Source for MqttSource {
             let mut link = Link::open(&self.connection, &options);
             let filters = self.router.filters(&self.settings.subscribe);
             let oversized = io.status.counter("messages_oversized");
+            let invalid_times = io.status.counter("source_time_invalid");
             // Topics already warned about in this session: a retained message comes back at
             // every subscribe; one warning each is enough (bounded).
             let mut warned: HashSet<String> = HashSet::new();
+            let mut warned_time: HashSet<String> = HashSet::new();
             loop {
                 let event = tokio::select! {
                     event = link.next() => event,
@@ -605,8 +661,19 @@ impl Source for MqttSource {
                             .map_err(|e| ComponentError::io(format!("mqtt source `{}`: {e}", self.name)))?;
                     }
                     LinkEvent::Message { topic, payload, .. } => {
-                        let readings = self.router.readings(&topic, &payload);
-                        if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
+                        let routed = self.router.route(&topic, &payload);
+                        if let Some(time) = &routed.invalid_time {
+                            invalid_times.inc();
+                            if warned_time.len() < 64 && warned_time.insert(topic.clone()) {
+                                tracing::warn!(
+                                    source = %self.name,
+                                    %topic,
+                                    %time,
+                                    "mqtt: the payload's time cannot be read or is out of range; the gateway's time stands in and the values are uncertain (source_time_invalid), counted as source_time_invalid"
+                                );
+                            }
+                        }
+                        if !routed.readings.is_empty() && !io.emit(Timestamp::now(), routed.readings).await {
                             return Ok(());
                         }
                     }
@@ -749,6 +816,61 @@ mod tests {
         let r = router(&["plant/+/state#$topic[1]"]);
         let readings = r.readings("plant/filler-2/state", b"x");
         assert_eq!(readings[0].value, Some(Value::String("filler-2".into())));
+    }
+
+    #[test]
+    fn an_invalid_payload_time_gives_gateway_time_and_uncertain_source_time_invalid() {
+        let r = router(&["t#$.v", "t#$.o"]);
+        for (payload, shown) in [
+            (&br#"{"v": 1, "ts": "yesterday"}"#[..], "\"yesterday\""),
+            (br#"{"v": 1, "ts": "2026-13-45T00:00:00Z"}"#, "\"2026-13-45T00:00:00Z\""),
+            // Milliseconds beyond the year 2262 (nanoseconds overflow i64).
+            (br#"{"v": 1, "ts": 9300000000000000}"#, "9300000000000000"),
+            (br#"{"v": 1, "ts": 1e300}"#, "1e+300"),
+            (br#"{"v": 1, "ts": true}"#, "true"),
+        ] {
+            let routed = r.route("t", payload);
+            assert_eq!(routed.invalid_time.as_deref(), Some(shown));
+            assert_eq!(routed.readings.len(), 1);
+            let reading = &routed.readings[0];
+            assert_eq!(reading.value, Some(Value::UInt(1)));
+            assert_eq!(reading.source_time, None, "the gateway's time stands in");
+            assert_eq!(
+                reading.quality,
+                Quality::Uncertain(UncertainReason::SourceTimeInvalid)
+            );
+        }
+        // A bad reading stays bad (its reason says more than the time's).
+        let routed = r.route("t", br#"{"o": {"x": 1}, "ts": "yesterday"}"#);
+        assert!(routed.invalid_time.is_some());
+        assert_eq!(
+            routed.readings[0].quality,
+            Quality::Bad(BadReason::TypeMismatch)
+        );
+    }
+
+    #[test]
+    fn a_missing_or_null_payload_time_is_no_invalid_time() {
+        let r = router(&["t#$.v", "p"]);
+        for payload in [&br#"{"v": 2}"#[..], br#"{"v": 2, "ts": null}"#] {
+            let routed = r.route("t", payload);
+            assert_eq!(routed.invalid_time, None);
+            assert_eq!(routed.readings[0].quality, Quality::Good);
+            assert_eq!(routed.readings[0].source_time, None);
+        }
+        let routed = r.route("p", b"42");
+        assert_eq!(routed.invalid_time, None);
+        assert_eq!(routed.readings[0].quality, Quality::Good);
+    }
+
+    #[test]
+    fn integer_epoch_times_are_exact_to_the_nanosecond() {
+        let r = router(&["t#$.v"]);
+        let readings = r.readings("t", br#"{"v": 1, "ts": 1700000000123}"#);
+        assert_eq!(
+            readings[0].source_time,
+            Some(Timestamp::from_unix_nanos(1_700_000_000_123_000_000))
+        );
     }
 
     #[test]
