@@ -160,6 +160,8 @@ impl Source for SparkplugSource {
             groups.dedup();
             let filters: Vec<String> = groups.iter().map(|g| format!("{}/{g}/#", codec::NAMESPACE)).collect();
             let mut link = Link::open(&self.connection, &options);
+            let invalid_times = io.status.counter("source_time_invalid");
+            let mut warned_time = false;
             loop {
                 let event = tokio::select! {
                     event = link.next() => event,
@@ -190,6 +192,12 @@ impl Source for SparkplugSource {
                     }
                     LinkEvent::Message { topic, payload, .. } => {
                         let out = self.host.on_message(&topic, &payload, Timestamp::now());
+                        if out.invalid_time {
+                            invalid_times.inc();
+                            if !std::mem::replace(&mut warned_time, true) {
+                                tracing::warn!(source = %self.name, %topic, "sparkplug host: a timestamp after the year 2262; the gateway's time stands in and the values are uncertain (source_time_invalid), counted as source_time_invalid");
+                            }
+                        }
                         if let Some(note) = &out.note {
                             tracing::info!(source = %self.name, %note, "sparkplug host");
                         }
