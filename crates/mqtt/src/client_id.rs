@@ -87,7 +87,10 @@ mod tests {
 
     #[test]
     fn default_ids_are_pinned_so_persistent_sessions_survive_upgrades() {
-        assert_eq!(default_client_id("plant-a", Component::Source, "silo"), "plant-a-silo-927be2");
+        assert_eq!(
+            default_client_id("plant-a", Component::Source, "silo"),
+            "plant-a-silo-927be2"
+        );
         assert_eq!(
             default_client_id("plant-a-edge", Component::Source, "silo-sensors"),
             "plant-a-edge-sil-708cea"

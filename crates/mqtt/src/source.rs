@@ -823,7 +823,10 @@ mod tests {
         let r = router(&["t#$.v", "t#$.o"]);
         for (payload, shown) in [
             (&br#"{"v": 1, "ts": "yesterday"}"#[..], "\"yesterday\""),
-            (br#"{"v": 1, "ts": "2026-13-45T00:00:00Z"}"#, "\"2026-13-45T00:00:00Z\""),
+            (
+                br#"{"v": 1, "ts": "2026-13-45T00:00:00Z"}"#,
+                "\"2026-13-45T00:00:00Z\"",
+            ),
             // Milliseconds beyond the year 2262 (nanoseconds overflow i64).
             (br#"{"v": 1, "ts": 9300000000000000}"#, "9300000000000000"),
             (br#"{"v": 1, "ts": 1e300}"#, "1e+300"),
@@ -843,10 +846,7 @@ mod tests {
         // A bad reading stays bad (its reason says more than the time's).
         let routed = r.route("t", br#"{"o": {"x": 1}, "ts": "yesterday"}"#);
         assert!(routed.invalid_time.is_some());
-        assert_eq!(
-            routed.readings[0].quality,
-            Quality::Bad(BadReason::TypeMismatch)
-        );
+        assert_eq!(routed.readings[0].quality, Quality::Bad(BadReason::TypeMismatch));
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl Streaks {
     /// Whether a warning goes to the log (the error always says it): the first time, then
     /// every tenth, so a lasting fight does not flood the log.
     fn worth_logging(end: SessionEnd, streak: u32) -> bool {
-        (end == SessionEnd::TakenOver && streak == 1) || streak == SUSPECT_AFTER || streak % 10 == 0
+        (end == SessionEnd::TakenOver && streak == 1) || streak == SUSPECT_AFTER || streak.is_multiple_of(10)
     }
 
     /// Broker-closed sessions in a row of `client_id`.

@@ -20,9 +20,9 @@ use futures::future::BoxFuture;
 
 use super::codec::validate_id;
 use super::edge::{EdgeConfig, EdgeNode, Output, Publish, devices};
+use crate::client_id::{Component, default_client_id};
 use crate::common::{CLOSE_TIMEOUT, Groups, next_event, parse_inflight, sleep_until};
 use crate::delivery::Delivery as Confirmation;
-use crate::client_id::{Component, default_client_id};
 use crate::link::{Link, LinkEvent, LinkOptions, SessionMode, Will};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
 use backplane_connector::Backoff;
