@@ -159,9 +159,13 @@ impl Link {
         let tracker = Arc::new(Mutex::new(DeliveryTracker::new()));
         let (tx, events) = mpsc::channel(EVENT_QUEUE);
         let session_present = Arc::new(AtomicBool::new(false));
+        // An empty client id cannot have a kept session (rumqttc asserts it; the settings
+        // refuse one, this keeps a caller's mistake from becoming a panic).
         let persistent = match options.session {
-            SessionMode::Clean => None,
-            SessionMode::Persistent { expiry } => Some(u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX)),
+            SessionMode::Persistent { expiry } if !options.client_id.is_empty() => {
+                Some(u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX))
+            }
+            _ => None,
         };
         let ends = SessionWatch {
             client_id: options.client_id.clone(),
