@@ -499,20 +499,23 @@ mod tests {
     fn a_metric_time_after_2262_gives_gateway_time_and_uncertain_source_time_invalid() {
         let mut h = host();
         h.on_message("spBv1.0/g/NBIRTH/n", &nbirth(1), now());
-        let mut m = metric(Some("temp"), None, Some(SpType::Double), 4.5);
-        m.timestamp = Some(u64::MAX);
-        let out = h.on_message("spBv1.0/g/NDATA/n", &payload(Some(1), vec![m]), now());
-        assert!(out.invalid_time);
-        assert_eq!(out.readings[0].value, Some(Value::Float(4.5)));
-        assert_eq!(out.readings[0].source_time, None, "the gateway's time stands in");
-        assert_eq!(
-            out.readings[0].quality,
-            Quality::Uncertain(UncertainReason::SourceTimeInvalid)
-        );
+        // Beyond i64 milliseconds, and within them but beyond i64 nanoseconds.
+        for (seq, millis) in [(1, u64::MAX), (2, 9_300_000_000_000_000)] {
+            let mut m = metric(Some("temp"), None, Some(SpType::Double), 4.5);
+            m.timestamp = Some(millis);
+            let out = h.on_message("spBv1.0/g/NDATA/n", &payload(Some(seq), vec![m]), now());
+            assert!(out.invalid_time);
+            assert_eq!(out.readings[0].value, Some(Value::Float(4.5)));
+            assert_eq!(out.readings[0].source_time, None, "the gateway's time stands in");
+            assert_eq!(
+                out.readings[0].quality,
+                Quality::Uncertain(UncertainReason::SourceTimeInvalid)
+            );
+        }
         // A valid time is taken as it is.
         let mut m = metric(Some("temp"), None, Some(SpType::Double), 4.6);
         m.timestamp = Some(2_000);
-        let out = h.on_message("spBv1.0/g/NDATA/n", &payload(Some(2), vec![m]), now());
+        let out = h.on_message("spBv1.0/g/NDATA/n", &payload(Some(3), vec![m]), now());
         assert!(!out.invalid_time);
         assert_eq!(out.readings[0].quality, Quality::Good);
         assert_eq!(
