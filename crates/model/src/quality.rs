@@ -32,6 +32,10 @@ pub enum UncertainReason {
     SubNormal,
     /// An initial value set before the first read.
     InitialValue,
+    /// The device sent a time that cannot be read or is out of range; the gateway's time
+    /// stands in for it. OPC UA has no code for this: 0x40230000 is the Uncertain severity
+    /// with the sub-code of BadInvalidTimestamp, so OPC UA clients see an uncertain value.
+    SourceTimeInvalid,
 }
 
 /// Why a value is bad.
@@ -61,7 +65,7 @@ pub enum BadReason {
     WaitingForInitialData,
 }
 
-const UNCERTAIN_CODES: [(UncertainReason, u32, &str); 6] = [
+const UNCERTAIN_CODES: [(UncertainReason, u32, &str); 7] = [
     (UncertainReason::Unspecified, 0x4000_0000, "uncertain"),
     (UncertainReason::LastUsableValue, 0x4090_0000, "last_usable_value"),
     (
@@ -76,6 +80,11 @@ const UNCERTAIN_CODES: [(UncertainReason, u32, &str); 6] = [
     ),
     (UncertainReason::SubNormal, 0x4095_0000, "sub_normal"),
     (UncertainReason::InitialValue, 0x4092_0000, "initial_value"),
+    (
+        UncertainReason::SourceTimeInvalid,
+        0x4023_0000,
+        "source_time_invalid",
+    ),
 ];
 
 const BAD_CODES: [(BadReason, u32, &str); 11] = [

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use backplane_engine::{Batch, Topology};
 use backplane_model::{Context, Quality, Sample, TagId, Timestamp, Value};
-use backplane_mqtt::link::{Link, LinkEvent, LinkOptions};
+use backplane_mqtt::link::{Link, LinkEvent, LinkOptions, SessionMode};
 use backplane_mqtt::settings::Qos;
 use backplane_mqtt::uns::{Latest, MqttSinkSettings, Namespace};
 
@@ -66,6 +66,7 @@ async fn run(
             client_id: format!("bench-{}", std::process::id()),
             will: None,
             inflight: WINDOW,
+            session: SessionMode::Clean,
         },
     );
     match link.next().await {

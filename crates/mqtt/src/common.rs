@@ -1,7 +1,7 @@
 //! What the kinds of this crate share beyond the broker connection ([`crate::settings`]):
-//! the configuration keys they read alike (`qos`, `max_inflight`), the per-process client
-//! id suffix, [`Groups`] (when a log record may be acknowledged, for both sinks), and the
-//! pieces of the sinks' drivers that wait on a link or a timer that may not exist.
+//! the configuration keys they read alike (`qos`, `max_inflight`), [`Groups`] (when a log
+//! record may be acknowledged, for both sinks), and the pieces of the sinks' drivers that
+//! wait on a link or a timer that may not exist.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,12 +32,6 @@ pub(crate) fn parse_inflight(table: &mut Table<'_>) -> u16 {
             256
         }
     }
-}
-
-/// A per-process suffix so two gateways with the same source name do not take over each
-/// other's session.
-pub(crate) fn unique_suffix() -> String {
-    format!("{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
 /// How long a sink's orderly stop waits for the last messages to be acknowledged.

@@ -18,12 +18,14 @@
 //! logic in [`source::Router`] and [`sparkplug::host`].
 //!
 //! Shared machinery: [`settings`] (broker, credentials, TLS), [`common`] (what the kinds
-//! read and do alike: the `qos` and `max_inflight` keys, client ids, which log records a
-//! sink may acknowledge), [`link`] (one MQTT session on rumqttc, 3.1.1 or 5), [`delivery`]
-//! (which publishes the broker acknowledged), [`topic`] (filters and
-//! matching). Protocol logic never does I/O, so it is tested without a network; the
+//! read and do alike: the `qos` and `max_inflight` keys, which log records a sink may
+//! acknowledge), [`client_id`] (default client ids from the gateway's and component's
+//! names), [`link`] (one MQTT session on rumqttc, 3.1.1 or 5), [`takeover`] (two clients
+//! sharing a client id), [`delivery`] (which publishes the broker acknowledged), [`topic`]
+//! (filters and matching). Protocol logic never does I/O, so it is tested without a network; the
 //! drivers are tested against Mosquitto.
 
+pub mod client_id;
 pub mod commands;
 pub mod common;
 pub mod delivery;
@@ -31,6 +33,7 @@ pub mod link;
 pub mod settings;
 pub mod source;
 pub mod sparkplug;
+pub mod takeover;
 pub mod topic;
 pub mod uns;
 

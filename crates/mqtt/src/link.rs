@@ -1,16 +1,22 @@
 //! One MQTT session over rumqttc, for MQTT 3.1.1 or 5, with delivery confirmation.
 //!
-//! A [`Link`] connects once (clean session), and ends for good at the first connection
-//! error: its owner decides when to open the next one (with [`backplane_connector::Backoff`]) and
-//! what to publish again. Keeping one session per link is what makes delivery tracking
-//! sound: rumqttc would otherwise silently drop or replay queued publishes when it
-//! reconnects on its own, and the tracker could no longer tell them apart.
+//! A [`Link`] connects once, and ends for good at the first connection error: its owner
+//! decides when to open the next one (with [`backplane_connector::Backoff`]) and what to
+//! publish again. Keeping one connection per link is what makes delivery tracking sound:
+//! rumqttc would otherwise silently drop or replay queued publishes when it reconnects on
+//! its own, and the tracker could no longer tell them apart. The sinks connect with a
+//! clean session; a subscriber may ask the broker to keep its session between links
+//! ([`SessionMode::Persistent`]), so messages published meanwhile wait for it.
+//!
+//! How each connection ended is told to [`crate::takeover`], which notices two clients
+//! dropping each other because they share a client id.
 //!
 //! The rumqttc event loop runs in a task of its own and is never cancelled mid-poll; it
 //! feeds the [`DeliveryTracker`] and forwards [`LinkEvent`]s to the owner.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -18,6 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::delivery::{Delivery, DeliveryTracker};
 use crate::settings::{Protocol, Qos, ResolvedConnection};
+use crate::takeover::{self, SessionEnd};
 
 /// A message the broker publishes if the session ends without a DISCONNECT.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +35,18 @@ pub struct Will {
     pub retain: bool,
 }
 
+/// Whether the broker keeps the session (subscriptions, and QoS 1 and 2 messages for
+/// them) while the client is away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionMode {
+    /// A new session at every connection, discarded at its end.
+    Clean,
+    /// Resume the session the broker kept for this client id, if any. MQTT 3.1.1: clean
+    /// session 0, kept as long as the broker keeps sessions; MQTT 5: clean start 0 and
+    /// this session expiry interval (whole seconds, up to `u32::MAX`).
+    Persistent { expiry: Duration },
+}
+
 /// What a link needs beyond the connection settings.
 #[derive(Clone, Debug)]
 pub struct LinkOptions {
@@ -35,6 +54,7 @@ pub struct LinkOptions {
     pub will: Option<Will>,
     /// Most publishes waiting for an acknowledgement at once (rumqttc's in-flight window).
     pub inflight: u16,
+    pub session: SessionMode,
 }
 
 /// What happens on a link, in order.
@@ -78,6 +98,8 @@ pub struct Link {
     tracker: Arc<Mutex<DeliveryTracker>>,
     task: JoinHandle<()>,
     next_token: u64,
+    /// Set from the CONNACK: the broker resumed a session it kept for this client id.
+    session_present: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Link {
@@ -136,11 +158,26 @@ impl Link {
         let capacity = usize::from(inflight) + 16;
         let tracker = Arc::new(Mutex::new(DeliveryTracker::new()));
         let (tx, events) = mpsc::channel(EVENT_QUEUE);
+        let session_present = Arc::new(AtomicBool::new(false));
+        // An empty client id cannot have a kept session (rumqttc asserts it; the settings
+        // refuse one, this keeps a caller's mistake from becoming a panic).
+        let persistent = match options.session {
+            SessionMode::Persistent { expiry } if !options.client_id.is_empty() => {
+                Some(u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX))
+            }
+            _ => None,
+        };
+        let ends = SessionWatch {
+            client_id: options.client_id.clone(),
+            session_present: session_present.clone(),
+            connected_at: None,
+            disconnecting: false,
+        };
         let (client, task) = match s.protocol {
             Protocol::V311 => {
                 let mut o = rumqttc::MqttOptions::new(options.client_id.clone(), s.host.clone(), s.port);
                 o.set_keep_alive(s.keep_alive.max(Duration::from_secs(1)))
-                    .set_clean_session(true)
+                    .set_clean_session(persistent.is_none())
                     .set_max_packet_size(incoming_ceiling(s.max_packet_bytes), s.max_packet_bytes)
                     .set_inflight(inflight)
                     .set_request_channel_capacity(capacity);
@@ -161,7 +198,7 @@ impl Link {
                     ));
                 }
                 let (client, eventloop) = rumqttc::AsyncClient::new(o, capacity);
-                let task = tokio::spawn(run_v4(eventloop, tracker.clone(), tx, s.max_packet_bytes));
+                let task = tokio::spawn(run_v4(eventloop, tracker.clone(), tx, s.max_packet_bytes, ends));
                 (Client::V4(client), task)
             }
             Protocol::V5 => {
@@ -169,10 +206,14 @@ impl Link {
                 // Sent in CONNECT as Maximum Packet Size: the broker drops larger messages
                 // for this client instead of sending them.
                 o.set_keep_alive(s.keep_alive.max(Duration::from_secs(1)))
-                    .set_clean_start(true)
+                    .set_clean_start(persistent.is_none())
                     .set_max_packet_size(Some(u32::try_from(s.max_packet_bytes).unwrap_or(u32::MAX)))
                     .set_outgoing_inflight_upper_limit(inflight)
                     .set_request_channel_capacity(capacity);
+                if persistent.is_some() {
+                    // Without it an MQTT 5 session ends with the connection, clean start or not.
+                    o.set_session_expiry_interval(persistent);
+                }
                 if let Some(user) = &s.username {
                     o.set_credentials(user.clone(), conn.password.clone().unwrap_or_default());
                 }
@@ -191,7 +232,7 @@ impl Link {
                     ));
                 }
                 let (client, eventloop) = rumqttc::v5::AsyncClient::new(o, capacity);
-                let task = tokio::spawn(run_v5(eventloop, tracker.clone(), tx));
+                let task = tokio::spawn(run_v5(eventloop, tracker.clone(), tx, ends));
                 (Client::V5(client), task)
             }
         };
@@ -201,7 +242,15 @@ impl Link {
             tracker,
             task,
             next_token: 1,
+            session_present,
         }
+    }
+
+    /// Whether the broker resumed a session it had kept for this client id (read after
+    /// [`LinkEvent::Connected`]). `false` with [`SessionMode::Persistent`] means what was
+    /// published while the client was away is not coming.
+    pub fn session_present(&self) -> bool {
+        self.session_present.load(Ordering::Relaxed)
     }
 
     /// The next event; [`LinkEvent::Disconnected`] once the session has ended (repeatedly).
@@ -328,24 +377,30 @@ async fn run_v4(
     tracker: Arc<Mutex<DeliveryTracker>>,
     tx: mpsc::Sender<LinkEvent>,
     max_packet_bytes: usize,
+    mut watch: SessionWatch,
 ) {
-    use rumqttc::{Event, Outgoing, Packet};
-    let mut disconnecting = false;
+    use rumqttc::{ConnectionError, Event, Outgoing, Packet, StateError};
     loop {
         let event = match eventloop.poll().await {
             Ok(event) => event,
             Err(e) => {
-                let why = if disconnecting {
-                    "closed by the gateway".to_owned()
-                } else {
-                    connection_error_text(&e.to_string())
+                let closed_by_broker = match &e {
+                    ConnectionError::MqttState(StateError::ConnectionAborted) => true,
+                    ConnectionError::MqttState(StateError::Io(io)) | ConnectionError::Io(io) => {
+                        peer_closed(io)
+                    }
+                    _ => false,
                 };
+                let why = watch.ended(closed_by_broker, false, &e.to_string());
                 end(&tx, &tracker, why).await;
                 return;
             }
         };
         let ok = match event {
-            Event::Incoming(Packet::ConnAck(_)) => tx.send(LinkEvent::Connected).await.is_ok(),
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                watch.connected(ack.session_present);
+                tx.send(LinkEvent::Connected).await.is_ok()
+            }
             Event::Incoming(Packet::Publish(p)) => {
                 let bytes = p.topic.len() + p.payload.len();
                 let event = if bytes > max_packet_bytes {
@@ -379,7 +434,7 @@ async fn run_v4(
                 true
             }
             Event::Outgoing(Outgoing::Disconnect) => {
-                disconnecting = true;
+                watch.disconnecting = true;
                 true
             }
             _ => true,
@@ -394,26 +449,35 @@ async fn run_v5(
     mut eventloop: rumqttc::v5::EventLoop,
     tracker: Arc<Mutex<DeliveryTracker>>,
     tx: mpsc::Sender<LinkEvent>,
+    mut watch: SessionWatch,
 ) {
     use rumqttc::Outgoing;
-    use rumqttc::v5::Event;
-    use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, PubRecReason};
-    let mut disconnecting = false;
+    use rumqttc::v5::mqttbytes::v5::{DisconnectReasonCode, Packet, PubAckReason, PubRecReason};
+    use rumqttc::v5::{ConnectionError, Event, StateError};
     loop {
         let event = match eventloop.poll().await {
             Ok(event) => event,
             Err(e) => {
-                let why = if disconnecting {
-                    "closed by the gateway".to_owned()
-                } else {
-                    connection_error_text(&e.to_string())
+                let (closed_by_broker, taken_over) = match &e {
+                    ConnectionError::MqttState(StateError::ServerDisconnect { reason_code, .. }) => {
+                        (false, *reason_code == DisconnectReasonCode::SessionTakenOver)
+                    }
+                    ConnectionError::MqttState(StateError::ConnectionAborted) => (true, false),
+                    ConnectionError::MqttState(StateError::Io(io)) | ConnectionError::Io(io) => {
+                        (peer_closed(io), false)
+                    }
+                    _ => (false, false),
                 };
+                let why = watch.ended(closed_by_broker, taken_over, &e.to_string());
                 end(&tx, &tracker, why).await;
                 return;
             }
         };
         let ok = match event {
-            Event::Incoming(Packet::ConnAck(_)) => tx.send(LinkEvent::Connected).await.is_ok(),
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                watch.connected(ack.session_present);
+                tx.send(LinkEvent::Connected).await.is_ok()
+            }
             Event::Incoming(Packet::Publish(p)) => {
                 // Topics arrive as bytes in MQTT 5; a non-UTF-8 topic is a broker bug.
                 match String::from_utf8(p.topic.to_vec()) {
@@ -457,13 +521,60 @@ async fn run_v5(
                 true
             }
             Event::Outgoing(Outgoing::Disconnect) => {
-                disconnecting = true;
+                watch.disconnecting = true;
                 true
             }
             _ => true,
         };
         if !ok {
             return;
+        }
+    }
+}
+
+/// An I/O error that means the other end closed the connection.
+fn peer_closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+    )
+}
+
+/// What the event loop knows of its connection, to say how it ended.
+struct SessionWatch {
+    client_id: String,
+    session_present: Arc<AtomicBool>,
+    /// When the CONNACK came; `None` while connecting.
+    connected_at: Option<Instant>,
+    /// The gateway sent DISCONNECT: the end is its own doing.
+    disconnecting: bool,
+}
+
+impl SessionWatch {
+    fn connected(&mut self, session_present: bool) {
+        self.connected_at = Some(Instant::now());
+        self.session_present.store(session_present, Ordering::Relaxed);
+    }
+
+    /// The text of [`LinkEvent::Disconnected`]; tells [`takeover`] how the session ended.
+    fn ended(&self, closed_by_broker: bool, taken_over: bool, raw: &str) -> String {
+        if self.disconnecting {
+            takeover::session_ended(&self.client_id, SessionEnd::Other);
+            return "closed by the gateway".to_owned();
+        }
+        let end = match self.connected_at {
+            Some(_) if taken_over => SessionEnd::TakenOver,
+            Some(at) if closed_by_broker => SessionEnd::ClosedByBroker { after: at.elapsed() },
+            _ => SessionEnd::Other,
+        };
+        let text = connection_error_text(raw);
+        match takeover::session_ended(&self.client_id, end) {
+            Some(suspect) => format!("{suspect} ({text})"),
+            None => text,
         }
     }
 }

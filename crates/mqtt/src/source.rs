@@ -12,20 +12,26 @@
 //! The selector starts at the first `#$`. The source subscribes to every address's filter
 //! (plus any `subscribe` filters). A message feeds every address whose filter matches its
 //! topic and whose field is present; the device timestamp comes from `timestamp_path`
-//! when the payload has it. The connection is the source's: when it is lost the source
-//! fails, its values turn bad, and the supervisor reconnects with backoff.
+//! when the payload has it. A time there that cannot be read is replaced by the gateway's,
+//! counted, and makes the readings `uncertain (source_time_invalid)`. The connection is
+//! the source's: when it is lost the source fails, its values turn bad, and the supervisor
+//! reconnects with backoff. At QoS 1 or 2 the broker keeps the source's session (its
+//! client id derives from the gateway's name) so what is published while the gateway is
+//! away arrives when it is back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use backplane_config::{AddressError, Table};
 use backplane_connector::{ComponentError, RawReading, Source, SourceContext, SourceIo, SourceKind};
-use backplane_model::{BadReason, Quality, Timestamp, Value};
+use backplane_model::{BadReason, Quality, Timestamp, UncertainReason, Value};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::common::{parse_qos, unique_suffix};
-use crate::link::{Link, LinkEvent, LinkOptions};
+use crate::client_id::{Component, default_client_id};
+use crate::common::parse_qos;
+use crate::link::{Link, LinkEvent, LinkOptions, SessionMode};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
 use crate::topic::{TopicError, matches, validate_filter};
 
@@ -239,7 +245,16 @@ pub struct MqttSourceSettings {
     pub timestamp_unit: EpochUnit,
     /// Larger messages are refused (counted as bad readings of their addresses).
     pub max_payload_bytes: usize,
+    /// Whether the broker keeps the subscriptions and queues messages while the source is
+    /// away (default: at QoS 1 and 2).
+    pub persistent_session: bool,
+    /// MQTT 5: how long the broker keeps the session after the connection ends.
+    pub session_expiry: Duration,
 }
+
+/// How long an MQTT 5 broker keeps a source's session after it went away: a day covers a
+/// night's outage, and a source removed from the configuration is forgotten by the next.
+pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
 /// The kind registered as `mqtt` (source).
 #[derive(Debug)]
@@ -312,6 +327,21 @@ impl backplane_connector::Kind for MqttSourceKind {
                 None,
             );
         }
+        // At QoS 0 the broker queues nothing for an absent client: a kept session would
+        // only keep the subscriptions.
+        let persistent_session = table
+            .optional_bool("persistent_session")
+            .unwrap_or(qos != Qos::AtMostOnce);
+        let session_expiry = table
+            .optional_duration("session_expiry")
+            .unwrap_or(DEFAULT_SESSION_EXPIRY);
+        if session_expiry < Duration::from_secs(1) || session_expiry.as_secs() > u64::from(u32::MAX) {
+            table.error(
+                "session_expiry",
+                "`session_expiry` must be between 1s and 4294967295s (about 136 years)",
+                Some("e.g. \"1d\"".into()),
+            );
+        }
         Some(MqttSourceSettings {
             connection: connection?,
             qos,
@@ -319,6 +349,8 @@ impl backplane_connector::Kind for MqttSourceKind {
             timestamp_path,
             timestamp_unit,
             max_payload_bytes: max_payload_bytes as usize,
+            persistent_session,
+            session_expiry,
         })
     }
 
@@ -414,20 +446,35 @@ impl Router {
 
     /// The readings one message yields (none if no address matches or has its field).
     pub fn readings(&self, topic: &str, payload: &[u8]) -> Vec<RawReading> {
+        self.route(topic, payload).readings
+    }
+
+    /// What one message yields: its readings, and whether its time was invalid.
+    pub fn route(&self, topic: &str, payload: &[u8]) -> Routed {
         let targets = self.targets(topic);
         if targets.is_empty() {
-            return Vec::new();
+            return Routed::default();
         }
         if payload.len() > self.max_payload_bytes {
-            return targets
-                .into_iter()
-                .map(|address| bad(address, BadReason::OutOfRange, None))
-                .collect();
+            return Routed {
+                readings: targets
+                    .into_iter()
+                    .map(|address| bad(address, BadReason::OutOfRange, None))
+                    .collect(),
+                invalid_time: None,
+            };
         }
         let json: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
-        let source_time = match (&json, &self.timestamp_path) {
-            (Some(j), Some(path)) => lookup(j, path).and_then(|t| self.timestamp(t)),
+        let time = match (&json, &self.timestamp_path) {
+            (Some(j), Some(path)) => lookup(j, path).filter(|t| !t.is_null()),
             _ => None,
+        };
+        let (source_time, invalid_time) = match time {
+            None => (None, None),
+            Some(t) => match self.timestamp(t) {
+                Some(ts) => (Some(ts), None),
+                None => (None, Some(excerpt(t))),
+            },
         };
         let mut out = Vec::with_capacity(targets.len());
         for address in targets {
@@ -454,22 +501,59 @@ impl Router {
             };
             out.extend(reading);
         }
-        out
+        if invalid_time.is_some() {
+            // The value is as the device sent it; its time is the gateway's, not the
+            // device's: say so to every consumer of the sample.
+            for r in &mut out {
+                if r.quality.is_good() {
+                    r.quality = Quality::Uncertain(UncertainReason::SourceTimeInvalid);
+                }
+            }
+        }
+        Routed {
+            readings: out,
+            invalid_time,
+        }
     }
 
+    /// The time at `timestamp_path`: RFC 3339 text, or a number of `timestamp_unit` since
+    /// the epoch. `None` when it is neither, or outside what a timestamp holds (the years
+    /// 1677 to 2262).
     fn timestamp(&self, v: &serde_json::Value) -> Option<Timestamp> {
         if let Some(text) = v.as_str() {
             return Timestamp::parse_rfc3339(text);
         }
-        let n = v.as_f64()?;
-        let nanos_per = match self.timestamp_unit {
-            EpochUnit::Seconds => 1e9,
-            EpochUnit::Millis => 1e6,
-            EpochUnit::Micros => 1e3,
-            EpochUnit::Nanos => 1.0,
+        let nanos_per: i64 = match self.timestamp_unit {
+            EpochUnit::Seconds => 1_000_000_000,
+            EpochUnit::Millis => 1_000_000,
+            EpochUnit::Micros => 1_000,
+            EpochUnit::Nanos => 1,
         };
-        let nanos = n * nanos_per;
+        if let Some(n) = v.as_i64() {
+            // Integers exactly: a float would round nanoseconds off.
+            return n.checked_mul(nanos_per).map(Timestamp::from_unix_nanos);
+        }
+        let nanos = v.as_f64()? * nanos_per as f64;
         (nanos.is_finite() && nanos.abs() < 9.2e18).then(|| Timestamp::from_unix_nanos(nanos as i64))
+    }
+}
+
+/// What [`Router::route`] made of one message.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Routed {
+    pub readings: Vec<RawReading>,
+    /// The payload's time at `timestamp_path` (as JSON, cut to 64 characters) when it was
+    /// there but invalid: the readings carry no source time, so the gateway's stands in,
+    /// and the good ones are `uncertain (source_time_invalid)`.
+    pub invalid_time: Option<String>,
+}
+
+/// A JSON value as text for a log line, at most 64 characters.
+fn excerpt(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 
@@ -503,11 +587,17 @@ impl SourceKind for MqttSourceKind {
             .connection
             .resolve()
             .map_err(|e| ComponentError::config_because(format!("mqtt source `{}`: {e}", ctx.name), e))?;
+        let client_id = settings
+            .connection
+            .client_id
+            .clone()
+            .unwrap_or_else(|| default_client_id(ctx.gateway, Component::Source, ctx.name));
         Ok(Box::new(MqttSource {
             name: ctx.name.to_owned(),
             settings: settings.clone(),
             connection,
             router,
+            client_id,
         }))
     }
 }
@@ -517,27 +607,32 @@ struct MqttSource {
     settings: MqttSourceSettings,
     connection: ResolvedConnection,
     router: Router,
+    client_id: String,
 }
 
 impl Source for MqttSource {
     fn run(self: Box<Self>, io: SourceIo) -> BoxFuture<'static, Result<(), ComponentError>> {
         async move {
             let options = LinkOptions {
-                client_id: self
-                    .settings
-                    .connection
-                    .client_id
-                    .clone()
-                    .unwrap_or_else(|| format!("backplane-{}-{}", self.name, unique_suffix())),
+                client_id: self.client_id.clone(),
                 will: None,
                 inflight: 16,
+                session: if self.settings.persistent_session {
+                    SessionMode::Persistent {
+                        expiry: self.settings.session_expiry,
+                    }
+                } else {
+                    SessionMode::Clean
+                },
             };
             let mut link = Link::open(&self.connection, &options);
             let filters = self.router.filters(&self.settings.subscribe);
             let oversized = io.status.counter("messages_oversized");
+            let invalid_times = io.status.counter("source_time_invalid");
             // Topics already warned about in this session: a retained message comes back at
             // every subscribe; one warning each is enough (bounded).
-            let mut warned: std::collections::HashSet<String> = std::collections::HashSet::new();
+            let mut warned: HashSet<String> = HashSet::new();
+            let mut warned_time: HashSet<String> = HashSet::new();
             loop {
                 let event = tokio::select! {
                     event = link.next() => event,
@@ -554,14 +649,31 @@ impl Source for MqttSource {
                 };
                 match event {
                     LinkEvent::Connected => {
-                        tracing::info!(source = %self.name, filters = ?filters, "mqtt: connected, subscribing");
+                        tracing::info!(
+                            source = %self.name,
+                            client_id = %self.client_id,
+                            filters = ?filters,
+                            session_resumed = link.session_present(),
+                            "mqtt: connected, subscribing"
+                        );
                         link.subscribe(&filters, self.settings.qos)
                             .await
                             .map_err(|e| ComponentError::io(format!("mqtt source `{}`: {e}", self.name)))?;
                     }
                     LinkEvent::Message { topic, payload, .. } => {
-                        let readings = self.router.readings(&topic, &payload);
-                        if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
+                        let routed = self.router.route(&topic, &payload);
+                        if let Some(time) = &routed.invalid_time {
+                            invalid_times.inc();
+                            if warned_time.len() < 64 && warned_time.insert(topic.clone()) {
+                                tracing::warn!(
+                                    source = %self.name,
+                                    %topic,
+                                    %time,
+                                    "mqtt: the payload's time cannot be read or is out of range; the gateway's time stands in and the values are uncertain (source_time_invalid), counted as source_time_invalid"
+                                );
+                            }
+                        }
+                        if !routed.readings.is_empty() && !io.emit(Timestamp::now(), routed.readings).await {
                             return Ok(());
                         }
                     }
@@ -619,6 +731,8 @@ mod tests {
             timestamp_path: Some(vec![PathStep::Key("ts".into())]),
             timestamp_unit: EpochUnit::Millis,
             max_payload_bytes: 1024,
+            persistent_session: true,
+            session_expiry: DEFAULT_SESSION_EXPIRY,
         }
     }
 
@@ -702,6 +816,61 @@ mod tests {
         let r = router(&["plant/+/state#$topic[1]"]);
         let readings = r.readings("plant/filler-2/state", b"x");
         assert_eq!(readings[0].value, Some(Value::String("filler-2".into())));
+    }
+
+    #[test]
+    fn an_invalid_payload_time_gives_gateway_time_and_uncertain_source_time_invalid() {
+        let r = router(&["t#$.v", "t#$.o"]);
+        for (payload, shown) in [
+            (&br#"{"v": 1, "ts": "yesterday"}"#[..], "\"yesterday\""),
+            (
+                br#"{"v": 1, "ts": "2026-13-45T00:00:00Z"}"#,
+                "\"2026-13-45T00:00:00Z\"",
+            ),
+            // Milliseconds beyond the year 2262 (nanoseconds overflow i64).
+            (br#"{"v": 1, "ts": 9300000000000000}"#, "9300000000000000"),
+            (br#"{"v": 1, "ts": 1e300}"#, "1e+300"),
+            (br#"{"v": 1, "ts": true}"#, "true"),
+        ] {
+            let routed = r.route("t", payload);
+            assert_eq!(routed.invalid_time.as_deref(), Some(shown));
+            assert_eq!(routed.readings.len(), 1);
+            let reading = &routed.readings[0];
+            assert_eq!(reading.value, Some(Value::UInt(1)));
+            assert_eq!(reading.source_time, None, "the gateway's time stands in");
+            assert_eq!(
+                reading.quality,
+                Quality::Uncertain(UncertainReason::SourceTimeInvalid)
+            );
+        }
+        // A bad reading stays bad (its reason says more than the time's).
+        let routed = r.route("t", br#"{"o": {"x": 1}, "ts": "yesterday"}"#);
+        assert!(routed.invalid_time.is_some());
+        assert_eq!(routed.readings[0].quality, Quality::Bad(BadReason::TypeMismatch));
+    }
+
+    #[test]
+    fn a_missing_or_null_payload_time_is_no_invalid_time() {
+        let r = router(&["t#$.v", "p"]);
+        for payload in [&br#"{"v": 2}"#[..], br#"{"v": 2, "ts": null}"#] {
+            let routed = r.route("t", payload);
+            assert_eq!(routed.invalid_time, None);
+            assert_eq!(routed.readings[0].quality, Quality::Good);
+            assert_eq!(routed.readings[0].source_time, None);
+        }
+        let routed = r.route("p", b"42");
+        assert_eq!(routed.invalid_time, None);
+        assert_eq!(routed.readings[0].quality, Quality::Good);
+    }
+
+    #[test]
+    fn integer_epoch_times_are_exact_to_the_nanosecond() {
+        let r = router(&["t#$.v"]);
+        let readings = r.readings("t", br#"{"v": 1, "ts": 1700000000123}"#);
+        assert_eq!(
+            readings[0].source_time,
+            Some(Timestamp::from_unix_nanos(1_700_000_000_123_000_000))
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backplane_mqtt::delivery::Delivery;
-use backplane_mqtt::link::{Link, LinkEvent, LinkOptions};
+use backplane_mqtt::link::{Link, LinkEvent, LinkOptions, SessionMode};
 use backplane_mqtt::settings::{ConnectionSettings, Protocol, Qos};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -149,6 +149,7 @@ async fn run_link(
         client_id: "delivery-test".into(),
         will: None,
         inflight: 100,
+        session: SessionMode::Clean,
     };
     let mut link = Link::open(&connection(port, protocol), &options);
     let mut outcomes = BTreeMap::new();

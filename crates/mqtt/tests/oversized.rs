@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use backplane_model::{BadReason, Quality, Value};
 use backplane_testkit::engine::{eventually, latest};
-use common::{Mosquitto, start};
+use common::{Mosquitto, mosquitto_pub, source_counter, start};
 
 fn config(port: u16, protocol: &str) -> String {
     format!(
@@ -47,43 +46,11 @@ max_payload_bytes = 16777216
     )
 }
 
-/// `mosquitto_pub`: returns once the broker has the message.
-fn publish(port: u16, topic: &str, payload: &str, retain: bool) {
-    let mut command = Command::new("mosquitto_pub");
-    command.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-q",
-        "1",
-        "-t",
-        topic,
-        "-m",
-        payload,
-    ]);
-    if retain {
-        command.arg("-r");
-    }
-    let status = command.status().expect("mosquitto_pub is installed");
-    assert!(status.success());
-}
-
-fn counter(metrics: &str, event: &str) -> f64 {
-    let key =
-        format!("backplane_component_events_total{{component=\"source\",name=\"mq\",event=\"{event}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 async fn other_topics_keep_flowing(protocol: &str) -> (backplane_engine::Engine, Mosquitto) {
     let broker = Mosquitto::start();
     // Retained before the source subscribes: the broker sends both at every subscribe.
-    publish(broker.port, "ov/big", &"x".repeat(8000), true);
-    publish(broker.port, "ov/ok", "1", true);
+    mosquitto_pub(broker.port, "ov/big", &"x".repeat(8000), true);
+    mosquitto_pub(broker.port, "ov/ok", "1", true);
     let dir = tempfile::tempdir().unwrap();
     let engine = start(&config(broker.port, protocol), dir.path());
     let handle = engine.handle();
@@ -94,7 +61,7 @@ async fn other_topics_keep_flowing(protocol: &str) -> (backplane_engine::Engine,
     eventually("the retained ov/ok", Duration::from_secs(10), value(1.0)).await;
     // Published after the oversized message was offered on this subscription: arriving
     // on the same connection means the connection survived it.
-    publish(broker.port, "ov/ok", "2", false);
+    mosquitto_pub(broker.port, "ov/ok", "2", false);
     eventually("ov/ok published afterwards", Duration::from_secs(10), value(2.0)).await;
     let source = handle
         .health()
@@ -120,7 +87,7 @@ async fn a_retained_oversized_message_is_refused_alone_and_counted_on_mqtt_3_1_1
     })
     .await;
     assert_eq!(big.sample.quality, Quality::Bad(BadReason::OutOfRange));
-    assert!(counter(&handle.metrics_text(), "messages_oversized") >= 1.0);
+    assert!(source_counter(&handle.metrics_text(), "mq", "messages_oversized") >= 1.0);
     engine.shutdown().await;
 }
 

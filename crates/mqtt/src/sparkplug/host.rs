@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use backplane_connector::RawReading;
-use backplane_model::{BadReason, Quality, Timestamp};
+use backplane_model::{BadReason, Quality, Timestamp, UncertainReason};
 
 use super::codec::{self, MessageType, Topic, decode_payload, decode_value, metric_quality};
 use super::edge::{BDSEQ_METRIC, REBIRTH_METRIC};
@@ -123,6 +123,9 @@ pub struct HostOutput {
     pub rebirth: Option<(String, String)>,
     /// Something worth a log line (seq gap, unknown alias, undecodable payload).
     pub note: Option<String>,
+    /// A timestamp of the message was beyond what a timestamp holds (after the year
+    /// 2262): the gateway's time stands in, and good readings are uncertain.
+    pub invalid_time: bool,
 }
 
 /// The host's view of every edge node it has heard from.
@@ -222,9 +225,7 @@ impl Host {
                 }
                 state.expected = None;
                 state.rebirth_requested = false;
-                let time = payload
-                    .timestamp
-                    .map_or(now, |t| Timestamp::from_unix_millis(t as i64));
+                let time = death_time(&payload, now, &mut out);
                 for a in self.by_node.get(&key).into_iter().flatten() {
                     out.readings.push(down(*a, time));
                 }
@@ -259,9 +260,7 @@ impl Host {
                     }
                     (MessageType::DDeath, Some(d)) => {
                         state.devices.remove(d);
-                        let time = payload
-                            .timestamp
-                            .map_or(now, |t| Timestamp::from_unix_millis(t as i64));
+                        let time = death_time(&payload, now, &mut out);
                         let device_key = (key.0.clone(), key.1.clone(), d.to_owned());
                         for a in self.by_device.get(&device_key).into_iter().flatten() {
                             out.readings.push(down(*a, time));
@@ -300,7 +299,7 @@ impl Host {
             },
             None => &state.node,
         };
-        let payload_time = payload.timestamp.map(|t| Timestamp::from_unix_millis(t as i64));
+        let payload_time = payload.timestamp.map(sparkplug_time);
         let mut unknown_alias = None;
         for m in &payload.metrics {
             let (name, datatype) = match (&m.name, m.alias) {
@@ -326,15 +325,22 @@ impl Host {
             let Some(targets) = self.addresses.get(&address) else {
                 continue;
             };
-            let source_time = m
-                .timestamp
-                .map(|t| Timestamp::from_unix_millis(t as i64))
-                .or(payload_time);
-            let (value, quality) = match datatype.map(|d| decode_value(m, d)) {
+            let (source_time, time_invalid) = match m.timestamp.map(sparkplug_time).or(payload_time) {
+                Some(Some(t)) => (Some(t), false),
+                Some(None) => (None, true),
+                None => (None, false),
+            };
+            let (value, mut quality) = match datatype.map(|d| decode_value(m, d)) {
                 Some(Ok(Some(v))) => (Some(v), metric_quality(m)),
                 Some(Ok(None)) => (None, metric_quality(m).min_bad()),
                 Some(Err(_)) | None => (None, Quality::Bad(BadReason::TypeMismatch)),
             };
+            if time_invalid {
+                out.invalid_time = true;
+                if quality.is_good() {
+                    quality = Quality::Uncertain(UncertainReason::SourceTimeInvalid);
+                }
+            }
             for a in targets {
                 out.readings.push(RawReading {
                     address: *a,
@@ -363,6 +369,27 @@ impl MinBad for Quality {
         } else {
             Quality::Bad(BadReason::Unspecified)
         }
+    }
+}
+
+/// A Sparkplug time (ms since the epoch); `None` after the year 2262, which a timestamp
+/// cannot hold (a cast used to wrap it into a time centuries off).
+fn sparkplug_time(millis: u64) -> Option<Timestamp> {
+    i64::try_from(millis)
+        .ok()
+        .and_then(|ms| ms.checked_mul(1_000_000))
+        .map(Timestamp::from_unix_nanos)
+}
+
+/// The time of a death message: its own, else (absent or invalid) the gateway's.
+fn death_time(payload: &Payload, now: Timestamp, out: &mut HostOutput) -> Timestamp {
+    match payload.timestamp.map(sparkplug_time) {
+        Some(Some(t)) => t,
+        Some(None) => {
+            out.invalid_time = true;
+            now
+        }
+        None => now,
     }
 }
 
@@ -466,6 +493,35 @@ mod tests {
         assert!(MetricAddress::parse("g:x").is_err());
         assert!(MetricAddress::parse("g/n/d").is_err());
         assert!(MetricAddress::parse("g/n+/d:x").is_err());
+    }
+
+    #[test]
+    fn a_metric_time_after_2262_gives_gateway_time_and_uncertain_source_time_invalid() {
+        let mut h = host();
+        h.on_message("spBv1.0/g/NBIRTH/n", &nbirth(1), now());
+        // Beyond i64 milliseconds, and within them but beyond i64 nanoseconds.
+        for (seq, millis) in [(1, u64::MAX), (2, 9_300_000_000_000_000)] {
+            let mut m = metric(Some("temp"), None, Some(SpType::Double), 4.5);
+            m.timestamp = Some(millis);
+            let out = h.on_message("spBv1.0/g/NDATA/n", &payload(Some(seq), vec![m]), now());
+            assert!(out.invalid_time);
+            assert_eq!(out.readings[0].value, Some(Value::Float(4.5)));
+            assert_eq!(out.readings[0].source_time, None, "the gateway's time stands in");
+            assert_eq!(
+                out.readings[0].quality,
+                Quality::Uncertain(UncertainReason::SourceTimeInvalid)
+            );
+        }
+        // A valid time is taken as it is.
+        let mut m = metric(Some("temp"), None, Some(SpType::Double), 4.6);
+        m.timestamp = Some(2_000);
+        let out = h.on_message("spBv1.0/g/NDATA/n", &payload(Some(3), vec![m]), now());
+        assert!(!out.invalid_time);
+        assert_eq!(out.readings[0].quality, Quality::Good);
+        assert_eq!(
+            out.readings[0].source_time,
+            Some(Timestamp::from_unix_millis(2_000))
+        );
     }
 
     #[test]

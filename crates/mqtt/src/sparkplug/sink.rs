@@ -20,9 +20,10 @@ use futures::future::BoxFuture;
 
 use super::codec::validate_id;
 use super::edge::{EdgeConfig, EdgeNode, Output, Publish, devices};
+use crate::client_id::{Component, default_client_id};
 use crate::common::{CLOSE_TIMEOUT, Groups, next_event, parse_inflight, sleep_until};
 use crate::delivery::Delivery as Confirmation;
-use crate::link::{Link, LinkEvent, LinkOptions, Will};
+use crate::link::{Link, LinkEvent, LinkOptions, SessionMode, Will};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
 use backplane_connector::Backoff;
 
@@ -188,6 +189,8 @@ impl SparkplugSink {
             client_id: client_id.to_owned(),
             will: Some(Self::will(&edge.will())),
             inflight: self.settings.max_inflight,
+            // Sparkplug 3.0 requires it of edge nodes (tck-id-principles-persistence-clean-session-311, -50).
+            session: SessionMode::Clean,
         };
         Ok(Link::open(&self.connection, &options))
     }
@@ -222,7 +225,7 @@ impl SparkplugSink {
             .connection
             .client_id
             .clone()
-            .unwrap_or_else(|| format!("backplane-{}-{}", config.group, config.node));
+            .unwrap_or_else(|| default_client_id(&plan.gateway.name, Component::Sink, &self.name));
         let mut edge = EdgeNode::new(config, devices(&topology));
         let refused = io.status.counter("dcmd_refused");
         let commander = Identity::new(

@@ -14,8 +14,8 @@ use futures::future::BoxFuture;
 
 use super::codec::{self, MessageType, validate_id};
 use super::host::{Host, MetricAddress, rebirth_request, state_payload};
-use crate::common::unique_suffix;
-use crate::link::{Link, LinkEvent, LinkOptions, Will};
+use crate::client_id::{Component, default_client_id};
+use crate::link::{Link, LinkEvent, LinkOptions, SessionMode, Will};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
 
 /// Settings of one `sparkplug` source.
@@ -114,6 +114,11 @@ impl SourceKind for SparkplugSourceKind {
             settings: settings.clone(),
             connection,
             host: Host::new(&addresses, settings.max_payload_bytes),
+            client_id: settings
+                .connection
+                .client_id
+                .clone()
+                .unwrap_or_else(|| default_client_id(ctx.gateway, Component::Source, ctx.name)),
         }))
     }
 }
@@ -122,6 +127,7 @@ struct SparkplugSource {
     name: String,
     settings: SparkplugSourceSettings,
     connection: ResolvedConnection,
+    client_id: String,
     host: Host,
 }
 
@@ -135,12 +141,7 @@ impl Source for SparkplugSource {
                 .as_ref()
                 .map(|h| format!("{}/STATE/{h}", codec::NAMESPACE));
             let options = LinkOptions {
-                client_id: self.settings.connection.client_id.clone().unwrap_or_else(|| {
-                    match &self.settings.host_id {
-                        Some(h) => format!("backplane-host-{h}"),
-                        None => format!("backplane-{}-{}", self.name, unique_suffix()),
-                    }
-                }),
+                client_id: self.client_id.clone(),
                 // Sparkplug 3.0: the will's timestamp equals the birth's.
                 will: state_topic.as_ref().map(|t| Will {
                     topic: t.clone(),
@@ -149,6 +150,9 @@ impl Source for SparkplugSource {
                     retain: true,
                 }),
                 inflight: 16,
+                // A host rebuilds its view from births; data kept from a past session
+                // would arrive ahead of them.
+                session: SessionMode::Clean,
             };
             let mut groups = self.host.groups();
             groups.extend(self.settings.groups.iter().cloned());
@@ -156,6 +160,8 @@ impl Source for SparkplugSource {
             groups.dedup();
             let filters: Vec<String> = groups.iter().map(|g| format!("{}/{g}/#", codec::NAMESPACE)).collect();
             let mut link = Link::open(&self.connection, &options);
+            let invalid_times = io.status.counter("source_time_invalid");
+            let mut warned_time = false;
             loop {
                 let event = tokio::select! {
                     event = link.next() => event,
@@ -186,6 +192,12 @@ impl Source for SparkplugSource {
                     }
                     LinkEvent::Message { topic, payload, .. } => {
                         let out = self.host.on_message(&topic, &payload, Timestamp::now());
+                        if out.invalid_time {
+                            invalid_times.inc();
+                            if !std::mem::replace(&mut warned_time, true) {
+                                tracing::warn!(source = %self.name, %topic, "sparkplug host: a timestamp after the year 2262; the gateway's time stands in and the values are uncertain (source_time_invalid), counted as source_time_invalid");
+                            }
+                        }
                         if let Some(note) = &out.note {
                             tracing::info!(source = %self.name, %note, "sparkplug host");
                         }

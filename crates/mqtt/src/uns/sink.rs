@@ -14,8 +14,9 @@ use super::command_channel::CommandChannel;
 use super::config::{CommandTopic, MqttSinkKind, MqttSinkSettings};
 use super::namespace::Namespace;
 use super::session::{Action, Session};
+use crate::client_id::{Component, default_client_id};
 use crate::common::{CLOSE_TIMEOUT, next_event, sleep_until};
-use crate::link::{Link, LinkEvent, LinkOptions};
+use crate::link::{Link, LinkEvent, LinkOptions, SessionMode};
 use crate::settings::{Qos, ResolvedConnection};
 use backplane_connector::Backoff;
 
@@ -68,11 +69,14 @@ impl UnsSink {
             .connection
             .client_id
             .clone()
-            .unwrap_or_else(|| format!("backplane-{gateway}-{}", self.name));
+            .unwrap_or_else(|| default_client_id(&gateway, Component::Sink, &self.name));
         let options = LinkOptions {
             client_id,
             will: Some(session.will()),
             inflight: s.max_inflight,
+            // The sink replays what was not confirmed itself; a kept session would resend
+            // it a second time, and keep commands for a gateway that may never come back.
+            session: SessionMode::Clean,
         };
         let mut backoff = Backoff::new(s.connection.reconnect_min, s.connection.reconnect_max);
         // Unconfirmed messages at a disconnect; their records are sent again (replayed).

@@ -64,6 +64,9 @@ impl Mosquitto {
     fn launch_new(persistent: bool, extra: String) -> Mosquitto {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
+        if persistent {
+            give_to_broker_user(dir.path());
+        }
         let mut m = Mosquitto {
             child: None,
             port,
@@ -157,6 +160,62 @@ impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Mosquitto started as root drops to the `mosquitto` user, which cannot write the test's
+/// root-owned directory: a persistent broker would then lose its sessions and queued
+/// messages at a stop, saying so only in its own log. Run as root, the directory is given
+/// to that user (from /etc/passwd); otherwise the broker runs as the test's user already.
+fn give_to_broker_user(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata(dir).unwrap().uid() != 0 {
+        return;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let owner = passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        match fields.as_slice() {
+            ["mosquitto", _, uid, gid, ..] => Some((uid.parse().ok()?, gid.parse().ok()?)),
+            _ => None,
+        }
+    });
+    let (uid, gid) =
+        owner.expect("run as root, the broker drops to the `mosquitto` user, which does not exist");
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
+}
+
+/// `mosquitto_pub` at QoS 1: returns once the broker has the message.
+pub fn mosquitto_pub(port: u16, topic: &str, payload: &str, retain: bool) {
+    let mut command = Command::new("mosquitto_pub");
+    command.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-m",
+        payload,
+    ]);
+    if retain {
+        command.arg("-r");
+    }
+    let status = command.status().expect("mosquitto_pub is installed");
+    assert!(status.success(), "mosquitto_pub to port {port} failed");
+}
+
+/// A source's counter `event` in the engine's metrics text (0 when never counted).
+pub fn source_counter(metrics: &str, source: &str, event: &str) -> f64 {
+    let key = format!(
+        "backplane_component_events_total{{component=\"source\",name=\"{source}\",event=\"{event}\"}} "
+    );
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// One message seen by an [`Observer`].
