@@ -112,7 +112,7 @@ url = "rtu://{}?baud=19200&parity=N&data_bits=8&stop_bits=2"
 unit = 1
 address_base = 0
 period = "100ms"
-timeout = "500ms"
+timeout = "1s"
 retries = 0
 writes = {writes}
 
