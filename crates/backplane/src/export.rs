@@ -13,7 +13,7 @@ use backplane_model::Timestamp;
 pub enum Format {
     /// Comma-separated values with a header line (RFC 4180 quoting).
     Csv,
-    /// Apache Parquet with typed columns (builds with the `parquet` feature).
+    /// Apache Parquet with typed columns (the `parquet` feature, on by default).
     Parquet,
 }
 

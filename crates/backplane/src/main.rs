@@ -95,8 +95,7 @@ enum Command {
         #[arg(long, default_value = "examples/data")]
         data_dir: PathBuf,
     },
-    /// Export a model's history as a wide, AI-ready table (CSV, or Parquet in builds with
-    /// the `parquet` feature).
+    /// Export a model's history as a wide, AI-ready table (CSV or Parquet).
     Export(Box<export::ExportArgs>),
     /// The audit trail: every machine write, change of context or production state, login
     /// and refusal, hash-chained (docs/security.md).

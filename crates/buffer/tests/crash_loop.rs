@@ -17,7 +17,8 @@
 //!
 //! The child is this test binary itself, started with `--exact crash_child --ignored`, so it
 //! needs no extra target and is built by any `cargo test`.
-//! `BACKPLANE_CRASH_ITERATIONS` sets the number of kills (default 200);
+//! `BACKPLANE_CRASH_LOOP_KILLS` sets the number of kills: 200 by default (the CI run), 1000
+//! in the long mode (`bash .ci/run --long`; figures in docs/reliability.md).
 //! `BACKPLANE_CRASH_SEED` replays a run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -265,16 +266,25 @@ fn run_child(exe: &Path, dir: &Path, run: u64, drain: bool, kill_after: Option<D
     }
 }
 
+/// Kills of the default (CI) run.
+const DEFAULT_KILLS: u64 = 200;
+
+/// A number from the environment; a value that is not one fails the test rather than
+/// silently running the default.
+fn env_number(name: &str) -> Option<u64> {
+    let text = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+    Some(
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a whole number")),
+    )
+}
+
 #[test]
 fn crash_loop_loses_nothing_acked() {
-    let iterations: u64 = std::env::var("BACKPLANE_CRASH_ITERATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    let seed: u64 = std::env::var("BACKPLANE_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(rand::random);
+    let iterations = env_number("BACKPLANE_CRASH_LOOP_KILLS").unwrap_or(DEFAULT_KILLS);
+    assert!(iterations > 0, "BACKPLANE_CRASH_LOOP_KILLS must be at least 1");
+    let seed = env_number("BACKPLANE_CRASH_SEED").unwrap_or_else(rand::random);
     eprintln!("crash loop: {iterations} kills, BACKPLANE_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let exe = std::env::current_exe().unwrap();
@@ -314,9 +324,10 @@ fn crash_loop_loses_nothing_acked() {
     let bound = iterations * DUPLICATES_PER_KILL;
     let max_per_id = oracle.deliveries.values().max().copied().unwrap_or(0);
     eprintln!(
-        "crash loop: {} s, {} appended and acknowledged, {} attempted, {} deliveries, {} duplicates (bound {}), at most {} deliveries of one id",
+        "crash loop: {iterations} kills in {} s, {} appended and acknowledged, {} lost, {} attempted, {} deliveries, {} duplicates (bound {}), at most {} deliveries of one id",
         started.elapsed().as_secs(),
         oracle.acked.len(),
+        missing.len(),
         oracle.attempted.len(),
         total,
         duplicates,

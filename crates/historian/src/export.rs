@@ -11,6 +11,10 @@
 //! | `<attribute>_quality` | the worst quality of the attribute's points in the interval (`good`, `uncertain`, `bad`), or that of the last point before it when the interval has none |
 //! | `work_order` … `machine_state` | the asset's context at the end of the interval (that of its latest point) |
 //!
+//! Column names are unique (pyarrow refuses to read a Parquet file with two columns of one
+//! name): an attribute whose columns would repeat `time`, `asset`, a context column or an
+//! earlier column is exported as `attribute_<name>` (and `attribute_<name>_quality`).
+//!
 //! "Usable" is a value with a quality that is not bad (see [`crate::query`]). Attributes are
 //! in the order the store first saw them (model order). Rows before an asset's first known
 //! value are left out. A context option (`--batch B-77`) keeps the rows whose context
@@ -31,6 +35,9 @@ use crate::query::{ContextFilter, Selector, under_prefix};
 use crate::sink::historian_stores;
 use crate::store::Store;
 
+#[cfg(feature = "parquet")]
+mod to_parquet;
+
 /// Intervals in one export at most (rows = intervals × assets).
 pub const MAX_INTERVALS: u64 = 100_000_000;
 
@@ -39,7 +46,7 @@ pub const MAX_INTERVALS: u64 = 100_000_000;
 pub enum ExportFormat {
     /// Comma-separated values with a header line (RFC 4180 quoting).
     Csv,
-    /// Apache Parquet with typed columns (builds with the `parquet` feature).
+    /// Apache Parquet with typed columns (the `parquet` feature, on by default).
     Parquet,
 }
 
@@ -121,7 +128,7 @@ pub enum ExportError {
     #[error("writing {}: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
     #[error(
-        "this backplane was built without Parquet support; use --format csv, or rebuild with `--features parquet`"
+        "this backplane was built without Parquet support (the `parquet` feature, on by default, was turned off); use --format csv"
     )]
     ParquetUnavailable,
     #[error("Parquet: {0}")]
@@ -310,8 +317,43 @@ pub struct Row {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Column {
     pub attribute: String,
-    /// The stored type (`float`, `uint`, ...); the Parquet column type follows it.
+    /// The stored type (`float`, `uint`, `float[]`, ...); the Parquet column type follows it.
     pub data_type: String,
+    /// The table's name for the values: the attribute, unless that name is taken.
+    pub name: String,
+}
+
+impl Column {
+    /// The name of the quality column that follows the values.
+    pub fn quality_name(&self) -> String {
+        format!("{}_quality", self.name)
+    }
+}
+
+/// Gives each column a name no other column of the table has (see the module docs).
+fn name_columns(columns: &mut [Column]) {
+    let mut taken: HashSet<String> = ["time", "asset"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(ContextField::ALL.iter().map(|f| f.name().to_owned()))
+        .collect();
+    for c in columns {
+        let free = |name: &str, taken: &HashSet<String>| {
+            !taken.contains(name) && !taken.contains(&format!("{name}_quality"))
+        };
+        let mut name = c.attribute.clone();
+        if !free(&name, &taken) {
+            name = format!("attribute_{}", c.attribute);
+            let mut n = 2;
+            while !free(&name, &taken) {
+                name = format!("attribute_{}_{n}", c.attribute);
+                n += 1;
+            }
+        }
+        taken.insert(format!("{name}_quality"));
+        taken.insert(name.clone());
+        c.name = name;
+    }
 }
 
 /// Per asset and attribute, what carries from one interval to the next.
@@ -406,9 +448,11 @@ impl<'s> TableBuilder<'s> {
                 columns.push(Column {
                     attribute: s.attribute.to_string(),
                     data_type: s.data_type.to_string(),
+                    name: String::new(),
                 });
             }
         }
+        name_columns(&mut columns);
         let mut by_asset: BTreeMap<Arc<str>, Vec<Vec<Arc<SeriesInfo>>>> = BTreeMap::new();
         for s in series {
             let per_column = by_asset
@@ -451,8 +495,8 @@ impl<'s> TableBuilder<'s> {
     pub fn header(&self) -> Vec<String> {
         let mut names = vec!["time".to_owned(), "asset".to_owned()];
         for c in &self.columns {
-            names.push(c.attribute.clone());
-            names.push(format!("{}_quality", c.attribute));
+            names.push(c.name.clone());
+            names.push(c.quality_name());
         }
         names.extend(ContextField::ALL.iter().map(|f| f.name().to_owned()));
         names
@@ -660,109 +704,4 @@ fn write_parquet<W: Write + Send>(
 }
 
 #[cfg(feature = "parquet")]
-fn write_parquet<W: Write + Send>(
-    table: &mut TableBuilder<'_>,
-    out: W,
-    progress: &mut dyn FnMut(u64, u64, u64),
-) -> Result<u64, ExportError> {
-    use arrow_array::builder::{StringBuilder, TimestampNanosecondBuilder};
-    use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, UInt64Array};
-    use arrow_schema::{DataType, Field, Schema, TimeUnit};
-
-    let pq = |e: &dyn std::fmt::Display| ExportError::Parquet(e.to_string());
-    let utc: Arc<str> = "UTC".into();
-    let time_type = DataType::Timestamp(TimeUnit::Nanosecond, Some(utc.clone()));
-    let mut fields = vec![
-        Field::new("time", time_type.clone(), false),
-        Field::new("asset", DataType::Utf8, false),
-    ];
-    for c in &table.columns {
-        let t = match c.data_type.as_str() {
-            "float" => DataType::Float64,
-            "int" => DataType::Int64,
-            "uint" => DataType::UInt64,
-            "bool" => DataType::Boolean,
-            "timestamp" => time_type.clone(),
-            _ => DataType::Utf8,
-        };
-        fields.push(Field::new(c.attribute.as_str(), t, true));
-        fields.push(Field::new(
-            format!("{}_quality", c.attribute),
-            DataType::Utf8,
-            true,
-        ));
-    }
-    for f in ContextField::ALL {
-        fields.push(Field::new(f.name(), DataType::Utf8, true));
-    }
-    let schema = Arc::new(Schema::new(fields));
-    let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None).map_err(|e| pq(&e))?;
-    let mut total = 0u64;
-    while let Some(rows) = table.next_window()? {
-        if rows.is_empty() {
-            progress(table.done_windows, table.total_windows, total);
-            continue;
-        }
-        let mut time = TimestampNanosecondBuilder::new().with_timezone(utc.clone());
-        let mut asset = StringBuilder::new();
-        for r in &rows {
-            time.append_value(r.time.unix_nanos());
-            asset.append_value(&*r.asset);
-        }
-        let mut arrays: Vec<ArrayRef> = vec![Arc::new(time.finish()), Arc::new(asset.finish())];
-        for (ci, c) in table.columns.iter().enumerate() {
-            let cells = rows
-                .iter()
-                .map(|r| r.cells.get(ci).and_then(|c| c.value.as_ref()));
-            let array: ArrayRef = match c.data_type.as_str() {
-                "float" => Arc::new(cells.map(|v| v.and_then(Value::as_f64)).collect::<Float64Array>()),
-                "int" => Arc::new(cells.map(|v| v.and_then(Value::as_i64)).collect::<Int64Array>()),
-                "uint" => Arc::new(cells.map(|v| v.and_then(Value::as_u64)).collect::<UInt64Array>()),
-                "bool" => Arc::new(
-                    cells
-                        .map(|v| match v {
-                            Some(Value::Bool(b)) => Some(*b),
-                            _ => None,
-                        })
-                        .collect::<BooleanArray>(),
-                ),
-                "timestamp" => {
-                    let mut b = TimestampNanosecondBuilder::new().with_timezone(utc.clone());
-                    for v in cells {
-                        match v {
-                            Some(Value::Timestamp(t)) => b.append_value(t.unix_nanos()),
-                            _ => b.append_null(),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                _ => {
-                    let mut b = StringBuilder::new();
-                    for v in cells {
-                        b.append_option(v.map(value_text));
-                    }
-                    Arc::new(b.finish())
-                }
-            };
-            arrays.push(array);
-            let mut q = StringBuilder::new();
-            for r in &rows {
-                q.append_option(r.cells.get(ci).and_then(|c| c.quality).map(|q| q.class()));
-            }
-            arrays.push(Arc::new(q.finish()));
-        }
-        for f in ContextField::ALL {
-            let mut b = StringBuilder::new();
-            for r in &rows {
-                b.append_option(r.context.get(f).map(|v| &**v));
-            }
-            arrays.push(Arc::new(b.finish()));
-        }
-        let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| pq(&e))?;
-        writer.write(&batch).map_err(|e| pq(&e))?;
-        total += rows.len() as u64;
-        progress(table.done_windows, table.total_windows, total);
-    }
-    writer.close().map_err(|e| pq(&e))?;
-    Ok(total)
-}
+use to_parquet::write_parquet;

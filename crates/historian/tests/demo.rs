@@ -325,7 +325,7 @@ async fn filler_export_has_one_row_per_filler_per_interval_with_quality_and_cont
         let mut args = options.clone();
         args.format = ExportFormat::Parquet;
         let err = export::run(&args, None).unwrap_err();
-        assert!(err.to_string().contains("--features parquet"), "{err}");
+        assert!(err.to_string().contains("without Parquet support"), "{err}");
     }
     // An unknown model names the ones stored.
     let mut args = options.clone();

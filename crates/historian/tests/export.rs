@@ -215,3 +215,42 @@ fn parquet_export_has_typed_columns_and_the_same_rows() {
     );
     assert_eq!(schema.column(2).physical_type(), parquet::basic::Type::DOUBLE);
 }
+
+#[test]
+fn attribute_columns_that_would_repeat_a_name_are_renamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    // In this order: `speed_quality` takes the name of speed's quality column first.
+    for attribute in [
+        "speed_quality",
+        "speed",
+        "time",
+        "batch",
+        "attribute_batch",
+        "lot",
+    ] {
+        let id = store
+            .series_id(&SeriesSpec {
+                asset: OVEN_1,
+                attribute,
+                model: "Oven",
+                data_type: "uint",
+                unit: None,
+            })
+            .unwrap();
+        store
+            .append(
+                vec![(id, point(0.0, Value::UInt(1), Quality::Good, 0))],
+                Vec::new(),
+            )
+            .unwrap();
+    }
+    let rows = csv(&store, &spec());
+    assert_eq!(
+        rows[0].join(","),
+        "time,asset,speed_quality,speed_quality_quality,attribute_speed,attribute_speed_quality,\
+         attribute_time,attribute_time_quality,attribute_batch,attribute_batch_quality,\
+         attribute_attribute_batch,attribute_attribute_batch_quality,attribute_lot,attribute_lot_quality,\
+         work_order,product,batch,lot,shift,operator,machine_state"
+    );
+}

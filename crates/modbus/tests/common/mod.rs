@@ -1,5 +1,5 @@
 //! The pymodbus server (tests/peers/modbus_server.py) as a child process, shared by the
-//! tests that talk to it.
+//! tests that talk to it, over TCP or on one end of a serial line ([`pty`]).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use backplane_testkit::peers;
+
+pub mod pty;
 
 /// A pymodbus server process; killed on drop.
 pub struct Peer {
@@ -25,31 +27,30 @@ impl Peer {
 
     /// `framing`: `tcp` (MBAP) or `rtu` (RTU frames with CRC over the TCP socket).
     pub fn start_framed(port: u16, framing: &str) -> Peer {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/modbus_server.py");
-        let mut child = Command::new(peers::python())
-            .arg(script)
-            .arg(port.to_string())
-            .args((framing == "rtu").then_some("rtu"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the pymodbus server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let port = port.to_string();
+        let mut args = vec![port.as_str()];
+        if framing == "rtu" {
+            args.push("rtu");
+        }
+        let (child, line) = spawn(&args);
         let mut peer = Peer { child, port: 0 };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the pymodbus server prints its port");
         peer.port = line
             .strip_prefix("PORT ")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line from the server: {line}"));
         peer
+    }
+
+    /// Serves RTU on the serial port at `path` (19200 8N2) and waits until it has opened it.
+    pub fn start_serial(path: &Path) -> Peer {
+        let path = path.to_str().expect("a UTF-8 path");
+        let (child, line) = spawn(&["serial", path]);
+        assert_eq!(
+            line,
+            format!("SERIAL {path}"),
+            "unexpected first line from the server"
+        );
+        Peer { child, port: 0 }
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, but nothing is answered.
@@ -75,6 +76,32 @@ impl Peer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts the script with `args` and returns it with the first line it prints.
+fn spawn(args: &[&str]) -> (Child, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/modbus_server.py");
+    let mut child = Command::new(peers::python())
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the pymodbus server");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30));
+    let Ok(line) = line else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the pymodbus server printed nothing within 30 s");
+    };
+    (child, line)
 }
 
 impl Drop for Peer {
