@@ -243,8 +243,9 @@ async fn values_time_out_while_the_device_is_off_and_recover_when_it_is_back() {
     // The device goes away; the serial port (our end) stays open, so requests go
     // unanswered rather than failing to send.
     device.stop();
+    // Stale (uncertain) after three unanswered polls, then bad once the request times out.
     let off = eventually("values to turn bad", || {
-        latest(&handle, "u16").filter(|l| !l.sample.quality.is_good())
+        latest(&handle, "u16").filter(|l| l.sample.quality.is_bad())
     })
     .await;
     assert_eq!(off.sample.quality, Quality::Bad(BadReason::Timeout));
