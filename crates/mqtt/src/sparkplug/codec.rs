@@ -153,15 +153,22 @@ pub enum IdError {
     /// A topic separator or wildcard.
     #[error("Sparkplug id `{id}` contains `/`, `+` or `#`")]
     Reserved { id: String },
+    /// A character MQTT forbids in topic names.
+    #[error("Sparkplug id `{}` contains a NUL character, which MQTT topics cannot", id.escape_debug())]
+    Nul { id: String },
 }
 
-/// Checks a group, node or device id: non-empty, no `/`, `+` or `#`.
+/// Checks a group, node or device id: a non-empty UTF-8 string without `/`, `+` or `#`
+/// (Sparkplug's reserved characters) or NUL (which MQTT forbids in topics).
 pub fn validate_id(id: &str) -> Result<(), IdError> {
     if id.is_empty() || id.len() > 256 {
         return Err(IdError::Length);
     }
     if id.contains(['/', '+', '#']) {
         return Err(IdError::Reserved { id: id.to_owned() });
+    }
+    if id.contains('\0') {
+        return Err(IdError::Nul { id: id.to_owned() });
     }
     Ok(())
 }
@@ -370,14 +377,16 @@ fn decode_array(t: SpType, b: &[u8]) -> Option<Value> {
     Some(Value::Array(items.into()))
 }
 
-/// The `Quality` metric property: 192 good, 64 uncertain, 0 bad (the OPC DA classes that
-/// Ignition and other Sparkplug hosts read).
+/// The `Quality` metric property (Sparkplug 3.0 §6.4.9.1): an Int32 that is 192 (GOOD),
+/// 500 (STALE) or 0 (BAD), the only codes the specification allows.
 pub const QUALITY_PROPERTY: &str = "Quality";
 
+/// 192 good, 500 uncertain (Sparkplug's STALE: the value is kept but is not to be taken as
+/// current), 0 bad. The reason does not travel.
 pub fn quality_code(q: Quality) -> u32 {
     match q {
         Quality::Good => 192,
-        Quality::Uncertain(_) => 64,
+        Quality::Uncertain(_) => 500,
         Quality::Bad(_) => 0,
     }
 }
@@ -394,7 +403,8 @@ pub fn quality_property(q: Quality) -> (String, PropertyValue) {
 }
 
 /// The quality a metric carries: its `Quality` property when present, else good (bad for
-/// a null value).
+/// a null value). 500 (STALE) reads uncertain (last usable value); 64–191, the OPC DA
+/// uncertain class some peers still send, uncertain; 192–255 good; anything else bad.
 pub fn metric_quality(m: &Metric) -> Quality {
     let code = m
         .properties
@@ -407,6 +417,7 @@ pub fn metric_quality(m: &Metric) -> Quality {
         });
     match code {
         Some(192..=255) => Quality::Good,
+        Some(500) => Quality::Uncertain(UncertainReason::LastUsableValue),
         Some(64..=191) => Quality::Uncertain(UncertainReason::Unspecified),
         Some(_) => Quality::Bad(BadReason::Unspecified),
         None if m.is_null == Some(true) => Quality::Bad(BadReason::Unspecified),

@@ -16,8 +16,9 @@
 //! wrapping 255 → 0. A device whose every metric is bad because its source is down gets a
 //! DDEATH, and a DBIRTH when a value comes back. `Node Control/Rebirth` in an NCMD repeats
 //! the births. With a primary host configured, nothing is born until its STATE says
-//! online; while it is offline samples are held (bounded, oldest dropped first) and sent
-//! after the next births as DDATA with every metric flagged historical.
+//! online (a STATE older than the last one counts for nothing); while it is offline samples
+//! are held (bounded, oldest dropped first) and sent after the next births as DDATA with
+//! every metric flagged historical. Births and data list their metrics in time order.
 
 use std::collections::VecDeque;
 
@@ -30,6 +31,7 @@ use super::codec::{
 use super::proto::DataType as SpType;
 use super::proto::Payload;
 use super::proto::payload::{Metric, PropertySet, PropertyValue, property_value};
+use super::state::parse_state;
 use crate::settings::Qos;
 
 /// The node metric that asks for a rebirth. It is addressed by name only: the
@@ -181,6 +183,10 @@ pub struct EdgeNode {
     phase: Phase,
     held: VecDeque<Held>,
     held_dropped: u64,
+    /// The timestamp of the primary host's latest STATE taken into account: an older one
+    /// (a will delivered late, a retained message overtaken) is ignored. Kept across
+    /// sessions.
+    host_state_time: Option<u64>,
 }
 
 impl EdgeNode {
@@ -208,6 +214,7 @@ impl EdgeNode {
             phase: Phase::Offline,
             held: VecDeque::new(),
             held_dropped: 0,
+            host_state_time: None,
         }
     }
 
@@ -372,6 +379,7 @@ impl EdgeNode {
             });
             self.published[m.tag.index()] = last;
         }
+        chronological(&mut metrics);
         let payload = Payload {
             timestamp: Some(millis(now)),
             metrics,
@@ -419,7 +427,8 @@ impl EdgeNode {
         out
     }
 
-    fn data(&mut self, d: usize, metrics: Vec<Metric>, now: Timestamp) -> Output {
+    fn data(&mut self, d: usize, mut metrics: Vec<Metric>, now: Timestamp) -> Output {
+        chronological(&mut metrics);
         let id = self.devices[d].id.clone();
         let payload = Payload {
             timestamp: Some(millis(now)),
@@ -538,14 +547,7 @@ impl EdgeNode {
     pub fn on_message(&mut self, topic: &str, payload: &[u8], now: Timestamp) -> Vec<Output> {
         match Topic::parse(topic) {
             Some(Topic::State { host }) if Some(host) == self.config.primary_host.as_deref() => {
-                match parse_state(payload) {
-                    Some(true) if self.phase == Phase::WaitingForHost => self.births(now),
-                    Some(false) if self.phase == Phase::Born => {
-                        vec![Output::EndSession(format!("primary host `{host}` went offline"))]
-                    }
-                    Some(_) => Vec::new(),
-                    None => vec![Output::Ignored(format!("unreadable STATE of `{host}`"))],
-                }
+                self.host_state(host, payload, now)
             }
             Some(Topic::Edge {
                 group,
@@ -562,6 +564,29 @@ impl EdgeNode {
                 self.device_command(device, payload)
             }
             _ => vec![Output::Ignored(format!("unexpected message on `{topic}`"))],
+        }
+    }
+
+    /// The primary host's STATE. Only one at least as recent as the last one counts
+    /// (Sparkplug 3.0 §5.4: a STATE older than the previous one is not the host's state).
+    fn host_state(&mut self, host: &str, payload: &[u8], now: Timestamp) -> Vec<Output> {
+        let Some(state) = parse_state(payload) else {
+            return vec![Output::Ignored(format!("unreadable STATE of `{host}`"))];
+        };
+        if let (Some(time), Some(last)) = (state.timestamp, self.host_state_time)
+            && time < last
+        {
+            return vec![Output::Ignored(format!(
+                "STATE of `{host}` at {time} is older than the one at {last}"
+            ))];
+        }
+        if state.timestamp.is_some() {
+            self.host_state_time = state.timestamp;
+        }
+        match (state.online, self.phase) {
+            (true, Phase::WaitingForHost) => self.births(now),
+            (false, Phase::Born) => vec![Output::EndSession(format!("primary host `{host}` went offline"))],
+            _ => Vec::new(),
         }
     }
 
@@ -637,6 +662,13 @@ impl EdgeNode {
     }
 }
 
+/// Metrics in time order, as births and data must list them
+/// (tck-id-operational-behavior-data-publish-dbirth-order). Stable: metrics of the same
+/// time keep their order.
+fn chronological(metrics: &mut [Metric]) {
+    metrics.sort_by_key(|m| m.timestamp);
+}
+
 /// Every metric of a birth carries a timestamp (tck-id-payloads-name-birth-data-requirement);
 /// the will's NDEATH is made before the session starts and has none to give.
 fn bd_seq_metric(bd_seq: u8, now: Option<Timestamp>) -> Metric {
@@ -691,18 +723,6 @@ fn double_property(x: f64) -> PropertyValue {
         is_null: None,
         value: Some(property_value::Value::DoubleValue(x)),
     }
-}
-
-/// A host's STATE: Sparkplug 3.0 JSON (`{"online": true, "timestamp": …}`) or the 2.2
-/// text `ONLINE` / `OFFLINE`.
-pub fn parse_state(payload: &[u8]) -> Option<bool> {
-    match payload {
-        b"ONLINE" => return Some(true),
-        b"OFFLINE" => return Some(false),
-        _ => {}
-    }
-    let json: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    json.get("online")?.as_bool()
 }
 
 #[cfg(test)]
@@ -961,7 +981,6 @@ mod tests {
             now(),
         );
         assert!(matches!(out[..], [Output::EndSession(_)]));
-        assert_eq!(parse_state(b"OFFLINE"), Some(false));
     }
 
     #[test]

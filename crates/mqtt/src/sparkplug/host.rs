@@ -12,8 +12,8 @@
 //! resolves. Sequence numbers are checked per node (0–255, wrapping); a gap, data from a
 //! node never seen born, or an unknown alias asks the node for a rebirth (an NCMD with
 //! `Node Control/Rebirth = true`), once until its next NBIRTH. NDEATH (with the bdSeq of
-//! the node's birth) turns every value of the node and its devices bad; DDEATH those of the
-//! device.
+//! the node's birth) turns every value of the node and its devices bad at the host's time;
+//! DDEATH those of the device, at the DDEATH's time.
 
 use std::collections::HashMap;
 
@@ -225,9 +225,10 @@ impl Host {
                 }
                 state.expected = None;
                 state.rebirth_requested = false;
-                let time = death_time(&payload, now, &mut out);
+                // The host's own time, not the payload's: a will carries the time of the
+                // CONNECT, long before the node died (Sparkplug 3.0 §5.5).
                 for a in self.by_node.get(&key).into_iter().flatten() {
-                    out.readings.push(down(*a, time));
+                    out.readings.push(down(*a, now));
                 }
             }
             MessageType::DBirth | MessageType::DData | MessageType::DDeath | MessageType::NData => {
@@ -429,13 +430,6 @@ pub fn rebirth_request(now: Timestamp) -> Vec<u8> {
         }],
         ..Payload::default()
     })
-}
-
-/// A host application's STATE payload (Sparkplug 3.0).
-pub fn state_payload(online: bool, time: Timestamp) -> Vec<u8> {
-    serde_json::json!({"online": online, "timestamp": codec::millis(time)})
-        .to_string()
-        .into_bytes()
 }
 
 #[cfg(test)]

@@ -7,12 +7,15 @@
 //! - [`edge`]: the Edge Node state machine (no I/O); [`sink`] drives it over a link.
 //! - [`host`]: birth/data/death decoding with alias resolution and seq checks (no I/O);
 //!   [`source`] drives it.
+//! - [`state`]: host applications' STATE messages, read by the edge node and published by
+//!   the host (no I/O).
 
 pub mod codec;
 pub mod edge;
 pub mod host;
 pub mod sink;
 pub mod source;
+pub mod state;
 
 /// Generated from `proto/sparkplug_b.proto`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, missing_debug_implementations)]

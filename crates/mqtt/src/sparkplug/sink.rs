@@ -24,7 +24,7 @@ use crate::client_id::{Component, default_client_id};
 use crate::common::{CLOSE_TIMEOUT, Groups, next_event, parse_inflight, sleep_until};
 use crate::delivery::Delivery as Confirmation;
 use crate::link::{Link, LinkEvent, LinkOptions, SessionMode, Will};
-use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
+use crate::settings::{ConnectionSettings, Protocol, Qos, ResolvedConnection};
 use backplane_connector::Backoff;
 
 /// Settings of one `sparkplug` sink.
@@ -173,6 +173,32 @@ impl SparkplugSink {
             payload: Bytes::from(p.payload.clone()),
             qos: p.qos,
             retain: p.retain,
+        }
+    }
+
+    /// Ends a session on purpose: the NDEATH first, then under MQTT 3.1.1 a DISCONNECT.
+    /// Under MQTT 5 a DISCONNECT must carry the reason "Disconnect with Will Message"
+    /// (0x04), which rumqttc cannot send; so once the NDEATH is confirmed the connection
+    /// is dropped instead, to the same effect: the broker publishes the will (the same
+    /// NDEATH) as well.
+    async fn end_session(&self, mut link: Link, death: Publish) {
+        let sent = link
+            .publish(&death.topic, death.qos, death.retain, death.payload.into())
+            .await;
+        match self.connection.settings.protocol {
+            Protocol::V311 => {
+                link.close(CLOSE_TIMEOUT).await;
+            }
+            Protocol::V5 => {
+                let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+                while sent.is_ok() && link.outstanding() > 0 {
+                    match tokio::time::timeout_at(deadline, link.next()).await {
+                        Ok(LinkEvent::Disconnected(_)) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+                drop(link);
+            }
         }
     }
 
@@ -329,13 +355,9 @@ impl SparkplugSink {
                     }
                 }
                 Step::Input(None) => {
-                    // Orderly stop: an explicit NDEATH, then DISCONNECT.
-                    if let (true, Some(mut l)) = (connected, link.take()) {
-                        let death = edge.death(Some(Timestamp::now()));
-                        let _ = l
-                            .publish(&death.topic, death.qos, death.retain, death.payload.into())
-                            .await;
-                        l.close(CLOSE_TIMEOUT).await;
+                    // Orderly stop: an explicit NDEATH, then the end of the session.
+                    if let (true, Some(l)) = (connected, link.take()) {
+                        self.end_session(l, edge.death(Some(Timestamp::now()))).await;
                     }
                     return Ok(());
                 }
@@ -400,12 +422,8 @@ impl SparkplugSink {
                     }
                     Output::EndSession(why) => {
                         tracing::info!(sink = %self.name, %why, "sparkplug: ending the session");
-                        if let Some(mut l) = link.take() {
-                            let death = edge.death(Some(Timestamp::now()));
-                            let _ = l
-                                .publish(&death.topic, death.qos, death.retain, death.payload.into())
-                                .await;
-                            l.close(CLOSE_TIMEOUT).await;
+                        if let Some(l) = link.take() {
+                            self.end_session(l, edge.death(Some(Timestamp::now()))).await;
                         }
                         connected = false;
                         edge.on_disconnected();

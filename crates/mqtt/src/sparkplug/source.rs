@@ -1,7 +1,8 @@
 //! Source kind `sparkplug`: a Sparkplug B host application that ingests edge nodes'
 //! births and data ([`Host`]), asks nodes for a rebirth when it missed something, and, with
-//! a `host_id`, announces itself on `spBv1.0/STATE/{host_id}` (online while connected,
-//! offline as its will) so edge nodes that name it as primary host publish to it.
+//! a `host_id`, announces itself on `spBv1.0/STATE/{host_id}` ([`HostState`]: online while
+//! connected, offline as its will and before an orderly DISCONNECT) so edge nodes that name
+//! it as primary host publish to it.
 
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::codec::{self, MessageType, validate_id};
-use super::host::{Host, MetricAddress, rebirth_request, state_payload};
+use super::host::{Host, MetricAddress, rebirth_request};
+use super::state::HostState;
 use crate::client_id::{Component, default_client_id};
 use crate::link::{Link, LinkEvent, LinkOptions, SessionMode, Will};
 use crate::settings::{ConnectionSettings, Qos, ResolvedConnection};
@@ -134,20 +136,23 @@ struct SparkplugSource {
 impl Source for SparkplugSource {
     fn run(mut self: Box<Self>, io: SourceIo) -> BoxFuture<'static, Result<(), ComponentError>> {
         async move {
-            let started = Timestamp::now();
-            let state_topic = self
+            // One MQTT session per run: its STATE carries the time of its CONNECT.
+            let state = self
                 .settings
                 .host_id
                 .as_ref()
-                .map(|h| format!("{}/STATE/{h}", codec::NAMESPACE));
+                .map(|h| HostState::new(h, Timestamp::now()));
             let options = LinkOptions {
                 client_id: self.client_id.clone(),
                 // Sparkplug 3.0: the will's timestamp equals the birth's.
-                will: state_topic.as_ref().map(|t| Will {
-                    topic: t.clone(),
-                    payload: Bytes::from(state_payload(false, started)),
-                    qos: Qos::AtLeastOnce,
-                    retain: true,
+                will: state.as_ref().map(|s| {
+                    let w = s.will();
+                    Will {
+                        topic: w.topic,
+                        payload: Bytes::from(w.payload),
+                        qos: w.qos,
+                        retain: w.retain,
+                    }
                 }),
                 inflight: 16,
                 // A host rebuilds its view from births; data kept from a past session
@@ -158,7 +163,9 @@ impl Source for SparkplugSource {
             groups.extend(self.settings.groups.iter().cloned());
             groups.sort();
             groups.dedup();
-            let filters: Vec<String> = groups.iter().map(|g| format!("{}/{g}/#", codec::NAMESPACE)).collect();
+            let mut filters: Vec<String> = groups.iter().map(|g| format!("{}/{g}/#", codec::NAMESPACE)).collect();
+            // Its own STATE too, to answer an `online: false` delivered there.
+            filters.extend(state.as_ref().map(|s| s.topic().to_owned()));
             let mut link = Link::open(&self.connection, &options);
             let invalid_times = io.status.counter("source_time_invalid");
             let mut warned_time = false;
@@ -166,8 +173,9 @@ impl Source for SparkplugSource {
                 let event = tokio::select! {
                     event = link.next() => event,
                     () = io.cancelled() => {
-                        if let Some(t) = &state_topic {
-                            let _ = link.publish(t, Qos::AtLeastOnce, true, Bytes::from(state_payload(false, Timestamp::now()))).await;
+                        // Orderly stop: the death certificate, then DISCONNECT.
+                        if let Some(d) = state.as_ref().map(|s| s.death(Timestamp::now())) {
+                            let _ = link.publish(&d.topic, d.qos, d.retain, Bytes::from(d.payload)).await;
                         }
                         link.close(Duration::from_secs(2)).await;
                         return Ok(());
@@ -183,9 +191,21 @@ impl Source for SparkplugSource {
                     LinkEvent::Connected => {
                         tracing::info!(source = %self.name, ?filters, "sparkplug host: connected");
                         let closed = |e| ComponentError::io(format!("sparkplug source `{}`: {e}", self.name));
+                        // Subscriptions first, then the birth: the first message published.
                         link.subscribe(&filters, Qos::AtLeastOnce).await.map_err(closed)?;
-                        if let Some(t) = &state_topic {
-                            link.publish(t, Qos::AtLeastOnce, true, Bytes::from(state_payload(true, started)))
+                        if let Some(b) = state.as_ref().map(HostState::birth) {
+                            link.publish(&b.topic, b.qos, b.retain, Bytes::from(b.payload))
+                                .await
+                                .map_err(closed)?;
+                        }
+                    }
+                    LinkEvent::Message { topic, payload, .. }
+                        if state.as_ref().is_some_and(|s| s.topic() == topic) =>
+                    {
+                        if let Some(b) = state.as_ref().and_then(|s| s.on_own_state(&payload)) {
+                            tracing::info!(source = %self.name, "sparkplug host: our STATE was set offline; announcing online again");
+                            let closed = |e| ComponentError::io(format!("sparkplug source `{}`: {e}", self.name));
+                            link.publish(&b.topic, b.qos, b.retain, Bytes::from(b.payload))
                                 .await
                                 .map_err(closed)?;
                         }
