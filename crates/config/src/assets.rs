@@ -496,7 +496,7 @@ fn read_binding(
         attribute: attribute.name.clone(),
         source: source.name.clone(),
         address: address.to_owned(),
-        transforms,
+        transforms: transforms.into(),
         deadband,
         stale_after: source.age.limit(period),
     })

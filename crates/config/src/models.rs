@@ -121,7 +121,7 @@ fn read_model<'a>(
         }
         for (key, item) in entries {
             match read_attribute(&key, &item) {
-                Some(attribute) => attributes.push(attribute),
+                Some(attribute) => attributes.push(Arc::new(attribute)),
                 None => {
                     broken.insert(key.name.to_owned());
                 }

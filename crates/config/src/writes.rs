@@ -362,9 +362,9 @@ mod tests {
             name: "Filler".into(),
             description: None,
             attributes: vec![
-                attr("state", "string"),
-                attr("speed", "float"),
-                attr("jam", "bool"),
+                attr("state", "string").into(),
+                attr("speed", "float").into(),
+                attr("jam", "bool").into(),
             ],
         }
     }

@@ -32,7 +32,7 @@ fn dairy() -> Plan {
 fn chain(plan: &Plan, asset: &str, attribute: &str) -> Vec<Transform> {
     let asset = plan.asset(&format!("acme-dairy/plant-a/{asset}")).unwrap();
     let binding = asset.bindings.iter().find(|b| b.attribute == attribute).unwrap();
-    binding.transforms.clone()
+    binding.transforms.to_vec()
 }
 
 fn unit(symbol: &str) -> Unit {

@@ -34,7 +34,7 @@ pub struct TagInfo {
     pub path: Arc<str>,
     pub asset: usize,
     pub model: Arc<str>,
-    pub attribute: Attribute,
+    pub attribute: Arc<Attribute>,
     /// Where the value comes from; `None` for an attribute the instance leaves unbound.
     pub binding: Option<Binding>,
     /// Index of the source in [`Topology::sources`].
@@ -70,8 +70,17 @@ impl Topology {
     pub fn new(plan: Plan) -> Topology {
         let mut assets: Vec<AssetNode> = Vec::with_capacity(plan.assets.len());
         let mut asset_index = HashMap::new();
-        let mut tags = Vec::new();
+        let tag_count: usize = plan
+            .assets
+            .iter()
+            .filter_map(|a| a.model.as_ref())
+            .map(|m| m.attributes.len())
+            .sum();
+        let mut tags = Vec::with_capacity(tag_count);
         let mut tag_table = TagTable::default();
+        // Each source's addresses by text while building (a scan per binding would make a
+        // source of 100k tags take minutes to compile).
+        let mut address_index: Vec<HashMap<Arc<str>, usize>> = vec![HashMap::new(); plan.sources.len()];
         let mut sources: Vec<SourceRoutes> = plan
             .sources
             .iter()
@@ -116,11 +125,14 @@ impl Topology {
                         .and_then(|b| source_index.get(b.source.as_str()).copied());
                     if let (Some(b), Some(s)) = (&binding, source) {
                         let routes = &mut sources[s as usize];
-                        let address = match routes.addresses.iter().position(|a| **a == *b.address) {
-                            Some(a) => a,
+                        let index = &mut address_index[s as usize];
+                        let address = match index.get(b.address.as_str()) {
+                            Some(&a) => a,
                             None => {
-                                routes.addresses.push(b.address.as_str().into());
+                                let text: Arc<str> = b.address.as_str().into();
+                                routes.addresses.push(text.clone());
                                 routes.routes.push(Vec::new());
+                                index.insert(text, routes.addresses.len() - 1);
                                 routes.addresses.len() - 1
                             }
                         };

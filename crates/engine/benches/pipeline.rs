@@ -51,10 +51,10 @@ fn plan() -> Plan {
         name: "Filler".into(),
         description: None,
         attributes: vec![
-            attribute("temperature", float, Some("degC")),
-            attribute("speed", float, Some("bottle/min")),
-            attribute("state", DataType::Scalar(ScalarType::String), None),
-            attribute("count", DataType::Scalar(ScalarType::UInt), Some("bottle")),
+            attribute("temperature", float, Some("degC")).into(),
+            attribute("speed", float, Some("bottle/min")).into(),
+            attribute("state", DataType::Scalar(ScalarType::String), None).into(),
+            attribute("count", DataType::Scalar(ScalarType::UInt), Some("bottle")).into(),
         ],
     });
     let degf = Unit::parse("degF").unwrap();
@@ -92,7 +92,7 @@ fn plan() -> Plan {
                 attribute: attribute.into(),
                 source: "plc".into(),
                 address: format!("{}", i * 4 + slot),
-                transforms,
+                transforms: transforms.into(),
                 deadband,
                 stale_after: None,
             };

@@ -13,7 +13,8 @@ pub struct Model {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    pub attributes: Vec<Attribute>,
+    /// Shared with every tag of every instance (one copy per model, not per tag).
+    pub attributes: Vec<Arc<Attribute>>,
 }
 
 /// One typed attribute of a model.
@@ -43,7 +44,7 @@ fn serialize_display<S: serde::Serializer>(t: &DataType, s: S) -> Result<S::Ok, 
 
 impl Model {
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
-        self.attributes.iter().find(|a| a.name == name)
+        self.attributes.iter().find(|a| a.name == name).map(|a| &**a)
     }
 }
 
@@ -61,8 +62,9 @@ pub struct Binding {
     pub attribute: String,
     pub source: String,
     pub address: String,
-    /// Applied in order to the raw reading; ends with a cast to the attribute type.
-    pub transforms: Vec<Transform>,
+    /// Applied in order to the raw reading; ends with a cast to the attribute type. Shared:
+    /// the plan and the compiled topology hold the same chain.
+    pub transforms: Arc<[Transform]>,
     pub deadband: Option<Deadband>,
     /// A value not read again within this time turns uncertain (`last_usable_value`);
     /// `None`: no age limit (the source reports on change, or nobody set one).

@@ -209,9 +209,9 @@ mod tests {
             name: "Filler-X".into(),
             description: None,
             attributes: vec![
-                attribute("speed", DataType::Scalar(ScalarType::Float)),
-                attribute("state", DataType::Scalar(ScalarType::String)),
-                attribute("good_count", DataType::Scalar(ScalarType::UInt)),
+                attribute("speed", DataType::Scalar(ScalarType::Float)).into(),
+                attribute("state", DataType::Scalar(ScalarType::String)).into(),
+                attribute("good_count", DataType::Scalar(ScalarType::UInt)).into(),
             ],
         };
         let (name, sql) = model_view(&model);
