@@ -40,11 +40,10 @@ fn the_quick_point_delivers_samples_and_prints_its_table() {
         .lines()
         .find(|l| l.starts_with("1000 tags, QoS 0, sample (run 1/1"))
         .unwrap_or_else(|| panic!("no line for the point:\n{stdout}"));
-    // "...): N of 1000 samples/s received": samples went device → gateway → broker → subscriber.
+    // "... N of 1000 samples/s received": samples went device → gateway → broker → subscriber.
     let received: f64 = line
-        .split("): ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
+        .split_once(" of 1000 samples/s received")
+        .and_then(|(before, _)| before.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no received figure in {line:?}"));
     assert!(received > 0.0, "nothing reached the subscriber: {line}");
