@@ -1,9 +1,54 @@
 //! A process the benchmark started: stopped with SIGTERM (then SIGKILL) when done, killed
-//! when dropped, so an early error never leaves a broker or gateway behind.
+//! when dropped, so an early error never leaves a broker or gateway behind; and, for an
+//! interrupted run, what is still running and which directories to remove.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Pids of the processes started and not yet stopped, for [`kill_all`].
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Temporary directories not yet removed (and not kept), for [`kill_all`].
+static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Remove `dir` if the run is interrupted before it is removed normally.
+pub fn remove_if_interrupted(dir: &Path) {
+    if let Ok(mut dirs) = DIRS.lock() {
+        dirs.push(dir.to_owned());
+    }
+}
+
+/// `dir` was removed (or kept) normally.
+pub fn removed(dir: &Path) {
+    if let Ok(mut dirs) = DIRS.lock() {
+        dirs.retain(|d| d != dir);
+    }
+}
+
+fn forget(pid: u32) {
+    if let Ok(mut live) = LIVE.lock() {
+        live.retain(|p| *p != pid);
+    }
+}
+
+/// SIGKILL to every process started and not yet stopped, then removes the directories:
+/// on SIGINT/SIGTERM the benchmark exits without unwinding, so no `Drop` runs.
+pub fn kill_all() {
+    let pids = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
+    for pid in pids {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -KILL {pid}"))
+            .status();
+    }
+    // The gateway may still be writing its log for a moment after the signal.
+    std::thread::sleep(Duration::from_millis(200));
+    for dir in DIRS.lock().map(|d| d.clone()).unwrap_or_default() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
 
 #[derive(Debug)]
 pub struct Proc {
@@ -18,6 +63,9 @@ impl Proc {
             .spawn()
             .map_err(|e| format!("cannot start {name} ({:?}): {e}", command.get_program()))?;
         let pid = child.id();
+        if let Ok(mut live) = LIVE.lock() {
+            live.push(pid);
+        }
         Ok(Proc {
             name,
             child: Some(child),
@@ -54,6 +102,7 @@ impl Proc {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        forget(self.pid);
         if let Ok(None) = child.try_wait() {
             // The shell's built-in `kill`: no procps or libc binding needed.
             let _ = Command::new("sh")
@@ -76,6 +125,7 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            forget(self.pid);
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -139,7 +139,10 @@ fn main() -> ExitCode {
     let result = match cli.helper {
         Some(Helper::ServeModbus) => serve_modbus(),
         Some(Helper::Subscribe { port, topic }) => subscriber::run(port, &topic),
-        None => bench(cli.bench),
+        None => {
+            stop_children_on_signal();
+            bench(cli.bench)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -154,7 +157,37 @@ fn serve_modbus() -> Result<(), String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     println!("listening {port}");
+    // The benchmark holds our stdin: when it ends, however it ends, so do we.
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
     modbus_server::serve(listener)
+}
+
+/// On SIGINT or SIGTERM: kill what the benchmark started (brokers, gateways), then exit.
+fn stop_children_on_signal() {
+    std::thread::spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        runtime.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) =
+                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+            else {
+                return;
+            };
+            // The shell's convention: 128 + the signal's number.
+            let code = tokio::select! {
+                _ = int.recv() => 130,
+                _ = term.recv() => 143,
+            };
+            eprintln!("bench-path: interrupted; stopping what it started");
+            child::kill_all();
+            std::process::exit(code);
+        });
+    });
 }
 
 fn bench(mut args: BenchArgs) -> Result<(), String> {

@@ -31,6 +31,9 @@ impl Workdir {
             None => builder.tempdir(),
         }
         .map_err(|e| format!("temporary directory: {e}"))?;
+        if !keep {
+            crate::child::remove_if_interrupted(dir.path());
+        }
         Ok(Workdir {
             path: dir.path().to_owned(),
             dir: Some(dir),
@@ -49,6 +52,7 @@ impl Workdir {
 
 impl Drop for Workdir {
     fn drop(&mut self) {
+        crate::child::removed(&self.path);
         if self.keep
             && let Some(dir) = self.dir.take()
         {
