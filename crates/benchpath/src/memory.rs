@@ -15,7 +15,8 @@ pub struct Footprint {
     pub tags: u32,
     /// Mean `VmRSS` over the sampling after the settle time.
     pub rss: f64,
-    /// `VmHWM`: the peak over its life, start-up (reading the configuration) included.
+    /// The peak over its life, start-up (reading the configuration) included: `VmHWM`, or
+    /// the largest RSS sampled if the kernel has not updated that yet.
     pub peak: f64,
 }
 
