@@ -1,0 +1,69 @@
+//! The benchmark runs and prints (CI's check of it): `--quick` against the debug gateway
+//! beside this package's binary, which `cargo test --workspace` builds (alone: `cargo
+//! build -p backplane` first, or set `BACKPLANE_BIN`). No figure is judged: timing has no
+//! place in a test; only that samples went the whole way and the tables came out.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers: failing loudly is the point
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bench() -> (Command, PathBuf) {
+    let exe = env!("CARGO_BIN_EXE_bench-path");
+    let gateway = std::env::var_os("BACKPLANE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(exe).with_file_name("backplane"));
+    assert!(
+        gateway.is_file(),
+        "no gateway binary at {}: `cargo build -p backplane` (cargo test --workspace builds it) or set BACKPLANE_BIN",
+        gateway.display()
+    );
+    (Command::new(exe), gateway)
+}
+
+fn run(args: &[&str]) -> String {
+    let (mut command, gateway) = bench();
+    let out = command.args(args).arg("--bin").arg(gateway).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "bench-path {args:?} failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn the_quick_point_delivers_samples_and_prints_its_table() {
+    let stdout = run(&["--quick"]);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("1000 tags, QoS 0, sample (run 1/1"))
+        .unwrap_or_else(|| panic!("no line for the point:\n{stdout}"));
+    // "... N of 1000 samples/s received": samples went device → gateway → broker → subscriber.
+    let received: f64 = line
+        .split_once(" of 1000 samples/s received")
+        .and_then(|(before, _)| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no received figure in {line:?}"));
+    assert!(received > 0.0, "nothing reached the subscriber: {line}");
+    assert!(line.contains("CPU-s per 1M samples"), "{line}");
+    assert!(
+        stdout.contains("| 1000 tags, QoS 0, sample | 1000 |"),
+        "no table row:\n{stdout}"
+    );
+}
+
+#[test]
+fn the_memory_point_prints_rss_per_tag() {
+    let stdout = run(&["--quick", "--run", "memory"]);
+    assert!(
+        stdout.contains("memory, 125 tags, device and broker unreachable (run 1/1): RSS "),
+        "{stdout}"
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| 1000 |"))
+        .unwrap_or_else(|| panic!("no memory row for 1000 tags:\n{stdout}"));
+    assert!(row.contains("B (vs 125 tags)"), "{row}");
+}
