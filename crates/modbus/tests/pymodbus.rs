@@ -10,32 +10,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::Duration;
-
-use backplane_engine::{Engine, EngineHandle, Latest, MachineWrite, WriteStatus};
-use backplane_modbus::ModbusKind;
+use backplane_engine::EngineHandle;
 use backplane_model::{BadReason, Quality, UncertainReason, Value};
-use backplane_security::{AuthMethod, Identity, Role};
-use backplane_testkit::engine as support;
 use backplane_testkit::fixtures::LabProbe;
 use common::Peer;
-
-fn start_engine(config: &str, dir: &Path) -> Engine {
-    let mut registry = backplane_engine::builtins();
-    registry.add_source("modbus", ModbusKind);
-    let options = support::backoff(Duration::from_millis(100), Duration::from_millis(500));
-    support::start_with(config, dir, &registry, options)
-}
-
-fn latest(handle: &EngineHandle, attribute: &str) -> Option<Latest> {
-    support::latest(handle, &format!("acme/lab/area/line/probe/{attribute}"))
-}
-
-/// Polls every 20 ms for up to 20 s; the bound is a safety net, not a timing assertion.
-async fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
-    support::eventually_every(what, Duration::from_secs(20), Duration::from_millis(20), check).await
-}
+use common::probe::{eventually, good, latest, start_engine, write};
 
 const ORDERS: [&str; 4] = ["ABCD", "CDAB", "BADC", "DCBA"];
 
@@ -147,12 +126,6 @@ missing = {{}}
     .toml()
 }
 
-fn good(handle: &EngineHandle, attribute: &str) -> Option<Value> {
-    latest(handle, attribute)
-        .filter(|l| l.sample.quality.is_good())
-        .and_then(|l| l.sample.value)
-}
-
 fn float(handle: &EngineHandle, attribute: &str) -> f64 {
     match good(handle, attribute) {
         Some(Value::Float(x)) => x,
@@ -242,26 +215,6 @@ async fn every_type_and_word_order_decodes_to_its_engineering_value() {
     assert_eq!(failing.sample.quality, Quality::Bad(BadReason::DeviceFailure));
     assert_eq!(failing.sample.value, None);
     engine.shutdown().await;
-}
-
-/// Writes through the engine's write gate as an engineer; the read-back in engineering
-/// terms, or why not.
-async fn write(handle: &EngineHandle, attribute: &str, value: Value) -> Result<Option<Value>, String> {
-    let report = handle
-        .write(MachineWrite {
-            tag: format!("acme/lab/area/line/probe/{attribute}"),
-            value,
-            dry_run: false,
-            who: Identity::new("test", Role::Engineer, AuthMethod::Password),
-            from: "test".into(),
-        })
-        .await;
-    match report.status {
-        WriteStatus::Done => Ok(report.read_back),
-        WriteStatus::Refused { rule, reason } => Err(format!("{rule}: {reason}")),
-        WriteStatus::Failed { reason, .. } => Err(reason),
-        WriteStatus::DryRun => Err("dry run".into()),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,38 +13,12 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
-use backplane_engine::{Engine, EngineHandle, Latest, MachineWrite, WriteStatus};
-use backplane_modbus::ModbusKind;
 use backplane_model::{BadReason, Quality, Value};
-use backplane_security::{AuthMethod, Identity, Role};
-use backplane_testkit::engine as support;
 use backplane_testkit::fixtures::LabProbe;
 use common::Peer;
+use common::probe::{eventually, good, latest, start_engine, write};
 use common::pty::NullModem;
-
-fn start_engine(config: &str, dir: &Path) -> Engine {
-    let mut registry = backplane_engine::builtins();
-    registry.add_source("modbus", ModbusKind);
-    let options = support::backoff(Duration::from_millis(100), Duration::from_millis(500));
-    support::start_with(config, dir, &registry, options)
-}
-
-fn latest(handle: &EngineHandle, attribute: &str) -> Option<Latest> {
-    support::latest(handle, &format!("acme/lab/area/line/probe/{attribute}"))
-}
-
-fn good(handle: &EngineHandle, attribute: &str) -> Option<Value> {
-    latest(handle, attribute)
-        .filter(|l| l.sample.quality.is_good())
-        .and_then(|l| l.sample.value)
-}
-
-/// Polls every 20 ms for up to 30 s; the bound is a safety net, not a timing assertion.
-async fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
-    support::eventually_every(what, Duration::from_secs(30), Duration::from_millis(20), check).await
-}
 
 /// A probe on the serial line `port` (19200 8N2, as the server opens its end): unit 1 by
 /// default, unit 2 and unit 9 (no such device) by address. `extra` adds bindings.
@@ -265,25 +239,6 @@ async fn values_time_out_while_the_device_is_off_and_recover_when_it_is_back() {
     .await;
     assert_eq!(good(&handle, "f64"), Some(Value::Float(6.02214076e23)));
     engine.shutdown().await;
-}
-
-/// Writes through the engine's write gate as an engineer; the read-back, or why not.
-async fn write(handle: &EngineHandle, attribute: &str, value: Value) -> Result<Option<Value>, String> {
-    let report = handle
-        .write(MachineWrite {
-            tag: format!("acme/lab/area/line/probe/{attribute}"),
-            value,
-            dry_run: false,
-            who: Identity::new("test", Role::Engineer, AuthMethod::Password),
-            from: "test".into(),
-        })
-        .await;
-    match report.status {
-        WriteStatus::Done => Ok(report.read_back),
-        WriteStatus::Refused { rule, reason } => Err(format!("{rule}: {reason}")),
-        WriteStatus::Failed { reason, .. } => Err(reason),
-        WriteStatus::DryRun => Err("dry run".into()),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use backplane_testkit::peers;
 
+pub mod probe;
 pub mod pty;
 
 /// A pymodbus server process; killed on drop.
