@@ -10,6 +10,7 @@
 //! - [`units`]: the documented set of engineering units and conversions between them.
 //! - [`model`]: [`Model`]s (typed templates of equipment) and their [`Attribute`]s.
 //! - [`transform`]: the transforms an instance binding applies to a raw reading.
+//! - [`fnv`]: FNV-1a, a hash that stays the same across runs and versions.
 //! - [`decimal`]: decimal rounding of floats (the `round` transform) and decimal places.
 //! - [`inverse`]: the inverse of a transform chain, for writes back to a device.
 //! - [`context`]: production [`Context`] (work order, batch, ...) and patches to it.
@@ -20,6 +21,7 @@
 pub mod asset;
 pub mod context;
 pub mod decimal;
+pub mod fnv;
 pub mod inverse;
 pub mod model;
 pub mod quality;

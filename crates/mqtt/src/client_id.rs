@@ -10,6 +10,8 @@
 //! merge (a source and a sink may share a name). Changing this format changes every
 //! default id and so drops every persistent session: the test below pins it.
 
+use backplane_model::fnv::Fnv1a;
+
 /// Whether the component is a source or a sink (their names are unique per role only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Component {
@@ -46,7 +48,8 @@ pub fn default_client_id(gateway: &str, role: Component, name: &str) -> String {
     while readable.ends_with('-') {
         readable.pop();
     }
-    let mut hash = Fnv1a::new();
+    // Specified once and for all (std's hasher is not): ids survive Rust upgrades.
+    let mut hash = Fnv1a::default();
     for part in [gateway, role.as_str(), name] {
         hash.write(part.as_bytes());
         // A separator no name contains, so ("a-b", "c") and ("a", "b-c") differ.
@@ -57,27 +60,6 @@ pub fn default_client_id(gateway: &str, role: Component, name: &str) -> String {
         format!("bp-{digest:06x}")
     } else {
         format!("{readable}-{digest:06x}")
-    }
-}
-
-/// FNV-1a, 64-bit: specified once and for all, unlike std's hasher, so ids do not change
-/// with the Rust version.
-struct Fnv1a(u64);
-
-impl Fnv1a {
-    fn new() -> Fnv1a {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backplane_config::{AddressError, Table};
+use backplane_model::fnv::fnv1a;
 use backplane_model::{DecodeType, Quality, ScalarType, Timestamp, Value, WordOrder};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -101,7 +102,8 @@ impl SignalGenerator {
         SignalGenerator {
             spec,
             period: period.as_secs_f64(),
-            rng: Pcg32::seed_from_u64(seed ^ fnv1a(address)),
+            // A stable per-address seed (std's hasher is not stable across runs).
+            rng: Pcg32::seed_from_u64(seed ^ fnv1a(address.as_bytes())),
             walk,
             tick: 0,
         }
@@ -176,13 +178,6 @@ fn encode(value: Value, encoding: Encoding) -> Value {
             }
         }
     }
-}
-
-/// FNV-1a, to derive a stable per-address seed (std's hasher is not stable across runs).
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// The kind registered as `simulator`.
