@@ -23,7 +23,7 @@ use backplane_mqtt::sparkplug::edge::{
 use backplane_mqtt::sparkplug::proto::payload::{Metric, PropertySet, metric, property_value};
 use backplane_mqtt::sparkplug::proto::{DataType as SpType, Payload};
 use backplane_mqtt::sparkplug::{decode_payload, sink};
-use common::broker::{Connect, Packet, RecordingBroker};
+use common::broker::{Connect, Packet, Published, RecordingBroker};
 
 const GROUP: &str = "plant-a";
 const NODE: &str = "edge-1";
@@ -2003,19 +2003,8 @@ struct Wire {
 }
 
 impl Wire {
-    fn publishes(&self) -> Vec<(&str, u8, bool, &[u8])> {
-        self.packets
-            .iter()
-            .filter_map(|p| match p {
-                Packet::Publish {
-                    topic,
-                    qos,
-                    retain,
-                    payload,
-                } => Some((topic.as_str(), *qos, *retain, payload.as_slice())),
-                _ => None,
-            })
-            .collect()
+    fn publishes(&self) -> Vec<Published<'_>> {
+        self.packets.iter().filter_map(Packet::as_publish).collect()
     }
 
     fn subscribed(&self, filter: &str, qos: u8) -> bool {

@@ -20,7 +20,7 @@ use backplane_mqtt::sparkplug::host::{Host, HostOutput, MetricAddress, rebirth_r
 use backplane_mqtt::sparkplug::proto::payload::{Metric, PropertySet, PropertyValue, metric, property_value};
 use backplane_mqtt::sparkplug::proto::{DataType as SpType, Payload};
 use backplane_mqtt::sparkplug::state::{HostState, parse_state};
-use common::broker::{Connect, Packet, RecordingBroker};
+use common::broker::{Connect, Packet, Published, RecordingBroker};
 use serde_json::Value as Json;
 
 const GROUP: &str = "wire";
@@ -822,8 +822,6 @@ fn tck_id_operational_behavior_primary_application_state_with_multiple_servers_s
 
 // ---- The source on the wire ---------------------------------------------------------------
 
-type Published<'a> = (&'a str, u8, bool, &'a [u8]);
-
 /// What the source sent to a recording broker in its session.
 struct HostWire {
     connect: Connect,
@@ -838,18 +836,7 @@ struct HostWire {
 
 impl HostWire {
     fn publishes(&self) -> Vec<Published<'_>> {
-        self.packets
-            .iter()
-            .filter_map(|p| match p {
-                Packet::Publish {
-                    topic,
-                    qos,
-                    retain,
-                    payload,
-                } => Some((topic.as_str(), *qos, *retain, payload.as_slice())),
-                _ => None,
-            })
-            .collect()
+        self.packets.iter().filter_map(Packet::as_publish).collect()
     }
 
     fn birth(&self) -> Published<'_> {

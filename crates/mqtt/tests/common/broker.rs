@@ -55,6 +55,24 @@ pub enum Packet {
     Closed,
 }
 
+/// A PUBLISH as (topic, qos, retain, payload).
+pub type Published<'a> = (&'a str, u8, bool, &'a [u8]);
+
+impl Packet {
+    /// The publish this packet is, if it is one.
+    pub fn as_publish(&self) -> Option<Published<'_>> {
+        match self {
+            Packet::Publish {
+                topic,
+                qos,
+                retain,
+                payload,
+            } => Some((topic.as_str(), *qos, *retain, payload.as_slice())),
+            _ => None,
+        }
+    }
+}
+
 /// The broker; stops listening and closes its connections when dropped.
 pub struct RecordingBroker {
     pub port: u16,
@@ -134,14 +152,9 @@ impl RecordingBroker {
     pub fn publishes(&self) -> Vec<(usize, &str, u8, bool, &[u8])> {
         self.seen
             .iter()
-            .filter_map(|(c, p)| match p {
-                Packet::Publish {
-                    topic,
-                    qos,
-                    retain,
-                    payload,
-                } => Some((*c, topic.as_str(), *qos, *retain, payload.as_slice())),
-                _ => None,
+            .filter_map(|(c, p)| {
+                let (topic, qos, retain, payload) = p.as_publish()?;
+                Some((*c, topic, qos, retain, payload))
             })
             .collect()
     }
