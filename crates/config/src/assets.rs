@@ -301,7 +301,7 @@ fn read_binding(
     };
     ok &= source.is_some();
     if let (Some(source), Some(address), Some(item)) = (source, address, &address_item)
-        && let (Some(spec), Some(settings)) = (&source.spec, &source.settings)
+        && let Some((spec, settings)) = source.kind()
         && let Err(e) = spec.check_address(settings, address)
     {
         item.error(e.message, e.hint);
@@ -389,9 +389,7 @@ fn read_binding(
                     Some(kind) => !matches!(kind, DecodeType::F32 | DecodeType::F64),
                     None => source.zip(address).is_some_and(|(source, address)| {
                         source
-                            .spec
-                            .as_ref()
-                            .zip(source.settings.as_ref())
+                            .kind()
                             .is_some_and(|(spec, settings)| spec.reads_integers(settings, address))
                     }),
                 };
@@ -488,9 +486,7 @@ fn read_binding(
     t.finish();
     let (source, address) = (source?, address?);
     let period = source
-        .spec
-        .as_ref()
-        .zip(source.settings.as_ref())
+        .kind()
         .and_then(|(spec, settings)| spec.read_period(settings, address));
     ok.then(|| Binding {
         attribute: attribute.name.clone(),

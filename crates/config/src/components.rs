@@ -119,6 +119,13 @@ fn read_age(t: &mut Table<'_>) -> Age {
     }
 }
 
+impl Registered {
+    /// The kind and its settings, when both could be read.
+    pub fn kind(&self) -> Option<(&dyn KindSpec, &Settings)> {
+        Some((self.spec.as_deref()?, self.settings.as_ref()?))
+    }
+}
+
 impl std::fmt::Debug for Registered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registered")
