@@ -120,11 +120,8 @@ fn start(sinks: &[(&str, Slow)], dir: &std::path::Path) -> Engine {
 
 fn metric(engine: &Engine, name: &str, sink: &str) -> f64 {
     let text = engine.handle().metrics_text();
-    let prefix = format!("{name}{{name=\"{sink}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    let series = format!("{name}{{name=\"{sink}\"}}");
+    support::metric(&text, &series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,8 +57,9 @@ fsync = "batch"
     .await;
     let metrics = engine.handle().metrics_text();
     engine.shutdown().await;
-    assert!(
-        metrics.contains("backplane_sink_dropped_total{name=\"history\"} 0"),
+    assert_eq!(
+        support::metric(&metrics, "backplane_sink_dropped_total{name=\"history\"}"),
+        Some(0.0),
         "{metrics}"
     );
 

@@ -52,6 +52,14 @@ pub fn latest(handle: &EngineHandle, path: &str) -> Option<Latest> {
     handle.latest(tag.id)
 }
 
+/// The value of one series in a metrics text (`GET /metrics`, `EngineHandle::metrics_text`),
+/// named with its labels as printed, e.g. `backplane_sink_dropped_total{name="file"}`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Polls `check` every 10 ms until it gives a value, for at most `limit`; the limit only
 /// turns a hang into a failure naming `what`, it is not a timing assertion.
 pub async fn eventually<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {

@@ -210,14 +210,10 @@ pub fn mosquitto_pub(port: u16, topic: &str, payload: &str, retain: bool) {
 
 /// A source's counter `event` in the engine's metrics text (0 when never counted).
 pub fn source_counter(metrics: &str, source: &str, event: &str) -> f64 {
-    let key = format!(
-        "backplane_component_events_total{{component=\"source\",name=\"{source}\",event=\"{event}\"}} "
+    let series = format!(
+        "backplane_component_events_total{{component=\"source\",name=\"{source}\",event=\"{event}\"}}"
     );
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+    backplane_testkit::engine::metric(metrics, &series).unwrap_or(0.0)
 }
 
 /// One message seen by an [`Observer`].
