@@ -43,11 +43,10 @@ struct TagState {
     read_at: i64,
 }
 
-/// A tag whose values age: its index, source and `stale_after` in nanoseconds.
+/// A tag whose values age: its index and `stale_after` in nanoseconds.
 #[derive(Debug, Clone, Copy)]
 struct Aging {
     tag: u32,
-    source: u32,
     limit: i64,
 }
 
@@ -92,7 +91,6 @@ impl Pipeline {
                 let limit = info.binding.as_ref()?.stale_after?;
                 Some(Aging {
                     tag: info.id.index() as u32,
-                    source: info.source?,
                     limit: i64::try_from(limit.as_nanos()).unwrap_or(i64::MAX),
                 })
             })
@@ -405,7 +403,7 @@ impl Pipeline {
             }
             state.last_quality = Some(STALE);
             let info = &topology.tags[aging.tag as usize];
-            if let Some(m) = self.metrics.sources.get(aging.source as usize) {
+            if let Some(m) = info.source.and_then(|s| self.metrics.sources.get(s as usize)) {
                 m.stale.inc();
             }
             samples.push(Sample {
@@ -558,7 +556,8 @@ impl Router {
             if delivered {
                 metrics.records.inc_by(len);
             } else {
-                // Only when the sink's input is gone for good (the engine is stopping).
+                // Only when the sink's input is gone for good: the engine is stopping, or
+                // the sink failed in a way retrying cannot fix (health says which).
                 metrics.dropped.inc_by(len);
             }
         }
