@@ -3,7 +3,7 @@
 //! record may be acknowledged, for both sinks), and the pieces of the sinks' drivers that
 //! wait on a link or a timer that may not exist.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use backplane_config::Table;
@@ -50,6 +50,56 @@ pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Publishes handed to the link and not yet confirmed, by token, each with its
+/// acknowledgement group. Tokens increase, and the broker confirms mostly in order, so
+/// this is a queue in token order, found by binary search, emptied from the front: no
+/// hashing per message. No I/O.
+#[derive(Debug, Default)]
+pub struct Unconfirmed {
+    /// (token, group, confirmed), tokens increasing.
+    queue: VecDeque<(u64, Option<u64>, bool)>,
+    waiting: usize,
+}
+
+impl Unconfirmed {
+    /// A publish was handed out; `token` is larger than every one before.
+    pub fn push(&mut self, token: u64, group: Option<u64>) {
+        self.queue.push_back((token, group, false));
+        self.waiting += 1;
+    }
+
+    /// The publish `token` is settled: its group, or `None` if the token is unknown (or
+    /// settled before).
+    pub fn settle(&mut self, token: u64) -> Option<Option<u64>> {
+        let i = self.queue.binary_search_by_key(&token, |e| e.0).ok()?;
+        let entry = &mut self.queue[i];
+        if entry.2 {
+            return None;
+        }
+        entry.2 = true;
+        let group = entry.1;
+        self.waiting -= 1;
+        while self.queue.front().is_some_and(|e| e.2) {
+            self.queue.pop_front();
+        }
+        Some(group)
+    }
+
+    /// Publishes not settled.
+    pub fn len(&self) -> usize {
+        self.waiting
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.queue.clear();
+        self.waiting = 0;
     }
 }
 
@@ -140,6 +190,23 @@ impl Groups {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unconfirmed_publishes_settle_in_any_order_once_each() {
+        let mut u = Unconfirmed::default();
+        u.push(3, Some(1));
+        u.push(5, None);
+        u.push(9, Some(2));
+        assert_eq!(u.settle(9), Some(Some(2)));
+        assert_eq!(u.settle(9), None, "settled twice");
+        assert_eq!(u.settle(4), None, "never handed out");
+        assert_eq!(u.len(), 2);
+        assert_eq!(u.settle(3), Some(Some(1)));
+        assert_eq!(u.settle(5), Some(None));
+        assert!(u.is_empty());
+        u.push(10, None);
+        assert_eq!(u.len(), 1);
+    }
 
     #[test]
     fn a_record_is_acknowledged_once_every_message_made_from_it_is_confirmed() {

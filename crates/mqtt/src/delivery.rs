@@ -1,25 +1,25 @@
-//! Delivery confirmation: which publishes the broker acknowledged.
+//! Delivery confirmation: which publishes the broker acknowledged, and the packet ids in
+//! use.
 //!
-//! rumqttc's `publish()` only queues a request; the packet id is chosen later, inside the
-//! event loop. The event loop does report, in order, `Outgoing::Publish(pkid)` when it
-//! writes a publish (pkid 0 for QoS 0), `Outgoing::AwaitAck(pkid)` when the next packet id
-//! is still in use (a "collision": the publish is parked and written, with that id, after
-//! the old one is acknowledged) and the incoming `PUBACK` / `PUBREC` / `PUBCOMP`.
-//! [`DeliveryTracker`] correlates them:
+//! The link encodes each publish as it is submitted and gives it its packet id here, so a
+//! publish and its acknowledgement are matched by id alone:
 //!
-//! - publishes are handed to rumqttc in the order they are [`submitted`](DeliveryTracker::submitted),
-//!   and rumqttc writes requests in channel order, so the n-th new `Outgoing::Publish` (or
-//!   `AwaitAck`) belongs to the n-th submitted publish;
 //! - QoS 1 is confirmed by `PUBACK`, QoS 2 by `PUBCOMP`; QoS 0 has no acknowledgement in
 //!   MQTT and counts as confirmed once written to the connection;
 //! - an MQTT 5 acknowledgement with a failure reason code is a [`Delivery::Rejected`];
 //! - everything still unconfirmed when the session ends is [`Delivery::Lost`]. A
-//!   [`Link`](crate::link::Link) is one session (clean start, never resumed), so nothing
-//!   lost is ever sent later behind the tracker's back; the owner publishes it again.
+//!   [`Link`](crate::link::Link) is one session (clean start, or a kept one whose
+//!   unacknowledged messages the owner sends again), so nothing lost is ever sent later
+//!   behind the tracker's back; the owner publishes it again.
 //!
-//! The tracker does no I/O; the link feeds it events. Tokens are the caller's ids.
+//! Packet ids are given in sequence (1, 2, ... 65 535, 1, ...) and kept in a ring in that
+//! order, so an id is found by its distance from the oldest one in use (no hashing per
+//! message) and the next id is always free: the ring never holds more than 65 535 ids.
+//! Acknowledgements may come in any order; an id is freed once everything older is.
+//!
+//! No I/O; tokens are the caller's ids, increasing with submission.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::settings::Qos;
 
@@ -29,7 +29,8 @@ pub enum Delivery {
     /// The broker acknowledged it (QoS 1: PUBACK, QoS 2: PUBCOMP), or, for QoS 0, it was
     /// written to the connection.
     Confirmed(u64),
-    /// The broker refused it (MQTT 5 reason code ≥ 0x80, e.g. not authorized).
+    /// The broker refused it (MQTT 5 reason code ≥ 0x80, e.g. not authorized), or the link
+    /// could not send it (over the packet size the broker accepts).
     Rejected { token: u64, reason: String },
     /// The session ended before the broker confirmed it; it may or may not have arrived.
     Lost(u64),
@@ -44,15 +45,57 @@ impl Delivery {
     }
 }
 
+/// What a PUBREC means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PubRec {
+    /// Received: answer PUBREL and wait for PUBCOMP.
+    Release,
+    Rejected(Delivery),
+    /// Not one of ours: a broker bug, ignored.
+    Unknown,
+}
+
+/// What holds a packet id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// A QoS 1 or 2 publish waiting for its acknowledgement.
+    Publish { token: u64, qos: Qos },
+    /// A SUBSCRIBE waiting for its SUBACK.
+    Subscribe,
+    /// Acknowledged; freed once every older id is.
+    Done,
+}
+
+/// The most packet ids in use at once: every id but 0.
+pub const MAX_IDS: usize = 65_535;
+
 /// Correlates publishes with acknowledgements within one MQTT session.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DeliveryTracker {
-    /// Submitted, not yet written: in submission order.
-    queued: VecDeque<(u64, Qos)>,
-    /// Written with a packet id, waiting for PUBACK / PUBCOMP.
-    inflight: HashMap<u16, (u64, Qos)>,
-    /// Parked on a packet id still in use by an older publish.
-    collided: Option<(u16, u64, Qos)>,
+    /// QoS 0 publishes encoded but not yet written, in submission order.
+    unwritten: VecDeque<u64>,
+    /// Packet ids in use, oldest first: `ring[i]` holds id `front + i` (wrapping past 0).
+    ring: VecDeque<Slot>,
+    front: u16,
+    /// QoS 1 and 2 publishes in the ring, not yet done.
+    waiting: usize,
+}
+
+impl Default for DeliveryTracker {
+    fn default() -> DeliveryTracker {
+        DeliveryTracker {
+            unwritten: VecDeque::new(),
+            ring: VecDeque::new(),
+            front: 1,
+            waiting: 0,
+        }
+    }
+}
+
+/// The id `n` places after `id`, skipping 0.
+fn advance(id: u16, n: usize) -> u16 {
+    let zero_based = (usize::from(id) - 1 + n) % MAX_IDS;
+    (zero_based + 1) as u16
 }
 
 impl DeliveryTracker {
@@ -60,85 +103,141 @@ impl DeliveryTracker {
         DeliveryTracker::default()
     }
 
-    /// A publish was handed to the client. Call in the same order as the client calls.
-    pub fn submitted(&mut self, token: u64, qos: Qos) {
-        self.queued.push_back((token, qos));
+    /// Whether another id can be given.
+    pub fn has_free_id(&self) -> bool {
+        self.ring.len() < MAX_IDS
     }
 
-    /// The last submitted publish never reached the client (its queue was closed).
-    pub fn withdraw(&mut self, token: u64) {
-        if let Some(i) = self.queued.iter().rposition(|(t, _)| *t == token) {
-            self.queued.remove(i);
-        }
-    }
-
-    /// The event loop wrote a publish with this packet id (0 for QoS 0).
-    pub fn on_outgoing_publish(&mut self, pkid: u16) -> Option<Delivery> {
-        if let Some((id, token, qos)) = self.collided
-            && id == pkid
-            && !self.inflight.contains_key(&pkid)
-        {
-            // The parked publish, written now that its packet id is free.
-            self.collided = None;
-            self.inflight.insert(pkid, (token, qos));
+    fn take_id(&mut self, slot: Slot) -> Option<u16> {
+        if !self.has_free_id() {
             return None;
         }
-        let (token, qos) = self.queued.pop_front()?;
-        if pkid == 0 || qos == Qos::AtMostOnce {
-            return Some(Delivery::Confirmed(token));
+        let id = advance(self.front, self.ring.len());
+        self.ring.push_back(slot);
+        Some(id)
+    }
+
+    /// A publish is being encoded: its packet id (0 for QoS 0), or `None` if every id is in
+    /// use (the caller waits for an acknowledgement).
+    pub fn submitted(&mut self, token: u64, qos: Qos) -> Option<u16> {
+        if qos == Qos::AtMostOnce {
+            self.unwritten.push_back(token);
+            return Some(0);
         }
-        self.inflight.insert(pkid, (token, qos));
-        None
+        let id = self.take_id(Slot::Publish { token, qos })?;
+        self.waiting += 1;
+        Some(id)
     }
 
-    /// The event loop parked the next publish because `pkid` is still in flight.
-    pub fn on_await_ack(&mut self, pkid: u16) {
-        if let Some((token, qos)) = self.queued.pop_front() {
-            self.collided = Some((pkid, token, qos));
+    /// A SUBSCRIBE's packet id.
+    pub fn subscribing(&mut self) -> Option<u16> {
+        self.take_id(Slot::Subscribe)
+    }
+
+    /// The oldest `n` QoS 0 publishes were written to the connection.
+    pub fn written(&mut self, n: usize, out: &mut Vec<Delivery>) {
+        for _ in 0..n {
+            match self.unwritten.pop_front() {
+                Some(token) => out.push(Delivery::Confirmed(token)),
+                None => return,
+            }
         }
     }
 
-    /// PUBACK (QoS 1). `failure` is the reason of an MQTT 5 negative acknowledgement.
-    pub fn on_puback(&mut self, pkid: u16, failure: Option<String>) -> Option<Delivery> {
-        self.finish(pkid, Qos::AtLeastOnce, failure)
+    fn slot(&mut self, id: u16) -> Option<&mut Slot> {
+        if id == 0 {
+            return None;
+        }
+        let distance = (usize::from(id) + MAX_IDS - usize::from(self.front)) % MAX_IDS;
+        self.ring.get_mut(distance)
     }
 
-    /// PUBREC (QoS 2): only a negative one (MQTT 5) ends the exchange.
-    pub fn on_pubrec(&mut self, pkid: u16, failure: Option<String>) -> Option<Delivery> {
-        failure.and_then(|reason| self.finish(pkid, Qos::ExactlyOnce, Some(reason)))
+    fn free_done(&mut self) {
+        while self.ring.front() == Some(&Slot::Done) {
+            self.ring.pop_front();
+            self.front = advance(self.front, 1);
+        }
     }
 
-    /// PUBCOMP (QoS 2).
-    pub fn on_pubcomp(&mut self, pkid: u16) -> Option<Delivery> {
-        self.finish(pkid, Qos::ExactlyOnce, None)
-    }
-
-    fn finish(&mut self, pkid: u16, qos: Qos, failure: Option<String>) -> Option<Delivery> {
-        match self.inflight.get(&pkid) {
-            Some((_, q)) if *q == qos => {}
-            // Not ours, or an ack of the wrong kind: rumqttc reports the protocol error.
+    fn finish(&mut self, id: u16, qos: Qos, failure: Option<String>) -> Option<Delivery> {
+        let slot = self.slot(id)?;
+        let token = match *slot {
+            Slot::Publish { token, qos: q } if q == qos => token,
+            // Not ours, or an ack of the wrong kind: a broker bug, ignored.
             _ => return None,
-        }
-        let (token, _) = self.inflight.remove(&pkid)?;
+        };
+        *slot = Slot::Done;
+        self.waiting -= 1;
+        self.free_done();
         Some(match failure {
             None => Delivery::Confirmed(token),
             Some(reason) => Delivery::Rejected { token, reason },
         })
     }
 
+    /// PUBACK (QoS 1). `failure` is the reason of an MQTT 5 negative acknowledgement.
+    pub fn on_puback(&mut self, id: u16, failure: Option<String>) -> Option<Delivery> {
+        self.finish(id, Qos::AtLeastOnce, failure)
+    }
+
+    /// PUBREC (QoS 2): a negative one (MQTT 5) ends the exchange with a rejection;
+    /// otherwise [`PubRec::Release`] if the id is one of our QoS 2 publishes, which the
+    /// caller answers with PUBREL.
+    pub fn on_pubrec(&mut self, id: u16, failure: Option<String>) -> PubRec {
+        match failure {
+            Some(reason) => match self.finish(id, Qos::ExactlyOnce, Some(reason)) {
+                Some(d) => PubRec::Rejected(d),
+                None => PubRec::Unknown,
+            },
+            None if matches!(
+                self.slot(id),
+                Some(Slot::Publish {
+                    qos: Qos::ExactlyOnce,
+                    ..
+                })
+            ) =>
+            {
+                PubRec::Release
+            }
+            None => PubRec::Unknown,
+        }
+    }
+
+    /// PUBCOMP (QoS 2).
+    pub fn on_pubcomp(&mut self, id: u16) -> Option<Delivery> {
+        self.finish(id, Qos::ExactlyOnce, None)
+    }
+
+    /// SUBACK: the subscribe's id is free again.
+    pub fn on_suback(&mut self, id: u16) {
+        if let Some(slot) = self.slot(id)
+            && *slot == Slot::Subscribe
+        {
+            *slot = Slot::Done;
+            self.free_done();
+        }
+    }
+
     /// The session ended: every unconfirmed publish is lost, oldest first.
     pub fn on_session_end(&mut self) -> Vec<Delivery> {
-        let mut inflight: Vec<u64> = self.inflight.drain().map(|(_, (t, _))| t).collect();
-        inflight.extend(self.collided.take().map(|(_, t, _)| t));
-        inflight.extend(self.queued.drain(..).map(|(t, _)| t));
+        let mut lost: Vec<u64> = self
+            .ring
+            .drain(..)
+            .filter_map(|s| match s {
+                Slot::Publish { token, .. } => Some(token),
+                _ => None,
+            })
+            .collect();
+        lost.extend(self.unwritten.drain(..));
+        self.waiting = 0;
         // Tokens increase with submission, so sorting restores the order they were sent in.
-        inflight.sort_unstable();
-        inflight.into_iter().map(Delivery::Lost).collect()
+        lost.sort_unstable();
+        lost.into_iter().map(Delivery::Lost).collect()
     }
 
     /// Publishes submitted and not yet confirmed, rejected or lost.
     pub fn outstanding(&self) -> usize {
-        self.queued.len() + self.inflight.len() + usize::from(self.collided.is_some())
+        self.unwritten.len() + self.waiting
     }
 }
 
@@ -149,12 +248,10 @@ mod tests {
     #[test]
     fn qos1_is_confirmed_by_its_own_puback_in_any_order() {
         let mut t = DeliveryTracker::new();
-        for token in 1..=3 {
-            t.submitted(token, Qos::AtLeastOnce);
-        }
-        for pkid in 1..=3 {
-            assert_eq!(t.on_outgoing_publish(pkid), None);
-        }
+        let ids: Vec<u16> = (1..=3)
+            .map(|token| t.submitted(token, Qos::AtLeastOnce).unwrap())
+            .collect();
+        assert_eq!(ids, [1, 2, 3]);
         assert_eq!(t.on_puback(2, None), Some(Delivery::Confirmed(2)));
         assert_eq!(t.on_puback(3, None), Some(Delivery::Confirmed(3)));
         assert_eq!(t.outstanding(), 1);
@@ -164,82 +261,101 @@ mod tests {
     #[test]
     fn qos0_is_confirmed_when_written_and_keeps_the_order_with_qos1() {
         let mut t = DeliveryTracker::new();
-        t.submitted(10, Qos::AtMostOnce);
-        t.submitted(11, Qos::AtLeastOnce);
-        assert_eq!(t.on_outgoing_publish(0), Some(Delivery::Confirmed(10)));
-        assert_eq!(t.on_outgoing_publish(1), None);
+        assert_eq!(t.submitted(10, Qos::AtMostOnce), Some(0));
+        assert_eq!(t.submitted(11, Qos::AtLeastOnce), Some(1));
+        assert_eq!(t.submitted(12, Qos::AtMostOnce), Some(0));
+        let mut out = Vec::new();
+        t.written(1, &mut out);
+        assert_eq!(out, [Delivery::Confirmed(10)]);
+        assert_eq!(t.outstanding(), 2);
         assert_eq!(t.on_puback(1, None), Some(Delivery::Confirmed(11)));
+        assert_eq!(t.on_session_end(), vec![Delivery::Lost(12)]);
     }
 
     #[test]
     fn qos2_waits_for_pubcomp_not_pubrec() {
         let mut t = DeliveryTracker::new();
-        t.submitted(5, Qos::ExactlyOnce);
-        t.on_outgoing_publish(7);
-        assert_eq!(t.on_pubrec(7, None), None);
+        let id = t.submitted(5, Qos::ExactlyOnce).unwrap();
+        assert_eq!(t.on_pubrec(id, None), PubRec::Release);
         // A PUBACK for a QoS 2 packet id is a broker bug, not a confirmation.
-        assert_eq!(t.on_puback(7, None), None);
-        assert_eq!(t.on_pubcomp(7), Some(Delivery::Confirmed(5)));
+        assert_eq!(t.on_puback(id, None), None);
+        assert_eq!(t.on_pubcomp(id), Some(Delivery::Confirmed(5)));
+        assert_eq!(t.on_pubrec(id, None), PubRec::Unknown);
     }
 
     #[test]
     fn negative_acks_are_rejections() {
         let mut t = DeliveryTracker::new();
-        t.submitted(1, Qos::AtLeastOnce);
-        t.submitted(2, Qos::ExactlyOnce);
-        t.on_outgoing_publish(1);
-        t.on_outgoing_publish(2);
+        let a = t.submitted(1, Qos::AtLeastOnce).unwrap();
+        let b = t.submitted(2, Qos::ExactlyOnce).unwrap();
         assert_eq!(
-            t.on_puback(1, Some("NotAuthorized".into())),
+            t.on_puback(a, Some("NotAuthorized".into())),
             Some(Delivery::Rejected {
                 token: 1,
                 reason: "NotAuthorized".into()
             })
         );
         assert!(matches!(
-            t.on_pubrec(2, Some("QuotaExceeded".into())),
-            Some(Delivery::Rejected { token: 2, .. })
+            t.on_pubrec(b, Some("QuotaExceeded".into())),
+            PubRec::Rejected(Delivery::Rejected { token: 2, .. })
         ));
         assert_eq!(t.outstanding(), 0);
     }
 
     #[test]
-    fn a_collided_publish_takes_over_its_packet_id_after_the_old_ack() {
+    fn an_id_is_reused_only_after_every_older_one_is_acknowledged() {
         let mut t = DeliveryTracker::new();
-        t.submitted(1, Qos::AtLeastOnce);
-        t.submitted(2, Qos::AtLeastOnce);
-        t.on_outgoing_publish(1);
-        // Packet id 1 is reused while still unacknowledged: token 2 is parked on it.
-        t.on_await_ack(1);
-        t.submitted(3, Qos::AtLeastOnce);
-        assert_eq!(t.on_puback(1, None), Some(Delivery::Confirmed(1)));
-        // rumqttc now writes the parked publish with packet id 1 ...
-        assert_eq!(t.on_outgoing_publish(1), None);
-        // ... and the next new publish gets its own id.
-        assert_eq!(t.on_outgoing_publish(2), None);
-        assert_eq!(t.on_puback(1, None), Some(Delivery::Confirmed(2)));
-        assert_eq!(t.on_puback(2, None), Some(Delivery::Confirmed(3)));
+        // Fill every id; the oldest stays unacknowledged.
+        for token in 0..MAX_IDS as u64 {
+            assert!(t.submitted(token, Qos::AtLeastOnce).is_some());
+        }
+        assert_eq!(t.submitted(99_999, Qos::AtLeastOnce), None);
+        for id in 2..=MAX_IDS as u16 {
+            assert!(t.on_puback(id, None).is_some());
+        }
+        // Id 1 still in flight: nothing is free, although 65 534 ids were acknowledged.
+        assert!(!t.has_free_id());
+        assert_eq!(t.on_puback(1, None), Some(Delivery::Confirmed(0)));
+        // The sequence goes on past 65 535 and wraps to 1, skipping 0.
+        assert_eq!(t.submitted(70_000, Qos::AtLeastOnce), Some(1));
+        assert_eq!(t.submitted(70_001, Qos::AtLeastOnce), Some(2));
+        assert_eq!(t.on_puback(1, None), Some(Delivery::Confirmed(70_000)));
+        assert_eq!(t.outstanding(), 1);
     }
 
     #[test]
-    fn unknown_acks_and_unmatched_writes_change_nothing() {
+    fn ids_wrap_past_65535_and_acks_still_find_their_publish() {
+        let mut t = DeliveryTracker::new();
+        for token in 0..65_534u64 {
+            let id = t.submitted(token, Qos::AtLeastOnce).unwrap();
+            assert_eq!(t.on_puback(id, None), Some(Delivery::Confirmed(token)));
+        }
+        assert_eq!(t.submitted(1, Qos::AtLeastOnce), Some(65_535));
+        assert_eq!(t.submitted(2, Qos::AtLeastOnce), Some(1));
+        assert_eq!(t.on_puback(1, None), Some(Delivery::Confirmed(2)));
+        assert_eq!(t.on_puback(65_535, None), Some(Delivery::Confirmed(1)));
+    }
+
+    #[test]
+    fn unknown_acks_change_nothing() {
         let mut t = DeliveryTracker::new();
         assert_eq!(t.on_puback(9, None), None);
-        assert_eq!(t.on_outgoing_publish(3), None);
-        t.submitted(1, Qos::AtLeastOnce);
-        t.withdraw(1);
+        assert_eq!(t.on_puback(0, None), None);
+        let id = t.subscribing().unwrap();
+        assert_eq!(t.on_puback(id, None), None);
+        t.on_suback(id);
         assert_eq!(t.outstanding(), 0);
+        assert_eq!(t.submitted(1, Qos::AtLeastOnce), Some(2));
     }
 
     #[test]
     fn session_end_loses_everything_unconfirmed_in_submission_order() {
         let mut t = DeliveryTracker::new();
-        for token in 1..=4 {
-            t.submitted(token, Qos::AtLeastOnce);
-        }
-        t.on_outgoing_publish(2);
-        t.on_outgoing_publish(1);
-        assert_eq!(t.on_puback(2, None), Some(Delivery::Confirmed(1)));
+        t.submitted(1, Qos::AtLeastOnce);
+        t.submitted(2, Qos::AtMostOnce);
+        t.submitted(3, Qos::AtLeastOnce);
+        t.submitted(4, Qos::ExactlyOnce);
+        assert_eq!(t.on_puback(1, None), Some(Delivery::Confirmed(1)));
         assert_eq!(
             t.on_session_end(),
             vec![Delivery::Lost(2), Delivery::Lost(3), Delivery::Lost(4)]

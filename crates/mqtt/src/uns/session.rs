@@ -18,7 +18,7 @@
 //!   end of the linger publishes the latest of each. Without it, and for replays, every
 //!   sample is its own message, so every stream number reaches the broker.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ use bytes::Bytes;
 
 use super::config::MqttSinkSettings;
 use super::namespace::{Message, MessageKind, Namespace, status};
-use crate::common::Groups;
+use crate::common::{Groups, Unconfirmed};
 use crate::delivery::Delivery as Confirmation;
 use crate::link::Will;
 use crate::settings::Qos;
@@ -221,7 +221,7 @@ pub struct Session {
     /// Made and not yet handed to the client.
     pending: VecDeque<Message>,
     /// Handed to the client and not yet confirmed: publish token → acknowledgement group.
-    unconfirmed: HashMap<u64, Option<u64>>,
+    unconfirmed: Unconfirmed,
     groups: Groups,
     /// When the open batch is flushed (batching on, samples waiting).
     linger_until: Option<Instant>,
@@ -244,7 +244,7 @@ impl Session {
             connected: false,
             input_open: true,
             pending: VecDeque::new(),
-            unconfirmed: HashMap::new(),
+            unconfirmed: Unconfirmed::default(),
             groups: Groups::default(),
             linger_until: None,
             rejected: 0,
@@ -342,7 +342,7 @@ impl Session {
             // Counted at the disconnect that follows.
             Confirmation::Lost(_) => return actions,
         }
-        if let Some(Some(group)) = self.unconfirmed.remove(&token) {
+        if let Some(Some(group)) = self.unconfirmed.settle(token) {
             actions.extend(self.groups.done(group).into_iter().map(Action::Ack));
         }
         actions
@@ -429,7 +429,7 @@ impl Session {
     /// publish `token`.
     pub fn published(&mut self, token: u64) {
         if let Some(m) = self.pending.pop_front() {
-            self.unconfirmed.insert(token, m.group);
+            self.unconfirmed.push(token, m.group);
         }
     }
 

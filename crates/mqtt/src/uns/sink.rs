@@ -230,6 +230,10 @@ impl UnsSink {
                 }
                 Step::Linger => act(session.on_timer(tokio::time::Instant::now().into_std())),
             }
+            // Confirmations by the batch: the link gathers them per write and per read.
+            if let Some(l) = link.as_mut() {
+                l.drain_deliveries(|d| act(session.on_confirmation(d)));
+            }
             if session.is_connected()
                 && let Some(l) = link.as_mut()
             {

@@ -1,0 +1,413 @@
+//! The connection task of one [`Link`](super::Link): connects (TCP, TLS), logs in, then
+//! reads and writes until the session ends.
+//!
+//! Writing is batched: publishers encode into the shared outgoing buffer
+//! ([`State::out`]) and wake the writer, which takes everything there and writes it at
+//! once. While one write is under way the next messages gather, so at high rates one
+//! system call carries hundreds of messages, and at low rates each still leaves at once
+//! (`TCP_NODELAY`: the batching is ours, Nagle's would only delay a lone message).
+//!
+//! Reading parses every whole packet that arrived and answers acknowledgements through
+//! the same buffer. Keep-alive: a PINGREQ every `keep_alive`; one still unanswered when
+//! the next is due ends the session.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::wire::{self, Ack, Incoming, ReadError};
+use super::{LinkEvent, LinkOptions, SessionWatch, Shared, lock};
+use crate::delivery::PubRec;
+use crate::settings::{Protocol, Qos, ResolvedConnection};
+
+/// Connecting (TCP, TLS and the CONNACK) and one write may take this long at most.
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read buffer to start with; grows up to the largest packet accepted.
+const READ_BUFFER: usize = 16 * 1024;
+
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// How a session ended.
+pub(super) struct End {
+    /// What happened, as the raw error text.
+    pub raw: String,
+    pub closed_by_broker: bool,
+    pub taken_over: bool,
+}
+
+impl End {
+    fn error(raw: impl Into<String>) -> End {
+        End {
+            raw: raw.into(),
+            closed_by_broker: false,
+            taken_over: false,
+        }
+    }
+
+    fn io(e: &std::io::Error) -> End {
+        End {
+            raw: format!("I/O: {e}"),
+            closed_by_broker: peer_closed(e),
+            taken_over: false,
+        }
+    }
+}
+
+/// An I/O error that means the other end closed the connection.
+fn peer_closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+    )
+}
+
+pub(super) struct Task {
+    pub conn: ResolvedConnection,
+    pub options: LinkOptions,
+    pub shared: Arc<Shared>,
+    pub tx: mpsc::Sender<LinkEvent>,
+    pub watch: SessionWatch,
+    /// The MQTT 5 session expiry for a kept session; `None`: a clean one.
+    pub persistent: Option<u32>,
+}
+
+impl Task {
+    pub(super) async fn run(mut self) {
+        let end = self.session().await;
+        if lock(&self.shared.state).disconnecting {
+            self.watch.disconnecting = true;
+        }
+        let why = self.watch.ended(end.closed_by_broker, end.taken_over, &end.raw);
+        {
+            let mut s = lock(&self.shared.state);
+            s.ended = true;
+            let lost = s.tracker.on_session_end();
+            s.deliveries.extend(lost);
+        }
+        self.shared.to_owner.notify_one();
+        self.shared.drained.notify_waiters();
+        let _ = self.tx.send(LinkEvent::Disconnected(why)).await;
+    }
+
+    async fn session(&mut self) -> End {
+        let protocol = self.conn.settings.protocol;
+        let (mut stream, received) = match tokio::time::timeout(NETWORK_TIMEOUT, self.connect()).await {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(end)) => return end,
+            Err(_) => return End::error("connection timeout: no CONNACK within 5s"),
+        };
+        if self.tx.send(LinkEvent::Connected).await.is_err() {
+            return End::error("the link's owner is gone");
+        }
+        let keep_alive = self.conn.settings.keep_alive.max(Duration::from_secs(1));
+        let max_in = match protocol {
+            Protocol::V311 => super::incoming_ceiling(self.conn.settings.max_packet_bytes),
+            Protocol::V5 => self.conn.settings.max_packet_bytes,
+        };
+        let (reader, writer) = tokio::io::split(&mut stream);
+        let shared = self.shared.clone();
+        let read = read_loop(
+            reader,
+            received,
+            &shared,
+            &self.tx,
+            protocol,
+            max_in,
+            self.conn.settings.max_packet_bytes,
+        );
+        let write = write_loop(writer, &shared, keep_alive);
+        tokio::select! {
+            end = read => end,
+            end = write => end,
+        }
+    }
+
+    /// TCP, TLS, CONNECT and CONNACK; with what arrived after the CONNACK (a resumed
+    /// session's messages may come in the same segment).
+    async fn connect(&mut self) -> Result<(Box<dyn Stream>, BytesMut), End> {
+        let s = &self.conn.settings;
+        let tcp = TcpStream::connect((s.host.as_str(), s.port))
+            .await
+            .map_err(|e| End::io(&e))?;
+        // The writer batches; Nagle's algorithm would only hold back a lone message.
+        let _ = tcp.set_nodelay(true);
+        let mut stream: Box<dyn Stream> = match &self.conn.tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(s.host.clone())
+                    .map_err(|e| End::error(format!("TLS: `{}` is not a valid server name: {e}", s.host)))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| End::error(format!("TLS: {e}")))?;
+                Box::new(tls)
+            }
+        };
+        let mut out = BytesMut::new();
+        let connect = wire::Connect {
+            options: &self.options,
+            keep_alive_secs: u16::try_from(s.keep_alive.as_secs().max(1)).unwrap_or(u16::MAX),
+            clean: self.persistent.is_none(),
+            expiry: self.persistent,
+            username: s.username.as_deref(),
+            password: self.conn.password.as_deref(),
+            max_packet: u32::try_from(s.max_packet_bytes).unwrap_or(u32::MAX),
+        };
+        wire::connect(s.protocol, &connect, &mut out).map_err(End::error)?;
+        stream.write_all(&out).await.map_err(|e| End::io(&e))?;
+        stream.flush().await.map_err(|e| End::io(&e))?;
+        let mut buf = BytesMut::with_capacity(256);
+        loop {
+            match wire::read(s.protocol, &mut buf, 64 * 1024) {
+                Ok(Incoming::ConnAck {
+                    session_present,
+                    refused,
+                    receive_max,
+                    max_packet,
+                }) => {
+                    if let Some(refused) = refused {
+                        return Err(End::error(refused));
+                    }
+                    self.watch.connected(session_present);
+                    let mut st = lock(&self.shared.state);
+                    if let Some(r) = receive_max {
+                        st.inflight_cap = st.inflight_cap.min(usize::from(r.max(1)));
+                    }
+                    if let Some(m) = max_packet {
+                        st.max_out = st.max_out.min(usize::try_from(m).unwrap_or(usize::MAX));
+                    }
+                    return Ok((stream, buf));
+                }
+                Ok(other) => return Err(End::error(format!("expected CONNACK, the broker sent {other:?}"))),
+                Err(ReadError::Incomplete) => {}
+                Err(ReadError::TooLarge(n)) => {
+                    return Err(End::error(format!("a CONNACK of {n} bytes: not an MQTT broker?")));
+                }
+                Err(ReadError::Malformed(e)) => {
+                    return Err(End::error(format!("malformed CONNACK: {e}")));
+                }
+            }
+            if stream.read_buf(&mut buf).await.map_err(|e| End::io(&e))? == 0 {
+                return Err(End {
+                    raw: "the broker closed the connection before CONNACK".into(),
+                    closed_by_broker: true,
+                    taken_over: false,
+                });
+            }
+        }
+    }
+}
+
+/// Writes what publishers and the reader put in the outgoing buffer, a batch at a time,
+/// and a PINGREQ every `keep_alive`.
+async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, shared: &Shared, keep_alive: Duration) -> End {
+    let mut next_ping = tokio::time::Instant::now() + keep_alive;
+    loop {
+        let (batch, qos0, closing) = {
+            let mut s = lock(&shared.state);
+            let qos0 = std::mem::take(&mut s.qos0_in_out);
+            (s.out.split(), qos0, s.disconnecting)
+        };
+        if batch.is_empty() {
+            if closing {
+                let _ = writer.shutdown().await;
+                return End::error("closed by the gateway");
+            }
+            tokio::select! {
+                () = shared.to_writer.notified() => {}
+                () = tokio::time::sleep_until(next_ping) => {
+                    let mut s = lock(&shared.state);
+                    if s.ping_outstanding {
+                        return End::error(format!("no answer to PINGREQ within keep_alive ({}s)", keep_alive.as_secs()));
+                    }
+                    s.ping_outstanding = true;
+                    wire::ping(&mut s.out);
+                    next_ping = tokio::time::Instant::now() + keep_alive;
+                }
+            }
+            continue;
+        }
+        match tokio::time::timeout(NETWORK_TIMEOUT, writer.write_all(&batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return End::io(&e),
+            Err(_) => return End::error("write timeout: the broker took no data for 5s"),
+        }
+        if let Err(e) = writer.flush().await {
+            return End::io(&e);
+        }
+        let mut s = lock(&shared.state);
+        let before = s.deliveries.len();
+        let State {
+            tracker, deliveries, ..
+        } = &mut *s;
+        tracker.written(qos0, deliveries);
+        let confirmed = s.deliveries.len() > before;
+        let waiting = std::mem::take(&mut s.publisher_waiting);
+        drop(s);
+        if confirmed {
+            shared.to_owner.notify_one();
+        }
+        if waiting {
+            shared.drained.notify_waiters();
+        }
+    }
+}
+
+use super::State;
+
+/// Reads packets until the session ends.
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: R,
+    mut buf: BytesMut,
+    shared: &Shared,
+    tx: &mpsc::Sender<LinkEvent>,
+    protocol: Protocol,
+    max_in: usize,
+    max_packet_bytes: usize,
+) -> End {
+    buf.reserve(READ_BUFFER);
+    // QoS 2 messages received, not yet released (PUBREL): a resent one is not delivered twice.
+    let mut receiving: HashSet<u16> = HashSet::new();
+    loop {
+        let mut wake_owner = false;
+        let mut wake_writer = false;
+        loop {
+            let packet = match wire::read(protocol, &mut buf, max_in) {
+                Ok(p) => p,
+                Err(ReadError::Incomplete) => break,
+                Err(ReadError::TooLarge(n)) => {
+                    return End::error(format!(
+                        "the broker sent a packet of {n} bytes, over the size limit of {max_in} bytes"
+                    ));
+                }
+                Err(ReadError::Malformed(e)) => {
+                    return End::error(format!("malformed packet from the broker: {e}"));
+                }
+            };
+            match packet {
+                Incoming::PubAck { pkid, failure } => {
+                    let mut s = lock(&shared.state);
+                    if let Some(d) = s.tracker.on_puback(pkid, failure) {
+                        s.deliveries.push(d);
+                        wake_owner = true;
+                    }
+                }
+                Incoming::PubRec { pkid, failure } => {
+                    let mut s = lock(&shared.state);
+                    match s.tracker.on_pubrec(pkid, failure) {
+                        PubRec::Release => {
+                            wire::ack(Ack::PubRel, pkid, &mut s.out);
+                            wake_writer = true;
+                        }
+                        PubRec::Rejected(d) => {
+                            s.deliveries.push(d);
+                            wake_owner = true;
+                        }
+                        PubRec::Unknown => {}
+                    }
+                }
+                Incoming::PubComp { pkid } => {
+                    let mut s = lock(&shared.state);
+                    if let Some(d) = s.tracker.on_pubcomp(pkid) {
+                        s.deliveries.push(d);
+                        wake_owner = true;
+                    }
+                }
+                Incoming::PubRel { pkid } => {
+                    receiving.remove(&pkid);
+                    wire::ack(Ack::PubComp, pkid, &mut lock(&shared.state).out);
+                    wake_writer = true;
+                }
+                Incoming::Publish {
+                    topic,
+                    payload,
+                    qos,
+                    pkid,
+                    retain,
+                } => {
+                    let fresh = qos != Qos::ExactlyOnce || receiving.insert(pkid);
+                    if fresh {
+                        let bytes = topic.len() + payload.len();
+                        let event = if protocol == Protocol::V311 && bytes > max_packet_bytes {
+                            LinkEvent::Oversized { topic, bytes }
+                        } else {
+                            LinkEvent::Message {
+                                topic,
+                                payload,
+                                retain,
+                            }
+                        };
+                        // Waits while the owner is behind: its pace bounds what is read.
+                        if tx.send(event).await.is_err() {
+                            return End::error("the link's owner is gone");
+                        }
+                    }
+                    match qos {
+                        Qos::AtMostOnce => {}
+                        Qos::AtLeastOnce => {
+                            wire::ack(Ack::PubAck, pkid, &mut lock(&shared.state).out);
+                            wake_writer = true;
+                        }
+                        Qos::ExactlyOnce => {
+                            wire::ack(Ack::PubRec, pkid, &mut lock(&shared.state).out);
+                            wake_writer = true;
+                        }
+                    }
+                }
+                Incoming::SubAck { pkid, refused } => {
+                    lock(&shared.state).tracker.on_suback(pkid);
+                    if !refused.is_empty() {
+                        tracing::warn!(
+                            ?refused,
+                            "mqtt: the broker refused subscriptions (by position in the request)"
+                        );
+                    }
+                }
+                Incoming::PingResp => lock(&shared.state).ping_outstanding = false,
+                Incoming::Disconnect { reason, taken_over } => {
+                    return End {
+                        raw: reason,
+                        closed_by_broker: false,
+                        taken_over,
+                    };
+                }
+                Incoming::BadTopic => {}
+                Incoming::ConnAck { .. } => return End::error("protocol error: a second CONNACK"),
+                Incoming::Unexpected(kind) => {
+                    return End::error(format!("protocol error: the broker sent {kind}"));
+                }
+            }
+        }
+        if wake_owner {
+            shared.to_owner.notify_one();
+        }
+        if wake_owner && lock(&shared.state).publisher_waiting {
+            shared.drained.notify_waiters();
+        }
+        if wake_writer {
+            shared.to_writer.notify_one();
+        }
+        match reader.read_buf(&mut buf).await {
+            Ok(0) => {
+                return End {
+                    raw: "the broker closed the connection".into(),
+                    closed_by_broker: true,
+                    taken_over: false,
+                };
+            }
+            Ok(_) => {}
+            Err(e) => return End::io(&e),
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! One MQTT session, 3.1.1 or 5, with delivery confirmation.
+//!
+//! A [`Link`] connects once, and ends for good at the first connection error: its owner
+//! decides when to open the next one (with [`backplane_connector::Backoff`]) and what to
+//! publish again. Keeping one connection per link is what makes delivery tracking sound:
+//! nothing is resent behind the tracker's back. The sinks connect with a clean session; a
+//! subscriber may ask the broker to keep its session between links
+//! ([`SessionMode::Persistent`]), so messages published meanwhile wait for it.
+//!
+//! How each connection ended is told to [`crate::takeover`], which notices two clients
+//! dropping each other because they share a client id.
+//!
+//! The session is ours, over rumqttc's packet codec ([`wire`]): rumqttc's client writes
+//! and flushes each publish on its own, through a channel and a poll of its event loop,
+//! which made it most of a message's cost (docs/performance.md). Here a publish is
+//! encoded straight into a shared buffer and the connection task ([`conn`]) writes
+//! whatever has gathered in one system call; confirmations come back by the batch
+//! ([`Link::drain_deliveries`]).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::delivery::{Delivery, DeliveryTracker};
+use crate::settings::{Protocol, Qos, ResolvedConnection};
+use crate::takeover::{self, SessionEnd};
+
+/// A message the broker publishes if the session ends without a DISCONNECT.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Will {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: Qos,
+    pub retain: bool,
+}
+
+/// Whether the broker keeps the session (subscriptions, and QoS 1 and 2 messages for
+/// them) while the client is away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionMode {
+    /// A new session at every connection, discarded at its end.
+    Clean,
+    /// Resume the session the broker kept for this client id, if any. MQTT 3.1.1: clean
+    /// session 0, kept as long as the broker keeps sessions; MQTT 5: clean start 0 and
+    /// this session expiry interval (whole seconds, up to `u32::MAX`).
+    Persistent { expiry: Duration },
+}
+
+/// What a link needs beyond the connection settings.
+#[derive(Clone, Debug)]
+pub struct LinkOptions {
+    pub client_id: String,
+    pub will: Option<Will>,
+    /// Most publishes waiting for an acknowledgement at once (rumqttc's in-flight window).
+    pub inflight: u16,
+    pub session: SessionMode,
+}
+
+/// What happens on a link, in order.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// CONNACK received: the session is up.
+    Connected,
+    /// A message on a subscribed topic. `retain`: the broker sent it because it was
+    /// retained when the subscription was made, not because it was just published.
+    Message {
+        topic: String,
+        payload: Bytes,
+        retain: bool,
+    },
+    /// A message over `max_packet_bytes` (topic and payload), refused unread; the session
+    /// goes on. Only on MQTT 3.1.1: on MQTT 5 the broker is told the limit (Maximum Packet
+    /// Size) and drops such messages itself.
+    Oversized { topic: String, bytes: usize },
+    /// What became of one publish.
+    Delivered(Delivery),
+    /// The session ended (the text says why). Every unconfirmed publish was reported
+    /// [`Delivery::Lost`] just before; the link delivers nothing more.
+    Disconnected(String),
+}
+
+/// The link's session has ended; nothing more can be sent on it.
+#[derive(Debug, thiserror::Error)]
+#[error("the MQTT session has ended")]
+pub struct LinkClosed;
+
+mod conn;
+pub mod wire;
+
+/// The state the owner, the publishers and the connection task share.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer: there is something to write.
+    to_writer: Notify,
+    /// Wakes the owner: deliveries to take.
+    to_owner: Notify,
+    /// Wakes publishers waiting for room (buffer written, packet ids freed).
+    drained: Notify,
+}
+
+struct State {
+    /// Encoded packets waiting for the writer.
+    out: BytesMut,
+    /// QoS 0 publishes in `out`: confirmed once written.
+    qos0_in_out: usize,
+    tracker: DeliveryTracker,
+    /// What became of publishes, for the owner, in order.
+    deliveries: Vec<Delivery>,
+    /// Most QoS 1 and 2 publishes unacknowledged at once: `inflight`, or less if an MQTT 5
+    /// broker says so (Receive Maximum).
+    inflight_cap: usize,
+    /// Largest packet sent: `max_packet_bytes`, or less if an MQTT 5 broker says so.
+    max_out: usize,
+    ping_outstanding: bool,
+    publisher_waiting: bool,
+    /// [`Link::close`] asked for DISCONNECT.
+    disconnecting: bool,
+    /// The session has ended; nothing more is sent.
+    ended: bool,
+}
+
+/// Encoded bytes a publisher may leave waiting for the writer before it waits itself:
+/// bounds the buffer when the broker reads slower than the gateway publishes.
+const OUT_HIGH_WATER: usize = 1024 * 1024;
+
+/// One MQTT session. Dropping it drops the connection without DISCONNECT (the broker
+/// then publishes the will); [`Link::close`] ends it cleanly.
+pub struct Link {
+    protocol: Protocol,
+    shared: Arc<Shared>,
+    events: mpsc::Receiver<LinkEvent>,
+    /// Events taken from the shared state or the channel, not yet returned.
+    pending: VecDeque<LinkEvent>,
+    task: JoinHandle<()>,
+    next_token: u64,
+    /// Set from the CONNACK: the broker resumed a session it kept for this client id.
+    session_present: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("outstanding", &self.outstanding())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Events waiting for the owner. When full, the reader waits: the owner's pace bounds
+/// what is read from the broker.
+const EVENT_QUEUE: usize = 1024;
+
+/// What the link reads of one incoming MQTT 3.1.1 packet at most. MQTT 3.1.1 cannot tell the
+/// broker a limit, and a packet over the limit cannot be skipped without reading it: a
+/// retained one would end every session at subscribe. So the link reads up to this ceiling
+/// (bounded memory) and messages between `max_packet_bytes` and it are refused one by one
+/// ([`LinkEvent::Oversized`]); only a packet beyond it still ends the session.
+/// 16 × `max_packet_bytes`, at least 16 MiB, at most MQTT's 256 MiB.
+pub fn incoming_ceiling(max_packet_bytes: usize) -> usize {
+    max_packet_bytes
+        .saturating_mul(16)
+        .clamp(16 * 1024 * 1024, 268_435_455)
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // The state holds plain data; a panic elsewhere cannot leave it half-updated.
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Link {
+    /// Starts connecting. Must be called inside a Tokio runtime. The first event is
+    /// [`LinkEvent::Connected`] or [`LinkEvent::Disconnected`].
+    pub fn open(conn: &ResolvedConnection, options: &LinkOptions) -> Link {
+        let (tx, events) = mpsc::channel(EVENT_QUEUE);
+        let session_present = Arc::new(AtomicBool::new(false));
+        // An empty client id cannot have a kept session (the settings refuse one; this
+        // keeps a caller's mistake from reaching the broker).
+        let persistent = match options.session {
+            SessionMode::Persistent { expiry } if !options.client_id.is_empty() => {
+                Some(u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX))
+            }
+            _ => None,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                out: BytesMut::new(),
+                qos0_in_out: 0,
+                tracker: DeliveryTracker::new(),
+                deliveries: Vec::new(),
+                inflight_cap: usize::from(options.inflight.max(1)),
+                max_out: conn.settings.max_packet_bytes,
+                ping_outstanding: false,
+                publisher_waiting: false,
+                disconnecting: false,
+                ended: false,
+            }),
+            to_writer: Notify::new(),
+            to_owner: Notify::new(),
+            drained: Notify::new(),
+        });
+        let watch = SessionWatch {
+            client_id: options.client_id.clone(),
+            session_present: session_present.clone(),
+            connected_at: None,
+            disconnecting: false,
+        };
+        let task = conn::Task {
+            conn: conn.clone(),
+            options: options.clone(),
+            shared: shared.clone(),
+            tx,
+            watch,
+            persistent,
+        };
+        Link {
+            protocol: conn.settings.protocol,
+            shared,
+            events,
+            pending: VecDeque::new(),
+            task: tokio::spawn(task.run()),
+            next_token: 1,
+            session_present,
+        }
+    }
+
+    /// Whether the broker resumed a session it had kept for this client id (read after
+    /// [`LinkEvent::Connected`]). `false` with [`SessionMode::Persistent`] means what was
+    /// published while the client was away is not coming.
+    pub fn session_present(&self) -> bool {
+        self.session_present.load(Ordering::Relaxed)
+    }
+
+    /// The next event; [`LinkEvent::Disconnected`] once the session has ended (repeatedly).
+    /// Cancel-safe.
+    pub async fn next(&mut self) -> LinkEvent {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return event;
+            }
+            if self.take_deliveries() {
+                continue;
+            }
+            tokio::select! {
+                biased;
+                () = self.shared.to_owner.notified() => {}
+                event = self.events.recv() => {
+                    let event = event.unwrap_or_else(|| LinkEvent::Disconnected("the MQTT connection task stopped".into()));
+                    // Deliveries reported before it come first (the losses before
+                    // Disconnected).
+                    self.take_deliveries();
+                    self.pending.push_back(event);
+                }
+            }
+        }
+    }
+
+    fn take_deliveries(&mut self) -> bool {
+        let mut s = lock(&self.shared.state);
+        if s.deliveries.is_empty() {
+            return false;
+        }
+        self.pending
+            .extend(s.deliveries.drain(..).map(LinkEvent::Delivered));
+        true
+    }
+
+    /// Hands every delivery reported so far to `f`, without waiting: a sink calls it after
+    /// each step, so confirmations are taken by the batch rather than one event each.
+    pub fn drain_deliveries(&mut self, mut f: impl FnMut(Delivery)) {
+        let mut rest = VecDeque::new();
+        for event in self.pending.drain(..) {
+            match event {
+                LinkEvent::Delivered(d) => f(d),
+                other => rest.push_back(other),
+            }
+        }
+        self.pending = rest;
+        if !self.pending.is_empty() {
+            // Keep the order with events already taken (a Disconnected after losses).
+            return;
+        }
+        let taken = std::mem::take(&mut lock(&self.shared.state).deliveries);
+        for d in taken {
+            f(d);
+        }
+    }
+
+    /// Encodes a publish for the writer and returns its token, by which
+    /// [`LinkEvent::Delivered`] reports it. Tokens increase with every publish. Waits only
+    /// while the outgoing buffer is full or every packet id (or the broker's Receive
+    /// Maximum) is in use. A message over the packet size the broker accepts is reported
+    /// [`Delivery::Rejected`] at once.
+    pub async fn publish(
+        &mut self,
+        topic: &str,
+        qos: Qos,
+        retain: bool,
+        payload: Bytes,
+    ) -> Result<u64, LinkClosed> {
+        let token = self.next_token;
+        self.next_token += 1;
+        let shared = self.shared.clone();
+        loop {
+            let waiting = shared.drained.notified();
+            tokio::pin!(waiting);
+            {
+                let mut s = lock(&shared.state);
+                if s.ended {
+                    return Err(LinkClosed);
+                }
+                let size = wire::publish_size(self.protocol, topic, qos, payload.len());
+                if topic.len() > usize::from(u16::MAX) || size.is_none_or(|n| n > s.max_out) {
+                    let reason = format!(
+                        "{} bytes, over the largest packet the broker takes ({} bytes, max_packet_bytes)",
+                        size.unwrap_or(usize::MAX),
+                        s.max_out
+                    );
+                    s.deliveries.push(Delivery::Rejected { token, reason });
+                    drop(s);
+                    self.shared.to_owner.notify_one();
+                    return Ok(token);
+                }
+                let window_full = qos != Qos::AtMostOnce && s.tracker.outstanding() >= s.inflight_cap;
+                if s.out.len() < OUT_HIGH_WATER
+                    && !window_full
+                    && let Some(pkid) = s.tracker.submitted(token, qos)
+                {
+                    let was_empty = s.out.is_empty();
+                    wire::publish(self.protocol, topic, qos, retain, pkid, &payload, &mut s.out);
+                    if qos == Qos::AtMostOnce {
+                        s.qos0_in_out += 1;
+                    }
+                    drop(s);
+                    if was_empty {
+                        shared.to_writer.notify_one();
+                    }
+                    return Ok(token);
+                }
+                s.publisher_waiting = true;
+                waiting.as_mut().enable();
+            }
+            waiting.await;
+        }
+    }
+
+    /// Subscribes to topic filters.
+    pub async fn subscribe(&self, filters: &[String], qos: Qos) -> Result<(), LinkClosed> {
+        if filters.is_empty() {
+            return Ok(());
+        }
+        let mut s = lock(&self.shared.state);
+        if s.ended {
+            return Err(LinkClosed);
+        }
+        let Some(pkid) = s.tracker.subscribing() else {
+            return Err(LinkClosed);
+        };
+        let State { out, .. } = &mut *s;
+        if let Err(e) = wire::subscribe(self.protocol, pkid, filters, qos, out) {
+            tracing::warn!(error = %e, "mqtt: cannot subscribe");
+            return Err(LinkClosed);
+        }
+        drop(s);
+        self.shared.to_writer.notify_one();
+        Ok(())
+    }
+
+    /// Publishes not yet confirmed, rejected or lost.
+    pub fn outstanding(&self) -> usize {
+        lock(&self.shared.state).tracker.outstanding()
+    }
+
+    /// Waits (up to `timeout`) until every publish is confirmed, collecting what happens
+    /// meanwhile; then sends DISCONNECT, so the broker discards the will.
+    pub async fn close(mut self, timeout: Duration) -> Vec<LinkEvent> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.outstanding() > 0 || !self.pending.is_empty() {
+            match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(event) => {
+                    let end = matches!(event, LinkEvent::Disconnected(_));
+                    seen.push(event);
+                    if end {
+                        return seen;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        {
+            let mut s = lock(&self.shared.state);
+            if !s.ended {
+                s.disconnecting = true;
+                wire::disconnect(self.protocol, &mut s.out);
+            }
+        }
+        self.shared.to_writer.notify_one();
+        // Let the writer send the DISCONNECT before the task is dropped.
+        let _ = tokio::time::timeout(Duration::from_millis(500), &mut self.task).await;
+        self.take_deliveries();
+        seen.extend(self.pending.drain(..));
+        while let Ok(event) = self.events.try_recv() {
+            seen.push(event);
+        }
+        seen
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What the event loop knows of its connection, to say how it ended.
+struct SessionWatch {
+    client_id: String,
+    session_present: Arc<AtomicBool>,
+    /// When the CONNACK came; `None` while connecting.
+    connected_at: Option<Instant>,
+    /// The gateway sent DISCONNECT: the end is its own doing.
+    disconnecting: bool,
+}
+
+impl SessionWatch {
+    fn connected(&mut self, session_present: bool) {
+        self.connected_at = Some(Instant::now());
+        self.session_present.store(session_present, Ordering::Relaxed);
+    }
+
+    /// The text of [`LinkEvent::Disconnected`]; tells [`takeover`] how the session ended.
+    fn ended(&self, closed_by_broker: bool, taken_over: bool, raw: &str) -> String {
+        if self.disconnecting {
+            takeover::session_ended(&self.client_id, SessionEnd::Other);
+            return "closed by the gateway".to_owned();
+        }
+        let end = match self.connected_at {
+            Some(_) if taken_over => SessionEnd::TakenOver,
+            Some(at) if closed_by_broker => SessionEnd::ClosedByBroker { after: at.elapsed() },
+            _ => SessionEnd::Other,
+        };
+        let text = connection_error_text(raw);
+        match takeover::session_ended(&self.client_id, end) {
+            Some(suspect) => format!("{suspect} ({text})"),
+            None => text,
+        }
+    }
+}
+
+/// rumqttc's errors name Rust types; say what an engineer needs to know.
+fn connection_error_text(raw: &str) -> String {
+    // rustls' certificate errors, as they appear in rumqttc's TLS error text.
+    let tls = [
+        (
+            "UnknownIssuer",
+            "the broker's certificate is not signed by a CA in tls.ca (or, without tls.ca, the system's roots)",
+        ),
+        (
+            "NotValidForName",
+            "the broker's certificate is not valid for the host name in `broker`",
+        ),
+        ("Expired", "the broker's certificate has expired"),
+        (
+            "NotValidYet",
+            "the broker's certificate is not valid yet (check the clock)",
+        ),
+        (
+            "CertificateRequired",
+            "the broker requires a client certificate: set tls.cert and tls.key",
+        ),
+        (
+            "alert: BadCertificate",
+            "the broker refused the client certificate (tls.cert)",
+        ),
+        (
+            "alert: UnknownCA",
+            "the broker does not trust the client certificate's CA (tls.cert)",
+        ),
+    ];
+    if let Some((_, meaning)) = tls.iter().find(|(needle, _)| raw.contains(needle)) {
+        return format!("{meaning}: {raw}");
+    }
+    if raw.contains("size limit") {
+        return format!(
+            "the broker sent a packet over the hard ceiling of 16 × max_packet_bytes (at least 16 MiB), which ends the session; under MQTT 3.1.1 its topic cannot be known. Use protocol = \"5\" (the broker then drops it), or clear the message at the broker: {raw}"
+        );
+    }
+    if raw.contains("Connection refused") || raw.contains("ConnectionRefused") {
+        if raw.contains("BadUserNamePassword") || raw.contains("NotAuthorized") || raw.contains("BadUserName")
+        {
+            return format!("the broker refused the login (check username and password): {raw}");
+        }
+        return format!("the broker refused the connection: {raw}");
+    }
+    raw.to_owned()
+}
