@@ -115,7 +115,7 @@ async fn run(
                     confirmed += 1;
                 }
             }
-            link.publish(&m.topic, Qos::AtLeastOnce, false, m.payload)
+            link.publish(&m.topic, Qos::AtLeastOnce, false, &m.payload)
                 .await
                 .unwrap();
             messages += 1;

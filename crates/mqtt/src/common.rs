@@ -3,7 +3,7 @@
 //! record may be acknowledged, for both sinks), and the pieces of the sinks' drivers that
 //! wait on a link or a timer that may not exist.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use backplane_config::Table;
@@ -74,7 +74,16 @@ impl Unconfirmed {
     /// The publish `token` is settled: its group, or `None` if the token is unknown (or
     /// settled before).
     pub fn settle(&mut self, token: u64) -> Option<Option<u64>> {
-        let i = self.queue.binary_search_by_key(&token, |e| e.0).ok()?;
+        // Tokens are mostly consecutive: try the place the token would have then.
+        let guess = self
+            .queue
+            .front()
+            .and_then(|f| usize::try_from(token.checked_sub(f.0)?).ok())
+            .filter(|&i| self.queue.get(i).is_some_and(|e| e.0 == token));
+        let i = match guess {
+            Some(i) => i,
+            None => self.queue.binary_search_by_key(&token, |e| e.0).ok()?,
+        };
         let entry = &mut self.queue[i];
         if entry.2 {
             return None;
@@ -111,7 +120,9 @@ pub struct Groups {
     next: u64,
     /// The group receiving records and messages now, until it is closed.
     open: Option<u64>,
-    groups: HashMap<u64, Group>,
+    /// Groups by id, from `first` on (ids are given in sequence); `None` once settled.
+    groups: VecDeque<Option<Group>>,
+    first: u64,
 }
 
 #[derive(Debug, Default)]
@@ -129,9 +140,17 @@ impl Groups {
         }
         let g = self.next;
         self.next += 1;
-        self.groups.insert(g, Group::default());
+        if self.groups.is_empty() {
+            self.first = g;
+        }
+        self.groups.push_back(Some(Group::default()));
         self.open = Some(g);
         g
+    }
+
+    fn get_mut(&mut self, group: u64) -> Option<&mut Group> {
+        let i = usize::try_from(group.checked_sub(self.first)?).ok()?;
+        self.groups.get_mut(i)?.as_mut()
     }
 
     /// The open group, if any (without opening one).
@@ -140,13 +159,13 @@ impl Groups {
     }
 
     pub fn add_record(&mut self, group: u64, record: u64) {
-        if let Some(g) = self.groups.get_mut(&group) {
+        if let Some(g) = self.get_mut(group) {
             g.records.push(record);
         }
     }
 
     pub fn add_messages(&mut self, group: u64, n: usize) {
-        if let Some(g) = self.groups.get_mut(&group) {
+        if let Some(g) = self.get_mut(group) {
             g.outstanding += n;
         }
     }
@@ -156,7 +175,7 @@ impl Groups {
         let Some(g) = self.open.take() else {
             return Vec::new();
         };
-        if let Some(group) = self.groups.get_mut(&g) {
+        if let Some(group) = self.get_mut(g) {
             group.closed = true;
         }
         self.settle(g)
@@ -165,24 +184,33 @@ impl Groups {
     /// One message of `group` was confirmed (or refused for good). Returns the group's
     /// records once it is closed and complete.
     pub fn done(&mut self, group: u64) -> Vec<u64> {
-        if let Some(g) = self.groups.get_mut(&group) {
+        if let Some(g) = self.get_mut(group) {
             g.outstanding = g.outstanding.saturating_sub(1);
         }
         self.settle(group)
     }
 
     fn settle(&mut self, group: u64) -> Vec<u64> {
-        match self.groups.get(&group) {
-            Some(g) if g.closed && g.outstanding == 0 => {
-                self.groups.remove(&group).map(|g| g.records).unwrap_or_default()
-            }
-            _ => Vec::new(),
+        let Some(g) = self.get_mut(group) else {
+            return Vec::new();
+        };
+        if !g.closed || g.outstanding > 0 {
+            return Vec::new();
         }
+        let records = std::mem::take(&mut g.records);
+        let i = (group - self.first) as usize;
+        self.groups[i] = None;
+        while self.groups.front().is_some_and(Option::is_none) {
+            self.groups.pop_front();
+            self.first += 1;
+        }
+        records
     }
 
     /// The connection was lost: nothing outstanding will be confirmed now.
     pub fn clear(&mut self) {
         self.groups.clear();
+        self.first = self.next;
         self.open = None;
     }
 }

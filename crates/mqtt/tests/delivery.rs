@@ -9,7 +9,6 @@ use std::time::Duration;
 use backplane_mqtt::delivery::Delivery;
 use backplane_mqtt::link::{Link, LinkEvent, LinkOptions, SessionMode};
 use backplane_mqtt::settings::{ConnectionSettings, Protocol, Qos};
-use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -163,7 +162,7 @@ async fn run_link(
                 start = tokio::time::Instant::now();
                 for i in 0..count {
                     let token = link
-                        .publish("t/x", qos, false, Bytes::from(format!("m{i}")))
+                        .publish("t/x", qos, false, format!("m{i}").as_bytes())
                         .await
                         .unwrap();
                     assert_eq!(token, i as u64 + 1, "tokens count publishes from 1");

@@ -299,7 +299,7 @@ impl Link {
         topic: &str,
         qos: Qos,
         retain: bool,
-        payload: Bytes,
+        payload: &[u8],
     ) -> Result<u64, LinkClosed> {
         let token = self.next_token;
         self.next_token += 1;
@@ -330,7 +330,7 @@ impl Link {
                     && let Some(pkid) = s.tracker.submitted(token, qos)
                 {
                     let was_empty = s.out.is_empty();
-                    wire::publish(self.protocol, topic, qos, retain, pkid, &payload, &mut s.out);
+                    wire::publish(self.protocol, topic, qos, retain, pkid, payload, &mut s.out);
                     if qos == Qos::AtMostOnce {
                         s.qos0_in_out += 1;
                     }

@@ -183,7 +183,7 @@ impl SparkplugSink {
     /// NDEATH) as well.
     async fn end_session(&self, mut link: Link, death: Publish) {
         let sent = link
-            .publish(&death.topic, death.qos, death.retain, death.payload.into())
+            .publish(&death.topic, death.qos, death.retain, &death.payload)
             .await;
         match self.connection.settings.protocol {
             Protocol::V311 => {
@@ -372,7 +372,7 @@ impl SparkplugSink {
                     Output::Publish(p) => {
                         if let Some(l) = link.as_mut()
                             && connected
-                            && let Ok(token) = l.publish(&p.topic, p.qos, p.retain, p.payload.into()).await
+                            && let Ok(token) = l.publish(&p.topic, p.qos, p.retain, &p.payload).await
                             && let Some(g) = group
                         {
                             groups.add_messages(g, 1);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use backplane_config::{AddressError, Table};
 use backplane_connector::{ComponentError, Source, SourceContext, SourceIo, SourceKind};
 use backplane_model::Timestamp;
-use bytes::Bytes;
+
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
@@ -149,7 +149,7 @@ impl Source for SparkplugSource {
                     let w = s.will();
                     Will {
                         topic: w.topic,
-                        payload: Bytes::from(w.payload),
+                        payload: bytes::Bytes::from(w.payload),
                         qos: w.qos,
                         retain: w.retain,
                     }
@@ -175,7 +175,7 @@ impl Source for SparkplugSource {
                     () = io.cancelled() => {
                         // Orderly stop: the death certificate, then DISCONNECT.
                         if let Some(d) = state.as_ref().map(|s| s.death(Timestamp::now())) {
-                            let _ = link.publish(&d.topic, d.qos, d.retain, Bytes::from(d.payload)).await;
+                            let _ = link.publish(&d.topic, d.qos, d.retain, &d.payload).await;
                         }
                         link.close(Duration::from_secs(2)).await;
                         return Ok(());
@@ -194,7 +194,7 @@ impl Source for SparkplugSource {
                         // Subscriptions first, then the birth: the first message published.
                         link.subscribe(&filters, Qos::AtLeastOnce).await.map_err(closed)?;
                         if let Some(b) = state.as_ref().map(HostState::birth) {
-                            link.publish(&b.topic, b.qos, b.retain, Bytes::from(b.payload))
+                            link.publish(&b.topic, b.qos, b.retain, &b.payload)
                                 .await
                                 .map_err(closed)?;
                         }
@@ -205,7 +205,7 @@ impl Source for SparkplugSource {
                         if let Some(b) = state.as_ref().and_then(|s| s.on_own_state(&payload)) {
                             tracing::info!(source = %self.name, "sparkplug host: our STATE was set offline; announcing online again");
                             let closed = |e| ComponentError::io(format!("sparkplug source `{}`: {e}", self.name));
-                            link.publish(&b.topic, b.qos, b.retain, Bytes::from(b.payload))
+                            link.publish(&b.topic, b.qos, b.retain, &b.payload)
                                 .await
                                 .map_err(closed)?;
                         }
@@ -225,7 +225,7 @@ impl Source for SparkplugSource {
                             let ncmd = codec::topic(group, MessageType::NCmd, node, None);
                             tracing::info!(source = %self.name, %group, %node, "sparkplug host: requesting a rebirth");
                             let _ = link
-                                .publish(&ncmd, Qos::AtMostOnce, false, Bytes::from(rebirth_request(Timestamp::now())))
+                                .publish(&ncmd, Qos::AtMostOnce, false, &rebirth_request(Timestamp::now()))
                                 .await;
                         }
                         if !out.readings.is_empty() && !io.emit(Timestamp::now(), out.readings).await {

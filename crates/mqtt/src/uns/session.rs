@@ -18,13 +18,13 @@
 //!   end of the linger publishes the latest of each. Without it, and for replays, every
 //!   sample is its own message, so every stream number reaches the broker.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backplane_connector::{Batch, Delivery, Topology};
 use backplane_model::{Sample, TagId, Timestamp};
-use bytes::Bytes;
 
 use super::config::MqttSinkSettings;
 use super::namespace::{Message, MessageKind, Namespace, status};
@@ -199,7 +199,9 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Publish<'a> {
     pub topic: &'a str,
-    pub payload: Bytes,
+    /// Borrowed from the message waiting in the session: the link copies it into its
+    /// buffer, so nothing is cloned or shared per message.
+    pub payload: Cow<'a, [u8]>,
     pub qos: Qos,
     pub retain: bool,
 }
@@ -293,7 +295,7 @@ impl Session {
     pub fn goodbye(&self, now: Timestamp) -> Publish<'_> {
         Publish {
             topic: &self.status_topic,
-            payload: status(&self.gateway, false, Some("shutdown"), Some(now)),
+            payload: Cow::Owned(status(&self.gateway, false, Some("shutdown"), Some(now)).into()),
             qos: Qos::AtLeastOnce,
             retain: true,
         }
@@ -419,7 +421,7 @@ impl Session {
         }
         self.pending.front().map(|m| Publish {
             topic: &m.topic,
-            payload: m.payload.clone(),
+            payload: Cow::Borrowed(&m.payload),
             qos: self.qos,
             retain: m.retain,
         })
@@ -444,6 +446,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::uns::fixture::{sample, topology};
+    use bytes::Bytes;
 
     const LEVEL: &str = "acme/plant/area/tank-1/level";
     const LEVEL_TOPIC: &str = "v1/acme/plant/area/tank-1/level";
@@ -605,7 +608,12 @@ mod tests {
         let mut sent = Vec::new();
         while let Some(p) = s.next_publish(outstanding + sent.len()) {
             *tokens += 1;
-            sent.push((*tokens, p.topic.to_owned(), p.retain, p.payload));
+            sent.push((
+                *tokens,
+                p.topic.to_owned(),
+                p.retain,
+                Bytes::copy_from_slice(&p.payload),
+            ));
             s.published(*tokens);
         }
         sent

@@ -241,7 +241,7 @@ impl UnsSink {
                 if let Some(c) = commands.as_mut() {
                     while session.has_room(l.outstanding()) {
                         let Some(reply) = c.waiting.pop_front() else { break };
-                        if l.publish(&c.reply_topic, Qos::AtLeastOnce, false, reply.clone())
+                        if l.publish(&c.reply_topic, Qos::AtLeastOnce, false, &reply)
                             .await
                             .is_err()
                         {
@@ -251,7 +251,7 @@ impl UnsSink {
                     }
                 }
                 while let Some(p) = session.next_publish(l.outstanding()) {
-                    match l.publish(p.topic, p.qos, p.retain, p.payload).await {
+                    match l.publish(p.topic, p.qos, p.retain, &p.payload).await {
                         Ok(token) => session.published(token),
                         // The link has ended; the message stays next.
                         Err(_) => break,
@@ -261,7 +261,7 @@ impl UnsSink {
                     // Orderly stop: say so on the status topic, wait for the broker, then
                     // DISCONNECT (which discards the will).
                     let bye = session.goodbye(Timestamp::now());
-                    let _ = l.publish(bye.topic, bye.qos, bye.retain, bye.payload).await;
+                    let _ = l.publish(bye.topic, bye.qos, bye.retain, &bye.payload).await;
                     if let Some(l) = link.take() {
                         l.close(CLOSE_TIMEOUT).await;
                     }
