@@ -205,6 +205,9 @@ fn put_varint(out: &mut BytesMut, mut n: usize) {
     }
 }
 
+/// Room reserved in the outgoing buffer at a time.
+const OUT_CHUNK: usize = 64 * 1024;
+
 /// Writes a PUBLISH (the hot path: one per message). The caller checked the size with
 /// [`publish_size`] and that the topic is at most 65 535 bytes.
 pub fn publish(
@@ -217,7 +220,12 @@ pub fn publish(
     out: &mut BytesMut,
 ) {
     let remaining = publish_remaining(protocol, topic, qos, payload.len());
-    out.reserve(1 + varint_len(remaining) + remaining);
+    let size = 1 + varint_len(remaining) + remaining;
+    if out.capacity() - out.len() < size {
+        // By the chunk: what the writer split off may still be in use, and BytesMut then
+        // grows by exactly what is asked, copying everything gathered at every message.
+        out.reserve(size.max(OUT_CHUNK));
+    }
     out.put_u8(0x30 | (qos.level() << 1) | u8::from(retain));
     put_varint(out, remaining);
     out.put_u16(topic.len() as u16);
