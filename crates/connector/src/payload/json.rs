@@ -3,7 +3,7 @@
 //! [`SampleEncoder`](super::SampleEncoder); every function here is byte for byte what
 //! `serde_json::to_writer` makes of the same data (tested in `tests/payload_encoder.rs`).
 
-use backplane_model::{Context, Quality, Timestamp, Value};
+use backplane_model::{Context, Timestamp, Value};
 use bytes::BufMut;
 
 /// Whether `s` has a byte JSON must escape: `"`, `\` or a control character below 0x20
@@ -110,17 +110,27 @@ fn scalar_or_array<B: BufMut>(out: &mut B, value: &Value) {
     }
 }
 
-/// A quality's class as a JSON string (`"good"`, `"uncertain"`, `"bad"`).
-pub fn quality<B: BufMut>(out: &mut B, quality: Quality) {
-    out.put_slice(match quality {
-        Quality::Good => b"\"good\"",
-        Quality::Uncertain(_) => b"\"uncertain\"",
-        Quality::Bad(_) => b"\"bad\"",
-    });
+/// Whether no field of the context is set (most assets, most of the time).
+pub fn is_empty(context: &Context) -> bool {
+    *context == EMPTY
 }
+
+const EMPTY: Context = Context {
+    work_order: None,
+    product: None,
+    batch: None,
+    lot: None,
+    shift: None,
+    operator: None,
+    machine_state: None,
+};
 
 /// A context as its derived `Serialize` writes it: the set fields in declaration order.
 pub fn context<B: BufMut>(out: &mut B, context: &Context) {
+    if is_empty(context) {
+        out.put_slice(b"{}");
+        return;
+    }
     let fields = [
         (&b"\"work_order\":"[..], &context.work_order),
         (b"\"product\":", &context.product),

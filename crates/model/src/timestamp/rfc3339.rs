@@ -41,23 +41,30 @@ const SECONDS_PER_DAY: i64 = 86_400;
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
+    // In [0, 146096]: the rest fits in u32, which is cheaper to divide.
+    let doe = z.rem_euclid(146_097) as u32;
     let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1st
     let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // In range by construction: day in [1, 31], month in [1, 12].
-    (year, month as u32, day as u32)
+    let year = i64::from(yoe) + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
-/// Writes `value` (< 10^N) as N decimal digits at `buf[at..at + N]`.
-fn digits<const N: usize>(buf: &mut [u8; MAX_LEN], at: usize, mut value: u32) {
-    for i in (at..at + N).rev() {
-        buf[i] = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
+/// "00" to "99": two digits per lookup.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Writes `value` (< 100) as two digits at `buf[at..at + 2]`.
+fn pair(buf: &mut [u8; MAX_LEN], at: usize, value: u32) {
+    let i = value as usize * 2;
+    buf[at] = PAIRS[i];
+    buf[at + 1] = PAIRS[i + 1];
 }
 
 impl Timestamp {
@@ -84,21 +91,29 @@ impl Timestamp {
             return out;
         }
         let buf = &mut out.buf;
-        digits::<4>(buf, 0, year as u32);
+        let year = year as u32;
+        pair(buf, 0, year / 100);
+        pair(buf, 2, year % 100);
         buf[4] = b'-';
-        digits::<2>(buf, 5, month);
+        pair(buf, 5, month);
         buf[7] = b'-';
-        digits::<2>(buf, 8, day);
+        pair(buf, 8, day);
         buf[10] = b'T';
-        digits::<2>(buf, 11, of_day / 3600);
+        pair(buf, 11, of_day / 3600);
         buf[13] = b':';
-        digits::<2>(buf, 14, of_day / 60 % 60);
+        pair(buf, 14, of_day / 60 % 60);
         buf[16] = b':';
-        digits::<2>(buf, 17, of_day % 60);
+        pair(buf, 17, of_day % 60);
         let mut len = 19;
         if fraction != 0 {
             buf[19] = b'.';
-            digits::<9>(buf, 20, fraction);
+            buf[20] = b'0' + (fraction / 100_000_000) as u8;
+            let rest = fraction % 100_000_000;
+            let (high, low) = (rest / 10_000, rest % 10_000);
+            pair(buf, 21, high / 100);
+            pair(buf, 23, high % 100);
+            pair(buf, 25, low / 100);
+            pair(buf, 27, low % 100);
             len = 29;
             // At least one digit is not zero.
             while buf[len - 1] == b'0' {
