@@ -2,7 +2,9 @@
 //! for byte what `serde_json` makes of [`SamplePayload`](super::SamplePayload), without
 //! serde's per-field work, escaping scans or allocations. Nothing is kept per tag: the
 //! tag's strings are copied from the topology each time (a copy of ~150 bytes costs less
-//! than keeping them pre-rendered, at ~250 B per tag, would cost in memory).
+//! than keeping them pre-rendered, at ~250 B per tag, would cost in memory). What a poll's
+//! samples share is reused per thread: the text of the last gateway and source times and
+//! the JSON of the last context (by `Arc` identity), so the encoder needs only `&self`.
 //!
 //! Escaping: configuration validation makes every string of the topology an identifier
 //! that JSON never escapes (asset paths are slugs, attribute names snake_case, model names
