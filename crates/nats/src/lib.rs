@@ -8,8 +8,8 @@
 //!
 //! Layout: [`connection`] (servers, auth, TLS), [`subjects`] (the namespace on subjects),
 //! [`stream`] (stream settings and creation), [`sink_config`], [`messages`] (what a
-//! delivery becomes, no I/O), [`encode`] (sample payload JSON from precomputed fragments),
-//! [`sink`] (the publish loop), [`acks`] (publishes awaiting their ack, no I/O),
+//! delivery becomes, no I/O; sample payloads by the connector's shared
+//! [`SampleEncoder`](backplane_connector::payload::SampleEncoder)), [`sink`] (the publish loop), [`acks`] (publishes awaiting their ack, no I/O),
 //! [`puback`] (what JetStream answered), [`mirror`] (what a mirrored message means, no
 //! I/O), [`dedup`] (redelivery windows), [`source`] (the consumer loop), [`browse`] (a
 //! hub's bindings from the sites' definitions).
@@ -18,7 +18,6 @@ pub mod acks;
 pub mod browse;
 pub mod connection;
 pub mod dedup;
-pub mod encode;
 pub mod messages;
 pub mod mirror;
 pub mod puback;

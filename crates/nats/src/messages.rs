@@ -1,18 +1,18 @@
 //! What the sink publishes for one delivery, without I/O: subject, headers (message id,
 //! gateway, seq) and JSON payload of every message, in order. Subjects are computed once
-//! per tag, sample payloads by [`SampleEncoder`]; a delivery's payloads share one buffer.
+//! per tag, sample payloads by the shared [`SampleEncoder`]; a delivery's payloads share one
+//! buffer.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use async_nats::Subject;
 use async_nats::header::{self, HeaderMap, HeaderName, HeaderValue};
-use backplane_connector::payload::EventPayload;
+use backplane_connector::payload::{EventPayload, SampleEncoder};
 use backplane_connector::{Definitions, Delivery, Topology};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 
-use crate::encode::SampleEncoder;
 use crate::sink_config::PayloadForm;
 use crate::subjects;
 
@@ -84,7 +84,7 @@ impl Messages {
             events,
             sample_subjects,
             batch_subjects,
-            encoder: SampleEncoder::new(&topology),
+            encoder: SampleEncoder::new(topology.clone()),
             buf: BytesMut::with_capacity(64 * 1024),
             ranges: Vec::new(),
             by_asset: vec![Vec::new(); assets],

@@ -1,6 +1,8 @@
 //! The sink's payloads are byte for byte the shared JSON form (`SamplePayload` through
-//! serde_json, as the MQTT UNS sink writes it), for arbitrary values, qualities,
-//! timestamps, contexts and stream numbers, in both payload forms. No server needed.
+//! serde_json), for arbitrary values, qualities, timestamps, contexts and stream numbers,
+//! in both payload forms, with their headers; the shared encoder into the sink's
+//! `BytesMut` too (it is tested in depth in the connector crate, `tests/payload_encoder.rs`).
+//! No server needed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
@@ -8,11 +10,10 @@ mod common;
 
 use std::sync::Arc;
 
-use backplane_connector::payload::SamplePayload;
+use backplane_connector::payload::{SampleEncoder, SamplePayload};
 use backplane_connector::{Batch, Delivery};
 use backplane_model::{Context, Quality, Sample, Timestamp, Value};
 use backplane_nats::PayloadForm;
-use backplane_nats::encode::SampleEncoder;
 use backplane_nats::messages::{Messages, Outgoing};
 use bytes::BytesMut;
 use common::harness::Harness;
@@ -173,7 +174,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
 
     #[test]
-    fn the_encoder_writes_what_serde_json_writes(
+    fn the_shared_encoder_writes_what_serde_json_writes_into_the_sinks_bytes_mut(
         specs in prop::collection::vec(spec(), 1..24),
         contexts in prop::collection::vec(context(), 1..3),
         seqs in prop::collection::vec(prop::option::of(any::<u64>()), 24),
@@ -181,7 +182,7 @@ proptest! {
     ) {
         let h = Harness::new(CONFIG);
         let contexts: Vec<Arc<Context>> = contexts.into_iter().map(Arc::new).collect();
-        let mut encoder = SampleEncoder::new(&h.topology);
+        let encoder = SampleEncoder::new(h.topology.clone());
         let mut out = BytesMut::new();
         for (sample, seq) in samples(&h, &specs, &contexts).iter().zip(&seqs) {
             out.clear();

@@ -14,7 +14,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use backplane_connector::payload::{EventPayload, SamplePayload};
+use backplane_connector::payload::{EventPayload, SampleEncoder};
 use backplane_connector::{ComponentError, Kind, Sink, SinkContext, SinkIo, SinkKind};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -115,14 +115,11 @@ impl Sink for JsonlSink {
                 }
             };
             let mut buf = Vec::with_capacity(64 * 1024);
-            let topology = io.topology.clone();
+            let encoder = SampleEncoder::new(io.topology.clone());
             while let Some(batch) = io.recv().await {
                 buf.clear();
                 for sample in &batch.samples {
-                    if let Some(payload) = SamplePayload::new(&topology, sample) {
-                        serde_json::to_writer(&mut buf, &payload).map_err(|e| {
-                            ComponentError::protocol(format!("jsonl: encoding a sample: {e}"))
-                        })?;
+                    if encoder.write(sample, None, false, &mut buf) {
                         buf.push(b'\n');
                     }
                 }

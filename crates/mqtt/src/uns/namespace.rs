@@ -1,15 +1,16 @@
 //! The unified namespace's topics and payload forms: attribute, instance, event and
-//! status messages (`docs/payloads.md`). No I/O, no state.
+//! status messages (`docs/payloads.md`). No I/O, no state. Attribute and instance payloads
+//! are written by the connector's shared [`SampleEncoder`] (byte for byte the serde form,
+//! without serde), topics by copying the prefix and the tag's path.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use backplane_connector::payload::{EventPayload, SamplePayload};
+use backplane_connector::payload::{EventPayload, SampleEncoder, json};
 use backplane_connector::{Delivery, Topology};
-use backplane_model::{Context, DataType, Quality, Sample, TagId, Timestamp, Unit, Value};
-use bytes::Bytes;
+use backplane_model::{Sample, TagId, Timestamp};
+use bytes::{BufMut, Bytes};
 use serde::Serialize;
-use serde::ser::SerializeMap;
 
 use super::config::MqttSinkSettings;
 
@@ -38,6 +39,7 @@ pub struct Message {
 #[derive(Debug)]
 pub struct Namespace {
     topology: Arc<Topology>,
+    encoder: SampleEncoder,
     prefix: String,
     attributes: bool,
     instances: bool,
@@ -54,6 +56,7 @@ impl Namespace {
                 .filter(|p| !p.is_empty())
                 .map(|p| format!("{p}/"))
                 .unwrap_or_default(),
+            encoder: SampleEncoder::new(topology.clone()),
             topology,
             attributes: settings.attributes,
             instances: settings.instances,
@@ -73,9 +76,39 @@ impl Namespace {
 
     /// The topic of a tag's attribute payload.
     pub fn attribute_topic(&self, tag: TagId) -> Option<String> {
-        self.topology
-            .tag(tag)
-            .map(|t| format!("{}{}", self.prefix, t.path))
+        let mut topic = String::new();
+        self.write_attribute_topic(tag, &mut topic).then_some(topic)
+    }
+
+    /// The topic of a tag's attribute payload in two pieces, the prefix (`""` or ending in
+    /// `/`) and the tag's path, to be written one after the other without building a string.
+    pub fn attribute_topic_parts(&self, tag: TagId) -> Option<(&str, &str)> {
+        self.topology.tag(tag).map(|t| (self.prefix.as_str(), &*t.path))
+    }
+
+    /// Appends the topic of a tag's attribute payload to `out` (a caller's reused buffer);
+    /// `false`, with nothing written, for a tag not in the topology.
+    pub fn write_attribute_topic(&self, tag: TagId, out: &mut String) -> bool {
+        let Some((prefix, path)) = self.attribute_topic_parts(tag) else {
+            return false;
+        };
+        out.reserve(prefix.len() + path.len());
+        out.push_str(prefix);
+        out.push_str(path);
+        true
+    }
+
+    /// Appends a sample's attribute payload with its stream number to `out` (a caller's
+    /// reused buffer); `false`, with nothing written, for a tag not in the topology. Written
+    /// whatever the `payload` setting: [`attribute_message`](Self::attribute_message) checks it.
+    pub fn write_attribute_payload<B: BufMut>(
+        &self,
+        sample: &Sample,
+        seq: Option<u64>,
+        replay: bool,
+        out: &mut B,
+    ) -> bool {
+        self.encoder.write(sample, seq, replay, out)
     }
 
     pub fn instance_topic(&self, asset: usize) -> Option<String> {
@@ -131,11 +164,16 @@ impl Namespace {
         if !self.attributes {
             return None;
         }
-        let payload = SamplePayload::new(&self.topology, sample)?.with_seq(seq, replay);
-        let bytes = serde_json::to_vec(&payload).ok()?;
+        let topic = self.attribute_topic(sample.tag)?;
+        // One allocation for most payloads (~300–400 bytes); more only for long strings,
+        // arrays or contexts.
+        let mut payload = Vec::with_capacity(PAYLOAD_CAPACITY);
+        if !self.write_attribute_payload(sample, seq, replay, &mut payload) {
+            return None;
+        }
         Some(Message {
-            topic: self.attribute_topic(sample.tag)?,
-            payload: bytes.into(),
+            topic,
+            payload: payload.into(),
             retain,
             kind: MessageKind::State,
             group,
@@ -148,98 +186,75 @@ impl Namespace {
         if !self.instances {
             return None;
         }
-        let node = self.topology.assets.get(asset)?;
-        let model = node.model.as_ref()?;
-        let mut attributes = Vec::with_capacity(node.tags.len());
-        let mut newest: Option<&Sample> = None;
-        for tag in &node.tags {
-            let Some(sample) = latest.get(tag.index()).and_then(Option::as_ref) else {
-                continue;
-            };
-            let Some(info) = self.topology.tag(*tag) else {
-                continue;
-            };
-            if newest.is_none_or(|n| sample.gateway_time >= n.gateway_time) {
-                newest = Some(sample);
-            }
-            attributes.push((
-                info.attribute.name.as_str(),
-                AttributeEntry {
-                    value: &sample.value,
-                    data_type: info.attribute.data_type,
-                    unit: info.attribute.unit.as_ref(),
-                    quality: sample.quality,
-                    quality_reason: sample.quality.reason(),
-                    source_time: sample.source_time,
-                    gateway_time: sample.gateway_time,
-                },
-            ));
+        let mut payload = Vec::with_capacity(PAYLOAD_CAPACITY);
+        if !self.write_instance_payload(asset, latest, &mut payload) {
+            return None;
         }
-        let newest = newest?;
-        let payload = InstancePayload {
-            kind: "instance",
-            asset: node.path.as_str(),
-            model: &model.name,
-            gateway_time: newest.gateway_time,
-            context: &newest.context,
-            attributes: Attributes(attributes),
-        };
-        let bytes = serde_json::to_vec(&payload).ok()?;
         Some(Message {
             topic: self.instance_topic(asset)?,
-            payload: bytes.into(),
+            payload: payload.into(),
             retain: self.retain,
             kind: MessageKind::State,
             group: None,
         })
     }
-}
 
-/// The instance form (`docs/payloads.md`, "Instance"): one asset, all its attributes.
-#[derive(Debug, Serialize)]
-struct InstancePayload<'a> {
-    kind: &'static str,
-    asset: &'a str,
-    model: &'a str,
-    /// The newest `gateway_time` among the attributes.
-    gateway_time: Timestamp,
-    context: &'a Context,
-    attributes: Attributes<'a>,
-}
-
-/// Attributes in model order, as a JSON object.
-#[derive(Debug)]
-struct Attributes<'a>(Vec<(&'a str, AttributeEntry<'a>)>);
-
-impl Serialize for Attributes<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (name, entry) in &self.0 {
-            map.serialize_entry(name, entry)?;
+    /// Appends an asset's instance payload (`docs/payloads.md`, "Instance") from the latest
+    /// sample of every tag (indexed by tag) to `out`; `false`, with nothing written, for an
+    /// asset without a model or without any value yet. Its `gateway_time` and `context` are
+    /// the newest sample's (the last of equally new ones); attributes in model order.
+    pub fn write_instance_payload<B: BufMut>(
+        &self,
+        asset: usize,
+        latest: &[Option<Sample>],
+        out: &mut B,
+    ) -> bool {
+        let Some(node) = self.topology.assets.get(asset) else {
+            return false;
+        };
+        let Some(model) = node.model.as_ref() else {
+            return false;
+        };
+        let readings = || {
+            node.tags.iter().filter_map(|tag| {
+                let sample = latest.get(tag.index())?.as_ref()?;
+                Some((self.topology.tag(*tag)?, sample))
+            })
+        };
+        let Some(newest) = readings().map(|(_, sample)| sample).reduce(|newest, s| {
+            if s.gateway_time >= newest.gateway_time {
+                s
+            } else {
+                newest
+            }
+        }) else {
+            return false;
+        };
+        out.put_slice(b"{\"kind\":\"instance\",\"asset\":");
+        self.encoder.name(out, node.path.as_str());
+        out.put_slice(b",\"model\":");
+        self.encoder.name(out, &model.name);
+        out.put_slice(b",\"gateway_time\":");
+        json::timestamp(out, newest.gateway_time);
+        out.put_slice(b",\"context\":");
+        json::context(out, &newest.context);
+        out.put_slice(b",\"attributes\":{");
+        for (i, (tag, sample)) in readings().enumerate() {
+            if i > 0 {
+                out.put_u8(b',');
+            }
+            self.encoder.name(out, &tag.attribute.name);
+            out.put_slice(b":{");
+            self.encoder.write_reading(tag, sample, out);
+            out.put_u8(b'}');
         }
-        map.end()
+        out.put_slice(b"}}");
+        true
     }
 }
 
-/// One attribute inside the instance form: the sample fields that are not the asset's.
-#[derive(Debug, Serialize)]
-struct AttributeEntry<'a> {
-    value: &'a Option<Value>,
-    #[serde(rename = "type", serialize_with = "display")]
-    data_type: DataType,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unit: Option<&'a Unit>,
-    quality: Quality,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    quality_reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    source_time: Option<Timestamp>,
-    gateway_time: Timestamp,
-}
-
-fn display<S: serde::Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(t)
-}
+/// The first allocation of an attribute or instance payload's buffer.
+const PAYLOAD_CAPACITY: usize = 512;
 
 /// The gateway status payload (`docs/payloads.md`, "Gateway status").
 #[derive(Debug, Serialize)]
@@ -283,7 +298,186 @@ pub(crate) fn status(
 
 #[cfg(test)]
 mod tests {
+    use backplane_connector::payload::SamplePayload;
+    use backplane_model::{Context, DataType, Quality, Unit, Value};
+    use proptest::prelude::*;
+    use serde::ser::SerializeMap;
+
+    use super::super::fixture;
     use super::*;
+
+    /// The instance form through serde, as it was written before the shared encoder: the
+    /// reference the encoder's output is compared with.
+    #[derive(Debug, Serialize)]
+    struct InstancePayload<'a> {
+        kind: &'static str,
+        asset: &'a str,
+        model: &'a str,
+        gateway_time: Timestamp,
+        context: &'a Context,
+        attributes: Attributes<'a>,
+    }
+
+    #[derive(Debug)]
+    struct Attributes<'a>(Vec<(&'a str, AttributeEntry<'a>)>);
+
+    impl Serialize for Attributes<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for (name, entry) in &self.0 {
+                map.serialize_entry(name, entry)?;
+            }
+            map.end()
+        }
+    }
+
+    #[derive(Debug, Serialize)]
+    struct AttributeEntry<'a> {
+        value: &'a Option<Value>,
+        #[serde(rename = "type", serialize_with = "display")]
+        data_type: DataType,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unit: Option<&'a Unit>,
+        quality: Quality,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        quality_reason: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source_time: Option<Timestamp>,
+        gateway_time: Timestamp,
+    }
+
+    fn display<S: serde::Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(t)
+    }
+
+    fn reference_instance(topology: &Topology, asset: usize, latest: &[Option<Sample>]) -> Option<String> {
+        let node = topology.assets.get(asset)?;
+        let model = node.model.as_ref()?;
+        let mut attributes = Vec::new();
+        let mut newest: Option<&Sample> = None;
+        for tag in &node.tags {
+            let Some(sample) = latest.get(tag.index()).and_then(Option::as_ref) else {
+                continue;
+            };
+            let info = topology.tag(*tag)?;
+            if newest.is_none_or(|n| sample.gateway_time >= n.gateway_time) {
+                newest = Some(sample);
+            }
+            attributes.push((
+                info.attribute.name.as_str(),
+                AttributeEntry {
+                    value: &sample.value,
+                    data_type: info.attribute.data_type,
+                    unit: info.attribute.unit.as_ref(),
+                    quality: sample.quality,
+                    quality_reason: sample.quality.reason(),
+                    source_time: sample.source_time,
+                    gateway_time: sample.gateway_time,
+                },
+            ));
+        }
+        let newest = newest?;
+        serde_json::to_string(&InstancePayload {
+            kind: "instance",
+            asset: node.path.as_str(),
+            model: &model.name,
+            gateway_time: newest.gateway_time,
+            context: &newest.context,
+            attributes: Attributes(attributes),
+        })
+        .ok()
+    }
+
+    fn value() -> impl Strategy<Value = Option<Value>> {
+        prop::option::weighted(
+            0.9,
+            prop_oneof![
+                any::<u64>().prop_map(|bits| Value::Float(f64::from_bits(bits))),
+                any::<i64>().prop_map(Value::Int),
+                "(.|[\"\\\\\u{0}-\u{1f}])*".prop_map(|s: String| Value::String(s.into())),
+            ],
+        )
+    }
+
+    prop_compose! {
+        fn reading()(
+            value in value(),
+            code in prop_oneof![Just(0u32), Just(0x4090_0000), Just(0x8005_0000), any::<u32>()],
+            source_time in prop::option::of(any::<i64>()),
+            // Few distinct times, so ties for the newest happen.
+            gateway_time in 0i64..4,
+            work_order in prop::option::of("(.|[\"\u{0}-\u{1f}])*"),
+        ) -> (Option<Value>, Quality, Option<Timestamp>, Timestamp, Context) {
+            let context = Context { work_order: work_order.map(Into::into), shift: Some("A".into()), ..Context::default() };
+            (
+                value,
+                Quality::from_status_code(code),
+                source_time.map(Timestamp::from_unix_nanos),
+                Timestamp::from_unix_nanos(1_795_000_000_000_000_000 + gateway_time * 500_000_000),
+                context,
+            )
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn attribute_and_instance_payloads_are_what_serde_json_writes(
+            readings in prop::collection::vec(prop::option::of(reading()), 2),
+            seq in prop::option::of(any::<u64>()),
+            replay in any::<bool>(),
+        ) {
+            let (topology, settings) = fixture::topology();
+            let ns = Namespace::new(topology.clone(), &settings);
+            let latest: Vec<Option<Sample>> = readings
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    r.map(|(value, quality, source_time, gateway_time, context)| Sample {
+                        tag: TagId(i as u32),
+                        value,
+                        quality,
+                        source_time,
+                        gateway_time,
+                        context: Arc::new(context),
+                    })
+                })
+                .collect();
+            let asset = topology.asset_index("acme/plant/area/tank-1").unwrap();
+            let instance = ns.instance_message(asset, &latest);
+            let text = instance.as_ref().map(|m| std::str::from_utf8(&m.payload).unwrap().to_owned());
+            prop_assert_eq!(text, reference_instance(&topology, asset, &latest));
+            for sample in latest.iter().flatten() {
+                let m = ns.attribute_message(sample, seq, replay, true, None).unwrap();
+                let want = serde_json::to_string(
+                    &SamplePayload::new(&topology, sample).unwrap().with_seq(seq, replay),
+                )
+                .unwrap();
+                prop_assert_eq!(std::str::from_utf8(&m.payload).unwrap(), want);
+                let path = &topology.tag(sample.tag).unwrap().path;
+                prop_assert_eq!(m.topic, format!("v1/{path}"));
+            }
+        }
+    }
+
+    #[test]
+    fn topics_are_the_prefix_and_the_tags_path() {
+        let (topology, settings) = fixture::topology();
+        let ns = Namespace::new(topology.clone(), &settings);
+        let tag = topology.tag_by_path("acme/plant/area/tank-1/level").unwrap().id;
+        assert_eq!(
+            ns.attribute_topic(tag).as_deref(),
+            Some("v1/acme/plant/area/tank-1/level")
+        );
+        assert_eq!(
+            ns.attribute_topic_parts(tag),
+            Some(("v1/", "acme/plant/area/tank-1/level"))
+        );
+        let mut topic = String::from("kept:");
+        assert!(ns.write_attribute_topic(tag, &mut topic));
+        assert_eq!(topic, "kept:v1/acme/plant/area/tank-1/level");
+        assert!(!ns.write_attribute_topic(TagId(99), &mut topic));
+        assert_eq!(ns.attribute_topic(TagId(99)), None);
+    }
 
     #[test]
     fn status_payloads_say_online_or_why_offline() {

@@ -1,11 +1,15 @@
 //! UTC timestamps with nanosecond resolution.
 
+mod rfc3339;
+
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::format_description::well_known::Rfc3339 as Rfc3339Format;
+
+pub use rfc3339::Rfc3339;
 
 /// Nanoseconds since the Unix epoch, UTC. Covers the years 1678 to 2262.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -40,31 +44,27 @@ impl Timestamp {
 
     /// Parses an RFC 3339 timestamp with any offset; the result is UTC.
     pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
-        let dt = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        let dt = OffsetDateTime::parse(text, &Rfc3339Format).ok()?;
         i64::try_from(dt.unix_timestamp_nanos()).ok().map(Timestamp)
     }
 
-    /// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-27T10:00:00.123456789Z`.
+    /// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-27T10:00:00.123456789Z` (trailing
+    /// zeros of the fraction left out); see [`rfc3339`](Self::rfc3339) to write it without
+    /// allocating.
     pub fn to_rfc3339(self) -> String {
-        match OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
-            .ok()
-            .and_then(|dt| dt.format(&Rfc3339).ok())
-        {
-            Some(text) => text,
-            None => format!("@{}ns", self.0),
-        }
+        self.rfc3339().as_str().to_owned()
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        f.write_str(self.rfc3339().as_str())
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_rfc3339())
+        serializer.serialize_str(self.rfc3339().as_str())
     }
 }
 

@@ -1,5 +1,15 @@
-//! The JSON form of samples and events, shared by the JSON-lines sink, the API and the live
-//! stream. `docs/payloads.md` documents it field by field; change both together.
+//! The JSON form of samples and events, shared by the JSON-lines sink, the API, the live
+//! stream and the network sinks. `docs/payloads.md` documents it field by field; change
+//! both together.
+//!
+//! [`SamplePayload`] and [`EventPayload`] are the reference form (through `serde`);
+//! [`SampleEncoder`] writes the same sample JSON byte for byte on the per-sample path of
+//! the sinks, from [`json`]'s pieces.
+
+mod encode;
+pub mod json;
+
+pub use encode::SampleEncoder;
 
 use backplane_model::{Context, DataType, Event, Quality, Sample, Timestamp, Unit, Value};
 use serde::Serialize;

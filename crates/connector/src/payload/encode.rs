@@ -1,0 +1,220 @@
+//! The sample payload (`docs/payloads.md`) written straight into a caller's buffer: byte
+//! for byte what `serde_json` makes of [`SamplePayload`](super::SamplePayload), without
+//! serde's per-field work, escaping scans or allocations. Nothing is kept per tag: the
+//! tag's strings are copied from the topology each time (a copy of ~150 bytes costs less
+//! than keeping them pre-rendered, at ~250 B per tag, would cost in memory). What a poll's
+//! samples share is reused per thread: the text of the last gateway and source times and
+//! the JSON of the last context (by `Arc` identity), so the encoder needs only `&self`.
+//!
+//! Escaping: configuration validation makes every string of the topology an identifier
+//! that JSON never escapes (asset paths are slugs, attribute names snake_case, model names
+//! PascalCase, units the table's symbols or lower-case words, types fixed names). The
+//! encoder checks that once per topology ([`SampleEncoder::new`]) rather than trusting
+//! it, so a topology built some other way is still escaped correctly, only slower.
+
+use std::sync::Arc;
+
+use std::cell::{Cell, RefCell};
+use std::sync::Weak;
+use std::thread::LocalKey;
+
+use backplane_model::timestamp::Rfc3339;
+use backplane_model::{Context, DataType, Quality, Sample, ScalarType, Timestamp};
+use bytes::BufMut;
+
+use super::json;
+use crate::topology::{TagInfo, Topology};
+
+/// Writes the JSON payloads of one topology's samples. Holds no per-tag state and needs
+/// only `&self`, so one encoder serves a sink's every task and message.
+#[derive(Debug, Clone)]
+pub struct SampleEncoder {
+    topology: Arc<Topology>,
+    /// No string of the topology needs escaping (see the module documentation).
+    clean: bool,
+}
+
+impl SampleEncoder {
+    pub fn new(topology: Arc<Topology>) -> SampleEncoder {
+        let tags_clean = topology.tags.iter().all(|t| {
+            !json::needs_escape(&t.path)
+                && !json::needs_escape(&t.model)
+                && !json::needs_escape(&t.attribute.name)
+                && t.attribute
+                    .unit
+                    .as_ref()
+                    .is_none_or(|u| !json::needs_escape(u.symbol()))
+        });
+        let assets_clean = topology.assets.iter().all(|a| {
+            !json::needs_escape(a.path.as_str())
+                && a.model.as_ref().is_none_or(|m| !json::needs_escape(&m.name))
+        });
+        SampleEncoder {
+            clean: tags_clean && assets_clean,
+            topology,
+        }
+    }
+
+    pub fn topology(&self) -> &Arc<Topology> {
+        &self.topology
+    }
+
+    /// Appends the payload of `sample` with its stream number (`seq`, `replay`: buffered
+    /// sinks; `None`, `false` otherwise) to `out`; `false`, with nothing written, if its
+    /// tag is not in the topology.
+    pub fn write<B: BufMut>(&self, sample: &Sample, seq: Option<u64>, replay: bool, out: &mut B) -> bool {
+        let Some(tag) = self.topology.tag(sample.tag) else {
+            return false;
+        };
+        let Some(asset) = self.topology.assets.get(tag.asset) else {
+            return false;
+        };
+        if self.clean {
+            // Quotes merged into the constants: half as many writes.
+            out.put_slice(b"{\"kind\":\"sample\",\"path\":\"");
+            out.put_slice(tag.path.as_bytes());
+            out.put_slice(b"\",\"asset\":\"");
+            out.put_slice(asset.path.as_str().as_bytes());
+            out.put_slice(b"\",\"attribute\":\"");
+            out.put_slice(tag.attribute.name.as_bytes());
+            out.put_slice(b"\",\"model\":\"");
+            out.put_slice(tag.model.as_bytes());
+            out.put_slice(b"\",");
+        } else {
+            out.put_slice(b"{\"kind\":\"sample\",\"path\":");
+            json::string(out, &tag.path);
+            out.put_slice(b",\"asset\":");
+            json::string(out, asset.path.as_str());
+            out.put_slice(b",\"attribute\":");
+            json::string(out, &tag.attribute.name);
+            out.put_slice(b",\"model\":");
+            json::string(out, &tag.model);
+            out.put_u8(b',');
+        }
+        self.write_reading(tag, sample, out);
+        out.put_slice(b",\"context\":");
+        context(out, &sample.context);
+        if let Some(seq) = seq {
+            out.put_slice(b",\"seq\":");
+            out.put_slice(itoa::Buffer::new().format(seq).as_bytes());
+        }
+        out.put_slice(if replay { b",\"replay\":true}" } else { b"}" });
+        true
+    }
+
+    /// The fields a sample shares with the instance form's attribute entries, without
+    /// braces: `"value":…,"type":…[,"unit":…],"quality":…[,"quality_reason":…]
+    /// [,"source_time":…],"gateway_time":…`. `tag` is the sample's tag.
+    pub fn write_reading<B: BufMut>(&self, tag: &TagInfo, sample: &Sample, out: &mut B) {
+        out.put_slice(b"\"value\":");
+        json::value(out, &sample.value);
+        out.put_slice(type_field(tag.attribute.data_type));
+        if let Some(unit) = &tag.attribute.unit {
+            out.put_slice(b",\"unit\":");
+            self.name(out, unit.symbol());
+        }
+        out.put_slice(match sample.quality {
+            Quality::Good => b",\"quality\":\"good\"",
+            Quality::Uncertain(_) => b",\"quality\":\"uncertain\"",
+            Quality::Bad(_) => b",\"quality\":\"bad\"",
+        });
+        if let Some(reason) = sample.quality.reason() {
+            // Fixed snake_case names.
+            out.put_slice(b",\"quality_reason\":");
+            json::clean_string(out, reason);
+        }
+        if let Some(t) = sample.source_time {
+            out.put_slice(b",\"source_time\":");
+            timestamp(out, t, &LAST_SOURCE_TIME);
+        }
+        out.put_slice(b",\"gateway_time\":");
+        timestamp(out, sample.gateway_time, &LAST_GATEWAY_TIME);
+    }
+
+    /// A string of the topology (path, name, model, unit) as a JSON string.
+    pub fn name<B: BufMut>(&self, out: &mut B, s: &str) {
+        if self.clean {
+            json::clean_string(out, s);
+        } else {
+            json::string(out, s);
+        }
+    }
+}
+
+/// `,"type":"…"` for a data type.
+fn type_field(data_type: DataType) -> &'static [u8] {
+    match data_type {
+        DataType::Scalar(ScalarType::Bool) => b",\"type\":\"bool\"",
+        DataType::Scalar(ScalarType::Int) => b",\"type\":\"int\"",
+        DataType::Scalar(ScalarType::UInt) => b",\"type\":\"uint\"",
+        DataType::Scalar(ScalarType::Float) => b",\"type\":\"float\"",
+        DataType::Scalar(ScalarType::String) => b",\"type\":\"string\"",
+        DataType::Scalar(ScalarType::Timestamp) => b",\"type\":\"timestamp\"",
+        DataType::Array(ScalarType::Bool) => b",\"type\":\"bool[]\"",
+        DataType::Array(ScalarType::Int) => b",\"type\":\"int[]\"",
+        DataType::Array(ScalarType::UInt) => b",\"type\":\"uint[]\"",
+        DataType::Array(ScalarType::Float) => b",\"type\":\"float[]\"",
+        DataType::Array(ScalarType::String) => b",\"type\":\"string[]\"",
+        DataType::Array(ScalarType::Timestamp) => b",\"type\":\"timestamp[]\"",
+    }
+}
+
+type LastTime = Cell<Option<(Timestamp, Rfc3339)>>;
+
+thread_local! {
+    /// The last gateway and source times written on this thread and their text: the
+    /// samples of one poll share their gateway time, so most are the one before. Per
+    /// thread, so the encoder stays `&self` and shareable.
+    static LAST_GATEWAY_TIME: LastTime = const { Cell::new(None) };
+    static LAST_SOURCE_TIME: LastTime = const { Cell::new(None) };
+}
+
+/// A timestamp as a JSON string, its text reused when it is the last one of its kind.
+fn timestamp<B: BufMut>(out: &mut B, t: Timestamp, last: &'static LocalKey<LastTime>) {
+    let text = last.with(|last| match last.get() {
+        Some((at, text)) if at == t => text,
+        _ => {
+            let text = t.rfc3339();
+            last.set(Some((t, text)));
+            text
+        }
+    });
+    out.put_u8(b'"');
+    out.put_slice(text.as_bytes());
+    out.put_u8(b'"');
+}
+
+/// The last context written on this thread (by identity) and its JSON.
+#[derive(Default)]
+struct LastContext {
+    /// A `Weak` keeps the allocation, so no other context can take its address meanwhile.
+    context: Weak<Context>,
+    json: Vec<u8>,
+}
+
+thread_local! {
+    /// The samples of one asset share one `Arc<Context>` until it changes, and a poll's
+    /// samples come asset by asset: most contexts are the one before.
+    static LAST_CONTEXT: RefCell<LastContext> = RefCell::default();
+}
+
+/// A sample's context as JSON, its text reused when it is the same `Arc` as the last one.
+fn context<B: BufMut>(out: &mut B, context: &Arc<Context>) {
+    if json::is_empty(context) {
+        out.put_slice(b"{}");
+        return;
+    }
+    LAST_CONTEXT.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            // Never borrowed elsewhere; written directly should that change.
+            json::context(out, context);
+            return;
+        };
+        if !std::ptr::eq(last.context.as_ptr(), Arc::as_ptr(context)) {
+            last.json.clear();
+            json::context(&mut last.json, context);
+            last.context = Arc::downgrade(context);
+        }
+        out.put_slice(&last.json);
+    });
+}
