@@ -109,13 +109,15 @@ async fn run(
         if round.is_multiple_of(coalesce) || n >= SAMPLES {
             latest.flush(&ns, &mut pending);
         }
+        let mut topic = String::new();
         while let Some(m) = pending.pop_front() {
+            ns.write_topic(&m.topic, &mut topic);
             while link.outstanding() >= usize::from(WINDOW) {
                 if let LinkEvent::Delivered(_) = link.next().await {
                     confirmed += 1;
                 }
             }
-            link.publish(&m.topic, Qos::AtLeastOnce, false, &m.payload)
+            link.publish(&topic, Qos::AtLeastOnce, false, &m.payload)
                 .await
                 .unwrap();
             messages += 1;

@@ -22,11 +22,20 @@ pub enum MessageKind {
     Event,
 }
 
+/// A message's topic. An attribute topic is written out when the message is sent, from
+/// the prefix and the tag's path, rather than kept as a string per message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Topic {
+    Attribute(TagId),
+    Text(String),
+}
+
 /// One MQTT message to publish.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
-    pub topic: String,
-    pub payload: Bytes,
+    pub topic: Topic,
+    /// A plain vector: the link copies it into its buffer, so it is never shared.
+    pub payload: Vec<u8>,
     pub retain: bool,
     pub kind: MessageKind,
     /// The acknowledgement group the message belongs to (see [`Groups`](crate::common::Groups)); `None` for
@@ -78,6 +87,24 @@ impl Namespace {
     pub fn attribute_topic(&self, tag: TagId) -> Option<String> {
         let mut topic = String::new();
         self.write_attribute_topic(tag, &mut topic).then_some(topic)
+    }
+
+    /// Writes `topic` into `out` (cleared first), a buffer the caller reuses.
+    pub fn write_topic(&self, topic: &Topic, out: &mut String) {
+        out.clear();
+        match topic {
+            Topic::Attribute(tag) => {
+                self.write_attribute_topic(*tag, out);
+            }
+            Topic::Text(text) => out.push_str(text),
+        }
+    }
+
+    /// `topic` as a string.
+    pub fn topic_text(&self, topic: &Topic) -> String {
+        let mut out = String::new();
+        self.write_topic(topic, &mut out);
+        out
     }
 
     /// The topic of a tag's attribute payload in two pieces, the prefix (`""` or ending in
@@ -141,8 +168,8 @@ impl Namespace {
             let payload = EventPayload::new(event).with_seq(delivery.event_seq(j), delivery.replay);
             if let Ok(payload) = serde_json::to_vec(&payload) {
                 out.push_back(Message {
-                    topic: self.events_topic(event.asset.as_str()),
-                    payload: payload.into(),
+                    topic: Topic::Text(self.events_topic(event.asset.as_str())),
+                    payload,
                     retain: false,
                     kind: MessageKind::Event,
                     group,
@@ -164,7 +191,7 @@ impl Namespace {
         if !self.attributes {
             return None;
         }
-        let topic = self.attribute_topic(sample.tag)?;
+        self.topology.tag(sample.tag)?;
         // One allocation for most payloads (~300–400 bytes); more only for long strings,
         // arrays or contexts.
         let mut payload = Vec::with_capacity(PAYLOAD_CAPACITY);
@@ -172,8 +199,8 @@ impl Namespace {
             return None;
         }
         Some(Message {
-            topic,
-            payload: payload.into(),
+            topic: Topic::Attribute(sample.tag),
+            payload,
             retain,
             kind: MessageKind::State,
             group,
@@ -191,8 +218,8 @@ impl Namespace {
             return None;
         }
         Some(Message {
-            topic: self.instance_topic(asset)?,
-            payload: payload.into(),
+            topic: Topic::Text(self.instance_topic(asset)?),
+            payload,
             retain: self.retain,
             kind: MessageKind::State,
             group: None,
@@ -454,7 +481,7 @@ mod tests {
                 .unwrap();
                 prop_assert_eq!(std::str::from_utf8(&m.payload).unwrap(), want);
                 let path = &topology.tag(sample.tag).unwrap().path;
-                prop_assert_eq!(m.topic, format!("v1/{path}"));
+                prop_assert_eq!(ns.topic_text(&m.topic), format!("v1/{path}"));
             }
         }
     }

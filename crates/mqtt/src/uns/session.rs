@@ -27,7 +27,7 @@ use backplane_connector::{Batch, Delivery, Topology};
 use backplane_model::{Sample, TagId, Timestamp};
 
 use super::config::MqttSinkSettings;
-use super::namespace::{Message, MessageKind, Namespace, status};
+use super::namespace::{Message, MessageKind, Namespace, Topic, status};
 use crate::common::{Groups, Unconfirmed};
 use crate::delivery::Delivery as Confirmation;
 use crate::link::Will;
@@ -222,6 +222,8 @@ pub struct Session {
     input_open: bool,
     /// Made and not yet handed to the client.
     pending: VecDeque<Message>,
+    /// The next message's topic, written out (reused).
+    topic: String,
     /// Handed to the client and not yet confirmed: publish token → acknowledgement group.
     unconfirmed: Unconfirmed,
     groups: Groups,
@@ -246,6 +248,7 @@ impl Session {
             connected: false,
             input_open: true,
             pending: VecDeque::new(),
+            topic: String::new(),
             unconfirmed: Unconfirmed::default(),
             groups: Groups::default(),
             linger_until: None,
@@ -305,8 +308,8 @@ impl Session {
     pub fn on_connected(&mut self, now: Timestamp) {
         self.connected = true;
         self.pending.push_back(Message {
-            topic: self.status_topic.clone(),
-            payload: status(&self.gateway, true, None, Some(now)),
+            topic: Topic::Text(self.status_topic.clone()),
+            payload: status(&self.gateway, true, None, Some(now)).to_vec(),
             retain: true,
             kind: MessageKind::State,
             group: None,
@@ -415,12 +418,14 @@ impl Session {
     /// The next message to publish, if connected and the window has room; once the client
     /// took it, report its token with [`published`](Self::published). If the client did
     /// not take it (the link has ended), it stays next.
-    pub fn next_publish(&self, outstanding: usize) -> Option<Publish<'_>> {
+    pub fn next_publish(&mut self, outstanding: usize) -> Option<Publish<'_>> {
         if !self.connected || !self.has_room(outstanding) {
             return None;
         }
-        self.pending.front().map(|m| Publish {
-            topic: &m.topic,
+        let m = self.pending.front()?;
+        self.ns.write_topic(&m.topic, &mut self.topic);
+        Some(Publish {
+            topic: &self.topic,
             payload: Cow::Borrowed(&m.payload),
             qos: self.qos,
             retain: m.retain,
@@ -463,7 +468,7 @@ mod tests {
         let mut out = VecDeque::new();
         latest.apply(&ns, &batch, &mut out);
         latest.flush(&ns, &mut out);
-        let topics: Vec<&str> = out.iter().map(|m| m.topic.as_str()).collect();
+        let topics: Vec<String> = out.iter().map(|m| ns.topic_text(&m.topic)).collect();
         assert_eq!(
             topics,
             [
@@ -499,7 +504,10 @@ mod tests {
         }
         assert!(out.is_empty());
         latest.flush(&ns, &mut out);
-        let level: Vec<_> = out.iter().filter(|m| m.topic.ends_with("/level")).collect();
+        let level: Vec<_> = out
+            .iter()
+            .filter(|m| ns.topic_text(&m.topic).ends_with("/level"))
+            .collect();
         assert_eq!(level.len(), 1);
         let json: serde_json::Value = serde_json::from_slice(&level[0].payload).unwrap();
         assert_eq!(json["value"], 3.0);
@@ -526,7 +534,10 @@ mod tests {
         };
         let mut out = VecDeque::new();
         latest.apply_delivery(&ns, &live, false, Some(7), &mut out);
-        let levels: Vec<_> = out.iter().filter(|m| m.topic.ends_with("/level")).collect();
+        let levels: Vec<_> = out
+            .iter()
+            .filter(|m| ns.topic_text(&m.topic).ends_with("/level"))
+            .collect();
         assert_eq!(levels.len(), 2, "no coalescing: every number reaches the broker");
         let json: serde_json::Value = serde_json::from_slice(&levels[1].payload).unwrap();
         assert_eq!(json["seq"], 11);
