@@ -54,6 +54,6 @@ pub use source::{Source, SourceIo, WriteRequest};
 pub use stage::{
     BuiltStage, CommandPath, Derived, PipelineStopped, Stage, StageCall, StageContext, StageKind,
 };
-pub use status::{ComponentStatus, Report};
+pub use status::{ComponentStatus, DELAY_BUCKETS, Report, delay_histogram};
 pub use topology::{AssetNode, SourceRoutes, TagInfo, Topology};
 pub use writes::{WriteError, WritePath};

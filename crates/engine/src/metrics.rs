@@ -5,6 +5,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,7 +89,19 @@ pub struct Metrics {
     pub stream_lagged: Counter,
     /// Counters that sources and sinks keep about themselves (see `ComponentStatus::counter`).
     pub component_events: Family<EventLabels, Counter>,
+    /// Delays that sources and sinks measure (see `ComponentStatus::delay`).
+    pub component_delays: DelayFamily,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DelayLabels {
+    pub component: String,
+    pub name: String,
+    pub what: String,
+}
+
+/// `backplane_component_delay_seconds`, every histogram with the same buckets.
+pub type DelayFamily = Family<DelayLabels, Histogram, fn() -> Histogram>;
 
 impl Metrics {
     pub fn new(source_names: &[String], sink_names: &[String], config_version: &str) -> Metrics {
@@ -224,8 +237,16 @@ impl Metrics {
             "Events sources and sinks count about themselves, e.g. messages_lost or dcmd_refused",
             component_events.clone(),
         );
+        let component_delays: DelayFamily =
+            Family::new_with_constructor(backplane_connector::delay_histogram);
+        registry.register(
+            "component_delay_seconds",
+            "Delays sources and sinks measure about themselves, e.g. a sample's way from the device's answer to the socket (what = device_to_socket)",
+            component_delays.clone(),
+        );
         Metrics {
             registry,
+            component_delays,
             sources,
             sinks,
             buffers,

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use backplane_connector::Report;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::health::Health;
-use crate::metrics::EventLabels;
+use crate::metrics::{DelayFamily, DelayLabels, EventLabels};
 
 /// One component's slot in the health table and its label in the events counter family.
 #[derive(Debug)]
@@ -18,6 +19,7 @@ pub(crate) struct EngineReport {
     pub(crate) slot: usize,
     pub(crate) health: Arc<Health>,
     pub(crate) events: Family<EventLabels, Counter>,
+    pub(crate) delays: DelayFamily,
 }
 
 impl Report for EngineReport {
@@ -31,6 +33,16 @@ impl Report for EngineReport {
                 component: self.component.to_owned(),
                 name: self.name.clone(),
                 event: event.to_owned(),
+            })
+            .clone()
+    }
+
+    fn delay(&self, what: &str) -> Histogram {
+        self.delays
+            .get_or_create(&DelayLabels {
+                component: self.component.to_owned(),
+                name: self.name.clone(),
+                what: what.to_owned(),
             })
             .clone()
     }

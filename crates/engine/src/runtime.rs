@@ -483,6 +483,7 @@ fn status(core: &Core, component: &'static str, name: &str, slot: usize) -> Comp
         slot,
         health: core.health.clone(),
         events: core.metrics.component_events.clone(),
+        delays: core.metrics.component_delays.clone(),
     }))
 }
 

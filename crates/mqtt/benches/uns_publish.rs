@@ -67,6 +67,7 @@ async fn run(
             will: None,
             inflight: WINDOW,
             session: SessionMode::Clean,
+            write_delay: None,
         },
     );
     match link.next().await {

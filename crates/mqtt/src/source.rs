@@ -624,6 +624,7 @@ impl Source for MqttSource {
                 } else {
                     SessionMode::Clean
                 },
+                write_delay: None,
             };
             let mut link = Link::open(&self.connection, &options);
             let filters = self.router.filters(&self.settings.subscribe);

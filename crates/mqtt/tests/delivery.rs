@@ -149,6 +149,7 @@ async fn run_link(
         will: None,
         inflight: 100,
         session: SessionMode::Clean,
+        write_delay: None,
     };
     let mut link = Link::open(&connection(port, protocol), &options);
     let mut outcomes = BTreeMap::new();

@@ -285,3 +285,38 @@ fn a_gateway_that_dies_leaves_its_offline_will() {
     validate_with_schemas(&[("status.schema.json", will)]);
     drop(broker);
 }
+
+/// The delay from a sample's reading (its gateway time, taken at the device's answer) to
+/// the socket write of its message is recorded for a sample of the live messages, in
+/// seconds: `scripts/bench-path` reads its percentiles (docs/performance.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delay_from_reading_to_socket_write_is_recorded_in_seconds() {
+    let prefix = unique("uns-delay");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(&config(SHARED_PORT, &prefix, ""), dir.path());
+    let handle = engine.handle();
+    let series = |part: &str| {
+        format!(
+            "backplane_component_delay_seconds_{part}{{component=\"sink\",name=\"uns\",what=\"device_to_socket\"}}"
+        )
+    };
+    // 2 tags every 50 ms, one message in 8 recorded: 5 a second.
+    let count = backplane_testkit::engine::eventually("ten recorded delays", Duration::from_secs(20), || {
+        backplane_testkit::engine::metric(&handle.metrics_text(), &series("count")).filter(|n| *n >= 10.0)
+    })
+    .await;
+    let text = handle.metrics_text();
+    let sum = backplane_testkit::engine::metric(&text, &series("sum")).unwrap();
+    let count_now = backplane_testkit::engine::metric(&text, &series("count")).unwrap();
+    assert!(count_now >= count);
+    // Seconds, not nanoseconds or milliseconds: a loopback write within a minute of the
+    // reading, and never negative.
+    let mean = sum / count_now;
+    assert!((0.0..60.0).contains(&mean), "mean delay {mean} s");
+    let all = backplane_testkit::engine::metric(
+        &text,
+        "backplane_component_delay_seconds_bucket{le=\"+Inf\",component=\"sink\",name=\"uns\",what=\"device_to_socket\"}",
+    );
+    assert_eq!(all, Some(count_now), "{text}");
+    engine.shutdown().await;
+}

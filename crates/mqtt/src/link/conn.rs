@@ -15,7 +15,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backplane_model::Timestamp;
 use bytes::BytesMut;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -126,7 +128,7 @@ impl Task {
             max_in,
             self.conn.settings.max_packet_bytes,
         );
-        let write = write_loop(writer, &shared, keep_alive);
+        let write = write_loop(writer, &shared, keep_alive, self.options.write_delay.clone());
         tokio::select! {
             end = read => end,
             end = write => end,
@@ -211,12 +213,20 @@ impl Task {
 
 /// Writes what publishers and the reader put in the outgoing buffer, a batch at a time,
 /// and a PINGREQ every `keep_alive`.
-async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, shared: &Shared, keep_alive: Duration) -> End {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    shared: &Shared,
+    keep_alive: Duration,
+    write_delay: Option<Histogram>,
+) -> End {
     let mut next_ping = tokio::time::Instant::now() + keep_alive;
+    // Birth times of the sampled publishes in the batch being written (reused).
+    let mut stamps: Vec<i64> = Vec::new();
     loop {
         let (batch, qos0, closing) = {
             let mut s = lock(&shared.state);
             let qos0 = std::mem::take(&mut s.qos0_in_out);
+            std::mem::swap(&mut stamps, &mut s.stamps);
             (s.out.split(), qos0, s.disconnecting)
         };
         if batch.is_empty() {
@@ -246,6 +256,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, shared: &Shared, keep_
         if let Err(e) = writer.flush().await {
             return End::io(&e);
         }
+        if let Some(h) = &write_delay
+            && !stamps.is_empty()
+        {
+            let now = Timestamp::now().unix_nanos();
+            for born in stamps.drain(..) {
+                // A clock stepped back shows as 0, not as a negative delay.
+                h.observe(now.saturating_sub(born).max(0) as f64 / 1e9);
+            }
+        }
+        stamps.clear();
         let mut s = lock(&shared.state);
         let before = s.deliveries.len();
         let State {

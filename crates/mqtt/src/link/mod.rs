@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use backplane_model::Timestamp;
 use bytes::{Bytes, BytesMut};
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
@@ -59,6 +61,9 @@ pub struct LinkOptions {
     /// Most publishes waiting for an acknowledgement at once (rumqttc's in-flight window).
     pub inflight: u16,
     pub session: SessionMode,
+    /// Where to record, for a sample of the publishes given a birth time
+    /// ([`Link::publish_stamped`]), the delay from that time to the write to the socket.
+    pub write_delay: Option<Histogram>,
 }
 
 /// What happens on a link, in order.
@@ -108,6 +113,8 @@ struct State {
     out: BytesMut,
     /// QoS 0 publishes in `out`: confirmed once written.
     qos0_in_out: usize,
+    /// Birth times (Unix ns) of the sampled publishes in `out` ([`LinkOptions::write_delay`]).
+    stamps: Vec<i64>,
     tracker: DeliveryTracker,
     /// What became of publishes, for the owner, in order.
     deliveries: Vec<Delivery>,
@@ -124,6 +131,10 @@ struct State {
     ended: bool,
 }
 
+/// One in this many publishes with a birth time has its write delay recorded: enough for
+/// percentiles at any rate worth measuring, and the histogram's lock stays off the path.
+pub const STAMP_EVERY: u32 = 8;
+
 /// Encoded bytes a publisher may leave waiting for the writer before it waits itself:
 /// bounds the buffer when the broker reads slower than the gateway publishes.
 const OUT_HIGH_WATER: usize = 1024 * 1024;
@@ -138,6 +149,9 @@ pub struct Link {
     pending: VecDeque<LinkEvent>,
     task: JoinHandle<()>,
     next_token: u64,
+    /// Publishes with a birth time since the last one recorded.
+    unstamped: u32,
+    recording_delay: bool,
     /// Set from the CONNACK: the broker resumed a session it kept for this client id.
     session_present: Arc<AtomicBool>,
 }
@@ -189,6 +203,7 @@ impl Link {
             state: Mutex::new(State {
                 out: BytesMut::new(),
                 qos0_in_out: 0,
+                stamps: Vec::new(),
                 tracker: DeliveryTracker::new(),
                 deliveries: Vec::new(),
                 inflight_cap: usize::from(options.inflight.max(1)),
@@ -223,6 +238,8 @@ impl Link {
             pending: VecDeque::new(),
             task: tokio::spawn(task.run()),
             next_token: 1,
+            unstamped: 0,
+            recording_delay: options.write_delay.is_some(),
             session_present,
         }
     }
@@ -301,6 +318,30 @@ impl Link {
         retain: bool,
         payload: &[u8],
     ) -> Result<u64, LinkClosed> {
+        self.publish_stamped(topic, qos, retain, payload, None).await
+    }
+
+    /// [`publish`](Self::publish), with the time the message's data was born (a sample's
+    /// gateway time, taken at the device's answer): one in [`STAMP_EVERY`] such publishes
+    /// has its delay to the socket write recorded in [`LinkOptions::write_delay`].
+    pub async fn publish_stamped(
+        &mut self,
+        topic: &str,
+        qos: Qos,
+        retain: bool,
+        payload: &[u8],
+        born: Option<Timestamp>,
+    ) -> Result<u64, LinkClosed> {
+        let stamp = match born {
+            Some(t) if self.recording_delay => {
+                self.unstamped += 1;
+                (self.unstamped >= STAMP_EVERY).then(|| {
+                    self.unstamped = 0;
+                    t.unix_nanos()
+                })
+            }
+            _ => None,
+        };
         let token = self.next_token;
         self.next_token += 1;
         let shared = self.shared.clone();
@@ -333,6 +374,9 @@ impl Link {
                     wire::publish(self.protocol, topic, qos, retain, pkid, payload, &mut s.out);
                     if qos == Qos::AtMostOnce {
                         s.qos0_in_out += 1;
+                    }
+                    if let Some(born) = stamp {
+                        s.stamps.push(born);
                     }
                     drop(s);
                     if was_empty {

@@ -217,6 +217,7 @@ impl SparkplugSink {
             inflight: self.settings.max_inflight,
             // Sparkplug 3.0 requires it of edge nodes (tck-id-principles-persistence-clean-session-311, -50).
             session: SessionMode::Clean,
+            write_delay: None,
         };
         Ok(Link::open(&self.connection, &options))
     }

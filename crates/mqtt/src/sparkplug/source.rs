@@ -158,6 +158,7 @@ impl Source for SparkplugSource {
                 // A host rebuilds its view from births; data kept from a past session
                 // would arrive ahead of them.
                 session: SessionMode::Clean,
+                write_delay: None,
             };
             let mut groups = self.host.groups();
             groups.extend(self.settings.groups.iter().cloned());

@@ -38,6 +38,9 @@ pub struct Message {
     pub payload: Vec<u8>,
     pub retain: bool,
     pub kind: MessageKind,
+    /// When its live sample was read (gateway time), for the device-to-socket delay;
+    /// `None` for replays and for messages made from no single reading.
+    pub born: Option<Timestamp>,
     /// The acknowledgement group the message belongs to (see [`Groups`](crate::common::Groups)); `None` for
     /// messages made from no log record (status, snapshots).
     pub group: Option<u64>,
@@ -172,6 +175,7 @@ impl Namespace {
                     payload,
                     retain: false,
                     kind: MessageKind::Event,
+                    born: None,
                     group,
                 });
             }
@@ -203,6 +207,7 @@ impl Namespace {
             payload,
             retain,
             kind: MessageKind::State,
+            born: (!replay).then_some(sample.gateway_time),
             group,
         })
     }
@@ -222,6 +227,7 @@ impl Namespace {
             payload,
             retain: self.retain,
             kind: MessageKind::State,
+            born: None,
             group: None,
         })
     }

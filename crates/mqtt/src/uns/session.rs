@@ -166,7 +166,9 @@ impl Latest {
             self.asset_dirty[asset] = false;
         }
         for i in 0..self.latest.len() {
-            if let Some(m) = self.attribute_message(ns, TagId(i as u32)) {
+            if let Some(mut m) = self.attribute_message(ns, TagId(i as u32)) {
+                // Old values repeated: their age is not a delay of the path.
+                m.born = None;
                 out.push_back(m);
             }
         }
@@ -204,6 +206,8 @@ pub struct Publish<'a> {
     pub payload: Cow<'a, [u8]>,
     pub qos: Qos,
     pub retain: bool,
+    /// [`Message::born`](super::namespace::Message::born).
+    pub born: Option<Timestamp>,
 }
 
 /// One `mqtt` sink's publishing state across its MQTT sessions (see the module
@@ -301,6 +305,7 @@ impl Session {
             payload: Cow::Owned(status(&self.gateway, false, Some("shutdown"), Some(now)).into()),
             qos: Qos::AtLeastOnce,
             retain: true,
+            born: None,
         }
     }
 
@@ -312,6 +317,7 @@ impl Session {
             payload: status(&self.gateway, true, None, Some(now)).to_vec(),
             retain: true,
             kind: MessageKind::State,
+            born: None,
             group: None,
         });
         // The broker may have lost its retained messages: repeat the state.
@@ -429,6 +435,7 @@ impl Session {
             payload: Cow::Borrowed(&m.payload),
             qos: self.qos,
             retain: m.retain,
+            born: m.born,
         })
     }
 

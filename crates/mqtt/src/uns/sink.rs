@@ -77,6 +77,7 @@ impl UnsSink {
             // The sink replays what was not confirmed itself; a kept session would resend
             // it a second time, and keep commands for a gateway that may never come back.
             session: SessionMode::Clean,
+            write_delay: Some(io.status.delay("device_to_socket")),
         };
         let mut backoff = Backoff::new(s.connection.reconnect_min, s.connection.reconnect_max);
         // Unconfirmed messages at a disconnect; their records are sent again (replayed).
@@ -251,7 +252,10 @@ impl UnsSink {
                     }
                 }
                 while let Some(p) = session.next_publish(l.outstanding()) {
-                    match l.publish(p.topic, p.qos, p.retain, &p.payload).await {
+                    match l
+                        .publish_stamped(p.topic, p.qos, p.retain, &p.payload, p.born)
+                        .await
+                    {
                         Ok(token) => session.published(token),
                         // The link has ended; the message stays next.
                         Err(_) => break,

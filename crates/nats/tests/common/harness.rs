@@ -99,6 +99,9 @@ impl Report for Counters {
             .or_default()
             .clone()
     }
+    fn delay(&self, _what: &str) -> prometheus_client::metrics::histogram::Histogram {
+        backplane_connector::delay_histogram()
+    }
 }
 
 pub struct Harness {

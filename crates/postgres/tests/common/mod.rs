@@ -159,6 +159,9 @@ impl Report for Counters {
             .or_default()
             .clone()
     }
+    fn delay(&self, _what: &str) -> prometheus_client::metrics::histogram::Histogram {
+        backplane_connector::delay_histogram()
+    }
 }
 
 /// A store-and-forward log in memory: records are handed out in order, kept until
