@@ -30,6 +30,18 @@ use crate::settings::{Protocol, Qos, ResolvedConnection};
 /// Connecting (TCP, TLS and the CONNACK) and one write may take this long at most.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest an acknowledgement waits before its owner is woken for it.
+const OWNER_DELAY: Duration = Duration::from_millis(2);
+
+/// Wakes the owner for the deliveries gathered, and a publisher waiting for room.
+fn wake_for_deliveries(shared: &Shared) {
+    let publisher = std::mem::take(&mut lock(&shared.state).publisher_waiting);
+    shared.to_owner.notify_one();
+    if publisher {
+        shared.drained.notify_waiters();
+    }
+}
+
 /// Read buffer to start with; grows up to the largest packet accepted.
 const READ_BUFFER: usize = 16 * 1024;
 
@@ -222,12 +234,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let mut next_ping = tokio::time::Instant::now() + keep_alive;
     // Birth times of the sampled publishes in the batch being written (reused).
     let mut stamps: Vec<i64> = Vec::new();
+    // Two buffers swapped under the lock: publishers fill one while this writes the other,
+    // and both keep their capacity, so a steady flow allocates and copies nothing more.
+    let mut batch = BytesMut::new();
     loop {
-        let (batch, qos0, closing) = {
+        let (qos0, closing) = {
             let mut s = lock(&shared.state);
             let qos0 = std::mem::take(&mut s.qos0_in_out);
             std::mem::swap(&mut stamps, &mut s.stamps);
-            (s.out.split(), qos0, s.disconnecting)
+            std::mem::swap(&mut batch, &mut s.out);
+            (qos0, s.disconnecting)
         };
         if batch.is_empty() {
             if closing {
@@ -256,6 +272,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if let Err(e) = writer.flush().await {
             return End::io(&e);
         }
+        batch.clear();
         if let Some(h) = &write_delay
             && !stamps.is_empty()
         {
@@ -299,6 +316,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     buf.reserve(READ_BUFFER);
     // QoS 2 messages received, not yet released (PUBREL): a resent one is not delivered twice.
     let mut receiving: HashSet<u16> = HashSet::new();
+    // When the owner was first not told of a delivery (see below).
+    let mut untold_since: Option<tokio::time::Instant> = None;
     loop {
         let mut wake_owner = false;
         let mut wake_writer = false;
@@ -410,15 +429,32 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
         if wake_owner {
-            shared.to_owner.notify_one();
-        }
-        if wake_owner && lock(&shared.state).publisher_waiting {
-            shared.drained.notify_waiters();
+            // Acknowledgements come one by one; the owner is woken for a batch of them (a
+            // quarter of the window), when nothing is left in flight, or OWNER_DELAY after
+            // the first one it has not been told of, not for each.
+            let s = lock(&shared.state);
+            let batch = (s.inflight_cap / 4).clamp(1, 64);
+            let wake = s.deliveries.len() >= batch || s.tracker.outstanding() == 0;
+            drop(s);
+            if wake {
+                wake_for_deliveries(shared);
+                untold_since = None;
+            } else if untold_since.is_none() {
+                untold_since = Some(tokio::time::Instant::now());
+            }
         }
         if wake_writer {
             shared.to_writer.notify_one();
         }
-        match reader.read_buf(&mut buf).await {
+        let read = tokio::select! {
+            read = reader.read_buf(&mut buf) => read,
+            () = crate::common::sleep_until(untold_since.map(|t| t + OWNER_DELAY)) => {
+                wake_for_deliveries(shared);
+                untold_since = None;
+                continue;
+            }
+        };
+        match read {
             Ok(0) => {
                 return End {
                     raw: "the broker closed the connection".into(),
