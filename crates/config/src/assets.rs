@@ -27,6 +27,9 @@ pub(crate) struct Env<'m> {
     pub writes: &'m [crate::writes::WriteRule],
     /// A hub's paths start with their site, which the default levels skip.
     pub hub: bool,
+    /// The bindings' transform chains and names, one copy of each.
+    pub chains: crate::shared::Chains,
+    pub names: crate::shared::Names,
 }
 
 impl Env<'_> {
@@ -489,10 +492,10 @@ fn read_binding(
         .kind()
         .and_then(|(spec, settings)| spec.read_period(settings, address));
     ok.then(|| Binding {
-        attribute: attribute.name.clone(),
-        source: source.name.clone(),
-        address: address.to_owned(),
-        transforms: transforms.into(),
+        attribute: env.names.share(&attribute.name),
+        source: env.names.share(&source.name),
+        address: address.into(),
+        transforms: env.chains.share(transforms),
         deadband,
         stale_after: source.age.limit(period),
     })

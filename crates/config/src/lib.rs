@@ -27,6 +27,7 @@ pub mod plan;
 pub mod production;
 pub mod reader;
 pub mod secret;
+mod shared;
 pub mod writes;
 
 use std::path::Path;

@@ -258,6 +258,8 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
         sources: &sources.registry,
         writes: &write_rules,
         hub: namespace.as_ref().is_some_and(Namespace::is_hub),
+        chains: Default::default(),
+        names: Default::default(),
     };
     let declared = assets::read_assets(asset_tables, &env);
     // The checks across assets run even without a namespace, to report everything at once.

@@ -205,6 +205,7 @@ pub struct AssetSpec {
     /// The model this asset instantiates, if any.
     pub model: Option<Arc<Model>>,
     /// One binding per bound attribute of the model (attributes may be left unbound).
+    /// The engine's topology moves them out into its tags rather than copy them.
     pub bindings: Vec<Binding>,
     /// Context set on this asset at start (its own fields; children inherit them).
     pub context: Context,

@@ -584,7 +584,7 @@ fn binding_source_overrides_the_asset_source() {
     let sources: Vec<(&str, &str)> = filler
         .bindings
         .iter()
-        .map(|b| (b.attribute.as_str(), b.source.as_str()))
+        .map(|b| (&*b.attribute, &*b.source))
         .collect();
     assert_eq!(sources, [("speed", "plc"), ("count", "plc-2")]);
 }

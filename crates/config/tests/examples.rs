@@ -31,7 +31,11 @@ fn dairy() -> Plan {
 
 fn chain(plan: &Plan, asset: &str, attribute: &str) -> Vec<Transform> {
     let asset = plan.asset(&format!("acme-dairy/plant-a/{asset}")).unwrap();
-    let binding = asset.bindings.iter().find(|b| b.attribute == attribute).unwrap();
+    let binding = asset
+        .bindings
+        .iter()
+        .find(|b| &*b.attribute == attribute)
+        .unwrap();
     binding.transforms.to_vec()
 }
 
@@ -204,7 +208,7 @@ fn dairy_deadbands_resolve_percent_against_the_range() {
         asset
             .bindings
             .iter()
-            .find(|b| b.attribute == attribute)
+            .find(|b| &*b.attribute == attribute)
             .unwrap()
             .clone()
     };
@@ -217,7 +221,7 @@ fn dairy_deadbands_resolve_percent_against_the_range() {
         })
     );
     assert_eq!(
-        (hold.source.as_str(), hold.address.as_str()),
+        (&*hold.source, &*hold.address),
         ("processing-plc", "ns=2;s=HTST.HoldTemp")
     );
     assert_eq!(

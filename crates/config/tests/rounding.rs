@@ -19,7 +19,11 @@ fn filler_in(base: &str, binding: &str) -> String {
 
 fn chain_of(plan: &Plan, attribute: &str) -> Vec<Transform> {
     let asset = plan.asset("acme/plant/line-1/filler").unwrap();
-    let binding = asset.bindings.iter().find(|b| b.attribute == attribute).unwrap();
+    let binding = asset
+        .bindings
+        .iter()
+        .find(|b| &*b.attribute == attribute)
+        .unwrap();
     binding.transforms.to_vec()
 }
 

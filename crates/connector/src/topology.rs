@@ -33,9 +33,11 @@ pub struct TagInfo {
     /// `asset/attribute`, the tag's place in the namespace.
     pub path: Arc<str>,
     pub asset: usize,
+    /// The model's name, one allocation per model shared by its tags.
     pub model: Arc<str>,
     pub attribute: Arc<Attribute>,
     /// Where the value comes from; `None` for an attribute the instance leaves unbound.
+    /// Moved here from the plan's asset, which keeps no copy.
     pub binding: Option<Binding>,
     /// Index of the source in [`Topology::sources`].
     pub source: Option<u32>,
@@ -58,6 +60,8 @@ pub struct SourceRoutes {
 /// The compiled plan.
 #[derive(Debug)]
 pub struct Topology {
+    /// The plan compiled; its assets' `bindings` are empty, moved into [`TagInfo::binding`]
+    /// (one copy of every binding's strings, not two).
     pub plan: Plan,
     pub assets: Vec<AssetNode>,
     pub tags: Vec<TagInfo>,
@@ -67,7 +71,7 @@ pub struct Topology {
 }
 
 impl Topology {
-    pub fn new(plan: Plan) -> Topology {
+    pub fn new(mut plan: Plan) -> Topology {
         let mut assets: Vec<AssetNode> = Vec::with_capacity(plan.assets.len());
         let mut asset_index = HashMap::new();
         let tag_count: usize = plan
@@ -100,8 +104,14 @@ impl Topology {
             .map(|(i, s)| (s.name.as_str(), i as u32))
             .collect();
 
+        let model_names: HashMap<&str, Arc<str>> = plan
+            .models
+            .iter()
+            .map(|m| (m.name.as_str(), Arc::from(m.name.as_str())))
+            .collect();
+
         // The plan lists parents before children, so every parent is already indexed.
-        for spec in &plan.assets {
+        for spec in &mut plan.assets {
             let index = assets.len();
             let parent = spec
                 .path
@@ -112,27 +122,31 @@ impl Topology {
                 node.children.push(index);
             }
             let mut node_tags = Vec::new();
+            let mut bindings: Vec<Option<Binding>> =
+                std::mem::take(&mut spec.bindings).into_iter().map(Some).collect();
             if let Some(model) = &spec.model {
+                let model_name = model_names
+                    .get(model.name.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| model.name.as_str().into());
                 for attribute in &model.attributes {
                     let id = tag_table.intern(&spec.path, &attribute.name);
-                    let binding = spec
-                        .bindings
-                        .iter()
-                        .find(|b| b.attribute == attribute.name)
-                        .cloned();
+                    let binding = bindings
+                        .iter_mut()
+                        .find(|b| b.as_ref().is_some_and(|b| *b.attribute == *attribute.name))
+                        .and_then(Option::take);
                     let source = binding
                         .as_ref()
-                        .and_then(|b| source_index.get(b.source.as_str()).copied());
+                        .and_then(|b| source_index.get(&*b.source).copied());
                     if let (Some(b), Some(s)) = (&binding, source) {
                         let routes = &mut sources[s as usize];
                         let index = &mut address_index[s as usize];
-                        let address = match index.get(b.address.as_str()) {
+                        let address = match index.get(&*b.address) {
                             Some(&a) => a,
                             None => {
-                                let text: Arc<str> = b.address.as_str().into();
-                                routes.addresses.push(text.clone());
+                                routes.addresses.push(b.address.clone());
                                 routes.routes.push(Vec::new());
-                                index.insert(text, routes.addresses.len() - 1);
+                                index.insert(b.address.clone(), routes.addresses.len() - 1);
                                 routes.addresses.len() - 1
                             }
                         };
@@ -143,7 +157,7 @@ impl Topology {
                         id,
                         path: tag_table.path(id).cloned().unwrap_or_else(|| "".into()),
                         asset: index,
-                        model: model.name.as_str().into(),
+                        model: model_name.clone(),
                         attribute: attribute.clone(),
                         binding,
                         source,

@@ -91,7 +91,7 @@ fn plan() -> Plan {
             |attribute: &str, slot: usize, transforms: Vec<Transform>, deadband: Option<Deadband>| Binding {
                 attribute: attribute.into(),
                 source: "plc".into(),
-                address: format!("{}", i * 4 + slot),
+                address: format!("{}", i * 4 + slot).into(),
                 transforms: transforms.into(),
                 deadband,
                 stale_after: None,

@@ -255,8 +255,8 @@ pub fn plan_summary(
         .assets
         .iter()
         .flat_map(|a| a.bindings.iter())
-        .filter(|b| b.source == source)
-        .map(|b| b.address.as_str())
+        .filter(|b| *b.source == *source)
+        .map(|b| &*b.address)
         .collect();
     poll_summary(source, settings, &addresses)
 }

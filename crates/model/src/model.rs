@@ -59,11 +59,13 @@ pub struct Instance {
 /// One attribute of an instance bound to one address of one source.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Binding {
-    pub attribute: String,
-    pub source: String,
-    pub address: String,
+    /// Names shared by every binding of the attribute, resp. source: one copy each.
+    pub attribute: Arc<str>,
+    pub source: Arc<str>,
+    /// Shared with the compiled topology's address list.
+    pub address: Arc<str>,
     /// Applied in order to the raw reading; ends with a cast to the attribute type. Shared:
-    /// the plan and the compiled topology hold the same chain.
+    /// the bindings of a configuration with the same chain hold one copy.
     pub transforms: Arc<[Transform]>,
     pub deadband: Option<Deadband>,
     /// A value not read again within this time turns uncertain (`last_usable_value`);

@@ -242,7 +242,7 @@ impl WriteGate {
             ));
         };
         report.source = topology.sources.get(source as usize).map(|s| s.name.clone());
-        report.address = Some(binding.address.clone());
+        report.address = Some(binding.address.to_string());
         let raw = checks::inverse(
             &binding.transforms,
             &value,
