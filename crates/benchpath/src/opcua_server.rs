@@ -72,9 +72,12 @@ async fn run(listener: std::net::TcpListener, tags: u32, period: Duration, dir: 
         ));
     // 1 000 items per subscription (the library's default, which the gateway reads from
     // ServerCapabilities) and room for 100 000 tags: at most 10 subscriptions otherwise.
-    let subscriptions = &mut builder.limits_mut().subscriptions;
-    subscriptions.max_subscriptions_per_session = 1000;
-    subscriptions.max_pending_publish_requests = 1000;
+    let limits = builder.limits_mut();
+    limits.subscriptions.max_subscriptions_per_session = 1000;
+    limits.subscriptions.max_pending_publish_requests = 1000;
+    // Reads of at most 1 000 nodes: with the library's default of 10 000, the gateway's one
+    // Read of 10 000 nodes was answered BadDecodingError by this same server.
+    limits.operational.max_nodes_per_read = 1000;
     let (server, handle) = builder.build()?;
     if handle.get_namespace_index(NAMESPACE_URI) != Some(NAMESPACE_INDEX) {
         return Err(format!(
