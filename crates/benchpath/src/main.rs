@@ -1,8 +1,9 @@
-//! `bench-path`: the whole-process benchmark of the device → poll → pipeline → buffer →
+//! `bench-path`: the whole-process benchmark of the device → source → pipeline → buffer →
 //! MQTT socket path (docs/performance.md). Entry point: `scripts/bench-path`.
 //!
-//! Each point starts its own Modbus device, Mosquitto, counting subscriber and `backplane
-//! run` on a generated configuration, measures after a warm-up, and stops them all. The
+//! Each point starts its own device (Modbus or OPC UA), Mosquitto, counting subscriber and
+//! `backplane run` on a generated configuration (an `mqtt` UNS sink or a `sparkplug` sink),
+//! measures after a warm-up, and stops them all. The
 //! device and the subscriber are this binary again (hidden subcommands), so /proc gives
 //! each process's CPU and memory apart.
 
@@ -13,9 +14,11 @@ mod config;
 mod http;
 mod memory;
 mod modbus_server;
+mod opcua_server;
 mod procstat;
 mod report;
 mod rig;
+mod sparkplug;
 mod subscriber;
 mod throughput;
 
@@ -25,13 +28,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use config::Payload;
+use config::{Payload, Sink, SinkKind, Source};
 use throughput::{Point, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "bench-path",
-    about = "Whole-process benchmark: Modbus device → backplane run → MQTT broker → subscriber",
+    about = "Whole-process benchmark: Modbus or OPC UA device → backplane run → MQTT broker → subscriber",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -43,8 +46,9 @@ struct Cli {
 
 #[derive(Debug, clap::Args)]
 struct BenchArgs {
-    /// One small point (1000 tags, QoS 0, per-sample, short warm-up and window), to check
-    /// that the benchmark runs and prints; its figures mean little.
+    /// One small point (1000 tags, QoS 0, per-sample, short warm-up and window; Modbus → UNS
+    /// unless --source or --sink say otherwise), to check that the benchmark runs and
+    /// prints; its figures mean little.
     #[arg(long)]
     quick: bool,
     /// What to run: throughput points, memory points (device and broker unreachable), or both.
@@ -53,10 +57,17 @@ struct BenchArgs {
     /// Tag counts (multiples of 125 make whole blocks).
     #[arg(long, value_delimiter = ',', default_values_t = [1_000u32, 10_000, 100_000])]
     tags: Vec<u32>,
-    /// MQTT QoS of the sink.
+    /// The device and the gateway's source: Modbus TCP, OPC UA subscriptions, OPC UA polling.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Source::Modbus])]
+    source: Vec<Source>,
+    /// The sink: `mqtt` with UNS JSON, or `sparkplug` (DDATA, QoS 0; --qos and --payload do
+    /// not apply to it).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SinkKind::Uns])]
+    sink: Vec<SinkKind>,
+    /// MQTT QoS of the UNS sink.
     #[arg(long, value_delimiter = ',', default_values_t = [0u8, 1])]
     qos: Vec<u8>,
-    /// Payload forms: one message per sample, or one per asset instance of 125 samples.
+    /// UNS payload forms: one message per sample, or one per asset instance of 125 samples.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Payload::Sample, Payload::Instance])]
     payload: Vec<Payload>,
     /// Poll period of the one poll group (every tag is read and published once per period).
@@ -103,6 +114,17 @@ enum Helper {
     /// The Modbus TCP device (prints `listening PORT`).
     #[command(hide = true)]
     ServeModbus,
+    /// The OPC UA device: `tags` variables, each one higher every period (prints `listening PORT`).
+    #[command(hide = true)]
+    ServeOpcua {
+        #[arg(long)]
+        tags: u32,
+        #[arg(long, value_parser = duration)]
+        period: Duration,
+        /// Where the server may write (its PKI directory, left empty).
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// The counting subscriber (prints `subscribed`, then answers each stdin line).
     #[command(hide = true)]
     Subscribe {
@@ -110,6 +132,8 @@ enum Helper {
         port: u16,
         #[arg(long)]
         topic: String,
+        #[arg(long, value_enum, default_value_t = subscriber::Format::Uns)]
+        format: subscriber::Format,
     },
 }
 
@@ -138,7 +162,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.helper {
         Some(Helper::ServeModbus) => serve_modbus(),
-        Some(Helper::Subscribe { port, topic }) => subscriber::run(port, &topic),
+        Some(Helper::ServeOpcua { tags, period, dir }) => serve_opcua(tags, period, &dir),
+        Some(Helper::Subscribe { port, topic, format }) => subscriber::run(port, &topic, format),
         None => {
             stop_children_on_signal();
             bench(cli.bench)
@@ -163,6 +188,15 @@ fn serve_modbus() -> Result<(), String> {
         std::process::exit(0);
     });
     modbus_server::serve(listener)
+}
+
+fn serve_opcua(tags: u32, period: Duration, dir: &std::path::Path) -> Result<(), String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    opcua_server::serve(listener, tags, period, dir)
 }
 
 /// On SIGINT or SIGTERM: kill what the benchmark started (brokers, gateways), then exit.
@@ -250,9 +284,26 @@ fn bench(mut args: BenchArgs) -> Result<(), String> {
 
     let mut points = Vec::new();
     for &tags in &args.tags {
-        for &qos in &args.qos {
-            for &payload in &args.payload {
-                points.push(Point { tags, qos, payload });
+        for &source in &args.source {
+            for &kind in &args.sink {
+                let sinks = match kind {
+                    SinkKind::Uns => args
+                        .qos
+                        .iter()
+                        .flat_map(|&qos| {
+                            args.payload
+                                .iter()
+                                .map(move |&payload| Sink::Uns { qos, payload })
+                        })
+                        .collect(),
+                    SinkKind::Sparkplug => vec![Sink::Sparkplug],
+                };
+                for sink in sinks {
+                    let point = Point { tags, source, sink };
+                    if !points.contains(&point) {
+                        points.push(point);
+                    }
+                }
             }
         }
     }

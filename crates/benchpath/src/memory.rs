@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::broker::free_port;
-use crate::config::{self, Payload, Peers};
+use crate::config::{self, Payload, Peers, Sink, Source};
 use crate::procstat;
 use crate::rig::{self, Workdir};
 use crate::throughput::Settings;
@@ -24,14 +24,17 @@ pub struct Footprint {
 pub fn run(settings: &Settings, tags: u32, settle: Duration) -> Result<Footprint, String> {
     let workdir = Workdir::new(settings.dir.as_deref(), settings.keep)?;
     let peers = Peers {
-        modbus: free_port()?,
+        device: free_port()?,
         broker: free_port()?,
     };
     let text = config::gateway(
         tags,
         settings.period,
-        0,
-        Payload::Sample,
+        Source::Modbus,
+        Sink::Uns {
+            qos: 0,
+            payload: Payload::Sample,
+        },
         peers,
         &workdir.path().join("data"),
     );

@@ -1,6 +1,7 @@
 //! Printing: one line per run as it finishes, then Markdown tables with the range of each
 //! figure over the repeats (the form docs/performance.md records).
 
+use crate::config::Sink;
 use crate::memory::Footprint;
 use crate::throughput::{Figures, Point};
 
@@ -30,8 +31,8 @@ pub fn run_line(f: &Figures, run: usize, runs: usize) -> String {
         "{} (run {run}/{runs}, {:.1} s): {}: {:.0} of {:.0} samples/s received ({:.0} msg/s; broker confirmed {:.0}/s); \
          gateway {:.2} CPU-s per 1M samples ({:.1} % of a core), RSS mean {:.1} MB, peak {:.1} MB; \
          broker {:.1} % (RSS up to {:.1} MB), subscriber {:.1} %, device {:.1} %; \
-         backlog {:.0} ({:+.0} over the window){}, replayed {:.0}, dropped {:.0}; \
-         delay gateway_time→subscriber p50 {:.1} ms, p99 {:.1} ms{}",
+         backlog {:.0} ({:+.0} over the window){}, replayed {:.0}, dropped {:.0}{}; \
+         delay {}→subscriber p50 {:.1} ms, p99 {:.1} ms{}",
         f.point.label(),
         f.window,
         limit(f),
@@ -52,6 +53,16 @@ pub fn run_line(f: &Figures, run: usize, runs: usize) -> String {
         if f.replaying { ", replaying" } else { "" },
         f.replayed,
         f.dropped,
+        if f.point.sink == Sink::Sparkplug {
+            format!(", seq gaps {:.0}", f.seq_gaps)
+        } else {
+            String::new()
+        },
+        if f.point.sink == Sink::Sparkplug {
+            "metric timestamp"
+        } else {
+            "gateway_time"
+        },
         f.delay_p50,
         f.delay_p99,
         f.instructions_per_sample
@@ -169,8 +180,11 @@ mod tests {
         Figures {
             point: Point {
                 tags: 1000,
-                qos: 1,
-                payload: crate::config::Payload::Sample,
+                source: crate::config::Source::Modbus,
+                sink: Sink::Uns {
+                    qos: 1,
+                    payload: crate::config::Payload::Sample,
+                },
             },
             window: 30.0,
             expected,
@@ -189,6 +203,7 @@ mod tests {
             backlog_growth: 0.0,
             replaying: false,
             replayed: 0.0,
+            seq_gaps: 0.0,
             dropped: 0.0,
             delay_p50: 1.0,
             delay_p99: 2.0,

@@ -10,7 +10,8 @@ use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use crate::child::{Proc, wait_for_line};
-use crate::subscriber::Counts;
+use crate::config::{Sink, Source};
+use crate::subscriber::{Counts, Format};
 
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -73,12 +74,23 @@ fn helper(args: &[&str], log: File) -> Result<Command, String> {
     Ok(command)
 }
 
-/// The Modbus device, listening on the port it reports.
-pub fn start_device(workdir: &Workdir) -> Result<(Proc, u16), String> {
-    let mut proc = Proc::spawn(
-        "device",
-        &mut helper(&["serve-modbus"], workdir.log("device.log")?)?,
-    )?;
+/// The device, listening on the port it reports: Modbus, or OPC UA with `tags` variables
+/// changing every `period`.
+pub fn start_device(
+    workdir: &Workdir,
+    source: Source,
+    tags: u32,
+    period: Duration,
+) -> Result<(Proc, u16), String> {
+    let (tags, period) = (tags.to_string(), format!("{}ms", period.as_millis()));
+    let dir = workdir.path().display().to_string();
+    let args: Vec<&str> = match source {
+        Source::Modbus => vec!["serve-modbus"],
+        Source::Opcua | Source::OpcuaPoll => {
+            vec!["serve-opcua", "--tags", &tags, "--period", &period, "--dir", &dir]
+        }
+    };
+    let mut proc = Proc::spawn("device", &mut helper(&args, workdir.log("device.log")?)?)?;
     let stdout = proc.take_stdout().ok_or("device: no stdout")?;
     let port = wait_for_line(&mut BufReader::new(stdout), "listening ")?;
     let port = port.parse().map_err(|_| format!("device: bad port {port:?}"))?;
@@ -94,10 +106,22 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub fn start(workdir: &Workdir, broker: u16, topic: &str) -> Result<Subscriber, String> {
+    pub fn start(workdir: &Workdir, broker: u16, sink: Sink) -> Result<Subscriber, String> {
         let port = broker.to_string();
+        let format = match sink.format() {
+            Format::Uns => "uns",
+            Format::Sparkplug => "sparkplug",
+        };
         let mut command = helper(
-            &["subscribe", "--port", &port, "--topic", topic],
+            &[
+                "subscribe",
+                "--port",
+                &port,
+                "--topic",
+                sink.topic_filter(),
+                "--format",
+                format,
+            ],
             workdir.log("subscriber.log")?,
         )?;
         let mut proc = Proc::spawn("subscriber", &mut command)?;

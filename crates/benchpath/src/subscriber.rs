@@ -1,5 +1,8 @@
 //! The consumer: subscribes to the namespace and counts messages, the samples in them and
 //! the replayed ones, and samples the delay from a value's `gateway_time` to its arrival.
+//! For Sparkplug B it counts the metrics of DDATA messages (births carry no new values),
+//! the `is_historical` ones as replayed, gaps in `seq`, and takes the delay from the first
+//! metric's timestamp (source time, else gateway time; milliseconds).
 //!
 //! It runs as its own process (the benchmark binary's `subscribe` subcommand) so its CPU
 //! is measured apart from the gateway's. It speaks on stdin/stdout: `subscribed` once the
@@ -23,17 +26,27 @@ const LATENCY_EVERY: u64 = 8;
 /// At most this many delays are kept between two snapshots.
 const LATENCY_CAP: usize = 2_000_000;
 
+/// What the subscriber reads: the UNS JSON of the `mqtt` sink or the `sparkplug` sink's
+/// protobuf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Uns,
+    Sparkplug,
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     messages: AtomicU64,
     samples: AtomicU64,
     replayed: AtomicU64,
+    /// Sparkplug messages whose `seq` was not the last one's + 1 (mod 256).
+    gaps: AtomicU64,
     /// Microseconds from `gateway_time` to arrival, since the last snapshot.
     delays: Mutex<Vec<u64>>,
 }
 
 /// Runs until stdin or the connection closes.
-pub fn run(port: u16, topic: &str) -> Result<(), String> {
+pub fn run(port: u16, topic: &str, format: Format) -> Result<(), String> {
     let shared = Arc::new(Shared::default());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -43,10 +56,10 @@ pub fn run(port: u16, topic: &str) -> Result<(), String> {
         let shared = shared.clone();
         std::thread::spawn(move || report(&shared));
     }
-    runtime.block_on(receive(port, topic.to_owned(), shared))
+    runtime.block_on(receive(port, topic.to_owned(), format, shared))
 }
 
-async fn receive(port: u16, topic: String, shared: Arc<Shared>) -> Result<(), String> {
+async fn receive(port: u16, topic: String, format: Format, shared: Arc<Shared>) -> Result<(), String> {
     let mut options = MqttOptions::new(
         format!("bench-path-sub-{}", std::process::id()),
         "127.0.0.1",
@@ -64,9 +77,13 @@ async fn receive(port: u16, topic: String, shared: Arc<Shared>) -> Result<(), St
         .await
         .map_err(|e| format!("subscribe: {e}"))?;
     let mut seen: u64 = 0;
+    let mut last_seq: Option<u64> = None;
     loop {
         match events.poll().await {
             Ok(Event::Incoming(Packet::SubAck(_))) => say("subscribed"),
+            Ok(Event::Incoming(Packet::Publish(publish))) if format == Format::Sparkplug => {
+                sparkplug_message(&publish.topic, &publish.payload, &mut last_seq, &shared);
+            }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 seen += 1;
                 let payload = &publish.payload[..];
@@ -91,6 +108,37 @@ async fn receive(port: u16, topic: String, shared: Arc<Shared>) -> Result<(), St
             }
             Ok(_) => {}
             Err(e) => return Err(format!("connection to the broker: {e}")),
+        }
+    }
+}
+
+/// One Sparkplug message: every one with a `seq` is checked for gaps; DDATA are counted.
+fn sparkplug_message(topic: &str, payload: &[u8], last_seq: &mut Option<u64>, shared: &Shared) {
+    let Some(summary) = crate::sparkplug::summarize(payload) else {
+        eprintln!("subscriber: {topic}: not a protobuf payload");
+        return;
+    };
+    if let Some(seq) = summary.seq {
+        // An NBIRTH starts again at 0; anything else follows the last message.
+        let birth = topic.contains("/NBIRTH/");
+        if !birth && last_seq.is_some_and(|last| seq != (last + 1) % 256) {
+            shared.gaps.fetch_add(1, Ordering::Relaxed);
+        }
+        *last_seq = Some(seq);
+    }
+    if !topic.contains("/DDATA/") {
+        return;
+    }
+    shared.messages.fetch_add(1, Ordering::Relaxed);
+    shared.samples.fetch_add(summary.metrics, Ordering::Relaxed);
+    shared.replayed.fetch_add(summary.historical, Ordering::Relaxed);
+    if let Some(at) = summary.first_metric_timestamp.or(summary.timestamp) {
+        let now = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000;
+        if let Ok(delay) = u64::try_from(now - i128::from(at) * 1_000)
+            && let Ok(mut delays) = shared.delays.lock()
+            && delays.len() < LATENCY_CAP
+        {
+            delays.push(delay);
         }
     }
 }
@@ -122,6 +170,7 @@ fn report(shared: &Shared) {
             messages: shared.messages.load(Ordering::Relaxed),
             samples: shared.samples.load(Ordering::Relaxed),
             replayed: shared.replayed.load(Ordering::Relaxed),
+            gaps: shared.gaps.load(Ordering::Relaxed),
             delays: Delays::of(delays),
         };
         say(&counts.to_line());
@@ -136,6 +185,7 @@ pub struct Counts {
     pub messages: u64,
     pub samples: u64,
     pub replayed: u64,
+    pub gaps: u64,
     pub delays: Delays,
 }
 
@@ -167,10 +217,11 @@ impl Delays {
 impl Counts {
     pub fn to_line(self) -> String {
         format!(
-            "snap {} {} {} {} {} {} {}",
+            "snap {} {} {} {} {} {} {} {}",
             self.messages,
             self.samples,
             self.replayed,
+            self.gaps,
             self.delays.measured,
             self.delays.p50,
             self.delays.p99,
@@ -188,6 +239,7 @@ impl Counts {
             messages: next()?,
             samples: next()?,
             replayed: next()?,
+            gaps: next()?,
             delays: Delays {
                 measured: next()?,
                 p50: next()?,
@@ -254,6 +306,7 @@ mod tests {
             messages: 10,
             samples: 1250,
             replayed: 3,
+            gaps: 2,
             delays: Delays::of(vec![5, 1, 9, 7, 3]),
         };
         assert_eq!(counts.delays.p50, 5);
@@ -261,5 +314,50 @@ mod tests {
         assert_eq!(Counts::parse(&counts.to_line()), Some(counts));
         assert_eq!(Counts::parse("subscribed"), None);
         assert_eq!(Counts::parse("snap 1 2"), None);
+    }
+
+    #[test]
+    fn sparkplug_ddata_metrics_are_counted_and_a_missing_seq_is_a_gap() {
+        use crate::sparkplug::tests::{metric, payload};
+        let shared = Shared::default();
+        let mut last = None;
+        let now_ms = u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap();
+        let ddata = |seq, historical| {
+            payload(
+                &[
+                    metric(16, now_ms - 250, historical),
+                    metric(17, now_ms, historical),
+                ],
+                seq,
+            )
+        };
+        let node = "spBv1.0/bench/NBIRTH/gateway";
+        let device = "spBv1.0/bench/DBIRTH/gateway/area.b00000";
+        let data = "spBv1.0/bench/DDATA/gateway/area.b00000";
+        sparkplug_message(node, &payload(&[], 0), &mut last, &shared);
+        sparkplug_message(
+            device,
+            &payload(&[metric(16, now_ms, false)], 1),
+            &mut last,
+            &shared,
+        );
+        sparkplug_message(data, &ddata(2, false), &mut last, &shared);
+        // seq 3 lost.
+        sparkplug_message(data, &ddata(4, true), &mut last, &shared);
+        sparkplug_message(data, b"\xff", &mut last, &shared);
+        assert_eq!(shared.messages.load(Ordering::Relaxed), 2, "births are not data");
+        assert_eq!(shared.samples.load(Ordering::Relaxed), 4);
+        assert_eq!(shared.replayed.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.gaps.load(Ordering::Relaxed), 1);
+        let delays = shared.delays.lock().unwrap().clone();
+        assert_eq!(delays.len(), 2);
+        assert!(
+            delays.iter().all(|d| (250_000..60_000_000).contains(d)),
+            "{delays:?}"
+        );
+        // A rebirth starts seq again at 0 without a gap.
+        sparkplug_message(node, &payload(&[], 0), &mut last, &shared);
+        sparkplug_message(data, &ddata(1, false), &mut last, &shared);
+        assert_eq!(shared.gaps.load(Ordering::Relaxed), 1);
     }
 }

@@ -1,4 +1,4 @@
-//! One throughput point: device → poll → pipeline → buffer → MQTT → broker → subscriber,
+//! One throughput point: device → source → pipeline → buffer → sink → broker → subscriber,
 //! measured over a fixed window after a warm-up.
 
 use std::net::SocketAddr;
@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::child::Proc;
-use crate::config::{self, Payload, Peers};
+use crate::config::{Peers, Sink, Source};
 use crate::http;
 use crate::procstat;
 use crate::rig::{self, Subscriber, Workdir};
@@ -29,13 +29,24 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Point {
     pub tags: u32,
-    pub qos: u8,
-    pub payload: Payload,
+    pub source: Source,
+    pub sink: Sink,
 }
 
 impl Point {
+    /// `1000 tags, QoS 0, sample` for Modbus → UNS (the name the earlier figures have), the
+    /// source and sink named otherwise: `1000 tags, opcua → sparkplug DDATA`.
     pub fn label(&self) -> String {
-        format!("{} tags, QoS {}, {}", self.tags, self.qos, self.payload.name())
+        let (tags, source) = (self.tags, self.source.name());
+        match self.sink {
+            Sink::Uns { qos, payload } if self.source == Source::Modbus => {
+                format!("{tags} tags, QoS {qos}, {}", payload.name())
+            }
+            Sink::Uns { qos, payload } => {
+                format!("{tags} tags, {source} → uns, QoS {qos}, {}", payload.name())
+            }
+            Sink::Sparkplug => format!("{tags} tags, {source} → sparkplug DDATA"),
+        }
     }
 }
 
@@ -62,6 +73,8 @@ pub struct Figures {
     pub broker_rss_peak: f64,
     pub subscriber_cpu: f64,
     pub device_cpu: f64,
+    /// Sparkplug: messages whose `seq` did not follow the last one, over the window.
+    pub seq_gaps: f64,
     /// The sink's backlog at the end of the window, and its growth over the window.
     pub backlog: f64,
     pub backlog_growth: f64,
@@ -93,25 +106,32 @@ struct Running {
     gateway: Proc,
     api: SocketAddr,
     profiled: bool,
+    /// The sink's name, as `/metrics` and health label it.
+    sink: &'static str,
 }
 
 impl Running {
-    /// Waits until no sample has arrived for a quarter period (at most two periods: a
-    /// saturated path is never quiet). The window starts at such a moment and lasts whole
-    /// periods, so it ends at the same point of the poll cycle: a cycle's samples come as
-    /// a burst, and a window cut inside one would be off by up to a cycle's worth.
+    /// Waits for the end of a burst: samples arrived, then none for a quarter period (at
+    /// most three periods: a saturated path is never quiet). The window starts there and
+    /// lasts whole periods, so it ends at the same point of the cycle, well before the next
+    /// burst: a cycle's samples come as a burst, and a window cut inside one would be off by
+    /// up to a cycle's worth. (Quiet since any moment would do for a poll
+    /// that keeps time to the millisecond, but OPC UA publishing intervals jitter by the
+    /// server's timer, 100 ms in async-opcua, and a start just before a burst is then cut.)
     fn quiet_moment(&mut self, period: Duration) -> Result<(), String> {
         let quiet = (period / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
-        let deadline = Instant::now() + period * 2;
+        let deadline = Instant::now() + period * 3;
         let mut last = self.subscriber.snap()?.samples;
         let mut since = Instant::now();
+        let mut burst = false;
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
             let samples = self.subscriber.snap()?.samples;
             if samples != last {
                 last = samples;
                 since = Instant::now();
-            } else if since.elapsed() >= quiet {
+                burst = true;
+            } else if burst && since.elapsed() >= quiet {
                 break;
             }
         }
@@ -122,6 +142,7 @@ impl Running {
     fn snapshot(&mut self, mark: bool) -> Result<Snapshot, String> {
         let cpu = |p: &Proc| procstat::cpu_seconds(p.pid()).ok_or_else(|| format!("{} is gone", p.name));
         let metrics = http::get(self.api, "/metrics")?;
+        let label = format!("name=\"{}\"", self.sink);
         Ok(Snapshot {
             at: Instant::now(),
             gateway: cpu(&self.gateway)?,
@@ -133,8 +154,8 @@ impl Running {
             } else {
                 self.subscriber.snap()?
             },
-            acked: http::metric(&metrics, "backplane_buffer_acked_total", "name=\"uns\""),
-            backlog: http::metric(&metrics, "backplane_buffer_backlog_samples", "name=\"uns\""),
+            acked: http::metric(&metrics, "backplane_buffer_acked_total", &label),
+            backlog: http::metric(&metrics, "backplane_buffer_backlog_samples", &label),
         })
     }
 
@@ -153,16 +174,16 @@ impl Running {
 /// Runs `point` once and returns its figures.
 pub fn run(settings: &Settings, point: Point) -> Result<Figures, String> {
     let workdir = Workdir::new(settings.dir.as_deref(), settings.keep)?;
-    let (device, modbus) = rig::start_device(&workdir)?;
+    let (device, device_port) = rig::start_device(&workdir, point.source, point.tags, settings.period)?;
     let (broker, broker_port) = crate::broker::start(workdir.path())?;
-    let subscriber = Subscriber::start(&workdir, broker_port, config::TOPIC_FILTER)?;
-    let text = config::gateway(
+    let subscriber = Subscriber::start(&workdir, broker_port, point.sink)?;
+    let text = crate::config::gateway(
         point.tags,
         settings.period,
-        point.qos,
-        point.payload,
+        point.source,
+        point.sink,
         Peers {
-            modbus,
+            device: device_port,
             broker: broker_port,
         },
         &workdir.path().join("data"),
@@ -181,6 +202,7 @@ pub fn run(settings: &Settings, point: Point) -> Result<Figures, String> {
         gateway,
         api,
         profiled: profile.is_some(),
+        sink: point.sink.name(),
     };
     let figures = measure(settings, point, &mut running);
     running.stop();
@@ -197,12 +219,16 @@ pub fn run(settings: &Settings, point: Point) -> Result<Figures, String> {
     Ok(figures)
 }
 
-/// `10000-qos0-sample-<time>`: one file per run.
+/// `10000-modbus-qos0-sample-<time>`, `10000-opcua-sparkplug-<time>`: one file per run.
 fn profile_name(point: Point) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    format!("{}-qos{}-{}-{now}", point.tags, point.qos, point.payload.name())
+    let sink = match point.sink {
+        Sink::Uns { qos, payload } => format!("qos{qos}-{}", payload.name()),
+        Sink::Sparkplug => "sparkplug".to_owned(),
+    };
+    format!("{}-{}-{sink}-{now}", point.tags, point.source.name())
 }
 
 fn measure(settings: &Settings, point: Point, running: &mut Running) -> Result<Figures, String> {
@@ -252,7 +278,7 @@ fn measure(settings: &Settings, point: Point, running: &mut Running) -> Result<F
             h.get("buffers")?
                 .as_array()?
                 .iter()
-                .find(|b| b.get("sink").and_then(|s| s.as_str()) == Some("uns"))
+                .find(|b| b.get("sink").and_then(|s| s.as_str()) == Some(point.sink.name()))
                 .cloned()
         })
         .unwrap_or_default();
@@ -284,9 +310,42 @@ fn measure(settings: &Settings, point: Point, running: &mut Running) -> Result<F
         backlog_growth: after.backlog - before.backlog,
         replaying: buffer.get("replaying").and_then(|r| r.as_bool()).unwrap_or(false),
         replayed: (after.counts.replayed - before.counts.replayed) as f64,
+        seq_gaps: (after.counts.gaps - before.counts.gaps) as f64,
         dropped: buffer.get("dropped").and_then(|d| d.as_f64()).unwrap_or(0.0),
         delay_p50: after.counts.delays.p50 as f64 / 1000.0,
         delay_p99: after.counts.delays.p99 as f64 / 1000.0,
         instructions_per_sample: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Payload;
+
+    #[test]
+    fn a_point_names_its_source_and_sink_unless_it_is_modbus_to_uns() {
+        let uns = Sink::Uns {
+            qos: 1,
+            payload: Payload::Instance,
+        };
+        let point = |source, sink| Point {
+            tags: 1000,
+            source,
+            sink,
+        };
+        assert_eq!(point(Source::Modbus, uns).label(), "1000 tags, QoS 1, instance");
+        assert_eq!(
+            point(Source::Opcua, uns).label(),
+            "1000 tags, opcua → uns, QoS 1, instance"
+        );
+        assert_eq!(
+            point(Source::Modbus, Sink::Sparkplug).label(),
+            "1000 tags, modbus → sparkplug DDATA"
+        );
+        assert_eq!(
+            point(Source::OpcuaPoll, Sink::Sparkplug).label(),
+            "1000 tags, opcua-poll → sparkplug DDATA"
+        );
+    }
 }

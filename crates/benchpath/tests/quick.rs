@@ -1,4 +1,5 @@
-//! The benchmark runs and prints (CI's check of it): `--quick` against the debug gateway
+//! The benchmark runs and prints (CI's check of it): `--quick` (Modbus → UNS, then the
+//! Sparkplug sink, then the OPC UA source) against the debug gateway
 //! beside this package's binary, which `cargo test --workspace` builds (alone: `cargo
 //! build -p backplane` first, or set `BACKPLANE_BIN`). No figure is judged: timing has no
 //! place in a test; only that samples went the whole way and the tables came out.
@@ -33,14 +34,14 @@ fn run(args: &[&str]) -> String {
     stdout
 }
 
-#[test]
-fn the_quick_point_delivers_samples_and_prints_its_table() {
-    let stdout = run(&["--quick"]);
+/// The run line of the point `label`, after checking that samples reached the subscriber
+/// ("... N of 1000 samples/s received", N > 0: device → gateway → broker → subscriber) and
+/// that the table has the point's row.
+fn delivered<'a>(stdout: &'a str, label: &str) -> &'a str {
     let line = stdout
         .lines()
-        .find(|l| l.starts_with("1000 tags, QoS 0, sample (run 1/1"))
+        .find(|l| l.starts_with(&format!("{label} (run 1/1")))
         .unwrap_or_else(|| panic!("no line for the point:\n{stdout}"));
-    // "... N of 1000 samples/s received": samples went device → gateway → broker → subscriber.
     let received: f64 = line
         .split_once(" of 1000 samples/s received")
         .and_then(|(before, _)| before.rsplit(' ').next())
@@ -49,9 +50,29 @@ fn the_quick_point_delivers_samples_and_prints_its_table() {
     assert!(received > 0.0, "nothing reached the subscriber: {line}");
     assert!(line.contains("CPU-s per 1M samples"), "{line}");
     assert!(
-        stdout.contains("| 1000 tags, QoS 0, sample | 1000 |"),
+        stdout.contains(&format!("| {label} | 1000 |")),
         "no table row:\n{stdout}"
     );
+    line
+}
+
+#[test]
+fn the_quick_point_delivers_samples_and_prints_its_table() {
+    let stdout = run(&["--quick"]);
+    delivered(&stdout, "1000 tags, QoS 0, sample");
+}
+
+#[test]
+fn the_quick_sparkplug_point_counts_the_metrics_of_ddata_in_sequence() {
+    let stdout = run(&["--quick", "--sink", "sparkplug"]);
+    let line = delivered(&stdout, "1000 tags, modbus → sparkplug DDATA");
+    assert!(line.contains(", seq gaps 0;"), "{line}");
+}
+
+#[test]
+fn the_quick_opcua_point_delivers_subscribed_values() {
+    let stdout = run(&["--quick", "--source", "opcua"]);
+    delivered(&stdout, "1000 tags, opcua → uns, QoS 0, sample");
 }
 
 #[test]
