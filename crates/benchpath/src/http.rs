@@ -42,9 +42,93 @@ pub fn metric(text: &str, name: &str, label: &str) -> f64 {
         .sum()
 }
 
+/// A histogram's cumulative buckets (`le`, count) whose labels contain `label`, in the
+/// text's order (ascending `le`, `+Inf` last). `name` without `_bucket`.
+pub fn buckets(text: &str, name: &str, label: &str) -> Vec<(f64, f64)> {
+    let bucket = format!("{name}_bucket");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let (metric, labels) = key.split_once('{')?;
+            if metric != bucket || !labels.contains(label) {
+                return None;
+            }
+            let le = labels.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The `q` quantile (0–1) of what a histogram counted between two readings of its
+/// buckets ([`buckets`]), interpolated linearly inside the bucket it falls in, as
+/// Prometheus' `histogram_quantile` does; `None` if nothing was counted. A quantile in
+/// the `+Inf` bucket is the largest finite bound.
+pub fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
+    let counts: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, n)| {
+            let old = before.iter().find(|(l, _)| l == le).map_or(0.0, |(_, n)| *n);
+            (*le, n - old)
+        })
+        .collect();
+    let total = counts.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for (le, n) in &counts {
+        if *n >= rank {
+            if le.is_infinite() {
+                return Some(lower.0);
+            }
+            let share = if *n > lower.1 {
+                (rank - lower.1) / (n - lower.1)
+            } else {
+                1.0
+            };
+            return Some(lower.0 + (le - lower.0) * share);
+        }
+        lower = (*le, *n);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_come_from_the_buckets_counted_between_two_readings() {
+        let text = |a: u32, b: u32, c: u32| {
+            format!(
+                "backplane_component_delay_seconds_bucket{{le=\"0.001\",component=\"sink\",name=\"uns\",what=\"x\"}} {a}\n\
+                 backplane_component_delay_seconds_bucket{{le=\"0.002\",component=\"sink\",name=\"uns\",what=\"x\"}} {b}\n\
+                 backplane_component_delay_seconds_bucket{{le=\"+Inf\",component=\"sink\",name=\"uns\",what=\"x\"}} {c}\n"
+            )
+        };
+        let name = "backplane_component_delay_seconds";
+        let before = buckets(&text(100, 100, 100), name, "name=\"uns\"");
+        // 100 more: 50 under 1 ms, 49 between 1 and 2 ms, 1 beyond.
+        let after = buckets(&text(150, 199, 200), name, "name=\"uns\"");
+        assert_eq!(after.len(), 3);
+        assert_eq!(quantile(&before, &after, 0.5), Some(0.001));
+        let p75 = quantile(&before, &after, 0.75).unwrap();
+        assert!((p75 - (0.001 + 0.001 * 25.0 / 49.0)).abs() < 1e-9, "{p75}");
+        assert_eq!(
+            quantile(&before, &after, 1.0),
+            Some(0.002),
+            "beyond the last bound"
+        );
+        assert_eq!(quantile(&after, &after, 0.5), None, "nothing counted");
+        assert!(buckets(&text(1, 2, 3), name, "name=\"other\"").is_empty());
+    }
 
     #[test]
     fn a_metric_is_summed_over_the_samples_with_the_label() {

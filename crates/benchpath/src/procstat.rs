@@ -20,6 +20,11 @@ fn ticks_per_second() -> f64 {
 
 /// User + system CPU seconds the process has used so far (all its threads).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_split(pid).map(|(user, system)| user + system)
+}
+
+/// User and system (kernel) CPU seconds the process has used so far, apart.
+pub fn cpu_split(pid: u32) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields count from the last `)`.
     let (_, rest) = stat.rsplit_once(')')?;
@@ -27,7 +32,7 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     // After the name: state is field 3 of the line; utime 14 and stime 15 (1-based).
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / ticks_per_second())
+    Some((utime / ticks_per_second(), stime / ticks_per_second()))
 }
 
 /// Resident set size now (`VmRSS`) and its peak over the process's life (`VmHWM`), bytes.

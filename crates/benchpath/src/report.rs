@@ -32,7 +32,8 @@ pub fn run_line(f: &Figures, run: usize, runs: usize) -> String {
          gateway {:.2} CPU-s per 1M samples ({:.1} % of a core), RSS mean {:.1} MB, peak {:.1} MB; \
          broker {:.1} % (RSS up to {:.1} MB), subscriber {:.1} %, device {:.1} %; \
          backlog {:.0} ({:+.0} over the window){}, replayed {:.0}, dropped {:.0}{}; \
-         delay {}→subscriber p50 {:.1} ms, p99 {:.1} ms{}",
+         delay {}→subscriber p50 {:.1} ms, p99 {:.1} ms; device answer→socket write p50 {}, p99 {} ms; \
+         gateway CPU {:.0} % in the kernel{}",
         f.point.label(),
         f.window,
         limit(f),
@@ -65,10 +66,18 @@ pub fn run_line(f: &Figures, run: usize, runs: usize) -> String {
         },
         f.delay_p50,
         f.delay_p99,
+        opt_ms(f.socket_p50),
+        opt_ms(f.socket_p99),
+        f.kernel_share * 100.0,
         f.instructions_per_sample
             .map(|i| format!("; callgrind: {i:.0} gateway instructions per sample"))
             .unwrap_or_default(),
     )
+}
+
+/// Milliseconds with two decimals, `–` when not measured.
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"))
 }
 
 /// `a` or `a–b` over the values, with `decimals` digits.
@@ -88,7 +97,8 @@ pub fn throughput_table(points: &[Point], runs: &[Figures]) -> String {
     let mut out = String::from(
         "| point | expected samples/s | received samples/s | gateway CPU-s per 1M samples | gateway CPU % | \
          gateway RSS mean / peak MB | broker CPU % | subscriber CPU % | device CPU % | backlog growth | \
-         delay p50 / p99 ms | runs |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         delay p50 / p99 ms | device answer → socket write p50 / p99 ms | gateway CPU in kernel % | runs |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for point in points {
         let of: Vec<&Figures> = runs.iter().filter(|f| f.point == *point).collect();
@@ -99,7 +109,7 @@ pub fn throughput_table(points: &[Point], runs: &[Figures]) -> String {
             range(&of.iter().map(|f| get(f) * scale).collect::<Vec<_>>(), decimals)
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} / {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {} |\n",
             point.label(),
             col(|f| f.expected, 1.0, 0),
             col(|f| f.received, 1.0, 0),
@@ -113,6 +123,9 @@ pub fn throughput_table(points: &[Point], runs: &[Figures]) -> String {
             col(|f| f.backlog_growth, 1.0, 0),
             col(|f| f.delay_p50, 1.0, 1),
             col(|f| f.delay_p99, 1.0, 1),
+            col(|f| f.socket_p50.unwrap_or(f64::NAN), 1.0, 2),
+            col(|f| f.socket_p99.unwrap_or(f64::NAN), 1.0, 2),
+            col(|f| f.kernel_share, 100.0, 0),
             limits(&of),
         ));
     }
@@ -208,6 +221,9 @@ mod tests {
             delay_p50: 1.0,
             delay_p99: 2.0,
             instructions_per_sample: None,
+            socket_p50: None,
+            socket_p99: None,
+            kernel_share: 0.25,
         }
     }
 

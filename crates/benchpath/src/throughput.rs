@@ -86,11 +86,21 @@ pub struct Figures {
     pub delay_p99: f64,
     /// Under callgrind: the gateway's instructions in the window per sample received.
     pub instructions_per_sample: Option<f64>,
+    /// The gateway's own delay from a sample's reading (the device's answer) to the
+    /// socket write of its message, milliseconds, from its `device_to_socket` histogram
+    /// (UNS sink only).
+    pub socket_p50: Option<f64>,
+    pub socket_p99: Option<f64>,
+    /// Share of the gateway's CPU time spent in the kernel (system time).
+    pub kernel_share: f64,
 }
 
 struct Snapshot {
     at: Instant,
     gateway: f64,
+    gateway_kernel: f64,
+    /// The sink's `device_to_socket` histogram buckets.
+    socket: Vec<(f64, f64)>,
     broker: f64,
     subscriber: f64,
     device: f64,
@@ -143,9 +153,17 @@ impl Running {
         let cpu = |p: &Proc| procstat::cpu_seconds(p.pid()).ok_or_else(|| format!("{} is gone", p.name));
         let metrics = http::get(self.api, "/metrics")?;
         let label = format!("name=\"{}\"", self.sink);
+        let (user, kernel) = procstat::cpu_split(self.gateway.pid())
+            .ok_or_else(|| format!("{} is gone", self.gateway.name))?;
         Ok(Snapshot {
             at: Instant::now(),
-            gateway: cpu(&self.gateway)?,
+            gateway: user + kernel,
+            gateway_kernel: kernel,
+            socket: http::buckets(
+                &metrics,
+                "backplane_component_delay_seconds",
+                &format!("{label},what=\"device_to_socket\""),
+            ),
             broker: cpu(&self.broker)?,
             subscriber: cpu(&self.subscriber.proc)?,
             device: cpu(&self.device)?,
@@ -315,6 +333,13 @@ fn measure(settings: &Settings, point: Point, running: &mut Running) -> Result<F
         delay_p50: after.counts.delays.p50 as f64 / 1000.0,
         delay_p99: after.counts.delays.p99 as f64 / 1000.0,
         instructions_per_sample: None,
+        socket_p50: http::quantile(&before.socket, &after.socket, 0.5).map(|s| s * 1000.0),
+        socket_p99: http::quantile(&before.socket, &after.socket, 0.99).map(|s| s * 1000.0),
+        kernel_share: if gateway_cpu > 0.0 {
+            (after.gateway_kernel - before.gateway_kernel) / gateway_cpu
+        } else {
+            f64::NAN
+        },
     })
 }
 
