@@ -49,6 +49,9 @@ name = "uns"
 kind = "mqtt"
 broker = "mqtt://127.0.0.1:{port}"
 topic_prefix = "{prefix}"
+# Tests run at once on the shared broker: one client id each, or they take over each
+# other's session (all would derive theirs from the same gateway name).
+client_id = "{prefix}"
 reconnect_min = "100ms"
 reconnect_max = "500ms"
 {extra}
