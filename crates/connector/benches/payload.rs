@@ -13,55 +13,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // fixed, known-good inputs
 
 use std::hint::black_box;
-use std::path::Path;
-use std::sync::Arc;
 
-use backplane_config::Catalog;
-use backplane_connector::Topology;
 use backplane_connector::payload::{SampleEncoder, SamplePayload};
-use backplane_model::{Context, Quality, Sample, Timestamp, Value};
+use backplane_model::{Context, Timestamp};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-const CONFIG: &str = r#"
-[gateway]
-name = "edge"
-[namespace]
-enterprise = "acme-dairy"
-site = "plant-a"
-[models.Filler.attributes]
-product_temperature = { type = "float", unit = "degC" }
-[[assets]]
-path = "packaging"
-level = "area"
-[[assets]]
-path = "packaging/line-1"
-level = "line"
-[[assets]]
-path = "packaging/line-1/filler"
-model = "Filler"
-"#;
-
-fn setup(context: Context) -> (Arc<Topology>, Sample) {
-    let plan = backplane_config::load_str(CONFIG, Path::new("bench.toml"), &Catalog::default()).unwrap();
-    let topology = Arc::new(Topology::new(plan));
-    let sample = Sample {
-        tag: topology.tags[0].id,
-        value: Some(Value::Float(4.1666)),
-        quality: Quality::Good,
-        source_time: None,
-        gateway_time: Timestamp::from_unix_nanos(1_795_000_000_500_183_000),
-        context: Arc::new(context),
-    };
-    (topology, sample)
-}
+mod fixture;
+use fixture::{GATEWAY_TIME, setup, typical_context};
 
 fn bench_sample(c: &mut Criterion) {
-    let typical = Context {
-        work_order: Some("WO-1001".into()),
-        product: Some("milk-1l".into()),
-        shift: Some("A".into()),
-        ..Context::default()
-    };
+    let typical = typical_context();
     for (name, context) in [("empty_context", Context::default()), ("context", typical)] {
         let (topology, sample) = setup(context);
         let encoder = SampleEncoder::new(topology.clone());
@@ -116,7 +77,7 @@ fn bench_sample(c: &mut Criterion) {
 fn bench_rfc3339(c: &mut Criterion) {
     use time::OffsetDateTime;
     use time::format_description::well_known::Rfc3339;
-    let t = Timestamp::from_unix_nanos(1_795_000_000_500_183_000);
+    let t = Timestamp::from_unix_nanos(GATEWAY_TIME);
     let mut group = c.benchmark_group("rfc3339");
     group.bench_function("time", |b| {
         b.iter(|| {

@@ -10,32 +10,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // fixed, known-good inputs
 use std::hint::black_box;
-use std::path::Path;
-use std::sync::Arc;
 
-use backplane_config::Catalog;
-use backplane_connector::Topology;
 use backplane_connector::payload::{SampleEncoder, SamplePayload};
-use backplane_model::{Context, Quality, Sample, Timestamp, Value};
+use backplane_model::{Context, Timestamp, Value};
 
-const CONFIG: &str = r#"
-[gateway]
-name = "edge"
-[namespace]
-enterprise = "acme-dairy"
-site = "plant-a"
-[models.Filler.attributes]
-product_temperature = { type = "float", unit = "degC" }
-[[assets]]
-path = "packaging"
-level = "area"
-[[assets]]
-path = "packaging/line-1"
-level = "line"
-[[assets]]
-path = "packaging/line-1/filler"
-model = "Filler"
-"#;
+#[path = "../benches/fixture/mod.rs"]
+mod fixture;
 
 fn main() {
     let mode = std::env::args()
@@ -46,32 +26,17 @@ fn main() {
         .expect("number of samples")
         .parse()
         .unwrap();
-    let plan = backplane_config::load_str(CONFIG, Path::new("bench.toml"), &Catalog::default()).unwrap();
-    let topology = Arc::new(Topology::new(plan));
-    let context = Context {
-        work_order: Some("WO-1001".into()),
-        product: Some("milk-1l".into()),
-        shift: Some("A".into()),
-        ..Context::default()
-    };
-    let mut sample = Sample {
-        tag: topology.tags[0].id,
-        value: Some(Value::Float(4.1666)),
-        quality: Quality::Good,
-        source_time: None,
-        gateway_time: Timestamp::from_unix_nanos(1_795_000_000_500_183_000),
-        context: Arc::new(if mode.ends_with("ctx") {
-            context
-        } else {
-            Context::default()
-        }),
-    };
+    let (topology, mut sample) = fixture::setup(if mode.ends_with("ctx") {
+        fixture::typical_context()
+    } else {
+        Context::default()
+    });
     let encoder = SampleEncoder::new(topology.clone());
     let mut buf = Vec::with_capacity(1024);
     let mut total = 0usize;
     for i in 0..n {
         sample.gateway_time =
-            Timestamp::from_unix_nanos(1_795_000_000_500_183_000 + (i as i64 / 125) * 1_000_000);
+            Timestamp::from_unix_nanos(fixture::GATEWAY_TIME + (i as i64 / 125) * 1_000_000);
         sample.value = Some(Value::Float(4.1666 + i as f64 * 0.01));
         buf.clear();
         match mode.as_str() {
