@@ -86,12 +86,6 @@ impl Namespace {
         self.retain
     }
 
-    /// The topic of a tag's attribute payload.
-    pub fn attribute_topic(&self, tag: TagId) -> Option<String> {
-        let mut topic = String::new();
-        self.write_attribute_topic(tag, &mut topic).then_some(topic)
-    }
-
     /// Writes `topic` into `out` (cleared first), a buffer the caller reuses.
     pub fn write_topic(&self, topic: &Topic, out: &mut String) {
         out.clear();
@@ -110,21 +104,15 @@ impl Namespace {
         out
     }
 
-    /// The topic of a tag's attribute payload in two pieces, the prefix (`""` or ending in
-    /// `/`) and the tag's path, to be written one after the other without building a string.
-    pub fn attribute_topic_parts(&self, tag: TagId) -> Option<(&str, &str)> {
-        self.topology.tag(tag).map(|t| (self.prefix.as_str(), &*t.path))
-    }
-
     /// Appends the topic of a tag's attribute payload to `out` (a caller's reused buffer);
     /// `false`, with nothing written, for a tag not in the topology.
     pub fn write_attribute_topic(&self, tag: TagId, out: &mut String) -> bool {
-        let Some((prefix, path)) = self.attribute_topic_parts(tag) else {
+        let Some(t) = self.topology.tag(tag) else {
             return false;
         };
-        out.reserve(prefix.len() + path.len());
-        out.push_str(prefix);
-        out.push_str(path);
+        out.reserve(self.prefix.len() + t.path.len());
+        out.push_str(&self.prefix);
+        out.push_str(&t.path);
         true
     }
 
@@ -498,18 +486,15 @@ mod tests {
         let ns = Namespace::new(topology.clone(), &settings);
         let tag = topology.tag_by_path("acme/plant/area/tank-1/level").unwrap().id;
         assert_eq!(
-            ns.attribute_topic(tag).as_deref(),
-            Some("v1/acme/plant/area/tank-1/level")
-        );
-        assert_eq!(
-            ns.attribute_topic_parts(tag),
-            Some(("v1/", "acme/plant/area/tank-1/level"))
+            ns.topic_text(&Topic::Attribute(tag)),
+            "v1/acme/plant/area/tank-1/level"
         );
         let mut topic = String::from("kept:");
         assert!(ns.write_attribute_topic(tag, &mut topic));
         assert_eq!(topic, "kept:v1/acme/plant/area/tank-1/level");
         assert!(!ns.write_attribute_topic(TagId(99), &mut topic));
-        assert_eq!(ns.attribute_topic(TagId(99)), None);
+        assert_eq!(topic, "kept:v1/acme/plant/area/tank-1/level", "nothing written");
+        assert_eq!(ns.topic_text(&Topic::Attribute(TagId(99))), "");
     }
 
     #[test]
