@@ -134,6 +134,11 @@ impl DeliveryTracker {
         self.take_id(Slot::Subscribe)
     }
 
+    /// QoS 0 publishes submitted and not yet [`written`](Self::written).
+    pub fn unwritten(&self) -> usize {
+        self.unwritten.len()
+    }
+
     /// The oldest `n` QoS 0 publishes were written to the connection.
     pub fn written(&mut self, n: usize, out: &mut Vec<Delivery>) {
         for _ in 0..n {

@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::wire::{self, Ack, Incoming, ReadError};
-use super::{LinkEvent, LinkOptions, SessionWatch, Shared, lock};
+use super::{LinkEvent, LinkOptions, SessionWatch, Shared, State, lock};
 use crate::delivery::PubRec;
 use crate::settings::{Protocol, Qos, ResolvedConnection};
 
@@ -61,6 +61,14 @@ impl End {
         End {
             raw: raw.into(),
             closed_by_broker: false,
+            taken_over: false,
+        }
+    }
+
+    fn closed_by_broker(raw: &str) -> End {
+        End {
+            raw: raw.to_owned(),
+            closed_by_broker: true,
             taken_over: false,
         }
     }
@@ -213,11 +221,9 @@ impl Task {
                 }
             }
             if stream.read_buf(&mut buf).await.map_err(|e| End::io(&e))? == 0 {
-                return Err(End {
-                    raw: "the broker closed the connection before CONNACK".into(),
-                    closed_by_broker: true,
-                    taken_over: false,
-                });
+                return Err(End::closed_by_broker(
+                    "the broker closed the connection before CONNACK",
+                ));
             }
         }
     }
@@ -240,7 +246,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     loop {
         let (qos0, closing) = {
             let mut s = lock(&shared.state);
-            let qos0 = std::mem::take(&mut s.qos0_in_out);
+            // The writer is idle: every QoS 0 publish not yet written is in `out`.
+            let qos0 = s.tracker.unwritten();
             std::mem::swap(&mut stamps, &mut s.stamps);
             std::mem::swap(&mut batch, &mut s.out);
             (qos0, s.disconnecting)
@@ -300,8 +307,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
     }
 }
-
-use super::State;
 
 /// Reads packets until the session ends.
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -456,11 +461,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         };
         match read {
             Ok(0) => {
-                return End {
-                    raw: "the broker closed the connection".into(),
-                    closed_by_broker: true,
-                    taken_over: false,
-                };
+                return End::closed_by_broker("the broker closed the connection");
             }
             Ok(_) => {}
             Err(e) => return End::io(&e),

@@ -111,8 +111,6 @@ pub(crate) struct Shared {
 struct State {
     /// Encoded packets waiting for the writer.
     out: BytesMut,
-    /// QoS 0 publishes in `out`: confirmed once written.
-    qos0_in_out: usize,
     /// Birth times (Unix ns) of the sampled publishes in `out` ([`LinkOptions::write_delay`]).
     stamps: Vec<i64>,
     tracker: DeliveryTracker,
@@ -147,6 +145,8 @@ pub struct Link {
     events: mpsc::Receiver<LinkEvent>,
     /// Events taken from the shared state or the channel, not yet returned.
     pending: VecDeque<LinkEvent>,
+    /// Deliveries taken by [`Link::drain_deliveries`] (reused).
+    taken: Vec<Delivery>,
     task: JoinHandle<()>,
     next_token: u64,
     /// Publishes with a birth time since the last one recorded.
@@ -202,7 +202,6 @@ impl Link {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 out: BytesMut::new(),
-                qos0_in_out: 0,
                 stamps: Vec::new(),
                 tracker: DeliveryTracker::new(),
                 deliveries: Vec::new(),
@@ -236,6 +235,7 @@ impl Link {
             shared,
             events,
             pending: VecDeque::new(),
+            taken: Vec::new(),
             task: tokio::spawn(task.run()),
             next_token: 1,
             unstamped: 0,
@@ -288,20 +288,21 @@ impl Link {
     /// Hands every delivery reported so far to `f`, without waiting: a sink calls it after
     /// each step, so confirmations are taken by the batch rather than one event each.
     pub fn drain_deliveries(&mut self, mut f: impl FnMut(Delivery)) {
-        let mut rest = VecDeque::new();
-        for event in self.pending.drain(..) {
-            match event {
-                LinkEvent::Delivered(d) => f(d),
-                other => rest.push_back(other),
+        if !self.pending.is_empty() {
+            for event in std::mem::take(&mut self.pending) {
+                match event {
+                    LinkEvent::Delivered(d) => f(d),
+                    other => self.pending.push_back(other),
+                }
+            }
+            if !self.pending.is_empty() {
+                // Keep the order with events already taken (a Disconnected after losses).
+                return;
             }
         }
-        self.pending = rest;
-        if !self.pending.is_empty() {
-            // Keep the order with events already taken (a Disconnected after losses).
-            return;
-        }
-        let taken = std::mem::take(&mut lock(&self.shared.state).deliveries);
-        for d in taken {
+        // Swapped, not taken: both vectors keep their capacity from batch to batch.
+        std::mem::swap(&mut self.taken, &mut lock(&self.shared.state).deliveries);
+        for d in self.taken.drain(..) {
             f(d);
         }
     }
@@ -344,7 +345,7 @@ impl Link {
         };
         let token = self.next_token;
         self.next_token += 1;
-        let shared = self.shared.clone();
+        let shared: &Shared = &self.shared;
         loop {
             let waiting = shared.drained.notified();
             tokio::pin!(waiting);
@@ -362,7 +363,7 @@ impl Link {
                     );
                     s.deliveries.push(Delivery::Rejected { token, reason });
                     drop(s);
-                    self.shared.to_owner.notify_one();
+                    shared.to_owner.notify_one();
                     return Ok(token);
                 }
                 let window_full = qos != Qos::AtMostOnce && s.tracker.outstanding() >= s.inflight_cap;
@@ -372,9 +373,6 @@ impl Link {
                 {
                     let was_empty = s.out.is_empty();
                     wire::publish(self.protocol, topic, qos, retain, pkid, payload, &mut s.out);
-                    if qos == Qos::AtMostOnce {
-                        s.qos0_in_out += 1;
-                    }
                     if let Some(born) = stamp {
                         s.stamps.push(born);
                     }
