@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use super::codec::validate_id;
 use super::edge::{EdgeConfig, EdgeNode, Output, Publish, devices};
 use crate::client_id::{Component, default_client_id};
-use crate::common::{CLOSE_TIMEOUT, Groups, next_event, parse_inflight, sleep_until};
+use crate::common::{CLOSE_TIMEOUT, Groups, Unconfirmed, next_event, parse_inflight, sleep_until};
 use crate::delivery::Delivery as Confirmation;
 use crate::link::{Link, LinkEvent, LinkOptions, SessionMode, Will};
 use crate::settings::{ConnectionSettings, Protocol, Qos, ResolvedConnection};
@@ -271,7 +271,7 @@ impl SparkplugSink {
         // Log records behind the DDATA in flight: acknowledged once written (QoS 0, as
         // Sparkplug requires) or confirmed (QoS 1).
         let mut groups = Groups::default();
-        let mut unconfirmed: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+        let mut unconfirmed = Unconfirmed::default();
         loop {
             // Input is read only while born: until then the backlog waits in the log, and
             // what was not delivered live comes back as replay, flagged historical.
@@ -313,7 +313,7 @@ impl SparkplugSink {
                 }
                 Step::Link(LinkEvent::Delivered(d)) => {
                     if !matches!(d, Confirmation::Lost(_))
-                        && let Some(g) = unconfirmed.remove(&d.token())
+                        && let Some(Some(g)) = unconfirmed.settle(d.token())
                     {
                         for record in groups.done(g) {
                             io.ack(record);
@@ -377,7 +377,7 @@ impl SparkplugSink {
                             && let Some(g) = group
                         {
                             groups.add_messages(g, 1);
-                            unconfirmed.insert(token, g);
+                            unconfirmed.push(token, Some(g));
                         }
                     }
                     Output::Write {
