@@ -336,6 +336,16 @@ fn read_error_v5(e: rumqttc::v5::mqttbytes::Error) -> ReadError {
     }
 }
 
+/// The positions of the SUBACK's refused filters.
+fn refused<C>(codes: &[C], granted: impl Fn(&C) -> bool) -> Vec<usize> {
+    codes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !granted(c))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 fn from_v4(p: v4::Packet) -> Incoming {
     use v4::Packet;
     match p {
@@ -365,13 +375,9 @@ fn from_v4(p: v4::Packet) -> Incoming {
         Packet::PubComp(c) => Incoming::PubComp { pkid: c.pkid },
         Packet::SubAck(s) => Incoming::SubAck {
             pkid: s.pkid,
-            refused: s
-                .return_codes
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| matches!(c, v4::SubscribeReasonCode::Failure))
-                .map(|(i, _)| i)
-                .collect(),
+            refused: refused(&s.return_codes, |c| {
+                !matches!(c, v4::SubscribeReasonCode::Failure)
+            }),
         },
         Packet::PingResp => Incoming::PingResp,
         Packet::UnsubAck(_) => Incoming::Unexpected("UNSUBACK"),
@@ -421,13 +427,9 @@ fn from_v5(p: v5::Packet) -> Incoming {
         Packet::PubComp(c) => Incoming::PubComp { pkid: c.pkid },
         Packet::SubAck(s) => Incoming::SubAck {
             pkid: s.pkid,
-            refused: s
-                .return_codes
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| !matches!(c, v5::SubscribeReasonCode::Success(_)))
-                .map(|(i, _)| i)
-                .collect(),
+            refused: refused(&s.return_codes, |c| {
+                matches!(c, v5::SubscribeReasonCode::Success(_))
+            }),
         },
         Packet::PingResp(_) => Incoming::PingResp,
         Packet::Disconnect(d) => Incoming::Disconnect {
@@ -519,6 +521,45 @@ mod tests {
                 assert_eq!(decode(protocol, buf), expected, "{protocol:?} {kind:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_suback_names_the_filters_the_broker_refused() {
+        let mut buf = BytesMut::new();
+        v4::SubAck::new(
+            3,
+            vec![
+                v4::SubscribeReasonCode::Success(rumqttc::QoS::AtLeastOnce),
+                v4::SubscribeReasonCode::Failure,
+            ],
+        )
+        .write(&mut buf)
+        .unwrap();
+        assert_eq!(
+            decode(Protocol::V311, buf),
+            Incoming::SubAck {
+                pkid: 3,
+                refused: vec![1]
+            }
+        );
+        let mut buf = BytesMut::new();
+        v5::Packet::SubAck(v5::SubAck {
+            pkid: 4,
+            return_codes: vec![
+                v5::SubscribeReasonCode::NotAuthorized,
+                v5::SubscribeReasonCode::Success(rumqttc::v5::mqttbytes::QoS::AtMostOnce),
+            ],
+            properties: None,
+        })
+        .write(&mut buf, None)
+        .unwrap();
+        assert_eq!(
+            decode(Protocol::V5, buf),
+            Incoming::SubAck {
+                pkid: 4,
+                refused: vec![0]
+            }
+        );
     }
 
     #[test]
