@@ -180,8 +180,13 @@ test('the genealogy graph of PAL-F1-B4711 backward shows the lots of the trace, 
   await page.waitForURL(/lot=B4711&dir=both/);
   const both = await api(gateway.base, `${P}/lots/B4711/trace`);
   await page.locator('svg.genealogy g.lot.center[data-lot="B4711"]').waitFor();
-  const lots = await page.locator('svg.genealogy g.lot').evaluateAll((ns) => ns.map((n) => [n.dataset.lot, Number(n.dataset.depth)]));
   const expected = [['B4711', 0], ...both.backward.lots.map((l) => [l.lot, -l.depth]), ...both.forward.lots.map((l) => [l.lot, l.depth])];
+  // The backward graph centred on B4711 already matches the selector above: wait until the
+  // graph for both directions has replaced it (it is cleared and drawn again), then compare.
+  const lots = await eventually(async () => {
+    const now = await page.locator('svg.genealogy g.lot').evaluateAll((ns) => ns.map((n) => [n.dataset.lot, Number(n.dataset.depth)]));
+    return now.length >= expected.length && now;
+  }, 10000, 'the graph of both directions');
   assert.deepEqual(lots.sort(), expected.sort());
   assert.ok(both.forward.lots.some((l) => l.lot === 'PAL-F1-B4711'), 'the pallet is downstream of the batch');
   await screenshot(page, 'production-genealogy-both-desktop');
