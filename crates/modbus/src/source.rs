@@ -1,8 +1,8 @@
 //! The `modbus` source: poll groups on one device connection (or a few), writes with
 //! read-back, and the failure rules of docs/connectors/modbus.md.
 //!
-//! [`Poller`] does one group's poll cycle and returns readings; it knows nothing of the
-//! engine's I/O, so the benchmark drives exactly the code the source runs. [`ModbusSource`]
+//! [`Poller`] does one group's poll cycle and hands its readings on as the device answers;
+//! it knows nothing of the engine's I/O, so the benchmark drives exactly the code the source runs. [`ModbusSource`]
 //! wraps it in the engine's [`Source`] loop.
 //!
 //! Failure rules:
@@ -27,8 +27,9 @@ use std::time::Duration;
 
 use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteRequest};
 use backplane_model::{BadReason, DecodeType, Quality, Timestamp, Value, WordOrder};
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::future::FutureExt;
+use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_modbus::ExceptionCode;
 
@@ -324,9 +325,31 @@ impl Poller {
     /// Runs one poll cycle of `group` over `pool` and returns its readings. `Err` means the
     /// connection is lost (or, on TCP, nothing answered at all): reconnect.
     pub async fn poll(&mut self, group: usize, pool: &mut [Connection]) -> io::Result<Vec<RawReading>> {
+        let mut all = Vec::new();
+        self.poll_streaming(group, pool, |mut readings: Vec<RawReading>| {
+            all.append(&mut readings);
+            std::future::ready(true)
+        })
+        .await?;
+        Ok(all)
+    }
+
+    /// Runs one poll cycle of `group` over `pool`, handing readings to `emit` as the device
+    /// answers: each answer's readings (with any others already arrived) as soon as it is
+    /// decoded, not the whole cycle's once the last request is answered, so a sample's way
+    /// to the socket does not wait for the rest of its cycle. Readings of requests that
+    /// timed out are held to the end of the cycle: when nothing at all answered, the
+    /// connection counts as lost (`Err`) and they are not emitted. `Ok(false)` when `emit`
+    /// returned `false` (the engine stopped).
+    pub async fn poll_streaming<F: Future<Output = bool>>(
+        &mut self,
+        group: usize,
+        pool: &mut [Connection],
+        mut emit: impl FnMut(Vec<RawReading>) -> F,
+    ) -> io::Result<bool> {
         let now = Instant::now();
         let Some(g) = self.groups.get(group) else {
-            return Ok(Vec::new());
+            return Ok(true);
         };
         let send: Vec<usize> = (0..g.blocks.len())
             .filter(|&i| {
@@ -341,67 +364,85 @@ impl Poller {
             .iter()
             .map(|&i| (g.blocks[i].span.unit, read_request(&g.blocks[i].span)))
             .collect();
-        let results = run_all(pool, &jobs, self.settings.retries).await;
-        let mut readings = Vec::with_capacity(g.blocks.iter().map(|b| b.members.len()).sum());
+        let mut timed_out_readings = Vec::new();
         let mut to_split = Vec::new();
         let mut answered = 0usize;
         let mut unit_answers: HashMap<u8, (usize, usize)> = HashMap::new();
-        for (&block_index, result) in send.iter().zip(results) {
-            let result = match result {
-                Err(CallError::Io(e)) => return Err(e),
-                other => other,
-            };
-            let tally = |answers: &mut HashMap<u8, (usize, usize)>, unit: u8, ok: bool| {
-                let e = answers.entry(unit).or_default();
-                e.0 += 1;
-                if ok {
-                    e.1 += 1;
+        {
+            let mut results = answers(pool, &jobs, self.settings.retries);
+            while let Some(first) = results.next().await {
+                // What else has already arrived goes out in the same batch.
+                let mut arrived = vec![first];
+                while let Some(Some(more)) = results.next().now_or_never() {
+                    arrived.push(more);
                 }
-            };
-            let Some(block) = self
-                .groups
-                .get_mut(group)
-                .and_then(|g| g.blocks.get_mut(block_index))
-            else {
-                continue;
-            };
-            let timed_out = matches!(result, Err(CallError::Timeout(_)));
-            // A gateway saying the device behind it is gone counts like a timeout.
-            let unreachable = timed_out
-                || matches!(
-                    result,
-                    Ok(Err(
-                        ExceptionCode::GatewayPathUnavailable | ExceptionCode::GatewayTargetDevice
-                    ))
-                );
-            tally(&mut unit_answers, block.span.unit, !unreachable);
-            if !timed_out {
-                answered += 1;
+                let mut readings = Vec::new();
+                for (job, result) in arrived {
+                    let result = match result {
+                        Err(CallError::Io(e)) => return Err(e),
+                        other => other,
+                    };
+                    let Some(block) = send
+                        .get(job)
+                        .and_then(|&b| self.groups.get_mut(group)?.blocks.get_mut(b))
+                    else {
+                        continue;
+                    };
+                    let timed_out = matches!(result, Err(CallError::Timeout(_)));
+                    // A gateway saying the device behind it is gone counts like a timeout.
+                    let unreachable = timed_out
+                        || matches!(
+                            result,
+                            Ok(Err(
+                                ExceptionCode::GatewayPathUnavailable | ExceptionCode::GatewayTargetDevice
+                            ))
+                        );
+                    let tally = unit_answers.entry(block.span.unit).or_default();
+                    tally.0 += 1;
+                    if !unreachable {
+                        tally.1 += 1;
+                    }
+                    if !timed_out {
+                        answered += 1;
+                    }
+                    if let Ok(Err(exception)) = &result
+                        && !block.split
+                        && block.members.len() > 1
+                        && matches!(
+                            exception,
+                            ExceptionCode::IllegalDataAddress | ExceptionCode::IllegalDataValue
+                        )
+                    {
+                        tracing::warn!(
+                            source = %self.source,
+                            "{} answered {}; reading its {} tags one by one from now on",
+                            describe(&block.span),
+                            exception_name(*exception),
+                            block.members.len()
+                        );
+                        if let Some(&b) = send.get(job) {
+                            to_split.push(b);
+                        }
+                        continue;
+                    }
+                    let out = if timed_out {
+                        &mut timed_out_readings
+                    } else {
+                        &mut readings
+                    };
+                    collect(&self.source, &self.tags, block, result, out);
+                }
+                if !readings.is_empty() && !emit(readings).await {
+                    return Ok(false);
+                }
             }
-            if let Ok(Err(exception)) = &result
-                && !block.split
-                && block.members.len() > 1
-                && matches!(
-                    exception,
-                    ExceptionCode::IllegalDataAddress | ExceptionCode::IllegalDataValue
-                )
-            {
-                tracing::warn!(
-                    source = %self.source,
-                    "{} answered {}; reading its {} tags one by one from now on",
-                    describe(&block.span),
-                    exception_name(*exception),
-                    block.members.len()
-                );
-                to_split.push(block_index);
-                continue;
-            }
-            collect(&self.source, &self.tags, block, result, &mut readings);
         }
         // Split reads are replaced by one read per tag, and those are read right away.
+        let mut readings = Vec::new();
         if !to_split.is_empty()
             && let Some(g) = self.groups.get_mut(group)
         {
+            to_split.sort_unstable();
             let mut fresh = Vec::new();
             for &i in to_split.iter().rev() {
                 let block = g.blocks.remove(i);
@@ -411,12 +452,21 @@ impl Poller {
                 .iter()
                 .map(|b| (b.span.unit, read_request(&b.span)))
                 .collect();
-            let results = run_all(pool, &jobs, self.settings.retries).await;
-            for (block, result) in fresh.iter_mut().zip(results) {
+            let mut results: Vec<Option<Result<Reply, CallError>>> = (0..jobs.len()).map(|_| None).collect();
+            let mut arriving = answers(pool, &jobs, self.settings.retries);
+            while let Some((job, result)) = arriving.next().await {
                 if let Err(CallError::Io(e)) = result {
                     return Err(e);
                 }
-                collect(&self.source, &self.tags, block, result, &mut readings);
+                if let Some(slot) = results.get_mut(job) {
+                    *slot = Some(result);
+                }
+            }
+            drop(arriving);
+            for (block, result) in fresh.iter_mut().zip(results) {
+                if let Some(result) = result {
+                    collect(&self.source, &self.tags, block, result, &mut readings);
+                }
             }
             g.blocks.extend(fresh);
             g.blocks.sort_by_key(|b| (b.span.unit, b.span.area, b.span.start));
@@ -448,7 +498,8 @@ impl Poller {
                 }
             }
         }
-        Ok(readings)
+        readings.append(&mut timed_out_readings);
+        Ok(readings.is_empty() || emit(readings).await)
     }
 
     /// Carries out one write request and returns the value read back. `Err` with an
@@ -590,51 +641,38 @@ fn collect(
     }
 }
 
-/// Runs `jobs` over the pool, round-robin, each connection one request at a time.
-async fn run_all(
-    pool: &mut [Connection],
-    jobs: &[(u8, Request)],
+/// Runs `jobs` over the pool, round-robin, each connection one request at a time, and
+/// yields each job's index and result as it is answered. Every job yields once, unless the
+/// pool is empty.
+fn answers<'a>(
+    pool: &'a mut [Connection],
+    jobs: &'a [(u8, Request)],
     retries: u32,
-) -> Vec<Result<Reply, CallError>> {
+) -> impl Stream<Item = (usize, Result<Reply, CallError>)> + Unpin + 'a {
     let n = pool.len().max(1);
-    let lanes = pool.iter_mut().enumerate().map(|(lane, conn)| async move {
-        let mut out = Vec::new();
+    let lanes = pool.iter_mut().enumerate().map(move |(lane, conn)| {
+        let mine = jobs.iter().enumerate().skip(lane).step_by(n);
         // Units that let a request time out in this cycle: their other requests would only
         // wait as long again (a frozen device, one timeout per request, took a cycle of
         // tens of seconds to fail). They count as timed out without being sent.
-        let mut silent: Vec<u8> = Vec::new();
-        for (j, (unit, request)) in jobs.iter().enumerate().skip(lane).step_by(n) {
-            if silent.contains(unit) {
-                out.push((j, Err(CallError::Timeout(conn.timeout()))));
-                continue;
-            }
-            let result = conn.call_with_retries(*unit, request, retries).await;
-            if matches!(result, Err(CallError::Timeout(_))) {
-                silent.push(*unit);
-            }
-            out.push((j, result));
-        }
-        out
+        let silent: Vec<u8> = Vec::new();
+        Box::pin(futures::stream::unfold(
+            (conn, mine, silent),
+            move |(conn, mut mine, mut silent)| async move {
+                let (j, (unit, request)) = mine.next()?;
+                if silent.contains(unit) {
+                    let timeout = conn.timeout();
+                    return Some(((j, Err(CallError::Timeout(timeout))), (conn, mine, silent)));
+                }
+                let result = conn.call_with_retries(*unit, request, retries).await;
+                if matches!(result, Err(CallError::Timeout(_))) {
+                    silent.push(*unit);
+                }
+                Some(((j, result), (conn, mine, silent)))
+            },
+        ))
     });
-    let mut results: Vec<Option<Result<Reply, CallError>>> = (0..jobs.len()).map(|_| None).collect();
-    for lane in futures::future::join_all(lanes).await {
-        for (j, r) in lane {
-            if let Some(slot) = results.get_mut(j) {
-                *slot = Some(r);
-            }
-        }
-    }
-    results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(CallError::Io(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "no connection",
-                )))
-            })
-        })
-        .collect()
+    futures::stream::select_all(lanes)
 }
 
 /// Why a value cannot be written to an address; nothing was sent.
@@ -828,15 +866,19 @@ impl ModbusSource {
                     let Some((group, at)) = next else { continue };
                     let period = groups.get(group).map_or(Duration::from_secs(1), |g| g.1);
                     let planned = poller.requests(group) as u64;
-                    let readings = tokio::select! {
+                    // Each answer's readings go to the pipeline as they are decoded, stamped
+                    // then, so a sample does not wait for the rest of its cycle.
+                    let io = &io;
+                    let emit = move |readings| io.emit(Timestamp::now(), readings);
+                    let running = tokio::select! {
                         () = io.cancelled() => return Ok(()),
-                        r = poller.poll(group, &mut pool) => r.map_err(|e| fail("polling", e))?,
+                        r = poller.poll_streaming(group, &mut pool, emit) => r.map_err(|e| fail("polling", e))?,
                     };
-                    cycles.inc();
-                    requests.inc_by(planned);
-                    if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
+                    if !running {
                         return Ok(());
                     }
+                    cycles.inc();
+                    requests.inc_by(planned);
                     // Skip missed ticks rather than bursting to catch up.
                     let now = Instant::now();
                     let mut next_due = at + period;

@@ -290,6 +290,59 @@ async fn a_dead_unit_is_skipped_so_it_does_not_slow_the_others_down() {
     assert_eq!(PANICS.load(Ordering::SeqCst), 0);
 }
 
+#[tokio::test]
+async fn each_answer_is_handed_on_before_the_rest_of_the_cycle_is_answered() {
+    // A device that answers the cycle's first read at once and the second only once the
+    // first read's values were handed on: a poller that waited for the whole cycle would
+    // see the second read time out (200 ms).
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut released = Some(released);
+        let mut request = [0u8; 12];
+        while socket.read_exact(&mut request).await.is_ok() {
+            let tid = u16::from_be_bytes([request[0], request[1]]);
+            if u16::from_be_bytes([request[8], request[9]]) == 1000
+                && let Some(wait) = released.take()
+            {
+                let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+            }
+            if socket
+                .write_all(&mbap(tid, request[6], &[3, 4, 0x12, 0x34, 0x56, 0x78]))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let addresses: Vec<Arc<str>> = vec![Arc::from("hr:0:u32"), Arc::from("hr:1000:u32")];
+    let mut poller = Poller::new("fake", settings(port), &addresses).unwrap();
+    assert_eq!(poller.requests(0), 2);
+    let mut pool = poller.connect().await.unwrap();
+    let mut batches = Vec::new();
+    let mut release = Some(release);
+    let running = poller
+        .poll_streaming(0, &mut pool, |batch| {
+            batches.push(batch);
+            if let Some(release) = release.take() {
+                let _ = release.send(());
+            }
+            std::future::ready(true)
+        })
+        .await
+        .unwrap();
+    assert!(running);
+    let seen: Vec<Vec<(u32, Quality, Option<Value>)>> = batches
+        .into_iter()
+        .map(|b| b.into_iter().map(|r| (r.address, r.quality, r.value)).collect())
+        .collect();
+    let good = |address| (address, Quality::Good, Some(Value::UInt(0x1234_5678)));
+    assert_eq!(seen, vec![vec![good(0)], vec![good(1)]]);
+}
+
 async fn read_hr100(stream: &mut TcpStream) -> Vec<u8> {
     stream
         .write_all(&[0, 9, 0, 0, 0, 6, 1, 3, 0, 100, 0, 1])
