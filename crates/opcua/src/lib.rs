@@ -14,6 +14,7 @@
 //! - [`kind`]: [`OpcUaKind`] (registered as `opcua`) and its hooks: the address-space walk
 //!   for `backplane browse opc.tcp://...` and the dairy simulator.
 //! - [`source`]: the running source.
+//! - [`write`]: writes under the write gate (the node's DataType, Write, read-back).
 //! - [`browse`]: [`browse()`], [`BrowseArgs`] and its command-line [`browse::OPTIONS`].
 //! - [`simulator`]: [`spawn_dairy_simulator`], the demo's line 2 filler and pasteurizer.
 
@@ -27,6 +28,7 @@ pub mod session;
 pub mod simulator;
 pub mod source;
 pub mod value;
+pub mod write;
 
 pub use address::Address;
 pub use browse::{BrowseArgs, BrowseError, BrowseOptions, BrowseReport, browse};

@@ -19,7 +19,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use backplane_connector::{ComponentError, RawReading, Source, SourceContext, SourceIo};
+use backplane_connector::{ComponentError, RawReading, Source, SourceContext, SourceIo, WriteRequest};
 use backplane_model::{BadReason, Quality, Timestamp};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -39,6 +39,7 @@ use crate::config::{Acquisition, Deadband, Group, OpcUaSettings};
 use crate::plan::{self, Limits, Plan, SubscriptionPlan};
 use crate::session::{self, ConnectOptions, Connection, SessionEvent};
 use crate::value::{ValueError, reading_parts};
+use crate::write::{self, TypeCache, WriteFailure};
 
 /// Builds an `opcua` source (see [`OpcUaKind`](crate::OpcUaKind)).
 pub(crate) fn build(ctx: &SourceContext<'_, OpcUaSettings>) -> Result<Box<dyn Source>, ComponentError> {
@@ -219,6 +220,7 @@ async fn run(source: OpcUaSource, io: SourceIo) -> Result<(), ComponentError> {
         established: false,
         due: Vec::new(),
         types: TypeState::NotLoaded,
+        write_types: TypeCache::default(),
     };
     let result = runner.run(&io).await;
     if let Err(e) = &result {
@@ -251,6 +253,8 @@ struct Runner {
     /// When each entry of `plan.polls` is due.
     due: Vec<Instant>,
     types: TypeState,
+    /// The type each written node takes, read once per session.
+    write_types: TypeCache,
     notifications: Counter,
     coalesced: Counter,
     reconnects: Counter,
@@ -292,7 +296,7 @@ fn per_item_message(status: StatusCode, node: &NodeId) -> String {
 
 /// Whether a failed service call means the connection is gone (the event loop reports
 /// that and reconnects) rather than a refusal of this request.
-fn is_connection_error(status: StatusCode) -> bool {
+pub(crate) fn is_connection_error(status: StatusCode) -> bool {
     matches!(
         status,
         StatusCode::BadConnectionClosed
@@ -350,13 +354,7 @@ impl Runner {
                     let Some((index, at)) = next_poll else { continue };
                     self.poll(index, at).await
                 }
-                Some(write) = io.next_write() => {
-                    let _ = write.reply.send(Err(ComponentError::config(format!(
-                        "opcua source `{}` does not write to the server (read-only)",
-                        self.source.name
-                    ))));
-                    continue;
-                }
+                Some(write) = io.next_write() => self.on_write(write).await,
             };
             if self.types == TypeState::Wanted && self.connected {
                 readings.extend(self.load_types().await);
@@ -414,6 +412,63 @@ impl Runner {
                 "the session to {url} ended{}",
                 status.map(|s| format!(": {s}")).unwrap_or_default()
             ))),
+        }
+    }
+
+    /// Carries out one write from the gate and answers it with the value read back; the
+    /// read-back is also a reading, so the written value shows at once.
+    async fn on_write(&mut self, request: WriteRequest) -> Vec<RawReading> {
+        let WriteRequest { address, value, reply, .. } = request;
+        let result = self.write(address, &value).await;
+        let (answer, readings) = match result {
+            Ok(reading) => {
+                let read_back = reading
+                    .as_ref()
+                    .filter(|r| !r.quality.is_bad())
+                    .and_then(|r| r.value.clone());
+                (Ok(read_back), reading.into_iter().collect())
+            }
+            Err(message) => {
+                tracing::warn!(source = %self.source.name, "{message}");
+                (Err(ComponentError::protocol(message)), Vec::new())
+            }
+        };
+        let _ = reply.send(answer);
+        readings
+    }
+
+    async fn write(&mut self, address: u32, value: &backplane_model::Value) -> Result<Option<RawReading>, String> {
+        let name = &self.source.name;
+        let Some(tag) = self.source.tags.get(address as usize) else {
+            return Err(format!("address #{address} is not read by opcua source `{name}`"));
+        };
+        if !self.source.settings.writes {
+            return Err(format!(
+                "writes are disabled on opcua source `{name}`: set `writes = true` in its [[sources]] table"
+            ));
+        }
+        if tag.address.field.is_some() {
+            return Err(format!(
+                "`{}` is a field of a structure; writing one field would overwrite the others: bind the \
+                 whole node, or a variable of its own",
+                tag.text
+            ));
+        }
+        if !self.connected {
+            return Err(format!("opcua source `{name}` is not connected to {}", self.source.settings.url));
+        }
+        let Some(node) = tag.node.clone() else {
+            return Err(format!("`{}` does not name a node on this server", tag.text));
+        };
+        let session = self.conn.session.clone();
+        match write::write(&session, &mut self.write_types, address, &node, value).await {
+            Ok(dv) => {
+                tracing::info!(source = %name, address = %tag.text, %value, "wrote to the server");
+                Ok(self.reading(address, &dv))
+            }
+            // The event loop reports the loss and reconnects; this write is not retried.
+            Err(WriteFailure::Lost(m)) => Err(format!("{m} (connection lost; the write may not have happened)")),
+            Err(WriteFailure::Refused(m)) => Err(m),
         }
     }
 
@@ -776,6 +831,8 @@ impl Runner {
         let name = self.source.name.clone();
         let mut readings = Vec::new();
         if let SessionConnectMode::NewSession(_) = mode {
+            // Possibly another server behind the same URL: read the types again.
+            self.write_types.clear();
             let (unresolved, renumbered) = self.resolve().await;
             readings.extend(unresolved);
             let server = session::read_limits(&self.conn.session).await;
