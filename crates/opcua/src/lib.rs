@@ -10,6 +10,7 @@
 //! - [`session`]: endpoint discovery and selection, the trust check, user identity, the
 //!   session and its reconnecting event loop.
 //! - [`plan`]: splitting items across subscriptions and calls within operation limits.
+//! - [`republish`]: gaps in a subscription's sequence numbers, asked for again.
 //! - [`value`]: OPC UA values and status codes to Backplane values and quality.
 //! - [`kind`]: [`OpcUaKind`] (registered as `opcua`) and its hooks: the address-space walk
 //!   for `backplane browse opc.tcp://...` and the dairy simulator.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod kind;
 pub mod pki;
 pub mod plan;
+pub mod republish;
 pub mod session;
 pub mod simulator;
 pub mod source;

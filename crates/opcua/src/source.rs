@@ -23,10 +23,11 @@ use backplane_connector::{ComponentError, RawReading, Source, SourceContext, Sou
 use backplane_model::{BadReason, Quality, Timestamp};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use opcua::client::{MonitoredItem, OnSubscriptionNotification, SessionConnectMode};
+use opcua::client::{MonitoredItemMap, OnSubscriptionNotificationCore, SessionConnectMode};
 use opcua::types::{
     DataChangeFilter, DataChangeTrigger, DataValue, DeadbandType, ExtensionObject,
-    MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId, ReadValueId, StatusCode,
+    MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId, NotificationMessage,
+    ReadValueId, StatusCode,
     TimestampsToReturn,
 };
 use prometheus_client::metrics::counter::Counter;
@@ -37,6 +38,7 @@ use tokio::time::Instant;
 use crate::address::{Address, Namespace, node_id_text};
 use crate::config::{Acquisition, Deadband, Group, OpcUaSettings};
 use crate::plan::{self, Limits, Plan, SubscriptionPlan};
+use crate::republish::{MAX_REPUBLISH, Sequence, data_changes};
 use crate::session::{self, ConnectOptions, Connection, SessionEvent};
 use crate::value::{ValueError, reading_parts};
 use crate::write::{self, TypeCache, WriteFailure};
@@ -137,6 +139,8 @@ struct Inbox {
     notify: Notify,
     cap: usize,
     coalesced: std::sync::atomic::AtomicU64,
+    /// Per subscription, sequence numbers missing (lost in transit), to republish.
+    gaps: Mutex<Vec<(u32, std::ops::Range<u32>)>>,
 }
 
 impl Inbox {
@@ -178,15 +182,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-struct Callback(Arc<Inbox>);
+/// One subscription's notifications into the inbox, noting gaps in its sequence numbers
+/// (messages lost with a broken connection) for the source to ask for again.
+struct Callback {
+    inbox: Arc<Inbox>,
+    /// The server's id for the subscription, set once it is created.
+    subscription: Arc<std::sync::atomic::AtomicU32>,
+    sequence: Sequence,
+}
 
-impl OnSubscriptionNotification for Callback {
-    fn on_data_value(&mut self, value: DataValue, item: &MonitoredItem) {
-        // Client handles are tag index + 1 (0 would let the library pick one).
-        if let Some(tag) = item.client_handle().checked_sub(1) {
-            self.0.push(tag, value);
-            self.0.notify.notify_one();
+impl OnSubscriptionNotificationCore for Callback {
+    fn on_subscription_notification(&mut self, message: NotificationMessage, _items: MonitoredItemMap<'_>) {
+        let has_data = message.notification_data.as_ref().is_some_and(|d| !d.is_empty());
+        let missing = self.sequence.observe(message.sequence_number, has_data);
+        if !missing.is_empty() {
+            let subscription = self.subscription.load(std::sync::atomic::Ordering::Relaxed);
+            lock(&self.inbox.gaps).push((subscription, missing));
         }
+        // Client handles are tag index + 1 (0 would let the library pick one).
+        for (handle, value) in data_changes(message) {
+            if let Some(tag) = handle.checked_sub(1) {
+                self.inbox.push(tag, value);
+            }
+        }
+        self.inbox.notify.notify_one();
     }
 }
 
@@ -210,6 +229,8 @@ async fn run(source: OpcUaSource, io: SourceIo) -> Result<(), ComponentError> {
         notifications: io.status.counter("notifications"),
         coalesced: io.status.counter("notifications_coalesced"),
         reconnects: io.status.counter("reconnects"),
+        republished: io.status.counter("notifications_republished"),
+        lost: io.status.counter("notifications_lost"),
         source,
         conn: connection,
         inbox,
@@ -258,6 +279,9 @@ struct Runner {
     notifications: Counter,
     coalesced: Counter,
     reconnects: Counter,
+    /// Notification messages lost in transit and recovered (Republish), or not.
+    republished: Counter,
+    lost: Counter,
 }
 
 fn per_item_quality(status: StatusCode) -> Quality {
@@ -342,13 +366,13 @@ impl Runner {
                     self.on_event(io, event).await?
                 }
                 () = inbox.notify.notified() => {
+                    // What was lost in transit is older than what arrived since: first.
+                    let mut readings = self.republish().await;
                     let items = std::mem::take(&mut *lock(&inbox.items));
                     self.notifications.inc_by(items.len() as u64);
                     self.coalesced.inc_by(inbox.coalesced.swap(0, std::sync::atomic::Ordering::Relaxed));
-                    items
-                        .iter()
-                        .filter_map(|(tag, dv)| self.reading(*tag, dv))
-                        .collect()
+                    readings.extend(items.iter().filter_map(|(tag, dv)| self.reading(*tag, dv)));
+                    readings
                 }
                 () = sleep_until_opt(next_poll.map(|(_, d)| d)) => {
                     let Some((index, at)) = next_poll else { continue };
@@ -470,6 +494,53 @@ impl Runner {
             Err(WriteFailure::Lost(m)) => Err(format!("{m} (connection lost; the write may not have happened)")),
             Err(WriteFailure::Refused(m)) => Err(m),
         }
+    }
+
+    /// Asks the server again for the notification messages lost in transit (gaps in the
+    /// sequence numbers); what it no longer has is counted as lost, and logged.
+    async fn republish(&mut self) -> Vec<RawReading> {
+        let gaps = std::mem::take(&mut *lock(&self.inbox.gaps));
+        let mut readings = Vec::new();
+        for (index, (subscription, missing)) in gaps.iter().enumerate() {
+            let count = missing.end.saturating_sub(missing.start);
+            if count > MAX_REPUBLISH {
+                self.lost.inc_by(u64::from(count));
+                tracing::warn!(
+                    source = %self.source.name,
+                    "{count} notification messages of subscription {subscription} are missing, too many to ask for again: value changes in between are lost"
+                );
+                continue;
+            }
+            let mut unavailable = 0u32;
+            for number in missing.clone() {
+                match self.conn.session.republish(*subscription, number).await {
+                    Ok(message) => {
+                        self.republished.inc();
+                        for (handle, dv) in data_changes(message) {
+                            if let Some(r) = handle.checked_sub(1).and_then(|t| self.reading(t, &dv)) {
+                                readings.push(r);
+                            }
+                        }
+                    }
+                    Err(e) if is_connection_error(e.status()) => {
+                        // Try again once reconnected: the server keeps them until acknowledged.
+                        let mut rest = vec![(*subscription, number..missing.end)];
+                        rest.extend(gaps.iter().skip(index + 1).cloned());
+                        lock(&self.inbox.gaps).extend(rest);
+                        return readings;
+                    }
+                    Err(_) => unavailable += 1,
+                }
+            }
+            if unavailable > 0 {
+                self.lost.inc_by(u64::from(unavailable));
+                tracing::warn!(
+                    source = %self.source.name,
+                    "{unavailable} notification messages of subscription {subscription} lost in transit are no longer on the server: value changes in between are lost"
+                );
+            }
+        }
+        readings
     }
 
     /// Logs a tag's problem when it changes (and its recovery).
@@ -649,6 +720,7 @@ impl Runner {
         // without publish requests, long enough to transfer it after a short outage.
         let keep_alive = (10_000.0 / period_ms).ceil().clamp(1.0, 1000.0) as u32;
         let lifetime = ((120_000.0 / period_ms).ceil() as u32).max(keep_alive * 3);
+        let subscription = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let created = self
             .conn
             .session
@@ -659,11 +731,18 @@ impl Runner {
                 0,
                 0,
                 true,
-                Callback(self.inbox.clone()),
+                Callback {
+                    inbox: self.inbox.clone(),
+                    subscription: subscription.clone(),
+                    sequence: Sequence::default(),
+                },
             )
             .await;
         let id = match created {
-            Ok(id) => id,
+            Ok(id) => {
+                subscription.store(id, std::sync::atomic::Ordering::Relaxed);
+                id
+            }
             Err(e) => {
                 let problem = format!("the server refused a subscription: {e}");
                 let quality = Quality::Bad(BadReason::CommFailure);
@@ -880,6 +959,10 @@ impl Runner {
                 failed.len()
             );
         } else {
+            // async-opcua's new publish loop sends no Publish until something triggers it
+            // (only a transfer or a new subscription does): without this, a kept session's
+            // subscriptions would never report again.
+            self.conn.session.trigger_publish_now();
             tracing::info!(source = %name, "reconnected; the session and its subscriptions were kept");
         }
         let subscribed: Vec<u32> = self
