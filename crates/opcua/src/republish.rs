@@ -27,7 +27,11 @@ impl Sequence {
     /// the next number; a keep-alive carries the next number not yet used, without using it.
     /// A number that goes back (the server restarted the count) starts afresh.
     pub fn observe(&mut self, number: u32, has_data: bool) -> Range<u32> {
-        let through = if has_data { number } else { number.saturating_sub(1) };
+        let through = if has_data {
+            number
+        } else {
+            number.saturating_sub(1)
+        };
         let missing = match self.last {
             Some(last) if number > last.saturating_add(1) => last + 1..number,
             _ => number..number,

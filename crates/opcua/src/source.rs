@@ -8,6 +8,9 @@
 //!   it; only when it does not (a server restart) is one new session created.
 //! - While disconnected every tag is `bad (comm_failure)`, and health shows the source
 //!   degraded with the reason.
+//! - After a reconnect that kept the session, publishing is triggered at once (async-opcua
+//!   would not resume it); the changes the server queued arrive with it, and notification
+//!   messages lost in the broken connection are asked for again ([`crate::republish`]).
 //! - After a reconnect with a new session, the source transfers its subscriptions to it
 //!   (`TransferSubscriptions` with initial values); those the server no longer has are
 //!   created again, within the limits read anew. Then every subscribed tag is read once,
@@ -27,8 +30,7 @@ use opcua::client::{MonitoredItemMap, OnSubscriptionNotificationCore, SessionCon
 use opcua::types::{
     DataChangeFilter, DataChangeTrigger, DataValue, DeadbandType, ExtensionObject,
     MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId, NotificationMessage,
-    ReadValueId, StatusCode,
-    TimestampsToReturn,
+    ReadValueId, StatusCode, TimestampsToReturn,
 };
 use prometheus_client::metrics::counter::Counter;
 use rand::Rng;
@@ -139,9 +141,14 @@ struct Inbox {
     notify: Notify,
     cap: usize,
     coalesced: std::sync::atomic::AtomicU64,
-    /// Per subscription, sequence numbers missing (lost in transit), to republish.
+    /// Per subscription, sequence numbers missing (lost in transit), to republish; at
+    /// most [`MAX_GAPS`] entries, the numbers of further gaps are only counted.
     gaps: Mutex<Vec<(u32, std::ops::Range<u32>)>>,
+    untracked: std::sync::atomic::AtomicU64,
 }
+
+/// Gaps waiting to be republished; far more than a few outages produce.
+const MAX_GAPS: usize = 64;
 
 impl Inbox {
     fn new(tags: usize) -> Inbox {
@@ -197,7 +204,16 @@ impl OnSubscriptionNotificationCore for Callback {
         let missing = self.sequence.observe(message.sequence_number, has_data);
         if !missing.is_empty() {
             let subscription = self.subscription.load(std::sync::atomic::Ordering::Relaxed);
-            lock(&self.inbox.gaps).push((subscription, missing));
+            let mut gaps = lock(&self.inbox.gaps);
+            if gaps.len() < MAX_GAPS {
+                gaps.push((subscription, missing));
+            } else {
+                // A server skipping numbers all the time: stop chasing them.
+                let count = u64::from(missing.end.saturating_sub(missing.start));
+                self.inbox
+                    .untracked
+                    .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         // Client handles are tag index + 1 (0 would let the library pick one).
         for (handle, value) in data_changes(message) {
@@ -442,7 +458,12 @@ impl Runner {
     /// Carries out one write from the gate and answers it with the value read back; the
     /// read-back is also a reading, so the written value shows at once.
     async fn on_write(&mut self, request: WriteRequest) -> Vec<RawReading> {
-        let WriteRequest { address, value, reply, .. } = request;
+        let WriteRequest {
+            address,
+            value,
+            reply,
+            ..
+        } = request;
         let result = self.write(address, &value).await;
         let (answer, readings) = match result {
             Ok(reading) => {
@@ -461,7 +482,11 @@ impl Runner {
         readings
     }
 
-    async fn write(&mut self, address: u32, value: &backplane_model::Value) -> Result<Option<RawReading>, String> {
+    async fn write(
+        &mut self,
+        address: u32,
+        value: &backplane_model::Value,
+    ) -> Result<Option<RawReading>, String> {
         let name = &self.source.name;
         let Some(tag) = self.source.tags.get(address as usize) else {
             return Err(format!("address #{address} is not read by opcua source `{name}`"));
@@ -479,7 +504,10 @@ impl Runner {
             ));
         }
         if !self.connected {
-            return Err(format!("opcua source `{name}` is not connected to {}", self.source.settings.url));
+            return Err(format!(
+                "opcua source `{name}` is not connected to {}",
+                self.source.settings.url
+            ));
         }
         let Some(node) = tag.node.clone() else {
             return Err(format!("`{}` does not name a node on this server", tag.text));
@@ -491,7 +519,9 @@ impl Runner {
                 Ok(self.reading(address, &dv))
             }
             // The event loop reports the loss and reconnects; this write is not retried.
-            Err(WriteFailure::Lost(m)) => Err(format!("{m} (connection lost; the write may not have happened)")),
+            Err(WriteFailure::Lost(m)) => {
+                Err(format!("{m} (connection lost; the write may not have happened)"))
+            }
             Err(WriteFailure::Refused(m)) => Err(m),
         }
     }
@@ -500,6 +530,14 @@ impl Runner {
     /// sequence numbers); what it no longer has is counted as lost, and logged.
     async fn republish(&mut self) -> Vec<RawReading> {
         let gaps = std::mem::take(&mut *lock(&self.inbox.gaps));
+        let untracked = self.inbox.untracked.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if untracked > 0 {
+            self.lost.inc_by(untracked);
+            tracing::warn!(
+                source = %self.source.name,
+                "{untracked} notification messages are missing beyond the {MAX_GAPS} gaps the source asks for again: value changes in between are lost"
+            );
+        }
         let mut readings = Vec::new();
         for (index, (subscription, missing)) in gaps.iter().enumerate() {
             let count = missing.end.saturating_sub(missing.start);

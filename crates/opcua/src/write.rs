@@ -150,7 +150,10 @@ pub fn encode(value: &Value, scalar: Scalar) -> Result<Variant, String> {
             Value::UInt(u) => Ok(i128::from(*u)),
             Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 2f64.powi(64) => Ok(*f as i128),
             Value::Float(f) if f.is_finite() && f.fract() == 0.0 => Err(out_of_range()),
-            Value::Float(_) => Err(format!("{value} is not a whole number, and the node is {}", scalar.name())),
+            Value::Float(_) => Err(format!(
+                "{value} is not a whole number, and the node is {}",
+                scalar.name()
+            )),
             _ => Err(mismatch()),
         }
     };
@@ -228,7 +231,9 @@ pub fn status_message(status: StatusCode, node: &NodeId) -> String {
         StatusCode::BadTypeMismatch => format!(
             "the server refused the value's type for {node} ({status}); its DataType may have changed"
         ),
-        StatusCode::BadOutOfRange => format!("the server refused the value for {node} as out of range ({status})"),
+        StatusCode::BadOutOfRange => {
+            format!("the server refused the value for {node} as out of range ({status})")
+        }
         StatusCode::BadNodeIdUnknown => format!("the server has no node {node} ({status})"),
         StatusCode::BadAttributeIdInvalid => format!("{node} is not a variable ({status})"),
         other => format!("the server refused the write to {node} ({other})"),
@@ -280,9 +285,8 @@ pub async fn write(
             s
         }
     };
-    let variant = encode(value, scalar).map_err(|m| {
-        WriteFailure::Refused(format!("cannot write to {}: {m}", node_id_text(node)))
-    })?;
+    let variant = encode(value, scalar)
+        .map_err(|m| WriteFailure::Refused(format!("cannot write to {}: {m}", node_id_text(node))))?;
     let request = WriteValue {
         node_id: node.clone(),
         attribute_id: AttributeId::Value as u32,
@@ -348,10 +352,16 @@ mod tests {
     #[test]
     fn values_become_the_variant_of_the_nodes_data_type() {
         assert_eq!(encode(&Value::UInt(425), Scalar::Int16), Ok(Variant::Int16(425)));
-        assert_eq!(encode(&Value::Float(42.0), Scalar::UInt16), Ok(Variant::UInt16(42)));
+        assert_eq!(
+            encode(&Value::Float(42.0), Scalar::UInt16),
+            Ok(Variant::UInt16(42))
+        );
         assert_eq!(encode(&Value::Int(-2), Scalar::Double), Ok(Variant::Double(-2.0)));
         assert_eq!(encode(&Value::Float(1.5), Scalar::Float), Ok(Variant::Float(1.5)));
-        assert_eq!(encode(&Value::Bool(true), Scalar::Boolean), Ok(Variant::Boolean(true)));
+        assert_eq!(
+            encode(&Value::Bool(true), Scalar::Boolean),
+            Ok(Variant::Boolean(true))
+        );
         assert_eq!(
             encode(&Value::UInt(u64::MAX), Scalar::UInt64),
             Ok(Variant::UInt64(u64::MAX))
@@ -381,8 +391,14 @@ mod tests {
     fn data_types_resolve_to_built_in_types_or_the_current_values_type() {
         let ns0 = |id: DataTypeId| NodeId::new(0, id as u32);
         assert_eq!(Scalar::resolve(&ns0(DataTypeId::Int16), None), Ok(Scalar::Int16));
-        assert_eq!(Scalar::resolve(&ns0(DataTypeId::Duration), None), Ok(Scalar::Double));
-        assert_eq!(Scalar::resolve(&ns0(DataTypeId::UtcTime), None), Ok(Scalar::DateTime));
+        assert_eq!(
+            Scalar::resolve(&ns0(DataTypeId::Duration), None),
+            Ok(Scalar::Double)
+        );
+        assert_eq!(
+            Scalar::resolve(&ns0(DataTypeId::UtcTime), None),
+            Ok(Scalar::DateTime)
+        );
         // An abstract Number, or a server's enumeration: what the node holds now.
         assert_eq!(
             Scalar::resolve(&ns0(DataTypeId::Number), Some(&Variant::Float(1.0))),
@@ -393,7 +409,13 @@ mod tests {
             Ok(Scalar::Int32)
         );
         assert!(Scalar::resolve(&NodeId::new(2, 3001), None).is_err());
-        assert!(Scalar::resolve(&ns0(DataTypeId::BaseDataType), Some(&Variant::from(vec![1i32, 2]))).is_err());
+        assert!(
+            Scalar::resolve(
+                &ns0(DataTypeId::BaseDataType),
+                Some(&Variant::from(vec![1i32, 2]))
+            )
+            .is_err()
+        );
     }
 
     #[test]

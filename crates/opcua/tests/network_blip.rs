@@ -47,7 +47,10 @@ impl Proxy {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     return;
                 };
-                let refused = refusing.lock().unwrap().is_some_and(|until| Instant::now() < until);
+                let refused = refusing
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|until| Instant::now() < until);
                 if refused {
                     drop(inbound);
                     continue;
@@ -187,7 +190,9 @@ async fn a_network_blip_keeps_the_subscription_and_loses_no_value_change() {
     let series = |event: &str| {
         metric(
             &metrics,
-            &format!("backplane_component_events_total{{component=\"source\",name=\"peer\",event=\"{event}\"}}"),
+            &format!(
+                "backplane_component_events_total{{component=\"source\",name=\"peer\",event=\"{event}\"}}"
+            ),
         )
     };
     eprintln!(

@@ -187,7 +187,11 @@ async fn an_allowed_write_reaches_the_node_in_its_own_type_and_reads_back() {
     let setpoint = format!("{PROBE}/setpoint");
     let report = rig.write(&setpoint, Value::Float(42.5)).await;
     assert_eq!(report.status, WriteStatus::Done, "{report:?}");
-    assert_eq!(report.raw.as_ref().and_then(Value::as_f64), Some(425.0), "{report:?}");
+    assert_eq!(
+        report.raw.as_ref().and_then(Value::as_f64),
+        Some(425.0),
+        "{report:?}"
+    );
     assert_eq!(report.read_back, Some(Value::Float(42.5)));
     assert_eq!(report.address.as_deref(), Some("ns=2;s=Write.Int16"));
     assert_eq!(rig.audited(&setpoint), Outcome::Done);
@@ -203,7 +207,9 @@ async fn an_allowed_write_reaches_the_node_in_its_own_type_and_reads_back() {
     assert_eq!(report.read_back, Some(Value::Float(-3.25)));
     // The other source, reading the same node, sees the value the first one wrote.
     eventually("the other session sees it", 30, || {
-        (support::latest(&rig.handle, &format!("{LOCKED_OUT}/level"))?.sample.value
+        (support::latest(&rig.handle, &format!("{LOCKED_OUT}/level"))?
+            .sample
+            .value
             == Some(Value::Float(-3.25)))
         .then_some(())
     })
