@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use backplane_model::{BadReason, Quality, Value};
 use backplane_testkit::engine::{latest, metric};
+use backplane_testkit::fixtures::LabProbe;
 use backplane_testkit::net::free_port;
 use common::{Peer, eventually, start_engine};
 use tokio::io::copy_bidirectional;
@@ -93,32 +94,12 @@ impl Drop for Proxy {
 }
 
 fn config(proxy: u16) -> String {
-    format!(
-        r#"
-[namespace]
-enterprise = "acme"
-site = "lab"
-
-[models.Probe.attributes]
-counter = {{ type = "uint" }}
-
-[[assets]]
-path = "area"
-level = "area"
-
-[[assets]]
-path = "area/line"
-level = "line"
-
-[[assets]]
-path = "area/line/probe"
-model = "Probe"
-source = "peer"
-bindings.counter = {{ address = "ns=2;s=Counter" }}
-
-[[sources]]
-name = "peer"
-kind = "opcua"
+    LabProbe {
+        attributes: r#"counter = { type = "uint" }"#,
+        bindings: r#"bindings.counter = { address = "ns=2;s=Counter" }"#,
+        source: "peer",
+        settings: &format!(
+            r#"kind = "opcua"
 url = "opc.tcp://127.0.0.1:{proxy}"
 security_policy = "None"
 period = "100ms"
@@ -131,7 +112,9 @@ name = "file"
 kind = "jsonl"
 path = "samples.jsonl"
 "#
-    )
+        ),
+    }
+    .toml()
 }
 
 /// The good counter values the jsonl sink wrote, in order.

@@ -14,6 +14,7 @@ use backplane_engine::{Engine, EngineHandle, Failure, MachineWrite, Services, Wr
 use backplane_model::Value;
 use backplane_security::{AuditTrail, AuthMethod, Identity, MemoryRecorder, Outcome, Role};
 use backplane_testkit::engine as support;
+use backplane_testkit::fixtures::LabProbe;
 use backplane_testkit::net::free_port;
 use common::{Peer, eventually, registry};
 
@@ -22,42 +23,34 @@ const LOCKED_OUT: &str = "acme/lab/area/line/spare";
 
 /// One probe on a source with `writes = true`, one (`spare`) on a source without.
 fn config(port: u16) -> String {
-    format!(
-        r#"
-[namespace]
-enterprise = "acme"
-site = "lab"
-
-[models.Probe.attributes]
-setpoint = {{ type = "float", unit = "bottle/min", range = [0, 1000] }}
-level = {{ type = "float" }}
-locked = {{ type = "float" }}
-count = {{ type = "int" }}
-label = {{ type = "string" }}
+    LabProbe {
+        attributes: r#"
+setpoint = { type = "float", unit = "bottle/min", range = [0, 1000] }
+level = { type = "float" }
+locked = { type = "float" }
+count = { type = "int" }
+label = { type = "string" }
 
 [models.Probe.writes.setpoint]
 [models.Probe.writes.level]
 [models.Probe.writes.locked]
 [models.Probe.writes.count]
 [models.Probe.writes.label]
-
-[[assets]]
-path = "area"
-level = "area"
-
-[[assets]]
-path = "area/line"
-level = "line"
-
-[[assets]]
-path = "area/line/probe"
-model = "Probe"
-source = "peer"
-bindings.setpoint = {{ address = "ns=2;s=Write.Int16", scale = {{ gain = 0.1 }} }}
-bindings.level = {{ address = "ns=2;s=Write.Double" }}
-bindings.locked = {{ address = "ns=2;s=Write.Locked" }}
-bindings.count = {{ address = "nsu=urn:backplane:test;s=Write.Int16" }}
-bindings.label = {{ address = "ns=2;s=Write.Int16" }}
+"#,
+        bindings: r#"
+bindings.setpoint = { address = "ns=2;s=Write.Int16", scale = { gain = 0.1 } }
+bindings.level = { address = "ns=2;s=Write.Double" }
+bindings.locked = { address = "ns=2;s=Write.Locked" }
+bindings.count = { address = "nsu=urn:backplane:test;s=Write.Int16" }
+bindings.label = { address = "ns=2;s=Write.Int16" }
+"#,
+        source: "peer",
+        settings: &format!(
+            r#"kind = "opcua"
+url = "opc.tcp://127.0.0.1:{port}"
+security_policy = "None"
+period = "100ms"
+writes = true
 
 [[assets]]
 path = "area/line/spare"
@@ -66,21 +59,15 @@ source = "readonly"
 bindings.level = {{ address = "ns=2;s=Write.Double" }}
 
 [[sources]]
-name = "peer"
-kind = "opcua"
-url = "opc.tcp://127.0.0.1:{port}"
-security_policy = "None"
-period = "100ms"
-writes = true
-
-[[sources]]
 name = "readonly"
 kind = "opcua"
 url = "opc.tcp://127.0.0.1:{port}"
 security_policy = "None"
 period = "100ms"
 "#
-    )
+        ),
+    }
+    .toml()
 }
 
 struct Rig {
