@@ -346,7 +346,7 @@ async fn read_type(session: &Session, node: &NodeId) -> Result<Scalar, WriteFail
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -370,6 +370,15 @@ mod tests {
             encode(&Value::String("idle".into()), Scalar::String),
             Ok(Variant::String("idle".into()))
         );
+    }
+
+    #[test]
+    fn timestamps_become_date_times_that_read_back_the_same() {
+        let t = backplane_model::Timestamp::parse_rfc3339("2026-01-02T03:04:05.678Z").unwrap();
+        let Ok(Variant::DateTime(d)) = encode(&Value::Timestamp(t), Scalar::DateTime) else {
+            panic!("a DateTime")
+        };
+        assert_eq!(crate::value::timestamp(&d), Some(t));
     }
 
     #[test]
