@@ -220,6 +220,8 @@ pub struct OpcUaSettings {
     pub default_group: Group,
     pub groups: BTreeMap<String, Group>,
     pub limits: LimitOverrides,
+    /// Whether the write gate may write through this source (off by default).
+    pub writes: bool,
 }
 
 impl OpcUaSettings {
@@ -494,6 +496,7 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<OpcUaSettings> {
     };
     let pki_dir = table.optional_str("pki_dir").map(PathBuf::from);
     let verify_server_certificate = table.optional_bool("verify_server_certificate").unwrap_or(true);
+    let writes = table.optional_bool("writes").unwrap_or(false);
     let mut duration = |table: &mut Table<'_>, key: &str, default: Duration, min: Duration, max: Duration| {
         let d = table.optional_duration(key).unwrap_or(default);
         if d < min || d > max {
@@ -592,6 +595,7 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<OpcUaSettings> {
         default_group,
         groups,
         limits,
+        writes,
     })
 }
 
@@ -634,6 +638,7 @@ mod tests {
         assert_eq!(s.default_group.acquisition, Acquisition::Subscribe);
         assert_eq!(s.default_group.period, Duration::from_secs(1));
         assert_eq!((s.default_group.queue_size, s.default_group.deadband), (1, None));
+        assert!(!s.writes, "nothing is written unless the source says so");
         assert!(s.verify_server_certificate);
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use backplane_config::SecretError;
 use futures::StreamExt;
 use opcua::client::{Client, ClientBuilder, IdentityToken, Session, SessionConnectMode, SessionPollResult};
-use opcua::core::comms::url::{hostname_from_url, url_with_replaced_hostname};
+use opcua::core::comms::url::hostname_from_url;
 use opcua::crypto::{PrivateKey, X509, X509Error};
 use opcua::types::{
     DataValue, EndpointDescription, MessageSecurityMode, NamespaceMap, NodeId, ReadValueId, StatusCode,
@@ -419,14 +419,13 @@ impl ConnectOptions {
                 source,
             })?;
         let mut endpoint = select_endpoint(&endpoints, &self.security, &self.identity)?;
-        // Servers often advertise a host name the gateway cannot resolve: keep ours.
+        // Servers often advertise a host name (or, behind NAT, a port forward or a proxy, a
+        // port) the gateway cannot reach: keep ours.
         let hostname = hostname_from_url(&self.url).map_err(|e| SessionError::Hostname {
             url: self.url.clone(),
             message: e.to_string(),
         })?;
-        if let Ok(url) = url_with_replaced_hostname(endpoint.endpoint_url.as_ref(), &hostname) {
-            endpoint.endpoint_url = url.into();
-        }
+        endpoint.endpoint_url = reach_through(&self.url, endpoint.endpoint_url.as_ref()).into();
         let policy = Policy::from_uri(endpoint.security_policy_uri.as_ref()).unwrap_or(Policy::None);
         if policy != Policy::None {
             let store = client.certificate_store().read();
@@ -546,11 +545,42 @@ pub fn is_secure(mode: MessageSecurityMode) -> bool {
     )
 }
 
+/// The advertised endpoint URL reached through the configured one: its path, our host and
+/// port (`opc.tcp://plc:4840` and `opc.tcp://PLC-7:4840/ua` give `opc.tcp://plc:4840/ua`).
+fn reach_through(configured: &str, advertised: &str) -> String {
+    let authority = |url: &str| {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        match rest.split_once('/') {
+            Some((authority, path)) => (authority.to_owned(), format!("/{path}")),
+            None => (rest.to_owned(), String::new()),
+        }
+    };
+    let (ours, _) = authority(configured);
+    let (_, path) = authority(advertised);
+    format!("opc.tcp://{ours}{path}")
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use opcua::types::{UAString, UserTokenPolicy};
+
+    #[test]
+    fn advertised_endpoints_are_reached_through_the_configured_host_and_port() {
+        assert_eq!(
+            reach_through("opc.tcp://plc:4840", "opc.tcp://PLC-7:4840/ua"),
+            "opc.tcp://plc:4840/ua"
+        );
+        assert_eq!(
+            reach_through("opc.tcp://10.0.0.5:14840/x", "opc.tcp://127.0.0.1:4840/"),
+            "opc.tcp://10.0.0.5:14840/"
+        );
+        assert_eq!(
+            reach_through("opc.tcp://[::1]:4840", "opc.tcp://srv:4840"),
+            "opc.tcp://[::1]:4840"
+        );
+    }
 
     fn endpoint(
         policy: Policy,

@@ -8,6 +8,9 @@
 //!   it; only when it does not (a server restart) is one new session created.
 //! - While disconnected every tag is `bad (comm_failure)`, and health shows the source
 //!   degraded with the reason.
+//! - After a reconnect that kept the session, publishing is triggered at once (async-opcua
+//!   would not resume it); the changes the server queued arrive with it, and notification
+//!   messages lost in the broken connection are asked for again ([`crate::republish`]).
 //! - After a reconnect with a new session, the source transfers its subscriptions to it
 //!   (`TransferSubscriptions` with initial values); those the server no longer has are
 //!   created again, within the limits read anew. Then every subscribed tag is read once,
@@ -19,15 +22,15 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use backplane_connector::{ComponentError, RawReading, Source, SourceContext, SourceIo};
+use backplane_connector::{ComponentError, RawReading, Source, SourceContext, SourceIo, WriteRequest};
 use backplane_model::{BadReason, Quality, Timestamp};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use opcua::client::{MonitoredItem, OnSubscriptionNotification, SessionConnectMode};
+use opcua::client::{MonitoredItemMap, OnSubscriptionNotificationCore, SessionConnectMode};
 use opcua::types::{
     DataChangeFilter, DataChangeTrigger, DataValue, DeadbandType, ExtensionObject,
-    MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId, ReadValueId, StatusCode,
-    TimestampsToReturn,
+    MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId, NotificationMessage,
+    ReadValueId, StatusCode, TimestampsToReturn,
 };
 use prometheus_client::metrics::counter::Counter;
 use rand::Rng;
@@ -37,8 +40,10 @@ use tokio::time::Instant;
 use crate::address::{Address, Namespace, node_id_text};
 use crate::config::{Acquisition, Deadband, Group, OpcUaSettings};
 use crate::plan::{self, Limits, Plan, SubscriptionPlan};
+use crate::republish::{MAX_REPUBLISH, Sequence, data_changes};
 use crate::session::{self, ConnectOptions, Connection, SessionEvent};
 use crate::value::{ValueError, reading_parts};
+use crate::write::{self, TypeCache, WriteFailure};
 
 /// Builds an `opcua` source (see [`OpcUaKind`](crate::OpcUaKind)).
 pub(crate) fn build(ctx: &SourceContext<'_, OpcUaSettings>) -> Result<Box<dyn Source>, ComponentError> {
@@ -136,7 +141,14 @@ struct Inbox {
     notify: Notify,
     cap: usize,
     coalesced: std::sync::atomic::AtomicU64,
+    /// Per subscription, sequence numbers missing (lost in transit), to republish; at
+    /// most [`MAX_GAPS`] entries, the numbers of further gaps are only counted.
+    gaps: Mutex<Vec<(u32, std::ops::Range<u32>)>>,
+    untracked: std::sync::atomic::AtomicU64,
 }
+
+/// Gaps waiting to be republished; far more than a few outages produce.
+const MAX_GAPS: usize = 64;
 
 impl Inbox {
     fn new(tags: usize) -> Inbox {
@@ -177,15 +189,39 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-struct Callback(Arc<Inbox>);
+/// One subscription's notifications into the inbox, noting gaps in its sequence numbers
+/// (messages lost with a broken connection) for the source to ask for again.
+struct Callback {
+    inbox: Arc<Inbox>,
+    /// The server's id for the subscription, set once it is created.
+    subscription: Arc<std::sync::atomic::AtomicU32>,
+    sequence: Sequence,
+}
 
-impl OnSubscriptionNotification for Callback {
-    fn on_data_value(&mut self, value: DataValue, item: &MonitoredItem) {
-        // Client handles are tag index + 1 (0 would let the library pick one).
-        if let Some(tag) = item.client_handle().checked_sub(1) {
-            self.0.push(tag, value);
-            self.0.notify.notify_one();
+impl OnSubscriptionNotificationCore for Callback {
+    fn on_subscription_notification(&mut self, message: NotificationMessage, _items: MonitoredItemMap<'_>) {
+        let has_data = message.notification_data.as_ref().is_some_and(|d| !d.is_empty());
+        let missing = self.sequence.observe(message.sequence_number, has_data);
+        if !missing.is_empty() {
+            let subscription = self.subscription.load(std::sync::atomic::Ordering::Relaxed);
+            let mut gaps = lock(&self.inbox.gaps);
+            if gaps.len() < MAX_GAPS {
+                gaps.push((subscription, missing));
+            } else {
+                // A server skipping numbers all the time: stop chasing them.
+                let count = u64::from(missing.end.saturating_sub(missing.start));
+                self.inbox
+                    .untracked
+                    .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+            }
         }
+        // Client handles are tag index + 1 (0 would let the library pick one).
+        for (handle, value) in data_changes(message) {
+            if let Some(tag) = handle.checked_sub(1) {
+                self.inbox.push(tag, value);
+            }
+        }
+        self.inbox.notify.notify_one();
     }
 }
 
@@ -209,6 +245,8 @@ async fn run(source: OpcUaSource, io: SourceIo) -> Result<(), ComponentError> {
         notifications: io.status.counter("notifications"),
         coalesced: io.status.counter("notifications_coalesced"),
         reconnects: io.status.counter("reconnects"),
+        republished: io.status.counter("notifications_republished"),
+        lost: io.status.counter("notifications_lost"),
         source,
         conn: connection,
         inbox,
@@ -219,6 +257,7 @@ async fn run(source: OpcUaSource, io: SourceIo) -> Result<(), ComponentError> {
         established: false,
         due: Vec::new(),
         types: TypeState::NotLoaded,
+        write_types: TypeCache::default(),
     };
     let result = runner.run(&io).await;
     if let Err(e) = &result {
@@ -251,9 +290,14 @@ struct Runner {
     /// When each entry of `plan.polls` is due.
     due: Vec<Instant>,
     types: TypeState,
+    /// The type each written node takes, read once per session.
+    write_types: TypeCache,
     notifications: Counter,
     coalesced: Counter,
     reconnects: Counter,
+    /// Notification messages lost in transit and recovered (Republish), or not.
+    republished: Counter,
+    lost: Counter,
 }
 
 fn per_item_quality(status: StatusCode) -> Quality {
@@ -292,7 +336,7 @@ fn per_item_message(status: StatusCode, node: &NodeId) -> String {
 
 /// Whether a failed service call means the connection is gone (the event loop reports
 /// that and reconnects) rather than a refusal of this request.
-fn is_connection_error(status: StatusCode) -> bool {
+pub(crate) fn is_connection_error(status: StatusCode) -> bool {
     matches!(
         status,
         StatusCode::BadConnectionClosed
@@ -338,25 +382,19 @@ impl Runner {
                     self.on_event(io, event).await?
                 }
                 () = inbox.notify.notified() => {
+                    // What was lost in transit is older than what arrived since: first.
+                    let mut readings = self.republish().await;
                     let items = std::mem::take(&mut *lock(&inbox.items));
                     self.notifications.inc_by(items.len() as u64);
                     self.coalesced.inc_by(inbox.coalesced.swap(0, std::sync::atomic::Ordering::Relaxed));
-                    items
-                        .iter()
-                        .filter_map(|(tag, dv)| self.reading(*tag, dv))
-                        .collect()
+                    readings.extend(items.iter().filter_map(|(tag, dv)| self.reading(*tag, dv)));
+                    readings
                 }
                 () = sleep_until_opt(next_poll.map(|(_, d)| d)) => {
                     let Some((index, at)) = next_poll else { continue };
                     self.poll(index, at).await
                 }
-                Some(write) = io.next_write() => {
-                    let _ = write.reply.send(Err(ComponentError::config(format!(
-                        "opcua source `{}` does not write to the server (read-only)",
-                        self.source.name
-                    ))));
-                    continue;
-                }
+                Some(write) = io.next_write() => self.on_write(write).await,
             };
             if self.types == TypeState::Wanted && self.connected {
                 readings.extend(self.load_types().await);
@@ -415,6 +453,132 @@ impl Runner {
                 status.map(|s| format!(": {s}")).unwrap_or_default()
             ))),
         }
+    }
+
+    /// Carries out one write from the gate and answers it with the value read back; the
+    /// read-back is also a reading, so the written value shows at once.
+    async fn on_write(&mut self, request: WriteRequest) -> Vec<RawReading> {
+        let WriteRequest {
+            address,
+            value,
+            reply,
+            ..
+        } = request;
+        let result = self.write(address, &value).await;
+        let (answer, readings) = match result {
+            Ok(reading) => {
+                let read_back = reading
+                    .as_ref()
+                    .filter(|r| !r.quality.is_bad())
+                    .and_then(|r| r.value.clone());
+                (Ok(read_back), reading.into_iter().collect())
+            }
+            Err(message) => {
+                tracing::warn!(source = %self.source.name, "{message}");
+                (Err(ComponentError::protocol(message)), Vec::new())
+            }
+        };
+        let _ = reply.send(answer);
+        readings
+    }
+
+    async fn write(
+        &mut self,
+        address: u32,
+        value: &backplane_model::Value,
+    ) -> Result<Option<RawReading>, String> {
+        let name = &self.source.name;
+        let Some(tag) = self.source.tags.get(address as usize) else {
+            return Err(format!("address #{address} is not read by opcua source `{name}`"));
+        };
+        if !self.source.settings.writes {
+            return Err(format!(
+                "writes are disabled on opcua source `{name}`: set `writes = true` in its [[sources]] table"
+            ));
+        }
+        if tag.address.field.is_some() {
+            return Err(format!(
+                "`{}` is a field of a structure; writing one field would overwrite the others: bind the \
+                 whole node, or a variable of its own",
+                tag.text
+            ));
+        }
+        if !self.connected {
+            return Err(format!(
+                "opcua source `{name}` is not connected to {}",
+                self.source.settings.url
+            ));
+        }
+        let Some(node) = tag.node.clone() else {
+            return Err(format!("`{}` does not name a node on this server", tag.text));
+        };
+        let session = self.conn.session.clone();
+        match write::write(&session, &mut self.write_types, address, &node, value).await {
+            Ok(dv) => {
+                tracing::info!(source = %name, address = %tag.text, %value, "wrote to the server");
+                Ok(self.reading(address, &dv))
+            }
+            // The event loop reports the loss and reconnects; this write is not retried.
+            Err(WriteFailure::Lost(m)) => {
+                Err(format!("{m} (connection lost; the write may not have happened)"))
+            }
+            Err(WriteFailure::Refused(m)) => Err(m),
+        }
+    }
+
+    /// Asks the server again for the notification messages lost in transit (gaps in the
+    /// sequence numbers); what it no longer has is counted as lost, and logged.
+    async fn republish(&mut self) -> Vec<RawReading> {
+        let gaps = std::mem::take(&mut *lock(&self.inbox.gaps));
+        let untracked = self.inbox.untracked.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if untracked > 0 {
+            self.lost.inc_by(untracked);
+            tracing::warn!(
+                source = %self.source.name,
+                "{untracked} notification messages are missing beyond the {MAX_GAPS} gaps the source asks for again: value changes in between are lost"
+            );
+        }
+        let mut readings = Vec::new();
+        for (index, (subscription, missing)) in gaps.iter().enumerate() {
+            let count = missing.end.saturating_sub(missing.start);
+            if count > MAX_REPUBLISH {
+                self.lost.inc_by(u64::from(count));
+                tracing::warn!(
+                    source = %self.source.name,
+                    "{count} notification messages of subscription {subscription} are missing, too many to ask for again: value changes in between are lost"
+                );
+                continue;
+            }
+            let mut unavailable = 0u32;
+            for number in missing.clone() {
+                match self.conn.session.republish(*subscription, number).await {
+                    Ok(message) => {
+                        self.republished.inc();
+                        for (handle, dv) in data_changes(message) {
+                            if let Some(r) = handle.checked_sub(1).and_then(|t| self.reading(t, &dv)) {
+                                readings.push(r);
+                            }
+                        }
+                    }
+                    Err(e) if is_connection_error(e.status()) => {
+                        // Try again once reconnected: the server keeps them until acknowledged.
+                        let mut rest = vec![(*subscription, number..missing.end)];
+                        rest.extend(gaps.iter().skip(index + 1).cloned());
+                        lock(&self.inbox.gaps).extend(rest);
+                        return readings;
+                    }
+                    Err(_) => unavailable += 1,
+                }
+            }
+            if unavailable > 0 {
+                self.lost.inc_by(u64::from(unavailable));
+                tracing::warn!(
+                    source = %self.source.name,
+                    "{unavailable} notification messages of subscription {subscription} lost in transit are no longer on the server: value changes in between are lost"
+                );
+            }
+        }
+        readings
     }
 
     /// Logs a tag's problem when it changes (and its recovery).
@@ -594,6 +758,7 @@ impl Runner {
         // without publish requests, long enough to transfer it after a short outage.
         let keep_alive = (10_000.0 / period_ms).ceil().clamp(1.0, 1000.0) as u32;
         let lifetime = ((120_000.0 / period_ms).ceil() as u32).max(keep_alive * 3);
+        let subscription = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let created = self
             .conn
             .session
@@ -604,11 +769,18 @@ impl Runner {
                 0,
                 0,
                 true,
-                Callback(self.inbox.clone()),
+                Callback {
+                    inbox: self.inbox.clone(),
+                    subscription: subscription.clone(),
+                    sequence: Sequence::default(),
+                },
             )
             .await;
         let id = match created {
-            Ok(id) => id,
+            Ok(id) => {
+                subscription.store(id, std::sync::atomic::Ordering::Relaxed);
+                id
+            }
             Err(e) => {
                 let problem = format!("the server refused a subscription: {e}");
                 let quality = Quality::Bad(BadReason::CommFailure);
@@ -776,6 +948,8 @@ impl Runner {
         let name = self.source.name.clone();
         let mut readings = Vec::new();
         if let SessionConnectMode::NewSession(_) = mode {
+            // Possibly another server behind the same URL: read the types again.
+            self.write_types.clear();
             let (unresolved, renumbered) = self.resolve().await;
             readings.extend(unresolved);
             let server = session::read_limits(&self.conn.session).await;
@@ -823,6 +997,10 @@ impl Runner {
                 failed.len()
             );
         } else {
+            // async-opcua's new publish loop sends no Publish until something triggers it
+            // (only a transfer or a new subscription does): without this, a kept session's
+            // subscriptions would never report again.
+            self.conn.session.trigger_publish_now();
             tracing::info!(source = %name, "reconnected; the session and its subscriptions were kept");
         }
         let subscribed: Vec<u32> = self

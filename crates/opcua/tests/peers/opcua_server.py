@@ -9,6 +9,8 @@ Address space (namespace "urn:backplane:test"):
   Types.<BuiltInType>   one variable per built-in type, fixed values
   Arrays.<Type>         arrays
   Counter               UInt32, +1 every 100 ms (source timestamps set)
+  Write.Double, Write.Int16   writable (AccessLevel and UserAccessLevel CurrentWrite), 0
+  Write.Locked          Double 1.0, read-only: writes are refused (BadUserAccessDenied)
   Status.Uncertain      Double with UncertainLastUsableValue
   Status.Bad            Double with BadSensorFailure
   Struct.Motor          a server-defined structure MotorData {Current: Double, Running: Boolean}
@@ -164,6 +166,9 @@ async def main():
     await var("Status.Uncertain", 7.5, V.Double, ua.StatusCodes.UncertainLastUsableValue)
     await var("Status.Bad", 0.0, V.Double, ua.StatusCodes.BadSensorFailure)
     counter = await var("Counter", 0, V.UInt32)
+    for name, vtype in (("Write.Double", V.Double), ("Write.Int16", V.Int16)):
+        await (await var(name, 0, vtype)).set_writable()
+    await var("Write.Locked", 1.0, V.Double)
 
     motor_type, _ = await new_struct(
         server,
