@@ -18,6 +18,7 @@ mod serve;
 mod simulate;
 mod users;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,7 +35,8 @@ struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
-    /// Log filter, e.g. `info` or `backplane_engine=debug,info`.
+    /// Log filter: a level for Backplane's own lines (third-party libraries stay at `warn`
+    /// unless named), or directives, e.g. `debug` or `info,backplane_engine=debug,opcua_client=info`.
     #[arg(long, global = true, env = "BACKPLANE_LOG", default_value = "info")]
     log: String,
     #[command(subcommand)]
@@ -285,13 +287,54 @@ fn check(path: &Path, registry: &Registry) -> ExitCode {
 }
 
 fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(log_directives(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_directives("info")));
+    // Colour codes only for a person at a terminal, not in journald or a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The log filter for `--log`: a bare level (`info`, `debug`) is Backplane's own level;
+/// third-party libraries (the OPC UA stack, HTTP, MQTT internals) log at `warn` or less
+/// unless a directive names them (`--log debug,opcua_client=debug`), so the gateway's own
+/// lines are what a person reads first.
+fn log_directives(filter: &str) -> String {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| match LEVELS.iter().position(|l| l.eq_ignore_ascii_case(d)) {
+            Some(level) => {
+                let others = LEVELS.get(level.min(2)).copied().unwrap_or("warn");
+                format!("{others},backplane={d}")
+            }
+            None => d.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_directives;
+
+    #[test]
+    fn a_bare_level_is_backplanes_and_third_parties_stay_at_warn_unless_named() {
+        assert_eq!(log_directives("info"), "warn,backplane=info");
+        assert_eq!(log_directives("DEBUG"), "warn,backplane=DEBUG");
+        // Quieter than warn applies to everyone.
+        assert_eq!(log_directives("error"), "error,backplane=error");
+        assert_eq!(
+            log_directives("debug, opcua_client=debug"),
+            "warn,backplane=debug,opcua_client=debug"
+        );
+        assert_eq!(log_directives("backplane_engine=trace"), "backplane_engine=trace");
     }
 }

@@ -32,6 +32,7 @@ pub mod health;
 pub mod lineage;
 pub mod metrics;
 pub mod pipeline;
+pub mod repeats;
 pub mod report;
 pub mod runtime;
 pub mod supervisor;

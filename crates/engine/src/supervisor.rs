@@ -24,6 +24,7 @@ pub use backplane_connector::BackoffPolicy;
 use backplane_connector::ComponentError;
 
 use crate::health::{ComponentState, Health};
+use crate::repeats::{Repeats, Say};
 
 /// Runs this long without failing and the backoff starts over.
 pub const STABLE_AFTER: Duration = Duration::from_secs(60);
@@ -47,13 +48,24 @@ pub(crate) struct Supervised {
 
 type Start =
     Box<dyn FnMut() -> Result<BoxFuture<'static, Result<(), ComponentError>>, ComponentError> + Send>;
+/// A duration as a person reads it in a log line: `42 s`, `17 min`, `3.5 h`.
+fn minutes(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        _ => format!("{:.1} h", secs as f64 / 3600.0),
+    }
+}
+
 type OnFailure = Box<dyn FnMut() -> BoxFuture<'static, ()> + Send>;
 
 pub(crate) async fn supervise(s: Supervised, mut start: Start, mut on_failure: OnFailure) {
     // Seeded per supervisor so jitter differs between components and gateways.
     let mut rng = rand::rngs::StdRng::from_rng(&mut rand::rng());
     let mut attempt = 0u32;
-    while !s.cancel.is_cancelled() {
+    let mut repeats = Repeats::default();
+    'supervise: while !s.cancel.is_cancelled() {
         s.health.set_state(s.slot, ComponentState::Starting);
         let started = Instant::now();
         let error = match start() {
@@ -62,14 +74,22 @@ pub(crate) async fn supervise(s: Supervised, mut start: Start, mut on_failure: O
                 s.health.set_state(s.slot, ComponentState::Running);
                 s.up.set(1);
                 let mut task = tokio::spawn(future);
-                let outcome = tokio::select! {
-                    joined = &mut task => joined,
-                    () = s.cancel.cancelled() => {
-                        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
-                            tracing::warn!(component = s.component, name = %s.name, "did not stop in time; aborted");
-                            task.abort();
+                let stable_at = tokio::time::Instant::from_std(started + STABLE_AFTER);
+                let outcome = loop {
+                    tokio::select! {
+                        joined = &mut task => break joined,
+                        () = s.cancel.cancelled() => {
+                            if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+                                tracing::warn!(component = s.component, name = %s.name, "did not stop in time; aborted");
+                                task.abort();
+                            }
+                            break 'supervise;
                         }
-                        break;
+                        () = tokio::time::sleep_until(stable_at), if repeats.failing() => {
+                            if let Some(ended) = repeats.recovered(Instant::now()) {
+                                tracing::info!(component = s.component, name = %s.name, failures = ended.count, "running again after {} failures over {}", ended.count, minutes(ended.over));
+                            }
+                        }
                     }
                 };
                 match outcome {
@@ -102,7 +122,18 @@ pub(crate) async fn supervise(s: Supervised, mut start: Start, mut on_failure: O
         let delay = s.policy.delay(attempt, &mut rng);
         attempt = attempt.saturating_add(1);
         let retry_at = Timestamp::now().add_nanos(i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX));
-        tracing::warn!(component = s.component, name = %s.name, error = %message, kind, retry_in_ms = delay.as_millis() as u64, "failed; restarting after backoff");
+        // One line per recurring failure: the first in full, then a count now and then.
+        match repeats.failed(&message, Instant::now()) {
+            Say::Failure => {
+                tracing::warn!(component = s.component, name = %s.name, error = %message, kind, retry_in_ms = delay.as_millis() as u64, "failed; restarting after backoff (the same failure again is counted, not logged each time)")
+            }
+            Say::StillFailing { count, for_ } => {
+                tracing::warn!(component = s.component, name = %s.name, error = %message, kind, failures = count, "still failing: {count} times over {}; restarting after backoff", minutes(for_))
+            }
+            Say::Nothing => {
+                tracing::debug!(component = s.component, name = %s.name, error = %message, kind, retry_in_ms = delay.as_millis() as u64, "failed again; restarting after backoff")
+            }
+        }
         s.health.record_failure(s.slot, message, kind, Some(retry_at));
         on_failure().await;
         tokio::select! {
