@@ -326,3 +326,47 @@ async fn pdu_sizes_are_negotiated_and_each_cycle_sends_the_planned_requests() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browse_shows_candidate_decodings_and_where_a_db_ends() {
+    let mut peer = Peer::start();
+    assert_eq!(peer.command("set DB2 0 41bc0000"), "OK"); // 23.5 as REAL
+    let settings = settings(&peer.url(), "pdu_size = 240\n");
+    let emit = vec!["DB2.DBD0:real".to_owned()];
+    let report = backplane_s7::browse::browse((*settings).clone(), backplane_s7::Area::Db(2), 0, 299, emit)
+        .await
+        .unwrap();
+    // DB2 holds 64 bytes: the rest is refused, isolated by halving chunks of 222 bytes.
+    assert_eq!(report.bytes.len(), 64);
+    assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
+    assert_eq!((report.refused[0].0, report.refused[0].1), (64, 299));
+    assert!(
+        report.refused[0].2.contains("address out of range"),
+        "{}",
+        report.refused[0].2
+    );
+    let signals = report.signals();
+    assert_eq!(signals.len(), 32);
+    assert_eq!(signals[0].decodings[0].label, "real");
+    assert_eq!(signals[0].decodings[0].value, "23.5");
+    assert!(
+        report
+            .toml()
+            .unwrap()
+            .contains(r#"bindings.db2_dbd0_real = { address = "DB2.DBD0:real" }   # now 23.5"#)
+    );
+    // DB1's STRING[20] "Tank A" at byte 52 is recognised as one.
+    let report =
+        backplane_s7::browse::browse((*settings).clone(), backplane_s7::Area::Db(1), 48, 79, Vec::new())
+            .await
+            .unwrap();
+    let text = report
+        .signals()
+        .into_iter()
+        .find(|s| s.address == "DB1.DBW52")
+        .unwrap();
+    assert_eq!(
+        (text.decodings[0].label.as_str(), text.decodings[0].value.as_str()),
+        ("string[20]", "\"Tank A\"")
+    );
+}
