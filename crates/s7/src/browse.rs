@@ -5,7 +5,8 @@
 //! from the DB's declaration in TIA Portal; browse helps check them against live values.
 //!
 //! The range is read in chunks as large as the PDU allows; a chunk the CPU refuses is
-//! halved until the refused bytes are isolated (a DB's end costs a few extra reads).
+//! halved until the refused bytes are isolated; the first byte out of range is the area's
+//! end, so a DB's end costs a few extra reads (a binary search), not one per byte.
 
 use std::fmt::{self, Write as _};
 use std::io;
@@ -98,6 +99,7 @@ pub async fn browse(
         };
         report.requests += 1;
         let reference = conn.take_ref();
+        let mut past_end = false;
         let why = match conn
             .call(reference, frame::read_request(reference, &[spec]))
             .await
@@ -110,7 +112,10 @@ pub async fn browse(
                             .extend(d.iter().enumerate().map(|(i, b)| (start + i as u32, *b)));
                         continue;
                     }
-                    Some(ItemAnswer::Refused(code)) => Refusal::Item(*code).to_string(),
+                    Some(ItemAnswer::Refused(code)) => {
+                        past_end = *code == 0x05;
+                        Refusal::Item(*code).to_string()
+                    }
                     Some(ItemAnswer::WrongLength { got, want }) => {
                         format!("{got} bytes answered, {want} asked for")
                     }
@@ -126,12 +131,19 @@ pub async fn browse(
             let half = count / 2;
             work.push((start + half, count - half));
             work.push((start, half));
+            continue;
+        }
+        // Work runs lowest offset first, so the first byte out of range is the area's end:
+        // everything after it is out of range too.
+        let end = if past_end {
+            work.clear();
+            last
         } else {
-            let end = start + count - 1;
-            match report.refused.last_mut() {
-                Some((_, e, previous)) if *e + 1 == start && *previous == why => *e = end,
-                _ => report.refused.push((start, end, why)),
-            }
+            start + count - 1
+        };
+        match report.refused.last_mut() {
+            Some((_, e, previous)) if *e + 1 == start && *previous == why => *e = end,
+            _ => report.refused.push((start, end, why)),
         }
     }
     Ok(report)

@@ -236,8 +236,13 @@ impl fmt::Display for PollSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "s7 source `{}`: {} tags in {} read requests every {:?} at PDU size {}",
-            self.source, self.tags, self.requests, self.period, self.pdu
+            "s7 source `{}`: {} tags in {} read request{} every {:?} at PDU size {}",
+            self.source,
+            self.tags,
+            self.requests,
+            if self.requests == 1 { "" } else { "s" },
+            self.period,
+            self.pdu
         )?;
         if self.oversized > 0 {
             write!(f, "; {} tags larger than one read of this PDU", self.oversized)?;
