@@ -149,15 +149,6 @@ pub async fn browse(
     Ok(report)
 }
 
-fn fmt_real(x: f32) -> String {
-    if x == 0.0 || (x.is_finite() && (1e-4..1e7).contains(&x.abs())) {
-        let text = format!("{x}");
-        if text.len() > 12 { format!("{x:.6}") } else { text }
-    } else {
-        format!("{x:.3e}")
-    }
-}
-
 /// How likely a reading is the one meant: a text in S7 STRING form beats a REAL with few
 /// significant digits in a plausible range, which beats an INT, which beats the rest.
 fn plausible(d: &Decoding) -> u8 {
@@ -165,14 +156,7 @@ fn plausible(d: &Decoding) -> u8 {
         return 4;
     }
     if d.label == "real" {
-        let Ok(x) = d.value.parse::<f32>() else { return 0 };
-        let digits = d
-            .value
-            .trim_start_matches('-')
-            .replace('.', "")
-            .trim_matches('0')
-            .len();
-        return u8::from(x != 0.0 && (1e-2..1e6).contains(&x.abs()) && digits <= 4) * 3;
+        return u8::from(hooks::plausible_float(&d.value)) * 3;
     }
     match d.label.as_str() {
         "int" => 2,
@@ -269,7 +253,7 @@ impl BrowseReport {
                     "real",
                     "float",
                     Type::Real,
-                    fmt_real(f32::from_bits(bits)),
+                    hooks::float_text(f32::from_bits(bits)),
                 ));
                 all.push(candidate("dint", "int", Type::DInt, (bits as i32).to_string()));
                 all.push(candidate("dword", "uint", Type::DWord, bits.to_string()));
@@ -392,7 +376,7 @@ impl fmt::Display for BrowseReport {
                     f,
                     " | {:>11} {bits:>10} {:>12}",
                     bits as i32,
-                    fmt_real(f32::from_bits(bits))
+                    hooks::float_text(f32::from_bits(bits))
                 )?;
             }
             if let Some((max, text)) = self.string_at(offset) {
