@@ -182,6 +182,27 @@ async fn a_malformed_answer_in_a_sound_frame_costs_only_that_cycle() {
     server.abort();
 }
 
+#[tokio::test]
+async fn a_cpu_with_put_get_disabled_turns_the_tags_bad_as_a_configuration_error() {
+    // S7-1200/1500 without "Permit access with PUT/GET" refuse every job with 0x8104.
+    let (url, server) = fake(Arc::new(|r, _| frame::error_response(r, 0x8104))).await;
+    let (mut poller, mut conn) = connect(&url).await;
+    let readings = poll(&mut poller, &mut conn).await.unwrap();
+    assert_eq!(readings.len(), 2);
+    assert!(
+        readings
+            .iter()
+            .all(|r| r.quality == Quality::Bad(BadReason::ConfigError) && r.value.is_none()),
+        "{readings:?}"
+    );
+    assert!(
+        frame::Refusal::Header(0x8104)
+            .to_string()
+            .contains("Permit access with PUT/GET")
+    );
+    server.abort();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     /// Random answers, framed or not: never a panic, never a good value that was not sent,
