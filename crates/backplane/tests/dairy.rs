@@ -33,10 +33,15 @@ async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
     let (opcua, opcua_server) = backplane_opcua::spawn_dairy_simulator("127.0.0.1:0".parse().unwrap(), &pki)
         .await
         .unwrap();
+    // The reception silos' S7 PLC, as in the demo.
+    let (s7, silos) = backplane_s7::spawn_silo_simulator("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     // Faster periods; same devices, signals and bindings.
     let text = backplane::DAIRY
         .replace(backplane::DAIRY_FILLER_URL, &format!("tcp://{address}"))
         .replace(backplane::DAIRY_OPCUA_URL, &format!("opc.tcp://{opcua}"))
+        .replace(backplane::DAIRY_S7_URL, &format!("s7://{s7}"))
         .replace("period = \"500ms\"", "period = \"20ms\"")
         .replace("period = \"1s\"", "period = \"20ms\"");
     let engine = start(&text, dir.path());
@@ -92,7 +97,29 @@ async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
             assert_eq!(info.model.as_ref(), "Filler");
         }
     }
+    // The silos come from the S7 PLC: a level in %, a temperature in °C, the tanker's lot.
+    for (silo, lot) in [("silo-1", 2301), ("silo-2", 5101)] {
+        let value = |attribute: &str| {
+            let path = format!("acme-dairy/plant-a/reception/{silo}/{attribute}");
+            let handle = handle.clone();
+            async move {
+                eventually(&path, || {
+                    latest(&handle, &path).filter(|l| l.sample.quality.is_good())
+                })
+                .await
+                .sample
+                .value
+                .unwrap()
+            }
+        };
+        let level = value("level").await.as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&level), "{silo}: level {level} %");
+        let temperature = value("temperature").await.as_f64().unwrap();
+        assert!((2.0..=6.0).contains(&temperature), "{silo}: {temperature} degC");
+        assert_eq!(value("lot_number").await, Value::UInt(lot), "{silo}");
+    }
     engine.shutdown().await;
     simulator.abort();
+    silos.abort();
     opcua_server.stop();
 }

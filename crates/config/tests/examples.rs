@@ -7,11 +7,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use backplane_config::Plan;
 use backplane_model::{Context, DataType, Deadband, Level, ScalarType, Transform, Unit};
-use common::{JsonlSettings, SimulatorSettings, catalog};
+use common::{JsonlSettings, catalog};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -241,31 +240,17 @@ fn dairy_sources_and_sinks_carry_their_kind_settings() {
     assert_eq!(
         names,
         [
-            ("reception-plc", "simulator", true),
+            ("reception-plc", "s7", true),
             ("processing-plc", "opcua", true),
             ("line1-plc", "modbus", true),
             ("line2-controller", "opcua", true),
         ]
     );
-    let reception = plan.sources[0]
-        .settings
-        .downcast_ref::<SimulatorSettings>()
-        .unwrap();
-    assert_eq!(
-        (reception.seed, reception.period, reception.fail_after),
-        (11, Duration::from_secs(1), None)
-    );
-    assert_eq!(
-        reception.signals,
-        [
-            "silo1.level",
-            "silo1.temp",
-            "silo2.level",
-            "silo2.temp",
-            "silo1.lot",
-            "silo2.lot"
-        ]
-    );
+    let reception = plan.sources[0].settings.downcast_ref::<String>().unwrap();
+    assert_eq!(reception, "s7://127.0.0.1:1102");
+    let silo = plan.asset("acme-dairy/plant-a/reception/silo-2").unwrap();
+    let addresses: Vec<&str> = silo.bindings.iter().map(|b| &*b.address).collect();
+    assert_eq!(addresses, ["DB1.DBW10:int", "DB1.DBD12:real", "DB1.DBD16:udint"]);
     let sink = plan.sinks[0].settings.downcast_ref::<JsonlSettings>().unwrap();
     assert_eq!(
         (sink.path.as_str(), sink.max_bytes),

@@ -195,6 +195,30 @@ pub struct Decoding {
     pub binding: String,
 }
 
+/// A 32-bit float as register and DB scans show it: plain between 1e-4 and 1e7 (at most
+/// six decimals), else in scientific notation, so a misread pair of words stays short.
+pub fn float_text(x: f32) -> String {
+    if x == 0.0 || (x.is_finite() && (1e-4..1e7).contains(&x.abs())) {
+        let text = format!("{x}");
+        if text.len() > 12 { format!("{x:.6}") } else { text }
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+/// Whether a float shown by [`float_text`] looks like a value someone configured (e.g.
+/// 23.5): non-zero, between 0.01 and 1e6, at most four significant digits. Scans rank such
+/// readings first.
+pub fn plausible_float(text: &str) -> bool {
+    let Ok(x) = text.parse::<f32>() else { return false };
+    let digits = text
+        .trim_start_matches('-')
+        .replace('.', "")
+        .trim_matches('0')
+        .len();
+    x != 0.0 && (1e-2..1e6).contains(&x.abs()) && digits <= 4
+}
+
 /// Discovery for the URL schemes a kind connects to.
 #[derive(Clone, Copy, Debug)]
 pub struct Browser {
@@ -298,6 +322,18 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn floats_print_compactly_and_round_ones_count_as_plausible() {
+        assert_eq!(float_text(123.5), "123.5");
+        assert_eq!(float_text(0.0), "0");
+        assert_eq!(float_text(1e-30), "1.000e-30");
+        assert_eq!(float_text(f32::NAN), "NaN");
+        assert!(plausible_float("23.5"));
+        assert!(!plausible_float("0"));
+        assert!(!plausible_float("3.80188"));
+        assert!(!plausible_float("1.000e-30"));
+    }
 
     #[test]
     fn list_options_take_commas_and_repeats_and_durations_name_the_option() {

@@ -4,6 +4,7 @@
 //! address ids; it never sees assets or sinks. It is run by the supervisor, which builds a
 //! fresh instance after every failure.
 
+use std::io;
 use std::sync::Arc;
 
 use backplane_model::{ContextPatch, Event, Timestamp, Value};
@@ -26,6 +27,21 @@ pub struct WriteRequest {
     pub reply: oneshot::Sender<Result<Option<Value>, ComponentError>>,
     /// After this the caller has been told the write timed out; it must not happen then.
     pub deadline: tokio::time::Instant,
+}
+
+/// How a device write went, as a source's write path reports it: the value read back and
+/// its readings, or why not (with the I/O error when the connection is lost).
+pub type WriteOutcome = Result<(Option<Value>, Vec<RawReading>), (String, Option<io::Error>)>;
+
+/// What a source does after [`SourceIo::finish_write`].
+#[derive(Debug)]
+pub enum AfterWrite {
+    /// Go on.
+    Continue,
+    /// The engine takes no more readings: return `Ok`.
+    Stop,
+    /// The connection is gone: end with this error.
+    Lost(io::Error),
 }
 
 /// What a source is given to run.
@@ -103,6 +119,28 @@ impl SourceIo {
 
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// Tells a write's caller its outcome (a refusal as a protocol error) and emits the
+    /// readings read back.
+    pub async fn finish_write(
+        &self,
+        reply: oneshot::Sender<Result<Option<Value>, ComponentError>>,
+        outcome: WriteOutcome,
+    ) -> AfterWrite {
+        match outcome {
+            Ok((read_back, readings)) => {
+                let _ = reply.send(Ok(read_back));
+                if !readings.is_empty() && !self.emit(Timestamp::now(), readings).await {
+                    return AfterWrite::Stop;
+                }
+                AfterWrite::Continue
+            }
+            Err((message, lost)) => {
+                let _ = reply.send(Err(ComponentError::protocol(message)));
+                lost.map_or(AfterWrite::Continue, AfterWrite::Lost)
+            }
+        }
     }
 
     /// The next write request for this source. Stays pending while nobody writes, so a

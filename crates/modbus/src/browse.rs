@@ -180,27 +180,11 @@ pub async fn browse(options: BrowseOptions) -> Result<BrowseReport, BrowseError>
 /// 32-bit reading of two registers that are both zero or that is negative counts for nothing.
 fn plausible(d: &Decoding) -> u8 {
     if d.label.starts_with("f32") {
-        let Ok(x) = d.value.parse::<f32>() else { return 0 };
-        let digits = d
-            .value
-            .trim_start_matches('-')
-            .replace('.', "")
-            .trim_matches('0')
-            .len();
-        return u8::from(x != 0.0 && (1e-2..1e6).contains(&x.abs()) && digits <= 4) * 3;
+        return u8::from(hooks::plausible_float(&d.value)) * 3;
     }
     match d.label.as_str() {
         "u16" => 2,
         _ => 1,
-    }
-}
-
-fn fmt_f32(x: f32) -> String {
-    if x == 0.0 || (x.is_finite() && (1e-4..1e7).contains(&x.abs())) {
-        let text = format!("{x}");
-        if text.len() > 12 { format!("{x:.6}") } else { text }
-    } else {
-        format!("{x:.3e}")
     }
 }
 
@@ -288,7 +272,7 @@ impl BrowseReport {
                                     &format!("f32 {name}"),
                                     &format!(":f32:{name}"),
                                     "float",
-                                    fmt_f32(f32::from_bits(bits)),
+                                    hooks::float_text(f32::from_bits(bits)),
                                 ));
                             }
                         }
@@ -413,7 +397,7 @@ impl fmt::Display for BrowseReport {
                         f,
                         " |      {bits:>10} {:>11} {:>12}",
                         bits as i32,
-                        fmt_f32(f32::from_bits(bits))
+                        hooks::float_text(f32::from_bits(bits))
                     )?;
                 }
             }
@@ -604,14 +588,6 @@ mod tests {
                 .to_string()
                 .contains("--unit")
         );
-    }
-
-    #[test]
-    fn floats_print_compactly() {
-        assert_eq!(fmt_f32(123.5), "123.5");
-        assert_eq!(fmt_f32(0.0), "0");
-        assert_eq!(fmt_f32(1e-30), "1.000e-30");
-        assert_eq!(fmt_f32(f32::NAN), "NaN");
     }
 
     fn report(values: Vec<(u16, Cell)>) -> BrowseReport {

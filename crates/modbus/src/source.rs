@@ -25,7 +25,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteRequest};
+use backplane_connector::{AfterWrite, ComponentError, RawReading, Source, SourceIo, WriteOutcome};
 use backplane_model::{BadReason, DecodeType, Quality, Timestamp, Value, WordOrder};
 use futures::future::BoxFuture;
 use futures::future::FutureExt;
@@ -504,12 +504,7 @@ impl Poller {
 
     /// Carries out one write request and returns the value read back. `Err` with an
     /// `io::Error` inside means the connection is lost.
-    pub async fn write(
-        &mut self,
-        pool: &mut [Connection],
-        address: u32,
-        value: &Value,
-    ) -> Result<(Option<Value>, Vec<RawReading>), (String, Option<io::Error>)> {
+    pub async fn write(&mut self, pool: &mut [Connection], address: u32, value: &Value) -> WriteOutcome {
         let refuse = |m: String| Err((m, None));
         let Some(tag) = self.tags.get(address as usize).cloned() else {
             return refuse(format!(
@@ -846,20 +841,11 @@ impl ModbusSource {
                 biased;
                 () = io.cancelled() => return Ok(()),
                 Some(write) = io.next_write() => {
-                    let WriteRequest { address, value, reply, .. } = write;
-                    match poller.write(&mut pool, address, &value).await {
-                        Ok((read_back, readings)) => {
-                            let _ = reply.send(Ok(read_back));
-                            if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
-                                return Ok(());
-                            }
-                        }
-                        Err((message, lost)) => {
-                            let _ = reply.send(Err(ComponentError::protocol(message.clone())));
-                            if let Some(e) = lost {
-                                return Err(fail("writing to", e));
-                            }
-                        }
+                    let outcome = poller.write(&mut pool, write.address, &write.value).await;
+                    match io.finish_write(write.reply, outcome).await {
+                        AfterWrite::Continue => {}
+                        AfterWrite::Stop => return Ok(()),
+                        AfterWrite::Lost(e) => return Err(fail("writing to", e)),
                     }
                 }
                 () = sleep_until_opt(next.map(|(_, d)| d)) => {

@@ -1,9 +1,26 @@
-//! examples/dairy.toml for tests that run without the demo's devices: the Modbus and OPC UA
-//! sources are swapped for built-in simulators serving the same addresses with values as
+//! examples/dairy.toml for tests that run without the demo's devices: the Modbus, OPC UA and
+//! S7 sources are swapped for built-in simulators serving the same addresses with values as
 //! those sources would deliver them (typed by the address), and every period is shortened.
 
 /// Simulated stand-ins, by source name.
-const STAND_INS: [(&str, &str); 3] = [
+const STAND_INS: [(&str, &str); 4] = [
+    (
+        "reception-plc",
+        r#"sources]]
+name = "reception-plc"
+kind = "simulator"
+seed = 11
+period = "20ms"
+[sources.signals]
+"DB1.DBW0:int" = { signal = "random_walk", start = 18000, step = 40, min = 0, max = 27648, type = "int" }
+"DB1.DBD2:real" = { signal = "random_walk", start = 3.8, step = 0.02, min = 2.0, max = 6.0 }
+"DB1.DBW10:int" = { signal = "ramp", from = 2000, to = 26000, period = "10m", type = "int" }
+"DB1.DBD12:real" = { signal = "random_walk", start = 4.1, step = 0.02, min = 2.0, max = 6.0 }
+# A new tanker's milk every 300 readings, numbered by the reception office.
+"DB1.DBD6:udint" = { signal = "counter", start = 2301, increment = 1, every = 300, type = "uint" }
+"DB1.DBD16:udint" = { signal = "counter", start = 5101, increment = 1, every = 300, type = "uint" }
+"#,
+    ),
     (
         "line1-plc",
         r#"sources]]

@@ -123,6 +123,35 @@ impl KindSpec for Modbus {
     }
 }
 
+/// Stands in for the S7 connector in examples: reads its keys and accepts any address (the
+/// real kind checks them in crates/s7).
+#[derive(Debug)]
+pub struct S7;
+
+impl KindSpec for S7 {
+    fn describe(&self) -> &'static str {
+        "Siemens S7 CPU (test)"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+        let url = table.required_str("url")?.to_owned();
+        table.optional_u64("rack");
+        table.optional_u64("slot");
+        table.optional_duration("period");
+        Some(Arc::new(url))
+    }
+
+    /// Like the real kind: addresses typed as integers read whole numbers.
+    fn reads_integers(&self, _settings: &Settings, address: &str) -> bool {
+        address.rsplit_once(':').is_some_and(|(_, t)| {
+            matches!(
+                t,
+                "byte" | "word" | "dword" | "sint" | "usint" | "int" | "uint" | "dint" | "udint"
+            )
+        })
+    }
+}
+
 /// Stands in for the OPC UA connector in examples: accepts its keys and any address (the
 /// real kind checks them in crates/opcua).
 #[derive(Debug)]
@@ -181,6 +210,7 @@ pub fn catalog() -> Catalog {
     catalog.add_source("simulator", Arc::new(Simulator));
     catalog.add_source("modbus", Arc::new(Modbus));
     catalog.add_source("opcua", Arc::new(OpcUa));
+    catalog.add_source("s7", Arc::new(S7));
     catalog.add_sink("jsonl", Arc::new(Jsonl));
     catalog.add_sink("historian", Arc::new(Historian));
     catalog

@@ -1,6 +1,6 @@
-// Discover: browse a device from the gateway (a Modbus range scan, an OPC UA tree) through
-// POST /api/v1/discover, tick the signals to read, pick how each is decoded, and copy the
-// TOML (source, model attributes, asset bindings) to paste into the configuration.
+// Discover: browse a device from the gateway (a Modbus range scan, an OPC UA tree, an S7 DB
+// range) through POST /api/v1/discover, tick the signals to read, pick how each is decoded,
+// and copy the TOML (source, model attributes, asset bindings) to paste into the configuration.
 
 import { h, replace, notice, loadCss } from '../lib/dom.js';
 import { send } from '../lib/api.js';
@@ -19,6 +19,11 @@ const OPTIONS = {
     ['node', 'Start node', 'Objects folder (or ns=2;s=Line2, Filler2)', ''],
     ['depth', 'Depth', '3', '3'],
     ['security-policy', 'Security policy', 'strongest offered', ''],
+  ],
+  s7: [
+    ['range', 'Range', 'DB1:0-63 (bytes of DBn, M, I or Q)', 'DB1:0-63'],
+    ['rack', 'Rack', '0', '0'],
+    ['slot', 'Slot', '1', '1'],
   ],
   nats: [
     ['stream', 'Stream', 'UNS', ''],
