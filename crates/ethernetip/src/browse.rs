@@ -12,7 +12,7 @@ use backplane_connector::hooks::{BrowseReport, Decoding, OptionSpec, Options, Si
 
 use crate::address::TagPath;
 use crate::cip::{self, Symbol};
-use crate::client::Connection;
+use crate::client::{CallError, Connection};
 use crate::config::{self, EnipSettings, Endpoint, Messaging};
 use crate::source::Poller;
 use crate::types::CipType;
@@ -79,6 +79,12 @@ pub async fn browse(url: &str, options: &Options) -> Result<BrowseReport, String
     for s in symbols.iter().filter(|s| !s.is_system()) {
         let _ = writeln!(text, "  {:<40} {}", s.name, symbol_type(s));
     }
+    // Some controllers (cpppo) drop the session after refusing the tag list: read on a
+    // fresh one.
+    conn.close().await;
+    let mut conn = Connection::open(&settings)
+        .await
+        .map_err(|e| format!("cannot open a session with {endpoint}: {e}"))?;
     let found = read_all(&mut conn, &settings, &paths).await?;
     conn.close().await;
     let mut signals = Vec::new();
@@ -134,10 +140,13 @@ async fn list(conn: &mut Connection, max: usize) -> Result<(Vec<Symbol>, String)
     let mut symbols: Vec<Symbol> = Vec::new();
     let mut next = 0u32;
     loop {
-        let bytes = conn
-            .call_with_retries(&cip::symbol_list(next), 1)
-            .await
-            .map_err(|e| format!("reading the tag list: {e}"))?;
+        let bytes = match conn.call_with_retries(&cip::symbol_list(next), 1).await {
+            Ok(b) => b,
+            Err(e @ CallError::Refused(_)) if symbols.is_empty() => {
+                return Ok((symbols, format!("the controller lists no tags ({e}); name tags to read with --tag")));
+            }
+            Err(e) => return Err(format!("reading the tag list: {e}")),
+        };
         let reply = cip::decode_reply(&bytes).map_err(|e| format!("tag list reply: {e}"))?;
         if !reply.ok() && reply.status != cip::PARTIAL_TRANSFER {
             if symbols.is_empty() {

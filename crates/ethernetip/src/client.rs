@@ -34,19 +34,23 @@ pub enum CallError {
     /// The peer sent something that breaks the protocol; the stream cannot be trusted.
     #[error("{0}")]
     Protocol(String),
+    /// The peer answered this request with an encapsulation error (a whole, matching
+    /// frame, so the session is fine).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl CallError {
     /// Whether the connection must be dropped and opened again.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, CallError::Timeout(_))
+        !matches!(self, CallError::Timeout(_) | CallError::Refused(_))
     }
 
     pub fn into_io(self) -> io::Error {
         match self {
             CallError::Io(e) => e,
             CallError::Timeout(t) => io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {t:?}")),
-            CallError::Protocol(m) => io::Error::new(io::ErrorKind::InvalidData, m),
+            CallError::Protocol(m) | CallError::Refused(m) => io::Error::new(io::ErrorKind::InvalidData, m),
         }
     }
 }
@@ -266,7 +270,8 @@ impl Connection {
         }
     }
 
-    /// Checks a reply frame's session and status; `Ok(None)` for a frame to skip.
+    /// Checks a reply frame's session and command; `Ok(None)` for a frame to skip. An
+    /// error status is the caller's to judge (once it knows the reply is its own).
     fn accept<'f>(&mut self, frame: &'f Encap, command: u16) -> Result<Option<&'f [u8]>, CallError> {
         if frame.command == frame::NOP {
             return Ok(None);
@@ -275,13 +280,6 @@ impl Connection {
             return Err(CallError::Protocol(format!(
                 "reply for session 0x{:08X}, ours is 0x{:08X}",
                 frame.session, self.session
-            )));
-        }
-        if frame.status != 0 {
-            return Err(CallError::Protocol(format!(
-                "encapsulation error: {} (0x{:04X})",
-                frame::encap_status_name(frame.status),
-                frame.status
             )));
         }
         if frame.command != command {
@@ -345,6 +343,7 @@ impl Connection {
                 self.stale += 1;
                 continue;
             }
+            refused(&reply)?;
             let items = frame::decode_cpf(data).map_err(protocol)?;
             let (_, message) = frame::message_item(&items).map_err(protocol)?;
             return Ok(message.to_vec());
@@ -372,9 +371,12 @@ impl Connection {
             let Some(body) = self.accept(&reply, frame::SEND_UNIT_DATA)? else {
                 continue;
             };
+            // A connected error reply has no items to match it by: it answers this request.
+            refused(&reply)?;
             let items = frame::decode_cpf(body).map_err(protocol)?;
             let (connection, message) = frame::message_item(&items).map_err(protocol)?;
-            if connection.is_some_and(|c| c != t_o) {
+            // Replies carry the T->O id; some targets (cpppo) send the O->T id back.
+            if connection.is_some_and(|c| c != t_o && c != o_t) {
                 return Err(CallError::Protocol(format!(
                     "reply on connection 0x{:08X}, ours is 0x{t_o:08X}",
                     connection.unwrap_or_default()
@@ -412,6 +414,25 @@ impl Connection {
 
 fn open_name(large: bool) -> &'static str {
     if large { "Large Forward Open" } else { "Forward Open" }
+}
+
+/// An encapsulation error status in a reply to our request.
+fn refused(reply: &Encap) -> Result<(), CallError> {
+    if reply.status == 0 {
+        return Ok(());
+    }
+    let mut text = format!(
+        "encapsulation error: {} (0x{:04X})",
+        frame::encap_status_name(reply.status),
+        reply.status
+    );
+    // cpppo reports a CIP general status here.
+    if let Ok(cip_status) = u8::try_from(reply.status)
+        && frame::encap_status_name(reply.status) == "unknown encapsulation status"
+    {
+        text.push_str(&format!("; as a CIP status: {}", cip::status_name(cip_status)));
+    }
+    Err(CallError::Refused(text))
 }
 
 fn protocol(e: FrameError) -> CallError {

@@ -235,9 +235,16 @@ impl Poller {
                     return Err(e.into_io());
                 }
                 Err(e) => {
+                    let quality = match e {
+                        CallError::Refused(_) => {
+                            answered += 1;
+                            Quality::Bad(BadReason::DeviceFailure)
+                        }
+                        _ => Quality::Bad(BadReason::Timeout),
+                    };
                     let text = e.to_string();
                     for &m in members {
-                        self.bad(m, Quality::Bad(BadReason::Timeout), text.clone(), &mut readings);
+                        self.bad(m, quality, text.clone(), &mut readings);
                     }
                     continue;
                 }
@@ -281,7 +288,13 @@ impl Poller {
                                 self.settle(m, outcome_of(&self.tags, m, &bytes), &mut readings);
                             }
                             Err(e) if e.is_fatal() => return Err(e.into_io()),
-                            Err(e) => self.bad(m, Quality::Bad(BadReason::Timeout), e.to_string(), &mut readings),
+                            Err(e) => {
+                                let quality = match e {
+                                    CallError::Refused(_) => Quality::Bad(BadReason::DeviceFailure),
+                                    _ => Quality::Bad(BadReason::Timeout),
+                                };
+                                self.bad(m, quality, e.to_string(), &mut readings)
+                            }
                         }
                     }
                     continue;
