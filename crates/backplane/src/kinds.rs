@@ -13,6 +13,7 @@ pub fn registry() -> Registry {
     let mut registry = backplane_engine::builtins();
     registry.add_source("modbus", backplane_modbus::ModbusKind);
     registry.add_source("opcua", backplane_opcua::OpcUaKind);
+    registry.add_source("ethernetip", backplane_ethernetip::EnipKind);
     backplane_mqtt::register(&mut registry);
     backplane_nats::register(&mut registry);
     registry.add_sink("historian", backplane_historian::HistorianKind::new());
