@@ -24,9 +24,10 @@ const TAGS: usize = 10_000;
 
 fn settings(port: u16, messaging: &str) -> Arc<EnipSettings> {
     let text = format!("url = \"enip://127.0.0.1:{port}\"\ntimeout = \"2s\"\nmessaging = \"{messaging}\"\n");
-    let (settings, diagnostics) = backplane_config::reader::with_table(&text, Path::new("bench.toml"), |mut t| {
-        backplane_ethernetip::config::parse_settings(&mut t)
-    });
+    let (settings, diagnostics) =
+        backplane_config::reader::with_table(&text, Path::new("bench.toml"), |mut t| {
+            backplane_ethernetip::config::parse_settings(&mut t)
+        });
     assert!(diagnostics.is_empty(), "{diagnostics:?}");
     Arc::new(settings.flatten().unwrap())
 }
@@ -35,7 +36,10 @@ fn settings(port: u16, messaging: &str) -> Arc<EnipSettings> {
 fn start_simulator() -> u16 {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let (addr, handle) = spawn_palletizer("127.0.0.1:0".parse().unwrap()).await.unwrap();
             tx.send(addr.port()).unwrap();
@@ -61,7 +65,10 @@ struct Setup {
 }
 
 fn setup(port: u16, messaging: &str) -> Setup {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let addresses: Vec<Arc<str>> = (0..TAGS).map(|i| Arc::from(format!("Bench[{i}]"))).collect();
     let poller = Poller::new("bench", settings(port, messaging), &addresses).unwrap();
     let conn = rt.block_on(poller.connect()).unwrap();
@@ -102,8 +109,16 @@ fn poll(c: &mut Criterion) {
     let port = start_simulator();
     let mut connected = setup(port, "connected");
     let mut unconnected = setup(port, "unconnected");
-    report("connected (Large Forward Open)", &mut connected, Duration::from_secs(5));
-    report("unconnected (504 bytes)", &mut unconnected, Duration::from_secs(5));
+    report(
+        "connected (Large Forward Open)",
+        &mut connected,
+        Duration::from_secs(5),
+    );
+    report(
+        "unconnected (504 bytes)",
+        &mut unconnected,
+        Duration::from_secs(5),
+    );
 
     let mut group = c.benchmark_group("enip_poll_10k_tags");
     group.throughput(Throughput::Elements(TAGS as u64));

@@ -57,9 +57,7 @@ fn valid_name(name: &str, first: bool) -> bool {
         name
     };
     let mut chars = body.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && name.len() <= MAX_NAME + "Program:".len()
         && body.len() <= MAX_NAME
@@ -108,9 +106,10 @@ impl TagPath {
                     return Err(error(format!("`[` without `]` in `{text}`"), HINT));
                 };
                 for index in indexes.split(',') {
-                    let i = index.trim().parse::<u32>().map_err(|_| {
-                        error(format!("`{index}` in `{text}` is not an array index"), HINT)
-                    })?;
+                    let i = index
+                        .trim()
+                        .parse::<u32>()
+                        .map_err(|_| error(format!("`{index}` in `{text}` is not an array index"), HINT))?;
                     segments.push(Segment::Index(i));
                 }
                 rest = after;
@@ -245,7 +244,9 @@ mod tests {
         let p = TagPath::parse("Ab.Lane[3].C").unwrap();
         assert_eq!(
             p.epath(),
-            vec![0x91, 2, b'A', b'b', 0x91, 4, b'L', b'a', b'n', b'e', 0x28, 3, 0x91, 1, b'C', 0]
+            vec![
+                0x91, 2, b'A', b'b', 0x91, 4, b'L', b'a', b'n', b'e', 0x28, 3, 0x91, 1, b'C', 0
+            ]
         );
         assert_eq!(p.epath_len(), p.epath().len());
         let big = TagPath::parse("X[300]").unwrap();

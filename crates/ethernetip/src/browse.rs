@@ -13,14 +13,24 @@ use backplane_connector::hooks::{BrowseReport, Decoding, OptionSpec, Options, Si
 use crate::address::TagPath;
 use crate::cip::{self, Symbol};
 use crate::client::{CallError, Connection};
-use crate::config::{self, EnipSettings, Endpoint, Messaging};
+use crate::config::{self, Endpoint, EnipSettings, Messaging};
 use crate::source::Poller;
 use crate::types::CipType;
 
 /// Options of `backplane browse enip://HOST`.
 pub const OPTIONS: &[OptionSpec] = &[
-    OptionSpec::value("route", "PORT/LINK", "Route to the controller, e.g. 1/0 (backplane, slot 0); empty for none").default("1/0"),
-    OptionSpec::value("tag", "PATHS", "Tags to read (besides the tag list), e.g. Palletizer.State,Count[0]{10}").repeated(),
+    OptionSpec::value(
+        "route",
+        "PORT/LINK",
+        "Route to the controller, e.g. 1/0 (backplane, slot 0); empty for none",
+    )
+    .default("1/0"),
+    OptionSpec::value(
+        "tag",
+        "PATHS",
+        "Tags to read (besides the tag list), e.g. Palletizer.State,Count[0]{10}",
+    )
+    .repeated(),
     OptionSpec::value("timeout", "DURATION", "How long to wait for each answer").default("2s"),
     OptionSpec::value("max-tags", "N", "Stop listing after this many tags").default("5000"),
 ];
@@ -41,7 +51,11 @@ fn symbol_type(s: &Symbol) -> String {
         None => format!("type 0x{:03X}", s.type_word & 0x0FFF),
     };
     let dims: Vec<String> = s.dims.iter().take(s.dimensions()).map(u32::to_string).collect();
-    if dims.is_empty() { base } else { format!("{base}[{}]", dims.join(",")) }
+    if dims.is_empty() {
+        base
+    } else {
+        format!("{base}[{}]", dims.join(","))
+    }
 }
 
 /// Lists and reads; the report `backplane browse` prints.
@@ -73,7 +87,13 @@ pub async fn browse(url: &str, options: &Options) -> Result<BrowseReport, String
     let mut paths: Vec<String> = symbols
         .iter()
         .filter(|s| !s.is_system() && s.atomic().is_some())
-        .map(|s| if s.dimensions() > 0 { format!("{}[0]", s.name) } else { s.name.clone() })
+        .map(|s| {
+            if s.dimensions() > 0 {
+                format!("{}[0]", s.name)
+            } else {
+                s.name.clone()
+            }
+        })
         .collect();
     paths.extend(options.list("tag"));
     for s in symbols.iter().filter(|s| !s.is_system()) {
@@ -93,7 +113,9 @@ pub async fn browse(url: &str, options: &Options) -> Result<BrowseReport, String
     }
     for f in &found {
         let _ = writeln!(text, "  {:<40} {:<14} {}", f.path, f.ty, f.value);
-        let name = TagPath::parse(&f.path).map(|p| p.attribute_name()).unwrap_or_default();
+        let name = TagPath::parse(&f.path)
+            .map(|p| p.attribute_name())
+            .unwrap_or_default();
         if f.attribute_type.is_some() {
             signals.push(Signal {
                 address: f.path.clone(),
@@ -132,7 +154,11 @@ pub async fn browse(url: &str, options: &Options) -> Result<BrowseReport, String
             }
         }
     }
-    Ok(BrowseReport { text, source, signals })
+    Ok(BrowseReport {
+        text,
+        source,
+        signals,
+    })
 }
 
 /// The tag list, and a line saying how it went.
@@ -143,7 +169,10 @@ async fn list(conn: &mut Connection, max: usize) -> Result<(Vec<Symbol>, String)
         let bytes = match conn.call_with_retries(&cip::symbol_list(next), 1).await {
             Ok(b) => b,
             Err(e @ CallError::Refused(_)) if symbols.is_empty() => {
-                return Ok((symbols, format!("the controller lists no tags ({e}); name tags to read with --tag")));
+                return Ok((
+                    symbols,
+                    format!("the controller lists no tags ({e}); name tags to read with --tag"),
+                ));
             }
             Err(e) => return Err(format!("reading the tag list: {e}")),
         };
@@ -175,7 +204,11 @@ async fn list(conn: &mut Connection, max: usize) -> Result<(Vec<Symbol>, String)
     Ok((symbols, format!("{n} tags in the controller's tag list")))
 }
 
-async fn read_all(conn: &mut Connection, settings: &EnipSettings, paths: &[String]) -> Result<Vec<Found>, String> {
+async fn read_all(
+    conn: &mut Connection,
+    settings: &EnipSettings,
+    paths: &[String],
+) -> Result<Vec<Found>, String> {
     let mut valid = Vec::new();
     for p in paths {
         match TagPath::parse(p) {
@@ -187,10 +220,15 @@ async fn read_all(conn: &mut Connection, settings: &EnipSettings, paths: &[Strin
         return Ok(Vec::new());
     }
     let mut poller = Poller::new("browse", Arc::new(settings.clone()), &valid)?;
-    let readings = poller.poll(conn).await.map_err(|e| format!("reading tags: {e}"))?;
+    let readings = poller
+        .poll(conn)
+        .await
+        .map_err(|e| format!("reading tags: {e}"))?;
     let mut found = Vec::new();
     for r in readings {
-        let Some(path) = valid.get(r.address as usize) else { continue };
+        let Some(path) = valid.get(r.address as usize) else {
+            continue;
+        };
         let ty = poller.type_of(r.address as usize);
         found.push(Found {
             path: path.to_string(),

@@ -545,10 +545,16 @@ mod tests {
 
     #[test]
     fn multiple_service_packets_round_trip_and_bad_offsets_are_errors() {
-        let requests = vec![read_tag(&[0x91, 1, b'A', 0], 1), read_tag(&[0x91, 2, b'B', b'C'], 4)];
+        let requests = vec![
+            read_tag(&[0x91, 1, b'A', 0], 1),
+            read_tag(&[0x91, 2, b'B', b'C'], 4),
+        ];
         let packet = multiple(&requests);
         let req = decode_request(&packet).unwrap();
-        assert_eq!((req.service, req.path), (MULTIPLE_SERVICE, &MESSAGE_ROUTER_PATH[..]));
+        assert_eq!(
+            (req.service, req.path),
+            (MULTIPLE_SERVICE, &MESSAGE_ROUTER_PATH[..])
+        );
         let parts = split_multiple(req.data).unwrap();
         assert_eq!(parts, vec![&requests[0][..], &requests[1][..]]);
         assert!(split_multiple(&[2, 0, 6, 0, 99, 0]).is_err());
@@ -564,11 +570,20 @@ mod tests {
             reply.describe(),
             "general error (status 0xFF, extended 0x2105: element count beyond the end of the tag)"
         );
-        assert!(decode_reply(&[READ_TAG, 0, 0, 0]).is_err(), "a request is not a reply");
-        assert!(decode_reply(&[0xCC, 0, 0, 3, 0]).is_err(), "extended status cut short");
+        assert!(
+            decode_reply(&[READ_TAG, 0, 0, 0]).is_err(),
+            "a request is not a reply"
+        );
+        assert!(
+            decode_reply(&[0xCC, 0, 0, 3, 0]).is_err(),
+            "extended status cut short"
+        );
         let mut data = 0xC4u16.to_le_bytes().to_vec();
         data.extend_from_slice(&7i32.to_le_bytes());
-        assert_eq!(read_tag_data(&data).unwrap(), (CipType::Dint, &7i32.to_le_bytes()[..]));
+        assert_eq!(
+            read_tag_data(&data).unwrap(),
+            (CipType::Dint, &7i32.to_le_bytes()[..])
+        );
     }
 
     #[test]

@@ -49,7 +49,9 @@ impl CallError {
     pub fn into_io(self) -> io::Error {
         match self {
             CallError::Io(e) => e,
-            CallError::Timeout(t) => io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {t:?}")),
+            CallError::Timeout(t) => {
+                io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {t:?}"))
+            }
             CallError::Protocol(m) | CallError::Refused(m) => io::Error::new(io::ErrorKind::InvalidData, m),
         }
     }
@@ -125,7 +127,10 @@ impl Connection {
         if settings.messaging == Messaging::Unconnected {
             return Ok(conn);
         }
-        let rpi = settings.period.max(Duration::from_secs(2)).min(Duration::from_secs(3600));
+        let rpi = settings
+            .period
+            .max(Duration::from_secs(2))
+            .min(Duration::from_secs(3600));
         let mut reasons = Vec::new();
         let mut sizes = Vec::new();
         if settings.connection_size > 511 {
@@ -149,7 +154,8 @@ impl Connection {
                 }
                 Err(e) => return Err(e),
             };
-            let decoded = cip::decode_reply(&reply).map_err(|e| CallError::Protocol(format!("Forward Open reply: {e}")))?;
+            let decoded = cip::decode_reply(&reply)
+                .map_err(|e| CallError::Protocol(format!("Forward Open reply: {e}")))?;
             if !decoded.ok() {
                 reasons.push(format!("{} refused: {}", open_name(large), decoded.describe()));
                 continue;
@@ -222,7 +228,9 @@ impl Connection {
             )));
         }
         if reply.session == 0 {
-            return Err(CallError::Protocol("RegisterSession gave session handle 0".into()));
+            return Err(CallError::Protocol(
+                "RegisterSession gave session handle 0".into(),
+            ));
         }
         self.session = reply.session;
         Ok(())
@@ -330,7 +338,13 @@ impl Connection {
             session: self.session,
             status: 0,
             context,
-            data: frame::encode_cpf(secs, &[(frame::ITEM_NULL_ADDRESS, &[]), (frame::ITEM_UNCONNECTED_DATA, body)]),
+            data: frame::encode_cpf(
+                secs,
+                &[
+                    (frame::ITEM_NULL_ADDRESS, &[]),
+                    (frame::ITEM_UNCONNECTED_DATA, body),
+                ],
+            ),
         };
         let deadline = Instant::now() + self.timeout;
         self.send(&frame, deadline).await?;
@@ -362,7 +376,13 @@ impl Connection {
             session: self.session,
             status: 0,
             context: [0; 8],
-            data: frame::encode_cpf(0, &[(frame::ITEM_CONNECTED_ADDRESS, &address), (frame::ITEM_CONNECTED_DATA, &data)]),
+            data: frame::encode_cpf(
+                0,
+                &[
+                    (frame::ITEM_CONNECTED_ADDRESS, &address),
+                    (frame::ITEM_CONNECTED_DATA, &data),
+                ],
+            ),
         };
         let deadline = Instant::now() + self.timeout;
         self.send(&frame, deadline).await?;
@@ -413,7 +433,11 @@ impl Connection {
 }
 
 fn open_name(large: bool) -> &'static str {
-    if large { "Large Forward Open" } else { "Forward Open" }
+    if large {
+        "Large Forward Open"
+    } else {
+        "Forward Open"
+    }
 }
 
 /// An encapsulation error status in a reply to our request.

@@ -82,7 +82,11 @@ pub enum Messaging {
 /// Parses a route such as `1/0` (backplane, slot 0) or `1/0/2/192.168.1.5` into the
 /// port segments of a CIP path. Errors are the message.
 pub fn parse_route(route: &str) -> Result<Vec<u8>, String> {
-    let parts: Vec<&str> = route.split(['/', ',']).map(str::trim).filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = route
+        .split(['/', ','])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
     if !parts.len().is_multiple_of(2) {
         return Err(format!("route `{route}` is not port/link pairs (e.g. 1/0)"));
     }
@@ -245,14 +249,18 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> (Option<EnipSettings>, Vec<String>) {
-        let (result, diagnostics) = backplane_config::reader::with_table(text, Path::new("t.toml"), |mut t| {
-            let s = parse_settings(&mut t);
-            t.finish();
-            s
-        });
+        let (result, diagnostics) =
+            backplane_config::reader::with_table(text, Path::new("t.toml"), |mut t| {
+                let s = parse_settings(&mut t);
+                t.finish();
+                s
+            });
         (
             result.flatten(),
-            diagnostics.iter().map(|d| format!("{} {}", d.key, d.message)).collect(),
+            diagnostics
+                .iter()
+                .map(|d| format!("{} {}", d.key, d.message))
+                .collect(),
         )
     }
 
@@ -262,8 +270,14 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let s = s.unwrap();
         assert_eq!(s.endpoint.to_string(), "enip://10.0.0.7:44818");
-        assert_eq!((s.route.clone(), s.messaging, s.connection_size), (vec![1, 0], Messaging::Auto, 4002));
-        assert_eq!((s.period, s.timeout, s.retries, s.writes), (Duration::from_secs(1), Duration::from_secs(1), 1, false));
+        assert_eq!(
+            (s.route.clone(), s.messaging, s.connection_size),
+            (vec![1, 0], Messaging::Auto, 4002)
+        );
+        assert_eq!(
+            (s.period, s.timeout, s.retries, s.writes),
+            (Duration::from_secs(1), Duration::from_secs(1), 1, false)
+        );
     }
 
     #[test]
@@ -273,7 +287,14 @@ mod tests {
         );
         assert!(s.is_none());
         let all = errors.join("\n");
-        for needle in ["unknown scheme", "port/link pairs", "unknown messaging", "9000 is outside", "at least 10ms", "max_services = 0"] {
+        for needle in [
+            "unknown scheme",
+            "port/link pairs",
+            "unknown messaging",
+            "9000 is outside",
+            "at least 10ms",
+            "max_services = 0",
+        ] {
             assert!(all.contains(needle), "missing {needle:?} in\n{all}");
         }
     }

@@ -130,7 +130,10 @@ impl Encap {
     /// the header is complete.
     pub fn announced(buf: &[u8]) -> Option<usize> {
         let b = buf.get(2..4)?;
-        Some(usize::from(u16::from_le_bytes([b.first().copied()?, b.get(1).copied()?])))
+        Some(usize::from(u16::from_le_bytes([
+            b.first().copied()?,
+            b.get(1).copied()?,
+        ])))
     }
 
     /// Decodes one whole frame from the start of `buf`; `Ok(None)` if more bytes are
@@ -249,7 +252,10 @@ mod tests {
             session: 0x1234_5678,
             status: 0,
             context: *b"ctx12345",
-            data: encode_cpf(5, &[(ITEM_NULL_ADDRESS, &[]), (ITEM_UNCONNECTED_DATA, &[1, 2, 3])]),
+            data: encode_cpf(
+                5,
+                &[(ITEM_NULL_ADDRESS, &[]), (ITEM_UNCONNECTED_DATA, &[1, 2, 3])],
+            ),
         };
         let bytes = frame.encode();
         assert_eq!(Encap::decode(&bytes[..10]), Ok(None));

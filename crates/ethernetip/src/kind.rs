@@ -78,9 +78,12 @@ impl Kind for EnipKind {
             default_listen: SocketAddr::from(([127, 0, 0, 1], 44818)),
             start: |start: SimulatorStart| {
                 async move {
-                    let (address, task) = crate::simulator::spawn_palletizer(start.listen)
-                        .await
-                        .map_err(|e| format!("cannot start the EtherNet/IP palletizer on {}: {e}", start.listen))?;
+                    let (address, task) =
+                        crate::simulator::spawn_palletizer(start.listen)
+                            .await
+                            .map_err(|e| {
+                                format!("cannot start the EtherNet/IP palletizer on {}: {e}", start.listen)
+                            })?;
                     Ok(RunningSimulator::new(
                         address,
                         format!("enip://{address}"),

@@ -35,7 +35,7 @@ pub mod source;
 pub mod types;
 
 pub use address::TagPath;
-pub use config::{EnipSettings, Endpoint, Messaging};
+pub use config::{Endpoint, EnipSettings, Messaging};
 pub use kind::EnipKind;
 pub use simulator::{SimOptions, spawn_palletizer, spawn_with};
 pub use source::Poller;

@@ -151,7 +151,10 @@ mod tests {
 
     #[test]
     fn small_tags_share_a_packet_until_the_reply_would_outgrow_the_connection() {
-        let tag = Footprint { request: 10, reply: 10 };
+        let tag = Footprint {
+            request: 10,
+            reply: 10,
+        };
         let packets = plan_packets(&[tag; 10], limits(504));
         assert_eq!(packets.len(), 1);
         // 10 tags × (10 + 2) + 6 = 126 reply bytes; a 60-byte connection takes 4 per packet.
@@ -160,7 +163,10 @@ mod tests {
             packets.iter().map(|p| p.members.len()).collect::<Vec<_>>(),
             vec![4, 4, 2]
         );
-        let big = Footprint { request: 10, reply: 1000 };
+        let big = Footprint {
+            request: 10,
+            reply: 1000,
+        };
         let packets = plan_packets(&[tag, big, tag], limits(504));
         assert_eq!(packets.len(), 3, "an oversized tag gets a packet of its own");
         let one_at_a_time = Limits {

@@ -39,6 +39,9 @@ pub struct TagTable {
     pub listed: Vec<Listed>,
     /// The largest reply the table gives (the connection size in force).
     pub max_reply: usize,
+    /// Answer Multiple Service Packets with "service not supported" (as some non-Logix
+    /// devices do).
+    pub no_multiple_service: bool,
 }
 
 impl TagTable {
@@ -74,7 +77,12 @@ impl TagTable {
     pub fn handle(&mut self, message: &[u8]) -> Vec<u8> {
         match cip::decode_request(message) {
             Ok(request) => self.answer(&request, 0),
-            Err(_) => cip::encode_reply(message.first().copied().unwrap_or(0) & 0x7F, cip::NOT_ENOUGH_DATA, &[], &[]),
+            Err(_) => cip::encode_reply(
+                message.first().copied().unwrap_or(0) & 0x7F,
+                cip::NOT_ENOUGH_DATA,
+                &[],
+                &[],
+            ),
         }
     }
 
@@ -84,7 +92,8 @@ impl TagTable {
         match service {
             cip::READ_TAG => self.read(request),
             cip::WRITE_TAG => self.write(request),
-            cip::MULTIPLE_SERVICE if depth == 0 => {
+            // Inside an Unconnected Send (depth 1) too, never inside another packet.
+            cip::MULTIPLE_SERVICE if depth <= 1 && !self.no_multiple_service => {
                 if request.path != cip::MESSAGE_ROUTER_PATH {
                     return fail(cip::PATH_UNKNOWN, &[]);
                 }
@@ -94,7 +103,7 @@ impl TagTable {
                 let replies: Vec<Vec<u8>> = parts
                     .iter()
                     .map(|p| match cip::decode_request(p) {
-                        Ok(r) => self.answer(&r, depth + 1),
+                        Ok(r) => self.answer(&r, 2),
                         Err(_) => cip::encode_reply(0, cip::NOT_ENOUGH_DATA, &[], &[]),
                     })
                     .collect();
@@ -111,13 +120,20 @@ impl TagTable {
                 if body.len() + 4 > self.max_reply {
                     return fail(cip::REPLY_TOO_LARGE, &[]);
                 }
-                let status = if failed { cip::EMBEDDED_SERVICE_ERROR } else { cip::SUCCESS };
+                let status = if failed {
+                    cip::EMBEDDED_SERVICE_ERROR
+                } else {
+                    cip::SUCCESS
+                };
                 cip::encode_reply(service, status, &[], &body)
             }
             cip::UNCONNECTED_SEND if depth == 0 => {
                 // Priority, ticks, size, message, [pad], route size, reserved, route.
                 let mut r = Reader::new(request.data, "Unconnected Send");
-                let embedded = r.take(2).and_then(|_| r.u16()).and_then(|n| r.take(usize::from(n)));
+                let embedded = r
+                    .take(2)
+                    .and_then(|_| r.u16())
+                    .and_then(|n| r.take(usize::from(n)));
                 match embedded.map(cip::decode_request) {
                     Ok(Ok(inner)) => self.answer(&inner, depth + 1),
                     _ => fail(cip::NOT_ENOUGH_DATA, &[]),
@@ -209,7 +225,11 @@ impl TagTable {
         };
         let mut r = Reader::new(request.data, "Write Tag");
         let parsed = r.u16().and_then(|code| {
-            let handle = if code == types::STRUCT_CODE { Some(r.u16()?) } else { None };
+            let handle = if code == types::STRUCT_CODE {
+                Some(r.u16()?)
+            } else {
+                None
+            };
             Ok((code, handle, r.u16()?))
         });
         let Ok((code, handle, count)) = parsed else {
@@ -375,7 +395,11 @@ pub fn decode_forward_open_request(data: &[u8], large: bool) -> Result<OpenReque
     let originator_serial = r.u32()?;
     r.take(4)?;
     let _rpi = r.u32()?;
-    let size = if large { (r.u32()? & 0xFFFF) as u16 } else { r.u16()? & 0x01FF };
+    let size = if large {
+        (r.u32()? & 0xFFFF) as u16
+    } else {
+        r.u16()? & 0x01FF
+    };
     Ok(OpenRequest {
         t_o,
         serial,
@@ -480,8 +504,14 @@ mod tests {
             Value::Array(vec![Value::Int(3), Value::Int(4)].into())
         );
         let r = read(&mut t, "p.lane[2].cases");
-        assert!(cip::decode_reply(&r).unwrap().ok(), "names match without regard to case");
-        assert_eq!(cip::decode_reply(&read(&mut t, "Nope")).unwrap().status, cip::PATH_UNKNOWN);
+        assert!(
+            cip::decode_reply(&r).unwrap().ok(),
+            "names match without regard to case"
+        );
+        assert_eq!(
+            cip::decode_reply(&read(&mut t, "Nope")).unwrap().status,
+            cip::PATH_UNKNOWN
+        );
         let r = read(&mut t, "Count[9]{2}");
         assert_eq!(cip::decode_reply(&r).unwrap().extended, vec![0x2105]);
     }

@@ -54,6 +54,8 @@ const PALLETIZER_TEMPLATE: u16 = 0x0F01;
 pub struct SimOptions {
     /// Answer Forward Open with "out of connections" (general status 0x01, 0x0113).
     pub refuse_forward_open: bool,
+    /// Answer Multiple Service Packets with "service not supported" (0x08).
+    pub refuse_multiple_service: bool,
 }
 
 #[derive(Debug)]
@@ -81,14 +83,25 @@ impl Palletizer {
             ("LayersPerPallet", CipType::Int, Value::Int(5), true),
             ("CasesPerMinute", CipType::Real, Value::Float(0.0), false),
             ("FaultCode", CipType::Dint, Value::Int(0), false),
-            ("Recipe", CipType::LogixString, Value::String("MILK-1L-6x4".into()), true),
+            (
+                "Recipe",
+                CipType::LogixString,
+                Value::String("MILK-1L-6x4".into()),
+                true,
+            ),
         ] {
             t.insert(&format!("{p}{name}"), entry(ty, vec![value], writable));
         }
         for lane in 0..LANES {
-            t.insert(&format!("{p}Lane[{lane}].Cases"), entry(CipType::Dint, vec![Value::Int(0)], false));
+            t.insert(
+                &format!("{p}Lane[{lane}].Cases"),
+                entry(CipType::Dint, vec![Value::Int(0)], false),
+            );
         }
-        t.insert("Bench", entry(CipType::Dint, (0..BENCH as i64).map(Value::Int).collect(), false));
+        t.insert(
+            "Bench",
+            entry(CipType::Dint, (0..BENCH as i64).map(Value::Int).collect(), false),
+        );
         t.insert("Scratch", entry(CipType::Real, vec![Value::Float(0.0); 10], true));
         t.listed = vec![
             Listed {
@@ -164,7 +177,10 @@ impl Palletizer {
         t_.set("Palletizer.PalletCount", Value::Int(self.pallets));
         t_.set("Palletizer.LayerCount", Value::Int(self.layers));
         t_.set("Palletizer.CasesPerMinute", Value::Float(f64::from(rate as f32)));
-        t_.set("Palletizer.FaultCode", Value::Int(if state == 3 { 112 } else { 0 }));
+        t_.set(
+            "Palletizer.FaultCode",
+            Value::Int(if state == 3 { 112 } else { 0 }),
+        );
         for (i, cases) in self.lanes.iter().enumerate() {
             t_.set(&format!("Palletizer.Lane[{i}].Cases"), Value::Int(*cases));
         }
@@ -194,7 +210,9 @@ pub async fn spawn_palletizer(listen: SocketAddr) -> io::Result<(SocketAddr, Joi
 pub async fn spawn_with(listen: SocketAddr, options: SimOptions) -> io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(listen).await?;
     let address = listener.local_addr()?;
-    let shared: Shared = Arc::new(Mutex::new(Palletizer::new()));
+    let mut palletizer = Palletizer::new();
+    palletizer.table.no_multiple_service = options.refuse_multiple_service;
+    let shared: Shared = Arc::new(Mutex::new(palletizer));
     let ticker = shared.clone();
     let task = tokio::spawn(async move {
         let clock = tokio::spawn(async move {
@@ -266,7 +284,11 @@ async fn serve(mut stream: TcpStream, shared: Shared, options: SimOptions) -> io
             _ if frame.session != session || session == 0 => reply.status = 0x64,
             frame::SEND_RR_DATA => {
                 let items = frame::decode_cpf(&frame.data);
-                let message = items.as_ref().ok().and_then(|i| frame::message_item(i).ok()).map(|(_, m)| m);
+                let message = items
+                    .as_ref()
+                    .ok()
+                    .and_then(|i| frame::message_item(i).ok())
+                    .map(|(_, m)| m);
                 match message {
                     None => reply.status = 0x03,
                     Some(message) => {
@@ -276,11 +298,22 @@ async fn serve(mut stream: TcpStream, shared: Shared, options: SimOptions) -> io
                             }
                             Ok(r) if r.service == cip::FORWARD_CLOSE => {
                                 connection = None;
-                                cip::encode_reply(cip::FORWARD_CLOSE, 0, &[], r.data.get(2..10).unwrap_or_default())
+                                cip::encode_reply(
+                                    cip::FORWARD_CLOSE,
+                                    0,
+                                    &[],
+                                    r.data.get(2..10).unwrap_or_default(),
+                                )
                             }
                             _ => lock(&shared).table.handle(message),
                         };
-                        reply.data = frame::encode_cpf(0, &[(frame::ITEM_NULL_ADDRESS, &[]), (frame::ITEM_UNCONNECTED_DATA, &answer)]);
+                        reply.data = frame::encode_cpf(
+                            0,
+                            &[
+                                (frame::ITEM_NULL_ADDRESS, &[]),
+                                (frame::ITEM_UNCONNECTED_DATA, &answer),
+                            ],
+                        );
                     }
                 }
             }
@@ -295,7 +328,10 @@ async fn serve(mut stream: TcpStream, shared: Shared, options: SimOptions) -> io
                         body.extend_from_slice(&answer);
                         reply.data = frame::encode_cpf(
                             0,
-                            &[(frame::ITEM_CONNECTED_ADDRESS, &theirs.to_le_bytes()), (frame::ITEM_CONNECTED_DATA, &body)],
+                            &[
+                                (frame::ITEM_CONNECTED_ADDRESS, &theirs.to_le_bytes()),
+                                (frame::ITEM_CONNECTED_DATA, &body),
+                            ],
                         );
                     }
                     _ => reply.status = 0x03,
@@ -316,7 +352,12 @@ fn open(request: &cip::Request<'_>, options: SimOptions, connection: &mut Option
         Ok(open) if open.size <= MAX_CONNECTION_SIZE => {
             let ours = SESSIONS.fetch_add(1, Ordering::Relaxed) ^ 0x00C0_0000;
             *connection = Some((ours, open.t_o));
-            cip::encode_reply(service, 0, &[], &server::forward_open_reply(&open, ours, 2_000_000))
+            cip::encode_reply(
+                service,
+                0,
+                &[],
+                &server::forward_open_reply(&open, ours, 2_000_000),
+            )
         }
         Ok(_) => cip::encode_reply(service, cip::CONNECTION_FAILURE, &[0x0109], &[]),
         Err(_) => cip::encode_reply(service, cip::NOT_ENOUGH_DATA, &[], &[]),
@@ -334,7 +375,10 @@ mod tests {
         for _ in 0..3000 {
             p.step();
         }
-        let pallets = p.table.get("Palletizer.PalletCount").and_then(|e| e.values.first().cloned());
+        let pallets = p
+            .table
+            .get("Palletizer.PalletCount")
+            .and_then(|e| e.values.first().cloned());
         assert!(matches!(pallets, Some(Value::Int(n)) if n > 1200), "{pallets:?}");
         assert_eq!(
             p.table.get("Palletizer.Recipe").map(|e| e.ty),

@@ -95,7 +95,12 @@ enum Outcome {
 fn outcome(tag: &Tag, bytes: &[u8]) -> Outcome {
     let reply = match cip::decode_reply(bytes) {
         Ok(r) => r,
-        Err(e) => return Outcome::Bad(Quality::Bad(BadReason::DeviceFailure), format!("malformed reply: {e}")),
+        Err(e) => {
+            return Outcome::Bad(
+                Quality::Bad(BadReason::DeviceFailure),
+                format!("malformed reply: {e}"),
+            );
+        }
     };
     tag_outcome(tag, &reply, bytes.len())
 }
@@ -173,7 +178,11 @@ impl Poller {
         Limits {
             max_request: usize::from(size).saturating_sub(overhead),
             max_reply: usize::from(size),
-            max_services: if self.single { 1 } else { self.settings.max_services },
+            max_services: if self.single {
+                1
+            } else {
+                self.settings.max_services
+            },
         }
     }
 
@@ -266,10 +275,11 @@ impl Poller {
                         Err(e) => Err(format!("malformed Multiple Service Packet reply: {e}")),
                     }
                 }
-                Ok(r) if matches!(
-                    r.status,
-                    cip::SERVICE_NOT_SUPPORTED | cip::REPLY_TOO_LARGE | cip::PARTIAL_TRANSFER | 0x1B
-                ) =>
+                Ok(r)
+                    if matches!(
+                        r.status,
+                        cip::SERVICE_NOT_SUPPORTED | cip::REPLY_TOO_LARGE | cip::PARTIAL_TRANSFER | 0x1B
+                    ) =>
                 {
                     // Read these one by one now, and plan again.
                     if r.status == cip::SERVICE_NOT_SUPPORTED {
@@ -310,7 +320,12 @@ impl Poller {
                 }
                 Err(text) => {
                     for &m in members {
-                        self.bad(m, Quality::Bad(BadReason::DeviceFailure), text.clone(), &mut readings);
+                        self.bad(
+                            m,
+                            Quality::Bad(BadReason::DeviceFailure),
+                            text.clone(),
+                            &mut readings,
+                        );
                     }
                 }
             }
@@ -387,7 +402,10 @@ impl Poller {
     ) -> Result<(Option<Value>, Vec<RawReading>), (String, Option<io::Error>)> {
         let refuse = |m: String| Err((m, None));
         let Some(tag) = self.tags.get(address as usize).cloned() else {
-            return refuse(format!("address #{address} is not read by ethernetip source `{}`", self.source));
+            return refuse(format!(
+                "address #{address} is not read by ethernetip source `{}`",
+                self.source
+            ));
         };
         if !self.settings.writes {
             return refuse(format!(
@@ -398,7 +416,11 @@ impl Poller {
         let retries = self.settings.retries;
         let lost = |what: &str, e: CallError| {
             let text = format!("{what} {}: {e}", tag.text);
-            if e.is_fatal() { Err((text, Some(e.into_io()))) } else { Err((text, None)) }
+            if e.is_fatal() {
+                Err((text, Some(e.into_io())))
+            } else {
+                Err((text, None))
+            }
         };
         // The type comes from a read: Write Tag must name it.
         let ty = match tag.ty {
@@ -410,7 +432,9 @@ impl Poller {
                 };
                 match outcome(&tag, &bytes) {
                     Outcome::Value(_, ty, _) => ty,
-                    Outcome::Bad(_, text) => return refuse(format!("cannot read the type of {}: {text}", tag.text)),
+                    Outcome::Bad(_, text) => {
+                        return refuse(format!("cannot read the type of {}: {text}", tag.text));
+                    }
                 }
             }
         };
@@ -466,7 +490,8 @@ impl EnipSource {
         let poller = &mut self.poller;
         let name = poller.source.clone();
         let endpoint = poller.settings.endpoint.to_string();
-        let fail = |what: &str, e: io::Error| ComponentError::io_because(format!("{what} {endpoint}: {e}"), e);
+        let fail =
+            |what: &str, e: io::Error| ComponentError::io_because(format!("{what} {endpoint}: {e}"), e);
         let mut conn = tokio::select! {
             () = io.cancelled() => return Ok(()),
             conn = poller.connect() => conn.map_err(|e| {
@@ -556,10 +581,19 @@ mod tests {
     #[test]
     fn statuses_map_to_qualities() {
         assert_eq!(status_quality(0x05, &[]), Quality::Bad(BadReason::ConfigError));
-        assert_eq!(status_quality(0xFF, &[0x2105]), Quality::Bad(BadReason::ConfigError));
-        assert_eq!(status_quality(0xFF, &[0x1234]), Quality::Bad(BadReason::DeviceFailure));
+        assert_eq!(
+            status_quality(0xFF, &[0x2105]),
+            Quality::Bad(BadReason::ConfigError)
+        );
+        assert_eq!(
+            status_quality(0xFF, &[0x1234]),
+            Quality::Bad(BadReason::DeviceFailure)
+        );
         assert_eq!(status_quality(0x10, &[]), Quality::Bad(BadReason::DeviceFailure));
-        assert_eq!(status_quality(0x01, &[0x0204]), Quality::Bad(BadReason::CommFailure));
+        assert_eq!(
+            status_quality(0x01, &[0x0204]),
+            Quality::Bad(BadReason::CommFailure)
+        );
     }
 
     #[test]
@@ -576,10 +610,16 @@ mod tests {
         let wrong = cip::encode_reply(cip::WRITE_TAG, 0, &[], &[]);
         assert!(matches!(outcome(&tag, &wrong), Outcome::Bad(..)));
         let unknown_type = cip::encode_reply(cip::READ_TAG, 0, &[], &[0x99, 0x00, 1]);
-        assert!(matches!(outcome(&tag, &unknown_type), Outcome::Bad(Quality::Bad(BadReason::TypeMismatch), _)));
+        assert!(matches!(
+            outcome(&tag, &unknown_type),
+            Outcome::Bad(Quality::Bad(BadReason::TypeMismatch), _)
+        ));
         let mut good = 0xCAu16.to_le_bytes().to_vec();
         good.extend_from_slice(&2.5f32.to_le_bytes());
         let good = cip::encode_reply(cip::READ_TAG, 0, &[], &good);
-        assert!(matches!(outcome(&tag, &good), Outcome::Value(Value::Float(2.5), CipType::Real, 10)));
+        assert!(matches!(
+            outcome(&tag, &good),
+            Outcome::Value(Value::Float(2.5), CipType::Real, 10)
+        ));
     }
 }

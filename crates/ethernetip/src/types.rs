@@ -56,9 +56,7 @@ pub enum DecodeError {
     },
     #[error("a {ty} says it holds {said} characters but {room} follow")]
     StringLength { ty: CipType, said: usize, room: usize },
-    #[error(
-        "a whole structure (handle 0x{0:04X}) has no single value; bind its members (Tag.Member)"
-    )]
+    #[error("a whole structure (handle 0x{0:04X}) has no single value; bind its members (Tag.Member)")]
     Structure(u16),
     #[error("the reply holds no type code")]
     Missing,
@@ -354,7 +352,11 @@ fn one(ty: CipType, value: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError>
             Value::Bool(b) => i64::from(*b),
             other => other.as_i64().ok_or_else(misfit)?,
         };
-        if (min..=max).contains(&v) { Ok(v) } else { Err(misfit()) }
+        if (min..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(misfit())
+        }
     };
     match ty {
         CipType::Bool => {
@@ -439,9 +441,15 @@ mod tests {
 
     #[test]
     fn atomic_types_decode_little_endian_with_their_sign() {
-        assert_eq!(decode(CipType::Dint, &(-5i32).to_le_bytes(), 1), Ok(Value::Int(-5)));
+        assert_eq!(
+            decode(CipType::Dint, &(-5i32).to_le_bytes(), 1),
+            Ok(Value::Int(-5))
+        );
         assert_eq!(decode(CipType::Uint, &[0xFE, 0xFF], 1), Ok(Value::UInt(65534)));
-        assert_eq!(decode(CipType::Real, &1.5f32.to_le_bytes(), 1), Ok(Value::Float(1.5)));
+        assert_eq!(
+            decode(CipType::Real, &1.5f32.to_le_bytes(), 1),
+            Ok(Value::Float(1.5))
+        );
         assert_eq!(decode(CipType::Bool, &[0xFF], 1), Ok(Value::Bool(true)));
         assert_eq!(
             decode(CipType::Int, &[1, 0, 2, 0], 2),
@@ -458,9 +466,18 @@ mod tests {
         let mut logix = 3i32.to_le_bytes().to_vec();
         logix.extend_from_slice(b"ABC");
         logix.resize(88, 0);
-        assert_eq!(decode(CipType::LogixString, &logix, 1), Ok(Value::String("ABC".into())));
-        assert_eq!(decode(CipType::ShortString, b"\x02hi", 1), Ok(Value::String("hi".into())));
-        assert_eq!(decode(CipType::String, b"\x02\x00hi", 1), Ok(Value::String("hi".into())));
+        assert_eq!(
+            decode(CipType::LogixString, &logix, 1),
+            Ok(Value::String("ABC".into()))
+        );
+        assert_eq!(
+            decode(CipType::ShortString, b"\x02hi", 1),
+            Ok(Value::String("hi".into()))
+        );
+        assert_eq!(
+            decode(CipType::String, b"\x02\x00hi", 1),
+            Ok(Value::String("hi".into()))
+        );
         assert!(decode(CipType::ShortString, b"\x09hi", 1).is_err());
         let mut liar = 500i32.to_le_bytes().to_vec();
         liar.resize(88, 0);

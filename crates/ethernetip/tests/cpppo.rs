@@ -151,7 +151,9 @@ async fn atomic_array_string_and_member_tags_decode_to_engineering_values() {
     }
     assert_eq!(
         good(&handle, "count"),
-        Some(Value::Array(vec![Value::Int(7), Value::Int(-2), Value::Int(300_000), Value::Int(41)].into()))
+        Some(Value::Array(
+            vec![Value::Int(7), Value::Int(-2), Value::Int(300_000), Value::Int(41)].into()
+        ))
     );
     // -39.5 °F in °C.
     match good(&handle, "temperature") {
@@ -171,7 +173,10 @@ async fn writes_are_refused_unless_enabled_then_written_and_read_back() {
     eventually("a first reading", || good(&handle, "setpoint")).await;
     let e = write(&handle, "setpoint", Value::Float(300.0)).await.unwrap_err();
     assert!(e.contains("writes = true"), "{e}");
-    assert!(peer.client(&["Setpoint"]).contains("[250.0]"), "nothing was written");
+    assert!(
+        peer.client(&["Setpoint"]).contains("[250.0]"),
+        "nothing was written"
+    );
     engine.shutdown().await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -205,7 +210,11 @@ async fn values_go_bad_when_the_server_stops_and_good_when_it_returns() {
         latest(&handle, "pallets").filter(|l| l.sample.quality == Quality::Bad(BadReason::CommFailure))
     })
     .await;
-    assert_eq!(bad.sample.value, Some(Value::UInt(12)), "the last value is kept, marked bad");
+    assert_eq!(
+        bad.sample.value,
+        Some(Value::UInt(12)),
+        "the last value is kept, marked bad"
+    );
     let since = bad.sample.gateway_time;
 
     let peer = Cpppo::start(port, TAGS);
@@ -214,8 +223,14 @@ async fn values_go_bad_when_the_server_stops_and_good_when_it_returns() {
         latest(&handle, "pallets").filter(|l| l.sample.quality.is_good() && l.sample.gateway_time > since)
     })
     .await;
-    assert!(matches!(back.sample.value, Some(Value::UInt(12 | 13)) | Some(Value::UInt(0))));
-    eventually("the new count", || good(&handle, "pallets").filter(|v| *v == Value::UInt(13))).await;
+    assert!(matches!(
+        back.sample.value,
+        Some(Value::UInt(12 | 13)) | Some(Value::UInt(0))
+    ));
+    eventually("the new count", || {
+        good(&handle, "pallets").filter(|v| *v == Value::UInt(13))
+    })
+    .await;
     let health = handle.health();
     let source = health.components.iter().find(|c| c.name == "peer").unwrap();
     assert!(source.restarts >= 1, "the supervisor reconnected the source");
@@ -228,7 +243,11 @@ async fn an_unknown_tag_is_bad_alone_while_its_packet_neighbours_stay_good() {
     seed(&peer);
     let dir = tempfile::tempdir().unwrap();
     let engine = start_engine(
-        &config(peer.port, false, "bindings.missing = { address = \"NoSuchTag\" }\n"),
+        &config(
+            peer.port,
+            false,
+            "bindings.missing = { address = \"NoSuchTag\" }\n",
+        ),
         dir.path(),
     );
     let handle = engine.handle();
@@ -243,7 +262,10 @@ async fn an_unknown_tag_is_bad_alone_while_its_packet_neighbours_stay_good() {
         .await;
         assert!(speed.sample.quality.is_good());
         assert_eq!(good(&handle, "pallets"), Some(Value::UInt(12)));
-        assert_eq!(latest(&handle, "missing").unwrap().sample.quality, Quality::Bad(BadReason::ConfigError));
+        assert_eq!(
+            latest(&handle, "missing").unwrap().sample.quality,
+            Quality::Bad(BadReason::ConfigError)
+        );
     }
     engine.shutdown().await;
 }
@@ -265,10 +287,18 @@ async fn packets_per_cycle_are_the_planners_over_connected_and_unconnected_messa
     let peer = Cpppo::start(0, &["Data=DINT[300]", "Speed=REAL"]);
     let mut addresses: Vec<Arc<str>> = (0..300).map(|i| Arc::from(format!("Data[{i}]"))).collect();
     addresses.push(Arc::from("Speed"));
-    for (messaging, size, mode_connected) in [("connected", 4002, true), ("connected", 504, true), ("unconnected", 504, false)] {
+    for (messaging, size, mode_connected) in [
+        ("connected", 4002, true),
+        ("connected", 504, true),
+        ("unconnected", 504, false),
+    ] {
         let mut poller = Poller::new("peer", settings(peer.port, messaging, size), &addresses).unwrap();
         let mut conn = poller.connect().await.unwrap();
-        assert_eq!(matches!(conn.mode(), Mode::Connected { .. }), mode_connected, "{messaging} {size}");
+        assert_eq!(
+            matches!(conn.mode(), Mode::Connected { .. }),
+            mode_connected,
+            "{messaging} {size}"
+        );
         assert_eq!(conn.size(), size);
         for _ in 0..2 {
             let readings = poller.poll(&mut conn).await.unwrap();
@@ -312,10 +342,20 @@ async fn browse_says_cpppo_has_no_tag_list_and_reads_the_tags_it_is_given() {
         .await
         .unwrap();
     assert!(report.text.contains("lists no tags"), "{}", report.text);
-    assert!(report.text.contains("service not supported") || report.text.contains("status 0x"), "{}", report.text);
+    assert!(
+        report.text.contains("service not supported") || report.text.contains("status 0x"),
+        "{}",
+        report.text
+    );
     let speed = report.signals.iter().find(|s| s.address == "Speed").unwrap();
     assert_eq!(speed.decodings[0].attribute_type.as_deref(), Some("float"));
     assert_eq!(speed.decodings[0].value, "4045");
-    assert!(report.text.contains("bindings.pallet_count = { address = \"Pallet.Count\" }"), "{}", report.text);
+    assert!(
+        report
+            .text
+            .contains("bindings.pallet_count = { address = \"Pallet.Count\" }"),
+        "{}",
+        report.text
+    );
     let _ = Duration::ZERO;
 }

@@ -32,7 +32,11 @@ async fn fake(script: Script) -> (u16, tokio::task::JoinHandle<()>) {
                     while let Ok(Some((request, used))) = Encap::decode(&buf) {
                         buf.drain(..used);
                         let reply = if request.command == frame::REGISTER_SESSION {
-                            Encap { session: SESSION, ..request.clone() }.encode()
+                            Encap {
+                                session: SESSION,
+                                ..request.clone()
+                            }
+                            .encode()
                         } else {
                             script(&request)
                         };
@@ -58,7 +62,13 @@ fn rr_reply(request: &Encap, message: &[u8]) -> Encap {
         session: SESSION,
         status: 0,
         context: request.context,
-        data: frame::encode_cpf(0, &[(frame::ITEM_NULL_ADDRESS, &[]), (frame::ITEM_UNCONNECTED_DATA, message)]),
+        data: frame::encode_cpf(
+            0,
+            &[
+                (frame::ITEM_NULL_ADDRESS, &[]),
+                (frame::ITEM_UNCONNECTED_DATA, message),
+            ],
+        ),
     }
 }
 
@@ -66,9 +76,10 @@ fn settings(port: u16) -> Arc<EnipSettings> {
     let text = format!(
         "url = \"enip://127.0.0.1:{port}\"\nmessaging = \"unconnected\"\nroute = \"\"\ntimeout = \"300ms\"\nretries = 0\n"
     );
-    let (settings, diagnostics) = backplane_config::reader::with_table(&text, Path::new("t.toml"), |mut t| {
-        backplane_ethernetip::config::parse_settings(&mut t)
-    });
+    let (settings, diagnostics) =
+        backplane_config::reader::with_table(&text, Path::new("t.toml"), |mut t| {
+            backplane_ethernetip::config::parse_settings(&mut t)
+        });
     assert!(diagnostics.is_empty(), "{diagnostics:?}");
     Arc::new(settings.flatten().unwrap())
 }
@@ -117,9 +128,15 @@ async fn an_oversized_garbage_frame_is_a_protocol_error() {
 
 #[tokio::test]
 async fn a_reply_for_another_session_ends_the_session() {
-    let e = poll_once(|request| Encap { session: 0x9999, ..rr_reply(request, &[0xCC, 0, 0, 0]) }.encode())
-        .await
-        .unwrap_err();
+    let e = poll_once(|request| {
+        Encap {
+            session: 0x9999,
+            ..rr_reply(request, &[0xCC, 0, 0, 0])
+        }
+        .encode()
+    })
+    .await
+    .unwrap_err();
     assert!(e.contains("session 0x00009999"), "{e}");
 }
 
@@ -137,16 +154,24 @@ async fn a_reply_with_another_sender_context_is_skipped_and_the_cycle_times_out(
 
 #[tokio::test]
 async fn garbage_bytes_end_the_session_within_the_timeout() {
-    let e = poll_once(|_| (0..200u32).map(|i| (i * 37 % 251) as u8).collect()).await.unwrap_err();
+    let e = poll_once(|_| (0..200u32).map(|i| (i * 37 % 251) as u8).collect())
+        .await
+        .unwrap_err();
     assert!(!e.is_empty());
 }
 
 #[tokio::test]
 async fn malformed_cip_replies_make_bad_readings_not_a_broken_session() {
     // An extended status running past the reply.
-    let readings = poll_once(|request| rr_reply(request, &[0x8A, 0, 0, 9]).encode()).await.unwrap();
+    let readings = poll_once(|request| rr_reply(request, &[0x8A, 0, 0, 9]).encode())
+        .await
+        .unwrap();
     assert_eq!(readings.len(), 3);
-    assert!(readings.iter().all(|(v, q)| v.is_none() && *q == Quality::Bad(BadReason::DeviceFailure)));
+    assert!(
+        readings
+            .iter()
+            .all(|(v, q)| v.is_none() && *q == Quality::Bad(BadReason::DeviceFailure))
+    );
     // A Multiple Service Packet reply with two replies for three requests.
     let readings = poll_once(|request| {
         let ok = cip::encode_reply(cip::READ_TAG, 0, &[], &[0xC4, 0, 1, 0, 0, 0]);
@@ -159,10 +184,26 @@ async fn malformed_cip_replies_make_bad_readings_not_a_broken_session() {
     })
     .await
     .unwrap();
-    assert!(readings.iter().all(|(_, q)| *q == Quality::Bad(BadReason::DeviceFailure)));
+    assert!(
+        readings
+            .iter()
+            .all(|(_, q)| *q == Quality::Bad(BadReason::DeviceFailure))
+    );
     // An encapsulation error status for this request: bad readings, session kept.
-    let readings = poll_once(|request| Encap { status: 0x0003, ..rr_reply(request, &[]) }.encode()).await.unwrap();
-    assert!(readings.iter().all(|(_, q)| *q == Quality::Bad(BadReason::DeviceFailure)));
+    let readings = poll_once(|request| {
+        Encap {
+            status: 0x0003,
+            ..rr_reply(request, &[])
+        }
+        .encode()
+    })
+    .await
+    .unwrap();
+    assert!(
+        readings
+            .iter()
+            .all(|(_, q)| *q == Quality::Bad(BadReason::DeviceFailure))
+    );
 }
 
 #[tokio::test]
@@ -188,7 +229,10 @@ async fn a_broken_register_session_reply_fails_the_connect() {
     });
     let addresses: Vec<Arc<str>> = vec![Arc::from("A")];
     let poller = Poller::new("fake", settings(port), &addresses).unwrap();
-    let e = tokio::time::timeout(Duration::from_secs(10), poller.connect()).await.unwrap().unwrap_err();
+    let e = tokio::time::timeout(Duration::from_secs(10), poller.connect())
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(e.to_string().contains("session handle 0"), "{e}");
     task.abort();
 }

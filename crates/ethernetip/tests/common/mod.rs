@@ -28,7 +28,14 @@ impl Cpppo {
     /// waits until it listens.
     pub fn start(port: u16, tags: &[&str]) -> Cpppo {
         let mut child = Command::new(peers::python())
-            .args(["-m", "cpppo.server.enip", "--address", &format!("127.0.0.1:{port}"), "-A", "--no-udp"])
+            .args([
+                "-m",
+                "cpppo.server.enip",
+                "--address",
+                &format!("127.0.0.1:{port}"),
+                "-A",
+                "--no-udp",
+            ])
             .args(tags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -58,12 +65,21 @@ impl Cpppo {
     /// returns what it printed; panics unless every operation succeeded.
     pub fn client(&self, operations: &[&str]) -> String {
         let out = Command::new(peers::python())
-            .args(["-m", "cpppo.server.enip.client", "--print", "--address", &format!("127.0.0.1:{}", self.port)])
+            .args([
+                "-m",
+                "cpppo.server.enip.client",
+                "--print",
+                "--address",
+                &format!("127.0.0.1:{}", self.port),
+            ])
             .args(operations)
             .output()
             .expect("run cpppo's client");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "cpppo client {operations:?} failed:\n{text}");
+        assert!(
+            out.status.success(),
+            "cpppo client {operations:?} failed:\n{text}"
+        );
         text
     }
 
