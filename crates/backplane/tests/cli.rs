@@ -116,7 +116,12 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
     let mut asset = Value::Null;
     for _ in 0..600 {
         asset = get(&client, &palletizer).await;
-        if asset["attributes"].as_object().unwrap().values().all(|a| a["quality"] == "good") {
+        if asset["attributes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|a| a["quality"] == "good")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
