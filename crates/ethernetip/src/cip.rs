@@ -177,16 +177,17 @@ pub const MSP_REPLY_OVERHEAD: usize = 4 + 2;
 pub const MSP_PER_SERVICE: usize = 2;
 
 /// A Multiple Service Packet carrying `requests`.
-pub fn multiple(requests: &[Vec<u8>]) -> Vec<u8> {
-    let mut body = Vec::new();
+pub fn multiple<R: AsRef<[u8]>>(requests: &[R]) -> Vec<u8> {
+    let total: usize = requests.iter().map(|r| r.as_ref().len()).sum();
+    let mut body = Vec::with_capacity(2 + 2 * requests.len() + total);
     body.extend_from_slice(&(requests.len() as u16).to_le_bytes());
     let mut offset = 2 + 2 * requests.len();
     for r in requests {
         body.extend_from_slice(&(offset.min(0xFFFF) as u16).to_le_bytes());
-        offset += r.len();
+        offset += r.as_ref().len();
     }
     for r in requests {
-        body.extend_from_slice(r);
+        body.extend_from_slice(r.as_ref());
     }
     request(MULTIPLE_SERVICE, &MESSAGE_ROUTER_PATH, &body)
 }

@@ -50,13 +50,16 @@ impl Kind for EnipKind {
             .into_iter()
             .collect();
         match Poller::new(name, Arc::new(settings.clone()), &addresses) {
-            Ok(p) => vec![format!(
-                "ethernetip source `{name}`: {} tags in {} packets every {:?} at a connection size of {} bytes (4-byte elements assumed until the types are read)",
-                addresses.len(),
-                p.planned(),
-                settings.period,
-                settings.connection_size
-            )],
+            Ok(p) => {
+                let packets = p.planned();
+                vec![format!(
+                    "ethernetip source `{name}`: {} tags in {packets} packet{} per cycle, every {:?}, at a connection size of {} bytes (4-byte elements assumed until the types are read)",
+                    addresses.len(),
+                    if packets == 1 { "" } else { "s" },
+                    settings.period,
+                    settings.connection_size
+                )]
+            }
             Err(e) => vec![e],
         }
     }

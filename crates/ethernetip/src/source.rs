@@ -232,7 +232,7 @@ impl Poller {
                 many => cip::multiple(
                     &many
                         .iter()
-                        .filter_map(|&m| self.tags.get(m).map(|t| t.read.clone()))
+                        .filter_map(|&m| self.tags.get(m).map(|t| t.read.as_slice()))
                         .collect::<Vec<_>>(),
                 ),
             };
