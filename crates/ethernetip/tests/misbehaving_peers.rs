@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backplane_ethernetip::frame::{self, Encap};
-use backplane_ethernetip::{EnipSettings, Poller, cip};
+use backplane_ethernetip::{EnipSettings, Poller, cip, server};
 use backplane_model::{BadReason, Quality};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -204,6 +204,54 @@ async fn malformed_cip_replies_make_bad_readings_not_a_broken_session() {
             .iter()
             .all(|(_, q)| *q == Quality::Bad(BadReason::DeviceFailure))
     );
+}
+
+#[tokio::test]
+async fn a_connected_reply_on_another_connection_ends_the_session() {
+    // Opens connections properly, then answers on a connection id nobody opened.
+    let (port, task) = fake(|request| {
+        if request.command == frame::SEND_RR_DATA {
+            let items = frame::decode_cpf(&request.data).unwrap();
+            let (_, message) = frame::message_item(&items).unwrap();
+            let open = cip::decode_request(message).unwrap();
+            let large = open.service == cip::LARGE_FORWARD_OPEN;
+            let asked = server::decode_forward_open_request(open.data, large).unwrap();
+            let body = server::forward_open_reply(&asked, 0x0101, 2_000_000);
+            return rr_reply(request, &cip::encode_reply(open.service, 0, &[], &body)).encode();
+        }
+        let data = frame::encode_cpf(
+            0,
+            &[
+                (frame::ITEM_CONNECTED_ADDRESS, &0xDEADu32.to_le_bytes()),
+                (frame::ITEM_CONNECTED_DATA, &[1, 0, 0xCC, 0, 0, 0]),
+            ],
+        );
+        Encap {
+            command: frame::SEND_UNIT_DATA,
+            session: SESSION,
+            status: 0,
+            context: [0; 8],
+            data,
+        }
+        .encode()
+    })
+    .await;
+    let text = format!(
+        "url = \"enip://127.0.0.1:{port}\"\nmessaging = \"connected\"\ntimeout = \"300ms\"\nretries = 0\n"
+    );
+    let (settings, _) = backplane_config::reader::with_table(&text, Path::new("t.toml"), |mut t| {
+        backplane_ethernetip::config::parse_settings(&mut t)
+    });
+    let addresses: Vec<Arc<str>> = vec![Arc::from("A")];
+    let mut poller = Poller::new("fake", Arc::new(settings.flatten().unwrap()), &addresses).unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut conn = poller.connect().await.unwrap();
+        poller.poll(&mut conn).await.unwrap_err()
+    })
+    .await
+    .unwrap();
+    assert!(e.to_string().contains("connection 0x0000DEAD"), "{e}");
+    task.abort();
 }
 
 #[tokio::test]
