@@ -28,6 +28,10 @@ pub struct WriteRequest {
     pub deadline: tokio::time::Instant,
 }
 
+/// What a source's write comes to: the value read back and the readings taken with it, or
+/// why not, with the connection's error when the connection is gone.
+pub type WriteOutcome<E> = Result<(Option<Value>, Vec<RawReading>), (String, Option<E>)>;
+
 /// What a source is given to run.
 #[derive(Clone, Debug)]
 pub struct SourceIo {
@@ -94,6 +98,30 @@ impl SourceIo {
             return false;
         }
         applied.await.is_ok()
+    }
+
+    /// Answers a write the source carried out: the caller gets the value read back (and
+    /// the pipeline the readings taken with it), or the refusal. `Ok(false)` once the
+    /// engine stops; `Err` (from `lost`) when the outcome says the connection is gone.
+    pub async fn finish_write<E>(
+        &self,
+        reply: oneshot::Sender<Result<Option<Value>, ComponentError>>,
+        outcome: WriteOutcome<E>,
+        lost: impl FnOnce(E) -> ComponentError,
+    ) -> Result<bool, ComponentError> {
+        match outcome {
+            Ok((read_back, readings)) => {
+                let _ = reply.send(Ok(read_back));
+                Ok(readings.is_empty() || self.emit(Timestamp::now(), readings).await)
+            }
+            Err((message, connection)) => {
+                let _ = reply.send(Err(ComponentError::protocol(message)));
+                match connection {
+                    Some(e) => Err(lost(e)),
+                    None => Ok(true),
+                }
+            }
+        }
     }
 
     /// Resolves when the engine shuts down; sources select on it in their loops.

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use backplane_ethernetip::client::Connection;
 use backplane_ethernetip::{EnipSettings, Poller, spawn_palletizer};
+use backplane_testkit::probe::thread_cpu;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const TAGS: usize = 10_000;
@@ -47,15 +48,6 @@ fn start_simulator() -> u16 {
         });
     });
     rx.recv().unwrap()
-}
-
-/// User + system CPU time of the calling thread (proc(5): fields 14 and 15).
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    Duration::from_millis((field(11) + field(12)) * 10) // USER_HZ is 100 on Linux
 }
 
 struct Setup {

@@ -20,7 +20,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteRequest};
+use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteOutcome, WriteRequest};
 use backplane_model::{BadReason, Quality, Timestamp, Value};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -399,7 +399,7 @@ impl Poller {
         conn: &mut Connection,
         address: u32,
         value: &Value,
-    ) -> Result<(Option<Value>, Vec<RawReading>), (String, Option<io::Error>)> {
+    ) -> WriteOutcome<io::Error> {
         let refuse = |m: String| Err((m, None));
         let Some(tag) = self.tags.get(address as usize).cloned() else {
             return refuse(format!(
@@ -516,19 +516,11 @@ impl EnipSource {
                 () = io.cancelled() => break Ok(()),
                 Some(write) = io.next_write() => {
                     let WriteRequest { address, value, reply, .. } = write;
-                    match poller.write(&mut conn, address, &value).await {
-                        Ok((read_back, readings)) => {
-                            let _ = reply.send(Ok(read_back));
-                            if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
-                                break Ok(());
-                            }
-                        }
-                        Err((message, lost)) => {
-                            let _ = reply.send(Err(ComponentError::protocol(message.clone())));
-                            if let Some(e) = lost {
-                                break Err(fail("writing to", e));
-                            }
-                        }
+                    let outcome = poller.write(&mut conn, address, &value).await;
+                    match io.finish_write(reply, outcome, |e| fail("writing to", e)).await {
+                        Ok(true) => {}
+                        Ok(false) => break Ok(()),
+                        Err(e) => break Err(e),
                     }
                 }
                 () = tokio::time::sleep_until(due) => {

@@ -15,7 +15,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use backplane_connector::Options;
 use backplane_ethernetip::client::Mode;
@@ -271,15 +270,9 @@ async fn an_unknown_tag_is_bad_alone_while_its_packet_neighbours_stay_good() {
 }
 
 fn settings(port: u16, messaging: &str, connection_size: u16) -> Arc<EnipSettings> {
-    let text = format!(
+    common::settings(&format!(
         "url = \"enip://127.0.0.1:{port}\"\ntimeout = \"2s\"\nmessaging = \"{messaging}\"\nconnection_size = {connection_size}\n"
-    );
-    let (settings, diagnostics) =
-        backplane_config::reader::with_table(&text, std::path::Path::new("t.toml"), |mut t| {
-            backplane_ethernetip::config::parse_settings(&mut t)
-        });
-    assert!(diagnostics.is_empty(), "{diagnostics:?}");
-    Arc::new(settings.flatten().unwrap())
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,5 +350,4 @@ async fn browse_says_cpppo_has_no_tag_list_and_reads_the_tags_it_is_given() {
         "{}",
         report.text
     );
-    let _ = Duration::ZERO;
 }

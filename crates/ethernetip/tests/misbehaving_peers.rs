@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,15 +74,9 @@ fn rr_reply(request: &Encap, message: &[u8]) -> Encap {
 }
 
 fn settings(port: u16) -> Arc<EnipSettings> {
-    let text = format!(
+    common::settings(&format!(
         "url = \"enip://127.0.0.1:{port}\"\nmessaging = \"unconnected\"\nroute = \"\"\ntimeout = \"300ms\"\nretries = 0\n"
-    );
-    let (settings, diagnostics) =
-        backplane_config::reader::with_table(&text, Path::new("t.toml"), |mut t| {
-            backplane_ethernetip::config::parse_settings(&mut t)
-        });
-    assert!(diagnostics.is_empty(), "{diagnostics:?}");
-    Arc::new(settings.flatten().unwrap())
+    ))
 }
 
 /// One poll cycle of three tags (one Multiple Service Packet) against `script`; the safety
@@ -236,14 +231,11 @@ async fn a_connected_reply_on_another_connection_ends_the_session() {
         .encode()
     })
     .await;
-    let text = format!(
+    let settings = common::settings(&format!(
         "url = \"enip://127.0.0.1:{port}\"\nmessaging = \"connected\"\ntimeout = \"300ms\"\nretries = 0\n"
-    );
-    let (settings, _) = backplane_config::reader::with_table(&text, Path::new("t.toml"), |mut t| {
-        backplane_ethernetip::config::parse_settings(&mut t)
-    });
+    ));
     let addresses: Vec<Arc<str>> = vec![Arc::from("A")];
-    let mut poller = Poller::new("fake", Arc::new(settings.flatten().unwrap()), &addresses).unwrap();
+    let mut poller = Poller::new("fake", settings, &addresses).unwrap();
     let e = tokio::time::timeout(Duration::from_secs(10), async {
         let mut conn = poller.connect().await.unwrap();
         poller.poll(&mut conn).await.unwrap_err()

@@ -5,7 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 
 use backplane_connector::Options;
@@ -14,13 +15,9 @@ use backplane_ethernetip::{EnipSettings, Poller, SimOptions, spawn_with};
 use backplane_model::Value;
 
 fn settings(port: u16, messaging: &str) -> Arc<EnipSettings> {
-    let text = format!("url = \"enip://127.0.0.1:{port}\"\ntimeout = \"1s\"\nmessaging = \"{messaging}\"\n");
-    let (settings, diagnostics) =
-        backplane_config::reader::with_table(&text, Path::new("t.toml"), |mut t| {
-            backplane_ethernetip::config::parse_settings(&mut t)
-        });
-    assert!(diagnostics.is_empty(), "{diagnostics:?}");
-    Arc::new(settings.flatten().unwrap())
+    common::settings(&format!(
+        "url = \"enip://127.0.0.1:{port}\"\ntimeout = \"1s\"\nmessaging = \"{messaging}\"\n"
+    ))
 }
 
 fn addresses() -> Vec<Arc<str>> {
@@ -100,12 +97,8 @@ async fn connected_sessions_write_strings_and_read_them_back() {
     let (address, task) = spawn_with("127.0.0.1:0".parse().unwrap(), SimOptions::default())
         .await
         .unwrap();
-    let mut text = String::from("url = \"enip://127.0.0.1:PORT\"\nwrites = true\n");
-    text = text.replace("PORT", &address.port().to_string());
-    let (settings, _) = backplane_config::reader::with_table(&text, Path::new("t.toml"), |mut t| {
-        backplane_ethernetip::config::parse_settings(&mut t)
-    });
-    let mut poller = Poller::new("p", Arc::new(settings.flatten().unwrap()), &addresses()).unwrap();
+    let settings = common::settings(&format!("url = \"enip://{address}\"\nwrites = true\n"));
+    let mut poller = Poller::new("p", settings, &addresses()).unwrap();
     let mut conn = poller.connect().await.unwrap();
     assert!(matches!(conn.mode(), Mode::Connected { large: true, .. }));
     let (back, _) = poller

@@ -25,7 +25,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteRequest};
+use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteOutcome, WriteRequest};
 use backplane_model::{BadReason, DecodeType, Quality, Timestamp, Value, WordOrder};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -458,7 +458,7 @@ impl Poller {
         pool: &mut [Connection],
         address: u32,
         value: &Value,
-    ) -> Result<(Option<Value>, Vec<RawReading>), (String, Option<io::Error>)> {
+    ) -> WriteOutcome<io::Error> {
         let refuse = |m: String| Err((m, None));
         let Some(tag) = self.tags.get(address as usize).cloned() else {
             return refuse(format!(
@@ -809,19 +809,9 @@ impl ModbusSource {
                 () = io.cancelled() => return Ok(()),
                 Some(write) = io.next_write() => {
                     let WriteRequest { address, value, reply, .. } = write;
-                    match poller.write(&mut pool, address, &value).await {
-                        Ok((read_back, readings)) => {
-                            let _ = reply.send(Ok(read_back));
-                            if !readings.is_empty() && !io.emit(Timestamp::now(), readings).await {
-                                return Ok(());
-                            }
-                        }
-                        Err((message, lost)) => {
-                            let _ = reply.send(Err(ComponentError::protocol(message.clone())));
-                            if let Some(e) = lost {
-                                return Err(fail("writing to", e));
-                            }
-                        }
+                    let outcome = poller.write(&mut pool, address, &value).await;
+                    if !io.finish_write(reply, outcome, |e| fail("writing to", e)).await? {
+                        return Ok(());
                     }
                 }
                 () = sleep_until_opt(next.map(|(_, d)| d)) => {

@@ -1,6 +1,6 @@
 //! cpppo's EtherNet/IP server (`python -m cpppo.server.enip`, Logix-style tags) as a child
-//! process, cpppo's own client to set and check values independently of our code, and the
-//! engine with the `ethernetip` kind for the lab probe.
+//! process, cpppo's own client to set and check values independently of our code, the
+//! engine with the `ethernetip` kind for the lab probe, and settings from TOML text.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -10,12 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use backplane_engine::{Engine, EngineHandle, Latest, MachineWrite, WriteStatus};
-use backplane_ethernetip::EnipKind;
-use backplane_model::Value;
-use backplane_security::{AuthMethod, Identity, Role};
-use backplane_testkit::engine as support;
+use std::sync::Arc;
+
+use backplane_engine::Engine;
+use backplane_ethernetip::{EnipKind, EnipSettings};
 use backplane_testkit::peers;
+#[allow(unused_imports)] // not every test binary uses every helper
+pub use backplane_testkit::probe::{eventually, good, latest, write};
 
 /// A cpppo server; killed on drop.
 pub struct Cpppo {
@@ -99,41 +100,14 @@ impl Drop for Cpppo {
 pub fn start_engine(config: &str, dir: &Path) -> Engine {
     let mut registry = backplane_engine::builtins();
     registry.add_source("ethernetip", EnipKind);
-    let options = support::backoff(Duration::from_millis(100), Duration::from_millis(500));
-    support::start_with(config, dir, &registry, options)
+    backplane_testkit::probe::start_engine(config, dir, &registry)
 }
 
-pub fn latest(handle: &EngineHandle, attribute: &str) -> Option<Latest> {
-    support::latest(handle, &format!("acme/lab/area/line/probe/{attribute}"))
-}
-
-/// The value, when it is good.
-pub fn good(handle: &EngineHandle, attribute: &str) -> Option<Value> {
-    latest(handle, attribute)
-        .filter(|l| l.sample.quality.is_good())
-        .and_then(|l| l.sample.value)
-}
-
-/// Polls every 20 ms for up to 30 s; the bound is a safety net, not a timing assertion.
-pub async fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
-    support::eventually_every(what, Duration::from_secs(30), Duration::from_millis(20), check).await
-}
-
-/// Writes through the engine's write gate as an engineer; the read-back, or why not.
-pub async fn write(handle: &EngineHandle, attribute: &str, value: Value) -> Result<Option<Value>, String> {
-    let report = handle
-        .write(MachineWrite {
-            tag: format!("acme/lab/area/line/probe/{attribute}"),
-            value,
-            dry_run: false,
-            who: Identity::new("test", Role::Engineer, AuthMethod::Password),
-            from: "test".into(),
-        })
-        .await;
-    match report.status {
-        WriteStatus::Done => Ok(report.read_back),
-        WriteStatus::Refused { rule, reason } => Err(format!("{rule}: {reason}")),
-        WriteStatus::Failed { reason, .. } => Err(reason),
-        WriteStatus::DryRun => Err("dry run".into()),
-    }
+/// Settings from the text of a `[[sources]]` table's own keys.
+pub fn settings(text: &str) -> Arc<EnipSettings> {
+    let (settings, diagnostics) = backplane_config::reader::with_table(text, Path::new("t.toml"), |mut t| {
+        backplane_ethernetip::config::parse_settings(&mut t)
+    });
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    Arc::new(settings.flatten().unwrap())
 }
