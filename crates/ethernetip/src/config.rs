@@ -143,16 +143,7 @@ pub struct EnipSettings {
 /// Reads the keys of one `[[sources]]` table of kind `ethernetip`.
 pub fn parse_settings(table: &mut Table<'_>) -> Option<EnipSettings> {
     let mut ok = true;
-    let endpoint = match table.required_str("url") {
-        Some(url) => match Endpoint::parse(url) {
-            Ok(e) => Some(e),
-            Err((message, hint)) => {
-                table.error("url", message, Some(hint));
-                None
-            }
-        },
-        None => None,
-    };
+    let endpoint = table.required_parsed("url", Endpoint::parse);
     let route_text = table.optional_str("route").unwrap_or("1/0").to_owned();
     let route = match parse_route(&route_text) {
         Ok(r) => r,
