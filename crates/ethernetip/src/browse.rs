@@ -200,8 +200,12 @@ async fn list(conn: &mut Connection, max: usize) -> Result<(Vec<Symbol>, String)
         next = last.saturating_add(1);
     }
     symbols.truncate(max);
-    let n = symbols.len();
-    Ok((symbols, format!("{n} tags in the controller's tag list")))
+    let system = symbols.iter().filter(|s| s.is_system()).count();
+    let n = symbols.len() - system;
+    Ok((
+        symbols,
+        format!("{n} tags in the controller's tag list (and {system} system tags, not shown)"),
+    ))
 }
 
 async fn read_all(
