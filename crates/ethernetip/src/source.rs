@@ -18,7 +18,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteOutcome, WriteRequest};
 use backplane_model::{BadReason, Quality, Timestamp, Value};
@@ -558,11 +557,6 @@ impl Source for EnipSource {
     fn run(self: Box<Self>, io: SourceIo) -> BoxFuture<'static, Result<(), ComponentError>> {
         self.run_inner(io).boxed()
     }
-}
-
-/// Period of the source's poll cycle (for the kind's `read_period`).
-pub fn period(settings: &EnipSettings) -> Duration {
-    settings.period
 }
 
 #[cfg(test)]
