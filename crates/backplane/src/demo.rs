@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use backplane::{DAIRY, DAIRY_FILLER_URL, DAIRY_OPCUA_URL, DAIRY_S7_URL};
+use backplane::{DAIRY, DAIRY_FILLER_URL, DAIRY_OPCUA_URL, DAIRY_PALLETIZER_URL, DAIRY_S7_URL};
 use backplane_connector::{Registry, RunningSimulator, SimulatorStart};
 use backplane_engine::EngineHandle;
 use backplane_model::sample::LotStatus;
@@ -27,12 +27,13 @@ use crate::serve;
 
 /// The plant's devices: the simulator, by name, and the URL examples/dairy.toml reaches
 /// it at. The vendor-A filler (line 1) over Modbus TCP, and vendor B's OPC UA server
-/// (line 2, the pasteurizer), whose certificate goes into the gateway's trust list, and the
-/// reception silos' Siemens S7 PLC.
-const DEVICES: [(&str, &str); 3] = [
+/// (line 2, the pasteurizer), whose certificate goes into the gateway's trust list, the
+/// reception silos' Siemens S7 PLC, and the palletizer's Logix controller over EtherNet/IP.
+const DEVICES: [(&str, &str); 4] = [
     ("modbus-filler", DAIRY_FILLER_URL),
     ("opcua-dairy", DAIRY_OPCUA_URL),
     ("s7-silos", DAIRY_S7_URL),
+    ("enip-palletizer", DAIRY_PALLETIZER_URL),
 ];
 
 /// Starts the devices, runs the demo configuration against them until SIGINT/SIGTERM,
@@ -63,7 +64,7 @@ pub async fn run(registry: Registry, listen: Option<SocketAddr>, data_dir: PathB
         }
     }
     let urls: Vec<&str> = devices.iter().map(|d| d.url.as_str()).collect();
-    tracing::info!(devices = ?urls, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer, S7 silos)");
+    tracing::info!(devices = ?urls, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer, S7 silos, EtherNet/IP palletizer)");
     let result = serve_plant(&registry, &text, listen, data_dir).await;
     devices.into_iter().for_each(RunningSimulator::stop);
     result

@@ -12,6 +12,10 @@ pub const DAIRY: &str = include_str!("../../../examples/dairy.toml");
 /// `backplane demo` moves it to a free port when this one is taken.
 pub const DAIRY_FILLER_URL: &str = "tcp://127.0.0.1:5020";
 
+/// The address examples/dairy.toml expects the EtherNet/IP palletizer simulator on;
+/// `backplane demo` moves it to a free port when this one is taken.
+pub const DAIRY_PALLETIZER_URL: &str = "enip://127.0.0.1:44818";
+
 /// The address examples/dairy.toml expects the vendor-B OPC UA server (line 2 and the
 /// pasteurizer) on; `backplane demo` moves it to a free port when this one is taken.
 pub const DAIRY_OPCUA_URL: &str = "opc.tcp://127.0.0.1:4841";

@@ -248,6 +248,7 @@ Backplane demo: the simulated Acme Dairy, plant A, is running.
   Asset tree        curl {base}/api/v1/assets
   Filler, line 1    curl {base}/api/v1/assets/{filler}
   Filler, line 2    curl {base}/api/v1/assets/acme-dairy/plant-a/packaging/line-2/filler
+  Palletizer        curl {base}/api/v1/assets/acme-dairy/plant-a/packaging/palletizer
   All values        curl '{base}/api/v1/values?prefix=acme-dairy/plant-a/packaging'
   Work orders       curl {base}/api/v1/production/work-orders
   Machine states    curl {base}/api/v1/production/states

@@ -17,7 +17,11 @@ fn example(name: &str) -> String {
 
 #[test]
 fn check_accepts_the_dairy_examples() {
-    for (file, sources) in [("dairy.toml", "4 sources"), ("dairy-mqtt.toml", "5 sources")] {
+    // dairy.toml has the EtherNet/IP palletizer (its fourth model and thirteenth asset).
+    for (file, counts, sources) in [
+        ("dairy.toml", "ok — 4 models, 13 assets", "5 sources"),
+        ("dairy-mqtt.toml", "ok — 3 models, 12 assets", "5 sources"),
+    ] {
         let out = Command::new(BIN)
             .args(["check", &example(file)])
             .output()
@@ -28,7 +32,7 @@ fn check_accepts_the_dairy_examples() {
             "{file}: {stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(stdout.contains("ok — 3 models, 12 assets"), "{stdout}");
+        assert!(stdout.contains(counts), "{stdout}");
         assert!(stdout.contains(sources), "{stdout}");
         assert!(
             stdout.contains("`line1-plc`: 5 tags in 1 request per cycle"),
@@ -102,9 +106,30 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
         "processing/pasteurizer",
         "line-1/filler",
         "line-2/filler",
+        "packaging/palletizer",
     ] {
         assert!(text.contains(asset), "tree lacks {asset}: {text}");
     }
+
+    // The palletizer reads its Logix tags over EtherNet/IP from the demo's simulator.
+    let palletizer = format!("{base}/api/v1/assets/acme-dairy/plant-a/packaging/palletizer");
+    let mut asset = Value::Null;
+    for _ in 0..600 {
+        asset = get(&client, &palletizer).await;
+        if asset["attributes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|a| a["quality"] == "good")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let attributes = asset["attributes"].as_object().unwrap();
+    assert!(attributes.values().all(|a| a["quality"] == "good"), "{asset}");
+    assert_eq!(attributes["recipe"]["value"], "MILK-1L-6x4");
+    assert_eq!(attributes["layers_per_pallet"]["value"], 5);
 
     let filler = |line: &str| format!("{base}/api/v1/assets/acme-dairy/plant-a/packaging/{line}/filler");
     let mut fillers = Vec::new();

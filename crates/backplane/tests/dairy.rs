@@ -37,8 +37,13 @@ async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
     let (s7, silos) = backplane_s7::spawn_silo_simulator("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
+    let (palletizer, palletizer_task) =
+        backplane_ethernetip::spawn_palletizer("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
     // Faster periods; same devices, signals and bindings.
     let text = backplane::DAIRY
+        .replace(backplane::DAIRY_PALLETIZER_URL, &format!("enip://{palletizer}"))
         .replace(backplane::DAIRY_FILLER_URL, &format!("tcp://{address}"))
         .replace(backplane::DAIRY_OPCUA_URL, &format!("opc.tcp://{opcua}"))
         .replace(backplane::DAIRY_S7_URL, &format!("s7://{s7}"))
@@ -118,7 +123,30 @@ async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
         assert!((2.0..=6.0).contains(&temperature), "{silo}: {temperature} degC");
         assert_eq!(value("lot_number").await, Value::UInt(lot), "{silo}");
     }
+    // The palletizer, over EtherNet/IP: its Logix tags through the Palletizer model.
+    let path = |a: &str| format!("acme-dairy/plant-a/packaging/palletizer/{a}");
+    let good = |a: &str| {
+        latest(&handle, &path(a))
+            .filter(|l| l.sample.quality.is_good())
+            .and_then(|l| l.sample.value)
+    };
+    let state = eventually("the palletizer's state", || good("state")).await;
+    assert!(
+        matches!(&state, Value::String(s) if ["stopped", "idle", "running", "fault"].contains(&&**s)),
+        "{state:?}"
+    );
+    assert_eq!(
+        eventually("the recipe", || good("recipe")).await,
+        Value::String("MILK-1L-6x4".into())
+    );
+    assert!(
+        matches!(eventually("the pallet count", || good("pallet_count")).await, Value::UInt(n) if n >= 1200)
+    );
+    assert!(
+        matches!(eventually("the case rate", || good("case_rate")).await, Value::Float(r) if (0.0..=120.0).contains(&r))
+    );
     engine.shutdown().await;
+    palletizer_task.abort();
     simulator.abort();
     silos.abort();
     opcua_server.stop();

@@ -374,6 +374,22 @@ impl<'a> Table<'a> {
         self.required(key)?.expect_str()
     }
 
+    /// A required string read by `parse`, whose `(message, hint)` error is reported at
+    /// the key (e.g. a source's `url`).
+    pub fn required_parsed<T>(
+        &mut self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, (String, String)>,
+    ) -> Option<T> {
+        match parse(self.required_str(key)?) {
+            Ok(value) => Some(value),
+            Err((message, hint)) => {
+                self.error(key, message, Some(hint));
+                None
+            }
+        }
+    }
+
     pub fn optional_bool(&mut self, key: &str) -> Option<bool> {
         let item = self.take(key)?;
         let value = item.as_bool();

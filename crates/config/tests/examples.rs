@@ -75,6 +75,7 @@ fn dairy_loads_every_asset_with_parents_first() {
             ("acme-dairy/plant-a/packaging/line-1/filler", equipment),
             ("acme-dairy/plant-a/packaging/line-2", line),
             ("acme-dairy/plant-a/packaging/line-2/filler", equipment),
+            ("acme-dairy/plant-a/packaging/palletizer", equipment),
         ]
     );
     // The shift comes from the calendar now, not from the configuration.
@@ -83,8 +84,8 @@ fn dairy_loads_every_asset_with_parents_first() {
     assert_eq!(plan.production.calendar.as_ref().map(|c| c.shifts.len()), Some(3));
     let bound: usize = plan.assets.iter().map(|a| a.bindings.len()).sum();
     assert_eq!(
-        bound, 20,
-        "17 process values, two silo lot numbers, the batch number"
+        bound, 27,
+        "17 process values, two silo lot numbers, the batch number, 7 palletizer tags"
     );
 }
 
@@ -92,7 +93,7 @@ fn dairy_loads_every_asset_with_parents_first() {
 fn dairy_models_keep_their_attributes_in_order() {
     let plan = dairy();
     let names: Vec<&str> = plan.models.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["Silo", "Pasteurizer", "Filler"]);
+    assert_eq!(names, ["Silo", "Pasteurizer", "Filler", "Palletizer"]);
     let filler = plan.model("Filler").unwrap();
     let attributes: Vec<&str> = filler.attributes.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(
@@ -244,6 +245,7 @@ fn dairy_sources_and_sinks_carry_their_kind_settings() {
             ("processing-plc", "opcua", true),
             ("line1-plc", "modbus", true),
             ("line2-controller", "opcua", true),
+            ("palletizer-plc", "ethernetip", true),
         ]
     );
     let reception = plan.sources[0].settings.downcast_ref::<String>().unwrap();

@@ -4,7 +4,6 @@
 //! address ids; it never sees assets or sinks. It is run by the supervisor, which builds a
 //! fresh instance after every failure.
 
-use std::io;
 use std::sync::Arc;
 
 use backplane_model::{ContextPatch, Event, Timestamp, Value};
@@ -29,20 +28,9 @@ pub struct WriteRequest {
     pub deadline: tokio::time::Instant,
 }
 
-/// How a device write went, as a source's write path reports it: the value read back and
-/// its readings, or why not (with the I/O error when the connection is lost).
-pub type WriteOutcome = Result<(Option<Value>, Vec<RawReading>), (String, Option<io::Error>)>;
-
-/// What a source does after [`SourceIo::finish_write`].
-#[derive(Debug)]
-pub enum AfterWrite {
-    /// Go on.
-    Continue,
-    /// The engine takes no more readings: return `Ok`.
-    Stop,
-    /// The connection is gone: end with this error.
-    Lost(io::Error),
-}
+/// What a source's write comes to: the value read back and the readings taken with it, or
+/// why not, with the connection's error when the connection is gone.
+pub type WriteOutcome<E> = Result<(Option<Value>, Vec<RawReading>), (String, Option<E>)>;
 
 /// What a source is given to run.
 #[derive(Clone, Debug)]
@@ -112,6 +100,30 @@ impl SourceIo {
         applied.await.is_ok()
     }
 
+    /// Answers a write the source carried out: the caller gets the value read back (and
+    /// the pipeline the readings taken with it), or the refusal. `Ok(false)` once the
+    /// engine stops; `Err` (from `lost`) when the outcome says the connection is gone.
+    pub async fn finish_write<E>(
+        &self,
+        reply: oneshot::Sender<Result<Option<Value>, ComponentError>>,
+        outcome: WriteOutcome<E>,
+        lost: impl FnOnce(E) -> ComponentError,
+    ) -> Result<bool, ComponentError> {
+        match outcome {
+            Ok((read_back, readings)) => {
+                let _ = reply.send(Ok(read_back));
+                Ok(readings.is_empty() || self.emit(Timestamp::now(), readings).await)
+            }
+            Err((message, connection)) => {
+                let _ = reply.send(Err(ComponentError::protocol(message)));
+                match connection {
+                    Some(e) => Err(lost(e)),
+                    None => Ok(true),
+                }
+            }
+        }
+    }
+
     /// Resolves when the engine shuts down; sources select on it in their loops.
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await
@@ -119,28 +131,6 @@ impl SourceIo {
 
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
-    }
-
-    /// Tells a write's caller its outcome (a refusal as a protocol error) and emits the
-    /// readings read back.
-    pub async fn finish_write(
-        &self,
-        reply: oneshot::Sender<Result<Option<Value>, ComponentError>>,
-        outcome: WriteOutcome,
-    ) -> AfterWrite {
-        match outcome {
-            Ok((read_back, readings)) => {
-                let _ = reply.send(Ok(read_back));
-                if !readings.is_empty() && !self.emit(Timestamp::now(), readings).await {
-                    return AfterWrite::Stop;
-                }
-                AfterWrite::Continue
-            }
-            Err((message, lost)) => {
-                let _ = reply.send(Err(ComponentError::protocol(message)));
-                lost.map_or(AfterWrite::Continue, AfterWrite::Lost)
-            }
-        }
     }
 
     /// The next write request for this source. Stays pending while nobody writes, so a

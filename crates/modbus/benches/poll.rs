@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use backplane_modbus::client::Connection;
 use backplane_modbus::{ModbusSettings, Poller, spawn_filler_simulator};
+use backplane_testkit::probe::thread_cpu;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const TAGS: usize = 10_000;
@@ -51,18 +52,6 @@ fn start_simulator() -> u16 {
         });
     });
     rx.recv().unwrap()
-}
-
-/// User + system CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    // After the command name (in parentheses) come state, ppid, ...: utime is the 12th
-    // field from there, stime the 13th (proc(5): fields 14 and 15).
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    let ticks = field(11) + field(12);
-    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }
 
 struct Setup {

@@ -277,16 +277,7 @@ impl ModbusSettings {
 /// Reads the keys of one `[[sources]]` table of kind `modbus`.
 pub fn parse_settings(table: &mut Table<'_>) -> Option<ModbusSettings> {
     let mut ok = true;
-    let endpoint = match table.required_str("url") {
-        Some(url) => match Endpoint::parse(url) {
-            Ok(e) => Some(e),
-            Err((message, hint)) => {
-                table.error("url", message, Some(hint));
-                None
-            }
-        },
-        None => None,
-    };
+    let endpoint = table.required_parsed("url", Endpoint::parse);
     let unit = match table.optional_u64("unit") {
         None => 1,
         Some(u) if u <= 255 => u as u8,

@@ -25,7 +25,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_connector::{AfterWrite, ComponentError, RawReading, Source, SourceIo, WriteOutcome};
+use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteOutcome, WriteRequest};
 use backplane_model::{BadReason, DecodeType, Quality, Timestamp, Value, WordOrder};
 use futures::future::BoxFuture;
 use futures::future::FutureExt;
@@ -504,7 +504,12 @@ impl Poller {
 
     /// Carries out one write request and returns the value read back. `Err` with an
     /// `io::Error` inside means the connection is lost.
-    pub async fn write(&mut self, pool: &mut [Connection], address: u32, value: &Value) -> WriteOutcome {
+    pub async fn write(
+        &mut self,
+        pool: &mut [Connection],
+        address: u32,
+        value: &Value,
+    ) -> WriteOutcome<io::Error> {
         let refuse = |m: String| Err((m, None));
         let Some(tag) = self.tags.get(address as usize).cloned() else {
             return refuse(format!(
@@ -841,11 +846,10 @@ impl ModbusSource {
                 biased;
                 () = io.cancelled() => return Ok(()),
                 Some(write) = io.next_write() => {
-                    let outcome = poller.write(&mut pool, write.address, &write.value).await;
-                    match io.finish_write(write.reply, outcome).await {
-                        AfterWrite::Continue => {}
-                        AfterWrite::Stop => return Ok(()),
-                        AfterWrite::Lost(e) => return Err(fail("writing to", e)),
+                    let WriteRequest { address, value, reply, .. } = write;
+                    let outcome = poller.write(&mut pool, address, &value).await;
+                    if !io.finish_write(reply, outcome, |e| fail("writing to", e)).await? {
+                        return Ok(());
                     }
                 }
                 () = sleep_until_opt(next.map(|(_, d)| d)) => {

@@ -19,7 +19,7 @@ use std::io;
 use std::sync::Arc;
 
 use backplane_config::AddressError;
-use backplane_connector::{AfterWrite, ComponentError, RawReading, Source, SourceIo, WriteOutcome};
+use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteOutcome};
 use backplane_model::{BadReason, Quality, Timestamp, Value};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -308,7 +308,12 @@ impl Poller {
 
     /// Carries out one write and returns the value read back. `Err` with an `io::Error`
     /// inside means the connection is lost.
-    pub async fn write(&mut self, conn: &mut Connection, address: u32, value: &Value) -> WriteOutcome {
+    pub async fn write(
+        &mut self,
+        conn: &mut Connection,
+        address: u32,
+        value: &Value,
+    ) -> WriteOutcome<io::Error> {
         let refuse = |m: String| Err((m, None));
         let Some(tag) = self.tags.get(address as usize).cloned() else {
             return refuse(format!(
@@ -435,10 +440,8 @@ impl S7Source {
                 () = io.cancelled() => return Ok(()),
                 Some(write) = io.next_write() => {
                     let outcome = poller.write(&mut conn, write.address, &write.value).await;
-                    match io.finish_write(write.reply, outcome).await {
-                        AfterWrite::Continue => {}
-                        AfterWrite::Stop => return Ok(()),
-                        AfterWrite::Lost(e) => return Err(fail("writing to", e)),
+                    if !io.finish_write(write.reply, outcome, |e| fail("writing to", e)).await? {
+                        return Ok(());
                     }
                 }
                 () = tokio::time::sleep_until(due) => {

@@ -1,9 +1,9 @@
-//! examples/dairy.toml for tests that run without the demo's devices: the Modbus, OPC UA and
-//! S7 sources are swapped for built-in simulators serving the same addresses with values as
+//! examples/dairy.toml for tests that run without the demo's devices: the Modbus, OPC UA,
+//! S7 and EtherNet/IP sources are swapped for built-in simulators serving the same addresses with values as
 //! those sources would deliver them (typed by the address), and every period is shortened.
 
 /// Simulated stand-ins, by source name.
-const STAND_INS: [(&str, &str); 4] = [
+const STAND_INS: [(&str, &str); 5] = [
     (
         "reception-plc",
         r#"sources]]
@@ -63,6 +63,23 @@ period = "20ms"
 "ns=2;s=HTST.Flow" = { signal = "random_walk", start = 18.0, step = 0.05, min = 15.0, max = 21.0 }
 "ns=2;s=HTST.Status" = { signal = "sequence", values = [1, 1, 5, 1], step = "1s", type = "uint" }
 "ns=2;s=HTST.BatchNumber" = { signal = "constant", value = 4711, type = "uint" }
+"#,
+    ),
+    (
+        "palletizer-plc",
+        r#"sources]]
+name = "palletizer-plc"
+kind = "simulator"
+seed = 31
+period = "20ms"
+[sources.signals]
+"Palletizer.State" = { signal = "sequence", values = [2], step = "1s", type = "int" }
+"Palletizer.PalletCount" = { signal = "counter", start = 1200, increment = 1, every = 50, type = "int" }
+"Palletizer.LayerCount" = { signal = "sequence", values = [0, 1, 2, 3, 4], step = "1s", type = "int" }
+"Palletizer.LayersPerPallet" = { signal = "constant", value = 5, type = "int" }
+"Palletizer.CasesPerMinute" = { signal = "random_walk", start = 60.0, step = 0.5, min = 56.0, max = 64.0 }
+"Palletizer.FaultCode" = { signal = "constant", value = 0, type = "int" }
+"Palletizer.Recipe" = { signal = "sequence", values = ["MILK-1L-6x4"], step = "1s", type = "string" }
 "#,
     ),
 ];

@@ -12,13 +12,15 @@
 //!   its periods shortened.
 //! - [`fixtures`]: plan texts several crates' tests share (line 1 of the demo, the lab
 //!   probe).
+//! - [`probe`]: the lab probe on an engine: start, read, write through the gate; and a
+//!   thread's CPU time for benches.
 //! - [`net`]: free loopback ports and waiting for a port to listen.
 //! - [`names`]: unique names for what tests leave on shared services.
 //! - [`pki`]: a CA and the leaf certificates it signs, for TLS tests.
 //! - [`process`]: a gateway process started by a test, killed when it ends, and the base
 //!   URL it printed.
 //!
-//! It depends on the engine, config and model crates (and Tokio, and rcgen for test certificates) only, never on a protocol crate,
+//! It depends on the engine, config, model and security crates (and Tokio, and rcgen for test certificates) only, never on a protocol crate,
 //! so every protocol crate's tests can use it.
 
 // Test setup: failing loudly, with a message, is what it is for.
@@ -32,4 +34,5 @@ pub mod names;
 pub mod net;
 pub mod peers;
 pub mod pki;
+pub mod probe;
 pub mod process;

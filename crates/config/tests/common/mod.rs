@@ -169,6 +169,23 @@ impl KindSpec for OpcUa {
     }
 }
 
+/// Stands in for the EtherNet/IP connector in examples: accepts its keys and any address
+/// (the real kind checks them in crates/ethernetip).
+#[derive(Debug)]
+pub struct EtherNetIp;
+
+impl KindSpec for EtherNetIp {
+    fn describe(&self) -> &'static str {
+        "EtherNet/IP controller (test)"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+        table.required_str("url")?;
+        table.take_remaining();
+        Some(Arc::new(()))
+    }
+}
+
 /// Stands in for the historian sink: accepts its keys unread (the real kind checks them in
 /// crates/historian).
 #[derive(Debug)]
@@ -211,6 +228,7 @@ pub fn catalog() -> Catalog {
     catalog.add_source("modbus", Arc::new(Modbus));
     catalog.add_source("opcua", Arc::new(OpcUa));
     catalog.add_source("s7", Arc::new(S7));
+    catalog.add_source("ethernetip", Arc::new(EtherNetIp));
     catalog.add_sink("jsonl", Arc::new(Jsonl));
     catalog.add_sink("historian", Arc::new(Historian));
     catalog
