@@ -58,9 +58,6 @@ impl Default for ServerLimits {
 pub struct ServerSettings {
     /// Where the server accepts connections.
     pub listen: SocketAddr,
-    /// If `listen`'s port is taken, listen on a free one instead (the demo); otherwise a
-    /// taken port is an error.
-    pub any_port_if_taken: bool,
     /// The host name in endpoint URLs; default: the listen address (or this machine's
     /// name when listening on every interface).
     pub host_name: Option<String>,
@@ -261,7 +258,6 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<ServerSettings> {
             }
         },
     };
-    let any_port_if_taken = table.optional_bool("any_port_if_taken").unwrap_or(false);
     let host_name = table.optional_str("host_name").map(str::to_owned);
     let policies = parse_list(table, "security_policies", Policy::parse, POLICIES, &mut ok)
         .unwrap_or_else(|| Policy::SECURE.to_vec());
@@ -297,7 +293,6 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<ServerSettings> {
     let listen = listen?;
     ok.then_some(ServerSettings {
         listen,
-        any_port_if_taken,
         host_name,
         policies,
         modes,

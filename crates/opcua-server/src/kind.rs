@@ -29,13 +29,8 @@ impl Kind for OpcUaServerKind {
             None => "no users file".to_owned(),
         };
         vec![format!(
-            "opc.tcp://{}{}, namespace {}, policies {} ({}), {}{}",
+            "opc.tcp://{}, namespace {}, policies {} ({}), {}{}",
             s.listen,
-            if s.any_port_if_taken {
-                " (or a free port)"
-            } else {
-                ""
-            },
             s.namespace_uri(&plan.gateway.name),
             policies.join(", "),
             modes.join(", "),

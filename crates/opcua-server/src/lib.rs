@@ -8,13 +8,22 @@
 //! - [`nodes`]: the stable NodeId scheme (identifiers from configuration names).
 //! - [`units`]: engineering units as UNECE `EUInformation`.
 //! - [`value`]: Backplane values, timestamps and qualities as OPC UA DataValues.
+//! - [`space`]: the address space built from the topology (types, assets, variables,
+//!   properties) and the index of its nodes.
+//! - [`manager`]: the plant's node manager (writes, methods, history).
+//! - [`auth`]: users of the users file and anonymous sessions.
+//! - [`server`]: endpoints, certificates, limits; starting the server.
 //! - [`kind`]: [`OpcUaServerKind`] (registered as `opcua-server`).
 //! - [`sink`]: the running sink: builds the server, pushes each batch into it.
 
+pub mod auth;
 pub mod config;
 pub mod kind;
+pub mod manager;
 pub mod nodes;
+pub mod server;
 pub mod sink;
+pub mod space;
 pub mod units;
 pub mod value;
 

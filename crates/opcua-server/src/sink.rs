@@ -1,15 +1,32 @@
-//! The running `opcua-server` sink.
+//! The running `opcua-server` sink: starts the server, then writes each batch into the
+//! address space under one lock (values with both timestamps and their quality's status;
+//! an asset's context properties when its context changed), which notifies the monitored
+//! items of every session from the one stored value: nothing is copied per client.
 
-use backplane_connector::{ComponentError, Sink, SinkContext, SinkIo};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use backplane_connector::{Batch, ComponentError, Sink, SinkContext, SinkIo, Topology};
+use backplane_model::Context;
+use backplane_security::users::Users;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use opcua::server::SubscriptionCache;
+use opcua::types::{DataValue, NodeId, StatusCode};
 
+use crate::auth::Accounts;
 use crate::config::ServerSettings;
+use crate::manager::PlantManager;
+use crate::server::{Running, ServerInputs};
+use crate::space::{PlantNodes, context_values};
+use crate::value::{data_value, date_time};
 
 /// One `opcua-server` sink.
 #[derive(Debug)]
 pub struct ServerSink {
     name: String,
+    gateway: String,
+    data_dir: PathBuf,
     settings: ServerSettings,
 }
 
@@ -17,17 +34,133 @@ impl ServerSink {
     pub fn new(ctx: &SinkContext<'_, ServerSettings>) -> ServerSink {
         ServerSink {
             name: ctx.name.to_owned(),
+            gateway: ctx.gateway.to_owned(),
+            data_dir: ctx.data_dir.clone(),
             settings: ctx.settings.clone(),
         }
+    }
+}
+
+/// Writes batches into the address space.
+pub struct Publisher {
+    manager: Arc<PlantManager>,
+    subscriptions: Arc<SubscriptionCache>,
+    plant: Arc<PlantNodes>,
+    topology: Arc<Topology>,
+    /// The context each asset's properties show, compared by pointer: the pipeline shares
+    /// one `Arc` until a context changes.
+    shown: Vec<Option<Arc<Context>>>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    pub fn new(running: &Running, topology: Arc<Topology>) -> Publisher {
+        let plant = running.manager.inner().plant().clone();
+        Publisher {
+            subscriptions: running.handle.subscriptions().clone(),
+            manager: running.manager.clone(),
+            shown: vec![None; plant.assets.len()],
+            plant,
+            topology,
+        }
+    }
+
+    /// Puts one batch into the address space and notifies subscribers.
+    pub fn publish(&mut self, batch: &Batch) -> Result<(), StatusCode> {
+        let mut updates: Vec<(&NodeId, Option<&opcua::types::NumericRange>, DataValue)> =
+            Vec::with_capacity(batch.samples.len());
+        let mut changed_assets: Vec<(usize, Arc<Context>, backplane_model::Timestamp)> = Vec::new();
+        for sample in &batch.samples {
+            let Some(Some(node)) = self.plant.tags.get(sample.tag.index()) else {
+                continue;
+            };
+            updates.push((&node.id, None, data_value(sample, node.data)));
+            if let Some(asset) = self.topology.tag(sample.tag).map(|t| t.asset)
+                && let Some(shown) = self.shown.get_mut(asset)
+                && !shown.as_ref().is_some_and(|c| Arc::ptr_eq(c, &sample.context))
+            {
+                *shown = Some(sample.context.clone());
+                changed_assets.push((asset, sample.context.clone(), sample.gateway_time));
+            }
+        }
+        for event in &batch.events {
+            if let Some(asset) = self.topology.asset_index(event.asset.as_str())
+                && let Some(shown) = self.shown.get_mut(asset)
+                && !shown.as_ref().is_some_and(|c| Arc::ptr_eq(c, &event.context))
+            {
+                *shown = Some(event.context.clone());
+                changed_assets.push((asset, event.context.clone(), event.time));
+            }
+        }
+        for (asset, context, time) in &changed_assets {
+            if let Some(nodes) = self.plant.assets.get(*asset) {
+                let time = date_time(*time);
+                for (id, value) in nodes.context.iter().zip(context_values(context)) {
+                    updates.push((id, None, DataValue::new_at(value, time)));
+                }
+            }
+        }
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.manager.set_values(&self.subscriptions, updates.into_iter())
     }
 }
 
 impl Sink for ServerSink {
     fn run(self: Box<Self>, io: SinkIo) -> BoxFuture<'static, Result<(), ComponentError>> {
         async move {
-            let _ = (&self.name, &self.settings);
-            while io.recv().await.is_some() {}
-            Ok(())
+            let topology = io.topology.clone();
+            let users = match &topology.plan.api.users {
+                Some(path) => Users::load(path).map_err(|e| ComponentError::config(format!("[api] users: {e}")))?,
+                None => Users::default(),
+            };
+            let accounts = Arc::new(Accounts::new(Arc::new(users), self.settings.anonymous));
+            let running = crate::server::start(
+                &self.settings,
+                ServerInputs {
+                    gateway: &self.gateway,
+                    data_dir: &self.data_dir,
+                    topology: topology.clone(),
+                    accounts,
+                    history: false,
+                },
+            )
+            .await
+            .map_err(|e| ComponentError::io(format!("OPC UA server `{}`: {e}", self.name)))?;
+            let mut publisher = Publisher::new(&running, topology);
+            let Running { handle, mut server, .. } = running;
+            let result = loop {
+                tokio::select! {
+                    batch = io.recv() => match batch {
+                        Some(batch) => {
+                            if let Err(status) = publisher.publish(&batch) {
+                                tracing::warn!(sink = %self.name, %status, "a batch could not be put into the address space");
+                            }
+                        }
+                        None => break Ok(()),
+                    },
+                    ended = &mut server => {
+                        break Err(ComponentError::io(format!(
+                            "OPC UA server `{}` stopped: {}",
+                            self.name,
+                            match ended {
+                                Ok(Ok(())) => "without an error".to_owned(),
+                                Ok(Err(e)) => e,
+                                Err(e) => e.to_string(),
+                            }
+                        )));
+                    }
+                }
+            };
+            handle.cancel();
+            server.abort();
+            result
         }
         .boxed()
     }
