@@ -1,0 +1,170 @@
+//! Shared by the integration tests: the demo plant (examples/dairy.toml with simulated
+//! devices) served by an `opcua-server` sink, and third-party clients driven as processes
+//! (asyncua through tests/peers/opcua_client.py, node-opcua through
+//! tests/peers/node_client.js).
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backplane_engine::{Engine, Registry};
+use backplane_testkit::peers::python;
+use backplane_testkit::{dairy, engine as support, net};
+use serde_json::Value;
+
+/// The plant namespace of examples/dairy.toml's gateway.
+pub const NAMESPACE: &str = "urn:backplane:plant-a-edge:plant";
+pub const FILLER1: &str = "acme-dairy/plant-a/packaging/line-1/filler";
+pub const PASTEURIZER: &str = "acme-dairy/plant-a/processing/pasteurizer";
+
+/// Every kind examples/dairy.toml names, and the server.
+pub fn registry() -> Registry {
+    let mut registry = backplane_engine::builtins();
+    registry.add_stage("production", Arc::new(backplane_production::ProductionStageKind));
+    registry.add_sink("historian", backplane_historian::HistorianKind::new());
+    registry.add_sink("opcua-server", backplane_opcua_server::OpcUaServerKind);
+    registry
+}
+
+/// The `[[sinks]]` table of a server on `port` with `extra` keys.
+pub fn server_table(port: u16, extra: &str) -> String {
+    format!(
+        "\n[[sinks]]\nname = \"plant-opcua\"\nkind = \"opcua-server\"\nlisten = \"127.0.0.1:{port}\"\n{extra}\n"
+    )
+}
+
+/// Policy None, anonymous: the plain set-up most tests use.
+pub const OPEN: &str = "security_policies = [\"None\"]\nsecurity_modes = [\"none\"]\nanonymous = true";
+
+/// The demo plant with a server; `before_sinks` goes before the first `[[sinks]]`
+/// (e.g. `[api] users`, write rules).
+pub struct Plant {
+    pub engine: Option<Engine>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Plant {
+    pub async fn start(server: &str) -> Plant {
+        Plant::start_with(server, "").await
+    }
+
+    pub async fn start_with(server: &str, before_sinks: &str) -> Plant {
+        let dir = tempfile::tempdir().unwrap();
+        let port = net::free_port();
+        let config = plant_config(&server_table(port, server), before_sinks);
+        let engine = support::start(&config, dir.path(), &registry());
+        let up = tokio::task::spawn_blocking(move || net::wait_for_port(port, Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert!(up, "the OPC UA server listens on {port}");
+        Plant {
+            engine: Some(engine),
+            port,
+            dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("opc.tcp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pki(&self) -> PathBuf {
+        self.dir.path().join("opcua-server/pki")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(engine) = self.engine.take() {
+            engine.shutdown().await;
+        }
+    }
+}
+
+/// The simulated demo plant with `sinks` appended and `before_sinks` inserted before the
+/// first `[[sinks]]` table.
+pub fn plant_config(sinks: &str, before_sinks: &str) -> String {
+    let text = dairy::simulated();
+    let text = match text.find("\n[[sinks]]") {
+        Some(i) => format!("{}\n{before_sinks}\n{}", &text[..i], &text[i..]),
+        None => format!("{text}\n{before_sinks}"),
+    };
+    format!("{text}\n{sinks}")
+}
+
+/// Options of a client session (security, user).
+#[derive(Debug, Default, Clone)]
+pub struct Session {
+    pub args: Vec<String>,
+}
+
+impl Session {
+    pub fn user(mut self, user: &str, password: &str) -> Session {
+        self.args
+            .extend(["--user".into(), user.into(), "--password".into(), password.into()]);
+        self
+    }
+
+    pub fn secure(mut self, policy: &str, mode: &str, cert: &Path, key: &Path, app_uri: &str) -> Session {
+        self.args.extend([
+            "--policy".into(),
+            policy.into(),
+            "--mode".into(),
+            mode.into(),
+            "--cert".into(),
+            cert.display().to_string(),
+            "--key".into(),
+            key.display().to_string(),
+            "--app-uri".into(),
+            app_uri.into(),
+        ]);
+        self
+    }
+}
+
+/// Runs `ops` in one asyncua session: the results, or the connect failure's text.
+pub async fn asyncua(url: &str, session: &Session, ops: Value) -> Result<Vec<Value>, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/opcua_client.py");
+    let mut command = Command::new(python());
+    command
+        .arg(script)
+        .arg(url)
+        .arg(ops.to_string())
+        .args(&session.args);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("run the asyncua client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in stdout.lines() {
+        if let Some(json) = line.strip_prefix("RESULT ") {
+            return Ok(serde_json::from_str(json).unwrap());
+        }
+        if let Some(reason) = line.strip_prefix("CONNECT_FAILED ") {
+            return Err(reason.to_owned());
+        }
+    }
+    panic!(
+        "the asyncua client printed no result\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `ns=N;s=ID`.
+pub fn node(ns: u64, id: &str) -> String {
+    format!("ns={ns};s={id}")
+}
+
+/// The namespace index of the plant, read by the client.
+pub async fn namespace(url: &str, session: &Session) -> u64 {
+    let r = asyncua(
+        url,
+        session,
+        serde_json::json!([{"op": "namespace", "uri": NAMESPACE}]),
+    )
+    .await
+    .unwrap();
+    r[0].as_u64().unwrap()
+}
