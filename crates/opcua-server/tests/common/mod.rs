@@ -39,8 +39,7 @@ pub fn server_table(port: u16, extra: &str) -> String {
 /// Policy None, anonymous: the plain set-up most tests use.
 pub const OPEN: &str = "security_policies = [\"None\"]\nsecurity_modes = [\"none\"]\nanonymous = true";
 
-/// The demo plant with a server; `before_sinks` goes before the first `[[sinks]]`
-/// (e.g. `[api] users`, write rules).
+/// The demo plant (simulated devices) with a server; the engine stops on [`Plant::stop`].
 pub struct Plant {
     pub engine: Option<Engine>,
     pub port: u16,
@@ -49,13 +48,14 @@ pub struct Plant {
 
 impl Plant {
     pub async fn start(server: &str) -> Plant {
-        Plant::start_with(server, "").await
+        Plant::start_with(server, &|c| c).await
     }
 
-    pub async fn start_with(server: &str, before_sinks: &str) -> Plant {
+    /// [`Plant::start`] with the configuration text edited by `edit` first.
+    pub async fn start_with(server: &str, edit: &dyn Fn(String) -> String) -> Plant {
         let dir = tempfile::tempdir().unwrap();
         let port = net::free_port();
-        let config = plant_config(&server_table(port, server), before_sinks);
+        let config = edit(format!("{}\n{}", dairy::simulated(), server_table(port, server)));
         let engine = support::start(&config, dir.path(), &registry());
         let up = tokio::task::spawn_blocking(move || net::wait_for_port(port, Duration::from_secs(60)))
             .await
@@ -83,15 +83,9 @@ impl Plant {
     }
 }
 
-/// The simulated demo plant with `sinks` appended and `before_sinks` inserted before the
-/// first `[[sinks]]` table.
-pub fn plant_config(sinks: &str, before_sinks: &str) -> String {
-    let text = dairy::simulated();
-    let text = match text.find("\n[[sinks]]") {
-        Some(i) => format!("{}\n{before_sinks}\n{}", &text[..i], &text[i..]),
-        None => format!("{text}\n{before_sinks}"),
-    };
-    format!("{text}\n{sinks}")
+/// Adds `users = PATH` to the configuration's `[api]` table.
+pub fn with_users(config: String, users: &Path) -> String {
+    config.replacen("[api]\n", &format!("[api]\nusers = \"{}\"\n", users.display()), 1)
 }
 
 /// Options of a client session (security, user).
@@ -104,6 +98,12 @@ impl Session {
     pub fn user(mut self, user: &str, password: &str) -> Session {
         self.args
             .extend(["--user".into(), user.into(), "--password".into(), password.into()]);
+        self
+    }
+
+    /// The client checks the server's certificate against the certificates in `dir`.
+    pub fn trusting(mut self, dir: &Path) -> Session {
+        self.args.extend(["--trusted".into(), dir.display().to_string()]);
         self
     }
 

@@ -2,7 +2,7 @@
 peer nobody on this team wrote; only this driver script is ours).
 
 Usage: opcua_client.py URL OPS_JSON [--policy P --mode M --cert C --key K --app-uri U]
-[--user U --password P]
+[--user U --password P] [--trusted DIR (server certificates this client trusts)]
 
 Runs the operations of OPS_JSON (a list) in one session, in order, and prints one line
 `RESULT <json list>` with one result per operation. A failed connect prints
@@ -29,8 +29,11 @@ import asyncio
 import datetime
 import json
 import sys
+from pathlib import Path
 
 from asyncua import Client, ua
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 
 AGGREGATES = {
     "Average": ua.ObjectIds.AggregateFunction_Average,
@@ -238,6 +241,12 @@ async def main():
     if "--policy" in opts:
         await client.set_security_string(
             f"{opts['--policy']},{opts['--mode']},{opts['--cert']},{opts['--key']}")
+    if "--trusted" in opts:
+        # The client checks the server's certificate against its own trust list.
+        store = TrustStore([Path(opts["--trusted"])], [])
+        await store.load()
+        client.certificate_validator = CertificateValidator(
+            CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_SERVER, store)
     if "--user" in opts:
         client.set_user(opts["--user"])
         client.set_password(opts["--password"])
