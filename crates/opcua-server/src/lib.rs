@@ -11,6 +11,8 @@
 //! - [`space`]: the address space built from the topology (types, assets, variables,
 //!   properties) and the index of its nodes.
 //! - [`manager`]: the plant's node manager (writes, methods, history).
+//! - [`writes`]: OPC UA Write through the write gate, and its answers as StatusCodes.
+//! - [`methods`]: production actions as methods of the `Production` object.
 //! - [`auth`]: users of the users file and anonymous sessions.
 //! - [`server`]: endpoints, certificates, limits; starting the server.
 //! - [`kind`]: [`OpcUaServerKind`] (registered as `opcua-server`).
@@ -20,12 +22,14 @@ pub mod auth;
 pub mod config;
 pub mod kind;
 pub mod manager;
+pub mod methods;
 pub mod nodes;
 pub mod server;
 pub mod sink;
 pub mod space;
 pub mod units;
 pub mod value;
+pub mod writes;
 
 pub use config::ServerSettings;
 pub use kind::OpcUaServerKind;

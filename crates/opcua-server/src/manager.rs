@@ -6,22 +6,37 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use backplane_connector::{Topology, WriteGate};
+use backplane_security::Role;
 use opcua::server::address_space::AddressSpace;
 use opcua::server::diagnostics::NamespaceMetadata;
 use opcua::server::node_manager::memory::{InMemoryNodeManager, InMemoryNodeManagerImpl};
-use opcua::server::node_manager::{RequestContext, ServerContext, WriteNode};
+use opcua::server::node_manager::{MethodCall, RequestContext, ServerContext, WriteNode};
 use opcua::sync::RwLock;
-use opcua::types::StatusCode;
+use opcua::types::{AttributeId, Identifier, NumericRange, StatusCode};
 
+use crate::auth::Accounts;
+use crate::methods::{Method, Production};
 use crate::space::PlantNodes;
 
 /// The node manager type the server holds.
 pub type PlantManager = InMemoryNodeManager<PlantManagerImpl>;
 
+/// The doors from OPC UA into the gateway: the write gate, the production commands, the
+/// users and their roles.
+#[derive(Debug, Clone)]
+pub struct Doors {
+    pub topology: Arc<Topology>,
+    pub gate: WriteGate,
+    pub production: Production,
+    pub accounts: Arc<Accounts>,
+}
+
 /// Backplane's part of the node manager.
 pub struct PlantManagerImpl {
     namespace: NamespaceMetadata,
     plant: Arc<PlantNodes>,
+    doors: Doors,
 }
 
 impl std::fmt::Debug for PlantManagerImpl {
@@ -33,16 +48,70 @@ impl std::fmt::Debug for PlantManagerImpl {
 }
 
 impl PlantManagerImpl {
-    pub fn new(namespace: NamespaceMetadata, plant: PlantNodes) -> PlantManagerImpl {
+    pub fn new(namespace: NamespaceMetadata, plant: PlantNodes, doors: Doors) -> PlantManagerImpl {
         PlantManagerImpl {
             namespace,
             plant: Arc::new(plant),
+            doors,
         }
     }
 
     /// The plant's nodes, by tag and asset index.
     pub fn plant(&self) -> &Arc<PlantNodes> {
         &self.plant
+    }
+
+    /// The session's user and role; `None` for anonymous sessions.
+    fn user<'c>(&self, context: &'c RequestContext) -> Option<(&'c str, Role)> {
+        let role = self.doors.accounts.role(&context.token)?;
+        Some((context.token.0.as_str(), role))
+    }
+
+    async fn write_one(&self, context: &RequestContext, node: &mut WriteNode) {
+        let value = node.value();
+        let tag = match &value.node_id.identifier {
+            Identifier::String(s) if value.node_id.namespace == self.plant.ns => {
+                self.doors.topology.tag_by_path(s.as_ref())
+            }
+            _ => None,
+        };
+        let Some(tag) = tag else {
+            // Our other nodes (types, properties, context) are never written.
+            node.set_status(StatusCode::BadNotWritable);
+            return;
+        };
+        let writable = self
+            .plant
+            .tags
+            .get(tag.id.index())
+            .and_then(Option::as_ref)
+            .is_some_and(|t| t.writable);
+        if value.attribute_id != AttributeId::Value || !writable {
+            node.set_status(StatusCode::BadNotWritable);
+            return;
+        }
+        if value.index_range != NumericRange::None {
+            node.set_status(StatusCode::BadWriteNotSupported);
+            return;
+        }
+        let Some(variant) = value.value.value.clone() else {
+            node.set_status(StatusCode::BadTypeMismatch);
+            return;
+        };
+        let Some(user) = self.user(context) else {
+            node.set_status(StatusCode::BadUserAccessDenied);
+            return;
+        };
+        let path = tag.path.clone();
+        let status = crate::writes::write(
+            &self.doors.gate,
+            &path,
+            &variant,
+            crate::writes::identity(Some(user)),
+            context.session_id,
+        )
+        .await;
+        node.set_status(status);
     }
 }
 
@@ -60,12 +129,40 @@ impl InMemoryNodeManagerImpl for PlantManagerImpl {
 
     async fn write(
         &self,
-        _context: &RequestContext,
+        context: &RequestContext,
         _address_space: &RwLock<AddressSpace>,
         nodes_to_write: &mut [&mut WriteNode],
     ) -> Result<(), StatusCode> {
-        for node in nodes_to_write {
-            node.set_status(StatusCode::BadNotWritable);
+        for node in nodes_to_write.iter_mut() {
+            self.write_one(context, node).await;
+        }
+        Ok(())
+    }
+
+    async fn call(
+        &self,
+        context: &RequestContext,
+        _address_space: &RwLock<AddressSpace>,
+        methods_to_call: &mut [&mut &mut MethodCall],
+    ) -> Result<(), StatusCode> {
+        for call in methods_to_call.iter_mut() {
+            let Some(method) = Method::of(self.plant.ns, call.method_id()) else {
+                call.set_status(StatusCode::BadMethodInvalid);
+                continue;
+            };
+            let args = call.arguments().to_vec();
+            match self
+                .doors
+                .production
+                .call(method, &args, self.user(context), context.session_id)
+                .await
+            {
+                Ok(outputs) => {
+                    call.set_outputs(outputs);
+                    call.set_status(StatusCode::Good);
+                }
+                Err(status) => call.set_status(status),
+            }
         }
         Ok(())
     }

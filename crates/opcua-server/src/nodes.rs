@@ -12,6 +12,8 @@
 //! | model type                    | `@types/Filler`                         |
 //! | a model type's component      | `@types/Filler/speed`                   |
 //! | event type                    | `@events/DowntimeEventType`             |
+//! | the production object         | `@production`                           |
+//! | a production method           | `@production#StartWorkOrder`            |
 //!
 //! Asset segments are slugs (`[a-z0-9-]`) and attribute names `[a-z][a-z0-9_]*`, so `#`
 //! and `@` never occur in them and the forms cannot collide.
@@ -52,6 +54,16 @@ pub fn event_type(ns: u16, name: &str) -> NodeId {
 /// A field of an event type.
 pub fn event_field(ns: u16, event_type: &str, field: &str) -> NodeId {
     NodeId::new(ns, format!("@events/{event_type}/{field}"))
+}
+
+/// The `Production` object, which holds the production methods.
+pub fn production(ns: u16) -> NodeId {
+    NodeId::new(ns, "@production".to_owned())
+}
+
+/// A production method (`StartWorkOrder`, ...).
+pub fn method(ns: u16, name: &str) -> NodeId {
+    member(ns, "@production", name)
 }
 
 /// The asset path a node of this namespace names: for an asset node, itself; for a

@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use backplane_connector::Topology;
 use backplane_opcua::config::{Mode, Policy};
 use backplane_opcua::pki::{OwnCertificate, ensure_application_certificate};
 use opcua::server::address_space::AddressSpace;
@@ -20,15 +19,13 @@ use opcua::server::node_manager::memory::InMemoryNodeManagerBuilder;
 use opcua::server::{ANONYMOUS_USER_TOKEN_ID, ServerBuilder, ServerEndpoint, ServerHandle};
 use tokio::net::TcpListener;
 
-use crate::auth::Accounts;
 use crate::config::ServerSettings;
-use crate::manager::{PlantManager, PlantManagerImpl};
+use crate::manager::{Doors, PlantManager, PlantManagerImpl};
 
 /// What the sink keeps of a started server.
 pub struct Running {
     pub handle: ServerHandle,
     pub manager: Arc<PlantManager>,
-    pub accounts: Arc<Accounts>,
     pub address: SocketAddr,
     pub server: tokio::task::JoinHandle<Result<(), String>>,
 }
@@ -46,8 +43,7 @@ impl std::fmt::Debug for Running {
 pub struct ServerInputs<'a> {
     pub gateway: &'a str,
     pub data_dir: &'a Path,
-    pub topology: Arc<Topology>,
-    pub accounts: Arc<Accounts>,
+    pub doors: Doors,
     /// A historian answers HistoryRead.
     pub history: bool,
 }
@@ -119,7 +115,8 @@ pub async fn start(settings: &ServerSettings, inputs: ServerInputs<'_>) -> Resul
         }
     });
     let namespace_uri = settings.namespace_uri(inputs.gateway);
-    let topology = inputs.topology.clone();
+    let doors = inputs.doors.clone();
+    let topology = doors.topology.clone();
     let history = inputs.history;
     let uri = namespace_uri.clone();
     let node_manager =
@@ -127,6 +124,7 @@ pub async fn start(settings: &ServerSettings, inputs: ServerInputs<'_>) -> Resul
             let index = context.type_tree.write().namespaces_mut().add_namespace(&uri);
             space.add_namespace(&uri, index);
             let plant = crate::space::build(space, index, &topology, history);
+            crate::methods::build(space, index);
             PlantManagerImpl::new(
                 NamespaceMetadata {
                     namespace_uri: uri,
@@ -134,6 +132,7 @@ pub async fn start(settings: &ServerSettings, inputs: ServerInputs<'_>) -> Resul
                     ..Default::default()
                 },
                 plant,
+                doors,
             )
         });
     let l = &settings.limits;
@@ -150,7 +149,7 @@ pub async fn start(settings: &ServerSettings, inputs: ServerInputs<'_>) -> Resul
         .max_sessions(l.max_sessions)
         .max_message_size(l.max_message_size)
         .max_chunk_count(l.max_chunk_count)
-        .with_authenticator(inputs.accounts.clone())
+        .with_authenticator(inputs.doors.accounts.clone())
         .with_node_manager(node_manager);
     for (id, endpoint) in endpoints(settings) {
         builder = builder.add_endpoint(id, endpoint);
@@ -177,7 +176,6 @@ pub async fn start(settings: &ServerSettings, inputs: ServerInputs<'_>) -> Resul
     Ok(Running {
         handle,
         manager,
-        accounts: inputs.accounts,
         address,
         server,
     })

@@ -16,10 +16,13 @@ use opcua::types::{DataValue, NodeId, StatusCode};
 
 use crate::auth::Accounts;
 use crate::config::ServerSettings;
-use crate::manager::PlantManager;
+use crate::manager::{Doors, PlantManager};
+use crate::methods::Production;
 use crate::server::{Running, ServerInputs};
 use crate::space::{PlantNodes, context_values};
 use crate::value::{data_value, date_time};
+use backplane_production::ProductionHandle;
+use backplane_security::AuditTrail;
 
 /// One `opcua-server` sink.
 #[derive(Debug)]
@@ -121,13 +124,21 @@ impl Sink for ServerSink {
                 None => Users::default(),
             };
             let accounts = Arc::new(Accounts::new(Arc::new(users), self.settings.anonymous));
+            let doors = Doors {
+                topology: topology.clone(),
+                gate: io.gate.clone(),
+                production: Production {
+                    handle: io.services.get::<ProductionHandle>(),
+                    audit: io.services.named::<AuditTrail>(AuditTrail::SERVICE).map(|a| (*a).clone()),
+                },
+                accounts,
+            };
             let running = crate::server::start(
                 &self.settings,
                 ServerInputs {
                     gateway: &self.gateway,
                     data_dir: &self.data_dir,
-                    topology: topology.clone(),
-                    accounts,
+                    doors,
                     history: false,
                 },
             )

@@ -6,64 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use backplane_security::Role;
-use backplane_security::users::Users;
 use common::*;
 use serde_json::json;
-
-const PASSWORD: &str = "correct horse battery";
-const CLIENT_URI: &str = "urn:acme:scada";
-
-struct Keys {
-    dir: tempfile::TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-    users: PathBuf,
-}
-
-/// A client certificate (as a SCADA would have) and a users file with `anna`, operator.
-fn keys() -> Keys {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("scada.der"), dir.path().join("scada-key.der"));
-    backplane_opcua::pki::write_self_signed(&cert, &key, CLIENT_URI, "scada", &["localhost"]).unwrap();
-    let users = dir.path().join("users.toml");
-    let mut file = Users::default();
-    file.add_user("anna", Role::Operator, PASSWORD).unwrap();
-    file.save(&users).unwrap();
-    Keys {
-        dir,
-        cert,
-        key,
-        users,
-    }
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default()
-}
-
-fn secure(keys: &Keys, policy: &str) -> Session {
-    Session::default().secure(policy, "SignAndEncrypt", &keys.cert, &keys.key, CLIENT_URI)
-}
 
 async fn start(keys: &Keys) -> Plant {
     let users = keys.users.clone();
     Plant::start_with("", &move |c| with_users(c, &users)).await
-}
-
-/// The first session of an unknown client is refused and its certificate kept in
-/// `rejected/`; an engineer moves it to `trusted/`.
-async fn trust_client(plant: &Plant, session: &Session) {
-    let refused = asyncua(&plant.url(), session, json!([])).await;
-    assert!(refused.is_err(), "an unknown client certificate is refused");
-    let rejected = files(&plant.pki().join("rejected"));
-    assert_eq!(rejected.len(), 1, "the refused certificate is kept: {rejected:?}");
-    let name = rejected[0].file_name().unwrap();
-    std::fs::rename(&rejected[0], plant.pki().join("trusted").join(name)).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

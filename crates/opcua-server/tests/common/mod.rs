@@ -6,6 +6,10 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::path::{Path, PathBuf};
+
+use backplane_security::Role;
+use backplane_security::users::Users;
+use serde_json::json;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +30,7 @@ pub fn registry() -> Registry {
     registry.add_stage("production", Arc::new(backplane_production::ProductionStageKind));
     registry.add_sink("historian", backplane_historian::HistorianKind::new());
     registry.add_sink("opcua-server", backplane_opcua_server::OpcUaServerKind);
+    registry.add_source("modbus", backplane_modbus::ModbusKind);
     registry
 }
 
@@ -53,9 +58,14 @@ impl Plant {
 
     /// [`Plant::start`] with the configuration text edited by `edit` first.
     pub async fn start_with(server: &str, edit: &dyn Fn(String) -> String) -> Plant {
+        Plant::start_config(&dairy::simulated(), server, edit).await
+    }
+
+    /// A server in another plant than the demo's (`base`, the configuration without it).
+    pub async fn start_config(base: &str, server: &str, edit: &dyn Fn(String) -> String) -> Plant {
         let dir = tempfile::tempdir().unwrap();
         let port = net::free_port();
-        let config = edit(format!("{}\n{}", dairy::simulated(), server_table(port, server)));
+        let config = edit(format!("{base}\n{}", server_table(port, server)));
         let engine = support::start(&config, dir.path(), &registry());
         let up = tokio::task::spawn_blocking(move || net::wait_for_port(port, Duration::from_secs(60)))
             .await
@@ -167,4 +177,56 @@ pub async fn namespace(url: &str, session: &Session) -> u64 {
     .await
     .unwrap();
     r[0].as_u64().unwrap()
+}
+
+// ── Keys, users and trust ─────────────────────────────────────────────────────────
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const CLIENT_URI: &str = "urn:acme:scada";
+
+pub struct Keys {
+    pub dir: tempfile::TempDir,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub users: PathBuf,
+}
+
+/// A client certificate (as a SCADA would have) and a users file with `anna`, operator,
+/// and `victor`, viewer.
+pub fn keys() -> Keys {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("scada.der"), dir.path().join("scada-key.der"));
+    backplane_opcua::pki::write_self_signed(&cert, &key, CLIENT_URI, "scada", &["localhost"]).unwrap();
+    let users = dir.path().join("users.toml");
+    let mut file = Users::default();
+    file.add_user("anna", Role::Operator, PASSWORD).unwrap();
+    file.add_user("victor", Role::Viewer, PASSWORD).unwrap();
+    file.save(&users).unwrap();
+    Keys {
+        dir,
+        cert,
+        key,
+        users,
+    }
+}
+
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+pub fn secure(keys: &Keys, policy: &str) -> Session {
+    Session::default().secure(policy, "SignAndEncrypt", &keys.cert, &keys.key, CLIENT_URI)
+}
+
+/// The first session of an unknown client is refused and its certificate kept in
+/// `rejected/`; an engineer moves it to `trusted/`.
+pub async fn trust_client(plant: &Plant, session: &Session) {
+    let refused = asyncua(&plant.url(), session, json!([])).await;
+    assert!(refused.is_err(), "an unknown client certificate is refused");
+    let rejected = files(&plant.pki().join("rejected"));
+    assert_eq!(rejected.len(), 1, "the refused certificate is kept: {rejected:?}");
+    let name = rejected[0].file_name().unwrap();
+    std::fs::rename(&rejected[0], plant.pki().join("trusted").join(name)).unwrap();
 }
