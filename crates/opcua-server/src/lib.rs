@@ -12,6 +12,7 @@
 //!   properties) and the index of its nodes.
 //! - [`manager`]: the plant's node manager (writes, methods, history).
 //! - [`writes`]: OPC UA Write through the write gate, and its answers as StatusCodes.
+//! - [`history`]: HistoryRead (raw, processed) from the embedded historian.
 //! - [`methods`]: production actions as methods of the `Production` object.
 //! - [`auth`]: users of the users file and anonymous sessions.
 //! - [`server`]: endpoints, certificates, limits; starting the server.
@@ -20,6 +21,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod history;
 pub mod kind;
 pub mod manager;
 pub mod methods;

@@ -8,14 +8,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use backplane_connector::{Topology, WriteGate};
 use backplane_security::Role;
+use opcua::server::ContinuationPoint;
 use opcua::server::address_space::AddressSpace;
 use opcua::server::diagnostics::NamespaceMetadata;
 use opcua::server::node_manager::memory::{InMemoryNodeManager, InMemoryNodeManagerImpl};
-use opcua::server::node_manager::{MethodCall, RequestContext, ServerContext, WriteNode};
+use opcua::server::node_manager::{HistoryNode, MethodCall, RequestContext, ServerContext, WriteNode};
 use opcua::sync::RwLock;
-use opcua::types::{AttributeId, Identifier, NumericRange, StatusCode};
+use opcua::types::{
+    AttributeId, HistoryData, Identifier, NumericRange, ReadProcessedDetails, ReadRawModifiedDetails,
+    StatusCode, TimestampsToReturn,
+};
 
 use crate::auth::Accounts;
+use crate::history::{Aggregate, History, RawContinuation, range};
 use crate::methods::{Method, Production};
 use crate::space::PlantNodes;
 
@@ -30,6 +35,8 @@ pub struct Doors {
     pub gate: WriteGate,
     pub production: Production,
     pub accounts: Arc<Accounts>,
+    /// The historian HistoryRead is answered from, if the gateway has one.
+    pub history: Option<History>,
 }
 
 /// Backplane's part of the node manager.
@@ -65,6 +72,18 @@ impl PlantManagerImpl {
     fn user<'c>(&self, context: &'c RequestContext) -> Option<(&'c str, Role)> {
         let role = self.doors.accounts.role(&context.token)?;
         Some((context.token.0.as_str(), role))
+    }
+
+    /// The tag a node of this namespace is the variable of: its path and type.
+    fn tag_of(&self, id: &opcua::types::NodeId) -> Option<(Arc<str>, backplane_model::DataType)> {
+        let Identifier::String(s) = &id.identifier else {
+            return None;
+        };
+        if id.namespace != self.plant.ns {
+            return None;
+        }
+        let tag = self.doors.topology.tag_by_path(s.as_ref())?;
+        Some((tag.path.clone(), tag.attribute.data_type))
     }
 
     async fn write_one(&self, context: &RequestContext, node: &mut WriteNode) {
@@ -135,6 +154,99 @@ impl InMemoryNodeManagerImpl for PlantManagerImpl {
     ) -> Result<(), StatusCode> {
         for node in nodes_to_write.iter_mut() {
             self.write_one(context, node).await;
+        }
+        Ok(())
+    }
+
+    async fn history_read_raw_modified(
+        &self,
+        _context: &RequestContext,
+        details: &ReadRawModifiedDetails,
+        nodes: &mut [&mut &mut HistoryNode],
+        _timestamps_to_return: TimestampsToReturn,
+    ) -> Result<(), StatusCode> {
+        let history = self
+            .doors
+            .history
+            .as_ref()
+            .ok_or(StatusCode::BadHistoryOperationUnsupported)?;
+        if details.is_read_modified {
+            return Err(StatusCode::BadHistoryOperationUnsupported);
+        }
+        let (from, to) = range(&details.start_time, &details.end_time);
+        for node in nodes.iter_mut() {
+            let Some((path, data)) = self.tag_of(node.node_id()) else {
+                node.set_status(StatusCode::BadHistoryOperationUnsupported);
+                continue;
+            };
+            let from = match node.continuation_point() {
+                Some(cp) => match cp.get::<RawContinuation>() {
+                    Some(c) => c.from,
+                    None => {
+                        node.set_status(StatusCode::BadContinuationPointInvalid);
+                        continue;
+                    }
+                },
+                None => from,
+            };
+            match history.raw(&path, data, from, to, details.num_values_per_node as usize) {
+                Ok((values, next)) => {
+                    node.set_next_continuation_point(next.map(|c| ContinuationPoint::new(Box::new(c))));
+                    node.set_result(HistoryData {
+                        data_values: Some(values),
+                    });
+                    node.set_status(StatusCode::Good);
+                }
+                Err(status) => node.set_status(status),
+            }
+        }
+        Ok(())
+    }
+
+    async fn history_read_processed(
+        &self,
+        _context: &RequestContext,
+        details: &ReadProcessedDetails,
+        nodes: &mut [&mut &mut HistoryNode],
+        _timestamps_to_return: TimestampsToReturn,
+    ) -> Result<(), StatusCode> {
+        let history = self
+            .doors
+            .history
+            .as_ref()
+            .ok_or(StatusCode::BadHistoryOperationUnsupported)?;
+        let (from, to) = range(&details.start_time, &details.end_time);
+        let every = std::time::Duration::from_secs_f64((details.processing_interval / 1000.0).max(0.0));
+        let aggregates = details.aggregate_type.as_deref().unwrap_or_default();
+        let count = nodes.len();
+        for (i, node) in nodes.iter_mut().enumerate() {
+            // One aggregate per node of the request, or one for all.
+            let aggregate = match aggregates.len() {
+                1 => aggregates.first(),
+                n if n == count => aggregates.get(i),
+                _ => None,
+            };
+            let Some(aggregate) = aggregate else {
+                node.set_status(StatusCode::BadAggregateListMismatch);
+                continue;
+            };
+            let Some(aggregate) = Aggregate::of(aggregate) else {
+                node.set_status(StatusCode::BadAggregateNotSupported);
+                continue;
+            };
+            let Some((path, _)) = self.tag_of(node.node_id()) else {
+                node.set_status(StatusCode::BadHistoryOperationUnsupported);
+                continue;
+            };
+            match history.processed(&path, from, to, every, aggregate) {
+                Ok(values) => {
+                    node.set_result(HistoryData {
+                        data_values: Some(values),
+                    });
+                    node.set_status(StatusCode::Good);
+                }
+                Err(status) => node.set_status(status),
+            }
         }
         Ok(())
     }

@@ -44,8 +44,6 @@ pub struct ServerInputs<'a> {
     pub gateway: &'a str,
     pub data_dir: &'a Path,
     pub doors: Doors,
-    /// A historian answers HistoryRead.
-    pub history: bool,
 }
 
 /// The application URI of a gateway's OPC UA server (its certificate carries it).
@@ -117,7 +115,7 @@ pub async fn start(settings: &ServerSettings, inputs: ServerInputs<'_>) -> Resul
     let namespace_uri = settings.namespace_uri(inputs.gateway);
     let doors = inputs.doors.clone();
     let topology = doors.topology.clone();
-    let history = inputs.history;
+    let history = inputs.doors.history.is_some();
     let uri = namespace_uri.clone();
     let node_manager =
         InMemoryNodeManagerBuilder::new(move |context: ServerContext, space: &mut AddressSpace| {

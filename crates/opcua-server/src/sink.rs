@@ -16,11 +16,13 @@ use opcua::types::{DataValue, NodeId, StatusCode};
 
 use crate::auth::Accounts;
 use crate::config::ServerSettings;
+use crate::history::History;
 use crate::manager::{Doors, PlantManager};
 use crate::methods::Production;
 use crate::server::{Running, ServerInputs};
 use crate::space::{PlantNodes, context_values};
 use crate::value::{data_value, date_time};
+use backplane_historian::Store;
 use backplane_production::ProductionHandle;
 use backplane_security::AuditTrail;
 
@@ -115,6 +117,30 @@ impl Publisher {
     }
 }
 
+impl ServerSink {
+    /// The historian store HistoryRead reads: the one named by `historian`, else the only
+    /// one of the gateway.
+    fn historian(&self, io: &SinkIo) -> Option<Arc<Store>> {
+        match &self.settings.historian {
+            Some(name) => {
+                let store = io.services.named::<Store>(name);
+                if store.is_none() {
+                    tracing::warn!(sink = %self.name, historian = %name, "no historian sink of that name: HistoryRead is not served");
+                }
+                store
+            }
+            None => {
+                let all = io.services.all::<Store>();
+                if all.len() > 1 {
+                    tracing::warn!(sink = %self.name, "several historians: name one with `historian = NAME`; HistoryRead is not served");
+                    return None;
+                }
+                all.into_iter().next().map(|(_, s)| s)
+            }
+        }
+    }
+}
+
 impl Sink for ServerSink {
     fn run(self: Box<Self>, io: SinkIo) -> BoxFuture<'static, Result<(), ComponentError>> {
         async move {
@@ -132,6 +158,10 @@ impl Sink for ServerSink {
                     audit: io.services.named::<AuditTrail>(AuditTrail::SERVICE).map(|a| (*a).clone()),
                 },
                 accounts,
+                history: self.historian(&io).map(|store| History {
+                    store,
+                    max_values: self.settings.limits.max_history_values,
+                }),
             };
             let running = crate::server::start(
                 &self.settings,
@@ -139,7 +169,6 @@ impl Sink for ServerSink {
                     gateway: &self.gateway,
                     data_dir: &self.data_dir,
                     doors,
-                    history: false,
                 },
             )
             .await

@@ -95,18 +95,35 @@ pub fn status(quality: Quality) -> StatusCode {
 /// A sample as the DataValue of its variable: source time (the device's, else the
 /// gateway's), server time (the gateway's), and the status of its quality.
 pub fn data_value(sample: &Sample, data: DataType) -> DataValue {
-    let (value, status) = match &sample.value {
-        None => (None, status(sample.quality)),
+    reading(
+        sample.value.as_ref(),
+        sample.quality,
+        sample.source_time,
+        sample.gateway_time,
+        data,
+    )
+}
+
+/// A value read at `gateway` time (a live sample, a stored point) as a DataValue.
+pub fn reading(
+    value: Option<&Value>,
+    quality: Quality,
+    source: Option<Timestamp>,
+    gateway: Timestamp,
+    data: DataType,
+) -> DataValue {
+    let (value, status) = match value {
+        None => (None, status(quality)),
         Some(v) => match variant(v, data) {
-            Some(variant) => (Some(variant), status(sample.quality)),
+            Some(variant) => (Some(variant), status(quality)),
             None => (None, StatusCode::BadTypeMismatch),
         },
     };
-    let gateway = date_time(sample.gateway_time);
+    let gateway = date_time(gateway);
     DataValue {
         value,
         status: Some(status),
-        source_timestamp: Some(sample.source_time.map_or(gateway, date_time)),
+        source_timestamp: Some(source.map_or(gateway, date_time)),
         source_picoseconds: None,
         server_timestamp: Some(gateway),
         server_picoseconds: None,

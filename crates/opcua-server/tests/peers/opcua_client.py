@@ -15,11 +15,12 @@ Runs the operations of OPS_JSON (a list) in one session, in order, and prints on
                                                     -> {NODE: [values]}
   {"op": "write", "node": NODE, "value": V, "type": VariantType name}  -> status name
   {"op": "call", "object": NODE, "method": NODE, "args": [[V, type]]}  -> {status, outputs}
-  {"op": "history_raw", "node": NODE, "start": ISO, "end": ISO, "max": N}
+  {"op": "history_raw", "node": NODE, "start": T, "end": T, "max": N}
                                                     -> {status, values: [[source, value, status]]}
-  {"op": "history_processed", "node": NODE, "start": ISO, "end": ISO, "interval_ms": MS,
+  {"op": "history_processed", "node": NODE, "start": T, "end": T, "interval_ms": MS,
    "aggregate": "Average"|"Minimum"|"Maximum"|"Count"|"TimeAverage"}
                                                     -> {status, values: [[source, value, status]]}
+  (T: Unix milliseconds or ISO 8601)
   {"op": "events_start", "source": NODE}            -> subscribed
   {"op": "sleep", "seconds": S}                     -> null
   {"op": "events_collect"}                          -> [{type, source, message, severity, time, fields}]
@@ -63,6 +64,13 @@ def plain(v):
     if hasattr(v, "__dataclass_fields__"):
         return {k: plain(getattr(v, k)) for k in v.__dataclass_fields__}
     return str(v)
+
+
+def when(v):
+    """A time given as Unix milliseconds or ISO 8601."""
+    if isinstance(v, (int, float)):
+        return datetime.datetime.fromtimestamp(v / 1000, datetime.timezone.utc)
+    return datetime.datetime.fromisoformat(v)
 
 
 def status_name(code):
@@ -204,15 +212,15 @@ async def run(client, ops):
         elif kind == "history_raw":
             details = ua.ReadRawModifiedDetails()
             details.IsReadModified = False
-            details.StartTime = datetime.datetime.fromisoformat(op["start"])
-            details.EndTime = datetime.datetime.fromisoformat(op["end"])
+            details.StartTime = when(op["start"])
+            details.EndTime = when(op["end"])
             details.NumValuesPerNode = op.get("max", 0)
             details.ReturnBounds = False
             results.append(await history(client, op["node"], details))
         elif kind == "history_processed":
             details = ua.ReadProcessedDetails()
-            details.StartTime = datetime.datetime.fromisoformat(op["start"])
-            details.EndTime = datetime.datetime.fromisoformat(op["end"])
+            details.StartTime = when(op["start"])
+            details.EndTime = when(op["end"])
             details.ProcessingInterval = float(op["interval_ms"])
             details.AggregateType = [ua.NodeId(AGGREGATES[op["aggregate"]])]
             results.append(await history(client, op["node"], details))
