@@ -12,6 +12,8 @@
 //!   properties) and the index of its nodes.
 //! - [`manager`]: the plant's node manager (writes, methods, history).
 //! - [`writes`]: OPC UA Write through the write gate, and its answers as StatusCodes.
+//! - [`events`]: downtimes, state changes, work orders, rejects and context changes as
+//!   OPC UA events (BaseEventType subtypes).
 //! - [`history`]: HistoryRead (raw, processed) from the embedded historian.
 //! - [`methods`]: production actions as methods of the `Production` object.
 //! - [`auth`]: users of the users file and anonymous sessions.
@@ -21,6 +23,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod events;
 pub mod history;
 pub mod kind;
 pub mod manager;

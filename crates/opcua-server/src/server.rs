@@ -123,6 +123,7 @@ pub async fn start(settings: &ServerSettings, inputs: ServerInputs<'_>) -> Resul
             space.add_namespace(&uri, index);
             let plant = crate::space::build(space, index, &topology, history);
             crate::methods::build(space, index);
+            crate::events::build(space, index);
             PlantManagerImpl::new(
                 NamespaceMetadata {
                     namespace_uri: uri,

@@ -12,7 +12,7 @@ use backplane_security::users::Users;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use opcua::server::SubscriptionCache;
-use opcua::types::{DataValue, NodeId, StatusCode};
+use opcua::types::{DataValue, NodeId, ObjectId, StatusCode};
 
 use crate::auth::Accounts;
 use crate::config::ServerSettings;
@@ -55,6 +55,8 @@ pub struct Publisher {
     /// The context each asset's properties show, compared by pointer: the pipeline shares
     /// one `Arc` until a context changes.
     shown: Vec<Option<Arc<Context>>>,
+    /// Makes EventIds unique.
+    events: u64,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -72,11 +74,51 @@ impl Publisher {
             shown: vec![None; plant.assets.len()],
             plant,
             topology,
+            events: 0,
         }
+    }
+
+    /// Reports the batch's events by their asset, its ancestors and the Server object.
+    fn report_events(&mut self, batch: &Batch) {
+        let mut reported = Vec::new();
+        let mut emitters: Vec<(usize, NodeId)> = Vec::new();
+        for event in &batch.events {
+            let Some(asset) = self.topology.asset_index(event.asset.as_str()) else {
+                continue;
+            };
+            let Some(source) = self.plant.assets.get(asset).map(|a| &a.id) else {
+                continue;
+            };
+            self.events += 1;
+            let Some(opc) = crate::events::convert(event, self.plant.ns, source, self.events) else {
+                continue;
+            };
+            let index = reported.len();
+            reported.push(opc);
+            let mut at = Some(asset);
+            while let Some(i) = at {
+                if let Some(nodes) = self.plant.assets.get(i) {
+                    emitters.push((index, nodes.id.clone()));
+                }
+                at = self.topology.assets.get(i).and_then(|a| a.parent);
+            }
+            emitters.push((index, ObjectId::Server.into()));
+        }
+        if emitters.is_empty() {
+            return;
+        }
+        self.subscriptions.notify_events(
+            emitters
+                .iter()
+                .filter_map(|(i, id)| reported.get(*i).map(|e| (e as &dyn opcua::nodes::Event, id))),
+        );
     }
 
     /// Puts one batch into the address space and notifies subscribers.
     pub fn publish(&mut self, batch: &Batch) -> Result<(), StatusCode> {
+        if !batch.events.is_empty() {
+            self.report_events(batch);
+        }
         let mut updates: Vec<(&NodeId, Option<&opcua::types::NumericRange>, DataValue)> =
             Vec::with_capacity(batch.samples.len());
         let mut changed_assets: Vec<(usize, Arc<Context>, backplane_model::Timestamp)> = Vec::new();
