@@ -11,6 +11,8 @@ Runs the operations of OPS_JSON (a list) in one session, in order, and prints on
   {"op": "namespace", "uri": U}                     -> index
   {"op": "browse", "root": NODE, "depth": N}        -> [{node, name, class, type, parent, ref}]
   {"op": "read", "nodes": [NODE]}                   -> [{value, status, source, server, data_type}]
+                                                       or {error} when the whole call failed
+  {"op": "read_generated", "ns": N, "count": C, "length": L}   -> like read, C made-up ids
   {"op": "subscribe", "nodes": [NODE], "seconds": S, "sampling": MS, "queue": Q}
                                                     -> {NODE: [values]}
   {"op": "write", "node": NODE, "value": V, "type": VariantType name}  -> status name
@@ -166,7 +168,10 @@ async def run(client, ops):
             results.append(await client.get_namespace_index(op["uri"]))
         elif kind == "browse":
             results.append(await browse(client, op["root"], op.get("depth", 8)))
-        elif kind == "read":
+        elif kind in ("read", "read_generated"):
+            if kind == "read_generated":
+                # Many long node ids, made here: they would not fit on a command line.
+                op = {"nodes": [f"ns={op['ns']};s={i:0>{op['length']}}" for i in range(op["count"])]}
             params = ua.ReadParameters()
             params.TimestampsToReturn = ua.TimestampsToReturn.Both
             for n in op["nodes"]:
@@ -174,7 +179,14 @@ async def run(client, ops):
                 rv.NodeId = ua.NodeId.from_string(n)
                 rv.AttributeId = ua.AttributeIds.Value
                 params.NodesToRead.append(rv)
-            out = [dv_json(dv) for dv in await client.uaclient.read(params)]
+            try:
+                out = [dv_json(dv) for dv in await client.uaclient.read(params)]
+            except ua.UaStatusCodeError as e:
+                results.append({"error": status_name(e.code)})
+                continue
+            except Exception as e:  # noqa: BLE001 - e.g. the server closed the connection
+                results.append({"error": type(e).__name__ + ": " + str(e)})
+                continue
             for n, item in zip(op["nodes"], out):
                 try:
                     item["data_type"] = (await client.get_node(n).read_data_type()).to_string()
