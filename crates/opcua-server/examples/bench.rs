@@ -26,14 +26,22 @@ fn config(tags: usize, server_port: Option<u16>) -> String {
     }
     c.push_str("\n[[assets]]\npath = \"line\"\nlevel = \"line\"\n");
     for b in 0..tags.div_ceil(PER_BLOCK) {
-        write!(c, "\n[[assets]]\npath = \"line/block-{b}\"\nmodel = \"Block\"\nsource = \"sim\"\n").unwrap();
+        write!(
+            c,
+            "\n[[assets]]\npath = \"line/block-{b}\"\nmodel = \"Block\"\nsource = \"sim\"\n"
+        )
+        .unwrap();
         for a in 0..PER_BLOCK.min(tags - b * PER_BLOCK) {
             writeln!(c, "bindings.v{a:03} = {{ address = \"s{}\" }}", b * PER_BLOCK + a).unwrap();
         }
     }
     c.push_str("\n[[sources]]\nname = \"sim\"\nkind = \"simulator\"\nperiod = \"1s\"\n[sources.signals]\n");
     for t in 0..tags {
-        writeln!(c, "s{t} = {{ signal = \"counter\", start = {t}, increment = 1, type = \"uint\" }}").unwrap();
+        writeln!(
+            c,
+            "s{t} = {{ signal = \"counter\", start = {t}, increment = 1, type = \"uint\" }}"
+        )
+        .unwrap();
     }
     if let Some(port) = server_port {
         write!(
@@ -113,14 +121,23 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let port = backplane_testkit::net::free_port();
     let engine = start(&config(tags, Some(port)), dir.path());
-    assert!(backplane_testkit::net::wait_for_port(port, Duration::from_secs(60)));
+    assert!(backplane_testkit::net::wait_for_port(
+        port,
+        Duration::from_secs(60)
+    ));
     let url = format!("opc.tcp://127.0.0.1:{port}");
     let per = tags / sessions;
     let mut clients: Vec<Client> = (0..sessions)
         .map(|s| {
             let mut child = Command::new(&python)
                 .arg(&script)
-                .args([url.clone(), "2".into(), (s * per).to_string(), per.to_string(), seconds.to_string()])
+                .args([
+                    url.clone(),
+                    "2".into(),
+                    (s * per).to_string(),
+                    per.to_string(),
+                    seconds.to_string(),
+                ])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -142,17 +159,27 @@ async fn main() {
     let with = measure(window).await;
     let received: u64 = clients
         .iter_mut()
-        .map(|c| wait_for(c, "COUNT").trim_start_matches("COUNT ").parse::<u64>().unwrap())
+        .map(|c| {
+            wait_for(c, "COUNT")
+                .trim_start_matches("COUNT ")
+                .parse::<u64>()
+                .unwrap()
+        })
         .sum();
     for c in &mut clients {
         let _ = c.child.wait();
     }
     engine.shutdown().await;
 
-    println!("opcua-server benchmark: {tags} tags changing 1/s, {sessions} sessions of {per} monitored items, {seconds} s windows");
+    println!(
+        "opcua-server benchmark: {tags} tags changing 1/s, {sessions} sessions of {per} monitored items, {seconds} s windows"
+    );
     println!("  gateway CPU without the server:            {without:.2} % of a core");
     println!("  gateway CPU with the server and sessions:  {with:.2} % of a core");
-    println!("  the server's share:                        {:.2} % of a core", with - without);
+    println!(
+        "  the server's share:                        {:.2} % of a core",
+        with - without
+    );
     println!(
         "  data changes received by the clients:     {received} ({:.0}/s, {:.0} % of the changes)",
         received as f64 / seconds as f64,

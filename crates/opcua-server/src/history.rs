@@ -188,7 +188,7 @@ impl History {
                         ..Default::default()
                     },
                     None => DataValue {
-                        value: None,
+                        value: Some(Variant::Empty),
                         status: Some(StatusCode::BadNoData),
                         source_timestamp: Some(time),
                         server_timestamp: Some(time),

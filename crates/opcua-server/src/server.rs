@@ -95,14 +95,13 @@ pub async fn start(settings: &ServerSettings, inputs: ServerInputs<'_>) -> Resul
         .unwrap_or_else(|| default_pki_dir(inputs.data_dir));
     let app_uri = application_uri(inputs.gateway);
     let app_name = format!("Backplane {} OPC UA server", inputs.gateway);
-    if settings.policies.iter().any(|p| *p != Policy::None) {
-        match ensure_application_certificate(&pki_dir, &app_uri, &app_name).map_err(|e| e.to_string())? {
-            OwnCertificate::Created(path) => {
-                tracing::info!(certificate = %path.display(), "created the OPC UA server's certificate: give it to clients to trust")
-            }
-            OwnCertificate::Existing(_) => {}
-            OwnCertificate::Mismatch(_, message) => tracing::warn!("{message}"),
+    // Even with policy None only: async-opcua loads it for every secure channel.
+    match ensure_application_certificate(&pki_dir, &app_uri, &app_name).map_err(|e| e.to_string())? {
+        OwnCertificate::Created(path) => {
+            tracing::info!(certificate = %path.display(), "created the OPC UA server's certificate: give it to clients to trust")
         }
+        OwnCertificate::Existing(_) => {}
+        OwnCertificate::Mismatch(_, message) => tracing::warn!("{message}"),
     }
     let host = settings.host_name.clone().unwrap_or_else(|| {
         if address.ip().is_unspecified() {

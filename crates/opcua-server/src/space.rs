@@ -16,11 +16,11 @@ use std::sync::Arc;
 use backplane_connector::Topology;
 use backplane_model::{Attribute, Context, ContextField, DataType, Level, ScalarType};
 use opcua::server::address_space::{
-    AccessLevel, AddressSpace, EventNotifier, ObjectBuilder, ObjectTypeBuilder, VariableBuilder,
+    AccessLevel, AddressSpace, EventNotifier, NodeType, ObjectBuilder, ObjectTypeBuilder, VariableBuilder,
 };
 use opcua::types::{
-    DataTypeId, ExtensionObject, LocalizedText, NodeId, ObjectId, ObjectTypeId, QualifiedName, Range,
-    ReferenceTypeId, UAString, VariableTypeId, Variant,
+    DataTypeId, DataValue, ExtensionObject, LocalizedText, NodeId, ObjectId, ObjectTypeId, QualifiedName,
+    Range, ReferenceTypeId, StatusCode, UAString, VariableTypeId, Variant,
 };
 
 use crate::nodes;
@@ -206,13 +206,15 @@ pub fn build(space: &mut AddressSpace, ns: u16, topology: &Topology, history: bo
         let mut builder = ObjectBuilder::new(&id, qualified(ns, name), name)
             .has_type_definition(type_id)
             .event_notifier(EventNotifier::SUBSCRIBE_TO_EVENTS)
-            .organized_by(parent.clone())
-            // Events of an asset reach subscribers of its ancestors and of the Server.
-            .reference(
+            .organized_by(parent.clone());
+        if asset.parent.is_some() {
+            // The event hierarchy: an asset's events reach its ancestors' subscribers.
+            builder = builder.reference(
                 parent,
                 ReferenceTypeId::HasNotifier,
                 opcua::server::address_space::ReferenceDirection::Inverse,
             );
+        }
         if let Some(d) = &asset.description {
             builder = builder.description(text(d));
         }
@@ -264,6 +266,15 @@ pub fn build(space: &mut AddressSpace, ns: u16, topology: &Topology, history: bo
                 builder = builder.description(text(d));
             }
             builder.insert(space);
+            // Until the first sample: no value, and a status that says so (never Good).
+            if let Some(NodeType::Variable(v)) = space.find_mut(&tag_id) {
+                v.set_data_value(DataValue {
+                    // Empty, not None: see `value::reading`.
+                    value: Some(Variant::Empty),
+                    status: Some(StatusCode::BadWaitingForInitialData),
+                    ..Default::default()
+                });
+            }
             add_properties(space, ns, &tag_id, &tag.path, attribute);
             if let Some(slot) = plant.tags.get_mut(tag.id.index()) {
                 *slot = Some(TagNode {

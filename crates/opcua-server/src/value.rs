@@ -112,16 +112,18 @@ pub fn reading(
     gateway: Timestamp,
     data: DataType,
 ) -> DataValue {
+    // No value is an Empty variant, not `None`: async-opcua drops the status of a stored
+    // DataValue without a value when it is read, and a bad reading would read as Good.
     let (value, status) = match value {
-        None => (None, status(quality)),
+        None => (Variant::Empty, status(quality)),
         Some(v) => match variant(v, data) {
-            Some(variant) => (Some(variant), status(quality)),
-            None => (None, StatusCode::BadTypeMismatch),
+            Some(variant) => (variant, status(quality)),
+            None => (Variant::Empty, StatusCode::BadTypeMismatch),
         },
     };
     let gateway = date_time(gateway);
     DataValue {
-        value,
+        value: Some(value),
         status: Some(status),
         source_timestamp: Some(source.map_or(gateway, date_time)),
         source_picoseconds: None,
@@ -213,7 +215,7 @@ mod tests {
             &sample(None, Quality::Bad(BadReason::CommFailure), None),
             DataType::Scalar(ScalarType::Float),
         );
-        assert_eq!(bad.value, None);
+        assert_eq!(bad.value, Some(Variant::Empty));
         assert_eq!(bad.status, Some(StatusCode::BadCommunicationError));
         assert_eq!(bad.source_timestamp, bad.server_timestamp);
     }

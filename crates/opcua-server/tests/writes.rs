@@ -29,6 +29,7 @@ site = "plant"
 [models.Filler.attributes]
 speed_setpoint = {{ type = "float", unit = "bottle/min", range = [0, 600] }}
 scratch = {{ type = "uint" }}
+unbound = {{ type = "float" }}
 [models.Filler.writes.speed_setpoint]
 role = "operator"
 [[assets]]
@@ -119,6 +120,20 @@ async fn writes_pass_the_write_gate_or_are_refused_with_its_reason() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(shown, 450.0);
+    // An attribute nothing feeds has no value, and never a good status.
+    let unbound = asyncua(
+        &plant.url(),
+        &Session::default(),
+        json!([{"op": "read", "nodes": [node(ns, "acme/plant/line/filler/unbound")]}]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        unbound[0][0]["status"], "BadWaitingForInitialData",
+        "{}",
+        unbound[0]
+    );
+    assert_eq!(unbound[0][0]["value"], serde_json::Value::Null);
     plant.stop().await;
 }
 
