@@ -56,7 +56,7 @@ impl Aggregate {
             (ObjectId::AggregateFunction_TimeAverage, Aggregate::TimeAverage),
         ];
         all.into_iter()
-            .find(|(f, _)| NodeId::from(*f) == *id)
+            .find(|(f, _)| id.namespace == 0 && id.identifier == opcua::types::Identifier::Numeric(*f as u32))
             .map(|(_, a)| a)
     }
 
