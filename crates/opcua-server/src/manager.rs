@@ -86,6 +86,14 @@ impl PlantManagerImpl {
         Some((tag.path.clone(), tag.attribute.data_type))
     }
 
+    /// The historian, or BadHistoryOperationUnsupported without one.
+    fn history(&self) -> Result<&History, StatusCode> {
+        self.doors
+            .history
+            .as_ref()
+            .ok_or(StatusCode::BadHistoryOperationUnsupported)
+    }
+
     async fn write_one(&self, context: &RequestContext, node: &mut WriteNode) {
         let value = node.value();
         let tag = match &value.node_id.identifier {
@@ -134,6 +142,19 @@ impl PlantManagerImpl {
     }
 }
 
+/// Puts history values (or the reason there are none) into a node's answer.
+fn answer(node: &mut HistoryNode, values: Result<Vec<opcua::types::DataValue>, StatusCode>) {
+    match values {
+        Ok(values) => {
+            node.set_result(HistoryData {
+                data_values: Some(values),
+            });
+            node.set_status(StatusCode::Good);
+        }
+        Err(status) => node.set_status(status),
+    }
+}
+
 #[async_trait]
 impl InMemoryNodeManagerImpl for PlantManagerImpl {
     async fn init(&self, _address_space: &mut AddressSpace, _context: ServerContext) {}
@@ -165,11 +186,7 @@ impl InMemoryNodeManagerImpl for PlantManagerImpl {
         nodes: &mut [&mut &mut HistoryNode],
         _timestamps_to_return: TimestampsToReturn,
     ) -> Result<(), StatusCode> {
-        let history = self
-            .doors
-            .history
-            .as_ref()
-            .ok_or(StatusCode::BadHistoryOperationUnsupported)?;
+        let history = self.history()?;
         if details.is_read_modified {
             return Err(StatusCode::BadHistoryOperationUnsupported);
         }
@@ -192,10 +209,7 @@ impl InMemoryNodeManagerImpl for PlantManagerImpl {
             match history.raw(&path, data, from, to, details.num_values_per_node as usize) {
                 Ok((values, next)) => {
                     node.set_next_continuation_point(next.map(|c| ContinuationPoint::new(Box::new(c))));
-                    node.set_result(HistoryData {
-                        data_values: Some(values),
-                    });
-                    node.set_status(StatusCode::Good);
+                    answer(node, Ok(values));
                 }
                 Err(status) => node.set_status(status),
             }
@@ -210,11 +224,7 @@ impl InMemoryNodeManagerImpl for PlantManagerImpl {
         nodes: &mut [&mut &mut HistoryNode],
         _timestamps_to_return: TimestampsToReturn,
     ) -> Result<(), StatusCode> {
-        let history = self
-            .doors
-            .history
-            .as_ref()
-            .ok_or(StatusCode::BadHistoryOperationUnsupported)?;
+        let history = self.history()?;
         let (from, to) = range(&details.start_time, &details.end_time);
         let every = std::time::Duration::from_secs_f64((details.processing_interval / 1000.0).max(0.0));
         let aggregates = details.aggregate_type.as_deref().unwrap_or_default();
@@ -238,15 +248,7 @@ impl InMemoryNodeManagerImpl for PlantManagerImpl {
                 node.set_status(StatusCode::BadHistoryOperationUnsupported);
                 continue;
             };
-            match history.processed(&path, from, to, every, aggregate) {
-                Ok(values) => {
-                    node.set_result(HistoryData {
-                        data_values: Some(values),
-                    });
-                    node.set_status(StatusCode::Good);
-                }
-                Err(status) => node.set_status(status),
-            }
+            answer(node, history.processed(&path, from, to, every, aggregate));
         }
         Ok(())
     }

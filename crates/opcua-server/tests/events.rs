@@ -5,11 +5,9 @@
 
 mod common;
 
-use backplane_production::{Command, NewWorkOrder, ProductionHandle};
 use common::*;
 use serde_json::json;
 
-const MIXED: &str = "security_policies = [\"None\", \"Basic256Sha256\"]\nsecurity_modes = [\"none\", \"sign-and-encrypt\"]\nanonymous = true";
 const LINE1: &str = "acme-dairy/plant-a/packaging/line-1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,28 +17,7 @@ async fn a_started_work_order_is_reported_as_an_event_of_its_line() {
     let plant = Plant::start_with(MIXED, &move |c| with_users(c, &users)).await;
     let anna = secure(&keys, "Basic256Sha256").user("anna", PASSWORD);
     trust_client(&plant, &anna).await;
-    let production = plant
-        .engine
-        .as_ref()
-        .unwrap()
-        .handle()
-        .services()
-        .get::<ProductionHandle>()
-        .unwrap();
-    for command in [
-        Command::CreateWorkOrder(NewWorkOrder {
-            id: "WO-9".into(),
-            product: "milk-1l-whole".into(),
-            asset: "packaging/line-1".into(),
-            planned_quantity: None,
-            ideal_rate_per_min: None,
-            scheduled_start: None,
-            scheduled_end: None,
-        }),
-        Command::ReleaseWorkOrder { id: "WO-9".into() },
-    ] {
-        production.execute(command, Some("test".into())).await.unwrap();
-    }
+    released_work_order(&plant, "WO-9").await;
     let ns = namespace(&plant.url(), &Session::default()).await;
     let r = asyncua(
         &plant.url(),

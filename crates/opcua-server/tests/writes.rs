@@ -8,7 +8,6 @@ mod common;
 
 use std::time::Duration;
 
-use backplane_production::{Command, NewWorkOrder, ProductionHandle};
 use common::*;
 use serde_json::json;
 
@@ -51,9 +50,6 @@ address_base = 0
 "#
     )
 }
-
-/// Policy None for anonymous sessions beside the secure endpoints users log in on.
-const MIXED: &str = "security_policies = [\"None\", \"Basic256Sha256\"]\nsecurity_modes = [\"none\", \"sign-and-encrypt\"]\nanonymous = true";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_pass_the_write_gate_or_are_refused_with_its_reason() {
@@ -144,28 +140,7 @@ async fn production_methods_run_the_production_commands_for_operators() {
     let plant = Plant::start_with(MIXED, &move |c| with_users(c, &users)).await;
     let anna = secure(&keys, "Basic256Sha256").user("anna", PASSWORD);
     trust_client(&plant, &anna).await;
-    let production = plant
-        .engine
-        .as_ref()
-        .unwrap()
-        .handle()
-        .services()
-        .get::<ProductionHandle>()
-        .unwrap();
-    for command in [
-        Command::CreateWorkOrder(NewWorkOrder {
-            id: "WO-7".into(),
-            product: "milk-1l-whole".into(),
-            asset: "packaging/line-1".into(),
-            planned_quantity: Some(1000.0),
-            ideal_rate_per_min: None,
-            scheduled_start: None,
-            scheduled_end: None,
-        }),
-        Command::ReleaseWorkOrder { id: "WO-7".into() },
-    ] {
-        production.execute(command, Some("test".into())).await.unwrap();
-    }
+    let production = released_work_order(&plant, "WO-7").await;
     let ns = namespace(&plant.url(), &Session::default()).await;
     let call = |method: &str, id: &str| {
         json!({"op": "call", "object": node(ns, "@production"), "method": node(ns, &format!("@production#{method}")),

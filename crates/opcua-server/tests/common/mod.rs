@@ -41,6 +41,9 @@ pub fn server_table(port: u16, extra: &str) -> String {
     )
 }
 
+/// Policy None for anonymous sessions beside the secure endpoints users log in on.
+pub const MIXED: &str = "security_policies = [\"None\", \"Basic256Sha256\"]\nsecurity_modes = [\"none\", \"sign-and-encrypt\"]\nanonymous = true";
+
 /// Policy None, anonymous: the plain set-up most tests use.
 pub const OPEN: &str = "security_policies = [\"None\"]\nsecurity_modes = [\"none\"]\nanonymous = true";
 
@@ -229,4 +232,33 @@ pub async fn trust_client(plant: &Plant, session: &Session) {
     assert_eq!(rejected.len(), 1, "the refused certificate is kept: {rejected:?}");
     let name = rejected[0].file_name().unwrap();
     std::fs::rename(&rejected[0], plant.pki().join("trusted").join(name)).unwrap();
+}
+
+/// Creates and releases work order `id` on line 1 through the production stage, as an MES
+/// would; the production handle.
+pub async fn released_work_order(plant: &Plant, id: &str) -> Arc<backplane_production::ProductionHandle> {
+    use backplane_production::{Command, NewWorkOrder, ProductionHandle};
+    let production = plant
+        .engine
+        .as_ref()
+        .unwrap()
+        .handle()
+        .services()
+        .get::<ProductionHandle>()
+        .unwrap();
+    for command in [
+        Command::CreateWorkOrder(NewWorkOrder {
+            id: id.into(),
+            product: "milk-1l-whole".into(),
+            asset: "packaging/line-1".into(),
+            planned_quantity: Some(1000.0),
+            ideal_rate_per_min: None,
+            scheduled_start: None,
+            scheduled_end: None,
+        }),
+        Command::ReleaseWorkOrder { id: id.into() },
+    ] {
+        production.execute(command, Some("test".into())).await.unwrap();
+    }
+    production
 }
