@@ -170,16 +170,24 @@ pub fn node(ns: u64, id: &str) -> String {
     format!("ns={ns};s={id}")
 }
 
-/// The namespace index of the plant, read by the client.
+/// The namespace index of the plant, read by the client. A set-up step, not a behaviour
+/// under test: a session refused on a loaded machine (the client's 30 s timeout) is tried
+/// again, twice.
 pub async fn namespace(url: &str, session: &Session) -> u64 {
-    let r = asyncua(
-        url,
-        session,
-        serde_json::json!([{"op": "namespace", "uri": NAMESPACE}]),
-    )
-    .await
-    .unwrap();
-    r[0].as_u64().unwrap()
+    let mut last = String::new();
+    for _ in 0..3 {
+        match asyncua(
+            url,
+            session,
+            serde_json::json!([{"op": "namespace", "uri": NAMESPACE}]),
+        )
+        .await
+        {
+            Ok(r) => return r[0].as_u64().unwrap(),
+            Err(e) => last = e,
+        }
+    }
+    panic!("no session to read the namespace index: {last}");
 }
 
 // ── Keys, users and trust ─────────────────────────────────────────────────────────
