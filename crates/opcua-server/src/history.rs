@@ -18,7 +18,8 @@
 //! | Count       | count              | good points in the interval (Int32)            |
 //! | TimeAverage | twa                | time-weighted, sample and hold (not the slope interpolation of Part 13) |
 //!
-//! An interval without a usable point is BadNoData. Other aggregates answer
+//! An interval without a usable point is BadNoData for Average, Minimum and Maximum, 0 for
+//! Count; TimeAverage holds the value from before the interval. Other aggregates answer
 //! BadAggregateNotSupported.
 
 use std::sync::Arc;
@@ -60,10 +61,9 @@ impl Aggregate {
             .map(|(_, a)| a)
     }
 
+    /// The historian leaves what does not apply empty: no mean of an empty interval, but
+    /// a time-weighted mean held from the value before it.
     fn value(self, bucket: &Bucket) -> Option<Variant> {
-        if bucket.count == 0 {
-            return None;
-        }
         match self {
             Aggregate::Average => bucket.mean.map(Variant::Double),
             Aggregate::Minimum => bucket.min.map(Variant::Double),
@@ -226,5 +226,9 @@ mod tests {
         assert_eq!(Aggregate::Average.value(&bucket), Some(Variant::Double(2.0)));
         assert_eq!(Aggregate::Count.value(&bucket), Some(Variant::Int32(3)));
         assert_eq!(Aggregate::Average.value(&Bucket::default()), None);
+        assert_eq!(
+            Aggregate::Count.value(&Bucket::default()),
+            Some(Variant::Int32(0))
+        );
     }
 }

@@ -11,8 +11,9 @@ use backplane_model::Context;
 use backplane_security::users::Users;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use opcua::server::SubscriptionCache;
-use opcua::types::{DataValue, NodeId, ObjectId, StatusCode};
+use opcua::server::address_space::NodeType;
+use opcua::server::{MonitoredItemHandle, SubscriptionCache};
+use opcua::types::{AttributeId, DataValue, NodeId, NumericRange, ObjectId, Variant};
 
 use crate::auth::Accounts;
 use crate::config::ServerSettings;
@@ -114,19 +115,59 @@ impl Publisher {
         );
     }
 
+    /// Stores each value in its variable and hands it to the monitored items of that node,
+    /// under one lock of each: one look-up per value in the address space and one in the
+    /// subscriptions (async-opcua's `set_values` looks each node up twice more and copies
+    /// the value back out of the node).
+    fn store_and_notify(&self, updates: Vec<(&NodeId, DataValue)>) {
+        let space = self.manager.address_space();
+        let mut space = space.write();
+        let mut notifier = self.subscriptions.data_notifier();
+        for (id, value) in updates {
+            if let Some(mut batch) = notifier.notify_for(id, AttributeId::Value) {
+                let ranged: Vec<(MonitoredItemHandle, NumericRange)> = batch
+                    .entries()
+                    .filter(|(_, e)| e.index_range != NumericRange::None)
+                    .map(|(h, e)| (*h, e.index_range.clone()))
+                    .collect();
+                if ranged.is_empty() {
+                    batch.data_value(value.clone());
+                } else {
+                    // Items with an IndexRange get their part of the value.
+                    let all: Vec<(MonitoredItemHandle, NumericRange)> = batch
+                        .entries()
+                        .map(|(h, e)| (*h, e.index_range.clone()))
+                        .collect();
+                    for (handle, range) in all {
+                        let mut part = value.clone();
+                        if range != NumericRange::None {
+                            part.value = value
+                                .value
+                                .as_ref()
+                                .map(|v| v.range_of(&range).unwrap_or(Variant::Empty));
+                        }
+                        batch.data_value_to_item(part, &handle);
+                    }
+                }
+            }
+            if let Some(NodeType::Variable(variable)) = space.find_mut(id) {
+                variable.set_data_value(value);
+            }
+        }
+    }
+
     /// Puts one batch into the address space and notifies subscribers.
-    pub fn publish(&mut self, batch: &Batch) -> Result<(), StatusCode> {
+    pub fn publish(&mut self, batch: &Batch) {
         if !batch.events.is_empty() {
             self.report_events(batch);
         }
-        let mut updates: Vec<(&NodeId, Option<&opcua::types::NumericRange>, DataValue)> =
-            Vec::with_capacity(batch.samples.len());
+        let mut updates: Vec<(&NodeId, DataValue)> = Vec::with_capacity(batch.samples.len());
         let mut changed_assets: Vec<(usize, Arc<Context>, backplane_model::Timestamp)> = Vec::new();
         for sample in &batch.samples {
             let Some(Some(node)) = self.plant.tags.get(sample.tag.index()) else {
                 continue;
             };
-            updates.push((&node.id, None, data_value(sample, node.data)));
+            updates.push((&node.id, data_value(sample, node.data)));
             if let Some(asset) = self.topology.tag(sample.tag).map(|t| t.asset)
                 && let Some(shown) = self.shown.get_mut(asset)
                 && !shown.as_ref().is_some_and(|c| Arc::ptr_eq(c, &sample.context))
@@ -148,14 +189,13 @@ impl Publisher {
             if let Some(nodes) = self.plant.assets.get(*asset) {
                 let time = date_time(*time);
                 for (id, value) in nodes.context.iter().zip(context_values(context)) {
-                    updates.push((id, None, DataValue::new_at(value, time)));
+                    updates.push((id, DataValue::new_at(value, time)));
                 }
             }
         }
-        if updates.is_empty() {
-            return Ok(());
+        if !updates.is_empty() {
+            self.store_and_notify(updates);
         }
-        self.manager.set_values(&self.subscriptions, updates.into_iter())
     }
 }
 
@@ -188,7 +228,9 @@ impl Sink for ServerSink {
         async move {
             let topology = io.topology.clone();
             let users = match &topology.plan.api.users {
-                Some(path) => Users::load(path).map_err(|e| ComponentError::config(format!("[api] users: {e}")))?,
+                Some(path) => {
+                    Users::load(path).map_err(|e| ComponentError::config(format!("[api] users: {e}")))?
+                }
                 None => Users::default(),
             };
             let accounts = Arc::new(Accounts::new(Arc::new(users), self.settings.anonymous));
@@ -197,7 +239,10 @@ impl Sink for ServerSink {
                 gate: io.gate.clone(),
                 production: Production {
                     handle: io.services.get::<ProductionHandle>(),
-                    audit: io.services.named::<AuditTrail>(AuditTrail::SERVICE).map(|a| (*a).clone()),
+                    audit: io
+                        .services
+                        .named::<AuditTrail>(AuditTrail::SERVICE)
+                        .map(|a| (*a).clone()),
                 },
                 accounts,
                 history: self.historian(&io).map(|store| History {
@@ -216,15 +261,13 @@ impl Sink for ServerSink {
             .await
             .map_err(|e| ComponentError::io(format!("OPC UA server `{}`: {e}", self.name)))?;
             let mut publisher = Publisher::new(&running, topology);
-            let Running { handle, mut server, .. } = running;
+            let Running {
+                handle, mut server, ..
+            } = running;
             let result = loop {
                 tokio::select! {
                     batch = io.recv() => match batch {
-                        Some(batch) => {
-                            if let Err(status) = publisher.publish(&batch) {
-                                tracing::warn!(sink = %self.name, %status, "a batch could not be put into the address space");
-                            }
-                        }
+                        Some(batch) => publisher.publish(&batch),
                         None => break Ok(()),
                     },
                     ended = &mut server => {
