@@ -308,22 +308,8 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<ServerSettings> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::path::Path;
-
     fn parse(text: &str) -> (Option<ServerSettings>, Vec<String>) {
-        let (result, diagnostics) =
-            backplane_config::reader::with_table(text, Path::new("t.toml"), |mut t| {
-                let s = parse_settings(&mut t);
-                t.finish();
-                s
-            });
-        (
-            result.flatten(),
-            diagnostics
-                .iter()
-                .map(|d| format!("{} {} {}", d.key, d.message, d.hint.clone().unwrap_or_default()))
-                .collect(),
-        )
+        backplane_testkit::settings::parse(text, parse_settings)
     }
 
     #[test]
