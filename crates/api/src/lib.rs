@@ -15,8 +15,8 @@
 //! - `login.rs` + `sessions.rs`: UI login, logout and the in-memory session table.
 //! - `throttle.rs`: slowing down password guessing; `ratelimit.rs`: per-client token
 //!   buckets.
-//! - `users.rs`: the users file (Argon2id passwords, hashed machine tokens), read by the
-//!   gateway and written by `backplane users`.
+//! - [`users`]: the users file (Argon2id passwords, hashed machine tokens), from
+//!   backplane-security, read by the gateway and written by `backplane users`.
 //! - `body.rs`: JSON request bodies into typed requests, naming the field at fault.
 //! - `origin.rs`: host names (DNS rebinding), cross-site changes, JSON-only bodies.
 //! - `assets.rs`: the asset tree, one asset with its attributes, latest values by prefix.
@@ -66,7 +66,8 @@ mod strict;
 mod throttle;
 mod tls;
 mod ui;
-pub mod users;
+/// The users file lives in backplane-security (the OPC UA server reads it too).
+pub use backplane_security::users;
 mod writes;
 
 use std::fmt;

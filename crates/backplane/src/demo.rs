@@ -63,11 +63,33 @@ pub async fn run(registry: Registry, listen: Option<SocketAddr>, data_dir: PathB
             }
         }
     }
+    text = serve_opcua_on_a_free_port(&text);
     let urls: Vec<&str> = devices.iter().map(|d| d.url.as_str()).collect();
     tracing::info!(devices = ?urls, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer, S7 silos, EtherNet/IP palletizer)");
     let result = serve_plant(&registry, &text, listen, data_dir).await;
     devices.into_iter().for_each(RunningSimulator::stop);
     result
+}
+
+/// Where examples/dairy.toml's OPC UA server listens.
+const DAIRY_OPCUA_SERVER: &str = "127.0.0.1:4840";
+
+/// The demo's OPC UA server listens on 4840, the OPC UA port, unless something else holds
+/// it: then on a free port. The banner prints the URL either way.
+fn serve_opcua_on_a_free_port(text: &str) -> String {
+    let address = std::net::TcpListener::bind(DAIRY_OPCUA_SERVER)
+        .or_else(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .and_then(|l| l.local_addr());
+    match address {
+        Ok(address) => {
+            serve::set_demo_opcua_url(format!("opc.tcp://{address}"));
+            text.replace(
+                &format!("listen = \"{DAIRY_OPCUA_SERVER}\""),
+                &format!("listen = \"{address}\""),
+            )
+        }
+        Err(_) => text.to_owned(),
+    }
 }
 
 async fn serve_plant(

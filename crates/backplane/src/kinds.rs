@@ -19,6 +19,7 @@ pub fn registry() -> Registry {
     backplane_nats::register(&mut registry);
     registry.add_sink("historian", backplane_historian::HistorianKind::new());
     registry.add_sink("postgresql", backplane_postgres::PostgresKind);
+    registry.add_sink("opcua-server", backplane_opcua_server::OpcUaServerKind);
     registry.add_stage("production", Arc::new(backplane_production::ProductionStageKind));
     registry
 }

@@ -237,8 +237,22 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The demo's OPC UA server URL, for the banner (set before the demo starts).
+static DEMO_OPCUA_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the URL [`demo_banner`] prints for the demo's OPC UA server.
+pub fn set_demo_opcua_url(url: String) {
+    let _ = DEMO_OPCUA_URL.set(url);
+}
+
 pub fn demo_banner(base: &str) {
     let filler = "acme-dairy/plant-a/packaging/line-1/filler";
+    let opcua = DEMO_OPCUA_URL.get().map_or(String::new(), |url| {
+        format!(
+            "  OPC UA server     {url}  (no security, anonymous: the demo only; \
+             docs/connectors/opcua-server.md)\n"
+        )
+    });
     println!(
         "
 Backplane demo: the simulated Acme Dairy, plant A, is running.
@@ -267,7 +281,7 @@ Backplane demo: the simulated Acme Dairy, plant A, is running.
   Audit trail       curl {base}/api/v1/audit    (who changed what; `backplane audit verify data/audit`)
   Health, metrics   curl {base}/api/v1/health    curl {base}/metrics
   API description   {base}/api/v1/openapi.json
-
+{opcua}
 Samples are also written to data/samples.jsonl and stored in the historian (data/history);
 export them with `backplane export --config examples/dairy.toml --data-dir data --model Filler
 --from now-1h --to now --output fillers.csv`. Press Ctrl-C to stop."

@@ -42,7 +42,8 @@ async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
             .await
             .unwrap();
     // Faster periods; same devices, signals and bindings.
-    let text = backplane::DAIRY
+    // Without the OPC UA server: parallel tests would all claim its port.
+    let text = backplane_testkit::dairy::without_opcua_server(backplane::DAIRY)
         .replace(backplane::DAIRY_PALLETIZER_URL, &format!("enip://{palletizer}"))
         .replace(backplane::DAIRY_FILLER_URL, &format!("tcp://{address}"))
         .replace(backplane::DAIRY_OPCUA_URL, &format!("opc.tcp://{opcua}"))

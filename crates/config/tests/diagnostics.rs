@@ -136,7 +136,7 @@ fn rejects_unknown_source_kind_listing_the_known_ones() {
     assert_eq!(d.message, "unknown sink kind `csv`");
     assert_eq!(
         d.hint.as_deref(),
-        Some("known sink kinds: historian, jsonl, network")
+        Some("known sink kinds: historian, jsonl, network, opcua-server")
     );
     assert_at(&d, NEXT + 2, 8, "sinks[0].kind");
     let d = one_error(&with_base(

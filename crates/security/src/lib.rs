@@ -9,6 +9,8 @@
 //! - `trail.rs`: [`AuditLog`], the trail in a directory: append, sync, rotate, query.
 //! - `verify.rs`: [`verify`], the check behind `backplane audit verify`.
 //! - `private.rs`: owner-only directories and files (the trail, private keys).
+//! - [`users`]: the users file (Argon2id passwords, hashed machine tokens), read by the
+//!   API and the OPC UA server and written by `backplane users`.
 
 mod audit;
 mod identity;
@@ -16,6 +18,7 @@ mod line;
 mod private;
 mod role;
 mod trail;
+pub mod users;
 mod verify;
 
 pub use audit::{AuditEvent, AuditRecorder, AuditTrail, AuditUnavailable, MemoryRecorder, Outcome};

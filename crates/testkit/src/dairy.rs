@@ -84,9 +84,30 @@ period = "20ms"
     ),
 ];
 
-/// The demo configuration with simulated devices and 20 ms periods.
+/// `text` (examples/dairy.toml or a variant) without its OPC UA server sink: tests run in
+/// parallel and would all claim its port (the server has tests of its own).
+pub fn without_opcua_server(text: &str) -> String {
+    without_sinks(text, "kind = \"opcua-server\"")
+}
+
+fn without_sinks(text: &str, kind: &str) -> String {
+    text.split("\n[[")
+        .enumerate()
+        .filter(|(_, table)| !(table.starts_with("sinks]]") && table.contains(kind)))
+        .map(|(i, table)| {
+            if i == 0 {
+                table.to_owned()
+            } else {
+                format!("\n[[{table}")
+            }
+        })
+        .collect()
+}
+
+/// The demo configuration with simulated devices and 20 ms periods, without its OPC UA
+/// server.
 pub fn simulated() -> String {
-    let text = include_str!("../../../examples/dairy.toml");
+    let text = without_opcua_server(include_str!("../../../examples/dairy.toml"));
     let swapped: String = text
         .split("\n[[")
         .enumerate()
@@ -109,16 +130,5 @@ pub fn simulated() -> String {
 
 /// [`simulated`] without the demo's own historian sink, for tests that configure their own.
 pub fn simulated_without_history() -> String {
-    simulated()
-        .split("\n[[")
-        .enumerate()
-        .filter(|(_, table)| !(table.starts_with("sinks]]") && table.contains("kind = \"historian\"")))
-        .map(|(i, table)| {
-            if i == 0 {
-                table.to_owned()
-            } else {
-                format!("\n[[{table}")
-            }
-        })
-        .collect()
+    without_sinks(&simulated(), "kind = \"historian\"")
 }

@@ -17,6 +17,7 @@
 //! - [`net`]: free loopback ports and waiting for a port to listen.
 //! - [`names`]: unique names for what tests leave on shared services.
 //! - [`pki`]: a CA and the leaf certificates it signs, for TLS tests.
+//! - [`settings`]: a kind's settings parsed from TOML text, with its diagnostics.
 //! - [`process`]: a gateway process started by a test, killed when it ends, and the base
 //!   URL it printed.
 //!
@@ -36,3 +37,4 @@ pub mod peers;
 pub mod pki;
 pub mod probe;
 pub mod process;
+pub mod settings;

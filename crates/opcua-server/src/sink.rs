@@ -1,0 +1,292 @@
+//! The running `opcua-server` sink: starts the server, then writes each batch into the
+//! address space under one lock (values with both timestamps and their quality's status;
+//! an asset's context properties when its context changed), which notifies the monitored
+//! items of every session from the one stored value: nothing is copied per client.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use backplane_connector::{Batch, ComponentError, Sink, SinkContext, SinkIo, Topology};
+use backplane_model::Context;
+use backplane_security::users::Users;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use opcua::server::address_space::NodeType;
+use opcua::server::{MonitoredItemHandle, SubscriptionCache};
+use opcua::types::{AttributeId, DataValue, NodeId, NumericRange, ObjectId, Variant};
+
+use crate::auth::Accounts;
+use crate::config::ServerSettings;
+use crate::history::History;
+use crate::manager::{Doors, PlantManager};
+use crate::methods::Production;
+use crate::server::{Running, ServerInputs};
+use crate::space::{PlantNodes, context_values};
+use crate::value::{data_value, date_time};
+use backplane_historian::Store;
+use backplane_production::ProductionHandle;
+use backplane_security::AuditTrail;
+
+/// One `opcua-server` sink.
+#[derive(Debug)]
+pub struct ServerSink {
+    name: String,
+    gateway: String,
+    data_dir: PathBuf,
+    settings: ServerSettings,
+}
+
+impl ServerSink {
+    pub fn new(ctx: &SinkContext<'_, ServerSettings>) -> ServerSink {
+        ServerSink {
+            name: ctx.name.to_owned(),
+            gateway: ctx.gateway.to_owned(),
+            data_dir: ctx.data_dir.clone(),
+            settings: ctx.settings.clone(),
+        }
+    }
+}
+
+/// Writes batches into the address space.
+pub struct Publisher {
+    manager: Arc<PlantManager>,
+    subscriptions: Arc<SubscriptionCache>,
+    plant: Arc<PlantNodes>,
+    topology: Arc<Topology>,
+    /// The context each asset's properties show, compared by pointer: the pipeline shares
+    /// one `Arc` until a context changes.
+    shown: Vec<Option<Arc<Context>>>,
+    /// Makes EventIds unique.
+    events: u64,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    pub fn new(running: &Running, topology: Arc<Topology>) -> Publisher {
+        let plant = running.manager.inner().plant().clone();
+        Publisher {
+            subscriptions: running.handle.subscriptions().clone(),
+            manager: running.manager.clone(),
+            shown: vec![None; plant.assets.len()],
+            plant,
+            topology,
+            events: 0,
+        }
+    }
+
+    /// Reports the batch's events by their asset, its ancestors and the Server object.
+    fn report_events(&mut self, batch: &Batch) {
+        let mut reported = Vec::new();
+        let mut emitters: Vec<(usize, NodeId)> = Vec::new();
+        for event in &batch.events {
+            let Some(asset) = self.topology.asset_index(event.asset.as_str()) else {
+                continue;
+            };
+            let Some(source) = self.plant.assets.get(asset).map(|a| &a.id) else {
+                continue;
+            };
+            self.events += 1;
+            let Some(opc) = crate::events::convert(event, self.plant.ns, source, self.events) else {
+                continue;
+            };
+            let index = reported.len();
+            reported.push(opc);
+            let mut at = Some(asset);
+            while let Some(i) = at {
+                if let Some(nodes) = self.plant.assets.get(i) {
+                    emitters.push((index, nodes.id.clone()));
+                }
+                at = self.topology.assets.get(i).and_then(|a| a.parent);
+            }
+            emitters.push((index, ObjectId::Server.into()));
+        }
+        if emitters.is_empty() {
+            return;
+        }
+        self.subscriptions.notify_events(
+            emitters
+                .iter()
+                .filter_map(|(i, id)| reported.get(*i).map(|e| (e as &dyn opcua::nodes::Event, id))),
+        );
+    }
+
+    /// Stores each value in its variable and hands it to the monitored items of that node,
+    /// under one lock of each: one look-up per value in the address space and one in the
+    /// subscriptions (async-opcua's `set_values` looks each node up twice more and copies
+    /// the value back out of the node).
+    fn store_and_notify(&self, updates: Vec<(&NodeId, DataValue)>) {
+        let space = self.manager.address_space();
+        let mut space = space.write();
+        let mut notifier = self.subscriptions.data_notifier();
+        for (id, value) in updates {
+            if let Some(mut batch) = notifier.notify_for(id, AttributeId::Value) {
+                let ranged: Vec<(MonitoredItemHandle, NumericRange)> = batch
+                    .entries()
+                    .filter(|(_, e)| e.index_range != NumericRange::None)
+                    .map(|(h, e)| (*h, e.index_range.clone()))
+                    .collect();
+                if ranged.is_empty() {
+                    batch.data_value(value.clone());
+                } else {
+                    // Items with an IndexRange get their part of the value.
+                    let all: Vec<(MonitoredItemHandle, NumericRange)> = batch
+                        .entries()
+                        .map(|(h, e)| (*h, e.index_range.clone()))
+                        .collect();
+                    for (handle, range) in all {
+                        let mut part = value.clone();
+                        if range != NumericRange::None {
+                            part.value = value
+                                .value
+                                .as_ref()
+                                .map(|v| v.range_of(&range).unwrap_or(Variant::Empty));
+                        }
+                        batch.data_value_to_item(part, &handle);
+                    }
+                }
+            }
+            if let Some(NodeType::Variable(variable)) = space.find_mut(id) {
+                variable.set_data_value(value);
+            }
+        }
+    }
+
+    /// Puts one batch into the address space and notifies subscribers.
+    pub fn publish(&mut self, batch: &Batch) {
+        if !batch.events.is_empty() {
+            self.report_events(batch);
+        }
+        let mut updates: Vec<(&NodeId, DataValue)> = Vec::with_capacity(batch.samples.len());
+        let mut changed_assets: Vec<(usize, Arc<Context>, backplane_model::Timestamp)> = Vec::new();
+        for sample in &batch.samples {
+            let Some(Some(node)) = self.plant.tags.get(sample.tag.index()) else {
+                continue;
+            };
+            updates.push((&node.id, data_value(sample, node.data)));
+            if let Some(asset) = self.topology.tag(sample.tag).map(|t| t.asset)
+                && let Some(shown) = self.shown.get_mut(asset)
+                && !shown.as_ref().is_some_and(|c| Arc::ptr_eq(c, &sample.context))
+            {
+                *shown = Some(sample.context.clone());
+                changed_assets.push((asset, sample.context.clone(), sample.gateway_time));
+            }
+        }
+        for event in &batch.events {
+            if let Some(asset) = self.topology.asset_index(event.asset.as_str())
+                && let Some(shown) = self.shown.get_mut(asset)
+                && !shown.as_ref().is_some_and(|c| Arc::ptr_eq(c, &event.context))
+            {
+                *shown = Some(event.context.clone());
+                changed_assets.push((asset, event.context.clone(), event.time));
+            }
+        }
+        for (asset, context, time) in &changed_assets {
+            if let Some(nodes) = self.plant.assets.get(*asset) {
+                let time = date_time(*time);
+                for (id, value) in nodes.context.iter().zip(context_values(context)) {
+                    updates.push((id, DataValue::new_at(value, time)));
+                }
+            }
+        }
+        if !updates.is_empty() {
+            self.store_and_notify(updates);
+        }
+    }
+}
+
+impl ServerSink {
+    /// The historian store HistoryRead reads: the one named by `historian`, else the only
+    /// one of the gateway.
+    fn historian(&self, io: &SinkIo) -> Option<Arc<Store>> {
+        match &self.settings.historian {
+            Some(name) => {
+                let store = io.services.named::<Store>(name);
+                if store.is_none() {
+                    tracing::warn!(sink = %self.name, historian = %name, "no historian sink of that name: HistoryRead is not served");
+                }
+                store
+            }
+            None => {
+                let all = io.services.all::<Store>();
+                if all.len() > 1 {
+                    tracing::warn!(sink = %self.name, "several historians: name one with `historian = NAME`; HistoryRead is not served");
+                    return None;
+                }
+                all.into_iter().next().map(|(_, s)| s)
+            }
+        }
+    }
+}
+
+impl Sink for ServerSink {
+    fn run(self: Box<Self>, io: SinkIo) -> BoxFuture<'static, Result<(), ComponentError>> {
+        async move {
+            let topology = io.topology.clone();
+            let users = match &topology.plan.api.users {
+                Some(path) => {
+                    Users::load(path).map_err(|e| ComponentError::config(format!("[api] users: {e}")))?
+                }
+                None => Users::default(),
+            };
+            let accounts = Arc::new(Accounts::new(Arc::new(users), self.settings.anonymous));
+            let doors = Doors {
+                topology: topology.clone(),
+                gate: io.gate.clone(),
+                production: Production {
+                    handle: io.services.get::<ProductionHandle>(),
+                    audit: io
+                        .services
+                        .named::<AuditTrail>(AuditTrail::SERVICE)
+                        .map(|a| (*a).clone()),
+                },
+                accounts,
+                history: self.historian(&io).map(|store| History {
+                    store,
+                    max_values: self.settings.limits.max_history_values,
+                }),
+            };
+            let running = crate::server::start(
+                &self.settings,
+                ServerInputs {
+                    gateway: &self.gateway,
+                    data_dir: &self.data_dir,
+                    doors,
+                },
+            )
+            .await
+            .map_err(|e| ComponentError::io(format!("OPC UA server `{}`: {e}", self.name)))?;
+            let mut publisher = Publisher::new(&running, topology);
+            let Running {
+                handle, mut server, ..
+            } = running;
+            let result = loop {
+                tokio::select! {
+                    batch = io.recv() => match batch {
+                        Some(batch) => publisher.publish(&batch),
+                        None => break Ok(()),
+                    },
+                    ended = &mut server => {
+                        break Err(ComponentError::io(format!(
+                            "OPC UA server `{}` stopped: {}",
+                            self.name,
+                            match ended {
+                                Ok(Ok(())) => "without an error".to_owned(),
+                                Ok(Err(e)) => e,
+                                Err(e) => e.to_string(),
+                            }
+                        )));
+                    }
+                }
+            };
+            handle.cancel();
+            server.abort();
+            result
+        }
+        .boxed()
+    }
+}
