@@ -24,9 +24,7 @@ fn packaging(name: &str) -> PathBuf {
 }
 
 fn run(command: &mut Command) -> Output {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
     assert!(
         out.status.success(),
         "{command:?}: {}\n{}{}",
@@ -80,7 +78,9 @@ fn runtime_stage() -> Runtime {
     let entrypoint = exec_form(&instruction("ENTRYPOINT"));
     assert_eq!(entrypoint.len(), 1, "ENTRYPOINT is the binary alone");
     Runtime {
-        uid: uid.parse().expect("a numeric uid: runtimes check it without /etc/passwd"),
+        uid: uid
+            .parse()
+            .expect("a numeric uid: runtimes check it without /etc/passwd"),
         gid: gid.parse().expect("a numeric gid"),
         volume: volumes[0].clone(),
         workdir: instruction("WORKDIR"),
@@ -123,10 +123,17 @@ fn build_rootfs(root: &Path, image: &Runtime) {
     fs::create_dir_all(root.join("etc")).unwrap();
     fs::write(
         root.join("etc/passwd"),
-        format!("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{0}:{1}:nonroot:/home/nonroot:/sbin/nologin\n", image.uid, image.gid),
+        format!(
+            "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{0}:{1}:nonroot:/home/nonroot:/sbin/nologin\n",
+            image.uid, image.gid
+        ),
     )
     .unwrap();
-    fs::write(root.join("etc/group"), format!("root:x:0:\nnonroot:x:{}:\n", image.gid)).unwrap();
+    fs::write(
+        root.join("etc/group"),
+        format!("root:x:0:\nnonroot:x:{}:\n", image.gid),
+    )
+    .unwrap();
     for dir in ["tmp", "proc"] {
         fs::create_dir_all(root.join(dir)).unwrap();
     }
@@ -157,11 +164,16 @@ fn only_child(pid: u32) -> u32 {
 #[tokio::test]
 async fn container_runtime_stage_runs_the_demo_as_its_non_root_user_writing_into_the_volume() {
     let image = runtime_stage();
-    assert_eq!(image.exposed, "8080", "EXPOSE and the default --listen port agree");
+    assert_eq!(
+        image.exposed, "8080",
+        "EXPOSE and the default --listen port agree"
+    );
     assert_ne!(image.uid, 0, "the image runs as a non-root user");
     assert_eq!(image.workdir, image.volume);
     if !user_namespaces_allowed() {
-        eprintln!("SKIPPED: this machine does not allow `unshare --user` (user namespaces), so the image's rootfs cannot be entered");
+        eprintln!(
+            "SKIPPED: this machine does not allow `unshare --user` (user namespaces), so the image's rootfs cannot be entered"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -169,12 +181,11 @@ async fn container_runtime_stage_runs_the_demo_as_its_non_root_user_writing_into
     build_rootfs(&root, &image);
 
     // The image's CMD, but on a free port: 8080 may be taken on a shared machine.
-    let cmd: Vec<String> = image
-        .cmd
-        .iter()
-        .map(|a| a.replace(":8080", ":0"))
-        .collect();
-    assert!(cmd.contains(&"demo".to_owned()), "the default command runs the demo: {cmd:?}");
+    let cmd: Vec<String> = image.cmd.iter().map(|a| a.replace(":8080", ":0")).collect();
+    assert!(
+        cmd.contains(&"demo".to_owned()),
+        "the default command runs the demo: {cmd:?}"
+    );
     let (mut gateway, base, _) = start_gateway(
         Command::new("unshare")
             .arg(format!("--map-user={}", image.uid))
@@ -210,12 +221,18 @@ async fn container_runtime_stage_runs_the_demo_as_its_non_root_user_writing_into
         samples.metadata().ok().filter(|m| m.len() > 0)
     })
     .await;
-    assert!(volume.join("history").is_dir(), "the historian stores into the volume");
+    assert!(
+        volume.join("history").is_dir(),
+        "the historian stores into the volume"
+    );
 
     // `podman stop` sends SIGTERM to PID 1: the gateway stops cleanly.
     run(Command::new("kill").args(["-TERM", &inside.to_string()]));
     let exit = wait(&mut gateway);
-    assert!(exit.is_some_and(|s| s.success()), "did not exit cleanly: {exit:?}");
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "did not exit cleanly: {exit:?}"
+    );
 }
 
 /// Waits up to 30 s (a safety net, not a timing assertion).
@@ -235,7 +252,9 @@ fn verify_unit(unit: &str, bin: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backplane.service");
     fs::write(&path, unit.replace("/usr/local/bin/backplane", bin)).unwrap();
-    let out = run(Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&path));
+    let out = run(Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let complaints: Vec<&str> = stderr
         .lines()

@@ -922,10 +922,7 @@ mod tests {
     fn the_default_head_fits_a_raspberry_pi_class_budget() {
         let per_point = std::mem::size_of::<Point>() * 5 / 4;
         let steady = StoreOptions::default().flush_points * per_point;
-        assert!(
-            steady <= 16_000_000,
-            "{steady} bytes at {per_point} B/point"
-        );
+        assert!(steady <= 16_000_000, "{steady} bytes at {per_point} B/point");
         assert!(2 * steady <= 32_000_000);
     }
 
