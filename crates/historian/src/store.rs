@@ -54,13 +54,13 @@ const MERGES_PER_PASS: usize = 4;
 /// Version 02: a CRC32C checksum (01 had CRC-32).
 const CHECKPOINT_MAGIC: &[u8; 8] = b"BPHCKP02";
 
-/// Points the head holds before a flush is due, by default. At ~60 bytes a point (the
-/// point plus its vector's spare capacity) that is ~15 MB, twice that while a flush runs
-/// (the frozen head and the next one): it fits a 1 GB Raspberry-Pi-class box beside the
-/// gateway (docs/deployment.md#resource-budget). Larger values flush less often, which
-/// only matters above ~800 points/s, where the 5-minute `flush_interval` stops coming first
+/// Points the head holds before a flush is due, by default. At ~70 bytes a point (56 for
+/// the point, plus its vector's spare capacity) that is ~14 MB, twice that while a flush
+/// runs (the frozen head and the next one): it fits a 1 GB Raspberry-Pi-class box beside
+/// the gateway (docs/deployment.md#resource-budget). Larger values flush less often, which
+/// only matters above ~670 points/s, where the 5-minute `flush_interval` stops coming first
 /// (docs/historian.md#sizing).
-pub const DEFAULT_FLUSH_POINTS: usize = 250_000;
+pub const DEFAULT_FLUSH_POINTS: usize = 200_000;
 
 /// How a store partitions, flushes, syncs and forgets.
 #[derive(Clone, Debug, PartialEq)]
