@@ -205,15 +205,9 @@ async fn container_runtime_stage_runs_the_demo_as_its_non_root_user_writing_into
         "runs as the image's user: {uid_map}"
     );
 
-    let client = reqwest::Client::new();
-    let health: serde_json::Value = client
-        .get(format!("{base}/api/v1/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = reqwest::get(format!("{base}/api/v1/health")).await.unwrap();
+    assert!(response.status().is_success(), "health: {}", response.status());
+    let health: serde_json::Value = response.json().await.unwrap();
     assert!(health.is_object(), "{health}");
     let volume = root.join(image.volume.trim_start_matches('/'));
     let samples = volume.join("samples.jsonl");
