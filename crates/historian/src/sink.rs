@@ -7,7 +7,7 @@
 //! path = "history"           # under gateway.data_dir (default "history")
 //! partition = "1h"           # time span of one partition file
 //! flush_interval = "5m"      # WAL → compressed chunks at least this often
-//! flush_points = 1000000     # ... or when this many points wait in memory
+//! flush_points = 200000      # ... or when this many points wait in memory (~14 MB)
 //! fsync = "batch"            # or "interval" (then fsync_interval, default "1s")
 //! max_age = "90d"            # drop partitions older than this (default: keep)
 //! max_bytes = "1GB"          # drop the oldest partitions above this (default 1 GB; "unlimited")

@@ -54,6 +54,14 @@ const MERGES_PER_PASS: usize = 4;
 /// Version 02: a CRC32C checksum (01 had CRC-32).
 const CHECKPOINT_MAGIC: &[u8; 8] = b"BPHCKP02";
 
+/// Points the head holds before a flush is due, by default. At ~70 bytes a point (56 for
+/// the point, plus its vector's spare capacity) that is ~14 MB, twice that while a flush
+/// runs (the frozen head and the next one): it fits a 1 GB Raspberry-Pi-class box beside
+/// the gateway (docs/deployment.md#resource-budget). Larger values flush less often, which
+/// only matters above ~670 points/s, where the 5-minute `flush_interval` stops coming first
+/// (docs/historian.md#sizing).
+pub const DEFAULT_FLUSH_POINTS: usize = 200_000;
+
 /// How a store partitions, flushes, syncs and forgets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreOptions {
@@ -62,7 +70,8 @@ pub struct StoreOptions {
     pub partition: Duration,
     /// How often the WAL is turned into chunks. Default 5 min.
     pub flush_interval: Duration,
-    /// Flush earlier when the head holds this many points (bounds memory). Default 1 M.
+    /// Flush earlier when the head holds this many points (bounds memory). Default
+    /// [`DEFAULT_FLUSH_POINTS`].
     pub flush_points: usize,
     /// When appends reach the disk. Default [`Fsync::Batch`].
     pub fsync: Fsync,
@@ -77,7 +86,7 @@ impl Default for StoreOptions {
         StoreOptions {
             partition: Duration::from_secs(3600),
             flush_interval: Duration::from_secs(300),
-            flush_points: 1_000_000,
+            flush_points: DEFAULT_FLUSH_POINTS,
             fsync: Fsync::Batch,
             max_age: None,
             max_bytes: Some(1 << 30),
@@ -905,6 +914,17 @@ mod tests {
     use backplane_model::{Quality, Value};
 
     use super::*;
+
+    /// The memory bound docs/deployment.md promises for the default head: 16 MB steady,
+    /// 32 MB while a flush runs, with a vector's spare capacity counted at its worst
+    /// average (a quarter of the length) on top of each point's own size.
+    #[test]
+    fn the_default_head_fits_a_raspberry_pi_class_budget() {
+        let per_point = std::mem::size_of::<Point>() * 5 / 4;
+        let steady = StoreOptions::default().flush_points * per_point;
+        assert!(steady <= 16_000_000, "{steady} bytes at {per_point} B/point");
+        assert!(2 * steady <= 32_000_000);
+    }
 
     /// A store with every kind of file: catalog, checkpoint, a WAL segment and a segment file.
     fn store_with_every_file(dir: &Path) {
