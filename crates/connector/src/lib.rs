@@ -50,7 +50,7 @@ pub use hooks::{
 pub use kind::{Kind, Registry, SinkContext, SinkKind, SourceContext, SourceKind};
 pub use services::Services;
 pub use sink::{Delivery, Sink, SinkFeed, SinkIo, SinkIoParts};
-pub use source::{Source, SourceIo, WriteOutcome, WriteRequest};
+pub use source::{Source, SourceIo, WriteOutcome, WriteRequest, write_target};
 pub use stage::{
     BuiltStage, CommandPath, Derived, PipelineStopped, Stage, StageCall, StageContext, StageKind,
 };

@@ -32,6 +32,29 @@ pub struct WriteRequest {
 /// why not, with the connection's error when the connection is gone.
 pub type WriteOutcome<E> = Result<(Option<Value>, Vec<RawReading>), (String, Option<E>)>;
 
+/// The tag a write to `address` is for, or why the source refuses it before sending
+/// anything: an address the source does not read, or writes not enabled in its
+/// configuration (the message names the key to set). `kind` and `source` name the source.
+pub fn write_target<'a, T>(
+    kind: &str,
+    source: &str,
+    tags: &'a [T],
+    address: u32,
+    writes: bool,
+) -> Result<&'a T, String> {
+    let Some(tag) = tags.get(address as usize) else {
+        return Err(format!(
+            "address #{address} is not read by {kind} source `{source}`"
+        ));
+    };
+    if !writes {
+        return Err(format!(
+            "writes are disabled on {kind} source `{source}`: set `writes = true` in its [[sources]] table"
+        ));
+    }
+    Ok(tag)
+}
+
 /// What a source is given to run.
 #[derive(Clone, Debug)]
 pub struct SourceIo {

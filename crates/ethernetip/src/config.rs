@@ -235,24 +235,10 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<EnipSettings> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::path::Path;
-
     use super::*;
 
     fn parse(text: &str) -> (Option<EnipSettings>, Vec<String>) {
-        let (result, diagnostics) =
-            backplane_config::reader::with_table(text, Path::new("t.toml"), |mut t| {
-                let s = parse_settings(&mut t);
-                t.finish();
-                s
-            });
-        (
-            result.flatten(),
-            diagnostics
-                .iter()
-                .map(|d| format!("{} {}", d.key, d.message))
-                .collect(),
-        )
+        backplane_testkit::settings::parse(text, parse_settings)
     }
 
     #[test]

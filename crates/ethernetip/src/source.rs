@@ -19,7 +19,9 @@
 use std::io;
 use std::sync::Arc;
 
-use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteOutcome, WriteRequest};
+use backplane_connector::{
+    ComponentError, RawReading, Source, SourceIo, WriteOutcome, WriteRequest, write_target,
+};
 use backplane_model::{BadReason, Quality, Timestamp, Value};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -400,18 +402,16 @@ impl Poller {
         value: &Value,
     ) -> WriteOutcome<io::Error> {
         let refuse = |m: String| Err((m, None));
-        let Some(tag) = self.tags.get(address as usize).cloned() else {
-            return refuse(format!(
-                "address #{address} is not read by ethernetip source `{}`",
-                self.source
-            ));
+        let tag = match write_target(
+            "ethernetip",
+            &self.source,
+            &self.tags,
+            address,
+            self.settings.writes,
+        ) {
+            Ok(tag) => tag.clone(),
+            Err(m) => return refuse(m),
         };
-        if !self.settings.writes {
-            return refuse(format!(
-                "writes are disabled on ethernetip source `{}`: set `writes = true` in its [[sources]] table",
-                self.source
-            ));
-        }
         let retries = self.settings.retries;
         let lost = |what: &str, e: CallError| {
             let text = format!("{what} {}: {e}", tag.text);

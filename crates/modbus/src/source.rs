@@ -25,7 +25,9 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteOutcome, WriteRequest};
+use backplane_connector::{
+    ComponentError, RawReading, Source, SourceIo, WriteOutcome, WriteRequest, write_target,
+};
 use backplane_model::{BadReason, DecodeType, Quality, Timestamp, Value, WordOrder};
 use futures::future::BoxFuture;
 use futures::future::FutureExt;
@@ -511,18 +513,10 @@ impl Poller {
         value: &Value,
     ) -> WriteOutcome<io::Error> {
         let refuse = |m: String| Err((m, None));
-        let Some(tag) = self.tags.get(address as usize).cloned() else {
-            return refuse(format!(
-                "address #{address} is not read by modbus source `{}`",
-                self.source
-            ));
+        let tag = match write_target("modbus", &self.source, &self.tags, address, self.settings.writes) {
+            Ok(tag) => tag.clone(),
+            Err(m) => return refuse(m),
         };
-        if !self.settings.writes {
-            return refuse(format!(
-                "writes are disabled on modbus source `{}`: set `writes = true` in its [[sources]] table",
-                self.source
-            ));
-        }
         let request = match encode_write(&tag, value, self.settings.write_multiple) {
             Ok(r) => r,
             Err(m) => return refuse(format!("cannot write {value} to {}: {m}", tag.text)),

@@ -488,14 +488,13 @@ impl Runner {
         value: &backplane_model::Value,
     ) -> Result<Option<RawReading>, String> {
         let name = &self.source.name;
-        let Some(tag) = self.source.tags.get(address as usize) else {
-            return Err(format!("address #{address} is not read by opcua source `{name}`"));
-        };
-        if !self.source.settings.writes {
-            return Err(format!(
-                "writes are disabled on opcua source `{name}`: set `writes = true` in its [[sources]] table"
-            ));
-        }
+        let tag = backplane_connector::write_target(
+            "opcua",
+            name,
+            &self.source.tags,
+            address,
+            self.source.settings.writes,
+        )?;
         if tag.address.field.is_some() {
             return Err(format!(
                 "`{}` is a field of a structure; writing one field would overwrite the others: bind the \

@@ -185,24 +185,10 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<S7Settings> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use std::path::Path;
-
     use super::*;
 
     fn parse(text: &str) -> (Option<S7Settings>, Vec<String>) {
-        let (result, diagnostics) =
-            backplane_config::reader::with_table(text, Path::new("t.toml"), |mut t| {
-                let s = parse_settings(&mut t);
-                t.finish();
-                s
-            });
-        (
-            result.flatten(),
-            diagnostics
-                .iter()
-                .map(|d| format!("{} {} {}", d.key, d.message, d.hint.clone().unwrap_or_default()))
-                .collect(),
-        )
+        backplane_testkit::settings::parse(text, parse_settings)
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::io;
 use std::sync::Arc;
 
 use backplane_config::AddressError;
-use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteOutcome};
+use backplane_connector::{ComponentError, RawReading, Source, SourceIo, WriteOutcome, write_target};
 use backplane_model::{BadReason, Quality, Timestamp, Value};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -315,18 +315,10 @@ impl Poller {
         value: &Value,
     ) -> WriteOutcome<io::Error> {
         let refuse = |m: String| Err((m, None));
-        let Some(tag) = self.tags.get(address as usize).cloned() else {
-            return refuse(format!(
-                "address #{address} is not read by s7 source `{}`",
-                self.source
-            ));
+        let tag = match write_target("s7", &self.source, &self.tags, address, self.settings.writes) {
+            Ok(tag) => tag.clone(),
+            Err(m) => return refuse(m),
         };
-        if !self.settings.writes {
-            return refuse(format!(
-                "writes are disabled on s7 source `{}`: set `writes = true` in its [[sources]] table",
-                self.source
-            ));
-        }
         let a = tag.planned.address;
         if matches!(a.area, Area::Timer | Area::Counter) {
             return refuse(format!("{}: timers and counters are read-only here", tag.text));
