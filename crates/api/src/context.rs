@@ -169,7 +169,7 @@ fn parse_field(name: &str) -> Result<ContextField, ApiError> {
 }
 
 fn parse_field_list(list: &str) -> Result<Vec<ContextField>, ApiError> {
-    let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    let names: Vec<&str> = crate::history::list_items(list).collect();
     if names.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_value",

@@ -85,6 +85,15 @@ fn beyond_range(text: &str) -> Option<Timestamp> {
     }))
 }
 
+/// The items of a comma-separated query value, each trimmed of spaces and tabs only: the
+/// OpenAPI patterns say `[ \t]`, and trimming what Rust calls whitespace (U+0085, U+3000…)
+/// would accept values the document rejects.
+pub(crate) fn list_items(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',')
+        .map(|item| item.trim_matches([' ', '\t']))
+        .filter(|item| !item.is_empty())
+}
+
 /// The query string as name/value pairs, every name checked against `allowed`.
 pub(crate) struct Params {
     pairs: Vec<(String, String)>,

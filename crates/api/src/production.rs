@@ -247,7 +247,7 @@ fn names_param<T: Copy + PartialEq>(
         return Ok(None);
     };
     let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in crate::history::list_items(text) {
         let Some(&value) = all.iter().find(|v| name(**v) == part) else {
             let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
             return Err(invalid(
