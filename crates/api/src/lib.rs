@@ -34,6 +34,7 @@
 //!   sink's store (an engine service named by the sink) is queried by name.
 //! - `stream.rs`: live changes over WebSocket and Server-Sent Events.
 //! - `server.rs`: the accept loop with a connection cap and a header-read timeout.
+//! - [`swap`]: the router in force, replaced when the gateway reloads its configuration.
 //! - `ops.rs`: health, metrics and the index of links.
 //! - `ui.rs`: the web UI's files (`backplane_ui`) at `/` and `/ui/`.
 //! - `strict.rs`: query parameters the OpenAPI document does not declare are refused.
@@ -63,6 +64,7 @@ mod server;
 mod sessions;
 mod stream;
 mod strict;
+pub mod swap;
 mod throttle;
 mod tls;
 mod ui;
@@ -343,65 +345,106 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
 /// The API over a running engine. The history and production endpoints use the engine's
 /// services: every historian store (by sink name) and the production handle.
 pub fn router(engine: EngineHandle, options: ApiOptions) -> Router {
-    let services = engine.services();
-    let histories = services
-        .all::<Store>()
-        .into_iter()
-        .map(|(name, store)| (name.to_owned(), store))
-        .collect();
-    let production = services.get::<ProductionHandle>();
-    let audit = services.named::<AuditTrail>(AuditTrail::SERVICE);
-    let hosts = origin::AllowedHosts(options.hosts.into());
-    let state = AppState {
-        auth: Arc::new(auth::Auth::new(
-            options.token,
-            options.users,
-            options.sessions,
-            options.rate_limit,
-            audit,
-        )),
-        max_body_bytes: options.max_body_bytes,
-        histories,
-        production,
-        heavy: Arc::new(tokio::sync::Semaphore::new(HEAVY_QUERIES)),
-        ui: Arc::new(options.ui),
-        discovering: Arc::new(tokio::sync::Semaphore::new(1)),
-        engine,
-    };
-    let declared = strict::Declared::from_document(openapi::DOCUMENT);
-    let mut router = Router::new();
-    for e in endpoints() {
-        let allowed = declared.names(e.verb.name(), &e.openapi_path());
-        let guarded = state.clone();
-        let role = e.role;
-        let handler = e
-            .handler
-            .layer(axum::middleware::from_fn(move |request, next| {
-                strict::check(allowed.clone(), request, next)
-            }))
-            // Outermost: nothing runs for a caller who may not call the endpoint.
-            .layer(axum::middleware::from_fn(move |request, next| {
-                auth::guard(guarded.clone(), role, request, next)
-            }));
-        router = router.route(e.path, handler);
+    let audit = engine.services().named::<AuditTrail>(AuditTrail::SERVICE);
+    Api::new(options, audit).router(engine)
+}
+
+/// What outlives one engine when the gateway reloads its configuration: credentials,
+/// sessions and rate limits (nobody is logged out by a reload), the API's settings and
+/// limits. [`Api::router`] serves one engine; [`swap::RouterSwap`] changes the engine
+/// served without closing the listener.
+#[derive(Clone)]
+pub struct Api {
+    auth: Arc<auth::Auth>,
+    max_body_bytes: usize,
+    hosts: origin::AllowedHosts,
+    ui: Arc<backplane_ui::Ui>,
+    heavy: Arc<tokio::sync::Semaphore>,
+    discovering: Arc<tokio::sync::Semaphore>,
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Api")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
     }
-    // The UI is not part of the API (nor of its OpenAPI document): public files, no data.
-    router = router
-        .route("/", axum::routing::get(ui::index))
-        .route("/ui/{*path}", axum::routing::get(ui::file));
-    router
-        .method_not_allowed_fallback(error::wrong_method)
-        .fallback(error::no_route)
-        .layer(axum::middleware::from_fn(move |request, next| {
-            origin::check(hosts.clone(), request, next)
-        }))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::rate_limit,
-        ))
-        .layer(DefaultBodyLimit::max(options.max_body_bytes))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+}
+
+impl Api {
+    pub fn new(options: ApiOptions, audit: Option<Arc<AuditTrail>>) -> Api {
+        Api {
+            auth: Arc::new(auth::Auth::new(
+                options.token,
+                options.users,
+                options.sessions,
+                options.rate_limit,
+                audit,
+            )),
+            max_body_bytes: options.max_body_bytes,
+            hosts: origin::AllowedHosts(options.hosts.into()),
+            ui: Arc::new(options.ui),
+            heavy: Arc::new(tokio::sync::Semaphore::new(HEAVY_QUERIES)),
+            discovering: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
+    }
+
+    /// The API over `engine`, with its services: every historian store (by sink name)
+    /// and the production handle.
+    pub fn router(&self, engine: EngineHandle) -> Router {
+        let services = engine.services();
+        let histories = services
+            .all::<Store>()
+            .into_iter()
+            .map(|(name, store)| (name.to_owned(), store))
+            .collect();
+        let production = services.get::<ProductionHandle>();
+        let hosts = self.hosts.clone();
+        let state = AppState {
+            auth: self.auth.clone(),
+            max_body_bytes: self.max_body_bytes,
+            histories,
+            production,
+            heavy: self.heavy.clone(),
+            ui: self.ui.clone(),
+            discovering: self.discovering.clone(),
+            engine,
+        };
+        let declared = strict::Declared::from_document(openapi::DOCUMENT);
+        let mut router = Router::new();
+        for e in endpoints() {
+            let allowed = declared.names(e.verb.name(), &e.openapi_path());
+            let guarded = state.clone();
+            let role = e.role;
+            let handler = e
+                .handler
+                .layer(axum::middleware::from_fn(move |request, next| {
+                    strict::check(allowed.clone(), request, next)
+                }))
+                // Outermost: nothing runs for a caller who may not call the endpoint.
+                .layer(axum::middleware::from_fn(move |request, next| {
+                    auth::guard(guarded.clone(), role, request, next)
+                }));
+            router = router.route(e.path, handler);
+        }
+        // The UI is not part of the API (nor of its OpenAPI document): public files, no data.
+        router = router
+            .route("/", axum::routing::get(ui::index))
+            .route("/ui/{*path}", axum::routing::get(ui::file));
+        router
+            .method_not_allowed_fallback(error::wrong_method)
+            .fallback(error::no_route)
+            .layer(axum::middleware::from_fn(move |request, next| {
+                origin::check(hosts.clone(), request, next)
+            }))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::rate_limit,
+            ))
+            .layer(DefaultBodyLimit::max(self.max_body_bytes))
+            .layer(TraceLayer::new_for_http())
+            .with_state(state)
+    }
 }
 
 /// Serializes `value` straight into a JSON response. Going through `serde_json::Value`

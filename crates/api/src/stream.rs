@@ -148,6 +148,8 @@ impl Subscription {
         loop {
             let received = tokio::select! {
                 () = self.shutdown.cancelled() => return None,
+                // A reload stopped this engine: end, the client reconnects to the next one.
+                () = self.engine.stopped() => return None,
                 received = self.rx.recv() => received,
             };
             match received {

@@ -106,7 +106,15 @@ async fn serve_plant(
         "the embedded demo configuration is invalid".to_owned()
     })?;
     plan.gateway.data_dir = data_dir;
-    serve::run(plan, registry, listen, Some(serve::demo_banner), Some(script)).await
+    serve::run(
+        plan,
+        registry,
+        None,
+        listen,
+        Some(serve::demo_banner),
+        Some(script),
+    )
+    .await
 }
 
 /// Who the demo's commands are attributed to.

@@ -14,6 +14,7 @@ mod audit;
 mod browse;
 mod demo;
 mod export;
+mod reload;
 mod serve;
 mod simulate;
 mod users;
@@ -60,6 +61,15 @@ enum Command {
     },
     /// Validate a configuration without connecting to anything; lists every error.
     Check { config: PathBuf },
+    /// Show what changes from one configuration to another (sources, sinks, models,
+    /// assets, bindings, production, writes) and whether a reload (SIGHUP to `run`)
+    /// applies it.
+    Plan {
+        /// The configuration running now.
+        old: PathBuf,
+        /// The configuration to change to.
+        new: PathBuf,
+    },
     /// Run the simulated Acme Dairy plant (examples/dairy.toml) with no broker or database.
     Demo {
         /// Override the API address (default 127.0.0.1:8080; port 0 picks a free port).
@@ -159,10 +169,11 @@ fn main() -> ExitCode {
     init_logging(cli.log_format, &cli.log);
     match cli.command {
         Command::Check { config } => check(&config, &registry),
+        Command::Plan { old, new } => plan(&old, &new, &registry),
         Command::Run { config, listen } => match load(&config, &registry) {
-            Some(plan) => {
-                serve::run_blocking(|| async move { serve::run(plan, &registry, listen, None, None).await })
-            }
+            Some(plan) => serve::run_blocking(|| async move {
+                serve::run(plan, &registry, Some(config), listen, None, None).await
+            }),
             None => ExitCode::FAILURE,
         },
         Command::Demo { listen, data_dir } => serve::run_blocking(|| demo::run(registry, listen, data_dir)),
@@ -281,6 +292,60 @@ fn check(path: &Path, registry: &Registry) -> ExitCode {
             .unwrap_or_default()
         {
             println!("  {line}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn plan(old: &Path, new: &Path, registry: &Registry) -> ExitCode {
+    let Some(running) = load(old, registry) else {
+        eprintln!("({} does not load: no plan)", old.display());
+        return ExitCode::FAILURE;
+    };
+    match reload::decide(new, registry, &running) {
+        reload::Decision::Unchanged => println!("{} → {}: no changes", old.display(), new.display()),
+        reload::Decision::Invalid(errors) => {
+            for e in &errors {
+                eprintln!("{e}\n");
+            }
+            eprintln!(
+                "{}: {} error{}; a reload refuses it",
+                new.display(),
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            return ExitCode::FAILURE;
+        }
+        reload::Decision::Refused(why) => {
+            println!("{} → {}: a reload refuses this", old.display(), new.display());
+            for line in why {
+                println!("  {line}");
+            }
+            // The other changes, for the restart that applies them.
+            if let Ok(target) = backplane_config::load(new, &registry.catalog()) {
+                for change in backplane_config::diff::diff(&running, &target) {
+                    if !change.part.needs_process_restart() {
+                        println!("{change}");
+                    }
+                }
+            }
+        }
+        reload::Decision::Apply(_, changes) => {
+            println!(
+                "{} → {}: {} change{}",
+                old.display(),
+                new.display(),
+                changes.len(),
+                if changes.len() == 1 { "" } else { "s" }
+            );
+            for change in &changes {
+                println!("{change}");
+            }
+            println!(
+                "A reload (SIGHUP) applies them: the engine stops as at shutdown and starts again with \
+                 the new configuration in the same process (every source and sink reconnects); buffered \
+                 data, context and production state are kept, and the API keeps its listener and sessions."
+            );
         }
     }
     ExitCode::SUCCESS

@@ -1,10 +1,13 @@
-//! Running a plan: the engine, the HTTP API, and shutdown on SIGINT/SIGTERM.
+//! Running a plan: the engine, the HTTP API, reloads on SIGHUP, and shutdown on
+//! SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use backplane_api::ApiOptions;
+use backplane_api::swap::RouterSwap;
 use backplane_config::Plan;
 use backplane_engine::{Engine, EngineHandle, EngineOptions, Registry, Services};
 
@@ -36,14 +39,18 @@ where
     }
 }
 
-/// Starts the engine and the API for `plan` and runs until SIGINT/SIGTERM.
+/// Starts the engine and the API for `plan` and runs until SIGINT/SIGTERM. With the
+/// configuration's `file`, SIGHUP reloads it (see [`Running::reload`]).
 pub async fn run(
     plan: Plan,
     registry: &Registry,
+    file: Option<PathBuf>,
     listen: Option<SocketAddr>,
     banner: Option<Banner>,
     script: Option<Script>,
 ) -> Result<(), String> {
+    // Before anything else: SIGHUP's default action ends the process.
+    let mut hangups = hangup_signals();
     let token = match &plan.api.token {
         Some(secret) => Some(secret.resolve().map_err(|e| format!("[api] token: {e}"))?),
         None => None,
@@ -129,12 +136,10 @@ pub async fn run(
             fixed,
         }),
     );
-    let engine_options = EngineOptions {
-        services,
-        ..EngineOptions::default()
-    };
-    let engine = Engine::start(plan, registry, engine_options).map_err(|e| e.to_string())?;
-    let router = backplane_api::router(engine.handle(), options);
+    let api_audit = services.named::<backplane_security::AuditTrail>(backplane_security::AuditTrail::SERVICE);
+    let engine = start_engine(plan, registry, &services, Vec::new()).map_err(|e| e.to_string())?;
+    let api = backplane_api::Api::new(options, api_audit);
+    let swap = RouterSwap::new(api.router(engine.handle()));
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     let base = format!("{scheme}://{bound}");
@@ -153,29 +158,193 @@ pub async fn run(
         banner(&base);
     }
     tracing::info!(%base, "started");
-    let script = script.map(|s| tokio::spawn(s(engine.handle())));
-
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = backplane_api::ServeLimits {
         max_connections: limits.0,
         header_read_timeout: limits.1,
     };
-    let api = tokio::spawn(backplane_api::serve_tls(listener, router, limits, tls, async {
-        let _ = stop_rx.await;
-    }));
-    shutdown_signal().await;
+    let api_task = tokio::spawn(backplane_api::serve_tls(
+        listener,
+        swap.router(),
+        limits,
+        tls,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let mut running = Running {
+        script_task: script.map(|s| tokio::spawn(s(engine.handle()))),
+        engine: Some(engine),
+        registry,
+        services,
+        api,
+        swap,
+        script,
+        file,
+    };
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = next_hangup(&mut hangups) => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                running.reload().await;
+            }
+        }
+    }
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
-    match api.await {
+    match api_task.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "the API stopped with an error"),
         Err(e) => tracing::warn!(error = %e, "the API task failed"),
     }
-    if let Some(script) = script {
-        script.abort();
-    }
-    engine.shutdown().await;
+    running.stop().await;
     Ok(())
+}
+
+/// Starts an engine for `plan` with the program's services and, after a reload, the
+/// contexts carried over from the engine it replaces.
+fn start_engine(
+    plan: Plan,
+    registry: &Registry,
+    services: &Services,
+    contexts: Vec<(String, backplane_model::Context)>,
+) -> Result<Engine, backplane_engine::ComponentError> {
+    let options = EngineOptions {
+        services: services.clone(),
+        contexts,
+        ..EngineOptions::default()
+    };
+    Engine::start(plan, registry, options)
+}
+
+/// What runs between the start and the shutdown, and is replaced by a reload.
+struct Running<'r> {
+    /// `None` only while a reload swaps it.
+    engine: Option<Engine>,
+    registry: &'r Registry,
+    services: Services,
+    api: backplane_api::Api,
+    swap: RouterSwap,
+    script: Option<Script>,
+    script_task: Option<tokio::task::JoinHandle<()>>,
+    /// The configuration file; `None` for the demo (built in, nothing to reload).
+    file: Option<PathBuf>,
+}
+
+impl Running<'_> {
+    /// Reloads the configuration file. A file with errors, or one changing `[gateway]` or
+    /// `[api]`, is refused and the running configuration stays. Otherwise the engine stops
+    /// as at shutdown (sources first, the pipeline and sinks drain, buffered sinks keep
+    /// what they have not sent in their log, production state is saved) and one for the
+    /// new plan starts, with every asset's context carried over; the API keeps its
+    /// listener, sessions and limits and serves the new engine from the next request.
+    /// Should the new engine fail to start, the previous configuration is started again.
+    async fn reload(&mut self) -> crate::reload::Decision {
+        use crate::reload::Decision;
+        let Some(file) = &self.file else {
+            tracing::info!("the demo's configuration is built in: nothing to reload");
+            return Decision::Unchanged;
+        };
+        let Some(engine) = self.engine.take() else {
+            return Decision::Unchanged;
+        };
+        let running = engine.handle().topology().bound_plan();
+        let decision = crate::reload::decide(file, self.registry, &running);
+        let new = match &decision {
+            Decision::Unchanged => {
+                tracing::info!(file = %file.display(), "reload: the configuration has not changed");
+                self.engine = Some(engine);
+                return decision;
+            }
+            Decision::Invalid(why) | Decision::Refused(why) => {
+                for line in why {
+                    tracing::error!("reload refused: {line}");
+                }
+                tracing::error!(file = %file.display(), "reload refused; the running configuration stays");
+                self.engine = Some(engine);
+                return decision;
+            }
+            Decision::Apply(new, changes) => {
+                for change in changes {
+                    tracing::info!(%change, "reload");
+                }
+                (**new).clone()
+            }
+        };
+        let contexts = engine.handle().own_contexts();
+        if let Some(task) = self.script_task.take() {
+            task.abort();
+        }
+        engine.shutdown().await;
+        let version = new.version.clone();
+        let engine = match start_engine(new, self.registry, &self.services, contexts.clone()) {
+            Ok(engine) => {
+                tracing::info!(version = %&version[..version.len().min(12)], "reload: the new configuration runs");
+                engine
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload: the new configuration did not start; starting the previous one again");
+                match start_engine(running, self.registry, &self.services, contexts) {
+                    Ok(engine) => engine,
+                    Err(e) => {
+                        // Nothing runs any more: end the process, its supervisor restarts it.
+                        tracing::error!(error = %e, "reload: the previous configuration did not start again either; exiting");
+                        std::process::exit(1);
+                    }
+                }
+            }
+        };
+        self.swap.replace(self.api.router(engine.handle()));
+        self.script_task = self.script.map(|s| tokio::spawn(s(engine.handle())));
+        self.engine = Some(engine);
+        decision
+    }
+
+    async fn stop(mut self) {
+        if let Some(task) = self.script_task.take() {
+            task.abort();
+        }
+        if let Some(engine) = self.engine.take() {
+            engine.shutdown().await;
+        }
+    }
+}
+
+/// SIGHUP, registered at start (unix only).
+#[cfg(unix)]
+fn hangup_signals() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: reloads are off");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signals() -> Option<()> {
+    None
+}
+
+#[cfg(unix)]
+async fn next_hangup(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            if s.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_hangup(_: &mut Option<()>) {
+    std::future::pending::<()>().await;
 }
 
 /// The API's TLS side from `[api.tls]`. A self-signed certificate is made for localhost,

@@ -75,6 +75,54 @@ fn check_lists_every_error_of_the_broken_example_with_line_and_column() {
 }
 
 #[test]
+fn plan_names_each_change_and_says_whether_a_reload_applies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let dairy = std::fs::read_to_string(example("dairy.toml")).unwrap();
+    let old = dir.path().join("old.toml");
+    std::fs::write(&old, &dairy).unwrap();
+    let plan = |text: &str| {
+        let new = dir.path().join("new.toml");
+        std::fs::write(&new, text).unwrap();
+        let out = Command::new(BIN)
+            .arg("plan")
+            .arg(&old)
+            .arg(&new)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, _) = plan(&dairy.replace("# vendor A sends", "# the vendor sends"));
+    assert!(ok && stdout.contains("no changes"), "{stdout}");
+
+    let (ok, stdout, stderr) = plan(&dairy.replace("5020\"\nunit = 1", "5020\"\nunit = 2"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("1 change\n~ source line1-plc: unit\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("A reload (SIGHUP) applies them"), "{stdout}");
+
+    let (ok, stdout, _) = plan(&dairy.replace("[api]\nlisten", "[api]\nmax_connections = 7\nlisten"));
+    assert!(ok);
+    assert!(stdout.contains("a reload refuses this"), "{stdout}");
+    assert!(
+        stdout.contains("~ [api]: max_connections — takes effect when the gateway restarts"),
+        "{stdout}"
+    );
+
+    let (ok, _, stderr) = plan(&dairy.replace("kind = \"modbus\"", "kind = \"modbuss\""));
+    assert!(!ok);
+    assert!(
+        stderr.contains("unknown source kind `modbuss`") && stderr.contains("a reload refuses it"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn completions_are_generated_for_bash() {
     let out = Command::new(BIN).args(["completions", "bash"]).output().unwrap();
     assert!(out.status.success());

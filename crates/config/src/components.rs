@@ -169,6 +169,7 @@ pub(crate) fn read_components(tables: Vec<Table<'_>>, catalog: &Catalog, role: R
                 name_ok = false;
             }
         }
+        let keys = Arc::new(t.canonical_keys());
         let kind = t.required_str("kind");
         let spec = kind.and_then(|kind| {
             let spec = match role {
@@ -239,6 +240,7 @@ pub(crate) fn read_components(tables: Vec<Table<'_>>, catalog: &Catalog, role: R
                 enabled,
                 settings,
                 buffer,
+                keys,
             });
         }
     }

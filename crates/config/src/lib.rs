@@ -16,11 +16,13 @@
 //! - [`writes`]: the machine-write allowlist (`[models.NAME.writes.ATTRIBUTE]`) and its
 //!   interlock comparisons.
 //! - [`plan`]: the validated result the engine runs.
+//! - [`diff`]: what changes between two plans (`backplane plan`, reloads).
 
 pub mod api_tls;
 mod assets;
 pub mod catalog;
 mod components;
+pub mod diff;
 mod loader;
 mod models;
 pub mod plan;

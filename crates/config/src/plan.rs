@@ -2,6 +2,7 @@
 //! with every name resolved and every transform compiled.
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -230,6 +231,9 @@ pub struct ComponentSpec {
     /// Sinks of a buffered kind (network sinks): their store-and-forward settings.
     /// `None` for sources and for sinks that write locally.
     pub buffer: Option<SinkBuffer>,
+    /// The entry's keys with their values as canonical text (layout and comments aside):
+    /// what `backplane plan` compares, since `settings` are opaque to all but the kind.
+    pub keys: Arc<BTreeMap<String, String>>,
 }
 
 impl fmt::Debug for ComponentSpec {

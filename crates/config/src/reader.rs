@@ -317,6 +317,66 @@ impl fmt::Debug for Table<'_> {
     }
 }
 
+/// A value as canonical text: integers and floats by value, table keys sorted, no spans,
+/// comments or layout, so two files that say the same thing give the same text.
+fn canonical(value: &DeValue<'_>, out: &mut String) {
+    use fmt::Write as _;
+    match value {
+        DeValue::String(s) => {
+            let _ = write!(out, "{:?}", s.as_ref());
+        }
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Err(_) => out.push_str(i.as_str()),
+        },
+        DeValue::Float(f) => match f.as_str().parse::<f64>() {
+            Ok(x) => {
+                let _ = write!(out, "{x:?}");
+            }
+            Err(_) => out.push_str(f.as_str()),
+        },
+        DeValue::Boolean(b) => {
+            let _ = write!(out, "{b}");
+        }
+        DeValue::Datetime(d) => {
+            let _ = write!(out, "{d}");
+        }
+        DeValue::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item.get_ref(), out);
+            }
+            out.push(']');
+        }
+        DeValue::Table(entries) => {
+            out.push('{');
+            for (i, (key, value)) in canonical_entries(entries).into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{key:?}={value}");
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn canonical_entries(entries: &DeTable<'_>) -> std::collections::BTreeMap<String, String> {
+    entries
+        .iter()
+        .map(|(key, value)| {
+            let mut text = String::new();
+            canonical(value.get_ref(), &mut text);
+            (key.get_ref().to_string(), text)
+        })
+        .collect()
+}
+
 impl<'a> Table<'a> {
     pub(crate) fn root(ctx: Ctx<'a>, doc: &'a Spanned<DeTable<'a>>) -> Table<'a> {
         Table {
@@ -326,6 +386,12 @@ impl<'a> Table<'a> {
             path: String::new(),
             asked: Vec::new(),
         }
+    }
+
+    /// Every key of this table with its value as canonical text (see `canonical`), for
+    /// comparing two configurations (`backplane plan`); nothing is marked as read.
+    pub fn canonical_keys(&self) -> std::collections::BTreeMap<String, String> {
+        canonical_entries(self.entries)
     }
 
     /// Dotted key path of this table (empty for the top level).

@@ -188,6 +188,29 @@ impl Topology {
         }
     }
 
+    /// The plan as configured, bindings included (put back from the tags): what a reload
+    /// compares the new configuration with. A copy made on demand, not kept.
+    pub fn bound_plan(&self) -> Plan {
+        let mut plan = self.plan.clone();
+        let index: HashMap<&str, usize> = plan
+            .assets
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.path.as_str(), i))
+            .collect();
+        let mut bindings: Vec<Vec<Binding>> = vec![Vec::new(); plan.assets.len()];
+        for tag in &self.tags {
+            if let (Some(binding), Some(&i)) = (&tag.binding, index.get(self.assets[tag.asset].path.as_str()))
+            {
+                bindings[i].push(binding.clone());
+            }
+        }
+        for (asset, bound) in plan.assets.iter_mut().zip(bindings) {
+            asset.bindings = bound;
+        }
+        plan
+    }
+
     pub fn asset_index(&self, path: &str) -> Option<usize> {
         self.asset_index.get(path.trim_end_matches('/')).copied()
     }

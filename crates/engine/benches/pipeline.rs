@@ -183,6 +183,7 @@ fn plan() -> Plan {
             enabled: true,
             settings: Arc::new(()),
             buffer: None,
+            keys: Default::default(),
         }],
         sinks: vec![],
         production: Default::default(),

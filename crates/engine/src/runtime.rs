@@ -9,7 +9,7 @@ use backplane_buffer::{
     FsyncPolicy, Log, LogOptions, Overflow as BufferOverflow, Reader, ReaderMonitor, ReaderOptions,
 };
 use backplane_config::{Fsync, Overflow, Plan};
-use backplane_model::{BadReason, Context, ContextPatch, Event, Quality, TagId, Timestamp};
+use backplane_model::{BadReason, Context, ContextField, ContextPatch, Event, Quality, TagId, Timestamp};
 use serde::Serialize;
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -49,6 +49,9 @@ pub struct EngineOptions {
     /// Services the embedding program offers to stages, sinks and the API besides those the
     /// kinds prepare (e.g. the audit trail).
     pub services: Services,
+    /// Own context per asset path taken over from the engine this one replaces (a
+    /// configuration reload), instead of the configured start context; no events.
+    pub contexts: Vec<(String, Context)>,
 }
 
 impl Default for EngineOptions {
@@ -60,6 +63,7 @@ impl Default for EngineOptions {
             backoff: BackoffPolicy::default(),
             drain_timeout: Duration::from_secs(10),
             services: Services::default(),
+            contexts: Vec::new(),
         }
     }
 }
@@ -244,6 +248,8 @@ struct Shared {
     started: Timestamp,
     buffers: Arc<Vec<BufferStatus>>,
     services: Services,
+    /// Cancelled once the engine has stopped: live streams end, so nothing holds it.
+    stopped: CancellationToken,
 }
 
 /// A cheap, cloneable view of a running engine.
@@ -319,6 +325,17 @@ impl Engine {
         let sinks = start_sinks(registry, &core)?;
         let (stream, _) = broadcast::channel(core.options.stream_queue.max(1));
         let contexts = Arc::new(ContextStore::new(&topology));
+        for (path, own) in &core.options.contexts {
+            if let Some(asset) = topology.asset_index(path) {
+                let patch = ContextPatch {
+                    changes: ContextField::ALL
+                        .iter()
+                        .map(|&f| (f, own.get(f).cloned()))
+                        .collect(),
+                };
+                let _ = contexts.apply(&topology, asset, &patch, None);
+            }
+        }
         let mut router = Router::new(
             sinks.queues,
             plan.sinks.iter().map(|s| s.name.clone()).collect(),
@@ -376,6 +393,7 @@ impl Engine {
             started: now,
             buffers,
             services: core.services.clone(),
+            stopped: CancellationToken::new(),
         });
         Ok(Engine {
             handle: EngineHandle { shared },
@@ -428,6 +446,7 @@ impl Engine {
         if let Some(task) = self.buffer_task {
             task.abort();
         }
+        self.handle.shared.stopped.cancel();
         tracing::info!("engine stopped");
     }
 }
@@ -693,6 +712,20 @@ impl EngineHandle {
     }
 
     /// `(own, effective)` context of an asset (by topology index).
+    /// Resolves once the engine has stopped (its live streams end then).
+    pub fn stopped(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.shared.stopped.clone().cancelled_owned()
+    }
+
+    /// Every asset's own context (the fields set on it), by path: what a reload carries
+    /// over into the next engine ([`EngineOptions::contexts`]).
+    pub fn own_contexts(&self) -> Vec<(String, Context)> {
+        let topology = &self.shared.topology;
+        (0..topology.assets.len())
+            .map(|i| (topology.assets[i].path.to_string(), self.shared.contexts.own(i)))
+            .collect()
+    }
+
     pub fn context(&self, asset: usize) -> (Context, Arc<Context>) {
         (
             self.shared.contexts.own(asset),

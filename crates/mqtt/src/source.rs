@@ -638,7 +638,16 @@ impl Source for MqttSource {
                 let event = tokio::select! {
                     event = link.next() => event,
                     () = io.cancelled() => {
-                        link.close(std::time::Duration::from_millis(500)).await;
+                        // What the link received was acknowledged to the broker: hand it on
+                        // before stopping, or a graceful stop (SIGTERM, a reload) loses it.
+                        for event in link.close(std::time::Duration::from_millis(500)).await {
+                            if let LinkEvent::Message { topic, payload, .. } = event {
+                                let routed = self.router.route(&topic, &payload);
+                                if !routed.readings.is_empty() {
+                                    io.emit(Timestamp::now(), routed.readings).await;
+                                }
+                            }
+                        }
                         return Ok(());
                     }
                     Some(write) = io.next_write() => {
