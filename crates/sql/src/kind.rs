@@ -3,7 +3,6 @@
 //! gateway's data directory.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use backplane_config::{AddressError, Plan, Table};
 use backplane_connector::{ComponentError, Kind, Source, SourceContext, SourceKind};
@@ -38,10 +37,6 @@ impl Kind for SqlKind {
                 ),
             })
         }
-    }
-
-    fn read_period(&self, settings: &SqlSettings, _address: &str) -> Option<Duration> {
-        Some(settings.period)
     }
 
     fn summarize(&self, _plan: &Plan, name: &str, settings: &SqlSettings) -> Vec<String> {

@@ -329,3 +329,17 @@ per_peer! {
     rows_of_an_erp_table_set_the_line_context,
     rows_sharing_a_time_across_a_batch_boundary_are_all_read,
 }
+
+#[test]
+fn the_lims_example_loads_with_both_sources() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/lims.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = backplane_testkit::engine::plan(&text, dir.path(), &common::registry());
+    let kinds: Vec<(&str, &str)> = plan
+        .sources
+        .iter()
+        .map(|s| (s.name.as_str(), s.kind.as_str()))
+        .collect();
+    assert_eq!(kinds, [("lims", "sql"), ("erp", "sql")]);
+}
