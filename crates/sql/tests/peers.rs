@@ -280,6 +280,36 @@ async fn a_settle_window_reads_a_row_committed_late(peer: Peer, settle: &str) ->
     got
 }
 
+async fn a_query_with_a_qualified_time_watermark_reads_only_its_rows(peer: Peer) {
+    let db = TestDb::create(peer, "query").await;
+    let mut c = db.conn().await;
+    db.results_table(&mut c).await;
+    // Rows 3 and 6 have no reading: the query leaves them out.
+    for i in 1..=8 {
+        let temp = if i % 3 == 0 {
+            "NULL".to_owned()
+        } else {
+            format!("{i}")
+        };
+        c.exec(&format!(
+            "INSERT INTO results (ts, temp) VALUES ('2026-01-01 10:00:0{}', {temp})",
+            i / 4
+        ))
+        .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &db.url(),
+        "query = \"SELECT r.id, r.ts, r.temp FROM results r WHERE r.temp IS NOT NULL AND {watermark}\"\nwatermark = \"r.ts\"\ntiebreak = \"r.id\"\ntime = \"r.ts\"\nbatch = 2",
+    );
+    let engine = start(&cfg, dir.path());
+    let got = wait_seqs(dir.path(), 6).await;
+    engine.shutdown().await;
+    assert_eq!(got, [1, 2, 4, 5, 7, 8]);
+    drop(c);
+    db.drop().await;
+}
+
 macro_rules! per_peer {
     ($($name:ident,)*) => {
         mod postgres {
@@ -328,6 +358,7 @@ per_peer! {
     a_killed_session_reconnects_without_a_lost_or_doubled_row,
     rows_of_an_erp_table_set_the_line_context,
     rows_sharing_a_time_across_a_batch_boundary_are_all_read,
+    a_query_with_a_qualified_time_watermark_reads_only_its_rows,
 }
 
 #[test]
