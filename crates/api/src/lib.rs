@@ -29,6 +29,7 @@
 //! - `lineage.rs`: where a value came from.
 //! - `discover.rs`: browsing a device (the kinds' discovery) for engineers, bounded and audited.
 //! - `audit.rs`: the audit trail, queried and exported.
+//! - [`admin`]: the configuration's plan and reload, handed to the program owning the engine.
 //! - `history.rs`: queries against the embedded historian (raw, latest, aggregates,
 //!   events) by tag, asset or model attribute and by production context; each historian
 //!   sink's store (an engine service named by the sink) is queried by name.
@@ -43,6 +44,7 @@
 //! The API's contract for people is `docs/api.md`; for machines, `/api/v1/openapi.json`.
 
 mod actor;
+pub mod admin;
 mod assets;
 mod audit;
 mod auth;
@@ -109,6 +111,8 @@ pub struct ApiOptions {
     pub hosts: Vec<String>,
     /// Where the web UI's files come from: built in, or a directory (UI development).
     pub ui: backplane_ui::Ui,
+    /// Where `POST /api/v1/admin/reload` and `GET /api/v1/admin/plan` go; `None`: 409.
+    pub reload: Option<admin::Reloader>,
 }
 
 impl Default for ApiOptions {
@@ -121,6 +125,7 @@ impl Default for ApiOptions {
             max_body_bytes: 64 * 1024,
             hosts: Vec::new(),
             ui: backplane_ui::Ui::Embedded,
+            reload: None,
         }
     }
 }
@@ -160,6 +165,8 @@ pub(crate) struct AppState {
     pub ui: Arc<backplane_ui::Ui>,
     /// One discovery at a time per gateway (`discover.rs`).
     pub discovering: Arc<tokio::sync::Semaphore>,
+    /// Configuration reloads (`admin.rs`); `None` when the configuration is not a file.
+    pub reload: Option<admin::Reloader>,
 }
 
 /// History and benchmark queries running at once; more wait briefly, then get 503.
@@ -230,7 +237,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     use Verb::{Delete, Get, Post, Put};
     // Reads: viewer. Entries and production actions at the line: operator. Context (it
     // labels every value recorded) and reading the audit trail: engineer. Exporting the
-    // whole trail: admin. `PUBLIC`: no authentication.
+    // whole trail, the configuration's plan and reload: admin. `PUBLIC`: no authentication.
     const PUBLIC: Option<Role> = None;
     let (viewer, operator, engineer, admin) = (Role::Viewer, Role::Operator, Role::Engineer, Role::Admin);
     vec![
@@ -323,6 +330,8 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(Get, "/api/v1/hub/sites", viewer, hub::sites),
         endpoint(Get, "/api/v1/audit", engineer, audit::query),
         endpoint(Get, "/api/v1/audit/export", admin, audit::export),
+        endpoint(Get, "/api/v1/admin/plan", admin, crate::admin::plan),
+        endpoint(Post, "/api/v1/admin/reload", admin, crate::admin::reload),
         endpoint(Get, "/api/v1/forms", viewer, production::forms),
         endpoint(Get, "/api/v1/forms/{name}", viewer, production::form),
         endpoint(Get, "/api/v1/forms/{name}/entries", viewer, production::entries),
@@ -361,6 +370,7 @@ pub struct Api {
     ui: Arc<backplane_ui::Ui>,
     heavy: Arc<tokio::sync::Semaphore>,
     discovering: Arc<tokio::sync::Semaphore>,
+    reload: Option<admin::Reloader>,
 }
 
 impl fmt::Debug for Api {
@@ -386,6 +396,7 @@ impl Api {
             ui: Arc::new(options.ui),
             heavy: Arc::new(tokio::sync::Semaphore::new(HEAVY_QUERIES)),
             discovering: Arc::new(tokio::sync::Semaphore::new(1)),
+            reload: options.reload,
         }
     }
 
@@ -408,6 +419,7 @@ impl Api {
             heavy: self.heavy.clone(),
             ui: self.ui.clone(),
             discovering: self.discovering.clone(),
+            reload: self.reload.clone(),
             engine,
         };
         let declared = strict::Declared::from_document(openapi::DOCUMENT);

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use backplane_api::ApiOptions;
+use backplane_api::admin::{ReloadCall, ReloadReport, ReloadResult};
 use backplane_api::swap::RouterSwap;
 use backplane_config::Plan;
 use backplane_engine::{Engine, EngineHandle, EngineOptions, Registry, Services};
@@ -51,6 +52,8 @@ pub async fn run(
 ) -> Result<(), String> {
     // Before anything else: SIGHUP's default action ends the process.
     let mut hangups = hangup_signals();
+    // Reloads asked for through the API (`POST /api/v1/admin/reload`), one at a time.
+    let (reload_tx, mut reload_calls) = tokio::sync::mpsc::channel::<ReloadCall>(1);
     let token = match &plan.api.token {
         Some(secret) => Some(secret.resolve().map_err(|e| format!("[api] token: {e}"))?),
         None => None,
@@ -99,6 +102,7 @@ pub async fn run(
         max_body_bytes: plan.api.max_body_bytes,
         hosts: plan.api.hosts.clone(),
         // For working on the UI: serve its files from a directory, so a change shows on reload.
+        reload: file.is_some().then(|| reload_tx.clone()),
         ui: match std::env::var_os("BACKPLANE_UI_DIR") {
             Some(dir) => {
                 tracing::warn!(dir = %std::path::Path::new(&dir).display(), "serving the web UI from a directory (BACKPLANE_UI_DIR), not the built-in files");
@@ -187,9 +191,10 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            () = next_hangup(&mut hangups) => {
-                tracing::info!("SIGHUP: reloading the configuration");
-                running.reload().await;
+            () = next_hangup(&mut hangups) => running.hangup().await,
+            Some(call) = reload_calls.recv() => {
+                let report = running.reload(call.apply).await;
+                let _ = call.reply.send(report);
             }
         }
     }
@@ -235,43 +240,43 @@ struct Running<'r> {
 }
 
 impl Running<'_> {
-    /// Reloads the configuration file. A file with errors, or one changing `[gateway]` or
-    /// `[api]`, is refused and the running configuration stays. Otherwise the engine stops
-    /// as at shutdown (sources first, the pipeline and sinks drain, buffered sinks keep
-    /// what they have not sent in their log, production state is saved) and one for the
-    /// new plan starts, with every asset's context carried over; the API keeps its
-    /// listener, sessions and limits and serves the new engine from the next request.
-    /// Should the new engine fail to start, the previous configuration is started again.
-    async fn reload(&mut self) -> crate::reload::Decision {
+    /// Reloads the configuration file (`apply`), or only says what a reload would do. A
+    /// file with errors, or one changing `[gateway]` or `[api]`, is refused and the running
+    /// configuration stays. Otherwise the engine stops as at shutdown (sources first, the
+    /// pipeline and sinks drain, buffered sinks keep what they have not sent in their log,
+    /// production state is saved) and one for the new plan starts, with every asset's
+    /// context carried over; the API keeps its listener, sessions and limits and serves the
+    /// new engine from the next request. Should the new engine fail to start, the previous
+    /// configuration is started again.
+    async fn reload(&mut self, apply: bool) -> ReloadReport {
         use crate::reload::Decision;
-        let Some(file) = &self.file else {
-            tracing::info!("the demo's configuration is built in: nothing to reload");
-            return Decision::Unchanged;
-        };
         let Some(engine) = self.engine.take() else {
-            return Decision::Unchanged;
+            return report(ReloadResult::Unchanged, Vec::new(), Vec::new(), String::new());
+        };
+        let version = engine.handle().topology().plan.version.clone();
+        let Some(file) = &self.file else {
+            self.engine = Some(engine);
+            return report(ReloadResult::Unchanged, Vec::new(), Vec::new(), version);
         };
         let running = engine.handle().topology().bound_plan();
         let decision = crate::reload::decide(file, self.registry, &running);
-        let new = match &decision {
+        let (new, changes) = match decision {
             Decision::Unchanged => {
-                tracing::info!(file = %file.display(), "reload: the configuration has not changed");
                 self.engine = Some(engine);
-                return decision;
+                return report(ReloadResult::Unchanged, Vec::new(), Vec::new(), version);
             }
-            Decision::Invalid(why) | Decision::Refused(why) => {
-                for line in why {
-                    tracing::error!("reload refused: {line}");
-                }
-                tracing::error!(file = %file.display(), "reload refused; the running configuration stays");
-                self.engine = Some(engine);
-                return decision;
-            }
+            Decision::Invalid(why) => return self.keep(engine, ReloadResult::Invalid, why, apply, version),
+            Decision::Refused(why) => return self.keep(engine, ReloadResult::Refused, why, apply, version),
             Decision::Apply(new, changes) => {
-                for change in changes {
+                let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                if !apply {
+                    self.engine = Some(engine);
+                    return report(ReloadResult::Changes, changes, Vec::new(), version);
+                }
+                for change in &changes {
                     tracing::info!(%change, "reload");
                 }
-                (**new).clone()
+                (*new, changes)
             }
         };
         let contexts = engine.handle().own_contexts();
@@ -280,15 +285,26 @@ impl Running<'_> {
         }
         engine.shutdown().await;
         let version = new.version.clone();
-        let engine = match start_engine(new, self.registry, &self.services, contexts.clone()) {
+        let (engine, result, errors) = match start_engine(
+            new,
+            self.registry,
+            &self.services,
+            contexts.clone(),
+        ) {
             Ok(engine) => {
                 tracing::info!(version = %&version[..version.len().min(12)], "reload: the new configuration runs");
-                engine
+                (engine, ReloadResult::Applied, Vec::new())
             }
             Err(e) => {
                 tracing::error!(error = %e, "reload: the new configuration did not start; starting the previous one again");
                 match start_engine(running, self.registry, &self.services, contexts) {
-                    Ok(engine) => engine,
+                    Ok(engine) => (
+                        engine,
+                        ReloadResult::Invalid,
+                        vec![format!(
+                            "the new configuration did not start: {e}; the previous one runs again"
+                        )],
+                    ),
                     Err(e) => {
                         // Nothing runs any more: end the process, its supervisor restarts it.
                         tracing::error!(error = %e, "reload: the previous configuration did not start again either; exiting");
@@ -299,8 +315,63 @@ impl Running<'_> {
         };
         self.swap.replace(self.api.router(engine.handle()));
         self.script_task = self.script.map(|s| tokio::spawn(s(engine.handle())));
+        let version = engine.handle().topology().plan.version.clone();
         self.engine = Some(engine);
-        decision
+        report(result, changes, errors, version)
+    }
+
+    /// A refused reload (or its plan): the running engine stays; a refused reload is logged.
+    fn keep(
+        &mut self,
+        engine: Engine,
+        result: ReloadResult,
+        why: Vec<String>,
+        logged: bool,
+        version: String,
+    ) -> ReloadReport {
+        if logged {
+            for line in &why {
+                tracing::error!("reload refused: {line}");
+            }
+            tracing::error!("reload refused; the running configuration stays");
+        }
+        self.engine = Some(engine);
+        report(result, Vec::new(), why, version)
+    }
+
+    /// A reload on SIGHUP, recorded in the audit trail like one through the API.
+    async fn hangup(&mut self) {
+        if self.file.is_none() {
+            tracing::info!("SIGHUP: the demo's configuration is built in; nothing to reload");
+            return;
+        }
+        tracing::info!("SIGHUP: reloading the configuration");
+        let report = self.reload(true).await;
+        if report.result == ReloadResult::Unchanged {
+            tracing::info!("reload: the configuration has not changed");
+        }
+        if let Some(trail) = self
+            .services
+            .named::<backplane_security::AuditTrail>(backplane_security::AuditTrail::SERVICE)
+        {
+            let outcome = match report.result {
+                ReloadResult::Applied | ReloadResult::Unchanged => backplane_security::Outcome::Done,
+                _ => backplane_security::Outcome::Refused(report.errors.join("; ")),
+            };
+            let _ = trail.0.record(backplane_security::AuditEvent {
+                who: None,
+                from: "signal SIGHUP".to_owned(),
+                action: "config.reload".to_owned(),
+                target: String::new(),
+                old: None,
+                new: Some(serde_json::json!({
+                    "result": report.result,
+                    "changes": report.changes,
+                    "config_version": report.config_version,
+                })),
+                outcome,
+            });
+        }
     }
 
     async fn stop(mut self) {
@@ -310,6 +381,20 @@ impl Running<'_> {
         if let Some(engine) = self.engine.take() {
             engine.shutdown().await;
         }
+    }
+}
+
+fn report(
+    result: ReloadResult,
+    changes: Vec<String>,
+    errors: Vec<String>,
+    config_version: String,
+) -> ReloadReport {
+    ReloadReport {
+        result,
+        changes,
+        errors,
+        config_version,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Reloading the configuration of a running gateway (SIGHUP): applied without losing a
 //! sample (sequence numbers published over MQTT arrive without a gap across the reload), a
 //! configuration with errors refused while the old one keeps running, `[api]` changes
-//! refused, and SIGTERM after all that still a graceful stop. Needs Mosquitto on
+//! refused, the same through `GET /api/v1/admin/plan` and `POST /api/v1/admin/reload`,
+//! and SIGTERM after all that still a graceful stop. Needs Mosquitto on
 //! 127.0.0.1:1883.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
@@ -79,6 +80,26 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 fn get(base: &str, path: &str) -> (u16, Value) {
     let out = Command::new("curl")
         .args(["-s", "-w", "\n%{http_code}", &format!("{base}{path}")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+fn post(base: &str, path: &str) -> (u16, Value) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "-w",
+            "\n%{http_code}",
+            &format!("{base}{path}"),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -195,6 +216,33 @@ async fn a_reload_applies_the_new_configuration_without_losing_a_sample_and_refu
     );
     let (_, health) = get(&base, "/api/v1/health");
     assert_eq!(health["config_version"].as_str().unwrap(), second_version);
+
+    // Through the API (admin; this gateway is open on loopback): the plan, then the reload.
+    let third = format!(
+        "{second}\n[[assets]]\npath = \"line/counter-3\"\nmodel = \"Counter\"\nsource = \"feed\"\nbindings.seq = {{ address = \"{topic}-3#$.seq\" }}\n"
+    );
+    std::fs::write(&file, config(&path, &name, &topic, &third)).unwrap();
+    let (status, plan) = get(&base, "/api/v1/admin/plan");
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["result"], "changes");
+    assert_eq!(
+        plan["changes"],
+        serde_json::json!(["+ asset acme/plant/line/counter-3"])
+    );
+    assert_eq!(get(&base, "/api/v1/assets/acme/plant/line/counter-3").0, 404);
+    let (status, reloaded) = post(&base, "/api/v1/admin/reload");
+    assert_eq!(status, 200, "{reloaded}");
+    assert_eq!(reloaded["result"], "applied");
+    assert_eq!(get(&base, "/api/v1/assets/acme/plant/line/counter-3").0, 200);
+    std::fs::write(&file, "[gateway\nname = broken").unwrap();
+    let (status, refused) = post(&base, "/api/v1/admin/reload");
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["result"], "invalid");
+    assert!(
+        refused["errors"][0].as_str().unwrap().contains("gw.toml:1:"),
+        "{refused}"
+    );
+    assert_eq!(refused["config_version"], reloaded["config_version"]);
 
     // SIGTERM: a graceful stop, exit status 0.
     let mut running = running;
