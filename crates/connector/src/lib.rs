@@ -17,6 +17,7 @@
 //! - [`writes`]: the raw write path from IT to a source's address, under the gate.
 //! - [`payload`]: the shared JSON form of samples and events.
 //! - [`inbound`]: a route a source offers the API to receive pushed JSON documents.
+//! - [`json`]: JSON values and times as readings, for the sources that read JSON.
 //! - [`services`]: what stages and kinds offer to sinks and the API, by type and name.
 //! - [`hooks`]: discovery (browse) and device simulators, as plain data.
 //! - [`status`]: how a component reports degraded health and its own counters.
@@ -30,6 +31,7 @@ pub mod error;
 pub mod gate;
 pub mod hooks;
 pub mod inbound;
+pub mod json;
 pub mod kind;
 pub mod payload;
 pub mod services;

@@ -2,6 +2,7 @@
 //! type and whether it is required. Every bad field is reported at once, by name (like an
 //! operator form); a document with any bad field delivers nothing.
 
+use backplane_connector::json::json_kind;
 use backplane_connector::{InboundField, InboundSchema};
 use serde_json::{Map, Value};
 
@@ -62,17 +63,6 @@ pub struct Schema {
     pub timestamp_unit: EpochUnit,
 }
 
-fn found(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "text",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 impl Schema {
     /// What is wrong with one present value, if anything.
     fn problem(&self, field: &FieldSpec, value: &Value) -> Option<String> {
@@ -81,7 +71,7 @@ impl Schema {
             Some(format!(
                 "`{name}` must be {}, found {}",
                 field.field_type.expected(),
-                found(value)
+                json_kind(value)
             ))
         };
         match field.field_type {

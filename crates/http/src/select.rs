@@ -4,6 +4,8 @@
 //! is named in [`Extracted::problems`]; every other field of the document is delivered.
 
 use backplane_connector::RawReading;
+pub use backplane_connector::json::{EpochUnit, json_time};
+use backplane_connector::json::{excerpt, json_kind, json_value};
 use backplane_model::{BadReason, Quality, Timestamp, UncertainReason, Value};
 use serde_json_path::JsonPath;
 
@@ -37,83 +39,6 @@ impl Selector {
     /// The nodes this path selects in `document`.
     fn select<'v>(&self, document: &'v serde_json::Value) -> Vec<&'v serde_json::Value> {
         self.path.query(document).all()
-    }
-}
-
-/// How numbers at `timestamp_path` count time since the Unix epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EpochUnit {
-    Seconds,
-    Millis,
-    Micros,
-    Nanos,
-}
-
-impl EpochUnit {
-    pub fn parse(text: &str) -> Option<EpochUnit> {
-        Some(match text {
-            "s" => EpochUnit::Seconds,
-            "ms" => EpochUnit::Millis,
-            "us" => EpochUnit::Micros,
-            "ns" => EpochUnit::Nanos,
-            _ => return None,
-        })
-    }
-
-    fn nanos(self) -> i64 {
-        match self {
-            EpochUnit::Seconds => 1_000_000_000,
-            EpochUnit::Millis => 1_000_000,
-            EpochUnit::Micros => 1_000,
-            EpochUnit::Nanos => 1,
-        }
-    }
-}
-
-/// A JSON time: RFC 3339 text or a number of `unit` since the epoch; `None` when it is
-/// neither or outside the years 1677–2262.
-pub fn json_time(v: &serde_json::Value, unit: EpochUnit) -> Option<Timestamp> {
-    if let Some(text) = v.as_str() {
-        return Timestamp::parse_rfc3339(text);
-    }
-    if let Some(n) = v.as_i64() {
-        // Integers exactly: a float would round nanoseconds off.
-        return n.checked_mul(unit.nanos()).map(Timestamp::from_unix_nanos);
-    }
-    let nanos = v.as_f64()? * unit.nanos() as f64;
-    (nanos.is_finite() && nanos.abs() < 9.2e18).then(|| Timestamp::from_unix_nanos(nanos as i64))
-}
-
-/// A JSON value as a reading's value: scalars, and arrays of scalars; `None` for `null`,
-/// objects and nested arrays.
-pub fn json_value(v: &serde_json::Value) -> Option<Value> {
-    match v {
-        serde_json::Value::Bool(b) => Some(Value::Bool(*b)),
-        serde_json::Value::Number(n) => Some(if let Some(u) = n.as_u64() {
-            Value::UInt(u)
-        } else if let Some(i) = n.as_i64() {
-            Value::Int(i)
-        } else {
-            Value::Float(n.as_f64()?)
-        }),
-        serde_json::Value::String(s) => Some(Value::String(s.as_str().into())),
-        serde_json::Value::Array(items) => items
-            .iter()
-            .map(|i| if i.is_array() { None } else { json_value(i) })
-            .collect::<Option<Vec<Value>>>()
-            .map(|v| Value::Array(v.into())),
-        serde_json::Value::Null | serde_json::Value::Object(_) => None,
-    }
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "text",
-        serde_json::Value::Array(_) => "an array with an object or array inside",
-        serde_json::Value::Object(_) => "an object",
     }
 }
 
@@ -171,7 +96,10 @@ pub fn extract(
                     .push(bad(address, BadReason::ConfigError, source_time));
                 continue;
             }
-            [one] => json_value(one).ok_or_else(|| json_kind(one)),
+            [one] => json_value(one).ok_or_else(|| match one {
+                serde_json::Value::Array(_) => "an array with an object or array inside",
+                other => json_kind(other),
+            }),
             many => many
                 .iter()
                 .map(|v| if v.is_array() { None } else { json_value(v) })
@@ -212,15 +140,6 @@ fn bad(address: u32, reason: BadReason, source_time: Option<Timestamp>) -> RawRe
         value: None,
         quality: Quality::Bad(reason),
         source_time,
-    }
-}
-
-/// A JSON value as text for a log line, at most 64 characters.
-fn excerpt(v: &serde_json::Value) -> String {
-    let text = v.to_string();
-    match text.char_indices().nth(64) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
     }
 }
 
