@@ -207,14 +207,25 @@ fn parse_poll(table: &mut Table<'_>, ok: &mut bool) -> Option<PollSettings> {
         }
         t.finish();
     }
-    let auth = table.optional_table("auth").and_then(|mut t| {
+    let auth = match table.optional_table("auth").map(|mut t| {
         let auth = parse_auth(&mut t);
         t.finish();
-        if auth.is_none() {
-            *ok = false;
-        }
         auth
-    });
+    }) {
+        None => None,
+        Some(Ok(auth)) => Some(auth),
+        Some(Err(reported)) => {
+            if !reported {
+                table.error(
+                    "auth",
+                    "`auth` needs exactly one way to authenticate",
+                    Some("one of: { bearer = \"env:NAME\" }, { user = \"NAME\", password = \"env:NAME\" }, { header = \"X-Api-Key\", value = \"env:NAME\" }".to_owned()),
+                );
+            }
+            *ok = false;
+            None
+        }
+    };
     // Fields are a webhook's: say so rather than "unknown key".
     if table.has("fields") {
         table.error("fields", "`fields` is for `mode = \"webhook\"`", None);
@@ -234,32 +245,40 @@ fn is_credential_header(name: &HeaderName) -> bool {
     name == reqwest::header::AUTHORIZATION || name == reqwest::header::PROXY_AUTHORIZATION
 }
 
-fn parse_auth(t: &mut Table<'_>) -> Option<Auth> {
-    let hint = || {
-        Some("one of: { bearer = \"env:NAME\" }, { user = \"NAME\", password = \"env:NAME\" }, { header = \"X-Api-Key\", value = \"env:NAME\" }".to_owned())
-    };
+/// The `auth` table; `Err(true)` when the problem is already reported at its key,
+/// `Err(false)` when the combination of keys is wrong (the caller reports it at `auth`).
+fn parse_auth(t: &mut Table<'_>) -> Result<Auth, bool> {
+    let keys = ["bearer", "user", "password", "header", "value"];
+    let given: Vec<bool> = keys.iter().map(|k| t.has(k)).collect();
     let bearer = t.optional_secret("bearer");
     let user = t.optional_str("user");
     let password = t.optional_secret("password");
     let header = t.optional_str("header");
     let value = t.optional_secret("value");
+    let read = [
+        bearer.is_some(),
+        user.is_some(),
+        password.is_some(),
+        header.is_some(),
+        value.is_some(),
+    ];
+    if given != read {
+        return Err(true);
+    }
     match (bearer, user, password, header, value) {
-        (Some(token), None, None, None, None) => Some(Auth::Bearer(token)),
-        (None, Some(user), Some(password), None, None) => Some(Auth::Basic {
+        (Some(token), None, None, None, None) => Ok(Auth::Bearer(token)),
+        (None, Some(user), Some(password), None, None) => Ok(Auth::Basic {
             user: user.to_owned(),
             password,
         }),
         (None, None, None, Some(name), Some(value)) => match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(name) => Some(Auth::Header { name, value }),
+            Ok(name) => Ok(Auth::Header { name, value }),
             Err(_) => {
                 t.error("header", format!("`{name}` is not a valid header name"), None);
-                None
+                Err(true)
             }
         },
-        _ => {
-            t.error("", "`auth` needs exactly one way to authenticate", hint());
-            None
-        }
+        _ => Err(false),
     }
 }
 
@@ -353,6 +372,10 @@ mod tests {
         let (s, errors) = parse("url = \"https://h/x\"\nauth = { bearer = \"hunter2\" }\n");
         assert!(s.is_none());
         assert!(errors.join("\n").contains("not the secret itself"), "{errors:?}");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let (s, errors) = parse("url = \"https://h/x\"\nauth = { user = \"lims\" }\n");
+        assert!(s.is_none());
+        assert!(errors.join("\n").contains("exactly one way"), "{errors:?}");
         let (s, errors) = parse("url = \"https://h/x\"\nheaders = { Authorization = \"Bearer x\" }\n");
         assert!(s.is_none());
         assert!(errors.join("\n").contains("carries credentials"), "{errors:?}");
