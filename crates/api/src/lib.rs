@@ -25,6 +25,8 @@
 //!   OEE, operators and operator forms, through the production stage's
 //!   `ProductionHandle` service: every change is a `backplane_production::Command` run
 //!   between two batches, every query reads the last published copy of the state.
+//! - `webhooks.rs`: documents POSTed by other systems to an `http` source in webhook mode,
+//!   checked against the route's schema (the source kind's `Inbound` service).
 //! - `writes.rs`: machine writes through the engine's write gate, as the caller's identity.
 //! - `lineage.rs`: where a value came from.
 //! - `discover.rs`: browsing a device (the kinds' discovery) for engineers, bounded and audited.
@@ -70,6 +72,7 @@ pub mod swap;
 mod throttle;
 mod tls;
 mod ui;
+mod webhooks;
 /// The users file lives in backplane-security (the OPC UA server reads it too).
 pub use backplane_security::users;
 mod writes;
@@ -235,7 +238,8 @@ where
 /// the document against it, so the two cannot drift apart.
 pub(crate) fn endpoints() -> Vec<Endpoint> {
     use Verb::{Delete, Get, Post, Put};
-    // Reads: viewer. Entries and production actions at the line: operator. Context (it
+    // Reads: viewer. Entries, documents other systems post (webhooks) and production
+    // actions at the line: operator. Context (it
     // labels every value recorded) and reading the audit trail: engineer. Exporting the
     // whole trail, the configuration's plan and reload: admin. `PUBLIC`: no authentication.
     const PUBLIC: Option<Role> = None;
@@ -342,6 +346,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             production::submit_entry,
         ),
         endpoint(Post, "/api/v1/writes", operator, writes::write),
+        endpoint(Post, "/api/v1/webhooks/{name}", operator, webhooks::post),
         endpoint(Post, "/api/v1/discover", engineer, discover::discover),
         endpoint(Get, "/api/v1/stream/ws", viewer, stream::websocket),
         endpoint(Get, "/api/v1/stream/sse", viewer, stream::sse),

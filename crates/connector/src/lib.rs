@@ -16,6 +16,8 @@
 //!   interlocks, inverse transforms, read-back, audit).
 //! - [`writes`]: the raw write path from IT to a source's address, under the gate.
 //! - [`payload`]: the shared JSON form of samples and events.
+//! - [`inbound`]: a route a source offers the API to receive pushed JSON documents.
+//! - [`json`]: JSON values and times as readings, for the sources that read JSON.
 //! - [`services`]: what stages and kinds offer to sinks and the API, by type and name.
 //! - [`hooks`]: discovery (browse) and device simulators, as plain data.
 //! - [`status`]: how a component reports degraded health and its own counters.
@@ -28,6 +30,8 @@ pub mod definitions;
 pub mod error;
 pub mod gate;
 pub mod hooks;
+pub mod inbound;
+pub mod json;
 pub mod kind;
 pub mod payload;
 pub mod services;
@@ -47,6 +51,7 @@ pub use hooks::{
     BrowseReport, Browser, Decoding, Discovery, OptionSpec, Options, RunningSimulator, Signal, Simulator,
     SimulatorStart,
 };
+pub use inbound::{Inbound, InboundError, InboundField, InboundPost, InboundSchema};
 pub use kind::{Kind, Registry, SinkContext, SinkKind, SourceContext, SourceKind};
 pub use services::Services;
 pub use sink::{Delivery, Sink, SinkFeed, SinkIo, SinkIoParts};

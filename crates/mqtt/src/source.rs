@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backplane_config::{AddressError, Table};
+use backplane_connector::json::{excerpt, json_time};
 use backplane_connector::{ComponentError, RawReading, Source, SourceContext, SourceIo, SourceKind};
 use backplane_model::{BadReason, Quality, Timestamp, UncertainReason, Value};
 use futures::FutureExt;
@@ -180,29 +181,6 @@ fn lookup<'v>(value: &'v serde_json::Value, path: &[PathStep]) -> Option<&'v ser
     })
 }
 
-/// A JSON value as a reading's value: scalars and arrays of scalars.
-pub fn json_value(v: &serde_json::Value) -> Option<Value> {
-    match v {
-        serde_json::Value::Bool(b) => Some(Value::Bool(*b)),
-        serde_json::Value::Number(n) => Some(if let Some(u) = n.as_u64() {
-            Value::UInt(u)
-        } else if let Some(i) = n.as_i64() {
-            Value::Int(i)
-        } else {
-            Value::Float(n.as_f64()?)
-        }),
-        serde_json::Value::String(s) => Some(Value::String(s.as_str().into())),
-        serde_json::Value::Array(items) => {
-            let values: Option<Vec<Value>> = items
-                .iter()
-                .map(|i| if i.is_array() { None } else { json_value(i) })
-                .collect();
-            values.map(|v| Value::Array(v.into()))
-        }
-        serde_json::Value::Null | serde_json::Value::Object(_) => None,
-    }
-}
-
 /// A plain (non-JSON) payload: `true`/`false`, an integer, a float, else the text.
 pub fn plain_value(payload: &[u8]) -> Option<Value> {
     let text = std::str::from_utf8(payload).ok()?;
@@ -225,13 +203,9 @@ pub fn plain_value(payload: &[u8]) -> Option<Value> {
 }
 
 /// How numbers in `timestamp_path` count time since the Unix epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EpochUnit {
-    Seconds,
-    Millis,
-    Micros,
-    Nanos,
-}
+pub use backplane_connector::json::EpochUnit;
+/// A JSON value as a reading's value (shared with the other JSON sources).
+pub use backplane_connector::json::json_value;
 
 /// Settings of one `mqtt` source.
 #[derive(Clone, Debug, PartialEq)]
@@ -520,21 +494,7 @@ impl Router {
     /// the epoch. `None` when it is neither, or outside what a timestamp holds (the years
     /// 1677 to 2262).
     fn timestamp(&self, v: &serde_json::Value) -> Option<Timestamp> {
-        if let Some(text) = v.as_str() {
-            return Timestamp::parse_rfc3339(text);
-        }
-        let nanos_per: i64 = match self.timestamp_unit {
-            EpochUnit::Seconds => 1_000_000_000,
-            EpochUnit::Millis => 1_000_000,
-            EpochUnit::Micros => 1_000,
-            EpochUnit::Nanos => 1,
-        };
-        if let Some(n) = v.as_i64() {
-            // Integers exactly: a float would round nanoseconds off.
-            return n.checked_mul(nanos_per).map(Timestamp::from_unix_nanos);
-        }
-        let nanos = v.as_f64()? * nanos_per as f64;
-        (nanos.is_finite() && nanos.abs() < 9.2e18).then(|| Timestamp::from_unix_nanos(nanos as i64))
+        json_time(v, self.timestamp_unit)
     }
 }
 
@@ -546,15 +506,6 @@ pub struct Routed {
     /// there but invalid: the readings carry no source time, so the gateway's stands in,
     /// and the good ones are `uncertain (source_time_invalid)`.
     pub invalid_time: Option<String>,
-}
-
-/// A JSON value as text for a log line, at most 64 characters.
-fn excerpt(v: &serde_json::Value) -> String {
-    let text = v.to_string();
-    match text.char_indices().nth(64) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
 }
 
 fn good(address: u32, value: Option<Value>, source_time: Option<Timestamp>) -> RawReading {
