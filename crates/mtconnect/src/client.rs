@@ -69,7 +69,7 @@ pub struct PartStream {
 /// What opening a stream gave.
 #[derive(Debug)]
 pub enum Opened {
-    Stream(PartStream),
+    Stream(Box<PartStream>),
     /// The agent answered with one document (no streaming, or an error document).
     Answer(Answer),
 }
@@ -120,12 +120,12 @@ impl Client {
             .unwrap_or_default()
             .to_owned();
         match multipart::boundary(&content_type) {
-            Some(b) => Ok(Opened::Stream(PartStream {
+            Some(b) => Ok(Opened::Stream(Box::new(PartStream {
                 response,
                 splitter: Splitter::new(&b, self.max_body),
                 ready: Default::default(),
                 silence,
-            })),
+            }))),
             None => {
                 let status = response.status().as_u16();
                 let body = read_bounded(response, self.max_body, self.timeout, url).await?;

@@ -451,7 +451,7 @@ impl<'a> Parser<'a> {
                 self.header_seen = true;
                 self.header = self.read_header(&attrs)?;
             }
-            (Some(Root::Devices), "Device") => {
+            (Some(Root::Devices), "Device" | "Agent") => {
                 let id = get("id").unwrap_or_default();
                 let dev_name = get("name").unwrap_or_else(|| id.clone());
                 component = Some(dev_name.clone());

@@ -15,14 +15,13 @@ use backplane_connector::{ComponentError, Kind, Source, SourceContext, SourceKin
 use futures::FutureExt;
 
 use crate::config::MtConnectSettings;
-use crate::sequence::Cursor;
-use crate::source::{AlarmTargets, MtConnectSource};
+use crate::source::{AlarmTargets, MtConnectSource, SharedCursor};
 
 /// The kind registered as `mtconnect`.
 #[derive(Debug, Clone, Default)]
 pub struct MtConnectKind {
     /// Each source's cursor, by source name and agent URL.
-    cursors: Arc<Mutex<HashMap<(String, String), Arc<Mutex<Option<Cursor>>>>>>,
+    cursors: Arc<Mutex<HashMap<(String, String), SharedCursor>>>,
 }
 
 impl Kind for MtConnectKind {

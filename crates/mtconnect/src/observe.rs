@@ -102,12 +102,19 @@ impl Decoder {
             .collect()
     }
 
-    /// Decodes observations already in sequence order.
-    pub fn decode(&mut self, observations: &[Observation]) -> Decoded {
+    /// Decodes observations already in sequence order. A `snapshot` (the answer to
+    /// `current`) holds the latest value of each item, not a history: the machine state
+    /// is derived once, after all of it, rather than through states that never were.
+    pub fn decode(&mut self, observations: &[Observation], snapshot: bool) -> Decoded {
         let mut out = Decoded::default();
+        let mut snapshot_time = None;
         for o in observations {
             let (value, quality, source_time) = reading(o);
             if let Some(addresses) = self.by_item.get(&o.data_item_id) {
+                let alarms = match o.category {
+                    Category::Condition => self.alarms.observe(&self.source, o),
+                    _ => Vec::new(),
+                };
                 for &address in addresses {
                     out.readings.push(RawReading {
                         address,
@@ -115,32 +122,45 @@ impl Decoder {
                         quality,
                         source_time,
                     });
-                    if o.category == Category::Condition {
-                        for alarm in self.alarms.observe(&self.source, o) {
-                            out.alarms.push((address, source_time, alarm));
-                        }
+                    for alarm in &alarms {
+                        out.alarms.push((address, source_time, alarm.clone()));
                     }
                 }
             }
             if !self.machine_state.is_empty() && self.inputs.observe(o) {
-                let state = self.inputs.state();
-                if self.last_state != Some(state) {
-                    self.last_state = Some(state);
-                    for &address in &self.machine_state {
-                        out.readings.push(RawReading {
-                            address,
-                            value: state.map(|s| Value::String(s.into())),
-                            quality: match state {
-                                Some(_) => Quality::Good,
-                                None => Quality::Bad(BadReason::CommFailure),
-                            },
-                            source_time,
-                        });
-                    }
+                if snapshot {
+                    snapshot_time = snapshot_time.max(source_time);
+                    continue;
                 }
+                self.state_changed(source_time, &mut out);
             }
         }
+        if snapshot {
+            self.state_changed(snapshot_time, &mut out);
+        }
         out
+    }
+
+    /// A reading of every `machine_state` address if the derived state changed.
+    fn state_changed(&mut self, source_time: Option<Timestamp>, out: &mut Decoded) {
+        if self.machine_state.is_empty() {
+            return;
+        }
+        let state = self.inputs.state();
+        if self.last_state != Some(state) {
+            self.last_state = Some(state);
+            for &address in &self.machine_state {
+                out.readings.push(RawReading {
+                    address,
+                    value: state.map(|s| Value::String(s.into())),
+                    quality: match state {
+                        Some(_) => Quality::Good,
+                        None => Quality::Bad(BadReason::CommFailure),
+                    },
+                    source_time,
+                });
+            }
+        }
     }
 }
 
@@ -230,12 +250,15 @@ mod tests {
         let addresses: Vec<Arc<str>> = ["x1", "e1", MACHINE_STATE].into_iter().map(Into::into).collect();
         let mut d = Decoder::resolve("cnc", &addresses, &model());
         let t = "2026-12-05T10:00:00.5Z";
-        let out = d.decode(&[
-            obs("x1", "Position", Category::Sample, Some("12.5"), t),
-            obs("x1", "Position", Category::Sample, None, t),
-            obs("e1", "Execution", Category::Event, Some("ACTIVE"), "noon"),
-            obs("a1", "Availability", Category::Event, Some("AVAILABLE"), t),
-        ]);
+        let out = d.decode(
+            &[
+                obs("x1", "Position", Category::Sample, Some("12.5"), t),
+                obs("x1", "Position", Category::Sample, None, t),
+                obs("e1", "Execution", Category::Event, Some("ACTIVE"), "noon"),
+                obs("a1", "Availability", Category::Event, Some("AVAILABLE"), t),
+            ],
+            false,
+        );
         let r = &out.readings;
         assert_eq!(
             (r[0].value.clone(), r[0].quality),

@@ -167,16 +167,26 @@ impl Tracker {
         }
     }
 
-    /// The agent answered `OUT_OF_RANGE` (or otherwise refused the cursor): re-sync.
-    pub fn on_out_of_range(&mut self, header: &Header) {
+    /// The agent answered `OUT_OF_RANGE`: re-sync with `current`. An answer from another
+    /// instance means the agent restarted: its buffer is replayed from sequence 1 (a
+    /// refusal of that counts as an overrun of the new instance). Returns whether the
+    /// agent restarted.
+    pub fn on_out_of_range(&mut self, header: &Header) -> bool {
         match self.cursor {
-            Some(c) if c.instance_id == header.instance_id || header.instance_id == 0 => {
-                self.resync_from = Some(c);
+            Some(c) if c.instance_id != header.instance_id && header.instance_id != 0 => {
+                self.resync_from = None;
+                self.cursor = Some(Cursor {
+                    instance_id: header.instance_id,
+                    next: 1,
+                });
+                true
             }
-            // A refusal from another instance: the agent restarted.
-            _ => self.resync_from = None,
+            cursor => {
+                self.resync_from = cursor;
+                self.cursor = None;
+                false
+            }
         }
-        self.cursor = None;
     }
 
     /// An answer that could not be read (malformed, too large). Returns the sequence
@@ -309,10 +319,11 @@ mod tests {
             }),
             100,
         );
-        t.on_out_of_range(&Header {
+        let restarted = t.on_out_of_range(&Header {
             instance_id: 1,
             ..Header::default()
         });
+        assert!(!restarted);
         assert_eq!(t.next_request(), Request::Current);
         let a = t.on_current(streams(1, 900, 1000, &[950, 999]));
         assert_eq!(a.gap, 900);
@@ -324,6 +335,23 @@ mod tests {
                 count: 100
             }
         );
+    }
+
+    #[test]
+    fn out_of_range_from_a_new_instance_replays_it_from_the_start() {
+        let mut t = Tracker::new(
+            Some(Cursor {
+                instance_id: 1,
+                next: 100,
+            }),
+            100,
+        );
+        assert!(t.on_out_of_range(&Header {
+            instance_id: 2,
+            ..Header::default()
+        }));
+        assert_eq!(t.next_request(), Request::Sample { from: 1, count: 100 });
+        assert_eq!(t.gap_total(), 0);
     }
 
     #[test]

@@ -30,6 +30,9 @@ use crate::observe::Decoder;
 use crate::sequence::{Cursor, Request, Tracker};
 use crate::throttle::Throttle;
 
+/// A source's cursor, kept by the kind across the instances the supervisor builds.
+pub type SharedCursor = Arc<Mutex<Option<Cursor>>>;
+
 /// Where a condition's alarms go: the assets its address feeds, with their context.
 pub type AlarmTargets = Vec<Vec<(AssetPath, Arc<Context>)>>;
 
@@ -40,7 +43,7 @@ pub struct MtConnectSource {
     pub(crate) settings: Arc<MtConnectSettings>,
     pub(crate) addresses: Vec<Arc<str>>,
     /// Kept by the kind across instances of this source.
-    pub(crate) cursor: Arc<Mutex<Option<Cursor>>>,
+    pub(crate) cursor: SharedCursor,
     pub(crate) alarm_targets: AlarmTargets,
 }
 
@@ -100,6 +103,37 @@ struct Session<'a> {
 }
 
 impl MtConnectSource {
+    /// A source `name` reading `addresses`, starting without a cursor and sending alarm
+    /// events nowhere (the kind builds it with its assets): for tests and tools.
+    pub fn new(name: &str, settings: MtConnectSettings, addresses: Vec<Arc<str>>) -> MtConnectSource {
+        MtConnectSource {
+            name: name.to_owned(),
+            settings: Arc::new(settings),
+            alarm_targets: vec![Vec::new(); addresses.len()],
+            addresses,
+            cursor: Arc::default(),
+        }
+    }
+
+    /// Sends every alarm of address `address` to `asset`.
+    pub fn alarms_to(mut self, address: usize, asset: AssetPath) -> MtConnectSource {
+        if let Some(t) = self.alarm_targets.get_mut(address) {
+            t.push((asset, Arc::new(Context::default())));
+        }
+        self
+    }
+
+    /// The cursor shared with later instances.
+    pub fn cursor(&self) -> SharedCursor {
+        self.cursor.clone()
+    }
+
+    /// Resumes at `cursor` (what the kind does for a rebuilt instance).
+    pub fn with_cursor(mut self, cursor: SharedCursor) -> MtConnectSource {
+        self.cursor = cursor;
+        self
+    }
+
     fn fail_connect(&self, what: String) -> ComponentError {
         ComponentError::connect(format!("mtconnect source `{}`: {what}", self.name))
     }
@@ -333,10 +367,7 @@ impl Session<'_> {
                     self.tracker.on_sample(streams)
                 };
                 if accepted.restarted {
-                    self.counters.restarts.inc();
-                    tracing::warn!(source = %name, "the agent restarted (new instanceId); reading its device model again and replaying its buffer");
-                    let model = self.source.probe(&self.client).await?;
-                    self.decoder = Decoder::resolve(name, &self.source.addresses, &model);
+                    self.restarted().await?;
                 }
                 if accepted.gap > 0 {
                     self.counters.gap.inc_by(accepted.gap);
@@ -351,7 +382,7 @@ impl Session<'_> {
                     .observations
                     .inc_by(accepted.observations.len() as u64);
                 self.io.status.set_degraded(None);
-                if !self.deliver(&accepted.observations).await {
+                if !self.deliver(&accepted.observations, current).await {
                     return Ok(Step::Next);
                 }
                 Ok(Step::Next)
@@ -364,7 +395,10 @@ impl Session<'_> {
                         Request::Sample { from, .. } => from,
                         Request::Current => 0,
                     };
-                    self.tracker.on_out_of_range(&errors.header);
+                    if self.tracker.on_out_of_range(&errors.header) {
+                        self.restarted().await?;
+                        return Ok(Step::Next);
+                    }
                     self.problem(
                         "out_of_range",
                         format!("sample from={from}: the agent no longer holds it ({errors}); re-syncing with current"),
@@ -391,6 +425,15 @@ impl Session<'_> {
         }
     }
 
+    /// The agent restarted: read its device model again (it may have changed).
+    async fn restarted(&mut self) -> Result<(), ComponentError> {
+        self.counters.restarts.inc();
+        tracing::warn!(source = %self.source.name, "the agent restarted (new instanceId); reading its device model again and replaying its buffer");
+        let model = self.source.probe(&self.client).await?;
+        self.decoder = Decoder::resolve(&self.source.name, &self.source.addresses, &model);
+        Ok(())
+    }
+
     /// Logs a problem (rate-limited) and shows the source degraded.
     fn problem(&mut self, what: &'static str, message: String, skipped: Option<u64>) {
         let message = match skipped {
@@ -415,11 +458,11 @@ impl Session<'_> {
     }
 
     /// Emits the readings and alarm events of new observations. `false` once the engine stops.
-    async fn deliver(&mut self, observations: &[document::Observation]) -> bool {
+    async fn deliver(&mut self, observations: &[document::Observation], snapshot: bool) -> bool {
         if observations.is_empty() {
             return true;
         }
-        let decoded = self.decoder.decode(observations);
+        let decoded = self.decoder.decode(observations, snapshot);
         let now = Timestamp::now();
         if !decoded.readings.is_empty() && !self.io.emit(now, decoded.readings).await {
             return false;
