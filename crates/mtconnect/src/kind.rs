@@ -72,7 +72,7 @@ impl Kind for MtConnectKind {
 
     fn browser(&self) -> Option<Browser> {
         Some(Browser {
-            schemes: &["http"],
+            schemes: &["http", "mtconnect"],
             local_schemes: &[],
             about: "Read an MTConnect agent's device model (probe) and current values as bindings",
             options: crate::browse::OPTIONS,

@@ -38,3 +38,71 @@ pub use document::{Document, parse};
 pub use kind::MtConnectKind;
 pub use sequence::{Cursor, Request, Tracker};
 pub use simulator::spawn_cnc_simulator;
+
+/// Reads `data` every way the source does, for the fuzzer: as a response document, then
+/// what was read through the sequence tracker, the decoder (readings, machine state,
+/// alarms) and the browse report; and as a multipart stream. No input may panic.
+pub fn fuzz_document(data: &[u8]) {
+    let mut splitter = multipart::Splitter::new("b", 4096);
+    let _ = splitter.push(data);
+    let Ok(document) = document::parse(data) else {
+        return;
+    };
+    match document {
+        Document::Devices(model) => {
+            let _ = browse::report("http://agent:5000", None, &model, None);
+            let addresses: Vec<std::sync::Arc<str>> = model
+                .devices
+                .iter()
+                .flat_map(|d| d.data_items.iter())
+                .map(|i| std::sync::Arc::from(i.id.as_str()))
+                .chain([std::sync::Arc::from(state::MACHINE_STATE)])
+                .collect();
+            let _ = observe::Decoder::resolve("fuzz", &addresses, &model);
+        }
+        Document::Streams(streams) => {
+            let model = document::Devices {
+                header: streams.header.clone(),
+                devices: vec![document::Device {
+                    data_items: streams
+                        .observations
+                        .iter()
+                        .map(|o| document::DataItem {
+                            id: o.data_item_id.clone(),
+                            ..document::DataItem::default()
+                        })
+                        .collect(),
+                    ..document::Device::default()
+                }],
+            };
+            let _ = browse::report("http://agent:5000", None, &model, Some(&streams));
+            let addresses: Vec<std::sync::Arc<str>> = model
+                .devices
+                .iter()
+                .flat_map(|d| d.data_items.iter())
+                .map(|i| std::sync::Arc::from(i.id.as_str()))
+                .chain([std::sync::Arc::from(state::MACHINE_STATE)])
+                .collect();
+            let mut decoder = observe::Decoder::resolve("fuzz", &addresses, &model);
+            let header = streams.header.clone();
+            let mut tracker = Tracker::new(
+                Some(Cursor {
+                    instance_id: header.instance_id,
+                    next: header.first_sequence.unwrap_or(0),
+                }),
+                100,
+            );
+            let accepted = tracker.on_sample(streams.clone());
+            let _ = decoder.decode(&accepted.observations, false);
+            let accepted = tracker.on_current(streams);
+            let _ = decoder.decode(&accepted.observations, true);
+            let _ = tracker.on_out_of_range(&header);
+            let _ = tracker.on_unreadable();
+        }
+        Document::Error(errors) => {
+            let mut tracker = Tracker::new(None, 10);
+            let _ = tracker.on_out_of_range(&errors.header);
+            let _ = errors.to_string();
+        }
+    }
+}

@@ -109,7 +109,7 @@ impl Tracker {
                 restarted = true;
             }
         }
-        self.gap_total += gap;
+        self.gap_total = self.gap_total.saturating_add(gap);
         self.cursor = Some(Cursor {
             instance_id: header.instance_id,
             next,
@@ -150,10 +150,10 @@ impl Tracker {
         let mut observations = streams.observations;
         observations.sort_by_key(|o| o.sequence);
         let before = observations.len();
-        observations.retain(|o| o.sequence >= from && o.sequence < next.max(from + 1));
+        observations.retain(|o| o.sequence >= from && o.sequence < next.max(from.saturating_add(1)));
         let doubles = (before - observations.len()) as u64;
-        let delivered_to = observations.last().map_or(from, |o| o.sequence + 1);
-        self.gap_total += gap;
+        let delivered_to = observations.last().map_or(from, |o| o.sequence.saturating_add(1));
+        self.gap_total = self.gap_total.saturating_add(gap);
         self.cursor = Some(Cursor {
             instance_id: cursor.instance_id,
             next: next.max(delivered_to).max(from),
@@ -203,10 +203,10 @@ impl Tracker {
             return None;
         }
         self.single_failures = 0;
-        self.gap_total += 1;
+        self.gap_total = self.gap_total.saturating_add(1);
         self.cursor = Some(Cursor {
             instance_id: cursor.instance_id,
-            next: cursor.next + 1,
+            next: cursor.next.saturating_add(1),
         });
         Some(cursor.next)
     }
@@ -215,7 +215,7 @@ impl Tracker {
         let first = header.first_sequence.unwrap_or(1).max(1);
         // The new instance's sequences start at 1; any it no longer holds are lost.
         let gap = first - 1;
-        self.gap_total += gap;
+        self.gap_total = self.gap_total.saturating_add(gap);
         self.cursor = Some(Cursor {
             instance_id: header.instance_id,
             next: first,

@@ -190,7 +190,19 @@ impl MtConnectSource {
             throttle: Throttle::new(Duration::from_secs(10)),
             streaming: self.settings.streaming,
         };
-        session.run().await
+        tokio::select! {
+            r = session.run() => r,
+            () = refuse_writes(&io, &self.name) => Ok(()),
+        }
+    }
+}
+
+/// MTConnect has no writes: every write request is answered with a refusal at once.
+async fn refuse_writes(io: &SourceIo, name: &str) {
+    while let Some(write) = io.next_write().await {
+        let _ = write.reply.send(Err(ComponentError::config(format!(
+            "mtconnect source `{name}` is read-only: MTConnect agents take no writes"
+        ))));
     }
 }
 
