@@ -51,14 +51,7 @@ pub fn fuzz_document(data: &[u8]) {
     match document {
         Document::Devices(model) => {
             let _ = browse::report("http://agent:5000", None, &model, None);
-            let addresses: Vec<std::sync::Arc<str>> = model
-                .devices
-                .iter()
-                .flat_map(|d| d.data_items.iter())
-                .map(|i| std::sync::Arc::from(i.id.as_str()))
-                .chain([std::sync::Arc::from(state::MACHINE_STATE)])
-                .collect();
-            let _ = observe::Decoder::resolve("fuzz", &addresses, &model);
+            let _ = observe::Decoder::resolve("fuzz", &every_address(&model), &model);
         }
         Document::Streams(streams) => {
             let model = document::Devices {
@@ -76,14 +69,7 @@ pub fn fuzz_document(data: &[u8]) {
                 }],
             };
             let _ = browse::report("http://agent:5000", None, &model, Some(&streams));
-            let addresses: Vec<std::sync::Arc<str>> = model
-                .devices
-                .iter()
-                .flat_map(|d| d.data_items.iter())
-                .map(|i| std::sync::Arc::from(i.id.as_str()))
-                .chain([std::sync::Arc::from(state::MACHINE_STATE)])
-                .collect();
-            let mut decoder = observe::Decoder::resolve("fuzz", &addresses, &model);
+            let mut decoder = observe::Decoder::resolve("fuzz", &every_address(&model), &model);
             let header = streams.header.clone();
             let mut tracker = Tracker::new(
                 Some(Cursor {
@@ -105,4 +91,15 @@ pub fn fuzz_document(data: &[u8]) {
             let _ = errors.to_string();
         }
     }
+}
+
+/// Every data item of `model` as an address, and `machine_state`.
+fn every_address(model: &document::Devices) -> Vec<std::sync::Arc<str>> {
+    model
+        .devices
+        .iter()
+        .flat_map(|d| d.data_items.iter())
+        .map(|i| std::sync::Arc::from(i.id.as_str()))
+        .chain([std::sync::Arc::from(state::MACHINE_STATE)])
+        .collect()
 }
