@@ -17,6 +17,7 @@ pub fn registry() -> Registry {
     registry.add_source("ethernetip", backplane_ethernetip::EnipKind);
     registry.add_source("sql", backplane_sql::SqlKind);
     registry.add_source("http", backplane_http::HttpKind);
+    registry.add_source("mtconnect", backplane_mtconnect::MtConnectKind::default());
     backplane_mqtt::register(&mut registry);
     backplane_nats::register(&mut registry);
     registry.add_sink("historian", backplane_historian::HistorianKind::new());

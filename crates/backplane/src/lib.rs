@@ -23,3 +23,7 @@ pub const DAIRY_OPCUA_URL: &str = "opc.tcp://127.0.0.1:4841";
 /// The address examples/dairy.toml expects the reception silos' S7 PLC simulator on;
 /// `backplane demo` moves it to a free port when this one is taken.
 pub const DAIRY_S7_URL: &str = "s7://127.0.0.1:1102";
+
+/// The address examples/dairy.toml expects the maintenance shop's MTConnect agent (the
+/// CNC simulator) on; `backplane demo` moves it to a free port when this one is taken.
+pub const DAIRY_CNC_URL: &str = "http://127.0.0.1:5000";

@@ -17,9 +17,10 @@ fn example(name: &str) -> String {
 
 #[test]
 fn check_accepts_the_dairy_examples() {
-    // dairy.toml has the EtherNet/IP palletizer (its fourth model and thirteenth asset).
+    // dairy.toml has the EtherNet/IP palletizer (its fourth model and thirteenth asset)
+    // and the maintenance shop's MTConnect mill (its fifth model; three assets more).
     for (file, counts, sources) in [
-        ("dairy.toml", "ok — 4 models, 13 assets", "5 sources"),
+        ("dairy.toml", "ok — 5 models, 16 assets", "6 sources"),
         ("dairy-mqtt.toml", "ok — 3 models, 12 assets", "5 sources"),
     ] {
         let out = Command::new(BIN)
@@ -312,7 +313,14 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
         .collect();
     assert!(ids.contains(&"WO-1001") && ids.contains(&"WO-1002"), "{running}");
     let states = get(&client, &format!("{base}/api/v1/production/states")).await;
-    assert_eq!(states.as_array().unwrap().len(), 2, "{states}");
+    // The two fillers and the maintenance shop's CNC mill.
+    assert_eq!(states.as_array().unwrap().len(), 3, "{states}");
+    assert!(
+        states.as_array().unwrap().iter().any(|s| s["asset"]
+            .as_str()
+            .is_some_and(|a| a.ends_with("maintenance/machining/mill-1"))),
+        "{states}"
+    );
     let mut pallet = None;
     for _ in 0..600 {
         let lots = get(&client, &format!("{base}/api/v1/production/lots")).await;

@@ -41,6 +41,10 @@ async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
         backplane_ethernetip::spawn_palletizer("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
+    // The maintenance shop's CNC mill behind its MTConnect agent.
+    let (cnc, cnc_task) = backplane_mtconnect::spawn_cnc_simulator("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     // Faster periods; same devices, signals and bindings.
     // Without the OPC UA server: parallel tests would all claim its port.
     let text = backplane_testkit::dairy::without_opcua_server(backplane::DAIRY)
@@ -48,6 +52,7 @@ async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
         .replace(backplane::DAIRY_FILLER_URL, &format!("tcp://{address}"))
         .replace(backplane::DAIRY_OPCUA_URL, &format!("opc.tcp://{opcua}"))
         .replace(backplane::DAIRY_S7_URL, &format!("s7://{s7}"))
+        .replace(backplane::DAIRY_CNC_URL, &format!("http://{cnc}"))
         .replace("period = \"500ms\"", "period = \"20ms\"")
         .replace("period = \"1s\"", "period = \"20ms\"");
     let engine = start(&text, dir.path());
@@ -148,6 +153,7 @@ async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
     );
     engine.shutdown().await;
     palletizer_task.abort();
+    cnc_task.abort();
     simulator.abort();
     silos.abort();
     opcua_server.stop();

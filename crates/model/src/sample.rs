@@ -81,6 +81,8 @@ pub enum EventKind {
     Genealogy(Genealogy),
     /// An operator submitted a form (a lab check, a checklist).
     OperatorEntry(OperatorEntry),
+    /// A machine's own alarm (condition) was raised, changed severity or cleared.
+    Alarm(Alarm),
 }
 
 /// `state_changed`: the asset left `from` (entered at `since`) for `to`.
@@ -420,6 +422,30 @@ pub struct OperatorEntry {
     pub values: serde_json::Map<String, serde_json::Value>,
 }
 
+/// `alarm`: a condition a machine reports (an MTConnect `Fault`, say) was raised, changed
+/// severity or cleared. One alarm is one (`address`, `code`) pair.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// The source that reported it and its address there (the condition's data item).
+    pub source: Arc<str>,
+    pub address: Arc<str>,
+    /// `fault`, `warning`, `normal` (cleared) or `unavailable` (no longer known).
+    pub severity: Arc<str>,
+    /// The severity before; `null` when newly raised.
+    pub previous: Option<Arc<str>>,
+    /// Whether the alarm stands after this event (`fault` or `warning`).
+    pub active: bool,
+    /// The machine's own alarm code, when it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Arc<str>>,
+    /// The machine's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Arc<str>>,
+    /// What the condition watches (e.g. `SYSTEM`, `TEMPERATURE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Arc<str>>,
+}
+
 impl EventKind {
     /// One event of every kind (two of some, with optional fields both set and left out):
     /// for documentation and for tests that check payloads against the published schemas.
@@ -552,6 +578,26 @@ impl EventKind {
                 user: "anna".into(),
                 values,
             }),
+            EventKind::Alarm(Alarm {
+                source: "cnc-agent".into(),
+                address: "system".into(),
+                severity: "fault".into(),
+                previous: None,
+                active: true,
+                code: Some("E1021".into()),
+                message: Some("Spindle overload".into()),
+                condition: Some("SYSTEM".into()),
+            }),
+            EventKind::Alarm(Alarm {
+                source: "cnc-agent".into(),
+                address: "system".into(),
+                severity: "normal".into(),
+                previous: Some("fault".into()),
+                active: false,
+                code: None,
+                message: None,
+                condition: None,
+            }),
         ]
     }
 }
@@ -682,6 +728,7 @@ mod tests {
             "lot",
             "genealogy",
             "operator_entry",
+            "alarm",
         ] {
             assert!(names.iter().any(|n| n == expected), "{expected} missing");
         }

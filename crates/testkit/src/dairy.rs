@@ -1,9 +1,9 @@
 //! examples/dairy.toml for tests that run without the demo's devices: the Modbus, OPC UA,
-//! S7 and EtherNet/IP sources are swapped for built-in simulators serving the same addresses with values as
+//! S7, EtherNet/IP and MTConnect sources are swapped for built-in simulators serving the same addresses with values as
 //! those sources would deliver them (typed by the address), and every period is shortened.
 
 /// Simulated stand-ins, by source name.
-const STAND_INS: [(&str, &str); 5] = [
+const STAND_INS: [(&str, &str); 6] = [
     (
         "reception-plc",
         r#"sources]]
@@ -80,6 +80,25 @@ period = "20ms"
 "Palletizer.CasesPerMinute" = { signal = "random_walk", start = 60.0, step = 0.5, min = 56.0, max = 64.0 }
 "Palletizer.FaultCode" = { signal = "constant", value = 0, type = "int" }
 "Palletizer.Recipe" = { signal = "sequence", values = ["MILK-1L-6x4"], step = "1s", type = "string" }
+"#,
+    ),
+    (
+        "shop-cnc",
+        r#"sources]]
+name = "shop-cnc"
+kind = "simulator"
+seed = 41
+period = "20ms"
+[sources.signals]
+"machine_state" = { signal = "sequence", values = ["running", "running", "idle", "down"], step = "1s", type = "string" }
+"exec" = { signal = "sequence", values = ["ACTIVE", "ACTIVE", "READY", "INTERRUPTED"], step = "1s", type = "string" }
+"mode" = { signal = "sequence", values = ["AUTOMATIC"], step = "1s", type = "string" }
+"program" = { signal = "sequence", values = ["O1000"], step = "1s", type = "string" }
+"Sspeed" = { signal = "random_walk", start = 8000.0, step = 20.0, min = 7800.0, max = 8200.0 }
+"Sload" = { signal = "random_walk", start = 42.0, step = 0.5, min = 30.0, max = 55.0 }
+"Xact" = { signal = "sine", offset = 0.0, amplitude = 120.0, period = "30s" }
+"pcount" = { signal = "counter", start = 0, increment = 1, every = 250, type = "uint" }
+"system" = { signal = "sequence", values = ["normal", "normal", "normal", "fault"], step = "1s", type = "string" }
 "#,
     ),
 ];
