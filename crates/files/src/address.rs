@@ -36,7 +36,9 @@ impl Address {
                 };
                 let key = key.trim();
                 if key.is_empty() {
-                    return Err(error(format!("the filter `[{inner}]` in `{text}` names no field")));
+                    return Err(error(format!(
+                        "the filter `[{inner}]` in `{text}` names no field"
+                    )));
                 }
                 (rest, Some((key.to_owned(), value.trim().to_owned())))
             }
@@ -76,7 +78,10 @@ mod tests {
     #[test]
     fn addresses_name_a_field_an_optional_type_and_an_optional_record_filter() {
         let a = Address::parse("fat_pct").unwrap();
-        assert_eq!((a.field.as_str(), a.ty, a.filter), ("fat_pct", ScalarType::Float, None));
+        assert_eq!(
+            (a.field.as_str(), a.ty, a.filter),
+            ("fat_pct", ScalarType::Float, None)
+        );
         let a = Address::parse("cells:uint[silo = silo-1]").unwrap();
         assert_eq!(a.ty, ScalarType::UInt);
         assert_eq!(a.filter, Some(("silo".into(), "silo-1".into())));

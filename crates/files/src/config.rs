@@ -75,7 +75,11 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<FilesSettings> {
     let mut ok = true;
     let path = table.required_str("path").map(PathBuf::from);
     if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-        table.error("path", "`path` is empty", Some("the inbox directory the instrument writes to".into()));
+        table.error(
+            "path",
+            "`path` is empty",
+            Some("the inbox directory the instrument writes to".into()),
+        );
         ok = false;
     }
     let format = match table.optional_str("format").unwrap_or("csv") {
@@ -83,7 +87,11 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<FilesSettings> {
         "json" => Format::Json,
         "ndjson" => Format::Ndjson,
         other => {
-            table.error("format", format!("unknown format `{other}`"), Some("csv, json or ndjson".into()));
+            table.error(
+                "format",
+                format!("unknown format `{other}`"),
+                Some("csv, json or ndjson".into()),
+            );
             ok = false;
             Format::Csv
         }
@@ -106,7 +114,11 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<FilesSettings> {
         None | Some(".") => false,
         Some(",") => true,
         Some(d) => {
-            table.error("decimal", format!("decimal {d:?} is neither \".\" nor \",\""), None);
+            table.error(
+                "decimal",
+                format!("decimal {d:?} is neither \".\" nor \",\""),
+                None,
+            );
             ok = false;
             false
         }
@@ -232,9 +244,15 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let s = s.unwrap();
         assert_eq!(s.path, PathBuf::from("lab"));
-        assert_eq!((s.layout.format, s.layout.delimiter, s.layout.decimal_comma), (Format::Csv, b',', false));
+        assert_eq!(
+            (s.layout.format, s.layout.delimiter, s.layout.decimal_comma),
+            (Format::Csv, b',', false)
+        );
         assert!(s.layout.time.is_none());
-        assert_eq!((s.period, s.settle), (Duration::from_secs(1), Duration::from_secs(2)));
+        assert_eq!(
+            (s.period, s.settle),
+            (Duration::from_secs(1), Duration::from_secs(2))
+        );
         assert_eq!(s.layout.limits, Limits::default());
     }
 

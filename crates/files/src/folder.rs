@@ -44,7 +44,9 @@ impl Folder {
         let mut files = Vec::new();
         for entry in fs::read_dir(&self.inbox)? {
             let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
             // The entry's own type: a symlink is not followed out of the folder.
             let Ok(meta) = entry.metadata() else { continue };
             if !meta.file_type().is_file() {
@@ -105,10 +107,12 @@ impl Folder {
 
 /// `dir/name`, or `dir/stem-N.ext` with the first N not taken.
 fn free_name(dir: &Path, name: &str) -> io::Result<PathBuf> {
-    let taken = |p: &Path| p.exists() || {
-        let mut r = p.as_os_str().to_owned();
-        r.push(".reason");
-        Path::new(&r).exists()
+    let taken = |p: &Path| {
+        p.exists() || {
+            let mut r = p.as_os_str().to_owned();
+            r.push(".reason");
+            Path::new(&r).exists()
+        }
     };
     let first = dir.join(name);
     if !taken(&first) {
@@ -162,6 +166,9 @@ mod tests {
             "line 2, field `fat`: bad"
         );
         let names: Vec<String> = folder.list().unwrap().into_iter().map(|l| l.name).collect();
-        assert!(names.is_empty(), "done/ and quarantine/ are not listed: {names:?}");
+        assert!(
+            names.is_empty(),
+            "done/ and quarantine/ are not listed: {names:?}"
+        );
     }
 }

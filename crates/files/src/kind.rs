@@ -62,7 +62,11 @@ impl Kind for FilesKind {
         vec![format!(
             "{name}: {format} files from {} ({} relative to the data directory), {fields} bindings, {time}, scanned every {:?}, read once unchanged for {:?}",
             settings.path.display(),
-            if settings.path.is_absolute() { "not" } else { "resolved" },
+            if settings.path.is_absolute() {
+                "not"
+            } else {
+                "resolved"
+            },
             settings.period,
             settings.settle,
         )]

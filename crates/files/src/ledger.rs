@@ -80,7 +80,10 @@ impl Ledger {
     /// Records a file as ingested and syncs the ledger to disk. The digest counts as known
     /// from here even if writing fails (this process does not ingest the file again).
     pub fn record(&mut self, digest: &str, name: &str) -> io::Result<()> {
-        let name: String = name.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+        let name: String = name
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
         if self.known.insert(digest.to_owned()) {
             self.order.push_back((digest.to_owned(), name.clone()));
         }

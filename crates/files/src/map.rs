@@ -128,7 +128,10 @@ fn check_lines(bytes: &[u8], limits: &Limits) -> Result<(), Rejection> {
             return Err(Rejection::at(
                 At::Line(i as u64 + 1),
                 None,
-                format!("the line is {len} bytes, more than max_line_bytes = {}", limits.max_line_bytes),
+                format!(
+                    "the line is {len} bytes, more than max_line_bytes = {}",
+                    limits.max_line_bytes
+                ),
             ));
         }
     }
@@ -149,7 +152,10 @@ impl Mapper<'_> {
             return Err(Rejection::at(
                 at,
                 None,
-                format!("more than max_records = {} records", self.layout.limits.max_records),
+                format!(
+                    "more than max_records = {} records",
+                    self.layout.limits.max_records
+                ),
             ));
         }
         Ok(())
@@ -165,7 +171,11 @@ impl Mapper<'_> {
                     Some(Cell::Json(Json::String(t))) if !t.trim().is_empty() => t.clone(),
                     Some(Cell::Json(Json::Number(n))) => n.to_string(),
                     Some(Cell::Json(other)) if !other.is_null() => {
-                        return Err(Rejection::at(at, Some(column), format!("time is {other}, not a string or number")));
+                        return Err(Rejection::at(
+                            at,
+                            Some(column),
+                            format!("time is {other}, not a string or number"),
+                        ));
                     }
                     _ => return Err(Rejection::at(at, Some(column), "the record has no time")),
                 };
@@ -179,7 +189,10 @@ impl Mapper<'_> {
                 let matches = match get(key) {
                     Some(Cell::Text(t)) => t.trim() == wanted,
                     Some(Cell::Json(Json::String(s))) => s.trim() == wanted,
-                    Some(Cell::Json(j @ (Json::Number(_) | Json::Bool(_)))) => j.to_string() == *wanted,
+                    Some(Cell::Json(j @ (Json::Number(_) | Json::Bool(_)))) => {
+                        let text = j.to_string();
+                        text == *wanted
+                    }
                     _ => false,
                 };
                 if !matches {
@@ -213,7 +226,9 @@ impl Mapper<'_> {
             .from_reader(bytes);
         let headers = reader.headers().map_err(csv_error)?.clone();
         if headers.is_empty() || headers.iter().all(str::is_empty) {
-            return Err(Rejection::file("the file is empty: no header line naming the columns"));
+            return Err(Rejection::file(
+                "the file is empty: no header line naming the columns",
+            ));
         }
         let column = |name: &str| headers.iter().position(|h| h == name);
         // Every column a binding, filter or the time names must be there.
@@ -256,9 +271,8 @@ impl Mapper<'_> {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let value: Json = serde_json::from_slice(line).map_err(|e| {
-                Rejection::at(at, None, format!("not JSON at column {}: {e}", e.column()))
-            })?;
+            let value: Json = serde_json::from_slice(line)
+                .map_err(|e| Rejection::at(at, None, format!("not JSON at column {}: {e}", e.column())))?;
             self.count_record(at)?;
             self.object(at, &value)?;
         }
@@ -276,9 +290,19 @@ impl Mapper<'_> {
             Some(path) => match field(&document, path) {
                 Some(Json::Array(items)) => items.as_slice(),
                 Some(other) => {
-                    return Err(Rejection::at(At::Line(1), Some(path), format!("is {}, not an array of records", kind(other))));
+                    return Err(Rejection::at(
+                        At::Line(1),
+                        Some(path),
+                        format!("is {}, not an array of records", kind(other)),
+                    ));
                 }
-                None => return Err(Rejection::at(At::Line(1), Some(path), "the document has no such field")),
+                None => {
+                    return Err(Rejection::at(
+                        At::Line(1),
+                        Some(path),
+                        "the document has no such field",
+                    ));
+                }
             },
             None => match &document {
                 Json::Array(items) => items.as_slice(),
@@ -295,7 +319,11 @@ impl Mapper<'_> {
 
     fn object(&mut self, at: At, value: &Json) -> Result<(), Rejection> {
         if !value.is_object() {
-            return Err(Rejection::at(at, None, format!("the record is {}, not an object", kind(value))));
+            return Err(Rejection::at(
+                at,
+                None,
+                format!("the record is {}, not an object", kind(value)),
+            ));
         }
         self.record(at, |name| field(value, name).map(Cell::Json))
     }
@@ -323,7 +351,9 @@ fn kind(value: &Json) -> &'static str {
 fn csv_error(e: csv::Error) -> Rejection {
     let line = e.position().map(csv::Position::line);
     let message = match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
             format!("the record has {len} fields, the header {expected_len} (a cut or malformed line)")
         }
         csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not UTF-8 text", err.field() + 1),
@@ -354,7 +384,10 @@ fn from_text(text: &str, ty: ScalarType, decimal_comma: bool) -> Result<Value, S
             }
         }
         ScalarType::Int => text.parse().map(Value::Int).map_err(|_| wrong("an integer")),
-        ScalarType::UInt => text.parse().map(Value::UInt).map_err(|_| wrong("an unsigned integer")),
+        ScalarType::UInt => text
+            .parse()
+            .map(Value::UInt)
+            .map_err(|_| wrong("an unsigned integer")),
         ScalarType::Bool => match text.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(Value::Bool(true)),
             "false" | "0" | "no" | "off" => Ok(Value::Bool(false)),
@@ -366,18 +399,26 @@ fn from_text(text: &str, ty: ScalarType, decimal_comma: bool) -> Result<Value, S
 
 fn from_json(value: &Json, ty: ScalarType, decimal_comma: bool) -> Result<Value, String> {
     match (value, ty) {
-        (Json::String(s), ScalarType::String | ScalarType::Timestamp) => Ok(Value::String(Arc::from(s.as_str()))),
+        (Json::String(s), ScalarType::String | ScalarType::Timestamp) => {
+            Ok(Value::String(Arc::from(s.as_str())))
+        }
         (Json::String(s), _) => from_text(s.trim(), ty, decimal_comma),
         (Json::Number(n), ScalarType::Float) => n
             .as_f64()
             .filter(|x| x.is_finite())
             .map(Value::Float)
             .ok_or_else(|| format!("{n} is not a finite number")),
-        (Json::Number(n), ScalarType::Int) => n.as_i64().map(Value::Int).ok_or_else(|| format!("{n} is not an integer")),
-        (Json::Number(n), ScalarType::UInt) => {
-            n.as_u64().map(Value::UInt).ok_or_else(|| format!("{n} is not an unsigned integer"))
+        (Json::Number(n), ScalarType::Int) => n
+            .as_i64()
+            .map(Value::Int)
+            .ok_or_else(|| format!("{n} is not an integer")),
+        (Json::Number(n), ScalarType::UInt) => n
+            .as_u64()
+            .map(Value::UInt)
+            .ok_or_else(|| format!("{n} is not an unsigned integer")),
+        (Json::Number(n), ScalarType::String | ScalarType::Timestamp) => {
+            Ok(Value::String(Arc::from(n.to_string())))
         }
-        (Json::Number(n), ScalarType::String | ScalarType::Timestamp) => Ok(Value::String(Arc::from(n.to_string()))),
         (Json::Bool(b), ScalarType::Bool) => Ok(Value::Bool(*b)),
         (other, ty) => Err(format!("{} is not {}", kind(other), ty.name())),
     }
@@ -415,19 +456,30 @@ mod tests {
     fn values(m: &Mapped) -> Vec<(u32, Value, i64)> {
         m.readings
             .iter()
-            .map(|r| (r.address, r.value.clone().unwrap(), r.source_time.unwrap().unix_nanos() / 1_000_000_000))
+            .map(|r| {
+                (
+                    r.address,
+                    r.value.clone().unwrap(),
+                    r.source_time.unwrap().unix_nanos() / 1_000_000_000,
+                )
+            })
             .collect()
     }
 
     #[test]
     fn csv_rows_give_readings_for_their_filtered_columns_at_the_row_time() {
-        let csv = "time,silo,fat,cells\n1970-01-01T00:00:10Z,silo-1,3.9,180000\n1970-01-01T00:00:20Z,silo-2,4.1,\n";
+        let csv =
+            "time,silo,fat,cells\n1970-01-01T00:00:10Z,silo-1,3.9,180000\n1970-01-01T00:00:20Z,silo-2,4.1,\n";
         let a = addresses(&["fat[silo=silo-1]", "fat[silo=silo-2]", "cells:uint[silo=silo-1]"]);
         let m = map_file(csv.as_bytes(), &layout(Format::Csv), &a, T0).unwrap();
         assert_eq!(m.records, 2);
         assert_eq!(
             values(&m),
-            [(0, Value::Float(3.9), 10), (2, Value::UInt(180_000), 10), (1, Value::Float(4.1), 20)]
+            [
+                (0, Value::Float(3.9), 10),
+                (2, Value::UInt(180_000), 10),
+                (1, Value::Float(4.1), 20)
+            ]
         );
     }
 
@@ -443,10 +495,16 @@ mod tests {
         assert_eq!(e.to_string(), "line 3, field `fat`: \"high\" is not a number");
         let no_column = "time,protein\n";
         let e = map_file(no_column.as_bytes(), &l, &a, T0).unwrap_err();
-        assert_eq!(e.to_string(), "line 1, field `fat`: the header has no such column");
+        assert_eq!(
+            e.to_string(),
+            "line 1, field `fat`: the header has no such column"
+        );
         let bad_time = "time,fat\nnoon,3.9\n";
         let e = map_file(bad_time.as_bytes(), &l, &a, T0).unwrap_err();
-        assert!(e.to_string().starts_with("line 2, field `time`: time \"noon\""), "{e}");
+        assert!(
+            e.to_string().starts_with("line 2, field `time`: time \"noon\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -503,7 +561,13 @@ mod tests {
         l.decimal_comma = true;
         l.time = None;
         let a = addresses(&["Fett %"]);
-        let m = map_file("\u{feff}Probe;Fett %\nA;3,85\n".as_bytes(), &l, &a, Timestamp::from_unix_nanos(9_000_000_000)).unwrap();
+        let m = map_file(
+            "\u{feff}Probe;Fett %\nA;3,85\n".as_bytes(),
+            &l,
+            &a,
+            Timestamp::from_unix_nanos(9_000_000_000),
+        )
+        .unwrap();
         assert_eq!(values(&m), [(0, Value::Float(3.85), 9)]);
     }
 }

@@ -91,14 +91,32 @@ mod tests {
         let mut s = Settle::default();
         let t0 = Instant::now();
         let settle = Duration::from_secs(2);
-        let listing = |size| vec![file("a.csv", size, 1), file("b.csv.part", 9, 0), file(".c.csv", 9, 0)];
+        let listing = |size| {
+            vec![
+                file("a.csv", size, 1),
+                file("b.csv.part", 9, 0),
+                file(".c.csv", 9, 0),
+            ]
+        };
         assert!(s.ready(listing(10), t0, settle, 10).is_empty());
         // Grew: the clock restarts.
-        assert!(s.ready(listing(20), t0 + Duration::from_secs(2), settle, 10).is_empty());
-        assert!(s.ready(listing(20), t0 + Duration::from_secs(3), settle, 10).is_empty());
-        assert_eq!(names(&s.ready(listing(20), t0 + Duration::from_secs(4), settle, 10)), ["a.csv"]);
+        assert!(
+            s.ready(listing(20), t0 + Duration::from_secs(2), settle, 10)
+                .is_empty()
+        );
+        assert!(
+            s.ready(listing(20), t0 + Duration::from_secs(3), settle, 10)
+                .is_empty()
+        );
+        assert_eq!(
+            names(&s.ready(listing(20), t0 + Duration::from_secs(4), settle, 10)),
+            ["a.csv"]
+        );
         s.changed("a.csv");
-        assert!(s.ready(listing(20), t0 + Duration::from_secs(4), settle, 10).is_empty());
+        assert!(
+            s.ready(listing(20), t0 + Duration::from_secs(4), settle, 10)
+                .is_empty()
+        );
     }
 
     #[test]

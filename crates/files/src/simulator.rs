@@ -79,12 +79,12 @@ pub fn spawn_lab_analyser(inbox: PathBuf) -> io::Result<JoinHandle<()>> {
     std::fs::create_dir_all(&inbox)?;
     let zone = TimeZone::get("Europe/Berlin").unwrap_or(TimeZone::UTC);
     Ok(tokio::spawn(async move {
-        let mut lab = Lab::default();
         // Numbered after what an earlier run left, so a restarted demo never overwrites.
-        lab.seq = std::fs::read_dir(&inbox)
-            .map(|d| d.count() as u64)
-            .unwrap_or(0)
-            + std::fs::read_dir(inbox.join("done")).map(|d| d.count() as u64).unwrap_or(0);
+        let count = |dir: &std::path::Path| std::fs::read_dir(dir).map_or(0, |d| d.count() as u64);
+        let mut lab = Lab {
+            seq: count(&inbox) + count(&inbox.join("done")),
+            ..Lab::default()
+        };
         let mut ticker = tokio::time::interval(EVERY);
         loop {
             ticker.tick().await;
@@ -117,8 +117,16 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0], HEADER);
-        assert!(lines[1].starts_with("05.12.2026 11:15:30;silo-1;3,"), "{}", lines[1]);
-        assert!(lines[2].starts_with("05.12.2026 11:15:30;silo-2;4,"), "{}", lines[2]);
+        assert!(
+            lines[1].starts_with("05.12.2026 11:15:30;silo-1;3,"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].starts_with("05.12.2026 11:15:30;silo-2;4,"),
+            "{}",
+            lines[2]
+        );
         assert_eq!(lab.next_file("x").0, "lab-000002.csv");
     }
 }

@@ -107,7 +107,10 @@ async fn run(source: FilesSource, io: SourceIo) -> Result<(), ComponentError> {
     };
     let (folder, ledger) = opened.map_err(|e| {
         ComponentError::io_because(
-            format!("files source `{name}`: cannot open the inbox {} or its ledger", inbox.display()),
+            format!(
+                "files source `{name}`: cannot open the inbox {} or its ledger",
+                inbox.display()
+            ),
             e,
         )
     })?;
@@ -163,7 +166,10 @@ impl Runner {
         let listing = match blocking(move || shared.folder.list()).await {
             Ok(l) => l,
             Err(e) => {
-                let what = format!("cannot list the inbox {}: {e}", self.shared.folder.inbox.display());
+                let what = format!(
+                    "cannot list the inbox {}: {e}",
+                    self.shared.folder.inbox.display()
+                );
                 self.io_error(io, what);
                 return true;
             }
@@ -273,7 +279,9 @@ impl Runner {
 impl Shared {
     fn lock_ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
         // A panic while holding it cannot leave the ledger half-updated in memory.
-        self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Steps 1–4 of the lifecycle (blocking).

@@ -22,7 +22,10 @@ impl Throttle {
 
     /// Whether to log now; `Some(n)` with the `n` occurrences not logged since the last line.
     pub fn admit(&mut self, now: Instant) -> Option<u64> {
-        if self.last.is_some_and(|t| now.saturating_duration_since(t) < self.every) {
+        if self
+            .last
+            .is_some_and(|t| now.saturating_duration_since(t) < self.every)
+        {
             self.suppressed += 1;
             return None;
         }

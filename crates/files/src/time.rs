@@ -130,8 +130,14 @@ mod tests {
         assert_eq!(nanos(&p, "1970-01-01T01:00:00Z"), 3600 * S);
         assert_eq!(nanos(&p, "1970-01-01T01:00:00+01:00"), 0);
         // Berlin is UTC+1 in winter, UTC+2 in summer.
-        assert_eq!(nanos(&p, "2026-01-15 13:00:00"), nanos(&p, "2026-01-15T12:00:00Z"));
-        assert_eq!(nanos(&p, "2026-07-15T13:00:00"), nanos(&p, "2026-07-15T11:00:00Z"));
+        assert_eq!(
+            nanos(&p, "2026-01-15 13:00:00"),
+            nanos(&p, "2026-01-15T12:00:00Z")
+        );
+        assert_eq!(
+            nanos(&p, "2026-07-15T13:00:00"),
+            nanos(&p, "2026-07-15T11:00:00Z")
+        );
     }
 
     #[test]
@@ -146,7 +152,9 @@ mod tests {
 
     #[test]
     fn unparsable_times_say_which_text_and_format() {
-        let e = parser("%d.%m.%Y %H:%M:%S", "UTC").parse("2026-12-05").unwrap_err();
+        let e = parser("%d.%m.%Y %H:%M:%S", "UTC")
+            .parse("2026-12-05")
+            .unwrap_err();
         assert!(e.contains("\"2026-12-05\"") && e.contains("%d.%m.%Y"), "{e}");
         let e = parser("rfc3339", "UTC").parse("yesterday").unwrap_err();
         assert!(e.contains("RFC 3339"), "{e}");
