@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use backplane::{DAIRY, DAIRY_FILLER_URL, DAIRY_OPCUA_URL, DAIRY_PALLETIZER_URL, DAIRY_S7_URL};
+use backplane::{
+    DAIRY, DAIRY_FILLER_URL, DAIRY_LAB_INBOX, DAIRY_OPCUA_URL, DAIRY_PALLETIZER_URL, DAIRY_S7_URL,
+};
 use backplane_connector::{Registry, RunningSimulator, SimulatorStart};
 use backplane_engine::EngineHandle;
 use backplane_model::sample::LotStatus;
@@ -28,12 +30,15 @@ use crate::serve;
 /// The plant's devices: the simulator, by name, and the URL examples/dairy.toml reaches
 /// it at. The vendor-A filler (line 1) over Modbus TCP, and vendor B's OPC UA server
 /// (line 2, the pasteurizer), whose certificate goes into the gateway's trust list, the
-/// reception silos' Siemens S7 PLC, and the palletizer's Logix controller over EtherNet/IP.
-const DEVICES: [(&str, &str); 4] = [
+/// reception silos' Siemens S7 PLC, the palletizer's Logix controller over EtherNet/IP, and
+/// the reception's lab analyser dropping CSV files into a folder of the data directory (its
+/// "URL" is that folder, which the configuration names already).
+const DEVICES: [(&str, &str); 5] = [
     ("modbus-filler", DAIRY_FILLER_URL),
     ("opcua-dairy", DAIRY_OPCUA_URL),
     ("s7-silos", DAIRY_S7_URL),
     ("enip-palletizer", DAIRY_PALLETIZER_URL),
+    ("files-lab", DAIRY_LAB_INBOX),
 ];
 
 /// Starts the devices, runs the demo configuration against them until SIGINT/SIGTERM,
@@ -65,7 +70,7 @@ pub async fn run(registry: Registry, listen: Option<SocketAddr>, data_dir: PathB
     }
     text = serve_opcua_on_a_free_port(&text);
     let urls: Vec<&str> = devices.iter().map(|d| d.url.as_str()).collect();
-    tracing::info!(devices = ?urls, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer, S7 silos, EtherNet/IP palletizer)");
+    tracing::info!(devices = ?urls, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer, S7 silos, EtherNet/IP palletizer, lab analyser drop folder)");
     let result = serve_plant(&registry, &text, listen, data_dir).await;
     devices.into_iter().for_each(RunningSimulator::stop);
     result

@@ -53,14 +53,14 @@ impl Kind for FilesKind {
         };
         let time = match &settings.layout.time {
             Some((column, parser)) => format!(
-                "time from `{column}` ({:?}, zone {})",
+                "time from `{column}` ({}, zone {})",
                 parser.format,
                 parser.zone.iana_name().unwrap_or("fixed")
             ),
             None => "time = the file's modification time".to_owned(),
         };
         vec![format!(
-            "{name}: {format} files from {} ({} relative to the data directory), {fields} bindings, {time}, scanned every {:?}, read once unchanged for {:?}",
+            "files source `{name}`: {format} files from {} ({} relative to the data directory), {fields} bindings, {time}, scanned every {:?}, read once unchanged for {:?}",
             settings.path.display(),
             if settings.path.is_absolute() {
                 "not"

@@ -80,7 +80,12 @@ pub fn spawn_lab_analyser(inbox: PathBuf) -> io::Result<JoinHandle<()>> {
     let zone = TimeZone::get("Europe/Berlin").unwrap_or(TimeZone::UTC);
     Ok(tokio::spawn(async move {
         // Numbered after what an earlier run left, so a restarted demo never overwrites.
-        let count = |dir: &std::path::Path| std::fs::read_dir(dir).map_or(0, |d| d.count() as u64);
+        let count = |dir: &std::path::Path| {
+            std::fs::read_dir(dir).map_or(0, |d| {
+                d.filter(|e| e.as_ref().is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_file())))
+                    .count() as u64
+            })
+        };
         let mut lab = Lab {
             seq: count(&inbox) + count(&inbox.join("done")),
             ..Lab::default()

@@ -39,6 +39,17 @@ impl TimeFormat {
     }
 }
 
+impl std::fmt::Display for TimeFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TimeFormat::Rfc3339 => f.write_str("rfc3339"),
+            TimeFormat::Unix => f.write_str("unix"),
+            TimeFormat::UnixMs => f.write_str("unix_ms"),
+            TimeFormat::Pattern(p) => f.write_str(p),
+        }
+    }
+}
+
 /// A time format with the zone local times are in.
 #[derive(Clone, Debug)]
 pub struct TimeParser {

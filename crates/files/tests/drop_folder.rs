@@ -452,3 +452,41 @@ async fn an_oversized_file_is_quarantined_unread_and_says_which_limit() {
     );
     assert_eq!(floats(dir.path(), "fat"), [3.4]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_lab_analyser_drops_files_that_the_dairy_source_ingests_per_silo() {
+    let dir = tempfile::tempdir().unwrap();
+    // examples/dairy.toml's own `reception-lab` source table, renamed and with a short period.
+    let dairy = include_str!("../../../examples/dairy.toml");
+    let start_at = dairy.find("[[sources]]\nname = \"reception-lab\"").unwrap();
+    let table = &dairy[start_at..];
+    let table = &table[..table.find("\n\n").unwrap()];
+    let keys: String = table
+        .lines()
+        .filter(|l| !l.starts_with("[[sources]]") && !l.starts_with("name") && !l.starts_with("kind"))
+        .filter(|l| !l.starts_with("period") && !l.starts_with("settle") && !l.starts_with("path"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let config = plan(
+        &format!("{keys}settle = \"0s\"").replace("path = \"inbox\"", ""),
+        "bindings.fat = { address = \"fat_pct[silo=silo-1]\" }\nbindings.cells = { address = \"somatic_cells:uint[silo=silo-1]\" }",
+    )
+    .replace("path = \"inbox\"", &format!("path = \"{}\"", backplane_files::simulator::LAB_INBOX));
+    let inbox = dir.path().join(backplane_files::simulator::LAB_INBOX);
+    let analyser = backplane_files::spawn_lab_analyser(inbox.clone()).unwrap();
+    let engine = start(&config, dir.path(), &registry());
+    until_in(
+        "the first lab file in done/",
+        &inbox.join("done"),
+        &["lab-000001.csv"],
+    )
+    .await;
+    analyser.abort();
+    engine.shutdown().await;
+    let fat = samples(dir.path(), "fat");
+    assert_eq!(fat.len(), 1, "{fat:?}");
+    let (value, time) = &fat[0];
+    assert!((3.0..=5.0).contains(&value.as_f64().unwrap()), "{value}");
+    assert!(time.ends_with('Z'), "{time}");
+    assert_eq!(samples(dir.path(), "cells").len(), 1);
+}
