@@ -131,6 +131,21 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
     assert_eq!(attributes["recipe"]["value"], "MILK-1L-6x4");
     assert_eq!(attributes["layers_per_pallet"]["value"], 5);
 
+    // The reception's lab analyser drops a CSV into the data directory; the drop-folder
+    // source maps silo 1's row to its lab attributes and moves the file to done/.
+    let silo = format!("{base}/api/v1/assets/acme-dairy/plant-a/reception/silo-1");
+    let mut lab = Value::Null;
+    for _ in 0..600 {
+        lab = get(&client, &silo).await["attributes"].clone();
+        if ["fat", "protein", "somatic_cells"].iter().all(|a| lab[a]["quality"] == "good") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fat = lab["fat"]["value"].as_f64().unwrap_or(0.0);
+    assert!((3.0..=5.0).contains(&fat), "silo 1 lab values: {lab}");
+    assert!(data.path().join("lab-inbox/done/lab-000001.csv").exists());
+
     let filler = |line: &str| format!("{base}/api/v1/assets/acme-dairy/plant-a/packaging/{line}/filler");
     let mut fillers = Vec::new();
     for line in ["line-1", "line-2"] {

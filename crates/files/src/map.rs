@@ -424,6 +424,60 @@ fn from_json(value: &Json, ty: ScalarType, decimal_comma: bool) -> Result<Value,
     }
 }
 
+/// Maps `data` the way the source does, for the fuzzer and the property test: the first
+/// byte picks the format, delimiter, decimal comma and time format, the rest is the file.
+/// No input may panic; a mapped file's readings name only configured addresses, at most
+/// `max_records` records.
+pub fn fuzz_map(data: &[u8]) {
+    use crate::time::{TimeFormat, TimeParser};
+    let (choice, file) = data.split_first().map_or((0, data), |(c, rest)| (*c, rest));
+    let format = [Format::Csv, Format::Json, Format::Ndjson][usize::from(choice % 3)];
+    let time_format = [
+        TimeFormat::Rfc3339,
+        TimeFormat::Unix,
+        TimeFormat::UnixMs,
+        TimeFormat::Pattern("%d.%m.%Y %H:%M:%S".into()),
+    ][usize::from((choice >> 2) % 4)]
+    .clone();
+    let layout = Layout {
+        format,
+        delimiter: if choice & 0x10 == 0 { b',' } else { b';' },
+        decimal_comma: choice & 0x30 == 0x30,
+        records: (choice & 0x40 != 0).then(|| "a.b".to_owned()),
+        time: (choice & 0x80 != 0).then(|| {
+            (
+                "t".to_owned(),
+                TimeParser {
+                    format: time_format,
+                    zone: jiff::tz::TimeZone::UTC,
+                },
+            )
+        }),
+        limits: Limits {
+            max_file_bytes: 1 << 16,
+            max_records: 64,
+            max_line_bytes: 256,
+            max_files_per_scan: 1,
+        },
+    };
+    let addresses: Vec<Address> = ["v", "v:int[k=1]", "a.b:uint", "s:string", "f:bool[k=x]"]
+        .iter()
+        .filter_map(|a| Address::parse(a).ok())
+        .collect();
+    match map_file(file, &layout, &addresses, Timestamp::from_unix_nanos(0)) {
+        Ok(mapped) => {
+            assert!(mapped.records <= layout.limits.max_records);
+            assert!(
+                mapped
+                    .readings
+                    .iter()
+                    .all(|r| (r.address as usize) < addresses.len())
+            );
+        }
+        Err(rejection) => assert!(!rejection.to_string().is_empty()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -464,6 +518,20 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_file_content_panics_the_mapping(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            fuzz_map(&bytes);
+        }
+
+        #[test]
+        fn no_csv_like_text_panics_the_mapping(choice in 0u8..=255, text in "[tvk,;\"\\n.0-9:a-z\\[\\]{} -]{0,300}") {
+            let mut data = vec![choice];
+            data.extend_from_slice(text.as_bytes());
+            fuzz_map(&data);
+        }
     }
 
     #[test]
