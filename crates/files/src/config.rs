@@ -179,16 +179,8 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<FilesSettings> {
             },
         )
     });
-    let mut duration = |table: &mut Table<'_>, key: &str, default: Duration, min: Duration| {
-        let d = table.optional_duration(key).unwrap_or(default);
-        if d < min {
-            table.error(key, format!("`{key}` must be at least {min:?}"), None);
-            ok = false;
-        }
-        d
-    };
-    let period = duration(table, "period", Duration::from_secs(1), Duration::from_millis(10));
-    let settle = duration(table, "settle", Duration::from_secs(2), Duration::ZERO);
+    let period = table.duration_at_least("period", Duration::from_secs(1), Duration::from_millis(10));
+    let settle = table.duration_at_least("settle", Duration::from_secs(2), Duration::ZERO);
     let defaults = Limits::default();
     let mut limit = |table: &mut Table<'_>, key: &str, value: Option<u64>, default: u64| match value {
         None => default,
@@ -208,7 +200,7 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<FilesSettings> {
     let v = table.optional_u64("max_files_per_scan");
     let max_files_per_scan = limit(table, "max_files_per_scan", v, defaults.max_files_per_scan as u64);
     let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-    let path = path?;
+    let (path, period, settle) = (path?, period?, settle?);
     ok.then_some(FilesSettings {
         path,
         layout: Layout {

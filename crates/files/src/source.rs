@@ -142,6 +142,11 @@ async fn run(source: FilesSource, io: SourceIo) -> Result<(), ComponentError> {
         tokio::select! {
             _ = io.cancelled() => return Ok(()),
             _ = ticker.tick() => {}
+            Some(write) = io.next_write() => {
+                let refusal = "a drop folder is read only: the files source does not accept writes";
+                let _ = write.reply.send(Err(ComponentError::config(refusal)));
+                continue;
+            }
         }
         if !runner.scan(&io).await {
             return Ok(());
@@ -207,9 +212,12 @@ impl Runner {
     async fn file(&mut self, io: &SourceIo, file: Listed) -> Result<bool, String> {
         let shared = self.shared.clone();
         let name = file.name.clone();
-        let prepared = blocking(move || shared.prepare(&file))
-            .await
-            .map_err(|e| format!("file {name}: {e}"))?;
+        let prepared = match blocking(move || shared.prepare(&file)).await {
+            Ok(p) => p,
+            // Taken away (by an operator, or the writer's own rename) since the listing.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Prepared::Changed,
+            Err(e) => return Err(format!("file {name}: {e}")),
+        };
         let digest = match prepared {
             Prepared::Changed => {
                 self.settle.changed(&name);

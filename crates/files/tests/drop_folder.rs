@@ -111,6 +111,17 @@ async fn until_in(what: &str, dir: &Path, expected: &[&str]) {
     .await;
 }
 
+/// The `.reason` of file `name`, once the file is in `quarantine/` (the reason is written
+/// before the move).
+async fn reason(inbox: &Path, name: &str) -> String {
+    let quarantine = inbox.join("quarantine");
+    eventually(&format!("{name} in quarantine/"), Duration::from_secs(20), || {
+        quarantine.join(name).exists().then_some(())
+    })
+    .await;
+    std::fs::read_to_string(quarantine.join(format!("{name}.reason"))).unwrap()
+}
+
 fn counter(engine: &Engine, event: &str) -> f64 {
     let series =
         format!("backplane_component_events_total{{component=\"source\",name=\"lab\",event=\"{event}\"}}");
@@ -221,23 +232,15 @@ async fn a_truncated_csv_line_and_a_wrong_type_quarantine_their_files_whole_and_
         &["a.csv", "c.csv"],
     )
     .await;
-    until_in(
-        "the bad files in quarantine/",
-        &inbox.join("quarantine"),
-        &["b.csv", "b.csv.reason", "d.csv", "d.csv.reason"],
-    )
-    .await;
+    let b = reason(&inbox, "b.csv").await;
+    let d = reason(&inbox, "d.csv").await;
     until_counted(&engine, "files_quarantined", 2.0).await;
     until_counted(&engine, "files_ingested", 2.0).await;
     engine.shutdown().await;
-
-    let reason = |name: &str| std::fs::read_to_string(inbox.join("quarantine").join(name)).unwrap();
-    let b = reason("b.csv.reason");
     assert!(
         b.starts_with("line 3, the record has 2 fields, the header 4"),
         "{b}"
     );
-    let d = reason("d.csv.reason");
     assert!(
         d.starts_with("line 3, field `cells`: \"many\" is not an unsigned integer"),
         "{d}"
@@ -267,14 +270,8 @@ async fn malformed_json_is_quarantined_with_its_line() {
         &registry(),
     );
     until_in("good.json in done/", &inbox.join("done"), &["good.json"]).await;
-    until_in(
-        "bad.json in quarantine/",
-        &inbox.join("quarantine"),
-        &["bad.json.reason"],
-    )
-    .await;
+    let reason = reason(&inbox, "bad.json").await;
     engine.shutdown().await;
-    let reason = std::fs::read_to_string(inbox.join("quarantine/bad.json.reason")).unwrap();
     assert!(
         reason.starts_with("line 4, not JSON at column 0: EOF"),
         "{reason}"
@@ -435,14 +432,8 @@ async fn an_oversized_file_is_quarantined_unread_and_says_which_limit() {
     let keys = "time_column = \"time\"\nsettle = \"0s\"\nmax_file_bytes = 200";
     let engine = start(&plan(keys, CSV_BINDINGS), dir.path(), &registry());
     until_in("small.csv in done/", &inbox.join("done"), &["small.csv"]).await;
-    until_in(
-        "big.csv in quarantine/",
-        &inbox.join("quarantine"),
-        &["big.csv.reason"],
-    )
-    .await;
+    let reason = reason(&inbox, "big.csv").await;
     engine.shutdown().await;
-    let reason = std::fs::read_to_string(inbox.join("quarantine/big.csv.reason")).unwrap();
     assert!(
         reason.starts_with(&format!(
             "the file is {} bytes, more than max_file_bytes = 200",
