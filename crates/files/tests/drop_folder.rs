@@ -481,3 +481,40 @@ async fn the_demo_lab_analyser_drops_files_that_the_dairy_source_ingests_per_sil
     assert!(time.ends_with('Z'), "{time}");
     assert_eq!(samples(dir.path(), "cells").len(), 1);
 }
+
+/// An export as Python's `csv` module writes it (a third-party writer, as an instrument's
+/// software would be): quoted fields holding the delimiter, a quote and a line break, CRLF
+/// line ends, written as `.part` and renamed into place.
+const PYTHON_EXPORT: &str = r#"
+import csv, os, sys
+inbox = sys.argv[1]
+part = os.path.join(inbox, "export.csv.part")
+with open(part, "w", newline="") as f:
+    w = csv.writer(f, delimiter=";", quoting=csv.QUOTE_MINIMAL)
+    w.writerow(["time", "silo", "fat", "cells", "note"])
+    w.writerow(["2026-12-05T10:00:00Z", "silo-1", "3,71", "150000", 'tanker 7; "late"\nresampled'])
+    w.writerow(["2026-12-05T10:05:00Z", "silo-1", "3,72", "151000", ""])
+os.replace(part, os.path.join(inbox, "export.csv"))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_written_by_pythons_csv_module_with_quoted_delimiters_and_line_breaks_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let keys = "delimiter = \";\"\ndecimal = \",\"\ntime_column = \"time\"\nsettle = \"0s\"";
+    let bindings = "bindings.fat = { address = \"fat[silo=silo-1]\" }\nbindings.cells = { address = \"cells:uint[silo=silo-1]\" }";
+    let engine = start(&plan(keys, bindings), dir.path(), &registry());
+    let status = std::process::Command::new(backplane_testkit::peers::python())
+        .arg("-c")
+        .arg(PYTHON_EXPORT)
+        .arg(&inbox)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    until_in("export.csv in done/", &inbox.join("done"), &["export.csv"]).await;
+    engine.shutdown().await;
+    assert_eq!(floats(dir.path(), "fat"), [3.71, 3.72]);
+    let cells: Vec<Json> = samples(dir.path(), "cells").into_iter().map(|(v, _)| v).collect();
+    assert_eq!(cells, [Json::from(150_000), Json::from(151_000)]);
+}
