@@ -242,6 +242,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn settled_resolves_once_the_pipeline_took_everything_emitted_before_it() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let (_write_tx, write_rx) = mpsc::channel(1);
+        let io = SourceIo::new(
+            3,
+            tx,
+            CancellationToken::new(),
+            write_rx,
+            ComponentStatus::detached(),
+        );
+        assert!(io.emit(Timestamp::now(), Vec::new()).await);
+        let settled = tokio::spawn({
+            let io = io.clone();
+            async move { io.settled().await }
+        });
+        // A pipeline: the batch first, then the call, which it runs.
+        assert!(matches!(rx.recv().await, Some(PipelineInput::Readings(b)) if b.source == 3));
+        tokio::task::yield_now().await;
+        assert!(!settled.is_finished(), "not before the pipeline ran the call");
+        let Some(PipelineInput::Call(call)) = rx.recv().await else {
+            panic!("settled sends a call behind the batch")
+        };
+        (call.0)(Timestamp::now(), &mut crate::stage::Derived::default());
+        assert!(settled.await.unwrap());
+        drop(rx);
+        assert!(!io.settled().await, "false once the pipeline is gone");
+    }
+
+    #[tokio::test]
     async fn writes_whose_caller_gave_up_are_never_handed_to_the_source() {
         let (io, tx) = io();
         let now = tokio::time::Instant::now();
