@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use backplane::{
-    DAIRY, DAIRY_CNC_URL, DAIRY_FILLER_URL, DAIRY_OPCUA_URL, DAIRY_PALLETIZER_URL, DAIRY_S7_URL,
+    DAIRY, DAIRY_CNC_URL, DAIRY_FILLER_URL, DAIRY_LAB_INBOX, DAIRY_OPCUA_URL, DAIRY_PALLETIZER_URL, DAIRY_S7_URL,
 };
 use backplane_connector::{Registry, RunningSimulator, SimulatorStart};
 use backplane_engine::EngineHandle;
@@ -31,13 +31,16 @@ use crate::serve;
 /// it at. The vendor-A filler (line 1) over Modbus TCP, and vendor B's OPC UA server
 /// (line 2, the pasteurizer), whose certificate goes into the gateway's trust list, the
 /// reception silos' Siemens S7 PLC, the palletizer's Logix controller over EtherNet/IP, and
-/// the maintenance shop's CNC mill behind its MTConnect agent.
-const DEVICES: [(&str, &str); 5] = [
+/// the maintenance shop's CNC mill behind its MTConnect agent;
+/// the reception's lab analyser dropping CSV files into a folder of the data directory (its
+/// "URL" is that folder, which the configuration names already).
+const DEVICES: [(&str, &str); 6] = [
     ("modbus-filler", DAIRY_FILLER_URL),
     ("opcua-dairy", DAIRY_OPCUA_URL),
     ("s7-silos", DAIRY_S7_URL),
     ("enip-palletizer", DAIRY_PALLETIZER_URL),
     ("mtconnect-cnc", DAIRY_CNC_URL),
+    ("files-lab", DAIRY_LAB_INBOX),
 ];
 
 /// Starts the devices, runs the demo configuration against them until SIGINT/SIGTERM,
@@ -69,7 +72,7 @@ pub async fn run(registry: Registry, listen: Option<SocketAddr>, data_dir: PathB
     }
     text = serve_opcua_on_a_free_port(&text);
     let urls: Vec<&str> = devices.iter().map(|d| d.url.as_str()).collect();
-    tracing::info!(devices = ?urls, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer, S7 silos, EtherNet/IP palletizer, MTConnect CNC)");
+    tracing::info!(devices = ?urls, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer, S7 silos, EtherNet/IP palletizer, MTConnect CNC, lab analyser dropping files)")
     let result = serve_plant(&registry, &text, listen, data_dir).await;
     devices.into_iter().for_each(RunningSimulator::stop);
     result

@@ -18,6 +18,7 @@ pub fn registry() -> Registry {
     registry.add_source("sql", backplane_sql::SqlKind);
     registry.add_source("http", backplane_http::HttpKind);
     registry.add_source("mtconnect", backplane_mtconnect::MtConnectKind::default());
+    registry.add_source("files", backplane_files::FilesKind);
     backplane_mqtt::register(&mut registry);
     backplane_nats::register(&mut registry);
     registry.add_sink("historian", backplane_historian::HistorianKind::new());

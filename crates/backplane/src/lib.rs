@@ -27,3 +27,7 @@ pub const DAIRY_S7_URL: &str = "s7://127.0.0.1:1102";
 /// The address examples/dairy.toml expects the maintenance shop's MTConnect agent (the
 /// CNC simulator) on; `backplane demo` moves it to a free port when this one is taken.
 pub const DAIRY_CNC_URL: &str = "http://127.0.0.1:5000";
+
+/// The drop folder examples/dairy.toml's lab analyser source reads (relative to the data
+/// directory); the `files-lab` simulator writes its CSV files there.
+pub const DAIRY_LAB_INBOX: &str = "lab-inbox";

@@ -17,10 +17,11 @@ fn example(name: &str) -> String {
 
 #[test]
 fn check_accepts_the_dairy_examples() {
-    // dairy.toml has the EtherNet/IP palletizer (its fourth model and thirteenth asset)
-    // and the maintenance shop's MTConnect mill (its fifth model; three assets more).
+    // dairy.toml has the EtherNet/IP palletizer (its fourth model and thirteenth asset),
+    // the maintenance shop's MTConnect mill (its fifth model; three assets more) and the
+    // reception lab's drop folder (a source more).
     for (file, counts, sources) in [
-        ("dairy.toml", "ok — 5 models, 16 assets", "6 sources"),
+        ("dairy.toml", "ok — 5 models, 16 assets", "7 sources"),
         ("dairy-mqtt.toml", "ok — 3 models, 12 assets", "5 sources"),
     ] {
         let out = Command::new(BIN)
@@ -179,6 +180,27 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
     assert!(attributes.values().all(|a| a["quality"] == "good"), "{asset}");
     assert_eq!(attributes["recipe"]["value"], "MILK-1L-6x4");
     assert_eq!(attributes["layers_per_pallet"]["value"], 5);
+
+    // The reception's lab analyser drops a CSV into the data directory; the drop-folder
+    // source maps silo 1's row to its lab attributes and moves the file to done/.
+    let silo = format!("{base}/api/v1/assets/acme-dairy/plant-a/reception/silo-1");
+    let first = data.path().join("lab-inbox/done/lab-000001.csv");
+    let mut lab = Value::Null;
+    for _ in 0..600 {
+        lab = get(&client, &silo).await["attributes"].clone();
+        // The file is moved once its values went through the pipeline: after they show.
+        if ["fat", "protein", "somatic_cells"]
+            .iter()
+            .all(|a| lab[a]["quality"] == "good")
+            && first.exists()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fat = lab["fat"]["value"].as_f64().unwrap_or(0.0);
+    assert!((3.0..=5.0).contains(&fat), "silo 1 lab values: {lab}");
+    assert!(first.exists(), "the analyser's first file was not moved to done/");
 
     let filler = |line: &str| format!("{base}/api/v1/assets/acme-dairy/plant-a/packaging/{line}/filler");
     let mut fillers = Vec::new();

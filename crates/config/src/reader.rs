@@ -496,6 +496,17 @@ impl<'a> Table<'a> {
         self.take(key)?.expect_duration()
     }
 
+    /// An optional duration of at least `min`, `default` when absent; `None` (reported
+    /// with the minimum) when shorter.
+    pub fn duration_at_least(&mut self, key: &str, default: Duration, min: Duration) -> Option<Duration> {
+        let d = self.optional_duration(key).unwrap_or(default);
+        if d < min {
+            self.error(key, format!("`{key}` must be at least {min:?}"), None);
+            return None;
+        }
+        Some(d)
+    }
+
     pub fn required_duration(&mut self, key: &str) -> Option<Duration> {
         self.required(key)?.expect_duration()
     }

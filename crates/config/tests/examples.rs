@@ -84,8 +84,8 @@ fn dairy_loads_every_asset_with_parents_first() {
     assert_eq!(plan.production.calendar.as_ref().map(|c| c.shifts.len()), Some(3));
     let bound: usize = plan.assets.iter().map(|a| a.bindings.len()).sum();
     assert_eq!(
-        bound, 27,
-        "17 process values, two silo lot numbers, the batch number, 7 palletizer tags"
+        bound, 33,
+        "17 process values, two silo lot numbers, the batch number, 7 palletizer tags, 6 lab values"
     );
 }
 
@@ -242,6 +242,7 @@ fn dairy_sources_and_sinks_carry_their_kind_settings() {
         names,
         [
             ("reception-plc", "s7", true),
+            ("reception-lab", "files", true),
             ("processing-plc", "opcua", true),
             ("line1-plc", "modbus", true),
             ("line2-controller", "opcua", true),
@@ -251,8 +252,20 @@ fn dairy_sources_and_sinks_carry_their_kind_settings() {
     let reception = plan.sources[0].settings.downcast_ref::<String>().unwrap();
     assert_eq!(reception, "s7://127.0.0.1:1102");
     let silo = plan.asset("acme-dairy/plant-a/reception/silo-2").unwrap();
-    let addresses: Vec<&str> = silo.bindings.iter().map(|b| &*b.address).collect();
-    assert_eq!(addresses, ["DB1.DBW10:int", "DB1.DBD12:real", "DB1.DBD16:udint"]);
+    let addresses: Vec<(&str, &str)> = silo.bindings.iter().map(|b| (&*b.source, &*b.address)).collect();
+    assert_eq!(
+        addresses,
+        [
+            ("reception-plc", "DB1.DBW10:int"),
+            ("reception-plc", "DB1.DBD12:real"),
+            ("reception-plc", "DB1.DBD16:udint"),
+            ("reception-lab", "fat_pct[silo=silo-2]"),
+            ("reception-lab", "protein_pct[silo=silo-2]"),
+            ("reception-lab", "somatic_cells:uint[silo=silo-2]"),
+        ]
+    );
+    let lab = plan.sources[1].settings.downcast_ref::<String>().unwrap();
+    assert_eq!(lab, "lab-inbox");
     let sink = plan.sinks[0].settings.downcast_ref::<JsonlSettings>().unwrap();
     assert_eq!(
         (sink.path.as_str(), sink.max_bytes),

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{PipelineInput, RawBatch, RawReading};
 use crate::error::ComponentError;
+use crate::stage::StageCall;
 use crate::status::ComponentStatus;
 
 /// A request to write one raw value (already in the device's terms) to one address of a
@@ -102,6 +103,24 @@ impl SourceIo {
     /// for events the pipeline derives itself. Returns `false` once the engine stops.
     pub async fn emit_events(&self, events: Vec<Event>) -> bool {
         self.tx.send(PipelineInput::Events(events)).await.is_ok()
+    }
+
+    /// Waits until the pipeline has processed everything this source emitted before: its
+    /// samples were handed to every sink's input queue and, when a sink is buffered,
+    /// appended to the store-and-forward log (which loses nothing on kill -9 once appended;
+    /// see `backplane_buffer`). `emit` alone only queues a batch in memory. For sources that
+    /// must know their data left the process's memory before they acknowledge it to their
+    /// peer (e.g. a drop folder moving a file to `done/`). Returns `false` once the engine
+    /// stops.
+    pub async fn settled(&self) -> bool {
+        let (done, ran) = oneshot::channel();
+        let call = StageCall(Box::new(move |_, _| {
+            let _ = done.send(());
+        }));
+        if self.tx.send(PipelineInput::Call(call)).await.is_err() {
+            return false;
+        }
+        ran.await.is_ok()
     }
 
     /// Changes the own context of asset `asset` (an index into the topology's assets)
@@ -220,6 +239,35 @@ mod tests {
             },
             answer,
         )
+    }
+
+    #[tokio::test]
+    async fn settled_resolves_once_the_pipeline_took_everything_emitted_before_it() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let (_write_tx, write_rx) = mpsc::channel(1);
+        let io = SourceIo::new(
+            3,
+            tx,
+            CancellationToken::new(),
+            write_rx,
+            ComponentStatus::detached(),
+        );
+        assert!(io.emit(Timestamp::now(), Vec::new()).await);
+        let settled = tokio::spawn({
+            let io = io.clone();
+            async move { io.settled().await }
+        });
+        // A pipeline: the batch first, then the call, which it runs.
+        assert!(matches!(rx.recv().await, Some(PipelineInput::Readings(b)) if b.source == 3));
+        tokio::task::yield_now().await;
+        assert!(!settled.is_finished(), "not before the pipeline ran the call");
+        let Some(PipelineInput::Call(call)) = rx.recv().await else {
+            panic!("settled sends a call behind the batch")
+        };
+        (call.0)(Timestamp::now(), &mut crate::stage::Derived::default());
+        assert!(settled.await.unwrap());
+        drop(rx);
+        assert!(!io.settled().await, "false once the pipeline is gone");
     }
 
     #[tokio::test]

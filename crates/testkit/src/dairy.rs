@@ -1,9 +1,10 @@
 //! examples/dairy.toml for tests that run without the demo's devices: the Modbus, OPC UA,
-//! S7, EtherNet/IP and MTConnect sources are swapped for built-in simulators serving the same addresses with values as
-//! those sources would deliver them (typed by the address), and every period is shortened.
+//! S7, EtherNet/IP and MTConnect sources and the lab's drop folder are swapped for built-in
+//! simulators serving the same addresses with values as those sources would deliver them
+//! (typed by the address), and every period is shortened.
 
 /// Simulated stand-ins, by source name.
-const STAND_INS: [(&str, &str); 6] = [
+const STAND_INS: [(&str, &str); 7] = [
     (
         "reception-plc",
         r#"sources]]
@@ -19,6 +20,22 @@ period = "20ms"
 # A new tanker's milk every 300 readings, numbered by the reception office.
 "DB1.DBD6:udint" = { signal = "counter", start = 2301, increment = 1, every = 300, type = "uint" }
 "DB1.DBD16:udint" = { signal = "counter", start = 5101, increment = 1, every = 300, type = "uint" }
+"#,
+    ),
+    (
+        "reception-lab",
+        r#"sources]]
+name = "reception-lab"
+kind = "simulator"
+seed = 13
+period = "20ms"
+[sources.signals]
+"fat_pct[silo=silo-1]" = { signal = "random_walk", start = 3.9, step = 0.03, min = 3.0, max = 5.0 }
+"protein_pct[silo=silo-1]" = { signal = "random_walk", start = 3.4, step = 0.02, min = 2.8, max = 3.8 }
+"somatic_cells:uint[silo=silo-1]" = { signal = "random_walk", start = 180000, step = 8000, min = 80000, max = 400000, type = "uint" }
+"fat_pct[silo=silo-2]" = { signal = "random_walk", start = 4.05, step = 0.03, min = 3.0, max = 5.0 }
+"protein_pct[silo=silo-2]" = { signal = "random_walk", start = 3.35, step = 0.02, min = 2.8, max = 3.8 }
+"somatic_cells:uint[silo=silo-2]" = { signal = "random_walk", start = 210000, step = 8000, min = 80000, max = 400000, type = "uint" }
 "#,
     ),
     (

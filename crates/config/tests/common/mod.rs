@@ -186,6 +186,32 @@ impl KindSpec for EtherNetIp {
     }
 }
 
+/// Stands in for the drop-folder connector in examples: accepts its keys and any address
+/// (the real kind checks them in crates/files).
+#[derive(Debug)]
+pub struct Files;
+
+impl KindSpec for Files {
+    fn describe(&self) -> &'static str {
+        "drop folder (test)"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+        let path = table.required_str("path")?.to_owned();
+        table.take_remaining();
+        Some(Arc::new(path))
+    }
+
+    /// Like the real kind: `FIELD:int` and `FIELD:uint` (before a `[KEY=VALUE]`) read
+    /// whole numbers.
+    fn reads_integers(&self, _settings: &Settings, address: &str) -> bool {
+        let typed = address.split('[').next().unwrap_or(address);
+        typed
+            .rsplit_once(':')
+            .is_some_and(|(_, t)| matches!(t, "int" | "uint"))
+    }
+}
+
 /// Stands in for the historian sink: accepts its keys unread (the real kind checks them in
 /// crates/historian).
 #[derive(Debug)]
@@ -229,6 +255,7 @@ pub fn catalog() -> Catalog {
     catalog.add_source("opcua", Arc::new(OpcUa));
     catalog.add_source("s7", Arc::new(S7));
     catalog.add_source("ethernetip", Arc::new(EtherNetIp));
+    catalog.add_source("files", Arc::new(Files));
     catalog.add_sink("jsonl", Arc::new(Jsonl));
     catalog.add_sink("historian", Arc::new(Historian));
     // The demo's OPC UA server: a local sink whose keys the test does not read.
