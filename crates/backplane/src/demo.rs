@@ -72,7 +72,7 @@ pub async fn run(registry: Registry, listen: Option<SocketAddr>, data_dir: PathB
     }
     text = serve_opcua_on_a_free_port(&text);
     let urls: Vec<&str> = devices.iter().map(|d| d.url.as_str()).collect();
-    tracing::info!(devices = ?urls, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer, S7 silos, EtherNet/IP palletizer, MTConnect CNC, lab analyser dropping files)")
+    tracing::info!(devices = ?urls, "simulated devices started (Modbus filler, OPC UA line 2 and pasteurizer, S7 silos, EtherNet/IP palletizer, MTConnect CNC, lab analyser dropping files)");
     let result = serve_plant(&registry, &text, listen, data_dir).await;
     devices.into_iter().for_each(RunningSimulator::stop);
     result
