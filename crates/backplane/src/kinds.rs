@@ -15,6 +15,7 @@ pub fn registry() -> Registry {
     registry.add_source("opcua", backplane_opcua::OpcUaKind);
     registry.add_source("s7", backplane_s7::S7Kind);
     registry.add_source("ethernetip", backplane_ethernetip::EnipKind);
+    registry.add_source("ascii", backplane_ascii::AsciiKind);
     backplane_mqtt::register(&mut registry);
     backplane_nats::register(&mut registry);
     registry.add_sink("historian", backplane_historian::HistorianKind::new());
