@@ -633,7 +633,11 @@ async fn genealogy_recorded_over_http_traces_forward_and_backward_across_three_l
     assert_eq!(ids(&spaced, "id"), ["S-1"]);
     for odd in ["%C2%85", "%E3%80%80consumed"] {
         let reply = get(&app.router, &format!("/api/v1/production/lots?status={odd}")).await;
-        assert_eq!(reply.error(), ("invalid_parameter".into(), Some("status".into())), "{odd}");
+        assert_eq!(
+            reply.error(),
+            ("invalid_parameter".into(), Some("status".into())),
+            "{odd}"
+        );
     }
     let raw = get(&app.router, "/api/v1/production/lots?material=raw-milk")
         .await

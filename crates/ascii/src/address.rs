@@ -62,8 +62,16 @@ mod tests {
                 ty: None
             }
         );
-        assert_eq!(Address::parse("code:string").unwrap().ty, Some(ScalarType::String));
-        assert!(Address::parse("w:double").unwrap_err().message.contains("unknown type"));
+        assert_eq!(
+            Address::parse("code:string").unwrap().ty,
+            Some(ScalarType::String)
+        );
+        assert!(
+            Address::parse("w:double")
+                .unwrap_err()
+                .message
+                .contains("unknown type")
+        );
         assert!(Address::parse("1w").is_err());
         assert!(Address::parse("").is_err());
         assert!(Address::parse("a-b").is_err());

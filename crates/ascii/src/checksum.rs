@@ -147,9 +147,16 @@ mod tests {
     #[test]
     fn nmea_sentences_check_the_xor_between_dollar_and_star() {
         let line = b"$GPGLL,5300.97914,N,00259.98174,E,125926,A*28";
-        assert_eq!(nmea().verify(line).unwrap(), b"$GPGLL,5300.97914,N,00259.98174,E,125926,A");
+        assert_eq!(
+            nmea().verify(line).unwrap(),
+            b"$GPGLL,5300.97914,N,00259.98174,E,125926,A"
+        );
         // Lower-case digits are accepted.
-        assert!(nmea().verify(b"$GPGLL,5300.97914,N,00259.98174,E,125926,A*28").is_ok());
+        assert!(
+            nmea()
+                .verify(b"$GPGLL,5300.97914,N,00259.98174,E,125926,A*28")
+                .is_ok()
+        );
         let bad = nmea().verify(b"$GPGLL,5300.97914,N,00259.98174,E,125926,B*28");
         assert_eq!(
             bad,
@@ -159,8 +166,14 @@ mod tests {
             })
         );
         assert_eq!(nmea().verify(b"$A"), Err(ChecksumError::Missing));
-        assert!(matches!(nmea().verify(b"$ABC-28"), Err(ChecksumError::NoSeparator(_))));
-        assert!(matches!(nmea().verify(b"$ABC*ZZ"), Err(ChecksumError::Mismatch { .. })));
+        assert!(matches!(
+            nmea().verify(b"$ABC-28"),
+            Err(ChecksumError::NoSeparator(_))
+        ));
+        assert!(matches!(
+            nmea().verify(b"$ABC*ZZ"),
+            Err(ChecksumError::Mismatch { .. })
+        ));
     }
 
     #[test]
@@ -168,7 +181,12 @@ mod tests {
         let bytes = [0xF0u8, 0x20, 0x01];
         assert_eq!(Algorithm::Sum.compute(&bytes), 0x11);
         assert_eq!(Algorithm::Lrc.compute(&bytes), 0xEF);
-        assert_eq!(Algorithm::Sum.compute(&bytes).wrapping_add(Algorithm::Lrc.compute(&bytes)), 0);
+        assert_eq!(
+            Algorithm::Sum
+                .compute(&bytes)
+                .wrapping_add(Algorithm::Lrc.compute(&bytes)),
+            0
+        );
         let raw = Checksum {
             algorithm: Algorithm::Sum,
             encoding: Encoding::Byte,

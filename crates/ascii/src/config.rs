@@ -22,7 +22,10 @@ pub enum Endpoint {
     Serial(SerialLine),
     /// A raw TCP client connection (a device with an Ethernet port, or a serial device
     /// server in raw / transparent mode).
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
 }
 
 impl Endpoint {
@@ -111,7 +114,11 @@ impl AsciiSettings {
 
     /// Every named capture group, in pattern order, for hints.
     pub fn capture_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.patterns.iter().flat_map(|p| p.capture_names().flatten()).collect();
+        let mut names: Vec<&str> = self
+            .patterns
+            .iter()
+            .flat_map(|p| p.capture_names().flatten())
+            .collect();
         names.dedup();
         names
     }
@@ -138,7 +145,10 @@ fn compile(table: &Table<'_>, key: &str, text: &str) -> Option<Regex> {
 fn strings(table: &mut Table<'_>, key: &str) -> Option<Vec<String>> {
     let item = table.optional_item(key)?;
     let Some(items) = item.as_array() else {
-        item.error(format!("expected an array of strings, found {}", item.type_name()), None);
+        item.error(
+            format!("expected an array of strings, found {}", item.type_name()),
+            None,
+        );
         return None;
     };
     let mut out = Vec::new();
@@ -164,7 +174,9 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<AsciiSettings> {
             table.error(
                 "framing",
                 format!("unknown framing `{text}`"),
-                Some("one of: line (CR, LF or CRLF), cr, lf, crlf, etx, stx-etx, or a byte as \"0x1E\"".into()),
+                Some(
+                    "one of: line (CR, LF or CRLF), cr, lf, crlf, etx, stx-etx, or a byte as \"0x1E\"".into(),
+                ),
             );
             ok = false;
             Framing::Line
@@ -193,7 +205,9 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<AsciiSettings> {
             table.error(
                 "pattern",
                 "an ascii source needs a `pattern` (or `patterns`) with named capture groups",
-                Some(r#"e.g. pattern = '^S (?P<stability>[SD]) +(?P<weight>[-0-9.]+) (?P<unit>\S+)$'"#.into()),
+                Some(
+                    r#"e.g. pattern = '^S (?P<stability>[SD]) +(?P<weight>[-0-9.]+) (?P<unit>\S+)$'"#.into(),
+                ),
             );
             ok = false;
         }
@@ -223,7 +237,11 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<AsciiSettings> {
     let checksum = table.optional_table("checksum").and_then(|mut t| {
         let algorithm = t.required_str("algorithm").and_then(|a| {
             Algorithm::parse(a).or_else(|| {
-                t.error("algorithm", format!("unknown checksum algorithm `{a}`"), Some("xor, sum or lrc".into()));
+                t.error(
+                    "algorithm",
+                    format!("unknown checksum algorithm `{a}`"),
+                    Some("xor, sum or lrc".into()),
+                );
                 None
             })
         });
@@ -267,7 +285,11 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<AsciiSettings> {
         }
         t.finish();
         let capture = capture?;
-        if !patterns.is_empty() && !patterns.iter().any(|p| p.capture_names().any(|n| n == Some(&capture))) {
+        if !patterns.is_empty()
+            && !patterns
+                .iter()
+                .any(|p| p.capture_names().any(|n| n == Some(&capture)))
+        {
             table.error(
                 "quality",
                 format!("no pattern has a capture group `{capture}`"),
@@ -289,16 +311,40 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<AsciiSettings> {
         }
         d
     };
-    let connect_timeout = at_least(table, "connect_timeout", Duration::from_secs(5), Duration::from_millis(10));
-    let reconnect_min = at_least(table, "reconnect_min", Duration::from_millis(500), Duration::from_millis(10));
+    let connect_timeout = at_least(
+        table,
+        "connect_timeout",
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+    );
+    let reconnect_min = at_least(
+        table,
+        "reconnect_min",
+        Duration::from_millis(500),
+        Duration::from_millis(10),
+    );
     let reconnect_max = at_least(table, "reconnect_max", Duration::from_secs(30), reconnect_min);
     let mut empty_command = false;
     let poll = table.optional_table("poll").and_then(|mut t| {
         let command = t.required_str("command").map(|c| c.as_bytes().to_vec());
-        let period = at_least(&mut t, "period", Duration::from_secs(1), Duration::from_millis(10));
-        let timeout = at_least(&mut t, "timeout", Duration::from_secs(1), Duration::from_millis(10));
+        let period = at_least(
+            &mut t,
+            "period",
+            Duration::from_secs(1),
+            Duration::from_millis(10),
+        );
+        let timeout = at_least(
+            &mut t,
+            "timeout",
+            Duration::from_secs(1),
+            Duration::from_millis(10),
+        );
         if command.as_ref().is_some_and(Vec::is_empty) {
-            t.error("command", "the poll command is empty", Some(r#"e.g. command = "S\r\n""#.into()));
+            t.error(
+                "command",
+                "the poll command is empty",
+                Some(r#"e.g. command = "S\r\n""#.into()),
+            );
             empty_command = true;
         }
         t.finish();
@@ -345,7 +391,11 @@ mod tests {
         assert!(s.checksum.is_none() && s.quality.is_none() && s.poll.is_none());
         assert_eq!(
             (s.connect_timeout, s.reconnect_min, s.reconnect_max),
-            (Duration::from_secs(5), Duration::from_millis(500), Duration::from_secs(30))
+            (
+                Duration::from_secs(5),
+                Duration::from_millis(500),
+                Duration::from_secs(30)
+            )
         );
         assert!(s.has_capture("code") && !s.has_capture("weight"));
     }
@@ -377,7 +427,10 @@ timeout = "150ms"
         assert_eq!(s.framing, Framing::CrLf);
         let poll = s.poll.unwrap();
         assert_eq!(poll.command, b"S\r\n");
-        assert_eq!((poll.period, poll.timeout), (Duration::from_millis(200), Duration::from_millis(150)));
+        assert_eq!(
+            (poll.period, poll.timeout),
+            (Duration::from_millis(200), Duration::from_millis(150))
+        );
         assert_eq!(s.quality.unwrap().uncertain, vec!["D".to_owned()]);
         assert_eq!(s.checksum.unwrap().separator, b"*");
     }
@@ -408,7 +461,10 @@ timeout = "150ms"
         assert!(errors[0].contains("pattern `(?P<a>x`"), "{errors:?}");
         let (_, errors) =
             parse("url = \"tcp://h:1\"\npattern = '(?P<a>x)'\n[quality]\ncapture = \"b\"\ngood = [\"S\"]\n");
-        assert!(errors[0].contains("no pattern has a capture group `b`"), "{errors:?}");
+        assert!(
+            errors[0].contains("no pattern has a capture group `b`"),
+            "{errors:?}"
+        );
     }
 
     #[test]

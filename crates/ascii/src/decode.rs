@@ -185,7 +185,9 @@ pub fn parse(bytes: &[u8], ty: ScalarType) -> Option<Value> {
     if ty == ScalarType::String {
         return Some(Value::String(text.into()));
     }
-    Value::String(text.trim().into()).convert(DataType::Scalar(ty)).ok()
+    Value::String(text.trim().into())
+        .convert(DataType::Scalar(ty))
+        .ok()
 }
 
 /// `bytes` for a log line: printable ASCII as is, the rest escaped (`\r`, `\x02`), cut
@@ -236,7 +238,10 @@ mod tests {
     }
 
     fn values(d: &Decoded) -> Vec<(u32, Option<Value>, Quality)> {
-        d.readings.iter().map(|r| (r.address, r.value.clone(), r.quality)).collect()
+        d.readings
+            .iter()
+            .map(|r| (r.address, r.value.clone(), r.quality))
+            .collect()
     }
 
     #[test]
@@ -260,7 +265,10 @@ mod tests {
         let d = decoder("[quality]\ncapture = \"stability\"\ngood = [\"S\"]\nuncertain = [\"D\"]\n");
         let q = |line: &[u8]| d.decode(line).unwrap().readings[0].quality;
         assert_eq!(q(b"S S 1.0 g"), Quality::Good);
-        assert_eq!(q(b"S D 1.0 g"), Quality::Uncertain(UncertainReason::SensorNotAccurate));
+        assert_eq!(
+            q(b"S D 1.0 g"),
+            Quality::Uncertain(UncertainReason::SensorNotAccurate)
+        );
         // The other pattern has no flag: its values are as good as the line.
         assert_eq!(q(b"C 3"), Quality::Good);
         let strict = decoder("[quality]\ncapture = \"stability\"\ngood = [\"S\"]\n");

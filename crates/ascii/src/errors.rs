@@ -101,8 +101,14 @@ mod tests {
         }
         // Another class has its own budget.
         assert_eq!(t.admit(ErrorKind::Checksum, start), Some(0));
-        assert_eq!(t.admit(ErrorKind::NoMatch, start + Duration::from_secs(10)), Some(5));
-        assert_eq!(t.admit(ErrorKind::NoMatch, start + Duration::from_secs(25)), Some(0));
+        assert_eq!(
+            t.admit(ErrorKind::NoMatch, start + Duration::from_secs(10)),
+            Some(5)
+        );
+        assert_eq!(
+            t.admit(ErrorKind::NoMatch, start + Duration::from_secs(25)),
+            Some(0)
+        );
         let names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.counter()).collect();
         assert_eq!(names.len(), 6);
     }

@@ -174,9 +174,7 @@ impl Framer {
                         });
                     }
                     if self.in_frame && !self.discarding {
-                        out.push(Framed::Unterminated {
-                            head: self.head(),
-                        });
+                        out.push(Framed::Unterminated { head: self.head() });
                     }
                     self.buf.clear();
                     self.discarding = false;

@@ -35,8 +35,14 @@ impl Kind for AsciiKind {
             return Ok(());
         }
         Err(AddressError {
-            message: format!("no pattern of this source has a capture group `{}`", parsed.capture),
-            hint: Some(format!("its capture groups: {}", settings.capture_names().join(", "))),
+            message: format!(
+                "no pattern of this source has a capture group `{}`",
+                parsed.capture
+            ),
+            hint: Some(format!(
+                "its capture groups: {}",
+                settings.capture_names().join(", ")
+            )),
         })
     }
 
@@ -66,7 +72,12 @@ impl Kind for AsciiKind {
 
 /// The type an address's capture is read as: its own `:type`, else the type of the first
 /// attribute it feeds (arrays' element type), else string.
-fn capture_type(topology: &Topology, source: &str, address: &str, explicit: Option<ScalarType>) -> ScalarType {
+fn capture_type(
+    topology: &Topology,
+    source: &str,
+    address: &str,
+    explicit: Option<ScalarType>,
+) -> ScalarType {
     if let Some(t) = explicit {
         return t;
     }

@@ -124,7 +124,10 @@ impl Lines {
                 Framed::Unterminated { head } => {
                     fed.answered = true;
                     self.report(ErrorKind::Framing, now, || {
-                        format!("frame \"{}\" has no ETX before the next STX; dropped", excerpt(&head))
+                        format!(
+                            "frame \"{}\" has no ETX before the next STX; dropped",
+                            excerpt(&head)
+                        )
                     });
                 }
                 Framed::Outside { bytes } => {
@@ -162,9 +165,17 @@ pub fn fuzz(data: &[u8]) {
     };
     let checksum = (first & 0x80 != 0).then(|| Checksum {
         algorithm: [Algorithm::Xor, Algorithm::Sum, Algorithm::Lrc][usize::from(first % 3)],
-        encoding: if first & 0x40 != 0 { Encoding::Hex } else { Encoding::Byte },
+        encoding: if first & 0x40 != 0 {
+            Encoding::Hex
+        } else {
+            Encoding::Byte
+        },
         skip: usize::from(first % 3),
-        separator: if first & 0x20 != 0 { b"*".to_vec() } else { Vec::new() },
+        separator: if first & 0x20 != 0 {
+            b"*".to_vec()
+        } else {
+            Vec::new()
+        },
     });
     let settings = crate::config::AsciiSettings {
         endpoint: crate::config::Endpoint::Tcp {
@@ -195,7 +206,9 @@ pub fn fuzz(data: &[u8]) {
             ("rest".into(), ScalarType::String),
         ],
     );
-    let mut lines = Lines::new("fuzz", Framer::new(framing, max_line), decoder, |_| Counter::default());
+    let mut lines = Lines::new("fuzz", Framer::new(framing, max_line), decoder, |_| {
+        Counter::default()
+    });
     let now = Instant::now();
     let step = usize::from(first % 13) + 1;
     for chunk in rest.chunks(step) {

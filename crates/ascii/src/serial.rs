@@ -90,7 +90,11 @@ impl SerialLine {
                         "none" => FlowControl::None,
                         "software" | "xonxoff" => FlowControl::Software,
                         "hardware" | "rtscts" => FlowControl::Hardware,
-                        _ => return Err(bad("flow_control is none, software (XON/XOFF) or hardware (RTS/CTS)")),
+                        _ => {
+                            return Err(bad(
+                                "flow_control is none, software (XON/XOFF) or hardware (RTS/CTS)",
+                            ));
+                        }
                     }
                 }
                 _ => {
@@ -168,10 +172,17 @@ mod tests {
             line.to_string(),
             "serial:///dev/ttyUSB0?baud=9600&parity=N&data_bits=8&stop_bits=1&flow_control=none"
         );
-        let line = SerialLine::parse("/dev/ttyS1?baud=2400&parity=E&data_bits=7&stop_bits=2&flow_control=rtscts")
-            .unwrap();
+        let line =
+            SerialLine::parse("/dev/ttyS1?baud=2400&parity=E&data_bits=7&stop_bits=2&flow_control=rtscts")
+                .unwrap();
         assert_eq!(
-            (line.baud, line.parity, line.data_bits, line.stop_bits, line.flow_control),
+            (
+                line.baud,
+                line.parity,
+                line.data_bits,
+                line.stop_bits,
+                line.flow_control
+            ),
             (2400, Parity::Even, 7, 2, FlowControl::Hardware)
         );
     }

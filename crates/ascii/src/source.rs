@@ -24,8 +24,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::config::{AsciiSettings, Endpoint};
-use crate::errors::ErrorKind;
 use crate::decode::LineDecoder;
+use crate::errors::ErrorKind;
 use crate::frame::Framer;
 use crate::lines::Lines;
 
@@ -139,7 +139,10 @@ impl AsciiSource {
             io.status.set_degraded(Some(format!("{endpoint}: {why}")));
             if !down {
                 down = true;
-                if !io.emit(Timestamp::now(), self.all(Quality::Bad(BadReason::CommFailure))).await {
+                if !io
+                    .emit(Timestamp::now(), self.all(Quality::Bad(BadReason::CommFailure)))
+                    .await
+                {
                     return Ok(());
                 }
             }

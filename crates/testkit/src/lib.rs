@@ -36,7 +36,7 @@ pub mod names;
 pub mod net;
 pub mod peers;
 pub mod pki;
-pub mod pty;
 pub mod probe;
 pub mod process;
+pub mod pty;
 pub mod settings;

@@ -73,7 +73,9 @@ fn spawn(dir: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run socat ({e}): install it with `apt-get install socat` (.ci/run does)"))
+        .unwrap_or_else(|e| {
+            panic!("cannot run socat ({e}): install it with `apt-get install socat` (.ci/run does)")
+        })
 }
 
 impl Drop for NullModem {
