@@ -9,7 +9,7 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use crate::checksum::{Algorithm, Checksum, Encoding};
 use crate::frame::Framing;
-use crate::serial::SerialLine;
+use backplane_serial::{Parity, SerialLine};
 
 /// The longest `max_line` accepted.
 pub const MAX_LINE_LIMIT: usize = 65_536;
@@ -33,7 +33,9 @@ impl Endpoint {
     pub fn parse(url: &str) -> Result<Endpoint, (String, String)> {
         let hint = || "serial:///dev/ttyUSB0?baud=9600 or tcp://HOST:PORT".to_owned();
         if let Some(rest) = url.strip_prefix("serial://") {
-            return SerialLine::parse(rest).map(Endpoint::Serial);
+            // What most scales and barcode readers ship with: 9600 8N1.
+            let default = SerialLine::new("", 9600, Parity::None);
+            return SerialLine::parse("serial", rest, &default).map(Endpoint::Serial);
         }
         let Some(rest) = url.strip_prefix("tcp://") else {
             return Err((format!("unknown scheme in `{url}`"), hint()));
@@ -61,7 +63,7 @@ impl Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Serial(line) => line.fmt(f),
+            Endpoint::Serial(line) => f.write_str(&line.url("serial")),
             Endpoint::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
         }

@@ -5,7 +5,6 @@
 //! Layout:
 //! - [`address`]: the address syntax (`weight`, `weight:float`): a named capture group.
 //! - [`config`]: the source's configuration keys ([`AsciiSettings`]).
-//! - [`serial`]: a serial line's settings and opening it.
 //! - [`frame`]: bytes → frames (terminators, STX/ETX), bounded; pure and fuzzed.
 //! - [`checksum`]: XOR, sum and LRC check values at the end of a frame; pure.
 //! - [`decode`]: a frame → typed readings through the patterns and the quality rule; pure.
@@ -22,7 +21,6 @@ pub mod errors;
 pub mod frame;
 pub mod kind;
 pub mod lines;
-pub mod serial;
 pub mod source;
 
 pub use config::AsciiSettings;

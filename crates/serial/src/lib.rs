@@ -1,7 +1,8 @@
-//! A local serial port's settings (`serial:///dev/ttyUSB0?baud=9600&...`) and opening it
-//! with tokio-serial.
+//! A local serial line: its settings as a source's URL writes them after the scheme
+//! (`/dev/ttyUSB0?baud=9600&parity=N&data_bits=8&stop_bits=1&flow_control=none`) and
+//! opening the port with tokio-serial. Shared by the modbus source (`rtu://`) and the ascii
+//! source (`serial://`), so both read and open a port alike; each gives its own defaults.
 
-use std::fmt;
 use std::io;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,8 +21,7 @@ pub enum FlowControl {
     Hardware,
 }
 
-/// A serial line; the defaults (9600 8N1, no flow control) are what most scales and
-/// barcode readers ship with.
+/// A serial line's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SerialLine {
     pub path: String,
@@ -33,12 +33,16 @@ pub struct SerialLine {
 }
 
 impl SerialLine {
-    /// Parses what follows `serial://`: the port's path and `?key=value&...` settings.
-    /// Errors are `(message, hint)`.
-    pub fn parse(rest: &str) -> Result<SerialLine, (String, String)> {
+    /// Parses what follows `SCHEME://` in a URL: the port's path and `?key=value&...`
+    /// settings (`baud`, `parity`, `data_bits`, `stop_bits`, `flow_control`). What is not
+    /// given is taken from `default` (its path aside). Errors are `(message, hint)`.
+    pub fn parse(scheme: &str, rest: &str, default: &SerialLine) -> Result<SerialLine, (String, String)> {
         let hint = || {
-            "write e.g. serial:///dev/ttyUSB0?baud=9600&parity=N&data_bits=8&stop_bits=1&flow_control=none"
-                .to_owned()
+            let example = SerialLine {
+                path: "/dev/ttyUSB0".into(),
+                ..default.clone()
+            };
+            format!("write e.g. {}", example.url(scheme))
         };
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         if path.is_empty() {
@@ -46,11 +50,7 @@ impl SerialLine {
         }
         let mut line = SerialLine {
             path: path.to_owned(),
-            baud: 9600,
-            parity: Parity::None,
-            data_bits: 8,
-            stop_bits: 1,
-            flow_control: FlowControl::None,
+            ..default.clone()
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -140,21 +140,35 @@ impl SerialLine {
     }
 }
 
-impl fmt::Display for SerialLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl SerialLine {
+    /// A line with 8 data bits, 1 stop bit and no flow control, e.g. as a default for
+    /// [`SerialLine::parse`].
+    pub fn new(path: &str, baud: u32, parity: Parity) -> SerialLine {
+        SerialLine {
+            path: path.to_owned(),
+            baud,
+            parity,
+            data_bits: 8,
+            stop_bits: 1,
+            flow_control: FlowControl::None,
+        }
+    }
+
+    /// The line as a URL of `scheme`, every setting written out (flow control only when
+    /// there is some).
+    pub fn url(&self, scheme: &str) -> String {
         let parity = match self.parity {
             Parity::None => 'N',
             Parity::Even => 'E',
             Parity::Odd => 'O',
         };
         let flow = match self.flow_control {
-            FlowControl::None => "none",
-            FlowControl::Software => "software",
-            FlowControl::Hardware => "hardware",
+            FlowControl::None => "",
+            FlowControl::Software => "&flow_control=software",
+            FlowControl::Hardware => "&flow_control=hardware",
         };
-        write!(
-            f,
-            "serial://{}?baud={}&parity={parity}&data_bits={}&stop_bits={}&flow_control={flow}",
+        format!(
+            "{scheme}://{}?baud={}&parity={parity}&data_bits={}&stop_bits={}{flow}",
             self.path, self.baud, self.data_bits, self.stop_bits
         )
     }
@@ -165,16 +179,21 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn parse(rest: &str) -> Result<SerialLine, (String, String)> {
+        SerialLine::parse("serial", rest, &SerialLine::new("", 9600, Parity::None))
+    }
+
     #[test]
-    fn serial_settings_default_to_9600_8n1_and_print_back() {
-        let line = SerialLine::parse("/dev/ttyUSB0").unwrap();
+    fn unset_settings_take_the_callers_defaults_and_print_back() {
+        let line = parse("/dev/ttyUSB0").unwrap();
         assert_eq!(
-            line.to_string(),
-            "serial:///dev/ttyUSB0?baud=9600&parity=N&data_bits=8&stop_bits=1&flow_control=none"
+            line.url("serial"),
+            "serial:///dev/ttyUSB0?baud=9600&parity=N&data_bits=8&stop_bits=1"
         );
+        let line = SerialLine::parse("rtu", "/dev/ttyS0", &SerialLine::new("", 19200, Parity::Even)).unwrap();
+        assert_eq!((line.baud, line.parity), (19200, Parity::Even));
         let line =
-            SerialLine::parse("/dev/ttyS1?baud=2400&parity=E&data_bits=7&stop_bits=2&flow_control=rtscts")
-                .unwrap();
+            parse("/dev/ttyS1?baud=2400&parity=E&data_bits=7&stop_bits=2&flow_control=rtscts").unwrap();
         assert_eq!(
             (
                 line.baud,
@@ -184,6 +203,10 @@ mod tests {
                 line.flow_control
             ),
             (2400, Parity::Even, 7, 2, FlowControl::Hardware)
+        );
+        assert_eq!(
+            line.url("serial"),
+            "serial:///dev/ttyS1?baud=2400&parity=E&data_bits=7&stop_bits=2&flow_control=hardware"
         );
     }
 
@@ -198,8 +221,12 @@ mod tests {
             ("/dev/x?flow_control=dtr", "flow_control"),
             ("/dev/x?speed=1", "unknown parameter"),
         ] {
-            let (message, _) = SerialLine::parse(url).unwrap_err();
+            let (message, hint) = parse(url).unwrap_err();
             assert!(message.contains(needle), "{url}: {message}");
+            assert!(
+                hint.starts_with("write e.g. serial:///dev/ttyUSB0?baud=9600"),
+                "{hint}"
+            );
         }
     }
 }
