@@ -328,4 +328,44 @@ mod tests {
             ]
         );
     }
+
+    proptest::proptest! {
+        /// Lines joined by CRLF, cut into reads anywhere, come out as the same lines; the
+        /// ones over max_line as one TooLong each; the buffer never outgrows max_line.
+        #[test]
+        fn any_split_of_a_stream_gives_the_same_frames(
+            lines in proptest::collection::vec(proptest::collection::vec(0x20u8..0x7F, 1..40), 0..20),
+            cuts in proptest::collection::vec(1usize..16, 1..8),
+            max in 1usize..32,
+        ) {
+            let stream: Vec<u8> = lines.iter().flat_map(|l| l.iter().copied().chain(*b"\r\n")).collect();
+            let mut framer = Framer::new(Framing::CrLf, max);
+            let mut out = Vec::new();
+            let mut rest = stream.as_slice();
+            let mut i = 0;
+            while !rest.is_empty() {
+                let n = cuts[i % cuts.len()].min(rest.len());
+                let (chunk, tail) = rest.split_at(n);
+                framer.feed(chunk, &mut out);
+                proptest::prop_assert!(framer.buffered() <= max);
+                rest = tail;
+                i += 1;
+            }
+            let want: Vec<Framed> = lines
+                .iter()
+                .map(|l| if l.len() > max {
+                    Framed::TooLong { head: l[..max.min(HEAD)].to_vec(), max_line: max }
+                } else {
+                    Framed::Frame(l.clone())
+                })
+                .collect();
+            proptest::prop_assert_eq!(out, want);
+        }
+
+        /// Whatever the bytes, the whole path (framing, checksum, pattern) never panics.
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            crate::lines::fuzz(&data);
+        }
+    }
 }
