@@ -73,7 +73,8 @@ pub enum Framed {
     TooLong { head: Vec<u8>, max_line: usize },
     /// STX/ETX: a new STX came before the ETX of the frame it interrupts (`head`).
     Unterminated { head: Vec<u8> },
-    /// STX/ETX: bytes outside any frame, dropped (reported at the next STX).
+    /// STX/ETX: bytes outside any frame (CR and LF aside), dropped (reported at the next
+    /// STX).
     Outside { bytes: usize },
 }
 
@@ -185,6 +186,8 @@ impl Framer {
                     self.in_frame = false;
                 }
                 _ if self.in_frame => self.push(b, out),
+                // Line ends between frames are common and harmless.
+                b'\r' | b'\n' => {}
                 _ => self.outside = self.outside.saturating_add(1),
             },
         }
@@ -296,16 +299,17 @@ mod tests {
         let out = frames(
             Framing::StxEtx,
             64,
-            &[b"noise\x02A1\x03\r\n\x02B", b"2\x02C3\x03"],
+            &[b"noise\x02A1\x03\r\n\x02B", b"2\x02C3\x03?\x02D\x03"],
         );
         assert_eq!(
             out,
             vec![
                 Framed::Outside { bytes: 5 },
                 frame("A1"),
-                Framed::Outside { bytes: 2 },
                 Framed::Unterminated { head: b"B2".to_vec() },
                 frame("C3"),
+                Framed::Outside { bytes: 1 },
+                frame("D"),
             ]
         );
     }

@@ -162,3 +162,52 @@ async fn the_source_reconnects_after_the_reader_restarts() {
     assert!(counter(&handle, "reader", "reconnects") >= 1);
     engine.shutdown().await;
 }
+
+/// A label printer's status over TCP in STX/ETX frames with a raw sum byte after the text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stx_etx_frames_with_a_sum_byte_are_read_and_noise_between_them_is_counted() {
+    let mut printer = Device::tcp(0);
+    let dir = tempfile::tempdir().unwrap();
+    let config = LabProbe {
+        attributes: "state = { type = \"string\" }\nlabels = { type = \"uint\" }\n",
+        bindings: "bindings.state = { address = \"state\" }\nbindings.labels = { address = \"labels\" }\n",
+        source: "printer",
+        settings: &format!(
+            r#"kind = "ascii"
+url = "tcp://127.0.0.1:{}"
+framing = "stx-etx"
+pattern = '^(?P<state>[A-Z]+) (?P<labels>\d+)$'
+[sources.checksum]
+algorithm = "sum"
+encoding = "byte"
+"#,
+            printer.port
+        ),
+    }
+    .toml();
+    let engine = start_engine(&config, dir.path());
+    let handle = engine.handle();
+    let frame = |text: &str| {
+        let sum = text.bytes().fold(0u8, |a, b| a.wrapping_add(b));
+        let mut f = vec![0x02];
+        f.extend(text.as_bytes());
+        f.push(sum);
+        f.push(0x03);
+        f
+    };
+    eventually("the first status", || {
+        printer.send(&frame("READY 12"));
+        good(&handle, "state")
+    })
+    .await;
+    let mut burst = b"\r\n@@".to_vec(); // CR LF ignored, `@@` counted
+    burst.extend(frame("PAUSED 13"));
+    printer.send(&burst);
+    eventually("the status after the noise", || {
+        (good(&handle, "state") == Some(Value::String("PAUSED".into()))).then_some(())
+    })
+    .await;
+    assert_eq!(good(&handle, "labels"), Some(Value::UInt(13)));
+    assert_eq!(counter(&handle, "printer", "framing_errors"), 1);
+    engine.shutdown().await;
+}
