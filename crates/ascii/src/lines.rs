@@ -160,7 +160,12 @@ pub fn fuzz(data: &[u8]) {
         _ => Framing::Byte(first),
     };
     let max_line = usize::from(first % 32) + 1;
-    let Ok(pattern) = regex::bytes::Regex::new(r"^(?P<flag>[SD])? *(?P<value>[-+0-9.]+)(?P<rest>.*)$") else {
+    // Compiled once: compiling per input would be most of the fuzzer's time.
+    static PATTERN: std::sync::OnceLock<Option<regex::bytes::Regex>> = std::sync::OnceLock::new();
+    let Some(pattern) = PATTERN
+        .get_or_init(|| regex::bytes::Regex::new(r"^(?P<flag>[SD])? *(?P<value>[-+0-9.]+)(?P<rest>.*)$").ok())
+        .clone()
+    else {
         return;
     };
     let checksum = (first & 0x80 != 0).then(|| Checksum {
