@@ -19,6 +19,7 @@ pub fn registry() -> Registry {
     registry.add_source("http", backplane_http::HttpKind);
     registry.add_source("mtconnect", backplane_mtconnect::MtConnectKind::default());
     registry.add_source("files", backplane_files::FilesKind);
+    registry.add_source("ascii", backplane_ascii::AsciiKind);
     backplane_mqtt::register(&mut registry);
     backplane_nats::register(&mut registry);
     registry.add_sink("historian", backplane_historian::HistorianKind::new());

@@ -79,7 +79,7 @@ pub async fn browse(options: BrowseOptions) -> Result<BrowseReport, BrowseError>
     }
     let endpoint = options.endpoint.to_string();
     let inter_frame = match &options.endpoint {
-        Endpoint::Rtu(line) => line.silent_interval(),
+        Endpoint::Rtu(line) => crate::config::silent_interval(line),
         _ => Duration::ZERO,
     };
     let mut conn = Connection::open(&options.endpoint, options.timeout, inter_frame)

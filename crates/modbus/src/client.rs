@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::config::{Endpoint, Parity, SerialLine};
+use crate::config::Endpoint;
 use crate::frame::{self, FrameError, Reply, Request};
 
 /// A byte stream to a device.
@@ -80,7 +80,7 @@ impl Connection {
             Endpoint::RtuOverTcp { host, port } => {
                 (Box::pin(connect_tcp(host, *port, timeout).await?), Framing::Rtu)
             }
-            Endpoint::Rtu(line) => (Box::pin(open_serial(line)?), Framing::Rtu),
+            Endpoint::Rtu(line) => (Box::pin(line.open()?), Framing::Rtu),
         };
         Ok(Connection::from_stream(
             stream,
@@ -300,32 +300,6 @@ async fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<Tcp
         })??;
     stream.set_nodelay(true)?;
     Ok(stream)
-}
-
-fn open_serial(line: &SerialLine) -> io::Result<tokio_serial::SerialStream> {
-    use tokio_serial::SerialPortBuilderExt;
-    let parity = match line.parity {
-        Parity::None => tokio_serial::Parity::None,
-        Parity::Even => tokio_serial::Parity::Even,
-        Parity::Odd => tokio_serial::Parity::Odd,
-    };
-    let data_bits = match line.data_bits {
-        5 => tokio_serial::DataBits::Five,
-        6 => tokio_serial::DataBits::Six,
-        7 => tokio_serial::DataBits::Seven,
-        _ => tokio_serial::DataBits::Eight,
-    };
-    let stop_bits = if line.stop_bits == 2 {
-        tokio_serial::StopBits::Two
-    } else {
-        tokio_serial::StopBits::One
-    };
-    tokio_serial::new(&line.path, line.baud)
-        .parity(parity)
-        .data_bits(data_bits)
-        .stop_bits(stop_bits)
-        .open_native_async()
-        .map_err(|e| io::Error::other(format!("serial port {}: {e}", line.path)))
 }
 
 #[cfg(test)]

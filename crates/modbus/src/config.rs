@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use backplane_config::{AddressError, Table};
 use backplane_model::WordOrder;
+pub use backplane_serial::{FlowControl, Parity, SerialLine};
 
 use crate::address::{Address, StringOrder, ValueKind};
 use crate::frame::{MAX_READ_BITS, MAX_READ_REGISTERS};
@@ -22,31 +23,13 @@ pub enum Endpoint {
     Rtu(SerialLine),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Parity {
-    None,
-    Even,
-    Odd,
-}
-
-/// A serial line's settings; the defaults are the Modbus serial line guide's (19200 8E1).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SerialLine {
-    pub path: String,
-    pub baud: u32,
-    pub parity: Parity,
-    pub data_bits: u8,
-    pub stop_bits: u8,
-}
-
-impl SerialLine {
-    /// 3.5 character times (11 bits each), or the guide's fixed 1.75 ms above 19200 baud.
-    pub fn silent_interval(&self) -> Duration {
-        if self.baud > 19_200 {
-            Duration::from_micros(1750)
-        } else {
-            Duration::from_micros(38_500_000 / u64::from(self.baud.max(1)))
-        }
+/// 3.5 character times (11 bits each) of `line`, or the serial line guide's fixed 1.75 ms
+/// above 19200 baud: the silence that ends an RTU frame.
+pub fn silent_interval(line: &SerialLine) -> Duration {
+    if line.baud > 19_200 {
+        Duration::from_micros(1750)
+    } else {
+        Duration::from_micros(38_500_000 / u64::from(line.baud.max(1)))
     }
 }
 
@@ -57,7 +40,9 @@ impl Endpoint {
     pub fn parse(url: &str) -> Result<Endpoint, (String, String)> {
         let tcp_hint = "write tcp://HOST:PORT (e.g. tcp://192.168.1.10:502)".to_owned();
         if let Some(rest) = url.strip_prefix("rtu://") {
-            return parse_serial(rest).map(Endpoint::Rtu);
+            // The Modbus serial line guide's default: 19200 8E1.
+            let default = SerialLine::new("", 19_200, Parity::Even);
+            return SerialLine::parse("rtu", rest, &default).map(Endpoint::Rtu);
         }
         let (rtu, rest) = if let Some(rest) = url.strip_prefix("rtu+tcp://") {
             (true, rest)
@@ -121,72 +106,9 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Tcp { host: h, port } => write!(f, "tcp://{}:{port}", host(h)),
             Endpoint::RtuOverTcp { host: h, port } => write!(f, "rtu+tcp://{}:{port}", host(h)),
-            Endpoint::Rtu(line) => {
-                let parity = match line.parity {
-                    Parity::None => 'N',
-                    Parity::Even => 'E',
-                    Parity::Odd => 'O',
-                };
-                write!(
-                    f,
-                    "rtu://{}?baud={}&parity={parity}&data_bits={}&stop_bits={}",
-                    line.path, line.baud, line.data_bits, line.stop_bits
-                )
-            }
+            Endpoint::Rtu(line) => f.write_str(&line.url("rtu")),
         }
     }
-}
-
-fn parse_serial(rest: &str) -> Result<SerialLine, (String, String)> {
-    let hint = || "write e.g. rtu:///dev/ttyUSB0?baud=19200&parity=E&data_bits=8&stop_bits=1".to_owned();
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path.is_empty() {
-        return Err(("a serial URL needs the port's path".to_owned(), hint()));
-    }
-    let mut line = SerialLine {
-        path: path.to_owned(),
-        baud: 19_200,
-        parity: Parity::Even,
-        data_bits: 8,
-        stop_bits: 1,
-    };
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let bad = |what: &str| (format!("`{pair}`: {what}"), hint());
-        match key {
-            "baud" => {
-                line.baud = value
-                    .parse()
-                    .ok()
-                    .filter(|b| (300..=4_000_000).contains(b))
-                    .ok_or_else(|| bad("baud must be 300 to 4000000"))?;
-            }
-            "parity" => {
-                line.parity = match value {
-                    "N" | "none" => Parity::None,
-                    "E" | "even" => Parity::Even,
-                    "O" | "odd" => Parity::Odd,
-                    _ => return Err(bad("parity is N, E or O")),
-                }
-            }
-            "data_bits" => {
-                line.data_bits = value
-                    .parse()
-                    .ok()
-                    .filter(|b| (5..=8).contains(b))
-                    .ok_or_else(|| bad("data_bits is 5 to 8 (RTU uses 8)"))?;
-            }
-            "stop_bits" => {
-                line.stop_bits = value
-                    .parse()
-                    .ok()
-                    .filter(|b| (1..=2).contains(b))
-                    .ok_or_else(|| bad("stop_bits is 1 or 2"))?;
-            }
-            _ => return Err(bad("unknown parameter (baud, parity, data_bits, stop_bits)")),
-        }
-    }
-    Ok(line)
 }
 
 /// Everything a `modbus` source reads from its `[[sources]]` table.
@@ -469,7 +391,7 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<ModbusSettings> {
             Duration::ZERO
         }
         (_, Some(d)) => d,
-        (Endpoint::Rtu(line), None) => line.silent_interval(),
+        (Endpoint::Rtu(line), None) => silent_interval(line),
         (_, None) => Duration::ZERO,
     };
     ok.then_some(ModbusSettings {

@@ -16,9 +16,9 @@ use std::path::Path;
 
 use backplane_model::{BadReason, Quality, Value};
 use backplane_testkit::fixtures::LabProbe;
+use backplane_testkit::pty::NullModem;
 use common::Peer;
 use common::probe::{eventually, good, latest, start_engine, write};
-use common::pty::NullModem;
 
 /// A probe on the serial line `port` (19200 8N2, as the server opens its end): unit 1 by
 /// default, unit 2 and unit 9 (no such device) by address. `extra` adds bindings.

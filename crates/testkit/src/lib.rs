@@ -17,11 +17,12 @@
 //! - [`net`]: free loopback ports and waiting for a port to listen.
 //! - [`names`]: unique names for what tests leave on shared services.
 //! - [`pki`]: a CA and the leaf certificates it signs, for TLS tests.
+//! - [`pty`]: a null-modem cable of two pseudo-terminals (socat), for serial tests.
 //! - [`settings`]: a kind's settings parsed from TOML text, with its diagnostics.
 //! - [`process`]: a gateway process started by a test, killed when it ends, and the base
 //!   URL it printed.
 //!
-//! It depends on the engine, config, model and security crates (and Tokio, and rcgen for test certificates) only, never on a protocol crate,
+//! It depends on the engine, config, model and security crates (and Tokio, rcgen for test certificates, tempfile for the null modem's links) only, never on a protocol crate,
 //! so every protocol crate's tests can use it.
 
 // Test setup: failing loudly, with a message, is what it is for.
@@ -37,4 +38,5 @@ pub mod peers;
 pub mod pki;
 pub mod probe;
 pub mod process;
+pub mod pty;
 pub mod settings;

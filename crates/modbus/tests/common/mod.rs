@@ -1,5 +1,6 @@
 //! The pymodbus server (tests/peers/modbus_server.py) as a child process, shared by the
-//! tests that talk to it, over TCP or on one end of a serial line ([`pty`]).
+//! tests that talk to it, over TCP or on one end of a serial line
+//! (`backplane_testkit::pty`).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -12,7 +13,6 @@ use std::time::Duration;
 use backplane_testkit::peers;
 
 pub mod probe;
-pub mod pty;
 
 /// A pymodbus server process; killed on drop.
 pub struct Peer {
