@@ -1,15 +1,20 @@
 //! Reading the main file and its includes, then the top-level sections of every file into
 //! one [`Plan`].
 //!
-//! Loading runs in two passes. The first reads every file, following `include` depth
-//! first, so the set of texts is fixed before anything borrows from it; the second parses
-//! them again and walks their sections with [`Table`]s that borrow the parsed documents.
+//! Each file is read and parsed once, main first, includes depth first in order. Its
+//! parsed document borrows its text, so the walk recurses once per file: every file read
+//! so far stays alive in the frames above, and the deepest frame builds the plan from
+//! all of them. (Parsing each file a second time for its sections, as before, doubled the
+//! start-up work and left the second parse's token vectors resident in the heap.)
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use backplane_model::asset::validate_slug;
 use sha2::{Digest, Sha256};
+use toml::Spanned;
+use toml::de::DeTable;
 
 use crate::Catalog;
 use crate::assets::{self, Env};
@@ -45,16 +50,14 @@ pub(crate) fn load_str(text: &str, origin: &Path, catalog: &Catalog) -> Result<P
 
 fn load_source(main: SourceFile, catalog: &Catalog) -> Result<Plan, Vec<Diagnostic>> {
     let sink = Sink::default();
-    let mut files = Files {
+    let mut walk = Walk {
         sink: &sink,
-        files: Vec::new(),
-        stack: Vec::new(),
+        catalog,
+        queue: Vec::new(),
         seen: Vec::new(),
     };
     let canonical = canonical(&main.path);
-    files.visit(main, canonical);
-    let files = files.files;
-    let plan = build(&files, catalog, &sink);
+    let (plan, paths) = walk.enter(main, canonical, Vec::new(), Vec::new());
     let mut diagnostics = sink.into_inner();
     match plan {
         Some(plan) if diagnostics.is_empty() => Ok(plan),
@@ -63,7 +66,7 @@ fn load_source(main: SourceFile, catalog: &Catalog) -> Result<Plan, Vec<Diagnost
                 // Every path that yields no plan reports why; this guards against a gap.
                 diagnostics.push(Diagnostic {
                     location: Location {
-                        file: files.first().map(|f| f.path.clone()).unwrap_or_default(),
+                        file: paths.first().cloned().unwrap_or_default(),
                         line: 1,
                         column: 1,
                     },
@@ -73,9 +76,9 @@ fn load_source(main: SourceFile, catalog: &Catalog) -> Result<Plan, Vec<Diagnost
                 });
             }
             let order = |d: &Diagnostic| {
-                files
+                paths
                     .iter()
-                    .position(|f| f.path == d.location.file)
+                    .position(|p| *p == d.location.file)
                     .unwrap_or(usize::MAX)
             };
             diagnostics.sort_by_key(|d| (order(d), d.location.line, d.location.column));
@@ -92,12 +95,15 @@ fn canonical(path: &Path) -> PathBuf {
         .unwrap_or_else(|_| path.to_owned())
 }
 
-/// The first pass: every file's text, main first, includes depth first in order.
-struct Files<'s> {
+/// A file read and its document (`None` after a syntax error, reported once).
+type Parsed<'a> = (&'a SourceFile, Option<Spanned<DeTable<'a>>>);
+
+/// The walk over the main file and its includes.
+struct Walk<'s> {
     sink: &'s Sink,
-    files: Vec<SourceFile>,
-    /// Canonical paths of the files being included, outermost first, for cycles.
-    stack: Vec<PathBuf>,
+    catalog: &'s Catalog,
+    /// Include entries still to follow, the next one last.
+    queue: Vec<Pending>,
     /// Canonical paths of every file read.
     seen: Vec<PathBuf>,
 }
@@ -109,84 +115,126 @@ struct Include {
     key: String,
 }
 
-impl Files<'_> {
-    fn visit(&mut self, file: SourceFile, canonical: PathBuf) {
-        let includes = self.includes(&file);
-        let dir = file.dir().to_owned();
-        self.files.push(file);
-        self.seen.push(canonical.clone());
-        self.stack.push(canonical);
-        for include in includes {
-            let path = dir.join(&include.text);
-            let report = |message: String, hint: Option<String>| {
-                self.sink.push(Diagnostic {
-                    location: include.location.clone(),
-                    key: include.key.clone(),
-                    message,
-                    hint,
-                })
-            };
-            let target = match std::fs::canonicalize(&path) {
-                Ok(target) => target,
-                Err(e) => {
-                    report(
-                        format!("cannot read included file `{}`: {e}", path.display()),
-                        None,
-                    );
-                    continue;
-                }
-            };
-            if let Some(start) = self.stack.iter().position(|p| *p == target) {
-                let chain: Vec<String> = self.stack[start..]
-                    .iter()
-                    .chain(std::iter::once(&target))
-                    .map(|p| {
-                        p.file_name()
-                            .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
-                    })
-                    .collect();
-                report(
-                    format!("include cycle: {}", chain.join(" → ")),
-                    Some(
-                        "remove this include; a file cannot include itself, directly or through others"
-                            .to_owned(),
-                    ),
-                );
-                continue;
-            }
-            if self.seen.contains(&target) {
-                report(
-                    format!("`{}` is included more than once", include.text),
-                    Some("include each file once; its sections would be loaded twice".to_owned()),
-                );
-                continue;
-            }
-            match std::fs::read_to_string(&path) {
-                Ok(text) => self.visit(SourceFile::new(path, text), target),
-                Err(e) => report(
-                    format!("cannot read included file `{}`: {e}", path.display()),
-                    None,
-                ),
-            }
-        }
-        self.stack.pop();
-    }
+/// An include entry to follow, with where it was written.
+struct Pending {
+    include: Include,
+    /// The directory of the including file.
+    dir: PathBuf,
+    /// Canonical paths of the including file and the files including it, outermost
+    /// first, for cycles.
+    ancestors: Rc<Vec<PathBuf>>,
+}
 
-    /// Parses `file` for its `include` entries; a syntax error is reported here, once.
-    fn includes(&self, file: &SourceFile) -> Vec<Include> {
-        let doc = match parse_document(file) {
-            Ok(doc) => doc,
+impl Walk<'_> {
+    /// Parses `file`, queues its includes and goes on with the next file; the last frame
+    /// builds the plan from every file read (`done`, then this one). Returns the plan and
+    /// the paths of the files read, in load order.
+    fn enter<'a>(
+        &mut self,
+        file: SourceFile,
+        canonical: PathBuf,
+        mut ancestors: Vec<PathBuf>,
+        done: Vec<Parsed<'a>>,
+    ) -> (Option<Plan>, Vec<PathBuf>) {
+        let doc = match parse_document(&file) {
+            Ok(doc) => Some(doc),
             Err(diagnostic) => {
                 self.sink.push(diagnostic);
-                return Vec::new();
+                None
             }
         };
+        let includes = doc
+            .as_ref()
+            .map_or_else(Vec::new, |doc| self.includes(&file, doc));
+        self.seen.push(canonical.clone());
+        ancestors.push(canonical);
+        let ancestors = Rc::new(ancestors);
+        let dir = file.dir();
+        self.queue
+            .extend(includes.into_iter().rev().map(|include| Pending {
+                include,
+                dir: dir.to_owned(),
+                ancestors: ancestors.clone(),
+            }));
+        // The files above live in the callers' frames, this one in this frame.
+        let mut done: Vec<Parsed<'_>> = done;
+        done.push((&file, doc));
+        while let Some(pending) = self.queue.pop() {
+            if let Some((next, canonical)) = self.follow(&pending) {
+                return self.enter(next, canonical, pending.ancestors.to_vec(), done);
+            }
+        }
+        let plan = build(&done, self.catalog, self.sink);
+        (plan, done.iter().map(|(f, _)| f.path.clone()).collect())
+    }
+
+    /// Reads the file an include entry names, or reports why it cannot be included.
+    fn follow(&self, pending: &Pending) -> Option<(SourceFile, PathBuf)> {
+        let include = &pending.include;
+        let path = pending.dir.join(&include.text);
+        let report = |message: String, hint: Option<String>| {
+            self.sink.push(Diagnostic {
+                location: include.location.clone(),
+                key: include.key.clone(),
+                message,
+                hint,
+            })
+        };
+        let target = match std::fs::canonicalize(&path) {
+            Ok(target) => target,
+            Err(e) => {
+                report(
+                    format!("cannot read included file `{}`: {e}", path.display()),
+                    None,
+                );
+                return None;
+            }
+        };
+        if let Some(start) = pending.ancestors.iter().position(|p| *p == target) {
+            let chain: Vec<String> = pending.ancestors[start..]
+                .iter()
+                .chain(std::iter::once(&target))
+                .map(|p| {
+                    p.file_name()
+                        .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+                })
+                .collect();
+            report(
+                format!("include cycle: {}", chain.join(" → ")),
+                Some(
+                    "remove this include; a file cannot include itself, directly or through others"
+                        .to_owned(),
+                ),
+            );
+            return None;
+        }
+        if self.seen.contains(&target) {
+            report(
+                format!("`{}` is included more than once", include.text),
+                Some("include each file once; its sections would be loaded twice".to_owned()),
+            );
+            return None;
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some((SourceFile::new(path, text), target)),
+            Err(e) => {
+                report(
+                    format!("cannot read included file `{}`: {e}", path.display()),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// The `include` entries of a parsed file.
+    fn includes(&self, file: &SourceFile, doc: &Spanned<DeTable<'_>>) -> Vec<Include> {
         let mut root = Table::root(
             Ctx {
                 file,
                 sink: self.sink,
             },
-            &doc,
+            doc,
         );
         let Some(items) = root.optional_item("include").and_then(|item| item.expect_array()) else {
             return Vec::new();
@@ -205,12 +253,11 @@ impl Files<'_> {
     }
 }
 
-/// The second pass: every section of every file, cross-checked, into a plan. Returns
-/// `None` when something needed is missing; the reason is always in `sink`.
-fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
-    // Syntax errors were reported by the first pass; files with one are skipped here.
-    let docs: Vec<_> = files.iter().map(|f| parse_document(f).ok()).collect();
-    let main = files.first()?;
+/// Every section of every file, cross-checked, into a plan. Returns `None` when something
+/// needed is missing; the reason is always in `sink`.
+fn build(files: &[Parsed<'_>], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
+    // Syntax errors were reported when the files were read; files with one are skipped.
+    let (main, _) = files.first()?;
     let mut gateway = None;
     let mut api = None;
     let mut namespace = None;
@@ -219,7 +266,7 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
     let mut source_tables = Vec::new();
     let mut sink_tables = Vec::new();
     let mut production_sections = production::Sections::default();
-    for (i, (file, doc)) in files.iter().zip(&docs).enumerate() {
+    for (i, (file, doc)) in files.iter().enumerate() {
         let Some(doc) = doc else { continue };
         let mut root = Table::root(Ctx { file, sink }, doc);
         root.skip("include");
@@ -270,13 +317,13 @@ fn build(files: &[SourceFile], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
     }
 
     let mut hasher = Sha256::new();
-    for file in files {
+    for (file, _) in files {
         hasher.update(file.text.as_bytes());
     }
     let version = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Some(Plan {
         version,
-        files: files.iter().map(|f| f.path.clone()).collect(),
+        files: files.iter().map(|(f, _)| f.path.clone()).collect(),
         gateway: gateway?,
         api: api?,
         namespace: namespace?,
