@@ -107,7 +107,12 @@ pub fn start_counting(clients: &mut [Client]) {
 pub fn received(clients: &mut [Client]) -> u64 {
     let n = clients
         .iter_mut()
-        .map(|c| c.wait_for("COUNT").trim_start_matches("COUNT ").parse::<u64>().unwrap())
+        .map(|c| {
+            c.wait_for("COUNT")
+                .trim_start_matches("COUNT ")
+                .parse::<u64>()
+                .unwrap()
+        })
         .sum();
     for c in clients {
         let _ = c.child.wait();
