@@ -7,52 +7,14 @@
 //! Usage: bench [TAGS (10000)] [SESSIONS (10)] [SECONDS (30)]; needs BACKPLANE_PYTHON.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use backplane_engine::{Engine, EngineOptions, Registry};
 
-const PER_BLOCK: usize = 100;
-
-fn config(tags: usize, server_port: Option<u16>) -> String {
-    let mut c = String::from(
-        "[gateway]\nname = \"bench\"\n[api]\nlisten = \"127.0.0.1:0\"\n[namespace]\nenterprise = \"bench\"\nsite = \"plant\"\n\n[models.Block.attributes]\n",
-    );
-    for a in 0..PER_BLOCK {
-        writeln!(c, "v{a:03} = {{ type = \"uint\" }}").unwrap();
-    }
-    c.push_str("\n[[assets]]\npath = \"line\"\nlevel = \"line\"\n");
-    for b in 0..tags.div_ceil(PER_BLOCK) {
-        write!(
-            c,
-            "\n[[assets]]\npath = \"line/block-{b}\"\nmodel = \"Block\"\nsource = \"sim\"\n"
-        )
-        .unwrap();
-        for a in 0..PER_BLOCK.min(tags - b * PER_BLOCK) {
-            writeln!(c, "bindings.v{a:03} = {{ address = \"s{}\" }}", b * PER_BLOCK + a).unwrap();
-        }
-    }
-    c.push_str("\n[[sources]]\nname = \"sim\"\nkind = \"simulator\"\nperiod = \"1s\"\n[sources.signals]\n");
-    for t in 0..tags {
-        writeln!(
-            c,
-            "s{t} = {{ signal = \"counter\", start = {t}, increment = 1, type = \"uint\" }}"
-        )
-        .unwrap();
-    }
-    if let Some(port) = server_port {
-        write!(
-            c,
-            "\n[[sinks]]\nname = \"opcua\"\nkind = \"opcua-server\"\nlisten = \"127.0.0.1:{port}\"\n\
-             security_policies = [\"None\"]\nsecurity_modes = [\"none\"]\nanonymous = true\n"
-        )
-        .unwrap();
-    }
-    c
-}
+mod common;
+use common::config;
 
 fn cpu_seconds() -> f64 {
     let ticks: f64 = Command::new("getconf")
@@ -87,21 +49,6 @@ fn start(config: &str, dir: &Path) -> Engine {
     Engine::start(plan, &registry, EngineOptions::default()).unwrap()
 }
 
-struct Client {
-    child: Child,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-}
-
-fn wait_for(client: &mut Client, prefix: &str) -> String {
-    for line in client.lines.by_ref() {
-        let line = line.unwrap();
-        if line.starts_with(prefix) {
-            return line;
-        }
-    }
-    panic!("a client ended before `{prefix}`");
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
@@ -110,7 +57,6 @@ async fn main() {
     let seconds = args.get(2).copied().unwrap_or(30) as u64;
     let window = Duration::from_secs(seconds);
     let python = std::env::var("BACKPLANE_PYTHON").expect("BACKPLANE_PYTHON (scripts/install-peers)");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/bench_client.py");
 
     let dir = tempfile::tempdir().unwrap();
     let engine = start(&config(tags, None), dir.path());
@@ -128,48 +74,11 @@ async fn main() {
     let url = format!("opc.tcp://127.0.0.1:{port}");
     // 0 sessions: the server runs and takes every value, nobody monitors (its own cost).
     let per = tags.checked_div(sessions).unwrap_or(0);
-    let mut clients: Vec<Client> = (0..sessions)
-        .map(|s| {
-            let mut child = Command::new(&python)
-                .arg(&script)
-                .args([
-                    url.clone(),
-                    "2".into(),
-                    (s * per).to_string(),
-                    per.to_string(),
-                    seconds.to_string(),
-                ])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap();
-            let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-            Client { child, lines }
-        })
-        .collect();
-    for c in &mut clients {
-        wait_for(c, "SUBSCRIBED");
-    }
+    let mut clients = common::subscribe(&python, &url, tags, sessions, seconds);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    for c in &mut clients {
-        let stdin = c.child.stdin.as_mut().unwrap();
-        stdin.write_all(b"\n").unwrap();
-        stdin.flush().unwrap();
-    }
+    common::start_counting(&mut clients);
     let with = measure(window).await;
-    let received: u64 = clients
-        .iter_mut()
-        .map(|c| {
-            wait_for(c, "COUNT")
-                .trim_start_matches("COUNT ")
-                .parse::<u64>()
-                .unwrap()
-        })
-        .sum();
-    for c in &mut clients {
-        let _ = c.child.wait();
-    }
+    let received = common::received(&mut clients);
     engine.shutdown().await;
 
     println!(

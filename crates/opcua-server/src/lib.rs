@@ -10,6 +10,7 @@
 //! - [`value`]: Backplane values, timestamps and qualities as OPC UA DataValues.
 //! - [`space`]: the address space built from the topology (types, assets, variables,
 //!   properties) and the index of its nodes.
+//! - [`live`]: the tag variables' values, by tag index, beside the address space.
 //! - [`manager`]: the plant's node manager (writes, methods, history).
 //! - [`writes`]: OPC UA Write through the write gate, and its answers as StatusCodes.
 //! - [`events`]: downtimes, state changes, work orders, rejects and context changes as
@@ -26,6 +27,7 @@ pub mod config;
 pub mod events;
 pub mod history;
 pub mod kind;
+pub mod live;
 pub mod manager;
 pub mod methods;
 pub mod nodes;

@@ -12,15 +12,18 @@ use opcua::server::ContinuationPoint;
 use opcua::server::address_space::AddressSpace;
 use opcua::server::diagnostics::NamespaceMetadata;
 use opcua::server::node_manager::memory::{InMemoryNodeManager, InMemoryNodeManagerImpl};
-use opcua::server::node_manager::{HistoryNode, MethodCall, RequestContext, ServerContext, WriteNode};
+use opcua::server::node_manager::{
+    HistoryNode, MethodCall, ParsedReadValueId, RequestContext, ServerContext, WriteNode,
+};
 use opcua::sync::RwLock;
 use opcua::types::{
-    AttributeId, HistoryData, Identifier, NumericRange, ReadProcessedDetails, ReadRawModifiedDetails,
-    StatusCode, TimestampsToReturn,
+    AttributeId, DataValue, HistoryData, Identifier, NodeId, NumericRange, ReadProcessedDetails,
+    ReadRawModifiedDetails, StatusCode, TimestampsToReturn,
 };
 
 use crate::auth::Accounts;
 use crate::history::{Aggregate, History, RawContinuation, range};
+use crate::live::LiveValues;
 use crate::methods::{Method, Production};
 use crate::space::PlantNodes;
 
@@ -43,6 +46,8 @@ pub struct Doors {
 pub struct PlantManagerImpl {
     namespace: NamespaceMetadata,
     plant: Arc<PlantNodes>,
+    /// The tag variables' values (the address space keeps their other attributes).
+    live: Arc<LiveValues>,
     doors: Doors,
 }
 
@@ -58,6 +63,7 @@ impl PlantManagerImpl {
     pub fn new(namespace: NamespaceMetadata, plant: PlantNodes, doors: Doors) -> PlantManagerImpl {
         PlantManagerImpl {
             namespace,
+            live: Arc::new(LiveValues::new(plant.tags.len())),
             plant: Arc::new(plant),
             doors,
         }
@@ -66,6 +72,23 @@ impl PlantManagerImpl {
     /// The plant's nodes, by tag and asset index.
     pub fn plant(&self) -> &Arc<PlantNodes> {
         &self.plant
+    }
+
+    /// The tag variables' live values, by tag index.
+    pub fn live(&self) -> &Arc<LiveValues> {
+        &self.live
+    }
+
+    /// The tag index of a tag variable of this namespace.
+    fn tag_index(&self, id: &NodeId) -> Option<usize> {
+        let Identifier::String(s) = &id.identifier else {
+            return None;
+        };
+        if id.namespace != self.plant.ns {
+            return None;
+        }
+        let index = self.doors.topology.tag_by_path(s.as_ref())?.id.index();
+        self.plant.tags.get(index)?.as_ref().map(|_| index)
     }
 
     /// The session's user and role; `None` for anonymous sessions.
@@ -165,6 +188,33 @@ impl InMemoryNodeManagerImpl for PlantManagerImpl {
 
     fn namespaces(&self) -> Vec<NamespaceMetadata> {
         vec![self.namespace.clone()]
+    }
+
+    /// Values of tag variables come from the live values, checked by the address space
+    /// (the node exists, the session may read it, the encoding); everything else from the
+    /// address space.
+    async fn read_values(
+        &self,
+        context: &RequestContext,
+        address_space: &RwLock<AddressSpace>,
+        nodes: &[&ParsedReadValueId],
+        max_age: f64,
+        timestamps_to_return: TimestampsToReturn,
+    ) -> Vec<DataValue> {
+        let space = address_space.read();
+        nodes
+            .iter()
+            .map(|node| match self.tag_index(&node.node_id) {
+                Some(tag) => match space.validate_node_read(context, node) {
+                    Ok(_) => self.live.read(tag, timestamps_to_return, &node.index_range),
+                    Err(status) => DataValue {
+                        status: Some(status),
+                        ..Default::default()
+                    },
+                },
+                None => space.read(context, node, max_age, timestamps_to_return),
+            })
+            .collect()
     }
 
     async fn write(

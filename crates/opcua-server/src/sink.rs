@@ -1,7 +1,7 @@
-//! The running `opcua-server` sink: starts the server, then writes each batch into the
-//! address space under one lock (values with both timestamps and their quality's status;
-//! an asset's context properties when its context changed), which notifies the monitored
-//! items of every session from the one stored value: nothing is copied per client.
+//! The running `opcua-server` sink: starts the server, then hands each batch to the
+//! monitored items of every session and stores it: the tags' values (both timestamps and
+//! their quality's status) in the live values by tag index under one lock, an asset's
+//! context properties in the address space when its context changed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use opcua::types::{AttributeId, DataValue, NodeId, NumericRange, ObjectId, Varia
 use crate::auth::Accounts;
 use crate::config::ServerSettings;
 use crate::history::History;
+use crate::live::LiveValues;
 use crate::manager::{Doors, PlantManager};
 use crate::methods::Production;
 use crate::server::{Running, ServerInputs};
@@ -52,6 +53,7 @@ pub struct Publisher {
     manager: Arc<PlantManager>,
     subscriptions: Arc<SubscriptionCache>,
     plant: Arc<PlantNodes>,
+    live: Arc<LiveValues>,
     topology: Arc<Topology>,
     /// The context each asset's properties show, compared by pointer: the pipeline shares
     /// one `Arc` until a context changes.
@@ -72,6 +74,7 @@ impl Publisher {
         Publisher {
             subscriptions: running.handle.subscriptions().clone(),
             manager: running.manager.clone(),
+            live: running.manager.inner().live().clone(),
             shown: vec![None; plant.assets.len()],
             plant,
             topology,
@@ -115,45 +118,52 @@ impl Publisher {
         );
     }
 
-    /// Stores each value in its variable and hands it to the monitored items of that node,
-    /// under one lock of each: one look-up per value in the address space and one in the
-    /// subscriptions (async-opcua's `set_values` looks each node up twice more and copies
-    /// the value back out of the node).
-    fn store_and_notify(&self, updates: Vec<(&NodeId, DataValue)>) {
-        let space = self.manager.address_space();
-        let mut space = space.write();
+    /// Hands each value to the monitored items of its node (one look-up in the
+    /// subscriptions per value), stores the tags' values in the live values by index (one
+    /// lock, no look-up) and the context properties' in the address space; the sessions
+    /// get the notifications once everything is stored (when the notifier is dropped).
+    fn store_and_notify(&self, tags: Vec<(usize, &NodeId, DataValue)>, context: Vec<(&NodeId, DataValue)>) {
         let mut notifier = self.subscriptions.data_notifier();
-        for (id, value) in updates {
-            if let Some(mut batch) = notifier.notify_for(id, AttributeId::Value) {
-                let ranged: Vec<(MonitoredItemHandle, NumericRange)> = batch
-                    .entries()
-                    .filter(|(_, e)| e.index_range != NumericRange::None)
-                    .map(|(h, e)| (*h, e.index_range.clone()))
-                    .collect();
-                if ranged.is_empty() {
-                    batch.data_value(value.clone());
-                } else {
-                    // Items with an IndexRange get their part of the value.
-                    let all: Vec<(MonitoredItemHandle, NumericRange)> = batch
-                        .entries()
-                        .map(|(h, e)| (*h, e.index_range.clone()))
-                        .collect();
-                    for (handle, range) in all {
-                        let mut part = value.clone();
-                        if range != NumericRange::None {
-                            part.value = value
-                                .value
-                                .as_ref()
-                                .map(|v| v.range_of(&range).unwrap_or(Variant::Empty));
-                        }
-                        batch.data_value_to_item(part, &handle);
-                    }
-                }
+        let all = tags
+            .iter()
+            .map(|(_, id, v)| (*id, v))
+            .chain(context.iter().map(|(id, v)| (*id, v)));
+        for (id, value) in all {
+            let Some(mut batch) = notifier.notify_for(id, AttributeId::Value) else {
+                continue;
+            };
+            if batch.entries().all(|(_, e)| e.index_range == NumericRange::None) {
+                batch.data_value(value.clone());
+                continue;
             }
-            if let Some(NodeType::Variable(variable)) = space.find_mut(id) {
-                variable.set_data_value(value);
+            // Items with an IndexRange get their part of the value.
+            let all: Vec<(MonitoredItemHandle, NumericRange)> = batch
+                .entries()
+                .map(|(h, e)| (*h, e.index_range.clone()))
+                .collect();
+            for (handle, range) in all {
+                let mut part = value.clone();
+                if range != NumericRange::None {
+                    part.value = value
+                        .value
+                        .as_ref()
+                        .map(|v| v.range_of(&range).unwrap_or(Variant::Empty));
+                }
+                batch.data_value_to_item(part, &handle);
             }
         }
+        self.live
+            .store(tags.into_iter().map(|(tag, _, value)| (tag, value)));
+        if !context.is_empty() {
+            let space = self.manager.address_space();
+            let mut space = space.write();
+            for (id, value) in context {
+                if let Some(NodeType::Variable(variable)) = space.find_mut(id) {
+                    variable.set_data_value(value);
+                }
+            }
+        }
+        drop(notifier);
     }
 
     /// Puts one batch into the address space and notifies subscribers.
@@ -161,13 +171,13 @@ impl Publisher {
         if !batch.events.is_empty() {
             self.report_events(batch);
         }
-        let mut updates: Vec<(&NodeId, DataValue)> = Vec::with_capacity(batch.samples.len());
+        let mut tags: Vec<(usize, &NodeId, DataValue)> = Vec::with_capacity(batch.samples.len());
         let mut changed_assets: Vec<(usize, Arc<Context>, backplane_model::Timestamp)> = Vec::new();
         for sample in &batch.samples {
             let Some(Some(node)) = self.plant.tags.get(sample.tag.index()) else {
                 continue;
             };
-            updates.push((&node.id, data_value(sample, node.data)));
+            tags.push((sample.tag.index(), &node.id, data_value(sample, node.data)));
             if let Some(asset) = self.topology.tag(sample.tag).map(|t| t.asset)
                 && let Some(shown) = self.shown.get_mut(asset)
                 && !shown.as_ref().is_some_and(|c| Arc::ptr_eq(c, &sample.context))
@@ -185,16 +195,17 @@ impl Publisher {
                 changed_assets.push((asset, event.context.clone(), event.time));
             }
         }
-        for (asset, context, time) in &changed_assets {
+        let mut context: Vec<(&NodeId, DataValue)> = Vec::new();
+        for (asset, changed, time) in &changed_assets {
             if let Some(nodes) = self.plant.assets.get(*asset) {
                 let time = date_time(*time);
-                for (id, value) in nodes.context.iter().zip(context_values(context)) {
-                    updates.push((id, DataValue::new_at(value, time)));
+                for (id, value) in nodes.context.iter().zip(context_values(changed)) {
+                    context.push((id, DataValue::new_at(value, time)));
                 }
             }
         }
-        if !updates.is_empty() {
-            self.store_and_notify(updates);
+        if !tags.is_empty() || !context.is_empty() {
+            self.store_and_notify(tags, context);
         }
     }
 }

@@ -266,7 +266,8 @@ pub fn build(space: &mut AddressSpace, ns: u16, topology: &Topology, history: bo
                 builder = builder.description(text(d));
             }
             builder.insert(space);
-            // Until the first sample: no value, and a status that says so (never Good).
+            // Reads of the value come from `crate::live`; the node says the same for any
+            // path that reads the address space itself: no value yet, never Good.
             if let Some(NodeType::Variable(v)) = space.find_mut(&tag_id) {
                 v.set_data_value(DataValue {
                     // Empty, not None: see `value::reading`.

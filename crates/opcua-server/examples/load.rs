@@ -1,0 +1,130 @@
+//! The OPC UA server's cost per data change, in instructions (repeatable where CPU time is
+//! not): the server alone (no engine, no simulator) takes ROUNDS batches of N changed tags,
+//! one a second, through the sink's publisher while S asyncua sessions (separate
+//! processes, not measured) monitor N/S tags each. Run under callgrind, it zeroes the
+//! counters before the first round and dumps them after the last, so the dump holds the
+//! rounds alone: everything the server did for them, subscriptions and sending included.
+//! Run by scripts/callgrind-opcua-server.
+//!
+//! Usage: load [TAGS (10000)] [SESSIONS (10)] [ROUNDS (10)]; needs BACKPLANE_PYTHON.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backplane_connector::{Batch, NoReadings, Topology, WriteGate, WritePath};
+use backplane_model::{Context, Quality, Sample, Timestamp, Value};
+use backplane_opcua_server::ServerSettings;
+use backplane_opcua_server::auth::Accounts;
+use backplane_opcua_server::manager::Doors;
+use backplane_opcua_server::methods::Production;
+use backplane_opcua_server::server::{ServerInputs, start};
+use backplane_opcua_server::sink::Publisher;
+
+mod common;
+
+/// Asks callgrind (when the process runs under it) to zero or dump its counters.
+fn callgrind(arg: &str) {
+    if std::env::var_os("LOAD_UNDER_CALLGRIND").is_some() {
+        let done = Command::new("callgrind_control")
+            .args([arg, &std::process::id().to_string()])
+            .output()
+            .unwrap();
+        assert!(done.status.success(), "callgrind_control {arg}: {done:?}");
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
+    let tags = args.first().copied().unwrap_or(10_000);
+    let sessions = args.get(1).copied().unwrap_or(10);
+    let rounds = args.get(2).copied().unwrap_or(10);
+    let python = std::env::var("BACKPLANE_PYTHON").expect("BACKPLANE_PYTHON (scripts/install-peers)");
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = backplane_testkit::net::free_port();
+    let mut registry = backplane_engine::builtins();
+    registry.add_sink("opcua-server", backplane_opcua_server::OpcUaServerKind);
+    let plan = backplane_testkit::engine::plan(&common::config(tags, Some(port)), dir.path(), &registry);
+    let settings = plan.sinks[0]
+        .settings
+        .downcast_ref::<ServerSettings>()
+        .unwrap()
+        .clone();
+    let topology = Arc::new(Topology::new(plan));
+    let doors = Doors {
+        topology: topology.clone(),
+        gate: WriteGate::new(
+            topology.clone(),
+            WritePath::new(&topology).0,
+            Arc::new(NoReadings),
+            None,
+        ),
+        production: Production {
+            handle: None,
+            audit: None,
+        },
+        accounts: Arc::new(Accounts::new(Arc::default(), true)),
+        history: None,
+    };
+    let running = start(
+        &settings,
+        ServerInputs {
+            gateway: "bench",
+            data_dir: dir.path(),
+            doors,
+        },
+    )
+    .await
+    .unwrap();
+    let mut publisher = Publisher::new(&running, topology.clone());
+
+    // The batches are made before the window: the pipeline's work, not the server's.
+    let context = Arc::new(Context::default());
+    let t0 = Timestamp::now().unix_nanos();
+    let batches: Vec<Batch> = (0..=rounds)
+        .map(|r| {
+            let at = Timestamp::from_unix_nanos(t0 + r as i64 * 1_000_000_000);
+            Batch {
+                samples: topology
+                    .tags
+                    .iter()
+                    .map(|t| Sample {
+                        tag: t.id,
+                        value: Some(Value::UInt(r as u64)),
+                        quality: Quality::Good,
+                        source_time: Some(at),
+                        gateway_time: at,
+                        context: context.clone(),
+                    })
+                    .collect(),
+                events: Vec::new(),
+            }
+        })
+        .collect();
+    let mut batches = batches.into_iter();
+    // Round 0 gives every item its first value before anyone subscribes.
+    publisher.publish(&batches.next().unwrap());
+
+    let url = format!("opc.tcp://127.0.0.1:{}", running.address.port());
+    let mut clients = common::subscribe(&python, &url, tags, sessions, rounds as u64 + 3);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    common::start_counting(&mut clients);
+    callgrind("-z");
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for batch in batches {
+        tick.tick().await;
+        publisher.publish(&batch);
+    }
+    // The last round's notifications go out with the next publishing interval.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    callgrind("-d");
+    let received = common::received(&mut clients);
+    running.handle.cancel();
+    println!(
+        "opcua-server load: {tags} tags, {sessions} sessions, {rounds} rounds: {} changes published, {received} received",
+        tags * rounds
+    );
+}
