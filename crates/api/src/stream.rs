@@ -310,6 +310,7 @@ period = "10ms"
             heavy: Arc::new(tokio::sync::Semaphore::new(1)),
             ui: Arc::new(backplane_ui::Ui::Embedded),
             discovering: Arc::new(tokio::sync::Semaphore::new(1)),
+            reload: None,
         };
         let mut subscription = Subscription::new(&state, None, None);
         // Not reading while the source ticks: the one-batch queue overflows.

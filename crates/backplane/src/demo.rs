@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use backplane::{
-    DAIRY, DAIRY_CNC_URL, DAIRY_FILLER_URL, DAIRY_LAB_INBOX, DAIRY_OPCUA_URL, DAIRY_PALLETIZER_URL, DAIRY_S7_URL,
+    DAIRY, DAIRY_CNC_URL, DAIRY_FILLER_URL, DAIRY_LAB_INBOX, DAIRY_OPCUA_URL, DAIRY_PALLETIZER_URL,
+    DAIRY_S7_URL,
 };
 use backplane_connector::{Registry, RunningSimulator, SimulatorStart};
 use backplane_engine::EngineHandle;
