@@ -77,25 +77,13 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn get(base: &str, path: &str) -> (u16, Value) {
-    let out = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", &format!("{base}{path}")])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
-
-fn post(base: &str, path: &str) -> (u16, Value) {
+/// The status and JSON body of `method base+path`, through curl.
+fn call(method: &str, base: &str, path: &str) -> (u16, Value) {
     let out = Command::new("curl")
         .args([
             "-s",
             "-X",
-            "POST",
+            method,
             "-w",
             "\n%{http_code}",
             &format!("{base}{path}"),
@@ -108,6 +96,14 @@ fn post(base: &str, path: &str) -> (u16, Value) {
         code.trim().parse().unwrap_or(0),
         serde_json::from_str(body).unwrap_or(Value::Null),
     )
+}
+
+fn get(base: &str, path: &str) -> (u16, Value) {
+    call("GET", base, path)
+}
+
+fn post(base: &str, path: &str) -> (u16, Value) {
+    call("POST", base, path)
 }
 
 fn signal(running: &Running, name: &str) {

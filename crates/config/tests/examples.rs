@@ -59,7 +59,7 @@ fn dairy_loads_every_asset_with_parents_first() {
     let area = Level::Area;
     let line = Level::parse("line").unwrap();
     let equipment = Level::Equipment;
-    // The enterprise and the site, then the 10 declared assets in file order.
+    // The enterprise and the site, then the 14 declared assets in file order.
     assert_eq!(
         assets,
         [
@@ -76,6 +76,12 @@ fn dairy_loads_every_asset_with_parents_first() {
             ("acme-dairy/plant-a/packaging/line-2", line),
             ("acme-dairy/plant-a/packaging/line-2/filler", equipment),
             ("acme-dairy/plant-a/packaging/palletizer", equipment),
+            ("acme-dairy/plant-a/maintenance", area),
+            (
+                "acme-dairy/plant-a/maintenance/machining",
+                Level::parse("cell").unwrap()
+            ),
+            ("acme-dairy/plant-a/maintenance/machining/mill-1", equipment),
         ]
     );
     // The shift comes from the calendar now, not from the configuration.
@@ -84,8 +90,8 @@ fn dairy_loads_every_asset_with_parents_first() {
     assert_eq!(plan.production.calendar.as_ref().map(|c| c.shifts.len()), Some(3));
     let bound: usize = plan.assets.iter().map(|a| a.bindings.len()).sum();
     assert_eq!(
-        bound, 33,
-        "17 process values, two silo lot numbers, the batch number, 7 palletizer tags, 6 lab values"
+        bound, 42,
+        "17 process values, two silo lot numbers, the batch number, 7 palletizer tags, 6 lab values, 9 of the mill"
     );
 }
 
@@ -93,7 +99,10 @@ fn dairy_loads_every_asset_with_parents_first() {
 fn dairy_models_keep_their_attributes_in_order() {
     let plan = dairy();
     let names: Vec<&str> = plan.models.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["Silo", "Pasteurizer", "Filler", "Palletizer"]);
+    assert_eq!(
+        names,
+        ["Silo", "Pasteurizer", "Filler", "Palletizer", "CncMachine"]
+    );
     let filler = plan.model("Filler").unwrap();
     let attributes: Vec<&str> = filler.attributes.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(
@@ -247,6 +256,7 @@ fn dairy_sources_and_sinks_carry_their_kind_settings() {
             ("line1-plc", "modbus", true),
             ("line2-controller", "opcua", true),
             ("palletizer-plc", "ethernetip", true),
+            ("shop-cnc", "mtconnect", true),
         ]
     );
     let reception = plan.sources[0].settings.downcast_ref::<String>().unwrap();

@@ -212,6 +212,23 @@ impl KindSpec for Files {
     }
 }
 
+/// Stands in for the MTConnect connector in examples: accepts its keys and any address
+/// (the real kind checks them in crates/mtconnect).
+#[derive(Debug)]
+pub struct MtConnect;
+
+impl KindSpec for MtConnect {
+    fn describe(&self) -> &'static str {
+        "MTConnect agent (test)"
+    }
+
+    fn parse(&self, table: &mut Table<'_>) -> Option<Settings> {
+        table.required_str("url")?;
+        table.take_remaining();
+        Some(Arc::new(()))
+    }
+}
+
 /// Stands in for the historian sink: accepts its keys unread (the real kind checks them in
 /// crates/historian).
 #[derive(Debug)]
@@ -256,6 +273,7 @@ pub fn catalog() -> Catalog {
     catalog.add_source("s7", Arc::new(S7));
     catalog.add_source("ethernetip", Arc::new(EtherNetIp));
     catalog.add_source("files", Arc::new(Files));
+    catalog.add_source("mtconnect", Arc::new(MtConnect));
     catalog.add_sink("jsonl", Arc::new(Jsonl));
     catalog.add_sink("historian", Arc::new(Historian));
     // The demo's OPC UA server: a local sink whose keys the test does not read.
