@@ -316,18 +316,14 @@ fn plan(old: &Path, new: &Path, registry: &Registry) -> ExitCode {
             );
             return ExitCode::FAILURE;
         }
-        reload::Decision::Refused(why) => {
+        reload::Decision::Refused(changes) => {
             println!("{} → {}: a reload refuses this", old.display(), new.display());
-            for line in why {
+            for line in reload::refusals(&changes) {
                 println!("  {line}");
             }
             // The other changes, for the restart that applies them.
-            if let Ok(target) = backplane_config::load(new, &registry.catalog()) {
-                for change in backplane_config::diff::diff(&running, &target) {
-                    if !change.part.needs_process_restart() {
-                        println!("{change}");
-                    }
-                }
+            for change in changes.iter().filter(|c| !c.part.needs_process_restart()) {
+                println!("{change}");
             }
         }
         reload::Decision::Apply(_, changes) => {

@@ -16,9 +16,9 @@ pub enum Decision {
     Unchanged,
     /// The new configuration has errors (each one): not applied, the running one stays.
     Invalid(Vec<String>),
-    /// Valid, but it changes what only a restart applies (each line says what): not
-    /// applied, the running configuration stays.
-    Refused(Vec<String>),
+    /// Valid, but some of its changes only a restart applies ([`refusals`] says which):
+    /// not applied, the running configuration stays. Every change, for `plan` to show.
+    Refused(Vec<Change>),
     /// Apply: the new plan and what changes.
     Apply(Box<Plan>, Vec<Change>),
 }
@@ -41,13 +41,17 @@ pub fn decide(path: &Path, registry: &Registry, running: &Plan) -> Decision {
     if changes.is_empty() {
         return Decision::Unchanged;
     }
-    let process: Vec<String> = changes
+    if changes.iter().any(|c| c.part.needs_process_restart()) {
+        return Decision::Refused(changes);
+    }
+    Decision::Apply(Box::new(new), changes)
+}
+
+/// Why a reload refuses `changes`: one line per change only a restart applies.
+pub fn refusals(changes: &[Change]) -> Vec<String> {
+    changes
         .iter()
         .filter(|c| c.part.needs_process_restart())
         .map(|c| format!("{c} — takes effect when the gateway restarts, not on a reload"))
-        .collect();
-    if !process.is_empty() {
-        return Decision::Refused(process);
-    }
-    Decision::Apply(Box::new(new), changes)
+        .collect()
 }

@@ -266,7 +266,10 @@ impl Running<'_> {
                 return report(ReloadResult::Unchanged, Vec::new(), Vec::new(), version);
             }
             Decision::Invalid(why) => return self.keep(engine, ReloadResult::Invalid, why, apply, version),
-            Decision::Refused(why) => return self.keep(engine, ReloadResult::Refused, why, apply, version),
+            Decision::Refused(changes) => {
+                let why = crate::reload::refusals(&changes);
+                return self.keep(engine, ReloadResult::Refused, why, apply, version);
+            }
             Decision::Apply(new, changes) => {
                 let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
                 if !apply {
