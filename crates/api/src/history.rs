@@ -166,7 +166,7 @@ impl Params {
         Ok((from, to))
     }
 
-    fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
+    pub(crate) fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
         match self.get("limit") {
             None => Ok(default),
             Some(text) => match text.parse::<usize>() {
@@ -506,6 +506,11 @@ struct RawView {
     from: Timestamp,
     to: Timestamp,
     series: Vec<RawSeries>,
+    /// The configuration versions in force during `[from, to]`, oldest first: a point's is
+    /// the one whose `[from, until)` holds its `time`. Left out on a hub, whose stored
+    /// points were read under their sites' configurations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config_versions: Option<Vec<crate::versions::ActivationView>>,
 }
 
 pub(crate) async fn raw(
@@ -517,6 +522,11 @@ pub(crate) async fn raw(
     let (from, to) = params.range()?;
     let filter = params.context()?;
     let limit = params.limit(DEFAULT_RAW_LIMIT, MAX_RAW_LIMIT)?;
+    let config_versions = if state.engine.topology().plan.namespace.is_hub() {
+        None
+    } else {
+        Some(crate::versions::in_force(&state, from, to)?)
+    };
     let view = blocking(&state, move || {
         let selected = store.select(&selector);
         let result = store
@@ -538,7 +548,12 @@ pub(crate) async fn raw(
                     .collect(),
             })
             .collect();
-        Ok(RawView { from, to, series })
+        Ok(RawView {
+            from,
+            to,
+            series,
+            config_versions,
+        })
     })
     .await?;
     json_response(&view)

@@ -72,6 +72,7 @@ pub mod swap;
 mod throttle;
 mod tls;
 mod ui;
+mod versions;
 mod webhooks;
 /// The users file lives in backplane-security (the OPC UA server reads it too).
 pub use backplane_security::users;
@@ -334,6 +335,8 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(Get, "/api/v1/hub/sites", viewer, hub::sites),
         endpoint(Get, "/api/v1/audit", engineer, audit::query),
         endpoint(Get, "/api/v1/audit/export", admin, audit::export),
+        endpoint(Get, "/api/v1/config/versions", viewer, versions::list),
+        endpoint(Get, "/api/v1/config/versions/{version}", engineer, versions::get),
         endpoint(Get, "/api/v1/admin/plan", admin, crate::admin::plan),
         endpoint(Post, "/api/v1/admin/reload", admin, crate::admin::reload),
         endpoint(Get, "/api/v1/forms", viewer, production::forms),

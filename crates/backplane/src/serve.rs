@@ -141,7 +141,7 @@ pub async fn run(
         }),
     );
     let api_audit = services.named::<backplane_security::AuditTrail>(backplane_security::AuditTrail::SERVICE);
-    let engine = start_engine(plan, registry, &services, Vec::new()).map_err(|e| e.to_string())?;
+    let engine = start_engine(plan, registry, &services, Vec::new(), "start").map_err(|e| e.to_string())?;
     let api = backplane_api::Api::new(options, api_audit);
     let swap = RouterSwap::new(api.router(engine.handle()));
 
@@ -216,13 +216,36 @@ fn start_engine(
     registry: &Registry,
     services: &Services,
     contexts: Vec<(String, backplane_model::Context)>,
+    reason: &str,
 ) -> Result<Engine, backplane_engine::ComponentError> {
+    record_version(&plan, reason);
     let options = EngineOptions {
         services: services.clone(),
         contexts,
         ..EngineOptions::default()
     };
     Engine::start(plan, registry, options)
+}
+
+/// Keeps the version about to run in the data directory's archive of past versions, so a
+/// stored sample can be tied to the configuration it was read under (by its gateway time).
+/// Written before the engine's sources start. A failure is logged, never stops the start.
+fn record_version(plan: &Plan, reason: &str) {
+    let archive = backplane_config::archive::Archive::new(&plan.gateway.data_dir);
+    let short = &plan.version[..plan.version.len().min(12)];
+    match archive.record(plan, backplane_model::Timestamp::now(), reason) {
+        Ok((_, None)) => tracing::info!(
+            version = short,
+            reason,
+            "configuration version recorded and archived"
+        ),
+        Ok((_, Some(why))) => {
+            tracing::info!(version = short, reason, why = %why, "configuration version recorded; its files are not archived")
+        }
+        Err(e) => {
+            tracing::error!(version = short, dir = %archive.dir().display(), error = %e, "configuration version not recorded")
+        }
+    }
 }
 
 /// What runs between the start and the shutdown, and is replaced by a reload.
@@ -293,6 +316,7 @@ impl Running<'_> {
             self.registry,
             &self.services,
             contexts.clone(),
+            "reload",
         ) {
             Ok(engine) => {
                 tracing::info!(version = %&version[..version.len().min(12)], "reload: the new configuration runs");
@@ -300,7 +324,13 @@ impl Running<'_> {
             }
             Err(e) => {
                 tracing::error!(error = %e, "reload: the new configuration did not start; starting the previous one again");
-                match start_engine(running, self.registry, &self.services, contexts) {
+                match start_engine(
+                    running,
+                    self.registry,
+                    &self.services,
+                    contexts,
+                    "reload-fallback",
+                ) {
                     Ok(engine) => (
                         engine,
                         ReloadResult::Invalid,

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use backplane_model::Timestamp;
 use backplane_testkit::process::{Running, start_gateway};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
@@ -41,6 +42,11 @@ qos = 1
 name = "file"
 kind = "jsonl"
 path = "{samples}"
+
+[[sinks]]
+name = "history"
+kind = "historian"
+path = "history"
 
 [[assets]]
 path = "line"
@@ -239,6 +245,67 @@ async fn a_reload_applies_the_new_configuration_without_losing_a_sample_and_refu
         "{refused}"
     );
     assert_eq!(refused["config_version"], reloaded["config_version"]);
+
+    // Every version that ran, newest first, each in force until the next; the files of the
+    // first one as they were then, although the file on disk has changed three times since.
+    let third_version = reloaded["config_version"].as_str().unwrap().to_owned();
+    let (status, versions) = get(&base, "/api/v1/config/versions");
+    assert_eq!(status, 200, "{versions}");
+    let list = versions["versions"].as_array().unwrap();
+    let seen: Vec<(&str, &str)> = list
+        .iter()
+        .map(|v| (v["version"].as_str().unwrap(), v["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (third_version.as_str(), "reload"),
+            (second_version.as_str(), "reload"),
+            (first_version.as_str(), "start")
+        ],
+        "{versions}"
+    );
+    assert_eq!(list[0]["until"], Value::Null);
+    assert_eq!(list[1]["until"], list[0]["from"]);
+    assert_eq!(list[2]["until"], list[1]["from"]);
+    let (status, first) = get(&base, &format!("/api/v1/config/versions/{first_version}"));
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        first["files"][0]["text"].as_str().unwrap(),
+        config(&path, &name, &topic, "")
+    );
+    // The stored samples of the first counter name the versions they were read under.
+    let (status, raw) = get(
+        &base,
+        "/api/v1/history/raw?tag=acme/plant/line/counter/seq&from=now-5m&limit=100000",
+    );
+    assert_eq!(status, 200, "{raw}");
+    let tied: Vec<&str> = raw["config_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tied,
+        [
+            first_version.as_str(),
+            second_version.as_str(),
+            third_version.as_str()
+        ],
+        "{raw}"
+    );
+    let points = raw["series"][0]["points"].as_array().unwrap();
+    let second_from = Timestamp::parse_rfc3339(list[1]["from"].as_str().unwrap()).unwrap();
+    let read_under_first = points
+        .iter()
+        .filter(|p| Timestamp::parse_rfc3339(p["time"].as_str().unwrap()).unwrap() < second_from)
+        .count();
+    assert!(
+        read_under_first > 0 && read_under_first < points.len(),
+        "points on both sides of the first reload: {read_under_first} of {}",
+        points.len()
+    );
 
     // SIGTERM: a graceful stop, exit status 0.
     let mut running = running;

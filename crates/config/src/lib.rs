@@ -19,6 +19,7 @@
 //! - [`diff`]: what changes between two plans (`backplane plan`, reloads).
 
 pub mod api_tls;
+pub mod archive;
 mod assets;
 pub mod catalog;
 mod components;
