@@ -121,6 +121,14 @@ impl ScriptedAgent {
         self
     }
 
+    /// Forgets the queued answers (and the requests received), for a new script: the
+    /// same agent URL seen from a gateway that restarted.
+    pub fn reset(&self) {
+        let mut script = self.script.lock().unwrap();
+        script.answers.clear();
+        script.requests.clear();
+    }
+
     /// The requests received, e.g. `sample?from=101&count=1000`.
     pub fn requests(&self) -> Vec<String> {
         self.script.lock().unwrap().requests.clone()
