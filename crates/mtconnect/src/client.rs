@@ -76,7 +76,15 @@ pub enum Opened {
 
 impl Client {
     pub fn new(settings: &MtConnectSettings) -> Result<Client, String> {
+        // 2.x agents answer JSON to a client that asks for it (or by their configuration's
+        // default); this client reads the XML documents, so it asks for them.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT,
+            reqwest::header::HeaderValue::from_static("application/xml, text/xml"),
+        );
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(settings.timeout)
             .pool_max_idle_per_host(1)
             .build()

@@ -3,7 +3,8 @@
 //! model as bindings) and `backplane simulate mtconnect-cnc`.
 //!
 //! The kind keeps each source's sequence cursor across the instances the supervisor
-//! builds after a failure, so a reconnect resumes where the last one stopped.
+//! builds after a failure, so a reconnect resumes where the last one stopped; the cursor
+//! file in the data directory carries it across gateway restarts ([`crate::resume`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -115,6 +116,7 @@ impl SourceKind for MtConnectKind {
             settings: Arc::new(ctx.settings.clone()),
             addresses: ctx.addresses.to_vec(),
             cursor,
+            state: Some(crate::resume::path(ctx.data_dir, ctx.name)),
             alarm_targets: alarm_targets(ctx),
         }))
     }

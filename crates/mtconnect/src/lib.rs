@@ -13,6 +13,7 @@
 //! - [`observe`]: observations → readings, machine state and alarms.
 //! - [`state`]: execution, mode, conditions → a reduced machine state.
 //! - [`alarms`]: condition observations → alarm events.
+//! - [`resume`]: the cursor file, where a gateway restart resumes.
 //! - [`throttle`]: rate-limited warnings.
 //! - [`source`]: the running source.
 //! - [`kind`]: [`MtConnectKind`] (registered as `mtconnect`) and its hooks.
@@ -27,6 +28,7 @@ pub mod document;
 pub mod kind;
 pub mod multipart;
 pub mod observe;
+pub mod resume;
 pub mod sequence;
 pub mod simulator;
 pub mod source;

@@ -12,6 +12,7 @@
 //!   kind of problem, health shows the source degraded, and the source goes on (see
 //!   [`crate::sequence`] for what happens to the cursor); it never stops for bad input.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,9 @@ pub struct MtConnectSource {
     pub(crate) addresses: Vec<Arc<str>>,
     /// Kept by the kind across instances of this source.
     pub(crate) cursor: SharedCursor,
+    /// The cursor file (`<data_dir>/mtconnect/<source>.cursor`): where a gateway restart
+    /// resumes. `None`: the cursor lives in memory only.
+    pub(crate) state: Option<PathBuf>,
     pub(crate) alarm_targets: AlarmTargets,
 }
 
@@ -61,6 +65,7 @@ struct Counters {
     restarts: Counter,
     rejected: Counter,
     skipped: Counter,
+    not_saved: Counter,
 }
 
 impl Counters {
@@ -78,6 +83,7 @@ impl Counters {
             restarts: c("agent_restarts"),
             rejected: c("observations_rejected"),
             skipped: c("sequences_skipped"),
+            not_saved: c("cursor_not_saved"),
         }
     }
 }
@@ -100,6 +106,8 @@ struct Session<'a> {
     throttle: Throttle,
     /// Whether the agent streams (`false` once it answered a stream request with one document).
     streaming: bool,
+    /// The cursor last written to the cursor file.
+    saved: Option<Cursor>,
 }
 
 impl MtConnectSource {
@@ -112,7 +120,15 @@ impl MtConnectSource {
             alarm_targets: vec![Vec::new(); addresses.len()],
             addresses,
             cursor: Arc::default(),
+            state: None,
         }
+    }
+
+    /// Keeps the cursor in `path` too, so a new process resumes there (what the kind
+    /// does with `<data_dir>/mtconnect/<source>.cursor`).
+    pub fn persist_to(mut self, path: PathBuf) -> MtConnectSource {
+        self.state = Some(path);
+        self
     }
 
     /// Sends every alarm of address `address` to `asset`.
@@ -158,6 +174,26 @@ impl MtConnectSource {
         }
     }
 
+    /// The cursor of the cursor file, when it belongs to this agent. A file that cannot be
+    /// read is logged and left for the next save to replace: the source then starts with
+    /// `current` (a gap it cannot count), rather than not at all.
+    fn saved_cursor(&self) -> Option<Cursor> {
+        let path = self.state.as_ref()?;
+        let agent = self.settings.endpoint("sample");
+        match crate::resume::load(path, &agent) {
+            Ok(crate::resume::Loaded::Cursor(c)) => Some(c),
+            Ok(crate::resume::Loaded::None) => None,
+            Ok(crate::resume::Loaded::OtherAgent(other)) => {
+                tracing::info!(source = %self.name, "the saved cursor is for {other}, not {agent}: starting with current");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(source = %self.name, "cannot resume at the saved cursor: {e}; starting with current");
+                None
+            }
+        }
+    }
+
     async fn run_inner(self, io: SourceIo) -> Result<(), ComponentError> {
         let client = Client::new(&self.settings).map_err(ComponentError::config)?;
         let model = tokio::select! {
@@ -172,7 +208,12 @@ impl MtConnectSource {
         if !unknown.is_empty() && !io.emit(Timestamp::now(), unknown).await {
             return Ok(());
         }
-        let resume = self.cursor.lock().ok().and_then(|c| *c);
+        let kept = self.cursor.lock().ok().and_then(|c| *c);
+        let saved = match kept {
+            Some(_) => None,
+            None => self.saved_cursor(),
+        };
+        let resume = kept.or(saved);
         tracing::info!(
             source = %self.name,
             url = %self.settings.url,
@@ -189,6 +230,7 @@ impl MtConnectSource {
             counters: Counters::new(&io),
             throttle: Throttle::new(Duration::from_secs(10)),
             streaming: self.settings.streaming,
+            saved,
         };
         tokio::select! {
             r = session.run() => r,
@@ -397,6 +439,7 @@ impl Session<'_> {
                 if !self.deliver(&accepted.observations, current).await {
                     return Ok(Step::Next);
                 }
+                self.save_cursor().await;
                 Ok(Step::Next)
             }
             Document::Error(errors) => {
@@ -433,6 +476,47 @@ impl Session<'_> {
                     None,
                 );
                 Ok(Step::Wait)
+            }
+        }
+    }
+
+    /// Writes the cursor to the cursor file once what lies below it left the pipeline's
+    /// queue (`settled`: in every sink's queue, and appended to the store-and-forward log
+    /// where there is one), so a restart neither misses nor repeats it.
+    async fn save_cursor(&mut self) {
+        let Some(path) = &self.source.state else {
+            return;
+        };
+        let cursor = self.tracker.cursor();
+        if cursor == self.saved || cursor.is_none() {
+            return;
+        }
+        if !self.io.settled().await {
+            return;
+        }
+        let Some(cursor) = cursor else {
+            return;
+        };
+        let agent = self.source.settings.endpoint("sample");
+        let path = path.clone();
+        let written = tokio::task::spawn_blocking(move || crate::resume::save(&path, &agent, cursor))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match written {
+            Ok(()) => self.saved = Some(cursor),
+            Err(e) => {
+                self.counters.not_saved.inc();
+                let path = self
+                    .source
+                    .state
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                self.problem(
+                    "not_saved",
+                    format!("cannot save the cursor to {path}: {e}; a gateway restart would read again from the last saved one"),
+                    None,
+                );
             }
         }
     }

@@ -107,6 +107,24 @@ async fn a_1x_agent_s_current_and_sample_arrive_in_sequence_order_with_condition
 }
 
 #[tokio::test]
+async fn every_request_asks_for_xml_so_an_agent_that_offers_json_answers_xml() {
+    let agent = ScriptedAgent::start().await;
+    agent
+        .then("probe", 200, fixture("v2.0/probe.xml"))
+        .then("current", 200, fixture("v2.0/current.xml"))
+        .then("sample", 200, empty_sample(1_764_597_731, 1, 58));
+    let source = MtConnectSource::new("mill", settings(&agent.url), addresses(&["p1_parts"]));
+    let mut running = run(source);
+    running.wait(LIMIT, || agent.requests().len() >= 3).await;
+    let accepts = agent.accepts();
+    assert!(
+        accepts.iter().all(|a| a.starts_with("application/xml")),
+        "{accepts:?}"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_2x_agent_reads_alike_and_unavailable_is_never_good() {
     let agent = ScriptedAgent::start().await;
     agent

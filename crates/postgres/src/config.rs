@@ -19,17 +19,8 @@ pub enum Method {
     Insert,
 }
 
-/// Transport security, as libpq's `sslmode` names it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Plain TCP.
-    Disable,
-    /// TLS without checking the server's certificate (encryption only).
-    Require,
-    /// TLS; the certificate must chain to the `ca` (PEM, by secret reference) and name
-    /// the host.
-    VerifyFull { ca: Secret },
-}
+/// Transport security (shared with the `sql` source: `backplane_dbtls`).
+pub use backplane_dbtls::TlsMode;
 
 /// One `postgresql` sink's settings.
 #[derive(Clone, Debug)]
@@ -130,36 +121,13 @@ pub fn parse(table: &mut Table<'_>) -> Option<PostgresSettings> {
         connection.user("backplane");
     }
     let password = table.optional_secret("password");
-    let ca = table.optional_secret("ca");
-    let tls = match table.optional_str("tls").unwrap_or("disable") {
-        "disable" => TlsMode::Disable,
-        "require" => TlsMode::Require,
-        "verify-full" => match ca.clone() {
-            Some(ca) => TlsMode::VerifyFull { ca },
-            None => {
-                table.error(
-                    "ca",
-                    "`tls = \"verify-full\"` needs `ca`",
-                    Some("`ca = \"file:PATH\"`: the PEM certificate of the authority that signed the server's certificate".into()),
-                );
-                ok = false;
-                TlsMode::Disable
-            }
-        },
-        other => {
-            table.error(
-                "tls",
-                format!("`tls` must be \"disable\", \"require\" or \"verify-full\", not \"{other}\""),
-                None,
-            );
+    let tls = match backplane_dbtls::parse(table) {
+        Some(t) => t,
+        None => {
             ok = false;
             TlsMode::Disable
         }
     };
-    if ca.is_some() && !matches!(tls, TlsMode::VerifyFull { .. }) && ok {
-        table.error("ca", "`ca` is only used with `tls = \"verify-full\"`", None);
-        ok = false;
-    }
     let schema = table.optional_str("schema").unwrap_or(DEFAULT_SCHEMA);
     if !is_identifier(schema) {
         table.error(

@@ -1,13 +1,9 @@
-//! Opening a session: TLS by `tls` mode, the password from its secret, the application
+//! Opening a session: TLS by `tls` mode (the rustls configuration of `backplane_dbtls`,
+//! shared with the `sql` source), the password from its secret, the application
 //! name the database shows in `pg_stat_activity`, and the session settings every
 //! statement relies on (`search_path`, `statement_timeout`).
 
-use std::sync::Arc;
-
 use backplane_connector::ComponentError;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio_postgres::{Client, NoTls};
 
 use crate::config::{PostgresSettings, TlsMode};
@@ -36,7 +32,8 @@ pub async fn connect(settings: &PostgresSettings, application_name: &str) -> Res
         }
         mode => {
             config.ssl_mode(tokio_postgres::config::SslMode::Require);
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(rustls_config(mode)?);
+            let tls =
+                backplane_dbtls::postgres_connector("postgresql", mode).map_err(ComponentError::config)?;
             let (client, connection) = config.connect(tls).await.map_err(|e| {
                 ComponentError::connect_because(format!("cannot connect to {target}: {}", chain(&e)), e)
             })?;
@@ -55,21 +52,7 @@ pub async fn connect(settings: &PostgresSettings, application_name: &str) -> Res
     Ok(client)
 }
 
-/// An error with its causes, e.g. "error performing TLS handshake: invalid peer
-/// certificate: UnknownIssuer" (tokio-postgres shows only the first part).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
+use backplane_dbtls::chain;
 
 /// `user@host:port/db`, for messages (never the password).
 pub fn describe(config: &tokio_postgres::Config) -> String {
@@ -99,84 +82,6 @@ where
             tracing::debug!(error = %e, "postgresql: connection ended");
         }
     });
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn rustls_config(mode: &TlsMode) -> Result<rustls::ClientConfig, ComponentError> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ComponentError::config_because(format!("postgresql tls: {e}"), e))?;
-    match mode {
-        TlsMode::VerifyFull { ca } => {
-            let pem = ca
-                .resolve()
-                .map_err(|e| ComponentError::config_because(format!("postgresql tls ca: {e}"), e))?;
-            let mut roots = rustls::RootCertStore::empty();
-            let mut found = 0;
-            for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
-                let cert = cert.map_err(|e| {
-                    ComponentError::config_because(format!("postgresql tls ca `{ca}`: {e}"), e)
-                })?;
-                roots.add(cert).map_err(|e| {
-                    ComponentError::config_because(format!("postgresql tls ca `{ca}`: {e}"), e)
-                })?;
-                found += 1;
-            }
-            if found == 0 {
-                return Err(ComponentError::config(format!(
-                    "postgresql tls ca `{ca}`: no BEGIN CERTIFICATE block"
-                )));
-            }
-            Ok(builder.with_root_certificates(roots).with_no_client_auth())
-        }
-        _ => Ok(builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider())))
-            .with_no_client_auth()),
-    }
-}
-
-/// `tls = "require"`: encrypt, but accept any certificate (libpq's `sslmode=require`).
-/// Handshake signatures are still checked, so the session key is the server's.
-#[derive(Debug)]
-struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// Whether `e` means the session is gone (socket closed, server shut the backend down),

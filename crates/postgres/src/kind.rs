@@ -4,7 +4,7 @@
 use backplane_config::{Plan, Table};
 use backplane_connector::{ComponentError, Kind, Sink, SinkContext, SinkKind};
 
-use crate::config::{self, PostgresSettings, TlsMode};
+use crate::config::{self, PostgresSettings};
 use crate::connect::describe;
 use crate::sink::PostgresSink;
 
@@ -24,11 +24,7 @@ impl Kind for PostgresKind {
     }
 
     fn summarize(&self, _plan: &Plan, _name: &str, s: &PostgresSettings) -> Vec<String> {
-        let tls = match &s.tls {
-            TlsMode::Disable => "no TLS".to_owned(),
-            TlsMode::Require => "TLS (certificate not checked)".to_owned(),
-            TlsMode::VerifyFull { ca } => format!("TLS verified against {ca}"),
-        };
+        let tls = s.tls.describe();
         vec![format!(
             "{} schema `{}`, {tls}, {:?} in transactions of up to {} rows every {:?}, {} partitions{}",
             describe(&s.connection),

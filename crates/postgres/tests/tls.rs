@@ -78,3 +78,32 @@ async fn tls_require_encrypts_and_verify_full_checks_the_authority_and_the_host_
     }
     db.drop().await;
 }
+
+/// The sink against a private server whose certificate a CA of the test's own signed
+/// (testkit's `dbservers`, the one the `sql` source's TLS tests use: the TLS code is
+/// shared, `backplane_dbtls`): `verify-full` with that CA opens an encrypted session to
+/// 127.0.0.1 (an address in the certificate); another CA is refused as a retryable error
+/// naming the cause.
+#[tokio::test]
+async fn verify_full_trusts_the_ca_given_and_no_other() {
+    let server = match backplane_testkit::dbservers::postgres_tls() {
+        Ok(s) => s,
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("postgresql://postgres@127.0.0.1:{}/postgres", server.port);
+    let extra = |ca: &std::path::Path| format!("tls = \"verify-full\"\nca = \"file:{}\"", ca.display());
+
+    let (_, settings) = load(&common::config(&url, &extra(&server.ca)), dir.path());
+    let client = connect(&settings, "tls-test").await.unwrap();
+    assert!(encrypted(&client).await);
+    drop(client);
+
+    let (_, settings) = load(&common::config(&url, &extra(&server.other_ca)), dir.path());
+    let e = connect(&settings, "tls-test").await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+}

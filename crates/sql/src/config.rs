@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use backplane_config::{Secret, Table};
+pub use backplane_dbtls::TlsMode;
 use backplane_model::ContextField;
 
 pub const DEFAULT_PERIOD: Duration = Duration::from_secs(1);
@@ -47,6 +48,8 @@ pub struct SqlSettings {
     /// The connection URL, without a password.
     pub url: String,
     pub password: Option<Secret>,
+    /// TLS to the database (`tls`/`ca`, or the PostgreSQL URL's `sslmode`).
+    pub tls: TlsMode,
     pub target: Target,
     /// The column rows are read in order of (integer, timestamp or text).
     pub watermark: String,
@@ -141,6 +144,35 @@ pub fn dialect(url: &str) -> Result<Dialect, (String, String)> {
     Ok(dialect)
 }
 
+/// `url` without its `sslmode` parameter (PostgreSQL: libpq's names, some of which
+/// tokio-postgres does not read), and that parameter's value. `sslrootcert` is refused:
+/// the CA is the `ca` key, a secret reference like the `postgresql` sink's.
+pub fn split_sslmode(url: &str) -> Result<(String, Option<String>), String> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut mode = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sslmode", v)) => mode = Some(v.to_owned()),
+            Some(("sslrootcert" | "sslcert" | "sslkey", _)) => {
+                return Err(format!(
+                    "`{}` in the URL is not read: give the authority's certificate as `ca = \"file:PATH\"` with `tls = \"verify-full\"` (client certificates are not supported)",
+                    pair.split('=').next().unwrap_or(pair)
+                ));
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, mode))
+}
+
 /// mysql_async knows the `mysql://` scheme only.
 pub fn mysql_url(url: &str) -> String {
     match url.split_once("://") {
@@ -153,7 +185,15 @@ pub fn mysql_url(url: &str) -> String {
 pub fn parse_settings(table: &mut Table<'_>) -> Option<SqlSettings> {
     let mut ok = true;
     let url = table.required_str("url");
-    let dialect = url.and_then(|url| match dialect(url) {
+    let (url, sslmode) = match url.map(split_sslmode) {
+        Some(Ok((url, mode))) => (Some(url), mode),
+        Some(Err(message)) => {
+            table.error("url", message, None);
+            (None, None)
+        }
+        None => (None, None),
+    };
+    let dialect = url.as_deref().and_then(|url| match dialect(url) {
         Ok(d) => Some(d),
         Err((message, hint)) => {
             table.error("url", message, Some(hint));
@@ -161,6 +201,28 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<SqlSettings> {
         }
     });
     let password = table.optional_secret("password");
+    let tls_key = table.optional_str("tls");
+    let ca = table.optional_secret("ca");
+    if let (Some(mode), Some(Dialect::MySql)) = (&sslmode, dialect) {
+        table.error(
+            "url",
+            format!("`sslmode={mode}` is PostgreSQL's; for MariaDB/MySQL write `tls = \"{mode}\"`"),
+            None,
+        );
+        ok = false;
+    }
+    if let (Some(key), Some(mode)) = (tls_key, &sslmode)
+        && key != mode
+    {
+        table.error(
+            "tls",
+            format!("`tls = \"{key}\"` but the URL says `sslmode={mode}`"),
+            Some("give one of them".into()),
+        );
+        ok = false;
+    }
+    let tls = backplane_dbtls::resolve(table, tls_key.or(sslmode.as_deref()).unwrap_or("disable"), ca);
+    ok &= tls.is_some();
     let target = match (table.optional_str("table"), table.optional_str("query")) {
         (Some(t), None) => {
             if !is_column_name(t) {
@@ -332,8 +394,9 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<SqlSettings> {
     }
     Some(SqlSettings {
         dialect: dialect?,
-        url: url?.to_owned(),
+        url: url?,
         password,
+        tls: tls?,
         target: target?,
         watermark: watermark?,
         tiebreak,
@@ -409,6 +472,45 @@ mod tests {
             ),
         ] {
             let (s, errors) = parse(body);
+            assert!(s.is_none(), "{body}");
+            assert!(errors.iter().any(|e| e.contains(key)), "{body}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn tls_comes_from_the_tls_key_or_the_postgresql_url_s_sslmode() {
+        let base = "table = \"t\"\nwatermark = \"id\"";
+        let (s, errors) = parse(&format!(
+            "url = \"postgresql://gw@db/lims?sslmode=require&application_name=x\"\n{base}"
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = s.unwrap();
+        assert_eq!(s.tls, TlsMode::Require);
+        assert_eq!(s.url, "postgresql://gw@db/lims?application_name=x");
+        let (s, errors) = parse(&format!(
+            "url = \"postgres://gw@db/lims?sslmode=verify-full\"\nca = \"file:ca.pem\"\n{base}"
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(matches!(&s.unwrap().tls, TlsMode::VerifyFull { ca } if ca.reference() == "file:ca.pem"));
+        let (s, errors) = parse(&format!(
+            "url = \"mariadb://gw@db/erp\"\ntls = \"verify-full\"\nca = \"file:ca.pem\"\n{base}"
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(matches!(s.unwrap().tls, TlsMode::VerifyFull { .. }));
+        let (s, _) = parse(&format!("url = \"mysql://gw@db/erp\"\n{base}"));
+        assert_eq!(s.unwrap().tls, TlsMode::Disable);
+        for (body, key) in [
+            ("url = \"postgresql://gw@db/l?sslmode=verify-full\"", "ca"),
+            ("url = \"postgresql://gw@db/l\"\ntls = \"prefer\"", "tls"),
+            (
+                "url = \"postgresql://gw@db/l?sslmode=require\"\ntls = \"disable\"",
+                "tls",
+            ),
+            ("url = \"postgresql://gw@db/l\"\nca = \"file:ca.pem\"", "ca"),
+            ("url = \"postgresql://gw@db/l?sslrootcert=/ca.pem\"", "url"),
+            ("url = \"mysql://gw@db/erp?sslmode=require\"", "url"),
+        ] {
+            let (s, errors) = parse(&format!("{body}\n{base}"));
             assert!(s.is_none(), "{body}");
             assert!(errors.iter().any(|e| e.contains(key)), "{body}: {errors:?}");
         }

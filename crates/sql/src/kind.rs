@@ -49,8 +49,9 @@ impl Kind for SqlKind {
             None => settings.watermark.clone(),
         };
         vec![format!(
-            "sql source `{name}`: {what} of {}, rows after {key}, up to {} rows every {:?}",
+            "sql source `{name}`: {what} of {} ({}), rows after {key}, up to {} rows every {:?}",
             crate::db::target(settings),
+            settings.tls.describe(),
             settings.batch,
             settings.period
         )]

@@ -2,13 +2,14 @@
 //! mapping to a [`Cell`]. Statements run as prepared statements, so values come in the
 //! binary protocol with their types, and keys are bound, never written into the text.
 
+use backplane_dbtls::chain;
 use backplane_model::Value;
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Params, Row};
+use mysql_async::{Conn, Opts, OptsBuilder, Params, Row, SslOpts};
 use time::{Date, Month, PrimitiveDateTime, Time};
 
-use crate::config::{SqlSettings, mysql_url};
+use crate::config::{SqlSettings, TlsMode, mysql_url};
 use crate::db::{Cell, DbError, Rows, target};
 use crate::query::Statement;
 use crate::watermark::Mark;
@@ -30,7 +31,35 @@ pub async fn connect(
     if let Some(p) = password {
         builder = builder.pass(Some(p));
     }
-    let mut conn = Conn::new(builder).await.map_err(|e| fail(e.to_string()))?;
+    // The `tls`/`ca` settings the `postgresql` sink reads too (backplane_dbtls); mysql_async
+    // builds its own rustls configuration from them (ring, no built-in roots).
+    let ssl = match &settings.tls {
+        TlsMode::Disable => None,
+        TlsMode::Require => Some(SslOpts::default().with_danger_accept_invalid_certs(true)),
+        TlsMode::VerifyFull { ca } => {
+            let (pem, _) = backplane_dbtls::ca_pem("sql", ca).map_err(DbError::Config)?;
+            Some(
+                SslOpts::default()
+                    .with_disable_built_in_roots(true)
+                    .with_root_certs(vec![pem.into_bytes().into()]),
+            )
+        }
+    };
+    builder = builder.ssl_opts(ssl);
+    let mut conn = Conn::new(builder).await.map_err(|e| {
+        let mut message = chain(&e);
+        // MariaDB answers a plain login under `require_secure_transport` with "access
+        // denied" (MySQL with 3159): say what may be missing.
+        if settings.tls == TlsMode::Disable
+            && let mysql_async::Error::Server(s) = &e
+            && matches!(s.code, 1045 | 3159)
+        {
+            message.push_str(
+                " (if the server requires secure transport, set `tls = \"require\"` or `\"verify-full\"`)",
+            );
+        }
+        fail(message)
+    })?;
     // TIMESTAMP columns and NOW() in UTC, like the times Backplane carries.
     conn.query_drop("SET time_zone = '+00:00'")
         .await

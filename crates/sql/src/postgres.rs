@@ -4,11 +4,13 @@
 use std::str::FromStr;
 use std::time::SystemTime;
 
+use backplane_dbtls::chain;
 use backplane_model::Value;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Row};
 
-use crate::config::SqlSettings;
+use crate::config::{SqlSettings, TlsMode};
 use crate::db::{Cell, DbError, Rows, target};
 use crate::query::Statement;
 use crate::watermark::Mark;
@@ -27,10 +29,26 @@ pub async fn connect(
     if let Some(p) = password {
         config.password(p);
     }
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| fail(e.to_string()))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let client = match &settings.tls {
+        TlsMode::Disable => {
+            config.ssl_mode(SslMode::Disable);
+            let (client, connection) = config.connect(NoTls).await.map_err(|e| fail(chain(&e)))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        }
+        mode => {
+            // The `postgresql` sink's rustls configuration (backplane_dbtls).
+            config.ssl_mode(SslMode::Require);
+            let tls = backplane_dbtls::postgres_connector("sql", mode).map_err(DbError::Config)?;
+            let (client, connection) = config.connect(tls).await.map_err(|e| fail(chain(&e)))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        }
+    };
     // Times compare and read in UTC; the server stops a query the client gave up on.
     client
         .batch_execute(&format!(
@@ -124,16 +142,4 @@ impl<'a> tokio_postgres::types::FromSql<'a> for RawNull {
     fn accepts(_: &Type) -> bool {
         true
     }
-}
-
-/// An error with its causes (tokio-postgres shows only the first part).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }

@@ -132,7 +132,7 @@ impl SqlSource {
                 Ok(()) => return Ok(()),
                 Err(DbError::Config(message)) => return Err(ComponentError::config(self.fail(message))),
                 Err(DbError::State(message)) => return Err(ComponentError::io(self.fail(message))),
-                Err(e) => e.to_string(),
+                Err(e) => self.fail(e),
             };
             counters.failures.inc();
             io.status.set_degraded(Some(failure.clone()));

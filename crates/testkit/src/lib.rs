@@ -17,6 +17,7 @@
 //! - [`net`]: free loopback ports and waiting for a port to listen.
 //! - [`names`]: unique names for what tests leave on shared services.
 //! - [`pki`]: a CA and the leaf certificates it signs, for TLS tests.
+//! - [`dbservers`]: a private PostgreSQL or MariaDB with TLS on a free port.
 //! - [`pty`]: a null-modem cable of two pseudo-terminals (socat), for serial tests.
 //! - [`settings`]: a kind's settings parsed from TOML text, with its diagnostics.
 //! - [`process`]: a gateway process started by a test, killed when it ends, and the base
@@ -30,6 +31,7 @@
 
 pub mod counter;
 pub mod dairy;
+pub mod dbservers;
 pub mod engine;
 pub mod fixtures;
 pub mod names;

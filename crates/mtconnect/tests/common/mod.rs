@@ -63,6 +63,8 @@ struct Script {
     /// Answers per request (`probe`, `current`, `sample`), in order; the last one stays.
     answers: HashMap<String, VecDeque<(u16, Vec<u8>)>>,
     requests: Vec<String>,
+    /// Each request's `Accept` header.
+    accepts: Vec<String>,
 }
 
 /// An HTTP agent answering from a script.
@@ -73,8 +75,14 @@ pub struct ScriptedAgent {
     task: JoinHandle<()>,
 }
 
-async fn answer(State(script): State<Arc<Mutex<Script>>>, uri: Uri) -> Response {
+async fn answer(State(script): State<Arc<Mutex<Script>>>, uri: Uri, headers: header::HeaderMap) -> Response {
     let mut script = script.lock().unwrap();
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    script.accepts.push(accept);
     let request = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
     let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
     script.requests.push(format!("{request}{query}"));
@@ -121,9 +129,22 @@ impl ScriptedAgent {
         self
     }
 
+    /// Forgets the queued answers (and the requests received), for a new script: the
+    /// same agent URL seen from a gateway that restarted.
+    pub fn reset(&self) {
+        let mut script = self.script.lock().unwrap();
+        script.answers.clear();
+        script.requests.clear();
+    }
+
     /// The requests received, e.g. `sample?from=101&count=1000`.
     pub fn requests(&self) -> Vec<String> {
         self.script.lock().unwrap().requests.clone()
+    }
+
+    /// The `Accept` header of each request received.
+    pub fn accepts(&self) -> Vec<String> {
+        self.script.lock().unwrap().accepts.clone()
     }
 
     pub fn stop(self) {
