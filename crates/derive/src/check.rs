@@ -231,6 +231,19 @@ impl Checker<'_> {
         None
     }
 
+    /// An error about a call's function: at its name (the parser places a call at its
+    /// opening parenthesis).
+    fn error_at_name(&mut self, e: &IdedExpr, name: &str, message: String, hint: Option<String>) -> Option<Typed> {
+        let paren = (self.at)(e.id);
+        let len = name.chars().count();
+        let at = match paren.checked_sub(len) {
+            Some(start) if self.text.chars().skip(start).take(len).eq(name.chars()) => start,
+            _ => paren,
+        };
+        self.problems.push(Problem { at, message, hint });
+        None
+    }
+
     fn node(&mut self, e: &IdedExpr) -> Option<Typed> {
         match &e.expr {
             Expr::Literal(lit) => match lit {
@@ -551,13 +564,13 @@ impl Checker<'_> {
                             Agg::Mean => "`mean(children.NAME)` or `mean(NAME, \"5m\")`".to_owned(),
                             Agg::Min | Agg::Max => format!("`{name}(children.NAME)`, `{name}(NAME, \"5m\")` or `{name}(a, b)`"),
                         };
-                        self.error(e, format!("wrong arguments for `{name}` ({} given)", args.len()), Some(format!("write {usage}")))
+                        self.error_at_name(e, name, format!("wrong arguments for `{name}` ({} given)", args.len()), Some(format!("write {usage}")))
                     }
                 }
             }
             _ => {
                 let hint = hint(name, FUNCTIONS, "functions");
-                self.error(e, format!("unknown function `{name}`"), hint)
+                self.error_at_name(e, name, format!("unknown function `{name}`"), hint)
             }
         }
     }
@@ -661,8 +674,9 @@ impl Checker<'_> {
             "prev" | "delta" | "rate" => "one attribute name",
             _ => "one number",
         };
-        self.error(
+        self.error_at_name(
             e,
+            name,
             format!("`{name}` takes {n} argument{}, {} given", if n == 1 { "" } else { "s" }, args.len()),
             Some(format!("write {usage}")),
         )
