@@ -175,6 +175,8 @@ pub fn compile(model: &Model, index: usize, models: &[Arc<Model>]) -> Result<Com
         children: Vec::new(),
         slots: Vec::new(),
         problems: Vec::new(),
+        depth: 0,
+        too_deep: false,
     };
     let typed = c.node(&expr);
     if let Some(t) = &typed {
@@ -222,7 +224,12 @@ struct Checker<'a> {
     children: Vec<Arc<str>>,
     slots: Vec<Slot>,
     problems: Vec<Problem>,
+    depth: usize,
+    too_deep: bool,
 }
+
+/// The deepest expression tree accepted: evaluation recurses over it.
+pub const MAX_TREE_DEPTH: usize = 64;
 
 impl Checker<'_> {
     fn error(&mut self, e: &IdedExpr, message: String, hint: Option<String>) -> Option<Typed> {
@@ -244,7 +251,22 @@ impl Checker<'_> {
         None
     }
 
+    /// Checks one node, bounding the tree's depth (the evaluator recurses over it).
     fn node(&mut self, e: &IdedExpr) -> Option<Typed> {
+        if self.depth >= MAX_TREE_DEPTH {
+            if !self.too_deep {
+                self.too_deep = true;
+                self.error(e, format!("the expression nests deeper than {MAX_TREE_DEPTH} operations"), Some("split it into several derived attributes".to_owned()));
+            }
+            return None;
+        }
+        self.depth += 1;
+        let typed = self.node_inner(e);
+        self.depth -= 1;
+        typed
+    }
+
+    fn node_inner(&mut self, e: &IdedExpr) -> Option<Typed> {
         match &e.expr {
             Expr::Literal(lit) => match lit {
                 LiteralValue::Int(i) => Some(num(Node::Num(*i.inner() as f64), None)),

@@ -172,3 +172,12 @@ fn without_a_derive_stage_an_expression_is_an_error() {
     .expect_err("no checker");
     assert!(errors[0].message.contains("this build has no derive stage"), "{errors:#?}");
 }
+
+#[test]
+fn an_expression_nested_too_deep_is_refused_before_it_can_exhaust_a_stack() {
+    let errors = errors(&config("float", "degC", &format!("temperature{}", " + 1".repeat(100))));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].message.contains("nests deeper than 64"), "{errors:#?}");
+    let e = one_error_at("float", "degC", &format!("{}temperature{}", "abs(".repeat(40), ")".repeat(40)), 131);
+    assert!(e.message.contains("brackets nest deeper than 32"), "{e:#?}");
+}
