@@ -261,6 +261,12 @@ fn a_line_aggregate_of_derived_children_follows_them_in_the_same_batch() {
 fn samples_of_tags_no_expression_reads_derive_nothing() {
     let mut plant = Plant::new();
     assert_eq!(plant.stage.len(), 2 * 9 + 3);
-    let out = plant.feed(0.0, &[]);
-    assert!(out.is_empty());
+    assert!(plant.feed(0.0, &[]).is_empty());
+    // Nothing reads the line's total.
+    assert!(plant.feed(1.0, &[good("line-1/total", Value::UInt(5))]).is_empty());
+    let out = plant.feed(2.0, &[good("line-1/filler-a/temperature", Value::Float(5.0))]);
+    let mut paths: Vec<&str> = out.iter().map(|(p, _, _)| p.as_str()).collect();
+    paths.sort_unstable();
+    let readers = ["hot", "inverse", "max_temp", "mean_temp", "small"].map(|a| format!("line-1/filler-a/{a}"));
+    assert_eq!(paths, readers.iter().map(String::as_str).collect::<Vec<_>>(), "only what reads the temperature");
 }
