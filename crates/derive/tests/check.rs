@@ -181,3 +181,10 @@ fn an_expression_nested_too_deep_is_refused_before_it_can_exhaust_a_stack() {
     let e = one_error_at("float", "degC", &format!("{}temperature{}", "abs(".repeat(40), ")".repeat(40)), 131);
     assert!(e.message.contains("brackets nest deeper than 32"), "{e:#?}");
 }
+
+#[test]
+fn the_documented_example_passes_the_check() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/derived.md")).unwrap();
+    let example = doc.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    ok(&format!("[gateway]\nname = \"t\"\n[namespace]\nenterprise = \"acme\"\nsite = \"p\"\n{example}"));
+}
