@@ -78,7 +78,10 @@ async fn derived_values_reach_the_api_with_lineage_and_a_sink() {
         assert!(input["time"].is_string(), "{input}");
     }
     assert!(now["value"].as_f64() > prev["value"].as_f64(), "{derivation}");
-    assert!(lineage["source"].is_null(), "a derived value has no source: {lineage}");
+    assert!(
+        lineage["source"].is_null(),
+        "a derived value has no source: {lineage}"
+    );
 
     // The line's total from its filler, through the asset endpoint.
     let line = eventually("the line's total", || async {
@@ -86,13 +89,24 @@ async fn derived_values_reach_the_api_with_lineage_and_a_sink() {
         (json["attributes"]["total"]["quality"] == "good").then_some(json)
     })
     .await;
-    assert!(line["attributes"]["total"]["value"].as_u64().unwrap() >= 1000, "{line}");
+    assert!(
+        line["attributes"]["total"]["value"].as_u64().unwrap() >= 1000,
+        "{line}"
+    );
 
     // Division by zero: bad with its reason, the error in the lineage, counted.
-    let ratio = get(&app.router, &format!("/api/v1/lineage/{FILLER}/ratio")).await.json();
+    let ratio = get(&app.router, &format!("/api/v1/lineage/{FILLER}/ratio"))
+        .await
+        .json();
     assert_eq!(ratio["quality"], "bad", "{ratio}");
     assert_eq!(ratio["quality_reason"], "out_of_range");
-    assert!(ratio["derivation"]["error"].as_str().unwrap().starts_with("division by zero"), "{ratio}");
+    assert!(
+        ratio["derivation"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("division by zero"),
+        "{ratio}"
+    );
     let metrics = get(&app.router, "/metrics").await.text;
     let errors = backplane_testkit::engine::metric(
         &metrics,

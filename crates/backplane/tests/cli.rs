@@ -443,10 +443,16 @@ model = "Filler"
 "#,
     )
     .unwrap();
-    let out = Command::new(BIN).args(["check", file.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.trim_end().ends_with("1 error"), "only the expression's error: {stderr}");
+    assert!(
+        stderr.trim_end().ends_with("1 error"),
+        "only the expression's error: {stderr}"
+    );
     assert!(
         stderr.contains("plant.toml:8:61: error: unknown attribute `good_cont` of model `Filler`"),
         "{stderr}"

@@ -249,7 +249,10 @@ fn read_bindings(
         };
         if attribute.expr.is_some() {
             key.error(
-                format!("attribute `{}` of `{}` is derived (`expr`) and takes no binding", key.name, model.name),
+                format!(
+                    "attribute `{}` of `{}` is derived (`expr`) and takes no binding",
+                    key.name, model.name
+                ),
                 Some("remove the binding: the derive stage computes the value".to_owned()),
             );
             continue;

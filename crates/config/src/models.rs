@@ -107,14 +107,21 @@ struct Expr<'a> {
 /// Hands every model to the registered expression checker and reports each problem at
 /// its line and column inside the `expr` string. Without a checker (a build with no
 /// derive stage) a derived attribute cannot be computed, which is an error too.
-fn check_expressions(models: &[ModelEntry], exprs: &[Expr<'_>], checker: Option<&Arc<dyn ExpressionChecker>>) {
+fn check_expressions(
+    models: &[ModelEntry],
+    exprs: &[Expr<'_>],
+    checker: Option<&Arc<dyn ExpressionChecker>>,
+) {
     if exprs.is_empty() {
         return;
     }
     let Some(checker) = checker else {
         for e in exprs {
             e.item.error(
-                format!("attribute `{}` of `{}` is derived, but this build has no derive stage to compute it", e.attribute, e.model),
+                format!(
+                    "attribute `{}` of `{}` is derived, but this build has no derive stage to compute it",
+                    e.attribute, e.model
+                ),
                 Some("remove `expr` and bind the attribute to a source".to_owned()),
             );
         }
@@ -305,7 +312,10 @@ fn read_attribute<'a>(key: &KeyRef<'a>, item: &Item<'a>) -> Option<(Attribute, O
     if let Some(item) = &expr_item {
         match item.expect_str() {
             Some(text) if text.trim().is_empty() => {
-                item.error("`expr` is empty", Some("write an expression, e.g. `delta(good_count)`".to_owned()));
+                item.error(
+                    "`expr` is empty",
+                    Some("write an expression, e.g. `delta(good_count)`".to_owned()),
+                );
                 ok = false;
             }
             Some(text) if text.len() > MAX_EXPR_LEN => {
@@ -318,9 +328,15 @@ fn read_attribute<'a>(key: &KeyRef<'a>, item: &Item<'a>) -> Option<(Attribute, O
             Some(text) => expr = Some(Arc::from(text)),
             None => ok = false,
         }
-        if matches!(data_type, Some(DataType::Array(_)) | Some(DataType::Scalar(ScalarType::Timestamp))) {
+        if matches!(
+            data_type,
+            Some(DataType::Array(_)) | Some(DataType::Scalar(ScalarType::Timestamp))
+        ) {
             item.error(
-                format!("a derived attribute is a number, boolean or string, and `{}` is {type_name}", key.name),
+                format!(
+                    "a derived attribute is a number, boolean or string, and `{}` is {type_name}",
+                    key.name
+                ),
                 None,
             );
             ok = false;

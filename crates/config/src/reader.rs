@@ -903,7 +903,6 @@ fn raw_offset(raw: &str, at: usize) -> usize {
     raw.len().saturating_sub(open)
 }
 
-
 /// A key of a map-like table (user-chosen names: attributes, bindings, signals).
 #[derive(Clone)]
 pub struct KeyRef<'a> {

@@ -12,8 +12,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use backplane_model::sample::EventKind;
 use backplane_config::ExpressionChecker;
+use backplane_model::sample::EventKind;
 use backplane_model::{AssetPath, ContextPatch, Quality, Sample, Timestamp, Value};
 use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;

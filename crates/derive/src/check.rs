@@ -104,7 +104,9 @@ pub enum Node {
     Str(Arc<str>),
     Input(u16),
     /// Time since the previous evaluation, in seconds divided by `per`.
-    Dt { per: f64 },
+    Dt {
+        per: f64,
+    },
     Neg(Box<Node>),
     Not(Box<Node>),
     Arith(Arith, Box<Node>, Box<Node>),
@@ -115,10 +117,23 @@ pub enum Node {
     Math(Math, Box<Node>),
     /// `min(a, b)` / `max(a, b)` of two numbers.
     Pair(Agg, Box<Node>, Box<Node>),
-    Past { what: Past, input: u16, slot: u16 },
-    Window { agg: Agg, input: u16, slot: u16 },
-    TimeInState { slot: u16 },
-    Children { agg: Agg, name: u16 },
+    Past {
+        what: Past,
+        input: u16,
+        slot: u16,
+    },
+    Window {
+        agg: Agg,
+        input: u16,
+        slot: u16,
+    },
+    TimeInState {
+        slot: u16,
+    },
+    Children {
+        agg: Agg,
+        name: u16,
+    },
 }
 
 /// State a function keeps between evaluations, per asset.
@@ -129,7 +144,11 @@ pub enum Slot {
     /// Values of the input over a sliding window (`mean`, `min`, `max`).
     Window { input: u16, width: Duration },
     /// Time the input spent equal to `label` over a sliding window.
-    State { input: u16, label: Arc<str>, width: Duration },
+    State {
+        input: u16,
+        label: Arc<str>,
+        width: Duration,
+    },
 }
 
 /// One checked expression, shared by every asset of its model.
@@ -154,7 +173,18 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Names an expression may call, for "did you mean" hints.
 const FUNCTIONS: &[&str] = &[
-    "prev", "delta", "rate", "mean", "min", "max", "sum", "count", "time_in_state", "abs", "round", "floor",
+    "prev",
+    "delta",
+    "rate",
+    "mean",
+    "min",
+    "max",
+    "sum",
+    "count",
+    "time_in_state",
+    "abs",
+    "round",
+    "floor",
     "ceil",
 ];
 
@@ -194,7 +224,8 @@ pub fn compile(model: &Model, index: usize, models: &[Arc<Model>]) -> Result<Com
         }),
         _ => {
             if c.problems.is_empty() {
-                c.problems.push(Problem::new(0, "the expression cannot be checked".to_owned()));
+                c.problems
+                    .push(Problem::new(0, "the expression cannot be checked".to_owned()));
             }
             Err(c.problems)
         }
@@ -240,7 +271,13 @@ impl Checker<'_> {
 
     /// An error about a call's function: at its name (the parser places a call at its
     /// opening parenthesis).
-    fn error_at_name(&mut self, e: &IdedExpr, name: &str, message: String, hint: Option<String>) -> Option<Typed> {
+    fn error_at_name(
+        &mut self,
+        e: &IdedExpr,
+        name: &str,
+        message: String,
+        hint: Option<String>,
+    ) -> Option<Typed> {
         let paren = (self.at)(e.id);
         let len = name.chars().count();
         let at = match paren.checked_sub(len) {
@@ -256,7 +293,11 @@ impl Checker<'_> {
         if self.depth >= MAX_TREE_DEPTH {
             if !self.too_deep {
                 self.too_deep = true;
-                self.error(e, format!("the expression nests deeper than {MAX_TREE_DEPTH} operations"), Some("split it into several derived attributes".to_owned()));
+                self.error(
+                    e,
+                    format!("the expression nests deeper than {MAX_TREE_DEPTH} operations"),
+                    Some("split it into several derived attributes".to_owned()),
+                );
             }
             return None;
         }
@@ -282,9 +323,11 @@ impl Checker<'_> {
                     ty: Ty::Str,
                     unit: None,
                 }),
-                LiteralValue::Null | LiteralValue::Bytes(_) => {
-                    self.error(e, "null and bytes have no place in a derived attribute".to_owned(), None)
-                }
+                LiteralValue::Null | LiteralValue::Bytes(_) => self.error(
+                    e,
+                    "null and bytes have no place in a derived attribute".to_owned(),
+                    None,
+                ),
             },
             Expr::Ident(name) => self.ident(e, name),
             Expr::Select(select) => {
@@ -298,18 +341,27 @@ impl Checker<'_> {
                         )),
                     )
                 } else {
-                    self.error(e, "field selection (`a.b`) is only `children.NAME` inside an aggregate".to_owned(), None)
+                    self.error(
+                        e,
+                        "field selection (`a.b`) is only `children.NAME` inside an aggregate".to_owned(),
+                        None,
+                    )
                 }
             }
             Expr::Call(call) => self.call(e, call),
             Expr::Comprehension(_) => self.error(
                 e,
                 "macros such as `all`, `exists`, `map` and `filter` are not supported".to_owned(),
-                Some("a derived attribute reads single values; aggregate children with sum/min/max/mean/count".to_owned()),
+                Some(
+                    "a derived attribute reads single values; aggregate children with sum/min/max/mean/count"
+                        .to_owned(),
+                ),
             ),
-            Expr::List(_) | Expr::Map(_) | Expr::Struct(_) | Expr::Unspecified => {
-                self.error(e, "lists, maps and messages are not supported in a derived attribute".to_owned(), None)
-            }
+            Expr::List(_) | Expr::Map(_) | Expr::Struct(_) | Expr::Unspecified => self.error(
+                e,
+                "lists, maps and messages are not supported in a derived attribute".to_owned(),
+                None,
+            ),
         }
     }
 
@@ -326,7 +378,10 @@ impl Checker<'_> {
             let Some(ty) = Ty::of(attribute.data_type) else {
                 return self.error(
                     e,
-                    format!("`{name}` is {}, which an expression cannot compute with", attribute.data_type),
+                    format!(
+                        "`{name}` is {}, which an expression cannot compute with",
+                        attribute.data_type
+                    ),
                     None,
                 );
             };
@@ -401,7 +456,11 @@ impl Checker<'_> {
         let args = &call.args;
         let name = call.func_name.as_str();
         match name {
-            operators::ADD | operators::SUBSTRACT | operators::MULTIPLY | operators::DIVIDE | operators::MODULO => {
+            operators::ADD
+            | operators::SUBSTRACT
+            | operators::MULTIPLY
+            | operators::DIVIDE
+            | operators::MODULO => {
                 let op = match name {
                     operators::ADD => Arith::Add,
                     operators::SUBSTRACT => Arith::Sub,
@@ -413,7 +472,9 @@ impl Checker<'_> {
                 self.numeric(&args[0], &a)?;
                 self.numeric(&args[1], &b)?;
                 let unit = match op {
-                    Arith::Add | Arith::Sub | Arith::Mod => self.same_unit(e, &a, &b, "added or subtracted")?,
+                    Arith::Add | Arith::Sub | Arith::Mod => {
+                        self.same_unit(e, &a, &b, "added or subtracted")?
+                    }
                     Arith::Div => per_time(&a.unit, &b.unit),
                     Arith::Mul => None,
                 };
@@ -514,7 +575,14 @@ impl Checker<'_> {
                 };
                 let ty = Ty::of(attribute.data_type)?;
                 if what != Past::Prev && ty != Ty::Num {
-                    return self.error(&args[0], format!("`{name}` needs a number, and `{}` is {}", attribute.name, attribute.data_type), None);
+                    return self.error(
+                        &args[0],
+                        format!(
+                            "`{name}` needs a number, and `{}` is {}",
+                            attribute.name, attribute.data_type
+                        ),
+                        None,
+                    );
                 }
                 let input = self.input(i, i != self.index);
                 let slot = self.slot(Slot::Last { input });
@@ -533,7 +601,14 @@ impl Checker<'_> {
                 let i = self.attribute_arg(&args[0], name)?;
                 let attribute = self.model.attributes[i].clone();
                 if Ty::of(attribute.data_type) != Some(Ty::Str) {
-                    return self.error(&args[0], format!("`time_in_state` needs a string attribute, and `{}` is {}", attribute.name, attribute.data_type), None);
+                    return self.error(
+                        &args[0],
+                        format!(
+                            "`time_in_state` needs a string attribute, and `{}` is {}",
+                            attribute.name, attribute.data_type
+                        ),
+                        None,
+                    );
                 }
                 let label = self.string_arg(&args[1], "the state")?;
                 if let Some(allowed) = &attribute.allowed
@@ -561,11 +636,21 @@ impl Checker<'_> {
                 };
                 match args.as_slice() {
                     [a] if children_field(a).is_some() => self.children(e, agg, a),
-                    [a, w] if matches!(agg, Agg::Mean | Agg::Min | Agg::Max) && matches!(w.expr, Expr::Literal(LiteralValue::String(_))) => {
+                    [a, w]
+                        if matches!(agg, Agg::Mean | Agg::Min | Agg::Max)
+                            && matches!(w.expr, Expr::Literal(LiteralValue::String(_))) =>
+                    {
                         let i = self.attribute_arg(a, name)?;
                         let attribute = self.model.attributes[i].clone();
                         if Ty::of(attribute.data_type) != Some(Ty::Num) {
-                            return self.error(a, format!("`{name}` over a window needs a number, and `{}` is {}", attribute.name, attribute.data_type), None);
+                            return self.error(
+                                a,
+                                format!(
+                                    "`{name}` over a window needs a number, and `{}` is {}",
+                                    attribute.name, attribute.data_type
+                                ),
+                                None,
+                            );
                         }
                         let width = self.window_arg(w)?;
                         let input = self.input(i, i != self.index);
@@ -584,9 +669,16 @@ impl Checker<'_> {
                         let usage = match agg {
                             Agg::Sum | Agg::Count => format!("`{name}(children.NAME)`"),
                             Agg::Mean => "`mean(children.NAME)` or `mean(NAME, \"5m\")`".to_owned(),
-                            Agg::Min | Agg::Max => format!("`{name}(children.NAME)`, `{name}(NAME, \"5m\")` or `{name}(a, b)`"),
+                            Agg::Min | Agg::Max => {
+                                format!("`{name}(children.NAME)`, `{name}(NAME, \"5m\")` or `{name}(a, b)`")
+                            }
                         };
-                        self.error_at_name(e, name, format!("wrong arguments for `{name}` ({} given)", args.len()), Some(format!("write {usage}")))
+                        self.error_at_name(
+                            e,
+                            name,
+                            format!("wrong arguments for `{name}` ({} given)", args.len()),
+                            Some(format!("write {usage}")),
+                        )
                     }
                 }
             }
@@ -623,7 +715,11 @@ impl Checker<'_> {
         if agg != Agg::Count && ty != Some(Ty::Num) {
             return self.error(
                 arg,
-                format!("`{}` needs numbers, and `{field}` is {}", agg.name(), first.data_type),
+                format!(
+                    "`{}` needs numbers, and `{field}` is {}",
+                    agg.name(),
+                    first.data_type
+                ),
                 Some(format!("`count(children.{field})` counts children with a value")),
             );
         }
@@ -646,12 +742,13 @@ impl Checker<'_> {
     /// The argument of a windowed function: an attribute of the asset, by name.
     fn attribute_arg(&mut self, arg: &IdedExpr, function: &str) -> Option<usize> {
         let Expr::Ident(name) = &arg.expr else {
-            return self.error(
-                arg,
-                format!("`{function}` takes an attribute's name, not an expression"),
-                Some("make the expression a derived attribute of its own and name it here".to_owned()),
-            )
-            .map(|_| 0);
+            return self
+                .error(
+                    arg,
+                    format!("`{function}` takes an attribute's name, not an expression"),
+                    Some("make the expression a derived attribute of its own and name it here".to_owned()),
+                )
+                .map(|_| 0);
         };
         match self.model.attributes.iter().position(|a| a.name == *name) {
             Some(i) if Ty::of(self.model.attributes[i].data_type).is_some() => Some(i),
@@ -669,7 +766,11 @@ impl Checker<'_> {
         match &arg.expr {
             Expr::Literal(LiteralValue::String(s)) => Some(s.inner().into()),
             _ => self
-                .error(arg, format!("{what} must be a string literal, e.g. \"Running\""), None)
+                .error(
+                    arg,
+                    format!("{what} must be a string literal, e.g. \"Running\""),
+                    None,
+                )
                 .map(|_| "".into()),
         }
     }
@@ -682,7 +783,11 @@ impl Checker<'_> {
                 .error(arg, format!("window \"{text}\" is outside 1s to 7d"), None)
                 .map(|_| Duration::ZERO),
             Err(e) => self
-                .error(arg, format!("window \"{text}\" is no duration: {e}"), Some("e.g. \"30s\", \"5m\", \"1h\"".to_owned()))
+                .error(
+                    arg,
+                    format!("window \"{text}\" is no duration: {e}"),
+                    Some("e.g. \"30s\", \"5m\", \"1h\"".to_owned()),
+                )
                 .map(|_| Duration::ZERO),
         }
     }
@@ -699,7 +804,11 @@ impl Checker<'_> {
         self.error_at_name(
             e,
             name,
-            format!("`{name}` takes {n} argument{}, {} given", if n == 1 { "" } else { "s" }, args.len()),
+            format!(
+                "`{name}` takes {n} argument{}, {} given",
+                if n == 1 { "" } else { "s" },
+                args.len()
+            ),
             Some(format!("write {usage}")),
         )
         .map(|_| ())
@@ -720,8 +829,12 @@ impl Checker<'_> {
             return Some(());
         }
         let what = describe(self.text, &(self.at)(e.id));
-        self.error(e, format!("type mismatch: {what} is {}, expected {}", t.ty.name(), ty.name()), None)
-            .map(|_| ())
+        self.error(
+            e,
+            format!("type mismatch: {what} is {}, expected {}", t.ty.name(), ty.name()),
+            None,
+        )
+        .map(|_| ())
     }
 
     /// Both sides' unit when they agree; an error when both are known and differ.
@@ -731,7 +844,10 @@ impl Checker<'_> {
                 .error(
                     e,
                     format!("unit mismatch: {} and {} {how}", x.symbol(), y.symbol()),
-                    Some("convert one side first (e.g. multiply by a factor) or fix the attributes' units".to_owned()),
+                    Some(
+                        "convert one side first (e.g. multiply by a factor) or fix the attributes' units"
+                            .to_owned(),
+                    ),
                 )
                 .map(|_| None),
             (Some(x), _) | (_, Some(x)) => Some(Some(x.clone())),
@@ -740,7 +856,9 @@ impl Checker<'_> {
     }
 
     fn check_result(&mut self, attribute: &Attribute, t: &Typed, e: &IdedExpr) {
-        let Some(want) = Ty::of(attribute.data_type) else { return };
+        let Some(want) = Ty::of(attribute.data_type) else {
+            return;
+        };
         if t.ty != want {
             self.error(
                 e,

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use backplane_connector::DerivationInput;
-use backplane_model::{Attribute, BadReason, DataType, Quality, ScalarType, Timestamp, UncertainReason, Value};
+use backplane_model::{
+    Attribute, BadReason, DataType, Quality, ScalarType, Timestamp, UncertainReason, Value,
+};
 
 use crate::check::{Agg, Arith, Cmp, Compiled, Math, Node, Past, Slot};
 use crate::window::Window;
@@ -205,7 +207,9 @@ pub fn evaluate(compiled: &Compiled, memory: &mut Memory, env: &Env<'_>) -> Outc
 /// and its quality, or why it is bad.
 pub fn finish(v: &V, quality: Quality, attribute: &Attribute) -> Result<(Value, Quality), Fail> {
     let value = match (v, attribute.data_type) {
-        (V::Num(x), _) if !x.is_finite() => return Err(Fail::math(format!("the result {x} is not a finite number"))),
+        (V::Num(x), _) if !x.is_finite() => {
+            return Err(Fail::math(format!("the result {x} is not a finite number")));
+        }
         (V::Num(x), DataType::Scalar(ScalarType::Float)) => match attribute.decimals {
             Some(d) => Value::Float(backplane_model::decimal::round(*x, d)),
             None => Value::Float(*x),
@@ -254,7 +258,14 @@ impl Eval<'_, '_> {
         }
     }
 
-    fn trace(&mut self, path: &Arc<str>, role: Option<String>, value: Option<Value>, quality: Quality, time: Option<Timestamp>) {
+    fn trace(
+        &mut self,
+        path: &Arc<str>,
+        role: Option<String>,
+        value: Option<Value>,
+        quality: Quality,
+        time: Option<Timestamp>,
+    ) {
         if self.trace.iter().any(|t| t.path == *path && t.role == role) {
             return;
         }
@@ -271,17 +282,27 @@ impl Eval<'_, '_> {
     /// A usable value of a reading, or why not.
     fn read(&mut self, reading: Option<&Reading>, missing: &str, role: Option<String>) -> Result<V, Fail> {
         let Some(r) = reading else {
-            return Err(Fail::input(BadReason::WaitingForInitialData, format!("no value of {missing} yet")));
+            return Err(Fail::input(
+                BadReason::WaitingForInitialData,
+                format!("no value of {missing} yet"),
+            ));
         };
         self.trace(&r.path, role, r.value.clone(), r.quality, Some(r.time));
         if let Quality::Bad(reason) = r.quality {
             return Err(Fail::input(
                 reason,
-                format!("input `{}` is bad ({})", r.path, r.quality.reason().unwrap_or("bad")),
+                format!(
+                    "input `{}` is bad ({})",
+                    r.path,
+                    r.quality.reason().unwrap_or("bad")
+                ),
             ));
         }
         let Some(v) = r.value.as_ref().and_then(V::from_value) else {
-            return Err(Fail::input(BadReason::WaitingForInitialData, format!("input `{}` has no value", r.path)));
+            return Err(Fail::input(
+                BadReason::WaitingForInitialData,
+                format!("input `{}` has no value", r.path),
+            ));
         };
         self.degrade(r.quality);
         Ok(v)
@@ -309,7 +330,10 @@ impl Eval<'_, '_> {
             Node::Input(i) => self.input(*i),
             Node::Dt { per } => match self.memory.last {
                 Some(last) => Ok(V::Num((self.now - last) as f64 / 1e9 / per)),
-                None => Err(Fail::input(BadReason::WaitingForInitialData, "no previous evaluation yet (dt)".to_owned())),
+                None => Err(Fail::input(
+                    BadReason::WaitingForInitialData,
+                    "no previous evaluation yet (dt)".to_owned(),
+                )),
             },
             Node::Neg(a) => Ok(V::Num(-self.eval(a)?.num())),
             Node::Not(a) => Ok(V::Bool(!self.eval(a)?.boolean())),
@@ -352,7 +376,10 @@ impl Eval<'_, '_> {
                 };
                 let s = w.summary(self.now);
                 if s.count == 0 {
-                    return Err(Fail::input(BadReason::WaitingForInitialData, "no usable value in the window yet".to_owned()));
+                    return Err(Fail::input(
+                        BadReason::WaitingForInitialData,
+                        "no usable value in the window yet".to_owned(),
+                    ));
                 }
                 if s.uncertain {
                     self.degrade(Quality::Uncertain(UncertainReason::Unspecified));
@@ -368,7 +395,10 @@ impl Eval<'_, '_> {
                     return Err(Fail::math("internal: state window missing".to_owned()));
                 };
                 if last.is_none() {
-                    return Err(Fail::input(BadReason::WaitingForInitialData, "the state is not known yet".to_owned()));
+                    return Err(Fail::input(
+                        BadReason::WaitingForInitialData,
+                        "the state is not known yet".to_owned(),
+                    ));
                 }
                 Ok(V::Num(w.summary(self.now).sum))
             }
@@ -387,7 +417,13 @@ impl Eval<'_, '_> {
                 format!("no previous value of `{path}` yet"),
             ));
         };
-        self.trace(&path, Some("prev".to_owned()), Some(prev.to_value()), q, Some(Timestamp::from_unix_nanos(at)));
+        self.trace(
+            &path,
+            Some("prev".to_owned()),
+            Some(prev.to_value()),
+            q,
+            Some(Timestamp::from_unix_nanos(at)),
+        );
         self.degrade(q);
         if what == Past::Prev {
             return Ok(prev);
@@ -399,7 +435,9 @@ impl Eval<'_, '_> {
         }
         let seconds = (self.now - at) as f64 / 1e9;
         if seconds <= 0.0 {
-            return Err(Fail::math(format!("rate of `{path}`: no time passed since its previous value")));
+            return Err(Fail::math(format!(
+                "rate of `{path}`: no time passed since its previous value"
+            )));
         }
         arith(Arith::Div, delta, seconds).map(V::Num)
     }

@@ -47,7 +47,10 @@ impl Problem {
 #[allow(clippy::type_complexity)]
 pub fn compile_models(
     models: &[Arc<Model>],
-) -> (HashMap<(String, usize), Arc<Compiled>>, Vec<(String, String, Problem)>) {
+) -> (
+    HashMap<(String, usize), Arc<Compiled>>,
+    Vec<(String, String, Problem)>,
+) {
     let mut compiled = HashMap::new();
     let mut problems = Vec::new();
     for model in models {
@@ -73,8 +76,14 @@ pub fn compile_models(
                 first.name.clone(),
                 Problem {
                     at: 0,
-                    message: format!("derived attributes read each other in a cycle: {} → {}", names.join(" → "), names[0]),
-                    hint: Some("break the cycle, e.g. with `prev(NAME)`, which reads the previous value".to_owned()),
+                    message: format!(
+                        "derived attributes read each other in a cycle: {} → {}",
+                        names.join(" → "),
+                        names[0]
+                    ),
+                    hint: Some(
+                        "break the cycle, e.g. with `prev(NAME)`, which reads the previous value".to_owned(),
+                    ),
                 },
             ));
         }

@@ -26,7 +26,9 @@ pub struct Parsed {
 
 impl std::fmt::Debug for Parsed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Parsed").field("expr", &self.expr).finish_non_exhaustive()
+        f.debug_struct("Parsed")
+            .field("expr", &self.expr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +79,12 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<Problem>> {
         Ok(Ok((expr, info))) => Ok(Parsed { expr, info }),
         Ok(Err(errors)) => Err(errors
             .into_iter()
-            .map(|(pos, msg)| Problem::new(char_at_line_column(text, pos.0, pos.1), format!("syntax error: {msg}")))
+            .map(|(pos, msg)| {
+                Problem::new(
+                    char_at_line_column(text, pos.0, pos.1),
+                    format!("syntax error: {msg}"),
+                )
+            })
             .collect()),
         Err(_) => Err(vec![Problem::new(
             0,
@@ -169,9 +176,34 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         for text in [
-            "", "(", ")", "\"", "'", "\u{0}", "a.", ".a", "a[", "{", "{1:", "[1,", "1..2", "a ? b", "?:",
-            "\\", "b\"\\u", "0x", "1e999999", "-9223372036854775809", "18446744073709551616u", "a.b.c.d(",
-            "has(", "x.all(", "\u{1F600}", "r\"", "'''", "b'\\xff'",
+            "",
+            "(",
+            ")",
+            "\"",
+            "'",
+            "\u{0}",
+            "a.",
+            ".a",
+            "a[",
+            "{",
+            "{1:",
+            "[1,",
+            "1..2",
+            "a ? b",
+            "?:",
+            "\\",
+            "b\"\\u",
+            "0x",
+            "1e999999",
+            "-9223372036854775809",
+            "18446744073709551616u",
+            "a.b.c.d(",
+            "has(",
+            "x.all(",
+            "\u{1F600}",
+            "r\"",
+            "'''",
+            "b'\\xff'",
         ] {
             let _ = parse(text);
         }

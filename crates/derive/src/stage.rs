@@ -62,9 +62,17 @@ impl DeriveStage {
         for asset in &topology.assets {
             let Some(model) = &asset.model else { continue };
             for (index, attribute) in model.attributes.iter().enumerate() {
-                let Some(c) = compiled(&model.name, index) else { continue };
-                let Some(&tag) = asset.tags.get(index) else { continue };
-                let inputs = c.inputs.iter().filter_map(|&i| asset.tags.get(i).copied()).collect();
+                let Some(c) = compiled(&model.name, index) else {
+                    continue;
+                };
+                let Some(&tag) = asset.tags.get(index) else {
+                    continue;
+                };
+                let inputs = c
+                    .inputs
+                    .iter()
+                    .filter_map(|&i| asset.tags.get(i).copied())
+                    .collect();
                 let children = c
                     .children
                     .iter()
@@ -74,7 +82,12 @@ impl DeriveStage {
                             .iter()
                             .filter_map(|&child| {
                                 let node = &topology.assets[child];
-                                let i = node.model.as_ref()?.attributes.iter().position(|a| a.name == **name)?;
+                                let i = node
+                                    .model
+                                    .as_ref()?
+                                    .attributes
+                                    .iter()
+                                    .position(|a| a.name == **name)?;
                                 let tag = *node.tags.get(i)?;
                                 Some((topology.tags[tag.index()].path.clone(), tag))
                             })
@@ -193,7 +206,10 @@ impl DeriveStage {
                 if fail.computation {
                     self.evaluation_errors.inc();
                     let now = Instant::now();
-                    if self.last_log.is_none_or(|t| now.duration_since(t) >= LOG_INTERVAL) {
+                    if self
+                        .last_log
+                        .is_none_or(|t| now.duration_since(t) >= LOG_INTERVAL)
+                    {
                         tracing::warn!(
                             tag = %self.paths[tag.index()],
                             expression = %expression,
@@ -209,7 +225,11 @@ impl DeriveStage {
                 } else {
                     self.bad_inputs.inc();
                 }
-                (d.last_value.clone(), Quality::Bad(fail.reason), Some(fail.message))
+                (
+                    d.last_value.clone(),
+                    Quality::Bad(fail.reason),
+                    Some(fail.message),
+                )
             }
         };
         self.record(tag, value.clone(), quality, now);

@@ -140,7 +140,10 @@ mod tests {
         // Only the last 10 s (10 000 values) count, held in 60 buckets.
         let s = w.summary(999_999 * 1_000_000);
         assert!((9_800..=10_000).contains(&s.count), "{}", s.count);
-        assert_eq!(std::mem::size_of_val(&*w.buckets), BUCKETS * std::mem::size_of::<Bucket>());
+        assert_eq!(
+            std::mem::size_of_val(&*w.buckets),
+            BUCKETS * std::mem::size_of::<Bucket>()
+        );
     }
 
     #[test]

@@ -200,7 +200,10 @@ impl Pipeline {
         let mut derivations = Vec::with_capacity(self.derived.samples.len());
         for (mut sample, derivation) in self.derived.samples.drain(..) {
             let Some(info) = self.topology.tags.get(sample.tag.index()) else {
-                tracing::warn!(tag = sample.tag.index(), "derive stage: a sample for a tag the configuration does not have");
+                tracing::warn!(
+                    tag = sample.tag.index(),
+                    "derive stage: a sample for a tag the configuration does not have"
+                );
                 continue;
             };
             sample.context = self.contexts.effective(info.asset);
