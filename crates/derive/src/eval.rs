@@ -104,7 +104,7 @@ enum SlotState {
 }
 
 /// What one derived attribute of one asset remembers between evaluations.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Memory {
     slots: Vec<SlotState>,
     /// When it was last evaluated (unix nanoseconds), for `dt`.

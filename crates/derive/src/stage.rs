@@ -177,6 +177,8 @@ impl DeriveStage {
     }
 
     fn evaluate_at(&mut self, pos: usize, now: Timestamp, out: &mut Derived) {
+        // Moved out (not copied: windows are kilobytes) while the readings are borrowed.
+        let mut memory = std::mem::take(&mut self.derived[pos].memory);
         let d = &self.derived[pos];
         let inputs: Vec<Option<&Reading>> = d.inputs.iter().map(|&t| self.reading(t)).collect();
         let children: Vec<Vec<(Arc<str>, Option<&Reading>)>> = d
@@ -189,7 +191,6 @@ impl DeriveStage {
             inputs: &inputs,
             children: &children,
         };
-        let mut memory = d.memory.clone();
         let outcome = evaluate(&d.compiled, &mut memory, &env);
         let result = outcome
             .result
