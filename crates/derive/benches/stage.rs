@@ -32,7 +32,9 @@ model = "Line"
 "#,
     );
     for i in 0..FILLERS {
-        text.push_str(&format!("[[assets]]\npath = \"line/filler-{i}\"\nmodel = \"Filler\"\n"));
+        text.push_str(&format!(
+            "[[assets]]\npath = \"line/filler-{i}\"\nmodel = \"Filler\"\n"
+        ));
     }
     text
 }
@@ -51,7 +53,11 @@ fn stage(c: &mut Criterion) {
         Counter::default(),
     );
     let tags: Vec<_> = (0..FILLERS)
-        .map(|i| topology.tag_by_path(&format!("acme/p/line/filler-{i}/good_count")).map(|t| t.id))
+        .map(|i| {
+            topology
+                .tag_by_path(&format!("acme/p/line/filler-{i}/good_count"))
+                .map(|t| t.id)
+        })
         .collect::<Option<_>>()
         .unwrap_or_default();
     let mut n: u64 = 0;

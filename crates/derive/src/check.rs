@@ -211,6 +211,14 @@ pub fn compile(model: &Model, index: usize, models: &[Arc<Model>]) -> Result<Com
     let typed = c.node(&expr);
     if let Some(t) = &typed {
         c.check_result(attribute, t, &expr);
+        if c.triggers.is_empty() && c.children.is_empty() {
+            // It is evaluated when an input changes: with none, never.
+            c.problems.push(Problem {
+                at: 0,
+                message: "the expression reads no other attribute of the asset or its children, so it would never be computed".to_owned(),
+                hint: Some("a constant belongs in a binding or the consumer; derived attributes compute from inputs".to_owned()),
+            });
+        }
     }
     match typed {
         Some(t) if c.problems.is_empty() => Ok(Compiled {

@@ -124,7 +124,7 @@ impl DeriveStage {
                 .triggers
                 .iter()
                 .filter_map(|&i| d.compiled.inputs.iter().position(|&x| x == i))
-                .map(|p| d.inputs[p])
+                .filter_map(|p| d.inputs.get(p).copied())
                 .chain(d.children.iter().flatten().map(|(_, t)| *t));
             for tag in triggers {
                 if !dependents[tag.index()].contains(&(pos as u32)) {

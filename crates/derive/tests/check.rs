@@ -236,3 +236,188 @@ fn the_documented_example_passes_the_check() {
         "[gateway]\nname = \"t\"\n[namespace]\nenterprise = \"acme\"\nsite = \"p\"\n{example}"
     ));
 }
+
+/// Random token soup through the whole checker, and what it accepts through the stage
+/// with odd inputs: never a panic, always a verdict.
+#[test]
+fn random_expressions_get_a_verdict_and_never_a_panic() {
+    const TOKENS: &[&str] = &[
+        "good_count",
+        "temperature",
+        "state",
+        "derived",
+        "children",
+        ".",
+        "good_count",
+        "dt",
+        "dt_min",
+        "(",
+        ")",
+        ",",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "==",
+        "<",
+        "&&",
+        "||",
+        "!",
+        "?",
+        ":",
+        "1",
+        "0",
+        "2.5",
+        "1e308",
+        "'running'",
+        "'5m'",
+        "'0s'",
+        "prev(",
+        "delta(",
+        "rate(",
+        "mean(",
+        "min(",
+        "max(",
+        "sum(",
+        "count(",
+        "time_in_state(",
+        "abs(",
+        "[",
+        "]",
+        "{",
+        "}",
+        "null",
+        "true",
+        "x.all(y, y)",
+        "has(",
+        "size(",
+        "\"",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut accepted = 0;
+    for round in 0..600 {
+        let expr = if round % 2 == 0 {
+            let len = 1 + next(12);
+            let expr: Vec<&str> = (0..len).map(|_| TOKENS[next(TOKENS.len())]).collect();
+            expr.join(" ").replace('"', "'")
+        } else {
+            number(&mut next, 4)
+        };
+        let text = config("float", "", &expr).replace(r#", unit = """#, "");
+        match backplane_config::load_str(&text, Path::new("plant.toml"), &catalog()) {
+            Ok(plan) => {
+                accepted += 1;
+                evaluate_a_few_times(plan);
+            }
+            Err(errors) => assert!(
+                errors
+                    .iter()
+                    .all(|e| e.location.line == 11 && !e.message.is_empty()),
+                "{expr}: {errors:#?}"
+            ),
+        }
+    }
+    // The grammar's half is mostly well typed: the stage ran on those.
+    assert!(accepted > 100, "{accepted}");
+}
+
+/// A random numeric expression over the test model, `depth` levels at most.
+fn number(next: &mut dyn FnMut(usize) -> usize, depth: usize) -> String {
+    const LEAVES: &[&str] = &[
+        "good_count",
+        "temperature",
+        "pressure",
+        "dt",
+        "dt_min",
+        "0",
+        "1",
+        "2.5",
+        "1e308",
+        "prev(temperature)",
+        "delta(good_count)",
+        "rate(good_count)",
+        "mean(temperature, '5m')",
+        "max(pressure, '1s')",
+        "time_in_state(state, 'running', '1m')",
+        "prev(derived)",
+    ];
+    if depth == 0 || next(3) == 0 {
+        return LEAVES[next(LEAVES.len())].to_owned();
+    }
+    let (a, b) = (number(next, depth - 1), number(next, depth - 1));
+    match next(7) {
+        0 => format!("({a} + {b})"),
+        1 => format!("({a} - {b})"),
+        2 => format!("({a} * {b})"),
+        3 => format!("({a} / {b})"),
+        4 => format!("abs({a})"),
+        5 => format!("min({a}, {b})"),
+        _ => format!("({a} > {b} && state == 'running' ? {a} : {b})"),
+    }
+}
+
+/// Feeds the filler's inputs zero, huge, negative and bad values; the derived attribute
+/// always comes out, with a quality.
+fn evaluate_a_few_times(plan: backplane_config::Plan) {
+    use backplane_connector::{Derived, Stage, Topology};
+    use backplane_model::{BadReason, Quality, Sample, Timestamp, Value};
+    let topology = Topology::new(plan);
+    let (compiled, problems) = backplane_derive::compile_models(&topology.plan.models);
+    assert!(problems.is_empty());
+    let mut stage = backplane_derive::stage::DeriveStage::new(
+        &topology,
+        &|m, i| compiled.get(&(m.to_owned(), i)).cloned(),
+        Default::default(),
+        Default::default(),
+    );
+    let tag = |a: &str| {
+        topology
+            .tag_by_path(&format!("acme/p/line-1/filler/{a}"))
+            .unwrap()
+            .id
+    };
+    let values: [(f64, Quality); 4] = [
+        (0.0, Quality::Good),
+        (1e308, Quality::Good),
+        (-1.0, Quality::Bad(BadReason::CommFailure)),
+        (7.0, Quality::Good),
+    ];
+    for (i, (x, quality)) in values.into_iter().enumerate() {
+        let time = Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + i as i64 * 1_000_000_000);
+        let sample = |tag, value| Sample {
+            tag,
+            value: Some(value),
+            quality,
+            source_time: None,
+            gateway_time: time,
+            context: Default::default(),
+        };
+        let samples = vec![
+            sample(tag("good_count"), Value::UInt(x.max(0.0) as u64)),
+            sample(tag("temperature"), Value::Float(x)),
+            sample(tag("pressure"), Value::Float(x)),
+            sample(
+                tag("state"),
+                Value::String(if i % 2 == 0 { "running" } else { "stopped" }.into()),
+            ),
+        ];
+        let mut out = Derived::default();
+        stage.observe(&samples, &mut out);
+        assert_eq!(out.samples.len(), 1);
+    }
+}
+
+#[test]
+fn an_expression_that_reads_no_input_is_refused_as_never_computed() {
+    for expr in ["42", "dt * 2", "prev(derived) + 1"] {
+        let e = one_error_at("float", "degC", expr, 0);
+        assert!(e.message.contains("would never be computed"), "{expr}: {e:#?}");
+    }
+}
