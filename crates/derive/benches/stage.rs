@@ -1,5 +1,6 @@
 //! The derive stage's cost per evaluation: 1000 fillers, each with a rate from its counter
 //! and a 5-minute mean of it, one counter sample per filler per batch.
+#![allow(clippy::panic)] // a benchmark whose set-up fails has nothing to measure
 
 use std::path::Path;
 use std::sync::Arc;
