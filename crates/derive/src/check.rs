@@ -128,6 +128,7 @@ pub enum Node {
         slot: u16,
     },
     TimeInState {
+        input: u16,
         slot: u16,
     },
     Children {
@@ -632,7 +633,7 @@ impl Checker<'_> {
                 let width = self.window_arg(&args[2])?;
                 let input = self.input(i, i != self.index);
                 let slot = self.slot(Slot::State { input, label, width });
-                Some(num(Node::TimeInState { slot }, Unit::parse("s")))
+                Some(num(Node::TimeInState { input, slot }, Unit::parse("s")))
             }
             "sum" | "min" | "max" | "mean" | "count" => {
                 let agg = match name {

@@ -390,7 +390,9 @@ impl Eval<'_, '_> {
                     _ => s.sum / s.count as f64,
                 }))
             }
-            Node::TimeInState { slot } => {
+            Node::TimeInState { input, slot } => {
+                // The current state's quality (bad state → bad result).
+                self.input(*input)?;
                 let Some(SlotState::State(w, last)) = self.memory.slots.get(*slot as usize) else {
                     return Err(Fail::math("internal: state window missing".to_owned()));
                 };

@@ -305,6 +305,17 @@ fn time_in_state_counts_the_seconds_spent_in_the_state() {
         find(&out2, "line-1/filler-a/running").1.value,
         Some(Value::Float(120.0))
     );
+    // A state the source cannot read: the time in state is not known to be right.
+    let unread = (
+        "line-1/filler-a/state",
+        Some(Value::String("running".into())),
+        Quality::Bad(BadReason::CommFailure),
+    );
+    let out = plant.feed(160.0, &[unread]);
+    assert_eq!(
+        find(&out, "line-1/filler-a/running").1.quality,
+        Quality::Bad(BadReason::CommFailure)
+    );
 }
 
 #[test]
