@@ -8,7 +8,7 @@ use std::sync::Arc;
 use backplane_connector::{Browser, Registry, Simulator};
 
 /// Every kind this build registers: the engine's built-ins, each protocol crate's, the
-/// historian, and the production stage.
+/// historian, and the derive and production stages.
 pub fn registry() -> Registry {
     let mut registry = backplane_engine::builtins();
     registry.add_source("modbus", backplane_modbus::ModbusKind);
@@ -25,6 +25,8 @@ pub fn registry() -> Registry {
     registry.add_sink("historian", backplane_historian::HistorianKind::new());
     registry.add_sink("postgresql", backplane_postgres::PostgresKind);
     registry.add_sink("opcua-server", backplane_opcua_server::OpcUaServerKind);
+    // Before production: its states and counts may read derived attributes.
+    registry.add_stage("derive", Arc::new(backplane_derive::DeriveStageKind));
     registry.add_stage("production", Arc::new(backplane_production::ProductionStageKind));
     registry
 }

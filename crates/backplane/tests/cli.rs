@@ -417,3 +417,49 @@ async fn demo_serves_the_dairy_plant_and_stamps_work_orders() {
     assert!(table.lines().count() > 2, "{table}");
     assert!(table.contains("WO-1001"), "the work order is a context column");
 }
+
+#[test]
+fn check_points_into_a_derived_attributes_expression() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plant.toml");
+    std::fs::write(
+        &file,
+        r#"[gateway]
+name = "edge"
+[namespace]
+enterprise = "acme"
+site = "plant"
+[models.Filler.attributes]
+good_count = { type = "uint", unit = "bottle" }
+rate = { type = "float", unit = "bottle/min", expr = "delta(good_cont) / dt_min" }
+
+[[assets]]
+path = "line-1"
+level = "line"
+
+[[assets]]
+path = "line-1/filler"
+model = "Filler"
+"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.trim_end().ends_with("1 error"),
+        "only the expression's error: {stderr}"
+    );
+    assert!(
+        stderr.contains("plant.toml:8:61: error: unknown attribute `good_cont` of model `Filler`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: did you mean `good_count`?"), "{stderr}");
+    // The caret sits under the misspelled name inside the string.
+    let caret = stderr.lines().find(|l| l.contains('^')).unwrap();
+    let source = stderr.lines().find(|l| l.contains("rate = {")).unwrap();
+    assert_eq!(caret.find('^'), source.find("good_cont"), "{stderr}");
+}

@@ -247,6 +247,16 @@ fn read_bindings(
             key.error(message, hint);
             continue;
         };
+        if attribute.expr.is_some() {
+            key.error(
+                format!(
+                    "attribute `{}` of `{}` is derived (`expr`) and takes no binding",
+                    key.name, model.name
+                ),
+                Some("remove the binding: the derive stage computes the value".to_owned()),
+            );
+            continue;
+        }
         if let Some(table) = item.expect_table() {
             bindings.extend(read_binding(table, attribute, &model.name, default_source, env));
         }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use backplane_model::Model;
+
 use crate::plan::Settings;
 use crate::reader::Table;
 
@@ -57,11 +59,33 @@ pub struct AddressError {
     pub hint: Option<String>,
 }
 
-/// Registered source and sink kinds, by name.
+/// Checks the expressions of derived attributes (`expr` on a model attribute). The
+/// expression language lives in the stage that evaluates it; the config crate only hands
+/// it the models and reports what it finds where it points.
+pub trait ExpressionChecker: Send + Sync {
+    /// Every problem of every expression of `models`, read together (children
+    /// aggregates name attributes of other models).
+    fn check(&self, models: &[Arc<Model>]) -> Vec<ExpressionProblem>;
+}
+
+/// One problem in one attribute's expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpressionProblem {
+    pub model: String,
+    pub attribute: String,
+    /// Where in the expression, in characters from its start.
+    pub at: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Registered source and sink kinds, by name, and the checker of derived attributes'
+/// expressions, if a stage that evaluates them is registered.
 #[derive(Default, Clone)]
 pub struct Catalog {
     sources: BTreeMap<String, Arc<dyn KindSpec>>,
     sinks: BTreeMap<String, Arc<dyn KindSpec>>,
+    expressions: Option<Arc<dyn ExpressionChecker>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -69,6 +93,7 @@ impl std::fmt::Debug for Catalog {
         f.debug_struct("Catalog")
             .field("sources", &self.sources.keys().collect::<Vec<_>>())
             .field("sinks", &self.sinks.keys().collect::<Vec<_>>())
+            .field("expressions", &self.expressions.is_some())
             .finish()
     }
 }
@@ -80,6 +105,14 @@ impl Catalog {
 
     pub fn add_sink(&mut self, kind: &str, spec: Arc<dyn KindSpec>) {
         self.sinks.insert(kind.to_owned(), spec);
+    }
+
+    pub fn set_expressions(&mut self, checker: Arc<dyn ExpressionChecker>) {
+        self.expressions = Some(checker);
+    }
+
+    pub fn expressions(&self) -> Option<&Arc<dyn ExpressionChecker>> {
+        self.expressions.as_ref()
     }
 
     pub fn source(&self, kind: &str) -> Option<&Arc<dyn KindSpec>> {

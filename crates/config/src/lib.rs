@@ -36,7 +36,7 @@ pub mod writes;
 use std::path::Path;
 
 pub use api_tls::{ApiCertificate, ApiTls, ClientCerts};
-pub use catalog::{AddressError, Catalog, KindSpec};
+pub use catalog::{AddressError, Catalog, ExpressionChecker, ExpressionProblem, KindSpec};
 pub use plan::{
     ApiSettings, AssetSpec, ComponentSpec, Fsync, Gateway, LogSettings, Namespace, Overflow, Plan,
     RateLimitSettings, Settings, SinkBuffer,

@@ -296,7 +296,12 @@ fn build(files: &[Parsed<'_>], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
     }
 
     let mut write_tables = Vec::new();
-    let models = models::read_models(model_entries, &mut production_sections.models, &mut write_tables);
+    let models = models::read_models(
+        model_entries,
+        &mut production_sections.models,
+        &mut write_tables,
+        catalog.expressions(),
+    );
     let write_rules = writes::read_write_rules(write_tables, &models);
     let sources = components::read_components(source_tables, catalog, components::Role::Source);
     let sinks = components::read_components(sink_tables, catalog, components::Role::Sink);

@@ -7,6 +7,7 @@ use backplane_model::asset::{MAX_NAME_LEN, validate_attribute_name};
 use backplane_model::decimal::MAX_DECIMALS;
 use backplane_model::{Attribute, DataType, Model, ScalarType, Unit};
 
+use crate::catalog::ExpressionChecker;
 use crate::reader::{Item, KeyRef, Location, Table, suggest};
 
 /// A model as read, with what later checks need to avoid follow-on errors.
@@ -28,8 +29,10 @@ pub(crate) fn read_models<'a>(
     entries: Vec<(KeyRef<'a>, Item<'a>)>,
     production: &mut Vec<(String, Item<'a>)>,
     writes: &mut Vec<(String, Item<'a>)>,
+    expressions: Option<&Arc<dyn ExpressionChecker>>,
 ) -> Vec<ModelEntry> {
     let mut models: Vec<ModelEntry> = Vec::new();
+    let mut exprs: Vec<Expr<'a>> = Vec::new();
     let mut first_seen: Vec<(String, Location)> = Vec::new();
     let is_extension = |item: &Item<'a>| {
         item.as_table()
@@ -88,9 +91,52 @@ pub(crate) fn read_models<'a>(
             });
             continue;
         };
-        models.push(read_model(key.name, table, production, writes));
+        models.push(read_model(key.name, table, production, writes, &mut exprs));
     }
+    check_expressions(&models, &exprs, expressions);
     models
+}
+
+/// A derived attribute's `expr` as read: where to report its problems.
+struct Expr<'a> {
+    model: String,
+    attribute: String,
+    item: Item<'a>,
+}
+
+/// Hands every model to the registered expression checker and reports each problem at
+/// its line and column inside the `expr` string. Without a checker (a build with no
+/// derive stage) a derived attribute cannot be computed, which is an error too.
+fn check_expressions(
+    models: &[ModelEntry],
+    exprs: &[Expr<'_>],
+    checker: Option<&Arc<dyn ExpressionChecker>>,
+) {
+    if exprs.is_empty() {
+        return;
+    }
+    let Some(checker) = checker else {
+        for e in exprs {
+            e.item.error(
+                format!(
+                    "attribute `{}` of `{}` is derived, but this build has no derive stage to compute it",
+                    e.attribute, e.model
+                ),
+                Some("remove `expr` and bind the attribute to a source".to_owned()),
+            );
+        }
+        return;
+    };
+    let all: Vec<Arc<Model>> = models.iter().map(|m| m.model.clone()).collect();
+    for problem in checker.check(&all) {
+        // The checker reports only attributes that have an `expr`.
+        if let Some(e) = exprs
+            .iter()
+            .find(|e| e.model == problem.model && e.attribute == problem.attribute)
+        {
+            e.item.error_in_str(problem.at, problem.message, problem.hint);
+        }
+    }
 }
 
 fn is_pascal_case(name: &str) -> bool {
@@ -104,6 +150,7 @@ fn read_model<'a>(
     mut t: Table<'a>,
     production: &mut Vec<(String, Item<'a>)>,
     writes: &mut Vec<(String, Item<'a>)>,
+    exprs: &mut Vec<Expr<'a>>,
 ) -> ModelEntry {
     let description = t.optional_str("description").map(str::to_owned);
     if let Some(item) = t.optional_item("production") {
@@ -121,7 +168,16 @@ fn read_model<'a>(
         }
         for (key, item) in entries {
             match read_attribute(&key, &item) {
-                Some(attribute) => attributes.push(Arc::new(attribute)),
+                Some((attribute, expr)) => {
+                    if let Some(item) = expr {
+                        exprs.push(Expr {
+                            model: name.to_owned(),
+                            attribute: attribute.name.clone(),
+                            item,
+                        });
+                    }
+                    attributes.push(Arc::new(attribute));
+                }
                 None => {
                     broken.insert(key.name.to_owned());
                 }
@@ -143,7 +199,9 @@ fn read_model<'a>(
 const TYPE_HINT: &str =
     "types: bool, int, uint, float, string, timestamp, or an array of one of them such as `float[]`";
 
-fn read_attribute(key: &KeyRef<'_>, item: &Item<'_>) -> Option<Attribute> {
+/// The attribute, and for a derived one the `expr` value (its problems are reported once
+/// every model is read).
+fn read_attribute<'a>(key: &KeyRef<'a>, item: &Item<'a>) -> Option<(Attribute, Option<Item<'a>>)> {
     let mut ok = true;
     if let Err(e) = validate_attribute_name(key.name) {
         key.error(format!("invalid attribute name: {e}"), None);
@@ -249,18 +307,62 @@ fn read_attribute(key: &KeyRef<'_>, item: &Item<'_>) -> Option<Attribute> {
             ok = false;
         }
     }
+    let expr_item = t.optional_item("expr");
+    let mut expr = None;
+    if let Some(item) = &expr_item {
+        match item.expect_str() {
+            Some(text) if text.trim().is_empty() => {
+                item.error(
+                    "`expr` is empty",
+                    Some("write an expression, e.g. `delta(good_count)`".to_owned()),
+                );
+                ok = false;
+            }
+            Some(text) if text.len() > MAX_EXPR_LEN => {
+                item.error(
+                    format!("`expr` is {} bytes long, more than {MAX_EXPR_LEN}", text.len()),
+                    Some("split it into several derived attributes".to_owned()),
+                );
+                ok = false;
+            }
+            Some(text) => expr = Some(Arc::from(text)),
+            None => ok = false,
+        }
+        if matches!(
+            data_type,
+            Some(DataType::Array(_)) | Some(DataType::Scalar(ScalarType::Timestamp))
+        ) {
+            item.error(
+                format!(
+                    "a derived attribute is a number, boolean or string, and `{}` is {type_name}",
+                    key.name
+                ),
+                None,
+            );
+            ok = false;
+        }
+    }
     t.finish();
     let data_type = data_type?;
-    ok.then(|| Attribute {
-        name: key.name.to_owned(),
-        data_type,
-        unit,
-        description,
-        range,
-        allowed,
-        decimals,
+    ok.then(|| {
+        (
+            Attribute {
+                name: key.name.to_owned(),
+                data_type,
+                unit,
+                description,
+                range,
+                allowed,
+                decimals,
+                expr,
+            },
+            expr_item,
+        )
     })
 }
+
+/// The longest `expr` accepted: an expression is a formula, not a program.
+pub const MAX_EXPR_LEN: usize = 1000;
 
 /// `[min, max]` with min < max.
 fn read_range(item: &Item<'_>) -> Option<[f64; 2]> {

@@ -743,6 +743,15 @@ impl<'a> Item<'a> {
         self.ctx.file.location(self.value.span().start)
     }
 
+    /// Reports a problem at character `at` of this string value (e.g. inside an
+    /// expression), mapping the decoded text back to the file through quotes and escapes.
+    pub(crate) fn error_in_str(&self, at: usize, message: impl Into<String>, hint: Option<String>) {
+        let span = self.value.span();
+        let raw = self.ctx.file.text.get(span.clone()).unwrap_or("");
+        let offset = span.start + raw_offset(raw, at);
+        self.ctx.report(offset, &self.path, message.into(), hint);
+    }
+
     /// Reports "expected `expected`, found a ...".
     pub(crate) fn type_error(&self, expected: &str) {
         self.error(
@@ -853,6 +862,46 @@ impl<'a> Item<'a> {
 }
 
 const DURATION_HINT: &str = "write \"5s\" or \"500ms\"";
+
+/// The byte offset in `raw` (a TOML string as written, quotes included) of decoded
+/// character `at`: quotes are skipped, an escape sequence is one character, and a
+/// multi-line string's first newline is trimmed as TOML does.
+fn raw_offset(raw: &str, at: usize) -> usize {
+    let (open, literal) = if raw.starts_with("\"\"\"") {
+        (3, false)
+    } else if raw.starts_with("'''") {
+        (3, true)
+    } else {
+        (1, raw.starts_with('\''))
+    };
+    let mut i = open.min(raw.len());
+    if open == 3 {
+        if raw[i..].starts_with("\r\n") {
+            i += 2;
+        } else if raw[i..].starts_with('\n') {
+            i += 1;
+        }
+    }
+    let mut chars = raw[i..].char_indices().peekable();
+    let mut decoded = 0;
+    while let Some((j, c)) = chars.next() {
+        if decoded == at {
+            return i + j;
+        }
+        if c == '\\' && !literal {
+            let skip = match chars.peek().map(|&(_, n)| n) {
+                Some('u') => 5,
+                Some('U') => 9,
+                _ => 1,
+            };
+            for _ in 0..skip {
+                chars.next();
+            }
+        }
+        decoded += 1;
+    }
+    raw.len().saturating_sub(open)
+}
 
 /// A key of a map-like table (user-chosen names: attributes, bindings, signals).
 #[derive(Clone)]

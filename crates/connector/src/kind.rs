@@ -336,6 +336,9 @@ impl Registry {
         for (name, kind) in &self.sinks {
             catalog.add_sink(name, kind.clone());
         }
+        if let Some(checker) = self.stages.iter().find_map(|(_, k)| k.expressions()) {
+            catalog.set_expressions(checker);
+        }
         catalog
     }
 

@@ -57,7 +57,8 @@ pub use services::Services;
 pub use sink::{Delivery, Sink, SinkFeed, SinkIo, SinkIoParts};
 pub use source::{Source, SourceIo, WriteOutcome, WriteRequest, write_target};
 pub use stage::{
-    BuiltStage, CommandPath, Derived, PipelineStopped, Stage, StageCall, StageContext, StageKind,
+    BuiltStage, CommandPath, Derivation, DerivationInput, Derived, PipelineStopped, Stage, StageCall,
+    StageContext, StageKind,
 };
 pub use status::{ComponentStatus, DELAY_BUCKETS, Report, delay_histogram};
 pub use topology::{AssetNode, SourceRoutes, TagInfo, Topology};

@@ -12,8 +12,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use backplane_config::ExpressionChecker;
 use backplane_model::sample::EventKind;
-use backplane_model::{AssetPath, ContextPatch, Sample, Timestamp};
+use backplane_model::{AssetPath, ContextPatch, Quality, Sample, Timestamp, Value};
+use prometheus_client::metrics::counter::Counter;
+use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::batch::PipelineInput;
@@ -29,12 +32,45 @@ pub struct Derived {
     pub context: Vec<(AssetPath, ContextPatch, &'static str)>,
     /// Events; the pipeline stamps each with its asset's effective context.
     pub events: Vec<(AssetPath, Timestamp, EventKind)>,
+    /// Samples of tags the stage computes (derived attributes), each with how it was
+    /// computed. The pipeline stamps them with their asset's context, records them in the
+    /// latest-value cache (with the derivation, for lineage) and routes them with the
+    /// batch; stages after this one observe them.
+    pub samples: Vec<(Sample, Arc<Derivation>)>,
 }
 
 impl Derived {
     pub fn is_empty(&self) -> bool {
-        self.context.is_empty() && self.events.is_empty()
+        self.context.is_empty() && self.events.is_empty() && self.samples.is_empty()
     }
+}
+
+/// How a stage computed a sample: the formula and the inputs it read, for lineage.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Derivation {
+    /// The formula as configured, e.g. `delta(good_count) / dt_min`.
+    pub expression: Arc<str>,
+    /// The inputs as they were when the value was computed.
+    pub inputs: Vec<DerivationInput>,
+    /// Why the value is bad, when the computation failed (division by zero, bad input).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One input of a derivation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DerivationInput {
+    /// `asset/attribute`.
+    pub path: Arc<str>,
+    /// What the input was used for when not its plain value, e.g. `prev` or `mean 5m`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub value: Option<Value>,
+    pub quality: Quality,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality_reason: Option<&'static str>,
+    /// When the gateway had it.
+    pub time: Option<Timestamp>,
 }
 
 /// A step of the pipeline after normalize and contextualize. Runs in the pipeline task:
@@ -51,12 +87,23 @@ pub trait Stage: Send + fmt::Debug + 'static {
 }
 
 /// What a stage kind is given to build its stage.
-#[derive(Debug)]
 pub struct StageContext<'a> {
     pub topology: &'a Arc<Topology>,
     pub data_dir: &'a PathBuf,
     /// Where the stage's command handles send their calls.
     pub commands: CommandPath,
+    /// The stage's own counters, by event name (`backplane_component_events_total` with
+    /// `component="stage"`).
+    pub counter: &'a (dyn Fn(&str) -> Counter + Sync),
+}
+
+impl fmt::Debug for StageContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StageContext")
+            .field("data_dir", &self.data_dir)
+            .field("commands", &self.commands)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A built stage and the services it offers to sinks and the API (e.g. a handle that
@@ -73,6 +120,11 @@ pub trait StageKind: Send + Sync + 'static {
     fn describe(&self) -> &'static str;
     /// Builds the stage for a plan, restoring its saved state from `data_dir`.
     fn build(&self, ctx: &StageContext<'_>) -> Result<BuiltStage, ComponentError>;
+    /// The checker of derived attributes' expressions, for a stage that computes them:
+    /// the configuration is checked against it (`backplane check`).
+    fn expressions(&self) -> Option<Arc<dyn ExpressionChecker>> {
+        None
+    }
 }
 
 /// The body of a [`StageCall`]: given the time, it does its work and adds what it derived.

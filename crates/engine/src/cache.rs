@@ -2,6 +2,9 @@
 //! came from (for lineage) and the last transform error, if any. The pipeline is the only
 //! writer and takes the lock once per batch; API readers copy out what they need.
 
+use std::sync::Arc;
+
+use backplane_connector::Derivation;
 use backplane_model::{Sample, TagId, Value};
 use parking_lot::RwLock;
 
@@ -13,6 +16,8 @@ pub struct Latest {
     pub raw: Option<Value>,
     /// Why the last reading could not be normalized, if it could not.
     pub error: Option<String>,
+    /// For a value a stage computed (a derived attribute): the formula and its inputs.
+    pub derivation: Option<Arc<Derivation>>,
 }
 
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use backplane_model::{Deadband, Quality, Timestamp, Value};
 use serde::Serialize;
 
 use crate::cache::Latest;
-use backplane_connector::{TagInfo, Topology};
+use backplane_connector::{Derivation, TagInfo, Topology};
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Lineage {
@@ -35,6 +35,10 @@ pub struct Lineage {
     /// Why the last reading could not be normalized, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a derived attribute: the expression and the inputs the value was computed
+    /// from (attribute, value, time, quality).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub derivation: Option<Derivation>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -105,6 +109,7 @@ pub(crate) fn explain(topology: &Topology, tag: &TagInfo, latest: Option<Latest>
         quality_reason: quality.reason(),
         source_time: sample.and_then(|s| s.source_time),
         gateway_time: sample.map(|s| s.gateway_time),
+        derivation: latest.as_ref().and_then(|l| l.derivation.as_deref().cloned()),
         error: latest.and_then(|l| l.error),
     }
 }

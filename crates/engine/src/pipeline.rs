@@ -174,9 +174,12 @@ impl Pipeline {
                 Batch::default()
             }
         };
+        // Derived samples from a stage join the batch at once: later stages observe them.
+        self.take_derived_samples(&mut batch.samples);
         if !batch.samples.is_empty() {
-            for stage in &mut self.stages {
-                stage.observe(&batch.samples, &mut self.derived);
+            for i in 0..self.stages.len() {
+                self.stages[i].observe(&batch.samples, &mut self.derived);
+                self.take_derived_samples(&mut batch.samples);
             }
         }
         if !self.derived.is_empty() {
@@ -185,6 +188,42 @@ impl Pipeline {
             self.metrics.events.inc_by((batch.events.len() - before) as u64);
         }
         (!batch.is_empty()).then_some(batch)
+    }
+
+    /// Moves the samples the stages computed into `samples`, each stamped with its asset's
+    /// context, and records them in the cache with their derivation.
+    fn take_derived_samples(&mut self, samples: &mut Vec<Sample>) {
+        if self.derived.samples.is_empty() {
+            return;
+        }
+        let start = samples.len();
+        let mut derivations = Vec::with_capacity(self.derived.samples.len());
+        for (mut sample, derivation) in self.derived.samples.drain(..) {
+            let Some(info) = self.topology.tags.get(sample.tag.index()) else {
+                tracing::warn!(
+                    tag = sample.tag.index(),
+                    "derive stage: a sample for a tag the configuration does not have"
+                );
+                continue;
+            };
+            sample.context = self.contexts.effective(info.asset);
+            samples.push(sample);
+            derivations.push(derivation);
+        }
+        let added = &samples[start..];
+        self.metrics.samples.inc_by(added.len() as u64);
+        self.cache.update(|slots| {
+            for (sample, derivation) in added.iter().zip(derivations) {
+                if let Some(slot) = slots.get_mut(sample.tag.index()) {
+                    *slot = Some(Latest {
+                        sample: sample.clone(),
+                        raw: None,
+                        error: derivation.error.clone(),
+                        derivation: Some(derivation),
+                    });
+                }
+            }
+        });
     }
 
     /// Applies what the stages derived: context patches first (samples of the next batch
@@ -445,6 +484,7 @@ impl Pipeline {
                         sample: sample.clone(),
                         raw,
                         error,
+                        derivation: None,
                     });
                 }
             }

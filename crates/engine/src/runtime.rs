@@ -481,11 +481,22 @@ fn health_rows(plan: &Plan, now: Timestamp) -> Vec<ComponentHealth> {
 fn build_stages(registry: &Registry, core: &mut Core) -> Result<Vec<Box<dyn Stage>>, ComponentError> {
     let mut stages = Vec::new();
     for (name, kind) in registry.stages() {
+        let events = core.metrics.component_events.clone();
+        let counter = move |event: &str| {
+            events
+                .get_or_create(&crate::metrics::EventLabels {
+                    component: "stage".to_owned(),
+                    name: name.to_owned(),
+                    event: event.to_owned(),
+                })
+                .clone()
+        };
         let built = kind
             .build(&StageContext {
                 topology: &core.topology,
                 data_dir: &core.topology.plan.gateway.data_dir,
                 commands: CommandPath::new(core.input_tx.downgrade()),
+                counter: &counter,
             })
             .map_err(|e| ComponentError::config(format!("stage `{name}`: {}", e.chain())))?;
         core.services.extend(&built.services);

@@ -36,6 +36,10 @@ pub struct Attribute {
     /// For float attributes: the decimals a bound value is rounded to (0..=9).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decimals: Option<u8>,
+    /// A derived attribute's expression (`expr`): computed by the derive stage from other
+    /// attributes of the asset or its children, never bound to a source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expr: Option<Arc<str>>,
 }
 
 fn serialize_display<S: serde::Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {

@@ -139,9 +139,11 @@ impl Running {
     }
 }
 
-/// The engine's built-in kinds and the production stage, as the binary registers them.
+/// The engine's built-in kinds and the derive and production stages, as the binary
+/// registers them.
 pub fn registry() -> Registry {
     let mut registry = backplane_engine::builtins();
+    registry.add_stage("derive", std::sync::Arc::new(backplane_derive::DeriveStageKind));
     registry.add_stage(
         "production",
         std::sync::Arc::new(backplane_production::ProductionStageKind),

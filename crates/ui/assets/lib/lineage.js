@@ -1,6 +1,6 @@
 // The lineage of one value (`/api/v1/lineage/{tag}`): source and address, raw reading, each
 // transform step with its input and output, configuration version, and whether the steps
-// reproduce the value.
+// reproduce the value; for a derived attribute, its expression and the inputs it read.
 
 import { h, replace, notice, formatValue, formatTime, qualityBadge } from './dom.js';
 import { get, pathUrl } from './api.js';
@@ -27,6 +27,43 @@ function describe(t) {
   }
 }
 
+/** A derived attribute's lineage: the expression and each input with its value. */
+function derived(l) {
+  const d = l.derivation;
+  return [
+    h('p.tag', l.path),
+    h(
+      'dl.facts',
+      h('dt', 'Expression'),
+      h('dd.mono', d.expression),
+      h('dt', 'Value'),
+      h('dd.mono', formatValue(l.value), ' ', qualityBadge(l.quality, l.quality_reason)),
+      h('dt', 'Gateway time'),
+      h('dd', formatTime(l.gateway_time, { ms: true })),
+      h('dt', 'Configuration'),
+      h('dd.mono', { title: l.config_version }, (l.config_version || '—').slice(0, 12)),
+    ),
+    h(
+      'table.steps.inputs',
+      h('caption', 'Inputs'),
+      h('thead', h('tr', h('th', 'Input'), h('th.num', 'Value'), h('th', 'Quality'), h('th', 'Time'))),
+      h(
+        'tbody',
+        (d.inputs || []).map((input) =>
+          h(
+            'tr',
+            h('td.mono', input.path, input.role ? ` (${input.role})` : ''),
+            h('td.num.mono', formatValue(input.value)),
+            h('td', qualityBadge(input.quality, input.quality_reason)),
+            h('td', formatTime(input.time, { ms: true })),
+          ),
+        ),
+      ),
+    ),
+    d.error ? notice('error', d.error) : null,
+  ];
+}
+
 /** Opens a dialog with the lineage of `tag` (`asset/attribute`). */
 export async function showLineage(tag) {
   const body = h('div.lineage-body', h('p.muted', 'Loading…'));
@@ -41,6 +78,10 @@ export async function showLineage(tag) {
   dialog.showModal();
   try {
     const l = await get(`/api/v1/lineage/${pathUrl(tag)}`);
+    if (l.derivation) {
+      replace(body, ...derived(l));
+      return;
+    }
     const src = l.source || {};
     replace(
       body,
