@@ -8,7 +8,7 @@ use std::sync::Arc;
 use backplane_connector::{Browser, Registry, Simulator};
 
 /// Every kind this build registers: the engine's built-ins, each protocol crate's, the
-/// historian, and the production stage.
+/// historian, and the production and alarms stages.
 pub fn registry() -> Registry {
     let mut registry = backplane_engine::builtins();
     registry.add_source("modbus", backplane_modbus::ModbusKind);
@@ -26,6 +26,7 @@ pub fn registry() -> Registry {
     registry.add_sink("postgresql", backplane_postgres::PostgresKind);
     registry.add_sink("opcua-server", backplane_opcua_server::OpcUaServerKind);
     registry.add_stage("production", Arc::new(backplane_production::ProductionStageKind));
+    registry.add_stage("alarms", Arc::new(backplane_alarms::AlarmsStageKind));
     registry
 }
 

@@ -357,6 +357,7 @@ mod tests {
             range: None,
             allowed: None,
             decimals: None,
+            limits: None,
         };
         Model {
             name: "Filler".into(),

@@ -42,6 +42,7 @@ fn attribute(name: &str, data_type: DataType, unit: Option<&str>) -> Attribute {
         range: None,
         allowed: None,
         decimals: None,
+        limits: None,
     }
 }
 

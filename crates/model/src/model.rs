@@ -36,6 +36,9 @@ pub struct Attribute {
     /// For float attributes: the decimals a bound value is rounded to (0..=9).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decimals: Option<u8>,
+    /// For numeric attributes: alarm limits (the alarms stage raises and clears alarms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::Limits>,
 }
 
 fn serialize_display<S: serde::Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {

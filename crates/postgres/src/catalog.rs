@@ -242,6 +242,7 @@ mod tests {
             range: None,
             allowed: None,
             decimals: None,
+            limits: None,
         }
     }
 }
