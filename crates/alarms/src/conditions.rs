@@ -138,7 +138,12 @@ impl Condition {
     }
 
     /// Records an acknowledgement by `by`; the event saying so.
-    pub fn acknowledge(&mut self, by: &str, comment: Option<&str>, now: Timestamp) -> Result<Alarm, AckRefused> {
+    pub fn acknowledge(
+        &mut self,
+        by: &str,
+        comment: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Alarm, AckRefused> {
         if self.state.acked {
             return Err(AckRefused::AlreadyAcked);
         }
@@ -340,15 +345,33 @@ mod tests {
         let mut c = conditions();
         alarms(&mut c, &[sample(90.0, Quality::Good, 1)]);
         let path = "acme/line/tank/temperature";
-        let (_, ack) = c.acknowledge(path, "anna", Some("checked"), Timestamp::from_unix_millis(2)).unwrap();
-        assert_eq!((ack.acked, ack.by.as_deref(), ack.comment.as_deref()), (Some(true), Some("anna"), Some("checked")));
-        assert_eq!(c.acknowledge(path, "anna", None, Timestamp::from_unix_millis(3)), Err(AckRefused::AlreadyAcked));
-        assert_eq!(c.acknowledge("acme/x", "anna", None, Timestamp::from_unix_millis(3)), Err(AckRefused::NotFound));
+        let (_, ack) = c
+            .acknowledge(path, "anna", Some("checked"), Timestamp::from_unix_millis(2))
+            .unwrap();
+        assert_eq!(
+            (ack.acked, ack.by.as_deref(), ack.comment.as_deref()),
+            (Some(true), Some("anna"), Some("checked"))
+        );
+        assert_eq!(
+            c.acknowledge(path, "anna", None, Timestamp::from_unix_millis(3)),
+            Err(AckRefused::AlreadyAcked)
+        );
+        assert_eq!(
+            c.acknowledge("acme/x", "anna", None, Timestamp::from_unix_millis(3)),
+            Err(AckRefused::NotFound)
+        );
         let worse = alarms(&mut c, &[sample(96.0, Quality::Good, 4)]);
-        assert_eq!((worse[0].limit, worse[0].acked), (Some(LimitLevel::Hihi), Some(false)));
+        assert_eq!(
+            (worse[0].limit, worse[0].acked),
+            (Some(LimitLevel::Hihi), Some(false))
+        );
         let back = alarms(&mut c, &[sample(90.0, Quality::Good, 5)]);
         assert_eq!(back[0].limit, Some(LimitLevel::Hi));
-        assert_eq!(back[0].acked, Some(false), "going back to hi keeps the state unacknowledged");
+        assert_eq!(
+            back[0].acked,
+            Some(false),
+            "going back to hi keeps the state unacknowledged"
+        );
     }
 
     #[test]

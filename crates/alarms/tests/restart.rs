@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use backplane_alarms::{AckFailed, AckRefused, AlarmsHandle, AlarmsStageKind};
 use backplane_config::Catalog;
-use backplane_connector::{BuiltStage, CommandPath, Derived, PipelineInput, StageContext, StageKind, Topology};
+use backplane_connector::{
+    BuiltStage, CommandPath, Derived, PipelineInput, StageContext, StageKind, Topology,
+};
 use backplane_model::sample::EventKind;
 use backplane_model::{LimitLevel, Quality, Sample, Timestamp, Value};
 use tokio::sync::mpsc;
@@ -33,7 +35,11 @@ fn topology() -> Arc<Topology> {
     Arc::new(Topology::new(plan))
 }
 
-fn build(topology: &Arc<Topology>, dir: &Path, input: &mpsc::Sender<PipelineInput>) -> (BuiltStage, Arc<AlarmsHandle>) {
+fn build(
+    topology: &Arc<Topology>,
+    dir: &Path,
+    input: &mpsc::Sender<PipelineInput>,
+) -> (BuiltStage, Arc<AlarmsHandle>) {
     let built = AlarmsStageKind
         .build(&StageContext {
             topology,
@@ -69,7 +75,10 @@ async fn a_raised_alarm_survives_a_restart_and_is_acknowledged_through_the_pipel
         panic!("{out:?}");
     };
     assert_eq!(asset.as_str(), "acme/plant/tank-1");
-    assert_eq!((raised.limit, raised.active, raised.acked), (Some(LimitLevel::Hi), true, Some(false)));
+    assert_eq!(
+        (raised.limit, raised.active, raised.acked),
+        (Some(LimitLevel::Hi), true, Some(false))
+    );
     built.stage.stop();
     drop(built);
 
@@ -85,7 +94,11 @@ async fn a_raised_alarm_survives_a_restart_and_is_acknowledged_through_the_pipel
     // The acknowledgement is a call the pipeline runs between two batches.
     let ack = tokio::spawn({
         let handle = handle.clone();
-        async move { handle.acknowledge("acme/plant/tank-1/level", "anna", Some("checked")).await }
+        async move {
+            handle
+                .acknowledge("acme/plant/tank-1/level", "anna", Some("checked"))
+                .await
+        }
     });
     let Some(PipelineInput::Call(call)) = pipeline.recv().await else {
         panic!("no call");
@@ -107,5 +120,8 @@ async fn a_raised_alarm_survives_a_restart_and_is_acknowledged_through_the_pipel
         panic!("no call");
     };
     (call.0)(Timestamp::from_unix_millis(3_000), &mut Derived::default());
-    assert_eq!(again.await.unwrap(), Err(AckFailed::Refused(AckRefused::AlreadyAcked)));
+    assert_eq!(
+        again.await.unwrap(),
+        Err(AckFailed::Refused(AckRefused::AlreadyAcked))
+    );
 }

@@ -295,7 +295,11 @@ fn read_limits(item: &Item<'_>) -> Option<Limits> {
         match t.optional_f64("deadband") {
             Some(d) if d >= 0.0 => d,
             Some(d) => {
-                t.error("deadband", format!("deadband {d} is negative"), Some("a deadband is 0 or more, in the attribute's unit".to_owned()));
+                t.error(
+                    "deadband",
+                    format!("deadband {d} is negative"),
+                    Some("a deadband is 0 or more, in the attribute's unit".to_owned()),
+                );
                 ok = false;
                 0.0
             }
@@ -316,7 +320,11 @@ fn read_limits(item: &Item<'_>) -> Option<Limits> {
             match s.optional_i64(level.name()) {
                 Some(n) if (1..=1000).contains(&n) => severity[level as usize] = n as u16,
                 Some(n) => {
-                    s.error(level.name(), format!("severity {n} is out of range"), Some("OPC UA severities are 1 to 1000".to_owned()));
+                    s.error(
+                        level.name(),
+                        format!("severity {n} is out of range"),
+                        Some("OPC UA severities are 1 to 1000".to_owned()),
+                    );
                     ok = false;
                 }
                 None => ok = false,

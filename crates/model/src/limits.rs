@@ -112,9 +112,7 @@ impl Limits {
             None => None,
         };
         match (raw, held) {
-            (Some(r), Some(h)) if r.is_high() == h.is_high() => {
-                Some(if r.is_outer() { r } else { h })
-            }
+            (Some(r), Some(h)) if r.is_high() == h.is_high() => Some(if r.is_outer() { r } else { h }),
             (Some(r), _) => Some(r),
             (None, h) => h,
         }
@@ -141,7 +139,9 @@ mod tests {
         let l = limits();
         let mut at = None;
         let mut seen = Vec::new();
-        for v in [50.0, 85.0, 84.8, 84.6, 84.4, 96.0, 94.7, 94.4, 84.0, 1.5, 0.9, 1.4, 1.6, 2.6] {
+        for v in [
+            50.0, 85.0, 84.8, 84.6, 84.4, 96.0, 94.7, 94.4, 84.0, 1.5, 0.9, 1.4, 1.6, 2.6,
+        ] {
             at = l.next_level(at, v);
             seen.push(at.map(LimitLevel::name));
         }

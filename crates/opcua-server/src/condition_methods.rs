@@ -19,7 +19,8 @@ use opcua::server::address_space::BaseEventType;
 use opcua::server::diagnostics::NamespaceMetadata;
 use opcua::server::node_manager::memory::CoreNodeManager;
 use opcua::server::node_manager::{
-    BrowseNode, BrowsePathItem, MethodCall, NodeManager, NodeManagersRef, ReadNode, RequestContext, ServerContext,
+    BrowseNode, BrowsePathItem, MethodCall, NodeManager, NodeManagersRef, ReadNode, RequestContext,
+    ServerContext,
 };
 use opcua::types::{
     AttributeId, ByteString, DateTime, LocalizedText, MethodId, NodeId, ObjectId, ObjectTypeId, StatusCode,
@@ -81,7 +82,9 @@ impl ConditionMethods {
             .by_id(call.object_id())
             .ok_or(StatusCode::BadNodeIdUnknown)?;
         let (event_id, comment) = match call.arguments() {
-            [Variant::ByteString(id), Variant::LocalizedText(comment)] => (id.clone(), comment.text.as_ref().to_owned()),
+            [Variant::ByteString(id), Variant::LocalizedText(comment)] => {
+                (id.clone(), comment.text.as_ref().to_owned())
+            }
             [Variant::ByteString(id)] => (id.clone(), String::new()),
             [_, _] | [_] => return Err(StatusCode::BadTypeMismatch),
             _ => return Err(StatusCode::BadArgumentsMissing),
@@ -98,13 +101,25 @@ impl ConditionMethods {
         if !index.is_latest(i, &event_id) {
             return Err(StatusCode::BadEventIdUnknown);
         }
-        let handle = self.door.handle.as_ref().ok_or(StatusCode::BadResourceUnavailable)?;
+        let handle = self
+            .door
+            .handle
+            .as_ref()
+            .ok_or(StatusCode::BadResourceUnavailable)?;
         let result = handle
-            .acknowledge(&condition.path, name, Some(comment.as_str()).filter(|c| !c.is_empty()))
+            .acknowledge(
+                &condition.path,
+                name,
+                Some(comment.as_str()).filter(|c| !c.is_empty()),
+            )
             .await;
         if let Some(audit) = &self.door.audit {
             let event = AuditEvent {
-                who: Some(Identity::new(name, role, backplane_security::AuthMethod::Password)),
+                who: Some(Identity::new(
+                    name,
+                    role,
+                    backplane_security::AuthMethod::Password,
+                )),
                 from: format!("opcua session {}", context.session_id),
                 action: "alarm.acknowledge".to_owned(),
                 target: condition.path.clone(),
@@ -129,7 +144,12 @@ impl ConditionMethods {
     /// Sends the subscription's event items a RefreshStartEvent, the event of every
     /// retained condition they watch (by their notifier), and a RefreshEndEvent.
     /// `only`: ConditionRefresh2's one monitored item.
-    fn refresh(&self, context: &RequestContext, call: &MethodCall, only: Option<u32>) -> Result<(), StatusCode> {
+    fn refresh(
+        &self,
+        context: &RequestContext,
+        call: &MethodCall,
+        only: Option<u32>,
+    ) -> Result<(), StatusCode> {
         let subscription = match call.arguments().first() {
             Some(Variant::UInt32(id)) => *id,
             Some(_) => return Err(StatusCode::BadTypeMismatch),
@@ -157,11 +177,16 @@ impl ConditionMethods {
         let conditions = self.door.handle.as_ref().map(|h| h.view()).unwrap_or_default();
         let type_tree = context.type_tree.read();
         let marker = |type_id: ObjectTypeId, text: &str| {
-            BaseEventType::new(type_id, ByteString::from(now.unix_nanos().to_be_bytes().to_vec()), LocalizedText::new("", text), DateTime::now())
-                .set_source_node(ObjectId::Server.into())
-                .set_source_name("Server".into())
-                .set_receive_time(DateTime::now())
-                .set_severity(1)
+            BaseEventType::new(
+                type_id,
+                ByteString::from(now.unix_nanos().to_be_bytes().to_vec()),
+                LocalizedText::new("", text),
+                DateTime::now(),
+            )
+            .set_source_node(ObjectId::Server.into())
+            .set_source_name("Server".into())
+            .set_receive_time(DateTime::now())
+            .set_severity(1)
         };
         let start = marker(ObjectTypeId::RefreshStartEventType, "ConditionRefresh started");
         for (id, _) in &items {
@@ -222,7 +247,8 @@ impl NodeManager for ConditionMethods {
             .node_managers
             .get_of_type::<CoreNodeManager>()
             .ok_or(StatusCode::BadInternalError)?;
-        core.read(context, max_age, timestamps_to_return, nodes_to_read).await
+        core.read(context, max_age, timestamps_to_return, nodes_to_read)
+            .await
     }
 
     async fn browse(&self, _context: &RequestContext, _nodes: &mut [BrowseNode]) -> Result<(), StatusCode> {
@@ -238,7 +264,11 @@ impl NodeManager for ConditionMethods {
         Ok(())
     }
 
-    async fn call(&self, context: &RequestContext, methods_to_call: &mut [&mut MethodCall]) -> Result<(), StatusCode> {
+    async fn call(
+        &self,
+        context: &RequestContext,
+        methods_to_call: &mut [&mut MethodCall],
+    ) -> Result<(), StatusCode> {
         for call in methods_to_call.iter_mut() {
             let method = call.method_id().clone();
             let result = if method == acknowledge_id() {

@@ -26,8 +26,8 @@ use opcua::server::EventField;
 use opcua::server::address_space::{AddressSpace, BaseEventType, NodeType, ObjectBuilder, VariableBuilder};
 use opcua::sync::Mutex;
 use opcua::types::{
-    AttributeId, ByteString, DataTypeId, MethodId, DataValue, DateTime, LocalizedText, NodeId, NumericRange, ObjectId,
-    ObjectTypeId, QualifiedName, ReferenceTypeId, StatusCode, UAString, VariableTypeId, Variant,
+    AttributeId, ByteString, DataTypeId, DataValue, DateTime, LocalizedText, MethodId, NodeId, NumericRange,
+    ObjectId, ObjectTypeId, QualifiedName, ReferenceTypeId, StatusCode, UAString, VariableTypeId, Variant,
 };
 
 use crate::nodes;
@@ -151,14 +151,24 @@ impl Shown {
         match path {
             "EnabledState" => text("Enabled"),
             "EnabledState/Id" => Variant::Boolean(true),
-            "ActiveState" => text(if self.level.is_some() { "Active" } else { "Inactive" }),
+            "ActiveState" => text(if self.level.is_some() {
+                "Active"
+            } else {
+                "Inactive"
+            }),
             "ActiveState/Id" => Variant::Boolean(self.level.is_some()),
-            "AckedState" => text(if self.acked { "Acknowledged" } else { "Unacknowledged" }),
+            "AckedState" => text(if self.acked {
+                "Acknowledged"
+            } else {
+                "Unacknowledged"
+            }),
             "AckedState/Id" => Variant::Boolean(self.acked),
             "Retain" => Variant::Boolean(self.retain()),
             "LastSeverity" => Variant::UInt16(self.priority),
             "LimitState/CurrentState" => self.level.map_or_else(|| text(""), |l| text(state_name(l))),
-            "LimitState/CurrentState/Id" => self.level.map_or_else(|| Variant::from(NodeId::null()), |l| Variant::from(state_id(l))),
+            "LimitState/CurrentState/Id" => self
+                .level
+                .map_or_else(|| Variant::from(NodeId::null()), |l| Variant::from(state_id(l))),
             _ => Variant::Empty,
         }
     }
@@ -222,15 +232,15 @@ impl ConditionIndex {
             .map(|p| ((*p).to_owned(), shown.variable(p)))
             .collect();
         let fixed = [
-            ("ConditionClassId", Variant::from(NodeId::from(ObjectTypeId::ProcessConditionClassType))),
+            (
+                "ConditionClassId",
+                Variant::from(NodeId::from(ObjectTypeId::ProcessConditionClassType)),
+            ),
             ("ConditionClassName", text("Process")),
             ("ConditionName", Variant::String(NAME.into())),
             ("BranchId", Variant::from(NodeId::null())),
             ("Quality", Variant::StatusCode(StatusCode::Good)),
-            (
-                "Comment",
-                text(shown.comment.as_deref().unwrap_or_default()),
-            ),
+            ("Comment", text(shown.comment.as_deref().unwrap_or_default())),
             (
                 "ClientUserId",
                 Variant::String(shown.by.as_deref().map_or_else(UAString::null, UAString::from)),
@@ -295,9 +305,13 @@ pub fn build(space: &mut AddressSpace, ns: u16, topology: &Topology) -> Conditio
         let source = nodes::tag(ns, &tag.path);
         let id = nodes::member(ns, &tag.path, NAME);
         let condition = id_text(&id).to_owned();
-        ObjectBuilder::new(&id, QualifiedName::new(ns, NAME), format!("{} limit alarm", tag.attribute.name))
-            .has_type_definition(ObjectTypeId::ExclusiveLimitAlarmType)
-            .insert(space);
+        ObjectBuilder::new(
+            &id,
+            QualifiedName::new(ns, NAME),
+            format!("{} limit alarm", tag.attribute.name),
+        )
+        .has_type_definition(ObjectTypeId::ExclusiveLimitAlarmType)
+        .insert(space);
         space.insert_reference(&source, &id, ReferenceTypeId::HasCondition);
         // Acknowledge is the type's method, called on the instance (Part 9).
         let acknowledge: NodeId = MethodId::AcknowledgeableConditionType_Acknowledge.into();
@@ -336,15 +350,26 @@ pub fn build(space: &mut AddressSpace, ns: u16, topology: &Topology) -> Conditio
             let (data_type, type_def, property) = match (path, name) {
                 ("Retain", _) => (DataTypeId::Boolean, VariableTypeId::PropertyType, true),
                 ("LastSeverity", _) => (DataTypeId::UInt16, VariableTypeId::ConditionVariableType, false),
-                (_, "Id") if path.starts_with("LimitState") => (DataTypeId::NodeId, VariableTypeId::PropertyType, true),
+                (_, "Id") if path.starts_with("LimitState") => {
+                    (DataTypeId::NodeId, VariableTypeId::PropertyType, true)
+                }
                 (_, "Id") => (DataTypeId::Boolean, VariableTypeId::PropertyType, true),
-                ("LimitState/CurrentState", _) => (DataTypeId::LocalizedText, VariableTypeId::FiniteStateVariableType, false),
-                _ => (DataTypeId::LocalizedText, VariableTypeId::TwoStateVariableType, false),
+                ("LimitState/CurrentState", _) => (
+                    DataTypeId::LocalizedText,
+                    VariableTypeId::FiniteStateVariableType,
+                    false,
+                ),
+                _ => (
+                    DataTypeId::LocalizedText,
+                    VariableTypeId::TwoStateVariableType,
+                    false,
+                ),
             };
-            let builder = VariableBuilder::new(&member(ns, &condition, path), QualifiedName::new(0, name), name)
-                .data_type(data_type)
-                .value(inactive.variable(path))
-                .has_type_definition(type_def);
+            let builder =
+                VariableBuilder::new(&member(ns, &condition, path), QualifiedName::new(0, name), name)
+                    .data_type(data_type)
+                    .value(inactive.variable(path))
+                    .has_type_definition(type_def);
             let builder = if property {
                 builder.property_of(parent)
             } else {
@@ -407,12 +432,20 @@ impl ConditionEvent {
             return None;
         }
         let joined = path.iter().map(|q| q.name.as_ref()).collect::<Vec<_>>().join("/");
-        self.fields.iter().find(|(k, _)| *k == joined).map(|(_, v)| v.clone())
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == joined)
+            .map(|(_, v)| v.clone())
     }
 }
 
 impl EventField for ConditionEvent {
-    fn get_value(&self, attribute_id: AttributeId, index_range: &NumericRange, path: &[QualifiedName]) -> Variant {
+    fn get_value(
+        &self,
+        attribute_id: AttributeId,
+        index_range: &NumericRange,
+        path: &[QualifiedName],
+    ) -> Variant {
         self.own(attribute_id, path)
             .unwrap_or_else(|| self.base.get_value(attribute_id, index_range, path))
     }

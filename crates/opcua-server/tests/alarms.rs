@@ -65,11 +65,15 @@ async fn fake_device() -> u16 {
     let doc = Arc::new(Mutex::new("{\"t\": 50.0}".to_owned()));
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
             let doc = doc.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
-                let Ok(n) = stream.read(&mut buf).await else { return };
+                let Ok(n) = stream.read(&mut buf).await else {
+                    return;
+                };
                 let request = String::from_utf8_lossy(&buf[..n]).to_string();
                 let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
                 let body = match path.strip_prefix("/set/") {
@@ -144,7 +148,10 @@ async fn a_limit_alarm_is_raised_refreshed_acknowledged_and_cleared_over_opc_ua(
     assert_eq!(e["LimitState/CurrentState/Id"], "i=9331");
     assert_eq!(e["HighLimit"], 85.0);
     assert!(e["Message"].as_str().unwrap().contains("90.5"), "{e}");
-    assert_eq!(r[5], "BadUserAccessDenied", "an anonymous session may not acknowledge");
+    assert_eq!(
+        r[5], "BadUserAccessDenied",
+        "an anonymous session may not acknowledge"
+    );
 
     // A client connecting later asks for the active alarms; a viewer may not acknowledge,
     // an operator may, once.
@@ -166,8 +173,16 @@ async fn a_limit_alarm_is_raised_refreshed_acknowledged_and_cleared_over_opc_ua(
     let r = asyncua(&plant.url(), &anna, refresh()).await.unwrap();
     let events = r[3].as_array().unwrap();
     let types: Vec<&Value> = events.iter().map(|e| &e["EventType"]).collect();
-    assert_eq!(types.first(), Some(&&json!("i=2787")), "RefreshStartEvent first: {types:?}");
-    assert_eq!(types.last(), Some(&&json!("i=2788")), "RefreshEndEvent last: {types:?}");
+    assert_eq!(
+        types.first(),
+        Some(&&json!("i=2787")),
+        "RefreshStartEvent first: {types:?}"
+    );
+    assert_eq!(
+        types.last(),
+        Some(&&json!("i=2788")),
+        "RefreshEndEvent last: {types:?}"
+    );
     let refreshed = alarm_events(events, &condition);
     assert_eq!(refreshed.len(), 1, "{events:?}");
     assert_eq!(refreshed[0]["ActiveState/Id"], true);
@@ -206,7 +221,11 @@ async fn a_limit_alarm_is_raised_refreshed_acknowledged_and_cleared_over_opc_ua(
     )
     .await
     .unwrap();
-    assert_eq!(r[3][0]["status"], "BadTypeMismatch", "the device's garbage is a bad value: {}", r[3]);
+    assert_eq!(
+        r[3][0]["status"], "BadTypeMismatch",
+        "the device's garbage is a bad value: {}",
+        r[3]
+    );
     assert_eq!(r[3][1]["value"], true, "a bad value does not clear the alarm");
     assert!(
         alarm_events(r[6].as_array().unwrap(), &condition).is_empty(),
@@ -218,7 +237,10 @@ async fn a_limit_alarm_is_raised_refreshed_acknowledged_and_cleared_over_opc_ua(
     assert_eq!(cleared.len(), 1, "{all:?}");
     assert_eq!(cleared[0]["ActiveState/Id"], false);
     assert_eq!(cleared[0]["ActiveState"], "Inactive");
-    assert_eq!(cleared[0]["Retain"], false, "inactive and acknowledged: no longer retained");
+    assert_eq!(
+        cleared[0]["Retain"], false,
+        "inactive and acknowledged: no longer retained"
+    );
     assert_eq!(r[10][0]["value"], false);
     tokio::time::sleep(Duration::from_millis(10)).await;
     plant.stop().await;
