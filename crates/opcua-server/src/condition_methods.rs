@@ -196,7 +196,7 @@ impl ConditionMethods {
             let Some((i, node)) = index.by_path(&condition.path) else {
                 continue;
             };
-            let Some(event) = index.event(i, &Shown::of_condition(condition, now)) else {
+            let Some(event) = index.event(i, &Shown::of_condition(condition, now), true) else {
                 continue;
             };
             for (id, notifier) in &items {

@@ -205,18 +205,30 @@ impl ConditionIndex {
             .is_some_and(|last| last.as_ref() == Some(id))
     }
 
-    /// A condition event of `index` showing `shown`; remembered as its latest.
-    pub fn event(&self, index: usize, shown: &Shown) -> Option<ConditionEvent> {
+    /// A condition event of `index` showing `shown`; its EventId is remembered as the
+    /// latest (Acknowledge must name it).
+    /// `refresh`: the event repeats the condition's state for ConditionRefresh and keeps
+    /// its latest EventId, so a refresh by one client never makes another client's
+    /// Acknowledge of the event it saw fail.
+    pub fn event(&self, index: usize, shown: &Shown, refresh: bool) -> Option<ConditionEvent> {
         let node = self.all.get(index)?;
-        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let mut bytes = b"alarm".to_vec();
-        bytes.extend_from_slice(&(index as u64).to_be_bytes());
-        bytes.extend_from_slice(&shown.time.unix_nanos().to_be_bytes());
-        bytes.extend_from_slice(&sequence.to_be_bytes());
-        let event_id = ByteString::from(bytes);
-        if let Some(slot) = self.last_event.lock().get_mut(index) {
-            *slot = Some(event_id.clone());
-        }
+        let event_id = {
+            let mut last = self.last_event.lock();
+            let slot = last.get_mut(index)?;
+            match slot {
+                Some(id) if refresh => id.clone(),
+                _ => {
+                    let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+                    let mut bytes = b"alarm".to_vec();
+                    bytes.extend_from_slice(&(index as u64).to_be_bytes());
+                    bytes.extend_from_slice(&shown.time.unix_nanos().to_be_bytes());
+                    bytes.extend_from_slice(&sequence.to_be_bytes());
+                    let id = ByteString::from(bytes);
+                    *slot = Some(id.clone());
+                    id
+                }
+            }
+        };
         let base = BaseEventType::new(
             ObjectTypeId::ExclusiveLimitAlarmType,
             event_id,

@@ -122,7 +122,7 @@ impl Publisher {
             let mut space = space.write();
             self.conditions.show(&mut space, i, &shown);
         }
-        if let Some(opc) = self.conditions.event(i, &shown) {
+        if let Some(opc) = self.conditions.event(i, &shown, false) {
             // The asset's notification reaches the Server's subscribers too.
             if let Some(asset) = node.emitters.first() {
                 self.subscriptions

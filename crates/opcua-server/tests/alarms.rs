@@ -134,6 +134,7 @@ async fn a_limit_alarm_is_raised_refreshed_acknowledged_and_cleared_over_opc_ua(
     let raised = alarm_events(r[4].as_array().unwrap(), &condition);
     assert_eq!(raised.len(), 1, "one event for the transition: {:?}", r[4]);
     let e = raised[0];
+    let raised_id = e["EventId"].clone();
     assert_eq!(e["EventType"], "i=9341");
     assert_eq!(e["SourceNode"], node(ns, TEMPERATURE));
     assert_eq!(e["SourceName"], TEMPERATURE);
@@ -188,6 +189,10 @@ async fn a_limit_alarm_is_raised_refreshed_acknowledged_and_cleared_over_opc_ua(
     assert_eq!(refreshed[0]["ActiveState/Id"], true);
     assert_eq!(refreshed[0]["LimitState/CurrentState"], "High");
     assert_eq!(refreshed[0]["Retain"], true);
+    assert_eq!(
+        refreshed[0]["EventId"], raised_id,
+        "a refresh repeats the latest event: its EventId stays the one clients may acknowledge"
+    );
     assert_eq!(r[4], "Good", "an operator acknowledges");
     // events_collect answers every event since the subscription: the new ones follow.
     let acked = alarm_events(&r[6].as_array().unwrap()[events.len()..], &condition);
