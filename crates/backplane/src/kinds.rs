@@ -8,7 +8,7 @@ use std::sync::Arc;
 use backplane_connector::{Browser, Registry, Simulator};
 
 /// Every kind this build registers: the engine's built-ins, each protocol crate's, the
-/// historian, and the derive and production stages.
+/// historian, and the derive, production and alarms stages.
 pub fn registry() -> Registry {
     let mut registry = backplane_engine::builtins();
     registry.add_source("modbus", backplane_modbus::ModbusKind);
@@ -28,6 +28,7 @@ pub fn registry() -> Registry {
     // Before production: its states and counts may read derived attributes.
     registry.add_stage("derive", Arc::new(backplane_derive::DeriveStageKind));
     registry.add_stage("production", Arc::new(backplane_production::ProductionStageKind));
+    registry.add_stage("alarms", Arc::new(backplane_alarms::AlarmsStageKind));
     registry
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use backplane_model::asset::{MAX_NAME_LEN, validate_attribute_name};
 use backplane_model::decimal::MAX_DECIMALS;
-use backplane_model::{Attribute, DataType, Model, ScalarType, Unit};
+use backplane_model::{Attribute, DataType, LimitLevel, Limits, Model, ScalarType, Unit};
 
 use crate::catalog::ExpressionChecker;
 use crate::reader::{Item, KeyRef, Location, Table, suggest};
@@ -342,6 +342,21 @@ fn read_attribute<'a>(key: &KeyRef<'a>, item: &Item<'a>) -> Option<(Attribute, O
             ok = false;
         }
     }
+    let mut limits = None;
+    if let Some(item) = t.optional_item("limits") {
+        limits = read_limits(&item);
+        ok &= limits.is_some();
+        if data_type.is_some() && !data_type.is_some_and(|d| d.is_numeric_scalar()) {
+            item.error(
+                format!(
+                    "limits are only allowed on numeric attributes, and `{}` is {type_name}",
+                    key.name
+                ),
+                Some("remove `limits`, or make the type int, uint or float".to_owned()),
+            );
+            ok = false;
+        }
+    }
     t.finish();
     let data_type = data_type?;
     ok.then(|| {
@@ -355,9 +370,102 @@ fn read_attribute<'a>(key: &KeyRef<'a>, item: &Item<'a>) -> Option<(Attribute, O
                 allowed,
                 decimals,
                 expr,
+                limits,
             },
             expr_item,
         )
+    })
+}
+
+
+/// `limits = { hihi = 95.0, hi = 85.0, lo = 2.0, lolo = 1.0, deadband = 0.5,
+/// severity = { hi = 600 } }`: at least one level, ordered lolo < lo < hi < hihi.
+fn read_limits(item: &Item<'_>) -> Option<Limits> {
+    let mut t = item.expect_table()?;
+    let mut ok = true;
+    let mut levels = [None; 4];
+    for level in LimitLevel::ALL {
+        if t.has(level.name()) {
+            let v = t.optional_f64(level.name());
+            ok &= v.is_some();
+            levels[level as usize] = v;
+        }
+    }
+    let deadband = if t.has("deadband") {
+        match t.optional_f64("deadband") {
+            Some(d) if d >= 0.0 => d,
+            Some(d) => {
+                t.error(
+                    "deadband",
+                    format!("deadband {d} is negative"),
+                    Some("a deadband is 0 or more, in the attribute's unit".to_owned()),
+                );
+                ok = false;
+                0.0
+            }
+            None => {
+                ok = false;
+                0.0
+            }
+        }
+    } else {
+        0.0
+    };
+    let mut severity = LimitLevel::ALL.map(LimitLevel::default_severity);
+    if let Some(mut s) = t.optional_table("severity") {
+        for level in LimitLevel::ALL {
+            if !s.has(level.name()) {
+                continue;
+            }
+            match s.optional_i64(level.name()) {
+                Some(n) if (1..=1000).contains(&n) => severity[level as usize] = n as u16,
+                Some(n) => {
+                    s.error(
+                        level.name(),
+                        format!("severity {n} is out of range"),
+                        Some("OPC UA severities are 1 to 1000".to_owned()),
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        s.finish();
+    }
+    if levels.iter().all(Option::is_none) && ok {
+        t.error(
+            "hi",
+            "limits set no level",
+            Some("set at least one of `lolo`, `lo`, `hi`, `hihi`".to_owned()),
+        );
+        ok = false;
+    }
+    // Set levels must increase from lolo to hihi.
+    let set: Vec<(LimitLevel, f64)> = LimitLevel::ALL
+        .into_iter()
+        .filter_map(|l| levels[l as usize].map(|v| (l, v)))
+        .collect();
+    for pair in set.windows(2) {
+        if let [(a, va), (b, vb)] = pair
+            && va >= vb
+        {
+            t.error(
+                b.name(),
+                format!("limit `{}` = {vb} is not above `{}` = {va}", b.name(), a.name()),
+                Some("limits are ordered lolo < lo < hi < hihi".to_owned()),
+            );
+            ok = false;
+        }
+    }
+    t.finish();
+    let [lolo, lo, hi, hihi] = levels;
+    ok.then_some(Limits {
+        hihi,
+        hi,
+        lo,
+        lolo,
+        deadband,
+        severity,
     })
 }
 

@@ -358,6 +358,7 @@ mod tests {
             allowed: None,
             decimals: None,
             expr: None,
+            limits: None,
         };
         Model {
             name: "Filler".into(),

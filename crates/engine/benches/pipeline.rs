@@ -43,6 +43,7 @@ fn attribute(name: &str, data_type: DataType, unit: Option<&str>) -> Attribute {
         allowed: None,
         decimals: None,
         expr: None,
+        limits: None,
     }
 }
 

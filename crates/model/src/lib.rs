@@ -23,6 +23,7 @@ pub mod context;
 pub mod decimal;
 pub mod fnv;
 pub mod inverse;
+pub mod limits;
 pub mod model;
 pub mod quality;
 pub mod sample;
@@ -34,6 +35,7 @@ pub mod wire;
 
 pub use asset::{AssetPath, Level, NameError};
 pub use context::{Context, ContextField, ContextPatch};
+pub use limits::{LimitLevel, Limits};
 pub use model::{Attribute, Model};
 pub use quality::{BadReason, Quality, UncertainReason};
 pub use sample::{Event, EventKind, Sample, TagId, TagTable};

@@ -40,6 +40,9 @@ pub struct Attribute {
     /// attributes of the asset or its children, never bound to a source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expr: Option<Arc<str>>,
+    /// For numeric attributes: alarm limits (the alarms stage raises and clears alarms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::Limits>,
 }
 
 fn serialize_display<S: serde::Serializer>(t: &DataType, s: S) -> Result<S::Ok, S::Error> {

@@ -423,8 +423,10 @@ pub struct OperatorEntry {
 }
 
 /// `alarm`: a condition a machine reports (an MTConnect `Fault`, say) was raised, changed
-/// severity or cleared. One alarm is one (`address`, `code`) pair.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// severity or cleared. One alarm is one (`address`, `code`) pair. The alarms stage's
+/// limit alarms use the same event (`source` `alarms`, `address` the attribute,
+/// `condition` `limit`) with the limit fields set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Alarm {
     /// The source that reported it and its address there (the condition's data item).
     pub source: Arc<str>,
@@ -444,6 +446,26 @@ pub struct Alarm {
     /// What the condition watches (e.g. `SYSTEM`, `TEMPERATURE`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Arc<str>>,
+    /// Limit alarms (the alarms stage): the level the value is in, `null` when cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<crate::LimitLevel>,
+    /// Limit alarms: the value that moved the alarm (absent on an acknowledgement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Limit alarms: the limit of `limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Limit alarms: the OPC UA severity, 1 to 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u16>,
+    /// Limit alarms: whether an operator acknowledged the alarm since it was last raised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked: Option<bool>,
+    /// Who acknowledged, with their comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Arc<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<Arc<str>>,
 }
 
 impl EventKind {
@@ -587,6 +609,7 @@ impl EventKind {
                 code: Some("E1021".into()),
                 message: Some("Spindle overload".into()),
                 condition: Some("SYSTEM".into()),
+                ..Alarm::default()
             }),
             EventKind::Alarm(Alarm {
                 source: "cnc-agent".into(),
@@ -597,6 +620,41 @@ impl EventKind {
                 code: None,
                 message: None,
                 condition: None,
+                ..Alarm::default()
+            }),
+            EventKind::Alarm(Alarm {
+                source: "alarms".into(),
+                address: "product_temperature".into(),
+                severity: "warning".into(),
+                previous: Some("normal".into()),
+                active: true,
+                code: None,
+                message: Some("product_temperature 6.2 above hi limit 6".into()),
+                condition: Some("limit".into()),
+                limit: Some(crate::LimitLevel::Hi),
+                value: Some(6.2),
+                threshold: Some(6.0),
+                priority: Some(700),
+                acked: Some(false),
+                by: None,
+                comment: None,
+            }),
+            EventKind::Alarm(Alarm {
+                source: "alarms".into(),
+                address: "product_temperature".into(),
+                severity: "warning".into(),
+                previous: Some("warning".into()),
+                active: true,
+                code: None,
+                message: Some("acknowledged by anna".into()),
+                condition: Some("limit".into()),
+                limit: Some(crate::LimitLevel::Hi),
+                value: None,
+                threshold: Some(6.0),
+                priority: Some(700),
+                acked: Some(true),
+                by: Some("anna".into()),
+                comment: Some("cooling checked".into()),
             }),
         ]
     }

@@ -42,6 +42,7 @@ impl Alarms {
             code: (!code.is_empty()).then(|| code.into()),
             message: message.filter(|m| !m.is_empty()).map(Into::into),
             condition: (!condition.kind.is_empty()).then(|| condition.kind.as_str().into()),
+            ..Alarm::default()
         };
         match level {
             Level::Fault | Level::Warning => {

@@ -69,17 +69,24 @@ async fn main() {
         accounts: Arc::new(Accounts::new(Arc::default(), true)),
         history: None,
     };
+    let alarms = backplane_opcua_server::condition_methods::AlarmDoor {
+        handle: None,
+        audit: None,
+        accounts: doors.accounts.clone(),
+        index: Arc::default(),
+    };
     let running = start(
         &settings,
         ServerInputs {
             gateway: "bench",
             data_dir: dir.path(),
             doors,
+            alarms,
         },
     )
     .await
     .unwrap();
-    let mut publisher = Publisher::new(&running, topology.clone());
+    let mut publisher = Publisher::new(&running, topology.clone(), None);
 
     // The batches are made before the window: the pipeline's work, not the server's.
     let context = Arc::new(Context::default());

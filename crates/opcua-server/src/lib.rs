@@ -15,6 +15,8 @@
 //! - [`writes`]: OPC UA Write through the write gate, and its answers as StatusCodes.
 //! - [`events`]: downtimes, state changes, work orders, rejects and context changes as
 //!   OPC UA events (BaseEventType subtypes).
+//! - [`conditions`]: limit alarms as ExclusiveLimitAlarmType conditions and their events.
+//! - [`condition_methods`]: Acknowledge and ConditionRefresh, by their standard NodeIds.
 //! - [`history`]: HistoryRead (raw, processed) from the embedded historian.
 //! - [`methods`]: production actions as methods of the `Production` object.
 //! - [`auth`]: users of the users file and anonymous sessions.
@@ -23,6 +25,8 @@
 //! - [`sink`]: the running sink: builds the server, pushes each batch into it.
 
 pub mod auth;
+pub mod condition_methods;
+pub mod conditions;
 pub mod config;
 pub mod events;
 pub mod history;

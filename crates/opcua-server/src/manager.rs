@@ -22,6 +22,7 @@ use opcua::types::{
 };
 
 use crate::auth::Accounts;
+use crate::conditions::ConditionIndex;
 use crate::history::{Aggregate, History, RawContinuation, range};
 use crate::live::LiveValues;
 use crate::methods::{Method, Production};
@@ -48,6 +49,8 @@ pub struct PlantManagerImpl {
     plant: Arc<PlantNodes>,
     /// The tag variables' values (the address space keeps their other attributes).
     live: Arc<LiveValues>,
+    /// The limit alarms' condition instances.
+    conditions: Arc<ConditionIndex>,
     doors: Doors,
 }
 
@@ -60,9 +63,15 @@ impl std::fmt::Debug for PlantManagerImpl {
 }
 
 impl PlantManagerImpl {
-    pub fn new(namespace: NamespaceMetadata, plant: PlantNodes, doors: Doors) -> PlantManagerImpl {
+    pub fn new(
+        namespace: NamespaceMetadata,
+        plant: PlantNodes,
+        conditions: Arc<ConditionIndex>,
+        doors: Doors,
+    ) -> PlantManagerImpl {
         PlantManagerImpl {
             namespace,
+            conditions,
             live: Arc::new(LiveValues::new(plant.tags.len())),
             plant: Arc::new(plant),
             doors,
@@ -72,6 +81,11 @@ impl PlantManagerImpl {
     /// The plant's nodes, by tag and asset index.
     pub fn plant(&self) -> &Arc<PlantNodes> {
         &self.plant
+    }
+
+    /// The limit alarms' condition instances.
+    pub fn conditions(&self) -> &Arc<ConditionIndex> {
+        &self.conditions
     }
 
     /// The tag variables' live values, by tag index.

@@ -1,6 +1,6 @@
 //! Building and starting the async-opcua server: endpoints (policy × mode), the
-//! application certificate and trust list, the operation limits, the authenticator and
-//! the plant's node manager.
+//! application certificate and trust list, the operation limits, the authenticator, the
+//! condition methods and the plant's node manager.
 //!
 //! Trust: a client certificate is accepted only when its file is in `PKI/trusted/`; an
 //! unknown one is refused and kept in `PKI/rejected/` for an engineer to move (async-opcua's
@@ -13,12 +13,14 @@ use std::sync::Arc;
 use backplane_opcua::config::{Mode, Policy};
 use backplane_opcua::pki::{OwnCertificate, ensure_application_certificate};
 use opcua::server::address_space::AddressSpace;
+use opcua::server::diagnostics::DiagnosticsNodeManagerBuilder;
 use opcua::server::diagnostics::NamespaceMetadata;
 use opcua::server::node_manager::ServerContext;
-use opcua::server::node_manager::memory::InMemoryNodeManagerBuilder;
+use opcua::server::node_manager::memory::{CoreNodeManagerBuilder, InMemoryNodeManagerBuilder};
 use opcua::server::{ANONYMOUS_USER_TOKEN_ID, ServerBuilder, ServerEndpoint, ServerHandle};
 use tokio::net::TcpListener;
 
+use crate::condition_methods::{AlarmDoor, ConditionMethods};
 use crate::config::ServerSettings;
 use crate::manager::{Doors, PlantManager, PlantManagerImpl};
 
@@ -44,6 +46,7 @@ pub struct ServerInputs<'a> {
     pub gateway: &'a str,
     pub data_dir: &'a Path,
     pub doors: Doors,
+    pub alarms: AlarmDoor,
 }
 
 /// The application URI of a gateway's OPC UA server (its certificate carries it).
@@ -116,6 +119,8 @@ pub async fn start(settings: &ServerSettings, inputs: ServerInputs<'_>) -> Resul
     let topology = doors.topology.clone();
     let history = inputs.doors.history.is_some();
     let uri = namespace_uri.clone();
+    let alarm_door = inputs.alarms.clone();
+    let condition_index = alarm_door.index.clone();
     let node_manager =
         InMemoryNodeManagerBuilder::new(move |context: ServerContext, space: &mut AddressSpace| {
             let index = context.type_tree.write().namespaces_mut().add_namespace(&uri);
@@ -123,6 +128,8 @@ pub async fn start(settings: &ServerSettings, inputs: ServerInputs<'_>) -> Resul
             let plant = crate::space::build(space, index, &topology, history);
             crate::methods::build(space, index);
             crate::events::build(space, index);
+            let conditions = Arc::new(crate::conditions::build(space, index, &topology));
+            let _ = condition_index.set(conditions.clone());
             PlantManagerImpl::new(
                 NamespaceMetadata {
                     namespace_uri: uri,
@@ -130,11 +137,18 @@ pub async fn start(settings: &ServerSettings, inputs: ServerInputs<'_>) -> Resul
                     ..Default::default()
                 },
                 plant,
+                conditions,
                 doors,
             )
         });
     let l = &settings.limits;
+    // The condition methods come before the core node manager, which would otherwise
+    // answer their calls (crate::condition_methods).
     let mut builder = ServerBuilder::new()
+        .without_node_managers()
+        .with_node_manager(move |context: ServerContext| ConditionMethods::new(alarm_door, &context))
+        .with_node_manager(InMemoryNodeManagerBuilder::new(CoreNodeManagerBuilder))
+        .with_node_manager(DiagnosticsNodeManagerBuilder)
         .application_name(app_name)
         .application_uri(app_uri.clone())
         .product_uri("urn:backplane")

@@ -4,7 +4,7 @@
 //! context properties in the address space when its context changed.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use backplane_connector::{Batch, ComponentError, Sink, SinkContext, SinkIo, Topology};
 use backplane_model::Context;
@@ -16,6 +16,8 @@ use opcua::server::{MonitoredItemHandle, SubscriptionCache};
 use opcua::types::{AttributeId, DataValue, NodeId, NumericRange, ObjectId, Variant};
 
 use crate::auth::Accounts;
+use crate::condition_methods::AlarmDoor;
+use crate::conditions::{ConditionIndex, Shown};
 use crate::config::ServerSettings;
 use crate::history::History;
 use crate::live::LiveValues;
@@ -24,7 +26,9 @@ use crate::methods::Production;
 use crate::server::{Running, ServerInputs};
 use crate::space::{PlantNodes, context_values};
 use crate::value::{data_value, date_time};
+use backplane_alarms::AlarmsHandle;
 use backplane_historian::Store;
+use backplane_model::sample::EventKind;
 use backplane_production::ProductionHandle;
 use backplane_security::AuditTrail;
 
@@ -60,6 +64,8 @@ pub struct Publisher {
     shown: Vec<Option<Arc<Context>>>,
     /// Makes EventIds unique.
     events: u64,
+    /// The limit alarms' condition instances.
+    conditions: Arc<ConditionIndex>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -69,9 +75,22 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    pub fn new(running: &Running, topology: Arc<Topology>) -> Publisher {
+    pub fn new(running: &Running, topology: Arc<Topology>, alarms: Option<&AlarmsHandle>) -> Publisher {
         let plant = running.manager.inner().plant().clone();
+        let conditions = running.manager.inner().conditions().clone();
+        // The alarms stage restored its state: the instances show it from the start.
+        if let Some(alarms) = alarms {
+            let now = backplane_model::Timestamp::now();
+            let space = running.manager.address_space();
+            let mut space = space.write();
+            for c in alarms.view().iter().filter(|c| c.retained()) {
+                if let Some((i, _)) = conditions.by_path(&c.path) {
+                    conditions.show(&mut space, i, &Shown::of_condition(c, now));
+                }
+            }
+        }
         Publisher {
+            conditions,
             subscriptions: running.handle.subscriptions().clone(),
             manager: running.manager.clone(),
             live: running.manager.inner().live().clone(),
@@ -82,11 +101,45 @@ impl Publisher {
         }
     }
 
+    /// Shows a limit alarm's transition in its condition instance and reports it as a
+    /// condition event; `false` when the event is not a limit alarm of this plant.
+    fn report_condition(&self, event: &backplane_model::Event) -> bool {
+        let EventKind::Alarm(alarm) = &event.kind else {
+            return false;
+        };
+        if alarm.condition.as_deref() != Some(backplane_alarms::conditions::CONDITION)
+            || &*alarm.source != backplane_alarms::conditions::SOURCE
+        {
+            return false;
+        }
+        let path = format!("{}/{}", event.asset, alarm.address);
+        let Some((i, node)) = self.conditions.by_path(&path) else {
+            return false;
+        };
+        let shown = Shown::of_event(alarm, event.time);
+        {
+            let space = self.manager.address_space();
+            let mut space = space.write();
+            self.conditions.show(&mut space, i, &shown);
+        }
+        if let Some(opc) = self.conditions.event(i, &shown, false) {
+            // The asset's notification reaches the Server's subscribers too.
+            if let Some(asset) = node.emitters.first() {
+                self.subscriptions
+                    .notify_events(std::iter::once((&opc as &dyn opcua::nodes::Event, asset)));
+            }
+        }
+        true
+    }
+
     /// Reports the batch's events by their asset, its ancestors and the Server object.
     fn report_events(&mut self, batch: &Batch) {
         let mut reported = Vec::new();
         let mut emitters: Vec<(usize, NodeId)> = Vec::new();
         for event in &batch.events {
+            if self.report_condition(event) {
+                continue;
+            }
             let Some(asset) = self.topology.asset_index(event.asset.as_str()) else {
                 continue;
             };
@@ -245,15 +298,23 @@ impl Sink for ServerSink {
                 None => Users::default(),
             };
             let accounts = Arc::new(Accounts::new(Arc::new(users), self.settings.anonymous));
+            let audit = io
+                .services
+                .named::<AuditTrail>(AuditTrail::SERVICE)
+                .map(|a| (*a).clone());
+            let alarms_handle = io.services.get::<AlarmsHandle>();
+            let alarms = AlarmDoor {
+                handle: alarms_handle.clone(),
+                audit: audit.clone(),
+                accounts: accounts.clone(),
+                index: Arc::new(OnceLock::new()),
+            };
             let doors = Doors {
                 topology: topology.clone(),
                 gate: io.gate.clone(),
                 production: Production {
                     handle: io.services.get::<ProductionHandle>(),
-                    audit: io
-                        .services
-                        .named::<AuditTrail>(AuditTrail::SERVICE)
-                        .map(|a| (*a).clone()),
+                    audit,
                 },
                 accounts,
                 history: self.historian(&io).map(|store| History {
@@ -267,11 +328,12 @@ impl Sink for ServerSink {
                     gateway: &self.gateway,
                     data_dir: &self.data_dir,
                     doors,
+                    alarms,
                 },
             )
             .await
             .map_err(|e| ComponentError::io(format!("OPC UA server `{}`: {e}", self.name)))?;
-            let mut publisher = Publisher::new(&running, topology);
+            let mut publisher = Publisher::new(&running, topology, alarms_handle.as_deref());
             let Running {
                 handle, mut server, ..
             } = running;

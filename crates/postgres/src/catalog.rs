@@ -243,6 +243,7 @@ mod tests {
             allowed: None,
             decimals: None,
             expr: None,
+            limits: None,
         }
     }
 }

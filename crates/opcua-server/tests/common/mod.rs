@@ -24,10 +24,13 @@ pub const NAMESPACE: &str = "urn:backplane:plant-a-edge:plant";
 pub const FILLER1: &str = "acme-dairy/plant-a/packaging/line-1/filler";
 pub const PASTEURIZER: &str = "acme-dairy/plant-a/processing/pasteurizer";
 
-/// Every kind examples/dairy.toml names, and the server.
+/// Every kind examples/dairy.toml names, the server, the alarms stage and the HTTP source
+/// (the alarms test's fake device).
 pub fn registry() -> Registry {
     let mut registry = backplane_engine::builtins();
     registry.add_stage("production", Arc::new(backplane_production::ProductionStageKind));
+    registry.add_stage("alarms", Arc::new(backplane_alarms::AlarmsStageKind));
+    registry.add_source("http", backplane_http::HttpKind);
     registry.add_sink("historian", backplane_historian::HistorianKind::new());
     registry.add_sink("opcua-server", backplane_opcua_server::OpcUaServerKind);
     registry.add_source("modbus", backplane_modbus::ModbusKind);

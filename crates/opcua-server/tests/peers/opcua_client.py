@@ -26,12 +26,19 @@ Runs the operations of OPS_JSON (a list) in one session, in order, and prints on
   {"op": "events_start", "source": NODE, "type": NODE, "where": bool} -> subscribed
   {"op": "sleep", "seconds": S}                     -> null
   {"op": "events_collect"}                          -> [{type, source, message, severity, time, fields}]
+  {"op": "condition_refresh"}                       -> status name (ConditionRefresh on ConditionType
+                                                       for the events subscription)
+  {"op": "acknowledge", "condition": NODE, "comment": C}
+                                                    -> status name (Acknowledge, i=9111, on the condition
+                                                       with the EventId of its last event received)
+  {"op": "http", "url": URL}                        -> HTTP status (a test's fake device)
 """
 
 import asyncio
 import datetime
 import json
 import sys
+import urllib.request
 from pathlib import Path
 
 from asyncua import Client, ua
@@ -103,10 +110,15 @@ class Changes:
 class Events:
     def __init__(self):
         self.events = []
+        # ConditionId -> the raw EventId of the condition's last event (Acknowledge names it).
+        self.last_event_id = {}
 
     def event_notification(self, event):
         fields = event.get_event_props_as_fields_dict()
         self.events.append({k: plain(v.Value) for k, v in fields.items()})
+        condition = fields.get("NodeId")
+        if condition is not None and condition.Value is not None and "EventId" in fields:
+            self.last_event_id[condition.Value.to_string()] = fields["EventId"].Value
 
 
 async def browse(client, root, depth):
@@ -162,6 +174,7 @@ async def history(client, node, details, max_values=0):
 async def run(client, ops):
     results = []
     events = Events()
+    events_sub = None
     for op in ops:
         kind = op["op"]
         if kind == "namespace":
@@ -238,17 +251,42 @@ async def run(client, ops):
             results.append(await history(client, op["node"], details))
         elif kind == "events_start":
             sub = await client.create_subscription(100, events)
+            events_sub = sub
             evtype = client.get_node(op["type"]) if "type" in op else ua.ObjectIds.BaseEventType
             # Without asyncua's where clause (EventType InList [...]): async-opcua 0.19 does
             # not compare NodeIds in InList, so that filter matches nothing; the test filters.
             await sub.subscribe_events(client.get_node(op.get("source", "i=2253")), evtype, queuesize=100,
                                        where_clause_generation=op.get("where", True))
             results.append("subscribed")
+        elif kind == "condition_refresh":
+            try:
+                await client.get_node(ua.ObjectIds.ConditionType).call_method(
+                    ua.NodeId(ua.ObjectIds.ConditionType_ConditionRefresh),
+                    ua.Variant(events_sub.subscription_id, ua.VariantType.UInt32))
+                results.append("Good")
+            except ua.UaStatusCodeError as e:
+                results.append(status_name(e.code))
+        elif kind == "acknowledge":
+            event_id = events.last_event_id.get(op["condition"])
+            if event_id is None:
+                results.append("no event of the condition received")
+                continue
+            try:
+                await client.get_node(op["condition"]).call_method(
+                    ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge),
+                    ua.Variant(event_id, ua.VariantType.ByteString),
+                    ua.Variant(ua.LocalizedText(op.get("comment", "")), ua.VariantType.LocalizedText))
+                results.append("Good")
+            except ua.UaStatusCodeError as e:
+                results.append(status_name(e.code))
+        elif kind == "http":
+            with urllib.request.urlopen(op["url"], timeout=10) as r:
+                results.append(r.status)
         elif kind == "sleep":
             await asyncio.sleep(op["seconds"])
             results.append(None)
         elif kind == "events_collect":
-            results.append(events.events)
+            results.append(list(events.events))
         else:
             raise ValueError(f"unknown op {kind}")
     return results
