@@ -45,6 +45,7 @@ fn build(
             topology,
             data_dir: &dir.to_path_buf(),
             commands: CommandPath::new(input.downgrade()),
+            counter: &|_| prometheus_client::metrics::counter::Counter::default(),
         })
         .unwrap();
     let handle = built.services.get::<AlarmsHandle>().unwrap();

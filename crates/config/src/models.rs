@@ -377,7 +377,6 @@ fn read_attribute<'a>(key: &KeyRef<'a>, item: &Item<'a>) -> Option<(Attribute, O
     })
 }
 
-
 /// `limits = { hihi = 95.0, hi = 85.0, lo = 2.0, lolo = 1.0, deadband = 0.5,
 /// severity = { hi = 600 } }`: at least one level, ordered lolo < lo < hi < hihi.
 fn read_limits(item: &Item<'_>) -> Option<Limits> {

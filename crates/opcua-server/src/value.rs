@@ -153,7 +153,20 @@ mod tests {
     #[test]
     fn a_timestamp_becomes_the_same_date_time_as_through_ticks_since_1601() {
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut stamps = vec![i64::MIN, i64::MAX, -1, 0, 1, 99, 100, 101, -99, -100, -101, 1_764_930_000_123_456_789];
+        let mut stamps = vec![
+            i64::MIN,
+            i64::MAX,
+            -1,
+            0,
+            1,
+            99,
+            100,
+            101,
+            -99,
+            -100,
+            -101,
+            1_764_930_000_123_456_789,
+        ];
         for _ in 0..10_000 {
             x ^= x << 13;
             x ^= x >> 7;
@@ -163,7 +176,11 @@ mod tests {
         for nanos in stamps {
             let t = Timestamp::from_unix_nanos(nanos);
             assert_eq!(date_time(t), date_time_from_ticks(t), "{nanos} ns");
-            assert_eq!(date_time(t).ticks(), date_time_from_ticks(t).ticks(), "{nanos} ns");
+            assert_eq!(
+                date_time(t).ticks(),
+                date_time_from_ticks(t).ticks(),
+                "{nanos} ns"
+            );
         }
     }
     use std::sync::Arc;
