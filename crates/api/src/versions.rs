@@ -76,38 +76,26 @@ struct ListView {
 }
 
 /// `GET /api/v1/config/versions`: newest first, optionally only those in force during
-/// `[from, to]` (`at` for one instant).
+/// `[from, to]` (`at` for one instant; given with them, it narrows the range further).
 pub(crate) async fn list(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(raw, &[&["from", "to", "at", "limit"]])?;
+    // Each given bound narrows the range; one that leaves nothing gives an empty list.
     let at = params.time("at")?;
-    let from = params.time("from")?;
-    let to = params.time("to")?;
-    if at.is_some() && (from.is_some() || to.is_some()) {
-        return Err(crate::history::invalid(
-            "at",
-            "give `at`, or `from` and `to`, not both",
-        ));
-    }
-    let (from, to) = match at {
-        Some(at) => (at, at),
-        None => (
-            from.unwrap_or(Timestamp::from_unix_nanos(i64::MIN)),
-            to.unwrap_or(Timestamp::from_unix_nanos(i64::MAX)),
-        ),
-    };
-    if from > to {
-        return Err(crate::history::invalid(
-            "from",
-            format!("`from` ({from}) must not be after `to` ({to})"),
-        ));
-    }
+    let from = [params.time("from")?, at].into_iter().flatten().max();
+    let to = [params.time("to")?, at].into_iter().flatten().min();
+    let from = from.unwrap_or(Timestamp::from_unix_nanos(i64::MIN));
+    let to = to.unwrap_or(Timestamp::from_unix_nanos(i64::MAX));
     let limit = params.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
     let archive = archive(&state);
     let view = blocking(&state, move || {
-        let mut versions = archive.overlapping(from, to).map_err(read_error)?;
+        let mut versions = if from <= to {
+            archive.overlapping(from, to).map_err(read_error)?
+        } else {
+            Vec::new()
+        };
         versions.reverse();
         let truncated = versions.len() > limit;
         versions.truncate(limit);

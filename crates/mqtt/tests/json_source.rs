@@ -293,10 +293,14 @@ async fn messages_published_while_stopped_arrive_after_a_restart(protocol: &str)
     })
     .await;
     engine.shutdown().await;
+    // `1` was published again and again until the first gateway had subscribed; one still
+    // on its way when that gateway stopped is rightly delivered to the second (the broker
+    // kept it in the session), so only the messages published while stopped are compared.
     let counts: Vec<u64> = written(second.path(), "count")
         .iter()
         .filter(|j| j["quality"] == "good")
         .filter_map(|j| j["value"].as_u64())
+        .filter(|&n| n != 1)
         .collect();
     assert_eq!(counts, [2, 3, 4], "every message, once, in order");
 }
