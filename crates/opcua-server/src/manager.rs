@@ -8,13 +8,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use backplane_connector::{Topology, WriteGate};
 use backplane_security::Role;
-use opcua::server::{ContinuationPoint, CreateMonitoredItem};
 use opcua::server::address_space::AddressSpace;
 use opcua::server::diagnostics::NamespaceMetadata;
 use opcua::server::node_manager::memory::{InMemoryNodeManager, InMemoryNodeManagerImpl};
 use opcua::server::node_manager::{
-    HistoryNode, MonitoredItemRef, MethodCall, ParsedReadValueId, RequestContext, ServerContext, WriteNode,
+    HistoryNode, MethodCall, MonitoredItemRef, ParsedReadValueId, RequestContext, ServerContext, WriteNode,
 };
+use opcua::server::{ContinuationPoint, CreateMonitoredItem};
 use opcua::sync::RwLock;
 use opcua::types::{
     AttributeId, DataValue, HistoryData, Identifier, NodeId, NumericRange, ReadProcessedDetails,
@@ -255,7 +255,10 @@ impl InMemoryNodeManagerImpl for PlantManagerImpl {
     }
 
     async fn delete_monitored_items(&self, _context: &RequestContext, items: &[&MonitoredItemRef]) {
-        for item in items.iter().filter(|i| i.attribute() == AttributeId::EventNotifier) {
+        for item in items
+            .iter()
+            .filter(|i| i.attribute() == AttributeId::EventNotifier)
+        {
             self.notifiers.remove(item.node_id(), item.handle());
         }
     }

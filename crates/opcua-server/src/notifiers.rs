@@ -81,7 +81,10 @@ impl Notifiers {
             }
             for (event, ancestors) in events {
                 for item in ancestors.iter().filter_map(|a| items.get(a)).flatten() {
-                    by_session.entry(item.session).or_default().push((item.handle, event));
+                    by_session
+                        .entry(item.session)
+                        .or_default()
+                        .push((item.handle, event));
                 }
             }
         }
@@ -112,5 +115,27 @@ impl Notifiers {
                 !on.is_empty()
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_is_recorded_once_and_forgotten_on_delete() {
+        let notifiers = Notifiers::default();
+        let area = NodeId::new(2, "acme/plant/cooling");
+        let handle = MonitoredItemHandle {
+            subscription_id: 1,
+            monitored_item_id: 7,
+        };
+        notifiers.add(&area, 3, handle);
+        notifiers.add(&area, 3, handle);
+        assert_eq!(notifiers.len(), 1);
+        notifiers.remove(&NodeId::new(2, "acme/plant"), handle);
+        assert_eq!(notifiers.len(), 1, "only the item on its own node is deleted");
+        notifiers.remove(&area, handle);
+        assert!(notifiers.is_empty());
     }
 }

@@ -284,7 +284,9 @@ async fn a_limit_alarm_reaches_each_notifier_above_its_asset_once_and_no_sibling
     ops.push(json!({"op": "condition_refresh"}));
     ops.push(json!({"op": "sleep", "seconds": 1}));
     ops.push(json!({"op": "events_collect", "name": "area"}));
-    let r = asyncua(&plant.url(), &Session::default(), json!(ops)).await.unwrap();
+    let r = asyncua(&plant.url(), &Session::default(), json!(ops))
+        .await
+        .unwrap();
     let collected = &r[notifiers.len() + 3..notifiers.len() * 2 + 3];
     for ((name, _), events) in notifiers.iter().zip(collected) {
         let raised = alarm_events(events.as_array().unwrap(), &condition);

@@ -85,7 +85,10 @@ async fn each_notifier_above_a_line_gets_its_events_exactly_once_and_a_sibling_a
     }
     let r = asyncua(&plant.url(), &anna, json!(ops)).await.unwrap();
     let calls: Vec<_> = r.iter().filter(|v| v.get("status").is_some()).collect();
-    assert!(calls.len() == 2 && calls.iter().all(|c| c["status"] == "Good"), "{calls:?}");
+    assert!(
+        calls.len() == 2 && calls.iter().all(|c| c["status"] == "Good"),
+        "{calls:?}"
+    );
     let collected = &r[r.len() - notifiers.len()..];
     for ((name, _), events) in notifiers.iter().zip(collected) {
         let events = events.as_array().unwrap();
@@ -96,8 +99,16 @@ async fn each_notifier_above_a_line_gets_its_events_exactly_once_and_a_sibling_a
                 .count()
         };
         let expected = if *name == "sibling" { 0 } else { 1 };
-        assert_eq!(count("running"), expected, "start on the {name}'s subscription: {events:?}");
-        assert_eq!(count("held"), expected, "hold on the {name}'s subscription: {events:?}");
+        assert_eq!(
+            count("running"),
+            expected,
+            "start on the {name}'s subscription: {events:?}"
+        );
+        assert_eq!(
+            count("held"),
+            expected,
+            "hold on the {name}'s subscription: {events:?}"
+        );
     }
     plant.stop().await;
 }
