@@ -66,7 +66,8 @@ impl Notifiers {
     /// Hands each event to the items on its notifiers (`ancestors`: the asset's ancestors,
     /// never the asset or the Server, which async-opcua's own notification reaches).
     /// An item whose subscription is gone from its session (deleted without the node
-    /// manager hearing of it, or transferred to another session) is forgotten.
+    /// manager hearing of it, or transferred to another session, which async-opcua does
+    /// not tell node managers) is forgotten.
     pub fn deliver<'a>(
         &self,
         subscriptions: &SubscriptionCache,
@@ -98,11 +99,11 @@ impl Notifiers {
             let mut subs = subs.lock();
             let type_tree = type_tree.read();
             for (handle, event) in events {
+                // An item the subscription does not hold yet is being created (the node
+                // manager hears of it first): it stays recorded.
                 match subs.get_mut(handle.subscription_id) {
-                    Some(sub) if sub.contains_key(&handle.monitored_item_id) => {
-                        sub.notify_event(&handle.monitored_item_id, event, &*type_tree);
-                    }
-                    _ => {
+                    Some(sub) => sub.notify_event(&handle.monitored_item_id, event, &*type_tree),
+                    None => {
                         gone.insert(Item { session, handle });
                     }
                 }
