@@ -4,7 +4,8 @@
 //! ExclusiveLimitAlarmType event with the standard fields, a client connecting later gets
 //! the alarm through ConditionRefresh, Acknowledge is refused without the operator role
 //! and done with it, bad values neither clear nor move the alarm, and the value back
-//! inside by more than the deadband clears it.
+//! inside by more than the deadband clears it. The alarm reaches the Server, the tank and
+//! each of its ancestors once, a sibling area not at all.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

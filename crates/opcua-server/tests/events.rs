@@ -1,6 +1,7 @@
 //! Events from asyncua's point of view: a work order started through the production
 //! method is reported as a WorkOrderEventType by the line's object, and through the
-//! Server object, with its own and BaseEventType's fields.
+//! Server object, with its own and BaseEventType's fields; the Server, the line and each
+//! ancestor get it once, a sibling area not at all.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
