@@ -2,7 +2,8 @@
 //! attribute with `limits`, referenced by the attribute's variable with `HasCondition`
 //! (the asset `HasEventSource` the variable). A transition of the alarms stage (an `alarm`
 //! event with the limit fields) updates the instance's state variables and is reported as
-//! a condition event by the asset and the Server object.
+//! a condition event by the asset, every ancestor asset and the Server object, each
+//! subscriber getting it once (see [`crate::notifiers`]).
 //!
 //! Exclusive rather than non-exclusive: the stage keeps one level per attribute (a value is
 //! in hihi *or* hi), which is exactly `LimitState/CurrentState`.
@@ -95,9 +96,20 @@ pub struct ConditionNode {
     pub id: NodeId,
     /// The attribute's variable (the ConditionSource).
     pub source: NodeId,
-    /// The objects that report its events: the asset, the Server.
+    /// The objects that report its events: the asset, its ancestors (nearest first), the
+    /// Server.
     pub emitters: Vec<NodeId>,
     pub limits: Limits,
+}
+
+impl ConditionNode {
+    /// The asset's ancestors, whose subscribers get the event from [`crate::notifiers`].
+    pub fn ancestors(&self) -> &[NodeId] {
+        match self.emitters.len() {
+            0..=2 => &[],
+            n => &self.emitters[1..n - 1],
+        }
+    }
 }
 
 /// The member node of an instance at `path` (`ActiveState/Id`).
@@ -328,14 +340,16 @@ pub fn build(space: &mut AddressSpace, ns: u16, topology: &Topology) -> Conditio
         // Acknowledge is the type's method, called on the instance (Part 9).
         let acknowledge: NodeId = MethodId::AcknowledgeableConditionType_Acknowledge.into();
         space.insert_reference(&id, &acknowledge, ReferenceTypeId::HasComponent);
-        // Reported by the asset and the Server object only: async-opcua 0.19 hands every
-        // event notified on a node to the Server's subscribers as well, so notifying the
-        // ancestors too would give those subscribers one copy per level.
         let mut emitters = Vec::new();
         if let Some(asset) = topology.assets.get(tag.asset) {
-            let asset = nodes::asset(ns, asset.path.as_str());
-            space.insert_reference(&asset, &source, ReferenceTypeId::HasEventSource);
-            emitters.push(asset);
+            let id = nodes::asset(ns, asset.path.as_str());
+            space.insert_reference(&id, &source, ReferenceTypeId::HasEventSource);
+            emitters.push(id);
+            let mut at = asset.parent;
+            while let Some(parent) = at.and_then(|p| topology.assets.get(p)) {
+                emitters.push(nodes::asset(ns, parent.path.as_str()));
+                at = parent.parent;
+            }
         }
         emitters.push(ObjectId::Server.into());
         let inactive = Shown {

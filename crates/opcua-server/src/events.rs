@@ -1,7 +1,7 @@
 //! Backplane events as OPC UA events: five subtypes of BaseEventType in the plant
 //! namespace (`@events/NAME`), each with its own fields as properties. An event is
 //! reported by its asset's object, by every ancestor asset and by the Server object, so a
-//! client subscribed to a line, the site or the Server sees it.
+//! client subscribed to a line, the site or the Server sees it once ([`crate::notifiers`]).
 //!
 //! | event type                  | from Backplane event              | own fields                         | severity |
 //! |-----------------------------|-----------------------------------|------------------------------------|----------|

@@ -16,6 +16,8 @@
 //! - [`events`]: downtimes, state changes, work orders, rejects and context changes as
 //!   OPC UA events (BaseEventType subtypes).
 //! - [`conditions`]: limit alarms as ExclusiveLimitAlarmType conditions and their events.
+//! - [`notifiers`]: the notifier hierarchy: each event once to the subscribers of its
+//!   asset, of every ancestor and of the Server object.
 //! - [`condition_methods`]: Acknowledge and ConditionRefresh, by their standard NodeIds.
 //! - [`history`]: HistoryRead (raw, processed) from the embedded historian.
 //! - [`methods`]: production actions as methods of the `Production` object.
@@ -35,6 +37,7 @@ pub mod live;
 pub mod manager;
 pub mod methods;
 pub mod nodes;
+pub mod notifiers;
 pub mod server;
 pub mod sink;
 pub mod space;

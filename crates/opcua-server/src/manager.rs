@@ -8,13 +8,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use backplane_connector::{Topology, WriteGate};
 use backplane_security::Role;
-use opcua::server::ContinuationPoint;
 use opcua::server::address_space::AddressSpace;
 use opcua::server::diagnostics::NamespaceMetadata;
 use opcua::server::node_manager::memory::{InMemoryNodeManager, InMemoryNodeManagerImpl};
 use opcua::server::node_manager::{
-    HistoryNode, MethodCall, ParsedReadValueId, RequestContext, ServerContext, WriteNode,
+    HistoryNode, MethodCall, MonitoredItemRef, ParsedReadValueId, RequestContext, ServerContext, WriteNode,
 };
+use opcua::server::{ContinuationPoint, CreateMonitoredItem};
 use opcua::sync::RwLock;
 use opcua::types::{
     AttributeId, DataValue, HistoryData, Identifier, NodeId, NumericRange, ReadProcessedDetails,
@@ -26,6 +26,7 @@ use crate::conditions::ConditionIndex;
 use crate::history::{Aggregate, History, RawContinuation, range};
 use crate::live::LiveValues;
 use crate::methods::{Method, Production};
+use crate::notifiers::Notifiers;
 use crate::space::PlantNodes;
 
 /// The node manager type the server holds.
@@ -51,6 +52,8 @@ pub struct PlantManagerImpl {
     live: Arc<LiveValues>,
     /// The limit alarms' condition instances.
     conditions: Arc<ConditionIndex>,
+    /// The event items on the assets, for delivery to ancestors' subscribers.
+    notifiers: Arc<Notifiers>,
     doors: Doors,
 }
 
@@ -72,6 +75,7 @@ impl PlantManagerImpl {
         PlantManagerImpl {
             namespace,
             conditions,
+            notifiers: Arc::default(),
             live: Arc::new(LiveValues::new(plant.tags.len())),
             plant: Arc::new(plant),
             doors,
@@ -86,6 +90,11 @@ impl PlantManagerImpl {
     /// The limit alarms' condition instances.
     pub fn conditions(&self) -> &Arc<ConditionIndex> {
         &self.conditions
+    }
+
+    /// The event items on the assets.
+    pub fn notifiers(&self) -> &Arc<Notifiers> {
+        &self.notifiers
     }
 
     /// The tag variables' live values, by tag index.
@@ -229,6 +238,29 @@ impl InMemoryNodeManagerImpl for PlantManagerImpl {
                 None => space.read(context, node, max_age, timestamps_to_return),
             })
             .collect()
+    }
+
+    /// Records the event items on the plant's notifiers (the assets; async-opcua checked
+    /// the node is one).
+    async fn create_event_monitored_items(
+        &self,
+        context: &RequestContext,
+        _address_space: &RwLock<AddressSpace>,
+        items: &mut [&mut &mut CreateMonitoredItem],
+    ) {
+        for item in items.iter().filter(|i| i.status_code().is_good()) {
+            self.notifiers
+                .add(&item.item_to_monitor().node_id, context.session_id, item.handle());
+        }
+    }
+
+    async fn delete_monitored_items(&self, _context: &RequestContext, items: &[&MonitoredItemRef]) {
+        for item in items
+            .iter()
+            .filter(|i| i.attribute() == AttributeId::EventNotifier)
+        {
+            self.notifiers.remove(item.node_id(), item.handle());
+        }
     }
 
     async fn write(

@@ -12,8 +12,8 @@ use backplane_security::users::Users;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use opcua::server::address_space::NodeType;
-use opcua::server::{MonitoredItemHandle, SubscriptionCache};
-use opcua::types::{AttributeId, DataValue, NodeId, NumericRange, ObjectId, Variant};
+use opcua::server::{MonitoredItemHandle, ServerHandle, SubscriptionCache};
+use opcua::types::{AttributeId, DataValue, NodeId, NumericRange, Variant};
 
 use crate::auth::Accounts;
 use crate::condition_methods::AlarmDoor;
@@ -23,6 +23,7 @@ use crate::history::History;
 use crate::live::LiveValues;
 use crate::manager::{Doors, PlantManager};
 use crate::methods::Production;
+use crate::notifiers::Notifiers;
 use crate::server::{Running, ServerInputs};
 use crate::space::{PlantNodes, context_values};
 use crate::value::{data_value, date_time};
@@ -66,6 +67,12 @@ pub struct Publisher {
     events: u64,
     /// The limit alarms' condition instances.
     conditions: Arc<ConditionIndex>,
+    /// The event items on the assets.
+    notifiers: Arc<Notifiers>,
+    /// Each asset's ancestors' objects, nearest first, by asset index.
+    ancestors: Vec<Vec<NodeId>>,
+    /// The server (its type tree evaluates event filters).
+    handle: ServerHandle,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -89,8 +96,24 @@ impl Publisher {
                 }
             }
         }
+        let ancestors = (0..topology.assets.len())
+            .map(|i| {
+                let mut up = Vec::new();
+                let mut at = topology.assets.get(i).and_then(|a| a.parent);
+                while let Some(p) = at {
+                    if let Some(node) = plant.assets.get(p) {
+                        up.push(node.id.clone());
+                    }
+                    at = topology.assets.get(p).and_then(|a| a.parent);
+                }
+                up
+            })
+            .collect();
         Publisher {
             conditions,
+            notifiers: running.manager.inner().notifiers().clone(),
+            ancestors,
+            handle: running.handle.clone(),
             subscriptions: running.handle.subscriptions().clone(),
             manager: running.manager.clone(),
             live: running.manager.inner().live().clone(),
@@ -123,19 +146,26 @@ impl Publisher {
             self.conditions.show(&mut space, i, &shown);
         }
         if let Some(opc) = self.conditions.event(i, &shown, false) {
-            // The asset's notification reaches the Server's subscribers too.
-            if let Some(asset) = node.emitters.first() {
-                self.subscriptions
-                    .notify_events(std::iter::once((&opc as &dyn opcua::nodes::Event, asset)));
+            // The first emitter's notification (the asset's, or the Server's if the
+            // condition has no asset) reaches the Server's subscribers too.
+            if let Some(first) = node.emitters.first() {
+                let opc = &opc as &dyn opcua::nodes::Event;
+                self.subscriptions.notify_events(std::iter::once((opc, first)));
+                self.notifiers.deliver(
+                    &self.subscriptions,
+                    self.handle.type_tree(),
+                    std::iter::once((opc, node.ancestors())),
+                );
             }
         }
         true
     }
 
-    /// Reports the batch's events by their asset, its ancestors and the Server object.
+    /// Reports the batch's events to the subscribers of their asset, of its ancestors and
+    /// of the Server, once each: notified on the asset (async-opcua hands that to the
+    /// Server's subscribers too), handed directly to the ancestors' subscribers.
     fn report_events(&mut self, batch: &Batch) {
         let mut reported = Vec::new();
-        let mut emitters: Vec<(usize, NodeId)> = Vec::new();
         for event in &batch.events {
             if self.report_condition(event) {
                 continue;
@@ -150,24 +180,27 @@ impl Publisher {
             let Some(opc) = crate::events::convert(event, self.plant.ns, source, self.events) else {
                 continue;
             };
-            let index = reported.len();
-            reported.push(opc);
-            let mut at = Some(asset);
-            while let Some(i) = at {
-                if let Some(nodes) = self.plant.assets.get(i) {
-                    emitters.push((index, nodes.id.clone()));
-                }
-                at = self.topology.assets.get(i).and_then(|a| a.parent);
-            }
-            emitters.push((index, ObjectId::Server.into()));
+            reported.push((opc, asset));
         }
-        if emitters.is_empty() {
+        if reported.is_empty() {
             return;
         }
+        fn at((e, asset): &(crate::events::OpcEvent, usize)) -> (&dyn opcua::nodes::Event, usize) {
+            (e, *asset)
+        }
         self.subscriptions.notify_events(
-            emitters
+            reported
                 .iter()
-                .filter_map(|(i, id)| reported.get(*i).map(|e| (e as &dyn opcua::nodes::Event, id))),
+                .map(at)
+                .filter_map(|(e, a)| self.plant.assets.get(a).map(|n| (e, &n.id))),
+        );
+        self.notifiers.deliver(
+            &self.subscriptions,
+            self.handle.type_tree(),
+            reported
+                .iter()
+                .map(at)
+                .filter_map(|(e, a)| self.ancestors.get(a).map(|up| (e, up.as_slice()))),
         );
     }
 

@@ -4,7 +4,8 @@
 //! ExclusiveLimitAlarmType event with the standard fields, a client connecting later gets
 //! the alarm through ConditionRefresh, Acknowledge is refused without the operator role
 //! and done with it, bad values neither clear nor move the alarm, and the value back
-//! inside by more than the deadband clears it.
+//! inside by more than the deadband clears it. The alarm reaches the Server, the tank and
+//! each of its ancestors once, a sibling area not at all.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -47,6 +48,9 @@ timestamp_path = ""
 
 [[assets]]
 path = "cooling"
+
+[[assets]]
+path = "packing"
 
 [[assets]]
 path = "cooling/tank"
@@ -248,5 +252,54 @@ async fn a_limit_alarm_is_raised_refreshed_acknowledged_and_cleared_over_opc_ua(
     );
     assert_eq!(r[10][0]["value"], false);
     tokio::time::sleep(Duration::from_millis(10)).await;
+    plant.stop().await;
+}
+
+/// The notifier hierarchy for condition events: the Server, the tank, its area and its
+/// site each get the raised alarm once, the sibling area none; a ConditionRefresh of a
+/// subscription on the area repeats it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_alarm_reaches_each_notifier_above_its_asset_once_and_no_sibling() {
+    let device = fake_device().await;
+    let plant = Plant::start_config(&plant(device), OPEN, &|c| c).await;
+    let ns = namespace(&plant.url(), &Session::default()).await;
+    let condition = node(ns, &format!("{TEMPERATURE}#LimitAlarm"));
+    // The area last: ConditionRefresh names the last subscription.
+    let notifiers = [
+        ("server", "i=2253".to_owned()),
+        ("tank", node(ns, "acme/plant/cooling/tank")),
+        ("site", node(ns, "acme/plant")),
+        ("sibling", node(ns, "acme/plant/packing")),
+        ("area", node(ns, "acme/plant/cooling")),
+    ];
+    let mut ops: Vec<Value> = notifiers
+        .iter()
+        .map(|(name, source)| json!({"op": "events_start", "name": name, "source": source, "type": "i=9341", "where": false}))
+        .collect();
+    ops.push(json!({"op": "sleep", "seconds": 1}));
+    ops.push(json!({"op": "http", "url": format!("http://127.0.0.1:{device}/set/90.5")}));
+    ops.push(json!({"op": "sleep", "seconds": 2}));
+    for (name, _) in &notifiers {
+        ops.push(json!({"op": "events_collect", "name": name}));
+    }
+    ops.push(json!({"op": "condition_refresh"}));
+    ops.push(json!({"op": "sleep", "seconds": 1}));
+    ops.push(json!({"op": "events_collect", "name": "area"}));
+    let r = asyncua(&plant.url(), &Session::default(), json!(ops))
+        .await
+        .unwrap();
+    let collected = &r[notifiers.len() + 3..notifiers.len() * 2 + 3];
+    for ((name, _), events) in notifiers.iter().zip(collected) {
+        let raised = alarm_events(events.as_array().unwrap(), &condition);
+        let expected = if *name == "sibling" { 0 } else { 1 };
+        assert_eq!(raised.len(), expected, "on the {name}'s subscription: {events:?}");
+    }
+    assert_eq!(r[notifiers.len() * 2 + 3], "Good");
+    let area = r.last().unwrap().as_array().unwrap();
+    assert_eq!(
+        alarm_events(area, &condition).len(),
+        2,
+        "the raised event, then the refresh's copy: {area:?}"
+    );
     plant.stop().await;
 }

@@ -123,3 +123,60 @@ async fn node_opcua_browses_reads_and_subscribes() {
     assert!(distinct.len() >= 3, "{values:?}");
     plant.stop().await;
 }
+
+/// node-opcua subscribes one event item each on the Server, the packaging area, the
+/// enterprise and the processing area, while a work order on line 1 starts: the
+/// Server, the area and the enterprise each get its event once, the other area not, and
+/// no item gets any event twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_opcua_gets_each_event_once_on_every_notifier_above_its_asset() {
+    let Some(dir) = node_opcua() else {
+        return;
+    };
+    let plant = Plant::start(OPEN).await;
+    let url = plant.url();
+    let production = released_work_order(&plant, "WO-5").await;
+    let ns = node_client(&dir, &url, json!([{"op": "namespace", "uri": NAMESPACE}])).await[0]
+        .as_u64()
+        .unwrap();
+    let sources = [
+        "i=2253".to_owned(),
+        node(ns, "acme-dairy/plant-a/packaging"),
+        node(ns, "acme-dairy"),
+        node(ns, "acme-dairy/plant-a/processing"),
+    ];
+    // The client subscribes for 8 s; the work order starts 4 s in (node-opcua is up well
+    // before: it connects in about one second here).
+    let start = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        production
+            .execute(
+                backplane_production::Command::StartWorkOrder { id: "WO-5".into() },
+                Some("test".into()),
+            )
+            .await
+    });
+    let r = node_client(
+        &dir,
+        &url,
+        json!([{"op": "events", "sources": sources, "seconds": 8}]),
+    )
+    .await;
+    start.await.unwrap().unwrap();
+    for (i, source) in sources.iter().enumerate() {
+        let events = r[0][source].as_array().unwrap_or_else(|| panic!("{}", r[0]));
+        let started = events
+            .iter()
+            .filter(|e| {
+                e["Message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("WO-5") && m.contains("running"))
+            })
+            .count();
+        assert_eq!(started, if i == 3 { 0 } else { 1 }, "on {source}: {events:?}");
+        let ids: std::collections::BTreeSet<&str> =
+            events.iter().filter_map(|e| e["EventId"].as_str()).collect();
+        assert_eq!(ids.len(), events.len(), "an event twice on {source}: {events:?}");
+    }
+    plant.stop().await;
+}

@@ -23,9 +23,10 @@ Runs the operations of OPS_JSON (a list) in one session, in order, and prints on
    "aggregate": "Average"|"Minimum"|"Maximum"|"Count"|"TimeAverage"}
                                                     -> {status, values: [[source, value, status]]}
   (T: Unix milliseconds or ISO 8601)
-  {"op": "events_start", "source": NODE, "type": NODE, "where": bool} -> subscribed
+  {"op": "events_start", "source": NODE, "type": NODE, "where": bool, "name": N} -> subscribed
+                                                       (one subscription per name, default "")
   {"op": "sleep", "seconds": S}                     -> null
-  {"op": "events_collect"}                          -> [{type, source, message, severity, time, fields}]
+  {"op": "events_collect", "name": N}               -> [{type, source, message, severity, time, fields}]
   {"op": "condition_refresh"}                       -> status name (ConditionRefresh on ConditionType
                                                        for the events subscription)
   {"op": "acknowledge", "condition": NODE, "comment": C}
@@ -173,7 +174,9 @@ async def history(client, node, details, max_values=0):
 
 async def run(client, ops):
     results = []
-    events = Events()
+    # Event subscriptions by name; the last one created is the one ConditionRefresh names.
+    received = {}
+    events = None
     events_sub = None
     for op in ops:
         kind = op["op"]
@@ -250,6 +253,7 @@ async def run(client, ops):
             details.AggregateType = [ua.NodeId(AGGREGATES[op["aggregate"]])]
             results.append(await history(client, op["node"], details))
         elif kind == "events_start":
+            events = received.setdefault(op.get("name", ""), Events())
             sub = await client.create_subscription(100, events)
             events_sub = sub
             evtype = client.get_node(op["type"]) if "type" in op else ua.ObjectIds.BaseEventType
@@ -286,7 +290,7 @@ async def run(client, ops):
             await asyncio.sleep(op["seconds"])
             results.append(None)
         elif kind == "events_collect":
-            results.append(list(events.events))
+            results.append(list(received[op.get("name", "")].events))
         else:
             raise ValueError(f"unknown op {kind}")
     return results

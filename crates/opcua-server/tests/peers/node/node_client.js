@@ -9,6 +9,9 @@
 //   {"op": "browse", "node": NODE}               -> [{node, name, class, type}]
 //   {"op": "read", "nodes": [NODE]}              -> [{value, status, data_type, source, server}]
 //   {"op": "subscribe", "nodes": [NODE], "seconds": S} -> {NODE: [values]}
+//   {"op": "events", "sources": [NODE], "seconds": S}
+//                                                -> {NODE: [{EventId, EventType, SourceName, Message}]}
+//                                                   (one subscription, an event item per source)
 "use strict";
 
 const {
@@ -22,6 +25,7 @@ const {
   BrowseDirection,
   NodeClass,
   DataType,
+  constructEventFilter,
 } = require("node-opcua-client");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -97,6 +101,37 @@ async function run(session, ops) {
       await sleep(op.seconds * 1000);
       await sub.terminate();
       results.push(values);
+    } else if (op.op === "events") {
+      const sub = ClientSubscription.create(session, {
+        requestedPublishingInterval: 100,
+        requestedMaxKeepAliveCount: 10,
+        requestedLifetimeCount: 100,
+        maxNotificationsPerPublish: 0,
+        publishingEnabled: true,
+        priority: 1,
+      });
+      const fields = ["EventId", "EventType", "SourceName", "Message"];
+      const events = {};
+      for (const n of op.sources) {
+        events[n] = [];
+        const item = ClientMonitoredItem.create(
+          sub,
+          { nodeId: n, attributeId: AttributeIds.EventNotifier },
+          { queueSize: 100, filter: constructEventFilter(fields) },
+          TimestampsToReturn.Both,
+        );
+        item.on("changed", (values) => {
+          const e = {};
+          fields.forEach((f, i) => {
+            const v = values[i].value;
+            e[f] = f === "EventId" && v ? Buffer.from(v).toString("hex") : plain(v);
+          });
+          events[n].push(e);
+        });
+      }
+      await sleep(op.seconds * 1000);
+      await sub.terminate();
+      results.push(events);
     } else {
       throw new Error(`unknown op ${op.op}`);
     }
