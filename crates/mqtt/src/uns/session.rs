@@ -354,6 +354,13 @@ impl Session {
     /// What became of a publish.
     pub fn on_confirmation(&mut self, confirmation: Confirmation) -> Vec<Action> {
         let mut actions = Vec::new();
+        self.on_confirmation_into(confirmation, &mut actions);
+        actions
+    }
+
+    /// [`on_confirmation`](Self::on_confirmation), its actions appended to `actions`: for
+    /// the link's batches, which mostly make none.
+    pub fn on_confirmation_into(&mut self, confirmation: Confirmation, actions: &mut Vec<Action>) {
         let token = confirmation.token();
         match confirmation {
             Confirmation::Confirmed(_) => {}
@@ -365,12 +372,14 @@ impl Session {
                 });
             }
             // Counted at the disconnect that follows.
-            Confirmation::Lost(_) => return actions,
+            Confirmation::Lost(_) => return,
         }
         if let Some(Some(group)) = self.unconfirmed.settle(token) {
-            actions.extend(self.groups.done(group).into_iter().map(Action::Ack));
+            let records = self.groups.done(group);
+            if !records.is_empty() {
+                actions.extend(records.into_iter().map(Action::Ack));
+            }
         }
-        actions
     }
 
     /// A delivery from the engine, at `now`. Without batching its messages are made at

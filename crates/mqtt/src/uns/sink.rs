@@ -233,7 +233,11 @@ impl UnsSink {
             }
             // Confirmations by the batch: the link gathers them per write and per read.
             if let Some(l) = link.as_mut() {
-                l.drain_deliveries(|d| act(session.on_confirmation(d)));
+                let mut actions = Vec::new();
+                l.drain_deliveries(|d| session.on_confirmation_into(d, &mut actions));
+                if !actions.is_empty() {
+                    act(actions);
+                }
             }
             if session.is_connected()
                 && let Some(l) = link.as_mut()
