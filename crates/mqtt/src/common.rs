@@ -74,7 +74,18 @@ impl Unconfirmed {
     /// The publish `token` is settled: its group, or `None` if the token is unknown (or
     /// settled before).
     pub fn settle(&mut self, token: u64) -> Option<Option<u64>> {
-        // Tokens are mostly consecutive: try the place the token would have then.
+        // Mostly the oldest (confirmations come in order): taken off the front at once.
+        if let Some(&(t, group, false)) = self.queue.front()
+            && t == token
+        {
+            self.queue.pop_front();
+            self.waiting -= 1;
+            while self.queue.front().is_some_and(|e| e.2) {
+                self.queue.pop_front();
+            }
+            return Some(group);
+        }
+        // Else tokens are mostly consecutive: try the place the token would have then.
         let guess = self
             .queue
             .front()
@@ -234,6 +245,15 @@ mod tests {
         assert!(u.is_empty());
         u.push(10, None);
         assert_eq!(u.len(), 1);
+        // In order, each from the front.
+        u.push(11, Some(3));
+        u.push(12, Some(4));
+        assert_eq!(u.settle(10), Some(None));
+        assert_eq!(u.settle(10), None, "settled twice");
+        assert_eq!(u.settle(11), Some(Some(3)));
+        assert_eq!(u.len(), 1);
+        assert_eq!(u.settle(12), Some(Some(4)));
+        assert!(u.is_empty());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! Layout:
 //! - [`config`]: the kind's settings, read from its TOML table.
 //! - [`namespace`]: topics and payload forms (attribute, instance, event, status). No I/O.
+//! - `pool`: payload buffers reused from message to message (bounded).
 //! - [`session`]: the publishing session as a state machine, without I/O: connection
 //!   state, the latest value of every tag (what is retained, and whether a replay may be),
 //!   batching, the in-flight window, and when a log record may be acknowledged.
@@ -22,6 +23,7 @@
 mod command_channel;
 pub mod config;
 pub mod namespace;
+mod pool;
 pub mod session;
 mod sink;
 

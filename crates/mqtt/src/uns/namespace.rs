@@ -170,8 +170,10 @@ impl Namespace {
         }
     }
 
-    /// A sample's attribute message with its stream number; `None` unless the attribute
-    /// form is published. Whether it is retained is the caller's decision.
+    /// A sample's attribute message with its stream number, its payload written into
+    /// `payload` (an empty buffer, reused: [`BufferPool`](super::pool::BufferPool));
+    /// `None` unless the attribute form is published. Whether it is retained is the
+    /// caller's decision.
     pub fn attribute_message(
         &self,
         sample: &Sample,
@@ -179,14 +181,13 @@ impl Namespace {
         replay: bool,
         retain: bool,
         group: Option<u64>,
+        mut payload: Vec<u8>,
     ) -> Option<Message> {
         if !self.attributes {
             return None;
         }
         self.topology.tag(sample.tag)?;
-        // One allocation for most payloads (~300–400 bytes); more only for long strings,
-        // arrays or contexts.
-        let mut payload = Vec::with_capacity(PAYLOAD_CAPACITY);
+        payload.clear();
         if !self.write_attribute_payload(sample, seq, replay, &mut payload) {
             return None;
         }
@@ -200,13 +201,19 @@ impl Namespace {
         })
     }
 
-    /// An asset's instance message from the latest sample of every tag (indexed by tag);
-    /// `None` unless the instance form is published, or if no attribute has a value yet.
-    pub fn instance_message(&self, asset: usize, latest: &[Option<Sample>]) -> Option<Message> {
+    /// An asset's instance message from the latest sample of every tag (indexed by tag),
+    /// written into `payload` (an empty buffer, reused); `None` unless the instance form is
+    /// published, or if no attribute has a value yet.
+    pub fn instance_message(
+        &self,
+        asset: usize,
+        latest: &[Option<Sample>],
+        mut payload: Vec<u8>,
+    ) -> Option<Message> {
         if !self.instances {
             return None;
         }
-        let mut payload = Vec::with_capacity(PAYLOAD_CAPACITY);
+        payload.clear();
         if !self.write_instance_payload(asset, latest, &mut payload) {
             return None;
         }
@@ -273,9 +280,6 @@ impl Namespace {
         true
     }
 }
-
-/// The first allocation of an attribute or instance payload's buffer.
-const PAYLOAD_CAPACITY: usize = 512;
 
 /// The gateway status payload (`docs/payloads.md`, "Gateway status").
 #[derive(Debug, Serialize)]
@@ -464,11 +468,11 @@ mod tests {
                 })
                 .collect();
             let asset = topology.asset_index("acme/plant/area/tank-1").unwrap();
-            let instance = ns.instance_message(asset, &latest);
+            let instance = ns.instance_message(asset, &latest, Vec::new());
             let text = instance.as_ref().map(|m| std::str::from_utf8(&m.payload).unwrap().to_owned());
             prop_assert_eq!(text, reference_instance(&topology, asset, &latest));
             for sample in latest.iter().flatten() {
-                let m = ns.attribute_message(sample, seq, replay, true, None).unwrap();
+                let m = ns.attribute_message(sample, seq, replay, true, None, Vec::new()).unwrap();
                 let want = serde_json::to_string(
                     &SamplePayload::new(&topology, sample).unwrap().with_seq(seq, replay),
                 )

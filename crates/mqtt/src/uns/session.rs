@@ -28,6 +28,7 @@ use backplane_model::{Sample, TagId, Timestamp};
 
 use super::config::MqttSinkSettings;
 use super::namespace::{Message, MessageKind, Namespace, Topic, status};
+use super::pool::BufferPool;
 use crate::common::{Groups, Unconfirmed};
 use crate::delivery::Delivery as Confirmation;
 use crate::link::Will;
@@ -47,6 +48,8 @@ pub struct Latest {
     dirty_tags: Vec<TagId>,
     dirty_assets: Vec<usize>,
     asset_dirty: Vec<bool>,
+    /// Payload buffers of messages handed out, for the next ones.
+    buffers: BufferPool,
 }
 
 impl Latest {
@@ -59,6 +62,7 @@ impl Latest {
             dirty_tags: Vec::new(),
             dirty_assets: Vec::new(),
             asset_dirty: vec![false; topology.assets.len()],
+            buffers: BufferPool::default(),
         }
     }
 
@@ -114,9 +118,14 @@ impl Latest {
                     self.dirty[i] = true;
                     self.dirty_tags.push(sample.tag);
                 }
-            } else if let Some(m) =
-                ns.attribute_message(sample, seq, delivery.replay, newest && ns.retain(), group)
-            {
+            } else if let Some(m) = ns.attribute_message(
+                sample,
+                seq,
+                delivery.replay,
+                newest && ns.retain(),
+                group,
+                self.buffers.take(),
+            ) {
                 out.push_back(m);
             }
         }
@@ -147,7 +156,7 @@ impl Latest {
         let assets = std::mem::take(&mut self.dirty_assets);
         for asset in &assets {
             self.asset_dirty[*asset] = false;
-            if let Some(mut m) = ns.instance_message(*asset, &self.latest) {
+            if let Some(mut m) = ns.instance_message(*asset, &self.latest, self.buffers.take()) {
                 m.group = group;
                 out.push_back(m);
             }
@@ -173,17 +182,22 @@ impl Latest {
             }
         }
         for asset in 0..ns.topology().assets.len() {
-            if let Some(m) = ns.instance_message(asset, &self.latest) {
+            if let Some(m) = ns.instance_message(asset, &self.latest, self.buffers.take()) {
                 out.push_back(m);
             }
         }
     }
 
     /// A tag's latest value as its (live, retained if configured) attribute message.
-    fn attribute_message(&self, ns: &Namespace, tag: TagId) -> Option<Message> {
+    fn attribute_message(&mut self, ns: &Namespace, tag: TagId) -> Option<Message> {
         let sample = self.latest.get(tag.index())?.as_ref()?;
         let seq = self.latest_seq.get(tag.index()).copied().flatten();
-        ns.attribute_message(sample, seq, false, ns.retain(), None)
+        ns.attribute_message(sample, seq, false, ns.retain(), None, self.buffers.take())
+    }
+
+    /// The payload buffer of a message handed out (the link copied it), for reuse.
+    pub fn recycle(&mut self, payload: Vec<u8>) {
+        self.buffers.give(payload);
     }
 }
 
@@ -340,6 +354,13 @@ impl Session {
     /// What became of a publish.
     pub fn on_confirmation(&mut self, confirmation: Confirmation) -> Vec<Action> {
         let mut actions = Vec::new();
+        self.on_confirmation_into(confirmation, &mut actions);
+        actions
+    }
+
+    /// [`on_confirmation`](Self::on_confirmation), its actions appended to `actions`: for
+    /// the link's batches, which mostly make none.
+    pub fn on_confirmation_into(&mut self, confirmation: Confirmation, actions: &mut Vec<Action>) {
         let token = confirmation.token();
         match confirmation {
             Confirmation::Confirmed(_) => {}
@@ -351,12 +372,14 @@ impl Session {
                 });
             }
             // Counted at the disconnect that follows.
-            Confirmation::Lost(_) => return actions,
+            Confirmation::Lost(_) => return,
         }
         if let Some(Some(group)) = self.unconfirmed.settle(token) {
-            actions.extend(self.groups.done(group).into_iter().map(Action::Ack));
+            let records = self.groups.done(group);
+            if !records.is_empty() {
+                actions.extend(records.into_iter().map(Action::Ack));
+            }
         }
-        actions
     }
 
     /// A delivery from the engine, at `now`. Without batching its messages are made at
@@ -444,6 +467,7 @@ impl Session {
     pub fn published(&mut self, token: u64) {
         if let Some(m) = self.pending.pop_front() {
             self.unconfirmed.push(token, m.group);
+            self.latest.recycle(m.payload);
         }
     }
 
@@ -891,6 +915,36 @@ mod tests {
         );
         s.on_disconnected();
         assert!(!s.is_drained(), "the goodbye needs a connection");
+    }
+
+    #[test]
+    fn payload_buffers_are_reused_and_hold_only_their_own_message() {
+        let (mut s, topology) = session(|_| {});
+        let mut tokens = 0;
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        pump(&mut s, &mut tokens, 0);
+        // Long payloads first (an instance and a long number), then shorter ones written
+        // into their buffers.
+        for (record, value) in [(1, -123_456.789_012_345), (2, 1.0), (3, 2.5)] {
+            let at = record as i64 * 10;
+            s.on_delivery(&level(&topology, record, value, at, false), Instant::now());
+            let sent = pump(&mut s, &mut tokens, 0);
+            let (_, _, _, payload) = sent.iter().find(|(_, t, _, _)| t == LEVEL_TOPIC).unwrap();
+            let mut fresh = Vec::new();
+            let sample = sample(&topology, LEVEL, value, at);
+            assert!(
+                s.namespace()
+                    .write_attribute_payload(&sample, Some(record), false, &mut fresh)
+            );
+            assert_eq!(&payload[..], &fresh[..], "byte for byte a fresh encoding");
+            for (_, _, _, payload) in &sent {
+                serde_json::from_slice::<serde_json::Value>(payload).expect("one whole document");
+            }
+        }
+        assert!(
+            !s.latest.buffers.is_empty(),
+            "handed-out buffers are kept for reuse"
+        );
     }
 
     #[test]

@@ -233,7 +233,11 @@ impl UnsSink {
             }
             // Confirmations by the batch: the link gathers them per write and per read.
             if let Some(l) = link.as_mut() {
-                l.drain_deliveries(|d| act(session.on_confirmation(d)));
+                let mut actions = Vec::new();
+                l.drain_deliveries(|d| session.on_confirmation_into(d, &mut actions));
+                if !actions.is_empty() {
+                    act(actions);
+                }
             }
             if session.is_connected()
                 && let Some(l) = link.as_mut()
@@ -251,12 +255,19 @@ impl UnsSink {
                         }
                     }
                 }
-                while let Some(p) = session.next_publish(l.outstanding()) {
+                // Counted here rather than asked of the link (a lock) per message: only the
+                // connection task lowers it, and it then wakes the sink, so this count is
+                // never below the link's and the window is never exceeded.
+                let mut outstanding = l.outstanding();
+                while let Some(p) = session.next_publish(outstanding) {
                     match l
                         .publish_stamped(p.topic, p.qos, p.retain, &p.payload, p.born)
                         .await
                     {
-                        Ok(token) => session.published(token),
+                        Ok(token) => {
+                            session.published(token);
+                            outstanding += 1;
+                        }
                         // The link has ended; the message stays next.
                         Err(_) => break,
                     }
