@@ -2,7 +2,6 @@
 //! atomically (temporary file, fsync, rename). A state that cannot be read is set aside
 //! (renamed `.unreadable`) and logged, never silently overwritten.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::conditions::{Conditions, Snapshot};
@@ -35,15 +34,7 @@ pub fn restore(conditions: &mut Conditions, data_dir: &Path) {
 /// Writes `snapshot` atomically.
 pub fn save(snapshot: &Snapshot, data_dir: &Path) -> std::io::Result<()> {
     let json = serde_json::to_vec(snapshot).map_err(std::io::Error::other)?;
-    let path = state_path(data_dir);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&json)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)
+    backplane_connector::persist::write_atomic(&state_path(data_dir), &json)
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub mod inbound;
 pub mod json;
 pub mod kind;
 pub mod payload;
+pub mod persist;
 pub mod services;
 pub mod sink;
 pub mod source;

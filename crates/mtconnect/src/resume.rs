@@ -7,7 +7,6 @@
 //! fsynced, renamed over the old one, the directory fsynced. A crash leaves the old cursor
 //! or the new one; the old one makes the restart read again what came after it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -64,16 +63,7 @@ pub fn save(path: &Path, agent: &str, cursor: Cursor) -> std::io::Result<()> {
         next: cursor.next,
     })
     .map_err(std::io::Error::other)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("cursor.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        writeln!(f, "{body}")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    backplane_connector::persist::write_atomic(path, format!("{body}\n").as_bytes())
 }
 
 #[cfg(test)]

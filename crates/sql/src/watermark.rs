@@ -7,7 +7,6 @@
 //! over the old one, and the directory fsynced; a crash leaves the old key or the new one.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use backplane_model::{Timestamp, Value};
@@ -132,17 +131,7 @@ pub fn save(path: &Path, mark: &Watermark) -> Result<(), StateError> {
         "key": mark.key.to_json(),
         "tiebreak": mark.tiebreak.as_ref().map(Mark::to_json),
     });
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = path.with_extension("watermark.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        writeln!(f, "{body}").map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-    Ok(())
+    backplane_connector::persist::write_atomic(path, format!("{body}\n").as_bytes()).map_err(io)
 }
 
 #[cfg(test)]
