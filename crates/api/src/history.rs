@@ -522,12 +522,13 @@ pub(crate) async fn raw(
     let (from, to) = params.range()?;
     let filter = params.context()?;
     let limit = params.limit(DEFAULT_RAW_LIMIT, MAX_RAW_LIMIT)?;
-    let config_versions = if state.engine.topology().plan.namespace.is_hub() {
-        None
-    } else {
-        Some(crate::versions::in_force(&state, from, to)?)
-    };
+    // A hub's points were read under its sites' configurations, not its own.
+    let archive =
+        (!state.engine.topology().plan.namespace.is_hub()).then(|| crate::versions::archive(&state));
     let view = blocking(&state, move || {
+        let config_versions = archive
+            .map(|archive| crate::versions::in_force(&archive, from, to))
+            .transpose()?;
         let selected = store.select(&selector);
         let result = store
             .raw(&selected, from, to, &filter, limit)

@@ -3,8 +3,6 @@
 //! (`backplane_config::archive`). A stored sample's version is the one in force at its
 //! gateway time.
 
-use std::path::PathBuf;
-
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
@@ -44,9 +42,8 @@ impl From<Activation> for ActivationView {
     }
 }
 
-fn archive(state: &AppState) -> Archive {
-    let data_dir: PathBuf = state.engine.topology().plan.gateway.data_dir.clone();
-    Archive::new(&data_dir)
+pub(crate) fn archive(state: &AppState) -> Archive {
+    Archive::new(&state.engine.topology().plan.gateway.data_dir)
 }
 
 fn read_error(e: std::io::Error) -> ApiError {
@@ -55,12 +52,13 @@ fn read_error(e: std::io::Error) -> ApiError {
 
 /// The versions in force at some time in `[from, to]`, oldest first; for the history
 /// answers, which carry them so that each point can be tied to its configuration.
+/// Reads the journal: call it on the blocking pool.
 pub(crate) fn in_force(
-    state: &AppState,
+    archive: &Archive,
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<ActivationView>, ApiError> {
-    Ok(archive(state)
+    Ok(archive
         .overlapping(from, to)
         .map_err(read_error)?
         .into_iter()

@@ -21,7 +21,6 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use backplane_model::Timestamp;
-use sha2::{Digest, Sha256};
 
 use crate::plan::Plan;
 
@@ -94,13 +93,14 @@ impl Archive {
         };
         let archived = kept.is_ok();
         let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
-        let line = format!(
-            "{}\t{}\t{}\t{}\n",
-            at.unix_nanos(),
-            plan.version,
+        let activation = Activation {
+            version: plan.version.clone(),
+            from: at,
+            until: None,
             reason,
-            u8::from(archived)
-        );
+            archived,
+        };
+        let line = journal_line(&activation);
         let path = self.dir.join(JOURNAL);
         let mut journal = OpenOptions::new()
             .create(true)
@@ -123,13 +123,6 @@ impl Archive {
             all.drain(..all.len() - KEEP_ACTIVATIONS);
             self.compact(&all)?;
         }
-        let activation = Activation {
-            version: plan.version.clone(),
-            from: at,
-            until: None,
-            reason,
-            archived,
-        };
         Ok((activation, kept.err()))
     }
 
@@ -205,18 +198,14 @@ impl Archive {
             return Ok(false);
         }
         let mut texts = Vec::with_capacity(plan.files.len());
-        let mut hasher = Sha256::new();
         for path in &plan.files {
-            let text = match fs::read_to_string(path) {
-                Ok(text) => text,
+            match fs::read_to_string(path) {
+                Ok(text) => texts.push(text),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(e),
-            };
-            hasher.update(text.as_bytes());
-            texts.push(text);
+            }
         }
-        let hash: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        if hash != plan.version {
+        if crate::loader::version_of(texts.iter().map(String::as_str)) != plan.version {
             return Ok(false);
         }
         let tmp = self.dir.join(format!(".{}.tmp", plan.version));
@@ -244,13 +233,7 @@ impl Archive {
     fn compact(&self, kept: &[Activation]) -> io::Result<()> {
         let mut text = String::new();
         for a in kept {
-            text.push_str(&format!(
-                "{}\t{}\t{}\t{}\n",
-                a.from.unix_nanos(),
-                a.version,
-                a.reason,
-                u8::from(a.archived)
-            ));
+            text.push_str(&journal_line(a));
         }
         let tmp = self.dir.join(format!("{JOURNAL}.tmp"));
         write_synced(&tmp, text.as_bytes())?;
@@ -266,6 +249,17 @@ impl Archive {
         }
         Ok(())
     }
+}
+
+/// An activation as its journal line; [`parse_line`] reads it back.
+fn journal_line(a: &Activation) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\n",
+        a.from.unix_nanos(),
+        a.version,
+        a.reason,
+        u8::from(a.archived)
+    )
 }
 
 fn parse_line(line: &str) -> Option<Activation> {

@@ -321,11 +321,7 @@ fn build(files: &[Parsed<'_>], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
         return None;
     }
 
-    let mut hasher = Sha256::new();
-    for (file, _) in files {
-        hasher.update(file.text.as_bytes());
-    }
-    let version = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let version = version_of(files.iter().map(|(file, _)| file.text.as_str()));
     Some(Plan {
         version,
         files: files.iter().map(|(f, _)| f.path.clone()).collect(),
@@ -339,6 +335,16 @@ fn build(files: &[Parsed<'_>], catalog: &Catalog, sink: &Sink) -> Option<Plan> {
         production,
         writes: write_rules,
     })
+}
+
+/// The configuration version of files with these texts, in load order: hex SHA-256 over
+/// their bytes. Also what the archive of past versions checks a file read back against.
+pub(crate) fn version_of<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut hasher = Sha256::new();
+    for text in texts {
+        hasher.update(text.as_bytes());
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The tables of a `[[key]]` array.
