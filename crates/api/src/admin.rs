@@ -37,6 +37,9 @@ pub enum ReloadResult {
 pub struct ReloadReport {
     pub result: ReloadResult,
     pub changes: Vec<String>,
+    /// What the reload does (or would do) to each source and sink: kept running, restarted
+    /// and why, started, stopped.
+    pub components: Vec<String>,
     pub errors: Vec<String>,
     /// The configuration version running after the call.
     pub config_version: String,

@@ -326,7 +326,7 @@ fn plan(old: &Path, new: &Path, registry: &Registry) -> ExitCode {
                 println!("{change}");
             }
         }
-        reload::Decision::Apply(_, changes) => {
+        reload::Decision::Apply(new_plan, changes) => {
             println!(
                 "{} → {}: {} change{}",
                 old.display(),
@@ -338,10 +338,17 @@ fn plan(old: &Path, new: &Path, registry: &Registry) -> ExitCode {
                 println!("{change}");
             }
             println!(
-                "A reload (SIGHUP) applies them: the engine stops as at shutdown and starts again with \
-                 the new configuration in the same process (every source and sink reconnects); buffered \
-                 data, context and production state are kept, and the API keeps its listener and sessions."
+                "A reload (SIGHUP) applies them in the same process: buffered data, context, the latest \
+                 values and production state are kept, and the API keeps its listener and sessions. \
+                 The sources and sinks:"
             );
+            let (old, new) = (
+                backplane_connector::Topology::new(running),
+                backplane_connector::Topology::new(*new_plan),
+            );
+            for effect in backplane_engine::continuity::effects(&old, &new, registry) {
+                println!("  {effect}");
+            }
         }
     }
     ExitCode::SUCCESS

@@ -10,7 +10,7 @@ use backplane_api::ApiOptions;
 use backplane_api::admin::{ReloadCall, ReloadReport, ReloadResult};
 use backplane_api::swap::RouterSwap;
 use backplane_config::Plan;
-use backplane_engine::{Engine, EngineHandle, EngineOptions, Registry, Services};
+use backplane_engine::{Engine, EngineHandle, EngineOptions, Registry, ReloadFailed, Services};
 
 /// Printed once the API listens, with the base URL the demo user should open.
 pub type Banner = fn(&str);
@@ -218,7 +218,7 @@ fn start_engine(
     contexts: Vec<(String, backplane_model::Context)>,
     reason: &str,
 ) -> Result<Engine, backplane_engine::ComponentError> {
-    record_version(&plan, reason);
+    record_version(&plan, reason, backplane_model::Timestamp::now());
     let options = EngineOptions {
         services: services.clone(),
         contexts,
@@ -230,10 +230,10 @@ fn start_engine(
 /// Keeps the version about to run in the data directory's archive of past versions, so a
 /// stored sample can be tied to the configuration it was read under (by its gateway time).
 /// Written before the engine's sources start. A failure is logged, never stops the start.
-fn record_version(plan: &Plan, reason: &str) {
+fn record_version(plan: &Plan, reason: &str, from: backplane_model::Timestamp) {
     let archive = backplane_config::archive::Archive::new(&plan.gateway.data_dir);
     let short = &plan.version[..plan.version.len().min(12)];
-    match archive.record(plan, backplane_model::Timestamp::now(), reason) {
+    match archive.record(plan, from, reason) {
         Ok((_, None)) => tracing::info!(
             version = short,
             reason,
@@ -265,28 +265,47 @@ struct Running<'r> {
 impl Running<'_> {
     /// Reloads the configuration file (`apply`), or only says what a reload would do. A
     /// file with errors, or one changing `[gateway]` or `[api]`, is refused and the running
-    /// configuration stays. Otherwise the engine stops as at shutdown (sources first, the
-    /// pipeline and sinks drain, buffered sinks keep what they have not sent in their log,
-    /// production state is saved) and one for the new plan starts, with every asset's
-    /// context carried over; the API keeps its listener, sessions and limits and serves the
-    /// new engine from the next request. Should the new engine fail to start, the previous
-    /// configuration is started again.
+    /// configuration stays. Otherwise [`Engine::reload`] applies it: sources whose entry
+    /// and addresses did not change keep running with their connections; the rest of the
+    /// engine stops as at shutdown (the pipeline and sinks drain, buffered sinks keep what
+    /// they have not sent in their log, production state is saved) and starts again for
+    /// the new plan, with every asset's context and the latest values carried over; the
+    /// API keeps its listener, sessions and limits and serves the new engine from the next
+    /// request. Should the new engine fail to start, the previous configuration runs again.
     async fn reload(&mut self, apply: bool) -> ReloadReport {
         use crate::reload::Decision;
         let Some(engine) = self.engine.take() else {
-            return report(ReloadResult::Unchanged, Vec::new(), Vec::new(), String::new());
+            return report(
+                ReloadResult::Unchanged,
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                String::new(),
+            );
         };
         let version = engine.handle().topology().plan.version.clone();
         let Some(file) = &self.file else {
             self.engine = Some(engine);
-            return report(ReloadResult::Unchanged, Vec::new(), Vec::new(), version);
+            return report(
+                ReloadResult::Unchanged,
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                version,
+            );
         };
         let running = engine.handle().topology().bound_plan();
         let decision = crate::reload::decide(file, self.registry, &running);
         let (new, changes) = match decision {
             Decision::Unchanged => {
                 self.engine = Some(engine);
-                return report(ReloadResult::Unchanged, Vec::new(), Vec::new(), version);
+                return report(
+                    ReloadResult::Unchanged,
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    version,
+                );
             }
             Decision::Invalid(why) => return self.keep(engine, ReloadResult::Invalid, why, apply, version),
             Decision::Refused(changes) => {
@@ -296,8 +315,17 @@ impl Running<'_> {
             Decision::Apply(new, changes) => {
                 let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
                 if !apply {
+                    let next = backplane_connector::Topology::new((*new).clone());
+                    let components = backplane_engine::continuity::effects(
+                        engine.handle().topology(),
+                        &next,
+                        self.registry,
+                    )
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
                     self.engine = Some(engine);
-                    return report(ReloadResult::Changes, changes, Vec::new(), version);
+                    return report(ReloadResult::Changes, changes, components, Vec::new(), version);
                 }
                 for change in &changes {
                     tracing::info!(%change, "reload");
@@ -305,52 +333,51 @@ impl Running<'_> {
                 (*new, changes)
             }
         };
-        let contexts = engine.handle().own_contexts();
+        let options = EngineOptions {
+            services: self.services.clone(),
+            contexts: engine.handle().own_contexts(),
+            ..EngineOptions::default()
+        };
         if let Some(task) = self.script_task.take() {
             task.abort();
         }
-        engine.shutdown().await;
-        let version = new.version.clone();
-        let (engine, result, errors) = match start_engine(
-            new,
-            self.registry,
-            &self.services,
-            contexts.clone(),
-            "reload",
-        ) {
-            Ok(engine) => {
+        let mut record =
+            |plan: &Plan, reason: &str, from: backplane_model::Timestamp| record_version(plan, reason, from);
+        let (engine, result, components, errors) = match engine
+            .reload(new, self.registry, options, &mut record)
+            .await
+        {
+            Ok((engine, effects)) => {
+                let version = engine.handle().topology().plan.version.clone();
                 tracing::info!(version = %&version[..version.len().min(12)], "reload: the new configuration runs");
-                (engine, ReloadResult::Applied, Vec::new())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "reload: the new configuration did not start; starting the previous one again");
-                match start_engine(
-                    running,
-                    self.registry,
-                    &self.services,
-                    contexts,
-                    "reload-fallback",
-                ) {
-                    Ok(engine) => (
-                        engine,
-                        ReloadResult::Invalid,
-                        vec![format!(
-                            "the new configuration did not start: {e}; the previous one runs again"
-                        )],
-                    ),
-                    Err(e) => {
-                        // Nothing runs any more: end the process, its supervisor restarts it.
-                        tracing::error!(error = %e, "reload: the previous configuration did not start again either; exiting");
-                        std::process::exit(1);
-                    }
+                let components: Vec<String> = effects.iter().map(ToString::to_string).collect();
+                for line in &components {
+                    tracing::info!(component = %line, "reload");
                 }
+                (engine, ReloadResult::Applied, components, Vec::new())
+            }
+            Err(ReloadFailed {
+                error,
+                engine: Some(engine),
+            }) => (
+                engine,
+                ReloadResult::Invalid,
+                Vec::new(),
+                vec![format!(
+                    "the new configuration did not start: {error}; the previous one runs again"
+                )],
+            ),
+            Err(ReloadFailed { error, engine: None }) => {
+                // Nothing runs any more: end the process, its supervisor restarts it.
+                tracing::error!(error = %error, "reload: neither the new nor the previous configuration started; exiting");
+                std::process::exit(1);
             }
         };
         self.swap.replace(self.api.router(engine.handle()));
         self.script_task = self.script.map(|s| tokio::spawn(s(engine.handle())));
         let version = engine.handle().topology().plan.version.clone();
         self.engine = Some(engine);
-        report(result, changes, errors, version)
+        report(result, changes, components, errors, version)
     }
 
     /// A refused reload (or its plan): the running engine stays; a refused reload is logged.
@@ -369,7 +396,7 @@ impl Running<'_> {
             tracing::error!("reload refused; the running configuration stays");
         }
         self.engine = Some(engine);
-        report(result, Vec::new(), why, version)
+        report(result, Vec::new(), Vec::new(), why, version)
     }
 
     /// A reload on SIGHUP, recorded in the audit trail like one through the API.
@@ -420,12 +447,14 @@ impl Running<'_> {
 fn report(
     result: ReloadResult,
     changes: Vec<String>,
+    components: Vec<String>,
     errors: Vec<String>,
     config_version: String,
 ) -> ReloadReport {
     ReloadReport {
         result,
         changes,
+        components,
         errors,
         config_version,
     }

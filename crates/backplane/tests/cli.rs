@@ -107,6 +107,19 @@ fn plan_names_each_change_and_says_whether_a_reload_applies_it() {
         "{stdout}"
     );
     assert!(stdout.contains("A reload (SIGHUP) applies them"), "{stdout}");
+    // Which components the reload restarts, and which keep their connections.
+    assert!(
+        stdout.contains("  source line1-plc restarts: its settings changed (unit)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  source line2-controller keeps running (its connection stays)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  sink opcua restarts: every sink restarts"),
+        "{stdout}"
+    );
 
     let (ok, stdout, _) = plan(&dairy.replace("[api]\nlisten", "[api]\nmax_connections = 7\nlisten"));
     assert!(ok);

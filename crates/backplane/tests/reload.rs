@@ -321,3 +321,121 @@ async fn a_reload_applies_the_new_configuration_without_losing_a_sample_and_refu
     assert!(status.success(), "{status:?}");
     pump.abort();
 }
+
+/// A TCP proxy to Mosquitto on 127.0.0.1:1883: its port and how many connections it has
+/// accepted, so a test sees whether a component connected again.
+async fn counting_proxy() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut broker) = tokio::net::TcpStream::connect("127.0.0.1:1883").await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_keeps_the_connection_of_a_source_that_did_not_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let unique = format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let topic = format!("backplane-test/reload-keep/{unique}");
+    let (steady_port, steady_connections) = counting_proxy().await;
+    let (moved_port, moved_connections) = counting_proxy().await;
+    // Two MQTT sources, each through its own counting proxy to Mosquitto.
+    let two_sources = |extra: &str| {
+        config(&path, "reload-keep", &topic, extra)
+            .replace(
+                "broker = \"mqtt://127.0.0.1:1883\"",
+                &format!("broker = \"mqtt://127.0.0.1:{steady_port}\""),
+            )
+            .replace(
+                "[[sinks]]\nname = \"file\"",
+                &format!(
+                    "[[sources]]\nname = \"moved\"\nkind = \"mqtt\"\nbroker = \"mqtt://127.0.0.1:{moved_port}\"\nqos = 1\n\n\
+                     [[assets]]\npath = \"other\"\nmodel = \"Counter\"\nsource = \"moved\"\nbindings.seq = {{ address = \"{topic}-other#$.seq\" }}\n\n\
+                     [[sinks]]\nname = \"file\""
+                ),
+            )
+    };
+    let file = path.join("gw.toml");
+    std::fs::write(&file, two_sources("")).unwrap();
+    let (running, base, _) = start_gateway(
+        Command::new(BIN)
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .arg(&file)
+            .current_dir(&path),
+        0,
+    );
+    let mut options = MqttOptions::new(format!("reload-keep-{unique}"), "127.0.0.1", 1883);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let until = Instant::now() + Duration::from_secs(20);
+    while written(&path).is_empty() {
+        assert!(Instant::now() < until, "the gateway never received a message");
+        publish(&client, &topic, 0..=0).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = (
+        steady_connections.load(std::sync::atomic::Ordering::SeqCst),
+        moved_connections.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    assert_eq!(before, (1, 1));
+
+    // A new asset read by `moved`: that source restarts, `steady` keeps its connection
+    // while it receives 1..=1500.
+    let publisher = {
+        let (client, topic) = (client.clone(), topic.clone());
+        tokio::spawn(async move { publish(&client, &topic, 1..=1500).await })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let third = format!(
+        "\n[[assets]]\npath = \"line/third\"\nmodel = \"Counter\"\nsource = \"moved\"\nbindings.seq = {{ address = \"{topic}-third#$.seq\" }}\n"
+    );
+    std::fs::write(&file, two_sources(&third)).unwrap();
+    let (status, reloaded) = post(&base, "/api/v1/admin/reload");
+    assert_eq!(status, 200, "{reloaded}");
+    assert_eq!(reloaded["result"], "applied", "{reloaded}");
+    let components: Vec<&str> = reloaded["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        components.contains(&"source feed keeps running (its connection stays)"),
+        "{reloaded}"
+    );
+    assert!(
+        components.contains(&"source moved restarts: the addresses it reads changed (+1, -0)"),
+        "{reloaded}"
+    );
+    publisher.await.unwrap();
+    wait_for("every sequence number", Duration::from_secs(30), || {
+        written(&path).contains(&1500)
+    });
+    let seen: BTreeSet<i64> = written(&path).into_iter().collect();
+    let missing: Vec<i64> = (1..=1500).filter(|n| !seen.contains(n)).collect();
+    assert!(missing.is_empty(), "lost across the reload: {missing:?}");
+    assert_eq!(
+        steady_connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the unchanged source kept its one connection"
+    );
+    wait_for(
+        "the restarted source's new connection",
+        Duration::from_secs(10),
+        || moved_connections.load(std::sync::atomic::Ordering::SeqCst) == 2,
+    );
+    drop(running);
+    pump.abort();
+}

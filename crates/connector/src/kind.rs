@@ -117,6 +117,14 @@ pub struct SinkContext<'a, S = Settings> {
 /// A kind of source.
 pub trait SourceKind: Kind {
     fn build(&self, ctx: &SourceContext<'_, Self::Settings>) -> Result<Box<dyn Source>, ComponentError>;
+
+    /// Whether an instance reads more of the configuration than its own settings and
+    /// addresses (through [`SourceContext::topology`]: asset indices, models, bindings). A
+    /// configuration reload keeps a running source whose settings and addresses did not
+    /// change; one that reads the asset tree only when the tree did not change either.
+    fn reads_asset_tree(&self) -> bool {
+        true
+    }
 }
 
 /// A kind of sink.
@@ -142,6 +150,7 @@ pub trait AnyKind: KindSpec {
 /// A source kind with its settings type erased.
 pub trait AnySourceKind: AnyKind {
     fn build(&self, ctx: &SourceContext<'_>) -> Result<Box<dyn Source>, ComponentError>;
+    fn reads_asset_tree(&self) -> bool;
 }
 
 /// A sink kind with its settings type erased.
@@ -237,6 +246,10 @@ impl<K: SourceKind> AnySourceKind for Erased<K> {
             topology: ctx.topology,
             services: ctx.services,
         })
+    }
+
+    fn reads_asset_tree(&self) -> bool {
+        self.kind.reads_asset_tree()
     }
 }
 
@@ -344,10 +357,25 @@ impl Registry {
 
     /// Runs every kind's [`Kind::prepare`] for the instances `plan` enables.
     pub fn prepare(&self, plan: &Plan) -> Result<Services, ComponentError> {
+        let (mut services, sinks) = self.prepare_parts(plan, &Default::default())?;
+        services.extend(&sinks);
+        Ok(services)
+    }
+
+    /// [`Self::prepare`], the sources' services apart from the sinks', leaving out the
+    /// sources named in `running` (kept running by a configuration reload, with the
+    /// services they were prepared with).
+    pub fn prepare_parts(
+        &self,
+        plan: &Plan,
+        running: &std::collections::BTreeSet<String>,
+    ) -> Result<(Services, Services), ComponentError> {
         let mut services = Services::default();
+        let mut sink_services = Services::default();
         let sources = plan
             .sources
             .iter()
+            .filter(|s| !running.contains(&s.name))
             .map(|s| (s.enabled, &s.kind, &s.name, &s.settings));
         let sinks = plan
             .sinks
@@ -371,9 +399,13 @@ impl Registry {
                 self.sources.get(kind).map(|k| k.prepare(plan, &instances))
             };
             if let Some(prepared) = prepared {
-                services.extend(&prepared?);
+                if is_sink {
+                    sink_services.extend(&prepared?);
+                } else {
+                    services.extend(&prepared?);
+                }
             }
         }
-        Ok(services)
+        Ok((services, sink_services))
     }
 }

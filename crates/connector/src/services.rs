@@ -54,6 +54,19 @@ impl Services {
     }
 
     /// The service of type `T` called `name`.
+    /// The services offered under any of `names`, of every type.
+    pub fn only(&self, names: &std::collections::BTreeSet<String>) -> Services {
+        Services {
+            map: Arc::new(
+                self.map
+                    .iter()
+                    .filter(|((_, name), _)| names.contains(name))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+        }
+    }
+
     pub fn named<T: Any + Send + Sync>(&self, name: &str) -> Option<Arc<T>> {
         let (_, entry) = self.map.get(&(TypeId::of::<T>(), name.to_owned()))?;
         entry.clone().downcast::<T>().ok()

@@ -4,7 +4,7 @@
 //! address ids; it never sees assets or sinks. It is run by the supervisor, which builds a
 //! fresh instance after every failure.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use backplane_model::{ContextPatch, Event, Timestamp, Value};
 use futures::future::BoxFuture;
@@ -59,12 +59,20 @@ pub fn write_target<'a, T>(
 /// What a source is given to run.
 #[derive(Clone, Debug)]
 pub struct SourceIo {
-    source: u32,
-    tx: mpsc::Sender<PipelineInput>,
+    /// Where readings go: replaced when a configuration reload keeps this source running
+    /// under the next engine ([`SourceIo::retarget`]), so its connection stays.
+    port: Arc<RwLock<Port>>,
     cancel: CancellationToken,
     /// Outlives source instances, like a sink's input queue.
     writes: Arc<Mutex<mpsc::Receiver<WriteRequest>>>,
     pub status: ComponentStatus,
+}
+
+/// The pipeline a source's readings go to, and the source's index in its topology.
+#[derive(Clone, Debug)]
+struct Port {
+    source: u32,
+    tx: mpsc::Sender<PipelineInput>,
 }
 
 impl SourceIo {
@@ -78,8 +86,7 @@ impl SourceIo {
         status: ComponentStatus,
     ) -> SourceIo {
         SourceIo {
-            source,
-            tx,
+            port: Arc::new(RwLock::new(Port { source, tx })),
             cancel,
             writes: Arc::new(Mutex::new(writes)),
             status,
@@ -90,19 +97,46 @@ impl SourceIo {
     /// (backpressure: a source slows down rather than losing readings). Returns `false`
     /// once the engine is shutting down.
     pub async fn emit(&self, gateway_time: Timestamp, readings: Vec<RawReading>) -> bool {
+        let (source, tx) = self.pipeline();
         let batch = RawBatch {
-            source: self.source,
+            source,
             gateway_time,
             readings,
         };
-        self.tx.send(PipelineInput::Readings(batch)).await.is_ok()
+        tx.send(PipelineInput::Readings(batch)).await.is_ok()
+    }
+
+    /// This source's index in the running topology and the pipeline's input, as of now.
+    /// For the engine (the supervisor's "source down" report); a source calls [`Self::emit`].
+    pub fn pipeline(&self) -> (u32, mpsc::Sender<PipelineInput>) {
+        // A poisoned lock only means a panic elsewhere while swapping two plain fields.
+        let port = self
+            .port
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (port.source, port.tx.clone())
+    }
+
+    /// For the engine, at a configuration reload that keeps this source running: from now
+    /// on its readings go to `tx` under index `source` of the next topology. What it sent
+    /// before stays in the previous pipeline's queue, which drains first.
+    pub fn retarget(&self, source: u32, tx: mpsc::Sender<PipelineInput>) {
+        let mut port = self
+            .port
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *port = Port { source, tx };
     }
 
     /// Hands events to the pipeline, routed in order with this source's readings. For
     /// sources that mirror another gateway (its downtimes, OEE periods, work orders), not
     /// for events the pipeline derives itself. Returns `false` once the engine stops.
     pub async fn emit_events(&self, events: Vec<Event>) -> bool {
-        self.tx.send(PipelineInput::Events(events)).await.is_ok()
+        self.pipeline()
+            .1
+            .send(PipelineInput::Events(events))
+            .await
+            .is_ok()
     }
 
     /// Waits until the pipeline has processed everything this source emitted before: its
@@ -117,7 +151,7 @@ impl SourceIo {
         let call = StageCall(Box::new(move |_, _| {
             let _ = done.send(());
         }));
-        if self.tx.send(PipelineInput::Call(call)).await.is_err() {
+        if self.pipeline().1.send(PipelineInput::Call(call)).await.is_err() {
             return false;
         }
         ran.await.is_ok()
@@ -136,7 +170,7 @@ impl SourceIo {
             by,
             reply,
         };
-        if self.tx.send(input).await.is_err() {
+        if self.pipeline().1.send(input).await.is_err() {
             return false;
         }
         applied.await.is_ok()

@@ -46,11 +46,24 @@ pub struct WritePath {
 impl WritePath {
     /// For the engine: the path and, per source, the receiving end its instances read from.
     pub fn new(topology: &Arc<Topology>) -> (WritePath, Vec<Option<mpsc::Receiver<WriteRequest>>>) {
+        WritePath::keeping(topology, |_| None)
+    }
+
+    /// [`Self::new`], except that a source for which `running` gives the sender of the
+    /// queue its running instance reads (kept by a configuration reload) gets that queue
+    /// again, and no new receiving end.
+    pub fn keeping(
+        topology: &Arc<Topology>,
+        running: impl Fn(usize) -> Option<mpsc::Sender<WriteRequest>>,
+    ) -> (WritePath, Vec<Option<mpsc::Receiver<WriteRequest>>>) {
         let (senders, receivers): (Vec<_>, Vec<_>) = topology
             .sources
             .iter()
-            .map(|s| {
-                if s.enabled {
+            .enumerate()
+            .map(|(i, s)| {
+                if let Some(tx) = running(i) {
+                    (Some(tx), None)
+                } else if s.enabled {
                     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                     (Some(tx), Some(rx))
                 } else {
@@ -65,6 +78,11 @@ impl WritePath {
             },
             receivers,
         )
+    }
+
+    /// The sender of a source's write queue, for a reload that keeps the source running.
+    pub fn sender(&self, source: usize) -> Option<mpsc::Sender<WriteRequest>> {
+        self.senders.get(source).cloned().flatten()
     }
 
     /// Writes a raw value (in the device's terms, before any transform) to the address a

@@ -49,6 +49,10 @@ impl LatestValues {
     }
 
     /// Runs `update` with write access to all slots (one lock per batch).
+    pub(crate) fn read_all<R>(&self, read: impl FnOnce(&[Option<Latest>]) -> R) -> R {
+        read(&self.slots.read())
+    }
+
     pub(crate) fn update(&self, update: impl FnOnce(&mut [Option<Latest>])) {
         update(&mut self.slots.write())
     }

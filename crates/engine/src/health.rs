@@ -51,24 +51,70 @@ pub struct ComponentHealth {
 }
 
 /// The health table; one slot per component, sources first.
+/// The health table. A component reports to its slot, which stays its own for as long as it
+/// runs, across configuration reloads that keep it ([`Health::relayout`]).
 #[derive(Debug)]
 pub struct Health {
-    components: RwLock<Vec<ComponentHealth>>,
+    components: RwLock<Table>,
+}
+
+#[derive(Debug)]
+struct Table {
+    rows: Vec<ComponentHealth>,
+    /// The slots shown, in the configuration's order (sources first).
+    shown: Vec<usize>,
 }
 
 impl Health {
     pub fn new(components: Vec<ComponentHealth>) -> Health {
+        let shown = (0..components.len()).collect();
         Health {
-            components: RwLock::new(components),
+            components: RwLock::new(Table {
+                rows: components,
+                shown,
+            }),
         }
     }
 
+    /// Every shown component, in the configuration's order.
     pub fn snapshot(&self) -> Vec<ComponentHealth> {
-        self.components.read().clone()
+        let table = self.components.read();
+        table.shown.iter().map(|&slot| table.rows[slot].clone()).collect()
+    }
+
+    /// The table for the next configuration, in its order: a row given with a slot (a
+    /// component that keeps running) keeps that slot and what it says; every other row gets
+    /// a slot no longer shown (whose component has stopped). Returns each row's slot.
+    pub(crate) fn relayout(&self, next: Vec<(ComponentHealth, Option<usize>)>) -> Vec<usize> {
+        let mut table = self.components.write();
+        let kept: std::collections::HashSet<usize> = next.iter().filter_map(|(_, slot)| *slot).collect();
+        let mut free = (0..table.rows.len()).filter(|slot| !kept.contains(slot));
+        let mut shown = Vec::with_capacity(next.len());
+        for (row, slot) in next {
+            let slot = match slot {
+                Some(slot) => slot,
+                None => match free.next() {
+                    Some(slot) => {
+                        table.rows[slot] = row;
+                        slot
+                    }
+                    None => {
+                        table.rows.push(row);
+                        table.rows.len() - 1
+                    }
+                },
+            };
+            shown.push(slot);
+        }
+        // Rows beyond the last one used are not needed any more (a smaller configuration).
+        let used = shown.iter().max().map_or(0, |&m| m + 1);
+        table.rows.truncate(used);
+        table.shown = shown.clone();
+        shown
     }
 
     pub(crate) fn set_state(&self, slot: usize, state: ComponentState) {
-        if let Some(c) = self.components.write().get_mut(slot) {
+        if let Some(c) = self.components.write().rows.get_mut(slot) {
             if c.state != state {
                 c.state = state;
                 c.since = Timestamp::now();
@@ -81,7 +127,7 @@ impl Health {
 
     /// Marks a running component degraded (with the reason) or running again (`None`).
     pub(crate) fn set_degraded(&self, slot: usize, reason: Option<String>) {
-        if let Some(c) = self.components.write().get_mut(slot) {
+        if let Some(c) = self.components.write().rows.get_mut(slot) {
             let next = match (&reason, c.state) {
                 (Some(_), ComponentState::Running | ComponentState::Degraded) => ComponentState::Degraded,
                 (None, ComponentState::Degraded) => ComponentState::Running,
@@ -109,7 +155,7 @@ impl Health {
         kind: &'static str,
         retry_at: Option<Timestamp>,
     ) {
-        if let Some(c) = self.components.write().get_mut(slot) {
+        if let Some(c) = self.components.write().rows.get_mut(slot) {
             c.state = if retry_at.is_some() {
                 ComponentState::Restarting
             } else {

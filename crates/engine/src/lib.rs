@@ -26,6 +26,7 @@
 pub mod builtin;
 pub mod cache;
 pub mod context;
+pub mod continuity;
 pub mod durable;
 pub mod feed;
 pub mod health;
@@ -47,10 +48,13 @@ pub use backplane_connector::{
     WriteRequest, payload, topology, writes,
 };
 pub use cache::{Latest, LatestValues};
+pub use continuity::{Effect, Fate};
 pub use health::{ComponentHealth, ComponentState};
 pub use lineage::Lineage;
 pub use pipeline::{Pipeline, Router};
-pub use runtime::{BufferHealth, Engine, EngineHandle, EngineOptions, EngineStopped, HealthReport};
+pub use runtime::{
+    BufferHealth, Engine, EngineHandle, EngineOptions, EngineStopped, HealthReport, ReloadFailed,
+};
 
 /// A registry with the kinds built into the engine: `simulator` (source) and `jsonl`
 /// (sink). The binary adds the protocol crates' kinds and the stages.

@@ -75,21 +75,22 @@ pub struct BufferMetrics {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// What the next engine of a configuration reload takes over, so counters continue
+    /// (and a component that keeps running keeps reporting to the families shown).
+    families: Families,
+    /// The sinks' names, whose series a reload removes when they go.
+    sink_labels: Vec<String>,
     pub sources: Vec<SourceMetrics>,
     pub sinks: Vec<SinkMetrics>,
     buffers: BufferFamilies,
-    /// Records lost by recovery: checksum failures and torn tails, since start.
     pub buffer_corrupted: Counter,
-    /// Batches that could not be written to the log (disk full, I/O error).
     pub buffer_append_errors: Counter,
     pub samples: Counter,
     pub transform_errors: Counter,
     pub deadband_suppressed: Counter,
     pub events: Counter,
     pub stream_lagged: Counter,
-    /// Counters that sources and sinks keep about themselves (see `ComponentStatus::counter`).
     pub component_events: Family<EventLabels, Counter>,
-    /// Delays that sources and sinks measure (see `ComponentStatus::delay`).
     pub component_delays: DelayFamily,
 }
 
@@ -103,61 +104,156 @@ pub struct DelayLabels {
 /// `backplane_component_delay_seconds`, every histogram with the same buckets.
 pub type DelayFamily = Family<DelayLabels, Histogram, fn() -> Histogram>;
 
+/// The metric families and counters, shared (they are handles) by the engines of one process.
+#[derive(Clone, Debug)]
+struct Families {
+    readings: Family<NameLabel, Counter>,
+    source_restarts: Family<NameLabel, Counter>,
+    source_stale: Family<NameLabel, Counter>,
+    sink_records: Family<NameLabel, Counter>,
+    sink_dropped: Family<NameLabel, Counter>,
+    sink_restarts: Family<NameLabel, Counter>,
+    sink_wait: Family<NameLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
+    up: Family<ComponentLabels, Gauge>,
+    build: Family<BuildLabels, Gauge>,
+    buffers: BufferFamilies,
+    buffer_corrupted: Counter,
+    buffer_append_errors: Counter,
+    samples: Counter,
+    transform_errors: Counter,
+    deadband_suppressed: Counter,
+    events: Counter,
+    stream_lagged: Counter,
+    component_events: Family<EventLabels, Counter>,
+    component_delays: DelayFamily,
+    /// Per source name: when it last delivered a reading (kept across reloads).
+    last_reading: std::collections::HashMap<String, std::sync::Arc<std::sync::atomic::AtomicI64>>,
+}
+
+impl Families {
+    fn new() -> Families {
+        Families {
+            readings: Family::default(),
+            source_restarts: Family::default(),
+            source_stale: Family::default(),
+            sink_records: Family::default(),
+            sink_dropped: Family::default(),
+            sink_restarts: Family::default(),
+            sink_wait: Family::default(),
+            up: Family::default(),
+            build: Family::default(),
+            buffers: BufferFamilies::default(),
+            buffer_corrupted: Counter::default(),
+            buffer_append_errors: Counter::default(),
+            samples: Counter::default(),
+            transform_errors: Counter::default(),
+            deadband_suppressed: Counter::default(),
+            events: Counter::default(),
+            stream_lagged: Counter::default(),
+            component_events: Family::default(),
+            component_delays: Family::new_with_constructor(backplane_connector::delay_histogram),
+            last_reading: Default::default(),
+        }
+    }
+}
+
 impl Metrics {
     pub fn new(source_names: &[String], sink_names: &[String], config_version: &str) -> Metrics {
+        Metrics::with(Families::new(), source_names, sink_names, config_version)
+    }
+
+    /// The metrics of the engine that replaces this one at a configuration reload: every
+    /// counter continues; the series of components no longer configured are removed.
+    pub fn next(&self, source_names: &[String], sink_names: &[String], config_version: &str) -> Metrics {
+        let mut f = self.families.clone();
+        let gone = |names: &[String], kept: &[String]| -> Vec<NameLabel> {
+            names
+                .iter()
+                .filter(|n| !kept.contains(n))
+                .map(|n| NameLabel { name: n.clone() })
+                .collect()
+        };
+        let old_sources: Vec<String> = f.last_reading.keys().cloned().collect();
+        for l in gone(&old_sources, source_names) {
+            f.readings.remove(&l);
+            f.source_restarts.remove(&l);
+            f.source_stale.remove(&l);
+            f.up.remove(&ComponentLabels {
+                component: "source".to_owned(),
+                name: l.name.clone(),
+            });
+            f.last_reading.remove(&l.name);
+        }
+        for l in gone(&self.sink_names(), sink_names) {
+            f.sink_records.remove(&l);
+            f.sink_dropped.remove(&l);
+            f.sink_restarts.remove(&l);
+            f.sink_wait.remove(&l);
+            f.up.remove(&ComponentLabels {
+                component: "sink".to_owned(),
+                name: l.name.clone(),
+            });
+            f.buffers.remove(&l);
+        }
+        f.build.clear();
+        Metrics::with(f, source_names, sink_names, config_version)
+    }
+
+    fn sink_names(&self) -> Vec<String> {
+        self.sink_labels.clone()
+    }
+
+    fn with(
+        mut f: Families,
+        source_names: &[String],
+        sink_names: &[String],
+        config_version: &str,
+    ) -> Metrics {
         let mut registry = Registry::with_prefix("backplane");
-        let readings = Family::<NameLabel, Counter>::default();
-        let source_restarts = Family::<NameLabel, Counter>::default();
-        let source_stale = Family::<NameLabel, Counter>::default();
-        let sink_records = Family::<NameLabel, Counter>::default();
-        let sink_dropped = Family::<NameLabel, Counter>::default();
-        let sink_restarts = Family::<NameLabel, Counter>::default();
-        let sink_wait = Family::<NameLabel, Counter<f64, std::sync::atomic::AtomicU64>>::default();
-        let up = Family::<ComponentLabels, Gauge>::default();
-        let build = Family::<BuildLabels, Gauge>::default();
         registry.register(
             "source_readings",
             "Raw readings received from each source",
-            readings.clone(),
+            f.readings.clone(),
         );
         registry.register(
             "source_restarts",
             "Restarts of each source by the supervisor",
-            source_restarts.clone(),
+            f.source_restarts.clone(),
         );
         registry.register(
             "source_stale_values",
             "Values of each source that turned uncertain (last_usable_value): not read again within their stale_after",
-            source_stale.clone(),
+            f.source_stale.clone(),
         );
         registry.register(
             "sink_records",
             "Samples and events queued to each sink",
-            sink_records.clone(),
+            f.sink_records.clone(),
         );
         registry.register(
             "sink_dropped",
             "Samples and events not delivered because the sink's input had closed (the engine was stopping)",
-            sink_dropped.clone(),
+            f.sink_dropped.clone(),
         );
         registry.register(
             "sink_wait_seconds",
             "Time the pipeline waited for each local sink's full queue (backpressure: sources slow down, nothing is lost)",
-            sink_wait.clone(),
+            f.sink_wait.clone(),
         );
         registry.register(
             "sink_restarts",
             "Restarts of each sink by the supervisor",
-            sink_restarts.clone(),
+            f.sink_restarts.clone(),
         );
         registry.register(
             "component_up",
             "1 while the component runs, 0 while it is down",
-            up.clone(),
+            f.up.clone(),
         );
-        registry.register("build_info", "Binary and configuration version", build.clone());
+        registry.register("build_info", "Binary and configuration version", f.build.clone());
 
         let label = |n: &str| NameLabel { name: n.to_owned() };
+        let up = f.up.clone();
         let up_of = |component: &str, name: &str| {
             up.get_or_create(&ComponentLabels {
                 component: component.to_owned(),
@@ -168,101 +264,94 @@ impl Metrics {
         let sources = source_names
             .iter()
             .map(|n| SourceMetrics {
-                readings: readings.get_or_create(&label(n)).clone(),
-                restarts: source_restarts.get_or_create(&label(n)).clone(),
+                readings: f.readings.get_or_create(&label(n)).clone(),
+                restarts: f.source_restarts.get_or_create(&label(n)).clone(),
                 up: up_of("source", n),
-                stale: source_stale.get_or_create(&label(n)).clone(),
-                last_reading: Default::default(),
+                stale: f.source_stale.get_or_create(&label(n)).clone(),
+                last_reading: f.last_reading.entry(n.clone()).or_default().clone(),
             })
             .collect();
         let sinks = sink_names
             .iter()
             .map(|n| SinkMetrics {
-                records: sink_records.get_or_create(&label(n)).clone(),
-                dropped: sink_dropped.get_or_create(&label(n)).clone(),
-                restarts: sink_restarts.get_or_create(&label(n)).clone(),
+                records: f.sink_records.get_or_create(&label(n)).clone(),
+                dropped: f.sink_dropped.get_or_create(&label(n)).clone(),
+                restarts: f.sink_restarts.get_or_create(&label(n)).clone(),
                 up: up_of("sink", n),
-                wait_seconds: sink_wait.get_or_create(&label(n)).clone(),
+                wait_seconds: f.sink_wait.get_or_create(&label(n)).clone(),
             })
             .collect();
-        let buffers = BufferFamilies::register(&mut registry);
-        let buffer_corrupted = Counter::default();
-        let buffer_append_errors = Counter::default();
+        f.buffers.register(&mut registry);
         registry.register(
             "buffer_corrupted_records",
             "Damaged records the store-and-forward log skipped when it was opened (counted, never silent)",
-            buffer_corrupted.clone(),
+            f.buffer_corrupted.clone(),
         );
         registry.register(
             "buffer_append_errors",
             "Batches that could not be written to the store-and-forward log (lost for buffered sinks)",
-            buffer_append_errors.clone(),
+            f.buffer_append_errors.clone(),
         );
-        build
+        f.build
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 config_version: config_version.to_owned(),
             })
             .set(1);
-
-        let samples = Counter::default();
-        let transform_errors = Counter::default();
-        let deadband_suppressed = Counter::default();
-        let events = Counter::default();
-        let stream_lagged = Counter::default();
         registry.register(
             "pipeline_samples",
             "Samples produced by the pipeline",
-            samples.clone(),
+            f.samples.clone(),
         );
         registry.register(
             "pipeline_transform_errors",
             "Readings whose transform chain failed (reported with bad quality)",
-            transform_errors.clone(),
+            f.transform_errors.clone(),
         );
         registry.register(
             "pipeline_deadband_suppressed",
             "Readings not reported because they stayed inside their deadband",
-            deadband_suppressed.clone(),
+            f.deadband_suppressed.clone(),
         );
-        registry.register("pipeline_events", "Events routed by the pipeline", events.clone());
+        registry.register(
+            "pipeline_events",
+            "Events routed by the pipeline",
+            f.events.clone(),
+        );
         registry.register(
             "stream_lagged",
             "Batches a slow live-stream subscriber missed",
-            stream_lagged.clone(),
+            f.stream_lagged.clone(),
         );
-        let component_events = Family::<EventLabels, Counter>::default();
         registry.register(
             "component_events",
             "Events sources and sinks count about themselves, e.g. messages_lost or dcmd_refused",
-            component_events.clone(),
+            f.component_events.clone(),
         );
-        let component_delays: DelayFamily =
-            Family::new_with_constructor(backplane_connector::delay_histogram);
         registry.register(
             "component_delay_seconds",
             "Delays sources and sinks measure about themselves, e.g. a sample's way from the device's answer to the socket (what = device_to_socket)",
-            component_delays.clone(),
+            f.component_delays.clone(),
         );
         Metrics {
             registry,
-            component_delays,
             sources,
             sinks,
-            buffers,
-            buffer_corrupted,
-            buffer_append_errors,
-            samples,
-            transform_errors,
-            deadband_suppressed,
-            events,
-            stream_lagged,
-            component_events,
+            buffers: f.buffers.clone(),
+            buffer_corrupted: f.buffer_corrupted.clone(),
+            buffer_append_errors: f.buffer_append_errors.clone(),
+            samples: f.samples.clone(),
+            transform_errors: f.transform_errors.clone(),
+            deadband_suppressed: f.deadband_suppressed.clone(),
+            events: f.events.clone(),
+            stream_lagged: f.stream_lagged.clone(),
+            component_events: f.component_events.clone(),
+            component_delays: f.component_delays.clone(),
+            sink_labels: sink_names.to_vec(),
+            families: f,
         }
     }
 
-    /// The backlog metrics of a buffered sink (created on first use, so local sinks have
-    /// none).
     pub fn buffer(&self, sink: &str) -> BufferMetrics {
         self.buffers.get(sink)
     }
@@ -295,7 +384,7 @@ impl Metrics {
 }
 
 /// The label families behind [`BufferMetrics`].
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct BufferFamilies {
     backlog_samples: Family<NameLabel, Gauge>,
     backlog_bytes: Family<NameLabel, Gauge>,
@@ -309,72 +398,65 @@ struct BufferFamilies {
 }
 
 impl BufferFamilies {
-    fn register(registry: &mut Registry) -> BufferFamilies {
-        let backlog_samples = Family::<NameLabel, Gauge>::default();
-        let backlog_bytes = Family::<NameLabel, Gauge>::default();
-        let oldest = Family::<NameLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        let drain_rate = Family::<NameLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        let delivered = Family::<NameLabel, Counter>::default();
-        let acked = Family::<NameLabel, Counter>::default();
-        let dropped = Family::<NameLabel, Counter>::default();
-        let unreadable = Family::<NameLabel, Counter>::default();
-        let unknown_tags = Family::<NameLabel, Counter>::default();
+    fn register(&self, registry: &mut Registry) {
         registry.register(
             "buffer_backlog_samples",
             "Samples and events in a buffered sink's backlog (appended, not yet acknowledged)",
-            backlog_samples.clone(),
+            self.backlog_samples.clone(),
         );
         registry.register(
             "buffer_backlog_bytes",
             "Bytes of log a buffered sink still needs",
-            backlog_bytes.clone(),
+            self.backlog_bytes.clone(),
         );
         registry.register(
             "buffer_oldest_age_seconds",
             "Age of the oldest unacknowledged record of a buffered sink",
-            oldest.clone(),
+            self.oldest.clone(),
         );
         registry.register(
             "buffer_drain_rate",
             "Samples and events per second a buffered sink's destination acknowledged (10 s average)",
-            drain_rate.clone(),
+            self.drain_rate.clone(),
         );
         registry.register(
             "buffer_delivered",
             "Samples and events handed to a buffered sink, replays included",
-            delivered.clone(),
+            self.delivered.clone(),
         );
         registry.register(
             "buffer_acked",
             "Samples and events a buffered sink's destination confirmed",
-            acked.clone(),
+            self.acked.clone(),
         );
         registry.register(
-        "buffer_dropped",
-        "Samples and events lost because a buffered sink's backlog exceeded its quota (overflow = drop-oldest)",
-        dropped.clone(),
-    );
+            "buffer_dropped",
+            "Samples and events lost because a buffered sink's backlog exceeded its quota (overflow = drop-oldest)",
+            self.dropped.clone(),
+        );
         registry.register(
             "buffer_unreadable",
             "Samples and events in log records this version could not decode (skipped)",
-            unreadable.clone(),
+            self.unreadable.clone(),
         );
         registry.register(
             "buffer_unknown_tags",
             "Buffered samples skipped because their tag is no longer configured",
-            unknown_tags.clone(),
+            self.unknown_tags.clone(),
         );
-        BufferFamilies {
-            backlog_samples,
-            backlog_bytes,
-            oldest,
-            drain_rate,
-            delivered,
-            acked,
-            dropped,
-            unreadable,
-            unknown_tags,
-        }
+    }
+
+    /// Removes a sink's series (it is no longer configured).
+    fn remove(&self, l: &NameLabel) {
+        self.backlog_samples.remove(l);
+        self.backlog_bytes.remove(l);
+        self.oldest.remove(l);
+        self.drain_rate.remove(l);
+        self.delivered.remove(l);
+        self.acked.remove(l);
+        self.dropped.remove(l);
+        self.unreadable.remove(l);
+        self.unknown_tags.remove(l);
     }
 
     fn get(&self, sink: &str) -> BufferMetrics {

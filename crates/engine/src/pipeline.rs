@@ -124,6 +124,38 @@ impl Pipeline {
         self.stages.push(stage);
     }
 
+    /// After a configuration reload, before the first input: takes over from `previous`,
+    /// tag by tag (by path, where the tag's model and attribute did not change), the latest
+    /// value and what the deadband and age checks keep. A source that a reload keeps
+    /// running does not report unchanged values again, so without this the API would show
+    /// nothing for them and their values could not turn stale. Returns the tags taken over.
+    pub(crate) fn take_over(&mut self, previous: &Pipeline) -> usize {
+        let (old, new) = (&previous.topology, &self.topology);
+        let pairs: Vec<(usize, usize)> = new
+            .tags
+            .iter()
+            .filter_map(|info| {
+                let was = old.tag_by_path(&info.path)?;
+                (was.model == info.model && was.attribute == info.attribute)
+                    .then(|| (was.id.index(), info.id.index()))
+            })
+            .collect();
+        for &(from, to) in &pairs {
+            self.state[to] = previous.state[from].clone();
+        }
+        previous.cache.read_all(|before| {
+            self.cache.update(|slots| {
+                for &(from, to) in &pairs {
+                    if let Some(mut latest) = before[from].clone() {
+                        latest.sample.tag = TagId(to as u32);
+                        slots[to] = Some(latest);
+                    }
+                }
+            })
+        });
+        pairs.len()
+    }
+
     /// Lets every stage persist what must survive a restart (the pipeline has stopped).
     pub fn stop_stages(&mut self) {
         for stage in &mut self.stages {

@@ -8,6 +8,8 @@ use std::time::Duration;
 use backplane_buffer::{
     FsyncPolicy, Log, LogOptions, Overflow as BufferOverflow, Reader, ReaderMonitor, ReaderOptions,
 };
+use std::collections::BTreeSet;
+
 use backplane_config::{Fsync, Overflow, Plan};
 use backplane_model::{BadReason, Context, ContextField, ContextPatch, Event, Quality, TagId, Timestamp};
 use serde::Serialize;
@@ -25,6 +27,7 @@ use backplane_security::AuditTrail;
 
 use crate::cache::{Latest, LatestValues};
 use crate::context::ContextStore;
+use crate::continuity::{self, Effect};
 use crate::durable::{BufferedInput, LogWriter};
 use crate::feed::{BufferFeed, QueueFeed};
 use crate::health::{ComponentHealth, ComponentState, Health};
@@ -263,9 +266,11 @@ pub struct EngineHandle {
 pub struct Engine {
     handle: EngineHandle,
     input: mpsc::Sender<PipelineInput>,
-    source_cancel: CancellationToken,
     sink_cancel: CancellationToken,
-    sources: Vec<JoinHandle<()>>,
+    sources: Vec<RunningSource>,
+    /// What the source kinds prepared for the running sources (e.g. a webhook's route),
+    /// which a reload that keeps a source running hands on with it.
+    source_services: Services,
     sinks: Vec<JoinHandle<()>>,
     pipeline: JoinHandle<Pipeline>,
     buffer_task: Option<JoinHandle<()>>,
@@ -273,11 +278,39 @@ pub struct Engine {
     drain_timeout: Duration,
 }
 
+/// One running source's supervisor and what a reload needs to keep it running under the
+/// next engine: the handle whose pipeline it retargets, its health slot and write queue.
+#[derive(Debug)]
+struct RunningSource {
+    name: String,
+    io: SourceIo,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+    slot: usize,
+    writes: Option<mpsc::Sender<WriteRequest>>,
+}
+
+/// What an engine started by a reload takes over from the one it replaces. Given back
+/// unused when the start fails before anything of the new engine runs.
+#[derive(Debug, Default)]
+struct Carry {
+    health: Option<Arc<Health>>,
+    metrics: Option<Arc<Metrics>>,
+    /// The sources kept running; their readings wait in `input` meanwhile.
+    sources: Vec<RunningSource>,
+    source_services: Services,
+    input: Option<(mpsc::Sender<PipelineInput>, mpsc::Receiver<PipelineInput>)>,
+    /// The stopped pipeline: the latest values and deadband state to take over.
+    previous: Option<Pipeline>,
+}
+
 /// What every part of a starting engine shares.
 struct Core {
     topology: Arc<Topology>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    /// Each configured component's health slot: sources, then sinks, in plan order.
+    slots: Vec<usize>,
     input_tx: mpsc::Sender<PipelineInput>,
     gate: WriteGate,
     services: Services,
@@ -286,24 +319,184 @@ struct Core {
     options: EngineOptions,
 }
 
+/// A reload that could not start the new configuration, and what runs instead.
+#[derive(Debug)]
+pub struct ReloadFailed {
+    /// Why the new configuration did not start.
+    pub error: ComponentError,
+    /// The previous configuration, started again; `None` when that failed as well and
+    /// nothing runs.
+    pub engine: Option<Engine>,
+}
+
 impl Engine {
     /// Starts every enabled source and sink of `plan`, the registry's stages, and the
     /// pipeline between them. Must be called inside a Tokio runtime.
     pub fn start(plan: Plan, registry: &Registry, options: EngineOptions) -> Result<Engine, ComponentError> {
-        // Services the kinds open before anything runs (e.g. the historian's stores).
-        let mut services = registry.prepare(&plan)?;
-        services.extend(&options.services);
-        let topology = Arc::new(Topology::new(plan));
+        Engine::launch(Arc::new(Topology::new(plan)), registry, options, Carry::default()).map_err(|(e, _)| e)
+    }
+
+    /// Replaces the running configuration with `plan` (see docs/configuration.md, "Reloading").
+    /// Sources whose entry and addresses did not change keep running, connections and all
+    /// ([`continuity::effects`] decides); the others stop. The pipeline drains, the stages
+    /// save their state, the sinks drain (buffered sinks keep their backlog in the log)
+    /// and stop. The next engine then starts with the health table, the metrics' counters,
+    /// the latest values and the kept sources of this one; what those read meanwhile
+    /// waited in its input queue. `record` is called with each plan about to start, why
+    /// ("reload", "reload-fallback") and from when it is in force (the moment the kept
+    /// sources' readings went to the next engine). Should the new plan not start, the previous one
+    /// starts again, its kept sources then restarted as well.
+    pub async fn reload(
+        self,
+        plan: Plan,
+        registry: &Registry,
+        options: EngineOptions,
+        record: &mut (dyn FnMut(&Plan, &str, Timestamp) + Send),
+    ) -> Result<(Engine, Vec<Effect>), ReloadFailed> {
+        let old_topology = self.handle.shared.topology.clone();
+        let new_topology = Arc::new(Topology::new(plan));
+        let effects = continuity::effects(&old_topology, &new_topology, registry);
+        let keep: BTreeSet<String> = continuity::kept_sources(&old_topology, &new_topology, registry)
+            .into_iter()
+            .collect();
+        let Engine {
+            handle,
+            input,
+            sink_cancel,
+            sources,
+            source_services,
+            sinks,
+            pipeline,
+            buffer_task,
+            clock_tasks,
+            drain_timeout,
+        } = self;
+        let (kept, stopping): (Vec<_>, Vec<_>) = sources.into_iter().partition(|s| keep.contains(&s.name));
+        stop_sources(stopping).await;
+        // From here the kept sources' readings wait for the next pipeline, in order: they
+        // are read under the next configuration, which is in force from now.
+        let switch = Timestamp::now();
+        let (tx, rx) = mpsc::channel(options.input_queue.max(1));
+        for source in &kept {
+            if let Some(j) = new_topology
+                .plan
+                .sources
+                .iter()
+                .position(|s| s.name == source.name)
+            {
+                source.io.retarget(j as u32, tx.clone());
+            }
+        }
+        for source in &kept {
+            tracing::info!(source = %source.name, "reload: keeps running");
+        }
+        let previous = stop_downstream(
+            &handle,
+            input,
+            sink_cancel,
+            sinks,
+            pipeline,
+            buffer_task,
+            clock_tasks,
+            drain_timeout,
+        )
+        .await;
+        let carry = Carry {
+            health: Some(handle.shared.health.clone()),
+            metrics: Some(handle.shared.metrics.clone()),
+            sources: kept,
+            source_services: source_services.only(&keep),
+            input: Some((tx, rx)),
+            previous,
+        };
+        record(&new_topology.plan, "reload", switch);
+        let (error, mut carry) = match Engine::launch(new_topology.clone(), registry, options.clone(), carry)
+        {
+            Ok(engine) => return Ok((engine, effects)),
+            Err(failed) => failed,
+        };
+        tracing::error!(error = %error, "reload: the new configuration did not start; starting the previous one again");
+        let fallback = Arc::new(Topology::new(old_topology.bound_plan()));
+        carry.restart_sources(&new_topology, &fallback).await;
+        // In force from the same moment: the version that did not start read nothing.
+        record(&fallback.plan, "reload-fallback", switch);
+        match Engine::launch(fallback, registry, options, *carry) {
+            Ok(engine) => Err(ReloadFailed {
+                error,
+                engine: Some(engine),
+            }),
+            Err((again, _)) => {
+                tracing::error!(error = %again, "reload: the previous configuration did not start again either");
+                Err(ReloadFailed { error, engine: None })
+            }
+        }
+    }
+
+    /// Starts an engine for `topology`, taking over what `carry` holds. The steps that can
+    /// fail come first, before anything runs; on failure the carry is given back.
+    fn launch(
+        topology: Arc<Topology>,
+        registry: &Registry,
+        options: EngineOptions,
+        mut carry: Carry,
+    ) -> Result<Engine, (ComponentError, Box<Carry>)> {
         let plan = &topology.plan;
-        let metrics = Arc::new(Metrics::new(
-            &plan.sources.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
-            &plan.sinks.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
-            &plan.version,
-        ));
+        if let Err(e) = known_kinds(plan, registry) {
+            return Err((e, Box::new(carry)));
+        }
+        let running: BTreeSet<String> = carry.sources.iter().map(|s| s.name.clone()).collect();
+        // Services the kinds open before anything runs (e.g. the historian's stores); a
+        // kept source keeps those it was prepared with.
+        let (mut source_services, sink_services) = match registry.prepare_parts(plan, &running) {
+            Ok(parts) => parts,
+            Err(e) => return Err((e, Box::new(carry))),
+        };
+        source_services.extend(&carry.source_services);
+        let mut services = source_services.clone();
+        services.extend(&sink_services);
+        services.extend(&options.services);
+        let source_names: Vec<String> = plan.sources.iter().map(|s| s.name.clone()).collect();
+        let sink_names: Vec<String> = plan.sinks.iter().map(|s| s.name.clone()).collect();
+        let metrics = Arc::new(match &carry.metrics {
+            Some(previous) => previous.next(&source_names, &sink_names, &plan.version),
+            None => Metrics::new(&source_names, &sink_names, &plan.version),
+        });
         let now = Timestamp::now();
-        let health = Arc::new(Health::new(health_rows(plan, now)));
-        let (input_tx, input_rx) = mpsc::channel(options.input_queue.max(1));
-        let (writes, write_rxs) = WritePath::new(&topology);
+        let rows = health_rows(plan, now);
+        let (health, slots) = match &carry.health {
+            Some(health) => {
+                let kept_slot = |name: &str| carry.sources.iter().find(|s| s.name == name).map(|s| s.slot);
+                let layout = rows
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, row)| {
+                        let slot = (i < plan.sources.len()).then(|| kept_slot(&row.name)).flatten();
+                        (row, slot)
+                    })
+                    .collect();
+                let slots = health.relayout(layout);
+                (health.clone(), slots)
+            }
+            None => {
+                let slots = (0..rows.len()).collect();
+                (Arc::new(Health::new(rows)), slots)
+            }
+        };
+        let input_tx = carry
+            .input
+            .get_or_insert_with(|| mpsc::channel(options.input_queue.max(1)))
+            .0
+            .clone();
+        let kept_writes = |i: usize| {
+            let name = &plan.sources[i].name;
+            carry
+                .sources
+                .iter()
+                .find(|s| &s.name == name)
+                .and_then(|s| s.writes.clone())
+        };
+        let (writes, write_rxs) = WritePath::keeping(&topology, kept_writes);
+        let write_senders: Vec<_> = (0..plan.sources.len()).map(|i| writes.sender(i)).collect();
         let cache = Arc::new(LatestValues::new(topology.tags.len()));
         // The one door to the machines: sinks and the API get the gate, never the path.
         let audit = services
@@ -314,15 +507,27 @@ impl Engine {
             topology: topology.clone(),
             metrics,
             health,
+            slots,
             input_tx,
             gate,
             services,
             input_closed: CancellationToken::new(),
             options,
         };
-        let stages = build_stages(registry, &mut core)?;
+        let stages = match build_stages(registry, &mut core) {
+            Ok(stages) => stages,
+            Err(e) => return Err((e, Box::new(carry))),
+        };
+        let log = match open_log(plan, &core.metrics) {
+            Ok(log) => log,
+            Err(e) => return Err((e, Box::new(carry))),
+        };
+        // Nothing below fails: the carry is used up.
+        let Some((_, input_rx)) = carry.input.take() else {
+            unreachable!("the input queue was made above")
+        };
         // Sinks first, so nothing the first readings produce is missed.
-        let sinks = start_sinks(registry, &core)?;
+        let sinks = start_sinks(registry, &core, log);
         let (stream, _) = broadcast::channel(core.options.stream_queue.max(1));
         let contexts = Arc::new(ContextStore::new(&topology));
         for (path, own) in &core.options.contexts {
@@ -349,6 +554,10 @@ impl Engine {
             cache.clone(),
             core.metrics.clone(),
         );
+        if let Some(previous) = carry.previous.take() {
+            let tags = pipeline.take_over(&previous);
+            tracing::debug!(tags, "reload: latest values taken over");
+        }
         let has_stages = !stages.is_empty();
         let age_period = pipeline.shortest_stale_after().map(age_tick);
         for stage in stages {
@@ -379,7 +588,19 @@ impl Engine {
                 PipelineInput::Age,
             )));
         }
-        let (source_cancel, source_tasks) = start_sources(registry, &core, write_rxs)?;
+        let mut sources = std::mem::take(&mut carry.sources);
+        for source in &sources {
+            if let Some(j) = plan.sources.iter().position(|s| s.name == source.name) {
+                source.io.retarget(j as u32, core.input_tx.clone());
+            }
+        }
+        sources.extend(start_sources(
+            registry,
+            &core,
+            write_rxs,
+            &write_senders,
+            &running,
+        ));
 
         let shared = Arc::new(Shared {
             topology: topology.clone(),
@@ -398,9 +619,9 @@ impl Engine {
         Ok(Engine {
             handle: EngineHandle { shared },
             input: core.input_tx,
-            source_cancel,
             sink_cancel: sinks.cancel,
-            sources: source_tasks,
+            sources,
+            source_services,
             sinks: sinks.tasks,
             pipeline: pipeline_task,
             buffer_task,
@@ -415,40 +636,178 @@ impl Engine {
 
     /// Stops sources, lets the pipeline and sinks drain what was read, then stops them.
     pub async fn shutdown(self) {
-        self.source_cancel.cancel();
-        for task in self.sources {
-            let _ = task.await;
+        let Engine {
+            handle,
+            input,
+            sink_cancel,
+            sources,
+            source_services: _,
+            sinks,
+            pipeline,
+            buffer_task,
+            clock_tasks,
+            drain_timeout,
+        } = self;
+        stop_sources(sources).await;
+        drop(
+            stop_downstream(
+                &handle,
+                input,
+                sink_cancel,
+                sinks,
+                pipeline,
+                buffer_task,
+                clock_tasks,
+                drain_timeout,
+            )
+            .await,
+        );
+    }
+}
+
+impl Carry {
+    /// For a fallback after a failed start: the kept sources stop too (the previous
+    /// configuration starts them afresh), and what they read meanwhile, numbered for
+    /// `from`, is renumbered for `to`, in order.
+    async fn restart_sources(&mut self, from: &Topology, to: &Topology) {
+        stop_sources(std::mem::take(&mut self.sources)).await;
+        self.source_services = Services::default();
+        let Some((tx, mut rx)) = self.input.take() else {
+            return;
+        };
+        let renumber = |source: u32| {
+            let name = &from.plan.sources.get(source as usize)?.name;
+            to.plan
+                .sources
+                .iter()
+                .position(|s| &s.name == name)
+                .map(|j| j as u32)
+        };
+        let (next_tx, next_rx) = mpsc::channel(tx.max_capacity());
+        drop(tx);
+        while let Ok(input) = rx.try_recv() {
+            let input = match input {
+                PipelineInput::Readings(mut batch) => match renumber(batch.source) {
+                    Some(j) => {
+                        batch.source = j;
+                        PipelineInput::Readings(batch)
+                    }
+                    None => continue,
+                },
+                PipelineInput::SourceDown {
+                    source,
+                    quality,
+                    time,
+                } => match renumber(source) {
+                    Some(source) => PipelineInput::SourceDown {
+                        source,
+                        quality,
+                        time,
+                    },
+                    None => continue,
+                },
+                other => other,
+            };
+            // The same capacity, and nothing else sends: it fits.
+            let _ = next_tx.try_send(input);
         }
-        // Last strong sender: the pipeline ends once the queue is drained, which closes the
-        // sink queues so each sink flushes and returns.
-        drop(self.input);
-        for clock in &self.clock_tasks {
-            clock.abort();
-        }
-        match self.pipeline.await {
-            Ok(mut pipeline) => {
-                // Stages save their state (e.g. production), off the async workers.
-                if let Err(e) = tokio::task::spawn_blocking(move || pipeline.stop_stages()).await {
+        self.input = Some((next_tx, next_rx));
+    }
+}
+
+/// Stops sources and waits for each to end.
+async fn stop_sources(sources: Vec<RunningSource>) {
+    for source in &sources {
+        source.cancel.cancel();
+    }
+    for source in sources {
+        let _ = source.task.await;
+    }
+}
+
+/// Everything after the sources: the pipeline ends once its queue is drained (the input
+/// sender given here is the last strong one), stages save their state, sinks flush and
+/// return. Returns the stopped pipeline, for a reload to take its latest values over.
+#[allow(clippy::too_many_arguments)]
+async fn stop_downstream(
+    handle: &EngineHandle,
+    input: mpsc::Sender<PipelineInput>,
+    sink_cancel: CancellationToken,
+    sinks: Vec<JoinHandle<()>>,
+    pipeline: JoinHandle<Pipeline>,
+    buffer_task: Option<JoinHandle<()>>,
+    clock_tasks: Vec<JoinHandle<()>>,
+    drain_timeout: Duration,
+) -> Option<Pipeline> {
+    drop(input);
+    for clock in &clock_tasks {
+        clock.abort();
+    }
+    let stopped = match pipeline.await {
+        Ok(mut pipeline) => {
+            // Stages save their state (e.g. production), off the async workers.
+            match tokio::task::spawn_blocking(move || {
+                pipeline.stop_stages();
+                pipeline
+            })
+            .await
+            {
+                Ok(pipeline) => Some(pipeline),
+                Err(e) => {
                     tracing::error!(error = %e, "a derive stage failed while stopping");
+                    None
                 }
             }
-            Err(e) => tracing::error!(error = %e, "the pipeline task failed"),
         }
-        let drain = async {
-            for task in self.sinks {
-                let _ = task.await;
-            }
-        };
-        if tokio::time::timeout(self.drain_timeout, drain).await.is_err() {
-            tracing::warn!("sinks did not drain in time; stopping them");
-            self.sink_cancel.cancel();
+        Err(e) => {
+            tracing::error!(error = %e, "the pipeline task failed");
+            None
         }
-        if let Some(task) = self.buffer_task {
-            task.abort();
+    };
+    let mut sinks = sinks;
+    let drain = async {
+        for task in &mut sinks {
+            let _ = task.await;
         }
-        self.handle.shared.stopped.cancel();
-        tracing::info!("engine stopped");
+    };
+    if tokio::time::timeout(drain_timeout, drain).await.is_err() {
+        tracing::warn!("sinks did not drain in time; stopping them");
+        sink_cancel.cancel();
+        // Each supervisor gives its sink a few seconds, then aborts it: wait for that, so
+        // no stopped sink reports on a health slot the next engine hands to another.
+        let _ = tokio::time::timeout(
+            supervisor::STOP_GRACE + Duration::from_secs(1),
+            futures::future::join_all(sinks.into_iter().filter(|t| !t.is_finished())),
+        )
+        .await;
     }
+    if let Some(task) = buffer_task {
+        task.abort();
+    }
+    handle.shared.stopped.cancel();
+    tracing::info!("engine stopped");
+    stopped
+}
+
+/// Every enabled source's and sink's kind is registered.
+fn known_kinds(plan: &Plan, registry: &Registry) -> Result<(), ComponentError> {
+    for spec in plan.sources.iter().filter(|s| s.enabled) {
+        if registry.source(&spec.kind).is_none() {
+            return Err(ComponentError::config(format!(
+                "source `{}`: unknown kind `{}`",
+                spec.name, spec.kind
+            )));
+        }
+    }
+    for spec in plan.sinks.iter().filter(|s| s.enabled) {
+        if registry.sink(&spec.kind).is_none() {
+            return Err(ComponentError::config(format!(
+                "sink `{}`: unknown kind `{}`",
+                spec.name, spec.kind
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One health row per configured component, sources first.
@@ -528,9 +887,13 @@ struct Sinks {
 
 /// Opens the store-and-forward log for buffered sinks and starts one supervisor per
 /// enabled sink, each reading its queue or its reader of the log.
-fn start_sinks(registry: &Registry, core: &Core) -> Result<Sinks, ComponentError> {
+#[allow(clippy::type_complexity)]
+fn start_sinks(
+    registry: &Registry,
+    core: &Core,
+    (log, mut readers): (Option<Log>, std::collections::HashMap<String, Reader>),
+) -> Sinks {
     let plan = &core.topology.plan;
-    let (log, mut readers) = open_log(plan, &core.metrics)?;
     let cancel = CancellationToken::new();
     let mut queues = Vec::new();
     let mut tasks = Vec::new();
@@ -540,12 +903,10 @@ fn start_sinks(registry: &Registry, core: &Core) -> Result<Sinks, ComponentError
             queues.push(None);
             continue;
         }
-        let kind = registry
-            .sink(&spec.kind)
-            .ok_or_else(|| {
-                ComponentError::config(format!("sink `{}`: unknown kind `{}`", spec.name, spec.kind))
-            })?
-            .clone();
+        // Checked before the engine started anything (`known_kinds`).
+        let Some(kind) = registry.sink(&spec.kind).cloned() else {
+            continue;
+        };
         let feed: Arc<dyn SinkFeed> = match readers.remove(&spec.name) {
             Some(reader) => {
                 queues.push(None);
@@ -574,7 +935,7 @@ fn start_sinks(registry: &Registry, core: &Core) -> Result<Sinks, ComponentError
                 Arc::new(QueueFeed(Mutex::new(rx)))
             }
         };
-        let slot = plan.sources.len() + i;
+        let slot = core.slots[plan.sources.len() + i];
         let io = SinkIo::new(SinkIoParts {
             feed,
             cancel: cancel.clone(),
@@ -625,43 +986,45 @@ fn start_sinks(registry: &Registry, core: &Core) -> Result<Sinks, ComponentError
             core.metrics.buffer_append_errors.clone(),
         )
     });
-    Ok(Sinks {
+    Sinks {
         queues,
         log,
         tasks,
         buffers,
         cancel,
-    })
+    }
 }
 
-/// Starts one supervisor per enabled source; a failed source turns its tags bad.
+/// Starts one supervisor per enabled source not already `running`; a failed source turns
+/// its tags bad.
 fn start_sources(
     registry: &Registry,
     core: &Core,
     mut write_rxs: Vec<Option<mpsc::Receiver<WriteRequest>>>,
-) -> Result<(CancellationToken, Vec<JoinHandle<()>>), ComponentError> {
+    write_senders: &[Option<mpsc::Sender<WriteRequest>>],
+    running: &BTreeSet<String>,
+) -> Vec<RunningSource> {
     let plan = &core.topology.plan;
-    let cancel = CancellationToken::new();
-    let mut tasks = Vec::new();
+    let mut started = Vec::new();
     for (i, spec) in plan.sources.iter().enumerate() {
-        if !spec.enabled {
+        if !spec.enabled || running.contains(&spec.name) {
             continue;
         }
-        let kind = registry
-            .source(&spec.kind)
-            .ok_or_else(|| {
-                ComponentError::config(format!("source `{}`: unknown kind `{}`", spec.name, spec.kind))
-            })?
-            .clone();
-        let write_rx = write_rxs[i]
-            .take()
-            .ok_or_else(|| ComponentError::config(format!("source `{}`: write queue missing", spec.name)))?;
+        // Checked before the engine started anything (`known_kinds`).
+        let Some(kind) = registry.source(&spec.kind).cloned() else {
+            continue;
+        };
+        let Some(write_rx) = write_rxs[i].take() else {
+            continue;
+        };
+        let slot = core.slots[i];
+        let cancel = CancellationToken::new();
         let io = SourceIo::new(
             i as u32,
             core.input_tx.clone(),
             cancel.clone(),
             write_rx,
-            status(core, "source", &spec.name, i),
+            status(core, "source", &spec.name, slot),
         );
         let addresses = core.topology.sources[i].addresses.clone();
         let spec = spec.clone();
@@ -669,6 +1032,7 @@ fn start_sources(
         let gateway = plan.gateway.name.clone();
         let topology = core.topology.clone();
         let services = core.services.clone();
+        let run_io = io.clone();
         let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
             let source = kind.build(&SourceContext {
                 gateway: &gateway,
@@ -679,13 +1043,14 @@ fn start_sources(
                 topology: &topology,
                 services: &services,
             })?;
-            Ok(source.run(io.clone()))
+            Ok(source.run(run_io.clone()))
         });
-        let down_tx = core.input_tx.clone();
+        // The pipeline and index of the moment: a reload may have kept the source running.
+        let down_io = io.clone();
         let on_failure: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
-            let tx = down_tx.clone();
+            let (source, tx) = down_io.pipeline();
             let down = PipelineInput::SourceDown {
-                source: i as u32,
+                source,
                 quality: Quality::Bad(BadReason::CommFailure),
                 time: Timestamp::now(),
             };
@@ -696,7 +1061,7 @@ fn start_sources(
         let supervised = Supervised {
             component: "source",
             name: plan.sources[i].name.clone(),
-            slot: i,
+            slot,
             health: core.health.clone(),
             restarts: core.metrics.sources[i].restarts.clone(),
             up: core.metrics.sources[i].up.clone(),
@@ -704,9 +1069,20 @@ fn start_sources(
             policy: core.options.backoff,
             return_is_stop: false,
         };
-        tasks.push(tokio::spawn(supervisor::supervise(supervised, start, on_failure)));
+        started.push(RunningSource {
+            name: spec_name(plan, i),
+            io,
+            cancel,
+            task: tokio::spawn(supervisor::supervise(supervised, start, on_failure)),
+            slot,
+            writes: write_senders[i].clone(),
+        });
     }
-    Ok((cancel, tasks))
+    started
+}
+
+fn spec_name(plan: &Plan, source: usize) -> String {
+    plan.sources[source].name.clone()
 }
 
 impl EngineHandle {

@@ -30,7 +30,7 @@ use crate::repeats::{Repeats, Say};
 pub const STABLE_AFTER: Duration = Duration::from_secs(60);
 
 /// How long a component may take to stop by itself once cancelled.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What a supervisor needs besides the component itself.
 pub(crate) struct Supervised {

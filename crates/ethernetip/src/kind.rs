@@ -101,6 +101,11 @@ impl Kind for EnipKind {
 }
 
 impl SourceKind for EnipKind {
+    /// Reads its own settings and addresses only: a reload keeps it running when those stay.
+    fn reads_asset_tree(&self) -> bool {
+        false
+    }
+
     fn build(&self, ctx: &SourceContext<'_, EnipSettings>) -> Result<Box<dyn Source>, ComponentError> {
         let poller = Poller::new(ctx.name, Arc::new(ctx.settings.clone()), ctx.addresses)
             .map_err(|e| ComponentError::config(format!("ethernetip source `{}`: {e}", ctx.name)))?;

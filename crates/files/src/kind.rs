@@ -106,6 +106,11 @@ pub fn inbox(path: &Path, data_dir: &Path) -> std::path::PathBuf {
 }
 
 impl SourceKind for FilesKind {
+    /// Reads its own settings and addresses only: a reload keeps it running when those stay.
+    fn reads_asset_tree(&self) -> bool {
+        false
+    }
+
     fn build(&self, ctx: &SourceContext<'_, FilesSettings>) -> Result<Box<dyn Source>, ComponentError> {
         let addresses = ctx
             .addresses

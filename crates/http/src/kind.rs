@@ -97,6 +97,11 @@ fn top_level(path: &str) -> Option<String> {
 }
 
 impl SourceKind for HttpKind {
+    /// Reads its own settings and addresses only: a reload keeps it running when those stay.
+    fn reads_asset_tree(&self) -> bool {
+        false
+    }
+
     fn build(&self, ctx: &SourceContext<'_, HttpSettings>) -> Result<Box<dyn Source>, ComponentError> {
         let selectors = ctx
             .addresses

@@ -102,6 +102,11 @@ impl Kind for ModbusKind {
 }
 
 impl SourceKind for ModbusKind {
+    /// Reads its own settings and addresses only: a reload keeps it running when those stay.
+    fn reads_asset_tree(&self) -> bool {
+        false
+    }
+
     fn build(&self, ctx: &SourceContext<'_, ModbusSettings>) -> Result<Box<dyn Source>, ComponentError> {
         let poller = Poller::new(ctx.name, Arc::new(ctx.settings.clone()), ctx.addresses)
             .map_err(|e| ComponentError::config_because(format!("modbus source `{}`: {e}", ctx.name), e))?;

@@ -530,6 +530,11 @@ fn bad(address: u32, reason: BadReason, source_time: Option<Timestamp>) -> RawRe
 }
 
 impl SourceKind for MqttSourceKind {
+    /// Reads its own settings and addresses only: a reload keeps it running when those stay.
+    fn reads_asset_tree(&self) -> bool {
+        false
+    }
+
     fn build(&self, ctx: &SourceContext<'_, MqttSourceSettings>) -> Result<Box<dyn Source>, ComponentError> {
         let settings = ctx.settings;
         let router = Router::new(ctx.addresses, settings)

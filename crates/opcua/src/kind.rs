@@ -84,6 +84,11 @@ impl Kind for OpcUaKind {
 }
 
 impl SourceKind for OpcUaKind {
+    /// Reads its own settings and addresses only: a reload keeps it running when those stay.
+    fn reads_asset_tree(&self) -> bool {
+        false
+    }
+
     fn build(&self, ctx: &SourceContext<'_, OpcUaSettings>) -> Result<Box<dyn Source>, ComponentError> {
         crate::source::build(ctx)
     }

@@ -125,6 +125,11 @@ fn limits(settings: &S7Settings) -> Limits {
 }
 
 impl SourceKind for S7Kind {
+    /// Reads its own settings and addresses only: a reload keeps it running when those stay.
+    fn reads_asset_tree(&self) -> bool {
+        false
+    }
+
     fn build(&self, ctx: &SourceContext<'_, S7Settings>) -> Result<Box<dyn Source>, ComponentError> {
         let poller = Poller::new(ctx.name, Arc::new(ctx.settings.clone()), ctx.addresses)
             .map_err(|e| ComponentError::config(format!("s7 source `{}`: {}", ctx.name, e.message)))?;

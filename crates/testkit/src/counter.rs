@@ -32,6 +32,11 @@ impl Kind for Counter {
 }
 
 impl SourceKind for Counter {
+    /// Reads its own settings and addresses only: a reload keeps it running when those stay.
+    fn reads_asset_tree(&self) -> bool {
+        false
+    }
+
     fn build(&self, ctx: &SourceContext<'_, CounterSettings>) -> Result<Box<dyn Source>, ComponentError> {
         Ok(Box::new(Running(ctx.settings.count)))
     }

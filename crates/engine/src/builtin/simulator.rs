@@ -442,6 +442,11 @@ fn toml_scalar(item: &backplane_config::Item<'_>) -> Option<Value> {
 }
 
 impl SourceKind for SimulatorKind {
+    /// Reads its own settings and addresses only: a reload keeps it running when those stay.
+    fn reads_asset_tree(&self) -> bool {
+        false
+    }
+
     fn build(&self, ctx: &SourceContext<'_, SimulatorSettings>) -> Result<Box<dyn Source>, ComponentError> {
         let settings = ctx.settings;
         let generators = ctx

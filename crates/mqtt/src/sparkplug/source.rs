@@ -95,6 +95,11 @@ impl backplane_connector::Kind for SparkplugSourceKind {
 }
 
 impl SourceKind for SparkplugSourceKind {
+    /// Reads its own settings and addresses only: a reload keeps it running when those stay.
+    fn reads_asset_tree(&self) -> bool {
+        false
+    }
+
     fn build(
         &self,
         ctx: &SourceContext<'_, SparkplugSourceSettings>,

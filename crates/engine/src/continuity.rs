@@ -1,0 +1,159 @@
+//! What a configuration reload keeps running and what it restarts, decided from the running
+//! topology and the next one: [`Engine::reload`](crate::Engine::reload) acts on it and
+//! `backplane plan` prints it.
+//!
+//! A source keeps running, connection and all, when its entry (kind, settings) and the
+//! addresses it reads are the same in both; a kind that reads the asset tree beyond its
+//! addresses ([`SourceKind::reads_asset_tree`](backplane_connector::SourceKind::reads_asset_tree))
+//! only when the tree (assets, models, bindings) is the same too. Every other running
+//! component restarts: sinks, the pipeline and its stages.
+
+use std::fmt;
+
+use backplane_config::ComponentSpec;
+use backplane_connector::{Registry, Topology};
+
+/// What happens to one source or sink at a reload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Runs on untouched: its connection stays.
+    Kept,
+    /// Stops and starts again with the new configuration, for the reason given.
+    Restarted(String),
+    /// New, or enabled by the new configuration.
+    Started,
+    /// Removed, or disabled by the new configuration.
+    Stopped,
+}
+
+/// One component's fate, as `plan` prints it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effect {
+    pub component: &'static str,
+    pub name: String,
+    pub fate: Fate,
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (component, name) = (self.component, &self.name);
+        match &self.fate {
+            Fate::Kept => write!(f, "{component} {name} keeps running (its connection stays)"),
+            Fate::Restarted(why) => write!(f, "{component} {name} restarts: {why}"),
+            Fate::Started => write!(f, "{component} {name} starts"),
+            Fate::Stopped => write!(f, "{component} {name} stops"),
+        }
+    }
+}
+
+/// Why a sink restarts at every reload, for `plan`.
+pub const SINK_RESTART: &str = "every sink restarts at a reload (a buffered sink's backlog stays in its log)";
+
+/// Each configured source's and sink's fate going from `old` to `new`, sources first, in
+/// the new configuration's order, then what `new` no longer has.
+pub fn effects(old: &Topology, new: &Topology, registry: &Registry) -> Vec<Effect> {
+    let tree_same = same_tree(old, new);
+    let mut out = Vec::new();
+    for (component, olds, news) in [
+        ("source", &old.plan.sources, &new.plan.sources),
+        ("sink", &old.plan.sinks, &new.plan.sinks),
+    ] {
+        for (j, spec) in news.iter().enumerate() {
+            let before = olds.iter().position(|s| s.name == spec.name);
+            let fate = match before.map(|i| (i, &olds[i])) {
+                _ if !spec.enabled => match before {
+                    Some(i) if olds[i].enabled => Fate::Stopped,
+                    _ => continue,
+                },
+                None => Fate::Started,
+                Some((_, was)) if !was.enabled => Fate::Started,
+                Some((i, was)) => match settings_change(was, spec) {
+                    Some(why) => Fate::Restarted(why),
+                    None if component == "sink" => Fate::Restarted(SINK_RESTART.to_owned()),
+                    None if old.sources[i].addresses != new.sources[j].addresses => Fate::Restarted(
+                        addresses_change(&old.sources[i].addresses, &new.sources[j].addresses),
+                    ),
+                    None if !tree_same
+                        && registry.source(&spec.kind).is_none_or(|k| k.reads_asset_tree()) =>
+                    {
+                        Fate::Restarted("it reads the asset tree, which changed".to_owned())
+                    }
+                    None => Fate::Kept,
+                },
+            };
+            out.push(Effect {
+                component,
+                name: spec.name.clone(),
+                fate,
+            });
+        }
+        for was in olds.iter().filter(|s| s.enabled) {
+            if !news.iter().any(|s| s.name == was.name) {
+                out.push(Effect {
+                    component,
+                    name: was.name.clone(),
+                    fate: Fate::Stopped,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The sources a reload from `old` to `new` keeps running.
+pub fn kept_sources(old: &Topology, new: &Topology, registry: &Registry) -> Vec<String> {
+    effects(old, new, registry)
+        .into_iter()
+        .filter(|e| e.component == "source" && e.fate == Fate::Kept)
+        .map(|e| e.name)
+        .collect()
+}
+
+fn settings_change(was: &ComponentSpec, is: &ComponentSpec) -> Option<String> {
+    if was.kind != is.kind {
+        return Some(format!("its kind changed ({} → {})", was.kind, is.kind));
+    }
+    if was.buffer != is.buffer {
+        return Some("its buffer settings changed".to_owned());
+    }
+    let keys: std::collections::BTreeSet<&String> = was.keys.keys().chain(is.keys.keys()).collect();
+    let changed: Vec<&str> = keys
+        .into_iter()
+        .filter(|k| !matches!(k.as_str(), "name" | "kind" | "enabled"))
+        .filter(|k| was.keys.get(*k) != is.keys.get(*k))
+        .map(String::as_str)
+        .collect();
+    (!changed.is_empty()).then(|| format!("its settings changed ({})", changed.join(", ")))
+}
+
+fn addresses_change(was: &[std::sync::Arc<str>], is: &[std::sync::Arc<str>]) -> String {
+    let added = is.iter().filter(|a| !was.contains(a)).count();
+    let removed = was.iter().filter(|a| !is.contains(a)).count();
+    if added == 0 && removed == 0 {
+        "the order of its addresses changed".to_owned()
+    } else {
+        format!("the addresses it reads changed (+{added}, -{removed})")
+    }
+}
+
+/// Whether the asset tree a source may read is the same: the namespace, every asset (path,
+/// level, model) and every tag (path, attribute, binding), in order.
+fn same_tree(old: &Topology, new: &Topology) -> bool {
+    old.plan.namespace == new.plan.namespace
+        && old.assets.len() == new.assets.len()
+        && old.tags.len() == new.tags.len()
+        && old.assets.iter().zip(&new.assets).all(|(a, b)| {
+            a.path == b.path
+                && a.level == b.level
+                && a.model.as_deref() == b.model.as_deref()
+                && a.parent == b.parent
+                && a.initial_context == b.initial_context
+        })
+        && old.tags.iter().zip(&new.tags).all(|(a, b)| {
+            a.path == b.path
+                && a.attribute == b.attribute
+                && a.binding == b.binding
+                && a.source.map(|s| &old.sources[s as usize].name)
+                    == b.source.map(|s| &new.sources[s as usize].name)
+        })
+}
