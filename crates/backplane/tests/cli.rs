@@ -117,7 +117,13 @@ fn plan_names_each_change_and_says_whether_a_reload_applies_it() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("  sink opcua restarts: every sink restarts"),
+        stdout.contains("  sink history keeps running (its connection stays)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "  sink opcua restarts: a reload restarts every `opcua-server` sink with these settings\n"
+        ),
         "{stdout}"
     );
 

@@ -343,15 +343,17 @@ async fn counting_proxy() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_reload_keeps_the_connection_of_a_source_that_did_not_change() {
+async fn a_reload_keeps_the_connections_of_components_that_did_not_change() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     let unique = format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
     let topic = format!("backplane-test/reload-keep/{unique}");
     let (steady_port, steady_connections) = counting_proxy().await;
     let (moved_port, moved_connections) = counting_proxy().await;
-    // Two MQTT sources, each through its own counting proxy to Mosquitto.
-    let two_sources = |extra: &str| {
+    let (uns_port, uns_connections) = counting_proxy().await;
+    // Two MQTT sources and an MQTT (UNS) sink, each through its own counting proxy to
+    // Mosquitto; `moved_qos` is the second source's QoS.
+    let two_sources = |extra: &str, moved_qos: u8| {
         config(&path, "reload-keep", &topic, extra)
             .replace(
                 "broker = \"mqtt://127.0.0.1:1883\"",
@@ -360,14 +362,15 @@ async fn a_reload_keeps_the_connection_of_a_source_that_did_not_change() {
             .replace(
                 "[[sinks]]\nname = \"file\"",
                 &format!(
-                    "[[sources]]\nname = \"moved\"\nkind = \"mqtt\"\nbroker = \"mqtt://127.0.0.1:{moved_port}\"\nqos = 1\n\n\
+                    "[[sources]]\nname = \"moved\"\nkind = \"mqtt\"\nbroker = \"mqtt://127.0.0.1:{moved_port}\"\nqos = {moved_qos}\n\n\
+                     [[sinks]]\nname = \"uns\"\nkind = \"mqtt\"\nbroker = \"mqtt://127.0.0.1:{uns_port}\"\ntopic_prefix = \"{topic}-uns\"\n\n\
                      [[assets]]\npath = \"other\"\nmodel = \"Counter\"\nsource = \"moved\"\nbindings.seq = {{ address = \"{topic}-other#$.seq\" }}\n\n\
                      [[sinks]]\nname = \"file\""
                 ),
             )
     };
     let file = path.join("gw.toml");
-    std::fs::write(&file, two_sources("")).unwrap();
+    std::fs::write(&file, two_sources("", 1)).unwrap();
     let (running, base, _) = start_gateway(
         Command::new(BIN)
             .args(["run", "--listen", "127.0.0.1:0"])
@@ -385,11 +388,13 @@ async fn a_reload_keeps_the_connection_of_a_source_that_did_not_change() {
         publish(&client, &topic, 0..=0).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let before = (
-        steady_connections.load(std::sync::atomic::Ordering::SeqCst),
-        moved_connections.load(std::sync::atomic::Ordering::SeqCst),
-    );
-    assert_eq!(before, (1, 1));
+    let connections = || {
+        [&steady_connections, &moved_connections, &uns_connections]
+            .map(|c| c.load(std::sync::atomic::Ordering::SeqCst))
+    };
+    wait_for("the sink's connection", Duration::from_secs(10), || {
+        connections() == [1, 1, 1]
+    });
 
     // A new asset read by `moved`: that source restarts, `steady` keeps its connection
     // while it receives 1..=1500.
@@ -401,7 +406,7 @@ async fn a_reload_keeps_the_connection_of_a_source_that_did_not_change() {
     let third = format!(
         "\n[[assets]]\npath = \"line/third\"\nmodel = \"Counter\"\nsource = \"moved\"\nbindings.seq = {{ address = \"{topic}-third#$.seq\" }}\n"
     );
-    std::fs::write(&file, two_sources(&third)).unwrap();
+    std::fs::write(&file, two_sources(&third, 1)).unwrap();
     let (status, reloaded) = post(&base, "/api/v1/admin/reload");
     assert_eq!(status, 200, "{reloaded}");
     assert_eq!(reloaded["result"], "applied", "{reloaded}");
@@ -426,15 +431,37 @@ async fn a_reload_keeps_the_connection_of_a_source_that_did_not_change() {
     let seen: BTreeSet<i64> = written(&path).into_iter().collect();
     let missing: Vec<i64> = (1..=1500).filter(|n| !seen.contains(n)).collect();
     assert!(missing.is_empty(), "lost across the reload: {missing:?}");
-    assert_eq!(
-        steady_connections.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "the unchanged source kept its one connection"
-    );
+    // The unchanged source kept its one connection; the changed one and the sink (the
+    // asset tree changed) connected again.
     wait_for(
-        "the restarted source's new connection",
+        "the restarted components' connections",
         Duration::from_secs(10),
-        || moved_connections.load(std::sync::atomic::Ordering::SeqCst) == 2,
+        || connections() == [1, 2, 2],
+    );
+
+    // Only the second source's QoS changes: the other source and the sink stay.
+    std::fs::write(&file, two_sources(&third, 0)).unwrap();
+    let (status, reloaded) = post(&base, "/api/v1/admin/reload");
+    assert_eq!(status, 200, "{reloaded}");
+    assert!(
+        reloaded["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "sink uns keeps running (its connection stays)"),
+        "{reloaded}"
+    );
+    publish(&client, &topic, 1501..=1600).await;
+    wait_for("samples after the second reload", Duration::from_secs(20), || {
+        written(&path).contains(&1600)
+    });
+    wait_for("the changed source's connection", Duration::from_secs(10), || {
+        connections()[1] == 3
+    });
+    assert_eq!(
+        connections(),
+        [1, 3, 2],
+        "the source and the sink kept their connections"
     );
     drop(running);
     pump.abort();

@@ -136,6 +136,16 @@ pub trait SinkKind: Kind {
     }
 
     fn build(&self, ctx: &SinkContext<'_, Self::Settings>) -> Result<Box<dyn Sink>, ComponentError>;
+
+    /// Whether an instance with these settings may keep running, connection and all,
+    /// across a configuration reload that changes neither its entry nor the asset tree
+    /// (assets, models, attributes; bindings may change): it reads only its settings, its
+    /// feed, [`SinkIo::topology`](crate::SinkIo) and the write gate — not the command path
+    /// nor services the derive stages offer, which a reload rebuilds. The default, `false`,
+    /// restarts it at every reload.
+    fn survives_reload(&self, _settings: &Self::Settings) -> bool {
+        false
+    }
 }
 
 /// A kind with its settings type erased: what the registry keeps. Upcasts to the config
@@ -156,6 +166,7 @@ pub trait AnySourceKind: AnyKind {
 /// A sink kind with its settings type erased.
 pub trait AnySinkKind: AnyKind {
     fn build(&self, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ComponentError>;
+    fn survives_reload(&self, settings: &Settings) -> bool;
 }
 
 /// Holds a typed kind and erases its settings type.
@@ -263,6 +274,11 @@ impl<K: SinkKind> AnySinkKind for Erased<K> {
             services: ctx.services,
         })
     }
+
+    fn survives_reload(&self, settings: &Settings) -> bool {
+        self.settings(settings)
+            .is_ok_and(|settings| self.kind.survives_reload(settings))
+    }
 }
 
 /// The source, sink and stage kinds this binary knows.
@@ -357,18 +373,19 @@ impl Registry {
 
     /// Runs every kind's [`Kind::prepare`] for the instances `plan` enables.
     pub fn prepare(&self, plan: &Plan) -> Result<Services, ComponentError> {
-        let (mut services, sinks) = self.prepare_parts(plan, &Default::default())?;
+        let (mut services, sinks) = self.prepare_parts(plan, &Default::default(), &Default::default())?;
         services.extend(&sinks);
         Ok(services)
     }
 
     /// [`Self::prepare`], the sources' services apart from the sinks', leaving out the
-    /// sources named in `running` (kept running by a configuration reload, with the
-    /// services they were prepared with).
+    /// sources named in `running` and the sinks in `running_sinks` (kept running by a
+    /// configuration reload, with the services they were prepared with).
     pub fn prepare_parts(
         &self,
         plan: &Plan,
         running: &std::collections::BTreeSet<String>,
+        running_sinks: &std::collections::BTreeSet<String>,
     ) -> Result<(Services, Services), ComponentError> {
         let mut services = Services::default();
         let mut sink_services = Services::default();
@@ -380,6 +397,7 @@ impl Registry {
         let sinks = plan
             .sinks
             .iter()
+            .filter(|s| !running_sinks.contains(&s.name))
             .map(|s| (s.enabled, &s.kind, &s.name, &s.settings));
         let mut by_kind: BTreeMap<(bool, &str), Vec<(&str, &Settings)>> = BTreeMap::new();
         for (is_sink, (enabled, kind, name, settings)) in

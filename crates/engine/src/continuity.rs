@@ -5,8 +5,15 @@
 //! A source keeps running, connection and all, when its entry (kind, settings) and the
 //! addresses it reads are the same in both; a kind that reads the asset tree beyond its
 //! addresses ([`SourceKind::reads_asset_tree`](backplane_connector::SourceKind::reads_asset_tree))
-//! only when the tree (assets, models, bindings) is the same too. Every other running
-//! component restarts: sinks, the pipeline and its stages.
+//! only when the tree (assets, models, bindings) is the same too.
+//!
+//! A sink keeps running when its entry is the same, the assets and their attributes are
+//! the same (bindings may differ: a sink sees tags, not addresses), its kind says an
+//! instance with its settings can
+//! ([`SinkKind::survives_reload`](backplane_connector::SinkKind::survives_reload)), and, for
+//! a buffered sink, every buffered sink of both configurations is kept (they read one
+//! store-and-forward log, which is reopened when its set of readers changes). The pipeline
+//! and its stages always restart.
 
 use std::fmt;
 
@@ -46,13 +53,11 @@ impl fmt::Display for Effect {
     }
 }
 
-/// Why a sink restarts at every reload, for `plan`.
-pub const SINK_RESTART: &str = "every sink restarts at a reload (a buffered sink's backlog stays in its log)";
-
 /// Each configured source's and sink's fate going from `old` to `new`, sources first, in
 /// the new configuration's order, then what `new` no longer has.
 pub fn effects(old: &Topology, new: &Topology, registry: &Registry) -> Vec<Effect> {
     let tree_same = same_tree(old, new);
+    let assets_same = same_assets(old, new);
     let mut out = Vec::new();
     for (component, olds, news) in [
         ("source", &old.plan.sources, &new.plan.sources),
@@ -69,7 +74,15 @@ pub fn effects(old: &Topology, new: &Topology, registry: &Registry) -> Vec<Effec
                 Some((_, was)) if !was.enabled => Fate::Started,
                 Some((i, was)) => match settings_change(was, spec) {
                     Some(why) => Fate::Restarted(why),
-                    None if component == "sink" => Fate::Restarted(SINK_RESTART.to_owned()),
+                    None if component == "sink" => match registry.sink(&spec.kind) {
+                        Some(kind) if !kind.survives_reload(&spec.settings) => Fate::Restarted(format!(
+                            "a reload restarts every `{}` sink with these settings",
+                            spec.kind
+                        )),
+                        None => Fate::Restarted(format!("unknown kind `{}`", spec.kind)),
+                        Some(_) if !assets_same => Fate::Restarted("the asset tree changed".to_owned()),
+                        Some(_) => Fate::Kept,
+                    },
                     None if old.sources[i].addresses != new.sources[j].addresses => Fate::Restarted(
                         addresses_change(&old.sources[i].addresses, &new.sources[j].addresses),
                     ),
@@ -97,7 +110,41 @@ pub fn effects(old: &Topology, new: &Topology, registry: &Registry) -> Vec<Effec
             }
         }
     }
+    // Buffered sinks share one log: all are kept, or all restart.
+    let buffered = |plan: &backplane_config::Plan| -> Vec<String> {
+        plan.sinks
+            .iter()
+            .filter(|s| s.enabled && s.buffer.is_some())
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    let all_kept = buffered(&old.plan)
+        .iter()
+        .chain(&buffered(&new.plan))
+        .all(|name| {
+            out.iter()
+                .any(|e| e.component == "sink" && &e.name == name && e.fate == Fate::Kept)
+        });
+    if !all_kept {
+        let names = buffered(&new.plan);
+        for e in &mut out {
+            if e.component == "sink" && e.fate == Fate::Kept && names.contains(&e.name) {
+                e.fate = Fate::Restarted(
+                    "another buffered sink restarts, starts or stops (they read one log)".to_owned(),
+                );
+            }
+        }
+    }
     out
+}
+
+/// The sinks a reload from `old` to `new` keeps running.
+pub fn kept_sinks(old: &Topology, new: &Topology, registry: &Registry) -> Vec<String> {
+    effects(old, new, registry)
+        .into_iter()
+        .filter(|e| e.component == "sink" && e.fate == Fate::Kept)
+        .map(|e| e.name)
+        .collect()
 }
 
 /// The sources a reload from `old` to `new` keeps running.
@@ -136,24 +183,36 @@ fn addresses_change(was: &[std::sync::Arc<str>], is: &[std::sync::Arc<str>]) -> 
     }
 }
 
-/// Whether the asset tree a source may read is the same: the namespace, every asset (path,
-/// level, model) and every tag (path, attribute, binding), in order.
+/// Whether the asset tree a source may read is the same: the assets and tags of
+/// [`same_assets`] and every tag's binding and source.
 fn same_tree(old: &Topology, new: &Topology) -> bool {
+    same_assets(old, new)
+        && old.tags.iter().zip(&new.tags).all(|(a, b)| {
+            a.binding == b.binding
+                && a.source.map(|s| &old.sources[s as usize].name)
+                    == b.source.map(|s| &new.sources[s as usize].name)
+        })
+}
+
+/// Whether what a sink sees of the configuration is the same: the namespace, every asset
+/// (path, level, description, model, parent, start context, write narrowing) and every tag
+/// (path, model, attribute), in order, so each tag keeps its id.
+fn same_assets(old: &Topology, new: &Topology) -> bool {
     old.plan.namespace == new.plan.namespace
         && old.assets.len() == new.assets.len()
         && old.tags.len() == new.tags.len()
         && old.assets.iter().zip(&new.assets).all(|(a, b)| {
             a.path == b.path
                 && a.level == b.level
+                && a.description == b.description
                 && a.model.as_deref() == b.model.as_deref()
                 && a.parent == b.parent
                 && a.initial_context == b.initial_context
+                && a.writes == b.writes
         })
-        && old.tags.iter().zip(&new.tags).all(|(a, b)| {
-            a.path == b.path
-                && a.attribute == b.attribute
-                && a.binding == b.binding
-                && a.source.map(|s| &old.sources[s as usize].name)
-                    == b.source.map(|s| &new.sources[s as usize].name)
-        })
+        && old
+            .tags
+            .iter()
+            .zip(&new.tags)
+            .all(|(a, b)| a.path == b.path && a.model == b.model && a.attribute == b.attribute)
 }

@@ -348,6 +348,11 @@ pub(crate) struct LogWriter {
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 impl LogWriter {
+    /// The log, for the engine a reload starts (which writes with its own topology).
+    pub(crate) fn into_log(self) -> Log {
+        self.log
+    }
+
     pub(crate) fn new(log: Log, topology: Arc<Topology>, append_errors: Counter) -> LogWriter {
         LogWriter {
             log,

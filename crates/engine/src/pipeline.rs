@@ -640,12 +640,12 @@ impl Router {
 }
 
 /// The pipeline task: runs until it receives [`PipelineInput`]s no more, then hands the
-/// pipeline back (its stages save their state).
+/// pipeline back (its stages save their state) with the router (a reload keeps its log).
 pub(crate) async fn run(
     mut pipeline: Pipeline,
     mut router: Router,
     mut input: mpsc::Receiver<PipelineInput>,
-) -> Pipeline {
+) -> (Pipeline, Router) {
     while let Some(item) = input.recv().await {
         if let Some(batch) = pipeline.process(item) {
             let batch = router.route(batch).await;
@@ -654,5 +654,5 @@ pub(crate) async fn run(
             }
         }
     }
-    pipeline
+    (pipeline, router)
 }

@@ -110,7 +110,7 @@ pub struct BufferHealth {
 }
 
 /// A buffered sink's reader figures and its measured drain rate.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct BufferStatus {
     sink: String,
     monitor: ReaderMonitor,
@@ -266,13 +266,13 @@ pub struct EngineHandle {
 pub struct Engine {
     handle: EngineHandle,
     input: mpsc::Sender<PipelineInput>,
-    sink_cancel: CancellationToken,
     sources: Vec<RunningSource>,
-    /// What the source kinds prepared for the running sources (e.g. a webhook's route),
-    /// which a reload that keeps a source running hands on with it.
+    /// What the kinds prepared for the running sources and sinks (e.g. a webhook's route,
+    /// a historian's store), which a reload that keeps one running hands on with it.
     source_services: Services,
-    sinks: Vec<JoinHandle<()>>,
-    pipeline: JoinHandle<Pipeline>,
+    sink_services: Services,
+    sinks: Vec<RunningSink>,
+    pipeline: JoinHandle<(Pipeline, Router)>,
     buffer_task: Option<JoinHandle<()>>,
     clock_tasks: Vec<JoinHandle<()>>,
     drain_timeout: Duration,
@@ -290,15 +290,36 @@ struct RunningSource {
     writes: Option<mpsc::Sender<WriteRequest>>,
 }
 
+/// One running sink's supervisor and what a reload needs to keep it running: its health
+/// slot, the sender of its queue (a local sink) or its reader's figures (a buffered one).
+#[derive(Debug)]
+struct RunningSink {
+    name: String,
+    /// Stops the sink at once (after the drain timeout).
+    cancel: CancellationToken,
+    /// Tells the sink nothing more will come: it hands out what is there and returns.
+    closed: CancellationToken,
+    task: JoinHandle<()>,
+    slot: usize,
+    queue: Option<mpsc::Sender<Arc<Batch>>>,
+    buffer: Option<BufferStatus>,
+}
+
 /// What an engine started by a reload takes over from the one it replaces. Given back
 /// unused when the start fails before anything of the new engine runs.
 #[derive(Debug, Default)]
 struct Carry {
     health: Option<Arc<Health>>,
     metrics: Option<Arc<Metrics>>,
+    gate: Option<WriteGate>,
     /// The sources kept running; their readings wait in `input` meanwhile.
     sources: Vec<RunningSource>,
     source_services: Services,
+    /// The sinks kept running, their prepared services, and the log the buffered ones
+    /// read (only when every buffered sink is kept).
+    sinks: Vec<RunningSink>,
+    sink_services: Services,
+    log: Option<Log>,
     input: Option<(mpsc::Sender<PipelineInput>, mpsc::Receiver<PipelineInput>)>,
     /// The stopped pipeline: the latest values and deadband state to take over.
     previous: Option<Pipeline>,
@@ -314,8 +335,6 @@ struct Core {
     input_tx: mpsc::Sender<PipelineInput>,
     gate: WriteGate,
     services: Services,
-    /// Cancelled once the pipeline has stopped.
-    input_closed: CancellationToken,
     options: EngineOptions,
 }
 
@@ -359,12 +378,15 @@ impl Engine {
         let keep: BTreeSet<String> = continuity::kept_sources(&old_topology, &new_topology, registry)
             .into_iter()
             .collect();
+        let keep_sinks: BTreeSet<String> = continuity::kept_sinks(&old_topology, &new_topology, registry)
+            .into_iter()
+            .collect();
         let Engine {
             handle,
             input,
-            sink_cancel,
             sources,
             source_services,
+            sink_services,
             sinks,
             pipeline,
             buffer_task,
@@ -387,14 +409,11 @@ impl Engine {
                 source.io.retarget(j as u32, tx.clone());
             }
         }
-        for source in &kept {
-            tracing::info!(source = %source.name, "reload: keeps running");
-        }
-        let previous = stop_downstream(
+        let stopped = stop_downstream(
             &handle,
             input,
-            sink_cancel,
             sinks,
+            &keep_sinks,
             pipeline,
             buffer_task,
             clock_tasks,
@@ -404,10 +423,14 @@ impl Engine {
         let carry = Carry {
             health: Some(handle.shared.health.clone()),
             metrics: Some(handle.shared.metrics.clone()),
+            gate: Some(handle.shared.gate.clone()),
             sources: kept,
             source_services: source_services.only(&keep),
+            sinks: stopped.kept,
+            sink_services: sink_services.only(&keep_sinks),
+            log: stopped.log,
             input: Some((tx, rx)),
-            previous,
+            previous: stopped.pipeline,
         };
         record(&new_topology.plan, "reload", switch);
         let (error, mut carry) = match Engine::launch(new_topology.clone(), registry, options.clone(), carry)
@@ -445,13 +468,16 @@ impl Engine {
             return Err((e, Box::new(carry)));
         }
         let running: BTreeSet<String> = carry.sources.iter().map(|s| s.name.clone()).collect();
+        let running_sinks: BTreeSet<String> = carry.sinks.iter().map(|s| s.name.clone()).collect();
         // Services the kinds open before anything runs (e.g. the historian's stores); a
-        // kept source keeps those it was prepared with.
-        let (mut source_services, sink_services) = match registry.prepare_parts(plan, &running) {
-            Ok(parts) => parts,
-            Err(e) => return Err((e, Box::new(carry))),
-        };
+        // kept source or sink keeps those it was prepared with.
+        let (mut source_services, mut sink_services) =
+            match registry.prepare_parts(plan, &running, &running_sinks) {
+                Ok(parts) => parts,
+                Err(e) => return Err((e, Box::new(carry))),
+            };
         source_services.extend(&carry.source_services);
+        sink_services.extend(&carry.sink_services);
         let mut services = source_services.clone();
         services.extend(&sink_services);
         services.extend(&options.services);
@@ -465,12 +491,15 @@ impl Engine {
         let rows = health_rows(plan, now);
         let (health, slots) = match &carry.health {
             Some(health) => {
-                let kept_slot = |name: &str| carry.sources.iter().find(|s| s.name == name).map(|s| s.slot);
                 let layout = rows
                     .into_iter()
                     .enumerate()
                     .map(|(i, row)| {
-                        let slot = (i < plan.sources.len()).then(|| kept_slot(&row.name)).flatten();
+                        let slot = if i < plan.sources.len() {
+                            carry.sources.iter().find(|s| s.name == row.name).map(|s| s.slot)
+                        } else {
+                            carry.sinks.iter().find(|s| s.name == row.name).map(|s| s.slot)
+                        };
                         (row, slot)
                     })
                     .collect();
@@ -502,7 +531,13 @@ impl Engine {
         let audit = services
             .named::<AuditTrail>(AuditTrail::SERVICE)
             .map(|trail| (*trail).clone());
-        let gate = WriteGate::new(topology.clone(), writes, cache.clone(), audit);
+        let gate = match &carry.gate {
+            Some(gate) => {
+                gate.retarget(topology.clone(), writes, cache.clone());
+                gate.clone()
+            }
+            None => WriteGate::new(topology.clone(), writes, cache.clone(), audit),
+        };
         let mut core = Core {
             topology: topology.clone(),
             metrics,
@@ -511,23 +546,27 @@ impl Engine {
             input_tx,
             gate,
             services,
-            input_closed: CancellationToken::new(),
             options,
         };
         let stages = match build_stages(registry, &mut core) {
             Ok(stages) => stages,
             Err(e) => return Err((e, Box::new(carry))),
         };
-        let log = match open_log(plan, &core.metrics) {
-            Ok(log) => log,
-            Err(e) => return Err((e, Box::new(carry))),
+        // Every buffered sink kept: the log they read stays open; otherwise it is opened
+        // with a reader for each.
+        let log = match carry.log.take() {
+            Some(log) => (Some(log), Default::default()),
+            None => match open_log(plan, &core.metrics) {
+                Ok(log) => log,
+                Err(e) => return Err((e, Box::new(carry))),
+            },
         };
         // Nothing below fails: the carry is used up.
         let Some((_, input_rx)) = carry.input.take() else {
             unreachable!("the input queue was made above")
         };
         // Sinks first, so nothing the first readings produce is missed.
-        let sinks = start_sinks(registry, &core, log);
+        let sinks = start_sinks(registry, &core, log, std::mem::take(&mut carry.sinks));
         let (stream, _) = broadcast::channel(core.options.stream_queue.max(1));
         let contexts = Arc::new(ContextStore::new(&topology));
         for (path, own) in &core.options.contexts {
@@ -563,13 +602,7 @@ impl Engine {
         for stage in stages {
             pipeline.add_stage(stage);
         }
-        let closed = core.input_closed.clone();
-        let pipeline_task = tokio::spawn(async move {
-            let pipeline = pipeline::run(pipeline, router, input_rx).await;
-            // Buffered sinks hand out what is ready, then stop; the rest stays in the log.
-            closed.cancel();
-            pipeline
-        });
+        let pipeline_task = tokio::spawn(pipeline::run(pipeline, router, input_rx));
         let buffers = Arc::new(sinks.buffers);
         let buffer_task =
             (!buffers.is_empty()).then(|| tokio::spawn(watch_buffers(buffers.clone(), core.metrics.clone())));
@@ -619,10 +652,10 @@ impl Engine {
         Ok(Engine {
             handle: EngineHandle { shared },
             input: core.input_tx,
-            sink_cancel: sinks.cancel,
             sources,
             source_services,
-            sinks: sinks.tasks,
+            sink_services,
+            sinks: sinks.running,
             pipeline: pipeline_task,
             buffer_task,
             clock_tasks,
@@ -639,9 +672,9 @@ impl Engine {
         let Engine {
             handle,
             input,
-            sink_cancel,
             sources,
             source_services: _,
+            sink_services: _,
             sinks,
             pipeline,
             buffer_task,
@@ -653,8 +686,8 @@ impl Engine {
             stop_downstream(
                 &handle,
                 input,
-                sink_cancel,
                 sinks,
+                &BTreeSet::new(),
                 pipeline,
                 buffer_task,
                 clock_tasks,
@@ -725,26 +758,35 @@ async fn stop_sources(sources: Vec<RunningSource>) {
     }
 }
 
+/// What [`stop_downstream`] leaves for the next engine.
+struct Stopped {
+    /// The stopped pipeline: its latest values to take over.
+    pipeline: Option<Pipeline>,
+    /// The sinks still running, and the log, when every buffered sink is among them.
+    kept: Vec<RunningSink>,
+    log: Option<Log>,
+}
+
 /// Everything after the sources: the pipeline ends once its queue is drained (the input
-/// sender given here is the last strong one), stages save their state, sinks flush and
-/// return. Returns the stopped pipeline, for a reload to take its latest values over.
+/// sender given here is the last strong one), stages save their state, and every sink but
+/// those in `keep` is told its input has ended, flushes and returns.
 #[allow(clippy::too_many_arguments)]
 async fn stop_downstream(
     handle: &EngineHandle,
     input: mpsc::Sender<PipelineInput>,
-    sink_cancel: CancellationToken,
-    sinks: Vec<JoinHandle<()>>,
-    pipeline: JoinHandle<Pipeline>,
+    sinks: Vec<RunningSink>,
+    keep: &BTreeSet<String>,
+    pipeline: JoinHandle<(Pipeline, Router)>,
     buffer_task: Option<JoinHandle<()>>,
     clock_tasks: Vec<JoinHandle<()>>,
     drain_timeout: Duration,
-) -> Option<Pipeline> {
+) -> Stopped {
     drop(input);
     for clock in &clock_tasks {
         clock.abort();
     }
-    let stopped = match pipeline.await {
-        Ok(mut pipeline) => {
+    let (stopped, router) = match pipeline.await {
+        Ok((mut pipeline, router)) => {
             // Stages save their state (e.g. production), off the async workers.
             match tokio::task::spawn_blocking(move || {
                 pipeline.stop_stages();
@@ -752,32 +794,42 @@ async fn stop_downstream(
             })
             .await
             {
-                Ok(pipeline) => Some(pipeline),
+                Ok(pipeline) => (Some(pipeline), Some(router)),
                 Err(e) => {
                     tracing::error!(error = %e, "a derive stage failed while stopping");
-                    None
+                    (None, Some(router))
                 }
             }
         }
         Err(e) => {
             tracing::error!(error = %e, "the pipeline task failed");
-            None
+            (None, None)
         }
     };
-    let mut sinks = sinks;
+    // The router held a sender of every local sink's queue: gone now.
+    let log = router.and_then(|r| r.durable).map(LogWriter::into_log);
+    let (kept, mut stopping): (Vec<_>, Vec<_>) = sinks.into_iter().partition(|s| keep.contains(&s.name));
+    for sink in &mut stopping {
+        // A local sink's queue closes; a buffered sink hands out what is ready, then
+        // stops, and the rest stays in the log.
+        sink.queue = None;
+        sink.closed.cancel();
+    }
     let drain = async {
-        for task in &mut sinks {
-            let _ = task.await;
+        for sink in &mut stopping {
+            let _ = (&mut sink.task).await;
         }
     };
     if tokio::time::timeout(drain_timeout, drain).await.is_err() {
         tracing::warn!("sinks did not drain in time; stopping them");
-        sink_cancel.cancel();
+        for sink in &stopping {
+            sink.cancel.cancel();
+        }
         // Each supervisor gives its sink a few seconds, then aborts it: wait for that, so
         // no stopped sink reports on a health slot the next engine hands to another.
         let _ = tokio::time::timeout(
             supervisor::STOP_GRACE + Duration::from_secs(1),
-            futures::future::join_all(sinks.into_iter().filter(|t| !t.is_finished())),
+            futures::future::join_all(stopping.into_iter().map(|s| s.task).filter(|t| !t.is_finished())),
         )
         .await;
     }
@@ -786,7 +838,13 @@ async fn stop_downstream(
     }
     handle.shared.stopped.cancel();
     tracing::info!("engine stopped");
-    stopped
+    // The log stays open only for buffered sinks that keep running (then all of them).
+    let log = log.filter(|_| kept.iter().any(|s| s.buffer.is_some()));
+    Stopped {
+        pipeline: stopped,
+        kept,
+        log,
+    }
 }
 
 /// Every enabled source's and sink's kind is registered.
@@ -876,42 +934,51 @@ fn status(core: &Core, component: &'static str, name: &str, slot: usize) -> Comp
     }))
 }
 
-/// The started sinks and the log writer for the router.
+/// The running sinks (kept and started) and the log writer for the router.
 struct Sinks {
     queues: Vec<Option<mpsc::Sender<Arc<Batch>>>>,
     log: Option<LogWriter>,
-    tasks: Vec<JoinHandle<()>>,
+    running: Vec<RunningSink>,
     buffers: Vec<BufferStatus>,
-    cancel: CancellationToken,
 }
 
-/// Opens the store-and-forward log for buffered sinks and starts one supervisor per
-/// enabled sink, each reading its queue or its reader of the log.
+/// Starts one supervisor per enabled sink not in `kept`, each reading its queue or its
+/// reader of the log; a kept sink goes on reading its queue or reader.
 #[allow(clippy::type_complexity)]
 fn start_sinks(
     registry: &Registry,
     core: &Core,
     (log, mut readers): (Option<Log>, std::collections::HashMap<String, Reader>),
+    mut kept: Vec<RunningSink>,
 ) -> Sinks {
     let plan = &core.topology.plan;
-    let cancel = CancellationToken::new();
     let mut queues = Vec::new();
-    let mut tasks = Vec::new();
+    let mut running = Vec::new();
     let mut buffers = Vec::new();
     for (i, spec) in plan.sinks.iter().enumerate() {
+        if let Some(k) = kept.iter().position(|s| s.name == spec.name) {
+            let sink = kept.swap_remove(k);
+            queues.push(sink.queue.clone());
+            buffers.extend(sink.buffer.clone());
+            running.push(sink);
+            continue;
+        }
         if !spec.enabled {
             queues.push(None);
             continue;
         }
         // Checked before the engine started anything (`known_kinds`).
         let Some(kind) = registry.sink(&spec.kind).cloned() else {
+            queues.push(None);
             continue;
         };
+        let closed = CancellationToken::new();
+        let mut buffer = None;
+        let mut queue = None;
         let feed: Arc<dyn SinkFeed> = match readers.remove(&spec.name) {
             Some(reader) => {
-                queues.push(None);
                 let buffer_metrics = core.metrics.buffer(&spec.name);
-                buffers.push(BufferStatus {
+                buffer = Some(BufferStatus {
                     sink: spec.name.clone(),
                     monitor: reader.monitor(),
                     drain_rate: Arc::new(AtomicU64::new(0f64.to_bits())),
@@ -922,7 +989,7 @@ fn start_sinks(
                         reader,
                         commands: command_rx,
                         topology: core.topology.clone(),
-                        closed: core.input_closed.clone(),
+                        closed: closed.clone(),
                         unreadable: buffer_metrics.unreadable,
                         unknown_tags: buffer_metrics.unknown_tags,
                     }),
@@ -931,15 +998,18 @@ fn start_sinks(
             }
             None => {
                 let (tx, rx) = mpsc::channel(core.options.sink_queue.max(1));
-                queues.push(Some(tx));
+                queue = Some(tx);
                 Arc::new(QueueFeed(Mutex::new(rx)))
             }
         };
+        queues.push(queue.clone());
+        buffers.extend(buffer.clone());
         let slot = core.slots[plan.sources.len() + i];
+        let cancel = CancellationToken::new();
         let io = SinkIo::new(SinkIoParts {
             feed,
             cancel: cancel.clone(),
-            input_closed: core.input_closed.clone(),
+            input_closed: closed.clone(),
             topology: core.topology.clone(),
             gate: core.gate.clone(),
             commands: CommandPath::new(core.input_tx.downgrade()),
@@ -973,11 +1043,19 @@ fn start_sinks(
             policy: core.options.backoff,
             return_is_stop: true,
         };
-        tasks.push(tokio::spawn(supervisor::supervise(
-            supervised,
-            start,
-            Box::new(|| Box::pin(async {})),
-        )));
+        running.push(RunningSink {
+            name: spec_sink_name(plan, i),
+            cancel,
+            closed,
+            task: tokio::spawn(supervisor::supervise(
+                supervised,
+                start,
+                Box::new(|| Box::pin(async {})),
+            )),
+            slot,
+            queue,
+            buffer,
+        });
     }
     let log = log.map(|log| {
         LogWriter::new(
@@ -989,10 +1067,13 @@ fn start_sinks(
     Sinks {
         queues,
         log,
-        tasks,
+        running,
         buffers,
-        cancel,
     }
+}
+
+fn spec_sink_name(plan: &Plan, sink: usize) -> String {
+    plan.sinks[sink].name.clone()
 }
 
 /// Starts one supervisor per enabled source not already `running`; a failed source turns

@@ -131,11 +131,95 @@ impl SinkKind for Refusing {
     }
 }
 
+/// What a `collect` sink received: per sink build, the `n` of every sample in order.
+type Collected = Arc<Mutex<Vec<(usize, u64)>>>;
+
+/// A sink kind `collect` (local) or `collect-buffered` (reads the store-and-forward log
+/// and acknowledges every record): records the values of `line/steady/n` with the build
+/// that received them, counting builds; it may be kept across a reload.
+#[derive(Clone)]
+struct Collect {
+    buffered: bool,
+    builds: Arc<Mutex<usize>>,
+    values: Collected,
+}
+
+impl Kind for Collect {
+    type Settings = ();
+    fn describe(&self) -> &'static str {
+        "collects values (test)"
+    }
+    fn parse(&self, table: &mut Table<'_>) -> Option<()> {
+        let _ = table.optional_u64("label");
+        Some(())
+    }
+}
+
+impl SinkKind for Collect {
+    fn buffered(&self) -> bool {
+        self.buffered
+    }
+
+    fn survives_reload(&self, _settings: &()) -> bool {
+        true
+    }
+
+    fn build(&self, _ctx: &SinkContext<'_, ()>) -> Result<Box<dyn Sink>, ComponentError> {
+        let mut builds = self.builds.lock().unwrap();
+        *builds += 1;
+        Ok(Box::new(Collecting {
+            build: *builds,
+            values: self.values.clone(),
+        }))
+    }
+}
+
+struct Collecting {
+    build: usize,
+    values: Collected,
+}
+
+impl Sink for Collecting {
+    fn run(self: Box<Self>, io: backplane_engine::SinkIo) -> Run {
+        Box::pin(async move {
+            while let Some(delivery) = io.next().await {
+                let mut values = self.values.lock().unwrap();
+                for sample in &delivery.batch.samples {
+                    let steady = io
+                        .topology
+                        .tag(sample.tag)
+                        .is_some_and(|t| t.path.ends_with("line/steady/n"));
+                    if let (true, Some(Value::Int(n))) = (steady, &sample.value) {
+                        values.push((self.build, *n as u64));
+                    }
+                }
+                drop(values);
+                if let Some(record) = delivery.record {
+                    io.ack(record);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
 fn registry(builds: &Builds) -> Registry {
     let mut registry = backplane_engine::builtins();
     registry.add_source("ticker", Ticker(builds.clone()));
     registry.add_sink("refusing", Refusing);
     registry
+}
+
+fn collecting(builds: &Builds, buffered: bool) -> (Registry, Arc<Mutex<usize>>, Collected) {
+    let mut registry = registry(builds);
+    let collect = Collect {
+        buffered,
+        builds: Arc::default(),
+        values: Arc::default(),
+    };
+    let (count, values) = (collect.builds.clone(), collect.values.clone());
+    registry.add_sink(if buffered { "collect-buffered" } else { "collect" }, collect);
+    (registry, count, values)
 }
 
 /// Two tickers feeding `line/steady` and `line/moved`, a jsonl sink; `extra` appended.
@@ -371,4 +455,77 @@ async fn a_configuration_that_does_not_start_falls_back_without_losing_a_reading
         Some(handed),
         "the readings of the switch arrived"
     );
+}
+
+/// A local and a buffered `collect` sink: each kept while only a source changes, both
+/// restarted once an asset is added; every value of the kept source reaches each sink
+/// once, in order, across both reloads.
+async fn sinks_are_kept_while_the_asset_tree_stays(buffered: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let builds = Builds::default();
+    let (registry, sink_builds, values) = collecting(&builds, buffered);
+    let kind = if buffered { "collect-buffered" } else { "collect" };
+    let with_sink = |label, extra: &str| {
+        config(label, extra).replace(
+            "[[sinks]]\nname = \"file\"",
+            &format!("[[sinks]]\nname = \"collector\"\nkind = \"{kind}\"\n\n[[sinks]]\nname = \"file\""),
+        )
+    };
+    let engine = support::start(&with_sink(1, ""), dir.path(), &registry);
+    let count = |values: &Collected| values.lock().unwrap().len();
+    eventually("values in the sink", || (count(&values) > 50).then_some(())).await;
+
+    // Only a source changes: the sink keeps running.
+    let (engine, effects) = reload(engine, &with_sink(2, ""), dir.path(), &registry).await;
+    assert_eq!(fate(&effects, "sink", "collector"), &Fate::Kept, "{effects:?}");
+    let seen = count(&values);
+    eventually("values after the first reload", || {
+        (count(&values) > seen + 50).then_some(())
+    })
+    .await;
+    assert_eq!(*sink_builds.lock().unwrap(), 1, "kept: never built again");
+
+    // An asset is added: the sink restarts.
+    let extra = "\n[[assets]]\npath = \"line/third\"\nmodel = \"Counter\"\nsource = \"moved\"\nbindings.n = { address = \"n\" }\n";
+    let (engine, effects) = reload(engine, &with_sink(2, extra), dir.path(), &registry).await;
+    assert_eq!(
+        fate(&effects, "sink", "collector"),
+        &Fate::Restarted("the asset tree changed".to_owned())
+    );
+    let seen = count(&values);
+    eventually("values after the second reload", || {
+        (count(&values) > seen + 50).then_some(())
+    })
+    .await;
+    engine.shutdown().await;
+    assert_eq!(*sink_builds.lock().unwrap(), 2);
+    let values = values.lock().unwrap().clone();
+    let received: Vec<u64> = values.iter().map(|&(_, n)| n).collect();
+    if buffered {
+        // At least once: a restarted buffered sink may get again what it had not acknowledged.
+        let mut distinct = received.clone();
+        distinct.dedup();
+        let expected: Vec<u64> = (0..distinct.len() as u64).collect();
+        assert_eq!(distinct, expected, "lost or reordered across the reloads");
+    } else {
+        let expected: Vec<u64> = (0..received.len() as u64).collect();
+        assert_eq!(
+            received, expected,
+            "lost, repeated or reordered across the reloads"
+        );
+    }
+    assert!(
+        values.iter().any(|&(build, _)| build == 2),
+        "the restarted sink received"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_sink_is_kept_while_the_asset_tree_stays_and_loses_nothing() {
+    sinks_are_kept_while_the_asset_tree_stays(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffered_sink_is_kept_with_its_log_while_the_asset_tree_stays() {
+    sinks_are_kept_while_the_asset_tree_stays(true).await;
 }

@@ -284,6 +284,12 @@ impl Kind for HistorianKind {
 }
 
 impl SinkKind for HistorianKind {
+    /// Reads its settings, its feed, the topology and its store (prepared, handed on with it): kept running by a reload that
+    /// changes neither its entry nor the asset tree.
+    fn survives_reload(&self, _settings: &HistorianSettings) -> bool {
+        true
+    }
+
     fn build(&self, ctx: &SinkContext<'_, HistorianSettings>) -> Result<Box<dyn Sink>, ComponentError> {
         let store = match ctx.services.named::<Store>(ctx.name) {
             Some(store) => store,

@@ -47,6 +47,12 @@ impl Kind for NatsSinkKind {
 }
 
 impl SinkKind for NatsSinkKind {
+    /// Reads its settings, its feed, the topology: kept running by a reload that
+    /// changes neither its entry nor the asset tree.
+    fn survives_reload(&self, _settings: &NatsSinkSettings) -> bool {
+        true
+    }
+
     fn buffered(&self) -> bool {
         true
     }

@@ -41,6 +41,12 @@ impl Kind for PostgresKind {
 }
 
 impl SinkKind for PostgresKind {
+    /// Reads its settings, its feed, the topology: kept running by a reload that
+    /// changes neither its entry nor the asset tree.
+    fn survives_reload(&self, _settings: &PostgresSettings) -> bool {
+        true
+    }
+
     fn buffered(&self) -> bool {
         true
     }

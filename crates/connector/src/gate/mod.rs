@@ -73,9 +73,17 @@ pub struct MachineWrite {
     pub from: String,
 }
 
-/// The gate; cheap to clone.
+/// The gate; cheap to clone. A configuration reload points it at the next engine's
+/// topology, write path and latest values ([`WriteGate::retarget`]), so a component that
+/// keeps running across the reload keeps writing through the same gate.
 #[derive(Clone, Debug)]
 pub struct WriteGate {
+    door: Arc<std::sync::RwLock<Door>>,
+}
+
+/// The gate for one engine.
+#[derive(Clone, Debug)]
+struct Door {
     inner: Arc<Inner>,
 }
 
@@ -107,6 +115,28 @@ impl WriteGate {
         audit: Option<AuditTrail>,
     ) -> WriteGate {
         WriteGate {
+            door: Arc::new(std::sync::RwLock::new(Door {
+                inner: Arc::new(Inner {
+                    topology,
+                    path,
+                    latest,
+                    audit,
+                    accepted: Mutex::new(HashMap::new()),
+                }),
+            })),
+        }
+    }
+
+    /// For the engine, at a configuration reload: writes from now on are checked against
+    /// `topology` and go through `path`; a write already under way finishes where it
+    /// started. The audit trail stays; `min_interval` counts afresh.
+    pub fn retarget(&self, topology: Arc<Topology>, path: WritePath, latest: Arc<dyn LatestReadings>) {
+        let mut door = self
+            .door
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let audit = door.inner.audit.clone();
+        *door = Door {
             inner: Arc::new(Inner {
                 topology,
                 path,
@@ -114,12 +144,24 @@ impl WriteGate {
                 audit,
                 accepted: Mutex::new(HashMap::new()),
             }),
-        }
+        };
     }
 
     /// Checks, and unless it is a dry run writes, one value. Never panics; every attempt
     /// is logged and recorded in the audit trail.
     pub async fn write(&self, request: MachineWrite) -> WriteReport {
+        // A poisoned lock only means a panic elsewhere while swapping one field.
+        let door = self
+            .door
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        door.write(request).await
+    }
+}
+
+impl Door {
+    async fn write(&self, request: MachineWrite) -> WriteReport {
         let inner = &self.inner;
         let info = inner.topology.tag_by_path(&request.tag);
         let latest = info.and_then(|i| inner.latest.latest(i.id));

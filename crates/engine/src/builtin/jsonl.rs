@@ -68,6 +68,12 @@ impl Kind for JsonlKind {
 }
 
 impl SinkKind for JsonlKind {
+    /// Reads its settings, its feed, the topology: kept running by a reload that
+    /// changes neither its entry nor the asset tree.
+    fn survives_reload(&self, _settings: &JsonlSettings) -> bool {
+        true
+    }
+
     fn build(&self, ctx: &SinkContext<'_, JsonlSettings>) -> Result<Box<dyn Sink>, ComponentError> {
         let settings = ctx.settings;
         let target = match &settings.target {

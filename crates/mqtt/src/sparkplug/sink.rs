@@ -101,6 +101,12 @@ impl backplane_connector::Kind for SparkplugSinkKind {
 }
 
 impl SinkKind for SparkplugSinkKind {
+    /// Reads its settings, its feed, the topology and the write gate: kept running by a reload that
+    /// changes neither its entry nor the asset tree.
+    fn survives_reload(&self, _settings: &SparkplugSinkSettings) -> bool {
+        true
+    }
+
     fn buffered(&self) -> bool {
         true
     }
