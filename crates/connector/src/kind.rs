@@ -139,11 +139,25 @@ pub trait SinkKind: Kind {
 
     /// Whether an instance with these settings may keep running, connection and all,
     /// across a configuration reload that changes neither its entry nor the asset tree
-    /// (assets, models, attributes; bindings may change): it reads only its settings, its
-    /// feed, [`SinkIo::topology`](crate::SinkIo) and the write gate — not the command path
-    /// nor services the derive stages offer, which a reload rebuilds. The default, `false`,
-    /// restarts it at every reload.
+    /// (assets, models, attributes; bindings may change): it keeps no state of the
+    /// configuration but what its settings, [`SinkIo::topology`](crate::SinkIo), the write
+    /// gate and the services it uses give it. The default, `false`, restarts it at every
+    /// reload.
     fn survives_reload(&self, _settings: &Self::Settings) -> bool {
+        false
+    }
+
+    /// Whether an instance with these settings uses services the pipeline's stages or
+    /// other sinks offer (production commands, alarms, a historian's store): it is then
+    /// kept by a reload only when the stages and every sink that [offers
+    /// services](Self::offers_services) are kept too.
+    fn uses_services(&self, _settings: &Self::Settings) -> bool {
+        false
+    }
+
+    /// Whether the kind offers other components services of its instances (prepared
+    /// before the engine starts, e.g. a historian's store).
+    fn offers_services(&self) -> bool {
         false
     }
 }
@@ -167,6 +181,8 @@ pub trait AnySourceKind: AnyKind {
 pub trait AnySinkKind: AnyKind {
     fn build(&self, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>, ComponentError>;
     fn survives_reload(&self, settings: &Settings) -> bool;
+    fn uses_services(&self, settings: &Settings) -> bool;
+    fn offers_services(&self) -> bool;
 }
 
 /// Holds a typed kind and erases its settings type.
@@ -278,6 +294,16 @@ impl<K: SinkKind> AnySinkKind for Erased<K> {
     fn survives_reload(&self, settings: &Settings) -> bool {
         self.settings(settings)
             .is_ok_and(|settings| self.kind.survives_reload(settings))
+    }
+
+    fn uses_services(&self, settings: &Settings) -> bool {
+        // Unreadable settings: assume the worst, it restarts with its users.
+        self.settings(settings)
+            .map_or(true, |settings| self.kind.uses_services(settings))
+    }
+
+    fn offers_services(&self) -> bool {
+        self.kind.offers_services()
     }
 }
 

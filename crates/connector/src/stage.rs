@@ -148,19 +148,36 @@ pub struct PipelineStopped;
 /// stopping engine alive.
 #[derive(Clone, Debug)]
 pub struct CommandPath {
-    input: mpsc::WeakSender<PipelineInput>,
+    /// Shared by every clone: a configuration reload that keeps the stages running points
+    /// it at the next pipeline ([`CommandPath::retarget`]).
+    input: Arc<std::sync::RwLock<mpsc::WeakSender<PipelineInput>>>,
 }
 
 impl CommandPath {
     /// For the engine: calls go into the pipeline's input queue.
     pub fn new(input: mpsc::WeakSender<PipelineInput>) -> CommandPath {
-        CommandPath { input }
+        CommandPath {
+            input: Arc::new(std::sync::RwLock::new(input)),
+        }
+    }
+
+    /// For the engine: from now on, calls through this path and its clones go to `input`.
+    pub fn retarget(&self, input: mpsc::WeakSender<PipelineInput>) {
+        *self
+            .input
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = input;
     }
 
     /// Queues `call` behind the batches already waiting; it runs between two batches.
     /// Waits while the pipeline's input queue is full.
     pub async fn call(&self, call: StageCall) -> Result<(), PipelineStopped> {
-        let input = self.input.upgrade().ok_or(PipelineStopped)?;
+        let input = self
+            .input
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .upgrade()
+            .ok_or(PipelineStopped)?;
         input
             .send(PipelineInput::Call(call))
             .await

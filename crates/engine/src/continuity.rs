@@ -110,6 +110,38 @@ pub fn effects(old: &Topology, new: &Topology, registry: &Registry) -> Vec<Effec
             }
         }
     }
+    // A sink using what the stages or other sinks offer keeps running only when they do.
+    let stages = stages_kept(old, new);
+    let offering_restarts = [&old.plan, &new.plan].iter().any(|plan| {
+        plan.sinks.iter().filter(|s| s.enabled).any(|s| {
+            registry.sink(&s.kind).is_some_and(|k| k.offers_services())
+                && !out
+                    .iter()
+                    .any(|e| e.component == "sink" && e.name == s.name && e.fate == Fate::Kept)
+        })
+    });
+    for e in &mut out {
+        let Some(spec) = new.plan.sinks.iter().find(|s| s.name == e.name) else {
+            continue;
+        };
+        let uses = registry
+            .sink(&spec.kind)
+            .is_some_and(|k| k.uses_services(&spec.settings));
+        if e.component != "sink" || e.fate != Fate::Kept || !uses {
+            continue;
+        }
+        if !stages {
+            e.fate = Fate::Restarted(
+                "it uses the pipeline's stages, which restart (the production settings changed)".to_owned(),
+            );
+        } else if format!("{:?}", old.plan.writes) != format!("{:?}", new.plan.writes) {
+            // What it shows as writable was read from the allowlist when it started.
+            e.fate = Fate::Restarted("the write allowlist changed".to_owned());
+        } else if offering_restarts {
+            e.fate =
+                Fate::Restarted("a sink whose services it uses (a historian's store) restarts".to_owned());
+        }
+    }
     // Buffered sinks share one log: all are kept, or all restart.
     let buffered = |plan: &backplane_config::Plan| -> Vec<String> {
         plan.sinks
@@ -145,6 +177,14 @@ pub fn kept_sinks(old: &Topology, new: &Topology, registry: &Registry) -> Vec<St
         .filter(|e| e.component == "sink" && e.fate == Fate::Kept)
         .map(|e| e.name)
         .collect()
+}
+
+/// Whether a reload from `old` to `new` keeps the pipeline's stages (production, alarms,
+/// derived values) running with their state in memory: they are built from the assets,
+/// their attributes and the production settings, so when none of those changed the
+/// stages the next configuration would build are these.
+pub fn stages_kept(old: &Topology, new: &Topology) -> bool {
+    same_assets(old, new) && old.plan.production == new.plan.production
 }
 
 /// The sources a reload from `old` to `new` keeps running.

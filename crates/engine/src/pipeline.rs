@@ -156,6 +156,11 @@ impl Pipeline {
         pairs.len()
     }
 
+    /// The stages, for the pipeline a reload starts (they are not stopped).
+    pub(crate) fn take_stages(&mut self) -> Vec<Box<dyn Stage>> {
+        std::mem::take(&mut self.stages)
+    }
+
     /// Lets every stage persist what must survive a restart (the pipeline has stopped).
     pub fn stop_stages(&mut self) {
         for stage in &mut self.stages {

@@ -271,6 +271,10 @@ pub struct Engine {
     /// a historian's store), which a reload that keeps one running hands on with it.
     source_services: Services,
     sink_services: Services,
+    /// What the stages offer (production commands, alarms), and the path their calls
+    /// take, both handed on with the stages when a reload keeps them.
+    stage_services: Services,
+    commands: CommandPath,
     sinks: Vec<RunningSink>,
     pipeline: JoinHandle<(Pipeline, Router)>,
     buffer_task: Option<JoinHandle<()>>,
@@ -305,6 +309,9 @@ struct RunningSink {
     buffer: Option<BufferStatus>,
 }
 
+/// Stages a reload keeps running: the stages, what they offer, the path of their calls.
+type KeptStages = (Vec<Box<dyn Stage>>, Services, CommandPath);
+
 /// What an engine started by a reload takes over from the one it replaces. Given back
 /// unused when the start fails before anything of the new engine runs.
 #[derive(Debug, Default)]
@@ -320,6 +327,9 @@ struct Carry {
     sinks: Vec<RunningSink>,
     sink_services: Services,
     log: Option<Log>,
+    /// The stages, running on with their state in memory, their services and their
+    /// command path (only when the assets and the production settings did not change).
+    stages: Option<KeptStages>,
     input: Option<(mpsc::Sender<PipelineInput>, mpsc::Receiver<PipelineInput>)>,
     /// The stopped pipeline: the latest values and deadband state to take over.
     previous: Option<Pipeline>,
@@ -335,6 +345,8 @@ struct Core {
     input_tx: mpsc::Sender<PipelineInput>,
     gate: WriteGate,
     services: Services,
+    /// Where stage handles and sinks send their calls.
+    commands: CommandPath,
     options: EngineOptions,
 }
 
@@ -381,12 +393,15 @@ impl Engine {
         let keep_sinks: BTreeSet<String> = continuity::kept_sinks(&old_topology, &new_topology, registry)
             .into_iter()
             .collect();
+        let keep_stages = continuity::stages_kept(&old_topology, &new_topology);
         let Engine {
             handle,
             input,
             sources,
             source_services,
             sink_services,
+            stage_services,
+            commands,
             sinks,
             pipeline,
             buffer_task,
@@ -409,11 +424,17 @@ impl Engine {
                 source.io.retarget(j as u32, tx.clone());
             }
         }
+        // Calls to kept stages wait for the next pipeline too; calls to stages that
+        // restart fail (their state is the stopped stage's).
+        if keep_stages {
+            commands.retarget(tx.downgrade());
+        }
         let stopped = stop_downstream(
             &handle,
             input,
             sinks,
             &keep_sinks,
+            keep_stages,
             pipeline,
             buffer_task,
             clock_tasks,
@@ -429,6 +450,7 @@ impl Engine {
             sinks: stopped.kept,
             sink_services: sink_services.only(&keep_sinks),
             log: stopped.log,
+            stages: stopped.stages.map(|stages| (stages, stage_services, commands)),
             input: Some((tx, rx)),
             previous: stopped.pipeline,
         };
@@ -448,7 +470,16 @@ impl Engine {
                 error,
                 engine: Some(engine),
             }),
-            Err((again, _)) => {
+            Err((again, carry)) => {
+                // The stages kept in memory save their state now.
+                if let Some((mut stages, _, _)) = carry.stages {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        for stage in &mut stages {
+                            stage.stop();
+                        }
+                    })
+                    .await;
+                }
                 tracing::error!(error = %again, "reload: the previous configuration did not start again either");
                 Err(ReloadFailed { error, engine: None })
             }
@@ -516,6 +547,13 @@ impl Engine {
             .get_or_insert_with(|| mpsc::channel(options.input_queue.max(1)))
             .0
             .clone();
+        let commands = match &carry.stages {
+            Some((_, _, commands)) => {
+                commands.retarget(input_tx.downgrade());
+                commands.clone()
+            }
+            None => CommandPath::new(input_tx.downgrade()),
+        };
         let kept_writes = |i: usize| {
             let name = &plan.sources[i].name;
             carry
@@ -546,11 +584,18 @@ impl Engine {
             input_tx,
             gate,
             services,
+            commands,
             options,
         };
-        let stages = match build_stages(registry, &mut core) {
-            Ok(stages) => stages,
-            Err(e) => return Err((e, Box::new(carry))),
+        let (stages, stage_services) = match carry.stages.take() {
+            Some((stages, stage_services, _)) => {
+                core.services.extend(&stage_services);
+                (stages, stage_services)
+            }
+            None => match build_stages(registry, &mut core) {
+                Ok(built) => built,
+                Err(e) => return Err((e, Box::new(carry))),
+            },
         };
         // Every buffered sink kept: the log they read stays open; otherwise it is opened
         // with a reader for each.
@@ -655,6 +700,8 @@ impl Engine {
             sources,
             source_services,
             sink_services,
+            stage_services,
+            commands: core.commands,
             sinks: sinks.running,
             pipeline: pipeline_task,
             buffer_task,
@@ -675,6 +722,8 @@ impl Engine {
             sources,
             source_services: _,
             sink_services: _,
+            stage_services: _,
+            commands: _,
             sinks,
             pipeline,
             buffer_task,
@@ -688,6 +737,7 @@ impl Engine {
                 input,
                 sinks,
                 &BTreeSet::new(),
+                false,
                 pipeline,
                 buffer_task,
                 clock_tasks,
@@ -765,6 +815,8 @@ struct Stopped {
     /// The sinks still running, and the log, when every buffered sink is among them.
     kept: Vec<RunningSink>,
     log: Option<Log>,
+    /// The stages, taken out of the stopped pipeline to run on (not stopped, not saved).
+    stages: Option<Vec<Box<dyn Stage>>>,
 }
 
 /// Everything after the sources: the pipeline ends once its queue is drained (the input
@@ -776,6 +828,7 @@ async fn stop_downstream(
     input: mpsc::Sender<PipelineInput>,
     sinks: Vec<RunningSink>,
     keep: &BTreeSet<String>,
+    keep_stages: bool,
     pipeline: JoinHandle<(Pipeline, Router)>,
     buffer_task: Option<JoinHandle<()>>,
     clock_tasks: Vec<JoinHandle<()>>,
@@ -785,7 +838,13 @@ async fn stop_downstream(
     for clock in &clock_tasks {
         clock.abort();
     }
+    let mut stages = None;
     let (stopped, router) = match pipeline.await {
+        Ok((mut pipeline, router)) if keep_stages => {
+            // The stages run on in the next pipeline, their state in memory.
+            stages = Some(pipeline.take_stages());
+            (Some(pipeline), Some(router))
+        }
         Ok((mut pipeline, router)) => {
             // Stages save their state (e.g. production), off the async workers.
             match tokio::task::spawn_blocking(move || {
@@ -844,6 +903,7 @@ async fn stop_downstream(
         pipeline: stopped,
         kept,
         log,
+        stages,
     }
 }
 
@@ -895,8 +955,12 @@ fn health_rows(plan: &Plan, now: Timestamp) -> Vec<ComponentHealth> {
 }
 
 /// Builds the registry's derive stages, in order, and adds the services they offer.
-fn build_stages(registry: &Registry, core: &mut Core) -> Result<Vec<Box<dyn Stage>>, ComponentError> {
+fn build_stages(
+    registry: &Registry,
+    core: &mut Core,
+) -> Result<(Vec<Box<dyn Stage>>, Services), ComponentError> {
     let mut stages = Vec::new();
+    let mut offered = Services::default();
     for (name, kind) in registry.stages() {
         let events = core.metrics.component_events.clone();
         let counter = move |event: &str| {
@@ -912,14 +976,15 @@ fn build_stages(registry: &Registry, core: &mut Core) -> Result<Vec<Box<dyn Stag
             .build(&StageContext {
                 topology: &core.topology,
                 data_dir: &core.topology.plan.gateway.data_dir,
-                commands: CommandPath::new(core.input_tx.downgrade()),
+                commands: core.commands.clone(),
                 counter: &counter,
             })
             .map_err(|e| ComponentError::config(format!("stage `{name}`: {}", e.chain())))?;
         core.services.extend(&built.services);
+        offered.extend(&built.services);
         stages.push(built.stage);
     }
-    Ok(stages)
+    Ok((stages, offered))
 }
 
 /// How a component reports on itself: its slot in health and its events counters.
@@ -1012,7 +1077,7 @@ fn start_sinks(
             input_closed: closed.clone(),
             topology: core.topology.clone(),
             gate: core.gate.clone(),
-            commands: CommandPath::new(core.input_tx.downgrade()),
+            commands: core.commands.clone(),
             services: core.services.clone(),
             status: status(core, "sink", &spec.name, slot),
         });

@@ -529,3 +529,105 @@ async fn a_local_sink_is_kept_while_the_asset_tree_stays_and_loses_nothing() {
 async fn a_buffered_sink_is_kept_with_its_log_while_the_asset_tree_stays() {
     sinks_are_kept_while_the_asset_tree_stays(true).await;
 }
+
+/// A stage kind `tally` counting the samples it observed; its handle (a service) adds to
+/// the count through the pipeline, as a production command does. Counts its builds.
+#[derive(Default)]
+struct TallyKind {
+    builds: Arc<Mutex<usize>>,
+}
+
+#[derive(Debug)]
+struct TallyStage(Arc<std::sync::atomic::AtomicU64>);
+
+impl backplane_connector::Stage for TallyStage {
+    fn observe(&mut self, samples: &[backplane_model::Sample], _out: &mut backplane_connector::Derived) {
+        self.0
+            .fetch_add(samples.len() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The stage's handle: adds through a call that the pipeline runs between batches.
+#[derive(Debug)]
+struct Tally {
+    commands: backplane_engine::CommandPath,
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Tally {
+    async fn add(&self, n: u64) -> bool {
+        let count = self.count.clone();
+        let call = backplane_connector::StageCall(Box::new(move |_, _| {
+            count.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        }));
+        self.commands.call(call).await.is_ok()
+    }
+}
+
+impl backplane_connector::StageKind for TallyKind {
+    fn describe(&self) -> &'static str {
+        "counts samples (test)"
+    }
+    fn build(
+        &self,
+        ctx: &backplane_connector::StageContext<'_>,
+    ) -> Result<backplane_connector::BuiltStage, ComponentError> {
+        *self.builds.lock().unwrap() += 1;
+        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        Ok(backplane_connector::BuiltStage {
+            stage: Box::new(TallyStage(count.clone())),
+            services: Services::one(
+                "tally",
+                Arc::new(Tally {
+                    commands: ctx.commands.clone(),
+                    count,
+                }),
+            ),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_run_on_with_their_state_while_the_assets_stay_and_their_handles_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let builds = Builds::default();
+    let mut registry = registry(&builds);
+    let tally = TallyKind::default();
+    let stage_builds = tally.builds.clone();
+    registry.add_stage("tally", Arc::new(tally));
+    let engine = support::start(&config(1, ""), dir.path(), &registry);
+    let handle = engine.handle().services().named::<Tally>("tally").unwrap();
+    let count = || handle.count.load(std::sync::atomic::Ordering::SeqCst);
+    eventually("samples counted", || (count() > 20).then_some(())).await;
+
+    // Only a source changes: the same stage goes on counting, and a handle taken before
+    // the reload reaches it through the next pipeline.
+    let (engine, _) = reload(engine, &config(2, ""), dir.path(), &registry).await;
+    assert_eq!(
+        *stage_builds.lock().unwrap(),
+        1,
+        "the stage was kept, not built again"
+    );
+    let after = engine.handle().services().named::<Tally>("tally").unwrap();
+    assert!(
+        Arc::ptr_eq(&after.count, &handle.count),
+        "the same stage's handle"
+    );
+    let before = count();
+    assert!(handle.add(1_000_000).await, "the old handle's call runs");
+    eventually("the call ran", || (count() >= before + 1_000_000).then_some(())).await;
+    eventually("counting after the reload", || {
+        (count() > before + 1_000_020).then_some(())
+    })
+    .await;
+
+    // An asset is added: the stage is built again, and a call through a handle of the
+    // stopped stage fails rather than change a state nobody reads.
+    let extra = "\n[[assets]]\npath = \"line/third\"\nmodel = \"Counter\"\nsource = \"moved\"\nbindings.n = { address = \"n\" }\n";
+    let (engine, _) = reload(engine, &config(2, extra), dir.path(), &registry).await;
+    assert_eq!(*stage_builds.lock().unwrap(), 2);
+    assert!(!handle.add(1).await, "the stopped stage takes no call");
+    let fresh = engine.handle().services().named::<Tally>("tally").unwrap();
+    assert!(fresh.add(5).await);
+    engine.shutdown().await;
+}

@@ -290,6 +290,11 @@ impl SinkKind for HistorianKind {
         true
     }
 
+    /// Its store, which the API and the OPC UA server read.
+    fn offers_services(&self) -> bool {
+        true
+    }
+
     fn build(&self, ctx: &SinkContext<'_, HistorianSettings>) -> Result<Box<dyn Sink>, ComponentError> {
         let store = match ctx.services.named::<Store>(ctx.name) {
             Some(store) => store,

@@ -41,6 +41,18 @@ impl Kind for OpcUaServerKind {
 }
 
 impl SinkKind for OpcUaServerKind {
+    /// Its address space is built from the asset tree, which such a reload leaves alone;
+    /// client sessions and subscriptions stay.
+    fn survives_reload(&self, _settings: &ServerSettings) -> bool {
+        true
+    }
+
+    /// Alarms and production methods go through the stages; history reads the
+    /// historians' stores.
+    fn uses_services(&self, _settings: &ServerSettings) -> bool {
+        true
+    }
+
     fn build(&self, ctx: &SinkContext<'_, ServerSettings>) -> Result<Box<dyn Sink>, ComponentError> {
         Ok(Box::new(crate::sink::ServerSink::new(ctx)))
     }

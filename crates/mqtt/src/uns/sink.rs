@@ -21,10 +21,15 @@ use crate::settings::{Qos, ResolvedConnection};
 use backplane_connector::Backoff;
 
 impl SinkKind for MqttSinkKind {
-    /// Reads its settings, its feed, the topology (no production commands: those go through the stage a reload rebuilds): kept running by a reload that
+    /// Reads its settings, its feed and the topology: kept running by a reload that
     /// changes neither its entry nor the asset tree.
-    fn survives_reload(&self, settings: &MqttSinkSettings) -> bool {
-        matches!(settings.commands, crate::uns::config::CommandTopic::Off)
+    fn survives_reload(&self, _settings: &MqttSinkSettings) -> bool {
+        true
+    }
+
+    /// With `commands`, it runs production commands through the production stage.
+    fn uses_services(&self, settings: &MqttSinkSettings) -> bool {
+        !matches!(settings.commands, crate::uns::config::CommandTopic::Off)
     }
 
     fn buffered(&self) -> bool {
