@@ -265,47 +265,30 @@ struct Running<'r> {
 impl Running<'_> {
     /// Reloads the configuration file (`apply`), or only says what a reload would do. A
     /// file with errors, or one changing `[gateway]` or `[api]`, is refused and the running
-    /// configuration stays. Otherwise [`Engine::reload`] applies it: sources whose entry
-    /// and addresses did not change keep running with their connections; the rest of the
-    /// engine stops as at shutdown (the pipeline and sinks drain, buffered sinks keep what
-    /// they have not sent in their log, production state is saved) and starts again for
-    /// the new plan, with every asset's context and the latest values carried over; the
-    /// API keeps its listener, sessions and limits and serves the new engine from the next
-    /// request. Should the new engine fail to start, the previous configuration runs again.
+    /// configuration stays. Otherwise [`Engine::reload`] applies it: the sources, sinks
+    /// and stages the change leaves alone keep running with their connections and state
+    /// (`backplane_engine::continuity` decides), the rest stops as at shutdown (buffered
+    /// sinks keep what they have not sent in their log, production state is saved) and
+    /// starts again for the new plan, with every asset's context and the latest values
+    /// carried over; the API keeps its listener, sessions and limits and serves the new
+    /// engine from the next request. Should the new engine fail to start, the previous
+    /// configuration runs again.
     async fn reload(&mut self, apply: bool) -> ReloadReport {
         use crate::reload::Decision;
         let Some(engine) = self.engine.take() else {
-            return report(
-                ReloadResult::Unchanged,
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                String::new(),
-            );
+            return unchanged(String::new());
         };
         let version = engine.handle().topology().plan.version.clone();
         let Some(file) = &self.file else {
             self.engine = Some(engine);
-            return report(
-                ReloadResult::Unchanged,
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                version,
-            );
+            return unchanged(version);
         };
         let running = engine.handle().topology().bound_plan();
         let decision = crate::reload::decide(file, self.registry, &running);
         let (new, changes) = match decision {
             Decision::Unchanged => {
                 self.engine = Some(engine);
-                return report(
-                    ReloadResult::Unchanged,
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    version,
-                );
+                return unchanged(version);
             }
             Decision::Invalid(why) => return self.keep(engine, ReloadResult::Invalid, why, apply, version),
             Decision::Refused(changes) => {
@@ -442,6 +425,17 @@ impl Running<'_> {
             engine.shutdown().await;
         }
     }
+}
+
+/// Nothing to do: what runs stays.
+fn unchanged(config_version: String) -> ReloadReport {
+    report(
+        ReloadResult::Unchanged,
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        config_version,
+    )
 }
 
 fn report(

@@ -115,15 +115,7 @@ impl WriteGate {
         audit: Option<AuditTrail>,
     ) -> WriteGate {
         WriteGate {
-            door: Arc::new(std::sync::RwLock::new(Door {
-                inner: Arc::new(Inner {
-                    topology,
-                    path,
-                    latest,
-                    audit,
-                    accepted: Mutex::new(HashMap::new()),
-                }),
-            })),
+            door: Arc::new(std::sync::RwLock::new(Door::new(topology, path, latest, audit))),
         }
     }
 
@@ -136,15 +128,7 @@ impl WriteGate {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let audit = door.inner.audit.clone();
-        *door = Door {
-            inner: Arc::new(Inner {
-                topology,
-                path,
-                latest,
-                audit,
-                accepted: Mutex::new(HashMap::new()),
-            }),
-        };
+        *door = Door::new(topology, path, latest, audit);
     }
 
     /// Checks, and unless it is a dry run writes, one value. Never panics; every attempt
@@ -161,6 +145,23 @@ impl WriteGate {
 }
 
 impl Door {
+    fn new(
+        topology: Arc<Topology>,
+        path: WritePath,
+        latest: Arc<dyn LatestReadings>,
+        audit: Option<AuditTrail>,
+    ) -> Door {
+        Door {
+            inner: Arc::new(Inner {
+                topology,
+                path,
+                latest,
+                audit,
+                accepted: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
     async fn write(&self, request: MachineWrite) -> WriteReport {
         let inner = &self.inner;
         let info = inner.topology.tag_by_path(&request.tag);
