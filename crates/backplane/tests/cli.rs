@@ -120,10 +120,22 @@ fn plan_names_each_change_and_says_whether_a_reload_applies_it() {
         stdout.contains("  sink history keeps running (its connection stays)\n"),
         "{stdout}"
     );
+    // The OPC UA server too: the tree, the stages and the historian it reads stay.
     assert!(
-        stdout.contains(
-            "  sink opcua restarts: a reload restarts every `opcua-server` sink with these settings\n"
-        ),
+        stdout.contains("  sink opcua keeps running (its connection stays)\n"),
+        "{stdout}"
+    );
+
+    // A new asset: the sources keep running, every sink restarts to build its new tree.
+    let machine = "\n[[assets]]\npath = \"packaging/line-1/labeller\"\nlevel = \"equipment\"\n";
+    let (ok, stdout, stderr) = plan(&format!("{dairy}{machine}"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("  source line1-plc keeps running (its connection stays)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  sink opcua restarts: the asset tree changed\n"),
         "{stdout}"
     );
 
