@@ -4,7 +4,8 @@
 //! processes, not measured) monitor N/S tags each. Run under callgrind, it zeroes the
 //! counters before the first round and dumps them after the last, so the dump holds the
 //! rounds alone: everything the server did for them, subscriptions and sending included.
-//! Run by scripts/callgrind-opcua-server.
+//! Run by scripts/callgrind-opcua-server. Run natively, its last line is the process's CPU
+//! (utime + stime from /proc/self/stat) over the rounds, the clients not counted.
 //!
 //! Usage: load [TAGS (10000)] [SESSIONS (10)] [ROUNDS (10)]; needs BACKPLANE_PYTHON.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -23,6 +24,15 @@ use backplane_opcua_server::server::{ServerInputs, start};
 use backplane_opcua_server::sink::Publisher;
 
 mod common;
+
+/// The process's CPU time so far (utime + stime, all threads), in clock ticks (1/100 s
+/// on Linux).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // After the command's closing parenthesis: utime and stime are the 12th and 13th fields.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
 
 /// Asks callgrind (when the process runs under it) to zero or dump its counters.
 fn callgrind(arg: &str) {
@@ -120,6 +130,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     common::start_counting(&mut clients);
     callgrind("-z");
+    let (cpu0, wall0) = (cpu_ticks(), std::time::Instant::now());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     for batch in batches {
         tick.tick().await;
@@ -127,11 +138,17 @@ async fn main() {
     }
     // The last round's notifications go out with the next publishing interval.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (cpu, wall) = (cpu_ticks() - cpu0, wall0.elapsed().as_secs_f64());
     callgrind("-d");
     let received = common::received(&mut clients);
     running.handle.cancel();
     println!(
         "opcua-server load: {tags} tags, {sessions} sessions, {rounds} rounds: {} changes published, {received} received",
         tags * rounds
+    );
+    println!(
+        "server CPU over the rounds: {:.2} s in {wall:.1} s = {:.2} % of a core",
+        cpu as f64 / 100.0,
+        cpu as f64 / wall
     );
 }
