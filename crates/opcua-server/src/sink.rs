@@ -27,7 +27,7 @@ use crate::notifiers::Notifiers;
 use crate::server::{Running, ServerInputs};
 use crate::space::{PlantNodes, context_values};
 use crate::value::{DateTimes, data_value, date_time};
-use crate::watchers::{Deliveries, Watchers};
+use crate::watchers::Watchers;
 use backplane_alarms::AlarmsHandle;
 use backplane_historian::Store;
 use backplane_model::sample::EventKind;
@@ -76,8 +76,6 @@ pub struct Publisher {
     handle: ServerHandle,
     /// The data items on the tag variables.
     watchers: Arc<Watchers>,
-    /// A batch's values on their way to the subscriptions (kept for their capacity).
-    deliveries: Deliveries,
     /// The last timestamps converted.
     times: DateTimes,
 }
@@ -120,7 +118,6 @@ impl Publisher {
             conditions,
             notifiers: running.manager.inner().notifiers().clone(),
             watchers: running.manager.inner().watchers().clone(),
-            deliveries: Deliveries::default(),
             times: DateTimes::default(),
             ancestors,
             handle: running.handle.clone(),
@@ -219,9 +216,7 @@ impl Publisher {
     /// look-up in async-opcua's subscriptions per value), and stores them: the tags' in the
     /// live values by index (one lock, no look-up), the context properties' in the address
     /// space. The sessions get the values once everything is stored.
-    fn store_and_notify(&mut self, tags: Vec<(usize, DataValue)>, context: Vec<(&NodeId, DataValue)>) {
-        self.watchers
-            .queue(tags.iter().map(|(tag, v)| (*tag, v)), &mut self.deliveries);
+    fn store_and_notify(&self, tags: Vec<(usize, DataValue)>, context: Vec<(&NodeId, DataValue)>) {
         let mut notifier = self.subscriptions.data_notifier();
         for (id, value) in &context {
             if let Some(mut batch) = notifier.notify_for(*id, AttributeId::Value) {
@@ -229,7 +224,9 @@ impl Publisher {
                 batch.data_value(value.clone());
             }
         }
-        self.live.store(tags);
+        // A copy stored; the values go to the subscriptions after (each of them, should a
+        // batch hold a tag twice).
+        self.live.store(tags.iter().map(|(tag, v)| (*tag, v.clone())));
         if !context.is_empty() {
             let space = self.manager.address_space();
             let mut space = space.write();
@@ -240,7 +237,8 @@ impl Publisher {
             }
         }
         drop(notifier);
-        let elsewhere = self.deliveries.deliver(&self.subscriptions, &DateTime::now());
+        let now = DateTime::now();
+        let elsewhere = self.watchers.deliver(tags, &self.subscriptions, &now);
         if !elsewhere.is_empty() {
             // Subscriptions transferred to another session: async-opcua finds their owner.
             let mut notifier = self.subscriptions.data_notifier();

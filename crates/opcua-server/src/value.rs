@@ -181,7 +181,10 @@ pub fn reading_with(
     let gateway = times.get(gateway);
     DataValue {
         value: Some(value),
-        status: Some(status),
+        // Good is sent as no StatusCode, as OPC UA encodes it (Part 6, DataValue: its bit
+        // is false if the StatusCode is Good); clients read it as Good. Saves encoding four
+        // bytes for every notification of a good value.
+        status: (status != StatusCode::Good).then_some(status),
         source_timestamp: Some(source),
         source_picoseconds: None,
         server_timestamp: Some(gateway),
@@ -330,6 +333,16 @@ mod tests {
         // The client side reads the same quality back.
         let (_, quality, _) = backplane_opcua::value::reading_parts(&dv, None);
         assert_eq!(quality, Quality::Uncertain(UncertainReason::LastUsableValue));
+
+        let good = data_value(
+            &sample(Some(Value::Float(1.0)), Quality::Good, None),
+            DataType::Scalar(ScalarType::Float),
+            &mut DateTimes::default(),
+        );
+        assert_eq!(good.status, None, "Good goes without a StatusCode");
+        assert_eq!(good.status(), StatusCode::Good);
+        let (_, quality, _) = backplane_opcua::value::reading_parts(&good, None);
+        assert_eq!(quality, Quality::Good);
 
         let bad = data_value(
             &sample(None, Quality::Bad(BadReason::CommFailure), None),

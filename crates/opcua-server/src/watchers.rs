@@ -1,7 +1,8 @@
 //! The data items on the tag variables, by tag index, and the handing of a batch's values to
 //! them: the node manager records each Value item it creates on a tag variable and forgets
 //! it when async-opcua deletes it (by the client, or with its expired subscription); the sink
-//! hands each value straight to its items' subscriptions, one lock per session.
+//! hands each stored value straight to its items' subscriptions, one lock per run of items
+//! of one session.
 //!
 //! async-opcua's `SubscriptionDataNotifier` would look each value's NodeId up in its table of
 //! items (hashing the string NodeId) and queue a copy per item before handing it over: about
@@ -13,9 +14,12 @@
 //! not told) is no longer in the session recorded here: its values then go through the
 //! notifier, which knows the new owner.
 
-use opcua::server::{MonitoredItemHandle, SubscriptionCache};
+use std::sync::Arc;
+
+use opcua::server::{MonitoredItemHandle, SessionSubscriptions, SubscriptionCache};
+use opcua::sync::Mutex;
 use opcua::types::{DataValue, DateTime};
-use parking_lot::RwLock;
+use parking_lot::{MutexGuard, RwLock};
 
 /// One data item on a tag variable: the session that created it and its handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,142 +70,85 @@ impl Watchers {
         self.len() == 0
     }
 
-    /// Queues each value for the items on its tag (a copy per item).
-    pub fn queue<'a>(&self, values: impl Iterator<Item = (usize, &'a DataValue)>, into: &mut Deliveries) {
-        let all = self.by_tag.read();
-        for (tag, value) in values {
-            for watch in all.get(tag).into_iter().flatten() {
-                into.push(*watch, tag, value.clone());
-            }
-        }
-    }
-}
-
-/// One queued value: the item's id in its subscription, its tag, the value.
-type Item = (u32, usize, DataValue);
-
-/// The values of one batch for one subscription.
-#[derive(Debug)]
-struct ForSubscription {
-    id: u32,
-    items: Vec<Item>,
-    /// Whether this batch queued anything here.
-    used: bool,
-}
-
-/// The values of one batch for one session, by subscription.
-#[derive(Debug)]
-struct ForSession {
-    id: u32,
-    subscriptions: Vec<ForSubscription>,
-}
-
-/// A batch's values by session and subscription. Kept by the sink between batches so the
-/// queues keep their capacity (a session's are dropped after a batch without values for it).
-#[derive(Debug, Default)]
-pub struct Deliveries {
-    sessions: Vec<ForSession>,
-    /// Where the last value went: consecutive tags mostly share their session and
-    /// subscription (items are created in blocks).
-    last: (usize, usize),
-}
-
-impl Deliveries {
-    fn push(&mut self, watch: Watch, tag: usize, value: DataValue) {
-        let (session, subscription) = (watch.session, watch.handle.subscription_id);
-        let (s, u) = self.last;
-        let slot = match self
-            .sessions
-            .get(s)
-            .and_then(|x| x.subscriptions.get(u).map(|y| (x, y)))
-        {
-            Some((x, y)) if x.id == session && y.id == subscription => (s, u),
-            _ => self.find(session, subscription),
-        };
-        self.last = slot;
-        if let Some(queue) = self
-            .sessions
-            .get_mut(slot.0)
-            .and_then(|x| x.subscriptions.get_mut(slot.1))
-        {
-            queue.items.push((watch.handle.monitored_item_id, tag, value));
-            queue.used = true;
-        }
-    }
-
-    /// The queue of a session's subscription, made if new.
-    fn find(&mut self, session: u32, subscription: u32) -> (usize, usize) {
-        let s = match self.sessions.iter().position(|x| x.id == session) {
-            Some(s) => s,
-            None => {
-                self.sessions.push(ForSession {
-                    id: session,
-                    subscriptions: Vec::new(),
-                });
-                self.sessions.len() - 1
-            }
-        };
-        let subscriptions = match self.sessions.get_mut(s) {
-            Some(x) => &mut x.subscriptions,
-            None => return (s, 0),
-        };
-        let u = match subscriptions.iter().position(|y| y.id == subscription) {
-            Some(u) => u,
-            None => {
-                subscriptions.push(ForSubscription {
-                    id: subscription,
-                    items: Vec::new(),
-                    used: false,
-                });
-                subscriptions.len() - 1
-            }
-        };
-        (s, u)
-    }
-
-    /// Hands the queued values to their subscriptions (one lock per session) and returns
-    /// those whose subscription is no longer in the recorded session (transferred, or
-    /// deleted and not yet forgotten) with their handles, for the caller to hand over by
-    /// NodeId. Queues left empty by this batch are dropped.
+    /// Hands each value to the data items on its tag, straight to their subscriptions: one
+    /// lock per run of items of one session. Returns the values whose subscription is no
+    /// longer in the recorded session (transferred, or deleted and not yet forgotten) with
+    /// their handles, for the caller to hand over by NodeId.
     pub fn deliver(
-        &mut self,
+        &self,
+        values: Vec<(usize, DataValue)>,
         subscriptions: &SubscriptionCache,
         now: &DateTime,
     ) -> Vec<(MonitoredItemHandle, usize, DataValue)> {
-        let mut elsewhere = Vec::new();
-        for session in &mut self.sessions {
-            let cache = subscriptions.get_session_subscriptions(session.id);
-            let mut cache = cache.as_ref().map(|c| c.lock());
-            for queue in &mut session.subscriptions {
-                match cache.as_mut().and_then(|c| c.get_mut(queue.id)) {
-                    Some(subscription) => {
-                        for (item, _, value) in queue.items.drain(..) {
-                            subscription.notify_data_value(&item, value, now);
-                        }
-                    }
-                    None => elsewhere.extend(queue.items.drain(..).map(|(item, tag, value)| {
-                        let handle = MonitoredItemHandle {
-                            subscription_id: queue.id,
-                            monitored_item_id: item,
-                        };
-                        (handle, tag, value)
-                    })),
+        let all = self.by_tag.read();
+        let on = |tag: usize| all.get(tag).map_or(&[][..], Vec::as_slice);
+        // The sessions' subscriptions, looked up once per batch.
+        let mut sessions: Vec<(u32, Option<Arc<Mutex<SessionSubscriptions>>>)> = Vec::new();
+        let mut last = None;
+        for w in values.iter().flat_map(|(tag, _)| on(*tag)) {
+            if last != Some(w.session) {
+                last = Some(w.session);
+                if !sessions.iter().any(|(s, _)| *s == w.session) {
+                    sessions.push((w.session, subscriptions.get_session_subscriptions(w.session)));
                 }
             }
         }
-        self.forget_idle();
+        let mut elsewhere = Vec::new();
+        let mut locked: Option<(u32, Option<MutexGuard<'_, SessionSubscriptions>>)> = None;
+        for (tag, value) in values {
+            let watches = on(tag);
+            let mut value = Some(value);
+            for (i, w) in watches.iter().enumerate() {
+                // A copy for each item but the last, which takes the value.
+                let Some(v) = (if i + 1 == watches.len() {
+                    value.take()
+                } else {
+                    value.clone()
+                }) else {
+                    continue;
+                };
+                if locked.as_ref().map(|(s, _)| *s) != Some(w.session) {
+                    // The previous session's lock is released before the next is taken.
+                    drop(locked.take());
+                    let lock = sessions
+                        .iter()
+                        .find(|(s, _)| *s == w.session)
+                        .and_then(|(_, subs)| subs.as_ref())
+                        .map(|subs| subs.lock());
+                    locked = Some((w.session, lock));
+                }
+                let subscription = locked
+                    .as_mut()
+                    .and_then(|(_, lock)| lock.as_mut())
+                    .and_then(|subs| subs.get_mut(w.handle.subscription_id));
+                match subscription {
+                    Some(s) => s.notify_data_value(&w.handle.monitored_item_id, v, now),
+                    None => elsewhere.push((w.handle, tag, v)),
+                }
+            }
+        }
         elsewhere
     }
+}
 
-    /// Drops the queues that had nothing this batch (their session or subscription may be
-    /// gone); the others are empty again, with their capacity.
-    fn forget_idle(&mut self) {
-        for session in &mut self.sessions {
-            session
-                .subscriptions
-                .retain_mut(|q| std::mem::replace(&mut q.used, false));
-        }
-        self.sessions.retain(|s| !s.subscriptions.is_empty());
-        self.last = (usize::MAX, usize::MAX);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_is_recorded_once_on_its_tag_and_forgotten_on_delete() {
+        let watchers = Watchers::new(3);
+        let handle = MonitoredItemHandle {
+            subscription_id: 1,
+            monitored_item_id: 7,
+        };
+        watchers.add(2, 5, handle);
+        watchers.add(2, 5, handle);
+        watchers.add(3, 5, handle);
+        assert_eq!(watchers.len(), 1, "once, and never outside the tags");
+        watchers.remove(1, handle);
+        assert_eq!(watchers.len(), 1, "only the item on its own tag is deleted");
+        watchers.remove(2, handle);
+        assert!(watchers.is_empty());
     }
 }
