@@ -7,7 +7,8 @@
 //! Run by scripts/callgrind-opcua-server. Run natively, its last line is the process's CPU
 //! (utime + stime from /proc/self/stat) over the rounds, the clients not counted.
 //!
-//! Usage: load [TAGS (10000)] [SESSIONS (10)] [ROUNDS (10)]; needs BACKPLANE_PYTHON.
+//! Usage: load [TAGS (10000)] [SESSIONS (10)] [ROUNDS (10)] [none | sign | sign_and_encrypt
+//! (none: security policy None; else Basic256Sha256 with that mode)]; needs BACKPLANE_PYTHON.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
@@ -47,7 +48,12 @@ fn callgrind(arg: &str) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
+    let security = common::Security::parse(&std::env::args().nth(4).unwrap_or_else(|| "none".into()));
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .take(3)
+        .map(|a| a.parse().unwrap())
+        .collect();
     let tags = args.first().copied().unwrap_or(10_000);
     let sessions = args.get(1).copied().unwrap_or(10);
     let rounds = args.get(2).copied().unwrap_or(10);
@@ -57,7 +63,11 @@ async fn main() {
     let port = backplane_testkit::net::free_port();
     let mut registry = backplane_engine::builtins();
     registry.add_sink("opcua-server", backplane_opcua_server::OpcUaServerKind);
-    let plan = backplane_testkit::engine::plan(&common::config(tags, Some(port)), dir.path(), &registry);
+    let plan = backplane_testkit::engine::plan(
+        &common::config_with(tags, Some(port), security),
+        dir.path(),
+        &registry,
+    );
     let settings = plan.sinks[0]
         .settings
         .downcast_ref::<ServerSettings>()
@@ -126,7 +136,13 @@ async fn main() {
     publisher.publish(&batches.next().unwrap());
 
     let url = format!("opc.tcp://127.0.0.1:{}", running.address.port());
-    let mut clients = common::subscribe(&python, &url, tags, sessions, rounds as u64 + 3);
+    let client_security = common::client_security(security, dir.path());
+    if !client_security.is_empty() {
+        let pki = backplane_opcua_server::server::default_pki_dir(dir.path());
+        common::trust_clients(&python, &url, &pki, &client_security);
+    }
+    let mut clients =
+        common::subscribe_with(&python, &url, tags, sessions, rounds as u64 + 3, &client_security);
     tokio::time::sleep(Duration::from_secs(3)).await;
     common::start_counting(&mut clients);
     callgrind("-z");
@@ -143,7 +159,7 @@ async fn main() {
     let received = common::received(&mut clients);
     running.handle.cancel();
     println!(
-        "opcua-server load: {tags} tags, {sessions} sessions, {rounds} rounds: {} changes published, {received} received",
+        "opcua-server load: {tags} tags, {sessions} sessions, {rounds} rounds, security {security:?}: {} changes published, {received} received",
         tags * rounds
     );
     println!(
