@@ -4,9 +4,11 @@
 //! processes, not measured) monitor N/S tags each. Run under callgrind, it zeroes the
 //! counters before the first round and dumps them after the last, so the dump holds the
 //! rounds alone: everything the server did for them, subscriptions and sending included.
-//! Run by scripts/callgrind-opcua-server.
+//! Run by scripts/callgrind-opcua-server. Run natively, its last line is the process's CPU
+//! (utime + stime from /proc/self/stat) over the rounds, the clients not counted.
 //!
-//! Usage: load [TAGS (10000)] [SESSIONS (10)] [ROUNDS (10)]; needs BACKPLANE_PYTHON.
+//! Usage: load [TAGS (10000)] [SESSIONS (10)] [ROUNDS (10)] [none | sign | sign_and_encrypt
+//! (none: security policy None; else Basic256Sha256 with that mode)]; needs BACKPLANE_PYTHON.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
@@ -24,6 +26,15 @@ use backplane_opcua_server::sink::Publisher;
 
 mod common;
 
+/// The process's CPU time so far (utime + stime, all threads), in clock ticks (1/100 s
+/// on Linux).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // After the command's closing parenthesis: utime and stime are the 12th and 13th fields.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
 /// Asks callgrind (when the process runs under it) to zero or dump its counters.
 fn callgrind(arg: &str) {
     if std::env::var_os("LOAD_UNDER_CALLGRIND").is_some() {
@@ -37,7 +48,12 @@ fn callgrind(arg: &str) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
+    let security = common::Security::parse(&std::env::args().nth(4).unwrap_or_else(|| "none".into()));
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .take(3)
+        .map(|a| a.parse().unwrap())
+        .collect();
     let tags = args.first().copied().unwrap_or(10_000);
     let sessions = args.get(1).copied().unwrap_or(10);
     let rounds = args.get(2).copied().unwrap_or(10);
@@ -47,7 +63,11 @@ async fn main() {
     let port = backplane_testkit::net::free_port();
     let mut registry = backplane_engine::builtins();
     registry.add_sink("opcua-server", backplane_opcua_server::OpcUaServerKind);
-    let plan = backplane_testkit::engine::plan(&common::config(tags, Some(port)), dir.path(), &registry);
+    let plan = backplane_testkit::engine::plan(
+        &common::config_with(tags, Some(port), security),
+        dir.path(),
+        &registry,
+    );
     let settings = plan.sinks[0]
         .settings
         .downcast_ref::<ServerSettings>()
@@ -116,10 +136,17 @@ async fn main() {
     publisher.publish(&batches.next().unwrap());
 
     let url = format!("opc.tcp://127.0.0.1:{}", running.address.port());
-    let mut clients = common::subscribe(&python, &url, tags, sessions, rounds as u64 + 3);
+    let client_security = common::client_security(security, dir.path());
+    if !client_security.is_empty() {
+        let pki = backplane_opcua_server::server::default_pki_dir(dir.path());
+        common::trust_clients(&python, &url, &pki, &client_security);
+    }
+    let mut clients =
+        common::subscribe_with(&python, &url, tags, sessions, rounds as u64 + 3, &client_security);
     tokio::time::sleep(Duration::from_secs(3)).await;
     common::start_counting(&mut clients);
     callgrind("-z");
+    let (cpu0, wall0) = (cpu_ticks(), std::time::Instant::now());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     for batch in batches {
         tick.tick().await;
@@ -127,11 +154,17 @@ async fn main() {
     }
     // The last round's notifications go out with the next publishing interval.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (cpu, wall) = (cpu_ticks() - cpu0, wall0.elapsed().as_secs_f64());
     callgrind("-d");
     let received = common::received(&mut clients);
     running.handle.cancel();
     println!(
-        "opcua-server load: {tags} tags, {sessions} sessions, {rounds} rounds: {} changes published, {received} received",
+        "opcua-server load: {tags} tags, {sessions} sessions, {rounds} rounds, security {security:?}: {} changes published, {received} received",
         tags * rounds
+    );
+    println!(
+        "server CPU over the rounds: {:.2} s in {wall:.1} s = {:.2} % of a core",
+        cpu as f64 / 100.0,
+        cpu as f64 / wall
     );
 }

@@ -11,6 +11,8 @@
 //! - [`space`]: the address space built from the topology (types, assets, variables,
 //!   properties) and the index of its nodes.
 //! - [`live`]: the tag variables' values, by tag index, beside the address space.
+//! - [`watchers`]: the data items on the tag variables; a batch's values handed straight
+//!   to their subscriptions.
 //! - [`manager`]: the plant's node manager (writes, methods, history).
 //! - [`writes`]: OPC UA Write through the write gate, and its answers as StatusCodes.
 //! - [`events`]: downtimes, state changes, work orders, rejects and context changes as
@@ -43,6 +45,7 @@ pub mod sink;
 pub mod space;
 pub mod units;
 pub mod value;
+pub mod watchers;
 pub mod writes;
 
 pub use config::ServerSettings;

@@ -28,6 +28,7 @@ use crate::live::LiveValues;
 use crate::methods::{Method, Production};
 use crate::notifiers::Notifiers;
 use crate::space::PlantNodes;
+use crate::watchers::Watchers;
 
 /// The node manager type the server holds.
 pub type PlantManager = InMemoryNodeManager<PlantManagerImpl>;
@@ -54,6 +55,8 @@ pub struct PlantManagerImpl {
     conditions: Arc<ConditionIndex>,
     /// The event items on the assets, for delivery to ancestors' subscribers.
     notifiers: Arc<Notifiers>,
+    /// The data items on the tag variables, for the sink's delivery of values.
+    watchers: Arc<Watchers>,
     doors: Doors,
 }
 
@@ -77,6 +80,7 @@ impl PlantManagerImpl {
             conditions,
             notifiers: Arc::default(),
             live: Arc::new(LiveValues::new(plant.tags.len())),
+            watchers: Arc::new(Watchers::new(plant.tags.len())),
             plant: Arc::new(plant),
             doors,
         }
@@ -100,6 +104,11 @@ impl PlantManagerImpl {
     /// The tag variables' live values, by tag index.
     pub fn live(&self) -> &Arc<LiveValues> {
         &self.live
+    }
+
+    /// The data items on the tag variables.
+    pub fn watchers(&self) -> &Arc<Watchers> {
+        &self.watchers
     }
 
     /// The tag index of a tag variable of this namespace.
@@ -240,6 +249,29 @@ impl InMemoryNodeManagerImpl for PlantManagerImpl {
             .collect()
     }
 
+    /// async-opcua's default (each item's initial value, read as a Read would, and Good),
+    /// and records the items on tag variables for the sink's delivery of values.
+    async fn create_value_monitored_items(
+        &self,
+        context: &RequestContext,
+        address_space: &RwLock<AddressSpace>,
+        items: &mut [&mut &mut CreateMonitoredItem],
+    ) {
+        let to_read: Vec<_> = items.iter().map(|r| r.item_to_monitor()).collect();
+        let values = self
+            .read_values(context, address_space, &to_read, 0.0, TimestampsToReturn::Both)
+            .await;
+        for (value, item) in values.into_iter().zip(items.iter_mut()) {
+            if value.status() != StatusCode::BadAttributeIdInvalid {
+                item.set_initial_value(value);
+            }
+            item.set_status(StatusCode::Good);
+            if let Some(tag) = self.tag_index(&item.item_to_monitor().node_id) {
+                self.watchers.add(tag, context.session_id, item.handle());
+            }
+        }
+    }
+
     /// Records the event items on the plant's notifiers (the assets; async-opcua checked
     /// the node is one).
     async fn create_event_monitored_items(
@@ -255,11 +287,16 @@ impl InMemoryNodeManagerImpl for PlantManagerImpl {
     }
 
     async fn delete_monitored_items(&self, _context: &RequestContext, items: &[&MonitoredItemRef]) {
-        for item in items
-            .iter()
-            .filter(|i| i.attribute() == AttributeId::EventNotifier)
-        {
-            self.notifiers.remove(item.node_id(), item.handle());
+        for item in items {
+            match item.attribute() {
+                AttributeId::EventNotifier => self.notifiers.remove(item.node_id(), item.handle()),
+                AttributeId::Value => {
+                    if let Some(tag) = self.tag_index(item.node_id()) {
+                        self.watchers.remove(tag, item.handle());
+                    }
+                }
+                _ => {}
+            }
         }
     }
 

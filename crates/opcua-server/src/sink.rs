@@ -12,8 +12,8 @@ use backplane_security::users::Users;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use opcua::server::address_space::NodeType;
-use opcua::server::{MonitoredItemHandle, ServerHandle, SubscriptionCache};
-use opcua::types::{AttributeId, DataValue, NodeId, NumericRange, Variant};
+use opcua::server::{ServerHandle, SubscriptionCache};
+use opcua::types::{AttributeId, DataValue, DateTime, NodeId};
 
 use crate::auth::Accounts;
 use crate::condition_methods::AlarmDoor;
@@ -26,7 +26,8 @@ use crate::methods::Production;
 use crate::notifiers::Notifiers;
 use crate::server::{Running, ServerInputs};
 use crate::space::{PlantNodes, context_values};
-use crate::value::{data_value, date_time};
+use crate::value::{DateTimes, data_value, date_time};
+use crate::watchers::Watchers;
 use backplane_alarms::AlarmsHandle;
 use backplane_historian::Store;
 use backplane_model::sample::EventKind;
@@ -73,6 +74,10 @@ pub struct Publisher {
     ancestors: Vec<Vec<NodeId>>,
     /// The server (its type tree evaluates event filters).
     handle: ServerHandle,
+    /// The data items on the tag variables.
+    watchers: Arc<Watchers>,
+    /// The last timestamps converted.
+    times: DateTimes,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -112,6 +117,8 @@ impl Publisher {
         Publisher {
             conditions,
             notifiers: running.manager.inner().notifiers().clone(),
+            watchers: running.manager.inner().watchers().clone(),
+            times: DateTimes::default(),
             ancestors,
             handle: running.handle.clone(),
             subscriptions: running.handle.subscriptions().clone(),
@@ -204,42 +211,22 @@ impl Publisher {
         );
     }
 
-    /// Hands each value to the monitored items of its node (one look-up in the
-    /// subscriptions per value), stores the tags' values in the live values by index (one
-    /// lock, no look-up) and the context properties' in the address space; the sessions
-    /// get the notifications once everything is stored (when the notifier is dropped).
-    fn store_and_notify(&self, tags: Vec<(usize, &NodeId, DataValue)>, context: Vec<(&NodeId, DataValue)>) {
+    /// Hands each tag value to the data items on its tag (straight to their subscriptions,
+    /// [`crate::watchers`]) and each context value to the monitored items of its node (one
+    /// look-up in async-opcua's subscriptions per value), and stores them: the tags' in the
+    /// live values by index (one lock, no look-up), the context properties' in the address
+    /// space. The sessions get the values once everything is stored.
+    fn store_and_notify(&self, tags: Vec<(usize, DataValue)>, context: Vec<(&NodeId, DataValue)>) {
         let mut notifier = self.subscriptions.data_notifier();
-        let all = tags
-            .iter()
-            .map(|(_, id, v)| (*id, v))
-            .chain(context.iter().map(|(id, v)| (*id, v)));
-        for (id, value) in all {
-            let Some(mut batch) = notifier.notify_for(id, AttributeId::Value) else {
-                continue;
-            };
-            if batch.entries().all(|(_, e)| e.index_range == NumericRange::None) {
+        for (id, value) in &context {
+            if let Some(mut batch) = notifier.notify_for(*id, AttributeId::Value) {
+                // async-opcua takes each item's IndexRange of the value itself.
                 batch.data_value(value.clone());
-                continue;
-            }
-            // Items with an IndexRange get their part of the value.
-            let all: Vec<(MonitoredItemHandle, NumericRange)> = batch
-                .entries()
-                .map(|(h, e)| (*h, e.index_range.clone()))
-                .collect();
-            for (handle, range) in all {
-                let mut part = value.clone();
-                if range != NumericRange::None {
-                    part.value = value
-                        .value
-                        .as_ref()
-                        .map(|v| v.range_of(&range).unwrap_or(Variant::Empty));
-                }
-                batch.data_value_to_item(part, &handle);
             }
         }
-        self.live
-            .store(tags.into_iter().map(|(tag, _, value)| (tag, value)));
+        // A copy stored; the values go to the subscriptions after (each of them, should a
+        // batch hold a tag twice).
+        self.live.store(tags.iter().map(|(tag, v)| (*tag, v.clone())));
         if !context.is_empty() {
             let space = self.manager.address_space();
             let mut space = space.write();
@@ -250,6 +237,20 @@ impl Publisher {
             }
         }
         drop(notifier);
+        let now = DateTime::now();
+        let elsewhere = self.watchers.deliver(tags, &self.subscriptions, &now);
+        if !elsewhere.is_empty() {
+            // Subscriptions transferred to another session: async-opcua finds their owner.
+            let mut notifier = self.subscriptions.data_notifier();
+            for (handle, tag, value) in elsewhere {
+                let Some(Some(node)) = self.plant.tags.get(tag) else {
+                    continue;
+                };
+                if let Some(mut batch) = notifier.notify_for(&node.id, AttributeId::Value) {
+                    batch.data_value_to_item(value, &handle);
+                }
+            }
+        }
     }
 
     /// Puts one batch into the address space and notifies subscribers.
@@ -257,13 +258,14 @@ impl Publisher {
         if !batch.events.is_empty() {
             self.report_events(batch);
         }
-        let mut tags: Vec<(usize, &NodeId, DataValue)> = Vec::with_capacity(batch.samples.len());
+        let plant = self.plant.clone();
+        let mut tags: Vec<(usize, DataValue)> = Vec::with_capacity(batch.samples.len());
         let mut changed_assets: Vec<(usize, Arc<Context>, backplane_model::Timestamp)> = Vec::new();
         for sample in &batch.samples {
-            let Some(Some(node)) = self.plant.tags.get(sample.tag.index()) else {
+            let Some(Some(node)) = plant.tags.get(sample.tag.index()) else {
                 continue;
             };
-            tags.push((sample.tag.index(), &node.id, data_value(sample, node.data)));
+            tags.push((sample.tag.index(), data_value(sample, node.data, &mut self.times)));
             if let Some(asset) = self.topology.tag(sample.tag).map(|t| t.asset)
                 && let Some(shown) = self.shown.get_mut(asset)
                 && !shown.as_ref().is_some_and(|c| Arc::ptr_eq(c, &sample.context))
@@ -283,7 +285,7 @@ impl Publisher {
         }
         let mut context: Vec<(&NodeId, DataValue)> = Vec::new();
         for (asset, changed, time) in &changed_assets {
-            if let Some(nodes) = self.plant.assets.get(*asset) {
+            if let Some(nodes) = plant.assets.get(*asset) {
                 let time = date_time(*time);
                 for (id, value) in nodes.context.iter().zip(context_values(changed)) {
                     context.push((id, DataValue::new_at(value, time)));

@@ -9,7 +9,52 @@ use std::process::{Child, Command, Stdio};
 
 pub const PER_BLOCK: usize = 100;
 
+/// The server's endpoint: security policy None, or Basic256Sha256 with mode Sign or
+/// SignAndEncrypt (the client's certificate then has to be trusted, [`trust_clients`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    None,
+    Sign,
+    SignAndEncrypt,
+}
+
+impl Security {
+    pub fn parse(s: &str) -> Security {
+        match s {
+            "none" => Security::None,
+            "sign" => Security::Sign,
+            "sign_and_encrypt" => Security::SignAndEncrypt,
+            _ => panic!("security: none, sign or sign_and_encrypt, not `{s}`"),
+        }
+    }
+
+    /// The sink's `security_policies` and `security_modes`.
+    fn keys(self) -> (&'static str, &'static str) {
+        match self {
+            Security::None => ("None", "none"),
+            Security::Sign => ("Basic256Sha256", "sign"),
+            Security::SignAndEncrypt => ("Basic256Sha256", "sign_and_encrypt"),
+        }
+    }
+
+    /// asyncua's policy and mode.
+    fn client(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Security::None => None,
+            Security::Sign => Some(("Basic256Sha256", "Sign")),
+            Security::SignAndEncrypt => Some(("Basic256Sha256", "SignAndEncrypt")),
+        }
+    }
+}
+
+/// The benchmark client's certificate and key (made on first use).
+pub const CLIENT_URI: &str = "urn:backplane:bench-client";
+
 pub fn config(tags: usize, server_port: Option<u16>) -> String {
+    config_with(tags, server_port, Security::None)
+}
+
+pub fn config_with(tags: usize, server_port: Option<u16>, security: Security) -> String {
     let mut c = String::from(
         "[gateway]\nname = \"bench\"\n[api]\nlisten = \"127.0.0.1:0\"\n[namespace]\nenterprise = \"bench\"\nsite = \"plant\"\n\n[models.Block.attributes]\n",
     );
@@ -36,10 +81,11 @@ pub fn config(tags: usize, server_port: Option<u16>) -> String {
         .unwrap();
     }
     if let Some(port) = server_port {
+        let (policy, mode) = security.keys();
         write!(
             c,
             "\n[[sinks]]\nname = \"opcua\"\nkind = \"opcua-server\"\nlisten = \"127.0.0.1:{port}\"\n\
-             security_policies = [\"None\"]\nsecurity_modes = [\"none\"]\nanonymous = true\n"
+             security_policies = [\"{policy}\"]\nsecurity_modes = [\"{mode}\"]\nanonymous = true\n"
         )
         .unwrap();
     }
@@ -54,6 +100,18 @@ pub struct Client {
 /// Starts S asyncua sessions (tests/peers/bench_client.py) that each monitor `tags / S` of
 /// the tags for `seconds` once told to count; returns once every one has subscribed.
 pub fn subscribe(python: &str, url: &str, tags: usize, sessions: usize, seconds: u64) -> Vec<Client> {
+    subscribe_with(python, url, tags, sessions, seconds, &[])
+}
+
+/// [`subscribe`] with the clients' security arguments ([`client_security`]).
+pub fn subscribe_with(
+    python: &str,
+    url: &str,
+    tags: usize,
+    sessions: usize,
+    seconds: u64,
+    security: &[String],
+) -> Vec<Client> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/bench_client.py");
     let per = tags.checked_div(sessions).unwrap_or(0);
     let mut clients: Vec<Client> = (0..sessions)
@@ -67,6 +125,7 @@ pub fn subscribe(python: &str, url: &str, tags: usize, sessions: usize, seconds:
                     per.to_string(),
                     seconds.to_string(),
                 ])
+                .args(security)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -80,6 +139,45 @@ pub fn subscribe(python: &str, url: &str, tags: usize, sessions: usize, seconds:
         c.wait_for("SUBSCRIBED");
     }
     clients
+}
+
+/// The clients' security arguments (policy, mode, certificate, key, application URI): a
+/// client certificate made in `dir`.
+pub fn client_security(security: Security, dir: &Path) -> Vec<String> {
+    let Some((policy, mode)) = security.client() else {
+        return Vec::new();
+    };
+    let (cert, key) = (dir.join("bench-client.der"), dir.join("bench-client-key.der"));
+    backplane_opcua::pki::write_self_signed(&cert, &key, CLIENT_URI, "bench-client", &["localhost"]).unwrap();
+    vec![
+        policy.into(),
+        mode.into(),
+        cert.display().to_string(),
+        key.display().to_string(),
+        CLIENT_URI.into(),
+    ]
+}
+
+/// Has the server trust the clients' certificate: one session is refused and its
+/// certificate kept in `PKI/rejected/`, which is moved to `PKI/trusted/` (as an engineer
+/// would).
+pub fn trust_clients(python: &str, url: &str, pki: &Path, security: &[String]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/bench_client.py");
+    let refused = Command::new(python)
+        .arg(&script)
+        .args([url, "2", "0", "1", "0"])
+        .args(security)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!refused.success(), "an unknown client certificate is refused");
+    let rejected = pki.join("rejected");
+    for file in std::fs::read_dir(&rejected).unwrap() {
+        let file = file.unwrap();
+        std::fs::rename(file.path(), pki.join("trusted").join(file.file_name())).unwrap();
+    }
 }
 
 impl Client {

@@ -1,7 +1,7 @@
 """One OPC UA client session of the opcua-server benchmark (asyncua, a peer we did not
 write; only this driver is ours).
 
-Usage: bench_client.py URL NS FIRST COUNT SECONDS
+Usage: bench_client.py URL NS FIRST COUNT SECONDS [POLICY MODE CERT KEY APP_URI]
 Subscribes to the variables `ns=NS;s=bench/plant/line/block-B/vNNN` of tags FIRST ..
 FIRST+COUNT-1 (100 per block) with 1 s sampling and publishing, prints `SUBSCRIBED` once
 the items exist, counts the data changes it receives for SECONDS, then prints `COUNT n`.
@@ -24,6 +24,10 @@ class Counter:
 async def main():
     url, ns, first, count, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
     client = Client(url, timeout=60)
+    if len(sys.argv) > 6:
+        policy, mode, cert, key, app_uri = sys.argv[6:11]
+        client.application_uri = app_uri
+        await client.set_security_string(f"{policy},{mode},{cert},{key}")
     await client.connect()
     try:
         counter = Counter()
