@@ -145,3 +145,29 @@ async fn subscriptions_receive_the_changes_of_the_plant() {
     }
     plant.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_taken_over_by_another_session_keeps_receiving_changes() {
+    // Only the same user may take a subscription over (TransferSubscriptions).
+    let keys = keys();
+    let users = keys.users.clone();
+    let plant = Plant::start_with(MIXED, &move |c| with_users(c, &users)).await;
+    let session = secure(&keys, "Basic256Sha256").user("anna", PASSWORD);
+    trust_client(&plant, &session).await;
+    let ns = namespace(&plant.url(), &session).await;
+    let speed = node(ns, &format!("{FILLER1}/speed"));
+    let r = asyncua(
+        &plant.url(),
+        &session,
+        json!([{"op": "transfer", "nodes": [speed], "before": 1, "seconds": 3}]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r[0]["transfer"], json!(["Good"]), "{}", r[0]);
+    assert!(r[0]["before"].as_u64().unwrap() > 0, "{}", r[0]);
+    // The values go to the session that took the subscription over.
+    let after = r[0]["after"].as_array().unwrap();
+    let distinct: std::collections::BTreeSet<String> = after.iter().map(|v| v.to_string()).collect();
+    assert!(distinct.len() >= 5, "changes after the transfer: {after:?}");
+    plant.stop().await;
+}

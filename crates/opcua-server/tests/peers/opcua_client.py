@@ -33,12 +33,18 @@ Runs the operations of OPS_JSON (a list) in one session, in order, and prints on
                                                     -> status name (Acknowledge, i=9111, on the condition
                                                        with the EventId of its last event received)
   {"op": "http", "url": URL}                        -> HTTP status (a test's fake device)
+  {"op": "transfer", "nodes": [NODE], "before": S, "seconds": S}
+                                                    -> {transfer: [status], before: N, after: [values]}
+                                                       (a subscription of this session, after S s taken
+                                                       over by a second session: the values its own
+                                                       Publish requests get)
 """
 
 import asyncio
 import datetime
 import json
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -220,6 +226,41 @@ async def run(client, ops):
             await asyncio.sleep(op["seconds"])
             await sub.delete()
             results.append(handler.values)
+        elif kind == "transfer":
+            handler = Changes()
+            sub = await client.create_subscription(
+                ua.CreateSubscriptionParameters(RequestedPublishingInterval=200), handler)
+            await sub.subscribe_data_change(
+                [client.get_node(n) for n in op["nodes"]], queuesize=1, sampling_interval=100)
+            await asyncio.sleep(op.get("before", 1))
+            # The same user and security: only they may take a subscription over.
+            other = await configured(client.server_url.geturl(), OPTS)
+            await other.connect()
+            try:
+                params = ua.TransferSubscriptionsParameters()
+                params.SubscriptionIds = [sub.subscription_id]
+                params.SendInitialValues = True
+                transferred = await other.uaclient.transfer_subscriptions(params)
+                after, acks = [], []
+                deadline = time.monotonic() + op["seconds"]
+                while time.monotonic() < deadline:
+                    response = (await other.uaclient.publish(acks)).Parameters
+                    message = response.NotificationMessage
+                    # A keep-alive carries no data and is not acknowledged.
+                    notifications = message.NotificationData or []
+                    acks = [ua.SubscriptionAcknowledgement(
+                        SubscriptionId=response.SubscriptionId,
+                        SequenceNumber=message.SequenceNumber)] if notifications else []
+                    for data in notifications:
+                        if isinstance(data, ua.DataChangeNotification):
+                            after.extend(plain(m.Value.Value.Value) for m in data.MonitoredItems)
+                results.append({
+                    "transfer": [status_name(t.StatusCode.value) for t in transferred],
+                    "before": sum(len(v) for v in handler.values.values()),
+                    "after": after,
+                })
+            finally:
+                await other.disconnect()
         elif kind == "write":
             node = client.get_node(op["node"])
             variant = ua.Variant(op["value"], getattr(ua.VariantType, op["type"]))
@@ -296,10 +337,12 @@ async def run(client, ops):
     return results
 
 
-async def main():
-    url = sys.argv[1]
-    ops = json.loads(sys.argv[2])
-    opts = dict(zip(sys.argv[3::2], sys.argv[4::2]))
+# The command line's options, for a second session made like the first.
+OPTS = {}
+
+
+async def configured(url, opts):
+    """A client with the security, trust and user of `opts`, not yet connected."""
     client = Client(url, timeout=30)
     if "--app-uri" in opts:
         client.application_uri = opts["--app-uri"]
@@ -315,6 +358,15 @@ async def main():
     if "--user" in opts:
         client.set_user(opts["--user"])
         client.set_password(opts["--password"])
+    return client
+
+
+async def main():
+    url = sys.argv[1]
+    ops = json.loads(sys.argv[2])
+    opts = dict(zip(sys.argv[3::2], sys.argv[4::2]))
+    OPTS.update(opts)
+    client = await configured(url, opts)
     try:
         await client.connect()
     except ua.UaStatusCodeError as e:
