@@ -391,7 +391,10 @@ mod tests {
         assert!(!f.read_vec_at(2995, 4000, 10, &mut out).unwrap(), "past the file");
         // Buffered under a higher limit: the bytes past a lower one are not served.
         assert!(f.read_vec_at(0, 3000, 50, &mut out).unwrap());
-        assert!(!f.read_vec_at(40, 50, 20, &mut out).unwrap(), "past the limit, buffered");
+        assert!(
+            !f.read_vec_at(40, 50, 20, &mut out).unwrap(),
+            "past the limit, buffered"
+        );
     }
 
     #[test]

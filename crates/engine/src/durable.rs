@@ -769,7 +769,7 @@ signals.n = { signal = "constant", value = 1.0 }
         batch.samples = (0..600usize)
             .map(|i| Sample {
                 context: contexts[(i * 7) % 200].clone(),
-                source_time: (i % 3 == 0).then(|| Timestamp::from_unix_nanos(-(i as i64))),
+                source_time: (i % 3 == 0).then_some(Timestamp::from_unix_nanos(-(i as i64))),
                 gateway_time: Timestamp::from_unix_nanos(i64::MAX - i as i64),
                 ..templates[i % templates.len()].clone()
             })
