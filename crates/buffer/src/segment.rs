@@ -125,6 +125,25 @@ impl SegFile {
         Ok(true)
     }
 
+    /// [`read_at`](Self::read_at) of `len` bytes into `out`, replacing its contents. Copied
+    /// straight from the read buffer when they are in it (the usual case: reading a
+    /// record's header fills the buffer from there on), without zeroing `out` first.
+    pub fn read_vec_at(&mut self, off: u64, limit: u64, len: usize, out: &mut Vec<u8>) -> Result<bool> {
+        out.clear();
+        let buf_end = self.buf_off + self.buf.len() as u64;
+        if let Some(end) = off.checked_add(len as u64)
+            && end <= limit
+            && off >= self.buf_off
+            && end <= buf_end
+        {
+            let at = (off - self.buf_off) as usize;
+            out.extend_from_slice(&self.buf[at..at + len]);
+            return Ok(true);
+        }
+        out.resize(len, 0);
+        self.read_at(off, limit, out)
+    }
+
     /// Reads just the header at `off` (no checksum: for figures, not for delivery).
     pub fn header_at(&mut self, off: u64, limit: u64) -> Result<Option<Header>> {
         let mut hb = [0u8; HEADER_LEN];
@@ -167,9 +186,7 @@ pub(crate) fn record_at(
     if bounds.max_end.is_some_and(|max| end > max) || rec_end > limit {
         return Ok(None);
     }
-    payload.clear();
-    payload.resize(h.len as usize, 0);
-    if !f.read_at(off + HEADER_LEN as u64, limit, payload)? {
+    if !f.read_vec_at(off + HEADER_LEN as u64, limit, h.len as usize, payload)? {
         return Ok(None);
     }
     if checksum(&hb, payload) != h.crc {
@@ -352,6 +369,32 @@ mod tests {
         let (s, seen) = scan_file(&path, 0);
         assert_eq!(seen, vec![0]);
         assert_eq!((s.valid_end, s.tail), (good, 157));
+    }
+
+    #[test]
+    fn reads_into_a_vector_give_the_file_s_bytes_from_the_buffer_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let mut f = SegFile::open(path, 0).unwrap();
+        let mut out = vec![0xAA; 5];
+        // Not buffered yet, then buffered from offset 100 on, then past the file.
+        for (off, len) in [(100, 40), (120, 30), (130, 0), (2990, 10), (10, 2000)] {
+            assert!(f.read_vec_at(off, 3000, len, &mut out).unwrap(), "{off}+{len}");
+            assert_eq!(out, bytes[off as usize..off as usize + len], "{off}+{len}");
+        }
+        assert!(
+            !f.read_vec_at(2995, 3000, 10, &mut out).unwrap(),
+            "past the limit"
+        );
+        assert!(!f.read_vec_at(2995, 4000, 10, &mut out).unwrap(), "past the file");
+        // Buffered under a higher limit: the bytes past a lower one are not served.
+        assert!(f.read_vec_at(0, 3000, 50, &mut out).unwrap());
+        assert!(
+            !f.read_vec_at(40, 50, 20, &mut out).unwrap(),
+            "past the limit, buffered"
+        );
     }
 
     #[test]

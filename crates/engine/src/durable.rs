@@ -57,41 +57,44 @@ pub enum DecodeError {
 pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
     out.clear();
     out.push(FORMAT);
-    // Contexts are shared by many samples: write each distinct one once.
-    let mut contexts: Vec<&Arc<Context>> = Vec::new();
-    let mut context_of = Vec::with_capacity(batch.samples.len());
+    // Contexts are shared by many samples (a poll's samples mostly by all): write each
+    // distinct one once. `ContextIndex` finds a sample's without a search when it is the
+    // previous sample's.
+    let mut contexts = ContextIndex::default();
     for sample in &batch.samples {
-        let i = match contexts.iter().position(|c| Arc::ptr_eq(c, &sample.context)) {
-            Some(i) => i,
-            None => {
-                contexts.push(&sample.context);
-                contexts.len() - 1
-            }
-        };
-        context_of.push(i);
+        contexts.index(&sample.context);
     }
-    put_varint(out, contexts.len() as u64);
-    for context in &contexts {
+    put_varint(out, contexts.list.len() as u64);
+    for context in &contexts.list {
         put_context(out, context);
     }
     put_varint(out, batch.samples.len() as u64);
-    for (sample, context) in batch.samples.iter().zip(context_of) {
+    for sample in &batch.samples {
         let path = topology.tag(sample.tag).map(|t| &*t.path).unwrap_or("");
         put_str(out, path);
-        let mut flags = 0;
-        if sample.source_time.is_some() {
-            flags |= HAS_SOURCE_TIME;
+        // The fixed part, gathered on the stack and appended at once: one capacity check
+        // instead of one per field.
+        let mut fixed = [0u8; 1 + 4 + 8 + 8 + 10];
+        let mut n = 5;
+        fixed[1..5].copy_from_slice(&sample.quality.to_status_code().to_le_bytes());
+        if let Some(t) = sample.source_time {
+            fixed[0] |= HAS_SOURCE_TIME;
+            fixed[n..n + 8].copy_from_slice(&t.unix_nanos().to_le_bytes());
+            n += 8;
         }
         if sample.value.is_some() {
-            flags |= HAS_VALUE;
+            fixed[0] |= HAS_VALUE;
         }
-        out.push(flags);
-        out.extend_from_slice(&sample.quality.to_status_code().to_le_bytes());
-        if let Some(t) = sample.source_time {
-            out.extend_from_slice(&t.unix_nanos().to_le_bytes());
+        fixed[n..n + 8].copy_from_slice(&sample.gateway_time.unix_nanos().to_le_bytes());
+        n += 8;
+        let mut context = contexts.index(&sample.context) as u64;
+        while context >= 0x80 {
+            fixed[n] = (context as u8) | 0x80;
+            context >>= 7;
+            n += 1;
         }
-        out.extend_from_slice(&sample.gateway_time.unix_nanos().to_le_bytes());
-        put_varint(out, context as u64);
+        fixed[n] = context as u8;
+        out.extend_from_slice(&fixed[..=n]);
         if let Some(value) = &sample.value {
             put_value(out, value);
         }
@@ -101,6 +104,34 @@ pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
         // Events are rare beside samples; their JSON form is their stable form.
         let json = serde_json::to_vec(event).unwrap_or_default();
         wire::put_blob(out, &json);
+    }
+}
+
+/// The distinct contexts of a batch in the order first met, by pointer.
+#[derive(Default)]
+struct ContextIndex<'a> {
+    list: Vec<&'a Arc<Context>>,
+    /// The last context asked for and its index.
+    last: Option<(&'a Arc<Context>, usize)>,
+}
+
+impl<'a> ContextIndex<'a> {
+    /// `context`'s index, added if new.
+    fn index(&mut self, context: &'a Arc<Context>) -> usize {
+        if let Some((last, i)) = self.last
+            && Arc::ptr_eq(last, context)
+        {
+            return i;
+        }
+        let i = match self.list.iter().position(|c| Arc::ptr_eq(c, context)) {
+            Some(i) => i,
+            None => {
+                self.list.push(context);
+                self.list.len() - 1
+            }
+        };
+        self.last = Some((context, i));
+        i
     }
 }
 
@@ -139,7 +170,6 @@ pub fn decode(bytes: &[u8], first_seq: u64, topology: &Topology) -> Result<Decod
         let context = usize::try_from(raw.context)
             .ok()
             .and_then(|i| contexts.get(i))
-            .cloned()
             .ok_or(wire::Error::Invalid("context index out of range"))?;
         let Some(tag) = resolve(topology, raw.path, previous)? else {
             unknown_tags += 1;
@@ -152,7 +182,7 @@ pub fn decode(bytes: &[u8], first_seq: u64, topology: &Topology) -> Result<Decod
             quality: raw.quality,
             source_time: raw.source_time,
             gateway_time: raw.gateway_time,
-            context,
+            context: context.clone(),
         });
         seqs.push(first_seq + i as u64);
     }
@@ -199,20 +229,29 @@ struct RawSample<'a> {
     context: u64,
 }
 
+#[inline]
 fn read_sample<'a>(r: &mut Cursor<'a>) -> wire::Result<RawSample<'a>> {
     let path = r.blob()?;
     let flags = r.u8()?;
     if flags & !(HAS_SOURCE_TIME | HAS_VALUE) != 0 {
         return Err(wire::Error::Invalid("unknown sample flags"));
     }
-    let quality = Quality::from_status_code(r.u32_le()?);
+    let quality = match r.u32_le()? {
+        // Good, by far the most common, without the table search.
+        0 => Quality::Good,
+        code => Quality::from_status_code(code),
+    };
     let source_time = if flags & HAS_SOURCE_TIME != 0 {
         Some(Timestamp::from_unix_nanos(r.i64_le()?))
     } else {
         None
     };
     let gateway_time = Timestamp::from_unix_nanos(r.i64_le()?);
-    let context = r.varint()?;
+    let context = match r.peek() {
+        // One byte, the usual case (fewer than 128 contexts in the record).
+        Some(b) if b < 0x80 => u64::from(r.u8()?),
+        _ => r.varint()?,
+    };
     let value = if flags & HAS_VALUE != 0 {
         Some(r.value()?)
     } else {
@@ -664,6 +703,85 @@ signals.n = { signal = "constant", value = 1.0 }
         encode(&batch, &topology, &mut bytes);
         let decoded = decode(&bytes, 0, &topology).unwrap();
         assert_eq!(decoded.batch.samples, batch.samples);
+    }
+
+    /// Format 2 as written field by field before the fixed part was gathered on the
+    /// stack: the bytes must not have changed.
+    fn encode_field_by_field(batch: &Batch, topology: &Topology) -> Vec<u8> {
+        let mut out = vec![FORMAT];
+        let mut contexts: Vec<&Arc<Context>> = Vec::new();
+        let mut context_of = Vec::new();
+        for sample in &batch.samples {
+            let i = match contexts.iter().position(|c| Arc::ptr_eq(c, &sample.context)) {
+                Some(i) => i,
+                None => {
+                    contexts.push(&sample.context);
+                    contexts.len() - 1
+                }
+            };
+            context_of.push(i);
+        }
+        put_varint(&mut out, contexts.len() as u64);
+        for context in &contexts {
+            put_context(&mut out, context);
+        }
+        put_varint(&mut out, batch.samples.len() as u64);
+        for (sample, context) in batch.samples.iter().zip(context_of) {
+            put_str(&mut out, &topology.tag(sample.tag).unwrap().path);
+            let mut flags = 0;
+            if sample.source_time.is_some() {
+                flags |= HAS_SOURCE_TIME;
+            }
+            if sample.value.is_some() {
+                flags |= HAS_VALUE;
+            }
+            out.push(flags);
+            out.extend_from_slice(&sample.quality.to_status_code().to_le_bytes());
+            if let Some(t) = sample.source_time {
+                out.extend_from_slice(&t.unix_nanos().to_le_bytes());
+            }
+            out.extend_from_slice(&sample.gateway_time.unix_nanos().to_le_bytes());
+            put_varint(&mut out, context as u64);
+            if let Some(value) = &sample.value {
+                put_value(&mut out, value);
+            }
+        }
+        put_varint(&mut out, batch.events.len() as u64);
+        for event in &batch.events {
+            wire::put_blob(&mut out, &serde_json::to_vec(event).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn records_are_written_byte_for_byte_as_before() {
+        let topology = topology(CONFIG);
+        let mut batch = batch(&topology);
+        let mut bytes = Vec::new();
+        encode(&batch, &topology, &mut bytes);
+        assert_eq!(bytes, encode_field_by_field(&batch, &topology));
+        // 200 contexts (indexes of two varint bytes), met again out of order; every
+        // combination of source time, value and quality.
+        let contexts: Vec<Arc<Context>> = (0..200)
+            .map(|i| {
+                Arc::new(Context {
+                    shift: Some(format!("S{i}").into()),
+                    ..Context::default()
+                })
+            })
+            .collect();
+        let templates = batch.samples.clone();
+        batch.samples = (0..600usize)
+            .map(|i| Sample {
+                context: contexts[(i * 7) % 200].clone(),
+                source_time: (i % 3 == 0).then_some(Timestamp::from_unix_nanos(-(i as i64))),
+                gateway_time: Timestamp::from_unix_nanos(i64::MAX - i as i64),
+                ..templates[i % templates.len()].clone()
+            })
+            .collect();
+        encode(&batch, &topology, &mut bytes);
+        assert_eq!(bytes, encode_field_by_field(&batch, &topology));
+        assert_eq!(decode(&bytes, 0, &topology).unwrap().batch.samples, batch.samples);
     }
 
     #[test]

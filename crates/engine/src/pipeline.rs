@@ -512,17 +512,30 @@ impl Pipeline {
         let errors = &mut self.errors;
         self.cache.update(|slots| {
             for ((sample, raw), error) in samples.iter().zip(raws.drain(..)).zip(errors.drain(..)) {
-                if let Some(slot) = slots.get_mut(sample.tag.index()) {
-                    let raw = match raw {
-                        RawSlot::New(raw) => raw,
-                        RawSlot::Keep => slot.take().and_then(|l| l.raw),
-                    };
-                    *slot = Some(Latest {
-                        sample: sample.clone(),
-                        raw,
-                        error,
-                        derivation: None,
-                    });
+                match slots.get_mut(sample.tag.index()) {
+                    // Updated in place (`Sample::clone_from`): the entry is not rebuilt,
+                    // nor the context, mostly the same, cloned and dropped.
+                    Some(Some(latest)) => {
+                        latest.sample.clone_from(sample);
+                        if let RawSlot::New(raw) = raw {
+                            latest.raw = raw;
+                        }
+                        latest.error = error;
+                        latest.derivation = None;
+                    }
+                    Some(slot) => {
+                        let raw = match raw {
+                            RawSlot::New(raw) => raw,
+                            RawSlot::Keep => None,
+                        };
+                        *slot = Some(Latest {
+                            sample: sample.clone(),
+                            raw,
+                            error,
+                            derivation: None,
+                        });
+                    }
+                    None => {}
                 }
             }
         });

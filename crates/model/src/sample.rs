@@ -20,7 +20,7 @@ impl TagId {
 }
 
 /// One normalized value of one tag.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Sample {
     pub tag: TagId,
     /// `None` only when the quality is bad and no value has been read yet (JSON `null`).
@@ -32,6 +32,41 @@ pub struct Sample {
     pub gateway_time: Timestamp,
     /// The effective context of the tag's asset at `gateway_time`.
     pub context: Arc<Context>,
+}
+
+impl Clone for Sample {
+    fn clone(&self) -> Sample {
+        Sample {
+            tag: self.tag,
+            value: self.value.clone(),
+            quality: self.quality,
+            source_time: self.source_time,
+            gateway_time: self.gateway_time,
+            context: self.context.clone(),
+        }
+    }
+
+    /// In place, for caches that keep each tag's latest sample: the context, mostly the
+    /// one already held, is neither cloned nor dropped when it is the same.
+    #[inline]
+    fn clone_from(&mut self, source: &Sample) {
+        let Sample {
+            tag,
+            value,
+            quality,
+            source_time,
+            gateway_time,
+            context,
+        } = self;
+        *tag = source.tag;
+        value.clone_from(&source.value);
+        *quality = source.quality;
+        *source_time = source.source_time;
+        *gateway_time = source.gateway_time;
+        if !Arc::ptr_eq(context, &source.context) {
+            context.clone_from(&source.context);
+        }
+    }
 }
 
 /// A first-class record of something that happened on an asset.
@@ -707,6 +742,38 @@ impl TagTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_cloned_in_place_equals_its_source_and_shares_its_context() {
+        let shared = Arc::new(Context::default());
+        let source = Sample {
+            tag: TagId(3),
+            value: Some(Value::String("b".into())),
+            quality: Quality::Good,
+            source_time: Some(Timestamp::from_unix_nanos(4)),
+            gateway_time: Timestamp::from_unix_nanos(5),
+            context: shared.clone(),
+        };
+        let other_context = Arc::new(Context {
+            lot: Some("L".into()),
+            ..Context::default()
+        });
+        for context in [shared.clone(), other_context] {
+            let mut target = Sample {
+                tag: TagId(1),
+                value: None,
+                quality: Quality::Bad(crate::BadReason::CommFailure),
+                source_time: None,
+                gateway_time: Timestamp::from_unix_nanos(1),
+                context,
+            };
+            target.clone_from(&source);
+            assert_eq!(target, source);
+            assert!(Arc::ptr_eq(&target.context, &shared));
+            assert_eq!(target, source.clone());
+        }
+        assert_eq!(Arc::strong_count(&shared), 2, "no reference left behind");
+    }
 
     #[test]
     fn interning_is_stable_and_dense() {

@@ -236,7 +236,11 @@ pub fn apply_chain(chain: &[Transform], raw: &Value) -> Result<Value, TransformE
     let Some(first) = chain.next() else {
         return Ok(raw.clone());
     };
-    let mut value = first.apply(raw)?;
+    let mut value = match first {
+        // A lone cast to the raw value's own type (a register read as `uint`): the value.
+        Transform::Cast { to } if raw.is_of(*to) => raw.clone(),
+        _ => first.apply(raw)?,
+    };
     for step in chain {
         // Most chains end with a cast to the type the previous step already produced.
         if let Transform::Cast { to } = step

@@ -108,6 +108,40 @@ impl Unconfirmed {
         Some(group)
     }
 
+    /// Settles the publishes `first..first + count` (one write confirms a run of
+    /// consecutive QoS 0 tokens), calling `settled` with the group of each one known and
+    /// not settled before, in token order. The usual case, the run at the front of the
+    /// queue, is taken off it without a search per token.
+    pub fn settle_run(&mut self, first: u64, count: u64, mut settled: impl FnMut(Option<u64>)) {
+        let end = first.saturating_add(count);
+        let mut token = first;
+        while token < end {
+            match self.queue.front() {
+                Some(&(t, group, false)) if t == token => {
+                    self.queue.pop_front();
+                    self.waiting -= 1;
+                    settled(group);
+                    token += 1;
+                    while self.queue.front().is_some_and(|e| e.2) {
+                        self.queue.pop_front();
+                    }
+                }
+                // Tokens before the oldest unsettled one are unknown or settled already.
+                Some(&(t, _, false)) if t > token => token = t,
+                None => return,
+                // The oldest unsettled publish is older than the run: one by one.
+                Some(_) => {
+                    for t in token..end {
+                        if let Some(group) = self.settle(t) {
+                            settled(group);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
     /// Publishes not settled.
     pub fn len(&self) -> usize {
         self.waiting
@@ -195,8 +229,13 @@ impl Groups {
     /// One message of `group` was confirmed (or refused for good). Returns the group's
     /// records once it is closed and complete.
     pub fn done(&mut self, group: u64) -> Vec<u64> {
+        self.done_many(group, 1)
+    }
+
+    /// [`done`](Self::done) for `n` messages of `group` at once.
+    pub fn done_many(&mut self, group: u64, n: usize) -> Vec<u64> {
         if let Some(g) = self.get_mut(group) {
-            g.outstanding = g.outstanding.saturating_sub(1);
+            g.outstanding = g.outstanding.saturating_sub(n);
         }
         self.settle(group)
     }
@@ -254,6 +293,42 @@ mod tests {
         assert_eq!(u.len(), 1);
         assert_eq!(u.settle(12), Some(Some(4)));
         assert!(u.is_empty());
+    }
+
+    #[test]
+    fn a_run_of_tokens_settles_as_each_token_alone_would() {
+        // Tokens 1..=12 handed out but 4 and 9 (another publisher's), 6 settled before;
+        // the runs: one at the front, one reaching past the known tokens, one older.
+        let fill = |u: &mut Unconfirmed| {
+            for t in (1..=12).filter(|t| ![4, 9].contains(t)) {
+                u.push(t, Some(t / 3));
+            }
+            assert_eq!(u.settle(6), Some(Some(2)));
+        };
+        let runs: [(u64, u64); 4] = [(1, 3), (3, 6), (9, 20), (30, 2)];
+        let mut by_run = Unconfirmed::default();
+        let mut alone = Unconfirmed::default();
+        fill(&mut by_run);
+        fill(&mut alone);
+        for (first, count) in runs {
+            let mut settled = Vec::new();
+            by_run.settle_run(first, count, |g| settled.push(g));
+            let expected: Vec<Option<u64>> = (first..first + count).filter_map(|t| alone.settle(t)).collect();
+            assert_eq!(settled, expected, "run {first}+{count}");
+            assert_eq!(by_run.len(), alone.len());
+        }
+        assert!(by_run.is_empty());
+        // A run behind an older publish still waiting settles the run only.
+        let mut u = Unconfirmed::default();
+        for t in 1..=5 {
+            u.push(t, Some(t));
+        }
+        let mut settled = Vec::new();
+        u.settle_run(3, 2, |g| settled.push(g));
+        assert_eq!(settled, [Some(3), Some(4)]);
+        assert_eq!(u.len(), 3);
+        assert_eq!(u.settle(1), Some(Some(1)));
+        assert_eq!(u.settle(3), None, "settled by the run");
     }
 
     #[test]

@@ -92,14 +92,17 @@ impl<'a> Cursor<'a> {
         Ok(out)
     }
 
+    #[inline]
     pub fn u32_le(&mut self) -> Result<u32> {
         self.array().map(u32::from_le_bytes)
     }
 
+    #[inline]
     pub fn u64_le(&mut self) -> Result<u64> {
         self.array().map(u64::from_le_bytes)
     }
 
+    #[inline]
     pub fn i64_le(&mut self) -> Result<i64> {
         self.array().map(i64::from_le_bytes)
     }

@@ -60,8 +60,24 @@ pub fn put_value(out: &mut Vec<u8>, value: &Value) {
 
 impl Cursor<'_> {
     /// A value written by [`put_value`].
+    #[inline]
     pub fn value(&mut self) -> Result<Value> {
-        self.value_at(0)
+        // The common scalars read here rather than through the general case.
+        match self.peek() {
+            Some(UINT) => {
+                self.u8()?;
+                Ok(Value::UInt(self.varint()?))
+            }
+            Some(FLOAT) => {
+                self.u8()?;
+                Ok(Value::Float(f64::from_bits(self.u64_le()?)))
+            }
+            Some(INT) => {
+                self.u8()?;
+                Ok(Value::Int(self.varint_i64()?))
+            }
+            _ => self.value_at(0),
+        }
     }
 
     fn value_at(&mut self, depth: usize) -> Result<Value> {

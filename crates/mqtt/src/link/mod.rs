@@ -137,6 +137,16 @@ pub const STAMP_EVERY: u32 = 8;
 /// bounds the buffer when the broker reads slower than the gateway publishes.
 const OUT_HIGH_WATER: usize = 1024 * 1024;
 
+/// A publish on its way into the outgoing buffer.
+struct Outgoing<'a> {
+    topic: &'a str,
+    qos: Qos,
+    retain: bool,
+    payload: &'a [u8],
+    /// Birth time (Unix ns), when this publish's write delay is recorded.
+    stamp: Option<i64>,
+}
+
 /// One MQTT session. Dropping it drops the connection without DISCONNECT (the broker
 /// then publishes the will); [`Link::close`] ends it cleanly.
 pub struct Link {
@@ -345,48 +355,77 @@ impl Link {
         };
         let token = self.next_token;
         self.next_token += 1;
+        let message = Outgoing {
+            topic,
+            qos,
+            retain,
+            payload,
+            stamp,
+        };
+        // Mostly there is room: tried first without registering for a wake-up.
+        if let Some(done) = self.try_submit(token, &message) {
+            return done;
+        }
         let shared: &Shared = &self.shared;
         loop {
+            // Registered before the state is checked again, so a wake-up in between is
+            // not missed.
             let waiting = shared.drained.notified();
             tokio::pin!(waiting);
-            {
-                let mut s = lock(&shared.state);
-                if s.ended {
-                    return Err(LinkClosed);
-                }
-                let size = wire::publish_size(self.protocol, topic, qos, payload.len());
-                if topic.len() > usize::from(u16::MAX) || size.is_none_or(|n| n > s.max_out) {
-                    let reason = format!(
-                        "{} bytes, over the largest packet the broker takes ({} bytes, max_packet_bytes)",
-                        size.unwrap_or(usize::MAX),
-                        s.max_out
-                    );
-                    s.deliveries.push(Delivery::Rejected { token, reason });
-                    drop(s);
-                    shared.to_owner.notify_one();
-                    return Ok(token);
-                }
-                let window_full = qos != Qos::AtMostOnce && s.tracker.outstanding() >= s.inflight_cap;
-                if s.out.len() < OUT_HIGH_WATER
-                    && !window_full
-                    && let Some(pkid) = s.tracker.submitted(token, qos)
-                {
-                    let was_empty = s.out.is_empty();
-                    wire::publish(self.protocol, topic, qos, retain, pkid, payload, &mut s.out);
-                    if let Some(born) = stamp {
-                        s.stamps.push(born);
-                    }
-                    drop(s);
-                    if was_empty {
-                        shared.to_writer.notify_one();
-                    }
-                    return Ok(token);
-                }
-                s.publisher_waiting = true;
-                waiting.as_mut().enable();
+            waiting.as_mut().enable();
+            if let Some(done) = self.try_submit(token, &message) {
+                return done;
             }
             waiting.await;
         }
+    }
+
+    /// Encodes `message` as publish `token` if the outgoing buffer and the window have
+    /// room; `None` (the writer then wakes the publisher) if not.
+    fn try_submit(&self, token: u64, m: &Outgoing<'_>) -> Option<Result<u64, LinkClosed>> {
+        let shared: &Shared = &self.shared;
+        let mut s = lock(&shared.state);
+        if s.ended {
+            return Some(Err(LinkClosed));
+        }
+        let size = wire::publish_size(self.protocol, m.topic, m.qos, m.payload.len());
+        if m.topic.len() > usize::from(u16::MAX) || size.is_none_or(|n| n > s.max_out) {
+            let reason = format!(
+                "{} bytes, over the largest packet the broker takes ({} bytes, max_packet_bytes)",
+                size.unwrap_or(usize::MAX),
+                s.max_out
+            );
+            s.deliveries.push(Delivery::Rejected { token, reason });
+            drop(s);
+            shared.to_owner.notify_one();
+            return Some(Ok(token));
+        }
+        let window_full = m.qos != Qos::AtMostOnce && s.tracker.outstanding() >= s.inflight_cap;
+        if s.out.len() < OUT_HIGH_WATER
+            && !window_full
+            && let Some(pkid) = s.tracker.submitted(token, m.qos)
+        {
+            let was_empty = s.out.is_empty();
+            wire::publish(
+                self.protocol,
+                m.topic,
+                m.qos,
+                m.retain,
+                pkid,
+                m.payload,
+                &mut s.out,
+            );
+            if let Some(born) = m.stamp {
+                s.stamps.push(born);
+            }
+            drop(s);
+            if was_empty {
+                shared.to_writer.notify_one();
+            }
+            return Some(Ok(token));
+        }
+        s.publisher_waiting = true;
+        None
     }
 
     /// Subscribes to topic filters.

@@ -104,7 +104,11 @@ impl Latest {
                 .as_ref()
                 .is_none_or(|l| sample.gateway_time >= l.gateway_time);
             if newest {
-                *slot = Some(sample.clone());
+                // In place: the context, mostly the one held, is not cloned and dropped.
+                match slot {
+                    Some(latest) => latest.clone_from(sample),
+                    None => *slot = Some(sample.clone()),
+                }
                 self.latest_seq[i] = seq;
                 if let Some(asset) = ns.topology().tag(sample.tag).map(|t| t.asset)
                     && !self.asset_dirty[asset]
@@ -222,6 +226,40 @@ pub struct Publish<'a> {
     pub retain: bool,
     /// [`Message::born`](super::namespace::Message::born).
     pub born: Option<Timestamp>,
+}
+
+/// A batch of the link's confirmations on its way to the [`Session`]: consecutive confirmed
+/// tokens (a write of QoS 0 publishes confirms a run of them) are gathered and settled as
+/// one run; anything else goes on at once, after the run before it.
+#[derive(Debug, Default)]
+pub struct ConfirmationRuns {
+    /// First token and length of the run gathered so far.
+    run: Option<(u64, u64)>,
+}
+
+impl ConfirmationRuns {
+    pub fn add(&mut self, session: &mut Session, confirmation: Confirmation, actions: &mut Vec<Action>) {
+        if let Confirmation::Confirmed(token) = confirmation {
+            match &mut self.run {
+                Some((first, n)) if first.checked_add(*n) == Some(token) => *n += 1,
+                run => {
+                    if let Some((first, n)) = run.replace((token, 1)) {
+                        session.on_confirmed_run(first, n, actions);
+                    }
+                }
+            }
+            return;
+        }
+        self.finish(session, actions);
+        session.on_confirmation_into(confirmation, actions);
+    }
+
+    /// Settles the run gathered last; call once the batch is over.
+    pub fn finish(&mut self, session: &mut Session, actions: &mut Vec<Action>) {
+        if let Some((first, n)) = self.run.take() {
+            session.on_confirmed_run(first, n, actions);
+        }
+    }
 }
 
 /// One `mqtt` sink's publishing state across its MQTT sessions (see the module
@@ -379,6 +417,32 @@ impl Session {
             if !records.is_empty() {
                 actions.extend(records.into_iter().map(Action::Ack));
             }
+        }
+    }
+
+    /// The publishes `first..first + count` were confirmed (a write of QoS 0 publishes):
+    /// [`on_confirmation_into`](Self::on_confirmation_into) for each, with each
+    /// acknowledgement group counted down once per run of its messages.
+    pub fn on_confirmed_run(&mut self, first: u64, count: u64, actions: &mut Vec<Action>) {
+        let groups = &mut self.groups;
+        let mut run: Option<(u64, usize)> = None;
+        let mut done = |group: u64, n: usize| {
+            let records = groups.done_many(group, n);
+            actions.extend(records.into_iter().map(Action::Ack));
+        };
+        self.unconfirmed.settle_run(first, count, |group| {
+            let Some(group) = group else { return };
+            match &mut run {
+                Some((g, n)) if *g == group => *n += 1,
+                _ => {
+                    if let Some((g, n)) = run.replace((group, 1)) {
+                        done(g, n);
+                    }
+                }
+            }
+        });
+        if let Some((g, n)) = run {
+            done(g, n);
         }
     }
 
@@ -747,6 +811,70 @@ mod tests {
         assert!(confirm(&mut s, &sent[..1]).is_empty());
         assert!(s.on_confirmation(Confirmation::Lost(sent[1].0)).is_empty());
         assert_eq!(confirm(&mut s, &sent[1..]), [Action::Ack(10)]);
+    }
+
+    #[test]
+    fn confirmations_settled_by_the_run_acknowledge_what_one_by_one_would() {
+        // Two sessions given the same deliveries: one settles the link's batch in runs, the
+        // other each confirmation alone.
+        let mut runs_session = session(|_| {}).0;
+        let (mut single, topology) = session(|_| {});
+        let mut sent = Vec::new();
+        for s in [&mut runs_session, &mut single] {
+            let mut tokens = 0;
+            s.on_connected(Timestamp::from_unix_nanos(0));
+            sent = pump(s, &mut tokens, 0);
+            for record in 10..16 {
+                s.on_delivery(
+                    &level(&topology, record, record as f64, record as i64, false),
+                    Instant::now(),
+                );
+                sent.extend(pump(s, &mut tokens, 0));
+                // A token the session never saw (a command reply) between records.
+                tokens += 1;
+            }
+        }
+        let tokens: Vec<u64> = sent.iter().map(|(t, ..)| *t).collect();
+        let last = *tokens.last().unwrap();
+        // One confirmed alone before the batch, then the batch: a run over every token
+        // (the unknown ones and the one confirmed before included), broken by a refusal.
+        let early = tokens[5];
+        let refused = tokens[8];
+        let batch: Vec<Confirmation> = (1..=last)
+            .map(|t| {
+                if t == refused {
+                    Confirmation::Rejected {
+                        token: t,
+                        reason: "NotAuthorized".into(),
+                    }
+                } else {
+                    Confirmation::Confirmed(t)
+                }
+            })
+            .collect();
+
+        let mut by_runs = runs_session.on_confirmation(Confirmation::Confirmed(early));
+        let mut runs = ConfirmationRuns::default();
+        for c in batch.iter().cloned() {
+            runs.add(&mut runs_session, c, &mut by_runs);
+        }
+        runs.finish(&mut runs_session, &mut by_runs);
+
+        let mut one_by_one = single.on_confirmation(Confirmation::Confirmed(early));
+        for c in batch {
+            one_by_one.extend(single.on_confirmation(c));
+        }
+        assert_eq!(by_runs, one_by_one);
+        let acked: Vec<u64> = by_runs
+            .iter()
+            .filter_map(|a| match a {
+                Action::Ack(r) => Some(*r),
+                Action::Rejected { .. } => None,
+            })
+            .collect();
+        assert_eq!(acked, [10, 11, 12, 13, 14, 15]);
+        assert_eq!(runs_session.is_drained(), single.is_drained());
+        assert_eq!(runs_session.unconfirmed.len(), 0);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use super::command_channel::CommandChannel;
 use super::config::{CommandTopic, MqttSinkKind, MqttSinkSettings};
 use super::namespace::Namespace;
-use super::session::{Action, Session};
+use super::session::{Action, ConfirmationRuns, Session};
 use crate::client_id::{Component, default_client_id};
 use crate::common::{CLOSE_TIMEOUT, next_event, sleep_until};
 use crate::link::{Link, LinkEvent, LinkOptions, SessionMode};
@@ -245,7 +245,9 @@ impl UnsSink {
             // Confirmations by the batch: the link gathers them per write and per read.
             if let Some(l) = link.as_mut() {
                 let mut actions = Vec::new();
-                l.drain_deliveries(|d| session.on_confirmation_into(d, &mut actions));
+                let mut runs = ConfirmationRuns::default();
+                l.drain_deliveries(|d| runs.add(&mut session, d, &mut actions));
+                runs.finish(&mut session, &mut actions);
                 if !actions.is_empty() {
                     act(actions);
                 }
