@@ -15,6 +15,7 @@
 //! store-and-forward log, which is reopened when its set of readers changes). The pipeline
 //! and its stages always restart.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use backplane_config::ComponentSpec;
@@ -170,12 +171,12 @@ pub fn effects(old: &Topology, new: &Topology, registry: &Registry) -> Vec<Effec
     out
 }
 
-/// The sinks a reload from `old` to `new` keeps running.
-pub fn kept_sinks(old: &Topology, new: &Topology, registry: &Registry) -> Vec<String> {
-    effects(old, new, registry)
-        .into_iter()
-        .filter(|e| e.component == "sink" && e.fate == Fate::Kept)
-        .map(|e| e.name)
+/// The names of the `component`s (`source` or `sink`) that `effects` keep running.
+pub fn kept(effects: &[Effect], component: &str) -> BTreeSet<String> {
+    effects
+        .iter()
+        .filter(|e| e.component == component && e.fate == Fate::Kept)
+        .map(|e| e.name.clone())
         .collect()
 }
 
@@ -185,15 +186,6 @@ pub fn kept_sinks(old: &Topology, new: &Topology, registry: &Registry) -> Vec<St
 /// stages the next configuration would build are these.
 pub fn stages_kept(old: &Topology, new: &Topology) -> bool {
     same_assets(old, new) && old.plan.production == new.plan.production
-}
-
-/// The sources a reload from `old` to `new` keeps running.
-pub fn kept_sources(old: &Topology, new: &Topology, registry: &Registry) -> Vec<String> {
-    effects(old, new, registry)
-        .into_iter()
-        .filter(|e| e.component == "source" && e.fate == Fate::Kept)
-        .map(|e| e.name)
-        .collect()
 }
 
 fn settings_change(was: &ComponentSpec, is: &ComponentSpec) -> Option<String> {

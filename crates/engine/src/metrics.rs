@@ -184,7 +184,7 @@ impl Metrics {
             });
             f.last_reading.remove(&l.name);
         }
-        for l in gone(&self.sink_names(), sink_names) {
+        for l in gone(&self.sink_labels, sink_names) {
             f.sink_records.remove(&l);
             f.sink_dropped.remove(&l);
             f.sink_restarts.remove(&l);
@@ -197,10 +197,6 @@ impl Metrics {
         }
         f.build.clear();
         Metrics::with(f, source_names, sink_names, config_version)
-    }
-
-    fn sink_names(&self) -> Vec<String> {
-        self.sink_labels.clone()
     }
 
     fn with(

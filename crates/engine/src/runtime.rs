@@ -1,6 +1,7 @@
 //! Starting and stopping an engine, and the [`EngineHandle`] through which the API (and
 //! tests) read the cache, health and metrics, change context and subscribe to changes.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,8 +9,6 @@ use std::time::Duration;
 use backplane_buffer::{
     FsyncPolicy, Log, LogOptions, Overflow as BufferOverflow, Reader, ReaderMonitor, ReaderOptions,
 };
-use std::collections::BTreeSet;
-
 use backplane_config::{Fsync, Overflow, Plan};
 use backplane_model::{BadReason, Context, ContextField, ContextPatch, Event, Quality, TagId, Timestamp};
 use serde::Serialize;
@@ -387,12 +386,8 @@ impl Engine {
         let old_topology = self.handle.shared.topology.clone();
         let new_topology = Arc::new(Topology::new(plan));
         let effects = continuity::effects(&old_topology, &new_topology, registry);
-        let keep: BTreeSet<String> = continuity::kept_sources(&old_topology, &new_topology, registry)
-            .into_iter()
-            .collect();
-        let keep_sinks: BTreeSet<String> = continuity::kept_sinks(&old_topology, &new_topology, registry)
-            .into_iter()
-            .collect();
+        let keep = continuity::kept(&effects, "source");
+        let keep_sinks = continuity::kept(&effects, "sink");
         let keep_stages = continuity::stages_kept(&old_topology, &new_topology);
         let Engine {
             handle,
@@ -414,16 +409,7 @@ impl Engine {
         // are read under the next configuration, which is in force from now.
         let switch = Timestamp::now();
         let (tx, rx) = mpsc::channel(options.input_queue.max(1));
-        for source in &kept {
-            if let Some(j) = new_topology
-                .plan
-                .sources
-                .iter()
-                .position(|s| s.name == source.name)
-            {
-                source.io.retarget(j as u32, tx.clone());
-            }
-        }
+        retarget(&kept, &new_topology.plan, &tx);
         // Calls to kept stages wait for the next pipeline too; calls to stages that
         // restart fail (their state is the stopped stage's).
         if keep_stages {
@@ -587,26 +573,32 @@ impl Engine {
             commands,
             options,
         };
+        // Stages are built, and the log opened with a reader for each buffered sink, unless
+        // the carry holds them; the carry's are taken only once nothing can fail, so a
+        // failed start gives them back to the fallback.
+        let built = match carry.stages {
+            Some(_) => None,
+            None => match build_stages(registry, &mut core) {
+                Ok(built) => Some(built),
+                Err(e) => return Err((e, Box::new(carry))),
+            },
+        };
+        let opened = match carry.log {
+            Some(_) => None,
+            None => match open_log(plan, &core.metrics) {
+                Ok(opened) => Some(opened),
+                Err(e) => return Err((e, Box::new(carry))),
+            },
+        };
+        // Nothing below fails: the carry is used up.
         let (stages, stage_services) = match carry.stages.take() {
             Some((stages, stage_services, _)) => {
                 core.services.extend(&stage_services);
                 (stages, stage_services)
             }
-            None => match build_stages(registry, &mut core) {
-                Ok(built) => built,
-                Err(e) => return Err((e, Box::new(carry))),
-            },
+            None => built.unwrap_or_default(),
         };
-        // Every buffered sink kept: the log they read stays open; otherwise it is opened
-        // with a reader for each.
-        let log = match carry.log.take() {
-            Some(log) => (Some(log), Default::default()),
-            None => match open_log(plan, &core.metrics) {
-                Ok(log) => log,
-                Err(e) => return Err((e, Box::new(carry))),
-            },
-        };
-        // Nothing below fails: the carry is used up.
+        let log = opened.unwrap_or_else(|| (carry.log.take(), Default::default()));
         let Some((_, input_rx)) = carry.input.take() else {
             unreachable!("the input queue was made above")
         };
@@ -667,11 +659,7 @@ impl Engine {
             )));
         }
         let mut sources = std::mem::take(&mut carry.sources);
-        for source in &sources {
-            if let Some(j) = plan.sources.iter().position(|s| s.name == source.name) {
-                source.io.retarget(j as u32, core.input_tx.clone());
-            }
-        }
+        retarget(&sources, plan, &core.input_tx);
         sources.extend(start_sources(
             registry,
             &core,
@@ -795,6 +783,15 @@ impl Carry {
             let _ = next_tx.try_send(input);
         }
         self.input = Some((next_tx, next_rx));
+    }
+}
+
+/// Points each running source at `input` under its index in `plan`.
+fn retarget(sources: &[RunningSource], plan: &Plan, input: &mpsc::Sender<PipelineInput>) {
+    for source in sources {
+        if let Some(j) = plan.sources.iter().position(|s| s.name == source.name) {
+            source.io.retarget(j as u32, input.clone());
+        }
     }
 }
 
@@ -1109,7 +1106,7 @@ fn start_sinks(
             return_is_stop: true,
         };
         running.push(RunningSink {
-            name: spec_sink_name(plan, i),
+            name: plan.sinks[i].name.clone(),
             cancel,
             closed,
             task: tokio::spawn(supervisor::supervise(
@@ -1135,10 +1132,6 @@ fn start_sinks(
         running,
         buffers,
     }
-}
-
-fn spec_sink_name(plan: &Plan, sink: usize) -> String {
-    plan.sinks[sink].name.clone()
 }
 
 /// Starts one supervisor per enabled source not already `running`; a failed source turns
@@ -1216,7 +1209,7 @@ fn start_sources(
             return_is_stop: false,
         };
         started.push(RunningSource {
-            name: spec_name(plan, i),
+            name: plan.sources[i].name.clone(),
             io,
             cancel,
             task: tokio::spawn(supervisor::supervise(supervised, start, on_failure)),
@@ -1225,10 +1218,6 @@ fn start_sources(
         });
     }
     started
-}
-
-fn spec_name(plan: &Plan, source: usize) -> String {
-    plan.sources[source].name.clone()
 }
 
 impl EngineHandle {

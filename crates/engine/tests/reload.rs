@@ -631,3 +631,41 @@ async fn stages_run_on_with_their_state_while_the_assets_stay_and_their_handles_
     assert!(fresh.add(5).await);
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_kept_for_a_configuration_that_fails_to_start_run_on_in_the_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let builds = Builds::default();
+    let (mut registry, _, _) = collecting(&builds, true);
+    let tally = TallyKind::default();
+    let stage_builds = tally.builds.clone();
+    registry.add_stage("tally", Arc::new(tally));
+    let engine = support::start(&config(1, ""), dir.path(), &registry);
+    let handle = engine.handle().services().named::<Tally>("tally").unwrap();
+    let count = || handle.count.load(std::sync::atomic::Ordering::SeqCst);
+    eventually("samples counted", || (count() > 20).then_some(())).await;
+
+    // A first buffered sink: the store-and-forward log is opened, and cannot be (a file
+    // stands where its directory goes). The stages, kept for it, run on in the fallback.
+    std::fs::write(dir.path().join("buffer"), "not a directory").unwrap();
+    let broken = config(1, "\n[[sinks]]\nname = \"cloud\"\nkind = \"collect-buffered\"\n");
+    let plan = support::plan(&broken, dir.path(), &registry);
+    let mut record = |_: &Plan, _: &str, _: Timestamp| {};
+    let failed = engine
+        .reload(plan, &registry, support::options(), &mut record)
+        .await
+        .expect_err("the log cannot be opened");
+    let engine = failed.engine.expect("the previous configuration runs again");
+    assert_eq!(
+        *stage_builds.lock().unwrap(),
+        1,
+        "the stage was kept, not built again"
+    );
+    let before = count();
+    assert!(handle.add(1_000_000).await, "the old handle reaches the stage");
+    eventually("the call ran and counting goes on", || {
+        (count() > before + 1_000_020).then_some(())
+    })
+    .await;
+    engine.shutdown().await;
+}
