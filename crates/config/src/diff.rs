@@ -262,7 +262,9 @@ fn map_changes(what: &str, old: &BTreeMap<String, String>, new: &BTreeMap<String
         .collect()
 }
 
-fn component_changes(a: &ComponentSpec, b: &ComponentSpec) -> Vec<String> {
+/// What differs between two entries of one source or sink, as `plan` names it: the kind,
+/// enabled or disabled, or the keys whose values changed (the `buffer` table among them).
+pub fn component_changes(a: &ComponentSpec, b: &ComponentSpec) -> Vec<String> {
     let mut details = Vec::new();
     if a.kind != b.kind {
         details.push(format!("kind {} → {}", a.kind, b.kind));

@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use backplane_config::ComponentSpec;
+use backplane_config::diff::component_changes;
 use backplane_connector::{Registry, Topology};
 
 /// What happens to one source or sink at a reload.
@@ -121,21 +122,28 @@ pub fn effects(old: &Topology, new: &Topology, registry: &Registry) -> Vec<Effec
                     .any(|e| e.component == "sink" && e.name == s.name && e.fate == Fate::Kept)
         })
     });
-    for e in &mut out {
-        let Some(spec) = new.plan.sinks.iter().find(|s| s.name == e.name) else {
-            continue;
-        };
-        let uses = registry
-            .sink(&spec.kind)
-            .is_some_and(|k| k.uses_services(&spec.settings));
-        if e.component != "sink" || e.fate != Fate::Kept || !uses {
+    for e in out
+        .iter_mut()
+        .filter(|e| e.component == "sink" && e.fate == Fate::Kept)
+    {
+        let uses = new
+            .plan
+            .sinks
+            .iter()
+            .find(|s| s.name == e.name)
+            .is_some_and(|spec| {
+                registry
+                    .sink(&spec.kind)
+                    .is_some_and(|k| k.uses_services(&spec.settings))
+            });
+        if !uses {
             continue;
         }
         if !stages {
             e.fate = Fate::Restarted(
                 "it uses the pipeline's stages, which restart (the production settings changed)".to_owned(),
             );
-        } else if format!("{:?}", old.plan.writes) != format!("{:?}", new.plan.writes) {
+        } else if old.plan.writes != new.plan.writes {
             // What it shows as writable was read from the allowlist when it started.
             e.fate = Fate::Restarted("the write allowlist changed".to_owned());
         } else if offering_restarts {
@@ -188,20 +196,9 @@ pub fn stages_kept(old: &Topology, new: &Topology) -> bool {
     same_assets(old, new) && old.plan.production == new.plan.production
 }
 
+/// Why an entry present and enabled in both configurations restarts, if its entry changed.
 fn settings_change(was: &ComponentSpec, is: &ComponentSpec) -> Option<String> {
-    if was.kind != is.kind {
-        return Some(format!("its kind changed ({} → {})", was.kind, is.kind));
-    }
-    if was.buffer != is.buffer {
-        return Some("its buffer settings changed".to_owned());
-    }
-    let keys: std::collections::BTreeSet<&String> = was.keys.keys().chain(is.keys.keys()).collect();
-    let changed: Vec<&str> = keys
-        .into_iter()
-        .filter(|k| !matches!(k.as_str(), "name" | "kind" | "enabled"))
-        .filter(|k| was.keys.get(*k) != is.keys.get(*k))
-        .map(String::as_str)
-        .collect();
+    let changed = component_changes(was, is);
     (!changed.is_empty()).then(|| format!("its settings changed ({})", changed.join(", ")))
 }
 
