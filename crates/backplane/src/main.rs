@@ -342,12 +342,9 @@ fn plan(old: &Path, new: &Path, registry: &Registry) -> ExitCode {
                  values and production state are kept, and the API keeps its listener and sessions. \
                  The sources and sinks:"
             );
-            let (old, new) = (
-                backplane_connector::Topology::new(running),
-                backplane_connector::Topology::new(*new_plan),
-            );
-            for effect in backplane_engine::continuity::effects(&old, &new, registry) {
-                println!("  {effect}");
+            let old = backplane_connector::Topology::new(running);
+            for line in reload::components(&old, *new_plan, registry) {
+                println!("  {line}");
             }
         }
     }

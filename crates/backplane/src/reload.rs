@@ -47,6 +47,16 @@ pub fn decide(path: &Path, registry: &Registry, running: &Plan) -> Decision {
     Decision::Apply(Box::new(new), changes)
 }
 
+/// What reloading from `running` to `next` does to each source and sink, one line each, as
+/// `plan` and the reload answer print it.
+pub fn components(running: &backplane_connector::Topology, next: Plan, registry: &Registry) -> Vec<String> {
+    let next = backplane_connector::Topology::new(next);
+    backplane_engine::continuity::effects(running, &next, registry)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
 /// Why a reload refuses `changes`: one line per change only a restart applies.
 pub fn refusals(changes: &[Change]) -> Vec<String> {
     changes

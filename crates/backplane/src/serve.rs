@@ -298,15 +298,8 @@ impl Running<'_> {
             Decision::Apply(new, changes) => {
                 let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
                 if !apply {
-                    let next = backplane_connector::Topology::new((*new).clone());
-                    let components = backplane_engine::continuity::effects(
-                        engine.handle().topology(),
-                        &next,
-                        self.registry,
-                    )
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+                    let components =
+                        crate::reload::components(engine.handle().topology(), *new, self.registry);
                     self.engine = Some(engine);
                     return report(ReloadResult::Changes, changes, components, Vec::new(), version);
                 }
