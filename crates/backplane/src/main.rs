@@ -30,6 +30,13 @@ use backplane_engine::Registry;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{FromArgMatches, Parser, Subcommand, ValueEnum};
 
+/// jemalloc, not the C library's allocator: with the options built in from
+/// `.cargo/config.toml` (one arena, freed pages returned within a second) the gateway holds
+/// 5–11 MB less at 10 000 tags for the same CPU (docs/performance.md, "The allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "backplane", version, about = "Backplane: the industrial data backbone", long_about = None)]
 struct Cli {

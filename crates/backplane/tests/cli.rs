@@ -162,6 +162,29 @@ fn completions_are_generated_for_bash() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("_backplane"));
 }
 
+#[test]
+fn the_gateway_allocates_with_jemalloc_and_the_options_built_into_it() {
+    // jemalloc prints its statistics, options among them, at exit when asked through the
+    // environment; the C library's allocator would print nothing.
+    let out = Command::new(BIN)
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    for option in [
+        "opt.narenas: 1\n",
+        "opt.dirty_decay_ms: 1000 ",
+        "opt.muzzy_decay_ms: 0 ",
+    ] {
+        assert!(
+            stats.contains(option),
+            "`{option}` (.cargo/config.toml) is not in force; jemalloc said:\n{stats}"
+        );
+    }
+}
+
 async fn get(client: &reqwest::Client, url: &str) -> Value {
     let response = client.get(url).send().await.unwrap();
     assert!(response.status().is_success(), "{url}: {}", response.status());
