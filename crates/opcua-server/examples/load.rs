@@ -5,7 +5,8 @@
 //! counters before the first round and dumps them after the last, so the dump holds the
 //! rounds alone: everything the server did for them, subscriptions and sending included.
 //! Run by scripts/callgrind-opcua-server. Run natively, its last line is the process's CPU
-//! (utime + stime from /proc/self/stat) over the rounds, the clients not counted.
+//! (utime + stime from /proc/self/stat, and each apart) over the rounds, the clients not
+//! counted.
 //!
 //! Usage: load [TAGS (10000)] [SESSIONS (10)] [ROUNDS (10)] [none | sign | sign_and_encrypt
 //! (none: security policy None; else Basic256Sha256 with that mode)]; needs BACKPLANE_PYTHON.
@@ -26,13 +27,16 @@ use backplane_opcua_server::sink::Publisher;
 
 mod common;
 
-/// The process's CPU time so far (utime + stime, all threads), in clock ticks (1/100 s
+/// The process's CPU time so far (utime, stime; all threads), in clock ticks (1/100 s
 /// on Linux).
-fn cpu_ticks() -> u64 {
+fn cpu_ticks() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
     // After the command's closing parenthesis: utime and stime are the 12th and 13th fields.
     let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    (
+        fields[11].parse::<u64>().unwrap(),
+        fields[12].parse::<u64>().unwrap(),
+    )
 }
 
 /// Asks callgrind (when the process runs under it) to zero or dump its counters.
@@ -154,7 +158,9 @@ async fn main() {
     }
     // The last round's notifications go out with the next publishing interval.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let (cpu, wall) = (cpu_ticks() - cpu0, wall0.elapsed().as_secs_f64());
+    let ((user, system), wall) = (cpu_ticks(), wall0.elapsed().as_secs_f64());
+    let (user, system) = (user - cpu0.0, system - cpu0.1);
+    let cpu = user + system;
     callgrind("-d");
     let received = common::received(&mut clients);
     running.handle.cancel();
@@ -163,8 +169,10 @@ async fn main() {
         tags * rounds
     );
     println!(
-        "server CPU over the rounds: {:.2} s in {wall:.1} s = {:.2} % of a core",
+        "server CPU over the rounds: {:.2} s in {wall:.1} s = {:.2} % of a core (user {:.2} %, system {:.2} %)",
         cpu as f64 / 100.0,
-        cpu as f64 / wall
+        cpu as f64 / wall,
+        user as f64 / wall,
+        system as f64 / wall
     );
 }
