@@ -8,6 +8,10 @@
 //! Reads go through our own buffer with cancel-safe `read` calls, so a frame cut by a
 //! timeout is completed later and, on TCP, recognised by its transaction id as the late
 //! answer to an abandoned request and skipped.
+//!
+//! On TCP, several requests can be outstanding at once: [`Connection::queue_tcp`] and
+//! [`Connection::flush`] send them in one write, [`Connection::next_tcp_frame`] hands each
+//! answer over by its transaction id ([`crate::window`] keeps track of them).
 
 use std::io;
 use std::pin::Pin;
@@ -53,6 +57,9 @@ pub struct Connection {
     transaction: u16,
     out: Vec<u8>,
     buf: Vec<u8>,
+    /// Bytes at the start of `buf` already taken as frames (TCP answers are taken one by
+    /// one from a read that may hold several).
+    taken: usize,
     broken: bool,
 }
 
@@ -105,7 +112,8 @@ impl Connection {
             last_activity: Instant::now(),
             transaction: 0,
             out: Vec::with_capacity(260),
-            buf: Vec::with_capacity(520),
+            buf: Vec::with_capacity(READ_CHUNK),
+            taken: 0,
             broken: false,
         }
     }
@@ -113,6 +121,11 @@ impl Connection {
     /// How long a request waits for its answer.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// True for Modbus TCP framing, where answers carry the transaction id of their request.
+    pub fn is_tcp(&self) -> bool {
+        self.framing == Framing::Tcp
     }
 
     /// True once an I/O error or a framing error made the connection unusable.
@@ -158,45 +171,98 @@ impl Connection {
     }
 
     async fn call_tcp(&mut self, unit: u8, request: &Request) -> Result<Reply, CallError> {
-        self.transaction = self.transaction.wrapping_add(1);
-        let transaction = self.transaction;
-        frame::encode_tcp(transaction, unit, request, &mut self.out).map_err(CallError::Frame)?;
+        self.out.clear();
+        let transaction = self.queue_tcp(unit, request).map_err(CallError::Frame)?;
         let deadline = Instant::now() + self.timeout;
         self.write_out(deadline).await?;
         loop {
-            match frame::parse_tcp_frame(&self.buf) {
-                Ok(Some(found)) => {
-                    let len = found.len;
-                    let result = if found.transaction != transaction {
+            let answer = self
+                .next_tcp_frame(deadline, |got, got_unit, pdu| {
+                    if got != transaction {
                         // The late answer to a request that timed out: skip it.
-                        tracing::debug!(
-                            got = found.transaction,
-                            want = transaction,
-                            "skipping a stale Modbus TCP answer"
-                        );
+                        tracing::debug!(got, want = transaction, "skipping a stale Modbus TCP answer");
                         None
-                    } else if found.unit != unit {
+                    } else if got_unit != unit {
                         Some(Err(CallError::Frame(FrameError::Unit {
                             expected: unit,
-                            got: found.unit,
+                            got: got_unit,
                         })))
                     } else {
-                        Some(frame::decode_response_pdu(request, found.pdu).map_err(CallError::Frame))
-                    };
-                    self.buf.drain(..len);
-                    if let Some(result) = result {
-                        return result;
+                        Some(frame::decode_response_pdu(request, pdu).map_err(CallError::Frame))
                     }
-                }
-                Ok(None) => self.read_more(deadline).await?,
-                Err(e) => {
-                    // The byte stream is out of step with frames: only a new connection helps.
+                })
+                .await?;
+            if let Some(answer) = answer {
+                return answer;
+            }
+        }
+    }
+
+    /// Encodes a Modbus TCP request for `unit` behind those already queued and returns its
+    /// transaction id; [`Connection::flush`] sends them.
+    pub fn queue_tcp(&mut self, unit: u8, request: &Request) -> Result<u16, FrameError> {
+        self.transaction = self.transaction.wrapping_add(1);
+        frame::encode_tcp(self.transaction, unit, request, &mut self.out)?;
+        Ok(self.transaction)
+    }
+
+    /// Sends the queued requests in one write, within `deadline`.
+    pub async fn flush(&mut self, deadline: Instant) -> Result<(), CallError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.write_out(deadline).await;
+        if let Err(CallError::Io(_)) = &result {
+            self.broken = true;
+        }
+        result
+    }
+
+    /// Waits until `deadline` for the next whole Modbus TCP frame and hands its transaction
+    /// id, unit and PDU to `take`; the frame is consumed either way. `Timeout` when none
+    /// came; `Io` when the connection is lost or its bytes are out of step with frames.
+    pub async fn next_tcp_frame<T>(
+        &mut self,
+        deadline: Instant,
+        mut take: impl FnMut(u16, u8, &[u8]) -> T,
+    ) -> Result<T, CallError> {
+        loop {
+            if let Some(taken) = self.buffered_tcp_frame(&mut take)? {
+                return Ok(taken);
+            }
+            if let Err(e) = self.read_more(deadline).await {
+                if let CallError::Io(_) = e {
                     self.broken = true;
-                    return Err(CallError::Io(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        e.to_string(),
-                    )));
                 }
+                return Err(e);
+            }
+        }
+    }
+
+    /// Like [`Connection::next_tcp_frame`] for a frame already read, without waiting.
+    pub fn buffered_tcp_frame<T>(
+        &mut self,
+        take: &mut impl FnMut(u16, u8, &[u8]) -> T,
+    ) -> Result<Option<T>, CallError> {
+        let rest = self.buf.get(self.taken..).unwrap_or_default();
+        match frame::parse_tcp_frame(rest) {
+            Ok(Some(found)) => {
+                let taken = take(found.transaction, found.unit, found.pdu);
+                self.taken += found.len;
+                if self.taken >= self.buf.len() {
+                    self.buf.clear();
+                    self.taken = 0;
+                }
+                Ok(Some(taken))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                // The byte stream is out of step with frames: only a new connection helps.
+                self.broken = true;
+                Err(CallError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    e.to_string(),
+                )))
             }
         }
     }
@@ -236,12 +302,15 @@ impl Connection {
         result
     }
 
+    /// Writes `out` and empties it.
     async fn write_out(&mut self, deadline: Instant) -> Result<(), CallError> {
         let write = async {
             self.stream.write_all(&self.out).await?;
             self.stream.flush().await
         };
-        match tokio::time::timeout_at(deadline, write).await {
+        let written = tokio::time::timeout_at(deadline, write).await;
+        self.out.clear();
+        match written {
             Ok(Ok(())) => {
                 self.last_activity = Instant::now();
                 Ok(())
@@ -258,19 +327,23 @@ impl Connection {
         }
     }
 
-    /// Reads what is available into the buffer; cancel-safe, so a timeout loses nothing.
+    /// Reads what is available into the buffer's free room (at least [`READ_CHUNK`] bytes,
+    /// so answers that arrived together come in one call); cancel-safe, so a timeout loses
+    /// nothing. Bounded: the buffer is read only when no whole frame is left in it, so it
+    /// holds at most one incomplete frame and one read.
     async fn read_more(&mut self, deadline: Instant) -> Result<(), CallError> {
-        let mut chunk = [0u8; 512];
-        match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
+        if self.taken > 0 {
+            self.buf.drain(..self.taken);
+            self.taken = 0;
+        }
+        self.buf.reserve(READ_CHUNK);
+        match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
             Err(_) => Err(CallError::Timeout(self.timeout)),
             Ok(Ok(0)) => Err(CallError::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the device closed the connection",
             ))),
-            Ok(Ok(n)) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(())
-            }
+            Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(CallError::Io(e)),
         }
     }
@@ -279,6 +352,7 @@ impl Connection {
     fn discard_pending(&mut self) {
         use futures::FutureExt;
         self.buf.clear();
+        self.taken = 0;
         let mut chunk = [0u8; 256];
         for _ in 0..64 {
             match self.stream.read(&mut chunk).now_or_never() {
@@ -288,6 +362,9 @@ impl Connection {
         }
     }
 }
+
+/// Free room for each read: 15 answers of 125 registers.
+const READ_CHUNK: usize = 4096;
 
 async fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))

@@ -12,6 +12,10 @@ pub use backplane_serial::{FlowControl, Parity, SerialLine};
 use crate::address::{Address, StringOrder, ValueKind};
 use crate::frame::{MAX_READ_BITS, MAX_READ_REGISTERS};
 
+/// The most requests `in_flight` lets one Modbus TCP connection have outstanding: more than
+/// devices that take several at once are known to queue (typically 4 to 16).
+pub const MAX_IN_FLIGHT: u16 = 32;
+
 /// Where the device is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -136,6 +140,8 @@ pub struct ModbusSettings {
     pub inter_frame_delay: Duration,
     /// TCP connections to the device.
     pub concurrency: usize,
+    /// Requests outstanding at once on each Modbus TCP connection (1: wait for each answer).
+    pub in_flight: usize,
     pub writes: bool,
     /// Use FC 15 / 16 even for one coil / register (devices that lack FC 5 / 6).
     pub write_multiple: bool,
@@ -311,6 +317,7 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<ModbusSettings> {
     let max_registers = limited(table, "max_registers", MAX_READ_REGISTERS, MAX_READ_REGISTERS, 1);
     let max_bits = limited(table, "max_bits", MAX_READ_BITS, MAX_READ_BITS, 1);
     let concurrency = limited(table, "concurrency", 1, 16, 1) as usize;
+    let in_flight = limited(table, "in_flight", 1, MAX_IN_FLIGHT, 1) as usize;
     let inter_frame_delay = table.optional_duration("inter_frame_delay");
     let writes = table.optional_bool("writes").unwrap_or(false);
     let write_multiple = match table.optional_str("write_functions") {
@@ -375,6 +382,14 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<ModbusSettings> {
         );
         ok = false;
     }
+    if !matches!(endpoint, Endpoint::Tcp { .. }) && in_flight > 1 {
+        table.error(
+            "in_flight",
+            "RTU frames carry no transaction id to match an answer to its request: one at a time",
+            Some("remove in_flight (Modbus TCP only)".into()),
+        );
+        ok = false;
+    }
     let inter_frame_delay = match (&endpoint, inter_frame_delay) {
         (_, Some(d)) if d > Duration::from_secs(1) => {
             table.error("inter_frame_delay", "inter_frame_delay is at most 1s", None);
@@ -409,6 +424,7 @@ pub fn parse_settings(table: &mut Table<'_>) -> Option<ModbusSettings> {
         max_bits,
         inter_frame_delay,
         concurrency,
+        in_flight,
         writes,
         write_multiple,
     })
@@ -437,8 +453,8 @@ mod tests {
         );
         assert_eq!((s.unit, s.address_base, s.word_order), (1, 1, WordOrder::ABCD));
         assert_eq!(
-            (s.max_registers, s.max_bits, s.max_gap, s.concurrency),
-            (125, 2000, 10, 1)
+            (s.max_registers, s.max_bits, s.max_gap, s.concurrency, s.in_flight),
+            (125, 2000, 10, 1, 1)
         );
         assert_eq!(
             (s.timeout, s.retries, s.writes),
@@ -497,6 +513,21 @@ mod tests {
         }
         let (_, errors) = parse("url = \"tcp://h\"\naddress_base = 0\ninter_frame_delay = \"5ms\"\n");
         assert!(errors[0].contains("RTU"), "{errors:?}");
+    }
+
+    #[test]
+    fn several_requests_in_flight_only_on_modbus_tcp_and_within_bounds() {
+        let (s, errors) = parse("url = \"tcp://h\"\naddress_base = 0\nin_flight = 8\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.unwrap().in_flight, 8);
+        let (_, errors) = parse("url = \"tcp://h\"\naddress_base = 0\nin_flight = 33\n");
+        assert!(
+            errors[0].contains("in_flight` = 33 is outside 1..=32"),
+            "{errors:?}"
+        );
+        let (s, errors) = parse("url = \"rtu+tcp://h:4001\"\naddress_base = 0\nin_flight = 2\n");
+        assert!(s.is_none());
+        assert!(errors[0].contains("no transaction id"), "{errors:?}");
     }
 
     #[test]

@@ -261,19 +261,23 @@ pub struct TcpFrame<'a> {
     pub len: usize,
 }
 
-/// Encodes a Modbus TCP request ADU.
+/// Appends a Modbus TCP request ADU to `out` (several requests can go out in one write);
+/// on an error `out` is left as it was.
 pub fn encode_tcp(
     transaction: u16,
     unit: u8,
     request: &Request,
     out: &mut Vec<u8>,
 ) -> Result<(), FrameError> {
-    out.clear();
+    let at = out.len();
     out.extend_from_slice(&transaction.to_be_bytes());
     out.extend_from_slice(&[0, 0, 0, 0, unit]);
-    request.encode_pdu(out)?;
-    let len = (out.len() - 6) as u16;
-    out[4..6].copy_from_slice(&len.to_be_bytes());
+    if let Err(e) = request.encode_pdu(out) {
+        out.truncate(at);
+        return Err(e);
+    }
+    let len = (out.len() - at - 6) as u16;
+    out[at + 4..at + 6].copy_from_slice(&len.to_be_bytes());
     Ok(())
 }
 
@@ -587,6 +591,24 @@ mod tests {
         assert_eq!(
             decode_response_pdu(&req, &[15, 0, 3, 0, 3]),
             Ok(Ok(Data::Written))
+        );
+    }
+
+    #[test]
+    fn tcp_requests_append_and_a_refused_one_leaves_the_rest_as_it_was() {
+        let mut out = Vec::new();
+        encode_tcp(1, 9, &read(Area::HoldingRegister, 100, 3), &mut out).unwrap();
+        encode_tcp(2, 9, &read(Area::InputRegister, 7, 1), &mut out).unwrap();
+        let too_long = Request::WriteCoils {
+            address: 0,
+            values: vec![true; 2000],
+        };
+        assert!(encode_tcp(3, 9, &too_long, &mut out).is_err());
+        assert_eq!(
+            out,
+            [
+                0, 1, 0, 0, 0, 6, 9, 3, 0, 100, 0, 3, 0, 2, 0, 0, 0, 6, 9, 4, 0, 7, 0, 1
+            ]
         );
     }
 

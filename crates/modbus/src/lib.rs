@@ -10,6 +10,7 @@
 //! - [`frame`]: request encoding and response decoding, checked against the request; the
 //!   fuzzed part.
 //! - [`client`]: one connection: framing, timeouts, retries, RTU inter-frame delay.
+//! - [`window`]: several Modbus TCP requests outstanding on one connection (`in_flight`).
 //! - [`kind`]: [`ModbusKind`] (registered as `modbus`) and its hooks: the request plan for
 //!   `backplane check`, the register scan for `backplane browse`, the filler simulator.
 //! - [`source`]: the running source and the [`Poller`] it runs.
@@ -25,6 +26,7 @@ pub mod kind;
 pub mod plan;
 pub mod simulator;
 pub mod source;
+pub mod window;
 
 pub use address::{Address, Area, StringOrder, ValueKind};
 pub use browse::{BrowseArgs, BrowseError, BrowseOptions, BrowseReport, browse};

@@ -22,6 +22,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ use crate::client::{CallError, Connection};
 use crate::config::ModbusSettings;
 use crate::frame::{Data, Reply, Request};
 use crate::plan::{self, PlanError, PollSummary, Span, plan_reads};
+use crate::window::Window;
 
 /// How a tag's registers become a value, with the source's defaults applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -371,7 +373,7 @@ impl Poller {
         let mut answered = 0usize;
         let mut unit_answers: HashMap<u8, (usize, usize)> = HashMap::new();
         {
-            let mut results = answers(pool, &jobs, self.settings.retries);
+            let mut results = answers(pool, &jobs, self.settings.retries, self.settings.in_flight);
             while let Some(first) = results.next().await {
                 // What else has already arrived goes out in the same batch.
                 let mut arrived = vec![first];
@@ -455,7 +457,7 @@ impl Poller {
                 .map(|b| (b.span.unit, read_request(&b.span)))
                 .collect();
             let mut results: Vec<Option<Result<Reply, CallError>>> = (0..jobs.len()).map(|_| None).collect();
-            let mut arriving = answers(pool, &jobs, self.settings.retries);
+            let mut arriving = answers(pool, &jobs, self.settings.retries, self.settings.in_flight);
             while let Some((job, result)) = arriving.next().await {
                 if let Err(CallError::Io(e)) = result {
                     return Err(e);
@@ -635,16 +637,24 @@ fn collect(
     }
 }
 
-/// Runs `jobs` over the pool, round-robin, each connection one request at a time, and
-/// yields each job's index and result as it is answered. Every job yields once, unless the
-/// pool is empty.
+/// Runs `jobs` over the pool, round-robin, and yields each job's index and result as it is
+/// answered. Each Modbus TCP connection has up to `in_flight` requests outstanding (see
+/// [`crate::window`]); other connections, and every RTU one, one at a time. Every job yields
+/// once, unless the pool is empty; after a lost connection (`CallError::Io`) its lane ends.
 fn answers<'a>(
     pool: &'a mut [Connection],
     jobs: &'a [(u8, Request)],
     retries: u32,
-) -> impl Stream<Item = (usize, Result<Reply, CallError>)> + Unpin + 'a {
+    in_flight: usize,
+) -> impl Stream<Item = (usize, Result<Reply, CallError>)> + Unpin + Send + 'a {
+    type Lane<'a> = Pin<Box<dyn Stream<Item = (usize, Result<Reply, CallError>)> + Send + 'a>>;
     let n = pool.len().max(1);
-    let lanes = pool.iter_mut().enumerate().map(move |(lane, conn)| {
+    let lanes = pool.iter_mut().enumerate().map(move |(lane, conn)| -> Lane<'a> {
+        let mine = (0..jobs.len()).skip(lane).step_by(n);
+        if in_flight > 1 && conn.is_tcp() {
+            let window = Window::new(jobs, mine, in_flight, retries, conn.timeout());
+            return Box::pin(windowed(conn, window));
+        }
         let mine = jobs.iter().enumerate().skip(lane).step_by(n);
         // Units that let a request time out in this cycle: their other requests would only
         // wait as long again (a frozen device, one timeout per request, took a cycle of
@@ -667,6 +677,61 @@ fn answers<'a>(
         ))
     });
     futures::stream::select_all(lanes)
+}
+
+/// One connection's lane with several requests outstanding: requests go out together in
+/// one write whenever the window has room, and every answer already read is taken before
+/// the next write, so answers that arrive together leave together.
+fn windowed<'a>(
+    conn: &'a mut Connection,
+    window: Window<'a>,
+) -> impl Stream<Item = (usize, Result<Reply, CallError>)> + Send + 'a {
+    futures::stream::unfold(Some((conn, window)), |state| async move {
+        let (conn, mut window) = state?;
+        loop {
+            if let Some(done) = window.take_ready() {
+                return Some((done, Some((conn, window))));
+            }
+            if !window.is_busy() {
+                return None;
+            }
+            let now = Instant::now();
+            let mut queued = false;
+            while let Some((job, unit, request)) = window.next_to_send() {
+                match conn.queue_tcp(unit, request) {
+                    Ok(transaction) => {
+                        window.sent(job, transaction, now);
+                        queued = true;
+                    }
+                    Err(e) => window.unsendable(job, e),
+                }
+            }
+            let lost = |window: &Window<'_>, e| Some(((window.any_job().unwrap_or(0), Err(e)), None));
+            if queued && let Err(e) = conn.flush(now + conn.timeout()).await {
+                return lost(&window, e);
+            }
+            let Some(deadline) = window.deadline() else {
+                continue;
+            };
+            let mut take = |t: u16, unit: u8, pdu: &[u8]| {
+                if !window.answer(t, unit, pdu) {
+                    tracing::debug!(transaction = t, "skipping a stale Modbus TCP answer");
+                }
+            };
+            match conn.next_tcp_frame(deadline, &mut take).await {
+                // Every other answer already read goes with it.
+                Ok(()) => loop {
+                    match conn.buffered_tcp_frame(&mut take) {
+                        Ok(Some(())) => {}
+                        Ok(None) => break,
+                        Err(e) => return lost(&window, e),
+                    }
+                },
+                Err(CallError::Timeout(_)) => window.expire(Instant::now()),
+                Err(e) => return lost(&window, e),
+            }
+        }
+    })
 }
 
 /// Why a value cannot be written to an address; nothing was sent.
