@@ -113,13 +113,16 @@ pub struct Peers {
     pub broker: u16,
 }
 
-/// The configuration text for `tags` tags read every `period`.
+/// The configuration text for `tags` tags read every `period`; a Modbus source with
+/// `in_flight` requests outstanding (the key is left out at 1, so older gateways that do
+/// not know it still run).
 pub fn gateway(
     tags: u32,
     period: Duration,
     source: Source,
     sink: Sink,
     peers: Peers,
+    in_flight: usize,
     data_dir: &Path,
 ) -> String {
     let mut text = String::with_capacity(64 * tags as usize + 4096);
@@ -169,7 +172,12 @@ pub fn gateway(
         Source::Modbus => write!(
             text,
             "\n[[sources]]\nname = \"plc\"\nkind = \"modbus\"\nurl = \"tcp://127.0.0.1:{device}\"\n\
-             unit = 1\naddress_base = 0\nperiod = \"{period}ms\"\n"
+             unit = 1\naddress_base = 0\nperiod = \"{period}ms\"\n{in_flight}",
+            in_flight = if in_flight > 1 {
+                format!("in_flight = {in_flight}\n")
+            } else {
+                String::new()
+            },
         ),
         // Security None: the benchmark measures the path, not the crypto.
         Source::Opcua | Source::OpcuaPoll => write!(
@@ -220,6 +228,7 @@ mod tests {
             Source::Modbus,
             sink,
             peers,
+            1,
             Path::new("/tmp/x"),
         );
         assert_eq!(text.matches("model = \"Block\"").count(), 514);
@@ -231,6 +240,17 @@ mod tests {
         assert!(text.contains("payload = \"instance\""));
         assert!(text.contains("qos = 1"));
         assert!(text.contains("url = \"tcp://127.0.0.1:5020\""));
+        assert!(!text.contains("in_flight"));
+        let windowed = gateway(
+            125,
+            Duration::from_secs(1),
+            Source::Modbus,
+            sink,
+            peers,
+            16,
+            Path::new("x"),
+        );
+        assert!(windowed.contains("period = \"1000ms\"\nin_flight = 16\n"));
         assert!(text.contains("broker = \"mqtt://127.0.0.1:1884\""));
     }
 
@@ -247,6 +267,7 @@ mod tests {
             Source::Modbus,
             sink,
             peers,
+            1,
             Path::new("d"),
         );
         assert_eq!(text.matches("bindings.").count(), 130);
@@ -268,6 +289,7 @@ mod tests {
             Source::OpcuaPoll,
             Sink::Sparkplug,
             peers,
+            1,
             Path::new("d"),
         );
         assert_eq!(text.matches("bindings.").count(), 250);
@@ -285,6 +307,7 @@ mod tests {
             Source::Opcua,
             Sink::Sparkplug,
             peers,
+            1,
             Path::new("d"),
         );
         assert!(subscribed.contains("mode = \"subscribe\""));

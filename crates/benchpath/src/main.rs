@@ -73,6 +73,10 @@ struct BenchArgs {
     /// Poll period of the one poll group (every tag is read and published once per period).
     #[arg(long, default_value = "1s", value_parser = duration)]
     period: Duration,
+    /// Modbus requests outstanding at once on the gateway's one connection (the source's
+    /// `in_flight`; the device takes any number).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=32))]
+    in_flight: u16,
     /// Seconds from the first sample at the subscriber to the start of the window.
     #[arg(long, default_value_t = 10.0)]
     warmup: f64,
@@ -266,6 +270,7 @@ fn bench(mut args: BenchArgs) -> Result<(), String> {
     let settings = Settings {
         bin,
         period: args.period,
+        in_flight: usize::from(args.in_flight),
         warmup: Duration::from_secs_f64(args.warmup.max(0.0)),
         window: Duration::from_secs_f64(args.window.max(1.0)),
         dir: args.dir,
@@ -273,9 +278,10 @@ fn bench(mut args: BenchArgs) -> Result<(), String> {
         callgrind,
     };
     println!(
-        "bench-path: gateway {}, poll period {:?}, warm-up {:?}, window {:?}, {} run(s) per point, {} CPUs",
+        "bench-path: gateway {}, poll period {:?}, {} Modbus request(s) in flight, warm-up {:?}, window {:?}, {} run(s) per point, {} CPUs",
         settings.bin.display(),
         settings.period,
+        settings.in_flight,
         settings.warmup,
         settings.window,
         args.repeat,

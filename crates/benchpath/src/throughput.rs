@@ -17,6 +17,8 @@ use crate::subscriber::Counts;
 pub struct Settings {
     pub bin: PathBuf,
     pub period: Duration,
+    /// Requests outstanding on the Modbus connection (the source's `in_flight`).
+    pub in_flight: usize,
     pub warmup: Duration,
     pub window: Duration,
     pub dir: Option<PathBuf>,
@@ -204,6 +206,7 @@ pub fn run(settings: &Settings, point: Point) -> Result<Figures, String> {
             device: device_port,
             broker: broker_port,
         },
+        settings.in_flight,
         &workdir.path().join("data"),
     );
     let config_path = workdir.path().join("gateway.toml");
