@@ -50,8 +50,20 @@ fn callgrind(arg: &str) {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+/// Knobs for measuring the server's wake-ups (docs/connectors/opcua-server.md,
+/// "Performance"): LOAD_WORKERS (tokio worker threads, 2), LOAD_SINK_EXTRA (lines added to
+/// the sink's configuration, e.g. `min_sampling_interval = "1s"`).
+fn main() {
+    let workers = std::env::var("LOAD_WORKERS").map_or(2, |w| w.parse().unwrap());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run());
+}
+
+async fn run() {
     let security = common::Security::parse(&std::env::args().nth(4).unwrap_or_else(|| "none".into()));
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -67,11 +79,12 @@ async fn main() {
     let port = backplane_testkit::net::free_port();
     let mut registry = backplane_engine::builtins();
     registry.add_sink("opcua-server", backplane_opcua_server::OpcUaServerKind);
-    let plan = backplane_testkit::engine::plan(
-        &common::config_with(tags, Some(port), security),
-        dir.path(),
-        &registry,
-    );
+    let mut config = common::config_with(tags, Some(port), security);
+    if let Ok(extra) = std::env::var("LOAD_SINK_EXTRA") {
+        config.push_str(&extra);
+        config.push('\n');
+    }
+    let plan = backplane_testkit::engine::plan(&config, dir.path(), &registry);
     let settings = plan.sinks[0]
         .settings
         .downcast_ref::<ServerSettings>()
@@ -150,6 +163,8 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     common::start_counting(&mut clients);
     callgrind("-z");
+    // For tools attaching to the process (perf stat -p, strace -p): the window starts now.
+    eprintln!("load: rounds start (pid {})", std::process::id());
     let (cpu0, wall0) = (cpu_ticks(), std::time::Instant::now());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     for batch in batches {

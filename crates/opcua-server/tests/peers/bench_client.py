@@ -8,6 +8,7 @@ the items exist, counts the data changes it receives for SECONDS, then prints `C
 """
 
 import asyncio
+import os
 import sys
 
 from asyncua import Client, ua
@@ -23,7 +24,10 @@ class Counter:
 
 async def main():
     url, ns, first, count, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-    client = Client(url, timeout=60)
+    # asyncua probes the server's state with a Read every watchdog interval (1 s by default);
+    # BENCH_CLIENT_WATCHDOG (seconds) changes it, to tell that traffic apart.
+    watchdog = float(os.environ.get("BENCH_CLIENT_WATCHDOG", "1.0"))
+    client = Client(url, timeout=60, watchdog_intervall=watchdog)
     if len(sys.argv) > 6:
         policy, mode, cert, key, app_uri = sys.argv[6:11]
         client.application_uri = app_uri
