@@ -61,6 +61,8 @@ pub struct Connection {
     /// one from a read that may hold several).
     taken: usize,
     broken: bool,
+    /// TCP answers that came after their request was given up, since last taken.
+    late: u64,
 }
 
 impl std::fmt::Debug for Connection {
@@ -115,6 +117,7 @@ impl Connection {
             buf: Vec::with_capacity(READ_CHUNK),
             taken: 0,
             broken: false,
+            late: 0,
         }
     }
 
@@ -175,12 +178,14 @@ impl Connection {
         let transaction = self.queue_tcp(unit, request).map_err(CallError::Frame)?;
         let deadline = Instant::now() + self.timeout;
         self.write_out(deadline).await?;
-        loop {
+        let mut late = 0;
+        let answer = loop {
             let answer = self
                 .next_tcp_frame(deadline, |got, got_unit, pdu| {
                     if got != transaction {
                         // The late answer to a request that timed out: skip it.
                         tracing::debug!(got, want = transaction, "skipping a stale Modbus TCP answer");
+                        late += 1;
                         None
                     } else if got_unit != unit {
                         Some(Err(CallError::Frame(FrameError::Unit {
@@ -191,11 +196,26 @@ impl Connection {
                         Some(frame::decode_response_pdu(request, pdu).map_err(CallError::Frame))
                     }
                 })
-                .await?;
-            if let Some(answer) = answer {
-                return answer;
+                .await;
+            match answer {
+                Ok(Some(answer)) => break Ok(answer),
+                Ok(None) => {}
+                Err(e) => break Err(e),
             }
-        }
+        };
+        self.note_late(late);
+        answer?
+    }
+
+    /// Counts answers to requests already given up (the windowed lane finds them itself).
+    pub fn note_late(&mut self, answers: u64) {
+        self.late += answers;
+    }
+
+    /// Answers that came after their request was given up, since the last call: a steady
+    /// count means answers take longer than `timeout`.
+    pub fn take_late_answers(&mut self) -> u64 {
+        std::mem::take(&mut self.late)
     }
 
     /// Encodes a Modbus TCP request for `unit` behind those already queued and returns its
@@ -422,6 +442,8 @@ mod tests {
         });
         assert_eq!(c.call(1, &READ2).await.unwrap(), Ok(Data::Registers(vec![1, 2])));
         second.await.unwrap();
+        assert_eq!(c.take_late_answers(), 1, "counted");
+        assert_eq!(c.take_late_answers(), 0, "once");
     }
 
     #[tokio::test]

@@ -713,20 +713,27 @@ fn windowed<'a>(
             let Some(deadline) = window.deadline() else {
                 continue;
             };
+            // False for the late answer to a request already given up.
             let mut take = |t: u16, unit: u8, pdu: &[u8]| {
-                if !window.answer(t, unit, pdu) {
+                let expected = window.answer(t, unit, pdu);
+                if !expected {
                     tracing::debug!(transaction = t, "skipping a stale Modbus TCP answer");
                 }
+                expected
             };
             match conn.next_tcp_frame(deadline, &mut take).await {
                 // Every other answer already read goes with it.
-                Ok(()) => loop {
-                    match conn.buffered_tcp_frame(&mut take) {
-                        Ok(Some(())) => {}
-                        Ok(None) => break,
-                        Err(e) => return lost(&window, e),
+                Ok(first) => {
+                    let mut late = u64::from(!first);
+                    loop {
+                        match conn.buffered_tcp_frame(&mut take) {
+                            Ok(Some(expected)) => late += u64::from(!expected),
+                            Ok(None) => break,
+                            Err(e) => return lost(&window, e),
+                        }
                     }
-                },
+                    conn.note_late(late);
+                }
                 Err(CallError::Timeout(_)) => window.expire(Instant::now()),
                 Err(e) => return lost(&window, e),
             }
@@ -892,6 +899,7 @@ impl ModbusSource {
         // requests / cycles = requests per poll cycle, as `backplane check` plans it.
         let cycles = io.status.counter("poll_cycles");
         let requests = io.status.counter("poll_requests");
+        let late = io.status.counter("late_answers");
         let groups = poller.groups();
         let start = Instant::now();
         let mut due: Vec<Instant> = vec![start; groups.len()];
@@ -928,6 +936,7 @@ impl ModbusSource {
                     }
                     cycles.inc();
                     requests.inc_by(planned);
+                    late.inc_by(pool.iter_mut().map(Connection::take_late_answers).sum());
                     // Skip missed ticks rather than bursting to catch up.
                     let now = Instant::now();
                     let mut next_due = at + period;

@@ -99,6 +99,8 @@ async fn line_1_reads_the_filler_simulator_through_modbus() {
         (cycles - requests).abs() <= 1.0,
         "{requests} requests in {cycles} cycles"
     );
+    // The simulator answers in time: no answer came after its request was given up.
+    assert_eq!(count("late_answers"), 0.0);
     engine.shutdown().await;
     sim.abort();
 }

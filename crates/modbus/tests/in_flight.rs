@@ -201,3 +201,34 @@ async fn tokio_modbus_answers_eight_reads_in_flight_each_with_its_own_registers(
     }
     simulator.abort();
 }
+
+#[tokio::test]
+async fn answers_that_come_after_their_requests_were_given_up_are_counted_and_the_retries_answered() {
+    // The device holds its first four requests past the timeout (200 ms) and answers them
+    // late, then answers the four retries at once.
+    let (listener, port) = bind().await;
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 12];
+        let mut held = Vec::new();
+        for _ in 0..ADDRESSES.len() {
+            socket.read_exact(&mut request).await.unwrap();
+            held.push(request);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        for request in &held {
+            socket.write_all(&answer(request)).await.unwrap();
+        }
+        while socket.read_exact(&mut request).await.is_ok() {
+            socket.write_all(&answer(&request)).await.unwrap();
+        }
+    });
+    let mut poller = new_poller(port, 4, 1);
+    let mut pool = poller.connect().await.unwrap();
+    let readings = poller.poll(0, &mut pool).await.unwrap();
+    for i in 0..4 {
+        let r = by_address(&readings, i);
+        assert_eq!((r.value.clone(), r.quality), (Some(expected(i)), Quality::Good));
+    }
+    assert_eq!(pool[0].take_late_answers(), 4);
+}
