@@ -187,13 +187,8 @@ impl Connection {
                         tracing::debug!(got, want = transaction, "skipping a stale Modbus TCP answer");
                         late += 1;
                         None
-                    } else if got_unit != unit {
-                        Some(Err(CallError::Frame(FrameError::Unit {
-                            expected: unit,
-                            got: got_unit,
-                        })))
                     } else {
-                        Some(frame::decode_response_pdu(request, pdu).map_err(CallError::Frame))
+                        Some(frame::decode_answer(unit, request, got_unit, pdu).map_err(CallError::Frame))
                     }
                 })
                 .await;
@@ -297,14 +292,8 @@ impl Connection {
         let result = loop {
             match frame::parse_rtu_response(&self.buf) {
                 Ok(Some(found)) => {
-                    let result = if found.unit != unit {
-                        Err(CallError::Frame(FrameError::Unit {
-                            expected: unit,
-                            got: found.unit,
-                        }))
-                    } else {
-                        frame::decode_response_pdu(request, found.pdu).map_err(CallError::Frame)
-                    };
+                    let result =
+                        frame::decode_answer(unit, request, found.unit, found.pdu).map_err(CallError::Frame);
                     self.buf.clear();
                     break result;
                 }

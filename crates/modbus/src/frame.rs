@@ -161,6 +161,18 @@ impl Request {
     }
 }
 
+/// Decodes the answer that `got_unit` sent to `request`, which went to `unit`: an answer
+/// from another unit is malformed, whatever it holds.
+pub fn decode_answer(unit: u8, request: &Request, got_unit: u8, pdu: &[u8]) -> Result<Reply, FrameError> {
+    if got_unit != unit {
+        return Err(FrameError::Unit {
+            expected: unit,
+            got: got_unit,
+        });
+    }
+    decode_response_pdu(request, pdu)
+}
+
 /// Decodes a response PDU and checks that it answers `request`.
 pub fn decode_response_pdu(request: &Request, pdu: &[u8]) -> Result<Reply, FrameError> {
     let expected = request.function();

@@ -120,15 +120,7 @@ impl<'a> Window<'a> {
         let Some((expected, request)) = self.jobs.get(p.job) else {
             return true;
         };
-        let result = if unit != *expected {
-            Err(FrameError::Unit {
-                expected: *expected,
-                got: unit,
-            })
-        } else {
-            frame::decode_response_pdu(request, pdu)
-        };
-        match result {
+        match frame::decode_answer(*expected, request, unit, pdu) {
             Ok(reply) => self.ready.push_back((p.job, Ok(reply))),
             Err(_) if p.attempt < self.retries => self.queue.push_front((p.job, p.attempt + 1)),
             Err(e) => self.ready.push_back((p.job, Err(CallError::Frame(e)))),
