@@ -62,5 +62,5 @@ pub use stage::{
     StageContext, StageKind,
 };
 pub use status::{ComponentStatus, DELAY_BUCKETS, Report, delay_histogram};
-pub use topology::{AssetNode, SourceRoutes, TagInfo, Topology};
+pub use topology::{AssetNode, Routes, SourceRoutes, TagInfo, Topology};
 pub use writes::{WriteError, WritePath};
