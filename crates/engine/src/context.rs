@@ -3,6 +3,7 @@
 //! serialize on a mutex; the pipeline reads effective contexts lock-free on every batch.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use backplane_model::{Context, ContextPatch, Event, EventKind, Timestamp};
@@ -14,6 +15,9 @@ use backplane_connector::Topology;
 pub struct ContextStore {
     own: Mutex<Vec<Context>>,
     effective: Vec<ArcSwap<Context>>,
+    /// Raised after every change of effective contexts (from 1), so a [`ContextCache`]
+    /// knows when its copies may be old.
+    version: AtomicU64,
 }
 
 impl ContextStore {
@@ -35,7 +39,13 @@ impl ContextStore {
         ContextStore {
             own: Mutex::new(own),
             effective: effective.into_iter().map(ArcSwap::new).collect(),
+            version: AtomicU64::new(1),
         }
+    }
+
+    /// Changes with every change of an effective context; read it before the contexts.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// The context every sample of `asset` is stamped with right now.
@@ -79,6 +89,8 @@ impl ContextStore {
             self.effective[i].store(Arc::new(next));
             stack.extend(topology.assets[i].children.iter().copied());
         }
+        // After the stores: a reader that sees the new version sees the new contexts.
+        self.version.fetch_add(1, Ordering::Release);
         let context = self.effective[asset].load_full();
         let time = Timestamp::now();
         let by: Option<Arc<str>> = by.map(Into::into);
@@ -96,5 +108,40 @@ impl ContextStore {
                 context: context.clone(),
             })
             .collect()
+    }
+}
+
+/// One reader's copies of the effective contexts, each taken again once the store has
+/// changed: loading from the store (`ArcSwap::load_full`) costs several times cloning the
+/// copy, and the pipeline stamps every sample.
+#[derive(Debug, Default)]
+pub struct ContextCache {
+    /// Per asset: the store's version when the copy was taken (0: none yet), the copy.
+    slots: Vec<(u64, Option<Arc<Context>>)>,
+}
+
+impl ContextCache {
+    /// `asset`'s effective context as of `version` ([`ContextStore::version`], read
+    /// before).
+    #[inline]
+    pub fn get(&mut self, store: &ContextStore, version: u64, asset: usize) -> Arc<Context> {
+        match self.slots.get(asset) {
+            Some((taken, Some(context))) if *taken == version => context.clone(),
+            _ => self.take(store, version, asset),
+        }
+    }
+
+    /// Copies `asset`'s context from the store (first use, or the store changed).
+    #[cold]
+    fn take(&mut self, store: &ContextStore, version: u64, asset: usize) -> Arc<Context> {
+        if asset >= store.effective.len() {
+            return Arc::default();
+        }
+        if self.slots.len() < store.effective.len() {
+            self.slots.resize(store.effective.len(), (0, None));
+        }
+        let context = store.effective(asset);
+        self.slots[asset] = (version, Some(context.clone()));
+        context
     }
 }
