@@ -42,20 +42,19 @@ impl Sequence {
 }
 
 /// The data changes in a notification message: client handle and value.
-pub fn data_changes(message: NotificationMessage) -> Vec<(u32, DataValue)> {
-    let mut out = Vec::new();
-    for object in message.notification_data.into_iter().flatten() {
-        if let Some(changes) = object.into_inner_as::<DataChangeNotification>() {
-            out.extend(
-                changes
-                    .monitored_items
-                    .into_iter()
-                    .flatten()
-                    .map(|item| (item.client_handle, item.value)),
-            );
-        }
-    }
-    out
+pub fn data_changes(message: NotificationMessage) -> impl Iterator<Item = (u32, DataValue)> {
+    message
+        .notification_data
+        .into_iter()
+        .flatten()
+        .filter_map(|object| object.into_inner_as::<DataChangeNotification>())
+        .flat_map(|changes| {
+            let DataChangeNotification { monitored_items, .. } = *changes;
+            monitored_items
+                .into_iter()
+                .flatten()
+                .map(|item| (item.client_handle, item.value))
+        })
 }
 
 #[cfg(test)]

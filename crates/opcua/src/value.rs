@@ -10,17 +10,15 @@ use opcua::types::{ByteStringBody, DataValue, DateTime, ExtensionObject, Variant
 
 use crate::address::node_id_text;
 
-/// 100 ns ticks from 1601-01-01 (OPC UA's epoch) to 1970-01-01.
-const UNIX_EPOCH_TICKS: i64 = 116_444_736_000_000_000;
-
 /// A timestamp, or `None` for OPC UA's "no time" (ticks 0, the minimum DateTime).
 pub fn timestamp(time: &DateTime) -> Option<Timestamp> {
-    let ticks = time.ticks();
-    if ticks <= 0 {
-        return None;
-    }
-    let nanos = (ticks - UNIX_EPOCH_TICKS).checked_mul(100)?;
-    Some(Timestamp::from_unix_nanos(nanos))
+    // From the calendar time the DateTime holds: `DateTime::ticks()` builds chrono's 1601
+    // epoch on every call (about 60 instructions a value). A DateTime outside what Unix
+    // nanoseconds hold (1677–2262) has no timestamp, as before; so has the minimum one
+    // (1601, OPC UA's "no time").
+    time.as_chrono()
+        .timestamp_nanos_opt()
+        .map(Timestamp::from_unix_nanos)
 }
 
 /// Why a value could not be delivered. `Unsupported` is a configuration matter (the tag
@@ -263,6 +261,9 @@ mod tests {
         );
     }
 
+    /// 100 ns ticks from 1601-01-01 (OPC UA's epoch) to 1970-01-01.
+    const UNIX_EPOCH_TICKS: i64 = 116_444_736_000_000_000;
+
     #[test]
     fn date_times_keep_their_instant() {
         let t = DateTime::from(1_700_000_000_000i64 * 10_000 + UNIX_EPOCH_TICKS);
@@ -270,7 +271,15 @@ mod tests {
             timestamp(&t),
             Some(Timestamp::from_unix_millis(1_700_000_000_000))
         );
+        // To the tick (100 ns), and before 1970.
+        let t = DateTime::from(UNIX_EPOCH_TICKS + 1_234_567);
+        assert_eq!(timestamp(&t), Some(Timestamp::from_unix_nanos(123_456_700)));
+        let t = DateTime::from(UNIX_EPOCH_TICKS - 3);
+        assert_eq!(timestamp(&t), Some(Timestamp::from_unix_nanos(-300)));
+        // The minimum DateTime is "no time"; so is what Unix nanoseconds cannot hold.
         assert_eq!(timestamp(&DateTime::null()), None);
+        assert_eq!(timestamp(&DateTime::from(1)), None);
+        assert_eq!(timestamp(&DateTime::endtimes()), None);
     }
 
     #[test]
