@@ -12,7 +12,6 @@
 //! (none: security policy None; else Basic256Sha256 with that mode)]; needs BACKPLANE_PYTHON.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,13 +40,7 @@ fn cpu_ticks() -> (u64, u64) {
 
 /// Asks callgrind (when the process runs under it) to zero or dump its counters.
 fn callgrind(arg: &str) {
-    if std::env::var_os("LOAD_UNDER_CALLGRIND").is_some() {
-        let done = Command::new("callgrind_control")
-            .args([arg, &std::process::id().to_string()])
-            .output()
-            .unwrap();
-        assert!(done.status.success(), "callgrind_control {arg}: {done:?}");
-    }
+    backplane_testkit::callgrind::control("LOAD_UNDER_CALLGRIND", arg);
 }
 
 /// Knobs for measuring the server's wake-ups (docs/connectors/opcua-server.md,

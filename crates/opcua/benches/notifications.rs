@@ -8,7 +8,9 @@
 //! its own CPU time only (Linux: /proc/self/stat), so the simulator's work does not count.
 //!
 //! `cargo bench -p backplane-opcua --bench notifications`; `BACKPLANE_BENCH_SECONDS`
-//! (default 10) sets the measuring window.
+//! (default 10) sets the measuring window. Run under `valgrind --tool=callgrind` with
+//! `BACKPLANE_BENCH_CALLGRIND=1`, it zeroes callgrind's counters at the window's start and
+//! dumps them at its end, so the dump holds the window only (`scripts/callgrind-opcua-source`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark: failing loudly is the point
 
@@ -136,16 +138,21 @@ fn main() {
             assert!(warm.elapsed() < Duration::from_secs(120), "no notifications arrive");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        backplane_testkit::callgrind::control("BACKPLANE_BENCH_CALLGRIND", "--zero");
         let (n0, c0, t0) = (notifications(&engine), cpu_seconds(), Instant::now());
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         let (n1, c1, t1) = (notifications(&engine), cpu_seconds(), Instant::now());
+        backplane_testkit::callgrind::control("BACKPLANE_BENCH_CALLGRIND", "--dump");
         let elapsed = (t1 - t0).as_secs_f64();
         let rate = (n1 - n0) as f64 / elapsed;
         let cpu = (c1 - c0) / elapsed;
         println!(
             "opcua notifications: {items} items changing every 100 ms, Basic256Sha256 sign-and-encrypt, {seconds} s"
         );
-        println!("  {rate:.0} notifications/s through the pipeline");
+        println!(
+            "  {rate:.0} notifications/s through the pipeline ({} in the window)",
+            n1 - n0
+        );
         println!(
             "  gateway CPU {:.1} % of one core, {:.2} % per 10k notifications/s",
             cpu * 100.0,

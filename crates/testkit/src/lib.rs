@@ -22,6 +22,7 @@
 //! - [`settings`]: a kind's settings parsed from TOML text, with its diagnostics.
 //! - [`process`]: a gateway process started by a test, killed when it ends, and the base
 //!   URL it printed.
+//! - [`callgrind`]: a benchmark's window counted alone under callgrind.
 //!
 //! It depends on the engine, config, model and security crates (and Tokio, rcgen for test certificates, tempfile for the null modem's links) only, never on a protocol crate,
 //! so every protocol crate's tests can use it.
@@ -29,6 +30,7 @@
 // Test setup: failing loudly, with a message, is what it is for.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod callgrind;
 pub mod counter;
 pub mod dairy;
 pub mod dbservers;
