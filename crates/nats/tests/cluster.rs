@@ -87,7 +87,10 @@ async fn every_seq_is_stored_once_when_the_stream_leader_of_an_r3_cluster_is_kil
         .unwrap();
     let js = jetstream::new(client);
     let mut first = None;
-    for _ in 0..300 {
+    // Up to 60 s: on a loaded machine the three nodes take a while to elect JetStream's
+    // meta leader, and the sink retries creating the stream after a backoff until then
+    // (30 s failed once in a full test run).
+    for _ in 0..600 {
         first = leader(&js, &name).await;
         if first.is_some() {
             break;
