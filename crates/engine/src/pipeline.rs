@@ -605,10 +605,10 @@ impl Pipeline {
         let raws = &mut self.raws;
         let errors = &mut self.errors;
         self.cache.update(|slots| {
-            // Scattered: each slot read in a short loop before the long one, so the cache misses of a
-            // batch whose tags lie apart overlap (as in `normalize`). Measured natively with
-            // OPC UA notifications: the slots' first reads were most of this loop. A slot
-            // spans two cache lines: fields at both ends are read.
+            // Scattered: each slot read in a short loop before the long one, so the cache
+            // misses of a batch whose tags lie apart overlap (as in `normalize`). Measured
+            // natively with OPC UA notifications: the slots' first reads were most of this
+            // loop. A slot spans two cache lines: fields at both ends are read.
             if scattered {
                 let touched = samples
                     .iter()
