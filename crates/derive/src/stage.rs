@@ -17,6 +17,8 @@ use crate::eval::{Env, Memory, Reading, evaluate, finish};
 #[derive(Debug)]
 struct DerivedTag {
     tag: TagId,
+    /// The tag's path, for the log.
+    path: Arc<str>,
     attribute: Arc<Attribute>,
     compiled: Arc<Compiled>,
     /// Per compiled input: the asset's tag for it.
@@ -35,14 +37,18 @@ const LOG_INTERVAL: Duration = Duration::from_secs(60);
 pub struct DeriveStage {
     /// In dependency order: what a derived attribute reads comes before it.
     derived: Vec<DerivedTag>,
-    /// Per tag: its index in `readings` (`u32::MAX`: no derived attribute reads it).
+    /// Per tag: its slot, the index in `readings`, `dependents` and `paths` (`u32::MAX`:
+    /// no derived attribute reads it). Empty when nothing is derived: the per-tag memory
+    /// is then four bytes only where something is (docs/performance.md, "Memory").
     watched: Vec<u32>,
+    /// Per slot: the latest reading of the tag.
     readings: Vec<Option<Reading>>,
-    /// Per tag: the positions in `derived` of the attributes whose evaluation it triggers.
+    /// Per slot: the positions in `derived` of the attributes whose evaluation it triggers.
     dependents: Vec<Vec<u32>>,
-    /// Per position in `derived`: its own tag's index in `readings`, if something reads it.
-    dirty: Vec<bool>,
+    /// Per slot: the tag's path.
     paths: Vec<Arc<str>>,
+    /// Per position in `derived`: whether it is to be evaluated.
+    dirty: Vec<bool>,
     evaluation_errors: Counter,
     bad_inputs: Counter,
     last_log: Option<Instant>,
@@ -96,6 +102,7 @@ impl DeriveStage {
                     .collect();
                 derived.push(DerivedTag {
                     tag,
+                    path: topology.tags[tag.index()].path.clone(),
                     attribute: attribute.clone(),
                     memory: Memory::new(&c),
                     compiled: c,
@@ -106,18 +113,27 @@ impl DeriveStage {
             }
         }
         let derived = dependency_order(derived, topology.tags.len());
-        let mut watched = vec![u32::MAX; topology.tags.len()];
-        let mut dependents: Vec<Vec<u32>> = vec![Vec::new(); topology.tags.len()];
-        let mut count = 0u32;
-        let mut watch = |tag: TagId, watched: &mut Vec<u32>| {
-            if watched[tag.index()] == u32::MAX {
-                watched[tag.index()] = count;
-                count += 1;
+        let per_tag = if derived.is_empty() {
+            0
+        } else {
+            topology.tags.len()
+        };
+        let mut watched = vec![u32::MAX; per_tag];
+        let mut dependents: Vec<Vec<u32>> = Vec::new();
+        let mut paths: Vec<Arc<str>> = Vec::new();
+        // The slot of a tag a derived attribute reads, assigned on first sight.
+        let mut watch = |tag: TagId, dependents: &mut Vec<Vec<u32>>| -> usize {
+            let slot = &mut watched[tag.index()];
+            if *slot == u32::MAX {
+                *slot = paths.len() as u32;
+                paths.push(topology.tags[tag.index()].path.clone());
+                dependents.push(Vec::new());
             }
+            *slot as usize
         };
         for (pos, d) in derived.iter().enumerate() {
             for &tag in d.inputs.iter().chain(d.children.iter().flatten().map(|(_, t)| t)) {
-                watch(tag, &mut watched);
+                watch(tag, &mut dependents);
             }
             let triggers = d
                 .compiled
@@ -127,17 +143,17 @@ impl DeriveStage {
                 .filter_map(|p| d.inputs.get(p).copied())
                 .chain(d.children.iter().flatten().map(|(_, t)| *t));
             for tag in triggers {
-                if !dependents[tag.index()].contains(&(pos as u32)) {
-                    dependents[tag.index()].push(pos as u32);
+                let slot = watch(tag, &mut dependents);
+                if !dependents[slot].contains(&(pos as u32)) {
+                    dependents[slot].push(pos as u32);
                 }
             }
         }
-        let paths = topology.tags.iter().map(|t| t.path.clone()).collect();
         DeriveStage {
             dirty: vec![false; derived.len()],
             derived,
             watched,
-            readings: vec![None; count as usize],
+            readings: vec![None; paths.len()],
             dependents,
             paths,
             evaluation_errors,
@@ -157,16 +173,17 @@ impl DeriveStage {
     }
 
     fn record(&mut self, tag: TagId, value: Option<Value>, quality: Quality, time: Timestamp) {
-        let slot = self.watched.get(tag.index()).copied().unwrap_or(u32::MAX);
-        if slot != u32::MAX {
-            self.readings[slot as usize] = Some(Reading {
-                path: self.paths[tag.index()].clone(),
-                value,
-                quality,
-                time,
-            });
-        }
-        for &d in self.dependents.get(tag.index()).into_iter().flatten() {
+        let slot = self.watched.get(tag.index()).copied().unwrap_or(u32::MAX) as usize;
+        let (Some(reading), Some(path)) = (self.readings.get_mut(slot), self.paths.get(slot)) else {
+            return;
+        };
+        *reading = Some(Reading {
+            path: path.clone(),
+            value,
+            quality,
+            time,
+        });
+        for &d in self.dependents.get(slot).into_iter().flatten() {
             self.dirty[d as usize] = true;
         }
     }
@@ -195,7 +212,7 @@ impl DeriveStage {
         let result = outcome
             .result
             .and_then(|v| finish(&v, outcome.quality, &d.attribute));
-        let (tag, expression) = (d.tag, d.compiled.text.clone());
+        let (tag, path, expression) = (d.tag, d.path.clone(), d.compiled.text.clone());
         let d = &mut self.derived[pos];
         d.memory = memory;
         let (value, quality, error) = match result {
@@ -212,7 +229,7 @@ impl DeriveStage {
                         .is_none_or(|t| now.duration_since(t) >= LOG_INTERVAL)
                     {
                         tracing::warn!(
-                            tag = %self.paths[tag.index()],
+                            tag = %path,
                             expression = %expression,
                             not_logged_since_last = self.unlogged,
                             "derived attribute: {} (see backplane_component_events_total{{component=\"stage\",event=\"evaluation_errors\"}})",
@@ -259,9 +276,7 @@ impl Stage for DeriveStage {
         }
         let mut now = None;
         for s in samples {
-            let watched = self.watched.get(s.tag.index()).is_some_and(|&w| w != u32::MAX);
-            let triggers = self.dependents.get(s.tag.index()).is_some_and(|d| !d.is_empty());
-            if watched || triggers {
+            if self.watched.get(s.tag.index()).is_some_and(|&w| w != u32::MAX) {
                 self.record(s.tag, s.value.clone(), s.quality, s.gateway_time);
                 now = Some(now.map_or(s.gateway_time, |t: Timestamp| t.max(s.gateway_time)));
             }
