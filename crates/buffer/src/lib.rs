@@ -43,6 +43,7 @@ mod position;
 mod reader;
 mod record;
 mod recover;
+pub mod scratch;
 mod segment;
 mod state;
 

@@ -120,8 +120,13 @@ pub(crate) struct State {
     pub readers: Vec<ReaderSlot>,
     pub appended_records: u64,
     pub appended_seqs: u64,
+    /// A record with its header, assembled for one write; not kept at a burst's size
+    /// ([`crate::scratch`]).
     pub scratch: Vec<u8>,
 }
+
+/// The bytes the record scratch keeps after a burst: a poll's records are a few kilobytes.
+pub const SCRATCH_KEEP: usize = 256 * 1024;
 
 impl State {
     fn last(&self) -> Option<&SegmentMeta> {
@@ -366,6 +371,8 @@ impl State {
         encode(&mut buf, seq, count, appended_at_ns, payload);
         let written = self.active.file.write_all_at(&buf, off);
         let len = buf.len() as u64;
+        buf.clear();
+        crate::scratch::release_after(&mut buf, SCRATCH_KEEP);
         self.scratch = buf;
         if let Err(e) = written {
             // Best effort: leave no partial record behind the committed length.

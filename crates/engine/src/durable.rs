@@ -386,6 +386,9 @@ pub(crate) struct LogWriter {
 
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The bytes the encoding scratch keeps after a burst (a poll's record is a few kilobytes).
+const SCRATCH_KEEP: usize = 256 * 1024;
+
 impl LogWriter {
     /// The log, for the engine a reload starts (which writes with its own topology).
     pub(crate) fn into_log(self) -> Log {
@@ -396,7 +399,7 @@ impl LogWriter {
         LogWriter {
             log,
             topology,
-            scratch: Vec::with_capacity(64 * 1024),
+            scratch: Vec::with_capacity(SCRATCH_KEEP),
             append_errors,
             last_warning: None,
         }
@@ -415,6 +418,13 @@ impl LogWriter {
             return;
         };
         encode(batch, &self.topology, &mut self.scratch);
+        self.write(count).await;
+        self.scratch.clear();
+        backplane_buffer::scratch::release_after(&mut self.scratch, SCRATCH_KEEP);
+    }
+
+    /// Appends the encoded record in `scratch` of `count` samples.
+    async fn write(&mut self, count: u32) {
         loop {
             match self.log.append(count, &self.scratch) {
                 Ok(_) => return,
@@ -673,6 +683,47 @@ signals.n = { signal = "constant", value = 1.0 }
             &decoded.batch.samples[0].context,
             &decoded.batch.samples[1].context
         ));
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_stored_whole_and_its_room_given_back_at_once() {
+        let topology = Arc::new(topology(CONFIG));
+        let dir = tempfile::tempdir().unwrap();
+        let options = backplane_buffer::ReaderOptions::default();
+        let (log, mut readers, _) = Log::open(
+            dir.path(),
+            backplane_buffer::LogOptions::default(),
+            &[("sink", options)],
+        )
+        .unwrap();
+        let mut writer = LogWriter::new(log, topology.clone(), Counter::default());
+        // Every tag of a large source failing at once: a record of megabytes.
+        let one = batch(&topology).samples.remove(0);
+        let burst = Batch {
+            samples: vec![one; 100_000],
+            events: Vec::new(),
+        };
+        writer.append(&burst).await;
+        assert!(
+            writer.scratch.capacity() <= SCRATCH_KEEP,
+            "kept {} bytes",
+            writer.scratch.capacity()
+        );
+        let record = readers[0].try_next().unwrap().unwrap();
+        assert!(record.payload.len() > 4 * SCRATCH_KEEP);
+        let decoded = decode(&record.payload, record.seq, &topology).unwrap();
+        assert_eq!(decoded.batch.samples, burst.samples);
+        // A poll's batch afterwards is written as before.
+        let small = batch(&topology);
+        writer.append(&small).await;
+        let record = readers[0].try_next().unwrap().unwrap();
+        assert_eq!(
+            decode(&record.payload, record.seq, &topology)
+                .unwrap()
+                .batch
+                .samples,
+            small.samples
+        );
     }
 
     #[test]

@@ -95,6 +95,10 @@ struct Aging {
 /// Uncertain_LastUsableValue).
 const STALE: Quality = Quality::Uncertain(UncertainReason::LastUsableValue);
 
+/// The entries the per-batch scratch vectors keep after a burst (every tag of a large source
+/// failing at once; `backplane_buffer::scratch`): a poll's batch is a few hundred readings.
+const SCRATCH_KEEP: usize = 4096;
+
 /// The synchronous core of the pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -127,7 +131,7 @@ impl Pipeline {
         metrics: Arc<Metrics>,
     ) -> Pipeline {
         let state = vec![TagState::default(); topology.tags.len()];
-        let aging = topology
+        let mut aging: Vec<Aging> = topology
             .tags
             .iter()
             .filter_map(|info| {
@@ -138,6 +142,8 @@ impl Pipeline {
                 })
             })
             .collect();
+        // Collected without knowing how many: up to twice the room otherwise, per tag.
+        aging.shrink_to_fit();
         Pipeline {
             topology,
             contexts,
@@ -645,6 +651,8 @@ impl Pipeline {
                 }
             }
         });
+        backplane_buffer::scratch::release_after(&mut self.raws, SCRATCH_KEEP);
+        backplane_buffer::scratch::release_after(&mut self.errors, SCRATCH_KEEP);
     }
 
     /// The tags the pipeline knows.
