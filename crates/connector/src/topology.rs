@@ -130,7 +130,7 @@ impl Topology {
             .map(|m| m.attributes.len())
             .sum();
         let mut tags = Vec::with_capacity(tag_count);
-        let mut tag_table = TagTable::default();
+        let mut tag_table = TagTable::with_capacity(tag_count);
         // Each source's addresses by text while building (a scan per binding would make a
         // source of 100k tags take minutes to compile).
         let mut address_index: Vec<HashMap<Arc<str>, usize>> = vec![HashMap::new(); plan.sources.len()];
@@ -232,6 +232,9 @@ impl Topology {
         }
         for (routes, lists) in sources.iter_mut().zip(route_lists) {
             routes.routes = Routes::from_lists(lists);
+            // Grown one address at a time: up to twice the room they need, per tag.
+            routes.addresses.shrink_to_fit();
+            routes.tags.shrink_to_fit();
         }
         Topology {
             plan,

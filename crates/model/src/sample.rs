@@ -710,6 +710,15 @@ pub struct TagTable {
 }
 
 impl TagTable {
+    /// A table with room for `tags` paths: grown one path at a time, its vector and map
+    /// would hold up to twice the room they need.
+    pub fn with_capacity(tags: usize) -> TagTable {
+        TagTable {
+            paths: Vec::with_capacity(tags),
+            ids: HashMap::with_capacity_and_hasher(tags, Default::default()),
+        }
+    }
+
     /// Returns the id of `asset/attribute`, assigning the next one if new.
     pub fn intern(&mut self, asset: &AssetPath, attribute: &str) -> TagId {
         let path: Arc<str> = format!("{asset}/{attribute}").into();
