@@ -185,6 +185,34 @@ fn the_gateway_allocates_with_jemalloc_and_the_options_built_into_it() {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_gateway_packs_its_relative_relocations() {
+    // `build.rs` links with `-z pack-relative-relocs`: the loader then reads a short RELR
+    // table at start instead of megabytes of `.rela.dyn`, which stayed resident.
+    let out = Command::new("readelf").args(["--dynamic", BIN]).output().unwrap();
+    assert!(out.status.success());
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dynamic.contains("(RELR)"),
+        "no RELR table; readelf said:\n{dynamic}"
+    );
+    let out = Command::new("readelf")
+        .args(["--section-headers", "--wide", BIN])
+        .output()
+        .unwrap();
+    let sections = String::from_utf8_lossy(&out.stdout);
+    let rela = sections
+        .lines()
+        .find(|l| l.contains(" .rela.dyn "))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != ".rela.dyn").nth(4))
+        .and_then(|size| u64::from_str_radix(size, 16).ok());
+    assert!(
+        rela.is_none_or(|size| size < 64 * 1024),
+        "`.rela.dyn` still holds {rela:?} bytes"
+    );
+}
+
 async fn get(client: &reqwest::Client, url: &str) -> Value {
     let response = client.get(url).send().await.unwrap();
     assert!(response.status().is_success(), "{url}: {}", response.status());
