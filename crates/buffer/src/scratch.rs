@@ -4,6 +4,10 @@
 //! megabytes where a poll's batch is kilobytes; without this its capacity stays allocated
 //! for good, per vector (docs/performance.md, "Memory: bursts").
 
+/// The bytes a record buffer keeps after a burst (a poll's record is a few kilobytes): the
+/// engine's encoding buffer and the log's write buffer each hold one record.
+pub const RECORD_KEEP: usize = 256 * 1024;
+
 /// After a batch, `v` (cleared) holding room for more than `keep` entries is replaced by
 /// one of `keep`: freed and allocated anew, as shrinking in place would copy the old
 /// contents. At once rather than at a later small batch: after a burst of failures none

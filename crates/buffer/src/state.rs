@@ -125,9 +125,6 @@ pub(crate) struct State {
     pub scratch: Vec<u8>,
 }
 
-/// The bytes the record scratch keeps after a burst: a poll's records are a few kilobytes.
-pub const SCRATCH_KEEP: usize = 256 * 1024;
-
 impl State {
     fn last(&self) -> Option<&SegmentMeta> {
         self.segments.back()
@@ -372,7 +369,7 @@ impl State {
         let written = self.active.file.write_all_at(&buf, off);
         let len = buf.len() as u64;
         buf.clear();
-        crate::scratch::release_after(&mut buf, SCRATCH_KEEP);
+        crate::scratch::release_after(&mut buf, crate::scratch::RECORD_KEEP);
         self.scratch = buf;
         if let Err(e) = written {
             // Best effort: leave no partial record behind the committed length.

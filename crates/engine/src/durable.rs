@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backplane_buffer::scratch::{RECORD_KEEP, release_after};
 use backplane_buffer::{AppendError, Log, Reader, Record};
 use backplane_model::wire::{self, Cursor, put_str, put_value, put_varint};
 use backplane_model::{Context, Event, Quality, Sample, TagId, Timestamp, Value};
@@ -386,9 +387,6 @@ pub(crate) struct LogWriter {
 
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The bytes the encoding scratch keeps after a burst (a poll's record is a few kilobytes).
-const SCRATCH_KEEP: usize = 256 * 1024;
-
 impl LogWriter {
     /// The log, for the engine a reload starts (which writes with its own topology).
     pub(crate) fn into_log(self) -> Log {
@@ -399,7 +397,7 @@ impl LogWriter {
         LogWriter {
             log,
             topology,
-            scratch: Vec::with_capacity(SCRATCH_KEEP),
+            scratch: Vec::with_capacity(RECORD_KEEP),
             append_errors,
             last_warning: None,
         }
@@ -420,7 +418,7 @@ impl LogWriter {
         encode(batch, &self.topology, &mut self.scratch);
         self.write(count).await;
         self.scratch.clear();
-        backplane_buffer::scratch::release_after(&mut self.scratch, SCRATCH_KEEP);
+        release_after(&mut self.scratch, RECORD_KEEP);
     }
 
     /// Appends the encoded record in `scratch` of `count` samples.
@@ -705,12 +703,12 @@ signals.n = { signal = "constant", value = 1.0 }
         };
         writer.append(&burst).await;
         assert!(
-            writer.scratch.capacity() <= SCRATCH_KEEP,
+            writer.scratch.capacity() <= RECORD_KEEP,
             "kept {} bytes",
             writer.scratch.capacity()
         );
         let record = readers[0].try_next().unwrap().unwrap();
-        assert!(record.payload.len() > 4 * SCRATCH_KEEP);
+        assert!(record.payload.len() > 4 * RECORD_KEEP);
         let decoded = decode(&record.payload, record.seq, &topology).unwrap();
         assert_eq!(decoded.batch.samples, burst.samples);
         // A poll's batch afterwards is written as before.
