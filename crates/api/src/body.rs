@@ -1,14 +1,26 @@
 //! Reading JSON request bodies into typed requests: the body must be a JSON object, and
 //! every problem names the field at fault (`unknown_field`, `missing_field`,
-//! `invalid_value`, also inside arrays: `consumed[1].quantity`).
+//! `invalid_value`, also inside arrays: `consumed[1].quantity`). A request's own fields are
+//! never `null`: an optional field is left out for its default, and `null` is refused
+//! rather than read as absent, so a client's mistake is not silently taken for "now" or
+//! "none". Free-form maps inside a request (form `values`, discovery `options`) keep their
+//! own rules.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::ApiError;
 
-/// Reads a JSON object body into `T`, naming the field at fault.
+/// Reads a JSON object body into `T`, naming the field at fault; no field may be `null`.
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    parse_body_nullable(body, &[])
+}
+
+/// [`parse_body`] where the top-level fields in `nullable` may be `null` (read as absent).
+pub(crate) fn parse_body_nullable<T: DeserializeOwned>(
+    body: &[u8],
+    nullable: &[&str],
+) -> Result<T, ApiError> {
     let json: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))?;
     // Serde would also read a struct from an array of its fields in order; a body is an
@@ -19,7 +31,35 @@ pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
             "the body must be a JSON object; see docs/api.md",
         ));
     }
+    if let Some(field) = null_field(&json, nullable) {
+        return Err(ApiError::bad_request(
+            "invalid_value",
+            format!("`{field}` must not be null; leave it out for its default"),
+        )
+        .with_field(field));
+    }
     serde_path_to_error::deserialize(json).map_err(|e| body_error(&e))
+}
+
+/// The first `null` among the request's own fields: the body's members (but those in
+/// `nullable`) and the members of objects in its lists (`consumed[1].quantity`). Maps that
+/// are a field's value are the field's business and not looked into.
+fn null_field(json: &Value, nullable: &[&str]) -> Option<String> {
+    let object = json.as_object()?;
+    for (name, value) in object {
+        match value {
+            Value::Null if !nullable.contains(&name.as_str()) => return Some(name.clone()),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(inner) = null_field(item, &[]) {
+                        return Some(format!("{name}[{i}].{inner}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Text between `start` and the next `end` in `text`.
@@ -120,6 +160,31 @@ mod tests {
         assert_eq!((code, field.as_deref()), ("missing_field", Some("id")));
         let (code, field, _) = error_of(r#"{"id": "a", "items": [{}]}"#);
         assert_eq!((code, field.as_deref()), ("missing_field", Some("items[0].lot")));
+    }
+
+    #[test]
+    fn a_null_field_is_refused_by_name_not_read_as_absent() {
+        let (code, field, message) = error_of(r#"{"id": null}"#);
+        assert_eq!((code, field.as_deref()), ("invalid_value", Some("id")));
+        assert!(message.contains("must not be null"), "{message}");
+        let (code, field, _) = error_of(r#"{"id": "a", "items": null}"#);
+        assert_eq!((code, field.as_deref()), ("invalid_value", Some("items")));
+        let (code, field, _) =
+            error_of(r#"{"id": "a", "items": [{"lot": "x"}, {"lot": "y", "quantity": null}]}"#);
+        assert_eq!(
+            (code, field.as_deref()),
+            ("invalid_value", Some("items[1].quantity"))
+        );
+        // Left out, the same optional field is fine; a field declared nullable may be null.
+        assert!(parse_body::<Outer>(br#"{"id": "a", "items": [{"lot": "y"}]}"#).is_ok());
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Named {
+            #[serde(default)]
+            name: Option<String>,
+        }
+        assert!(parse_body_nullable::<Named>(br#"{"name": null}"#, &["name"]).is_ok());
+        assert!(parse_body::<Named>(br#"{"name": null}"#).is_err());
     }
 
     #[test]

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::actor::{Actor, outcome};
-use crate::body::parse_body;
+use crate::body::{parse_body, parse_body_nullable};
 use crate::error::{ApiError, FieldProblem};
 use crate::history::{Params, invalid};
 use crate::{AppState, json_response};
@@ -724,7 +724,7 @@ pub(crate) async fn sign_in(
         operator,
         name,
         asset,
-    } = parse_body(&body)?;
+    } = parse_body_nullable(&body, &["name"])?;
     json_response(
         &execute(
             &state,

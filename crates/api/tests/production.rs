@@ -905,6 +905,15 @@ async fn an_entry_with_a_client_id_and_time_is_recorded_once_at_its_time_and_a_r
     assert_eq!(ids(&reply.json()["errors"], "field"), ["id", "time", "fat"]);
     let reply = post_as(&app, "anna", uri, &bad.replace(&ahead.to_rfc3339(), "monday")).await;
     assert_eq!(ids(&reply.json()["errors"], "field"), ["id", "time", "fat"]);
+    // A null time is a client's mistake, not "now": refused by name, nothing recorded.
+    let null_time = body
+        .replace(&made.to_rfc3339(), "")
+        .replace("\"time\":\"\"", "\"time\":null")
+        .replace("0b7f6c1e", "1c8a7d2f");
+    assert!(null_time.contains("\"time\":null"), "{null_time}");
+    let reply = post_as(&app, "anna", uri, &null_time).await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.error(), ("invalid_value".into(), Some("time".into())));
     assert_eq!(get(&app.router, uri).await.json().as_array().unwrap().len(), 1);
     app.stop().await;
 }
