@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use backplane_connector::{Batch, Topology};
 
+use crate::recent::RecentBatches;
+
 /// The format of records written by this version: values in the [`wire`] encoding.
 const FORMAT: u8 = 2;
 /// The oldest format still read: 1 (values as a type byte 1–7 and fixed-width little-endian
@@ -379,6 +381,8 @@ mod format1 {
 pub(crate) struct LogWriter {
     pub(crate) log: Log,
     topology: Arc<Topology>,
+    /// The latest appended batches, for the readers that keep up.
+    recent: Arc<RecentBatches>,
     scratch: Vec<u8>,
     /// Batches that could not be written (disk full, I/O error): lost for buffered sinks.
     pub(crate) append_errors: Counter,
@@ -393,10 +397,16 @@ impl LogWriter {
         self.log
     }
 
-    pub(crate) fn new(log: Log, topology: Arc<Topology>, append_errors: Counter) -> LogWriter {
+    pub(crate) fn new(
+        log: Log,
+        topology: Arc<Topology>,
+        recent: Arc<RecentBatches>,
+        append_errors: Counter,
+    ) -> LogWriter {
         LogWriter {
             log,
             topology,
+            recent,
             scratch: Vec::with_capacity(RECORD_KEEP),
             append_errors,
             last_warning: None,
@@ -405,7 +415,7 @@ impl LogWriter {
 
     /// Appends a batch for every buffered sink. Under `overflow = "block"` this waits for
     /// the full sink to catch up, which holds back the pipeline and so the sources.
-    pub(crate) async fn append(&mut self, batch: &Batch) {
+    pub(crate) async fn append(&mut self, batch: &Arc<Batch>) {
         let count = batch.len();
         if count == 0 {
             return;
@@ -416,16 +426,19 @@ impl LogWriter {
             return;
         };
         encode(batch, &self.topology, &mut self.scratch);
-        self.write(count).await;
+        if let Some(seq) = self.write(count).await {
+            self.recent.keep(seq, &self.topology, batch);
+        }
         self.scratch.clear();
         release_after(&mut self.scratch, RECORD_KEEP);
     }
 
-    /// Appends the encoded record in `scratch` of `count` samples.
-    async fn write(&mut self, count: u32) {
+    /// Appends the encoded record in `scratch` of `count` samples; its first sequence
+    /// number, `None` if it could not be written.
+    async fn write(&mut self, count: u32) -> Option<u64> {
         loop {
             match self.log.append(count, &self.scratch) {
-                Ok(_) => return,
+                Ok(seq) => return Some(seq),
                 Err(AppendError::Full { reader }) => {
                     if self.should_warn() {
                         tracing::warn!(sink = %reader, "store-and-forward quota reached with overflow = \"block\": holding back the sources until the sink catches up");
@@ -437,7 +450,7 @@ impl LogWriter {
                     if self.should_warn() {
                         tracing::error!(error = %e, "cannot write to the store-and-forward log; data for buffered sinks is being lost (see backplane_buffer_append_errors_total)");
                     }
-                    return;
+                    return None;
                 }
             }
         }
@@ -470,6 +483,8 @@ pub(crate) struct BufferedInput {
     pub(crate) reader: Reader,
     pub(crate) commands: mpsc::UnboundedReceiver<ReaderCommand>,
     pub(crate) topology: Arc<Topology>,
+    /// The writer's latest batches: a record found there is not decoded.
+    pub(crate) recent: Arc<RecentBatches>,
     /// Cancelled once the pipeline has stopped: nothing more will be appended.
     pub(crate) closed: CancellationToken,
     pub(crate) unreadable: Counter,
@@ -480,7 +495,9 @@ pub(crate) struct BufferedInput {
 #[derive(Debug)]
 pub(crate) struct Delivered {
     pub(crate) record: u64,
-    pub(crate) decoded: Decoded,
+    pub(crate) batch: Arc<Batch>,
+    /// The sequence number of each sample, then each event, of `batch`.
+    pub(crate) seqs: Arc<[u64]>,
     pub(crate) replay: bool,
 }
 
@@ -542,6 +559,15 @@ impl BufferedInput {
     }
 
     fn decode(&mut self, record: Record) -> Option<Delivered> {
+        if let Some(batch) = self.recent.take(record.seq, record.count, &self.topology) {
+            // Kept non-empty, and every sample's tag is the reader's: as decoded.
+            return Some(Delivered {
+                record: record.seq,
+                seqs: (record.seq..record.seq + u64::from(record.count)).collect(),
+                batch,
+                replay: record.replay,
+            });
+        }
         match decode(&record.payload, record.seq, &self.topology) {
             Ok(decoded) => {
                 if decoded.unknown_tags > 0 {
@@ -554,7 +580,8 @@ impl BufferedInput {
                 }
                 Some(Delivered {
                     record: record.seq,
-                    decoded,
+                    batch: Arc::new(decoded.batch),
+                    seqs: decoded.seqs.into(),
                     replay: record.replay,
                 })
             }
@@ -694,13 +721,13 @@ signals.n = { signal = "constant", value = 1.0 }
             &[("sink", options)],
         )
         .unwrap();
-        let mut writer = LogWriter::new(log, topology.clone(), Counter::default());
+        let mut writer = LogWriter::new(log, topology.clone(), Arc::default(), Counter::default());
         // Every tag of a large source failing at once: a record of megabytes.
         let one = batch(&topology).samples.remove(0);
-        let burst = Batch {
+        let burst = Arc::new(Batch {
             samples: vec![one; 100_000],
             events: Vec::new(),
-        };
+        });
         writer.append(&burst).await;
         assert!(
             writer.scratch.capacity() <= RECORD_KEEP,
@@ -712,7 +739,7 @@ signals.n = { signal = "constant", value = 1.0 }
         let decoded = decode(&record.payload, record.seq, &topology).unwrap();
         assert_eq!(decoded.batch.samples, burst.samples);
         // A poll's batch afterwards is written as before.
-        let small = batch(&topology);
+        let small = Arc::new(batch(&topology));
         writer.append(&small).await;
         let record = readers[0].try_next().unwrap().unwrap();
         assert_eq!(
@@ -722,6 +749,62 @@ signals.n = { signal = "constant", value = 1.0 }
                 .samples,
             small.samples
         );
+    }
+
+    /// A buffered sink's input over `reader`, resolving tags with `topology`.
+    fn input(reader: Reader, topology: &Arc<Topology>, recent: &Arc<RecentBatches>) -> BufferedInput {
+        BufferedInput {
+            reader,
+            commands: mpsc::unbounded_channel().1,
+            topology: topology.clone(),
+            recent: recent.clone(),
+            closed: CancellationToken::new(),
+            unreadable: Counter::default(),
+            unknown_tags: Counter::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_keeps_up_takes_the_pipelines_batch_and_others_decode_the_record() {
+        let topology = Arc::new(topology(CONFIG));
+        let dir = tempfile::tempdir().unwrap();
+        let options = backplane_buffer::ReaderOptions::default();
+        let (log, readers, _) = Log::open(
+            dir.path(),
+            backplane_buffer::LogOptions::default(),
+            &[("a", options.clone()), ("b", options)],
+        )
+        .unwrap();
+        let mut readers = readers.into_iter();
+        let recent = Arc::new(RecentBatches::default());
+        let mut writer = LogWriter::new(log, topology.clone(), recent.clone(), Counter::default());
+        let mut same = input(readers.next().unwrap(), &topology, &recent);
+        // A sink kept across a reload: the same tags, another topology.
+        let reloaded = Arc::new(self::topology(CONFIG));
+        let mut other = input(readers.next().unwrap(), &reloaded, &recent);
+
+        let first = Arc::new(batch(&topology));
+        writer.append(&first).await;
+        let taken = same.next().await.unwrap();
+        assert!(Arc::ptr_eq(&taken.batch, &first), "not decoded: the batch itself");
+        assert_eq!(&*taken.seqs, [0, 1, 2, 3]);
+        let decoded = other.next().await.unwrap();
+        assert!(!Arc::ptr_eq(&decoded.batch, &first));
+        assert_eq!(decoded.batch.samples, first.samples);
+        assert_eq!(decoded.batch.events, first.events);
+        assert_eq!(decoded.seqs, taken.seqs);
+
+        // Once pushed out of the recent batches, a record is decoded, with the same result.
+        let second = Arc::new(batch(&topology));
+        writer.append(&second).await;
+        for _ in 0..crate::recent::RECORDS {
+            writer.append(&Arc::new(batch(&topology))).await;
+        }
+        let late = same.next().await.unwrap();
+        assert!(!Arc::ptr_eq(&late.batch, &second));
+        assert_eq!(late.batch.samples, second.samples);
+        assert_eq!(&*late.seqs, [4, 5, 6, 7]);
+        assert!(!late.replay);
     }
 
     #[test]

@@ -68,9 +68,9 @@ impl SinkFeed for BufferFeed {
         Box::pin(async move {
             let delivered = self.input.lock().await.next().await?;
             Some(Delivery {
-                batch: Arc::new(delivered.decoded.batch),
+                batch: delivered.batch,
                 record: Some(delivered.record),
-                seqs: Some(delivered.decoded.seqs.into()),
+                seqs: Some(delivered.seqs),
                 replay: delivered.replay,
             })
         })

@@ -33,6 +33,7 @@ pub mod health;
 pub mod lineage;
 pub mod metrics;
 pub mod pipeline;
+mod recent;
 pub mod repeats;
 pub mod report;
 pub mod runtime;

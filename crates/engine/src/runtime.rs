@@ -33,6 +33,7 @@ use crate::health::{ComponentHealth, ComponentState, Health};
 use crate::lineage::{self, Lineage};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Pipeline, Router};
+use crate::recent::RecentBatches;
 use crate::report::EngineReport;
 use crate::supervisor::{self, BackoffPolicy, Supervised};
 
@@ -1017,6 +1018,7 @@ fn start_sinks(
     let mut queues = Vec::new();
     let mut running = Vec::new();
     let mut buffers = Vec::new();
+    let recent = Arc::new(RecentBatches::default());
     for (i, spec) in plan.sinks.iter().enumerate() {
         if let Some(k) = kept.iter().position(|s| s.name == spec.name) {
             let sink = kept.swap_remove(k);
@@ -1051,6 +1053,7 @@ fn start_sinks(
                         reader,
                         commands: command_rx,
                         topology: core.topology.clone(),
+                        recent: recent.clone(),
                         closed: closed.clone(),
                         unreadable: buffer_metrics.unreadable,
                         unknown_tags: buffer_metrics.unknown_tags,
@@ -1123,6 +1126,7 @@ fn start_sinks(
         LogWriter::new(
             log,
             core.topology.clone(),
+            recent,
             core.metrics.buffer_append_errors.clone(),
         )
     });

@@ -1,0 +1,169 @@
+//! The last few batches the pipeline appended to the store-and-forward log, kept in memory
+//! beside their records, so a buffered sink that keeps up takes a record's batch as the
+//! pipeline made it instead of decoding the bytes it has just read back (decoding was about
+//! 300 instructions a sample, a tenth of the whole path; each buffered sink decoded anew).
+//!
+//! Only the decode is saved: every batch is still written to the log before any sink sees
+//! it, read back through the sink's reader and acknowledged there, so positions, acks,
+//! replays and restarts are the log's as before. A record found here is the same data its
+//! bytes decode to (the record's encoding is lossless: `durable`'s tests), under one
+//! condition checked per entry: the reader resolves tags with the topology the batch was
+//! made under. A sink kept across a reload reads with its old topology and decodes.
+//!
+//! Bounded: at most [`RECORDS`] batches and [`ITEMS`] samples and events in all; older
+//! ones are dropped as new ones come, and a larger batch (a burst) is not kept. A reader
+//! that lags further behind decodes, as it always did.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use backplane_connector::{Batch, Topology};
+use parking_lot::Mutex;
+
+/// Most batches kept: a sink that keeps up reads a record right after its append.
+pub(crate) const RECORDS: usize = 16;
+/// Most samples and events kept in all: a poll's worth (the scratch vectors' bound).
+pub(crate) const ITEMS: usize = 4096;
+
+/// The batches of the latest records, shared by the log's writer and its readers.
+#[derive(Debug, Default)]
+pub(crate) struct RecentBatches {
+    entries: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    list: VecDeque<Entry>,
+    items: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// The record's first sequence number (what [`backplane_buffer::Log::append`] returned).
+    seq: u64,
+    topology: Arc<Topology>,
+    batch: Arc<Batch>,
+}
+
+impl RecentBatches {
+    /// Keeps `batch`, appended as the record at `seq` under `topology`.
+    pub(crate) fn keep(&self, seq: u64, topology: &Arc<Topology>, batch: &Arc<Batch>) {
+        let items = batch.len();
+        let mut entries = self.entries.lock();
+        if items > ITEMS {
+            // A burst: not kept; its readers decode it.
+            return;
+        }
+        while entries.list.len() >= RECORDS || entries.items + items > ITEMS {
+            let Some(old) = entries.list.pop_front() else {
+                break;
+            };
+            entries.items -= old.batch.len();
+        }
+        entries.items += items;
+        entries.list.push_back(Entry {
+            seq,
+            topology: topology.clone(),
+            batch: batch.clone(),
+        });
+    }
+
+    /// The batch of the record at `seq` holding `count` samples and events, if it is still
+    /// kept and was made under `topology` (the same one, not an equal one).
+    pub(crate) fn take(&self, seq: u64, count: u32, topology: &Arc<Topology>) -> Option<Arc<Batch>> {
+        let entries = self.entries.lock();
+        // Newest last, and a reader that keeps up asks for one of the newest.
+        let entry = entries.list.iter().rev().find(|e| e.seq == seq)?;
+        (Arc::ptr_eq(&entry.topology, topology) && entry.batch.len() == count as usize)
+            .then(|| entry.batch.clone())
+    }
+
+    #[cfg(test)]
+    fn kept(&self) -> Vec<u64> {
+        self.entries.lock().list.iter().map(|e| e.seq).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use backplane_model::{Context, Quality, Sample, TagId, Timestamp, Value};
+
+    fn topology() -> Arc<Topology> {
+        let config = r#"
+[namespace]
+enterprise = "acme"
+site = "plant"
+[models.Tank.attributes]
+level = { type = "float" }
+[[assets]]
+path = "area"
+level = "area"
+[[assets]]
+path = "area/tank-1"
+model = "Tank"
+source = "sim"
+bindings.level = { address = "l" }
+[[sources]]
+name = "sim"
+kind = "simulator"
+signals.l = { signal = "constant", value = 1.0 }
+"#;
+        let registry = crate::builtins();
+        let plan =
+            backplane_config::load_str(config, std::path::Path::new("t.toml"), &registry.catalog()).unwrap();
+        Arc::new(Topology::new(plan))
+    }
+
+    fn batch(samples: usize) -> Arc<Batch> {
+        let context = Arc::new(Context::default());
+        Arc::new(Batch {
+            samples: (0..samples)
+                .map(|i| Sample {
+                    tag: TagId(0),
+                    value: Some(Value::Float(i as f64)),
+                    quality: Quality::Good,
+                    source_time: None,
+                    gateway_time: Timestamp::from_unix_nanos(i as i64),
+                    context: context.clone(),
+                })
+                .collect(),
+            events: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_kept_batch_is_found_by_its_record_under_its_own_topology_only() {
+        let recent = RecentBatches::default();
+        let topology = topology();
+        let b = batch(3);
+        recent.keep(10, &topology, &b);
+        let found = recent.take(10, 3, &topology).unwrap();
+        assert!(Arc::ptr_eq(&found, &b), "the pipeline's batch itself, not a copy");
+        // Another record, another count, or an equal topology built anew: decode instead.
+        assert!(recent.take(13, 3, &topology).is_none());
+        assert!(recent.take(10, 2, &topology).is_none());
+        assert!(recent.take(10, 3, &self::topology()).is_none());
+    }
+
+    #[test]
+    fn only_the_latest_records_and_a_polls_worth_of_items_are_kept() {
+        let recent = RecentBatches::default();
+        let topology = topology();
+        for i in 0..RECORDS as u64 + 4 {
+            recent.keep(i * 2, &topology, &batch(2));
+        }
+        let kept = recent.kept();
+        assert_eq!(kept.len(), RECORDS);
+        assert_eq!(kept.first(), Some(&8), "the oldest went first");
+        // Items bound: one large batch pushes out as many older ones as it needs.
+        recent.keep(100, &topology, &batch(ITEMS - 3));
+        assert_eq!(recent.kept(), [38, 100]);
+        // A burst above the bound is not kept; what was kept stays.
+        recent.keep(5000, &topology, &batch(ITEMS + 1));
+        assert_eq!(recent.kept(), [38, 100]);
+        assert!(recent.take(5000, (ITEMS + 1) as u32, &topology).is_none());
+    }
+}
