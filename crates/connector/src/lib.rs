@@ -33,6 +33,7 @@ pub mod hooks;
 pub mod inbound;
 pub mod json;
 pub mod kind;
+mod path_index;
 pub mod payload;
 pub mod persist;
 pub mod services;

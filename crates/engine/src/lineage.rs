@@ -59,13 +59,10 @@ pub struct LineageStep {
 }
 
 pub(crate) fn explain(topology: &Topology, tag: &TagInfo, latest: Option<Latest>) -> Lineage {
+    let routes = tag.source.and_then(|s| topology.sources.get(s as usize));
     let source = tag.binding.as_ref().map(|b| LineageSource {
-        name: b.source.to_string(),
-        kind: tag
-            .source
-            .and_then(|s| topology.sources.get(s as usize))
-            .map(|s| s.kind.clone())
-            .unwrap_or_default(),
+        name: routes.map(|s| s.name.clone()).unwrap_or_default(),
+        kind: routes.map(|s| s.kind.clone()).unwrap_or_default(),
         address: b.address.to_string(),
     });
     let raw = latest.as_ref().and_then(|l| l.raw.clone());

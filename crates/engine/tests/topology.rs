@@ -50,6 +50,39 @@ fn bindings_move_into_the_tags_and_the_plan_keeps_no_second_copy() {
     assert!(topology.plan.assets.iter().all(|a| a.bindings.is_empty()));
     let t2 = topology.tag_by_path("acme/plant/tank-2/temp").unwrap();
     assert_eq!(&*t2.binding.as_ref().unwrap().address, "t2");
+    assert_eq!(t2.source, Some(0));
+}
+
+#[test]
+fn the_bound_plan_gives_back_every_binding_as_configured() {
+    let registry = backplane_engine::builtins();
+    let plan = backplane_config::load_str(CONFIG, Path::new("t.toml"), &registry.catalog()).unwrap();
+    let bound = Topology::new(plan.clone()).bound_plan();
+    assert_eq!(bound.assets.len(), plan.assets.len());
+    let sorted = |mut b: Vec<backplane_model::model::Binding>| {
+        b.sort_by(|x, y| x.attribute.cmp(&y.attribute));
+        b
+    };
+    for (given, back) in plan.assets.iter().zip(&bound.assets) {
+        assert_eq!(
+            sorted(back.bindings.clone()),
+            sorted(given.bindings.clone()),
+            "{}",
+            given.path
+        );
+    }
+    assert!(bound.assets.iter().map(|a| a.bindings.len()).sum::<usize>() == 4);
+}
+
+#[test]
+fn tags_are_found_by_path_and_unknown_paths_are_not() {
+    let topology = topology();
+    for tag in &topology.tags {
+        assert_eq!(topology.tag_by_path(&tag.path).map(|t| t.id), Some(tag.id));
+    }
+    assert!(topology.tag_by_path("acme/plant/tank-2").is_none());
+    assert!(topology.tag_by_path("acme/plant/tank-2/temp/").is_none());
+    assert!(topology.tag_by_path("").is_none());
 }
 
 #[test]
@@ -61,8 +94,6 @@ fn tags_share_names_equal_transform_chains_and_their_source_address() {
         binding("acme/plant/tank-2/level"),
         binding("acme/plant/tank-2/temp"),
     );
-    assert!(Arc::ptr_eq(&l1.attribute, &l2.attribute));
-    assert!(Arc::ptr_eq(&l1.source, &t2.source));
     assert!(Arc::ptr_eq(&l1.transforms, &l2.transforms));
     assert!(
         !Arc::ptr_eq(&l2.transforms, &t2.transforms),

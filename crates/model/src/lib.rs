@@ -38,7 +38,7 @@ pub use context::{Context, ContextField, ContextPatch};
 pub use limits::{LimitLevel, Limits};
 pub use model::{Attribute, Model};
 pub use quality::{BadReason, Quality, UncertainReason};
-pub use sample::{Event, EventKind, Sample, TagId, TagTable};
+pub use sample::{Event, EventKind, Sample, TagId};
 pub use timestamp::Timestamp;
 pub use transform::{Deadband, DecodeType, Transform, WordOrder};
 pub use units::Unit;

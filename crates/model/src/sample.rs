@@ -1,6 +1,5 @@
 //! Samples and events: what the pipeline hands to sinks.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -699,55 +698,6 @@ fn example_time(secs: i64) -> Timestamp {
     Timestamp::from_unix_nanos(1_795_000_000_000_000_000 + secs * 1_000_000_000)
 }
 
-/// Interns tag paths (`asset/attribute`) into dense [`TagId`]s.
-#[derive(Clone, Debug, Default)]
-pub struct TagTable {
-    paths: Vec<Arc<str>>,
-    /// foldhash, seeded per process: several times faster than SipHash on paths, and
-    /// still not predictable from outside (paths come from the configuration; lookups
-    /// also from API requests).
-    ids: HashMap<Arc<str>, TagId, foldhash::fast::RandomState>,
-}
-
-impl TagTable {
-    /// A table with room for `tags` paths: grown one path at a time, its vector and map
-    /// would hold up to twice the room they need.
-    pub fn with_capacity(tags: usize) -> TagTable {
-        TagTable {
-            paths: Vec::with_capacity(tags),
-            ids: HashMap::with_capacity_and_hasher(tags, Default::default()),
-        }
-    }
-
-    /// Returns the id of `asset/attribute`, assigning the next one if new.
-    pub fn intern(&mut self, asset: &AssetPath, attribute: &str) -> TagId {
-        let path: Arc<str> = format!("{asset}/{attribute}").into();
-        if let Some(id) = self.ids.get(&path) {
-            return *id;
-        }
-        let id = TagId(u32::try_from(self.paths.len()).unwrap_or(u32::MAX));
-        self.paths.push(path.clone());
-        self.ids.insert(path, id);
-        id
-    }
-
-    pub fn get(&self, path: &str) -> Option<TagId> {
-        self.ids.get(path).copied()
-    }
-
-    pub fn path(&self, id: TagId) -> Option<&Arc<str>> {
-        self.paths.get(id.index())
-    }
-
-    pub fn len(&self) -> usize {
-        self.paths.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -782,18 +732,6 @@ mod tests {
             assert_eq!(target, source.clone());
         }
         assert_eq!(Arc::strong_count(&shared), 2, "no reference left behind");
-    }
-
-    #[test]
-    fn interning_is_stable_and_dense() {
-        let mut t = TagTable::default();
-        let asset = AssetPath::parse("acme/plant-a/line-1").unwrap();
-        let a = t.intern(&asset, "speed");
-        let b = t.intern(&asset, "state");
-        assert_eq!((a, b), (TagId(0), TagId(1)));
-        assert_eq!(t.intern(&asset, "speed"), a);
-        assert_eq!(t.get("acme/plant-a/line-1/state"), Some(b));
-        assert_eq!(t.path(a).map(|p| &**p), Some("acme/plant-a/line-1/speed"));
     }
 
     #[test]
