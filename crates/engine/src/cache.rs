@@ -20,9 +20,69 @@ pub struct Latest {
     pub derivation: Option<Arc<Derivation>>,
 }
 
+/// What the cache keeps of one tag: a [`Latest`] with its rare parts (a transform error, a
+/// derivation) behind one pointer, 24 bytes a tag less than the whole of it.
+#[derive(Clone, Debug)]
+pub(crate) struct Slot {
+    pub(crate) sample: Sample,
+    pub(crate) raw: Option<Value>,
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Clone, Debug)]
+struct Rare {
+    error: Option<String>,
+    derivation: Option<Arc<Derivation>>,
+}
+
+impl Slot {
+    pub(crate) fn new(
+        sample: Sample,
+        raw: Option<Value>,
+        error: Option<String>,
+        derivation: Option<Arc<Derivation>>,
+    ) -> Slot {
+        let mut slot = Slot {
+            sample,
+            raw,
+            rare: None,
+        };
+        slot.set_rare(error, derivation);
+        slot
+    }
+
+    /// Sets the error and derivation; the common case, neither, allocates nothing.
+    #[inline]
+    pub(crate) fn set_rare(&mut self, error: Option<String>, derivation: Option<Arc<Derivation>>) {
+        if error.is_none() && derivation.is_none() {
+            self.rare = None;
+        } else {
+            self.rare = Some(Box::new(Rare { error, derivation }));
+        }
+    }
+
+    /// Whether the slot has an error or a derivation.
+    pub(crate) fn has_rare(&self) -> bool {
+        self.rare.is_some()
+    }
+
+    fn latest(&self) -> Latest {
+        let (error, derivation) = match &self.rare {
+            Some(rare) => (rare.error.clone(), rare.derivation.clone()),
+            None => (None, None),
+        };
+        Latest {
+            sample: self.sample.clone(),
+            raw: self.raw.clone(),
+            error,
+            derivation,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct LatestValues {
-    slots: RwLock<Vec<Option<Latest>>>,
+    slots: RwLock<Vec<Option<Slot>>>,
 }
 
 impl LatestValues {
@@ -33,7 +93,7 @@ impl LatestValues {
     }
 
     pub fn get(&self, tag: TagId) -> Option<Latest> {
-        self.slots.read().get(tag.index()).cloned().flatten()
+        self.slots.read().get(tag.index())?.as_ref().map(Slot::latest)
     }
 
     /// Copies out several tags. The read lock is taken per chunk of tags, so a large API
@@ -43,23 +103,29 @@ impl LatestValues {
         let mut out = Vec::with_capacity(tags.len());
         for chunk in tags.chunks(CHUNK) {
             let slots = self.slots.read();
-            out.extend(chunk.iter().map(|t| slots.get(t.index()).cloned().flatten()));
+            out.extend(
+                chunk
+                    .iter()
+                    .map(|t| slots.get(t.index()).and_then(Option::as_ref).map(Slot::latest)),
+            );
         }
         out
     }
 
     /// Runs `update` with write access to all slots (one lock per batch).
-    pub(crate) fn read_all<R>(&self, read: impl FnOnce(&[Option<Latest>]) -> R) -> R {
+    pub(crate) fn read_all<R>(&self, read: impl FnOnce(&[Option<Slot>]) -> R) -> R {
         read(&self.slots.read())
     }
 
-    pub(crate) fn update(&self, update: impl FnOnce(&mut [Option<Latest>])) {
+    pub(crate) fn update(&self, update: impl FnOnce(&mut [Option<Slot>])) {
         update(&mut self.slots.write())
     }
 }
 
 impl backplane_connector::LatestReadings for LatestValues {
     fn latest(&self, tag: TagId) -> Option<(backplane_model::Sample, Option<Value>)> {
-        self.get(tag).map(|l| (l.sample, l.raw))
+        let slots = self.slots.read();
+        let slot = slots.get(tag.index())?.as_ref()?;
+        Some((slot.sample.clone(), slot.raw.clone()))
     }
 }

@@ -23,7 +23,7 @@ use backplane_model::{
 };
 use tokio::sync::{broadcast, mpsc};
 
-use crate::cache::{Latest, LatestValues};
+use crate::cache::{LatestValues, Slot};
 use crate::context::{ContextCache, ContextStore};
 use crate::metrics::Metrics;
 
@@ -303,12 +303,12 @@ impl Pipeline {
         self.cache.update(|slots| {
             for (sample, derivation) in added.iter().zip(derivations) {
                 if let Some(slot) = slots.get_mut(sample.tag.index()) {
-                    *slot = Some(Latest {
-                        sample: sample.clone(),
-                        raw: None,
-                        error: derivation.error.clone(),
-                        derivation: Some(derivation),
-                    });
+                    *slot = Some(Slot::new(
+                        sample.clone(),
+                        None,
+                        derivation.error.clone(),
+                        Some(derivation),
+                    ));
                 }
             }
         });
@@ -619,7 +619,7 @@ impl Pipeline {
                 let touched = samples
                     .iter()
                     .filter_map(|s| slots.get(s.tag.index())?.as_ref())
-                    .filter(|l| l.error.is_some() || l.derivation.is_some() || l.sample.source_time.is_some())
+                    .filter(|l| l.has_rare() || l.sample.source_time.is_some())
                     .count();
                 std::hint::black_box(touched);
             }
@@ -632,20 +632,16 @@ impl Pipeline {
                         if let RawSlot::New(raw) = raw {
                             latest.raw = raw;
                         }
-                        latest.error = error;
-                        latest.derivation = None;
+                        if error.is_some() || latest.has_rare() {
+                            latest.set_rare(error, None);
+                        }
                     }
                     Some(slot) => {
                         let raw = match raw {
                             RawSlot::New(raw) => raw,
                             RawSlot::Keep => None,
                         };
-                        *slot = Some(Latest {
-                            sample: sample.clone(),
-                            raw,
-                            error,
-                            derivation: None,
-                        });
+                        *slot = Some(Slot::new(sample.clone(), raw, error, None));
                     }
                     None => {}
                 }
