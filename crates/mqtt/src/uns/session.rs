@@ -37,13 +37,17 @@ use crate::settings::Qos;
 /// Most messages made and not yet handed to the client before the sink reads more input.
 const PENDING_MAX: usize = 4096;
 
+/// No stream number: the log's numbers never reach it (one a sample, from 0).
+const NO_SEQ: u64 = u64::MAX;
+
 /// The latest sample of every tag (what the namespace's state topics hold, or will once
 /// published) and the tags and assets changed since the last flush. No I/O.
 #[derive(Debug)]
 pub struct Latest {
     latest: Vec<Option<Sample>>,
-    /// The stream number of each tag's latest sample.
-    latest_seq: Vec<Option<u64>>,
+    /// The stream number of each tag's latest sample; [`NO_SEQ`] for none (half the room
+    /// of an `Option<u64>`, per tag).
+    latest_seq: Vec<u64>,
     dirty: Vec<bool>,
     dirty_tags: Vec<TagId>,
     dirty_assets: Vec<usize>,
@@ -57,7 +61,7 @@ impl Latest {
         let tags = topology.tags.len();
         Latest {
             latest: vec![None; tags],
-            latest_seq: vec![None; tags],
+            latest_seq: vec![NO_SEQ; tags],
             dirty: vec![false; tags],
             dirty_tags: Vec::new(),
             dirty_assets: Vec::new(),
@@ -109,7 +113,7 @@ impl Latest {
                     Some(latest) => latest.clone_from(sample),
                     None => *slot = Some(sample.clone()),
                 }
-                self.latest_seq[i] = seq;
+                self.latest_seq[i] = seq.unwrap_or(NO_SEQ);
                 if let Some(asset) = ns.topology().tag(sample.tag).map(|t| t.asset)
                     && !self.asset_dirty[asset]
                 {
@@ -195,7 +199,7 @@ impl Latest {
     /// A tag's latest value as its (live, retained if configured) attribute message.
     fn attribute_message(&mut self, ns: &Namespace, tag: TagId) -> Option<Message> {
         let sample = self.latest.get(tag.index())?.as_ref()?;
-        let seq = self.latest_seq.get(tag.index()).copied().flatten();
+        let seq = self.latest_seq.get(tag.index()).copied().filter(|s| *s != NO_SEQ);
         ns.attribute_message(sample, seq, false, ns.retain(), None, self.buffers.take())
     }
 
