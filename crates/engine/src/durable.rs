@@ -757,7 +757,7 @@ signals.n = { signal = "constant", value = 1.0 }
             reader,
             commands: mpsc::unbounded_channel().1,
             topology: topology.clone(),
-            recent: recent.clone(),
+            recent: recent.add_reader(),
             closed: CancellationToken::new(),
             unreadable: Counter::default(),
             unknown_tags: Counter::default(),

@@ -10,9 +10,12 @@
 //! condition checked per entry: the reader resolves tags with the topology the batch was
 //! made under. A sink kept across a reload reads with its old topology and decodes.
 //!
-//! Bounded: at most [`RECORDS`] batches and [`ITEMS`] samples and events in all; older
-//! ones are dropped as new ones come, and a larger batch (a burst) is not kept. A reader
-//! that lags further behind decodes, as it always did.
+//! A batch is dropped once every reader sharing it has taken it, so with sinks that keep up
+//! the memory held is only what they lag behind within a poll. Bounded besides: at most
+//! [`RECORDS`] batches and [`ITEMS`] samples and events in all (a sink that stopped
+//! reading, its broker away, holds no more than that); older ones are dropped as new ones
+//! come, and a larger batch (a burst) is not kept. A reader that lags further behind
+//! decodes, as it always did.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -40,6 +43,8 @@ pub(crate) struct RecentBatches {
 struct Entries {
     list: VecDeque<Entry>,
     items: usize,
+    /// The readers sharing these batches: an entry all of them took is dropped.
+    readers: u32,
 }
 
 #[derive(Debug)]
@@ -48,9 +53,17 @@ struct Entry {
     seq: u64,
     topology: Arc<Topology>,
     batch: Arc<Batch>,
+    /// How many times a reader took it.
+    taken: u32,
 }
 
 impl RecentBatches {
+    /// Counts one more reader taking batches from here; returns the shared batches.
+    pub(crate) fn add_reader(self: &Arc<Self>) -> Arc<RecentBatches> {
+        self.entries.lock().readers += 1;
+        self.clone()
+    }
+
     /// Keeps `batch`, appended as the record at `seq` under `topology`.
     pub(crate) fn keep(&self, seq: u64, topology: &Arc<Topology>, batch: &Arc<Batch>) {
         let items = batch.len();
@@ -70,17 +83,30 @@ impl RecentBatches {
             seq,
             topology: topology.clone(),
             batch: batch.clone(),
+            taken: 0,
         });
     }
 
     /// The batch of the record at `seq` holding `count` samples and events, if it is still
-    /// kept and was made under `topology` (the same one, not an equal one).
+    /// kept and was made under `topology` (the same one, not an equal one). Dropped here
+    /// once every reader took it.
     pub(crate) fn take(&self, seq: u64, count: u32, topology: &Arc<Topology>) -> Option<Arc<Batch>> {
-        let entries = self.entries.lock();
-        // Newest last, and a reader that keeps up asks for one of the newest.
-        let entry = entries.list.iter().rev().find(|e| e.seq == seq)?;
-        (Arc::ptr_eq(&entry.topology, topology) && entry.batch.len() == count as usize)
-            .then(|| entry.batch.clone())
+        let mut entries = self.entries.lock();
+        let readers = entries.readers;
+        // Readers take the oldest first.
+        let at = entries.list.iter().position(|e| e.seq == seq)?;
+        let entry = entries.list.get_mut(at)?;
+        if !Arc::ptr_eq(&entry.topology, topology) || entry.batch.len() != count as usize {
+            return None;
+        }
+        entry.taken += 1;
+        let batch = entry.batch.clone();
+        if entry.taken >= readers
+            && let Some(done) = entries.list.remove(at)
+        {
+            entries.items -= done.batch.len();
+        }
+        Some(batch)
     }
 
     #[cfg(test)]
@@ -139,9 +165,35 @@ signals.l = { signal = "constant", value = 1.0 }
         })
     }
 
+    /// Shared batches with `readers` readers.
+    fn shared(readers: u32) -> Arc<RecentBatches> {
+        let recent = Arc::new(RecentBatches::default());
+        for _ in 0..readers {
+            recent.add_reader();
+        }
+        recent
+    }
+
+    #[test]
+    fn a_batch_is_dropped_once_every_reader_took_it() {
+        let recent = shared(2);
+        let topology = topology();
+        recent.keep(0, &topology, &batch(2));
+        recent.keep(2, &topology, &batch(2));
+        assert!(recent.take(0, 2, &topology).is_some());
+        assert_eq!(recent.kept(), [0, 2], "the other reader has not taken it yet");
+        assert!(recent.take(0, 2, &topology).is_some());
+        assert_eq!(recent.kept(), [2]);
+        assert!(
+            recent.take(0, 2, &topology).is_none(),
+            "read again (a replay): decoded"
+        );
+        assert_eq!(recent.entries.lock().items, 2);
+    }
+
     #[test]
     fn a_kept_batch_is_found_by_its_record_under_its_own_topology_only() {
-        let recent = RecentBatches::default();
+        let recent = shared(3);
         let topology = topology();
         let b = batch(3);
         recent.keep(10, &topology, &b);
@@ -155,7 +207,7 @@ signals.l = { signal = "constant", value = 1.0 }
 
     #[test]
     fn only_the_latest_records_and_a_polls_worth_of_items_are_kept() {
-        let recent = RecentBatches::default();
+        let recent = shared(1);
         let topology = topology();
         for i in 0..RECORDS as u64 + 4 {
             recent.keep(i * 2, &topology, &batch(2));

@@ -1053,7 +1053,7 @@ fn start_sinks(
                         reader,
                         commands: command_rx,
                         topology: core.topology.clone(),
-                        recent: recent.clone(),
+                        recent: recent.add_reader(),
                         closed: closed.clone(),
                         unreadable: buffer_metrics.unreadable,
                         unknown_tags: buffer_metrics.unknown_tags,

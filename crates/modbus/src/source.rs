@@ -621,6 +621,9 @@ fn collect(
         _ => {}
     }
     block.last_error = error;
+    // A batch's vector is new each time (it goes to the pipeline): room for the block at
+    // once, not grown one reading at a time (36 instructions a sample under callgrind).
+    readings.reserve(block.members.len());
     for &m in &block.members {
         let Some(tag) = tags.get(m as usize) else { continue };
         let value = data.as_ref().and_then(|d| decode(tag, block.span.start, d));
