@@ -59,6 +59,12 @@ pub struct Namespace {
     retain: bool,
 }
 
+/// An instance payload's size estimate, for its buffer's room: the fixed fields and the
+/// context, then each attribute's value, type, quality and time (about 100 bytes for a
+/// number without a unit or source time).
+const INSTANCE_BYTES: usize = 512;
+const INSTANCE_BYTES_PER_ATTRIBUTE: usize = 128;
+
 impl Namespace {
     pub fn new(topology: Arc<Topology>, settings: &MqttSinkSettings) -> Namespace {
         Namespace {
@@ -214,6 +220,11 @@ impl Namespace {
             return None;
         }
         payload.clear();
+        // Room for the payload at once: from a new buffer of the pool's 512 bytes, an
+        // asset of 125 attributes grew it five or six times (reallocations were 2 % of the
+        // instructions of a per-instance point under callgrind).
+        let attributes = self.topology.assets.get(asset).map_or(0, |a| a.tags.len());
+        payload.reserve(INSTANCE_BYTES + attributes * INSTANCE_BYTES_PER_ATTRIBUTE);
         if !self.write_instance_payload(asset, latest, &mut payload) {
             return None;
         }
