@@ -604,14 +604,15 @@ impl BufferedInput {
     }
 }
 
+/// Also the fixture of `recent`'s tests: one tank of two bound attributes.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
     use backplane_model::{AssetPath, BadReason, ContextField, EventKind};
 
-    const CONFIG: &str = r#"
+    pub(crate) const CONFIG: &str = r#"
 [namespace]
 enterprise = "acme"
 site = "plant"
@@ -634,7 +635,7 @@ signals.l = { signal = "constant", value = 1.0 }
 signals.n = { signal = "constant", value = 1.0 }
 "#;
 
-    fn topology(config: &str) -> Topology {
+    pub(crate) fn topology(config: &str) -> Topology {
         let registry = crate::builtins();
         let plan =
             backplane_config::load_str(config, std::path::Path::new("t.toml"), &registry.catalog()).unwrap();

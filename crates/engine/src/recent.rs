@@ -122,30 +122,10 @@ mod tests {
     use super::*;
     use backplane_model::{Context, Quality, Sample, TagId, Timestamp, Value};
 
+    /// A topology built anew each call (so two calls give two topologies).
     fn topology() -> Arc<Topology> {
-        let config = r#"
-[namespace]
-enterprise = "acme"
-site = "plant"
-[models.Tank.attributes]
-level = { type = "float" }
-[[assets]]
-path = "area"
-level = "area"
-[[assets]]
-path = "area/tank-1"
-model = "Tank"
-source = "sim"
-bindings.level = { address = "l" }
-[[sources]]
-name = "sim"
-kind = "simulator"
-signals.l = { signal = "constant", value = 1.0 }
-"#;
-        let registry = crate::builtins();
-        let plan =
-            backplane_config::load_str(config, std::path::Path::new("t.toml"), &registry.catalog()).unwrap();
-        Arc::new(Topology::new(plan))
+        let durable = crate::durable::tests::topology(crate::durable::tests::CONFIG);
+        Arc::new(durable)
     }
 
     fn batch(samples: usize) -> Arc<Batch> {
