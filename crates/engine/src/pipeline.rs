@@ -517,7 +517,9 @@ impl Pipeline {
         self.errors.push(error);
     }
 
-    /// Every tag of a failed source turns to `quality`, keeping its last value.
+    /// Every tag of a failed source turns to `quality`, keeping its last value: once, at
+    /// the failure. A tag already of that quality is left alone, so a source retrying
+    /// (every failed attempt reports down again) repeats nothing while it stays down.
     fn source_down(&mut self, source: u32, quality: Quality, time: Timestamp) -> Batch {
         let topology = self.topology.clone();
         let Some(routes) = topology.sources.get(source as usize) else {
@@ -529,6 +531,9 @@ impl Pipeline {
         let version = self.contexts.version();
         for &tag in &routes.tags {
             let state = &mut self.state[tag.index()];
+            if state.last_quality == Some(quality) {
+                continue;
+            }
             state.last_quality = Some(quality);
             samples.push(Sample {
                 tag,

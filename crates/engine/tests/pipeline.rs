@@ -171,6 +171,33 @@ fn a_failed_source_turns_all_its_tags_bad_keeping_values() {
 }
 
 #[test]
+fn a_source_that_stays_down_is_reported_once_not_at_every_retry() {
+    let mut f = fixture();
+    let down = |at: i64| PipelineInput::SourceDown {
+        source: 0,
+        quality: Quality::Bad(BadReason::CommFailure),
+        time: Timestamp::from_unix_nanos(at),
+    };
+    assert_eq!(f.pipeline.process(down(1)).unwrap().samples.len(), 4);
+    // The supervisor's next failed attempts: nothing changed, nothing to say.
+    assert!(f.pipeline.process(down(2)).is_none());
+    assert!(f.pipeline.process(down(3)).is_none());
+    // Read again, then down again: the tag read is reported bad again, the others not.
+    f.feed(&[("lvl", Some(Value::UInt(100)), Quality::Good)]);
+    let samples = f.pipeline.process(down(4)).unwrap().samples;
+    assert_eq!(samples.len(), 1);
+    assert_eq!(samples[0].value, Some(Value::Float(10.0)));
+    assert_eq!(samples[0].gateway_time, Timestamp::from_unix_nanos(4));
+    // Another reason is a change.
+    let timeout = PipelineInput::SourceDown {
+        source: 0,
+        quality: Quality::Bad(BadReason::Timeout),
+        time: Timestamp::from_unix_nanos(5),
+    };
+    assert_eq!(f.pipeline.process(timeout).unwrap().samples.len(), 4);
+}
+
+#[test]
 fn samples_carry_the_context_effective_when_they_are_processed() {
     let mut f = fixture();
     let site = f.topology.asset_index("acme/plant").unwrap();
