@@ -87,6 +87,11 @@ impl Namespace {
         &self.topology
     }
 
+    /// Whether instance messages are published (`payload` `instance` or `both`).
+    pub fn instances(&self) -> bool {
+        self.instances
+    }
+
     /// Whether state messages (attributes, instances) are published retained (`retain`).
     pub fn retain(&self) -> bool {
         self.retain

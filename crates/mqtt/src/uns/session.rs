@@ -98,6 +98,8 @@ impl Latest {
     ) {
         ns.event_messages(delivery, group, out);
         let coalesce = coalesce && !delivery.replay;
+        // Changed assets are tracked only for instance messages.
+        let instances = ns.instances();
         for (k, sample) in delivery.batch.samples.iter().enumerate() {
             let i = sample.tag.index();
             let seq = delivery.sample_seq(k);
@@ -114,7 +116,8 @@ impl Latest {
                     None => *slot = Some(sample.clone()),
                 }
                 self.latest_seq[i] = seq.unwrap_or(NO_SEQ);
-                if let Some(asset) = ns.topology().tag(sample.tag).map(|t| t.asset)
+                if instances
+                    && let Some(asset) = ns.topology().tag(sample.tag).map(|t| t.asset)
                     && !self.asset_dirty[asset]
                 {
                     self.asset_dirty[asset] = true;
