@@ -480,11 +480,12 @@ impl Pipeline {
             (_, q) => (state.last_value.clone(), q, None),
         };
 
-        if let (Some(deadband), Some(next), Some(last)) = (
-            deadband,
-            value.as_ref().and_then(Value::as_f64),
-            state.last_value.as_ref().and_then(Value::as_f64),
-        ) && state.last_quality == Some(quality)
+        // The deadband first: without one, no value is converted to compare (an integer's
+        // conversion to f64 was 21 instructions a sample under callgrind).
+        if let Some(deadband) = deadband
+            && state.last_quality == Some(quality)
+            && let Some(next) = value.as_ref().and_then(Value::as_f64)
+            && let Some(last) = state.last_value.as_ref().and_then(Value::as_f64)
             && !deadband.exceeded(last, next)
         {
             out.suppressed += 1;
