@@ -1040,7 +1040,11 @@ fn start_sinks(
         let mut buffer = None;
         let mut queue = None;
         let feed: Arc<dyn SinkFeed> = match readers.remove(&spec.name) {
-            Some(reader) => {
+            Some(mut reader) => {
+                // What an earlier run sent but never saw confirmed goes again, as replay.
+                // Done now, before the pipeline appends: this run's first records are live
+                // however late the first instance starts.
+                reader.rewind();
                 let buffer_metrics = core.metrics.buffer(&spec.name);
                 buffer = Some(BufferStatus {
                     sink: spec.name.clone(),
@@ -1085,9 +1089,14 @@ fn start_sinks(
         let data_dir = plan.gateway.data_dir.clone();
         let gateway = plan.gateway.name.clone();
         let services = core.services.clone();
+        // Whether an instance has run: only then can something have been delivered and not
+        // confirmed (a build that failed delivered nothing).
+        let mut ran = false;
         let start: Box<dyn FnMut() -> _ + Send> = Box::new(move || {
             // What the previous instance sent but never saw confirmed goes again.
-            io.rewind();
+            if ran {
+                io.rewind();
+            }
             let sink = kind.build(&SinkContext {
                 gateway: &gateway,
                 name: &spec.name,
@@ -1095,6 +1104,7 @@ fn start_sinks(
                 data_dir: &data_dir,
                 services: &services,
             })?;
+            ran = true;
             Ok(sink.run(io.clone()))
         });
         let supervised = Supervised {

@@ -25,6 +25,8 @@ struct Record {
     ack: AtomicBool,
     /// Fail (return an error) after this many deliveries; 0 = never.
     fail_after: AtomicUsize,
+    /// Refuse to build this many instances first.
+    failed_builds: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -45,6 +47,11 @@ impl SinkKind for Recorder {
         true
     }
     fn build(&self, _ctx: &SinkContext<'_, ()>) -> Result<Box<dyn Sink>, ComponentError> {
+        let refuse = self.0.failed_builds.load(Ordering::SeqCst);
+        if refuse > 0 {
+            self.0.failed_builds.store(refuse - 1, Ordering::SeqCst);
+            return Err(ComponentError::io("recorder told not to start"));
+        }
         Ok(Box::new(self.clone()))
     }
 }
@@ -201,4 +208,28 @@ async fn a_failed_sink_gets_what_it_had_not_acknowledged_again() {
             "{s} was not replayed after the failure: {seen:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_could_not_start_gets_what_came_meanwhile_as_live_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = Arc::new(Record::default());
+    record.ack.store(true, Ordering::SeqCst);
+    // Two refused builds: the supervisor's backoff (50 ms, then 100 ms) lets the 10 ms
+    // simulator append a dozen records before the first instance runs. Nothing was ever
+    // delivered, so nothing is a replay.
+    record.failed_builds.store(2, Ordering::SeqCst);
+    let engine = start(&record, dir.path());
+    eventually("samples", || record.seen.lock().len() >= 20).await;
+    engine.shutdown().await;
+    assert_eq!(record.failed_builds.load(Ordering::SeqCst), 0);
+    let seen = record.seen.lock().clone();
+    assert!(
+        seen.iter().all(|(_, replay)| !replay),
+        "delivered as replay: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "every record once, in order: {seen:?}"
+    );
 }
