@@ -26,7 +26,8 @@
 //! - `position.rs`: reader positions (two alternating files with generation and CRC) and the
 //!   list of known readers.
 //! - `state.rs`: the in-memory segment index and reader slots behind the log's mutex:
-//!   rolling, retention, overflow.
+//!   rolling, retention, overflow, a record's place (taken under the mutex, written
+//!   without it, so readers never wait for an append's write).
 //! - `recover.rs`: the steps of opening a log (positions, the recovery scan, the writer,
 //!   reader slots) and [`Recovery`], what they found.
 //! - `log.rs`: [`Log`]: open (running those steps), append, group commit (the background

@@ -69,6 +69,10 @@ pub(crate) struct LogInner {
     pub dir: PathBuf,
     pub options: LogOptions,
     pub state: Mutex<State>,
+    /// Held by the one appender at a time for its whole append: the record is written
+    /// without `state`'s lock, so readers locating the next record do not wait for the
+    /// write, and nothing rolls the segment or takes the place meanwhile.
+    appending: Mutex<()>,
     /// Woken on every append (readers waiting in `next`).
     pub appended: Notify,
     /// Woken when a blocking reader's floor moves (`space`).
@@ -284,6 +288,7 @@ impl Log {
             dir: dir.to_owned(),
             options,
             state: Mutex::new(state),
+            appending: Mutex::new(()),
             appended: Notify::new(),
             space: Notify::new(),
             sync: SyncShared {
@@ -345,6 +350,7 @@ impl Log {
         let inner = self.inner();
         let appended_at_ns = now_ns();
         let rec_len = (HEADER_LEN + payload.len()) as u64;
+        let _appending = inner.appending.lock();
         let mut st = inner.lock();
         if let Some(full) = st.blocking_reader() {
             return Err(AppendError::Full {
@@ -356,7 +362,11 @@ impl Log {
             st.roll()?;
         }
         st.drop_for_overflow(rec_len)?;
-        let (seq, _) = st.write_record(count, appended_at_ns, payload)?;
+        let mut pending = st.reserve(count)?;
+        drop(st);
+        let written = pending.write(appended_at_ns, payload);
+        let mut st = inner.lock();
+        let seq = st.commit(pending, written)?;
         let generation = st.write_gen;
         drop(st);
         inner.appended.notify_waiters();

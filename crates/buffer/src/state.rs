@@ -355,35 +355,66 @@ impl State {
         Ok(())
     }
 
-    /// Writes one record at the end of the active segment. Positional writes at the committed
-    /// length: a failed, partial write is overwritten by the next one, never left in between.
-    pub fn write_record(&mut self, count: u32, appended_at_ns: u64, payload: &[u8]) -> Result<(u64, u64)> {
+    /// Takes the place of the next record at the end of the active segment, to be written
+    /// without the lock ([`Pending::write`]) and then committed ([`State::commit`]). The one
+    /// appender at a time (`LogInner::appending`) keeps the place its own until then:
+    /// readers stop at the committed length, so they never see the record half written.
+    pub fn reserve(&mut self, count: u32) -> Result<Pending> {
         let seq = self.next_seq;
         let end_seq = seq
             .checked_add(u64::from(count))
             .ok_or(crate::BufferError::SequenceOverflow)?;
-        let off = self.last().map_or(0, |s| s.bytes);
-        let mut buf = std::mem::take(&mut self.scratch);
-        buf.clear();
-        encode(&mut buf, seq, count, appended_at_ns, payload);
-        let written = self.active.file.write_all_at(&buf, off);
-        let len = buf.len() as u64;
-        buf.clear();
-        crate::scratch::release_after(&mut buf, crate::scratch::RECORD_KEEP);
-        self.scratch = buf;
-        if let Err(e) = written {
-            // Best effort: leave no partial record behind the committed length.
-            let _ = self.active.file.set_len(off);
-            return Err(e).at("write record to", &self.active.path);
-        }
+        Ok(Pending {
+            seq,
+            end_seq,
+            count,
+            off: self.last().map_or(0, |s| s.bytes),
+            file: self.active.file.clone(),
+            buf: std::mem::take(&mut self.scratch),
+        })
+    }
+
+    /// Makes a written record visible to readers and the fsync rounds; on a failed write
+    /// only takes the scratch buffer back, naming the segment in the error.
+    pub fn commit(&mut self, mut pending: Pending, written: std::io::Result<()>) -> Result<u64> {
+        let len = pending.buf.len() as u64;
+        pending.buf.clear();
+        crate::scratch::release_after(&mut pending.buf, crate::scratch::RECORD_KEEP);
+        self.scratch = pending.buf;
+        written.at("write record to", &self.active.path)?;
         if let Some(last) = self.segments.back_mut() {
             last.bytes += len;
-            last.end_seq = end_seq;
+            last.end_seq = pending.end_seq;
         }
-        self.next_seq = end_seq;
+        self.next_seq = pending.end_seq;
         self.write_gen += 1;
         self.appended_records += 1;
-        self.appended_seqs += u64::from(count);
-        Ok((seq, len))
+        self.appended_seqs += u64::from(pending.count);
+        Ok(pending.seq)
+    }
+}
+
+/// A record's reserved place ([`State::reserve`]).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    seq: u64,
+    end_seq: u64,
+    count: u32,
+    off: u64,
+    file: Arc<File>,
+    buf: Vec<u8>,
+}
+
+impl Pending {
+    /// Encodes and writes the record with one positional write at the committed length: a
+    /// failed, partial write is cut off again (best effort) and overwritten by the next.
+    pub fn write(&mut self, appended_at_ns: u64, payload: &[u8]) -> std::io::Result<()> {
+        self.buf.clear();
+        encode(&mut self.buf, self.seq, self.count, appended_at_ns, payload);
+        let written = self.file.write_all_at(&self.buf, self.off);
+        if written.is_err() {
+            let _ = self.file.set_len(self.off);
+        }
+        written
     }
 }
