@@ -11,6 +11,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
@@ -124,6 +125,10 @@ pub(crate) fn load(dir: &Path, name: &str) -> Result<Loaded> {
 #[derive(Debug)]
 pub(crate) struct PositionStore {
     paths: [PathBuf; 2],
+    /// Each file once created (emptied) by this store, kept open: a position is then one
+    /// positional write of the same length over the last, not a create, truncate, write and
+    /// close (the reader's lock is held meanwhile, ten times a second while acks arrive).
+    files: [Option<File>; 2],
     generation: u64,
     /// The file holding the newest generation; the next write goes to the other one.
     current: usize,
@@ -133,6 +138,7 @@ impl PositionStore {
     pub fn new(dir: &Path, name: &str, generation: u64, current: usize) -> PositionStore {
         PositionStore {
             paths: [pos_path(dir, name, 0), pos_path(dir, name, 1)],
+            files: [None, None],
             generation,
             current,
         }
@@ -145,9 +151,17 @@ impl PositionStore {
         let generation = self.generation + 1;
         let slot = 1 - self.current;
         let path = &self.paths[slot];
-        let mut f = File::create(path).at("create position file", path)?;
-        f.write_all(&encode_pos(generation, seq))
-            .at("write position file", path)?;
+        let file = match &mut self.files[slot] {
+            Some(f) => f,
+            // Created empty: whatever length it had, it is POS_LEN from the first write on.
+            empty => empty.insert(File::create(path).at("create position file", path)?),
+        };
+        // Torn by a crash, this file fails its CRC and the other one holds the last position.
+        if let Err(e) = file.write_all_at(&encode_pos(generation, seq), 0) {
+            // Opened anew next time: the handle may be what failed.
+            self.files[slot] = None;
+            return Err(e).at("write position file", path);
+        }
         self.generation = generation;
         self.current = slot;
         Ok(())
@@ -157,9 +171,11 @@ impl PositionStore {
     pub fn store_durable(&mut self, seq: u64) -> Result<()> {
         self.store(seq)?;
         let path = &self.paths[self.current];
-        File::open(path)
-            .and_then(|f| f.sync_all())
-            .at("fsync position file", path)
+        match &self.files[self.current] {
+            Some(f) => f.sync_all(),
+            None => File::open(path).and_then(|f| f.sync_all()),
+        }
+        .at("fsync position file", path)
     }
 }
 
@@ -238,6 +254,34 @@ mod tests {
             panic!("expected a valid position");
         };
         assert_eq!((seq, generation), (30, 3));
+    }
+
+    #[test]
+    fn files_longer_than_a_position_are_cut_to_it_by_the_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        for slot in 0..2 {
+            std::fs::write(pos_path(dir.path(), "s", slot), [7u8; 100]).unwrap();
+        }
+        let mut store = PositionStore::new(dir.path(), "s", 0, 1);
+        for seq in [10, 20, 30, 40] {
+            store.store(seq).unwrap();
+            let Loaded::Valid {
+                seq: got, fell_back, ..
+            } = load(dir.path(), "s").unwrap()
+            else {
+                panic!("expected a valid position after storing {seq}");
+            };
+            assert_eq!(got, seq);
+            assert_eq!(
+                fell_back,
+                seq == 10,
+                "the untouched file is still the old garbage"
+            );
+        }
+        for slot in 0..2 {
+            let len = std::fs::metadata(pos_path(dir.path(), "s", slot)).unwrap().len();
+            assert_eq!(len, POS_LEN as u64);
+        }
     }
 
     #[test]
