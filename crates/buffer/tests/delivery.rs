@@ -315,17 +315,20 @@ fn appenders_on_several_threads_and_a_reader_meanwhile_lose_and_mix_nothing() {
     let (log, mut readers, _) = open(dir.path(), 4096, &["sink"]);
     let mut r = readers.remove(0);
     let (threads, per_thread) = (4u64, 2000u64);
+    // Each payload names its record, then the usual pattern.
+    fn named(id: u64) -> Vec<u8> {
+        let mut p = id.to_le_bytes().to_vec();
+        p.extend(payload(id));
+        p
+    }
     let writers: Vec<_> = (0..threads)
         .map(|t| {
             let log = log.clone();
             std::thread::spawn(move || {
-                // Each payload names its record: (thread, i), then the usual pattern.
                 (0..per_thread)
                     .map(|i| {
                         let id = t * per_thread + i;
-                        let mut p = id.to_le_bytes().to_vec();
-                        p.extend(payload(id));
-                        (log.append(1, &p).unwrap(), id)
+                        (log.append(1, &named(id)).unwrap(), id)
                     })
                     .collect::<Vec<_>>()
             })
@@ -346,9 +349,11 @@ fn appenders_on_several_threads_and_a_reader_meanwhile_lose_and_mix_nothing() {
     );
     for (rec, (seq, id)) in got.iter().zip(&appended) {
         assert_eq!(rec.seq, *seq);
-        let mut want = id.to_le_bytes().to_vec();
-        want.extend(payload(*id));
-        assert_eq!(rec.payload, want, "record {seq} holds what its append wrote");
+        assert_eq!(
+            rec.payload,
+            named(*id),
+            "record {seq} holds what its append wrote"
+        );
     }
     drop(r);
     drop(log);
