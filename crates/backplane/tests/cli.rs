@@ -213,6 +213,68 @@ fn the_gateway_packs_its_relative_relocations() {
     );
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_gateway_places_the_code_it_runs_in_front_of_the_rest() {
+    // `build.rs` hands `hot-text.txt` to the linker as its symbol ordering: the listed
+    // functions this binary has come first in `.text`, in the list's order. This test's
+    // unoptimised build shares the standard library's functions with the release build
+    // the list was made from (the same compiler), so those are the ones it finds.
+    let list: Vec<&str> = include_str!("../hot-text.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let out = Command::new("nm").args(["--defined-only", BIN]).output().unwrap();
+    assert!(out.status.success());
+    let symbols = String::from_utf8_lossy(&out.stdout);
+    let address: std::collections::HashMap<&str, u64> = symbols
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let address = u64::from_str_radix(f.next()?, 16).ok()?;
+            let kind = f.next()?;
+            let name = f.next()?;
+            matches!(kind, "t" | "T").then_some((name, address))
+        })
+        .collect();
+    let placed: Vec<(&str, u64)> = list
+        .iter()
+        .filter_map(|name| address.get(name).map(|a| (*name, *a)))
+        .collect();
+    assert!(
+        placed.len() >= 50,
+        "only {} of the {} listed functions are in this build: run scripts/hot-text",
+        placed.len(),
+        list.len()
+    );
+    for pair in placed.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].1,
+            "`{}` at {:#x} lies behind `{}` at {:#x}, listed after it: the list is not the link order",
+            pair[0].0,
+            pair[0].1,
+            pair[1].0,
+            pair[1].1
+        );
+    }
+    let out = Command::new("readelf")
+        .args(["--section-headers", "--wide", BIN])
+        .output()
+        .unwrap();
+    let sections = String::from_utf8_lossy(&out.stdout);
+    let text = sections
+        .lines()
+        .find(|l| l.split_whitespace().any(|w| w == ".text"))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != ".text").nth(2))
+        .and_then(|a| u64::from_str_radix(a, 16).ok())
+        .unwrap();
+    assert!(
+        placed[0].1 < text + 4096,
+        "the first listed function is at {:#x}, not at the front of `.text` ({text:#x})",
+        placed[0].1
+    );
+}
+
 async fn get(client: &reqwest::Client, url: &str) -> Value {
     let response = client.get(url).send().await.unwrap();
     assert!(response.status().is_success(), "{url}: {}", response.status());
