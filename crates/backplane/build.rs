@@ -21,21 +21,11 @@ fn main() {
         // ordering, which lld (Rust's linker here since 1.90) reads in one pass; a name
         // not in this build is skipped, and a function not listed is placed as before.
         println!("cargo:rerun-if-changed=hot-text.txt");
+        // lld skips the list's blank and `#` lines itself.
         if lld_links() {
-            let list = std::fs::read_to_string("hot-text.txt").unwrap_or_default();
-            let order: String = list
-                .lines()
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .flat_map(|l| [l, "\n"])
-                .collect();
-            let path = std::path::Path::new(&var("OUT_DIR")).join("hot-text.order");
-            if std::fs::write(&path, order).is_ok() {
-                println!(
-                    "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
-                    path.display()
-                );
-                println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
-            }
+            let list = format!("{}/hot-text.txt", var("CARGO_MANIFEST_DIR"));
+            println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={list}");
+            println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
         }
     }
 }

@@ -185,6 +185,25 @@ fn the_gateway_allocates_with_jemalloc_and_the_options_built_into_it() {
     }
 }
 
+/// Address and size of the gateway binary's section `name` (`readelf --section-headers`).
+#[cfg(target_arch = "x86_64")]
+fn section(name: &str) -> Option<(u64, u64)> {
+    let out = Command::new("readelf")
+        .args(["--section-headers", "--wide", BIN])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let sections = String::from_utf8_lossy(&out.stdout);
+    // "[16] .text PROGBITS <address> <offset> <size> ..."
+    let line = sections
+        .lines()
+        .find(|l| l.split_whitespace().any(|w| w == name))?;
+    let mut fields = line.split_whitespace().skip_while(|w| *w != name).skip(2);
+    let address = u64::from_str_radix(fields.next()?, 16).ok()?;
+    let size = u64::from_str_radix(fields.nth(1)?, 16).ok()?;
+    Some((address, size))
+}
+
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn the_gateway_packs_its_relative_relocations() {
@@ -197,16 +216,7 @@ fn the_gateway_packs_its_relative_relocations() {
         dynamic.contains("(RELR)"),
         "no RELR table; readelf said:\n{dynamic}"
     );
-    let out = Command::new("readelf")
-        .args(["--section-headers", "--wide", BIN])
-        .output()
-        .unwrap();
-    let sections = String::from_utf8_lossy(&out.stdout);
-    let rela = sections
-        .lines()
-        .find(|l| l.contains(" .rela.dyn "))
-        .and_then(|l| l.split_whitespace().skip_while(|w| *w != ".rela.dyn").nth(4))
-        .and_then(|size| u64::from_str_radix(size, 16).ok());
+    let rela = section(".rela.dyn").map(|(_, size)| size);
     assert!(
         rela.is_none_or(|size| size < 64 * 1024),
         "`.rela.dyn` still holds {rela:?} bytes"
@@ -257,17 +267,7 @@ fn the_gateway_places_the_code_it_runs_in_front_of_the_rest() {
             pair[1].1
         );
     }
-    let out = Command::new("readelf")
-        .args(["--section-headers", "--wide", BIN])
-        .output()
-        .unwrap();
-    let sections = String::from_utf8_lossy(&out.stdout);
-    let text = sections
-        .lines()
-        .find(|l| l.split_whitespace().any(|w| w == ".text"))
-        .and_then(|l| l.split_whitespace().skip_while(|w| *w != ".text").nth(2))
-        .and_then(|a| u64::from_str_radix(a, 16).ok())
-        .unwrap();
+    let (text, _) = section(".text").unwrap();
     assert!(
         placed[0].1 < text + 4096,
         "the first listed function is at {:#x}, not at the front of `.text` ({text:#x})",
