@@ -702,6 +702,14 @@ fn example_time(secs: i64) -> Timestamp {
 mod tests {
     use super::*;
 
+    /// Every tag's latest sample is kept twice (the engine's cache, the UNS sink): its size
+    /// is memory per tag.
+    #[test]
+    fn a_sample_takes_56_bytes() {
+        assert_eq!(std::mem::size_of::<Sample>(), 56);
+        assert_eq!(std::mem::size_of::<Option<Sample>>(), 56);
+    }
+
     #[test]
     fn a_sample_cloned_in_place_equals_its_source_and_shares_its_context() {
         let shared = Arc::new(Context::default());
