@@ -39,7 +39,7 @@ impl StageKind for AlarmsStageKind {
             let asset = topology.assets.get(tag.asset)?.path.clone();
             Some((
                 tag.id.index(),
-                tag.path.clone(),
+                Arc::from(topology.path(tag).to_string()),
                 asset,
                 Arc::from(tag.attribute.name.as_str()),
                 limits,

@@ -105,7 +105,7 @@ async fn both_dairy_fillers_normalize_to_the_same_units_and_types() {
                     assert!((2.0..=7.0).contains(&v), "{path}: {v} degC");
                 }
             }
-            assert_eq!(info.model.as_ref(), "Filler");
+            assert_eq!(topology.model_name(info), "Filler");
         }
     }
     // The silos come from the S7 PLC: a level in %, a temperature in °C, the tanker's lot.

@@ -54,7 +54,7 @@ fn bench_sample(c: &mut Criterion) {
                     .unwrap()
                     .with_seq(seq, false);
                 let payload = serde_json::to_vec(&payload).unwrap();
-                let topic = format!("{prefix}{}", topology.tag(sample.tag).unwrap().path);
+                let topic = format!("{prefix}{}", topology.path(topology.tag(sample.tag).unwrap()));
                 black_box((topic, payload))
             })
         });
@@ -63,10 +63,10 @@ fn bench_sample(c: &mut Criterion) {
                 let sample = black_box(&sample);
                 let mut payload = Vec::with_capacity(512);
                 encoder.write(sample, seq, false, &mut payload);
-                let path = &topology.tag(sample.tag).unwrap().path;
+                let path = topology.path(topology.tag(sample.tag).unwrap());
                 let mut topic = String::with_capacity(prefix.len() + path.len());
                 topic.push_str(prefix);
-                topic.push_str(path);
+                path.push_to(&mut topic);
                 black_box((topic, payload))
             })
         });

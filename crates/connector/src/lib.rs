@@ -12,6 +12,7 @@
 //! - [`batch`]: raw readings, normalized batches, the pipeline's input.
 //! - [`definitions`]: a gateway's models and assets as published to a hub, and drift.
 //! - [`topology`]: the plan compiled into dense tables (assets, tags, routes).
+//! - [`tag_path`]: a tag's `asset/attribute` path, made from its parts when needed.
 //! - [`gate`]: the write gate, the one door to machine writes (allowlist, roles, limits,
 //!   interlocks, inverse transforms, read-back, audit).
 //! - [`writes`]: the raw write path from IT to a source's address, under the gate.
@@ -41,6 +42,7 @@ pub mod sink;
 pub mod source;
 pub mod stage;
 pub mod status;
+pub mod tag_path;
 pub mod topology;
 pub mod writes;
 
@@ -63,5 +65,6 @@ pub use stage::{
     StageContext, StageKind,
 };
 pub use status::{ComponentStatus, DELAY_BUCKETS, Report, delay_histogram};
+pub use tag_path::TagPath;
 pub use topology::{AssetNode, Routes, SourceRoutes, TagInfo, Topology};
 pub use writes::{WriteError, WritePath};

@@ -1,14 +1,14 @@
-//! Tags found by their path (`asset/attribute`) without a second copy of every path: a hash
-//! table of tag ids whose keys are the tags' own paths in the topology. Four bytes a tag
-//! (and the table's room) instead of a map from a path pointer to an id, 24, plus the
-//! interner's own list of paths, 16.
+//! Tags found by their path (`asset/attribute`) without a copy of any path: a hash table
+//! of tag ids, hashed and compared by their asset's path and attribute's name. Four bytes
+//! a tag (and the table's room) instead of a map from a path to an id, 24, plus the paths.
 
 use hashbrown::HashTable;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 use backplane_model::TagId;
 
-use crate::topology::TagInfo;
+use crate::tag_path::TagPath;
+use crate::topology::{AssetNode, TagInfo};
 
 #[derive(Debug, Default)]
 pub(crate) struct PathIndex {
@@ -18,28 +18,56 @@ pub(crate) struct PathIndex {
     hasher: foldhash::fast::RandomState,
 }
 
+fn path<'a>(assets: &'a [AssetNode], tag: &'a TagInfo) -> TagPath<'a> {
+    TagPath {
+        asset: assets.get(tag.asset).map_or("", |a| a.path.as_str()),
+        attribute: &tag.attribute.name,
+    }
+}
+
 impl PathIndex {
     /// Indexes `tags` (each at its own position); of two tags with one path, the first.
-    pub(crate) fn new(tags: &[TagInfo]) -> PathIndex {
+    pub(crate) fn new(assets: &[AssetNode], tags: &[TagInfo]) -> PathIndex {
         let hasher = foldhash::fast::RandomState::default();
-        let mut ids = HashTable::with_capacity(tags.len());
+        let mut index = PathIndex {
+            ids: HashTable::with_capacity(tags.len()),
+            hasher,
+        };
         for (i, tag) in tags.iter().enumerate() {
-            let hash = hasher.hash_one(&*tag.path);
-            let found = ids.find(hash, |id: &TagId| tags[id.index()].path == tag.path);
+            let p = path(assets, tag);
+            let hash = index.hash(p);
+            let found = index
+                .ids
+                .find(hash, |id: &TagId| path(assets, &tags[id.index()]) == p);
             if found.is_none() {
-                ids.insert_unique(hash, TagId(i as u32), |id| {
-                    hasher.hash_one(&*tags[id.index()].path)
+                let hasher = &index.hasher;
+                index.ids.insert_unique(hash, TagId(i as u32), |id| {
+                    hash_with(hasher, path(assets, &tags[id.index()]))
                 });
             }
         }
-        PathIndex { ids, hasher }
+        index
     }
 
-    /// The tag at `path`, looked up in the `tags` this index was built from.
-    pub(crate) fn get(&self, tags: &[TagInfo], path: &str) -> Option<TagId> {
-        let hash = self.hasher.hash_one(path);
+    /// The tag at `path`, looked up in the `assets` and `tags` this index was built from.
+    pub(crate) fn get(&self, assets: &[AssetNode], tags: &[TagInfo], wanted: TagPath<'_>) -> Option<TagId> {
         self.ids
-            .find(hash, |id| tags.get(id.index()).is_some_and(|t| &*t.path == path))
+            .find(self.hash(wanted), |id| {
+                tags.get(id.index()).is_some_and(|t| path(assets, t) == wanted)
+            })
             .copied()
     }
+
+    fn hash(&self, p: TagPath<'_>) -> u64 {
+        hash_with(&self.hasher, p)
+    }
+}
+
+/// The two parts hashed apart: the same for a path built from a tag and one split from text.
+fn hash_with(hasher: &foldhash::fast::RandomState, p: TagPath<'_>) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(p.asset.as_bytes());
+    h.write_u8(0xff);
+    h.write(p.attribute.as_bytes());
+    h.finish()
 }

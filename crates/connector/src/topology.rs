@@ -11,6 +11,7 @@ use backplane_model::model::Binding;
 use backplane_model::{AssetPath, Attribute, Context, Deadband, Level, Model, TagId, Transform};
 
 use crate::path_index::PathIndex;
+use crate::tag_path::TagPath;
 
 /// One asset of the tree.
 #[derive(Debug)]
@@ -29,15 +30,20 @@ pub struct AssetNode {
     pub writes: Option<Vec<String>>,
 }
 
-/// One attribute of one asset.
+impl AssetNode {
+    /// Its model's name; empty for an asset without a model (which has no tags).
+    pub fn model_name(&self) -> &str {
+        self.model.as_ref().map_or("", |m| m.name.as_str())
+    }
+}
+
+/// One attribute of one asset. 56 bytes, and nothing of its own on the heap: its path
+/// ([`Topology::path`]) and model name ([`Topology::model_name`]) are its asset's, and
+/// its binding's rule is shared.
 #[derive(Debug)]
 pub struct TagInfo {
     pub id: TagId,
-    /// `asset/attribute`, the tag's place in the namespace.
-    pub path: Arc<str>,
     pub asset: usize,
-    /// The model's name, one allocation per model shared by its tags.
-    pub model: Arc<str>,
     pub attribute: Arc<Attribute>,
     /// Where the value comes from; `None` for an attribute the instance leaves unbound.
     /// Moved here from the plan's asset, which keeps no copy.
@@ -48,11 +54,20 @@ pub struct TagInfo {
 
 /// A tag's binding as the topology keeps it: the configuration's [`Binding`] without the
 /// two names the tag already has (its attribute, and its source as [`TagInfo::source`]),
-/// 32 bytes a tag less. [`Topology::bound_plan`] puts them back.
+/// and with what it does to readings shared ([`BindingRule`]): 24 bytes a tag instead of
+/// 104. [`Topology::bound_plan`] puts the names back. Its rule's fields read as its own
+/// (`binding.transforms`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TagBinding {
     /// Shared with the compiled topology's address list.
     pub address: Arc<str>,
+    pub rule: Arc<BindingRule>,
+}
+
+/// What a binding does to its readings. One per distinct chain, deadband and age limit in
+/// a topology (mostly one per model attribute or per source), shared by its bindings.
+#[derive(Debug, PartialEq)]
+pub struct BindingRule {
     /// Applied in order to the raw reading; ends with a cast to the attribute type.
     pub transforms: Arc<[Transform]>,
     pub deadband: Option<Deadband>,
@@ -60,13 +75,47 @@ pub struct TagBinding {
     pub stale_after: Option<Duration>,
 }
 
-impl TagBinding {
-    fn new(binding: Binding) -> TagBinding {
+impl std::ops::Deref for TagBinding {
+    type Target = BindingRule;
+
+    fn deref(&self) -> &BindingRule {
+        &self.rule
+    }
+}
+
+/// The rules of one topology by their content, so equal ones are one allocation.
+#[derive(Default)]
+struct Rules(HashMap<RuleKey, Arc<BindingRule>>);
+
+/// A rule's identity: its chain by address (chains are already shared by the
+/// configuration), its deadband and age limit by value.
+#[derive(PartialEq, Eq, Hash)]
+struct RuleKey {
+    transforms: usize,
+    deadband: Option<(u8, u64, u64)>,
+    stale_after: Option<Duration>,
+}
+
+impl Rules {
+    fn binding(&mut self, binding: Binding) -> TagBinding {
+        let key = RuleKey {
+            transforms: Arc::as_ptr(&binding.transforms).cast::<()>() as usize,
+            deadband: binding.deadband.map(|d| match d {
+                Deadband::Absolute(v) => (0, v.to_bits(), 0),
+                Deadband::Percent { percent, span } => (1, percent.to_bits(), span.to_bits()),
+            }),
+            stale_after: binding.stale_after,
+        };
+        let rule = self.0.entry(key).or_insert_with(|| {
+            Arc::new(BindingRule {
+                transforms: binding.transforms,
+                deadband: binding.deadband,
+                stale_after: binding.stale_after,
+            })
+        });
         TagBinding {
             address: binding.address,
-            transforms: binding.transforms,
-            deadband: binding.deadband,
-            stale_after: binding.stale_after,
+            rule: rule.clone(),
         }
     }
 }
@@ -182,11 +231,7 @@ impl Topology {
             .map(|(i, s)| (s.name.as_str(), i as u32))
             .collect();
 
-        let model_names: HashMap<&str, Arc<str>> = plan
-            .models
-            .iter()
-            .map(|m| (m.name.as_str(), Arc::from(m.name.as_str())))
-            .collect();
+        let mut rules = Rules::default();
 
         // The plan lists parents before children, so every parent is already indexed.
         for spec in &mut plan.assets {
@@ -203,10 +248,6 @@ impl Topology {
             let mut bindings: Vec<Option<Binding>> =
                 std::mem::take(&mut spec.bindings).into_iter().map(Some).collect();
             if let Some(model) = &spec.model {
-                let model_name = model_names
-                    .get(model.name.as_str())
-                    .cloned()
-                    .unwrap_or_else(|| model.name.as_str().into());
                 for attribute in &model.attributes {
                     let id = TagId(u32::try_from(tags.len()).unwrap_or(u32::MAX));
                     let binding = bindings
@@ -234,11 +275,9 @@ impl Topology {
                     }
                     tags.push(TagInfo {
                         id,
-                        path: format!("{}/{}", spec.path, attribute.name).into(),
                         asset: index,
-                        model: model_name.clone(),
                         attribute: attribute.clone(),
-                        binding: binding.map(TagBinding::new),
+                        binding: binding.map(|b| rules.binding(b)),
                         source,
                     });
                     node_tags.push(id);
@@ -263,10 +302,11 @@ impl Topology {
             routes.addresses.shrink_to_fit();
             routes.tags.shrink_to_fit();
         }
+        let path_index = PathIndex::new(&assets, &tags);
         Topology {
             plan,
             assets,
-            path_index: PathIndex::new(&tags),
+            path_index,
             tags,
             sources,
             asset_index,
@@ -323,7 +363,27 @@ impl Topology {
 
     /// Looks a tag up by `asset/attribute` path.
     pub fn tag_by_path(&self, path: &str) -> Option<&TagInfo> {
-        self.path_index.get(&self.tags, path).and_then(|id| self.tag(id))
+        self.tag_at(TagPath::split(path)?)
+    }
+
+    /// Looks a tag up by its path's parts (another topology's tag, say).
+    pub fn tag_at(&self, path: TagPath<'_>) -> Option<&TagInfo> {
+        self.path_index
+            .get(&self.assets, &self.tags, path)
+            .and_then(|id| self.tag(id))
+    }
+
+    /// `tag`'s path, `asset/attribute`.
+    pub fn path<'a>(&'a self, tag: &'a TagInfo) -> TagPath<'a> {
+        TagPath {
+            asset: self.assets.get(tag.asset).map_or("", |a| a.path.as_str()),
+            attribute: &tag.attribute.name,
+        }
+    }
+
+    /// The name of `tag`'s model.
+    pub fn model_name(&self, tag: &TagInfo) -> &str {
+        self.assets.get(tag.asset).map_or("", AssetNode::model_name)
     }
 
     /// Index of the root asset (the enterprise).

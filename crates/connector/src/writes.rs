@@ -94,7 +94,7 @@ impl WritePath {
             .tag(tag)
             .ok_or_else(|| WriteError::Unbound(format!("#{}", tag.0)))?;
         let (Some(source), Some(binding)) = (info.source, &info.binding) else {
-            return Err(WriteError::Unbound(info.path.to_string()));
+            return Err(WriteError::Unbound(topology.path(info).to_string()));
         };
         let routes = &topology.sources[source as usize];
         let name = routes.name.clone();
@@ -102,7 +102,7 @@ impl WritePath {
             .addresses
             .iter()
             .position(|a| **a == *binding.address)
-            .ok_or_else(|| WriteError::Unbound(info.path.to_string()))?;
+            .ok_or_else(|| WriteError::Unbound(topology.path(info).to_string()))?;
         let tx = self.senders[source as usize]
             .as_ref()
             .ok_or_else(|| WriteError::SourceUnavailable(name.clone()))?;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use backplane_config::Catalog;
 use backplane_connector::Topology;
 use backplane_connector::payload::{SampleEncoder, SamplePayload, json};
-use backplane_model::{Attribute, Context, Quality, Sample, TagId, Timestamp, Value};
+use backplane_model::{Attribute, Context, Model, Quality, Sample, TagId, Timestamp, Value};
 use proptest::prelude::*;
 
 const CONFIG: &str = r#"
@@ -60,12 +60,17 @@ fn topology() -> Topology {
 }
 
 /// The topology with strings no configuration accepts: quotes, backslashes, control
-/// characters, DEL and non-ASCII in tag paths, model and attribute names.
+/// characters, DEL and non-ASCII in model and attribute names, and so in tag paths.
 fn unclean_topology() -> Topology {
     let mut topology = topology();
+    for asset in &mut topology.assets {
+        if let Some(model) = &asset.model {
+            let mut model = Model::clone(model);
+            model.name = "Mo\u{7f}\"del\té".into();
+            asset.model = Some(Arc::new(model));
+        }
+    }
     for (i, tag) in topology.tags.iter_mut().enumerate() {
-        tag.path = format!("{}/we\"ird\\{i}\u{1}\n", tag.path).into();
-        tag.model = "Mo\u{7f}\"del\té".into();
         let mut attribute = Attribute::clone(&tag.attribute);
         attribute.name = format!("at\u{1f}tr\\{i}\u{8}\u{c}\r");
         tag.attribute = Arc::new(attribute);

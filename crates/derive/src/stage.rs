@@ -95,14 +95,17 @@ impl DeriveStage {
                                     .iter()
                                     .position(|a| a.name == **name)?;
                                 let tag = *node.tags.get(i)?;
-                                Some((topology.tags[tag.index()].path.clone(), tag))
+                                Some((
+                                    Arc::from(topology.path(&topology.tags[tag.index()]).to_string()),
+                                    tag,
+                                ))
                             })
                             .collect()
                     })
                     .collect();
                 derived.push(DerivedTag {
                     tag,
-                    path: topology.tags[tag.index()].path.clone(),
+                    path: Arc::from(topology.path(&topology.tags[tag.index()]).to_string()),
                     attribute: attribute.clone(),
                     memory: Memory::new(&c),
                     compiled: c,
@@ -126,7 +129,7 @@ impl DeriveStage {
             let slot = &mut watched[tag.index()];
             if *slot == u32::MAX {
                 *slot = paths.len() as u32;
-                paths.push(topology.tags[tag.index()].path.clone());
+                paths.push(Arc::from(topology.path(&topology.tags[tag.index()]).to_string()));
                 dependents.push(Vec::new());
             }
             *slot as usize

@@ -110,7 +110,7 @@ impl Plant {
         out.samples
             .into_iter()
             .map(|(s, d)| {
-                let path = self.topology.tag(s.tag).unwrap().path.to_string();
+                let path = self.topology.path(self.topology.tag(s.tag).unwrap()).to_string();
                 (path.trim_start_matches("acme/p/").to_owned(), s, d)
             })
             .collect()

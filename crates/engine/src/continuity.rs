@@ -243,5 +243,6 @@ fn same_assets(old: &Topology, new: &Topology) -> bool {
             .tags
             .iter()
             .zip(&new.tags)
-            .all(|(a, b)| a.path == b.path && a.model == b.model && a.attribute == b.attribute)
+            // A tag's path and model are its asset's, compared above.
+            .all(|(a, b)| a.asset == b.asset && a.attribute == b.attribute)
 }

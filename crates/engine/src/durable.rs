@@ -73,8 +73,7 @@ pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
     }
     put_varint(out, batch.samples.len() as u64);
     for sample in &batch.samples {
-        let path = topology.tag(sample.tag).map(|t| &*t.path).unwrap_or("");
-        put_str(out, path);
+        put_path(out, topology, sample.tag);
         // The fixed part, gathered on the stack and appended at once: one capacity check
         // instead of one per field.
         let mut fixed = [0u8; 1 + 4 + 8 + 8 + 10];
@@ -208,12 +207,25 @@ pub fn decode(bytes: &[u8], first_seq: u64, topology: &Topology) -> Result<Decod
     })
 }
 
+/// Appends `tag`'s path as a blob (empty for a tag the topology does not have), from its
+/// parts: the topology keeps no string of it.
+fn put_path(out: &mut Vec<u8>, topology: &Topology, tag: TagId) {
+    match topology.tag(tag) {
+        Some(info) => {
+            let path = topology.path(info);
+            put_varint(out, path.len() as u64);
+            path.put(out);
+        }
+        None => put_str(out, ""),
+    }
+}
+
 /// The tag a stored path names, `None` if the topology has no such tag. A record's samples
 /// mostly come from one poll of consecutive tags, so the tag after the previous one is
 /// tried first, by comparing bytes: no UTF-8 check and no hashing when it is the one.
 fn resolve(topology: &Topology, path: &[u8], previous: Option<TagId>) -> wire::Result<Option<TagId>> {
     if let Some(next) = previous.and_then(|p| p.0.checked_add(1)).map(TagId)
-        && topology.tag(next).is_some_and(|t| t.path.as_bytes() == path)
+        && topology.tag(next).is_some_and(|t| topology.path(t).is(path))
     {
         return Ok(Some(next));
     }
@@ -860,7 +872,10 @@ signals.n = { signal = "constant", value = 1.0 }
         }
         put_varint(&mut out, batch.samples.len() as u64);
         for (sample, context) in batch.samples.iter().zip(context_of) {
-            put_str(&mut out, &topology.tag(sample.tag).unwrap().path);
+            put_str(
+                &mut out,
+                &topology.path(topology.tag(sample.tag).unwrap()).to_string(),
+            );
             let mut flags = 0;
             if sample.source_time.is_some() {
                 flags |= HAS_SOURCE_TIME;
@@ -958,7 +973,7 @@ signals.n = { signal = "constant", value = 1.0 }
         let paths = |t: &Topology, samples: &[Sample]| -> Vec<String> {
             samples
                 .iter()
-                .map(|s| t.tag(s.tag).unwrap().path.to_string())
+                .map(|s| t.path(t.tag(s.tag).unwrap()).to_string())
                 .collect()
         };
         assert_ne!(

@@ -92,8 +92,8 @@ pub(crate) fn explain(topology: &Topology, tag: &TagInfo, latest: Option<Latest>
         |s| s.quality,
     );
     Lineage {
-        path: tag.path.to_string(),
-        model: tag.model.to_string(),
+        path: topology.path(tag).to_string(),
+        model: topology.model_name(tag).to_owned(),
         attribute: tag.attribute.name.clone(),
         config_version: topology.plan.version.clone(),
         source,

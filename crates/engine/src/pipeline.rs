@@ -185,8 +185,8 @@ impl Pipeline {
             .tags
             .iter()
             .filter_map(|info| {
-                let was = old.tag_by_path(&info.path)?;
-                (was.model == info.model && was.attribute == info.attribute)
+                let was = old.tag_at(new.path(info))?;
+                (old.model_name(was) == new.model_name(info) && was.attribute == info.attribute)
                     .then(|| (was.id.index(), info.id.index()))
             })
             .collect();

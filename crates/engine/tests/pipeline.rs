@@ -339,6 +339,6 @@ fn readings_out_of_address_order_are_normalized_as_readings_in_order() {
                 l
             })
         };
-        assert_eq!(strip(a), strip(b), "{}", tag.path);
+        assert_eq!(strip(a), strip(b), "{}", in_order.topology.path(tag));
     }
 }

@@ -188,7 +188,7 @@ impl Sink for Collecting {
                     let steady = io
                         .topology
                         .tag(sample.tag)
-                        .is_some_and(|t| t.path.ends_with("line/steady/n"));
+                        .is_some_and(|t| io.topology.path(t).to_string().ends_with("line/steady/n"));
                     if let (true, Some(Value::Int(n))) = (steady, &sample.value) {
                         values.push((self.build, *n as u64));
                     }

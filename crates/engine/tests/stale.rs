@@ -101,7 +101,9 @@ impl Fixture {
     }
 
     fn path(&self, sample: &Sample) -> String {
-        self.topology.tags[sample.tag.index()].path.to_string()
+        self.topology
+            .path(&self.topology.tags[sample.tag.index()])
+            .to_string()
     }
 
     fn stale_counted(&self) -> u64 {

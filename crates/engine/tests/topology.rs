@@ -78,7 +78,12 @@ fn the_bound_plan_gives_back_every_binding_as_configured() {
 fn tags_are_found_by_path_and_unknown_paths_are_not() {
     let topology = topology();
     for tag in &topology.tags {
-        assert_eq!(topology.tag_by_path(&tag.path).map(|t| t.id), Some(tag.id));
+        assert_eq!(
+            topology
+                .tag_by_path(&topology.path(tag).to_string())
+                .map(|t| t.id),
+            Some(tag.id)
+        );
     }
     assert!(topology.tag_by_path("acme/plant/tank-2").is_none());
     assert!(topology.tag_by_path("acme/plant/tank-2/temp/").is_none());
@@ -95,15 +100,18 @@ fn tags_share_names_equal_transform_chains_and_their_source_address() {
         binding("acme/plant/tank-2/temp"),
     );
     assert!(Arc::ptr_eq(&l1.transforms, &l2.transforms));
+    // The same chain, deadband and age limit: one rule for both bindings.
+    assert!(Arc::ptr_eq(&l1.rule, &l2.rule));
+    assert!(!Arc::ptr_eq(&l2.rule, &t2.rule));
     assert!(
         !Arc::ptr_eq(&l2.transforms, &t2.transforms),
         "a scale makes another chain"
     );
     let (m1, m2) = (
-        &topology.tag_by_path("acme/plant/tank-1/level").unwrap().model,
-        &topology.tag_by_path("acme/plant/tank-2/temp").unwrap().model,
+        &topology.assets[topology.tag_by_path("acme/plant/tank-1/level").unwrap().asset].model,
+        &topology.assets[topology.tag_by_path("acme/plant/tank-2/temp").unwrap().asset].model,
     );
-    assert!(Arc::ptr_eq(m1, m2));
+    assert!(Arc::ptr_eq(m1.as_ref().unwrap(), m2.as_ref().unwrap()));
     let plc = &topology.sources[0];
     let at = plc.addresses.iter().position(|a| &**a == "l2").unwrap();
     assert!(Arc::ptr_eq(&plc.addresses[at], &l2.address));

@@ -335,7 +335,7 @@ impl Mapper {
             let spec = SeriesSpec {
                 asset: asset.path.as_str(),
                 attribute: &tag.attribute.name,
-                model: &tag.model,
+                model: asset.model_name(),
                 data_type: &data_type,
                 unit: tag.attribute.unit.as_ref().map(|u| u.symbol()),
             };

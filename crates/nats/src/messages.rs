@@ -68,7 +68,7 @@ impl Messages {
         let sample_subjects = topology
             .tags
             .iter()
-            .map(|t| Subject::from(subjects::sample_subject(prefix, &t.path)))
+            .map(|t| Subject::from(subjects::sample_subject(prefix, &topology.path(t).to_string())))
             .collect();
         let batch_subjects = topology
             .assets

@@ -326,8 +326,9 @@ pub fn build(space: &mut AddressSpace, ns: u16, topology: &Topology) -> Conditio
         let Some(limits) = tag.attribute.limits.clone() else {
             continue;
         };
-        let source = nodes::tag(ns, &tag.path);
-        let id = nodes::member(ns, &tag.path, NAME);
+        let path = topology.path(tag).to_string();
+        let source = nodes::tag(ns, &path);
+        let id = nodes::member(ns, &path, NAME);
         let condition = id_text(&id).to_owned();
         ObjectBuilder::new(
             &id,
@@ -426,9 +427,9 @@ pub fn build(space: &mut AddressSpace, ns: u16, topology: &Topology) -> Conditio
         }
         let i = index.all.len();
         index.by_id.insert(id.clone(), i);
-        index.by_path.insert(tag.path.to_string(), i);
+        index.by_path.insert(path.clone(), i);
         index.all.push(ConditionNode {
-            path: tag.path.to_string(),
+            path,
             id,
             source,
             emitters,

@@ -138,7 +138,10 @@ impl PlantManagerImpl {
             return None;
         }
         let tag = self.doors.topology.tag_by_path(s.as_ref())?;
-        Some((tag.path.clone(), tag.attribute.data_type))
+        Some((
+            self.doors.topology.path(tag).to_string().into(),
+            tag.attribute.data_type,
+        ))
     }
 
     /// The historian, or BadHistoryOperationUnsupported without one.
@@ -184,7 +187,7 @@ impl PlantManagerImpl {
             node.set_status(StatusCode::BadUserAccessDenied);
             return;
         };
-        let path = tag.path.clone();
+        let path = self.doors.topology.path(tag).to_string();
         let status = crate::writes::write(
             &self.doors.gate,
             &path,

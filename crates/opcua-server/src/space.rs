@@ -239,13 +239,18 @@ pub fn build(space: &mut AddressSpace, ns: u16, topology: &Topology, history: bo
 
         for tag in asset.tags.iter().filter_map(|t| topology.tag(*t)) {
             let attribute: &Arc<Attribute> = &tag.attribute;
-            let tag_id = nodes::tag(ns, &tag.path);
+            let path = topology.path(tag).to_string();
+            let tag_id = nodes::tag(ns, &path);
             let (data_type, rank) = type_and_rank(attribute.data_type);
-            let writable = allowlisted(topology, &tag.model, &attribute.name, asset.writes.as_ref())
-                && !matches!(
-                    attribute.data_type,
-                    DataType::Array(_) | DataType::Scalar(ScalarType::Timestamp)
-                );
+            let writable = allowlisted(
+                topology,
+                asset.model_name(),
+                &attribute.name,
+                asset.writes.as_ref(),
+            ) && !matches!(
+                attribute.data_type,
+                DataType::Array(_) | DataType::Scalar(ScalarType::Timestamp)
+            );
             let mut access = AccessLevel::CURRENT_READ;
             if history {
                 access |= AccessLevel::HISTORY_READ;
@@ -276,7 +281,7 @@ pub fn build(space: &mut AddressSpace, ns: u16, topology: &Topology, history: bo
                     ..Default::default()
                 });
             }
-            add_properties(space, ns, &tag_id, &tag.path, attribute);
+            add_properties(space, ns, &tag_id, &path, attribute);
             if let Some(slot) = plant.tags.get_mut(tag.id.index()) {
                 *slot = Some(TagNode {
                     id: tag_id,

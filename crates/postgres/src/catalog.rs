@@ -104,14 +104,18 @@ pub async fn sync(client: &mut Client, topology: &Topology) -> Result<CatalogIds
     )
     .await?;
 
-    let t_path: Vec<&str> = topology.tags.iter().map(|t| &*t.path).collect();
+    let t_path: Vec<String> = topology
+        .tags
+        .iter()
+        .map(|t| topology.path(t).to_string())
+        .collect();
     let t_asset: Vec<&str> = topology
         .tags
         .iter()
         .map(|t| topology.assets.get(t.asset).map_or("", |a| a.path.as_str()))
         .collect();
     let t_attribute: Vec<&str> = topology.tags.iter().map(|t| t.attribute.name.as_str()).collect();
-    let t_model: Vec<&str> = topology.tags.iter().map(|t| &*t.model).collect();
+    let t_model: Vec<&str> = topology.tags.iter().map(|t| topology.model_name(t)).collect();
     let rows = tx
         .query(
             "INSERT INTO tags (path, asset, attribute, model)
@@ -123,10 +127,9 @@ pub async fn sync(client: &mut Client, topology: &Topology) -> Result<CatalogIds
         )
         .await?;
     let by_path: HashMap<String, i32> = rows.iter().map(|r| (r.get::<_, String>(1), r.get(0))).collect();
-    let tag_ids = topology
-        .tags
+    let tag_ids = t_path
         .iter()
-        .map(|t| by_path.get(&*t.path).copied().unwrap_or(-1))
+        .map(|p| by_path.get(p).copied().unwrap_or(-1))
         .collect();
     tx.commit().await?;
     Ok(CatalogIds { gateway_id, tag_ids })

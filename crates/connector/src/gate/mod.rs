@@ -231,18 +231,16 @@ impl Door {
             ));
         }
         let attribute = &info.attribute;
-        let rule = topology
-            .plan
-            .write_rule(&info.model, &attribute.name)
-            .ok_or_else(|| {
-                (
-                    Rule::NotAllowlisted,
-                    format!(
-                        "`{}` of model `{}` is not in the write allowlist ([models.{}.writes.{}])",
-                        attribute.name, info.model, info.model, attribute.name
-                    ),
-                )
-            })?;
+        let model = topology.model_name(info);
+        let rule = topology.plan.write_rule(model, &attribute.name).ok_or_else(|| {
+            (
+                Rule::NotAllowlisted,
+                format!(
+                    "`{}` of model `{}` is not in the write allowlist ([models.{}.writes.{}])",
+                    attribute.name, model, model, attribute.name
+                ),
+            )
+        })?;
         let asset = &topology.assets[info.asset];
         if let Some(allowed) = &asset.writes
             && !allowed.contains(&attribute.name)

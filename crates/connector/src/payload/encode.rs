@@ -37,9 +37,9 @@ pub struct SampleEncoder {
 impl SampleEncoder {
     pub fn new(topology: Arc<Topology>) -> SampleEncoder {
         let tags_clean = topology.tags.iter().all(|t| {
-            !json::needs_escape(&t.path)
-                && !json::needs_escape(&t.model)
-                && !json::needs_escape(&t.attribute.name)
+            // A tag's path is its asset's path and attribute name, and its model is its
+            // asset's: checked with the assets.
+            !json::needs_escape(&t.attribute.name)
                 && t.attribute
                     .unit
                     .as_ref()
@@ -72,23 +72,23 @@ impl SampleEncoder {
         if self.clean {
             // Quotes merged into the constants: half as many writes.
             out.put_slice(b"{\"kind\":\"sample\",\"path\":\"");
-            out.put_slice(tag.path.as_bytes());
+            self.topology.path(tag).put(out);
             out.put_slice(b"\",\"asset\":\"");
             out.put_slice(asset.path.as_str().as_bytes());
             out.put_slice(b"\",\"attribute\":\"");
             out.put_slice(tag.attribute.name.as_bytes());
             out.put_slice(b"\",\"model\":\"");
-            out.put_slice(tag.model.as_bytes());
+            out.put_slice(asset.model_name().as_bytes());
             out.put_slice(b"\",");
         } else {
             out.put_slice(b"{\"kind\":\"sample\",\"path\":");
-            json::string(out, &tag.path);
+            json::string(out, &self.topology.path(tag).to_string());
             out.put_slice(b",\"asset\":");
             json::string(out, asset.path.as_str());
             out.put_slice(b",\"attribute\":");
             json::string(out, &tag.attribute.name);
             out.put_slice(b",\"model\":");
-            json::string(out, &tag.model);
+            json::string(out, asset.model_name());
             out.put_u8(b',');
         }
         self.write_reading(tag, sample, out);

@@ -14,6 +14,7 @@ pub use encode::SampleEncoder;
 use backplane_model::{Context, DataType, Event, Quality, Sample, Timestamp, Unit, Value};
 use serde::Serialize;
 
+use crate::tag_path::TagPath;
 use crate::topology::Topology;
 
 /// One sample, self-describing: where it sits in the namespace, its unit and type, quality,
@@ -23,7 +24,7 @@ pub struct SamplePayload<'a> {
     /// Always `"sample"`.
     pub kind: &'static str,
     /// `asset/attribute`: the tag's place in the unified namespace.
-    pub path: &'a str,
+    pub path: TagPath<'a>,
     pub asset: &'a str,
     pub attribute: &'a str,
     pub model: &'a str,
@@ -74,10 +75,10 @@ impl<'a> SamplePayload<'a> {
         let asset = topology.assets.get(tag.asset)?;
         Some(SamplePayload {
             kind: "sample",
-            path: &tag.path,
+            path: topology.path(tag),
             asset: asset.path.as_str(),
             attribute: &tag.attribute.name,
-            model: &tag.model,
+            model: asset.model_name(),
             value: &sample.value,
             data_type: tag.attribute.data_type,
             unit: tag.attribute.unit.as_ref(),

@@ -397,7 +397,7 @@ impl SparkplugSink {
                             tracing::warn!(sink = %self.name, %device, %metric, "sparkplug: DCMD refused: {MAX_COMMANDS_IN_FLIGHT} commands already wait for the write gate; counted as component event dcmd_refused");
                             continue;
                         };
-                        let Some(path) = io.topology.tag(tag).map(|t| t.path.to_string()) else {
+                        let Some(path) = io.topology.tag(tag).map(|t| io.topology.path(t).to_string()) else {
                             continue;
                         };
                         let gate = io.gate.clone();

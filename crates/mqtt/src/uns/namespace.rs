@@ -121,9 +121,10 @@ impl Namespace {
         let Some(t) = self.topology.tag(tag) else {
             return false;
         };
-        out.reserve(self.prefix.len() + t.path.len());
+        let path = self.topology.path(t);
+        out.reserve(self.prefix.len() + path.len());
         out.push_str(&self.prefix);
-        out.push_str(&t.path);
+        path.push_to(out);
         true
     }
 
@@ -494,7 +495,7 @@ mod tests {
                 )
                 .unwrap();
                 prop_assert_eq!(std::str::from_utf8(&m.payload).unwrap(), want);
-                let path = &topology.tag(sample.tag).unwrap().path;
+                let path = topology.path(topology.tag(sample.tag).unwrap());
                 prop_assert_eq!(ns.topic_text(&m.topic), format!("v1/{path}"));
             }
         }
