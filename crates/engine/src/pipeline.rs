@@ -13,6 +13,7 @@
 //! store-and-forward log instead, so a slow or absent destination never holds the
 //! pipeline back.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,11 +85,12 @@ struct Normalized {
     gateway_time: Timestamp,
 }
 
-/// A tag whose values age: its index and `stale_after` in nanoseconds.
+/// A tag whose values age: its index, and its `stale_after` as an index into
+/// [`Pipeline::limits`] (a handful of distinct limits: 8 bytes a tag, not 16).
 #[derive(Debug, Clone, Copy)]
 struct Aging {
     tag: u32,
-    limit: i64,
+    limit: u32,
 }
 
 /// How a stale value is reported: uncertain, the last value kept (OPC UA's
@@ -118,6 +120,8 @@ pub struct Pipeline {
     derived: Derived,
     /// The tags whose values turn stale when not read again in time.
     aging: Vec<Aging>,
+    /// The distinct `stale_after` limits of `aging`, in nanoseconds.
+    limits: Vec<i64>,
     /// No value can turn stale before this (unix nanoseconds): the age check skips the
     /// scan until then. A lower bound, as readings only push deadlines later.
     next_age_check: i64,
@@ -131,14 +135,21 @@ impl Pipeline {
         metrics: Arc<Metrics>,
     ) -> Pipeline {
         let state = vec![TagState::default(); topology.tags.len()];
+        let mut limits: Vec<i64> = Vec::new();
+        let mut limit_index: HashMap<i64, u32> = HashMap::new();
         let mut aging: Vec<Aging> = topology
             .tags
             .iter()
             .filter_map(|info| {
                 let limit = info.binding.as_ref()?.stale_after?;
+                let limit = i64::try_from(limit.as_nanos()).unwrap_or(i64::MAX);
+                let limit = *limit_index.entry(limit).or_insert_with(|| {
+                    limits.push(limit);
+                    (limits.len() - 1) as u32
+                });
                 Some(Aging {
                     tag: info.id.index() as u32,
-                    limit: i64::try_from(limit.as_nanos()).unwrap_or(i64::MAX),
+                    limit,
                 })
             })
             .collect();
@@ -156,6 +167,7 @@ impl Pipeline {
             stages: Vec::new(),
             derived: Derived::default(),
             aging,
+            limits,
             next_age_check: 0,
         }
     }
@@ -163,9 +175,9 @@ impl Pipeline {
     /// The shortest `stale_after` of any tag, `None` when no value ages: the engine checks
     /// ages often enough for that one to turn stale promptly.
     pub fn shortest_stale_after(&self) -> Option<Duration> {
-        self.aging
+        self.limits
             .iter()
-            .map(|a| Duration::from_nanos(a.limit.max(0) as u64))
+            .map(|l| Duration::from_nanos((*l).max(0) as u64))
             .min()
     }
 
@@ -573,12 +585,13 @@ impl Pipeline {
         let version = self.contexts.version();
         for aging in &self.aging {
             let state = &mut self.state[aging.tag as usize];
+            let limit = self.limits[aging.limit as usize];
             if state.read_at == 0 || state.last_quality.is_none_or(|q| q.is_bad() || q == STALE) {
                 continue;
             }
             let age = now_ns.saturating_sub(state.read_at);
-            if age <= aging.limit {
-                next = next.min(state.read_at.saturating_add(aging.limit));
+            if age <= limit {
+                next = next.min(state.read_at.saturating_add(limit));
                 continue;
             }
             state.last_quality = Some(STALE);
@@ -598,7 +611,7 @@ impl Pipeline {
             self.errors.push(Some(format!(
                 "stale: not read again for {:.1} s (stale after {:.1} s)",
                 age as f64 / 1e9,
-                aging.limit as f64 / 1e9
+                limit as f64 / 1e9
             )));
         }
         // Tags that are not read yet, bad or stale may start ageing with any reading.

@@ -1179,7 +1179,6 @@ fn start_sources(
             write_rx,
             status(core, "source", &spec.name, slot),
         );
-        let addresses = core.topology.sources[i].addresses.clone();
         let spec = spec.clone();
         let data_dir = plan.gateway.data_dir.clone();
         let gateway = plan.gateway.name.clone();
@@ -1191,7 +1190,8 @@ fn start_sources(
                 gateway: &gateway,
                 name: &spec.name,
                 settings: &spec.settings,
-                addresses: &addresses,
+                // The topology's own list: a copy per source would be 16 bytes a tag.
+                addresses: &topology.sources[i].addresses,
                 data_dir: &data_dir,
                 topology: &topology,
                 services: &services,

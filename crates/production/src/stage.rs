@@ -56,7 +56,7 @@ impl StageKind for ProductionStageKind {
     fn build(&self, ctx: &StageContext<'_>) -> Result<BuiltStage, ComponentError> {
         let topology = ctx.topology;
         let production = persist::restore(&topology.plan, ctx.data_dir);
-        let watches = topology
+        let mut watches: Vec<Option<Watch>> = topology
             .tags
             .iter()
             .map(|tag| {
@@ -64,6 +64,12 @@ impl StageKind for ProductionStageKind {
                 production.watch(asset, &tag.attribute.name)
             })
             .collect();
+        // Up to the last watched tag only: none at all where production is not configured
+        // (8 bytes a tag otherwise, 0.8 MB at 100 000 tags).
+        while watches.last().is_some_and(Option::is_none) {
+            watches.pop();
+        }
+        watches.shrink_to_fit();
         let shared = Arc::new(Shared {
             view: ArcSwap::from_pointee(production.clone()),
             production: Mutex::new(production),
