@@ -177,6 +177,7 @@ fn the_gateway_allocates_with_jemalloc_and_the_options_built_into_it() {
         "opt.narenas: 1\n",
         "opt.dirty_decay_ms: 1000 ",
         "opt.muzzy_decay_ms: 0 ",
+        "opt.background_thread: true ",
     ] {
         assert!(
             stats.contains(option),
