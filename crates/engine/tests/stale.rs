@@ -49,12 +49,17 @@ struct Fixture {
 }
 
 fn fixture(extra: &str) -> Fixture {
+    fixture_of(&config(extra))
+}
+
+fn fixture_of(text: &str) -> Fixture {
     let registry = backplane_engine::builtins();
-    let plan = backplane_config::load_str(&config(extra), Path::new("t.toml"), &registry.catalog()).unwrap();
+    let plan = backplane_config::load_str(text, Path::new("t.toml"), &registry.catalog()).unwrap();
     let topology = Arc::new(Topology::new(plan));
     let contexts = Arc::new(ContextStore::new(&topology));
     let cache = Arc::new(LatestValues::new(topology.tags.len()));
-    let metrics = Arc::new(Metrics::new(&["plc".into()], &[], "v"));
+    let sources: Vec<String> = topology.sources.iter().map(|s| s.name.clone()).collect();
+    let metrics = Arc::new(Metrics::new(&sources, &[], "v"));
     let pipeline = Pipeline::new(topology.clone(), contexts, cache.clone(), metrics.clone());
     Fixture {
         topology,
@@ -71,7 +76,11 @@ fn at(seconds: f64) -> Timestamp {
 
 impl Fixture {
     fn feed(&mut self, seconds: f64, readings: &[(&str, u64)]) -> Vec<Sample> {
-        let source = &self.topology.sources[0];
+        self.feed_from(0, seconds, readings)
+    }
+
+    fn feed_from(&mut self, source_index: u32, seconds: f64, readings: &[(&str, u64)]) -> Vec<Sample> {
+        let source = &self.topology.sources[source_index as usize];
         let readings = readings
             .iter()
             .map(|(a, v)| RawReading {
@@ -82,7 +91,7 @@ impl Fixture {
             })
             .collect();
         let batch = RawBatch {
-            source: 0,
+            source: source_index,
             gateway_time: at(seconds),
             readings,
         };
@@ -141,6 +150,45 @@ fn a_value_not_read_for_three_poll_periods_turns_stale_once_keeping_its_value() 
 
     assert!(f.age(10.0).is_empty(), "a stale value is reported once");
     assert_eq!(f.stale_counted(), 2);
+}
+
+/// Two sources with their own age limits: each tag ages by its source's, not by the first
+/// or the shortest (the pipeline keeps each distinct limit once, and a tag's index into them).
+#[test]
+fn each_tag_ages_by_its_own_sources_limit() {
+    let text = config("stale_after = \"2s\"")
+        + r#"
+[[assets]]
+path = "tank-b"
+model = "Tank"
+source = "slow"
+bindings.level = { address = "lvl" }
+bindings.temp = { address = "t" }
+[[sources]]
+name = "slow"
+kind = "simulator"
+period = "1s"
+stale_after = "20s"
+signals.lvl = { signal = "constant", value = 0 }
+signals.t = { signal = "constant", value = 0 }
+"#;
+    let mut f = fixture_of(&text);
+    assert_eq!(
+        f.pipeline.shortest_stale_after(),
+        Some(std::time::Duration::from_secs(2))
+    );
+    f.feed_from(0, 0.0, &[("lvl", 500), ("t", 20)]);
+    f.feed_from(1, 0.0, &[("lvl", 500), ("t", 20)]);
+    let mut first: Vec<String> = f.age(2.5).iter().map(|s| f.path(s)).collect();
+    first.sort();
+    assert_eq!(first, ["acme/plant/tank/level", "acme/plant/tank/temp"]);
+    assert!(
+        f.age(19.5).is_empty(),
+        "the slow source's values are younger than 20 s"
+    );
+    let mut second: Vec<String> = f.age(20.5).iter().map(|s| f.path(s)).collect();
+    second.sort();
+    assert_eq!(second, ["acme/plant/tank-b/level", "acme/plant/tank-b/temp"]);
 }
 
 #[test]
