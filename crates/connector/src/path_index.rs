@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 use backplane_model::TagId;
 
 use crate::tag_path::TagPath;
-use crate::topology::{AssetNode, TagInfo};
+use crate::topology::{AssetNode, TagInfo, tag_path as path};
 
 #[derive(Debug, Default)]
 pub(crate) struct PathIndex {
@@ -16,13 +16,6 @@ pub(crate) struct PathIndex {
     /// foldhash, seeded per process: fast on paths, and not predictable from outside
     /// (lookups also come from API requests).
     hasher: foldhash::fast::RandomState,
-}
-
-fn path<'a>(assets: &'a [AssetNode], tag: &'a TagInfo) -> TagPath<'a> {
-    TagPath {
-        asset: assets.get(tag.asset).map_or("", |a| a.path.as_str()),
-        attribute: &tag.attribute.name,
-    }
 }
 
 impl PathIndex {

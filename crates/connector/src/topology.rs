@@ -35,6 +35,25 @@ impl AssetNode {
     pub fn model_name(&self) -> &str {
         self.model.as_ref().map_or("", |m| m.name.as_str())
     }
+
+    /// The path of `tag`, one of this asset's tags.
+    pub fn tag_path<'a>(&'a self, tag: &'a TagInfo) -> TagPath<'a> {
+        TagPath {
+            asset: self.path.as_str(),
+            attribute: &tag.attribute.name,
+        }
+    }
+}
+
+/// The path of `tag` among `assets` (an empty asset part if its asset is not there).
+pub(crate) fn tag_path<'a>(assets: &'a [AssetNode], tag: &'a TagInfo) -> TagPath<'a> {
+    match assets.get(tag.asset) {
+        Some(asset) => asset.tag_path(tag),
+        None => TagPath {
+            asset: "",
+            attribute: &tag.attribute.name,
+        },
+    }
 }
 
 /// One attribute of one asset. 56 bytes, and nothing of its own on the heap: its path
@@ -375,10 +394,7 @@ impl Topology {
 
     /// `tag`'s path, `asset/attribute`.
     pub fn path<'a>(&'a self, tag: &'a TagInfo) -> TagPath<'a> {
-        TagPath {
-            asset: self.assets.get(tag.asset).map_or("", |a| a.path.as_str()),
-            attribute: &tag.attribute.name,
-        }
+        tag_path(&self.assets, tag)
     }
 
     /// The name of `tag`'s model.

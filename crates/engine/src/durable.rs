@@ -872,10 +872,7 @@ signals.n = { signal = "constant", value = 1.0 }
         }
         put_varint(&mut out, batch.samples.len() as u64);
         for (sample, context) in batch.samples.iter().zip(context_of) {
-            put_str(
-                &mut out,
-                &topology.path(topology.tag(sample.tag).unwrap()).to_string(),
-            );
+            put_path(&mut out, topology, sample.tag);
             let mut flags = 0;
             if sample.source_time.is_some() {
                 flags |= HAS_SOURCE_TIME;

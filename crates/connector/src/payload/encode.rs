@@ -72,7 +72,7 @@ impl SampleEncoder {
         if self.clean {
             // Quotes merged into the constants: half as many writes.
             out.put_slice(b"{\"kind\":\"sample\",\"path\":\"");
-            self.topology.path(tag).put(out);
+            asset.tag_path(tag).put(out);
             out.put_slice(b"\",\"asset\":\"");
             out.put_slice(asset.path.as_str().as_bytes());
             out.put_slice(b"\",\"attribute\":\"");
@@ -82,7 +82,7 @@ impl SampleEncoder {
             out.put_slice(b"\",");
         } else {
             out.put_slice(b"{\"kind\":\"sample\",\"path\":");
-            json::string(out, &self.topology.path(tag).to_string());
+            json::string(out, &asset.tag_path(tag).to_string());
             out.put_slice(b",\"asset\":");
             json::string(out, asset.path.as_str());
             out.put_slice(b",\"attribute\":");

@@ -75,7 +75,7 @@ impl<'a> SamplePayload<'a> {
         let asset = topology.assets.get(tag.asset)?;
         Some(SamplePayload {
             kind: "sample",
-            path: topology.path(tag),
+            path: asset.tag_path(tag),
             asset: asset.path.as_str(),
             attribute: &tag.attribute.name,
             model: asset.model_name(),
