@@ -244,6 +244,11 @@ impl DeliveryTracker {
     pub fn outstanding(&self) -> usize {
         self.unwritten.len() + self.waiting
     }
+
+    /// Packets the broker is still to acknowledge (QoS 1 and 2 publishes, SUBSCRIBEs).
+    pub fn awaiting_broker(&self) -> usize {
+        self.waiting
+    }
 }
 
 #[cfg(test)]

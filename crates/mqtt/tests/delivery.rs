@@ -306,3 +306,61 @@ async fn a_refused_connection_says_so() {
     assert!(outcomes.is_empty());
     assert!(why.contains("refused the login"), "{why}");
 }
+
+/// While acknowledgements are awaited the link lets the kernel gather them (a receive
+/// low-water mark of what they take at least); a packet that is not one of them must still
+/// be read, within the gathering time, not held until they come.
+#[tokio::test]
+async fn a_message_from_the_broker_is_read_while_acknowledgements_are_still_awaited() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let broker = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        read_packet(&mut s).await.unwrap();
+        s.write_all(&[0x20, 2, 0, 0]).await.unwrap();
+        // Fifty QoS 1 publishes, only the first acknowledged: 196 bytes of PUBACK awaited.
+        for _ in 0..50 {
+            let (header, _) = read_packet(&mut s).await.unwrap();
+            assert_eq!(header >> 4, 3);
+        }
+        s.write_all(&[0x40, 2, 0, 1]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Then a 9-byte QoS 0 PUBLISH on `c/x`.
+        s.write_all(&[0x30, 7, 0, 3, b'c', b'/', b'x', b'h', b'i'])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    let options = LinkOptions {
+        client_id: "gather-test".into(),
+        will: None,
+        inflight: 100,
+        session: SessionMode::Clean,
+        write_delay: None,
+    };
+    let mut link = Link::open(&connection(port, Protocol::V311), &options);
+    let received = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match link.next().await {
+                LinkEvent::Connected => {
+                    for i in 0..50 {
+                        link.publish("t/x", Qos::AtLeastOnce, false, format!("m{i}").as_bytes())
+                            .await
+                            .unwrap();
+                    }
+                }
+                LinkEvent::Message { topic, payload, .. } => return (topic, payload),
+                LinkEvent::Disconnected(why) => panic!("the session ended: {why}"),
+                LinkEvent::Delivered(d) => {
+                    assert_eq!(d, Delivery::Confirmed(1), "only the first was acknowledged")
+                }
+                LinkEvent::Oversized { .. } => {}
+            }
+        }
+    })
+    .await
+    .expect("the message was held back while acknowledgements were awaited");
+    assert_eq!(received.0, "c/x");
+    assert_eq!(&received.1[..], b"hi");
+    broker.abort();
+}

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::gather::{GATHER_FOR, Gather};
 use super::wire::{self, Ack, Incoming, ReadError};
 use super::{LinkEvent, LinkOptions, SessionWatch, Shared, State, lock};
 use crate::delivery::PubRec;
@@ -124,7 +125,8 @@ impl Task {
 
     async fn session(&mut self) -> End {
         let protocol = self.conn.settings.protocol;
-        let (mut stream, received) = match tokio::time::timeout(NETWORK_TIMEOUT, self.connect()).await {
+        let (mut stream, received, gather) = match tokio::time::timeout(NETWORK_TIMEOUT, self.connect()).await
+        {
             Ok(Ok(connected)) => connected,
             Ok(Err(end)) => return end,
             Err(_) => return End::error("connection timeout: no CONNACK within 5s"),
@@ -139,9 +141,13 @@ impl Task {
         };
         let (reader, writer) = tokio::io::split(&mut stream);
         let shared = self.shared.clone();
-        let read = read_loop(
+        let input = Input {
             reader,
-            received,
+            buf: received,
+            gather,
+        };
+        let read = read_loop(
+            input,
             &shared,
             &self.tx,
             protocol,
@@ -157,13 +163,14 @@ impl Task {
 
     /// TCP, TLS, CONNECT and CONNACK; with what arrived after the CONNACK (a resumed
     /// session's messages may come in the same segment).
-    async fn connect(&mut self) -> Result<(Box<dyn Stream>, BytesMut), End> {
+    async fn connect(&mut self) -> Result<(Box<dyn Stream>, BytesMut, Gather), End> {
         let s = &self.conn.settings;
         let tcp = TcpStream::connect((s.host.as_str(), s.port))
             .await
             .map_err(|e| End::io(&e))?;
         // The writer batches; Nagle's algorithm would only hold back a lone message.
         let _ = tcp.set_nodelay(true);
+        let gather = Gather::new(&tcp).map_err(|e| End::io(&e))?;
         let mut stream: Box<dyn Stream> = match &self.conn.tls {
             None => Box::new(tcp),
             Some(config) => {
@@ -209,7 +216,7 @@ impl Task {
                     if let Some(m) = max_packet {
                         st.max_out = st.max_out.min(usize::try_from(m).unwrap_or(usize::MAX));
                     }
-                    return Ok((stream, buf));
+                    return Ok((stream, buf, gather));
                 }
                 Ok(other) => return Err(End::error(format!("expected CONNACK, the broker sent {other:?}"))),
                 Err(ReadError::Incomplete) => {}
@@ -308,21 +315,38 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
 }
 
+/// The connection's reading side.
+struct Input<R> {
+    reader: R,
+    /// What arrived and is not parsed yet.
+    buf: BytesMut,
+    /// The socket's receive low-water mark.
+    gather: Gather,
+}
+
 /// Reads packets until the session ends.
 async fn read_loop<R: AsyncRead + Unpin>(
-    mut reader: R,
-    mut buf: BytesMut,
+    input: Input<R>,
     shared: &Shared,
     tx: &mpsc::Sender<LinkEvent>,
     protocol: Protocol,
     max_in: usize,
     max_packet_bytes: usize,
 ) -> End {
+    let Input {
+        mut reader,
+        mut buf,
+        mut gather,
+    } = input;
     buf.reserve(READ_BUFFER);
     // QoS 2 messages received, not yet released (PUBREL): a resent one is not delivered twice.
     let mut receiving: HashSet<u16> = HashSet::new();
     // When the owner was first not told of a delivery (see below).
     let mut untold_since: Option<tokio::time::Instant> = None;
+    // Until when the acknowledgements awaited are left to gather (`gather`).
+    let mut gathering_until: Option<tokio::time::Instant> = None;
+    // The mark was lowered for what was slow to come: raised again after the next read.
+    let mut lowered = false;
     loop {
         let mut wake_owner = false;
         let mut wake_writer = false;
@@ -451,8 +475,30 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if wake_writer {
             shared.to_writer.notify_one();
         }
+        let (awaiting, window) = {
+            let s = lock(&shared.state);
+            (s.tracker.awaiting_broker(), s.inflight_cap)
+        };
+        if !lowered {
+            match gather.expect(awaiting, window) {
+                Ok(true) => {
+                    gathering_until.get_or_insert_with(|| tokio::time::Instant::now() + GATHER_FOR);
+                }
+                Ok(false) => gathering_until = None,
+                Err(e) => return End::io(&e),
+            }
+        }
         let read = tokio::select! {
             read = reader.read_buf(&mut buf) => read,
+            () = crate::common::sleep_until(gathering_until) => {
+                // What is awaited is slow to come: take whatever has.
+                if let Err(e) = gather.any() {
+                    return End::io(&e);
+                }
+                gathering_until = None;
+                lowered = true;
+                continue;
+            }
             () = crate::common::sleep_until(untold_since.map(|t| t + OWNER_DELAY)) => {
                 wake_for_deliveries(shared);
                 untold_since = None;
@@ -463,7 +509,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(0) => {
                 return End::closed_by_broker("the broker closed the connection");
             }
-            Ok(_) => {}
+            Ok(_) => {
+                gathering_until = None;
+                lowered = false;
+            }
             Err(e) => return End::io(&e),
         }
     }

@@ -95,6 +95,7 @@ pub enum LinkEvent {
 pub struct LinkClosed;
 
 mod conn;
+mod gather;
 pub mod wire;
 
 /// The state the owner, the publishers and the connection task share.
