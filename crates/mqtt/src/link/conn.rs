@@ -480,21 +480,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
             (s.tracker.awaiting_broker(), s.inflight_cap)
         };
         if !lowered {
-            match gather.expect(awaiting, window) {
-                Ok(true) => {
-                    gathering_until.get_or_insert_with(|| tokio::time::Instant::now() + GATHER_FOR);
-                }
-                Ok(false) => gathering_until = None,
-                Err(e) => return End::io(&e),
+            if gather.expect(awaiting, window) {
+                gathering_until.get_or_insert_with(|| tokio::time::Instant::now() + GATHER_FOR);
+            } else {
+                gathering_until = None;
             }
         }
         let read = tokio::select! {
             read = reader.read_buf(&mut buf) => read,
             () = crate::common::sleep_until(gathering_until) => {
                 // What is awaited is slow to come: take whatever has.
-                if let Err(e) = gather.any() {
-                    return End::io(&e);
-                }
+                gather.any();
                 gathering_until = None;
                 lowered = true;
                 continue;

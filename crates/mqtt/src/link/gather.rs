@@ -53,6 +53,8 @@ pub(super) struct Gather {
     socket: OwnedFd,
     /// The mark now set.
     mark: usize,
+    /// The system refused the option: the reader is woken as data comes, as without it.
+    refused: bool,
 }
 
 impl Gather {
@@ -61,35 +63,40 @@ impl Gather {
         Ok(Gather {
             socket: socket.as_fd().try_clone_to_owned()?,
             mark: 1,
+            refused: false,
         })
     }
 
     /// Wake the reader once the acknowledgements of `awaiting` packets may have come, of
     /// a window of `window`; returns whether the mark is above one byte.
-    pub(super) fn expect(&mut self, awaiting: usize, window: usize) -> io::Result<bool> {
+    pub(super) fn expect(&mut self, awaiting: usize, window: usize) -> bool {
         let mark = awaiting.min(window / 2).saturating_mul(ACK_BYTES).clamp(1, MOST);
-        self.set(mark)?;
-        Ok(self.mark > 1)
+        self.set(mark);
+        self.mark > 1
     }
 
     /// Wake the reader for anything that arrives.
-    pub(super) fn any(&mut self) -> io::Result<()> {
-        self.set(1)
+    pub(super) fn any(&mut self) {
+        self.set(1);
     }
 
     #[cfg(target_os = "linux")]
-    fn set(&mut self, mark: usize) -> io::Result<()> {
-        if mark != self.mark {
-            nix::sys::socket::setsockopt(&self.socket, option::RcvLowat, &mark).map_err(io::Error::from)?;
-            self.mark = mark;
+    fn set(&mut self, mark: usize) {
+        if mark == self.mark || self.refused {
+            return;
         }
-        Ok(())
+        match nix::sys::socket::setsockopt(&self.socket, option::RcvLowat, &mark) {
+            Ok(()) => self.mark = mark,
+            Err(e) => {
+                // A sandbox or an old kernel: costs wake-ups, never data.
+                tracing::warn!(error = %e, "mqtt: the socket refuses a receive low-water mark; acknowledgements are read as they come");
+                self.refused = true;
+            }
+        }
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn set(&mut self, _mark: usize) -> io::Result<()> {
-        Ok(())
-    }
+    fn set(&mut self, _mark: usize) {}
 
     /// The mark the kernel has now (for tests).
     #[cfg(all(test, target_os = "linux"))]
@@ -124,14 +131,14 @@ mod tests {
         rt.block_on(async {
             let (ours, _theirs) = pair().await;
             let mut g = Gather::new(&ours).unwrap();
-            assert!(g.expect(10, 256).unwrap());
+            assert!(g.expect(10, 256));
             assert_eq!(g.kernel_mark(), 40);
-            g.expect(1000, 256).unwrap();
+            g.expect(1000, 256);
             assert_eq!(g.kernel_mark(), 512, "half of the window");
-            assert!(!g.expect(0, 256).unwrap());
+            assert!(!g.expect(0, 256));
             assert_eq!(g.kernel_mark(), 1);
-            g.expect(5, 256).unwrap();
-            g.any().unwrap();
+            g.expect(5, 256);
+            g.any();
             assert_eq!(g.kernel_mark(), 1);
         });
     }
@@ -145,7 +152,7 @@ mod tests {
         rt.block_on(async {
             let (mut ours, mut theirs) = pair().await;
             let mut g = Gather::new(&ours).unwrap();
-            g.expect(3, 256).unwrap();
+            g.expect(3, 256);
             let mut buf = [0u8; 64];
             // Two acknowledgements of three: not readable yet.
             theirs.write_all(&[0x40, 2, 0, 1, 0x40, 2, 0, 2]).unwrap();
@@ -159,10 +166,10 @@ mod tests {
                 .unwrap();
             assert_eq!(n, 12);
             // Two bytes while twelve are expected, then the mark lowered: read at once.
-            g.expect(3, 256).unwrap();
+            g.expect(3, 256);
             theirs.write_all(&[0xd0, 0]).unwrap();
             std::thread::sleep(Duration::from_millis(20));
-            g.any().unwrap();
+            g.any();
             let start = Instant::now();
             let n = tokio::time::timeout(Duration::from_secs(5), ours.read(&mut buf))
                 .await
@@ -182,7 +189,7 @@ mod tests {
         rt.block_on(async {
             let (mut ours, theirs) = pair().await;
             let mut g = Gather::new(&ours).unwrap();
-            g.expect(100, 256).unwrap();
+            g.expect(100, 256);
             drop(theirs);
             let mut buf = [0u8; 8];
             let n = tokio::time::timeout(Duration::from_secs(5), ours.read(&mut buf))
@@ -191,5 +198,14 @@ mod tests {
                 .unwrap();
             assert_eq!(n, 0);
         });
+    }
+
+    #[test]
+    fn a_descriptor_that_refuses_the_mark_is_left_without_one() {
+        let file = tempfile::tempfile().unwrap();
+        let mut g = Gather::new(&file).unwrap();
+        assert!(!g.expect(10, 256), "not a socket: no mark");
+        assert!(g.refused);
+        assert!(!g.expect(20, 256));
     }
 }
