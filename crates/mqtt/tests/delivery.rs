@@ -37,14 +37,32 @@ async fn read_packet(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
     Some((header, body))
 }
 
-/// Accepts one client and follows `script` for its QoS 1/2 publishes; closes the
-/// connection `close_after` after the last scripted publish arrived.
-async fn fake_broker(listener: TcpListener, v5: bool, script: Vec<Ack>, close_after: Duration) {
+/// Accepts one client, reads its CONNECT and answers `connack`.
+async fn accept_client(listener: &TcpListener, connack: &[u8]) -> TcpStream {
     let (mut s, _) = listener.accept().await.unwrap();
     let (header, _) = read_packet(&mut s).await.unwrap();
     assert_eq!(header >> 4, 1, "CONNECT first");
-    let connack: &[u8] = if v5 { &[0x20, 3, 0, 0, 0] } else { &[0x20, 2, 0, 0] };
     s.write_all(connack).await.unwrap();
+    s
+}
+
+/// A clean-session link to the fake broker on `port`, 100 publishes in flight at most.
+fn open_link(port: u16, protocol: Protocol) -> Link {
+    let options = LinkOptions {
+        client_id: "delivery-test".into(),
+        will: None,
+        inflight: 100,
+        session: SessionMode::Clean,
+        write_delay: None,
+    };
+    Link::open(&connection(port, protocol), &options)
+}
+
+/// Accepts one client and follows `script` for its QoS 1/2 publishes; closes the
+/// connection `close_after` after the last scripted publish arrived.
+async fn fake_broker(listener: TcpListener, v5: bool, script: Vec<Ack>, close_after: Duration) {
+    let connack: &[u8] = if v5 { &[0x20, 3, 0, 0, 0] } else { &[0x20, 2, 0, 0] };
+    let s = accept_client(&listener, connack).await;
     let (mut read, write) = s.into_split();
     let write = std::sync::Arc::new(tokio::sync::Mutex::new(write));
     let mut n = 0usize;
@@ -144,14 +162,7 @@ async fn run_link(
     qos: Qos,
     count: usize,
 ) -> (BTreeMap<u64, (Delivery, Duration)>, String) {
-    let options = LinkOptions {
-        client_id: "delivery-test".into(),
-        will: None,
-        inflight: 100,
-        session: SessionMode::Clean,
-        write_delay: None,
-    };
-    let mut link = Link::open(&connection(port, protocol), &options);
+    let mut link = open_link(port, protocol);
     let mut outcomes = BTreeMap::new();
     let mut start = tokio::time::Instant::now();
     loop {
@@ -267,9 +278,7 @@ async fn qos0_counts_as_confirmed_once_written() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let broker = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        read_packet(&mut s).await.unwrap();
-        s.write_all(&[0x20, 2, 0, 0]).await.unwrap();
+        let mut s = accept_client(&listener, &[0x20, 2, 0, 0]).await;
         let mut seen = 0;
         while let Some((header, _)) = read_packet(&mut s).await {
             if header >> 4 == 3 {
@@ -296,10 +305,8 @@ async fn a_refused_connection_says_so() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        read_packet(&mut s).await.unwrap();
         // CONNACK: bad user name or password.
-        s.write_all(&[0x20, 2, 0, 4]).await.unwrap();
+        let _s = accept_client(&listener, &[0x20, 2, 0, 4]).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     });
     let (outcomes, why) = run_link(port, Protocol::V311, Qos::AtLeastOnce, 1).await;
@@ -315,9 +322,7 @@ async fn a_message_from_the_broker_is_read_while_acknowledgements_are_still_awai
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let broker = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        read_packet(&mut s).await.unwrap();
-        s.write_all(&[0x20, 2, 0, 0]).await.unwrap();
+        let mut s = accept_client(&listener, &[0x20, 2, 0, 0]).await;
         // Fifty QoS 1 publishes, only the first acknowledged: 196 bytes of PUBACK awaited.
         for _ in 0..50 {
             let (header, _) = read_packet(&mut s).await.unwrap();
@@ -331,14 +336,7 @@ async fn a_message_from_the_broker_is_read_while_acknowledgements_are_still_awai
             .unwrap();
         tokio::time::sleep(Duration::from_secs(10)).await;
     });
-    let options = LinkOptions {
-        client_id: "gather-test".into(),
-        will: None,
-        inflight: 100,
-        session: SessionMode::Clean,
-        write_delay: None,
-    };
-    let mut link = Link::open(&connection(port, Protocol::V311), &options);
+    let mut link = open_link(port, Protocol::V311);
     let received = tokio::time::timeout(Duration::from_secs(3), async {
         loop {
             match link.next().await {
