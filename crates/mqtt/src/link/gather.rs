@@ -69,8 +69,16 @@ impl Gather {
 
     /// Wake the reader once the acknowledgements of `awaiting` packets may have come, of
     /// a window of `window`; returns whether the mark is above one byte.
+    ///
+    /// One acknowledgement comes in one segment: a mark for it alone would wake the reader
+    /// no later than one byte does, and cost two system calls a message where messages go
+    /// one at a time (one per asset instance, say).
     pub(super) fn expect(&mut self, awaiting: usize, window: usize) -> bool {
-        let mark = awaiting.min(window / 2).saturating_mul(ACK_BYTES).clamp(1, MOST);
+        let mark = if awaiting < 2 {
+            1
+        } else {
+            awaiting.min(window / 2).saturating_mul(ACK_BYTES).clamp(1, MOST)
+        };
         self.set(mark);
         self.mark > 1
     }
@@ -136,6 +144,10 @@ mod tests {
             g.expect(1000, 256);
             assert_eq!(g.kernel_mark(), 512, "half of the window");
             assert!(!g.expect(0, 256));
+            assert_eq!(g.kernel_mark(), 1);
+            assert!(g.expect(2, 256));
+            assert_eq!(g.kernel_mark(), 8);
+            assert!(!g.expect(1, 256), "no mark for one acknowledgement");
             assert_eq!(g.kernel_mark(), 1);
             g.expect(5, 256);
             g.any();
