@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub const BLOCK: u32 = 125;
-const BLOCKS_PER_UNIT: u32 = 512;
+pub const BLOCKS_PER_UNIT: u32 = 512;
 
 /// The device the gateway reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

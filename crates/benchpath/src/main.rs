@@ -11,6 +11,8 @@ mod broker;
 mod callgrind;
 mod child;
 mod config;
+mod floor;
+mod floor_point;
 mod http;
 mod memory;
 mod modbus_server;
@@ -51,7 +53,9 @@ struct BenchArgs {
     /// prints; its figures mean little.
     #[arg(long)]
     quick: bool,
-    /// What to run: throughput points, memory points (device and broker unreachable), or both.
+    /// What to run: throughput points, memory points (device and broker unreachable), both,
+    /// or the floor: the Modbus → UNS points at QoS 0 with `floor-gateway` in the gateway's
+    /// place, which does only the path's system calls (src/floor.rs).
     #[arg(long, value_enum, default_value_t = Run::All)]
     run: Run,
     /// Tag counts (multiples of 125 make whole blocks).
@@ -111,6 +115,7 @@ enum Run {
     Throughput,
     Memory,
     All,
+    Floor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +131,22 @@ enum Helper {
         #[arg(long, value_parser = duration)]
         period: Duration,
         /// Where the server may write (its PKI directory, left empty).
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// The floor in the gateway's place (prints `running` once connected).
+    #[command(hide = true)]
+    FloorGateway {
+        #[arg(long)]
+        device: u16,
+        #[arg(long)]
+        broker: u16,
+        #[arg(long)]
+        tags: u32,
+        #[arg(long, value_enum)]
+        payload: Payload,
+        #[arg(long, value_parser = duration)]
+        period: Duration,
         #[arg(long)]
         dir: PathBuf,
     },
@@ -168,6 +189,14 @@ fn main() -> ExitCode {
         Some(Helper::ServeModbus) => serve_modbus(),
         Some(Helper::ServeOpcua { tags, period, dir }) => serve_opcua(tags, period, &dir),
         Some(Helper::Subscribe { port, topic, format }) => subscriber::run(port, &topic, format),
+        Some(Helper::FloorGateway {
+            device,
+            broker,
+            tags,
+            payload,
+            period,
+            dir,
+        }) => floor::run(device, broker, tags, payload, period, &dir),
         None => {
             stop_children_on_signal();
             bench(cli.bench)
@@ -317,6 +346,24 @@ fn bench(mut args: BenchArgs) -> Result<(), String> {
     let mut footprints = Vec::new();
     let mut failures = 0;
     for run in 1..=args.repeat {
+        if args.run == Run::Floor {
+            for &tags in &args.tags {
+                for &payload in &args.payload {
+                    match floor_point::run(&settings, tags, payload) {
+                        Ok(f) => println!("{}", f.line(run, args.repeat)),
+                        Err(e) => {
+                            failures += 1;
+                            println!(
+                                "floor, {tags} tags, {} (run {run}/{}): FAILED: {e}",
+                                payload.name(),
+                                args.repeat
+                            );
+                        }
+                    }
+                }
+            }
+            continue;
+        }
         if args.run != Run::Memory {
             for &point in &points {
                 match throughput::run(&settings, point) {

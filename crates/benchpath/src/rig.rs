@@ -7,10 +7,10 @@ use std::io::{BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::child::{Proc, wait_for_line};
-use crate::config::{Sink, Source};
+use crate::config::{Payload, Sink, Source};
 use crate::subscriber::{Counts, Format};
 
 const GRACE: Duration = Duration::from_secs(10);
@@ -97,6 +97,40 @@ pub fn start_device(
     Ok((proc, port))
 }
 
+/// The floor in the gateway's place ([`crate::floor`]), connected once this returns.
+pub fn start_floor(
+    workdir: &Workdir,
+    device: u16,
+    broker: u16,
+    tags: u32,
+    payload: Payload,
+    period: Duration,
+) -> Result<Proc, String> {
+    let (device, broker, tags) = (device.to_string(), broker.to_string(), tags.to_string());
+    let period = format!("{}ms", period.as_millis());
+    let dir = workdir.path().display().to_string();
+    let args = [
+        "floor-gateway",
+        "--device",
+        &device,
+        "--broker",
+        &broker,
+        "--tags",
+        &tags,
+        "--payload",
+        payload.name(),
+        "--period",
+        &period,
+        "--dir",
+        &dir,
+    ];
+    let mut proc = Proc::spawn("floor", &mut helper(&args, workdir.log("floor.log.txt")?)?)?;
+    let stdout = proc.take_stdout().ok_or("floor: no stdout")?;
+    wait_for_line(&mut BufReader::new(stdout), "running")
+        .map_err(|e| format!("floor (see floor.log.txt): {e}"))?;
+    Ok(proc)
+}
+
 /// The counting subscriber, subscribed once this returns.
 #[derive(Debug)]
 pub struct Subscriber {
@@ -149,6 +183,33 @@ impl Subscriber {
             .map_err(|e| format!("subscriber: {e}"))?;
         let line = wait_for_line(&mut self.stdout, "")?;
         Counts::parse(&line).ok_or_else(|| format!("subscriber: unreadable counts {line:?}"))
+    }
+
+    /// Waits for the end of a burst: samples arrived, then none for a quarter period (at
+    /// most three periods: a saturated path is never quiet). A window started there lasts
+    /// whole periods, so it ends at the same point of the cycle, well before the next
+    /// burst: a cycle's samples come as a burst, and a window cut inside one would be off by
+    /// up to a cycle's worth. (Quiet since any moment would do for a poll
+    /// that keeps time to the millisecond, but OPC UA publishing intervals jitter by the
+    /// server's timer, 100 ms in async-opcua, and a start just before a burst is then cut.)
+    pub fn quiet_moment(&mut self, period: Duration) -> Result<(), String> {
+        let quiet = (period / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        let deadline = Instant::now() + period * 3;
+        let mut last = self.snap()?.samples;
+        let mut since = Instant::now();
+        let mut burst = false;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            let samples = self.snap()?.samples;
+            if samples != last {
+                last = samples;
+                since = Instant::now();
+                burst = true;
+            } else if burst && since.elapsed() >= quiet {
+                break;
+            }
+        }
+        Ok(())
     }
 
     pub fn stop(&mut self) {

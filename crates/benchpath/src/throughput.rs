@@ -123,31 +123,9 @@ struct Running {
 }
 
 impl Running {
-    /// Waits for the end of a burst: samples arrived, then none for a quarter period (at
-    /// most three periods: a saturated path is never quiet). The window starts there and
-    /// lasts whole periods, so it ends at the same point of the cycle, well before the next
-    /// burst: a cycle's samples come as a burst, and a window cut inside one would be off by
-    /// up to a cycle's worth. (Quiet since any moment would do for a poll
-    /// that keeps time to the millisecond, but OPC UA publishing intervals jitter by the
-    /// server's timer, 100 ms in async-opcua, and a start just before a burst is then cut.)
+    /// The end of a burst ([`Subscriber::quiet_moment`]).
     fn quiet_moment(&mut self, period: Duration) -> Result<(), String> {
-        let quiet = (period / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
-        let deadline = Instant::now() + period * 3;
-        let mut last = self.subscriber.snap()?.samples;
-        let mut since = Instant::now();
-        let mut burst = false;
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-            let samples = self.subscriber.snap()?.samples;
-            if samples != last {
-                last = samples;
-                since = Instant::now();
-                burst = true;
-            } else if burst && since.elapsed() >= quiet {
-                break;
-            }
-        }
-        Ok(())
+        self.subscriber.quiet_moment(period)
     }
 
     /// The figures now; `mark` starts the subscriber's delays afresh.

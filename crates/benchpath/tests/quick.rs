@@ -1,5 +1,5 @@
 //! The benchmark runs and prints (CI's check of it): `--quick` (Modbus → UNS, then the
-//! Sparkplug sink, then the OPC UA source) against the debug gateway
+//! Sparkplug sink, then the OPC UA source, and the floor) against the debug gateway
 //! beside this package's binary, which `cargo test --workspace` builds (alone: `cargo
 //! build -p backplane` first, or set `BACKPLANE_BIN`). No figure is judged: timing has no
 //! place in a test; only that samples went the whole way and the tables came out.
@@ -42,18 +42,23 @@ fn delivered<'a>(stdout: &'a str, label: &str) -> &'a str {
         .lines()
         .find(|l| l.starts_with(&format!("{label} (run 1/1")))
         .unwrap_or_else(|| panic!("no line for the point:\n{stdout}"));
-    let received: f64 = line
-        .split_once(" of 1000 samples/s received")
-        .and_then(|(before, _)| before.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no received figure in {line:?}"));
-    assert!(received > 0.0, "nothing reached the subscriber: {line}");
-    assert!(line.contains("CPU-s per 1M samples"), "{line}");
+    received_and_cpu(line);
     assert!(
         stdout.contains(&format!("| {label} | 1000 |")),
         "no table row:\n{stdout}"
     );
     line
+}
+
+/// "... N of 1000 samples/s ...", N > 0, and a CPU figure.
+fn received_and_cpu(line: &str) {
+    let received: f64 = line
+        .split_once(" of 1000 samples/s")
+        .and_then(|(before, _)| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no received figure in {line:?}"));
+    assert!(received > 0.0, "nothing reached the subscriber: {line}");
+    assert!(line.contains("CPU-s per 1M samples"), "{line}");
 }
 
 #[test]
@@ -87,4 +92,14 @@ fn the_memory_point_prints_rss_per_tag() {
         .find(|l| l.starts_with("| 1000 |"))
         .unwrap_or_else(|| panic!("no memory row for 1000 tags:\n{stdout}"));
     assert!(row.contains("B (vs 125 tags)"), "{row}");
+}
+
+#[test]
+fn the_floor_point_delivers_samples_without_the_gateway() {
+    let stdout = run(&["--quick", "--run", "floor"]);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("floor, 1000 tags, QoS 0, sample (run 1/1): "))
+        .unwrap_or_else(|| panic!("no floor line:\n{stdout}"));
+    received_and_cpu(line);
 }
