@@ -71,8 +71,7 @@ impl Gather {
     /// a window of `window`; returns whether the mark is above one byte.
     ///
     /// One acknowledgement comes in one segment: a mark for it alone would wake the reader
-    /// no later than one byte does, and cost two system calls a message where messages go
-    /// one at a time (one per asset instance, say).
+    /// no later than one byte does, for two system calls (raised, then lowered).
     pub(super) fn expect(&mut self, awaiting: usize, window: usize) -> bool {
         let mark = if awaiting < 2 {
             1
