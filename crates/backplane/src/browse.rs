@@ -21,7 +21,7 @@ pub fn run(registry: &Registry, url: String, args: Vec<String>) -> ExitCode {
     let matches = command(&browser).get_matches_from(argv);
     let url = matches.get_one::<String>("url").cloned().unwrap_or_default();
     let options = options(browser.options, &matches);
-    serve::run_blocking(|| async move {
+    serve::run_blocking(None, || async move {
         println!("{}", (browser.run)(url, options).await?.text);
         Ok(())
     })

@@ -178,12 +178,14 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config, &registry),
         Command::Plan { old, new } => plan(&old, &new, &registry),
         Command::Run { config, listen } => match load(&config, &registry) {
-            Some(plan) => serve::run_blocking(|| async move {
+            Some(plan) => serve::run_blocking(plan.gateway.workers, || async move {
                 serve::run(plan, &registry, Some(config), listen, None, None).await
             }),
             None => ExitCode::FAILURE,
         },
-        Command::Demo { listen, data_dir } => serve::run_blocking(|| demo::run(registry, listen, data_dir)),
+        Command::Demo { listen, data_dir } => {
+            serve::run_blocking(None, || demo::run(registry, listen, data_dir))
+        }
         Command::Browse { url, .. } if url == "--help" || url == "-h" => browse_help(&registry),
         Command::Browse { url, options } => browse::run(&registry, url, options),
         Command::Simulate {

@@ -18,13 +18,18 @@ pub type Banner = fn(&str);
 /// Runs beside the engine once it started (the demo's MES); stopped at shutdown.
 pub type Script = fn(EngineHandle) -> futures::future::BoxFuture<'static, ()>;
 
-/// Runs `main` on a multi-threaded runtime; an error message becomes exit code 1.
-pub fn run_blocking<F, Fut>(main: F) -> ExitCode
+/// Runs `main` on a multi-threaded runtime of `workers` threads (`None`: one per CPU, or
+/// what `TOKIO_WORKER_THREADS` says); an error message becomes exit code 1.
+pub fn run_blocking<F, Fut>(workers: Option<usize>, main: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -589,4 +594,31 @@ Samples are also written to data/samples.jsonl and stored in the historian (data
 export them with `backplane export --config examples/dairy.toml --data-dir data --model Filler
 --from now-1h --to now --output fillers.csv`. Press Ctrl-C to stop."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workers_seen(workers: Option<usize>) -> usize {
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let inside = seen.clone();
+        let code = run_blocking(workers, || async move {
+            let n = tokio::runtime::Handle::current().metrics().num_workers();
+            inside.store(n, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        assert_eq!(code, ExitCode::SUCCESS);
+        seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[test]
+    fn the_runtime_has_the_workers_asked_for_and_else_one_per_cpu() {
+        assert_eq!(workers_seen(Some(1)), 1);
+        assert_eq!(workers_seen(Some(3)), 3);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+            assert_eq!(workers_seen(None), cpus);
+        }
+    }
 }

@@ -15,7 +15,7 @@ pub fn run(registry: &Registry, name: &str, listen: Option<SocketAddr>, data_dir
         eprintln!("error: this build has no simulator `{name}`");
         return ExitCode::FAILURE;
     };
-    serve::run_blocking(|| async move {
+    serve::run_blocking(None, || async move {
         let listen = listen.unwrap_or(simulator.default_listen);
         let running = (simulator.start)(SimulatorStart { listen, data_dir }).await?;
         println!("{}; Ctrl-C stops it", running.banner);

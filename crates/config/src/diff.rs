@@ -101,6 +101,7 @@ pub fn diff(old: &Plan, new: &Plan) -> Vec<Change> {
             ("name", old.gateway.name != new.gateway.name),
             ("data_dir", old.gateway.data_dir != new.gateway.data_dir),
             ("buffer", old.gateway.buffer != new.gateway.buffer),
+            ("workers", old.gateway.workers != new.gateway.workers),
         ]),
     );
     let (a, b) = (&old.api, &new.api);

@@ -370,6 +370,7 @@ fn read_gateway(table: Option<Table<'_>>, dir: &Path) -> Gateway {
         name: "backplane".to_owned(),
         data_dir: dir.join("data"),
         buffer: LogSettings::default(),
+        workers: None,
     };
     let Some(mut t) = table else { return gateway };
     if let Some(buffer) = t.optional_table("buffer") {
@@ -393,9 +394,22 @@ fn read_gateway(table: Option<Table<'_>>, dir: &Path) -> Gateway {
             gateway.data_dir = dir.join(data_dir);
         }
     }
+    if let Some(workers) = t.optional_u64("workers") {
+        match usize::try_from(workers) {
+            Ok(n) if (1..=MAX_WORKERS).contains(&n) => gateway.workers = Some(n),
+            _ => t.error(
+                "workers",
+                format!("`workers` must be from 1 to {MAX_WORKERS}, found {workers}"),
+                Some("leave it out for one per CPU; 1 suits a small box with a few thousand tags".to_owned()),
+            ),
+        }
+    }
     t.finish();
     gateway
 }
+
+/// The most runtime threads `[gateway] workers` may ask for.
+const MAX_WORKERS: usize = 256;
 
 /// `[gateway.buffer]`: `fsync = "always" | "100ms"`, `segment_size = "64MiB"`.
 fn read_log_settings(mut t: Table<'_>) -> LogSettings {

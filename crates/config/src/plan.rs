@@ -52,6 +52,9 @@ pub struct Gateway {
     pub data_dir: PathBuf,
     /// The store-and-forward log in front of network sinks (`[gateway.buffer]`).
     pub buffer: LogSettings,
+    /// Threads of the async runtime that runs connectors, pipeline and API; `None`: one
+    /// per CPU. Taken at start only.
+    pub workers: Option<usize>,
 }
 
 /// When the store-and-forward log forces its writes to disk (`docs/reliability.md`).

@@ -725,3 +725,15 @@ fn rejects_request_body_limits_above_16_mib() {
     let d = one_error(&with_base("[api]\nmax_body_bytes = 1000000000\n"));
     assert!(d.message.contains("must be from"), "{}", d.message);
 }
+
+#[test]
+fn the_runtime_threads_are_one_per_cpu_unless_workers_says_from_1_to_256() {
+    assert_eq!(load(BASE).unwrap().gateway.workers, None);
+    let one = load(&(BASE.to_owned() + "[gateway]\nworkers = 1\n")).unwrap();
+    assert_eq!(one.gateway.workers, Some(1));
+    for bad in ["0", "257", "-1"] {
+        let diagnostics = errors(&(BASE.to_owned() + &format!("[gateway]\nworkers = {bad}\n")));
+        assert_eq!(diagnostics.len(), 1, "workers = {bad}: {diagnostics:?}");
+        assert_eq!(diagnostics[0].key, "gateway.workers");
+    }
+}

@@ -105,3 +105,11 @@ fn removed_items_and_the_processes_own_settings_are_listed_apart() {
     assert!(changes[0].part.needs_process_restart());
     assert!(!changes[1].part.needs_process_restart());
 }
+
+#[test]
+fn other_runtime_threads_take_a_restart() {
+    let changes = diff(&plan(BASE), &plan(&format!("[gateway]\nworkers = 1\n{BASE}")));
+    let text: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    assert_eq!(text, ["~ [gateway]: workers"]);
+    assert!(changes[0].part.needs_process_restart());
+}

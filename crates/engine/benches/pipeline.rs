@@ -167,6 +167,7 @@ fn plan() -> Plan {
             name: "bench".into(),
             data_dir: PathBuf::from("data"),
             buffer: Default::default(),
+            workers: None,
         },
         api: ApiSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
