@@ -81,6 +81,9 @@ struct BenchArgs {
     /// `in_flight`; the device takes any number).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=32))]
     in_flight: u16,
+    /// The gateway's `[gateway] workers` (runtime threads); left out: one per CPU.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
     /// Seconds from the first sample at the subscriber to the start of the window.
     #[arg(long, default_value_t = 10.0)]
     warmup: f64,
@@ -299,7 +302,10 @@ fn bench(mut args: BenchArgs) -> Result<(), String> {
     let settings = Settings {
         bin,
         period: args.period,
-        in_flight: usize::from(args.in_flight),
+        tuning: config::Tuning {
+            in_flight: usize::from(args.in_flight),
+            workers: args.workers.map(usize::from),
+        },
         warmup: Duration::from_secs_f64(args.warmup.max(0.0)),
         window: Duration::from_secs_f64(args.window.max(1.0)),
         dir: args.dir,
@@ -307,10 +313,14 @@ fn bench(mut args: BenchArgs) -> Result<(), String> {
         callgrind,
     };
     println!(
-        "bench-path: gateway {}, poll period {:?}, {} Modbus request(s) in flight, warm-up {:?}, window {:?}, {} run(s) per point, {} CPUs",
+        "bench-path: gateway {}, poll period {:?}, {} Modbus request(s) in flight, {} runtime worker(s), warm-up {:?}, window {:?}, {} run(s) per point, {} CPUs",
         settings.bin.display(),
         settings.period,
-        settings.in_flight,
+        settings.tuning.in_flight,
+        settings
+            .tuning
+            .workers
+            .map_or("default".to_owned(), |n| n.to_string()),
         settings.warmup,
         settings.window,
         args.repeat,

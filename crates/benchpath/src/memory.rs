@@ -36,7 +36,7 @@ pub fn run(settings: &Settings, tags: u32, settle: Duration) -> Result<Footprint
             payload: Payload::Sample,
         },
         peers,
-        settings.in_flight,
+        settings.tuning,
         &workdir.path().join("data"),
     );
     let config_path = workdir.path().join("gateway.toml");

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::child::Proc;
-use crate::config::{Peers, Sink, Source};
+use crate::config::{Peers, Sink, Source, Tuning};
 use crate::http;
 use crate::procstat;
 use crate::rig::{self, Subscriber, Workdir};
@@ -17,8 +17,8 @@ use crate::subscriber::Counts;
 pub struct Settings {
     pub bin: PathBuf,
     pub period: Duration,
-    /// Requests outstanding on the Modbus connection (the source's `in_flight`).
-    pub in_flight: usize,
+    /// The Modbus source's `in_flight` and the gateway's `workers`.
+    pub tuning: Tuning,
     pub warmup: Duration,
     pub window: Duration,
     pub dir: Option<PathBuf>,
@@ -184,7 +184,7 @@ pub fn run(settings: &Settings, point: Point) -> Result<Figures, String> {
             device: device_port,
             broker: broker_port,
         },
-        settings.in_flight,
+        settings.tuning,
         &workdir.path().join("data"),
     );
     let config_path = workdir.path().join("gateway.toml");
