@@ -43,8 +43,8 @@ pub fn run(
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.join("floor.log"))
-        .map_err(|e| format!("floor.log: {e}"))?;
+        .open(dir.join("answers.data"))
+        .map_err(|e| format!("answers.data: {e}"))?;
     let blocks = tags.div_ceil(BLOCK);
     let messages: Vec<Vec<u8>> = (0..blocks)
         .map(|b| block_messages(b, (tags - b * BLOCK).min(BLOCK), payload))
@@ -59,10 +59,10 @@ pub fn run(
         for (request, messages) in requests.iter().zip(&messages) {
             let length = transact(&mut modbus, request, &mut answer)?;
             log.write_all(&answer[..length])
-                .map_err(|e| format!("floor.log: {e}"))?;
+                .map_err(|e| format!("answers.data: {e}"))?;
             mqtt.write_all(messages).map_err(|e| format!("broker: {e}"))?;
         }
-        log.sync_data().map_err(|e| format!("floor.log: {e}"))?;
+        log.sync_data().map_err(|e| format!("answers.data: {e}"))?;
         next += period;
         let now = Instant::now();
         if next > now {
@@ -221,7 +221,7 @@ mod tests {
         client.read_exact(&mut first).unwrap();
         assert_eq!(first[0], 0x30);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while std::fs::metadata(dir.path().join("floor.log"))
+        while std::fs::metadata(dir.path().join("answers.data"))
             .map(|m| m.len())
             .unwrap_or(0)
             < 2 * 259

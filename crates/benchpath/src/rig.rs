@@ -124,10 +124,10 @@ pub fn start_floor(
         "--dir",
         &dir,
     ];
-    let mut proc = Proc::spawn("floor", &mut helper(&args, workdir.log("floor.log.txt")?)?)?;
+    let mut proc = Proc::spawn("floor", &mut helper(&args, workdir.log("floor.log")?)?)?;
     let stdout = proc.take_stdout().ok_or("floor: no stdout")?;
     wait_for_line(&mut BufReader::new(stdout), "running")
-        .map_err(|e| format!("floor (see floor.log.txt): {e}"))?;
+        .map_err(|e| format!("floor (see floor.log): {e}"))?;
     Ok(proc)
 }
 
