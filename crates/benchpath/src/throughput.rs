@@ -123,11 +123,6 @@ struct Running {
 }
 
 impl Running {
-    /// The end of a burst ([`Subscriber::quiet_moment`]).
-    fn quiet_moment(&mut self, period: Duration) -> Result<(), String> {
-        self.subscriber.quiet_moment(period)
-    }
-
     /// The figures now; `mark` starts the subscriber's delays afresh.
     fn snapshot(&mut self, mark: bool) -> Result<Snapshot, String> {
         let cpu = |p: &Proc| procstat::cpu_seconds(p.pid()).ok_or_else(|| format!("{} is gone", p.name));
@@ -242,7 +237,7 @@ fn measure(settings: &Settings, point: Point, running: &mut Running) -> Result<F
     }
     std::thread::sleep(settings.warmup);
 
-    running.quiet_moment(settings.period)?;
+    running.subscriber.quiet_moment(settings.period)?;
     if running.profiled {
         crate::callgrind::instrument(running.gateway.pid(), true)?;
     }
