@@ -38,8 +38,9 @@ pub struct Message {
     pub payload: Vec<u8>,
     pub retain: bool,
     pub kind: MessageKind,
-    /// When its live sample was read (gateway time), for the device-to-socket delay;
-    /// `None` for replays and for messages made from no single reading.
+    /// When its live sample was read (gateway time), for the device-to-socket delay: for
+    /// an instance message, the oldest live change it carries; `None` for replays, the
+    /// snapshot and messages made from no reading.
     pub born: Option<Timestamp>,
     /// The acknowledgement group the message belongs to (see [`Groups`](crate::common::Groups)); `None` for
     /// messages made from no log record (status, snapshots).

@@ -52,6 +52,11 @@ pub struct Latest {
     dirty_tags: Vec<TagId>,
     dirty_assets: Vec<usize>,
     asset_dirty: Vec<bool>,
+    /// Per asset, the gateway time of the oldest live sample that changed it since the
+    /// last flush: its instance message's [`born`](Message::born), so the device-to-socket
+    /// delay covers the instance form too. Replays leave it alone (their age is not a
+    /// delay of the path).
+    asset_born: Vec<Option<Timestamp>>,
     /// Payload buffers of messages handed out, for the next ones.
     buffers: BufferPool,
 }
@@ -66,6 +71,7 @@ impl Latest {
             dirty_tags: Vec::new(),
             dirty_assets: Vec::new(),
             asset_dirty: vec![false; topology.assets.len()],
+            asset_born: vec![None; topology.assets.len()],
             buffers: BufferPool::default(),
         }
     }
@@ -116,12 +122,15 @@ impl Latest {
                     None => *slot = Some(sample.clone()),
                 }
                 self.latest_seq[i] = seq.unwrap_or(NO_SEQ);
-                if instances
-                    && let Some(asset) = ns.topology().tag(sample.tag).map(|t| t.asset)
-                    && !self.asset_dirty[asset]
-                {
-                    self.asset_dirty[asset] = true;
-                    self.dirty_assets.push(asset);
+                if instances && let Some(asset) = ns.topology().tag(sample.tag).map(|t| t.asset) {
+                    if !self.asset_dirty[asset] {
+                        self.asset_dirty[asset] = true;
+                        self.dirty_assets.push(asset);
+                    }
+                    if !delivery.replay {
+                        let born = &mut self.asset_born[asset];
+                        *born = Some(born.map_or(sample.gateway_time, |t| t.min(sample.gateway_time)));
+                    }
                 }
             }
             if coalesce {
@@ -167,8 +176,10 @@ impl Latest {
         let assets = std::mem::take(&mut self.dirty_assets);
         for asset in &assets {
             self.asset_dirty[*asset] = false;
+            let born = self.asset_born[*asset].take();
             if let Some(mut m) = ns.instance_message(*asset, &self.latest, self.buffers.take()) {
                 m.group = group;
+                m.born = born;
                 out.push_back(m);
             }
         }
@@ -184,6 +195,7 @@ impl Latest {
         }
         for asset in self.dirty_assets.drain(..) {
             self.asset_dirty[asset] = false;
+            self.asset_born[asset] = None;
         }
         for i in 0..self.latest.len() {
             if let Some(mut m) = self.attribute_message(ns, TagId(i as u32)) {
@@ -689,6 +701,60 @@ mod tests {
         out.clear();
         latest.snapshot(&ns, &mut out);
         assert_eq!(out.len(), 3, "two attributes and one instance");
+    }
+
+    #[test]
+    fn an_instance_message_is_born_with_its_oldest_live_change_and_never_of_a_replay() {
+        let (topology, settings) = topology();
+        let ns = Namespace::new(topology.clone(), &settings);
+        let mut latest = Latest::new(&topology);
+        let mut out = VecDeque::new();
+        let delivery = |level_at: i64, temperature_at: i64, replay: bool| Delivery {
+            batch: Arc::new(Batch {
+                samples: vec![
+                    sample(&topology, "acme/plant/area/tank-1/level", 1.0, level_at),
+                    sample(&topology, "acme/plant/area/tank-1/temperature", 4.0, temperature_at),
+                ],
+                events: vec![],
+            }),
+            record: Some(1),
+            seqs: Some(vec![1, 2].into()),
+            replay,
+        };
+        let born = |out: &mut VecDeque<Message>| {
+            let instances: Vec<_> = out
+                .drain(..)
+                .filter(|m| ns.topic_text(&m.topic).ends_with("/_instance"))
+                .map(|m| m.born)
+                .collect();
+            assert_eq!(instances.len(), 1, "one instance message a flush");
+            instances[0]
+        };
+
+        // Two live changes before the flush: the one that waited longest sets the time.
+        latest.apply_delivery(&ns, &delivery(30, 20, false), true, None, &mut out);
+        latest.apply_delivery(&ns, &delivery(40, 40, false), true, None, &mut out);
+        latest.flush(&ns, &mut out);
+        assert_eq!(born(&mut out), Some(Timestamp::from_unix_nanos(20)));
+
+        // The next flush starts afresh.
+        latest.apply_delivery(&ns, &delivery(50, 55, false), true, None, &mut out);
+        latest.flush(&ns, &mut out);
+        assert_eq!(born(&mut out), Some(Timestamp::from_unix_nanos(50)));
+
+        // A replay newer than the latest changes the asset, but its age is no delay.
+        latest.apply_delivery(&ns, &delivery(60, 60, true), true, None, &mut out);
+        latest.flush(&ns, &mut out);
+        assert_eq!(born(&mut out), None);
+
+        // Nor is the snapshot's, even with a live change waiting for the flush.
+        latest.apply_delivery(&ns, &delivery(70, 70, false), true, None, &mut out);
+        out.clear();
+        latest.snapshot(&ns, &mut out);
+        assert_eq!(born(&mut out), None);
+        latest.apply_delivery(&ns, &delivery(80, 80, true), true, None, &mut out);
+        latest.flush(&ns, &mut out);
+        assert_eq!(born(&mut out), None, "the snapshot forgot the live change it sent");
     }
 
     // The session's transitions.
