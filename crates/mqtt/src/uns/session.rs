@@ -713,7 +713,12 @@ mod tests {
             batch: Arc::new(Batch {
                 samples: vec![
                     sample(&topology, "acme/plant/area/tank-1/level", 1.0, level_at),
-                    sample(&topology, "acme/plant/area/tank-1/temperature", 4.0, temperature_at),
+                    sample(
+                        &topology,
+                        "acme/plant/area/tank-1/temperature",
+                        4.0,
+                        temperature_at,
+                    ),
                 ],
                 events: vec![],
             }),
@@ -754,7 +759,11 @@ mod tests {
         assert_eq!(born(&mut out), None);
         latest.apply_delivery(&ns, &delivery(80, 80, true), true, None, &mut out);
         latest.flush(&ns, &mut out);
-        assert_eq!(born(&mut out), None, "the snapshot forgot the live change it sent");
+        assert_eq!(
+            born(&mut out),
+            None,
+            "the snapshot forgot the live change it sent"
+        );
     }
 
     // The session's transitions.
