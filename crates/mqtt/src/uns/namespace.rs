@@ -88,6 +88,11 @@ impl Namespace {
         &self.topology
     }
 
+    /// Whether attribute messages are published (`payload` `attribute` or `both`).
+    pub fn attributes(&self) -> bool {
+        self.attributes
+    }
+
     /// Whether instance messages are published (`payload` `instance` or `both`).
     pub fn instances(&self) -> bool {
         self.instances

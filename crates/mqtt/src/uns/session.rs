@@ -104,8 +104,10 @@ impl Latest {
     ) {
         ns.event_messages(delivery, group, out);
         let coalesce = coalesce && !delivery.replay;
-        // Changed assets are tracked only for instance messages.
+        // Changed assets are tracked only for instance messages; a message per sample is
+        // made only for attribute messages (asked first, as it takes a payload buffer).
         let instances = ns.instances();
+        let attributes = ns.attributes();
         for (k, sample) in delivery.batch.samples.iter().enumerate() {
             let i = sample.tag.index();
             let seq = delivery.sample_seq(k);
@@ -138,14 +140,16 @@ impl Latest {
                     self.dirty[i] = true;
                     self.dirty_tags.push(sample.tag);
                 }
-            } else if let Some(m) = ns.attribute_message(
-                sample,
-                seq,
-                delivery.replay,
-                newest && ns.retain(),
-                group,
-                self.buffers.take(),
-            ) {
+            } else if attributes
+                && let Some(m) = ns.attribute_message(
+                    sample,
+                    seq,
+                    delivery.replay,
+                    newest && ns.retain(),
+                    group,
+                    self.buffers.take(),
+                )
+            {
                 out.push_back(m);
             }
         }
@@ -1125,6 +1129,40 @@ mod tests {
         );
         s.on_disconnected();
         assert!(!s.is_drained(), "the goodbye needs a connection");
+    }
+
+    #[test]
+    fn an_instance_only_sink_takes_no_payload_buffer_per_sample() {
+        let (topology, mut settings) = topology();
+        settings.attributes = false;
+        let ns = Namespace::new(topology.clone(), &settings);
+        let mut latest = Latest::new(&topology);
+        latest.buffers.give(Vec::with_capacity(64 * 1024));
+        let delivery = Delivery {
+            batch: Arc::new(Batch {
+                samples: vec![
+                    sample(&topology, LEVEL, 1.0, 10),
+                    sample(&topology, "acme/plant/area/tank-1/temperature", 4.0, 10),
+                ],
+                events: vec![],
+            }),
+            record: Some(1),
+            seqs: Some(vec![1, 2].into()),
+            replay: false,
+        };
+        let mut out = VecDeque::new();
+        // Without batching: each sample would be its own attribute message.
+        latest.apply_delivery(&ns, &delivery, false, None, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(latest.buffers.len(), 1, "the kept buffer is still there");
+        latest.flush(&ns, &mut out);
+        assert_eq!(out.len(), 1, "one instance message");
+        assert!(ns.topic_text(&out[0].topic).ends_with("/_instance"));
+        assert_eq!(
+            out[0].payload.capacity(),
+            64 * 1024,
+            "written into the kept buffer"
+        );
     }
 
     #[test]
