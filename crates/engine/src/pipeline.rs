@@ -802,7 +802,7 @@ pub(crate) async fn run(
             // Let the sinks just woken take this batch before the next is processed.
             // Without it a sink waits in this worker's slot for the task that woke it,
             // which goes on while sources keep its queue full: at 100 000 changes/s
-            // answers then waited 5-6 ms for the socket at p99, against 2 with this
+            // answers then waited 5-6 ms for the socket at p99, about 2 with this
             // (docs/performance.md, "Hand the batch on before taking the next"). With
             // nothing waiting the pipeline pauses anyway, and the sinks run then: a source
             // of many small batches pays no yield (and no other thread woken) per batch.
