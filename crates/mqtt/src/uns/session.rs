@@ -713,23 +713,7 @@ mod tests {
         let ns = Namespace::new(topology.clone(), &settings);
         let mut latest = Latest::new(&topology);
         let mut out = VecDeque::new();
-        let delivery = |level_at: i64, temperature_at: i64, replay: bool| Delivery {
-            batch: Arc::new(Batch {
-                samples: vec![
-                    sample(&topology, "acme/plant/area/tank-1/level", 1.0, level_at),
-                    sample(
-                        &topology,
-                        "acme/plant/area/tank-1/temperature",
-                        4.0,
-                        temperature_at,
-                    ),
-                ],
-                events: vec![],
-            }),
-            record: Some(1),
-            seqs: Some(vec![1, 2].into()),
-            replay,
-        };
+        let delivery = |level_at, temperature_at, replay| tank(&topology, level_at, temperature_at, replay);
         let born = |out: &mut VecDeque<Message>| {
             let instances: Vec<_> = out
                 .drain(..)
@@ -790,6 +774,28 @@ mod tests {
             }),
             record: Some(record),
             seqs: Some(vec![record].into()),
+            replay,
+        }
+    }
+
+    /// Record 1 (numbers 1 and 2): the tank's level (1.0) read at `level_at` and its
+    /// temperature (4.0) at `temperature_at`.
+    fn tank(topology: &Topology, level_at: i64, temperature_at: i64, replay: bool) -> Delivery {
+        Delivery {
+            batch: Arc::new(Batch {
+                samples: vec![
+                    sample(topology, LEVEL, 1.0, level_at),
+                    sample(
+                        topology,
+                        "acme/plant/area/tank-1/temperature",
+                        4.0,
+                        temperature_at,
+                    ),
+                ],
+                events: vec![],
+            }),
+            record: Some(1),
+            seqs: Some(vec![1, 2].into()),
             replay,
         }
     }
@@ -1138,18 +1144,7 @@ mod tests {
         let ns = Namespace::new(topology.clone(), &settings);
         let mut latest = Latest::new(&topology);
         latest.buffers.give(Vec::with_capacity(64 * 1024));
-        let delivery = Delivery {
-            batch: Arc::new(Batch {
-                samples: vec![
-                    sample(&topology, LEVEL, 1.0, 10),
-                    sample(&topology, "acme/plant/area/tank-1/temperature", 4.0, 10),
-                ],
-                events: vec![],
-            }),
-            record: Some(1),
-            seqs: Some(vec![1, 2].into()),
-            replay: false,
-        };
+        let delivery = tank(&topology, 10, 10, false);
         let mut out = VecDeque::new();
         // Without batching: each sample would be its own attribute message.
         latest.apply_delivery(&ns, &delivery, false, None, &mut out);
