@@ -11,7 +11,7 @@ use std::time::Duration;
 use backplane_config::Table;
 use backplane_engine::{ComponentError, Engine, EngineOptions, Kind, Sink, SinkContext, SinkIo, SinkKind};
 use backplane_model::Value;
-use backplane_testkit::counter::Counter;
+use backplane_testkit::counter::{self, Counter};
 use backplane_testkit::engine as support;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -79,24 +79,7 @@ impl Sink for Slow {
 }
 
 fn config(sinks: &[&str]) -> String {
-    let mut text = String::from(
-        r#"
-[namespace]
-enterprise = "acme"
-site = "plant"
-[models.Meter.attributes]
-count = { type = "uint" }
-[[assets]]
-path = "meter"
-model = "Meter"
-source = "counter"
-bindings.count = { address = "n" }
-[[sources]]
-name = "counter"
-kind = "counter"
-count = 400
-"#,
-    );
+    let mut text = counter::plan(COUNT);
     for sink in sinks {
         text.push_str(&format!("[[sinks]]\nname = \"{sink}\"\nkind = \"{sink}\"\n"));
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use backplane_config::Table;
 use backplane_engine::{ComponentError, EngineHandle, Kind, Sink, SinkContext, SinkIo, SinkKind};
 use backplane_model::Value;
-use backplane_testkit::counter::Counter;
+use backplane_testkit::counter::{self, Counter};
 use backplane_testkit::engine as support;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -77,26 +77,6 @@ impl Sink for Watching {
     }
 }
 
-const CONFIG: &str = r#"
-[namespace]
-enterprise = "acme"
-site = "plant"
-[models.Meter.attributes]
-count = { type = "uint" }
-[[assets]]
-path = "meter"
-model = "Meter"
-source = "counter"
-bindings.count = { address = "n" }
-[[sources]]
-name = "counter"
-kind = "counter"
-count = 200
-[[sinks]]
-name = "watching"
-kind = "watching"
-"#;
-
 // One thread: which task runs when is then the scheduler's order, not a race.
 #[tokio::test(flavor = "current_thread")]
 async fn a_sink_gets_each_batch_before_the_pipeline_takes_the_next() {
@@ -105,7 +85,8 @@ async fn a_sink_gets_each_batch_before_the_pipeline_takes_the_next() {
     let mut registry = backplane_engine::builtins();
     registry.add_source("counter", Counter);
     registry.add_sink("watching", sink.clone());
-    let engine = support::start_with(CONFIG, dir.path(), &registry, support::options());
+    let config = counter::plan(COUNT) + "[[sinks]]\nname = \"watching\"\nkind = \"watching\"\n";
+    let engine = support::start_with(&config, dir.path(), &registry, support::options());
     // Set before this test first awaits, so before any task of the engine has run.
     assert!(sink.engine.set(engine.handle()).is_ok());
     support::eventually("the sink to get every value", Duration::from_secs(30), || {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use backplane_engine::EngineOptions;
 use backplane_historian::{ContextFilter, HistorianKind, Selector, Store};
 use backplane_model::{Timestamp, Value};
-use backplane_testkit::counter::Counter;
+use backplane_testkit::counter::{self, Counter};
 use backplane_testkit::engine as support;
 
 const COUNT: u64 = 3000;
@@ -17,28 +17,8 @@ const COUNT: u64 = 3000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_historian_slower_than_its_source_stores_every_value_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        r#"
-[namespace]
-enterprise = "acme"
-site = "plant"
-[models.Meter.attributes]
-count = {{ type = "uint" }}
-[[assets]]
-path = "meter"
-model = "Meter"
-source = "counter"
-bindings.count = {{ address = "n" }}
-[[sources]]
-name = "counter"
-kind = "counter"
-count = {COUNT}
-[[sinks]]
-name = "history"
-kind = "historian"
-fsync = "batch"
-"#
-    );
+    let config =
+        counter::plan(COUNT) + "[[sinks]]\nname = \"history\"\nkind = \"historian\"\nfsync = \"batch\"\n";
     let mut registry = backplane_engine::builtins();
     registry.add_source("counter", Counter);
     registry.add_sink("historian", HistorianKind::new());

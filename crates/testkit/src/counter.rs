@@ -9,6 +9,29 @@ use backplane_config::Table;
 use backplane_engine::{ComponentError, Kind, RawReading, Source, SourceContext, SourceIo, SourceKind};
 use backplane_model::{Quality, Timestamp, Value};
 
+/// A plan of one meter whose `count` attribute the source `counter` counts up to `count`
+/// values, without sinks: a test appends its own `[[sinks]]` tables.
+pub fn plan(count: u64) -> String {
+    format!(
+        r#"
+[namespace]
+enterprise = "acme"
+site = "plant"
+[models.Meter.attributes]
+count = {{ type = "uint" }}
+[[assets]]
+path = "meter"
+model = "Meter"
+source = "counter"
+bindings.count = {{ address = "n" }}
+[[sources]]
+name = "counter"
+kind = "counter"
+count = {count}
+"#
+    )
+}
+
 /// The kind; register it with `registry.add_source("counter", Counter)`.
 #[derive(Clone, Copy, Debug)]
 pub struct Counter;
