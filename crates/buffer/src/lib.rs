@@ -17,6 +17,8 @@
 //! - Damaged files are detected by CRC32C, skipped, counted in [`Recovery`] and logged; no file
 //!   content makes the log panic.
 //! - Memory stays flat whatever the backlog: records are read from the files on demand.
+//!   A caller holding its own copy of a live record among the last 256 appended takes it
+//!   by its header alone ([`Reader::next_or_take`]); positions and acks are the same.
 //! - Live data is never starved behind a long backlog (live and replay lanes, see [`Reader`]).
 //!
 //! Layout:
@@ -51,6 +53,6 @@ mod state;
 pub use error::{AppendError, BufferError};
 pub use log::{Log, LogStats};
 pub use options::{FsyncPolicy, LogOptions, Overflow, ReaderOptions};
-pub use reader::{Reader, ReaderMonitor, ReaderStats, Record};
+pub use reader::{Next, Reader, ReaderMonitor, ReaderStats, Record};
 pub use record::{HEADER_LEN, MAX_PAYLOAD};
 pub use recover::Recovery;

@@ -8,6 +8,7 @@
 //! backlog.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -116,11 +117,41 @@ struct Pending {
     loc: Loc,
 }
 
+/// What [`Reader::next_or_take`] hands out.
+#[derive(Debug)]
+pub enum Next<T> {
+    /// A record read from the log.
+    Read(Record),
+    /// A record the caller's `take` gave its own copy of: only its header was looked at,
+    /// its payload not read. Delivered like [`Next::Read`]: acknowledge `seq`.
+    Taken {
+        seq: u64,
+        count: u32,
+        replay: bool,
+        item: T,
+    },
+}
+
 enum Step {
-    /// A record, where it starts, and the place after it.
-    Record(Header, Loc, Loc),
+    /// A record, where it starts, and the place after it; its payload was read unless it
+    /// was found by header alone.
+    Record(Header, Loc, Loc, Payload),
     /// Nothing (yet) at this place.
     End(Loc),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Payload {
+    Read,
+    NotRead,
+}
+
+/// Whether [`read_step`] may give a record's header alone, when it is one of the latest
+/// appended (no file read, no checksum: the header is the one this process wrote).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Payload,
+    HeaderIfRecent,
 }
 
 /// Reads the next valid record at or after `at`, moving across segments and over damage.
@@ -130,10 +161,19 @@ fn read_step(
     mut at: Loc,
     payload: &mut Vec<u8>,
     reader: &str,
+    want: Want,
 ) -> Result<Step> {
     // Each pass either returns or moves `at` forward; bound it anyway.
     for _ in 0..1_000_000 {
-        let located = inner.lock().locate(at);
+        let (located, recent) = {
+            let st = inner.lock();
+            let located = st.locate(at);
+            let recent = match located {
+                Located::Data { off, .. } if want == Want::HeaderIfRecent => st.appended.at(at.seg, off),
+                _ => None,
+            };
+            (located, recent)
+        };
         let (off, limit, max_end) = match located {
             Located::End => return Ok(Step::End(at)),
             Located::Next(n) => {
@@ -146,6 +186,20 @@ fn read_step(
             Located::Data { off, limit, max_end } => (off, limit, max_end),
         };
         at.off = off;
+        if let Some(h) = recent
+            && let Some(end) = h.end_seq()
+            && h.seq >= at.seq
+            && max_end.is_none_or(|max| end <= max)
+            && off + h.record_len() <= limit
+        {
+            let start = Loc { seq: h.seq, ..at };
+            let next = Loc {
+                seq: end,
+                off: off + h.record_len(),
+                ..at
+            };
+            return Ok(Step::Record(h, start, next, Payload::NotRead));
+        }
         if file.as_ref().is_none_or(|f| f.seg != at.seg) {
             match SegFile::open(segment_path(&inner.dir, at.seg), at.seg) {
                 Ok(f) => *file = Some(f),
@@ -171,7 +225,7 @@ fn read_step(
                 off: off + h.record_len(),
                 ..at
             };
-            return Ok(Step::Record(h, start, next));
+            return Ok(Step::Record(h, start, next, Payload::Read));
         }
         // Recovery checked this on open: the file was damaged while the log was open.
         let resumed = resync(f, off, limit, bounds, payload)?;
@@ -185,6 +239,16 @@ fn read_step(
         at.off = resumed.unwrap_or(limit);
     }
     Ok(Step::End(at))
+}
+
+fn record(h: &Header, payload: Vec<u8>, replay: bool) -> Record {
+    Record {
+        seq: h.seq,
+        count: h.count,
+        appended_at_ns: h.appended_at_ns,
+        payload,
+        replay,
+    }
 }
 
 /// One sink's view of the log: delivers records, takes acknowledgements, keeps the position.
@@ -262,14 +326,28 @@ impl Reader {
     /// The next record to deliver; waits until one is appended. Cancel-safe (may be used in
     /// `tokio::select!`; a cancelled call loses nothing).
     pub async fn next(&mut self) -> Result<Record> {
+        match self.next_or_take(|_, _| None::<Infallible>).await? {
+            Next::Read(record) => Ok(record),
+            Next::Taken { item, .. } => match item {},
+        }
+    }
+
+    /// As [`Reader::next`], but each record about to be delivered is first offered to
+    /// `take(seq, count)`: a caller that keeps its own copy of the latest records (the
+    /// engine keeps the batches it appended) returns it, and the record is delivered as
+    /// [`Next::Taken`]. A live record among the latest appended is then not read from its
+    /// file at all; positions, acknowledgements and replays are the same either way.
+    /// `take` must not return `Some` for a record it does not hold.
+    pub async fn next_or_take<T>(&mut self, mut take: impl FnMut(u64, u32) -> Option<T>) -> Result<Next<T>> {
         let inner = self.inner.clone();
         loop {
             let notified = std::pin::pin!(inner.appended.notified());
             let mut notified = notified;
             // Registered before looking, so an append in between is not missed.
             notified.as_mut().enable();
-            if let Some(record) = self.try_next()? {
-                return Ok(record);
+            // No await between `take` and returning: a cancelled call has taken nothing.
+            if let Some(next) = self.step(&mut take, Want::HeaderIfRecent)? {
+                return Ok(next);
             }
             notified.await;
         }
@@ -277,6 +355,27 @@ impl Reader {
 
     /// The next record to deliver, if one is there now.
     pub fn try_next(&mut self) -> Result<Option<Record>> {
+        Ok(self
+            .step(&mut |_, _| None::<Infallible>, Want::Payload)?
+            .map(|next| match next {
+                Next::Read(record) => record,
+                Next::Taken { item, .. } => match item {},
+            }))
+    }
+
+    /// As [`Reader::try_next`], with `take` as in [`Reader::next_or_take`].
+    pub fn try_next_or_take<T>(
+        &mut self,
+        mut take: impl FnMut(u64, u32) -> Option<T>,
+    ) -> Result<Option<Next<T>>> {
+        self.step(&mut take, Want::HeaderIfRecent)
+    }
+
+    fn step<T>(
+        &mut self,
+        take: &mut impl FnMut(u64, u32) -> Option<T>,
+        mut want: Want,
+    ) -> Result<Option<Next<T>>> {
         self.sync_drops();
         let mut payload = Vec::new();
         loop {
@@ -286,12 +385,13 @@ impl Reader {
                 self.live,
                 &mut payload,
                 &self.shared.name,
+                want,
             )? {
                 Step::End(at) => {
                     self.live = at;
                     break;
                 }
-                Step::Record(h, at, next) => {
+                Step::Record(h, at, next, read) => {
                     if self.acked.contains(h.seq) {
                         self.live = next;
                         continue;
@@ -308,8 +408,25 @@ impl Reader {
                         self.live = head;
                         break;
                     }
+                    if let Some(item) = take(h.seq, h.count) {
+                        self.live = next;
+                        self.deliver(&h, at);
+                        return Ok(Some(Next::Taken {
+                            seq: h.seq,
+                            count: h.count,
+                            replay: false,
+                            item,
+                        }));
+                    }
+                    if read == Payload::NotRead {
+                        // The caller has no copy after all: read it from the file.
+                        self.live = at;
+                        want = Want::Payload;
+                        continue;
+                    }
                     self.live = next;
-                    return Ok(Some(self.deliver(h, at, payload, false)));
+                    self.deliver(&h, at);
+                    return Ok(Some(Next::Read(record(&h, payload, false))));
                 }
             }
         }
@@ -320,11 +437,12 @@ impl Reader {
                 span.next,
                 &mut payload,
                 &self.shared.name,
+                Want::Payload,
             )? {
                 Step::End(_) => {
                     self.replay.pop_front();
                 }
-                Step::Record(h, at, next) => {
+                Step::Record(h, at, next, _) => {
                     if h.seq >= span.end {
                         self.replay.pop_front();
                         continue;
@@ -335,7 +453,16 @@ impl Reader {
                     if self.acked.contains(h.seq) {
                         continue;
                     }
-                    return Ok(Some(self.deliver(h, at, payload, true)));
+                    self.deliver(&h, at);
+                    if let Some(item) = take(h.seq, h.count) {
+                        return Ok(Some(Next::Taken {
+                            seq: h.seq,
+                            count: h.count,
+                            replay: true,
+                            item,
+                        }));
+                    }
+                    return Ok(Some(Next::Read(record(&h, payload, true))));
                 }
             }
         }
@@ -344,7 +471,8 @@ impl Reader {
         Ok(None)
     }
 
-    fn deliver(&mut self, h: Header, at: Loc, payload: Vec<u8>, replay: bool) -> Record {
+    /// Counts the record starting at `at` as delivered: in flight until acknowledged.
+    fn deliver(&mut self, h: &Header, at: Loc) {
         self.unacked.insert(
             h.seq,
             Pending {
@@ -359,13 +487,6 @@ impl Reader {
             .replaying
             .store(!self.replay.is_empty(), Ordering::Relaxed);
         self.publish_floor();
-        Record {
-            seq: h.seq,
-            count: h.count,
-            appended_at_ns: h.appended_at_ns,
-            payload,
-            replay,
-        }
     }
 
     /// Acknowledges the record that starts at `seq` (acks may come in any order). The

@@ -408,6 +408,7 @@ pub(crate) fn open_writer(
         appended_records: 0,
         appended_seqs: 0,
         scratch: Vec::new(),
+        appended: Default::default(),
     };
     Ok((state, resolved))
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 use std::time::Duration;
 
-use backplane_buffer::{AppendError, Log, Overflow, Reader, ReaderOptions, Record};
+use backplane_buffer::{AppendError, Log, Next, Overflow, Reader, ReaderOptions, Record};
 use proptest::prelude::*;
 use support::{HEADER, options};
 
@@ -258,6 +258,35 @@ fn check_delivery(
     }
 }
 
+/// Reader 0 reads every record from the log; reader 1 holds two records in three itself
+/// (`Reader::try_next_or_take`, as the engine holds its latest batches), so it takes those
+/// by their header where the log allows and reads the rest.
+fn next(reader: &mut Reader, r: usize, model: &Model) -> Option<Record> {
+    if r == 0 {
+        return reader.try_next().unwrap();
+    }
+    let held = |seq: u64, count: u32| {
+        let rec = model.records.get(&seq).filter(|_| !seq.is_multiple_of(3))?;
+        assert_eq!(count, rec.count);
+        Some(rec.payload.clone())
+    };
+    Some(match reader.try_next_or_take(held).unwrap()? {
+        Next::Read(record) => record,
+        Next::Taken {
+            seq,
+            count,
+            replay,
+            item,
+        } => Record {
+            seq,
+            count,
+            appended_at_ns: 0,
+            payload: item,
+            replay,
+        },
+    })
+}
+
 fn run(segment_bytes: u64, specs: Vec<ReaderSpec>, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, mut readers) = open(dir.path(), segment_bytes, &specs);
@@ -318,7 +347,7 @@ fn run(segment_bytes: u64, specs: Vec<ReaderSpec>, ops: Vec<Op>) -> Result<(), T
             }
             Op::Next(r) => {
                 model.readers[r].published = None;
-                let got = readers[r].try_next().unwrap();
+                let got = next(&mut readers[r], r, &model);
                 let want = model.next(r, specs[r].lag_zero);
                 check_delivery(&model, got, want)?;
             }
@@ -376,7 +405,7 @@ fn run(segment_bytes: u64, specs: Vec<ReaderSpec>, ops: Vec<Op>) -> Result<(), T
         readers[r].rewind();
         model.rewind(r);
         loop {
-            let got = readers[r].try_next().unwrap();
+            let got = next(&mut readers[r], r, &model);
             let want = model.next(r, specs[r].lag_zero);
             let done = want.is_none();
             if let Some((seq, _)) = want {

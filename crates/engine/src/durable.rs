@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backplane_buffer::scratch::{RECORD_KEEP, release_after};
-use backplane_buffer::{AppendError, Log, Reader, Record};
+use backplane_buffer::{AppendError, Log, Next, Reader, Record};
 use backplane_model::wire::{self, Cursor, put_str, put_value, put_varint};
 use backplane_model::{Context, Event, Quality, Sample, TagId, Timestamp, Value};
 use prometheus_client::metrics::counter::Counter;
@@ -532,9 +532,13 @@ impl BufferedInput {
     pub(crate) async fn next(&mut self) -> Option<Delivered> {
         loop {
             self.apply_pending();
-            let record = if self.closed.is_cancelled() {
-                match self.reader.try_next() {
-                    Ok(Some(record)) => record,
+            // A record whose batch the writer still keeps is taken from there: not read
+            // from its file, not decoded.
+            let (recent, topology) = (&self.recent, &self.topology);
+            let take = |seq, count| recent.take(seq, count, topology);
+            let next = if self.closed.is_cancelled() {
+                match self.reader.try_next_or_take(take) {
+                    Ok(Some(next)) => next,
                     Ok(None) => {
                         self.finish();
                         return None;
@@ -548,8 +552,8 @@ impl BufferedInput {
             } else {
                 let closed = self.closed.clone();
                 tokio::select! {
-                    record = self.reader.next() => match record {
-                        Ok(record) => record,
+                    next = self.reader.next_or_take(take) => match next {
+                        Ok(next) => next,
                         Err(e) => {
                             // An I/O error reading our own files: wait a little rather than spin.
                             tracing::error!(reader = %self.reader.name(), error = %e, "store-and-forward: cannot read the log");
@@ -564,6 +568,23 @@ impl BufferedInput {
                     () = closed.cancelled() => continue,
                 }
             };
+            let record = match next {
+                Next::Taken {
+                    seq,
+                    count,
+                    replay,
+                    item: batch,
+                } => {
+                    // Kept non-empty, and every sample's tag is the reader's: as decoded.
+                    return Some(Delivered {
+                        record: seq,
+                        seqs: (seq..seq + u64::from(count)).collect(),
+                        batch,
+                        replay,
+                    });
+                }
+                Next::Read(record) => record,
+            };
             if let Some(delivered) = self.decode(record) {
                 return Some(delivered);
             }
@@ -571,15 +592,6 @@ impl BufferedInput {
     }
 
     fn decode(&mut self, record: Record) -> Option<Delivered> {
-        if let Some(batch) = self.recent.take(record.seq, record.count, &self.topology) {
-            // Kept non-empty, and every sample's tag is the reader's: as decoded.
-            return Some(Delivered {
-                record: record.seq,
-                seqs: (record.seq..record.seq + u64::from(record.count)).collect(),
-                batch,
-                replay: record.replay,
-            });
-        }
         match decode(&record.payload, record.seq, &self.topology) {
             Ok(decoded) => {
                 if decoded.unknown_tags > 0 {
