@@ -28,15 +28,17 @@ use backplane_connector::{Batch, Topology};
 
 use crate::recent::RecentBatches;
 
-/// The format of records written by this version: values in the [`wire`] encoding.
-const FORMAT: u8 = 2;
-/// The oldest format still read: 1 (values as a type byte 1–7 and fixed-width little-endian
-/// numbers) was written before version 2; a backlog left by it is delivered after an upgrade.
+/// The format of records written by this version.
+const FORMAT: u8 = 3;
+/// The oldest format still read: a backlog left by an older version is delivered after an
+/// upgrade (`durable/older.rs`).
 const OLDEST_FORMAT: u8 = 1;
 
-/// Flags of a sample in format 2.
+/// Flags of a sample in formats 2 and 3.
 const HAS_SOURCE_TIME: u8 = 1;
 const HAS_VALUE: u8 = 2;
+
+mod older;
 
 /// A record that cannot be read back as a batch.
 #[derive(Debug, thiserror::Error)]
@@ -51,52 +53,76 @@ pub enum DecodeError {
 
 /// Appends `batch` to `out` as one record body.
 ///
-/// Layout: `format u8 (2), contexts varint, context*, samples varint, sample*, events
-/// varint, event*`. A context is a presence mask u8 of its seven fields, then each present
-/// one as a string; a sample is `tag path (string), flags u8 (1 = source time, 2 = value),
-/// quality status code u32 LE, [source time i64 LE], gateway time i64 LE, context index
-/// varint, [value]`; an event is its JSON as a length-prefixed string. Strings, varints and
-/// values are [`backplane_model::wire`]'s.
+/// Layout (format 3): `format u8, contexts varint, context*, assets varint, asset path
+/// (string)*, samples varint, [base time i64 LE when samples > 0], sample*, events varint,
+/// event*`. A context is a presence mask u8 of its seven fields, then each present one as
+/// a string. A sample is `asset index varint, attribute name (string), flags u8 (1 = source
+/// time, 2 = value), quality status code varint, [source time i64 LE], gateway time minus
+/// the base time (zigzag varint), context index varint, [value]`. An event is its JSON as
+/// a length-prefixed string. Strings, varints and values are [`backplane_model::wire`]'s.
+///
+/// A tag is named by its asset's path and attribute name, not by its
+/// [`TagId`](backplane_model::TagId), so a backlog outlives a renumbering; each asset's path
+/// is written once per record, and a poll's samples, which share their gateway time and
+/// are mostly good, take a byte each for both: 6 bytes, the attribute's name and the value
+/// (12–14 bytes a sample for the benchmark's registers, 33–35 in format 2).
 pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
     out.clear();
     out.push(FORMAT);
-    // Contexts are shared by many samples (a poll's samples mostly by all): write each
-    // distinct one once. `ContextIndex` finds a sample's without a search when it is the
-    // previous sample's.
-    let mut contexts = ContextIndex::default();
+    // Contexts and assets are shared by many samples (a poll's samples mostly by all):
+    // write each distinct one once. `Distinct` finds a sample's without a search when it
+    // is the previous sample's.
+    let mut contexts = Distinct::default();
+    let mut assets = Distinct::default();
     for sample in &batch.samples {
-        contexts.index(&sample.context);
+        contexts.index(Arc::as_ptr(&sample.context), &sample.context);
+        let asset = topology.tag(sample.tag).map(|t| t.asset);
+        assets.index(asset, asset);
     }
     put_varint(out, contexts.list.len() as u64);
     for context in &contexts.list {
         put_context(out, context);
     }
+    put_varint(out, assets.list.len() as u64);
+    for asset in &assets.list {
+        // A tag the topology does not have (never from the pipeline): an empty path,
+        // which no tag has, so it is skipped and counted on reading.
+        let path = asset
+            .and_then(|a| topology.assets.get(a))
+            .map_or("", |a| a.path.as_str());
+        put_str(out, path);
+    }
     put_varint(out, batch.samples.len() as u64);
+    let base = batch.samples.first().map_or(0, |s| s.gateway_time.unix_nanos());
+    if !batch.samples.is_empty() {
+        out.extend_from_slice(&base.to_le_bytes());
+    }
     for sample in &batch.samples {
-        put_path(out, topology, sample.tag);
-        // The fixed part, gathered on the stack and appended at once: one capacity check
+        let info = topology.tag(sample.tag);
+        let attribute = info.map_or("", |t| t.attribute.name.as_str());
+        // The fixed parts gathered on the stack and appended at once: one capacity check
         // instead of one per field.
-        let mut fixed = [0u8; 1 + 4 + 8 + 8 + 10];
-        let mut n = 5;
-        fixed[1..5].copy_from_slice(&sample.quality.to_status_code().to_le_bytes());
-        if let Some(t) = sample.source_time {
-            fixed[0] |= HAS_SOURCE_TIME;
-            fixed[n..n + 8].copy_from_slice(&t.unix_nanos().to_le_bytes());
-            n += 8;
+        let mut fixed = Fixed::default();
+        fixed.varint(assets.index(info.map(|t| t.asset), info.map(|t| t.asset)) as u64);
+        fixed.varint(attribute.len() as u64);
+        out.extend_from_slice(fixed.bytes());
+        out.extend_from_slice(attribute.as_bytes());
+        let mut fixed = Fixed::default();
+        let mut flags = 0;
+        if sample.source_time.is_some() {
+            flags |= HAS_SOURCE_TIME;
         }
         if sample.value.is_some() {
-            fixed[0] |= HAS_VALUE;
+            flags |= HAS_VALUE;
         }
-        fixed[n..n + 8].copy_from_slice(&sample.gateway_time.unix_nanos().to_le_bytes());
-        n += 8;
-        let mut context = contexts.index(&sample.context) as u64;
-        while context >= 0x80 {
-            fixed[n] = (context as u8) | 0x80;
-            context >>= 7;
-            n += 1;
+        fixed.u8(flags);
+        fixed.varint(u64::from(sample.quality.to_status_code()));
+        if let Some(t) = sample.source_time {
+            fixed.i64_le(t.unix_nanos());
         }
-        fixed[n] = context as u8;
-        out.extend_from_slice(&fixed[..=n]);
+        fixed.varint(wire::zigzag(sample.gateway_time.unix_nanos().wrapping_sub(base)));
+        fixed.varint(contexts.index(Arc::as_ptr(&sample.context), &sample.context) as u64);
+        out.extend_from_slice(fixed.bytes());
         if let Some(value) = &sample.value {
             put_value(out, value);
         }
@@ -109,30 +135,84 @@ pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
     }
 }
 
-/// The distinct contexts of a batch in the order first met, by pointer.
-#[derive(Default)]
-struct ContextIndex<'a> {
-    list: Vec<&'a Arc<Context>>,
-    /// The last context asked for and its index.
-    last: Option<(&'a Arc<Context>, usize)>,
+/// Up to 40 bytes written on the stack: the most one group of a sample's fixed fields
+/// takes (two varints, or a flag byte, a status code, a time and two varints).
+struct Fixed {
+    bytes: [u8; 40],
+    len: usize,
 }
 
-impl<'a> ContextIndex<'a> {
-    /// `context`'s index, added if new.
-    fn index(&mut self, context: &'a Arc<Context>) -> usize {
+impl Default for Fixed {
+    fn default() -> Fixed {
+        Fixed {
+            bytes: [0; 40],
+            len: 0,
+        }
+    }
+}
+
+impl Fixed {
+    fn u8(&mut self, b: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.u8((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.u8(v as u8);
+    }
+
+    fn i64_le(&mut self, v: i64) {
+        for b in v.to_le_bytes() {
+            self.u8(b);
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// The distinct items of a batch in the order first met, by a key.
+struct Distinct<K, T> {
+    list: Vec<T>,
+    keys: Vec<K>,
+    /// The last key asked for and its index.
+    last: Option<(K, usize)>,
+}
+
+impl<K, T> Default for Distinct<K, T> {
+    fn default() -> Self {
+        Distinct {
+            list: Vec::new(),
+            keys: Vec::new(),
+            last: None,
+        }
+    }
+}
+
+impl<K: Copy + PartialEq, T> Distinct<K, T> {
+    /// The index of the item of `key`, `item` added if new.
+    fn index(&mut self, key: K, item: T) -> usize {
         if let Some((last, i)) = self.last
-            && Arc::ptr_eq(last, context)
+            && last == key
         {
             return i;
         }
-        let i = match self.list.iter().position(|c| Arc::ptr_eq(c, context)) {
+        let i = match self.keys.iter().position(|k| *k == key) {
             Some(i) => i,
             None => {
-                self.list.push(context);
+                self.keys.push(key);
+                self.list.push(item);
                 self.list.len() - 1
             }
         };
-        self.last = Some((context, i));
+        self.last = Some((key, i));
         i
     }
 }
@@ -158,22 +238,35 @@ pub fn decode(bytes: &[u8], first_seq: u64, topology: &Topology) -> Result<Decod
     for _ in 0..n {
         contexts.push(Arc::new(read_context(&mut r)?));
     }
+    let mut assets = Vec::new();
+    let mut base = 0;
+    if format >= 3 {
+        let n = r.count(usize::MAX, 1)?;
+        assets.reserve(n);
+        for _ in 0..n {
+            assets.push(r.blob()?);
+        }
+    }
     let n = r.count(usize::MAX, 1)?;
+    if format >= 3 && n > 0 {
+        base = r.i64_le()?;
+    }
     let mut samples = Vec::with_capacity(n);
     let mut seqs = Vec::with_capacity(n);
     let mut unknown_tags = 0;
     let mut previous: Option<TagId> = None;
+    let mut scratch = String::new();
     for i in 0..n {
-        let raw = if format == FORMAT {
-            read_sample(&mut r)?
-        } else {
-            format1::read_sample(&mut r)?
+        let raw = match format {
+            1 => older::format1_sample(&mut r)?,
+            2 => older::format2_sample(&mut r)?,
+            _ => read_sample(&mut r, &assets, base)?,
         };
         let context = usize::try_from(raw.context)
             .ok()
             .and_then(|i| contexts.get(i))
             .ok_or(wire::Error::Invalid("context index out of range"))?;
-        let Some(tag) = resolve(topology, raw.path, previous)? else {
+        let Some(tag) = resolve(topology, raw.path, previous, &mut scratch)? else {
             unknown_tags += 1;
             continue;
         };
@@ -207,36 +300,56 @@ pub fn decode(bytes: &[u8], first_seq: u64, topology: &Topology) -> Result<Decod
     })
 }
 
-/// Appends `tag`'s path as a blob (empty for a tag the topology does not have), from its
-/// parts: the topology keeps no string of it.
-fn put_path(out: &mut Vec<u8>, topology: &Topology, tag: TagId) {
-    match topology.tag(tag) {
-        Some(info) => {
-            let path = topology.path(info);
-            put_varint(out, path.len() as u64);
-            path.put(out);
-        }
-        None => put_str(out, ""),
-    }
+/// A tag's name as stored: its whole path (formats 1 and 2) or its asset's path and its
+/// attribute's name (format 3). Bytes: UTF-8 once [`resolve`] has found the tag.
+#[derive(Clone, Copy)]
+enum StoredPath<'a> {
+    Joined(&'a [u8]),
+    Parts { asset: &'a [u8], attribute: &'a [u8] },
 }
 
 /// The tag a stored path names, `None` if the topology has no such tag. A record's samples
 /// mostly come from one poll of consecutive tags, so the tag after the previous one is
 /// tried first, by comparing bytes: no UTF-8 check and no hashing when it is the one.
-fn resolve(topology: &Topology, path: &[u8], previous: Option<TagId>) -> wire::Result<Option<TagId>> {
+fn resolve(
+    topology: &Topology,
+    path: StoredPath<'_>,
+    previous: Option<TagId>,
+    scratch: &mut String,
+) -> wire::Result<Option<TagId>> {
+    let is = |tag: TagId| {
+        topology.tag(tag).is_some_and(|t| {
+            let p = topology.path(t);
+            match path {
+                StoredPath::Joined(joined) => p.is(joined),
+                StoredPath::Parts { asset, attribute } => {
+                    p.asset.as_bytes() == asset && p.attribute.as_bytes() == attribute
+                }
+            }
+        })
+    };
     if let Some(next) = previous.and_then(|p| p.0.checked_add(1)).map(TagId)
-        && topology.tag(next).is_some_and(|t| topology.path(t).is(path))
+        && is(next)
     {
         return Ok(Some(next));
     }
-    let path = std::str::from_utf8(path).map_err(|_| wire::Error::InvalidUtf8)?;
+    let utf8 = |b| std::str::from_utf8(b).map_err(|_| wire::Error::InvalidUtf8);
+    let path = match path {
+        StoredPath::Joined(joined) => utf8(joined)?,
+        StoredPath::Parts { asset, attribute } => {
+            scratch.clear();
+            scratch.push_str(utf8(asset)?);
+            scratch.push('/');
+            scratch.push_str(utf8(attribute)?);
+            scratch.as_str()
+        }
+    };
     Ok(topology.tag_by_path(path).map(|t| t.id))
 }
 
 /// One sample as stored, before its tag path and context index are resolved.
 struct RawSample<'a> {
-    /// The tag's path as stored: UTF-8 once [`resolve`] has found it.
-    path: &'a [u8],
+    path: StoredPath<'a>,
     value: Option<Value>,
     quality: Quality,
     source_time: Option<Timestamp>,
@@ -244,24 +357,29 @@ struct RawSample<'a> {
     context: u64,
 }
 
+/// A sample of format 3 (see [`encode`]).
 #[inline]
-fn read_sample<'a>(r: &mut Cursor<'a>) -> wire::Result<RawSample<'a>> {
-    let path = r.blob()?;
+fn read_sample<'a>(r: &mut Cursor<'a>, assets: &[&'a [u8]], base: i64) -> wire::Result<RawSample<'a>> {
+    let asset = usize::try_from(r.varint()?)
+        .ok()
+        .and_then(|i| assets.get(i).copied())
+        .ok_or(wire::Error::Invalid("asset index out of range"))?;
+    let attribute = r.blob()?;
     let flags = r.u8()?;
     if flags & !(HAS_SOURCE_TIME | HAS_VALUE) != 0 {
         return Err(wire::Error::Invalid("unknown sample flags"));
     }
-    let quality = match r.u32_le()? {
+    let quality = match r.varint()? {
         // Good, by far the most common, without the table search.
         0 => Quality::Good,
-        code => Quality::from_status_code(code),
+        code => Quality::from_status_code(u32::try_from(code).map_err(|_| wire::Error::OutOfRange)?),
     };
     let source_time = if flags & HAS_SOURCE_TIME != 0 {
         Some(Timestamp::from_unix_nanos(r.i64_le()?))
     } else {
         None
     };
-    let gateway_time = Timestamp::from_unix_nanos(r.i64_le()?);
+    let gateway_time = Timestamp::from_unix_nanos(base.wrapping_add(r.varint_i64()?));
     let context = match r.peek() {
         // One byte, the usual case (fewer than 128 contexts in the record).
         Some(b) if b < 0x80 => u64::from(r.u8()?),
@@ -273,7 +391,7 @@ fn read_sample<'a>(r: &mut Cursor<'a>) -> wire::Result<RawSample<'a>> {
         None
     };
     Ok(RawSample {
-        path,
+        path: StoredPath::Parts { asset, attribute },
         value,
         quality,
         source_time,
@@ -326,66 +444,6 @@ fn read_context(r: &mut Cursor<'_>) -> wire::Result<Context> {
         operator,
         machine_state,
     })
-}
-
-/// Reading format 1, which only differs in a sample's layout: `tag path, value (type byte 0
-/// = none, 1 bool u8, 2 int i64 LE, 3 uint u64 LE, 4 float f64 LE, 5 string, 6 timestamp
-/// i64 LE, 7 array: varint count then values), quality u32 LE, source time flag u8 and
-/// [i64 LE], gateway time i64 LE, context index varint`.
-mod format1 {
-    use std::sync::Arc;
-
-    use backplane_model::wire::{self, Cursor, Error, MAX_DEPTH};
-    use backplane_model::{Quality, Timestamp, Value};
-
-    use super::RawSample;
-
-    pub(super) fn read_sample<'a>(r: &mut Cursor<'a>) -> wire::Result<RawSample<'a>> {
-        let path = r.blob()?;
-        let value = if r.peek() == Some(0) {
-            r.u8()?;
-            None
-        } else {
-            Some(value(r, 0)?)
-        };
-        let quality = Quality::from_status_code(r.u32_le()?);
-        let source_time = match r.u8()? {
-            0 => None,
-            1 => Some(Timestamp::from_unix_nanos(r.i64_le()?)),
-            _ => return Err(Error::Invalid("bad source time flag")),
-        };
-        let gateway_time = Timestamp::from_unix_nanos(r.i64_le()?);
-        let context = r.varint()?;
-        Ok(RawSample {
-            path,
-            value,
-            quality,
-            source_time,
-            gateway_time,
-            context,
-        })
-    }
-
-    fn value(r: &mut Cursor<'_>, depth: usize) -> wire::Result<Value> {
-        Ok(match r.u8()? {
-            1 => Value::Bool(r.u8()? != 0),
-            2 => Value::Int(r.i64_le()?),
-            3 => Value::UInt(r.u64_le()?),
-            4 => Value::Float(f64::from_bits(r.u64_le()?)),
-            5 => Value::String(Arc::from(r.str()?)),
-            6 => Value::Timestamp(Timestamp::from_unix_nanos(r.i64_le()?)),
-            7 if depth < MAX_DEPTH => {
-                let n = r.count(usize::MAX, 1)?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(value(r, depth + 1)?);
-                }
-                Value::Array(items.into())
-            }
-            7 => return Err(Error::TooDeep),
-            tag => return Err(Error::UnknownValueType(tag)),
-        })
-    }
 }
 
 /// The pipeline's side of the log.
@@ -862,63 +920,13 @@ signals.n = { signal = "constant", value = 1.0 }
         assert_eq!(decoded.batch.samples, batch.samples);
     }
 
-    /// Format 2 as written field by field before the fixed part was gathered on the
-    /// stack: the bytes must not have changed.
-    fn encode_field_by_field(batch: &Batch, topology: &Topology) -> Vec<u8> {
-        let mut out = vec![FORMAT];
-        let mut contexts: Vec<&Arc<Context>> = Vec::new();
-        let mut context_of = Vec::new();
-        for sample in &batch.samples {
-            let i = match contexts.iter().position(|c| Arc::ptr_eq(c, &sample.context)) {
-                Some(i) => i,
-                None => {
-                    contexts.push(&sample.context);
-                    contexts.len() - 1
-                }
-            };
-            context_of.push(i);
-        }
-        put_varint(&mut out, contexts.len() as u64);
-        for context in &contexts {
-            put_context(&mut out, context);
-        }
-        put_varint(&mut out, batch.samples.len() as u64);
-        for (sample, context) in batch.samples.iter().zip(context_of) {
-            put_path(&mut out, topology, sample.tag);
-            let mut flags = 0;
-            if sample.source_time.is_some() {
-                flags |= HAS_SOURCE_TIME;
-            }
-            if sample.value.is_some() {
-                flags |= HAS_VALUE;
-            }
-            out.push(flags);
-            out.extend_from_slice(&sample.quality.to_status_code().to_le_bytes());
-            if let Some(t) = sample.source_time {
-                out.extend_from_slice(&t.unix_nanos().to_le_bytes());
-            }
-            out.extend_from_slice(&sample.gateway_time.unix_nanos().to_le_bytes());
-            put_varint(&mut out, context as u64);
-            if let Some(value) = &sample.value {
-                put_value(&mut out, value);
-            }
-        }
-        put_varint(&mut out, batch.events.len() as u64);
-        for event in &batch.events {
-            wire::put_blob(&mut out, &serde_json::to_vec(event).unwrap());
-        }
-        out
-    }
-
     #[test]
-    fn records_are_written_byte_for_byte_as_before() {
+    fn every_combination_of_fields_and_many_contexts_round_trip() {
         let topology = topology(CONFIG);
         let mut batch = batch(&topology);
-        let mut bytes = Vec::new();
-        encode(&batch, &topology, &mut bytes);
-        assert_eq!(bytes, encode_field_by_field(&batch, &topology));
         // 200 contexts (indexes of two varint bytes), met again out of order; every
-        // combination of source time, value and quality.
+        // combination of source time, value and quality; gateway times on both sides of
+        // the first one, as far apart as they go.
         let contexts: Vec<Arc<Context>> = (0..200)
             .map(|i| {
                 Arc::new(Context {
@@ -932,13 +940,59 @@ signals.n = { signal = "constant", value = 1.0 }
             .map(|i| Sample {
                 context: contexts[(i * 7) % 200].clone(),
                 source_time: (i % 3 == 0).then_some(Timestamp::from_unix_nanos(-(i as i64))),
-                gateway_time: Timestamp::from_unix_nanos(i64::MAX - i as i64),
+                gateway_time: Timestamp::from_unix_nanos(match i % 4 {
+                    0 => i64::MAX - i as i64,
+                    1 => i64::MIN + i as i64,
+                    _ => i as i64 - 300,
+                }),
                 ..templates[i % templates.len()].clone()
             })
             .collect();
+        let mut bytes = Vec::new();
         encode(&batch, &topology, &mut bytes);
-        assert_eq!(bytes, encode_field_by_field(&batch, &topology));
-        assert_eq!(decode(&bytes, 0, &topology).unwrap().batch.samples, batch.samples);
+        let decoded = decode(&bytes, 0, &topology).unwrap();
+        assert_eq!(decoded.batch.samples, batch.samples);
+        assert_eq!(decoded.unknown_tags, 0);
+    }
+
+    #[test]
+    fn a_polls_sample_takes_its_attribute_name_and_a_few_bytes_beside_its_value() {
+        let topology = topology(CONFIG);
+        let level = topology.tag_by_path("acme/plant/area/tank-1/level").unwrap().id;
+        let context = Arc::new(Context::default());
+        let poll = |n: usize| Batch {
+            samples: (0..n)
+                .map(|i| Sample {
+                    tag: level,
+                    value: Some(Value::UInt(i as u64 % 100)),
+                    quality: Quality::Good,
+                    source_time: None,
+                    gateway_time: Timestamp::from_unix_nanos(1_796_000_000_000_000_000),
+                    context: context.clone(),
+                })
+                .collect(),
+            events: Vec::new(),
+        };
+        let (mut one, mut many) = (Vec::new(), Vec::new());
+        encode(&poll(1), &topology, &mut one);
+        encode(&poll(126), &topology, &mut many);
+        // Asset index, the attribute's length and name ("level"), flags, quality, time,
+        // context, and the value (type and one byte): the asset's path and the time are
+        // written once per record.
+        assert_eq!((many.len() - one.len()) / 125, 1 + 1 + 5 + 1 + 1 + 1 + 1 + 2);
+        assert_eq!(decode(&many, 0, &topology).unwrap().batch, poll(126));
+    }
+
+    #[test]
+    fn a_sample_of_a_tag_the_topology_lacks_is_written_as_unknown_and_skipped_on_reading() {
+        let topology = topology(CONFIG);
+        let mut batch = batch(&topology);
+        batch.samples[1].tag = TagId(9_999);
+        let mut bytes = Vec::new();
+        encode(&batch, &topology, &mut bytes);
+        let decoded = decode(&bytes, 0, &topology).unwrap();
+        assert_eq!(decoded.unknown_tags, 1);
+        assert_eq!(decoded.seqs, [0, 2, 3]);
     }
 
     #[test]
@@ -1008,6 +1062,18 @@ signals.n = { signal = "constant", value = 1.0 }
         "636f6e74657874223a7b22776f726b5f6f72646572223a22574f2d31222c226261746368223a22422d37227d7d",
     ];
 
+    /// [`batch`] as the versions before format 3 wrote it (hex), taken from such a build.
+    const FORMAT_2_RECORD: &[&str] = &[
+        "02020504574f2d3103422d3700031c61636d652f706c616e742f617265612f74616e6b2d312f6c6576656c0300000000",
+        "05000000000000000700000000000000000300000000004045401b61636d652f706c616e742f617265612f74616e6b2d",
+        "312f6e616d6502000090400800000000000000000603040161010502091c61636d652f706c616e742f617265612f7461",
+        "6e6b2d312f6c6576656c000000058009000000000000000101c3017b226173736574223a2261636d652f706c616e742f",
+        "617265612f74616e6b2d31222c2274696d65223a22313937302d30312d30315430303a30303a30302e30303030303030",
+        "315a222c226576656e74223a22636f6e746578745f6368616e676564222c226669656c64223a226261746368222c226f",
+        "6c64223a6e756c6c2c226e6577223a22422d37222c226279223a22617069222c22636f6e74657874223a7b22776f726b",
+        "5f6f72646572223a22574f2d31222c226261746368223a22422d37227d7d",
+    ];
+
     fn unhex(parts: &[&str]) -> Vec<u8> {
         let hex: String = parts.concat();
         (0..hex.len())
@@ -1030,7 +1096,7 @@ signals.n = { signal = "constant", value = 1.0 }
             &decoded.batch.samples[0].context,
             &decoded.batch.samples[1].context
         ));
-        // This version writes format 2 only.
+        // This version writes format 3 only.
         let mut written = Vec::new();
         encode(&batch, &topology, &mut written);
         assert_eq!(written[0], FORMAT);
@@ -1046,11 +1112,34 @@ signals.n = { signal = "constant", value = 1.0 }
     }
 
     #[test]
+    fn records_written_in_format_2_by_the_previous_version_still_decode() {
+        let topology = topology(CONFIG);
+        let batch = batch(&topology);
+        let bytes = unhex(FORMAT_2_RECORD);
+        assert_eq!(bytes[0], 2);
+        let decoded = decode(&bytes, 100, &topology).unwrap();
+        assert_eq!(decoded.batch.samples, batch.samples);
+        assert_eq!(decoded.batch.events, batch.events);
+        assert_eq!(decoded.seqs, [100, 101, 102, 103]);
+        let mut written = Vec::new();
+        encode(&batch, &topology, &mut written);
+        assert!(written.len() < bytes.len(), "format 3 is the smaller");
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len], 0, &topology).is_err(), "truncated to {len}");
+        }
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x80;
+            let _ = decode(&damaged, 0, &topology);
+        }
+    }
+
+    #[test]
     fn a_record_of_a_newer_format_is_refused_naming_both_versions() {
         let topology = topology(CONFIG);
         let mut bytes = Vec::new();
         encode(&batch(&topology), &topology, &mut bytes);
-        for format in [0, 3, 255] {
+        for format in [0, 4, 255] {
             bytes[0] = format;
             let e = decode(&bytes, 0, &topology).unwrap_err();
             assert!(
@@ -1059,7 +1148,7 @@ signals.n = { signal = "constant", value = 1.0 }
             );
             assert_eq!(
                 e.to_string(),
-                format!("buffer record in format {format}: this version reads formats 1 to 2")
+                format!("buffer record in format {format}: this version reads formats 1 to 3")
             );
         }
     }
