@@ -53,61 +53,58 @@ pub enum DecodeError {
 
 /// Appends `batch` to `out` as one record body.
 ///
-/// Layout (format 3): `format u8, contexts varint, context*, assets varint, asset path
-/// (string)*, samples varint, [base time i64 LE when samples > 0], sample*, events varint,
-/// event*`. A context is a presence mask u8 of its seven fields, then each present one as
-/// a string. A sample is `asset index varint, attribute name (string), flags u8 (1 = source
-/// time, 2 = value), quality status code varint, [source time i64 LE], gateway time minus
-/// the base time (zigzag varint), context index varint, [value]`. An event is its JSON as
-/// a length-prefixed string. Strings, varints and values are [`backplane_model::wire`]'s.
+/// Layout (format 3): `format u8, contexts varint, context*, samples varint, [base time
+/// i64 LE when samples > 0], sample*, events varint, event*`. A context is a presence mask
+/// u8 of its seven fields, then each present one as a string. A sample is `asset index
+/// varint, [asset path (string) when the index is new: one past the last], attribute name
+/// (string), flags u8 (1 = source time, 2 = value), quality status code varint, [source
+/// time i64 LE], gateway time minus the base time (zigzag varint), context index varint,
+/// [value]`. An event is its JSON as a length-prefixed string. Strings, varints and values
+/// are [`backplane_model::wire`]'s.
 ///
 /// A tag is named by its asset's path and attribute name, not by its
-/// [`TagId`](backplane_model::TagId), so a backlog outlives a renumbering; each asset's path
+/// [`TagId`](backplane_model::TagId), so a backlog outlives a renumbering. Each asset's path
 /// is written once per record, and a poll's samples, which share their gateway time and
 /// are mostly good, take a byte each for both: 6 bytes, the attribute's name and the value
 /// (12–14 bytes a sample for the benchmark's registers, 33–35 in format 2).
 pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
     out.clear();
     out.push(FORMAT);
-    // Contexts and assets are shared by many samples (a poll's samples mostly by all):
-    // write each distinct one once. `Distinct` finds a sample's without a search when it
-    // is the previous sample's.
-    let mut contexts = Distinct::default();
-    let mut assets = Distinct::default();
+    // Contexts are shared by many samples (a poll's samples mostly by all): write each
+    // distinct one once. `ContextIndex` finds a sample's without a search when it is the
+    // previous sample's.
+    let mut contexts = ContextIndex::default();
     for sample in &batch.samples {
-        contexts.index(Arc::as_ptr(&sample.context), &sample.context);
-        let asset = topology.tag(sample.tag).map(|t| t.asset);
-        assets.index(asset, asset);
+        contexts.index(&sample.context);
     }
     put_varint(out, contexts.list.len() as u64);
     for context in &contexts.list {
         put_context(out, context);
-    }
-    put_varint(out, assets.list.len() as u64);
-    for asset in &assets.list {
-        // A tag the topology does not have (never from the pipeline): an empty path,
-        // which no tag has, so it is skipped and counted on reading.
-        let path = asset
-            .and_then(|a| topology.assets.get(a))
-            .map_or("", |a| a.path.as_str());
-        put_str(out, path);
     }
     put_varint(out, batch.samples.len() as u64);
     let base = batch.samples.first().map_or(0, |s| s.gateway_time.unix_nanos());
     if !batch.samples.is_empty() {
         out.extend_from_slice(&base.to_le_bytes());
     }
+    let mut assets = AssetIndex::default();
     for sample in &batch.samples {
         let info = topology.tag(sample.tag);
         let attribute = info.map_or("", |t| t.attribute.name.as_str());
-        // The fixed parts gathered on the stack and appended at once: one capacity check
-        // instead of one per field.
-        let mut fixed = Fixed::default();
-        fixed.varint(assets.index(info.map(|t| t.asset), info.map(|t| t.asset)) as u64);
-        fixed.varint(attribute.len() as u64);
-        out.extend_from_slice(fixed.bytes());
-        out.extend_from_slice(attribute.as_bytes());
-        let mut fixed = Fixed::default();
+        // Room for the sample but its asset's path and value, so the pushes below never
+        // grow the buffer: five varints, the flags, a time and the name.
+        out.reserve(5 * 10 + 1 + 8 + attribute.len());
+        let asset = info.map(|t| t.asset);
+        let (index, new) = assets.index(asset);
+        put_varint(out, index as u64);
+        if new {
+            // A tag the topology does not have (never from the pipeline): an empty path,
+            // which no tag has, so it is skipped and counted on reading.
+            let path = asset
+                .and_then(|a| topology.assets.get(a))
+                .map_or("", |a| a.path.as_str());
+            put_str(out, path);
+        }
+        put_str(out, attribute);
         let mut flags = 0;
         if sample.source_time.is_some() {
             flags |= HAS_SOURCE_TIME;
@@ -115,14 +112,16 @@ pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
         if sample.value.is_some() {
             flags |= HAS_VALUE;
         }
-        fixed.u8(flags);
-        fixed.varint(u64::from(sample.quality.to_status_code()));
+        out.push(flags);
+        put_varint(out, u64::from(sample.quality.to_status_code()));
         if let Some(t) = sample.source_time {
-            fixed.i64_le(t.unix_nanos());
+            out.extend_from_slice(&t.unix_nanos().to_le_bytes());
         }
-        fixed.varint(wire::zigzag(sample.gateway_time.unix_nanos().wrapping_sub(base)));
-        fixed.varint(contexts.index(Arc::as_ptr(&sample.context), &sample.context) as u64);
-        out.extend_from_slice(fixed.bytes());
+        put_varint(
+            out,
+            wire::zigzag(sample.gateway_time.unix_nanos().wrapping_sub(base)),
+        );
+        put_varint(out, contexts.index(&sample.context) as u64);
         if let Some(value) = &sample.value {
             put_value(out, value);
         }
@@ -135,85 +134,59 @@ pub fn encode(batch: &Batch, topology: &Topology, out: &mut Vec<u8>) {
     }
 }
 
-/// Up to 40 bytes written on the stack: the most one group of a sample's fixed fields
-/// takes (two varints, or a flag byte, a status code, a time and two varints).
-struct Fixed {
-    bytes: [u8; 40],
-    len: usize,
+/// The distinct contexts of a batch in the order first met, by pointer.
+#[derive(Default)]
+struct ContextIndex<'a> {
+    list: Vec<&'a Arc<Context>>,
+    /// The last context asked for and its index.
+    last: Option<(&'a Arc<Context>, usize)>,
 }
 
-impl Default for Fixed {
-    fn default() -> Fixed {
-        Fixed {
-            bytes: [0; 40],
-            len: 0,
-        }
-    }
-}
-
-impl Fixed {
-    fn u8(&mut self, b: u8) {
-        if let Some(slot) = self.bytes.get_mut(self.len) {
-            *slot = b;
-            self.len += 1;
-        }
-    }
-
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.u8((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.u8(v as u8);
-    }
-
-    fn i64_le(&mut self, v: i64) {
-        for b in v.to_le_bytes() {
-            self.u8(b);
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.bytes.get(..self.len).unwrap_or_default()
-    }
-}
-
-/// The distinct items of a batch in the order first met, by a key.
-struct Distinct<K, T> {
-    list: Vec<T>,
-    keys: Vec<K>,
-    /// The last key asked for and its index.
-    last: Option<(K, usize)>,
-}
-
-impl<K, T> Default for Distinct<K, T> {
-    fn default() -> Self {
-        Distinct {
-            list: Vec::new(),
-            keys: Vec::new(),
-            last: None,
-        }
-    }
-}
-
-impl<K: Copy + PartialEq, T> Distinct<K, T> {
-    /// The index of the item of `key`, `item` added if new.
-    fn index(&mut self, key: K, item: T) -> usize {
+impl<'a> ContextIndex<'a> {
+    /// `context`'s index, added if new.
+    fn index(&mut self, context: &'a Arc<Context>) -> usize {
         if let Some((last, i)) = self.last
-            && last == key
+            && Arc::ptr_eq(last, context)
         {
             return i;
         }
-        let i = match self.keys.iter().position(|k| *k == key) {
+        let i = match self.list.iter().position(|c| Arc::ptr_eq(c, context)) {
             Some(i) => i,
             None => {
-                self.keys.push(key);
-                self.list.push(item);
+                self.list.push(context);
                 self.list.len() - 1
             }
         };
-        self.last = Some((key, i));
+        self.last = Some((context, i));
         i
+    }
+}
+
+/// The assets of a record's samples so far (`None`: a tag the topology does not have),
+/// in the order first met.
+#[derive(Default)]
+struct AssetIndex {
+    list: Vec<Option<usize>>,
+    last: Option<(Option<usize>, usize)>,
+}
+
+impl AssetIndex {
+    /// `asset`'s index, and whether it is new (its path is written after it).
+    fn index(&mut self, asset: Option<usize>) -> (usize, bool) {
+        if let Some((last, i)) = self.last
+            && last == asset
+        {
+            return (i, false);
+        }
+        let (i, new) = match self.list.iter().position(|a| *a == asset) {
+            Some(i) => (i, false),
+            None => {
+                self.list.push(asset);
+                (self.list.len() - 1, true)
+            }
+        };
+        self.last = Some((asset, i));
+        (i, new)
     }
 }
 
@@ -238,16 +211,8 @@ pub fn decode(bytes: &[u8], first_seq: u64, topology: &Topology) -> Result<Decod
     for _ in 0..n {
         contexts.push(Arc::new(read_context(&mut r)?));
     }
-    let mut assets = Vec::new();
-    let mut base = 0;
-    if format >= 3 {
-        let n = r.count(usize::MAX, 1)?;
-        assets.reserve(n);
-        for _ in 0..n {
-            assets.push(r.blob()?);
-        }
-    }
     let n = r.count(usize::MAX, 1)?;
+    let mut base = 0;
     if format >= 3 && n > 0 {
         base = r.i64_le()?;
     }
@@ -256,11 +221,12 @@ pub fn decode(bytes: &[u8], first_seq: u64, topology: &Topology) -> Result<Decod
     let mut unknown_tags = 0;
     let mut previous: Option<TagId> = None;
     let mut scratch = String::new();
+    let mut assets = Vec::new();
     for i in 0..n {
         let raw = match format {
             1 => older::format1_sample(&mut r)?,
             2 => older::format2_sample(&mut r)?,
-            _ => read_sample(&mut r, &assets, base)?,
+            _ => read_sample(&mut r, &mut assets, base)?,
         };
         let context = usize::try_from(raw.context)
             .ok()
@@ -359,11 +325,18 @@ struct RawSample<'a> {
 
 /// A sample of format 3 (see [`encode`]).
 #[inline]
-fn read_sample<'a>(r: &mut Cursor<'a>, assets: &[&'a [u8]], base: i64) -> wire::Result<RawSample<'a>> {
-    let asset = usize::try_from(r.varint()?)
-        .ok()
-        .and_then(|i| assets.get(i).copied())
-        .ok_or(wire::Error::Invalid("asset index out of range"))?;
+fn read_sample<'a>(r: &mut Cursor<'a>, assets: &mut Vec<&'a [u8]>, base: i64) -> wire::Result<RawSample<'a>> {
+    let index = r.varint()?;
+    let asset = match usize::try_from(index).ok().and_then(|i| assets.get(i).copied()) {
+        Some(asset) => asset,
+        None if index == assets.len() as u64 => {
+            // A new asset: its path follows.
+            let path = r.blob()?;
+            assets.push(path);
+            path
+        }
+        None => return Err(wire::Error::Invalid("asset index out of range")),
+    };
     let attribute = r.blob()?;
     let flags = r.u8()?;
     if flags & !(HAS_SOURCE_TIME | HAS_VALUE) != 0 {
@@ -981,6 +954,42 @@ signals.n = { signal = "constant", value = 1.0 }
         // written once per record.
         assert_eq!((many.len() - one.len()) / 125, 1 + 1 + 5 + 1 + 1 + 1 + 1 + 2);
         assert_eq!(decode(&many, 0, &topology).unwrap().batch, poll(126));
+    }
+
+    #[test]
+    fn samples_of_several_assets_in_any_order_keep_their_tags() {
+        let config = CONFIG.replace(
+            "[[sources]]",
+            "[[assets]]\npath = \"area/tank-2\"\nmodel = \"Tank\"\n[[sources]]",
+        );
+        let topology = topology(&config);
+        let template = batch(&topology).samples[0].clone();
+        let tag = |path: &str| topology.tag_by_path(path).unwrap().id;
+        let order = [
+            "acme/plant/area/tank-1/level",
+            "acme/plant/area/tank-2/name",
+            "acme/plant/area/tank-1/name",
+            "acme/plant/area/tank-2/level",
+            "acme/plant/area/tank-1/level",
+        ];
+        let batch = Batch {
+            samples: order
+                .iter()
+                .map(|path| Sample {
+                    tag: tag(path),
+                    ..template.clone()
+                })
+                .collect(),
+            events: Vec::new(),
+        };
+        let mut bytes = Vec::new();
+        encode(&batch, &topology, &mut bytes);
+        let decoded = decode(&bytes, 0, &topology).unwrap();
+        assert_eq!(decoded.batch, batch);
+        assert_eq!(decoded.unknown_tags, 0);
+        // Each asset's path is written once.
+        let tank2 = b"acme/plant/area/tank-2";
+        assert_eq!(bytes.windows(tank2.len()).filter(|w| w == tank2).count(), 1);
     }
 
     #[test]
