@@ -22,11 +22,14 @@ pub enum MessageKind {
     Event,
 }
 
-/// A message's topic. An attribute topic is written out when the message is sent, from
-/// the prefix and the tag's path, rather than kept as a string per message.
+/// A message's topic. An attribute or instance topic is written out when the message is
+/// sent, from the prefix and the tag's or asset's path, rather than kept as a string per
+/// message.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Topic {
     Attribute(TagId),
+    /// An asset's instance topic (`…/_instance`), by the asset's index.
+    Instance(usize),
     Text(String),
 }
 
@@ -110,6 +113,13 @@ impl Namespace {
             Topic::Attribute(tag) => {
                 self.write_attribute_topic(*tag, out);
             }
+            Topic::Instance(asset) => {
+                if let Some(a) = self.topology.assets.get(*asset) {
+                    out.push_str(&self.prefix);
+                    out.push_str(a.path.as_str());
+                    out.push_str("/_instance");
+                }
+            }
             Topic::Text(text) => out.push_str(text),
         }
     }
@@ -145,13 +155,6 @@ impl Namespace {
         out: &mut B,
     ) -> bool {
         self.encoder.write(sample, seq, replay, out)
-    }
-
-    pub fn instance_topic(&self, asset: usize) -> Option<String> {
-        self.topology
-            .assets
-            .get(asset)
-            .map(|a| format!("{}{}/_instance", self.prefix, a.path))
     }
 
     pub fn events_topic(&self, asset: &str) -> String {
@@ -241,7 +244,7 @@ impl Namespace {
             return None;
         }
         Some(Message {
-            topic: Topic::Text(self.instance_topic(asset)?),
+            topic: Topic::Instance(asset),
             payload,
             retain: self.retain,
             kind: MessageKind::State,
@@ -522,6 +525,12 @@ mod tests {
         assert!(!ns.write_attribute_topic(TagId(99), &mut topic));
         assert_eq!(topic, "kept:v1/acme/plant/area/tank-1/level", "nothing written");
         assert_eq!(ns.topic_text(&Topic::Attribute(TagId(99))), "");
+        let tank = topology.tag(tag).unwrap().asset;
+        assert_eq!(
+            ns.topic_text(&Topic::Instance(tank)),
+            "v1/acme/plant/area/tank-1/_instance"
+        );
+        assert_eq!(ns.topic_text(&Topic::Instance(999)), "");
     }
 
     #[test]
