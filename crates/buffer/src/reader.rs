@@ -186,18 +186,14 @@ fn read_step(
             Located::Data { off, limit, max_end } => (off, limit, max_end),
         };
         at.off = off;
+        let bounds = SeqBounds {
+            min_seq: at.seq,
+            max_end,
+        };
         if let Some(h) = recent
-            && let Some(end) = h.end_seq()
-            && h.seq >= at.seq
-            && max_end.is_none_or(|max| end <= max)
-            && off + h.record_len() <= limit
+            && bounds.admit(&h, off, limit)
         {
-            let start = Loc { seq: h.seq, ..at };
-            let next = Loc {
-                seq: end,
-                off: off + h.record_len(),
-                ..at
-            };
+            let (start, next) = places(&h, at);
             return Ok(Step::Record(h, start, next, Payload::NotRead));
         }
         if file.as_ref().is_none_or(|f| f.seg != at.seg) {
@@ -214,17 +210,8 @@ fn read_step(
             }
         }
         let Some(f) = file.as_mut() else { continue };
-        let bounds = SeqBounds {
-            min_seq: at.seq,
-            max_end,
-        };
         if let Some(h) = record_at(f, off, limit, bounds, payload)? {
-            let start = Loc { seq: h.seq, ..at };
-            let next = Loc {
-                seq: h.end_seq().unwrap_or(h.seq),
-                off: off + h.record_len(),
-                ..at
-            };
+            let (start, next) = places(&h, at);
             return Ok(Step::Record(h, start, next, Payload::Read));
         }
         // Recovery checked this on open: the file was damaged while the log was open.
@@ -239,6 +226,17 @@ fn read_step(
         at.off = resumed.unwrap_or(limit);
     }
     Ok(Step::End(at))
+}
+
+/// Where the record of header `h`, found at `at`, starts, and the place after it.
+fn places(h: &Header, at: Loc) -> (Loc, Loc) {
+    let start = Loc { seq: h.seq, ..at };
+    let next = Loc {
+        seq: h.end_seq().unwrap_or(h.seq),
+        off: at.off + h.record_len(),
+        ..at
+    };
+    (start, next)
 }
 
 fn record(h: &Header, payload: Vec<u8>, replay: bool) -> Record {

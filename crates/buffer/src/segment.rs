@@ -163,6 +163,20 @@ pub(crate) struct SeqBounds {
     pub max_end: Option<u64>,
 }
 
+impl SeqBounds {
+    /// Whether the record of header `h` may start at `off` of a segment committed up to
+    /// `limit`: plausible, in sequence, and whole before the limit.
+    pub fn admit(&self, h: &Header, off: u64, limit: u64) -> bool {
+        let (Some(end), Some(rec_end)) = (h.end_seq(), off.checked_add(h.record_len())) else {
+            return false;
+        };
+        h.plausible()
+            && h.seq >= self.min_seq
+            && self.max_end.is_none_or(|max| end <= max)
+            && rec_end <= limit
+    }
+}
+
 /// Reads and checks the record at `off` into `payload`. `Ok(None)` when no valid record starts
 /// there: short, implausible header, out-of-sequence, or checksum mismatch.
 pub(crate) fn record_at(
@@ -177,13 +191,7 @@ pub(crate) fn record_at(
         return Ok(None);
     }
     let h = Header::parse(&hb);
-    if !h.plausible() || h.seq < bounds.min_seq {
-        return Ok(None);
-    }
-    let (Some(end), Some(rec_end)) = (h.end_seq(), off.checked_add(h.record_len())) else {
-        return Ok(None);
-    };
-    if bounds.max_end.is_some_and(|max| end > max) || rec_end > limit {
+    if !bounds.admit(&h, off, limit) {
         return Ok(None);
     }
     if !f.read_vec_at(off + HEADER_LEN as u64, limit, h.len as usize, payload)? {
