@@ -1091,56 +1091,51 @@ signals.n = { signal = "constant", value = 1.0 }
             .collect()
     }
 
-    #[test]
-    fn records_written_in_format_1_by_the_previous_version_still_decode() {
+    /// Checks that a record an older version wrote (`hex`, in `format`) decodes to
+    /// [`batch`], and that no truncation or byte flip of it panics; returns its bytes and
+    /// what they decode to.
+    fn an_older_record_decodes(hex: &[&str], format: u8) -> (Vec<u8>, Decoded) {
         let topology = topology(CONFIG);
         let batch = batch(&topology);
-        let bytes = unhex(FORMAT_1_RECORD);
-        assert_eq!(bytes[0], 1);
+        let bytes = unhex(hex);
+        assert_eq!(bytes[0], format);
         let decoded = decode(&bytes, 100, &topology).unwrap();
         assert_eq!(decoded.batch.samples, batch.samples);
         assert_eq!(decoded.batch.events, batch.events);
         assert_eq!(decoded.seqs, [100, 101, 102, 103]);
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len], 0, &topology).is_err(), "truncated to {len}");
+        }
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x80;
+            let _ = decode(&damaged, 0, &topology);
+        }
+        (bytes, decoded)
+    }
+
+    #[test]
+    fn records_written_in_format_1_by_the_previous_version_still_decode() {
+        let (bytes, decoded) = an_older_record_decodes(FORMAT_1_RECORD, 1);
         assert!(Arc::ptr_eq(
             &decoded.batch.samples[0].context,
             &decoded.batch.samples[1].context
         ));
         // This version writes format 3 only.
+        let topology = topology(CONFIG);
         let mut written = Vec::new();
-        encode(&batch, &topology, &mut written);
+        encode(&batch(&topology), &topology, &mut written);
         assert_eq!(written[0], FORMAT);
         assert_ne!(written, bytes);
-        for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len], 0, &topology).is_err(), "truncated to {len}");
-        }
-        for i in 0..bytes.len() {
-            let mut damaged = bytes.clone();
-            damaged[i] ^= 0x80;
-            let _ = decode(&damaged, 0, &topology);
-        }
     }
 
     #[test]
     fn records_written_in_format_2_by_the_previous_version_still_decode() {
+        let (bytes, _) = an_older_record_decodes(FORMAT_2_RECORD, 2);
         let topology = topology(CONFIG);
-        let batch = batch(&topology);
-        let bytes = unhex(FORMAT_2_RECORD);
-        assert_eq!(bytes[0], 2);
-        let decoded = decode(&bytes, 100, &topology).unwrap();
-        assert_eq!(decoded.batch.samples, batch.samples);
-        assert_eq!(decoded.batch.events, batch.events);
-        assert_eq!(decoded.seqs, [100, 101, 102, 103]);
         let mut written = Vec::new();
-        encode(&batch, &topology, &mut written);
+        encode(&batch(&topology), &topology, &mut written);
         assert!(written.len() < bytes.len(), "format 3 is the smaller");
-        for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len], 0, &topology).is_err(), "truncated to {len}");
-        }
-        for i in 0..bytes.len() {
-            let mut damaged = bytes.clone();
-            damaged[i] ^= 0x80;
-            let _ = decode(&damaged, 0, &topology);
-        }
     }
 
     #[test]
