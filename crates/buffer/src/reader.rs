@@ -324,7 +324,7 @@ impl Reader {
     /// The next record to deliver; waits until one is appended. Cancel-safe (may be used in
     /// `tokio::select!`; a cancelled call loses nothing).
     pub async fn next(&mut self) -> Result<Record> {
-        match self.next_or_take(|_, _| None::<Infallible>).await? {
+        match self.wait(|_, _| None::<Infallible>, Want::Payload).await? {
             Next::Read(record) => Ok(record),
             Next::Taken { item, .. } => match item {},
         }
@@ -336,7 +336,13 @@ impl Reader {
     /// [`Next::Taken`]. A live record among the latest appended is then not read from its
     /// file at all; positions, acknowledgements and replays are the same either way.
     /// `take` must not return `Some` for a record it does not hold.
-    pub async fn next_or_take<T>(&mut self, mut take: impl FnMut(u64, u32) -> Option<T>) -> Result<Next<T>> {
+    pub async fn next_or_take<T>(&mut self, take: impl FnMut(u64, u32) -> Option<T>) -> Result<Next<T>> {
+        self.wait(take, Want::HeaderIfRecent).await
+    }
+
+    /// Waits for the next record; `want`: whether a header alone may be offered to `take`
+    /// (not for a caller that holds nothing: it would only be read afterwards).
+    async fn wait<T>(&mut self, mut take: impl FnMut(u64, u32) -> Option<T>, want: Want) -> Result<Next<T>> {
         let inner = self.inner.clone();
         loop {
             let notified = std::pin::pin!(inner.appended.notified());
@@ -344,7 +350,7 @@ impl Reader {
             // Registered before looking, so an append in between is not missed.
             notified.as_mut().enable();
             // No await between `take` and returning: a cancelled call has taken nothing.
-            if let Some(next) = self.step(&mut take, Want::HeaderIfRecent)? {
+            if let Some(next) = self.step(&mut take, want)? {
                 return Ok(next);
             }
             notified.await;
