@@ -45,6 +45,90 @@ impl Delivery {
     }
 }
 
+/// One entry of [`Reports`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// The publishes `first..first + count` were confirmed.
+    Confirmed { first: u64, count: u64 },
+    /// Anything else: a refusal or a loss.
+    Other(Delivery),
+}
+
+impl From<Delivery> for Report {
+    fn from(delivery: Delivery) -> Report {
+        match delivery {
+            Delivery::Confirmed(token) => Report::Confirmed {
+                first: token,
+                count: 1,
+            },
+            other => Report::Other(other),
+        }
+    }
+}
+
+/// What became of publishes, in order, for the link's owner. Consecutive confirmations are
+/// kept as one run (a write of QoS 0 publishes, acknowledgements in order), so a write of
+/// a thousand messages is one entry to hand over and settle, not a thousand.
+#[derive(Debug, Default)]
+pub struct Reports {
+    entries: Vec<Report>,
+    /// Deliveries held, a run counting its length.
+    len: usize,
+}
+
+impl Reports {
+    pub fn push(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::Confirmed(token) => self.confirmed(token, 1),
+            other => {
+                self.len += 1;
+                self.entries.push(Report::Other(other));
+            }
+        }
+    }
+
+    /// The publishes `first..first + count` were confirmed: joined to the run before if
+    /// they follow it.
+    pub fn confirmed(&mut self, first: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.len = self
+            .len
+            .saturating_add(usize::try_from(count).unwrap_or(usize::MAX));
+        if let Some(Report::Confirmed { first: f, count: n }) = self.entries.last_mut()
+            && f.checked_add(*n) == Some(first)
+        {
+            *n += count;
+            return;
+        }
+        self.entries.push(Report::Confirmed { first, count });
+    }
+
+    /// Deliveries held (not entries).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Takes every entry, in order; the room stays for the next ones.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Report> {
+        self.len = 0;
+        self.entries.drain(..)
+    }
+}
+
+impl Extend<Delivery> for Reports {
+    fn extend<I: IntoIterator<Item = Delivery>>(&mut self, deliveries: I) {
+        for d in deliveries {
+            self.push(d);
+        }
+    }
+}
+
 /// What a PUBREC means.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PubRec {
@@ -72,8 +156,11 @@ pub const MAX_IDS: usize = 65_535;
 /// Correlates publishes with acknowledgements within one MQTT session.
 #[derive(Debug)]
 pub struct DeliveryTracker {
-    /// QoS 0 publishes encoded but not yet written, in submission order.
-    unwritten: VecDeque<u64>,
+    /// QoS 0 publishes encoded but not yet written, in submission order, as runs of
+    /// consecutive tokens (first, count).
+    unwritten: VecDeque<(u64, u64)>,
+    /// Publishes in `unwritten`.
+    unwritten_len: usize,
     /// Packet ids in use, oldest first: `ring[i]` holds id `front + i` (wrapping past 0).
     ring: VecDeque<Slot>,
     front: u16,
@@ -85,6 +172,7 @@ impl Default for DeliveryTracker {
     fn default() -> DeliveryTracker {
         DeliveryTracker {
             unwritten: VecDeque::new(),
+            unwritten_len: 0,
             ring: VecDeque::new(),
             front: 1,
             waiting: 0,
@@ -121,7 +209,11 @@ impl DeliveryTracker {
     /// use (the caller waits for an acknowledgement).
     pub fn submitted(&mut self, token: u64, qos: Qos) -> Option<u16> {
         if qos == Qos::AtMostOnce {
-            self.unwritten.push_back(token);
+            self.unwritten_len += 1;
+            match self.unwritten.back_mut() {
+                Some((first, count)) if first.checked_add(*count) == Some(token) => *count += 1,
+                _ => self.unwritten.push_back((token, 1)),
+            }
             return Some(0);
         }
         let id = self.take_id(Slot::Publish { token, qos })?;
@@ -136,15 +228,24 @@ impl DeliveryTracker {
 
     /// QoS 0 publishes submitted and not yet [`written`](Self::written).
     pub fn unwritten(&self) -> usize {
-        self.unwritten.len()
+        self.unwritten_len
     }
 
     /// The oldest `n` QoS 0 publishes were written to the connection.
-    pub fn written(&mut self, n: usize, out: &mut Vec<Delivery>) {
-        for _ in 0..n {
-            match self.unwritten.pop_front() {
-                Some(token) => out.push(Delivery::Confirmed(token)),
-                None => return,
+    pub fn written(&mut self, n: usize, out: &mut Reports) {
+        let mut n = n as u64;
+        while n > 0 {
+            let Some((first, count)) = self.unwritten.front_mut() else {
+                return;
+            };
+            let take = (*count).min(n);
+            out.confirmed(*first, take);
+            *first += take;
+            *count -= take;
+            n -= take;
+            self.unwritten_len -= take as usize;
+            if *count == 0 {
+                self.unwritten.pop_front();
             }
         }
     }
@@ -233,7 +334,12 @@ impl DeliveryTracker {
                 _ => None,
             })
             .collect();
-        lost.extend(self.unwritten.drain(..));
+        lost.extend(
+            self.unwritten
+                .drain(..)
+                .flat_map(|(first, count)| first..first + count),
+        );
+        self.unwritten_len = 0;
         self.waiting = 0;
         // Tokens increase with submission, so sorting restores the order they were sent in.
         lost.sort_unstable();
@@ -242,7 +348,7 @@ impl DeliveryTracker {
 
     /// Publishes submitted and not yet confirmed, rejected or lost.
     pub fn outstanding(&self) -> usize {
-        self.unwritten.len() + self.waiting
+        self.unwritten_len + self.waiting
     }
 
     /// Packets the broker is still to acknowledge (QoS 1 and 2 publishes, SUBSCRIBEs).
@@ -274,12 +380,67 @@ mod tests {
         assert_eq!(t.submitted(10, Qos::AtMostOnce), Some(0));
         assert_eq!(t.submitted(11, Qos::AtLeastOnce), Some(1));
         assert_eq!(t.submitted(12, Qos::AtMostOnce), Some(0));
-        let mut out = Vec::new();
+        let mut out = Reports::default();
         t.written(1, &mut out);
-        assert_eq!(out, [Delivery::Confirmed(10)]);
+        assert_eq!(
+            out.drain().collect::<Vec<_>>(),
+            [Report::Confirmed { first: 10, count: 1 }]
+        );
         assert_eq!(t.outstanding(), 2);
         assert_eq!(t.on_puback(1, None), Some(Delivery::Confirmed(11)));
         assert_eq!(t.on_session_end(), vec![Delivery::Lost(12)]);
+    }
+
+    #[test]
+    fn qos0_publishes_written_are_reported_as_runs_of_consecutive_tokens() {
+        let mut t = DeliveryTracker::new();
+        for token in 1..=6 {
+            let qos = if token == 3 {
+                Qos::AtLeastOnce
+            } else {
+                Qos::AtMostOnce
+            };
+            assert!(t.submitted(token, qos).is_some());
+        }
+        assert_eq!(t.unwritten(), 5);
+        let mut out = Reports::default();
+        // Three written: tokens 1, 2 and 4 (3 is QoS 1, awaiting its PUBACK).
+        t.written(3, &mut out);
+        assert_eq!(t.unwritten(), 2);
+        assert_eq!(t.outstanding(), 3);
+        assert_eq!(out.len(), 3);
+        let entries: Vec<Report> = out.drain().collect();
+        assert_eq!(
+            entries,
+            [
+                Report::Confirmed { first: 1, count: 2 },
+                Report::Confirmed { first: 4, count: 1 }
+            ]
+        );
+        // A later run joins the one before when it follows it; a refusal stands apart.
+        t.written(2, &mut out);
+        out.push(Delivery::Rejected {
+            token: 7,
+            reason: "x".into(),
+        });
+        out.push(Delivery::Confirmed(8));
+        out.push(Delivery::Confirmed(9));
+        assert_eq!(out.len(), 5);
+        let entries: Vec<Report> = out.drain().collect();
+        assert_eq!(
+            entries,
+            [
+                Report::Confirmed { first: 5, count: 2 },
+                Report::Other(Delivery::Rejected {
+                    token: 7,
+                    reason: "x".into()
+                }),
+                Report::Confirmed { first: 8, count: 2 }
+            ]
+        );
+        assert!(out.is_empty());
+        assert_eq!(t.unwritten(), 0);
+        assert_eq!(t.on_session_end(), vec![Delivery::Lost(3)]);
     }
 
     #[test]

@@ -362,3 +362,83 @@ async fn a_message_from_the_broker_is_read_while_acknowledgements_are_still_awai
     assert_eq!(&received.1[..], b"hi");
     broker.abort();
 }
+
+/// A batch encodes under one lock while the window has room, then says so without using
+/// a token; the publisher goes on with `publish`, which waits for an acknowledgement. What
+/// the batch encoded reaches the broker (the writer is woken when the batch ends), and a
+/// message over the broker's packet size is refused at once, window full or not.
+#[tokio::test]
+async fn a_batch_submits_while_the_window_has_room_and_the_rest_waits_for_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Every acknowledgement 300 ms late; the session ends 300 ms after the 101st publish.
+    let script = vec![Ack::After(Duration::from_millis(300)); 101];
+    let broker = tokio::spawn(fake_broker(listener, false, script, Duration::from_millis(300)));
+    let mut link = open_link(port, Protocol::V311);
+    let connected = tokio::time::timeout(Duration::from_secs(5), link.next()).await;
+    assert!(matches!(connected, Ok(LinkEvent::Connected)));
+
+    let mut tokens = Vec::new();
+    {
+        let mut batch = link.batch();
+        assert_eq!(batch.outstanding(), 0);
+        for i in 0..150 {
+            match batch.publish_stamped("t/x", Qos::AtLeastOnce, false, format!("m{i}").as_bytes(), None) {
+                Some(Ok(token)) => tokens.push(token),
+                Some(Err(_)) => panic!("the session has not ended"),
+                None => break,
+            }
+        }
+        assert_eq!(batch.outstanding(), 100, "the window (100) is full");
+        assert!(
+            batch
+                .publish_stamped("t/x", Qos::AtLeastOnce, false, b"m", None)
+                .is_none(),
+            "still no room, and no token used"
+        );
+        let oversized = vec![0u8; 2 << 20];
+        let refused = batch.publish_stamped("t/x", Qos::AtLeastOnce, false, &oversized, None);
+        assert!(matches!(refused, Some(Ok(101))), "{refused:?}");
+    }
+    assert_eq!(tokens, (1..=100).collect::<Vec<u64>>());
+
+    let waited = tokio::time::Instant::now();
+    let token = tokio::time::timeout(
+        Duration::from_secs(5),
+        link.publish("t/x", Qos::AtLeastOnce, false, b"last"),
+    )
+    .await
+    .expect("room came with the first acknowledgement")
+    .unwrap();
+    assert_eq!(token, 102);
+    assert!(
+        waited.elapsed() >= Duration::from_millis(200),
+        "waited for an acknowledgement: {:?}",
+        waited.elapsed()
+    );
+
+    let mut outcomes = BTreeMap::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), link.next()).await {
+            Ok(LinkEvent::Delivered(d)) => {
+                outcomes.insert(d.token(), d);
+            }
+            Ok(LinkEvent::Disconnected(_)) => break,
+            Ok(_) => {}
+            Err(_) => panic!("the fake broker ends the session"),
+        }
+    }
+    broker.await.unwrap();
+    for token in (1..=100).chain([102]) {
+        assert_eq!(outcomes.get(&token), Some(&Delivery::Confirmed(token)));
+    }
+    assert!(
+        matches!(&outcomes[&101], Delivery::Rejected { token: 101, reason } if reason.contains("max_packet_bytes")),
+        "{:?}",
+        outcomes[&101]
+    );
+    let after_end = link
+        .batch()
+        .publish_stamped("t/x", Qos::AtLeastOnce, false, b"m", None);
+    assert!(matches!(after_end, Some(Err(_))), "{after_end:?}");
+}

@@ -28,7 +28,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::delivery::{Delivery, DeliveryTracker};
+use crate::delivery::{Delivery, DeliveryTracker, Report, Reports};
 use crate::settings::{Protocol, Qos, ResolvedConnection};
 use crate::takeover::{self, SessionEnd};
 
@@ -94,9 +94,12 @@ pub enum LinkEvent {
 #[error("the MQTT session has ended")]
 pub struct LinkClosed;
 
+mod batch;
 mod conn;
 mod gather;
 pub mod wire;
+
+pub use batch::PublishBatch;
 
 /// The state the owner, the publishers and the connection task share.
 pub(crate) struct Shared {
@@ -109,6 +112,18 @@ pub(crate) struct Shared {
     drained: Notify,
 }
 
+impl Shared {
+    /// Wakes whom a publish submitted needs woken, once the state is unlocked: the writer
+    /// for the first bytes in an empty buffer, the owner for a refusal.
+    fn after_submit(&self, done: &Submit) {
+        match done {
+            Submit::Encoded { was_empty: true } => self.to_writer.notify_one(),
+            Submit::Rejected => self.to_owner.notify_one(),
+            _ => {}
+        }
+    }
+}
+
 struct State {
     /// Encoded packets waiting for the writer.
     out: BytesMut,
@@ -116,7 +131,7 @@ struct State {
     stamps: Vec<i64>,
     tracker: DeliveryTracker,
     /// What became of publishes, for the owner, in order.
-    deliveries: Vec<Delivery>,
+    deliveries: Reports,
     /// Most QoS 1 and 2 publishes unacknowledged at once: `inflight`, or less if an MQTT 5
     /// broker says so (Receive Maximum).
     inflight_cap: usize,
@@ -144,8 +159,71 @@ struct Outgoing<'a> {
     qos: Qos,
     retain: bool,
     payload: &'a [u8],
-    /// Birth time (Unix ns), when this publish's write delay is recorded.
-    stamp: Option<i64>,
+}
+
+/// What became of a publish offered to the outgoing buffer ([`State::submit`]).
+enum Submit {
+    /// Encoded; the writer must be woken if the buffer was empty before.
+    Encoded { was_empty: bool },
+    /// Over the packet size the broker accepts: reported [`Delivery::Rejected`], the owner
+    /// to be woken.
+    Rejected,
+    /// The session has ended.
+    Closed,
+    /// The buffer is over its high-water mark or the window is full: the publisher waits.
+    NoRoom,
+}
+
+impl State {
+    /// Encodes `m` as publish `token` if the outgoing buffer and the window have room.
+    /// `stamp` is asked only for a publish encoded: its birth time (Unix ns) if its write
+    /// delay is to be recorded.
+    fn submit(
+        &mut self,
+        protocol: Protocol,
+        token: u64,
+        m: &Outgoing<'_>,
+        stamp: impl FnOnce() -> Option<i64>,
+    ) -> Submit {
+        if self.ended {
+            return Submit::Closed;
+        }
+        let size = wire::publish_size(protocol, m.topic, m.qos, m.payload.len());
+        if m.topic.len() > usize::from(u16::MAX) || size.is_none_or(|n| n > self.max_out) {
+            let reason = format!(
+                "{} bytes, over the largest packet the broker takes ({} bytes, max_packet_bytes)",
+                size.unwrap_or(usize::MAX),
+                self.max_out
+            );
+            self.deliveries.push(Delivery::Rejected { token, reason });
+            return Submit::Rejected;
+        }
+        let window_full = m.qos != Qos::AtMostOnce && self.tracker.outstanding() >= self.inflight_cap;
+        if self.out.len() < OUT_HIGH_WATER
+            && !window_full
+            && let Some(pkid) = self.tracker.submitted(token, m.qos)
+        {
+            let was_empty = self.out.is_empty();
+            wire::publish(protocol, m.topic, m.qos, m.retain, pkid, m.payload, &mut self.out);
+            if let Some(born) = stamp() {
+                self.stamps.push(born);
+            }
+            return Submit::Encoded { was_empty };
+        }
+        self.publisher_waiting = true;
+        Submit::NoRoom
+    }
+}
+
+/// Whether a publish with birth time `born` has its write delay recorded: one in
+/// [`STAMP_EVERY`] of them, counted in `unstamped`.
+fn take_stamp(unstamped: &mut u32, recording: bool, born: Option<Timestamp>) -> Option<i64> {
+    let t = born.filter(|_| recording)?;
+    *unstamped += 1;
+    (*unstamped >= STAMP_EVERY).then(|| {
+        *unstamped = 0;
+        t.unix_nanos()
+    })
 }
 
 /// One MQTT session. Dropping it drops the connection without DISCONNECT (the broker
@@ -155,9 +233,9 @@ pub struct Link {
     shared: Arc<Shared>,
     events: mpsc::Receiver<LinkEvent>,
     /// Events taken from the shared state or the channel, not yet returned.
-    pending: VecDeque<LinkEvent>,
+    pending: VecDeque<Queued>,
     /// Deliveries taken by [`Link::drain_deliveries`] (reused).
-    taken: Vec<Delivery>,
+    taken: Reports,
     task: JoinHandle<()>,
     next_token: u64,
     /// Publishes with a birth time since the last one recorded.
@@ -173,6 +251,13 @@ impl std::fmt::Debug for Link {
             .field("outstanding", &self.outstanding())
             .finish_non_exhaustive()
     }
+}
+
+/// An event taken from the shared state or the channel, not yet returned. Confirmations
+/// stay runs until [`Link::next`] hands them out one by one.
+enum Queued {
+    Event(LinkEvent),
+    Report(Report),
 }
 
 /// Events waiting for the owner. When full, the reader waits: the owner's pace bounds
@@ -215,7 +300,7 @@ impl Link {
                 out: BytesMut::new(),
                 stamps: Vec::new(),
                 tracker: DeliveryTracker::new(),
-                deliveries: Vec::new(),
+                deliveries: Reports::default(),
                 inflight_cap: usize::from(options.inflight.max(1)),
                 max_out: conn.settings.max_packet_bytes,
                 ping_outstanding: false,
@@ -246,7 +331,7 @@ impl Link {
             shared,
             events,
             pending: VecDeque::new(),
-            taken: Vec::new(),
+            taken: Reports::default(),
             task: tokio::spawn(task.run()),
             next_token: 1,
             unstamped: 0,
@@ -266,7 +351,7 @@ impl Link {
     /// Cancel-safe.
     pub async fn next(&mut self) -> LinkEvent {
         loop {
-            if let Some(event) = self.pending.pop_front() {
+            if let Some(event) = self.pop_pending() {
                 return event;
             }
             if self.take_deliveries() {
@@ -280,7 +365,7 @@ impl Link {
                     // Deliveries reported before it come first (the losses before
                     // Disconnected).
                     self.take_deliveries();
-                    self.pending.push_back(event);
+                    self.pending.push_back(Queued::Event(event));
                 }
             }
         }
@@ -291,18 +376,38 @@ impl Link {
         if s.deliveries.is_empty() {
             return false;
         }
-        self.pending
-            .extend(s.deliveries.drain(..).map(LinkEvent::Delivered));
+        self.pending.extend(s.deliveries.drain().map(Queued::Report));
         true
     }
 
-    /// Hands every delivery reported so far to `f`, without waiting: a sink calls it after
-    /// each step, so confirmations are taken by the batch rather than one event each.
-    pub fn drain_deliveries(&mut self, mut f: impl FnMut(Delivery)) {
+    /// The next event waiting, a run of confirmations giving its first and keeping the
+    /// rest, still a run, for [`drain_deliveries`](Self::drain_deliveries).
+    fn pop_pending(&mut self) -> Option<LinkEvent> {
+        match self.pending.pop_front()? {
+            Queued::Event(event) => Some(event),
+            Queued::Report(Report::Other(d)) => Some(LinkEvent::Delivered(d)),
+            Queued::Report(Report::Confirmed { first, count }) => {
+                if count > 1 {
+                    self.pending.push_front(Queued::Report(Report::Confirmed {
+                        first: first + 1,
+                        count: count - 1,
+                    }));
+                }
+                Some(LinkEvent::Delivered(Delivery::Confirmed(first)))
+            }
+        }
+    }
+
+    /// Hands every delivery reported so far to `f`, in order, without waiting:
+    /// consecutive confirmations as one [`Report::Confirmed`] run. A sink calls it after
+    /// each step, so confirmations are taken and settled by the run rather than one event
+    /// each.
+    pub fn drain_deliveries(&mut self, mut f: impl FnMut(Report)) {
         if !self.pending.is_empty() {
-            for event in std::mem::take(&mut self.pending) {
-                match event {
-                    LinkEvent::Delivered(d) => f(d),
+            for queued in std::mem::take(&mut self.pending) {
+                match queued {
+                    Queued::Report(report) => f(report),
+                    Queued::Event(LinkEvent::Delivered(d)) => f(Report::from(d)),
                     other => self.pending.push_back(other),
                 }
             }
@@ -311,10 +416,10 @@ impl Link {
                 return;
             }
         }
-        // Swapped, not taken: both vectors keep their capacity from batch to batch.
+        // Swapped, not taken: both keep their capacity from batch to batch.
         std::mem::swap(&mut self.taken, &mut lock(&self.shared.state).deliveries);
-        for d in self.taken.drain(..) {
-            f(d);
+        for report in self.taken.drain() {
+            f(report);
         }
     }
 
@@ -344,89 +449,68 @@ impl Link {
         payload: &[u8],
         born: Option<Timestamp>,
     ) -> Result<u64, LinkClosed> {
-        let stamp = match born {
-            Some(t) if self.recording_delay => {
-                self.unstamped += 1;
-                (self.unstamped >= STAMP_EVERY).then(|| {
-                    self.unstamped = 0;
-                    t.unix_nanos()
-                })
-            }
-            _ => None,
-        };
         let token = self.next_token;
-        self.next_token += 1;
         let message = Outgoing {
             topic,
             qos,
             retain,
             payload,
-            stamp,
+        };
+        let Link {
+            shared,
+            protocol,
+            unstamped,
+            recording_delay,
+            ..
+        } = self;
+        let shared: &Shared = shared;
+        let mut submit = || {
+            let mut s = lock(&shared.state);
+            let done = s.submit(*protocol, token, &message, || {
+                take_stamp(unstamped, *recording_delay, born)
+            });
+            drop(s);
+            shared.after_submit(&done);
+            match done {
+                Submit::Encoded { .. } | Submit::Rejected => Some(Ok(token)),
+                Submit::Closed => Some(Err(LinkClosed)),
+                Submit::NoRoom => None,
+            }
         };
         // Mostly there is room: tried first without registering for a wake-up.
-        if let Some(done) = self.try_submit(token, &message) {
-            return done;
-        }
-        let shared: &Shared = &self.shared;
-        loop {
+        let mut done = submit();
+        while done.is_none() {
             // Registered before the state is checked again, so a wake-up in between is
             // not missed.
             let waiting = shared.drained.notified();
             tokio::pin!(waiting);
             waiting.as_mut().enable();
-            if let Some(done) = self.try_submit(token, &message) {
-                return done;
+            done = submit();
+            if done.is_none() {
+                waiting.await;
+                done = submit();
             }
-            waiting.await;
         }
+        let done = done.unwrap_or(Err(LinkClosed));
+        if done.is_ok() {
+            self.next_token += 1;
+        }
+        done
     }
 
-    /// Encodes `message` as publish `token` if the outgoing buffer and the window have
-    /// room; `None` (the writer then wakes the publisher) if not.
-    fn try_submit(&self, token: u64, m: &Outgoing<'_>) -> Option<Result<u64, LinkClosed>> {
-        let shared: &Shared = &self.shared;
-        let mut s = lock(&shared.state);
-        if s.ended {
-            return Some(Err(LinkClosed));
-        }
-        let size = wire::publish_size(self.protocol, m.topic, m.qos, m.payload.len());
-        if m.topic.len() > usize::from(u16::MAX) || size.is_none_or(|n| n > s.max_out) {
-            let reason = format!(
-                "{} bytes, over the largest packet the broker takes ({} bytes, max_packet_bytes)",
-                size.unwrap_or(usize::MAX),
-                s.max_out
-            );
-            s.deliveries.push(Delivery::Rejected { token, reason });
-            drop(s);
-            shared.to_owner.notify_one();
-            return Some(Ok(token));
-        }
-        let window_full = m.qos != Qos::AtMostOnce && s.tracker.outstanding() >= s.inflight_cap;
-        if s.out.len() < OUT_HIGH_WATER
-            && !window_full
-            && let Some(pkid) = s.tracker.submitted(token, m.qos)
-        {
-            let was_empty = s.out.is_empty();
-            wire::publish(
-                self.protocol,
-                m.topic,
-                m.qos,
-                m.retain,
-                pkid,
-                m.payload,
-                &mut s.out,
-            );
-            if let Some(born) = m.stamp {
-                s.stamps.push(born);
-            }
-            drop(s);
-            if was_empty {
-                shared.to_writer.notify_one();
-            }
-            return Some(Ok(token));
-        }
-        s.publisher_waiting = true;
-        None
+    /// Publishes submitted under one lock of the shared state, for a publisher with many
+    /// messages ready: [`PublishBatch::publish_stamped`] encodes while there is room and
+    /// says when there is none, so the publisher goes on with
+    /// [`publish_stamped`](Self::publish_stamped), which waits. The writer is woken once,
+    /// when the batch is dropped.
+    pub fn batch(&mut self) -> PublishBatch<'_> {
+        PublishBatch::new(
+            &self.shared,
+            self.protocol,
+            &mut self.next_token,
+            &mut self.unstamped,
+            self.recording_delay,
+        )
     }
 
     /// Subscribes to topic filters.
@@ -484,7 +568,9 @@ impl Link {
         // Let the writer send the DISCONNECT before the task is dropped.
         let _ = tokio::time::timeout(Duration::from_millis(500), &mut self.task).await;
         self.take_deliveries();
-        seen.extend(self.pending.drain(..));
+        while let Some(event) = self.pop_pending() {
+            seen.push(event);
+        }
         while let Ok(event) = self.events.try_recv() {
             seen.push(event);
         }

@@ -30,7 +30,7 @@ use super::config::MqttSinkSettings;
 use super::namespace::{Message, MessageKind, Namespace, Topic, status};
 use super::pool::BufferPool;
 use crate::common::{Groups, Unconfirmed};
-use crate::delivery::Delivery as Confirmation;
+use crate::delivery::{Delivery as Confirmation, Report};
 use crate::link::Will;
 use crate::settings::Qos;
 
@@ -251,40 +251,6 @@ pub struct Publish<'a> {
     pub born: Option<Timestamp>,
 }
 
-/// A batch of the link's confirmations on its way to the [`Session`]: consecutive confirmed
-/// tokens (a write of QoS 0 publishes confirms a run of them) are gathered and settled as
-/// one run; anything else goes on at once, after the run before it.
-#[derive(Debug, Default)]
-pub struct ConfirmationRuns {
-    /// First token and length of the run gathered so far.
-    run: Option<(u64, u64)>,
-}
-
-impl ConfirmationRuns {
-    pub fn add(&mut self, session: &mut Session, confirmation: Confirmation, actions: &mut Vec<Action>) {
-        if let Confirmation::Confirmed(token) = confirmation {
-            match &mut self.run {
-                Some((first, n)) if first.checked_add(*n) == Some(token) => *n += 1,
-                run => {
-                    if let Some((first, n)) = run.replace((token, 1)) {
-                        session.on_confirmed_run(first, n, actions);
-                    }
-                }
-            }
-            return;
-        }
-        self.finish(session, actions);
-        session.on_confirmation_into(confirmation, actions);
-    }
-
-    /// Settles the run gathered last; call once the batch is over.
-    pub fn finish(&mut self, session: &mut Session, actions: &mut Vec<Action>) {
-        if let Some((first, n)) = self.run.take() {
-            session.on_confirmed_run(first, n, actions);
-        }
-    }
-}
-
 /// One `mqtt` sink's publishing state across its MQTT sessions (see the module
 /// documentation).
 #[derive(Debug)]
@@ -443,6 +409,15 @@ impl Session {
         }
     }
 
+    /// One entry of the link's [`Reports`](crate::delivery::Reports): a run of confirmed
+    /// publishes is settled as one ([`on_confirmed_run`](Self::on_confirmed_run)).
+    pub fn on_report(&mut self, report: Report, actions: &mut Vec<Action>) {
+        match report {
+            Report::Confirmed { first, count } => self.on_confirmed_run(first, count, actions),
+            Report::Other(confirmation) => self.on_confirmation_into(confirmation, actions),
+        }
+    }
+
     /// The publishes `first..first + count` were confirmed (a write of QoS 0 publishes):
     /// [`on_confirmation_into`](Self::on_confirmation_into) for each, with each
     /// acknowledgement group counted down once per run of its messages.
@@ -568,6 +543,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::Reports;
     use crate::uns::fixture::{sample, topology};
     use bytes::Bytes;
 
@@ -946,11 +922,13 @@ mod tests {
             .collect();
 
         let mut by_runs = runs_session.on_confirmation(Confirmation::Confirmed(early));
-        let mut runs = ConfirmationRuns::default();
-        for c in batch.iter().cloned() {
-            runs.add(&mut runs_session, c, &mut by_runs);
+        let mut reports = Reports::default();
+        reports.extend(batch.iter().cloned());
+        assert_eq!(reports.drain().count(), 3, "a run, the refusal, a run");
+        reports.extend(batch.iter().cloned());
+        for report in reports.drain() {
+            runs_session.on_report(report, &mut by_runs);
         }
-        runs.finish(&mut runs_session, &mut by_runs);
 
         let mut one_by_one = single.on_confirmation(Confirmation::Confirmed(early));
         for c in batch {

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use super::command_channel::CommandChannel;
 use super::config::{CommandTopic, MqttSinkKind, MqttSinkSettings};
 use super::namespace::Namespace;
-use super::session::{Action, ConfirmationRuns, Session};
+use super::session::{Action, Session};
 use crate::client_id::{Component, default_client_id};
 use crate::common::{CLOSE_TIMEOUT, next_event, sleep_until};
 use crate::link::{Link, LinkEvent, LinkOptions, SessionMode};
@@ -245,9 +245,7 @@ impl UnsSink {
             // Confirmations by the batch: the link gathers them per write and per read.
             if let Some(l) = link.as_mut() {
                 let mut actions = Vec::new();
-                let mut runs = ConfirmationRuns::default();
-                l.drain_deliveries(|d| runs.add(&mut session, d, &mut actions));
-                runs.finish(&mut session, &mut actions);
+                l.drain_deliveries(|report| session.on_report(report, &mut actions));
                 if !actions.is_empty() {
                     act(actions);
                 }
@@ -268,10 +266,26 @@ impl UnsSink {
                         }
                     }
                 }
-                // Counted here rather than asked of the link (a lock) per message: only the
-                // connection task lowers it, and it then wakes the sink, so this count is
-                // never below the link's and the window is never exceeded.
-                let mut outstanding = l.outstanding();
+                // Under one lock while the link has room; whatever is left goes through
+                // `publish_stamped`, which waits for room. Counted here rather than asked
+                // of the link per message: only the connection task lowers it, and it then
+                // wakes the sink, so this count is never below the link's and the window
+                // is never exceeded.
+                let mut outstanding = {
+                    let mut batch = l.batch();
+                    let mut outstanding = batch.outstanding();
+                    while let Some(p) = session.next_publish(outstanding) {
+                        match batch.publish_stamped(p.topic, p.qos, p.retain, &p.payload, p.born) {
+                            Some(Ok(token)) => {
+                                session.published(token);
+                                outstanding += 1;
+                            }
+                            // No room (the rest waits below), or the link has ended.
+                            None | Some(Err(_)) => break,
+                        }
+                    }
+                    outstanding
+                };
                 while let Some(p) = session.next_publish(outstanding) {
                     match l
                         .publish_stamped(p.topic, p.qos, p.retain, &p.payload, p.born)
