@@ -115,6 +115,10 @@ pub struct Publish {
     pub payload: Vec<u8>,
     pub qos: Qos,
     pub retain: bool,
+    /// A DDATA of live samples: the gateway time of the oldest of them, from which the
+    /// sink records the delay to the socket write (`device_to_socket`). `None` for
+    /// births, deaths and replays, whose age is not a delay of the path.
+    pub born: Option<Timestamp>,
 }
 
 /// What the driver must do.
@@ -265,6 +269,7 @@ impl EdgeNode {
             payload: encode_payload(&payload),
             qos: Qos::AtLeastOnce,
             retain: false,
+            born: None,
         }
     }
 
@@ -311,6 +316,7 @@ impl EdgeNode {
             payload: encode_payload(&payload),
             qos: Qos::AtMostOnce,
             retain: false,
+            born: None,
         })
     }
 
@@ -415,19 +421,26 @@ impl EdgeNode {
                 Some((cd, metrics)) if *cd == d && metrics.len() < REPLAY_CHUNK => metrics.push(metric),
                 _ => {
                     if let Some((cd, metrics)) = current.take() {
-                        out.push(self.data(cd, metrics, now));
+                        out.push(self.data(cd, metrics, now, None));
                     }
                     current = Some((d, vec![metric]));
                 }
             }
         }
         if let Some((cd, metrics)) = current {
-            out.push(self.data(cd, metrics, now));
+            out.push(self.data(cd, metrics, now, None));
         }
         out
     }
 
-    fn data(&mut self, d: usize, mut metrics: Vec<Metric>, now: Timestamp) -> Output {
+    /// A DDATA of device `d`; `born`: the gateway time of its oldest live sample.
+    fn data(
+        &mut self,
+        d: usize,
+        mut metrics: Vec<Metric>,
+        now: Timestamp,
+        born: Option<Timestamp>,
+    ) -> Output {
         chronological(&mut metrics);
         let id = self.devices[d].id.clone();
         let payload = Payload {
@@ -435,7 +448,11 @@ impl EdgeNode {
             metrics,
             ..Payload::default()
         };
-        self.publish(MessageType::DData, Some(&id), payload)
+        let mut out = self.publish(MessageType::DData, Some(&id), payload);
+        if let Output::Publish(p) = &mut out {
+            p.born = born;
+        }
+        out
     }
 
     /// New samples: DDATA with what changed, DDEATH / DBIRTH when a device goes down or
@@ -460,6 +477,8 @@ impl EdgeNode {
 
     pub fn on_samples(&mut self, samples: &[backplane_model::Sample], now: Timestamp) -> Vec<Output> {
         let mut changed: Vec<Vec<Metric>> = vec![Vec::new(); self.devices.len()];
+        // Per device, the gateway time of the oldest sample in its DDATA.
+        let mut born: Vec<Option<Timestamp>> = vec![None; self.devices.len()];
         let mut touched: Vec<usize> = Vec::new();
         for s in samples {
             let i = s.tag.index();
@@ -504,6 +523,7 @@ impl EdgeNode {
                 quality_changed || !last.quality.is_good(),
             ));
             self.published[i] = Some(last);
+            born[d] = Some(born[d].map_or(s.gateway_time, |t| t.min(s.gateway_time)));
             if !touched.contains(&d) {
                 touched.push(d);
             }
@@ -526,7 +546,7 @@ impl EdgeNode {
                     out.push(self.publish(MessageType::DDeath, Some(&id), payload));
                 }
                 (false, false) => out.push(self.device_birth(d, now)),
-                (true, false) => out.push(self.data(d, metrics, now)),
+                (true, false) => out.push(self.data(d, metrics, now, born[d])),
                 (false, true) => {}
             }
         }
@@ -948,6 +968,50 @@ mod tests {
             out[1].1.metrics[0].value,
             Some(super::super::proto::payload::metric::Value::DoubleValue(1.0))
         );
+    }
+
+    /// A DDATA of live samples carries the gateway time of its oldest, from which the sink
+    /// records the delay to its socket write; births, deaths and replays carry none.
+    #[test]
+    fn a_ddata_of_live_samples_is_born_with_its_oldest_and_never_a_birth_or_a_replay() {
+        let born = |out: &[Output]| -> Vec<(String, Option<Timestamp>)> {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Publish(p) => Some((p.topic.clone(), p.born)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut n = node(None, false);
+        n.start_session(0);
+        let births = born(&n.on_connected(now()));
+        assert_eq!(births.len(), 3);
+        assert!(births.iter().all(|(_, b)| b.is_none()), "{births:?}");
+        let out = n.on_samples(
+            &[
+                sample(0, 1.0, Quality::Good, 30),
+                sample(2, 3.0, Quality::Good, 40),
+                sample(0, 2.0, Quality::Good, 20),
+            ],
+            now(),
+        );
+        assert_eq!(
+            born(&out),
+            [
+                (
+                    "spBv1.0/g/DDATA/n/area.tank-1".to_owned(),
+                    Some(Timestamp::from_unix_millis(20))
+                ),
+                (
+                    "spBv1.0/g/DDATA/n/area.tank-2".to_owned(),
+                    Some(Timestamp::from_unix_millis(40))
+                )
+            ]
+        );
+        let replayed = born(&n.on_replay(&[sample(0, 5.0, Quality::Good, 10)], now()));
+        assert_eq!(replayed.len(), 1);
+        assert_eq!(replayed[0].1, None);
+        assert_eq!(n.death(Some(now())).born, None);
     }
 
     #[test]

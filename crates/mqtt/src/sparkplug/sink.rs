@@ -17,6 +17,7 @@ use backplane_security::{AuthMethod, Identity, Role};
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use prometheus_client::metrics::histogram::Histogram;
 
 use super::codec::validate_id;
 use super::edge::{EdgeConfig, EdgeNode, Output, Publish, devices};
@@ -208,7 +209,14 @@ impl SparkplugSink {
         }
     }
 
-    async fn open_session(&self, edge: &mut EdgeNode, client_id: &str) -> Result<Link, ComponentError> {
+    /// `write_delay`: where the link records the delay from a DDATA's oldest sample to
+    /// its socket write.
+    async fn open_session(
+        &self,
+        edge: &mut EdgeNode,
+        client_id: &str,
+        write_delay: &Histogram,
+    ) -> Result<Link, ComponentError> {
         let bd = next_bd_seq(&self.bd_seq_file).map_err(|e| {
             ComponentError::io(format!(
                 "sparkplug sink `{}`: cannot persist bdSeq in {}: {e}",
@@ -223,7 +231,7 @@ impl SparkplugSink {
             inflight: self.settings.max_inflight,
             // Sparkplug 3.0 requires it of edge nodes (tck-id-principles-persistence-clean-session-311, -50).
             session: SessionMode::Clean,
-            write_delay: None,
+            write_delay: Some(write_delay.clone()),
         };
         Ok(Link::open(&self.connection, &options))
     }
@@ -271,7 +279,8 @@ impl SparkplugSink {
             self.settings.connection.reconnect_min,
             self.settings.connection.reconnect_max,
         );
-        let mut link = Some(self.open_session(&mut edge, &client_id).await?);
+        let write_delay = io.status.delay("device_to_socket");
+        let mut link = Some(self.open_session(&mut edge, &client_id, &write_delay).await?);
         let mut connected = false;
         let mut retry_at: Option<tokio::time::Instant> = None;
         // Log records behind the DDATA in flight: acknowledged once written (QoS 0, as
@@ -346,7 +355,7 @@ impl SparkplugSink {
                 }
                 Step::Retry => {
                     retry_at = None;
-                    link = Some(self.open_session(&mut edge, &client_id).await?);
+                    link = Some(self.open_session(&mut edge, &client_id, &write_delay).await?);
                     Vec::new()
                 }
                 Step::Input(Some(delivery)) => {
@@ -379,7 +388,9 @@ impl SparkplugSink {
                     Output::Publish(p) => {
                         if let Some(l) = link.as_mut()
                             && connected
-                            && let Ok(token) = l.publish(&p.topic, p.qos, p.retain, &p.payload).await
+                            && let Ok(token) = l
+                                .publish_stamped(&p.topic, p.qos, p.retain, &p.payload, p.born)
+                                .await
                             && let Some(g) = group
                         {
                             groups.add_messages(g, 1);

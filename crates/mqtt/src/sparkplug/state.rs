@@ -83,6 +83,7 @@ impl HostState {
             payload: state_payload(online, time),
             qos: Qos::AtLeastOnce,
             retain: true,
+            born: None,
         }
     }
 
