@@ -252,26 +252,8 @@ async fn the_delay_from_reading_to_the_ddata_socket_write_is_recorded_in_seconds
     let group = unique("spb-delay");
     let dir = tempfile::tempdir().unwrap();
     let engine = start(&edge_config(&group), dir.path());
-    let handle = engine.handle();
-    let series = |part: &str| {
-        format!(
-            "backplane_component_delay_seconds_{part}{{component=\"sink\",name=\"spb\",what=\"device_to_socket\"}}"
-        )
-    };
     // A DDATA every 100 ms, one in 8 recorded: about one a second.
-    let count =
-        backplane_testkit::engine::eventually("five recorded delays", Duration::from_secs(30), || {
-            backplane_testkit::engine::metric(&handle.metrics_text(), &series("count")).filter(|n| *n >= 5.0)
-        })
-        .await;
-    let text = handle.metrics_text();
-    let sum = backplane_testkit::engine::metric(&text, &series("sum")).unwrap();
-    let count_now = backplane_testkit::engine::metric(&text, &series("count")).unwrap();
-    assert!(count_now >= count);
-    // Seconds, not nanoseconds or milliseconds: a loopback write within a minute of the
-    // reading, and never negative.
-    let mean = sum / count_now;
-    assert!((0.0..60.0).contains(&mean), "mean delay {mean} s");
+    common::recorded_delays(&engine, "spb", 5.0, Duration::from_secs(30)).await;
     engine.shutdown().await;
 }
 

@@ -297,25 +297,8 @@ async fn the_delay_from_reading_to_socket_write_is_recorded_in_seconds() {
     let prefix = unique("uns-delay");
     let dir = tempfile::tempdir().unwrap();
     let engine = start(&config(SHARED_PORT, &prefix, ""), dir.path());
-    let handle = engine.handle();
-    let series = |part: &str| {
-        format!(
-            "backplane_component_delay_seconds_{part}{{component=\"sink\",name=\"uns\",what=\"device_to_socket\"}}"
-        )
-    };
     // 2 tags every 50 ms, one message in 8 recorded: 5 a second.
-    let count = backplane_testkit::engine::eventually("ten recorded delays", Duration::from_secs(20), || {
-        backplane_testkit::engine::metric(&handle.metrics_text(), &series("count")).filter(|n| *n >= 10.0)
-    })
-    .await;
-    let text = handle.metrics_text();
-    let sum = backplane_testkit::engine::metric(&text, &series("sum")).unwrap();
-    let count_now = backplane_testkit::engine::metric(&text, &series("count")).unwrap();
-    assert!(count_now >= count);
-    // Seconds, not nanoseconds or milliseconds: a loopback write within a minute of the
-    // reading, and never negative.
-    let mean = sum / count_now;
-    assert!((0.0..60.0).contains(&mean), "mean delay {mean} s");
+    let (count_now, text) = common::recorded_delays(&engine, "uns", 10.0, Duration::from_secs(20)).await;
     let all = backplane_testkit::engine::metric(
         &text,
         "backplane_component_delay_seconds_bucket{le=\"+Inf\",component=\"sink\",name=\"uns\",what=\"device_to_socket\"}",

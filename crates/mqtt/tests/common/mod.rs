@@ -402,3 +402,27 @@ pub fn production_view<R>(
         .expect("the production stage runs");
     read(&handle.view())
 }
+
+/// Waits (up to `within`) until sink `name`'s `device_to_socket` histogram holds `at_least`
+/// delays, and checks that they are seconds: not nanoseconds or milliseconds, a loopback
+/// write within a minute of the reading, never negative. Returns the count seen and the
+/// metrics text read last.
+pub async fn recorded_delays(engine: &Engine, name: &str, at_least: f64, within: Duration) -> (f64, String) {
+    let handle = engine.handle();
+    let series = |part: &str| {
+        format!(
+            "backplane_component_delay_seconds_{part}{{component=\"sink\",name=\"{name}\",what=\"device_to_socket\"}}"
+        )
+    };
+    let count = support::eventually("recorded delays", within, || {
+        support::metric(&handle.metrics_text(), &series("count")).filter(|n| *n >= at_least)
+    })
+    .await;
+    let text = handle.metrics_text();
+    let sum = support::metric(&text, &series("sum")).unwrap();
+    let count_now = support::metric(&text, &series("count")).unwrap();
+    assert!(count_now >= count);
+    let mean = sum / count_now;
+    assert!((0.0..60.0).contains(&mean), "mean delay {mean} s");
+    (count_now, text)
+}
