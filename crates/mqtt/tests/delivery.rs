@@ -442,3 +442,56 @@ async fn a_batch_submits_while_the_window_has_room_and_the_rest_waits_for_it() {
         .publish_stamped("t/x", Qos::AtLeastOnce, false, b"m", None);
     assert!(matches!(after_end, Some(Err(_))), "{after_end:?}");
 }
+
+/// A batch longer than one hold of the lock (it lets the lock go and takes it again every
+/// 256 messages, so the connection task is not kept waiting) sends every message once, in
+/// order, each confirmed under the token it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_longer_than_one_hold_of_the_lock_sends_everything_in_order() {
+    const COUNT: usize = 1000;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let broker = tokio::spawn(async move {
+        let mut s = accept_client(&listener, &[0x20, 2, 0, 0]).await;
+        let mut payloads = Vec::new();
+        while payloads.len() < COUNT {
+            let Some((header, body)) = read_packet(&mut s).await else {
+                break;
+            };
+            if header >> 4 == 3 {
+                let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                payloads.push(String::from_utf8(body[2 + topic_len..].to_vec()).unwrap());
+            }
+        }
+        payloads
+    });
+    let mut link = open_link(port, Protocol::V311);
+    let connected = tokio::time::timeout(Duration::from_secs(5), link.next()).await;
+    assert!(matches!(connected, Ok(LinkEvent::Connected)));
+    {
+        let mut batch = link.batch();
+        for i in 0..COUNT {
+            let token =
+                batch.publish_stamped("t/x", Qos::AtMostOnce, false, format!("m{i}").as_bytes(), None);
+            assert!(
+                matches!(token, Some(Ok(t)) if t == i as u64 + 1),
+                "{i}: {token:?}"
+            );
+        }
+    }
+    let received = tokio::time::timeout(Duration::from_secs(10), broker)
+        .await
+        .expect("every message arrives")
+        .unwrap();
+    let sent: Vec<String> = (0..COUNT).map(|i| format!("m{i}")).collect();
+    assert_eq!(received, sent);
+    let mut confirmed = Vec::new();
+    while confirmed.len() < COUNT {
+        match tokio::time::timeout(Duration::from_secs(5), link.next()).await {
+            Ok(LinkEvent::Delivered(Delivery::Confirmed(t))) => confirmed.push(t),
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => panic!("{} of {COUNT} confirmed", confirmed.len()),
+        }
+    }
+    assert_eq!(confirmed, (1..=COUNT as u64).collect::<Vec<u64>>());
+}

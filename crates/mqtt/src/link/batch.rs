@@ -1,7 +1,7 @@
 //! Publishes submitted under one lock ([`Link::batch`](super::Link::batch)). A sink with
 //! many messages ready took the shared state's lock, and woke nobody, once per message
 //! (a lock and an unlock are about a twentieth of a message's instructions); a batch takes
-//! it once, and wakes the writer and the owner once, when it is dropped.
+//! it once per [`HOLD_MAX`] messages, and wakes the writer and the owner when it lets it go.
 
 use std::sync::MutexGuard;
 
@@ -9,6 +9,12 @@ use backplane_model::Timestamp;
 
 use super::{LinkClosed, Outgoing, Shared, State, Submit, lock, take_stamp};
 use crate::settings::{Protocol, Qos};
+
+/// Publishes encoded before the batch lets the lock go and takes it again: the connection
+/// task (writing, reading acknowledgements) waits for the lock meanwhile, so a batch of
+/// thousands (up to the buffer's 1 MiB) holds it for tens of microseconds at a time, not
+/// a millisecond, and the writer starts on the first ones.
+const HOLD_MAX: usize = 256;
 
 /// Publishes submitted under one lock of a link's shared state. Hold it only between
 /// awaits: while it lives, the connection task cannot write or take confirmations.
@@ -22,6 +28,8 @@ pub struct PublishBatch<'a> {
     recording_delay: bool,
     wake_writer: bool,
     wake_owner: bool,
+    /// Publishes encoded since the lock was taken.
+    held: usize,
 }
 
 impl<'a> PublishBatch<'a> {
@@ -41,6 +49,18 @@ impl<'a> PublishBatch<'a> {
             recording_delay,
             wake_writer: false,
             wake_owner: false,
+            held: 0,
+        }
+    }
+
+    /// Lets the lock go, then wakes whom the publishes so far need woken.
+    fn release(&mut self) {
+        drop(self.state.take());
+        if std::mem::take(&mut self.wake_writer) {
+            self.shared.to_writer.notify_one();
+        }
+        if std::mem::take(&mut self.wake_owner) {
+            self.shared.to_owner.notify_one();
         }
     }
 
@@ -60,6 +80,11 @@ impl<'a> PublishBatch<'a> {
         payload: &[u8],
         born: Option<Timestamp>,
     ) -> Option<Result<u64, LinkClosed>> {
+        if self.held >= HOLD_MAX {
+            self.release();
+            self.state = Some(lock(&self.shared.state));
+            self.held = 0;
+        }
         let state = self.state.as_mut()?;
         let token = *self.next_token;
         let message = Outgoing {
@@ -78,6 +103,7 @@ impl<'a> PublishBatch<'a> {
             Submit::NoRoom => return None,
         }
         *self.next_token += 1;
+        self.held += 1;
         Some(Ok(token))
     }
 }
@@ -93,12 +119,6 @@ impl std::fmt::Debug for PublishBatch<'_> {
 impl Drop for PublishBatch<'_> {
     fn drop(&mut self) {
         // Unlocked first: whoever is woken takes the lock at once.
-        drop(self.state.take());
-        if self.wake_writer {
-            self.shared.to_writer.notify_one();
-        }
-        if self.wake_owner {
-            self.shared.to_owner.notify_one();
-        }
+        self.release();
     }
 }
