@@ -54,18 +54,6 @@ pub enum Report {
     Other(Delivery),
 }
 
-impl From<Delivery> for Report {
-    fn from(delivery: Delivery) -> Report {
-        match delivery {
-            Delivery::Confirmed(token) => Report::Confirmed {
-                first: token,
-                count: 1,
-            },
-            other => Report::Other(other),
-        }
-    }
-}
-
 /// What became of publishes, in order, for the link's owner. Consecutive confirmations are
 /// kept as one run (a write of QoS 0 publishes, acknowledgements in order), so a write of
 /// a thousand messages is one entry to hand over and settle, not a thousand.

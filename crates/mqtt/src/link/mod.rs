@@ -112,18 +112,6 @@ pub(crate) struct Shared {
     drained: Notify,
 }
 
-impl Shared {
-    /// Wakes whom a publish submitted needs woken, once the state is unlocked: the writer
-    /// for the first bytes in an empty buffer, the owner for a refusal.
-    fn after_submit(&self, done: &Submit) {
-        match done {
-            Submit::Encoded { was_empty: true } => self.to_writer.notify_one(),
-            Submit::Rejected => self.to_owner.notify_one(),
-            _ => {}
-        }
-    }
-}
-
 struct State {
     /// Encoded packets waiting for the writer.
     out: BytesMut,
@@ -407,7 +395,6 @@ impl Link {
             for queued in std::mem::take(&mut self.pending) {
                 match queued {
                     Queued::Report(report) => f(report),
-                    Queued::Event(LinkEvent::Delivered(d)) => f(Report::from(d)),
                     other => self.pending.push_back(other),
                 }
             }
@@ -449,60 +436,32 @@ impl Link {
         payload: &[u8],
         born: Option<Timestamp>,
     ) -> Result<u64, LinkClosed> {
-        let token = self.next_token;
-        let message = Outgoing {
-            topic,
-            qos,
-            retain,
-            payload,
-        };
-        let Link {
-            shared,
-            protocol,
-            unstamped,
-            recording_delay,
-            ..
-        } = self;
-        let shared: &Shared = shared;
-        let mut submit = || {
-            let mut s = lock(&shared.state);
-            let done = s.submit(*protocol, token, &message, || {
-                take_stamp(unstamped, *recording_delay, born)
-            });
-            drop(s);
-            shared.after_submit(&done);
-            match done {
-                Submit::Encoded { .. } | Submit::Rejected => Some(Ok(token)),
-                Submit::Closed => Some(Err(LinkClosed)),
-                Submit::NoRoom => None,
-            }
-        };
-        // Mostly there is room: tried first without registering for a wake-up.
-        let mut done = submit();
-        while done.is_none() {
+        // Mostly there is room: tried first without registering for a wake-up. Each try
+        // is a batch of one, let go (and its wake-ups sent) before any wait.
+        let done = self.batch().publish_stamped(topic, qos, retain, payload, born);
+        if let Some(done) = done {
+            return done;
+        }
+        let shared = self.shared.clone();
+        loop {
             // Registered before the state is checked again, so a wake-up in between is
             // not missed.
             let waiting = shared.drained.notified();
             tokio::pin!(waiting);
             waiting.as_mut().enable();
-            done = submit();
-            if done.is_none() {
-                waiting.await;
-                done = submit();
+            let done = self.batch().publish_stamped(topic, qos, retain, payload, born);
+            if let Some(done) = done {
+                return done;
             }
+            waiting.await;
         }
-        let done = done.unwrap_or(Err(LinkClosed));
-        if done.is_ok() {
-            self.next_token += 1;
-        }
-        done
     }
 
     /// Publishes submitted under one lock of the shared state, for a publisher with many
     /// messages ready: [`PublishBatch::publish_stamped`] encodes while there is room and
     /// says when there is none, so the publisher goes on with
-    /// [`publish_stamped`](Self::publish_stamped), which waits. The writer is woken once,
-    /// when the batch is dropped.
+    /// [`publish_stamped`](Self::publish_stamped), which waits. The writer is woken when
+    /// the batch lets the lock go (every 256 messages, and when it is dropped).
     pub fn batch(&mut self) -> PublishBatch<'_> {
         PublishBatch::new(
             &self.shared,
