@@ -476,9 +476,8 @@ impl EdgeNode {
     }
 
     pub fn on_samples(&mut self, samples: &[backplane_model::Sample], now: Timestamp) -> Vec<Output> {
-        let mut changed: Vec<Vec<Metric>> = vec![Vec::new(); self.devices.len()];
-        // Per device, the gateway time of the oldest sample in its DDATA.
-        let mut born: Vec<Option<Timestamp>> = vec![None; self.devices.len()];
+        // Per device, the metrics of its DDATA and the gateway time of their oldest sample.
+        let mut changed: Vec<(Vec<Metric>, Option<Timestamp>)> = vec![(Vec::new(), None); self.devices.len()];
         let mut touched: Vec<usize> = Vec::new();
         for s in samples {
             let i = s.tag.index();
@@ -515,7 +514,8 @@ impl EdgeNode {
             }
             let quality_changed = before.is_none_or(|b| b.quality != last.quality);
             let metric = &self.devices[d].metrics[m];
-            changed[d].push(data_metric(
+            let (metrics, born) = &mut changed[d];
+            metrics.push(data_metric(
                 metric,
                 last.value.as_ref(),
                 last.quality,
@@ -523,7 +523,7 @@ impl EdgeNode {
                 quality_changed || !last.quality.is_good(),
             ));
             self.published[i] = Some(last);
-            born[d] = Some(born[d].map_or(s.gateway_time, |t| t.min(s.gateway_time)));
+            *born = Some(born.map_or(s.gateway_time, |t| t.min(s.gateway_time)));
             if !touched.contains(&d) {
                 touched.push(d);
             }
@@ -534,7 +534,7 @@ impl EdgeNode {
         }
         for d in touched {
             let down = self.device_down(d);
-            let metrics = std::mem::take(&mut changed[d]);
+            let (metrics, born) = std::mem::take(&mut changed[d]);
             match (self.alive[d], down) {
                 (true, true) => {
                     self.alive[d] = false;
@@ -546,7 +546,7 @@ impl EdgeNode {
                     out.push(self.publish(MessageType::DDeath, Some(&id), payload));
                 }
                 (false, false) => out.push(self.device_birth(d, now)),
-                (true, false) => out.push(self.data(d, metrics, now, born[d])),
+                (true, false) => out.push(self.data(d, metrics, now, born)),
                 (false, true) => {}
             }
         }
