@@ -19,12 +19,14 @@
 //! - [`pki`]: a CA and the leaf certificates it signs, for TLS tests.
 //! - [`dbservers`]: a private PostgreSQL or MariaDB with TLS on a free port.
 //! - [`pty`]: a null-modem cable of two pseudo-terminals (socat), for serial tests.
+//! - [`sink`]: a sink run alone on a scripted feed (every delivery chosen by the test,
+//!   every ack and rewind seen).
 //! - [`settings`]: a kind's settings parsed from TOML text, with its diagnostics.
 //! - [`process`]: a gateway process started by a test, killed when it ends, and the base
 //!   URL it printed.
 //! - [`callgrind`]: a benchmark's window counted alone under callgrind.
 //!
-//! It depends on the engine, config, model and security crates (and Tokio, rcgen for test certificates, tempfile for the null modem's links) only, never on a protocol crate,
+//! It depends on the engine (and the connector crate it re-exports), config, model and security crates (and Tokio, rcgen for test certificates, tempfile for the null modem's links) only, never on a protocol crate,
 //! so every protocol crate's tests can use it.
 
 // Test setup: failing loudly, with a message, is what it is for.
@@ -44,3 +46,4 @@ pub mod probe;
 pub mod process;
 pub mod pty;
 pub mod settings;
+pub mod sink;

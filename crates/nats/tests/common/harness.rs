@@ -1,116 +1,12 @@
-//! Runs a sink alone, on a scripted feed instead of the engine's log: the test decides
-//! every delivery (records, seqs, replays) and sees every ack and rewind.
+//! The NATS kinds' registry and the sink harness of the shared test kit
+//! ([`backplane_testkit::sink`]) with it.
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::ops::Deref;
 
-use backplane_connector::{
-    Batch, CommandPath, ComponentStatus, Delivery, NoReadings, Registry, Report, Services, Sink, SinkFeed,
-    SinkIo, SinkIoParts, Topology, WriteGate, WritePath,
-};
-use backplane_model::{Context, Quality, Sample, TagId, Timestamp, Value};
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use prometheus_client::metrics::counter::Counter;
-use tokio_util::sync::CancellationToken;
-
-#[derive(Debug, Default)]
-pub struct FeedState {
-    pub queue: VecDeque<Delivery>,
-    pub acked: Vec<u64>,
-    pub rewinds: usize,
-    pub closed: bool,
-}
-
-/// Hands out the queued deliveries, then waits (or ends, once closed).
-#[derive(Debug, Default)]
-pub struct ScriptedFeed {
-    pub state: Mutex<FeedState>,
-    pub notify: tokio::sync::Notify,
-}
-
-impl ScriptedFeed {
-    pub fn push(&self, d: Delivery) {
-        self.state.lock().unwrap().queue.push_back(d);
-        self.notify.notify_waiters();
-    }
-    pub fn close(&self) {
-        self.state.lock().unwrap().closed = true;
-        self.notify.notify_waiters();
-    }
-    pub fn acked(&self) -> Vec<u64> {
-        self.state.lock().unwrap().acked.clone()
-    }
-    pub fn rewinds(&self) -> usize {
-        self.state.lock().unwrap().rewinds
-    }
-}
-
-impl SinkFeed for ScriptedFeed {
-    fn next(&self) -> BoxFuture<'_, Option<Delivery>> {
-        async move {
-            loop {
-                let notified = self.notify.notified();
-                {
-                    let mut s = self.state.lock().unwrap();
-                    if let Some(d) = s.queue.pop_front() {
-                        return Some(d);
-                    }
-                    if s.closed {
-                        return None;
-                    }
-                }
-                notified.await;
-            }
-        }
-        .boxed()
-    }
-    fn is_buffered(&self) -> bool {
-        true
-    }
-    fn ack(&self, record: u64) {
-        self.state.lock().unwrap().acked.push(record);
-    }
-    fn rewind(&self) {
-        self.state.lock().unwrap().rewinds += 1;
-    }
-}
-
-/// Counters by name, as the engine would export them.
-#[derive(Debug, Default)]
-pub struct Counters(Mutex<BTreeMap<String, Counter>>);
-
-impl Counters {
-    pub fn get(&self, name: &str) -> u64 {
-        self.0.lock().unwrap().get(name).map_or(0, |c| c.get())
-    }
-}
-
-impl Report for Counters {
-    fn set_degraded(&self, _reason: Option<String>) {}
-    fn counter(&self, event: &str) -> Counter {
-        self.0
-            .lock()
-            .unwrap()
-            .entry(event.to_owned())
-            .or_default()
-            .clone()
-    }
-    fn delay(&self, _what: &str) -> prometheus_client::metrics::histogram::Histogram {
-        backplane_connector::delay_histogram()
-    }
-}
-
-pub struct Harness {
-    pub topology: Arc<Topology>,
-    pub feed: Arc<ScriptedFeed>,
-    pub counters: Arc<Counters>,
-    pub io: SinkIo,
-    _commands: tokio::sync::mpsc::Sender<backplane_connector::PipelineInput>,
-}
+use backplane_connector::Registry;
+use backplane_testkit::sink::SinkHarness;
 
 pub fn registry() -> Registry {
     let mut registry = backplane_engine::builtins();
@@ -118,89 +14,18 @@ pub fn registry() -> Registry {
     registry
 }
 
+/// A plan's first sink, run alone on a scripted feed, with the NATS kinds.
+pub struct Harness(SinkHarness);
+
 impl Harness {
     pub fn new(config: &str) -> Harness {
-        let plan = backplane_config::load_str(config, Path::new("test.toml"), &registry().catalog())
-            .unwrap_or_else(|d| {
-                panic!(
-                    "{}",
-                    d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
-                )
-            });
-        let topology = Arc::new(Topology::new(plan));
-        let feed = Arc::new(ScriptedFeed::default());
-        let counters = Arc::new(Counters::default());
-        let (tx, _rx) = tokio::sync::mpsc::channel(1);
-        let io = SinkIo::new(SinkIoParts {
-            feed: feed.clone(),
-            cancel: CancellationToken::new(),
-            input_closed: CancellationToken::new(),
-            topology: topology.clone(),
-            gate: WriteGate::new(
-                topology.clone(),
-                WritePath::new(&topology).0,
-                Arc::new(NoReadings),
-                None,
-            ),
-            commands: CommandPath::new(tx.downgrade()),
-            services: Services::default(),
-            status: ComponentStatus::new(counters.clone()),
-        });
-        Harness {
-            topology,
-            feed,
-            counters,
-            io,
-            _commands: tx,
-        }
+        Harness(SinkHarness::new(config, registry()))
     }
+}
 
-    /// Builds the plan's first sink.
-    pub fn sink(&self) -> Box<dyn Sink> {
-        let spec = &self.topology.plan.sinks[0];
-        let registry = registry();
-        let kind = registry.sink(&spec.kind).unwrap();
-        kind.build(&backplane_connector::SinkContext {
-            gateway: &self.topology.plan.gateway.name,
-            name: &spec.name,
-            settings: &spec.settings,
-            data_dir: &std::path::PathBuf::from("."),
-            services: &Services::default(),
-        })
-        .unwrap_or_else(|e| panic!("build: {e}"))
-    }
-
-    /// A delivery of one sample of each tag (value `base + tag`), with consecutive seqs
-    /// from `first_seq`.
-    pub fn delivery(&self, record: u64, first_seq: u64, base: f64, replay: bool) -> Delivery {
-        let now = Timestamp::now();
-        let context = Arc::new(Context::default());
-        let samples: Vec<Sample> = self
-            .topology
-            .tags
-            .iter()
-            .map(|t| Sample {
-                tag: t.id,
-                value: Some(Value::Float(base + f64::from(t.id.0))),
-                quality: Quality::Good,
-                source_time: None,
-                gateway_time: now,
-                context: context.clone(),
-            })
-            .collect();
-        let n = samples.len() as u64;
-        Delivery {
-            batch: Arc::new(Batch {
-                samples,
-                events: Vec::new(),
-            }),
-            record: Some(record),
-            seqs: Some((first_seq..first_seq + n).collect::<Vec<u64>>().into()),
-            replay,
-        }
-    }
-
-    pub fn tag(&self, path: &str) -> TagId {
-        self.topology.tag_by_path(path).unwrap().id
+impl Deref for Harness {
+    type Target = SinkHarness;
+    fn deref(&self) -> &SinkHarness {
+        &self.0
     }
 }
