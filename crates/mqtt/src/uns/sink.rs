@@ -271,6 +271,7 @@ impl UnsSink {
                 // of the link per message: only the connection task lowers it, and it then
                 // wakes the sink, so this count is never below the link's and the window
                 // is never exceeded.
+                let mut handed = false;
                 let mut outstanding = {
                     let mut batch = l.batch();
                     let mut outstanding = batch.outstanding();
@@ -279,6 +280,7 @@ impl UnsSink {
                             Some(Ok(token)) => {
                                 session.published(token);
                                 outstanding += 1;
+                                handed = true;
                             }
                             // No room (the rest waits below), or the link has ended.
                             None | Some(Err(_)) => break,
@@ -294,10 +296,21 @@ impl UnsSink {
                         Ok(token) => {
                             session.published(token);
                             outstanding += 1;
+                            handed = true;
                         }
                         // The link has ended; the message stays next.
                         Err(_) => break,
                     }
+                }
+                // The connection task woken to write what was just handed over waits in
+                // this task's slot of the runtime (tokio runs a task woken by a running
+                // one next on the same thread, and no other thread takes it from there).
+                // With input always ready this task would go on taking deliveries, up to
+                // the window, before the first write: at 100 000 changes/s the device
+                // answer → socket write p99 was 3.3-4.9 ms, mostly under 2 with this
+                // (docs/performance.md, "Let the connection write before taking more").
+                if handed {
+                    tokio::task::yield_now().await;
                 }
                 if session.is_drained() {
                     // Orderly stop: say so on the status topic, wait for the broker, then
