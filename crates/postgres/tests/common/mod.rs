@@ -4,19 +4,18 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use backplane_connector::kind::settings_of;
 use backplane_connector::{
-    Batch, CommandPath, ComponentStatus, Delivery, NoReadings, Report, Services, Sink, SinkFeed, SinkIo,
+    Batch, CommandPath, ComponentStatus, Delivery, NoReadings, Services, Sink, SinkFeed, SinkIo,
     SinkIoParts, SinkKind, Topology, WriteGate, WritePath,
 };
 use backplane_engine::Registry;
 use backplane_postgres::{PostgresKind, PostgresSettings};
 use futures::future::BoxFuture;
-use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
@@ -140,29 +139,7 @@ flush_interval = "20ms"
 }
 
 /// Counters the sink reports, readable by the test.
-#[derive(Debug, Default)]
-pub struct Counters(Mutex<HashMap<String, Counter>>);
-
-impl Counters {
-    pub fn get(&self, name: &str) -> u64 {
-        self.0.lock().unwrap().get(name).map_or(0, Counter::get)
-    }
-}
-
-impl Report for Counters {
-    fn set_degraded(&self, _reason: Option<String>) {}
-    fn counter(&self, event: &str) -> Counter {
-        self.0
-            .lock()
-            .unwrap()
-            .entry(event.to_owned())
-            .or_default()
-            .clone()
-    }
-    fn delay(&self, _what: &str) -> prometheus_client::metrics::histogram::Histogram {
-        backplane_connector::delay_histogram()
-    }
-}
+pub use backplane_testkit::sink::Counters;
 
 /// A store-and-forward log in memory: records are handed out in order, kept until
 /// acknowledged, and handed out again (marked replay) after a rewind.
