@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use backplane_connector::kind::settings_of;
 use backplane_connector::{
-    Batch, CommandPath, ComponentStatus, Delivery, NoReadings, Services, Sink, SinkFeed, SinkIo,
-    SinkIoParts, SinkKind, Topology, WriteGate, WritePath,
+    Batch, CommandPath, ComponentStatus, Delivery, NoReadings, Services, Sink, SinkFeed, SinkIo, SinkIoParts,
+    SinkKind, Topology, WriteGate, WritePath,
 };
 use backplane_engine::Registry;
 use backplane_postgres::{PostgresKind, PostgresSettings};
