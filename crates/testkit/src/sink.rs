@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use backplane_connector::{
-    Batch, CommandPath, ComponentStatus, Delivery, NoReadings, Registry, Report, Services, Sink, SinkFeed,
-    SinkIo, SinkIoParts, Topology, WriteGate, WritePath,
+    Batch, CommandPath, ComponentStatus, Delivery, NoReadings, PipelineInput, Registry, Report, Services,
+    Sink, SinkFeed, SinkIo, SinkIoParts, Topology, WriteGate, WritePath,
 };
 use backplane_model::{Context, Quality, Sample, TagId, Timestamp, Value};
 use futures::FutureExt;
@@ -110,6 +110,34 @@ impl Report for Counters {
     }
 }
 
+/// What a sink of `topology` is given to run, reading `feed` and counting into
+/// `counters`, with a write gate to no device and no command path of its own. The
+/// command channel's sender comes back with it: the sink's command path works while the
+/// caller keeps it.
+pub fn sink_io(
+    topology: &Arc<Topology>,
+    feed: Arc<dyn SinkFeed>,
+    counters: Arc<Counters>,
+) -> (SinkIo, tokio::sync::mpsc::Sender<PipelineInput>) {
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let io = SinkIo::new(SinkIoParts {
+        feed,
+        cancel: CancellationToken::new(),
+        input_closed: CancellationToken::new(),
+        topology: topology.clone(),
+        gate: WriteGate::new(
+            topology.clone(),
+            WritePath::new(topology).0,
+            Arc::new(NoReadings),
+            None,
+        ),
+        commands: CommandPath::new(tx.downgrade()),
+        services: Services::default(),
+        status: ComponentStatus::new(counters),
+    });
+    (io, tx)
+}
+
 /// A plan's first sink, run alone on a [`ScriptedFeed`].
 pub struct SinkHarness {
     pub topology: Arc<Topology>,
@@ -119,7 +147,7 @@ pub struct SinkHarness {
     registry: Registry,
     /// The sinks' data directory (e.g. the Sparkplug sink's bdSeq file); removed on drop.
     dir: tempfile::TempDir,
-    _commands: tokio::sync::mpsc::Sender<backplane_connector::PipelineInput>,
+    _commands: tokio::sync::mpsc::Sender<PipelineInput>,
 }
 
 impl std::fmt::Debug for SinkHarness {
@@ -143,23 +171,8 @@ impl SinkHarness {
         let topology = Arc::new(Topology::new(plan));
         let feed = Arc::new(ScriptedFeed::default());
         let counters = Arc::new(Counters::default());
-        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let (io, tx) = sink_io(&topology, feed.clone(), counters.clone());
         let dir = tempfile::tempdir().unwrap();
-        let io = SinkIo::new(SinkIoParts {
-            feed: feed.clone(),
-            cancel: CancellationToken::new(),
-            input_closed: CancellationToken::new(),
-            topology: topology.clone(),
-            gate: WriteGate::new(
-                topology.clone(),
-                WritePath::new(&topology).0,
-                Arc::new(NoReadings),
-                None,
-            ),
-            commands: CommandPath::new(tx.downgrade()),
-            services: Services::default(),
-            status: ComponentStatus::new(counters.clone()),
-        });
         SinkHarness {
             topology,
             feed,

@@ -9,16 +9,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use backplane_connector::kind::settings_of;
-use backplane_connector::{
-    Batch, CommandPath, ComponentStatus, Delivery, NoReadings, Services, Sink, SinkFeed, SinkIo, SinkIoParts,
-    SinkKind, Topology, WriteGate, WritePath,
-};
+use backplane_connector::{Batch, Delivery, Services, Sink, SinkFeed, SinkIo, SinkKind, Topology};
 use backplane_engine::Registry;
 use backplane_postgres::{PostgresKind, PostgresSettings};
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
 use tokio_postgres::{Client, NoTls};
-use tokio_util::sync::CancellationToken;
 
 pub const ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
 
@@ -270,18 +266,8 @@ impl SinkFeed for FakeFeed {
 
 /// A sink's I/O over `feed`, reporting to `counters`.
 pub fn sink_io(topology: &Arc<Topology>, feed: Arc<FakeFeed>, counters: Arc<Counters>) -> SinkIo {
-    let (writes, _) = WritePath::new(topology);
-    let (tx, _rx) = tokio::sync::mpsc::channel(1);
-    SinkIo::new(SinkIoParts {
-        feed,
-        cancel: CancellationToken::new(),
-        input_closed: CancellationToken::new(),
-        topology: topology.clone(),
-        gate: WriteGate::new(topology.clone(), writes, Arc::new(NoReadings), None),
-        commands: CommandPath::new(tx.downgrade()),
-        services: Services::default(),
-        status: ComponentStatus::new(counters),
-    })
+    // The command path is not used: its sender is dropped.
+    backplane_testkit::sink::sink_io(topology, feed, counters).0
 }
 
 /// Builds and runs the sink like the supervisor does: a failed instance is replaced by
