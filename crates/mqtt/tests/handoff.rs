@@ -19,8 +19,8 @@ use common::{SHARED_PORT, registry, unique};
 
 const DELIVERIES: u64 = 60;
 
-/// A plan of one asset of one tag, `sink` its only sink.
-fn config(sink: &str) -> String {
+/// A plan of one asset of one tag and a UNS sink (QoS 0) on the shared broker.
+fn config(prefix: &str) -> String {
     format!(
         r#"
 [gateway]
@@ -49,33 +49,21 @@ kind = "simulator"
 period = "1s"
 signals.l = {{ signal = "constant", value = 1 }}
 
-{sink}
-"#
-    )
-}
-
-fn uns(prefix: &str) -> String {
-    format!(
-        r#"[[sinks]]
+[[sinks]]
 name = "uns"
 kind = "mqtt"
 broker = "mqtt://127.0.0.1:{SHARED_PORT}"
 topic_prefix = "{prefix}"
 client_id = "{prefix}"
-qos = 0"#
+qos = 0
+"#
     )
 }
 
 // One thread: which task runs when is then the scheduler's order, not a race.
 #[tokio::test(flavor = "current_thread")]
 async fn the_connection_writes_each_delivery_before_the_uns_sink_takes_much_more() {
-    writes_keep_up_with_deliveries(&config(&uns(&unique("handoff")))).await;
-}
-
-/// Runs the plan's sink on deliveries all ready at once, one new value each, and checks
-/// that it took none before the writes of all but the last two it had taken.
-async fn writes_keep_up_with_deliveries(config: &str) {
-    let h = SinkHarness::new(config, registry());
+    let h = SinkHarness::new(&config(&unique("handoff")), registry());
     // Every delivery ready before the sink starts, one message each: the window (256)
     // never makes the sink wait, so only the sink itself can let the writer run.
     for r in 1..=DELIVERIES {
