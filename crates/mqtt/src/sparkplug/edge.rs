@@ -28,6 +28,7 @@ use super::codec::{
     self, MessageType, Topic, datatype_for, decode_payload, decode_value, encode_payload, encode_value,
     millis, quality_property,
 };
+use super::ddata::{DataMetric, DataPayload};
 use super::proto::DataType as SpType;
 use super::proto::Payload;
 use super::proto::payload::{Metric, PropertySet, PropertyValue, property_value};
@@ -160,6 +161,29 @@ struct Held {
     time: Timestamp,
 }
 
+/// A metric of a delivery that goes in its device's DDATA.
+#[derive(Clone, Copy, Debug)]
+struct Change {
+    /// The device's place in [`Touched`] order.
+    rank: usize,
+    metric: usize,
+    /// The sample's index in the delivery.
+    sample: usize,
+    /// Milliseconds, the metric's timestamp.
+    time: u64,
+    with_quality: bool,
+}
+
+/// A device with changes in a delivery, in the order the delivery first touched it.
+#[derive(Clone, Copy, Debug)]
+struct Touched {
+    device: usize,
+    /// The gateway time of its oldest changed sample.
+    born: Timestamp,
+}
+
+const UNRANKED: usize = usize::MAX;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Not connected.
@@ -182,6 +206,12 @@ pub struct EdgeNode {
     /// Per tag index: the latest sample.
     latest: Vec<Option<Last>>,
     alive: Vec<bool>,
+    /// Per device: its rank in `touched` while a delivery is taken, else [`UNRANKED`].
+    /// With `changes` and `touched`, kept from delivery to delivery so that taking one
+    /// allocates nothing per device of the node.
+    rank: Vec<usize>,
+    changes: Vec<Change>,
+    touched: Vec<Touched>,
     bd_seq: u8,
     seq: u8,
     phase: Phase,
@@ -208,6 +238,9 @@ impl EdgeNode {
         }
         EdgeNode {
             alive: vec![false; devices.len()],
+            rank: vec![UNRANKED; devices.len()],
+            changes: Vec::new(),
+            touched: Vec::new(),
             config,
             devices,
             index,
@@ -404,55 +437,61 @@ impl EdgeNode {
             self.held_dropped = 0;
         }
         let mut out = Vec::new();
-        let mut current: Option<(usize, Vec<Metric>)> = None;
-        for h in held {
+        // Runs of one device, at most REPLAY_CHUNK metrics each: (metric, sample).
+        let mut chunk: Vec<(usize, &Held)> = Vec::new();
+        let mut current = None;
+        for h in &held {
             let Some(Some((d, m))) = self.index.get(h.tag.index()).copied() else {
                 continue;
             };
-            let mut metric = data_metric(
-                &self.devices[d].metrics[m],
-                h.value.as_ref(),
-                h.quality,
-                h.time,
-                true,
-            );
-            metric.is_historical = Some(true);
-            match &mut current {
-                Some((cd, metrics)) if *cd == d && metrics.len() < REPLAY_CHUNK => metrics.push(metric),
-                _ => {
-                    if let Some((cd, metrics)) = current.take() {
-                        out.push(self.data(cd, metrics, now, None));
-                    }
-                    current = Some((d, vec![metric]));
+            if current != Some(d) || chunk.len() >= REPLAY_CHUNK {
+                if let Some(cd) = current {
+                    out.push(self.replayed(cd, &mut chunk, now));
                 }
+                current = Some(d);
             }
+            chunk.push((m, h));
         }
-        if let Some((cd, metrics)) = current {
-            out.push(self.data(cd, metrics, now, None));
+        if let Some(cd) = current {
+            out.push(self.replayed(cd, &mut chunk, now));
         }
         out
     }
 
-    /// A DDATA of device `d`; `born`: the gateway time of its oldest live sample.
-    fn data(
-        &mut self,
-        d: usize,
-        mut metrics: Vec<Metric>,
-        now: Timestamp,
-        born: Option<Timestamp>,
-    ) -> Output {
-        chronological(&mut metrics);
-        let id = self.devices[d].id.clone();
-        let payload = Payload {
-            timestamp: Some(millis(now)),
-            metrics,
-            ..Payload::default()
-        };
-        let mut out = self.publish(MessageType::DData, Some(&id), payload);
-        if let Output::Publish(p) = &mut out {
-            p.born = born;
+    /// A DDATA of device `d` with the held samples of `chunk` (emptied), every metric
+    /// flagged historical and carrying its quality.
+    fn replayed(&mut self, d: usize, chunk: &mut Vec<(usize, &Held)>, now: Timestamp) -> Output {
+        chunk.sort_by_key(|(_, h)| millis(h.time));
+        let mut payload = DataPayload::new(millis(now), chunk.len());
+        for (m, h) in chunk.drain(..) {
+            let def = &self.devices[d].metrics[m];
+            let value = h.value.as_ref().and_then(|v| encode_value(v, def.datatype));
+            payload.metric(&DataMetric {
+                alias: def.alias,
+                timestamp: millis(h.time),
+                value: value.as_ref(),
+                quality: Some(h.quality),
+                historical: true,
+            });
         }
-        out
+        self.data(d, payload, None)
+    }
+
+    /// A DDATA of device `d`; `born`: the gateway time of its oldest live sample.
+    fn data(&mut self, d: usize, payload: DataPayload, born: Option<Timestamp>) -> Output {
+        let seq = self.next_seq();
+        Output::Publish(Publish {
+            topic: codec::topic(
+                &self.config.group,
+                MessageType::DData,
+                &self.config.node,
+                Some(&self.devices[d].id),
+            ),
+            payload: payload.finish(seq),
+            qos: Qos::AtMostOnce,
+            retain: false,
+            born,
+        })
     }
 
     /// New samples: DDATA with what changed, DDEATH / DBIRTH when a device goes down or
@@ -476,10 +515,11 @@ impl EdgeNode {
     }
 
     pub fn on_samples(&mut self, samples: &[backplane_model::Sample], now: Timestamp) -> Vec<Output> {
-        // Per device, the metrics of its DDATA and the gateway time of their oldest sample.
-        let mut changed: Vec<(Vec<Metric>, Option<Timestamp>)> = vec![(Vec::new(), None); self.devices.len()];
-        let mut touched: Vec<usize> = Vec::new();
-        for s in samples {
+        let mut changes = std::mem::take(&mut self.changes);
+        let mut touched = std::mem::take(&mut self.touched);
+        changes.clear();
+        touched.clear();
+        for (j, s) in samples.iter().enumerate() {
             let i = s.tag.index();
             let Some(Some((d, m))) = self.index.get(i).copied() else {
                 continue;
@@ -513,28 +553,43 @@ impl EdgeNode {
                 continue;
             }
             let quality_changed = before.is_none_or(|b| b.quality != last.quality);
-            let metric = &self.devices[d].metrics[m];
-            let (metrics, born) = &mut changed[d];
-            metrics.push(data_metric(
-                metric,
-                last.value.as_ref(),
-                last.quality,
-                time,
-                quality_changed || !last.quality.is_good(),
-            ));
+            let rank = match self.rank[d] {
+                UNRANKED => {
+                    self.rank[d] = touched.len();
+                    touched.push(Touched {
+                        device: d,
+                        born: s.gateway_time,
+                    });
+                    touched.len() - 1
+                }
+                r => {
+                    let t = &mut touched[r];
+                    t.born = t.born.min(s.gateway_time);
+                    r
+                }
+            };
+            changes.push(Change {
+                rank,
+                metric: m,
+                sample: j,
+                time: millis(time),
+                with_quality: quality_changed || !last.quality.is_good(),
+            });
             self.published[i] = Some(last);
-            *born = Some(born.map_or(s.gateway_time, |t| t.min(s.gateway_time)));
-            if !touched.contains(&d) {
-                touched.push(d);
-            }
+        }
+        // Each device's metrics together, in time order (equal times in delivery order).
+        if !changes.is_sorted_by_key(|c| (c.rank, c.time)) {
+            changes.sort_by_key(|c| (c.rank, c.time));
         }
         let mut out = Vec::new();
-        if self.phase != Phase::Born {
-            return out;
-        }
-        for d in touched {
+        let mut rest = &changes[..];
+        for (rank, t) in touched.iter().enumerate() {
+            let d = t.device;
+            self.rank[d] = UNRANKED;
+            let n = rest.iter().position(|c| c.rank != rank).unwrap_or(rest.len());
+            let (metrics, tail) = rest.split_at(n);
+            rest = tail;
             let down = self.device_down(d);
-            let (metrics, born) = std::mem::take(&mut changed[d]);
             match (self.alive[d], down) {
                 (true, true) => {
                     self.alive[d] = false;
@@ -546,10 +601,27 @@ impl EdgeNode {
                     out.push(self.publish(MessageType::DDeath, Some(&id), payload));
                 }
                 (false, false) => out.push(self.device_birth(d, now)),
-                (true, false) => out.push(self.data(d, metrics, now, born)),
+                (true, false) => {
+                    let mut payload = DataPayload::new(millis(now), metrics.len());
+                    for c in metrics {
+                        let s = &samples[c.sample];
+                        let def = &self.devices[d].metrics[c.metric];
+                        let value = s.value.as_ref().and_then(|v| encode_value(v, def.datatype));
+                        payload.metric(&DataMetric {
+                            alias: def.alias,
+                            timestamp: c.time,
+                            value: value.as_ref(),
+                            quality: c.with_quality.then_some(s.quality),
+                            historical: false,
+                        });
+                    }
+                    out.push(self.data(d, payload, Some(t.born)));
+                }
                 (false, true) => {}
             }
         }
+        self.changes = changes;
+        self.touched = touched;
         out
     }
 
@@ -697,34 +769,6 @@ fn bd_seq_metric(bd_seq: u8, now: Option<Timestamp>) -> Metric {
         timestamp: now.map(millis),
         datatype: Some(SpType::Int64 as u32),
         value: Some(super::proto::payload::metric::Value::LongValue(u64::from(bd_seq))),
-        ..Metric::default()
-    }
-}
-
-/// A DDATA metric: alias only (the birth gave the name and the datatype, which data
-/// messages should not repeat: tck-id-payloads-metric-datatype-not-req), the value, and the
-/// quality property when it matters.
-fn data_metric(
-    m: &MetricDef,
-    value: Option<&Value>,
-    quality: Quality,
-    time: Timestamp,
-    with_quality: bool,
-) -> Metric {
-    let encoded = value.and_then(|v| encode_value(v, m.datatype));
-    let properties = with_quality.then(|| {
-        let (k, v) = quality_property(quality);
-        PropertySet {
-            keys: vec![k],
-            values: vec![v],
-        }
-    });
-    Metric {
-        alias: Some(m.alias),
-        timestamp: Some(millis(time)),
-        is_null: encoded.is_none().then_some(true),
-        properties,
-        value: encoded,
         ..Metric::default()
     }
 }

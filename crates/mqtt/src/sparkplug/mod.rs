@@ -4,6 +4,7 @@
 //! - [`proto`]: the payload types, generated at build time from `proto/sparkplug_b.proto`
 //!   (written from the Sparkplug 3.0 specification) by prost and protox.
 //! - [`codec`]: topics, bounded decoding, datatypes and values, quality.
+//! - [`ddata`]: DDATA payloads written straight from the samples, without the structs.
 //! - [`edge`]: the Edge Node state machine (no I/O); [`sink`] drives it over a link.
 //! - [`host`]: birth/data/death decoding with alias resolution and seq checks (no I/O);
 //!   [`source`] drives it.
@@ -11,6 +12,7 @@
 //!   the host (no I/O).
 
 pub mod codec;
+pub mod ddata;
 pub mod edge;
 pub mod host;
 pub mod sink;
