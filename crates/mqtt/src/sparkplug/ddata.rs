@@ -215,14 +215,14 @@ mod tests {
             for (j, quality) in qualities.iter().enumerate() {
                 for historical in [false, true] {
                     // Aliases and times of one to ten varint bytes.
-                    let big = (i + j) % 3 == 0;
+                    let (alias, timestamp) = match (i + j) % 3 {
+                        0 => (u64::MAX, u64::MAX - j as u64),
+                        1 => (16 + i as u64, 1_700_000_000_123 + j as u64),
+                        _ => (16 + i as u64, j as u64),
+                    };
                     metrics.push(DataMetric {
-                        alias: if big { u64::MAX } else { 16 + i as u64 },
-                        timestamp: if big {
-                            1_700_000_000_123 + j as u64
-                        } else {
-                            j as u64
-                        },
+                        alias,
+                        timestamp,
                         value: value.as_ref(),
                         quality: *quality,
                         historical,
