@@ -889,6 +889,56 @@ mod tests {
         assert_eq!(n.will().qos, Qos::AtLeastOnce);
     }
 
+    /// A delivery that touches two devices, interleaved and out of time order: a DDATA per
+    /// device, in the order the delivery first touched them, each in time order (equal
+    /// times in delivery order); the next delivery is grouped afresh.
+    #[test]
+    fn a_delivery_makes_one_ddata_per_device_each_in_time_order() {
+        let mut n = node(None, false);
+        n.start_session(0);
+        n.on_connected(now());
+        let alias = |tag: u64| Some(FIRST_DEVICE_ALIAS + tag);
+        let metrics = |p: &Payload| -> Vec<(Option<u64>, Option<u64>)> {
+            p.metrics.iter().map(|m| (m.alias, m.timestamp)).collect()
+        };
+        let delivery = [
+            sample(2, 1.0, Quality::Good, 50),
+            sample(0, 1.0, Quality::Good, 40),
+            sample(2, 2.0, Quality::Good, 30),
+            sample(1, 1.0, Quality::Good, 40),
+            sample(0, 2.0, Quality::Good, 20),
+        ];
+        let out = publishes(&n.on_samples(&delivery, now()));
+        let topics: Vec<&str> = out.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            topics,
+            ["spBv1.0/g/DDATA/n/area.tank-2", "spBv1.0/g/DDATA/n/area.tank-1"]
+        );
+        assert_eq!(metrics(&out[0].1), [(alias(2), Some(30)), (alias(2), Some(50))]);
+        assert_eq!(
+            metrics(&out[1].1),
+            [(alias(0), Some(20)), (alias(0), Some(40)), (alias(1), Some(40))]
+        );
+        assert_eq!(
+            out[1].1.metrics[0].value,
+            Some(super::super::proto::payload::metric::Value::DoubleValue(2.0))
+        );
+        let out = publishes(&n.on_samples(
+            &[
+                sample(0, 3.0, Quality::Good, 60),
+                sample(2, 3.0, Quality::Good, 60),
+            ],
+            now(),
+        ));
+        let topics: Vec<&str> = out.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            topics,
+            ["spBv1.0/g/DDATA/n/area.tank-1", "spBv1.0/g/DDATA/n/area.tank-2"]
+        );
+        assert_eq!(metrics(&out[0].1), [(alias(0), Some(60))]);
+        assert_eq!(metrics(&out[1].1), [(alias(2), Some(60))]);
+    }
+
     /// Every metric of NBIRTH and DBIRTH carries a timestamp, the bdSeq one included.
     #[test]
     fn tck_id_payloads_name_birth_data_requirement_every_birth_metric_has_a_timestamp() {
