@@ -433,7 +433,7 @@ pub fn property<'p>(set: &'p PropertySet, key: &str) -> Option<&'p PropertyValue
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn metric(datatype: SpType, value: metric::Value) -> Metric {
@@ -474,9 +474,9 @@ mod tests {
         assert_eq!(topic("g", MessageType::NBirth, "n", None), "spBv1.0/g/NBIRTH/n");
     }
 
-    #[test]
-    fn every_backplane_type_round_trips_through_its_sparkplug_datatype() {
-        let values = [
+    /// A value of every Backplane type, with its type (shared with the DDATA writer's test).
+    pub(crate) fn every_type() -> Vec<(DataType, Value)> {
+        vec![
             (DataType::Scalar(ScalarType::Bool), Value::Bool(true)),
             (DataType::Scalar(ScalarType::Int), Value::Int(-5)),
             (DataType::Scalar(ScalarType::UInt), Value::UInt(u64::MAX)),
@@ -505,7 +505,12 @@ mod tests {
                 DataType::Array(ScalarType::String),
                 Value::Array(vec![Value::String("a".into()), Value::String("".into())].into()),
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn every_backplane_type_round_trips_through_its_sparkplug_datatype() {
+        let values = every_type();
         for (t, v) in values {
             let sp = datatype_for(t);
             let m = metric(sp, encode_value(&v, sp).unwrap());
