@@ -184,6 +184,11 @@ struct Touched {
 
 const UNRANKED: usize = usize::MAX;
 
+/// Entries `changes` and `touched` keep between deliveries: a poll's answer is a few
+/// hundred changes; the room a burst took (a whole source's tags at once) is given back,
+/// as the engine's scratch vectors do (`backplane_buffer::scratch`).
+const SCRATCH_KEEP: usize = 1024;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Not connected.
@@ -620,8 +625,8 @@ impl EdgeNode {
                 (false, true) => {}
             }
         }
-        self.changes = changes;
-        self.touched = touched;
+        self.changes = kept(changes);
+        self.touched = kept(touched);
         out
     }
 
@@ -757,6 +762,16 @@ impl EdgeNode {
 /// Metrics in time order, as births and data must list them
 /// (tck-id-operational-behavior-data-publish-dbirth-order). Stable: metrics of the same
 /// time keep their order.
+/// `v` emptied, with room for at most [`SCRATCH_KEEP`] entries: a new vector if it had
+/// more (shrinking in place would copy what it held).
+fn kept<T>(mut v: Vec<T>) -> Vec<T> {
+    if v.capacity() > SCRATCH_KEEP {
+        return Vec::with_capacity(SCRATCH_KEEP);
+    }
+    v.clear();
+    v
+}
+
 fn chronological(metrics: &mut [Metric]) {
     metrics.sort_by_key(|m| m.timestamp);
 }
@@ -937,6 +952,22 @@ mod tests {
         );
         assert_eq!(metrics(&out[0].1), [(alias(0), Some(60))]);
         assert_eq!(metrics(&out[1].1), [(alias(2), Some(60))]);
+    }
+
+    /// The scratch of a delivery far larger than a poll's answer is not kept afterwards.
+    #[test]
+    fn a_burst_leaves_no_scratch_room_behind() {
+        let mut n = node(None, false);
+        n.start_session(0);
+        n.on_connected(now());
+        let burst: Vec<_> = (0..3 * SCRATCH_KEEP as i64)
+            .map(|k| sample(0, k as f64, Quality::Good, 10 + k))
+            .collect();
+        let out = publishes(&n.on_samples(&burst, now()));
+        assert_eq!(out[0].1.metrics.len(), burst.len());
+        assert!(n.changes.capacity() <= SCRATCH_KEEP, "{}", n.changes.capacity());
+        let out = publishes(&n.on_samples(&[sample(0, -1.0, Quality::Good, 5)], now()));
+        assert_eq!(out[0].1.metrics.len(), 1);
     }
 
     /// Every metric of NBIRTH and DBIRTH carries a timestamp, the bdSeq one included.
