@@ -11,6 +11,8 @@
 //! the quality changes or is not good, still prost's `PropertySet`.
 
 use backplane_model::Quality;
+// Protobuf's varints are unsigned LEB128, as in Backplane's own files.
+use backplane_model::wire::{put_blob, put_varint, varint_len};
 use prost::Message;
 
 use super::codec::quality_property;
@@ -99,8 +101,7 @@ impl DataPayload {
         }
         if let Some(p) = properties {
             put_key(out, METRIC_PROPERTIES, LENGTH_DELIMITED);
-            put_varint(out, p.len() as u64);
-            out.extend_from_slice(&p);
+            put_blob(out, &p);
         }
         if let Some(v) = m.value {
             v.encode(out);
@@ -119,21 +120,8 @@ fn put_key(out: &mut Vec<u8>, field: u32, wire_type: u32) {
     put_varint(out, u64::from(field << 3 | wire_type));
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7F) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn key_len(field: u32) -> usize {
     varint_len(u64::from(field << 3))
-}
-
-fn varint_len(v: u64) -> usize {
-    // 7 bits a byte; 0 still takes one.
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 #[cfg(test)]
@@ -230,24 +218,5 @@ mod tests {
                 ..Payload::default()
             })
         );
-    }
-
-    #[test]
-    fn varint_lengths_match_the_bytes_written() {
-        for v in [
-            0,
-            1,
-            127,
-            128,
-            16_383,
-            16_384,
-            u64::from(u32::MAX),
-            u64::MAX >> 1,
-            u64::MAX,
-        ] {
-            let mut out = Vec::new();
-            put_varint(&mut out, v);
-            assert_eq!(varint_len(v), out.len(), "{v}");
-        }
     }
 }
