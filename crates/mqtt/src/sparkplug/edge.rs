@@ -349,12 +349,23 @@ impl EdgeNode {
 
     fn publish(&mut self, kind: MessageType, device: Option<&str>, mut payload: Payload) -> Output {
         payload.seq = Some(self.next_seq());
+        self.message(kind, device, encode_payload(&payload), None)
+    }
+
+    /// A message of the session (the will and NDEATH aside): QoS 0, not retained.
+    fn message(
+        &self,
+        kind: MessageType,
+        device: Option<&str>,
+        payload: Vec<u8>,
+        born: Option<Timestamp>,
+    ) -> Output {
         Output::Publish(Publish {
             topic: codec::topic(&self.config.group, kind, &self.config.node, device),
-            payload: encode_payload(&payload),
+            payload,
             qos: Qos::AtMostOnce,
             retain: false,
-            born: None,
+            born,
         })
     }
 
@@ -484,19 +495,8 @@ impl EdgeNode {
 
     /// A DDATA of device `d`; `born`: the gateway time of its oldest live sample.
     fn data(&mut self, d: usize, payload: DataPayload, born: Option<Timestamp>) -> Output {
-        let seq = self.next_seq();
-        Output::Publish(Publish {
-            topic: codec::topic(
-                &self.config.group,
-                MessageType::DData,
-                &self.config.node,
-                Some(&self.devices[d].id),
-            ),
-            payload: payload.finish(seq),
-            qos: Qos::AtMostOnce,
-            retain: false,
-            born,
-        })
+        let payload = payload.finish(self.next_seq());
+        self.message(MessageType::DData, Some(&self.devices[d].id), payload, born)
     }
 
     /// New samples: DDATA with what changed, DDEATH / DBIRTH when a device goes down or
