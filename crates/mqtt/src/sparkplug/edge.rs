@@ -520,10 +520,9 @@ impl EdgeNode {
     }
 
     pub fn on_samples(&mut self, samples: &[backplane_model::Sample], now: Timestamp) -> Vec<Output> {
+        // Empty: left so by `kept` after the last delivery.
         let mut changes = std::mem::take(&mut self.changes);
         let mut touched = std::mem::take(&mut self.touched);
-        changes.clear();
-        touched.clear();
         for (j, s) in samples.iter().enumerate() {
             let i = s.tag.index();
             let Some(Some((d, m))) = self.index.get(i).copied() else {
