@@ -1,7 +1,8 @@
 //! The unified namespace's topics and payload forms: attribute, instance, event and
 //! status messages (`docs/payloads.md`). No I/O, no state. Attribute and instance payloads
 //! are written by the connector's shared [`SampleEncoder`] (byte for byte the serde form,
-//! without serde), topics by copying the prefix and the tag's path.
+//! without serde), topics by copying the asset's part (prefix and path, kept per asset)
+//! and the attribute's name.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -57,6 +58,9 @@ pub struct Namespace {
     topology: Arc<Topology>,
     encoder: SampleEncoder,
     prefix: String,
+    /// Per asset (by index): `prefix` and its path and a `/`, the head of its topics; empty
+    /// for an asset without tags. Two copies a topic rather than four.
+    topic_heads: Vec<Box<str>>,
     attributes: bool,
     instances: bool,
     events: bool,
@@ -71,13 +75,26 @@ const INSTANCE_BYTES_PER_ATTRIBUTE: usize = 128;
 
 impl Namespace {
     pub fn new(topology: Arc<Topology>, settings: &MqttSinkSettings) -> Namespace {
+        let prefix = settings
+            .topic_prefix
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{p}/"))
+            .unwrap_or_default();
+        let topic_heads = topology
+            .assets
+            .iter()
+            .map(|a| {
+                if a.tags.is_empty() {
+                    Box::default()
+                } else {
+                    format!("{prefix}{}/", a.path).into_boxed_str()
+                }
+            })
+            .collect();
         Namespace {
-            prefix: settings
-                .topic_prefix
-                .as_ref()
-                .filter(|p| !p.is_empty())
-                .map(|p| format!("{p}/"))
-                .unwrap_or_default(),
+            prefix,
+            topic_heads,
             encoder: SampleEncoder::new(topology.clone()),
             topology,
             attributes: settings.attributes,
@@ -137,10 +154,20 @@ impl Namespace {
         let Some(t) = self.topology.tag(tag) else {
             return false;
         };
-        let path = self.topology.path(t);
-        out.reserve(self.prefix.len() + path.len());
-        out.push_str(&self.prefix);
-        path.push_to(out);
+        match self.topic_heads.get(t.asset).filter(|h| !h.is_empty()) {
+            Some(head) => {
+                out.reserve(head.len() + t.attribute.name.len());
+                out.push_str(head);
+                out.push_str(&t.attribute.name);
+            }
+            // A tag of an asset the topology does not have: never from the pipeline.
+            None => {
+                let path = self.topology.path(t);
+                out.reserve(self.prefix.len() + path.len());
+                out.push_str(&self.prefix);
+                path.push_to(out);
+            }
+        }
         true
     }
 
