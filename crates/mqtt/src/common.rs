@@ -54,90 +54,133 @@ pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// Publishes handed to the link and not yet confirmed, by token, each with its
-/// acknowledgement group. Tokens increase, and the broker confirms mostly in order, so
-/// this is a queue in token order, found by binary search, emptied from the front: no
-/// hashing per message. No I/O.
+/// acknowledgement group. Tokens increase, a sink hands out runs of consecutive tokens of
+/// one group (a delivery's messages), and the broker confirms mostly in order: so this is
+/// a queue of such runs in token order, emptied from the front, with the few tokens
+/// confirmed out of order kept aside. No hashing per message, and a run of QoS 0
+/// confirmations is settled run by run rather than token by token. No I/O.
 #[derive(Debug, Default)]
 pub struct Unconfirmed {
-    /// (token, group, confirmed), tokens increasing.
-    queue: VecDeque<(u64, Option<u64>, bool)>,
+    /// Runs of consecutive tokens of one group, tokens increasing; the first token of the
+    /// first run is never in `early`.
+    runs: VecDeque<Run>,
+    /// Tokens settled while an older one was still waiting, increasing.
+    early: Vec<u64>,
     waiting: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    first: u64,
+    len: u64,
+    group: Option<u64>,
+}
+
+impl Run {
+    fn end(&self) -> u64 {
+        self.first + self.len
+    }
 }
 
 impl Unconfirmed {
     /// A publish was handed out; `token` is larger than every one before.
     pub fn push(&mut self, token: u64, group: Option<u64>) {
-        self.queue.push_back((token, group, false));
         self.waiting += 1;
+        if let Some(last) = self.runs.back_mut()
+            && last.end() == token
+            && last.group == group
+        {
+            last.len += 1;
+            return;
+        }
+        self.runs.push_back(Run {
+            first: token,
+            len: 1,
+            group,
+        });
     }
 
     /// The publish `token` is settled: its group, or `None` if the token is unknown (or
     /// settled before).
     pub fn settle(&mut self, token: u64) -> Option<Option<u64>> {
+        let front = self.runs.front()?;
         // Mostly the oldest (confirmations come in order): taken off the front at once.
-        if let Some(&(t, group, false)) = self.queue.front()
-            && t == token
-        {
-            self.queue.pop_front();
-            self.waiting -= 1;
-            while self.queue.front().is_some_and(|e| e.2) {
-                self.queue.pop_front();
-            }
+        if front.first == token {
+            let group = front.group;
+            self.take_front(1);
             return Some(group);
         }
-        // Else tokens are mostly consecutive: try the place the token would have then.
-        let guess = self
-            .queue
-            .front()
-            .and_then(|f| usize::try_from(token.checked_sub(f.0)?).ok())
-            .filter(|&i| self.queue.get(i).is_some_and(|e| e.0 == token));
-        let i = match guess {
-            Some(i) => i,
-            None => self.queue.binary_search_by_key(&token, |e| e.0).ok()?,
-        };
-        let entry = &mut self.queue[i];
-        if entry.2 {
+        // Else the run holding it, unless settled before.
+        let i = self.runs.partition_point(|r| r.end() <= token);
+        let run = self.runs.get(i).filter(|r| r.first <= token)?;
+        let group = run.group;
+        let Err(at) = self.early.binary_search(&token) else {
             return None;
-        }
-        entry.2 = true;
-        let group = entry.1;
+        };
+        self.early.insert(at, token);
         self.waiting -= 1;
-        while self.queue.front().is_some_and(|e| e.2) {
-            self.queue.pop_front();
-        }
         Some(group)
     }
 
+    /// Takes `n` tokens off the front of the first run (at most its length; none of them
+    /// in `early`), then every token settled early that is now at the front.
+    fn take_front(&mut self, n: u64) {
+        let Some(front) = self.runs.front_mut() else {
+            return;
+        };
+        let n = n.min(front.len);
+        front.first += n;
+        front.len -= n;
+        self.waiting -= n as usize;
+        loop {
+            match self.runs.front_mut() {
+                Some(r) if r.len == 0 => {
+                    self.runs.pop_front();
+                }
+                Some(r) if self.early.first() == Some(&r.first) => {
+                    self.early.remove(0);
+                    r.first += 1;
+                    r.len -= 1;
+                }
+                // Every token settled early lies after the front: each is taken here
+                // when the front reaches it.
+                Some(_) => return,
+                None => {
+                    self.early.clear();
+                    return;
+                }
+            }
+        }
+    }
+
     /// Settles the publishes `first..first + count` (one write confirms a run of
-    /// consecutive QoS 0 tokens), calling `settled` with the group of each one known and
-    /// not settled before, in token order. The usual case, the run at the front of the
-    /// queue, is taken off it without a search per token.
-    pub fn settle_run(&mut self, first: u64, count: u64, mut settled: impl FnMut(Option<u64>)) {
+    /// consecutive QoS 0 tokens), calling `settled(group, n)` for each stretch of `n`
+    /// tokens of one group known and not settled before, in token order. The usual case,
+    /// runs at the front of the queue and nothing settled early, is taken a run at a time.
+    pub fn settle_run(&mut self, first: u64, count: u64, mut settled: impl FnMut(Option<u64>, u64)) {
         let end = first.saturating_add(count);
         let mut token = first;
         while token < end {
-            match self.queue.front() {
-                Some(&(t, group, false)) if t == token => {
-                    self.queue.pop_front();
-                    self.waiting -= 1;
-                    settled(group);
-                    token += 1;
-                    while self.queue.front().is_some_and(|e| e.2) {
-                        self.queue.pop_front();
-                    }
-                }
+            let Some(&front) = self.runs.front() else {
+                return;
+            };
+            if front.first > token {
                 // Tokens before the oldest unsettled one are unknown or settled already.
-                Some(&(t, _, false)) if t > token => token = t,
-                None => return,
-                // The oldest unsettled publish is older than the run: one by one.
-                Some(_) => {
-                    for t in token..end {
-                        if let Some(group) = self.settle(t) {
-                            settled(group);
-                        }
+                token = front.first;
+            } else if front.first == token && self.early.is_empty() {
+                let n = front.len.min(end - token);
+                self.take_front(n);
+                settled(front.group, n);
+                token += n;
+            } else {
+                // The oldest unsettled publish is older than the run, or tokens were
+                // settled out of order: one by one.
+                for t in token..end {
+                    if let Some(group) = self.settle(t) {
+                        settled(group, 1);
                     }
-                    return;
                 }
+                return;
             }
         }
     }
@@ -152,7 +195,8 @@ impl Unconfirmed {
     }
 
     pub fn clear(&mut self) {
-        self.queue.clear();
+        self.runs.clear();
+        self.early.clear();
         self.waiting = 0;
     }
 }
@@ -312,7 +356,7 @@ mod tests {
         fill(&mut alone);
         for (first, count) in runs {
             let mut settled = Vec::new();
-            by_run.settle_run(first, count, |g| settled.push(g));
+            by_run.settle_run(first, count, |g, n| settled.extend((0..n).map(|_| g)));
             let expected: Vec<Option<u64>> = (first..first + count).filter_map(|t| alone.settle(t)).collect();
             assert_eq!(settled, expected, "run {first}+{count}");
             assert_eq!(by_run.len(), alone.len());
@@ -324,11 +368,79 @@ mod tests {
             u.push(t, Some(t));
         }
         let mut settled = Vec::new();
-        u.settle_run(3, 2, |g| settled.push(g));
+        u.settle_run(3, 2, |g, n| settled.extend((0..n).map(|_| g)));
         assert_eq!(settled, [Some(3), Some(4)]);
         assert_eq!(u.len(), 3);
         assert_eq!(u.settle(1), Some(Some(1)));
         assert_eq!(u.settle(3), None, "settled by the run");
+    }
+
+    /// What the queue of runs must answer, kept the plain way: every unsettled token.
+    #[derive(Default)]
+    struct Model(std::collections::BTreeMap<u64, Option<u64>>);
+
+    impl Model {
+        fn settle_run(&mut self, first: u64, count: u64) -> Vec<Option<u64>> {
+            (first..first.saturating_add(count))
+                .filter_map(|t| self.0.remove(&t))
+                .collect()
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A publish handed out: the token after a gap of this many, a new group or not.
+        Push { gap: u64, new_group: bool },
+        /// Settles the token this far from the oldest unsettled one (or past the last).
+        Settle(u64),
+        /// Settles a run from this far before the oldest unsettled token, this long.
+        Run { back: u64, count: u64 },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (prop::sample::select(vec![0u64, 0, 0, 1, 3]), prop::bool::weighted(0.2))
+                .prop_map(|(gap, new_group)| Op::Push { gap, new_group }),
+            2 => prop::sample::select(vec![0u64, 0, 1, 2, 5, 40]).prop_map(Op::Settle),
+            1 => (0u64..3, 0u64..12).prop_map(|(back, count)| Op::Run { back, count }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Runs, gaps between them (another publisher's tokens), confirmations in order,
+        /// out of order and twice, and runs of confirmations over all of those.
+        #[test]
+        fn the_queue_of_runs_settles_as_a_set_of_tokens_would(ops in proptest::collection::vec(op(), 0..200)) {
+            let mut u = Unconfirmed::default();
+            let mut model = Model::default();
+            let (mut next, mut group) = (1u64, 0u64);
+            for op in ops {
+                let oldest = model.0.keys().next().copied().unwrap_or(next);
+                match op {
+                    Op::Push { gap, new_group } => {
+                        next += gap;
+                        group += u64::from(new_group);
+                        // Some messages belong to no group (status, snapshots).
+                        let g = (group % 5 != 4).then_some(group);
+                        u.push(next, g);
+                        model.0.insert(next, g);
+                        next += 1;
+                    }
+                    Op::Settle(ahead) => {
+                        let t = oldest + ahead;
+                        proptest::prop_assert_eq!(u.settle(t), model.0.remove(&t), "settle {}", t);
+                    }
+                    Op::Run { back, count } => {
+                        let first = oldest.saturating_sub(back);
+                        let mut settled = Vec::new();
+                        u.settle_run(first, count, |g, n| settled.extend((0..n).map(|_| g)));
+                        proptest::prop_assert_eq!(settled, model.settle_run(first, count), "run {}+{}", first, count);
+                    }
+                }
+                proptest::prop_assert_eq!(u.len(), model.0.len());
+            }
+        }
     }
 
     #[test]

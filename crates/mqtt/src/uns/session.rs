@@ -428,12 +428,12 @@ impl Session {
             let records = groups.done_many(group, n);
             actions.extend(records.into_iter().map(Action::Ack));
         };
-        self.unconfirmed.settle_run(first, count, |group| {
+        self.unconfirmed.settle_run(first, count, |group, k| {
             let Some(group) = group else { return };
             match &mut run {
-                Some((g, n)) if *g == group => *n += 1,
+                Some((g, n)) if *g == group => *n += k as usize,
                 _ => {
-                    if let Some((g, n)) = run.replace((group, 1)) {
+                    if let Some((g, n)) = run.replace((group, k as usize)) {
                         done(g, n);
                     }
                 }
