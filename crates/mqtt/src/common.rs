@@ -3,7 +3,7 @@
 //! record may be acknowledged, for both sinks), and the pieces of the sinks' drivers that
 //! wait on a link or a timer that may not exist.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use backplane_config::Table;
@@ -64,8 +64,10 @@ pub struct Unconfirmed {
     /// Runs of consecutive tokens of one group, tokens increasing; the first token of the
     /// first run is never in `early`.
     runs: VecDeque<Run>,
-    /// Tokens settled while an older one was still waiting, increasing.
-    early: Vec<u64>,
+    /// Tokens settled while an older one was still waiting. A set, not a sorted vector:
+    /// a broker that confirms out of order across a window of thousands would make each
+    /// insertion a shift of them all.
+    early: BTreeSet<u64>,
     waiting: usize,
 }
 
@@ -114,10 +116,9 @@ impl Unconfirmed {
         let i = self.runs.partition_point(|r| r.end() <= token);
         let run = self.runs.get(i).filter(|r| r.first <= token)?;
         let group = run.group;
-        let Err(at) = self.early.binary_search(&token) else {
+        if !self.early.insert(token) {
             return None;
-        };
-        self.early.insert(at, token);
+        }
         self.waiting -= 1;
         Some(group)
     }
@@ -138,7 +139,7 @@ impl Unconfirmed {
                     self.runs.pop_front();
                 }
                 Some(r) if self.early.first() == Some(&r.first) => {
-                    self.early.remove(0);
+                    self.early.pop_first();
                     r.first += 1;
                     r.len -= 1;
                 }
