@@ -2,7 +2,7 @@
 //! for byte what `serde_json` makes of [`SamplePayload`](super::SamplePayload), without
 //! serde's per-field work, escaping scans or allocations. Nothing is kept per tag (at ~250
 //! B per tag it would cost more in memory than it saves); per asset, the payload's head is
-//! kept as text around the two places the attribute's name goes ([`Head`]), so a sample's
+//! kept as text around the two places the attribute's name goes (`Head`), so a sample's
 //! head is five copies rather than eleven. What a poll's samples share is reused per
 //! thread: the text of the last gateway and source times and the JSON of the last context
 //! (by `Arc` identity), so the encoder needs only `&self`.
