@@ -758,19 +758,16 @@ impl EdgeNode {
     }
 }
 
-/// Metrics in time order, as births and data must list them
-/// (tck-id-operational-behavior-data-publish-dbirth-order). Stable: metrics of the same
-/// time keep their order.
-/// `v` emptied, with room for at most [`SCRATCH_KEEP`] entries: a new vector if it had
-/// more (shrinking in place would copy what it held).
+/// `v` emptied, with room for at most [`SCRATCH_KEEP`] entries.
 fn kept<T>(mut v: Vec<T>) -> Vec<T> {
-    if v.capacity() > SCRATCH_KEEP {
-        return Vec::with_capacity(SCRATCH_KEEP);
-    }
     v.clear();
+    backplane_buffer::scratch::release_after(&mut v, SCRATCH_KEEP);
     v
 }
 
+/// Metrics in time order, as births and data must list them
+/// (tck-id-operational-behavior-data-publish-dbirth-order). Stable: metrics of the same
+/// time keep their order.
 fn chronological(metrics: &mut [Metric]) {
     metrics.sort_by_key(|m| m.timestamp);
 }
