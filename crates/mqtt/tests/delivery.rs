@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backplane_mqtt::delivery::Delivery;
-use backplane_mqtt::link::{Link, LinkEvent, LinkOptions, SessionMode};
+use backplane_mqtt::link::{InPlace, Link, LinkEvent, LinkOptions, SessionMode};
 use backplane_mqtt::settings::{ConnectionSettings, Protocol, Qos};
+use bytes::BufMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -441,6 +442,79 @@ async fn a_batch_submits_while_the_window_has_room_and_the_rest_waits_for_it() {
         .batch()
         .publish_stamped("t/x", Qos::AtLeastOnce, false, b"m", None);
     assert!(matches!(after_end, Some(Err(_))), "{after_end:?}");
+}
+
+/// A publish written in place (topic in two parts, the payload written straight into
+/// the link's buffer) is held to the same window and packet size as any other: taken with
+/// a token while the window has room, then refused with no token used; one over the
+/// broker's size is refused at once and reported; one whose payload is not written uses
+/// no token. What it took reaches the broker and is confirmed under its token.
+#[tokio::test]
+async fn a_publish_written_in_place_keeps_to_the_window_and_the_packet_size() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = vec![Ack::After(Duration::from_millis(300)); 100];
+    let broker = tokio::spawn(fake_broker(listener, false, script, Duration::from_millis(300)));
+    let mut link = open_link(port, Protocol::V311);
+    let connected = tokio::time::timeout(Duration::from_secs(5), link.next()).await;
+    assert!(matches!(connected, Ok(LinkEvent::Connected)));
+
+    let mut tokens = Vec::new();
+    {
+        let mut batch = link.batch();
+        let declined = batch.publish_in_place(["t/", "x"], Qos::AtLeastOnce, false, None, |out| {
+            out.put_slice(b"half");
+            false
+        });
+        assert!(matches!(declined, InPlace::Unwritten), "{declined:?}");
+        for i in 0..150 {
+            let payload = format!("m{i}");
+            match batch.publish_in_place(["t/", "x"], Qos::AtLeastOnce, false, None, |out| {
+                out.put_slice(payload.as_bytes());
+                true
+            }) {
+                InPlace::Taken(token) => tokens.push(token),
+                InPlace::NoRoom => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(batch.outstanding(), 100, "the window (100) is full");
+        let oversized = batch.publish_in_place(["t/", "x"], Qos::AtMostOnce, false, None, |out| {
+            out.put_slice(&vec![0u8; 2 << 20]);
+            true
+        });
+        assert!(matches!(oversized, InPlace::Taken(101)), "{oversized:?}");
+    }
+    assert_eq!(
+        tokens,
+        (1..=100).collect::<Vec<u64>>(),
+        "no token used by the declined one"
+    );
+
+    let mut outcomes = BTreeMap::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), link.next()).await {
+            Ok(LinkEvent::Delivered(d)) => {
+                outcomes.insert(d.token(), d);
+            }
+            Ok(LinkEvent::Disconnected(_)) => break,
+            Ok(_) => {}
+            Err(_) => panic!("the fake broker ends the session"),
+        }
+    }
+    broker.await.unwrap();
+    for token in 1..=100 {
+        assert_eq!(outcomes.get(&token), Some(&Delivery::Confirmed(token)));
+    }
+    assert!(
+        matches!(&outcomes[&101], Delivery::Rejected { token: 101, reason } if reason.contains("max_packet_bytes")),
+        "{:?}",
+        outcomes[&101]
+    );
+    let after_end = link
+        .batch()
+        .publish_in_place(["t/", "x"], Qos::AtMostOnce, false, None, |_| true);
+    assert!(matches!(after_end, InPlace::Closed), "{after_end:?}");
 }
 
 /// A batch longer than one hold of the lock (it lets the lock go and takes it again every

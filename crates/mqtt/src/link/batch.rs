@@ -7,7 +7,9 @@ use std::sync::MutexGuard;
 
 use backplane_model::Timestamp;
 
-use super::{LinkClosed, Outgoing, Shared, State, Submit, lock, take_stamp};
+use bytes::BytesMut;
+
+use super::{InPlaceHeader, InPlaceSubmit, LinkClosed, Outgoing, Shared, State, Submit, lock, take_stamp};
 use crate::settings::{Protocol, Qos};
 
 /// Publishes encoded before the batch lets the lock go and takes it again: the connection
@@ -64,6 +66,16 @@ impl<'a> PublishBatch<'a> {
         }
     }
 
+    /// After [`HOLD_MAX`] publishes, lets the lock go (waking whom they need woken) and
+    /// takes it again.
+    fn pause_if_held_long(&mut self) {
+        if self.held >= HOLD_MAX {
+            self.release();
+            self.state = Some(lock(&self.shared.state));
+            self.held = 0;
+        }
+    }
+
     /// Publishes not yet confirmed, rejected or lost ([`Link::outstanding`](super::Link::outstanding)).
     pub fn outstanding(&self) -> usize {
         self.state.as_ref().map_or(0, |s| s.tracker.outstanding())
@@ -80,11 +92,7 @@ impl<'a> PublishBatch<'a> {
         payload: &[u8],
         born: Option<Timestamp>,
     ) -> Option<Result<u64, LinkClosed>> {
-        if self.held >= HOLD_MAX {
-            self.release();
-            self.state = Some(lock(&self.shared.state));
-            self.held = 0;
-        }
+        self.pause_if_held_long();
         let state = self.state.as_mut()?;
         let token = *self.next_token;
         let message = Outgoing {
@@ -105,6 +113,56 @@ impl<'a> PublishBatch<'a> {
         *self.next_token += 1;
         self.held += 1;
         Some(Ok(token))
+    }
+}
+
+/// What became of a publish offered with [`PublishBatch::publish_in_place`].
+#[derive(Debug)]
+pub enum InPlace {
+    /// Submitted (written, or refused as too large for the broker and reported so) as
+    /// this token.
+    Taken(u64),
+    /// The outgoing buffer or the window is full: nothing submitted, no token used.
+    NoRoom,
+    /// The session has ended.
+    Closed,
+    /// Not written (the payload's writer declined, or the topic is over 65 535 bytes):
+    /// nothing submitted, no token used; send it with
+    /// [`publish_stamped`](PublishBatch::publish_stamped), which says why it cannot go.
+    Unwritten,
+}
+
+impl PublishBatch<'_> {
+    /// [`publish_stamped`](Self::publish_stamped) of a message whose topic is `topic`'s
+    /// parts joined and whose payload `payload` writes straight into the outgoing buffer:
+    /// no payload buffer of the caller's, and no copy of it.
+    pub fn publish_in_place(
+        &mut self,
+        topic: [&str; 2],
+        qos: Qos,
+        retain: bool,
+        born: Option<Timestamp>,
+        payload: impl FnOnce(&mut BytesMut) -> bool,
+    ) -> InPlace {
+        self.pause_if_held_long();
+        let Some(state) = self.state.as_mut() else {
+            return InPlace::NoRoom;
+        };
+        let token = *self.next_token;
+        let (unstamped, recording) = (&mut *self.unstamped, self.recording_delay);
+        let header = InPlaceHeader { topic, qos, retain };
+        match state.submit_in_place(self.protocol, token, header, payload, || {
+            take_stamp(unstamped, recording, born)
+        }) {
+            InPlaceSubmit::Done(Submit::Encoded { was_empty }) => self.wake_writer |= was_empty,
+            InPlaceSubmit::Done(Submit::Rejected) => self.wake_owner = true,
+            InPlaceSubmit::Done(Submit::Closed) => return InPlace::Closed,
+            InPlaceSubmit::Done(Submit::NoRoom) => return InPlace::NoRoom,
+            InPlaceSubmit::Unwritten => return InPlace::Unwritten,
+        }
+        *self.next_token += 1;
+        self.held += 1;
+        InPlace::Taken(token)
     }
 }
 

@@ -99,7 +99,7 @@ mod conn;
 mod gather;
 pub mod wire;
 
-pub use batch::PublishBatch;
+pub use batch::{InPlace, PublishBatch};
 
 /// The state the owner, the publishers and the connection task share.
 pub(crate) struct Shared {
@@ -201,6 +201,73 @@ impl State {
         self.publisher_waiting = true;
         Submit::NoRoom
     }
+}
+
+impl State {
+    /// [`submit`](Self::submit) of a publish whose topic is `topic`'s parts joined and
+    /// whose payload `payload` writes straight into the outgoing buffer
+    /// ([`wire::publish_in_place`]). `Unwritten`, with nothing left in the buffer, if
+    /// `payload` returns `false` or the topic is over 65 535 bytes: the caller sends it
+    /// the usual way, which says why.
+    fn submit_in_place(
+        &mut self,
+        protocol: Protocol,
+        token: u64,
+        m: InPlaceHeader<'_>,
+        payload: impl FnOnce(&mut BytesMut) -> bool,
+        stamp: impl FnOnce() -> Option<i64>,
+    ) -> InPlaceSubmit {
+        let InPlaceHeader { topic, qos, retain } = m;
+        if self.ended {
+            return InPlaceSubmit::Done(Submit::Closed);
+        }
+        let window_full = qos != Qos::AtMostOnce && self.tracker.outstanding() >= self.inflight_cap;
+        if self.out.len() >= OUT_HIGH_WATER || window_full {
+            self.publisher_waiting = true;
+            return InPlaceSubmit::Done(Submit::NoRoom);
+        }
+        let was_empty = self.out.is_empty();
+        let Some(written) = wire::publish_in_place(protocol, topic, qos, retain, &mut self.out, payload)
+        else {
+            return InPlaceSubmit::Unwritten;
+        };
+        if written.size > self.max_out {
+            self.out.truncate(written.start);
+            let reason = format!(
+                "{} bytes, over the largest packet the broker takes ({} bytes, max_packet_bytes)",
+                written.size, self.max_out
+            );
+            self.deliveries.push(Delivery::Rejected { token, reason });
+            return InPlaceSubmit::Done(Submit::Rejected);
+        }
+        let Some(pkid) = self.tracker.submitted(token, qos) else {
+            // No packet id free: written for nothing, sent later the usual way.
+            self.out.truncate(written.start);
+            self.publisher_waiting = true;
+            return InPlaceSubmit::Done(Submit::NoRoom);
+        };
+        if let Some(at) = written.pkid_at {
+            self.out[at..at + 2].copy_from_slice(&pkid.to_be_bytes());
+        }
+        if let Some(born) = stamp() {
+            self.stamps.push(born);
+        }
+        InPlaceSubmit::Done(Submit::Encoded { was_empty })
+    }
+}
+
+/// A publish to be written in place: its topic's two parts, joined on the wire.
+struct InPlaceHeader<'a> {
+    topic: [&'a str; 2],
+    qos: Qos,
+    retain: bool,
+}
+
+/// What became of a publish offered to be written in place ([`State::submit_in_place`]).
+enum InPlaceSubmit {
+    Done(Submit),
+    /// Not written, no token used: to be sent the usual way.
+    Unwritten,
 }
 
 /// Whether a publish with birth time `born` has its write delay recorded: one in

@@ -191,16 +191,25 @@ fn varint_len(n: usize) -> usize {
     }
 }
 
-fn put_varint(out: &mut BytesMut, mut n: usize) {
+fn put_varint(out: &mut BytesMut, n: usize) {
+    let (bytes, used) = varint(n);
+    out.put_slice(&bytes[..used]);
+}
+
+/// MQTT's variable-length integer: its bytes and how many it takes.
+fn varint(mut n: usize) -> ([u8; 4], usize) {
+    let mut bytes = [0u8; 4];
+    let mut used = 0;
     loop {
         let mut byte = (n % 128) as u8;
         n /= 128;
         if n > 0 {
             byte |= 0x80;
         }
-        out.put_u8(byte);
-        if n == 0 {
-            return;
+        bytes[used] = byte;
+        used += 1;
+        if n == 0 || used == 4 {
+            return (bytes, used);
         }
     }
 }
@@ -237,6 +246,82 @@ pub fn publish(
         out.put_u8(0);
     }
     out.put_slice(payload);
+}
+
+/// A PUBLISH written by [`publish_in_place`], its packet id still to be set.
+#[derive(Debug, PartialEq, Eq)]
+pub struct InPlace {
+    /// Where the packet starts in the buffer.
+    pub start: usize,
+    /// The whole packet's size.
+    pub size: usize,
+    /// Where its packet id goes (QoS 1 and 2).
+    pub pkid_at: Option<usize>,
+}
+
+/// Writes a PUBLISH whose topic is `topic`'s parts joined and whose payload `payload`
+/// writes straight into `out`: no payload of its own to copy. The remaining length is
+/// known only once the payload is written, and MQTT wants it in the fewest bytes, so two
+/// are kept for it (a payload of 128 bytes to 16 KB, most messages) and the rest moved
+/// if it takes one, three or four. Nothing is left in `out` if `payload` returns `false`,
+/// or the topic is over 65 535 bytes, or the packet over MQTT's limit (`None`).
+pub fn publish_in_place(
+    protocol: Protocol,
+    topic: [&str; 2],
+    qos: Qos,
+    retain: bool,
+    out: &mut BytesMut,
+    payload: impl FnOnce(&mut BytesMut) -> bool,
+) -> Option<InPlace> {
+    let topic_len = topic[0].len() + topic[1].len();
+    let topic_len16 = u16::try_from(topic_len).ok()?;
+    let start = out.len();
+    if out.capacity() - start < topic_len + 1024 {
+        out.reserve(OUT_CHUNK);
+    }
+    out.put_u8(0x30 | (qos.level() << 1) | u8::from(retain));
+    out.put_u16(0);
+    let body = out.len();
+    out.put_u16(topic_len16);
+    out.put_slice(topic[0].as_bytes());
+    out.put_slice(topic[1].as_bytes());
+    let pkid_at = (qos != Qos::AtMostOnce).then(|| {
+        out.put_u16(0);
+        out.len() - 2
+    });
+    if protocol == Protocol::V5 {
+        out.put_u8(0);
+    }
+    let remaining = if payload(out) {
+        out.len() - body
+    } else {
+        usize::MAX
+    };
+    if remaining > MAX_REMAINING {
+        out.truncate(start);
+        return None;
+    }
+    // The variable-length integer's bytes, then the body moved to follow them.
+    let (length, used) = varint(remaining);
+    let end = out.len();
+    match used {
+        2 => {}
+        1 => {
+            out.copy_within(body..end, body - 1);
+            out.truncate(end - 1);
+        }
+        _ => {
+            out.resize(end + used - 2, 0);
+            out.copy_within(body..end, body + used - 2);
+        }
+    }
+    out[start + 1..start + 1 + used].copy_from_slice(&length[..used]);
+    let shift = used as isize - 2;
+    Some(InPlace {
+        start,
+        size: 1 + used + remaining,
+        pkid_at: pkid_at.map(|at| at.wrapping_add_signed(shift)),
+    })
 }
 
 /// Writes SUBSCRIBE.
@@ -483,6 +568,41 @@ mod tests {
             prop_assert_eq!(decode(protocol, buf), expected);
         }
 
+        /// A PUBLISH written in place is byte for byte the one [`publish`] writes, across
+        /// the remaining length's one to three bytes, after what the buffer held before.
+        #[test]
+        fn a_publish_written_in_place_is_the_one_written_from_a_payload(
+            v5 in any::<bool>(),
+            level in 0u8..3,
+            retain in any::<bool>(),
+            pkid in 1u16..,
+            head in "[a-z/_0-9]{0,200}",
+            name in "[a-z_0-9]{0,100}",
+            before in proptest::collection::vec(any::<u8>(), 0..300),
+            payload in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..300),
+                proptest::collection::vec(any::<u8>(), 16_000..16_700),
+            ],
+        ) {
+            let protocol = if v5 { Protocol::V5 } else { Protocol::V311 };
+            let qos = qos_of(level);
+            let topic = format!("{head}{name}");
+            let mut expected = BytesMut::from(&before[..]);
+            publish(protocol, &topic, qos, retain, pkid, &payload, &mut expected);
+            let mut buf = BytesMut::from(&before[..]);
+            let written = publish_in_place(protocol, [&head, &name], qos, retain, &mut buf, |out| {
+                out.put_slice(&payload);
+                true
+            });
+            let written = written.expect("written");
+            prop_assert_eq!(written.start, before.len());
+            prop_assert_eq!(written.size, buf.len() - before.len());
+            if let Some(at) = written.pkid_at {
+                buf[at..at + 2].copy_from_slice(&pkid.to_be_bytes());
+            }
+            prop_assert_eq!(&buf[..], &expected[..]);
+        }
+
         /// Whatever a broker (or anything on the port) sends, reading never panics.
         #[test]
         fn reading_garbage_gives_an_error_or_a_packet_never_a_panic(
@@ -493,6 +613,35 @@ mod tests {
             let mut buf = BytesMut::from(&bytes[..]);
             while read(protocol, &mut buf, 1024).is_ok() {}
         }
+    }
+
+    #[test]
+    fn a_publish_whose_payload_is_not_written_leaves_the_buffer_as_it_was() {
+        let mut buf = BytesMut::from(&b"before"[..]);
+        let written = publish_in_place(
+            Protocol::V5,
+            ["a/", "b"],
+            Qos::AtLeastOnce,
+            true,
+            &mut buf,
+            |out| {
+                out.put_slice(b"half a payload");
+                false
+            },
+        );
+        assert_eq!(written, None);
+        assert_eq!(&buf[..], b"before");
+        let long = "t".repeat(usize::from(u16::MAX));
+        let written = publish_in_place(
+            Protocol::V311,
+            [&long, "x"],
+            Qos::AtMostOnce,
+            false,
+            &mut buf,
+            |_| true,
+        );
+        assert_eq!(written, None, "a topic over 65 535 bytes");
+        assert_eq!(&buf[..], b"before");
     }
 
     #[test]

@@ -171,6 +171,15 @@ impl Namespace {
         true
     }
 
+    /// The two parts of a tag's attribute topic (its asset's head and its attribute's
+    /// name), for a writer that joins them itself; `None` for a tag not in the topology,
+    /// or of an asset without a head.
+    pub fn attribute_topic_parts(&self, tag: TagId) -> Option<[&str; 2]> {
+        let t = self.topology.tag(tag)?;
+        let head = self.topic_heads.get(t.asset).filter(|h| !h.is_empty())?;
+        Some([head, &t.attribute.name])
+    }
+
     /// Appends a sample's attribute payload with its stream number to `out` (a caller's
     /// reused buffer); `false`, with nothing written, for a tag not in the topology. Written
     /// whatever the `payload` setting: [`attribute_message`](Self::attribute_message) checks it.

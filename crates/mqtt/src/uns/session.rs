@@ -17,6 +17,10 @@
 //! - Batching (`batch_linger`): live samples only mark their tags, and the flush at the
 //!   end of the linger publishes the latest of each. Without it, and for replays, every
 //!   sample is its own message, so every stream number reaches the broker.
+//! - In place ([`Session::on_delivery_into`]): without batching, a sample's message is
+//!   written straight into the link's outgoing buffer (an [`Outlet`]) while the window
+//!   has room and nothing waits before it; no payload buffer, queue entry or copy. What
+//!   the outlet does not take queues as before, and everything after it behind it.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -31,8 +35,9 @@ use super::namespace::{Message, MessageKind, Namespace, Topic, status};
 use super::pool::BufferPool;
 use crate::common::{Groups, Unconfirmed};
 use crate::delivery::{Delivery as Confirmation, Report};
-use crate::link::Will;
+use crate::link::{InPlace, PublishBatch, Will};
 use crate::settings::Qos;
+use bytes::BytesMut;
 
 /// Most messages made and not yet handed to the client before the sink reads more input.
 const PENDING_MAX: usize = 4096;
@@ -102,6 +107,22 @@ impl Latest {
         group: Option<u64>,
         out: &mut VecDeque<Message>,
     ) {
+        self.apply_delivery_with(ns, delivery, coalesce, group, out, |_, _, _, _| false);
+    }
+
+    /// [`apply_delivery`](Self::apply_delivery), an attribute message offered first to
+    /// `offer` (sample, stream number, replay, retain) while `out` is empty: `true` if it
+    /// took the message (written it straight to the link), which then is not queued.
+    /// Once `out` holds a message, the rest queue behind it, in order.
+    pub fn apply_delivery_with(
+        &mut self,
+        ns: &Namespace,
+        delivery: &Delivery,
+        coalesce: bool,
+        group: Option<u64>,
+        out: &mut VecDeque<Message>,
+        mut offer: impl FnMut(&Sample, Option<u64>, bool, bool) -> bool,
+    ) {
         ns.event_messages(delivery, group, out);
         let coalesce = coalesce && !delivery.replay;
         // Changed assets are tracked only for instance messages; a message per sample is
@@ -140,17 +161,16 @@ impl Latest {
                     self.dirty[i] = true;
                     self.dirty_tags.push(sample.tag);
                 }
-            } else if attributes
-                && let Some(m) = ns.attribute_message(
-                    sample,
-                    seq,
-                    delivery.replay,
-                    newest && ns.retain(),
-                    group,
-                    self.buffers.take(),
-                )
-            {
-                out.push_back(m);
+            } else if attributes {
+                let retain = newest && ns.retain();
+                if out.is_empty() && offer(sample, seq, delivery.replay, retain) {
+                    continue;
+                }
+                if let Some(m) =
+                    ns.attribute_message(sample, seq, delivery.replay, retain, group, self.buffers.take())
+                {
+                    out.push_back(m);
+                }
             }
         }
     }
@@ -249,6 +269,39 @@ pub struct Publish<'a> {
     pub retain: bool,
     /// [`Message::born`](super::namespace::Message::born).
     pub born: Option<Timestamp>,
+}
+
+/// Where a message is written straight away, topic and payload in place: the link's
+/// outgoing buffer in the sink ([`PublishBatch`](crate::link::PublishBatch)), a recorder
+/// in tests.
+pub trait Outlet {
+    /// Submits a publish whose topic is `topic`'s parts joined and whose payload
+    /// `payload` writes; its token if submitted, `None` (nothing submitted) if it is to
+    /// be sent the usual way: no room now, the session ended, or not written.
+    fn offer(
+        &mut self,
+        topic: [&str; 2],
+        qos: Qos,
+        retain: bool,
+        born: Option<Timestamp>,
+        payload: impl FnOnce(&mut BytesMut) -> bool,
+    ) -> Option<u64>;
+}
+
+impl Outlet for PublishBatch<'_> {
+    fn offer(
+        &mut self,
+        topic: [&str; 2],
+        qos: Qos,
+        retain: bool,
+        born: Option<Timestamp>,
+        payload: impl FnOnce(&mut BytesMut) -> bool,
+    ) -> Option<u64> {
+        match self.publish_in_place(topic, qos, retain, born, payload) {
+            InPlace::Taken(token) => Some(token),
+            InPlace::NoRoom | InPlace::Closed | InPlace::Unwritten => None,
+        }
+    }
 }
 
 /// One `mqtt` sink's publishing state across its MQTT sessions (see the module
@@ -467,6 +520,53 @@ impl Session {
             self.linger_until = Some(now + self.linger);
         }
         Vec::new()
+    }
+
+    /// [`on_delivery`](Self::on_delivery), each attribute message written straight to
+    /// `outlet` (no payload buffer, no queue) while the window has room and nothing
+    /// waits before it; what the outlet does not take is queued as `on_delivery` would.
+    /// `outstanding` (publishes unconfirmed) is counted up by what the outlet took.
+    pub fn on_delivery_into(
+        &mut self,
+        delivery: &Delivery,
+        now: Instant,
+        outlet: &mut impl Outlet,
+        outstanding: &mut usize,
+    ) -> Vec<Action> {
+        if !self.linger.is_zero() || !self.connected {
+            return self.on_delivery(delivery, now);
+        }
+        let group = self.groups.current();
+        if let Some(record) = delivery.record {
+            self.groups.add_record(group, record);
+        }
+        let before = self.pending.len();
+        let (ns, unconfirmed, qos, max_inflight) =
+            (&self.ns, &mut self.unconfirmed, self.qos, self.max_inflight);
+        let mut taken = 0;
+        let offer = |sample: &Sample, seq: Option<u64>, replay: bool, retain: bool| {
+            if *outstanding >= max_inflight {
+                return false;
+            }
+            let Some(topic) = ns.attribute_topic_parts(sample.tag) else {
+                return false;
+            };
+            let born = (!replay).then_some(sample.gateway_time);
+            let written = outlet.offer(topic, qos, retain, born, |out| {
+                ns.write_attribute_payload(sample, seq, replay, out)
+            });
+            let Some(token) = written else { return false };
+            unconfirmed.push(token, Some(group));
+            *outstanding += 1;
+            taken += 1;
+            true
+        };
+        self.latest
+            .apply_delivery_with(ns, delivery, false, Some(group), &mut self.pending, offer);
+        self.latest.flush_group(&self.ns, Some(group), &mut self.pending);
+        self.groups
+            .add_messages(group, self.pending.len() - before + taken);
+        self.close_group()
     }
 
     /// The time is `now`: flushes the open batch if its linger is over.
@@ -1165,6 +1265,177 @@ mod tests {
         assert!(
             !s.latest.buffers.is_empty(),
             "handed-out buffers are kept for reuse"
+        );
+    }
+
+    /// An outlet that takes `room` messages, recording each as the link would send it;
+    /// with `refuse_first`, it refuses the first offer whatever its room.
+    struct Recorder {
+        room: usize,
+        refuse_first: bool,
+        tokens: u64,
+        sent: Vec<(u64, String, bool, Bytes)>,
+    }
+
+    impl Outlet for Recorder {
+        fn offer(
+            &mut self,
+            topic: [&str; 2],
+            _qos: Qos,
+            retain: bool,
+            _born: Option<Timestamp>,
+            payload: impl FnOnce(&mut BytesMut) -> bool,
+        ) -> Option<u64> {
+            if self.room == 0 || std::mem::take(&mut self.refuse_first) {
+                return None;
+            }
+            let mut buf = BytesMut::new();
+            if !payload(&mut buf) {
+                return None;
+            }
+            self.room -= 1;
+            self.tokens += 1;
+            self.sent
+                .push((self.tokens, topic.concat(), retain, buf.freeze()));
+            Some(self.tokens)
+        }
+    }
+
+    #[test]
+    fn messages_written_in_place_are_those_the_queue_hands_out_in_the_same_order() {
+        let deliveries = |topology: &Topology| {
+            vec![
+                tank(topology, 10, 10, false),
+                level(topology, 2, 3.5, 20, false),
+                // A replay behind live data: not retained.
+                level(topology, 3, 2.5, 15, true),
+            ]
+        };
+        let (mut queued, topology) = session(|_| {});
+        let mut tokens = 0;
+        queued.on_connected(Timestamp::from_unix_nanos(0));
+        pump(&mut queued, &mut tokens, 0);
+        let mut expected = Vec::new();
+        for d in deliveries(&topology) {
+            queued.on_delivery(&d, Instant::now());
+            expected.extend(pump(&mut queued, &mut tokens, 0));
+        }
+
+        let (mut direct, topology) = session(|_| {});
+        let mut outlet = Recorder {
+            room: usize::MAX,
+            refuse_first: false,
+            tokens: 0,
+            sent: Vec::new(),
+        };
+        direct.on_connected(Timestamp::from_unix_nanos(0));
+        pump(&mut direct, &mut outlet.tokens, 0);
+        let mut sent = Vec::new();
+        let mut acks = Vec::new();
+        for d in deliveries(&topology) {
+            let mut outstanding = 0;
+            acks.extend(direct.on_delivery_into(&d, Instant::now(), &mut outlet, &mut outstanding));
+            let in_place = std::mem::take(&mut outlet.sent);
+            assert_eq!(outstanding, in_place.len(), "counted as outstanding");
+            sent.extend(in_place);
+            sent.extend(pump(&mut direct, &mut outlet.tokens, outstanding));
+        }
+        assert_eq!(sent, expected, "tokens, topics, retain flags and payloads");
+        assert!(
+            sent.iter().filter(|(_, t, ..)| t == LEVEL_TOPIC).count() == 3,
+            "every sample its own message"
+        );
+        assert!(acks.is_empty(), "nothing confirmed yet");
+        let acks = confirm(&mut direct, &sent);
+        assert_eq!(acks, vec![Action::Ack(1), Action::Ack(2), Action::Ack(3)]);
+    }
+
+    #[test]
+    fn what_the_outlet_cannot_take_waits_in_order_and_its_record_waits_for_both() {
+        let (mut s, topology) = session(|_| {});
+        let mut outlet = Recorder {
+            room: 1,
+            refuse_first: false,
+            tokens: 0,
+            sent: Vec::new(),
+        };
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        pump(&mut s, &mut outlet.tokens, 0);
+        let mut outstanding = 0;
+        let acks = s.on_delivery_into(
+            &tank(&topology, 10, 10, false),
+            Instant::now(),
+            &mut outlet,
+            &mut outstanding,
+        );
+        assert!(acks.is_empty());
+        assert_eq!(
+            topics(&outlet.sent),
+            vec![LEVEL_TOPIC],
+            "the first sample in place"
+        );
+        let queued = pump(&mut s, &mut outlet.tokens, outstanding);
+        assert_eq!(
+            topics(&queued),
+            vec![
+                "v1/acme/plant/area/tank-1/temperature",
+                "v1/acme/plant/area/tank-1/_instance"
+            ],
+            "the rest behind it"
+        );
+        assert!(
+            confirm(&mut s, &queued).is_empty(),
+            "the message in place is not confirmed yet"
+        );
+        assert_eq!(confirm(&mut s, &outlet.sent), vec![Action::Ack(1)]);
+
+        // Refused once: what follows queues behind it, though the outlet has room again.
+        let (mut s, topology) = session(|_| {});
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        pump(&mut s, &mut outlet.tokens, 0);
+        outlet.room = usize::MAX;
+        outlet.refuse_first = true;
+        outlet.sent.clear();
+        let mut outstanding = 0;
+        s.on_delivery_into(
+            &tank(&topology, 10, 10, false),
+            Instant::now(),
+            &mut outlet,
+            &mut outstanding,
+        );
+        assert!(outlet.sent.is_empty(), "nothing overtakes the refused message");
+        assert_eq!(
+            topics(&pump(&mut s, &mut outlet.tokens, 0)),
+            vec![
+                LEVEL_TOPIC,
+                "v1/acme/plant/area/tank-1/temperature",
+                "v1/acme/plant/area/tank-1/_instance"
+            ]
+        );
+
+        // The window full: nothing is offered, all waits in the queue.
+        let (mut s, topology) = session(|settings| settings.max_inflight = 2);
+        s.on_connected(Timestamp::from_unix_nanos(0));
+        pump(&mut s, &mut outlet.tokens, 0);
+        outlet.room = usize::MAX;
+        outlet.sent.clear();
+        let mut outstanding = 2;
+        s.on_delivery_into(
+            &tank(&topology, 20, 20, false),
+            Instant::now(),
+            &mut outlet,
+            &mut outstanding,
+        );
+        assert!(outlet.sent.is_empty());
+        assert_eq!(outstanding, 2);
+        assert!(
+            pump(&mut s, &mut outlet.tokens, 2).is_empty(),
+            "the window is full"
+        );
+        assert_eq!(
+            pump(&mut s, &mut outlet.tokens, 0).len(),
+            2,
+            "then the queue's own way"
         );
     }
 

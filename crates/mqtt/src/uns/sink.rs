@@ -2,7 +2,8 @@
 //! another (reconnecting with backoff), the engine's [`SinkIo`] and the command topic's
 //! [`CommandChannel`]. What to publish and when, when to read input and which log records
 //! are delivered are the session's decisions (command replies go first, within its
-//! in-flight window); this file only does the I/O.
+//! in-flight window); this file only does the I/O. A delivery's messages are written into
+//! the link's buffer under one lock as they are made ([`Session::on_delivery_into`]).
 
 use backplane_connector::{ComponentError, Delivery, Sink, SinkContext, SinkIo, SinkKind};
 use backplane_model::Timestamp;
@@ -172,6 +173,7 @@ impl UnsSink {
             // acknowledgements, many a second with QoS 1, would pay for a yield that
             // frees nothing.
             let took_input = matches!(step, Step::Input(Some(_)));
+            let mut handed_in_place = false;
             match step {
                 Step::Link(LinkEvent::Connected) => {
                     backoff.reset();
@@ -236,7 +238,21 @@ impl UnsSink {
                     link = Some(Link::open(&self.connection, &options));
                 }
                 Step::Input(Some(delivery)) => {
-                    act(session.on_delivery(&delivery, tokio::time::Instant::now().into_std()));
+                    let now = tokio::time::Instant::now().into_std();
+                    match link.as_mut() {
+                        // Written straight into the link's buffer while it has room.
+                        Some(l) if session.is_connected() => {
+                            let mut batch = l.batch();
+                            let mut outstanding = batch.outstanding();
+                            let before = outstanding;
+                            let actions =
+                                session.on_delivery_into(&delivery, now, &mut batch, &mut outstanding);
+                            drop(batch);
+                            handed_in_place = outstanding > before;
+                            act(actions);
+                        }
+                        _ => act(session.on_delivery(&delivery, now)),
+                    }
                 }
                 Step::Input(None) => {
                     act(session.on_input_closed());
@@ -276,7 +292,7 @@ impl UnsSink {
                 // of the link per message: only the connection task lowers it, and it then
                 // wakes the sink, so this count is never below the link's and the window
                 // is never exceeded.
-                let mut handed = false;
+                let mut handed = handed_in_place;
                 let mut outstanding = {
                     let mut batch = l.batch();
                     let mut outstanding = batch.outstanding();
