@@ -462,14 +462,14 @@ async fn a_publish_written_in_place_keeps_to_the_window_and_the_packet_size() {
     let mut tokens = Vec::new();
     {
         let mut batch = link.batch();
-        let declined = batch.publish_in_place(["t/", "x"], Qos::AtLeastOnce, false, None, |out| {
+        let declined = batch.publish_in_place(["t/", "x"], Qos::AtLeastOnce, false, None, 64, |out| {
             out.put_slice(b"half");
             false
         });
         assert!(matches!(declined, InPlace::Unwritten), "{declined:?}");
         for i in 0..150 {
             let payload = format!("m{i}");
-            match batch.publish_in_place(["t/", "x"], Qos::AtLeastOnce, false, None, |out| {
+            match batch.publish_in_place(["t/", "x"], Qos::AtLeastOnce, false, None, 64, |out| {
                 out.put_slice(payload.as_bytes());
                 true
             }) {
@@ -479,7 +479,7 @@ async fn a_publish_written_in_place_keeps_to_the_window_and_the_packet_size() {
             }
         }
         assert_eq!(batch.outstanding(), 100, "the window (100) is full");
-        let oversized = batch.publish_in_place(["t/", "x"], Qos::AtMostOnce, false, None, |out| {
+        let oversized = batch.publish_in_place(["t/", "x"], Qos::AtMostOnce, false, None, 64, |out| {
             out.put_slice(&vec![0u8; 2 << 20]);
             true
         });
@@ -513,7 +513,7 @@ async fn a_publish_written_in_place_keeps_to_the_window_and_the_packet_size() {
     );
     let after_end = link
         .batch()
-        .publish_in_place(["t/", "x"], Qos::AtMostOnce, false, None, |_| true);
+        .publish_in_place(["t/", "x"], Qos::AtMostOnce, false, None, 64, |_| true);
     assert!(matches!(after_end, InPlace::Closed), "{after_end:?}");
 }
 

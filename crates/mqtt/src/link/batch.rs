@@ -135,13 +135,15 @@ pub enum InPlace {
 impl PublishBatch<'_> {
     /// [`publish_stamped`](Self::publish_stamped) of a message whose topic is `topic`'s
     /// parts joined and whose payload `payload` writes straight into the outgoing buffer:
-    /// no payload buffer of the caller's, and no copy of it.
+    /// no payload buffer of the caller's, and no copy of it. `room`: the payload's
+    /// expected size, reserved at once.
     pub fn publish_in_place(
         &mut self,
         topic: [&str; 2],
         qos: Qos,
         retain: bool,
         born: Option<Timestamp>,
+        room: usize,
         payload: impl FnOnce(&mut BytesMut) -> bool,
     ) -> InPlace {
         self.pause_if_held_long();
@@ -150,7 +152,12 @@ impl PublishBatch<'_> {
         };
         let token = *self.next_token;
         let (unstamped, recording) = (&mut *self.unstamped, self.recording_delay);
-        let header = InPlaceHeader { topic, qos, retain };
+        let header = InPlaceHeader {
+            topic,
+            qos,
+            retain,
+            room,
+        };
         match state.submit_in_place(self.protocol, token, header, payload, || {
             take_stamp(unstamped, recording, born)
         }) {

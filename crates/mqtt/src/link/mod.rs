@@ -217,7 +217,12 @@ impl State {
         payload: impl FnOnce(&mut BytesMut) -> bool,
         stamp: impl FnOnce() -> Option<i64>,
     ) -> InPlaceSubmit {
-        let InPlaceHeader { topic, qos, retain } = m;
+        let InPlaceHeader {
+            topic,
+            qos,
+            retain,
+            room,
+        } = m;
         if self.ended {
             return InPlaceSubmit::Done(Submit::Closed);
         }
@@ -227,7 +232,8 @@ impl State {
             return InPlaceSubmit::Done(Submit::NoRoom);
         }
         let was_empty = self.out.is_empty();
-        let Some(written) = wire::publish_in_place(protocol, topic, qos, retain, &mut self.out, payload)
+        let Some(written) =
+            wire::publish_in_place(protocol, topic, qos, retain, room, &mut self.out, payload)
         else {
             return InPlaceSubmit::Unwritten;
         };
@@ -261,6 +267,8 @@ struct InPlaceHeader<'a> {
     topic: [&'a str; 2],
     qos: Qos,
     retain: bool,
+    /// The payload's expected size.
+    room: usize,
 }
 
 /// What became of a publish offered to be written in place ([`State::submit_in_place`]).

@@ -263,21 +263,24 @@ pub struct InPlace {
 /// writes straight into `out`: no payload of its own to copy. The remaining length is
 /// known only once the payload is written, and MQTT wants it in the fewest bytes, so two
 /// are kept for it (a payload of 128 bytes to 16 KB, most messages) and the rest moved
-/// if it takes one, three or four. Nothing is left in `out` if `payload` returns `false`,
-/// or the topic is over 65 535 bytes, or the packet over MQTT's limit (`None`).
+/// if it takes one, three or four. `room`: the payload's expected size, reserved at once
+/// (by the chunk, as [`publish`] does). Nothing is left in `out` if `payload` returns
+/// `false`, or the topic is over 65 535 bytes, or the packet over MQTT's limit (`None`).
 pub fn publish_in_place(
     protocol: Protocol,
     topic: [&str; 2],
     qos: Qos,
     retain: bool,
+    room: usize,
     out: &mut BytesMut,
     payload: impl FnOnce(&mut BytesMut) -> bool,
 ) -> Option<InPlace> {
     let topic_len = topic[0].len() + topic[1].len();
     let topic_len16 = u16::try_from(topic_len).ok()?;
     let start = out.len();
-    if out.capacity() - start < topic_len + 1024 {
-        out.reserve(OUT_CHUNK);
+    let size = 8 + topic_len + room;
+    if out.capacity() - start < size {
+        out.reserve(size.max(OUT_CHUNK));
     }
     out.put_u8(0x30 | (qos.level() << 1) | u8::from(retain));
     out.put_u16(0);
@@ -590,7 +593,7 @@ mod tests {
             let mut expected = BytesMut::from(&before[..]);
             publish(protocol, &topic, qos, retain, pkid, &payload, &mut expected);
             let mut buf = BytesMut::from(&before[..]);
-            let written = publish_in_place(protocol, [&head, &name], qos, retain, &mut buf, |out| {
+            let written = publish_in_place(protocol, [&head, &name], qos, retain, 64, &mut buf, |out| {
                 out.put_slice(&payload);
                 true
             });
@@ -623,6 +626,7 @@ mod tests {
             ["a/", "b"],
             Qos::AtLeastOnce,
             true,
+            64,
             &mut buf,
             |out| {
                 out.put_slice(b"half a payload");
@@ -637,6 +641,7 @@ mod tests {
             [&long, "x"],
             Qos::AtMostOnce,
             false,
+            64,
             &mut buf,
             |_| true,
         );

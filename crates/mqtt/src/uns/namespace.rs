@@ -180,6 +180,19 @@ impl Namespace {
         Some([head, &t.attribute.name])
     }
 
+    /// The two parts of an asset's instance topic (its head and `_instance`); `None` for
+    /// an asset not in the topology or without tags.
+    pub fn instance_topic_parts(&self, asset: usize) -> Option<[&str; 2]> {
+        let head = self.topic_heads.get(asset).filter(|h| !h.is_empty())?;
+        Some([head, "_instance"])
+    }
+
+    /// Room for an asset's instance payload at once (see [`INSTANCE_BYTES`]).
+    pub fn instance_bytes(&self, asset: usize) -> usize {
+        let attributes = self.topology.assets.get(asset).map_or(0, |a| a.tags.len());
+        INSTANCE_BYTES + attributes * INSTANCE_BYTES_PER_ATTRIBUTE
+    }
+
     /// Appends a sample's attribute payload with its stream number to `out` (a caller's
     /// reused buffer); `false`, with nothing written, for a tag not in the topology. Written
     /// whatever the `payload` setting: [`attribute_message`](Self::attribute_message) checks it.
@@ -274,8 +287,7 @@ impl Namespace {
         // Room for the payload at once: from a new buffer of the pool's 512 bytes, an
         // asset of 125 attributes grew it five or six times (reallocations were 2 % of the
         // instructions of a per-instance point under callgrind).
-        let attributes = self.topology.assets.get(asset).map_or(0, |a| a.tags.len());
-        payload.reserve(INSTANCE_BYTES + attributes * INSTANCE_BYTES_PER_ATTRIBUTE);
+        payload.reserve(self.instance_bytes(asset));
         if !self.write_instance_payload(asset, latest, &mut payload) {
             return None;
         }

@@ -187,6 +187,19 @@ impl Latest {
 
     /// [`flush`](Self::flush), the messages belonging to acknowledgement `group`.
     pub fn flush_group(&mut self, ns: &Namespace, group: Option<u64>, out: &mut VecDeque<Message>) {
+        self.flush_group_with(ns, group, out, |_, _, _| false);
+    }
+
+    /// [`flush_group`](Self::flush_group), an instance message offered first to `offer`
+    /// (asset, the latest sample of every tag, birth time) while `out` is empty: `true` if
+    /// it took the message, which then is not queued.
+    pub fn flush_group_with(
+        &mut self,
+        ns: &Namespace,
+        group: Option<u64>,
+        out: &mut VecDeque<Message>,
+        mut offer: impl FnMut(usize, &[Option<Sample>], Option<Timestamp>) -> bool,
+    ) {
         let tags = std::mem::take(&mut self.dirty_tags);
         for tag in &tags {
             self.dirty[tag.index()] = false;
@@ -201,6 +214,9 @@ impl Latest {
         for asset in &assets {
             self.asset_dirty[*asset] = false;
             let born = self.asset_born[*asset].take();
+            if out.is_empty() && offer(*asset, &self.latest, born) {
+                continue;
+            }
             if let Some(mut m) = ns.instance_message(*asset, &self.latest, self.buffers.take()) {
                 m.group = group;
                 m.born = born;
@@ -276,14 +292,16 @@ pub struct Publish<'a> {
 /// in tests.
 pub trait Outlet {
     /// Submits a publish whose topic is `topic`'s parts joined and whose payload
-    /// `payload` writes; its token if submitted, `None` (nothing submitted) if it is to
-    /// be sent the usual way: no room now, the session ended, or not written.
+    /// `payload` writes (about `room` bytes); its token if submitted, `None` (nothing
+    /// submitted) if it is to be sent the usual way: no room now, the session ended, or
+    /// not written.
     fn offer(
         &mut self,
         topic: [&str; 2],
         qos: Qos,
         retain: bool,
         born: Option<Timestamp>,
+        room: usize,
         payload: impl FnOnce(&mut BytesMut) -> bool,
     ) -> Option<u64>;
 }
@@ -295,12 +313,52 @@ impl Outlet for PublishBatch<'_> {
         qos: Qos,
         retain: bool,
         born: Option<Timestamp>,
+        room: usize,
         payload: impl FnOnce(&mut BytesMut) -> bool,
     ) -> Option<u64> {
-        match self.publish_in_place(topic, qos, retain, born, payload) {
+        match self.publish_in_place(topic, qos, retain, born, room, payload) {
             InPlace::Taken(token) => Some(token),
             InPlace::NoRoom | InPlace::Closed | InPlace::Unwritten => None,
         }
+    }
+}
+
+/// An attribute payload's expected size: its fields, context and names (about 300
+/// bytes for a number of a small asset).
+const ATTRIBUTE_BYTES: usize = 512;
+
+/// Offers a delivery's messages to an [`Outlet`] while the window has room, recording
+/// each one taken as unconfirmed in the delivery's acknowledgement group.
+struct InPlaceWriter<'a, O> {
+    outlet: &'a mut O,
+    unconfirmed: &'a mut Unconfirmed,
+    outstanding: &'a mut usize,
+    max_inflight: usize,
+    qos: Qos,
+    group: u64,
+    taken: usize,
+}
+
+impl<O: Outlet> InPlaceWriter<'_, O> {
+    /// `true` if the outlet took the message.
+    fn offer(
+        &mut self,
+        topic: [&str; 2],
+        retain: bool,
+        born: Option<Timestamp>,
+        room: usize,
+        payload: impl FnOnce(&mut BytesMut) -> bool,
+    ) -> bool {
+        if *self.outstanding >= self.max_inflight {
+            return false;
+        }
+        let Some(token) = self.outlet.offer(topic, self.qos, retain, born, room, payload) else {
+            return false;
+        };
+        self.unconfirmed.push(token, Some(self.group));
+        *self.outstanding += 1;
+        self.taken += 1;
+        true
     }
 }
 
@@ -522,10 +580,10 @@ impl Session {
         Vec::new()
     }
 
-    /// [`on_delivery`](Self::on_delivery), each attribute message written straight to
-    /// `outlet` (no payload buffer, no queue) while the window has room and nothing
-    /// waits before it; what the outlet does not take is queued as `on_delivery` would.
-    /// `outstanding` (publishes unconfirmed) is counted up by what the outlet took.
+    /// [`on_delivery`](Self::on_delivery), each message written straight to `outlet` (no
+    /// payload buffer, no queue) while the window has room and nothing waits before it;
+    /// what the outlet does not take is queued as `on_delivery` would. `outstanding`
+    /// (publishes unconfirmed) is counted up by what the outlet took.
     pub fn on_delivery_into(
         &mut self,
         delivery: &Delivery,
@@ -541,29 +599,42 @@ impl Session {
             self.groups.add_record(group, record);
         }
         let before = self.pending.len();
-        let (ns, unconfirmed, qos, max_inflight) =
-            (&self.ns, &mut self.unconfirmed, self.qos, self.max_inflight);
-        let mut taken = 0;
-        let offer = |sample: &Sample, seq: Option<u64>, replay: bool, retain: bool| {
-            if *outstanding >= max_inflight {
-                return false;
-            }
-            let Some(topic) = ns.attribute_topic_parts(sample.tag) else {
-                return false;
-            };
-            let born = (!replay).then_some(sample.gateway_time);
-            let written = outlet.offer(topic, qos, retain, born, |out| {
-                ns.write_attribute_payload(sample, seq, replay, out)
-            });
-            let Some(token) = written else { return false };
-            unconfirmed.push(token, Some(group));
-            *outstanding += 1;
-            taken += 1;
-            true
+        let ns = &self.ns;
+        let mut writer = InPlaceWriter {
+            outlet,
+            unconfirmed: &mut self.unconfirmed,
+            outstanding,
+            max_inflight: self.max_inflight,
+            qos: self.qos,
+            group,
+            taken: 0,
         };
+        self.latest.apply_delivery_with(
+            ns,
+            delivery,
+            false,
+            Some(group),
+            &mut self.pending,
+            |sample, seq, replay, retain| {
+                let Some(topic) = ns.attribute_topic_parts(sample.tag) else {
+                    return false;
+                };
+                let born = (!replay).then_some(sample.gateway_time);
+                writer.offer(topic, retain, born, ATTRIBUTE_BYTES, |out| {
+                    ns.write_attribute_payload(sample, seq, replay, out)
+                })
+            },
+        );
         self.latest
-            .apply_delivery_with(ns, delivery, false, Some(group), &mut self.pending, offer);
-        self.latest.flush_group(&self.ns, Some(group), &mut self.pending);
+            .flush_group_with(ns, Some(group), &mut self.pending, |asset, latest, born| {
+                let Some(topic) = ns.instance_topic_parts(asset) else {
+                    return false;
+                };
+                writer.offer(topic, ns.retain(), born, ns.instance_bytes(asset), |out| {
+                    ns.write_instance_payload(asset, latest, out)
+                })
+            });
+        let taken = writer.taken;
         self.groups
             .add_messages(group, self.pending.len() - before + taken);
         self.close_group()
@@ -1284,6 +1355,7 @@ mod tests {
             _qos: Qos,
             retain: bool,
             _born: Option<Timestamp>,
+            _room: usize,
             payload: impl FnOnce(&mut BytesMut) -> bool,
         ) -> Option<u64> {
             if self.room == 0 || std::mem::take(&mut self.refuse_first) {
@@ -1338,7 +1410,12 @@ mod tests {
             let in_place = std::mem::take(&mut outlet.sent);
             assert_eq!(outstanding, in_place.len(), "counted as outstanding");
             sent.extend(in_place);
-            sent.extend(pump(&mut direct, &mut outlet.tokens, outstanding));
+            let queued = pump(&mut direct, &mut outlet.tokens, outstanding);
+            assert!(
+                queued.is_empty(),
+                "all in place, instances too: {:?}",
+                topics(&queued)
+            );
         }
         assert_eq!(sent, expected, "tokens, topics, retain flags and payloads");
         assert!(
