@@ -239,9 +239,11 @@ impl UnsSink {
                 }
                 Step::Input(Some(delivery)) => {
                     let now = tokio::time::Instant::now().into_std();
+                    // Command replies waiting go first (below): then the delivery queues.
+                    let replies_waiting = commands.as_ref().is_some_and(|c| !c.waiting.is_empty());
                     match link.as_mut() {
                         // Written straight into the link's buffer while it has room.
-                        Some(l) if session.is_connected() => {
+                        Some(l) if session.is_connected() && !replies_waiting => {
                             let mut batch = l.batch();
                             let mut outstanding = batch.outstanding();
                             let before = outstanding;
