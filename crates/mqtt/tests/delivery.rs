@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backplane_mqtt::delivery::Delivery;
-use backplane_mqtt::link::{InPlace, Link, LinkEvent, LinkOptions, SessionMode};
+use backplane_mqtt::link::{InPlace, InPlaceMessage, Link, LinkEvent, LinkOptions, SessionMode};
 use backplane_mqtt::settings::{ConnectionSettings, Protocol, Qos};
 use bytes::BufMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -444,6 +444,17 @@ async fn a_batch_submits_while_the_window_has_room_and_the_rest_waits_for_it() {
     assert!(matches!(after_end, Some(Err(_))), "{after_end:?}");
 }
 
+/// A message on `t/x` to write in place, not retained.
+fn message(qos: Qos) -> InPlaceMessage<'static> {
+    InPlaceMessage {
+        topic: ["t/", "x"],
+        qos,
+        retain: false,
+        born: None,
+        room: 64,
+    }
+}
+
 /// A publish written in place (topic in two parts, the payload written straight into
 /// the link's buffer) is held to the same window and packet size as any other: taken with
 /// a token while the window has room, then refused with no token used; one over the
@@ -462,14 +473,14 @@ async fn a_publish_written_in_place_keeps_to_the_window_and_the_packet_size() {
     let mut tokens = Vec::new();
     {
         let mut batch = link.batch();
-        let declined = batch.publish_in_place(["t/", "x"], Qos::AtLeastOnce, false, None, 64, |out| {
+        let declined = batch.publish_in_place(&message(Qos::AtLeastOnce), |out| {
             out.put_slice(b"half");
             false
         });
         assert!(matches!(declined, InPlace::Unwritten), "{declined:?}");
         for i in 0..150 {
             let payload = format!("m{i}");
-            match batch.publish_in_place(["t/", "x"], Qos::AtLeastOnce, false, None, 64, |out| {
+            match batch.publish_in_place(&message(Qos::AtLeastOnce), |out| {
                 out.put_slice(payload.as_bytes());
                 true
             }) {
@@ -479,7 +490,7 @@ async fn a_publish_written_in_place_keeps_to_the_window_and_the_packet_size() {
             }
         }
         assert_eq!(batch.outstanding(), 100, "the window (100) is full");
-        let oversized = batch.publish_in_place(["t/", "x"], Qos::AtMostOnce, false, None, 64, |out| {
+        let oversized = batch.publish_in_place(&message(Qos::AtMostOnce), |out| {
             out.put_slice(&vec![0u8; 2 << 20]);
             true
         });
@@ -511,9 +522,7 @@ async fn a_publish_written_in_place_keeps_to_the_window_and_the_packet_size() {
         "{:?}",
         outcomes[&101]
     );
-    let after_end = link
-        .batch()
-        .publish_in_place(["t/", "x"], Qos::AtMostOnce, false, None, 64, |_| true);
+    let after_end = link.batch().publish_in_place(&message(Qos::AtMostOnce), |_| true);
     assert!(matches!(after_end, InPlace::Closed), "{after_end:?}");
 }
 

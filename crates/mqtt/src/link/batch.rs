@@ -9,7 +9,7 @@ use backplane_model::Timestamp;
 
 use bytes::BytesMut;
 
-use super::{InPlaceHeader, InPlaceSubmit, LinkClosed, Outgoing, Shared, State, Submit, lock, take_stamp};
+use super::{InPlaceMessage, InPlaceSubmit, LinkClosed, Outgoing, Shared, State, Submit, lock, take_stamp};
 use crate::settings::{Protocol, Qos};
 
 /// Publishes encoded before the batch lets the lock go and takes it again: the connection
@@ -133,17 +133,12 @@ pub enum InPlace {
 }
 
 impl PublishBatch<'_> {
-    /// [`publish_stamped`](Self::publish_stamped) of a message whose topic is `topic`'s
-    /// parts joined and whose payload `payload` writes straight into the outgoing buffer:
-    /// no payload buffer of the caller's, and no copy of it. `room`: the payload's
-    /// expected size, reserved at once.
+    /// [`publish_stamped`](Self::publish_stamped) of message `m`, whose payload `payload`
+    /// writes straight into the outgoing buffer: no payload buffer of the caller's, and no
+    /// copy of it.
     pub fn publish_in_place(
         &mut self,
-        topic: [&str; 2],
-        qos: Qos,
-        retain: bool,
-        born: Option<Timestamp>,
-        room: usize,
+        m: &InPlaceMessage<'_>,
         payload: impl FnOnce(&mut BytesMut) -> bool,
     ) -> InPlace {
         self.pause_if_held_long();
@@ -152,14 +147,8 @@ impl PublishBatch<'_> {
         };
         let token = *self.next_token;
         let (unstamped, recording) = (&mut *self.unstamped, self.recording_delay);
-        let header = InPlaceHeader {
-            topic,
-            qos,
-            retain,
-            room,
-        };
-        match state.submit_in_place(self.protocol, token, header, payload, || {
-            take_stamp(unstamped, recording, born)
+        match state.submit_in_place(self.protocol, token, m, payload, || {
+            take_stamp(unstamped, recording, m.born)
         }) {
             InPlaceSubmit::Done(Submit::Encoded { was_empty }) => self.wake_writer |= was_empty,
             InPlaceSubmit::Done(Submit::Rejected) => self.wake_owner = true,

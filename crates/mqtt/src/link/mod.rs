@@ -213,28 +213,20 @@ impl State {
         &mut self,
         protocol: Protocol,
         token: u64,
-        m: InPlaceHeader<'_>,
+        m: &InPlaceMessage<'_>,
         payload: impl FnOnce(&mut BytesMut) -> bool,
         stamp: impl FnOnce() -> Option<i64>,
     ) -> InPlaceSubmit {
-        let InPlaceHeader {
-            topic,
-            qos,
-            retain,
-            room,
-        } = m;
         if self.ended {
             return InPlaceSubmit::Done(Submit::Closed);
         }
-        let window_full = qos != Qos::AtMostOnce && self.tracker.outstanding() >= self.inflight_cap;
+        let window_full = m.qos != Qos::AtMostOnce && self.tracker.outstanding() >= self.inflight_cap;
         if self.out.len() >= OUT_HIGH_WATER || window_full {
             self.publisher_waiting = true;
             return InPlaceSubmit::Done(Submit::NoRoom);
         }
         let was_empty = self.out.is_empty();
-        let Some(written) =
-            wire::publish_in_place(protocol, topic, qos, retain, room, &mut self.out, payload)
-        else {
+        let Some(written) = wire::publish_in_place(protocol, m, &mut self.out, payload) else {
             return InPlaceSubmit::Unwritten;
         };
         if written.size > self.max_out {
@@ -246,7 +238,7 @@ impl State {
             self.deliveries.push(Delivery::Rejected { token, reason });
             return InPlaceSubmit::Done(Submit::Rejected);
         }
-        let Some(pkid) = self.tracker.submitted(token, qos) else {
+        let Some(pkid) = self.tracker.submitted(token, m.qos) else {
             // No packet id free: written for nothing, sent later the usual way.
             self.out.truncate(written.start);
             self.publisher_waiting = true;
@@ -262,13 +254,18 @@ impl State {
     }
 }
 
-/// A publish to be written in place: its topic's two parts, joined on the wire.
-struct InPlaceHeader<'a> {
-    topic: [&'a str; 2],
-    qos: Qos,
-    retain: bool,
-    /// The payload's expected size.
-    room: usize,
+/// A publish to be written in place ([`PublishBatch::publish_in_place`]): all of it but
+/// its payload, which its writer puts straight into the outgoing buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct InPlaceMessage<'a> {
+    /// The topic's two parts, joined on the wire.
+    pub topic: [&'a str; 2],
+    pub qos: Qos,
+    pub retain: bool,
+    /// As for [`Link::publish_stamped`].
+    pub born: Option<Timestamp>,
+    /// The payload's expected size, reserved at once.
+    pub room: usize,
 }
 
 /// What became of a publish offered to be written in place ([`State::submit_in_place`]).

@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5;
 
-use super::{LinkOptions, Will};
+use super::{InPlaceMessage, LinkOptions, Will};
 use crate::settings::{Protocol, Qos};
 
 /// MQTT's largest remaining length (4 bytes of variable-length integer).
@@ -263,18 +263,22 @@ pub struct InPlace {
 /// writes straight into `out`: no payload of its own to copy. The remaining length is
 /// known only once the payload is written, and MQTT wants it in the fewest bytes, so two
 /// are kept for it (a payload of 128 bytes to 16 KB, most messages) and the rest moved
-/// if it takes one, three or four. `room`: the payload's expected size, reserved at once
-/// (by the chunk, as [`publish`] does). Nothing is left in `out` if `payload` returns
-/// `false`, or the topic is over 65 535 bytes, or the packet over MQTT's limit (`None`).
+/// if it takes one, three or four. `m.room` is reserved at once (by the chunk, as
+/// [`publish`] does). Nothing is left in `out` if `payload` returns `false`, or the topic
+/// is over 65 535 bytes, or the packet over MQTT's limit (`None`).
 pub fn publish_in_place(
     protocol: Protocol,
-    topic: [&str; 2],
-    qos: Qos,
-    retain: bool,
-    room: usize,
+    m: &InPlaceMessage<'_>,
     out: &mut BytesMut,
     payload: impl FnOnce(&mut BytesMut) -> bool,
 ) -> Option<InPlace> {
+    let InPlaceMessage {
+        topic,
+        qos,
+        retain,
+        room,
+        ..
+    } = *m;
     let topic_len = topic[0].len() + topic[1].len();
     let topic_len16 = u16::try_from(topic_len).ok()?;
     let start = out.len();
@@ -538,6 +542,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A message to write in place, of no birth time and 64 bytes' room.
+    fn message(topic: [&str; 2], qos: Qos, retain: bool) -> InPlaceMessage<'_> {
+        InPlaceMessage {
+            topic,
+            qos,
+            retain,
+            born: None,
+            room: 64,
+        }
+    }
+
     fn decode(protocol: Protocol, mut buf: BytesMut) -> Incoming {
         let p = read(protocol, &mut buf, MAX_REMAINING).unwrap();
         assert!(buf.is_empty(), "the whole packet is read");
@@ -593,7 +608,7 @@ mod tests {
             let mut expected = BytesMut::from(&before[..]);
             publish(protocol, &topic, qos, retain, pkid, &payload, &mut expected);
             let mut buf = BytesMut::from(&before[..]);
-            let written = publish_in_place(protocol, [&head, &name], qos, retain, 64, &mut buf, |out| {
+            let written = publish_in_place(protocol, &message([&head, &name], qos, retain), &mut buf, |out| {
                 out.put_slice(&payload);
                 true
             });
@@ -621,30 +636,16 @@ mod tests {
     #[test]
     fn a_publish_whose_payload_is_not_written_leaves_the_buffer_as_it_was() {
         let mut buf = BytesMut::from(&b"before"[..]);
-        let written = publish_in_place(
-            Protocol::V5,
-            ["a/", "b"],
-            Qos::AtLeastOnce,
-            true,
-            64,
-            &mut buf,
-            |out| {
-                out.put_slice(b"half a payload");
-                false
-            },
-        );
+        let m = message(["a/", "b"], Qos::AtLeastOnce, true);
+        let written = publish_in_place(Protocol::V5, &m, &mut buf, |out| {
+            out.put_slice(b"half a payload");
+            false
+        });
         assert_eq!(written, None);
         assert_eq!(&buf[..], b"before");
         let long = "t".repeat(usize::from(u16::MAX));
-        let written = publish_in_place(
-            Protocol::V311,
-            [&long, "x"],
-            Qos::AtMostOnce,
-            false,
-            64,
-            &mut buf,
-            |_| true,
-        );
+        let m = message([&long, "x"], Qos::AtMostOnce, false);
+        let written = publish_in_place(Protocol::V311, &m, &mut buf, |_| true);
         assert_eq!(written, None, "a topic over 65 535 bytes");
         assert_eq!(&buf[..], b"before");
     }

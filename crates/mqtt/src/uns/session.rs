@@ -35,7 +35,7 @@ use super::namespace::{Message, MessageKind, Namespace, Topic, status};
 use super::pool::BufferPool;
 use crate::common::{Groups, Unconfirmed};
 use crate::delivery::{Delivery as Confirmation, Report};
-use crate::link::{InPlace, PublishBatch, Will};
+use crate::link::{InPlace, InPlaceMessage, PublishBatch, Will};
 use crate::settings::Qos;
 use bytes::BytesMut;
 
@@ -291,35 +291,27 @@ pub struct Publish<'a> {
 /// outgoing buffer in the sink ([`PublishBatch`](crate::link::PublishBatch)), a recorder
 /// in tests.
 pub trait Outlet {
-    /// Submits a publish whose topic is `topic`'s parts joined and whose payload
-    /// `payload` writes (about `room` bytes); its token if submitted, `None` (nothing
-    /// submitted) if it is to be sent the usual way: no room now, the session ended, or
-    /// not written.
-    fn offer(
-        &mut self,
-        topic: [&str; 2],
-        qos: Qos,
-        retain: bool,
-        born: Option<Timestamp>,
-        room: usize,
-        payload: impl FnOnce(&mut BytesMut) -> bool,
-    ) -> Option<u64>;
+    /// Submits message `m`, whose payload `payload` writes; its token if submitted,
+    /// `None` (nothing submitted) if it is to be sent the usual way: no room now, the
+    /// session ended, or not written.
+    fn offer(&mut self, m: &InPlaceMessage<'_>, payload: impl FnOnce(&mut BytesMut) -> bool) -> Option<u64>;
 }
 
 impl Outlet for PublishBatch<'_> {
-    fn offer(
-        &mut self,
-        topic: [&str; 2],
-        qos: Qos,
-        retain: bool,
-        born: Option<Timestamp>,
-        room: usize,
-        payload: impl FnOnce(&mut BytesMut) -> bool,
-    ) -> Option<u64> {
-        match self.publish_in_place(topic, qos, retain, born, room, payload) {
+    fn offer(&mut self, m: &InPlaceMessage<'_>, payload: impl FnOnce(&mut BytesMut) -> bool) -> Option<u64> {
+        match self.publish_in_place(m, payload) {
             InPlace::Taken(token) => Some(token),
             InPlace::NoRoom | InPlace::Closed | InPlace::Unwritten => None,
         }
+    }
+}
+
+/// The outlet of [`Session::on_delivery`]: takes nothing, so every message queues.
+struct Queue;
+
+impl Outlet for Queue {
+    fn offer(&mut self, _: &InPlaceMessage<'_>, _: impl FnOnce(&mut BytesMut) -> bool) -> Option<u64> {
+        None
     }
 }
 
@@ -352,7 +344,14 @@ impl<O: Outlet> InPlaceWriter<'_, O> {
         if *self.outstanding >= self.max_inflight {
             return false;
         }
-        let Some(token) = self.outlet.offer(topic, self.qos, retain, born, room, payload) else {
+        let m = InPlaceMessage {
+            topic,
+            qos: self.qos,
+            retain,
+            born,
+            room,
+        };
+        let Some(token) = self.outlet.offer(&m, payload) else {
             return false;
         };
         self.unconfirmed.push(token, Some(self.group));
@@ -559,30 +558,12 @@ impl Session {
     /// once; with batching its samples wait for the end of the linger, which starts now
     /// unless a batch is already open.
     pub fn on_delivery(&mut self, delivery: &Delivery, now: Instant) -> Vec<Action> {
-        let group = self.groups.current();
-        if let Some(record) = delivery.record {
-            self.groups.add_record(group, record);
-        }
-        let before = self.pending.len();
-        let coalesce = !self.linger.is_zero();
-        self.latest
-            .apply_delivery(&self.ns, delivery, coalesce, Some(group), &mut self.pending);
-        if !coalesce {
-            self.latest.flush_group(&self.ns, Some(group), &mut self.pending);
-        }
-        self.groups.add_messages(group, self.pending.len() - before);
-        if !coalesce {
-            return self.close_group();
-        }
-        if self.linger_until.is_none() {
-            self.linger_until = Some(now + self.linger);
-        }
-        Vec::new()
+        self.on_delivery_into(delivery, now, &mut Queue, &mut 0)
     }
 
     /// [`on_delivery`](Self::on_delivery), each message written straight to `outlet` (no
-    /// payload buffer, no queue) while the window has room and nothing waits before it;
-    /// what the outlet does not take is queued as `on_delivery` would. `outstanding`
+    /// payload buffer, no queue) while connected, not batching, the window has room and
+    /// nothing waits before it; what the outlet does not take is queued. `outstanding`
     /// (publishes unconfirmed) is counted up by what the outlet took.
     pub fn on_delivery_into(
         &mut self,
@@ -591,14 +572,13 @@ impl Session {
         outlet: &mut impl Outlet,
         outstanding: &mut usize,
     ) -> Vec<Action> {
-        if !self.linger.is_zero() || !self.connected {
-            return self.on_delivery(delivery, now);
-        }
         let group = self.groups.current();
         if let Some(record) = delivery.record {
             self.groups.add_record(group, record);
         }
         let before = self.pending.len();
+        let coalesce = !self.linger.is_zero();
+        let in_place = self.connected && !coalesce;
         let ns = &self.ns;
         let mut writer = InPlaceWriter {
             outlet,
@@ -612,10 +592,13 @@ impl Session {
         self.latest.apply_delivery_with(
             ns,
             delivery,
-            false,
+            coalesce,
             Some(group),
             &mut self.pending,
             |sample, seq, replay, retain| {
+                if !in_place {
+                    return false;
+                }
                 let Some(topic) = ns.attribute_topic_parts(sample.tag) else {
                     return false;
                 };
@@ -625,19 +608,30 @@ impl Session {
                 })
             },
         );
-        self.latest
-            .flush_group_with(ns, Some(group), &mut self.pending, |asset, latest, born| {
-                let Some(topic) = ns.instance_topic_parts(asset) else {
-                    return false;
-                };
-                writer.offer(topic, ns.retain(), born, ns.instance_bytes(asset), |out| {
-                    ns.write_instance_payload(asset, latest, out)
-                })
-            });
+        if !coalesce {
+            self.latest
+                .flush_group_with(ns, Some(group), &mut self.pending, |asset, latest, born| {
+                    if !in_place {
+                        return false;
+                    }
+                    let Some(topic) = ns.instance_topic_parts(asset) else {
+                        return false;
+                    };
+                    writer.offer(topic, ns.retain(), born, ns.instance_bytes(asset), |out| {
+                        ns.write_instance_payload(asset, latest, out)
+                    })
+                });
+        }
         let taken = writer.taken;
         self.groups
             .add_messages(group, self.pending.len() - before + taken);
-        self.close_group()
+        if !coalesce {
+            return self.close_group();
+        }
+        if self.linger_until.is_none() {
+            self.linger_until = Some(now + self.linger);
+        }
+        Vec::new()
     }
 
     /// The time is `now`: flushes the open batch if its linger is over.
@@ -1351,11 +1345,7 @@ mod tests {
     impl Outlet for Recorder {
         fn offer(
             &mut self,
-            topic: [&str; 2],
-            _qos: Qos,
-            retain: bool,
-            _born: Option<Timestamp>,
-            _room: usize,
+            m: &InPlaceMessage<'_>,
             payload: impl FnOnce(&mut BytesMut) -> bool,
         ) -> Option<u64> {
             if self.room == 0 || std::mem::take(&mut self.refuse_first) {
@@ -1368,7 +1358,7 @@ mod tests {
             self.room -= 1;
             self.tokens += 1;
             self.sent
-                .push((self.tokens, topic.concat(), retain, buf.freeze()));
+                .push((self.tokens, m.topic.concat(), m.retain, buf.freeze()));
             Some(self.tokens)
         }
     }
