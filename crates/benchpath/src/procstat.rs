@@ -76,13 +76,19 @@ mod tests {
     #[test]
     fn this_process_has_cpu_time_and_resident_memory() {
         let pid = std::process::id();
-        // Burn a little CPU so the figure cannot stay at zero ticks.
+        // Burn 50 ms of CPU so the figure cannot stay at zero ticks. Counted in CPU, not
+        // wall time: on a busy machine 50 ms of wall time held less than 50 ms of CPU.
+        // The 10 s bound ends the loop if `run_seconds` never counts it (the test fails).
         let start = std::time::Instant::now();
         let mut x = 0u64;
-        while start.elapsed() < std::time::Duration::from_millis(50) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        while run_seconds(pid).is_none_or(|c| c < 0.05)
+            && start.elapsed() < std::time::Duration::from_secs(10)
+        {
+            for _ in 0..100_000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            std::hint::black_box(x);
         }
-        std::hint::black_box(x);
         assert!(cpu_seconds(pid).is_some_and(|c| c > 0.0));
         assert!(
             run_seconds(pid).is_some_and(|c| c >= 0.05),
