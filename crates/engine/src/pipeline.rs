@@ -28,24 +28,6 @@ use crate::cache::{LatestValues, Slot};
 use crate::context::{ContextCache, ContextStore};
 use crate::metrics::Metrics;
 
-/// The raw reading the cache records beside a sample.
-#[derive(Debug)]
-enum RawSlot {
-    New(Option<Value>),
-    /// The sample keeps the previous value: keep the raw reading behind it too.
-    Keep,
-}
-
-/// Per-tag state the normalize stage keeps between readings.
-#[derive(Debug, Default, Clone)]
-struct TagState {
-    last_value: Option<Value>,
-    last_quality: Option<Quality>,
-    /// Gateway time of the last reading of the tag, reported or inside its deadband
-    /// (unix nanoseconds; 0: never read), for the age check.
-    read_at: i64,
-}
-
 /// One tag a reading of the batch feeds, with what normalizing needs of its binding.
 struct Target<'t> {
     /// Index of the reading in the batch.
@@ -110,9 +92,14 @@ pub struct Pipeline {
     context_cache: ContextCache,
     cache: Arc<LatestValues>,
     metrics: Arc<Metrics>,
-    state: Vec<TagState>,
-    // Reused per batch so the hot path does not allocate for them.
-    raws: Vec<RawSlot>,
+    /// Per tag, the gateway time of its last reading, reported or inside its deadband
+    /// (unix nanoseconds; 0: never read), for the age check. The last reported value and
+    /// quality, which the deadband, the checks and the age check compare with, are the
+    /// cache's: one copy, updated as each reading is normalized (a second copy here was
+    /// 32 bytes a tag and a value cloned twice a sample).
+    read_at: Vec<i64>,
+    /// Why each sample of the batch being aged or turned bad has its quality; reused so
+    /// the hot path does not allocate for it.
     errors: Vec<Option<String>>,
     /// The derive stages (e.g. production: states, counters, OEE, lots), in order.
     stages: Vec<Box<dyn Stage>>,
@@ -134,7 +121,7 @@ impl Pipeline {
         cache: Arc<LatestValues>,
         metrics: Arc<Metrics>,
     ) -> Pipeline {
-        let state = vec![TagState::default(); topology.tags.len()];
+        let read_at = vec![0; topology.tags.len()];
         let mut limits: Vec<i64> = Vec::new();
         let mut limit_index: HashMap<i64, u32> = HashMap::new();
         let mut aging: Vec<Aging> = topology
@@ -161,8 +148,7 @@ impl Pipeline {
             context_cache: ContextCache::default(),
             cache,
             metrics,
-            state,
-            raws: Vec::new(),
+            read_at,
             errors: Vec::new(),
             stages: Vec::new(),
             derived: Derived::default(),
@@ -191,7 +177,7 @@ impl Pipeline {
     /// value and what the deadband and age checks keep. A source that a reload keeps
     /// running does not report unchanged values again, so without this the API would show
     /// nothing for them and their values could not turn stale. Returns the tags taken over.
-    pub(crate) fn take_over(&mut self, previous: &Pipeline) -> usize {
+    pub fn take_over(&mut self, previous: &Pipeline) -> usize {
         let (old, new) = (&previous.topology, &self.topology);
         let pairs: Vec<(usize, usize)> = new
             .tags
@@ -203,7 +189,7 @@ impl Pipeline {
             })
             .collect();
         for &(from, to) in &pairs {
-            self.state[to] = previous.state[from].clone();
+            self.read_at[to] = previous.read_at[from];
         }
         previous.cache.read_all(|before| {
             self.cache.update(|slots| {
@@ -367,9 +353,6 @@ impl Pipeline {
                 );
             }
         }
-        self.raws.clear();
-        self.errors.clear();
-
         // A batch's tags can lie anywhere in the tables (an OPC UA server sends its items
         // in its own order). Then every reading's tag and what normalizing needs of it are
         // gathered first, in a short loop whose loads do not wait for each other, so their
@@ -385,42 +368,55 @@ impl Pipeline {
             version: self.contexts.version(),
             gateway_time: raw.gateway_time,
         };
-        if scattered {
-            let mut targets = Vec::with_capacity(raw.readings.len());
-            for (index, reading) in raw.readings.iter().enumerate() {
-                for &tag in routes.routes.get(reading.address as usize).unwrap_or_default() {
-                    if let Some(target) = Target::of(&topology, tag, index) {
-                        // Read now, with the others (the work sets it again).
-                        if let Some(state) = self.state.get_mut(tag.index()) {
-                            state.read_at = read_at;
+        // One write lock for the batch: each sample is recorded in the cache as it is
+        // normalized, against the last one there.
+        let cache = self.cache.clone();
+        cache.update(|slots| {
+            if scattered {
+                let mut targets = Vec::with_capacity(raw.readings.len());
+                let mut touched = 0usize;
+                for (index, reading) in raw.readings.iter().enumerate() {
+                    for &tag in routes.routes.get(reading.address as usize).unwrap_or_default() {
+                        if let Some(target) = Target::of(&topology, tag, index) {
+                            // Read now, with the others (the work sets it again). A slot
+                            // spans two cache lines: fields at both ends are read.
+                            if let Some(at) = self.read_at.get_mut(tag.index()) {
+                                *at = read_at;
+                            }
+                            touched += slots
+                                .get(tag.index())
+                                .and_then(Option::as_ref)
+                                .is_some_and(|l| l.has_rare() || l.sample.source_time.is_some())
+                                as usize;
+                            targets.push(target);
                         }
-                        targets.push(target);
+                    }
+                }
+                std::hint::black_box(touched);
+                for target in targets {
+                    if let Some(reading) = raw.readings.get(target.reading) {
+                        self.normalize_one(target, reading, slots, &mut out);
+                    }
+                }
+            } else {
+                for (index, reading) in raw.readings.iter().enumerate() {
+                    for &tag in routes.routes.get(reading.address as usize).unwrap_or_default() {
+                        if let Some(target) = Target::of(&topology, tag, index) {
+                            self.normalize_one(target, reading, slots, &mut out);
+                        }
                     }
                 }
             }
-            for target in targets {
-                if let Some(reading) = raw.readings.get(target.reading) {
-                    self.normalize_one(target, reading, &mut out);
-                }
-            }
-        } else {
-            for (index, reading) in raw.readings.iter().enumerate() {
-                for &tag in routes.routes.get(reading.address as usize).unwrap_or_default() {
-                    if let Some(target) = Target::of(&topology, tag, index) {
-                        self.normalize_one(target, reading, &mut out);
-                    }
-                }
-            }
-        }
+        });
         let Normalized {
             samples,
             suppressed,
             failed,
             ..
         } = out;
+        self.metrics.samples.inc_by(samples.len() as u64);
         self.metrics.deadband_suppressed.inc_by(suppressed);
         self.metrics.transform_errors.inc_by(failed);
-        self.remember(&samples, scattered);
         Batch {
             samples,
             events: Vec::new(),
@@ -428,9 +424,16 @@ impl Pipeline {
     }
 
     /// Normalizes one reading for one tag: transform chain, checks, deadband, context;
-    /// the sample joins `out` unless the deadband holds it back.
+    /// the sample joins `out` and its tag's slot in `slots` (the cache's) unless the
+    /// deadband holds it back.
     #[inline]
-    fn normalize_one(&mut self, target: Target<'_>, reading: &RawReading, out: &mut Normalized) {
+    fn normalize_one(
+        &mut self,
+        target: Target<'_>,
+        reading: &RawReading,
+        slots: &mut [Option<Slot>],
+        out: &mut Normalized,
+    ) {
         let Target {
             tag,
             asset,
@@ -439,10 +442,14 @@ impl Pipeline {
             deadband,
             ..
         } = target;
-        let Some(state) = self.state.get_mut(tag.index()) else {
+        let (Some(read_at), Some(slot)) = (self.read_at.get_mut(tag.index()), slots.get_mut(tag.index()))
+        else {
             return;
         };
-        state.read_at = out.gateway_time.unix_nanos();
+        *read_at = out.gateway_time.unix_nanos();
+        let last = slot.as_ref().map(|l| &l.sample);
+        let last_quality = last.map(|s| s.quality);
+        let last_value = last.and_then(|s| s.value.as_ref());
 
         let (value, quality, error) = match (&reading.value, reading.quality) {
             (Some(raw_value), q) if !q.is_bad() => {
@@ -455,7 +462,7 @@ impl Pipeline {
                     {
                         out.failed += 1;
                         (
-                            state.last_value.clone(),
+                            last_value.cloned(),
                             Quality::Bad(BadReason::ConfigError),
                             Some(format!("{label:?} is not one of the attribute's `enum` labels")),
                         )
@@ -465,7 +472,7 @@ impl Pipeline {
                     Ok(Value::Float(x)) if !x.is_finite() => {
                         out.failed += 1;
                         (
-                            state.last_value.clone(),
+                            last_value.cloned(),
                             Quality::Bad(BadReason::OutOfRange),
                             Some(format!("the reading decodes to {x}, not a finite number")),
                         )
@@ -477,7 +484,7 @@ impl Pipeline {
                     Err(e) => {
                         out.failed += 1;
                         (
-                            state.last_value.clone(),
+                            last_value.cloned(),
                             Quality::Bad(bad_reason(&e)),
                             Some(e.to_string()),
                         )
@@ -485,19 +492,19 @@ impl Pipeline {
                 }
             }
             (None, q) if !q.is_bad() => (
-                state.last_value.clone(),
+                last_value.cloned(),
                 Quality::Bad(BadReason::Unspecified),
                 Some("the source delivered no value".to_owned()),
             ),
-            (_, q) => (state.last_value.clone(), q, None),
+            (_, q) => (last_value.cloned(), q, None),
         };
 
         // The deadband first: without one, no value is converted to compare (an integer's
         // conversion to f64 was 21 instructions a sample under callgrind).
         if let Some(deadband) = deadband
-            && state.last_quality == Some(quality)
+            && last_quality == Some(quality)
             && let Some(next) = value.as_ref().and_then(Value::as_f64)
-            && let Some(last) = state.last_value.as_ref().and_then(Value::as_f64)
+            && let Some(last) = last_value.and_then(Value::as_f64)
             && !deadband.exceeded(last, next)
         {
             out.suppressed += 1;
@@ -508,26 +515,36 @@ impl Pipeline {
         // A kept value keeps the raw reading that produced it, so lineage still
         // explains it; the new reading's problem is in `error`.
         let kept = value.is_some() && (quality.is_bad() || error.is_some());
-        if !quality.is_bad() && state.last_quality.is_none_or(|q| q.is_bad() || q == STALE) {
+        if !quality.is_bad() && last_quality.is_none_or(|q| q.is_bad() || q == STALE) {
             // The tag starts ageing again: its deadline may be the next one.
             self.next_age_check = 0;
         }
-        state.last_value.clone_from(&value);
-        state.last_quality = Some(quality);
-        out.samples.push(Sample {
+        let sample = Sample {
             tag,
             value,
             quality,
             source_time: reading.source_time,
             gateway_time: out.gateway_time,
             context,
-        });
-        self.raws.push(if kept {
-            RawSlot::Keep
-        } else {
-            RawSlot::New(reading.value.clone())
-        });
-        self.errors.push(error);
+        };
+        match slot {
+            // Updated in place (`Sample::clone_from`): the entry is not rebuilt, nor the
+            // context, mostly the same, cloned and dropped.
+            Some(latest) => {
+                latest.sample.clone_from(&sample);
+                if !kept {
+                    latest.raw.clone_from(&reading.value);
+                }
+                if error.is_some() || latest.has_rare() {
+                    latest.set_rare(error, None);
+                }
+            }
+            None => {
+                let raw = if kept { None } else { reading.value.clone() };
+                *slot = Some(Slot::new(sample.clone(), raw, error, None));
+            }
+        }
+        out.samples.push(sample);
     }
 
     /// Every tag of a failed source turns to `quality`, keeping its last value: once, at
@@ -538,31 +555,32 @@ impl Pipeline {
         let Some(routes) = topology.sources.get(source as usize) else {
             return Batch::default();
         };
-        self.raws.clear();
         self.errors.clear();
         let mut samples = Vec::with_capacity(routes.tags.len());
         let version = self.contexts.version();
-        for &tag in &routes.tags {
-            let state = &mut self.state[tag.index()];
-            if state.last_quality == Some(quality) {
-                continue;
+        let cache = self.cache.clone();
+        cache.read_all(|slots| {
+            for &tag in &routes.tags {
+                let last = slots.get(tag.index()).and_then(Option::as_ref).map(|l| &l.sample);
+                if last.map(|s| s.quality) == Some(quality) {
+                    continue;
+                }
+                samples.push(Sample {
+                    tag,
+                    value: last.and_then(|s| s.value.clone()),
+                    quality,
+                    source_time: None,
+                    gateway_time: time,
+                    context: self.context_cache.get(
+                        &self.contexts,
+                        version,
+                        topology.tags[tag.index()].asset,
+                    ),
+                });
+                self.errors.push(None);
             }
-            state.last_quality = Some(quality);
-            samples.push(Sample {
-                tag,
-                value: state.last_value.clone(),
-                quality,
-                source_time: None,
-                gateway_time: time,
-                context: self
-                    .context_cache
-                    .get(&self.contexts, version, topology.tags[tag.index()].asset),
-            });
-            // Keep the raw value of the last good reading: lineage still explains the value shown.
-            self.raws.push(RawSlot::Keep);
-            self.errors.push(None);
-        }
-        self.remember(&samples, false);
+        });
+        self.remember(&samples);
         Batch {
             samples,
             events: Vec::new(),
@@ -578,106 +596,81 @@ impl Pipeline {
         if now_ns < self.next_age_check {
             return Batch::default();
         }
-        self.raws.clear();
         self.errors.clear();
         let mut samples = Vec::new();
         let mut next = i64::MAX;
         let version = self.contexts.version();
-        for aging in &self.aging {
-            let state = &mut self.state[aging.tag as usize];
-            let limit = self.limits[aging.limit as usize];
-            if state.read_at == 0 || state.last_quality.is_none_or(|q| q.is_bad() || q == STALE) {
-                continue;
+        let cache = self.cache.clone();
+        cache.read_all(|slots| {
+            for aging in &self.aging {
+                let read_at = self.read_at[aging.tag as usize];
+                let last = slots
+                    .get(aging.tag as usize)
+                    .and_then(Option::as_ref)
+                    .map(|l| &l.sample);
+                let limit = self.limits[aging.limit as usize];
+                if read_at == 0 || last.is_none_or(|s| s.quality.is_bad() || s.quality == STALE) {
+                    continue;
+                }
+                let age = now_ns.saturating_sub(read_at);
+                if age <= limit {
+                    next = next.min(read_at.saturating_add(limit));
+                    continue;
+                }
+                let info = &topology.tags[aging.tag as usize];
+                if let Some(m) = info.source.and_then(|s| self.metrics.sources.get(s as usize)) {
+                    m.stale.inc();
+                }
+                samples.push(Sample {
+                    tag: info.id,
+                    value: last.and_then(|s| s.value.clone()),
+                    quality: STALE,
+                    source_time: None,
+                    gateway_time: now,
+                    context: self.context_cache.get(&self.contexts, version, info.asset),
+                });
+                self.errors.push(Some(format!(
+                    "stale: not read again for {:.1} s (stale after {:.1} s)",
+                    age as f64 / 1e9,
+                    limit as f64 / 1e9
+                )));
             }
-            let age = now_ns.saturating_sub(state.read_at);
-            if age <= limit {
-                next = next.min(state.read_at.saturating_add(limit));
-                continue;
-            }
-            state.last_quality = Some(STALE);
-            let info = &topology.tags[aging.tag as usize];
-            if let Some(m) = info.source.and_then(|s| self.metrics.sources.get(s as usize)) {
-                m.stale.inc();
-            }
-            samples.push(Sample {
-                tag: info.id,
-                value: state.last_value.clone(),
-                quality: STALE,
-                source_time: None,
-                gateway_time: now,
-                context: self.context_cache.get(&self.contexts, version, info.asset),
-            });
-            self.raws.push(RawSlot::Keep);
-            self.errors.push(Some(format!(
-                "stale: not read again for {:.1} s (stale after {:.1} s)",
-                age as f64 / 1e9,
-                limit as f64 / 1e9
-            )));
-        }
+        });
         // Tags that are not read yet, bad or stale may start ageing with any reading.
         self.next_age_check = next;
-        self.remember(&samples, false);
+        self.remember(&samples);
         Batch {
             samples,
             events: Vec::new(),
         }
     }
 
-    /// Records `samples` in the latest-value cache; `scattered`: their tags lie apart in the
-    /// tables (see `normalize`).
-    fn remember(&mut self, samples: &[Sample], scattered: bool) {
+    /// Records `samples`, each keeping its tag's last value and the raw reading behind it
+    /// (a source down, a value turned stale), in the latest-value cache with their
+    /// errors (`errors`, one per sample, taken).
+    fn remember(&mut self, samples: &[Sample]) {
         self.metrics.samples.inc_by(samples.len() as u64);
-        let raws = &mut self.raws;
         let errors = &mut self.errors;
         self.cache.update(|slots| {
-            // Scattered: each slot read in a short loop before the long one, so the cache
-            // misses of a batch whose tags lie apart overlap (as in `normalize`). Measured
-            // natively with OPC UA notifications: the slots' first reads were most of this
-            // loop. A slot spans two cache lines: fields at both ends are read.
-            if scattered {
-                let touched = samples
-                    .iter()
-                    .filter_map(|s| slots.get(s.tag.index())?.as_ref())
-                    .filter(|l| l.has_rare() || l.sample.source_time.is_some())
-                    .count();
-                std::hint::black_box(touched);
-            }
-            for ((sample, raw), error) in samples.iter().zip(raws.drain(..)).zip(errors.drain(..)) {
+            for (sample, error) in samples.iter().zip(errors.drain(..)) {
                 match slots.get_mut(sample.tag.index()) {
-                    // Updated in place (`Sample::clone_from`): the entry is not rebuilt,
-                    // nor the context, mostly the same, cloned and dropped.
                     Some(Some(latest)) => {
                         latest.sample.clone_from(sample);
-                        if let RawSlot::New(raw) = raw {
-                            latest.raw = raw;
-                        }
                         if error.is_some() || latest.has_rare() {
                             latest.set_rare(error, None);
                         }
                     }
-                    Some(slot) => {
-                        let raw = match raw {
-                            RawSlot::New(raw) => raw,
-                            RawSlot::Keep => None,
-                        };
-                        *slot = Some(Slot::new(sample.clone(), raw, error, None));
-                    }
+                    Some(slot) => *slot = Some(Slot::new(sample.clone(), None, error, None)),
                     None => {}
                 }
             }
         });
-        backplane_buffer::scratch::release_after(&mut self.raws, SCRATCH_KEEP);
         backplane_buffer::scratch::release_after(&mut self.errors, SCRATCH_KEEP);
     }
 
     /// The tags the pipeline knows.
     pub fn tag_count(&self) -> usize {
-        self.state.len()
-    }
-
-    /// Last reported value of a tag, as the deadband sees it.
-    pub fn last_value(&self, tag: TagId) -> Option<&Value> {
-        self.state.get(tag.index()).and_then(|s| s.last_value.as_ref())
+        self.read_at.len()
     }
 }
 

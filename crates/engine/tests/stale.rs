@@ -152,6 +152,28 @@ fn a_value_not_read_for_three_poll_periods_turns_stale_once_keeping_its_value() 
     assert_eq!(f.stale_counted(), 2);
 }
 
+/// A reload's new pipeline takes over when each value was last read, not only the value:
+/// a value the old pipeline read still turns stale in the new one, on the old reading's
+/// clock (a source a reload keeps running does not report unchanged values again).
+#[test]
+fn a_value_taken_over_by_a_reload_turns_stale_on_its_last_readings_clock() {
+    let mut before = fixture("");
+    before.feed(0.0, &[("lvl", 500), ("t", 20)]);
+    let mut after = fixture("");
+    assert_eq!(after.pipeline.take_over(&before.pipeline), 2);
+    assert!(after.age(2.9).is_empty(), "younger than 3 periods of 1 s");
+
+    let stale = after.age(3.1);
+    assert_eq!(stale.len(), 2, "both values: {stale:?}");
+    let level = stale.iter().find(|s| after.path(s).ends_with("/level")).unwrap();
+    assert_eq!(level.quality, STALE);
+    assert_eq!(
+        level.value,
+        Some(Value::Float(50.0)),
+        "the value taken over is kept"
+    );
+}
+
 /// Two sources with their own age limits: each tag ages by its source's, not by the first
 /// or the shortest (the pipeline keeps each distinct limit once, and a tag's index into them).
 #[test]
