@@ -233,6 +233,35 @@ proptest! {
         prop_assert_eq!(encoded(&encoder, &sample, seq, replay), reference(&topology, &sample, seq, replay));
     }
 
+    /// The encoder reuses the text of the last gateway time and context it wrote: a run of
+    /// samples that share one and not the other, in any order, each gets its own.
+    #[test]
+    fn samples_sharing_a_time_or_a_context_each_get_their_own(
+        picks in prop::collection::vec((0..3usize, 0..3usize, any::<u64>()), 1..40),
+        contexts in prop::collection::vec(context(), 3),
+    ) {
+        let topology = Arc::new(topology());
+        let encoder = SampleEncoder::new(topology.clone());
+        // Two empty contexts that are different `Arc`s, and one drawn.
+        let contexts = [
+            Arc::new(Context::default()),
+            Arc::new(Context::default()),
+            Arc::new(contexts[0].clone()),
+        ];
+        let times = [1_795_000_000_500_183_000, 1_795_000_001_500_183_000, 0].map(Timestamp::from_unix_nanos);
+        for (time, context, value) in picks {
+            let sample = Sample {
+                tag: TagId((value % TAGS as u64) as u32),
+                value: Some(Value::UInt(value)),
+                quality: Quality::Good,
+                source_time: None,
+                gateway_time: times[time],
+                context: contexts[context].clone(),
+            };
+            prop_assert_eq!(encoded(&encoder, &sample, Some(value), false), reference(&topology, &sample, Some(value), false));
+        }
+    }
+
     #[test]
     fn json_strings_are_escaped_as_serde_json_does(s in text()) {
         let mut out = Vec::new();
