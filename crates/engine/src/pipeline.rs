@@ -533,7 +533,7 @@ impl Pipeline {
             Some(latest) => {
                 latest.sample.clone_from(&sample);
                 if !kept {
-                    latest.raw.clone_from(&reading.value);
+                    backplane_model::value::clone_option_from(&mut latest.raw, &reading.value);
                 }
                 if error.is_some() || latest.has_rare() {
                     latest.set_rare(error, None);

@@ -58,7 +58,7 @@ impl Clone for Sample {
             context,
         } = self;
         *tag = source.tag;
-        value.clone_from(&source.value);
+        crate::value::clone_option_from(value, &source.value);
         *quality = source.quality;
         *source_time = source.source_time;
         *gateway_time = source.gateway_time;
