@@ -79,10 +79,6 @@ struct Aging {
 /// Uncertain_LastUsableValue).
 const STALE: Quality = Quality::Uncertain(UncertainReason::LastUsableValue);
 
-/// The entries the per-batch scratch vectors keep after a burst (every tag of a large source
-/// failing at once; `backplane_buffer::scratch`): a poll's batch is a few hundred readings.
-const SCRATCH_KEEP: usize = 4096;
-
 /// The synchronous core of the pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -98,9 +94,6 @@ pub struct Pipeline {
     /// cache's: one copy, updated as each reading is normalized (a second copy here was
     /// 32 bytes a tag and a value cloned twice a sample).
     read_at: Vec<i64>,
-    /// Why each sample of the batch being aged or turned bad has its quality; reused so
-    /// the hot path does not allocate for it.
-    errors: Vec<Option<String>>,
     /// The derive stages (e.g. production: states, counters, OEE, lots), in order.
     stages: Vec<Box<dyn Stage>>,
     /// What the stages derived from the current input; reused.
@@ -149,7 +142,6 @@ impl Pipeline {
             cache,
             metrics,
             read_at,
-            errors: Vec::new(),
             stages: Vec::new(),
             derived: Derived::default(),
             aging,
@@ -527,23 +519,7 @@ impl Pipeline {
             gateway_time: out.gateway_time,
             context,
         };
-        match slot {
-            // Updated in place (`Sample::clone_from`): the entry is not rebuilt, nor the
-            // context, mostly the same, cloned and dropped.
-            Some(latest) => {
-                latest.sample.clone_from(&sample);
-                if !kept {
-                    backplane_model::value::clone_option_from(&mut latest.raw, &reading.value);
-                }
-                if error.is_some() || latest.has_rare() {
-                    latest.set_rare(error, None);
-                }
-            }
-            None => {
-                let raw = if kept { None } else { reading.value.clone() };
-                *slot = Some(Slot::new(sample.clone(), raw, error, None));
-            }
-        }
+        record(slot, &sample, (!kept).then_some(&reading.value), error);
         out.samples.push(sample);
     }
 
@@ -555,17 +531,19 @@ impl Pipeline {
         let Some(routes) = topology.sources.get(source as usize) else {
             return Batch::default();
         };
-        self.errors.clear();
         let mut samples = Vec::with_capacity(routes.tags.len());
         let version = self.contexts.version();
         let cache = self.cache.clone();
-        cache.read_all(|slots| {
+        cache.update(|slots| {
             for &tag in &routes.tags {
-                let last = slots.get(tag.index()).and_then(Option::as_ref).map(|l| &l.sample);
+                let Some(slot) = slots.get_mut(tag.index()) else {
+                    continue;
+                };
+                let last = slot.as_ref().map(|l| &l.sample);
                 if last.map(|s| s.quality) == Some(quality) {
                     continue;
                 }
-                samples.push(Sample {
+                let sample = Sample {
                     tag,
                     value: last.and_then(|s| s.value.clone()),
                     quality,
@@ -576,11 +554,12 @@ impl Pipeline {
                         version,
                         topology.tags[tag.index()].asset,
                     ),
-                });
-                self.errors.push(None);
+                };
+                record(slot, &sample, None, None);
+                samples.push(sample);
             }
         });
-        self.remember(&samples);
+        self.metrics.samples.inc_by(samples.len() as u64);
         Batch {
             samples,
             events: Vec::new(),
@@ -596,18 +575,17 @@ impl Pipeline {
         if now_ns < self.next_age_check {
             return Batch::default();
         }
-        self.errors.clear();
         let mut samples = Vec::new();
         let mut next = i64::MAX;
         let version = self.contexts.version();
         let cache = self.cache.clone();
-        cache.read_all(|slots| {
+        cache.update(|slots| {
             for aging in &self.aging {
                 let read_at = self.read_at[aging.tag as usize];
-                let last = slots
-                    .get(aging.tag as usize)
-                    .and_then(Option::as_ref)
-                    .map(|l| &l.sample);
+                let Some(slot) = slots.get_mut(aging.tag as usize) else {
+                    continue;
+                };
+                let last = slot.as_ref().map(|l| &l.sample);
                 let limit = self.limits[aging.limit as usize];
                 if read_at == 0 || last.is_none_or(|s| s.quality.is_bad() || s.quality == STALE) {
                     continue;
@@ -621,56 +599,55 @@ impl Pipeline {
                 if let Some(m) = info.source.and_then(|s| self.metrics.sources.get(s as usize)) {
                     m.stale.inc();
                 }
-                samples.push(Sample {
+                let sample = Sample {
                     tag: info.id,
                     value: last.and_then(|s| s.value.clone()),
                     quality: STALE,
                     source_time: None,
                     gateway_time: now,
                     context: self.context_cache.get(&self.contexts, version, info.asset),
-                });
-                self.errors.push(Some(format!(
+                };
+                let why = format!(
                     "stale: not read again for {:.1} s (stale after {:.1} s)",
                     age as f64 / 1e9,
                     limit as f64 / 1e9
-                )));
+                );
+                record(slot, &sample, None, Some(why));
+                samples.push(sample);
             }
         });
+        self.metrics.samples.inc_by(samples.len() as u64);
         // Tags that are not read yet, bad or stale may start ageing with any reading.
         self.next_age_check = next;
-        self.remember(&samples);
         Batch {
             samples,
             events: Vec::new(),
         }
     }
 
-    /// Records `samples`, each keeping its tag's last value and the raw reading behind it
-    /// (a source down, a value turned stale), in the latest-value cache with their
-    /// errors (`errors`, one per sample, taken).
-    fn remember(&mut self, samples: &[Sample]) {
-        self.metrics.samples.inc_by(samples.len() as u64);
-        let errors = &mut self.errors;
-        self.cache.update(|slots| {
-            for (sample, error) in samples.iter().zip(errors.drain(..)) {
-                match slots.get_mut(sample.tag.index()) {
-                    Some(Some(latest)) => {
-                        latest.sample.clone_from(sample);
-                        if error.is_some() || latest.has_rare() {
-                            latest.set_rare(error, None);
-                        }
-                    }
-                    Some(slot) => *slot = Some(Slot::new(sample.clone(), None, error, None)),
-                    None => {}
-                }
-            }
-        });
-        backplane_buffer::scratch::release_after(&mut self.errors, SCRATCH_KEEP);
-    }
-
     /// The tags the pipeline knows.
     pub fn tag_count(&self) -> usize {
         self.read_at.len()
+    }
+}
+
+/// Records `sample` in its tag's latest-value `slot` with `error`, updated in place
+/// (`Sample::clone_from`: the entry is not rebuilt, nor the context, mostly the same,
+/// cloned and dropped). `raw` is the raw reading behind it; `None` keeps the slot's, for
+/// a sample that keeps its tag's last value, so lineage still explains the value shown.
+#[inline]
+fn record(slot: &mut Option<Slot>, sample: &Sample, raw: Option<&Option<Value>>, error: Option<String>) {
+    match slot {
+        Some(latest) => {
+            latest.sample.clone_from(sample);
+            if let Some(raw) = raw {
+                backplane_model::value::clone_option_from(&mut latest.raw, raw);
+            }
+            if error.is_some() || latest.has_rare() {
+                latest.set_rare(error, None);
+            }
+        }
+        None => *slot = Some(Slot::new(sample.clone(), raw.cloned().flatten(), error, None)),
     }
 }
 

@@ -268,6 +268,13 @@ fn a_kept_value_keeps_the_raw_reading_that_produced_it() {
     assert_eq!(latest.sample.value, Some(Value::Float(10.0)));
     assert_eq!(latest.raw, Some(Value::UInt(100)));
     assert_eq!(latest.error.as_deref(), Some("the source delivered no value"));
+
+    // The next good reading brings its own raw reading, and the error goes.
+    f.feed(&[("lvl", Some(Value::UInt(300)), Quality::Good)]);
+    let latest = f.cache.get(tag).unwrap();
+    assert_eq!(latest.sample.value, Some(Value::Float(30.0)));
+    assert_eq!(latest.raw, Some(Value::UInt(300)));
+    assert_eq!(latest.error, None);
 }
 
 #[test]
